@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small helpers shared by the firmware library: big-endian load/store,
+ * constant-time compare and a wipe the compiler may not remove. Pure.
+ */
+#ifndef FW_UTIL_H
+#define FW_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/**
+ * Read a big-endian 32-bit value.
+ * @param p 4 readable bytes (borrowed)
+ */
+uint32_t fw_get_be32(const uint8_t *p);
+
+/**
+ * Write a big-endian 32-bit value.
+ * @param p 4 writable bytes (caller storage)
+ * @param v value
+ */
+void fw_put_be32(uint8_t *p, uint32_t v);
+
+/**
+ * Compare two buffers in time that depends only on the length.
+ * @return 0 if equal, non-zero otherwise
+ */
+int fw_ct_cmp(const void *a, const void *b, size_t len);
+
+/**
+ * Overwrite a buffer with zeros (secrets: keys, session material).
+ * @param p buffer (borrowed); may be NULL if len is 0
+ * @param len number of bytes
+ */
+void fw_wipe(void *p, size_t len);
+
+#endif
