@@ -13,14 +13,14 @@
 #include <stdint.h>
 
 #define FW_AES_BLOCK 16 /* block and IV size */
-#define FW_AES_KEY 16	 /* AES-128 key size */
+#define FW_AES_KEY 16	/* AES-128 key size */
 
 struct fw_aes128 {
 	uint8_t rk[176]; /* expanded key: 11 round keys */
 };
 
 struct fw_aes_chan {
-	struct fw_aes128 key;		/* session key schedule */
+	struct fw_aes128 key;	       /* session key schedule */
 	uint8_t send_iv[FW_AES_BLOCK]; /* IV for the next message we send */
 	uint8_t recv_iv[FW_AES_BLOCK]; /* IV for the next message we receive */
 };

@@ -63,7 +63,8 @@ fw_bn_encode(const struct fw_bn *a, uint8_t *buf, size_t len)
 		return FW_ERR_TOO_BIG;
 	for (i = 0; i < len; i++) {
 		if (i / 4 < FW_BN_LIMBS)
-			buf[len - 1 - i] = (uint8_t)(a->v[i / 4] >> (8 * (i % 4)));
+			buf[len - 1 - i] =
+				(uint8_t)(a->v[i / 4] >> (8 * (i % 4)));
 		else
 			buf[len - 1 - i] = 0;
 	}
@@ -126,8 +127,8 @@ mont_minv(uint32_t m0)
 
 /* r = a * b * R^-1 mod m over k limbs (CIOS); r may alias a or b */
 static void
-mont_mul(uint32_t *r, const uint32_t *a, const uint32_t *b,
-	 const uint32_t *m, uint32_t minv, size_t k)
+mont_mul(uint32_t *r, const uint32_t *a, const uint32_t *b, const uint32_t *m,
+	 uint32_t minv, size_t k)
 {
 	uint32_t t[FW_BN_LIMBS + 2];
 	uint64_t c;
@@ -199,14 +200,15 @@ fw_bn_modexp(struct fw_bn *res, const struct fw_bn *base,
 
 	memset(one, 0, sizeof(one));
 	one[0] = 1;
-	mont_mul(x, base->v, r2, m->v, minv, k);  /* base in Montgomery form */
-	mont_mul(acc, r2, one, m->v, minv, k);	  /* 1 in Montgomery form */
+	mont_mul(x, base->v, r2, m->v, minv, k); /* base in Montgomery form */
+	mont_mul(acc, r2, one, m->v, minv, k);	 /* 1 in Montgomery form */
 
 	bits = fw_bn_bits(exp);
 	for (i = bits; i > 0; i--) {
 		mont_mul(acc, acc, acc, m->v, minv, k);
 		mont_mul(tmp, acc, x, m->v, minv, k);
-		mask = (uint32_t)0 - ((exp->v[(i - 1) / 32] >> ((i - 1) % 32)) & 1);
+		mask = (uint32_t)0 -
+		       ((exp->v[(i - 1) / 32] >> ((i - 1) % 32)) & 1);
 		for (j = 0; j < k; j++)
 			acc[j] = (tmp[j] & mask) | (acc[j] & ~mask);
 	}

@@ -17,7 +17,7 @@
 #define FW_BN_LIMBS (FW_BN_MAX_BITS / 32)
 
 struct fw_bn {
-	size_t n;		    /* limbs in use (1..FW_BN_LIMBS) */
+	size_t n;		 /* limbs in use (1..FW_BN_LIMBS) */
 	uint32_t v[FW_BN_LIMBS]; /* little-endian limbs; unused ones are 0 */
 };
 

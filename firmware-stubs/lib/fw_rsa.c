@@ -38,8 +38,7 @@ pub_check(const struct fw_bn *n, const struct fw_bn *e)
 }
 
 int
-fw_rsa_pub_init(struct fw_rsa_pub *k, const uint8_t *n, size_t nlen,
-		uint32_t e)
+fw_rsa_pub_init(struct fw_rsa_pub *k, const uint8_t *n, size_t nlen, uint32_t e)
 {
 	uint8_t eb[4];
 	int r;
@@ -57,8 +56,7 @@ fw_rsa_pub_init(struct fw_rsa_pub *k, const uint8_t *n, size_t nlen,
 }
 
 int
-fw_rsa_pub_decode_server(struct fw_rsa_pub *k, const uint8_t *der,
-			 size_t len)
+fw_rsa_pub_decode_server(struct fw_rsa_pub *k, const uint8_t *der, size_t len)
 {
 	memset(k, 0, sizeof(*k));
 	if (len != FW_RSA_SERVER_SPKI_LEN ||

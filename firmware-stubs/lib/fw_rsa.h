@@ -19,8 +19,8 @@
 
 #define FW_RSA_SERVER_SPKI_LEN 294 /* DER SubjectPublicKeyInfo, RSA-2048 */
 #define FW_RSA_DEVICE_SPKI_LEN 162 /* DER SubjectPublicKeyInfo, RSA-1024 */
-#define FW_RSA_SERVER_LEN 256	    /* server modulus, bytes */
-#define FW_RSA_DEVICE_LEN 128	    /* device modulus, bytes */
+#define FW_RSA_SERVER_LEN 256	   /* server modulus, bytes */
+#define FW_RSA_DEVICE_LEN 128	   /* device modulus, bytes */
 
 /**
  * Fill buf with len random bytes.
@@ -68,8 +68,7 @@ int fw_rsa_pub_decode_server(struct fw_rsa_pub *k, const uint8_t *der,
  * @param len number of bytes
  * @return 0, FW_ERR_MALFORMED, or FW_ERR_TOO_BIG for keys over 2048 bits
  */
-int fw_rsa_priv_decode(struct fw_rsa_priv *k, const uint8_t *der,
-		       size_t len);
+int fw_rsa_priv_decode(struct fw_rsa_priv *k, const uint8_t *der, size_t len);
 
 /**
  * Wipe a private key.
@@ -93,9 +92,9 @@ int fw_rsa_priv_encode_pub(const struct fw_rsa_priv *k,
  * @param rnd random source; called until every padding byte is non-zero
  * @return 0, FW_ERR_TOO_BIG, FW_ERR_INVAL, or the random source's error
  */
-int fw_rsa_encrypt(const struct fw_rsa_pub *k, const uint8_t *msg,
-		   size_t mlen, uint8_t *out, size_t outlen,
-		   fw_rsa_random_cb rnd, void *rctx);
+int fw_rsa_encrypt(const struct fw_rsa_pub *k, const uint8_t *msg, size_t mlen,
+		   uint8_t *out, size_t outlen, fw_rsa_random_cb rnd,
+		   void *rctx);
 
 /**
  * RSAES-PKCS1-v1_5 decryption.
@@ -106,8 +105,8 @@ int fw_rsa_encrypt(const struct fw_rsa_pub *k, const uint8_t *msg,
  * @return 0, FW_ERR_CRYPTO for a bad ciphertext or padding,
  *         FW_ERR_TOO_BIG if out is too small, FW_ERR_INVAL
  */
-int fw_rsa_decrypt(const struct fw_rsa_priv *k, const uint8_t *in,
-		   size_t inlen, uint8_t *out, size_t cap, size_t *outlen);
+int fw_rsa_decrypt(const struct fw_rsa_priv *k, const uint8_t *in, size_t inlen,
+		   uint8_t *out, size_t cap, size_t *outlen);
 
 /**
  * Check a raw PKCS#1 v1.5 type-1 signature over msg (no DigestInfo: the
@@ -117,7 +116,7 @@ int fw_rsa_decrypt(const struct fw_rsa_priv *k, const uint8_t *in,
  * @param msg expected payload (borrowed)
  * @return 0 if it verifies, FW_ERR_CRYPTO otherwise, FW_ERR_INVAL
  */
-int fw_rsa_verify(const struct fw_rsa_pub *k, const uint8_t *sig,
-		  size_t siglen, const uint8_t *msg, size_t mlen);
+int fw_rsa_verify(const struct fw_rsa_pub *k, const uint8_t *sig, size_t siglen,
+		  const uint8_t *msg, size_t mlen);
 
 #endif

@@ -11,14 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FW_SHA1_LEN 20	  /* digest size */
+#define FW_SHA1_LEN 20	 /* digest size */
 #define FW_SHA1_BLOCK 64 /* block size */
 
 struct fw_sha1 {
-	uint32_t h[5];		     /* chaining state */
-	uint64_t total;		     /* bytes hashed so far */
+	uint32_t h[5];		    /* chaining state */
+	uint64_t total;		    /* bytes hashed so far */
 	uint8_t buf[FW_SHA1_BLOCK]; /* partial block */
-	size_t used;		     /* bytes in buf */
+	size_t used;		    /* bytes in buf */
 };
 
 /**

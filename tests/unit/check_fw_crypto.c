@@ -245,7 +245,7 @@ ossl_cbc(int enc, int pad, const uint8_t key[16], const uint8_t iv[16],
 START_TEST(test_fw_aes128_fips197)
 {
 	/* FIPS 197 appendix C.1 */
-	static const uint8_t key[16] = {0, 1, 2, 3, 4, 5, 6, 7,
+	static const uint8_t key[16] = {0, 1, 2,  3,  4,  5,  6,  7,
 					8, 9, 10, 11, 12, 13, 14, 15};
 	static const uint8_t pt[16] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55,
 				       0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
@@ -317,9 +317,9 @@ START_TEST(test_fw_aes_chan_chaining)
 		if (i == 0)
 			len = 16; /* a full block gets a full pad block */
 		rng_fill(pt, len);
-		ck_assert_int_eq(fw_aes_chan_seal(&tx, pt, len, buf,
-						  sizeof(buf), &clen),
-				 0);
+		ck_assert_int_eq(
+			fw_aes_chan_seal(&tx, pt, len, buf, sizeof(buf), &clen),
+			0);
 		ck_assert_uint_eq(clen, fw_aes_chan_sealed_len(len));
 		ossl_cbc(1, 1, key, exp_iv, pt, len, ref, &rlen);
 		ck_assert_uint_eq(clen, rlen);
@@ -332,9 +332,8 @@ START_TEST(test_fw_aes_chan_chaining)
 	}
 	/* in place */
 	memcpy(buf, pt, 20);
-	ck_assert_int_eq(fw_aes_chan_seal(&tx, buf, 20, buf, sizeof(buf),
-					  &clen),
-			 0);
+	ck_assert_int_eq(
+		fw_aes_chan_seal(&tx, buf, 20, buf, sizeof(buf), &clen), 0);
 	ck_assert_int_eq(fw_aes_chan_open(&rx, buf, clen, &plen), 0);
 	ck_assert_uint_eq(plen, 20);
 	ck_assert_mem_eq(buf, pt, 20);
@@ -461,8 +460,7 @@ ossl_encrypt(EVP_PKEY *k, const uint8_t *in, size_t len, uint8_t *out,
 
 	ck_assert_ptr_nonnull(x);
 	ck_assert_int_eq(EVP_PKEY_encrypt_init(x), 1);
-	ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING),
-			 1);
+	ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING), 1);
 	ck_assert_int_eq(EVP_PKEY_encrypt(x, out, &outlen, in, len), 1);
 	EVP_PKEY_CTX_free(x);
 	return outlen;
@@ -477,8 +475,7 @@ ossl_decrypt(EVP_PKEY *k, const uint8_t *in, size_t len, uint8_t *out,
 
 	ck_assert_ptr_nonnull(x);
 	ck_assert_int_eq(EVP_PKEY_decrypt_init(x), 1);
-	ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING),
-			 1);
+	ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING), 1);
 	r = EVP_PKEY_decrypt(x, out, outlen, in, len);
 	EVP_PKEY_CTX_free(x);
 	return r;
@@ -494,8 +491,7 @@ ossl_sign_raw(EVP_PKEY *k, const uint8_t *in, size_t len, uint8_t *out,
 
 	ck_assert_ptr_nonnull(x);
 	ck_assert_int_eq(EVP_PKEY_sign_init(x), 1);
-	ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING),
-			 1);
+	ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING), 1);
 	ck_assert_int_eq(EVP_PKEY_sign(x, out, &outlen, in, len), 1);
 	EVP_PKEY_CTX_free(x);
 	return outlen;
@@ -576,17 +572,17 @@ START_TEST(test_fw_rsa_decrypt_openssl_1024)
 	/* too small an output buffer, a wrong length, a corrupt block */
 	ck_assert_int_eq(fw_rsa_decrypt(&priv, ct, clen, out, 39, &olen),
 			 FW_ERR_TOO_BIG);
-	ck_assert_int_eq(fw_rsa_decrypt(&priv, ct, 127, out, sizeof(out),
-					&olen),
-			 FW_ERR_INVAL);
+	ck_assert_int_eq(
+		fw_rsa_decrypt(&priv, ct, 127, out, sizeof(out), &olen),
+		FW_ERR_INVAL);
 	ct[5] ^= 0x10;
-	ck_assert_int_eq(fw_rsa_decrypt(&priv, ct, clen, out, sizeof(out),
-					&olen),
-			 FW_ERR_CRYPTO);
+	ck_assert_int_eq(
+		fw_rsa_decrypt(&priv, ct, clen, out, sizeof(out), &olen),
+		FW_ERR_CRYPTO);
 	memset(ct, 0xff, sizeof(ct)); /* >= n */
-	ck_assert_int_eq(fw_rsa_decrypt(&priv, ct, clen, out, sizeof(out),
-					&olen),
-			 FW_ERR_CRYPTO);
+	ck_assert_int_eq(
+		fw_rsa_decrypt(&priv, ct, clen, out, sizeof(out), &olen),
+		FW_ERR_CRYPTO);
 	fw_rsa_priv_cleanup(&priv);
 	EVP_PKEY_free(k);
 }
@@ -620,15 +616,15 @@ START_TEST(test_fw_rsa_encrypt_openssl_2048)
 		ck_assert_mem_eq(out, msg, mlen);
 	}
 	ck_assert_int_gt(calls, 6);
-	ck_assert_int_eq(fw_rsa_encrypt(&pub, msg, 246, ct, 256, test_random,
-					NULL),
-			 FW_ERR_TOO_BIG);
-	ck_assert_int_eq(fw_rsa_encrypt(&pub, msg, 10, ct, 255, test_random,
-					NULL),
-			 FW_ERR_INVAL);
-	ck_assert_int_eq(fw_rsa_encrypt(&pub, msg, 10, ct, 256,
-					failing_random, NULL),
-			 FW_ERR_IO);
+	ck_assert_int_eq(
+		fw_rsa_encrypt(&pub, msg, 246, ct, 256, test_random, NULL),
+		FW_ERR_TOO_BIG);
+	ck_assert_int_eq(
+		fw_rsa_encrypt(&pub, msg, 10, ct, 255, test_random, NULL),
+		FW_ERR_INVAL);
+	ck_assert_int_eq(
+		fw_rsa_encrypt(&pub, msg, 10, ct, 256, failing_random, NULL),
+		FW_ERR_IO);
 	EVP_PKEY_free(k);
 }
 END_TEST
@@ -738,12 +734,12 @@ load_device_key(struct fw_rsa_priv *priv, uint8_t *spki_out, size_t *spki_len)
 
 START_TEST(test_fw_rsa_recorded_handshake)
 {
-	static const uint8_t want_key[16] = {
-		0x7a, 0x23, 0xd8, 0x64, 0xfd, 0xec, 0xb6, 0x56,
-		0xdb, 0x05, 0x93, 0x98, 0x70, 0xf2, 0xf2, 0x17};
-	static const uint8_t want_iv[16] = {
-		0x72, 0xb9, 0xad, 0xe2, 0x1e, 0x6a, 0x07, 0x12,
-		0x67, 0x71, 0x11, 0x16, 0x0f, 0xa9, 0x4a, 0x09};
+	static const uint8_t want_key[16] = {0x7a, 0x23, 0xd8, 0x64, 0xfd, 0xec,
+					     0xb6, 0x56, 0xdb, 0x05, 0x93, 0x98,
+					     0x70, 0xf2, 0xf2, 0x17};
+	static const uint8_t want_iv[16] = {0x72, 0xb9, 0xad, 0xe2, 0x1e, 0x6a,
+					    0x07, 0x12, 0x67, 0x71, 0x11, 0x16,
+					    0x0f, 0xa9, 0x4a, 0x09};
 	static const uint8_t want_salt[8] = {0x8a, 0x85, 0x0e, 0x85,
 					     0x71, 0xcf, 0x4f, 0x65};
 	static uint8_t s2d[8192];
@@ -787,12 +783,12 @@ START_TEST(test_fw_aes_chan_recorded_frames)
 {
 	/* The first server frame after the handshake is its Hello: NON POST
 	 * "h", mid 321 (tinker.decoded.txt). Decrypt it and the next one. */
-	static const uint8_t key[16] = {
-		0x7a, 0x23, 0xd8, 0x64, 0xfd, 0xec, 0xb6, 0x56,
-		0xdb, 0x05, 0x93, 0x98, 0x70, 0xf2, 0xf2, 0x17};
-	static const uint8_t iv[16] = {
-		0x72, 0xb9, 0xad, 0xe2, 0x1e, 0x6a, 0x07, 0x12,
-		0x67, 0x71, 0x11, 0x16, 0x0f, 0xa9, 0x4a, 0x09};
+	static const uint8_t key[16] = {0x7a, 0x23, 0xd8, 0x64, 0xfd, 0xec,
+					0xb6, 0x56, 0xdb, 0x05, 0x93, 0x98,
+					0x70, 0xf2, 0xf2, 0x17};
+	static const uint8_t iv[16] = {0x72, 0xb9, 0xad, 0xe2, 0x1e, 0x6a,
+				       0x07, 0x12, 0x67, 0x71, 0x11, 0x16,
+				       0x0f, 0xa9, 0x4a, 0x09};
 	static uint8_t s2d[8192], d2s[8192];
 	struct fw_aes_chan rx, dev;
 	size_t n, off, len, plen;
