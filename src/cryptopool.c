@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Crypto worker pool. One mutex guards a FIFO of queued jobs and a list
+ * of finished ones; workers wait on a condition variable. A finished job
+ * is appended to the done list and, when that list was empty, one byte is
+ * written to a non-blocking pipe whose read end is a persistent libevent
+ * read event: the loop then drains the list and runs the completions on
+ * its own thread. No libevent call is made from a worker.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cryptopool.h"
+#include "err.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct cryptopool_job {
+	cryptopool_work_cb work;    /* runs on a worker */
+	cryptopool_done_cb done;    /* runs on the loop */
+	void *arg;		    /* caller's, never dereferenced */
+	struct cryptopool_job *next; /* queue or done list link */
+};
+
+struct cryptopool {
+	struct event_base *base;	/* borrowed loop */
+	struct event *wake_ev;		/* read event on wake_fd[0] */
+	int wake_fd[2];			/* worker -> loop doorbell */
+	pthread_mutex_t lock;		/* guards everything below */
+	pthread_cond_t cond;		/* signals queued work or stop */
+	struct cryptopool_job *q_head;	/* jobs waiting for a worker */
+	struct cryptopool_job *q_tail;
+	size_t q_len;			/* length of the queue */
+	size_t q_max;			/* bound on q_len */
+	struct cryptopool_job *d_head;	/* finished, not yet delivered */
+	struct cryptopool_job *d_tail;
+	size_t pending;			/* accepted, not yet delivered */
+	bool stopping;			/* no new jobs, no new starts */
+	pthread_t *threads;		/* workers */
+	unsigned n_threads;		/* started workers */
+};
+
+unsigned
+cryptopool_default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	if (n > CRYPTOPOOL_MAX_THREADS)
+		return CRYPTOPOOL_MAX_THREADS;
+	return (unsigned)n;
+}
+
+static void *
+cryptopool_worker(void *ctx)
+{
+	struct cryptopool *p = ctx;
+	struct cryptopool_job *j;
+	bool was_empty;
+	ssize_t n;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stopping && p->q_head == NULL)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stopping)
+			break;
+		j = p->q_head;
+		p->q_head = j->next;
+		if (p->q_head == NULL)
+			p->q_tail = NULL;
+		p->q_len--;
+		pthread_mutex_unlock(&p->lock);
+
+		j->work(j->arg);
+		j->next = NULL;
+
+		pthread_mutex_lock(&p->lock);
+		was_empty = p->d_head == NULL;
+		if (p->d_tail != NULL)
+			p->d_tail->next = j;
+		else
+			p->d_head = j;
+		p->d_tail = j;
+		if (was_empty) {
+			/*
+			 * One byte per empty->non-empty transition; a full
+			 * pipe (EAGAIN) already guarantees a wake-up.
+			 */
+			do {
+				n = write(p->wake_fd[1], "", 1);
+			} while (n == -1 && errno == EINTR);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Detach the done list and run its completions (loop thread). */
+static void
+cryptopool_deliver(struct cryptopool *p)
+{
+	struct cryptopool_job *j, *next;
+
+	pthread_mutex_lock(&p->lock);
+	j = p->d_head;
+	p->d_head = p->d_tail = NULL;
+	pthread_mutex_unlock(&p->lock);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		pthread_mutex_lock(&p->lock);
+		p->pending--;
+		pthread_mutex_unlock(&p->lock);
+		j->done(j->arg, false);
+		free(j);
+	}
+}
+
+static void
+cryptopool_wake_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct cryptopool *p = ctx;
+	char buf[64];
+	ssize_t n;
+
+	/* Drain before delivering so a byte written meanwhile re-arms us. */
+	do {
+		n = read(fd, buf, sizeof(buf));
+	} while (n > 0 || (n == -1 && errno == EINTR));
+	cryptopool_deliver(p);
+}
+
+static int
+cryptopool_pipe(int fds[2])
+{
+	int i, fl;
+
+	if (pipe(fds) == -1)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		if ((fl = fcntl(fds[i], F_GETFL)) == -1 ||
+			fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) == -1 ||
+			fcntl(fds[i], F_SETFD, FD_CLOEXEC) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+cryptopool_new(struct event_base *base, unsigned nthreads, size_t queue_max,
+	struct cryptopool **out)
+{
+	struct cryptopool *p = NULL;
+	sigset_t all, old;
+	unsigned i;
+	int e, r = CINDER_ERR_INTERNAL;
+
+	if (out != NULL)
+		*out = NULL;
+	if (base == NULL || out == NULL || nthreads > CRYPTOPOOL_MAX_THREADS)
+		return CINDER_ERR_INVAL;
+	if (nthreads == 0)
+		nthreads = cryptopool_default_threads();
+	if (queue_max == 0)
+		queue_max = CRYPTOPOOL_DEFAULT_QUEUE;
+
+	p = xcalloc(1, sizeof(*p));
+	p->base = base;
+	p->q_max = queue_max;
+	p->wake_fd[0] = p->wake_fd[1] = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->threads = xcalloc(nthreads, sizeof(*p->threads));
+
+	if (cryptopool_pipe(p->wake_fd) == -1) {
+		log_err("could not create crypto pool pipe: %s",
+			strerror(errno));
+		r = CINDER_ERR_IO;
+		goto out;
+	}
+	p->wake_ev = event_new(base, p->wake_fd[0], EV_READ | EV_PERSIST,
+		cryptopool_wake_cb, p);
+	if (p->wake_ev == NULL || event_add(p->wake_ev, NULL) == -1) {
+		log_err("could not watch crypto pool pipe");
+		r = CINDER_ERR_IO;
+		goto out;
+	}
+
+	/* Workers inherit a full signal mask: signals belong to the loop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; i < nthreads; i++) {
+		e = pthread_create(&p->threads[i], NULL, cryptopool_worker, p);
+		if (e != 0) {
+			log_err("could not start crypto worker: %s",
+				strerror(e));
+			break;
+		}
+		p->n_threads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (p->n_threads != nthreads) {
+		r = CINDER_ERR_INTERNAL;
+		goto out;
+	}
+	r = 0;
+	*out = p;
+	p = NULL;
+out:
+	cryptopool_free(p);
+	return r;
+}
+
+int
+cryptopool_submit(struct cryptopool *p, cryptopool_work_cb work,
+	cryptopool_done_cb done, void *arg)
+{
+	struct cryptopool_job *j;
+	int r = CINDER_ERR_INTERNAL;
+
+	if (p == NULL || work == NULL || done == NULL)
+		return CINDER_ERR_INVAL;
+	j = xmalloc(sizeof(*j));
+	j->work = work;
+	j->done = done;
+	j->arg = arg;
+	j->next = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		r = CINDER_ERR_UNAVAILABLE;
+	} else if (p->q_len >= p->q_max) {
+		r = CINDER_ERR_BUSY;
+	} else {
+		if (p->q_tail != NULL)
+			p->q_tail->next = j;
+		else
+			p->q_head = j;
+		p->q_tail = j;
+		p->q_len++;
+		p->pending++;
+		j = NULL;
+		pthread_cond_signal(&p->cond);
+		r = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	free(j);
+	return r;
+}
+
+void
+cryptopool_stop(struct cryptopool *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void
+cryptopool_free(struct cryptopool *p)
+{
+	struct cryptopool_job *j, *next;
+	unsigned i;
+
+	if (p == NULL)
+		return;
+	cryptopool_stop(p);
+	for (i = 0; i < p->n_threads; i++)
+		pthread_join(p->threads[i], NULL);
+	p->n_threads = 0;
+
+	/* Workers are gone: no locking needed from here on. */
+	cryptopool_deliver(p);
+	j = p->q_head;
+	p->q_head = p->q_tail = NULL;
+	p->q_len = 0;
+	for (; j != NULL; j = next) {
+		next = j->next;
+		p->pending--;
+		j->done(j->arg, true);
+		free(j);
+	}
+	if (p->wake_ev != NULL)
+		event_free(p->wake_ev);
+	for (i = 0; i < 2; i++) {
+		if (p->wake_fd[i] != -1)
+			close(p->wake_fd[i]);
+	}
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p->threads);
+	free(p);
+}
+
+unsigned
+cryptopool_threads(const struct cryptopool *p)
+{
+	return p != NULL ? p->n_threads : 0;
+}
+
+size_t
+cryptopool_pending(const struct cryptopool *p)
+{
+	struct cryptopool *q = (struct cryptopool *)p;
+	size_t n;
+
+	if (p == NULL)
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	n = q->pending;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
