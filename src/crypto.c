@@ -1182,3 +1182,83 @@ out:
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return r;
 }
+
+/*
+ * Passwords
+ */
+
+#define PW_SALT_LEN 16
+#define PW_HASH_LEN 32
+#define PW_PREFIX "$pbkdf2-sha256$"
+
+static int
+pbkdf2(const char *pw, const uint8_t *salt, size_t salt_len, unsigned iter,
+	uint8_t out[PW_HASH_LEN])
+{
+	if (PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, (int)salt_len,
+		(int)iter, EVP_sha256(), PW_HASH_LEN, out) != 1) {
+		crypto_drain(LOG_LEVEL_ERR, "pbkdf2");
+		return CINDER_ERR_CRYPTO;
+	}
+	return 0;
+}
+
+int
+crypto_password_hash(const char *password, char **out)
+{
+	uint8_t salt[PW_SALT_LEN], hash[PW_HASH_LEN];
+	char salt64[4 * ((PW_SALT_LEN + 2) / 3) + 1];
+	char hash64[4 * ((PW_HASH_LEN + 2) / 3) + 1];
+	int r;
+
+	*out = NULL;
+	if (password == NULL || strlen(password) > CRYPTO_PASSWORD_MAX)
+		return CINDER_ERR_INVAL;
+	if ((r = crypto_random(salt, sizeof(salt))) != 0)
+		return r;
+	if ((r = pbkdf2(password, salt, sizeof(salt), CRYPTO_PBKDF2_ITER,
+		     hash)) != 0)
+		return r;
+	EVP_EncodeBlock((unsigned char *)salt64, salt, sizeof(salt));
+	EVP_EncodeBlock((unsigned char *)hash64, hash, sizeof(hash));
+	crypto_wipe(hash, sizeof(hash));
+	*out = xasprintf(PW_PREFIX "%u$%s$%s", CRYPTO_PBKDF2_ITER, salt64,
+		hash64);
+	return 0;
+}
+
+int
+crypto_password_verify(const char *password, const char *stored)
+{
+	uint8_t salt[64], want[64], got[PW_HASH_LEN];
+	const char *p, *d1, *d2;
+	char *end;
+	unsigned long iter;
+	int n, r;
+
+	if (password == NULL || stored == NULL ||
+	    strlen(password) > CRYPTO_PASSWORD_MAX ||
+	    strncmp(stored, PW_PREFIX, strlen(PW_PREFIX)) != 0)
+		return CINDER_ERR_INVAL;
+	p = stored + strlen(PW_PREFIX);
+	iter = strtoul(p, &end, 10);
+	if (end == p || *end != '$' || iter < 1000 || iter > 10000000)
+		return CINDER_ERR_INVAL;
+	d1 = end + 1;
+	if ((d2 = strchr(d1, '$')) == NULL || d2 - d1 != 24 ||
+	    strlen(d2 + 1) != 44)
+		return CINDER_ERR_INVAL;
+	/* 24 base64 chars = 18 bytes with 2 of padding; 44 = 33 with 1. */
+	n = EVP_DecodeBlock(salt, (const unsigned char *)d1, 24);
+	if (n != 18)
+		return CINDER_ERR_INVAL;
+	n = EVP_DecodeBlock(want, (const unsigned char *)(d2 + 1), 44);
+	if (n != 33)
+		return CINDER_ERR_INVAL;
+	if ((r = pbkdf2(password, salt, PW_SALT_LEN, (unsigned)iter, got)) !=
+	    0)
+		return r;
+	r = CRYPTO_memcmp(got, want, PW_HASH_LEN) == 0 ? 0 : CINDER_ERR_AUTH;
+	crypto_wipe(got, sizeof(got));
+	return r;
+}

@@ -393,4 +393,31 @@ int crypto_handshake_step3_open(const struct crypto_key *device,
 	const struct crypto_key *server_pub, const uint8_t *block,
 	size_t block_len, uint8_t session[CRYPTO_SESSION_LEN]);
 
+/*
+ * Passwords and tokens
+ */
+
+/** PBKDF2-HMAC-SHA256 iterations for new password hashes. */
+#define CRYPTO_PBKDF2_ITER 210000
+/** Longest password accepted (bytes). */
+#define CRYPTO_PASSWORD_MAX 1024
+
+/**
+ * Hash a password for storage: PBKDF2-HMAC-SHA256 with a random 16-byte
+ * salt, as "$pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>". CPU-heavy
+ * (tens of milliseconds): never call it on the loop thread.
+ * @param out receives the string; caller frees with free()
+ * @return 0, CINDER_ERR_INVAL (NULL or over CRYPTO_PASSWORD_MAX) or
+ *	CINDER_ERR_CRYPTO
+ */
+int crypto_password_hash(const char *password, char **out);
+
+/**
+ * Check a password against a stored hash, in constant time. CPU-heavy, as
+ * crypto_password_hash().
+ * @return 0 on a match, CINDER_ERR_AUTH on a mismatch, CINDER_ERR_INVAL
+ *	for a stored string that is not a hash this function made
+ */
+int crypto_password_verify(const char *password, const char *stored);
+
 #endif

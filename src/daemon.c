@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon: builds the components in dependency order (server key,
+ * migrations, store, crypto pool, device registry, HTTP), runs the loop,
+ * and takes them down in reverse. A stop (SIGTERM/SIGINT) drains: no new
+ * connections, HTTP requests answered, device sessions closed with their
+ * offline state written, pending database writes flushed (bounded by
+ * STOP_GRACE_S), then the loop exits. A second signal exits at once.
+ * Loop thread only.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "api/http.h"
+#include "conf.h"
+#include "crypto.h"
+#include "cryptopool.h"
+#include "daemon.h"
+#include "err.h"
+#include "log.h"
+#include "registry.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define STOP_GRACE_S 10	     /* longest a clean stop may take */
+#define MIGRATE_WAIT_S 30    /* how long start-up waits for PostgreSQL */
+
+struct daemon {
+	const struct conf *cfg;		 /* borrowed */
+	struct event_base *base;	 /* the loop */
+	struct event *sig_term;		 /* SIGTERM */
+	struct event *sig_int;		 /* SIGINT */
+	struct event *sig_hup;		 /* SIGHUP: reopen the log */
+	struct event *drain_ev;		 /* polls the store while stopping */
+	struct event *deadline_ev;	 /* hard stop after STOP_GRACE_S */
+	struct crypto_key *server_key;	 /* server RSA-2048 key */
+	struct store *store;		 /* PostgreSQL */
+	struct cryptopool *pool;	 /* RSA workers */
+	struct registry *reg;		 /* device sessions */
+	struct http *http;		 /* REST/SSE */
+	bool stopping;			 /* a stop is under way */
+	bool store_was_up;		 /* for outage log lines */
+	int exit_status;		 /* what daemon_run returns */
+};
+
+static void
+status_cb(json_t *obj, void *arg)
+{
+	struct daemon *d = arg;
+	struct store_stats ss;
+	struct registry_stats rs;
+	json_t *dev, *db;
+
+	store_stats_get(d->store, &ss);
+	db = json_pack("{s:s, s:I, s:I, s:I, s:I}", "state",
+		       ss.up ? "up" : "down", "queries_ok",
+		       (json_int_t)ss.queries_ok, "queries_failed",
+		       (json_int_t)ss.queries_failed, "reconnects",
+		       (json_int_t)ss.reconnects, "queued",
+		       (json_int_t)ss.queued);
+	json_object_set_new(obj, "database", json_string(ss.up ? "up" : "down"));
+	json_object_set_new(obj, "store", db);
+	if (!ss.up)
+		json_object_set_new(obj, "ok", json_false());
+	if (d->reg != NULL) {
+		registry_stats_get(d->reg, &rs);
+		dev = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+				"s:I, s:I, s:I}",
+				"connections", (json_int_t)rs.connections,
+				"online", (json_int_t)rs.sessions_ready,
+				"handshakes_active",
+				(json_int_t)rs.handshakes_active, "accepted",
+				(json_int_t)rs.accepted, "handshakes_ok",
+				(json_int_t)rs.handshakes_ok,
+				"handshakes_failed",
+				(json_int_t)rs.handshakes_failed,
+				"unknown_devices",
+				(json_int_t)rs.unknown_devices,
+				"key_mismatches",
+				(json_int_t)rs.key_mismatches,
+				"keepalive_timeouts",
+				(json_int_t)rs.keepalive_timeouts, "replaced",
+				(json_int_t)rs.replaced, "bytes_in",
+				(json_int_t)rs.bytes_in, "bytes_out",
+				(json_int_t)rs.bytes_out);
+		json_object_set_new(obj, "devices", dev);
+		json_object_set_new(obj, "device_port",
+				    json_integer(registry_port(d->reg)));
+	}
+	if (d->stopping)
+		json_object_set_new(obj, "stopping", json_true());
+}
+
+/* Stop, step 3: wait until the store has flushed its writes. */
+static void
+drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct store_stats ss;
+	struct timeval tv = {0, 50000};
+
+	(void)fd;
+	(void)what;
+	store_stats_get(d->store, &ss);
+	if (ss.queued == 0 || !ss.up) {
+		if (ss.queued != 0)
+			log_warn("stopping with %zu database writes not done "
+				 "(database down)",
+				 ss.queued);
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	evtimer_add(d->drain_ev, &tv);
+}
+
+/* Stop, step 2: HTTP is drained; close device sessions. */
+static void
+http_stopped(void *arg)
+{
+	struct daemon *d = arg;
+
+	registry_free(d->reg); /* writes offline for every device */
+	d->reg = NULL;
+	drain_cb(-1, 0, d);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("clean stop took longer than %d s; exiting", STOP_GRACE_S);
+	event_base_loopexit(d->base, NULL);
+}
+
+void
+daemon_stop(struct daemon *d)
+{
+	struct timeval grace = {STOP_GRACE_S, 0};
+
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_notice("stopping: closing sessions and flushing writes");
+	evtimer_add(d->deadline_ev, &grace);
+	registry_stop_accepting(d->reg);
+	cryptopool_stop(d->pool);
+	if (d->http == NULL || http_stop(d->http, http_stopped, d) != 0)
+		http_stopped(d);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		if (log_reopen() == 0)
+			log_notice("log file reopened (SIGHUP)");
+		return;
+	}
+	if (d->stopping) {
+		log_warn("second stop signal: exiting now");
+		event_base_loopbreak(d->base);
+		return;
+	}
+	log_notice("received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	daemon_stop(d);
+}
+
+/* Apply migrations, waiting a while for PostgreSQL to come up. */
+static int
+migrate_with_wait(const struct conf *cfg)
+{
+	unsigned delay_ms = 200, waited_ms = 0;
+	int r;
+
+	for (;;) {
+		r = store_migrate(cfg->database_url, cfg->sql_dir);
+		if (r != CINDER_ERR_UNAVAILABLE ||
+		    waited_ms >= MIGRATE_WAIT_S * 1000)
+			return r;
+		if (waited_ms == 0)
+			log_warn("database not reachable yet; waiting up to "
+				 "%d s",
+				 MIGRATE_WAIT_S);
+		usleep(delay_ms * 1000);
+		waited_ms += delay_ms;
+		if (delay_ms < 2000)
+			delay_ms *= 2;
+	}
+}
+
+static void
+mark_offline_done(int r, const struct store_result *res, void *arg)
+{
+	(void)res;
+	(void)arg;
+	if (r != 0)
+		log_warn("could not reset stale online flags: %s", err_str(r));
+}
+
+int
+daemon_new(const struct conf *cfg, struct daemon **out)
+{
+	struct daemon *d = xcalloc(1, sizeof(*d));
+	struct http_options hopts;
+	const char *params[1];
+	char host[128];
+	int r = CINDER_ERR_INTERNAL;
+
+	*out = NULL;
+	d->cfg = cfg;
+	signal(SIGPIPE, SIG_IGN);
+	if ((d->base = event_base_new()) == NULL) {
+		log_err("could not create the event loop");
+		goto out;
+	}
+	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
+	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
+	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
+	d->drain_ev = evtimer_new(d->base, drain_cb, d);
+	d->deadline_ev = evtimer_new(d->base, deadline_cb, d);
+	event_add(d->sig_term, NULL);
+	event_add(d->sig_int, NULL);
+	event_add(d->sig_hup, NULL);
+
+	if ((r = crypto_server_key_load(cfg->server_key, &d->server_key)) !=
+	    0) {
+		log_err("could not load the server key %s: %s (create one "
+			"with `cinderd keygen`)",
+			cfg->server_key, err_str(r));
+		goto out;
+	}
+	if ((r = migrate_with_wait(cfg)) != 0) {
+		log_err("could not apply database migrations: %s", err_str(r));
+		goto out;
+	}
+	d->store = store_new(d->base, cfg->database_url, NULL);
+	if (d->store == NULL) {
+		r = CINDER_ERR_INVAL;
+		goto out;
+	}
+	/* Sessions this node held before a crash are gone. */
+	if (cfg->node_id[0] != '\0')
+		snprintf(host, sizeof(host), "%s", cfg->node_id);
+	else if (gethostname(host, sizeof(host) - 1) != 0)
+		snprintf(host, sizeof(host), "cinderd");
+	host[sizeof(host) - 1] = '\0';
+	params[0] = host;
+	store_query(d->store, STORE_Q_WRITE,
+		    "UPDATE devices SET online = false "
+		    "WHERE online AND node_id = $1",
+		    1, params, mark_offline_done, NULL, NULL);
+	r = cryptopool_new(d->base, (unsigned)cfg->crypto_threads, 0,
+			   &d->pool);
+	if (r != 0) {
+		log_err("could not start the crypto workers: %s", err_str(r));
+		goto out;
+	}
+	r = registry_new(d->base, cfg, d->store, d->pool, d->server_key,
+			 &d->reg);
+	if (r != 0)
+		goto out;
+	memset(&hopts, 0, sizeof(hopts));
+	if ((d->http = http_new(d->base, cfg->api_listen, &hopts)) == NULL) {
+		r = CINDER_ERR_IO;
+		goto out;
+	}
+	http_set_status_cb(d->http, status_cb, d);
+	log_notice("cinderd %s ready: devices on port %u, API on port %u, "
+		   "%u crypto threads",
+		   PACKAGE_VERSION, registry_port(d->reg), http_port(d->http),
+		   cryptopool_threads(d->pool));
+	r = 0;
+	*out = d;
+	d = NULL;
+out:
+	daemon_free(d);
+	return r;
+}
+
+int
+daemon_run(struct daemon *d)
+{
+	if (event_base_dispatch(d->base) < 0) {
+		log_err("event loop failed");
+		return CINDER_ERR_INTERNAL;
+	}
+	log_notice("stopped");
+	return d->exit_status;
+}
+
+void
+daemon_free(struct daemon *d)
+{
+	if (d == NULL)
+		return;
+	http_free(d->http);
+	registry_free(d->reg);
+	cryptopool_free(d->pool);
+	store_free(d->store);
+	crypto_key_free(d->server_key);
+	if (d->sig_term != NULL)
+		event_free(d->sig_term);
+	if (d->sig_int != NULL)
+		event_free(d->sig_int);
+	if (d->sig_hup != NULL)
+		event_free(d->sig_hup);
+	if (d->drain_ev != NULL)
+		event_free(d->drain_ev);
+	if (d->deadline_ev != NULL)
+		event_free(d->deadline_ev);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	free(d);
+}

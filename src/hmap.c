@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/* Chained hash map with copied byte keys (FNV-1a hash). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "hmap.h"
+#include "xmalloc.h"
+
+struct hmap_entry {
+	struct hmap_entry *next;     /* bucket chain */
+	uint64_t hash;		     /* full hash of the key */
+	size_t len;		     /* key length */
+	void *value;		     /* borrowed */
+	uint8_t key[HMAP_KEY_MAX];   /* copied key */
+};
+
+struct hmap {
+	struct hmap_entry **buckets; /* nbuckets chains */
+	size_t nbuckets;	     /* power of two */
+	size_t count;		     /* entries */
+};
+
+static uint64_t
+hash_bytes(const void *key, size_t len)
+{
+	const uint8_t *p = key;
+	uint64_t h = 1469598103934665603ULL;
+
+	while (len--) {
+		h ^= *p++;
+		h *= 1099511628211ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+struct hmap *
+hmap_new(void)
+{
+	struct hmap *m = xcalloc(1, sizeof(*m));
+
+	m->nbuckets = 16;
+	m->buckets = xcalloc(m->nbuckets, sizeof(*m->buckets));
+	return m;
+}
+
+void
+hmap_free(struct hmap *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->nbuckets; i++) {
+		struct hmap_entry *e = m->buckets[i], *n;
+		for (; e != NULL; e = n) {
+			n = e->next;
+			free(e);
+		}
+	}
+	free(m->buckets);
+	free(m);
+}
+
+static struct hmap_entry **
+find_slot(const struct hmap *m, const void *key, size_t len, uint64_t h)
+{
+	struct hmap_entry **pp = &m->buckets[h & (m->nbuckets - 1)];
+
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->hash == h && (*pp)->len == len &&
+		    memcmp((*pp)->key, key, len) == 0)
+			break;
+	}
+	return pp;
+}
+
+static void
+grow(struct hmap *m)
+{
+	size_t n = m->nbuckets * 2, i;
+	struct hmap_entry **b = xcalloc(n, sizeof(*b));
+
+	for (i = 0; i < m->nbuckets; i++) {
+		struct hmap_entry *e = m->buckets[i], *next;
+		for (; e != NULL; e = next) {
+			next = e->next;
+			e->next = b[e->hash & (n - 1)];
+			b[e->hash & (n - 1)] = e;
+		}
+	}
+	free(m->buckets);
+	m->buckets = b;
+	m->nbuckets = n;
+}
+
+int
+hmap_put(struct hmap *m, const void *key, size_t len, void *value, void **old)
+{
+	uint64_t h;
+	struct hmap_entry **pp, *e;
+
+	if (old != NULL)
+		*old = NULL;
+	if (len > HMAP_KEY_MAX)
+		return CINDER_ERR_INVAL;
+	h = hash_bytes(key, len);
+	pp = find_slot(m, key, len, h);
+	if (*pp != NULL) {
+		if (old != NULL)
+			*old = (*pp)->value;
+		(*pp)->value = value;
+		return 0;
+	}
+	e = xcalloc(1, sizeof(*e));
+	e->hash = h;
+	e->len = len;
+	e->value = value;
+	memcpy(e->key, key, len);
+	*pp = e;
+	if (++m->count > m->nbuckets)
+		grow(m);
+	return 0;
+}
+
+void *
+hmap_get(const struct hmap *m, const void *key, size_t len)
+{
+	struct hmap_entry **pp;
+
+	if (len > HMAP_KEY_MAX)
+		return NULL;
+	pp = find_slot(m, key, len, hash_bytes(key, len));
+	return *pp ? (*pp)->value : NULL;
+}
+
+void *
+hmap_remove(struct hmap *m, const void *key, size_t len)
+{
+	struct hmap_entry **pp, *e;
+	void *v;
+
+	if (len > HMAP_KEY_MAX)
+		return NULL;
+	pp = find_slot(m, key, len, hash_bytes(key, len));
+	if ((e = *pp) == NULL)
+		return NULL;
+	*pp = e->next;
+	v = e->value;
+	free(e);
+	m->count--;
+	return v;
+}
+
+size_t
+hmap_count(const struct hmap *m)
+{
+	return m->count;
+}
+
+int
+hmap_foreach(const struct hmap *m,
+	     int (*fn)(const void *key, size_t len, void *value, void *arg),
+	     void *arg)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < m->nbuckets; i++) {
+		struct hmap_entry *e;
+		for (e = m->buckets[i]; e != NULL; e = e->next) {
+			if ((r = fn(e->key, e->len, e->value, arg)) != 0)
+				return r;
+		}
+	}
+	return 0;
+}

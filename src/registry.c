@@ -1,0 +1,1271 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device registry and connection driver.
+ *
+ * One struct devconn per TCP connection walks through the handshake of
+ * protocol.md §2.3:
+ *   NONCE    40 random bytes written; wait for the 256-byte block
+ *   STEP2    RSA decrypt of the block on the crypto pool
+ *   KEY      device public key looked up (cache, then PostgreSQL)
+ *   STEP3    RSA encrypt + sign on the crypto pool; 384 bytes written
+ *   FRAMED   2-byte length + AES frames, decrypted and fed to a session
+ * Anything a device does wrong closes that connection only. Completions of
+ * pool jobs and store queries carry the connection id, never a pointer:
+ * a completion for a connection that has gone finds nothing (style O4).
+ * A connection is never freed inside its own call stack; it is marked
+ * closing and reaped from a deferred event (style O5).
+ * Loop thread only, except the work functions of pool jobs, which touch
+ * only their job.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "conf.h"
+#include "crypto.h"
+#include "cryptopool.h"
+#include "err.h"
+#include "hmap.h"
+#include "log.h"
+#include "registry.h"
+#include "session.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define DEVICE_ID_HEX 24
+#define KEY_CACHE_MAX 100000	    /* cached device keys */
+#define OUTPUT_MAX (256 * 1024)	    /* unsent bytes before we give up */
+#define DESCRIBE_MAX 16384	    /* largest describe JSON kept */
+#define FLUSH_INTERVAL_S 30	    /* last_heard write interval */
+
+enum dc_state {
+	DC_NONCE = 0, /* nonce sent, reading the 256-byte block */
+	DC_STEP2,     /* block being decrypted on the pool */
+	DC_KEY,	      /* looking up the device's key */
+	DC_STEP3,     /* session key being built on the pool */
+	DC_FRAMED,    /* encrypted session running */
+	DC_CLOSING,   /* closed, waiting to be reaped */
+};
+
+struct devconn {
+	struct registry *reg;	     /* owner */
+	uint64_t id;		     /* connection id (never reused) */
+	enum dc_state state;	     /* where in the lifecycle */
+	struct bufferevent *bev;     /* the socket */
+	struct event *timer;	     /* handshake deadline / session tick */
+	char ip[INET6_ADDRSTRLEN];   /* peer address */
+	char peer[INET6_ADDRSTRLEN + 8]; /* "ip:port" for logs */
+	char idhex[DEVICE_ID_HEX + 1];	 /* device id once known */
+	char logctx[40];	     /* "dev <id>" or "conn <n> <peer>" */
+	uint8_t nonce[CRYPTO_NONCE_LEN]; /* step 1 */
+	uint8_t supplied_der[CRYPTO_STEP2_KEY_MAX]; /* device's own key */
+	size_t supplied_der_len;     /* 0: none sent */
+	struct crypto_key *dev_key;  /* device public key (owned) */
+	struct crypto_channel ch;    /* AES state, FRAMED only */
+	struct session *session;     /* FRAMED only */
+	uint64_t last_rx_ms;	     /* last bytes from the device */
+	size_t in_counted;	     /* input bytes already counted */
+	uint64_t opened_ms;	     /* accept time */
+	bool in_handshake;	     /* counted in handshakes_active */
+	bool registered;	     /* reg->devices maps idhex to us */
+	bool online;		     /* presence said online */
+	bool heard;		     /* bytes since the last flush */
+	bool hello_seen;	     /* device authenticated by its Hello */
+	struct session_hello hello;  /* copied Hello fields */
+	char *describe;		     /* last describe JSON (owned) */
+	TAILQ_ENTRY(devconn) reap;   /* reap list link */
+};
+
+TAILQ_HEAD(devconn_list, devconn);
+
+/* An API request waiting for a device. */
+struct pending_req {
+	uint64_t req_id;     /* the id the caller holds */
+	uint64_t conn_id;    /* the connection it went to */
+	registry_done_cb cb; /* caller's callback */
+	void *arg;	     /* caller's argument */
+};
+
+struct registry {
+	struct event_base *base;	 /* the loop */
+	const struct conf *cfg;		 /* borrowed */
+	struct store *store;		 /* borrowed */
+	struct cryptopool *pool;	 /* borrowed */
+	const struct crypto_key *server_key; /* borrowed */
+	struct evconnlistener *listener; /* device port */
+	uint16_t port;			 /* bound port */
+	bool paused;			 /* listener disabled by the cap */
+	bool stopping;			 /* no new connections */
+	struct hmap *conns;		 /* conn id -> devconn */
+	struct hmap *devices;		 /* idhex -> devconn (newest) */
+	struct hmap *keys;		 /* idhex -> struct crypto_key */
+	struct hmap *reqs;		 /* req id -> pending_req */
+	uint64_t next_conn_id;		 /* counter */
+	uint64_t next_req_id;		 /* counter */
+	struct devconn_list reap_list;	 /* closed, not yet freed */
+	struct event *reap_ev;		 /* deferred reaper */
+	struct event *flush_ev;		 /* last_heard coalescing */
+	struct registry_stats stats;	 /* counters */
+	registry_presence_cb presence_cb; /* presence hook */
+	void *presence_arg;
+	registry_event_cb event_cb; /* device event hook */
+	void *event_arg;
+	char node_id[128]; /* this node's name */
+};
+
+/* A store or pool completion ticket: ids only. */
+struct ticket {
+	struct registry *reg; /* lives longer than any ticket */
+	uint64_t conn_id;     /* the connection it is for */
+};
+
+static void conn_close(struct devconn *c, int status, const char *reason);
+static void conn_start_step3(struct devconn *c);
+
+/* An independent copy of a public key (jobs and caches each own one). */
+static int
+key_copy(const struct crypto_key *k, struct crypto_key **out)
+{
+	uint8_t der[CRYPTO_PUB_DER_MAX];
+	size_t len = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = crypto_key_public_der(k, der, sizeof(der), &len)) != 0)
+		return r;
+	return crypto_pubkey_parse(der, len, out);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct devconn *
+conn_get(struct registry *reg, uint64_t id)
+{
+	struct devconn *c = hmap_get_u64(reg->conns, id);
+
+	return (c != NULL && c->state != DC_CLOSING) ? c : NULL;
+}
+
+static void
+hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hx[in[i] >> 4];
+		out[2 * i + 1] = hx[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static void
+set_timer_ms(struct devconn *c, int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(c->timer, &tv);
+}
+
+/* ------------------------------------------------------------------ */
+/* Listener pacing: at most max_handshakes in progress.                */
+
+static void
+handshake_end(struct devconn *c, bool ok)
+{
+	struct registry *reg = c->reg;
+
+	if (!c->in_handshake)
+		return;
+	c->in_handshake = false;
+	reg->stats.handshakes_active--;
+	if (ok)
+		reg->stats.handshakes_ok++;
+	else
+		reg->stats.handshakes_failed++;
+	if (reg->paused && !reg->stopping &&
+	    reg->stats.handshakes_active < (uint64_t)reg->cfg->max_handshakes) {
+		evconnlistener_enable(reg->listener);
+		reg->paused = false;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Presence and store writes.                                         */
+
+/* Labels for store_write_done's log line (mutable: store args are void *). */
+static char what_online[] = "device online";
+static char what_offline[] = "device offline";
+static char what_heard[] = "last_heard";
+static char what_describe[] = "device describe";
+static char what_pending[] = "pending device key";
+
+static void
+store_write_done(int r, const struct store_result *res, void *arg)
+{
+	const char *what = arg;
+
+	if (r != 0)
+		log_warn("could not record %s: %s%s%s", what, err_str(r),
+			 res ? ": " : "",
+			 res ? store_result_message(res) : "");
+}
+
+static void
+presence_online(struct devconn *c)
+{
+	struct registry *reg = c->reg;
+	struct registry_presence p = {c->idhex, true, c->ip};
+	char platform[8], product[8], version[8], flags[8];
+	const char *params[7];
+
+	snprintf(platform, sizeof(platform), "%u", c->hello.platform_id);
+	snprintf(product, sizeof(product), "%u", c->hello.product_id);
+	snprintf(version, sizeof(version), "%u", c->hello.product_version);
+	snprintf(flags, sizeof(flags), "%u", c->hello.flags);
+	params[0] = c->idhex;
+	params[1] = c->ip;
+	params[2] = c->hello.platform_id == 0xffff ? NULL : platform;
+	params[3] = c->hello.product_id == 0xffff ? NULL : product;
+	params[4] = c->hello.product_version == 0xffff ? NULL : version;
+	params[5] = flags;
+	params[6] = reg->node_id;
+	store_query(reg->store, STORE_Q_WRITE,
+		    "UPDATE devices SET online = true, last_heard = now(), "
+		    "last_handshake_at = now(), last_ip_address = $2, "
+		    "platform_id = coalesce($3::int, platform_id), "
+		    "hello_product_id = $4::int, "
+		    "product_firmware_version = $5::int, hello_flags = $6::int, "
+		    "node_id = $7 WHERE device_id = $1",
+		    7, params, store_write_done, what_online, NULL);
+	c->online = true;
+	reg->stats.sessions_ready++;
+	if (reg->presence_cb != NULL)
+		reg->presence_cb(&p, reg->presence_arg);
+}
+
+static void
+presence_offline(struct devconn *c)
+{
+	struct registry *reg = c->reg;
+	struct registry_presence p = {c->idhex, false, c->ip};
+	const char *params[2] = {c->idhex, reg->node_id};
+
+	if (!c->online)
+		return;
+	c->online = false;
+	reg->stats.sessions_ready--;
+	/* Only mark offline if no newer session (maybe on another node)
+	   took the device over in the meantime. */
+	store_query(reg->store, STORE_Q_WRITE,
+		    "UPDATE devices SET online = false, last_heard = now() "
+		    "WHERE device_id = $1 AND node_id = $2",
+		    2, params, store_write_done, what_offline, NULL);
+	if (reg->presence_cb != NULL)
+		reg->presence_cb(&p, reg->presence_arg);
+}
+
+struct flush_ctx {
+	char *buf;  /* "{id,id,...}" array literal being built */
+	size_t len; /* bytes used */
+	size_t cap; /* bytes allocated */
+	size_t n;   /* ids added */
+};
+
+static int
+flush_collect(const void *key, size_t len, void *value, void *arg)
+{
+	struct devconn *c = value;
+	struct flush_ctx *f = arg;
+
+	(void)key;
+	(void)len;
+	if (!c->heard || c->state != DC_FRAMED)
+		return 0;
+	c->heard = false;
+	if (f->cap - f->len < DEVICE_ID_HEX + 4) {
+		f->cap = f->cap ? f->cap * 2 : 4096;
+		f->buf = xreallocarray(f->buf, f->cap, 1);
+	}
+	f->buf[f->len++] = f->n ? ',' : '{';
+	memcpy(f->buf + f->len, c->idhex, DEVICE_ID_HEX);
+	f->len += DEVICE_ID_HEX;
+	f->n++;
+	return 0;
+}
+
+/* One UPDATE for all devices heard from since the last flush. */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct registry *reg = arg;
+	struct flush_ctx f = {NULL, 0, 0, 0};
+	const char *params[1];
+
+	(void)fd;
+	(void)what;
+	hmap_foreach(reg->devices, flush_collect, &f);
+	if (f.n == 0)
+		return;
+	f.buf[f.len++] = '}';
+	f.buf[f.len] = '\0';
+	params[0] = f.buf;
+	store_query(reg->store, STORE_Q_WRITE,
+		    "UPDATE devices SET last_heard = now() "
+		    "WHERE device_id = ANY($1::text[])",
+		    1, params, store_write_done, what_heard, NULL);
+	free(f.buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests from the API.                                             */
+
+static void
+req_finish(struct registry *reg, uint64_t req_id,
+	   const struct session_result *res)
+{
+	struct pending_req *p = hmap_remove(reg->reqs, &req_id, sizeof(req_id));
+
+	if (p == NULL)
+		return; /* cancelled */
+	p->cb(req_id, res, p->arg);
+	free(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Session callbacks.                                                 */
+
+static int
+sess_send(void *arg, const uint8_t *msg, size_t len)
+{
+	struct devconn *c = arg;
+	uint8_t frame[2 + PCOAP_FRAME_MAX_CT];
+	size_t ct_len = 0;
+	int r;
+
+	if (c->state != DC_FRAMED)
+		return CINDER_ERR_UNAVAILABLE;
+	if (crypto_channel_sealed_len(len) > PCOAP_FRAME_MAX_CT)
+		return CINDER_ERR_TOO_BIG;
+	r = crypto_channel_seal(&c->ch, msg, len, frame + 2,
+				sizeof(frame) - 2, &ct_len);
+	if (r != 0)
+		return r;
+	if (pcoap_frame_header_encode(ct_len, frame, 2) != PCOAP_OK)
+		return CINDER_ERR_INTERNAL;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_MAX)
+		return CINDER_ERR_BUSY;
+	if (bufferevent_write(c->bev, frame, ct_len + 2) != 0)
+		return CINDER_ERR_IO;
+	c->reg->stats.bytes_out += ct_len + 2;
+	return 0;
+}
+
+static void
+sess_close(void *arg, int status, const char *reason)
+{
+	conn_close(arg, status, reason);
+}
+
+static void
+sess_hello(void *arg, const struct session_hello *h)
+{
+	struct devconn *c = arg;
+	struct registry *reg = c->reg;
+	struct devconn *old = NULL;
+
+	c->hello = *h;
+	c->hello_seen = true;
+	/* The Hello proves the device holds its key: now it may replace an
+	   older connection of the same device. */
+	hmap_put(reg->devices, c->idhex, DEVICE_ID_HEX, c, (void **)&old);
+	c->registered = true;
+	if (old != NULL && old != c) {
+		old->registered = false;
+		reg->stats.replaced++;
+		conn_close(old, CINDER_ERR_CONFLICT,
+			   "replaced by a newer connection");
+	}
+	log_ctx(LOG_LEVEL_INFO, c->logctx,
+		"hello: platform %u product %u version %u flags 0x%02x",
+		h->platform_id, h->product_id, h->product_version, h->flags);
+}
+
+static void
+sess_describe(void *arg, const char *json, size_t len)
+{
+	struct devconn *c = arg;
+	const char *params[2];
+
+	if (len > DESCRIBE_MAX) {
+		log_ctx(LOG_LEVEL_WARN, c->logctx,
+			"describe of %zu bytes not stored (limit %d)", len,
+			DESCRIBE_MAX);
+		return;
+	}
+	free(c->describe);
+	c->describe = xstrndup(json, len);
+	params[0] = c->idhex;
+	params[1] = c->describe;
+	store_query(c->reg->store, STORE_Q_WRITE,
+		    "UPDATE devices SET last_describe = $2::jsonb "
+		    "WHERE device_id = $1",
+		    2, params, store_write_done, what_describe, NULL);
+}
+
+static void
+sess_ready(void *arg)
+{
+	struct devconn *c = arg;
+
+	log_ctx(LOG_LEVEL_NOTICE, c->logctx, "online from %s", c->peer);
+	presence_online(c);
+}
+
+static void
+sess_event(void *arg, const char *name, const uint8_t *data, size_t data_len,
+	   uint32_t ttl, bool is_private)
+{
+	struct devconn *c = arg;
+
+	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "event %s (%zu bytes, %s)", name,
+		data_len, is_private ? "private" : "public");
+	if (c->reg->event_cb != NULL)
+		c->reg->event_cb(c->idhex, name, data, data_len, ttl,
+				 is_private, c->reg->event_arg);
+}
+
+static void
+sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
+		  const struct session_result *res)
+{
+	struct devconn *c = arg;
+
+	(void)kind;
+	req_finish(c->reg, req_id, res);
+}
+
+static const struct session_ops sess_ops = {
+	.send = sess_send,
+	.close = sess_close,
+	.hello = sess_hello,
+	.describe = sess_describe,
+	.ready = sess_ready,
+	.event = sess_event,
+	.request_done = sess_request_done,
+};
+
+/* ------------------------------------------------------------------ */
+/* Connection lifecycle.                                              */
+
+static void
+conn_free(struct devconn *c)
+{
+	if (c->session != NULL) {
+		session_abort_requests(c->session);
+		session_free(c->session);
+	}
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	crypto_channel_cleanup(&c->ch);
+	crypto_wipe(c->nonce, sizeof(c->nonce));
+	crypto_key_free(c->dev_key);
+	free(c->describe);
+	hmap_remove(c->reg->conns, &c->id, sizeof(c->id));
+	c->reg->stats.connections--;
+	free(c);
+}
+
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct registry *reg = arg;
+	struct devconn *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&reg->reap_list)) != NULL) {
+		TAILQ_REMOVE(&reg->reap_list, c, reap);
+		conn_free(c);
+	}
+}
+
+/*
+ * Close a connection: log once, say offline, stop I/O, and hand it to the
+ * reaper. Safe from inside any of the connection's callbacks.
+ */
+static void
+conn_close(struct devconn *c, int status, const char *reason)
+{
+	struct registry *reg = c->reg;
+	enum log_level lvl = LOG_LEVEL_NOTICE;
+
+	if (c->state == DC_CLOSING)
+		return;
+	if (!c->hello_seen && status != 0)
+		lvl = LOG_LEVEL_WARN; /* a failed handshake */
+	log_ctx(lvl, c->logctx, "closed: %s (peer %s, %s, %.1f s)", reason,
+		c->peer, err_str(status),
+		(double)(now_ms() - c->opened_ms) / 1000.0);
+	handshake_end(c, false);
+	c->state = DC_CLOSING;
+	if (c->registered) {
+		hmap_remove(reg->devices, c->idhex, DEVICE_ID_HEX);
+		c->registered = false;
+	}
+	presence_offline(c);
+	if (c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	evtimer_del(c->timer);
+	TAILQ_INSERT_TAIL(&reg->reap_list, c, reap);
+	event_active(reg->reap_ev, EV_TIMEOUT, 0);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct devconn *c = arg;
+	uint64_t now = now_ms();
+	int64_t next, idle_ms, limit_ms;
+
+	(void)fd;
+	(void)what;
+	if (c->state == DC_CLOSING)
+		return;
+	if (c->state != DC_FRAMED || c->session == NULL) {
+		conn_close(c, CINDER_ERR_TIMEOUT, "handshake timed out");
+		return;
+	}
+	limit_ms = (int64_t)c->reg->cfg->keepalive_timeout * 1000;
+	idle_ms = (int64_t)(now - c->last_rx_ms);
+	if (idle_ms >= limit_ms) {
+		c->reg->stats.keepalive_timeouts++;
+		conn_close(c, CINDER_ERR_TIMEOUT,
+			   "keep-alive timeout: device silent");
+		return;
+	}
+	next = session_tick(c->session, now);
+	if (c->state == DC_CLOSING)
+		return;
+	if (next < 0 || next > limit_ms - idle_ms)
+		next = limit_ms - idle_ms;
+	set_timer_ms(c, next);
+}
+
+/* Decrypt and dispatch every complete frame in the input buffer. */
+static void
+conn_read_frames(struct devconn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	uint8_t plain[PCOAP_SERVER_RX_MAX_CT];
+	uint8_t *buf;
+	size_t avail, flen, plen;
+	int r;
+
+	while (c->state == DC_FRAMED) {
+		avail = evbuffer_get_length(in);
+		if (avail < PCOAP_FRAME_HDR_LEN)
+			return;
+		buf = evbuffer_pullup(in, PCOAP_FRAME_HDR_LEN);
+		r = pcoap_frame_peek(buf, PCOAP_FRAME_HDR_LEN,
+				     PCOAP_SERVER_RX_MAX_CT, &flen);
+		if (r == PCOAP_NEED_MORE)
+			r = PCOAP_OK; /* the header told us flen */
+		if (r != PCOAP_OK) {
+			conn_close(c, CINDER_ERR_PROTO,
+				   r == PCOAP_TOO_BIG ? "frame too large"
+						      : "bad frame length");
+			return;
+		}
+		if (avail < flen)
+			return;
+		buf = evbuffer_pullup(in, (ev_ssize_t)flen);
+		r = crypto_channel_open(&c->ch, buf + 2, flen - 2, plain,
+					sizeof(plain), &plen);
+		evbuffer_drain(in, flen);
+		if (r != 0) {
+			conn_close(c, CINDER_ERR_CRYPTO, "frame did not decrypt");
+			return;
+		}
+		session_input(c->session, plain, plen, c->last_rx_ms);
+		crypto_wipe(plain, plen);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Handshake.                                                         */
+
+struct step2_job {
+	struct ticket t;			 /* which connection */
+	const struct crypto_key *server;	 /* borrowed, read-only */
+	uint8_t nonce[CRYPTO_NONCE_LEN];	 /* input */
+	uint8_t block[CRYPTO_STEP2_LEN];	 /* input */
+	struct crypto_step2 out;		 /* output */
+	int r;					 /* result */
+};
+
+static void
+step2_work(void *arg)
+{
+	struct step2_job *j = arg;
+
+	j->r = crypto_handshake_step2_open(j->server, j->nonce, j->block,
+					   sizeof(j->block), &j->out);
+}
+
+static void
+key_lookup_done(int r, const struct store_result *res, void *arg);
+
+static void
+conn_have_key(struct devconn *c, const struct crypto_key *stored)
+{
+	struct registry *reg = c->reg;
+	struct crypto_key *supplied = NULL;
+
+	if (c->supplied_der_len > 0 &&
+	    crypto_pubkey_parse(c->supplied_der, c->supplied_der_len,
+				&supplied) == 0 &&
+	    !crypto_key_public_eq(supplied, stored)) {
+		crypto_key_free(supplied);
+		reg->stats.key_mismatches++;
+		conn_close(c, CINDER_ERR_AUTH,
+			   "refused: the key the device sent differs from its "
+			   "registered key");
+		return;
+	}
+	crypto_key_free(supplied);
+	if (crypto_key_bits(stored) != 1024) {
+		conn_close(c, CINDER_ERR_CRYPTO,
+			   "refused: registered key is not RSA-1024");
+		return;
+	}
+	/* Keep our own reference: the cache may drop its copy. */
+	if (key_copy(stored, &c->dev_key) != 0) {
+		conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
+		return;
+	}
+	conn_start_step3(c);
+}
+
+static void
+record_pending_key(struct devconn *c)
+{
+	char *pem = NULL;
+	const char *params[3];
+
+	if (c->supplied_der_len == 0 ||
+	    crypto_pubkey_der_to_pem(c->supplied_der, c->supplied_der_len,
+				     &pem) != 0)
+		return;
+	params[0] = c->idhex;
+	params[1] = pem;
+	params[2] = c->ip;
+	store_query(c->reg->store, STORE_Q_WRITE,
+		    "INSERT INTO pending_device_keys (device_id, public_key, "
+		    "last_ip) VALUES ($1, $2, $3) ON CONFLICT (device_id) DO "
+		    "UPDATE SET public_key = EXCLUDED.public_key, last_seen = "
+		    "now(), last_ip = EXCLUDED.last_ip, attempts = "
+		    "pending_device_keys.attempts + 1 "
+		    "WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE "
+		    "d.device_id = $1)",
+		    3, params, store_write_done, what_pending, NULL);
+	free(pem);
+}
+
+static void
+key_lookup_done(int r, const struct store_result *res, void *arg)
+{
+	struct ticket *t = arg;
+	struct registry *reg = t->reg;
+	struct devconn *c = conn_get(reg, t->conn_id);
+	struct crypto_key *key = NULL;
+	const char *pem;
+
+	free(t);
+	if (c == NULL)
+		return;
+	if (r != 0) {
+		conn_close(c, r, "could not look up the device key");
+		return;
+	}
+	if (store_result_ntuples(res) != 1 ||
+	    store_result_is_null(res, 0, 0)) {
+		reg->stats.unknown_devices++;
+		record_pending_key(c);
+		conn_close(c, CINDER_ERR_AUTH,
+			   "refused: unknown device (its key is kept for "
+			   "`cinderd device accept`)");
+		return;
+	}
+	pem = store_result_value(res, 0, 0);
+	if (crypto_pubkey_parse(pem, strlen(pem), &key) != 0) {
+		conn_close(c, CINDER_ERR_CRYPTO,
+			   "refused: registered key does not parse");
+		return;
+	}
+	if (hmap_count(reg->keys) < KEY_CACHE_MAX) {
+		struct crypto_key *old = NULL;
+		hmap_put(reg->keys, c->idhex, DEVICE_ID_HEX, key,
+			 (void **)&old);
+		crypto_key_free(old);
+		conn_have_key(c, key);
+	} else {
+		conn_have_key(c, key);
+		crypto_key_free(key);
+	}
+}
+
+static void
+step2_done(void *arg, bool cancelled)
+{
+	struct step2_job *j = arg;
+	struct registry *reg = j->t.reg;
+	struct devconn *c = cancelled ? NULL : conn_get(reg, j->t.conn_id);
+	const struct crypto_key *key;
+	struct ticket *t;
+	const char *params[1];
+
+	if (c == NULL)
+		goto out;
+	if (j->r != 0) {
+		conn_close(c, CINDER_ERR_CRYPTO,
+			   "handshake: device block did not decrypt or did "
+			   "not echo the nonce");
+		goto out;
+	}
+	hex_encode(j->out.device_id, sizeof(j->out.device_id), c->idhex);
+	snprintf(c->logctx, sizeof(c->logctx), "dev %s", c->idhex);
+	memcpy(c->supplied_der, j->out.key_der, j->out.key_der_len);
+	c->supplied_der_len = j->out.key_der_len;
+	c->state = DC_KEY;
+	if ((key = hmap_get(reg->keys, c->idhex, DEVICE_ID_HEX)) != NULL) {
+		conn_have_key(c, key);
+		goto out;
+	}
+	t = xmalloc(sizeof(*t));
+	t->reg = reg;
+	t->conn_id = c->id;
+	params[0] = c->idhex;
+	if (store_query(reg->store, STORE_Q_READ,
+			"SELECT public_key FROM devices WHERE device_id = $1",
+			1, params, key_lookup_done, t, NULL) != 0) {
+		free(t);
+		conn_close(c, CINDER_ERR_UNAVAILABLE,
+			   "database unavailable for the key lookup");
+	}
+out:
+	crypto_wipe(j, sizeof(*j));
+	free(j);
+}
+
+struct step3_job {
+	struct ticket t;		 /* which connection */
+	const struct crypto_key *server; /* borrowed, read-only */
+	struct crypto_key *device;	 /* owned copy */
+	uint8_t session[CRYPTO_SESSION_LEN]; /* output: key material */
+	uint8_t block[CRYPTO_STEP3_LEN];     /* output */
+	int r;				     /* result */
+};
+
+static void
+step3_work(void *arg)
+{
+	struct step3_job *j = arg;
+
+	j->r = crypto_random(j->session, sizeof(j->session));
+	if (j->r == 0)
+		j->r = crypto_handshake_step3_build(j->server, j->device,
+						    j->session, j->block);
+}
+
+static void
+step3_done(void *arg, bool cancelled)
+{
+	struct step3_job *j = arg;
+	struct registry *reg = j->t.reg;
+	struct devconn *c = cancelled ? NULL : conn_get(reg, j->t.conn_id);
+	uint16_t mid;
+
+	if (c == NULL)
+		goto out;
+	if (j->r != 0) {
+		conn_close(c, CINDER_ERR_CRYPTO,
+			   "handshake: could not build the session key");
+		goto out;
+	}
+	if (bufferevent_write(c->bev, j->block, sizeof(j->block)) != 0) {
+		conn_close(c, CINDER_ERR_IO, "write failed");
+		goto out;
+	}
+	reg->stats.bytes_out += sizeof(j->block);
+	crypto_channel_init(&c->ch, j->session);
+	crypto_random(&mid, sizeof(mid));
+	c->state = DC_FRAMED;
+	c->last_rx_ms = now_ms();
+	c->session = session_new(&sess_ops, c, mid, c->last_rx_ms);
+	handshake_end(c, true);
+	/* The device has 4 s to send its Hello after this; keep the
+	   handshake deadline running until the session ticks. */
+	set_timer_ms(c, (int64_t)reg->cfg->keepalive_timeout * 1000);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	conn_read_frames(c);
+out:
+	crypto_key_free(j->device);
+	crypto_wipe(j, sizeof(*j));
+	free(j);
+}
+
+static void
+conn_start_step3(struct devconn *c)
+{
+	struct registry *reg = c->reg;
+	struct step3_job *j = xcalloc(1, sizeof(*j));
+	int r;
+
+	j->t.reg = reg;
+	j->t.conn_id = c->id;
+	j->server = reg->server_key;
+	if (key_copy(c->dev_key, &j->device) != 0) {
+		free(j);
+		conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
+		return;
+	}
+	c->state = DC_STEP3;
+	if ((r = cryptopool_submit(reg->pool, step3_work, step3_done, j)) !=
+	    0) {
+		crypto_key_free(j->device);
+		free(j);
+		conn_close(c, r, "crypto pool refused the job");
+	}
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct devconn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct step2_job *j;
+	size_t n = evbuffer_get_length(in);
+	int r;
+
+	if (n > c->in_counted)
+		c->reg->stats.bytes_in += n - c->in_counted;
+	c->in_counted = n;
+	switch (c->state) {
+	case DC_NONCE:
+		if (n < CRYPTO_STEP2_LEN)
+			return;
+		j = xcalloc(1, sizeof(*j));
+		j->t.reg = c->reg;
+		j->t.conn_id = c->id;
+		j->server = c->reg->server_key;
+		memcpy(j->nonce, c->nonce, sizeof(j->nonce));
+		evbuffer_remove(in, j->block, sizeof(j->block));
+		c->in_counted = evbuffer_get_length(in);
+		c->state = DC_STEP2;
+		r = cryptopool_submit(c->reg->pool, step2_work, step2_done, j);
+		if (r != 0) {
+			free(j);
+			conn_close(c, r, "crypto pool refused the job");
+		}
+		return;
+	case DC_STEP2:
+	case DC_KEY:
+	case DC_STEP3:
+		/* The device speaks before its turn: it must wait for our
+		   384 bytes, so anything now is a protocol violation. */
+		conn_close(c, CINDER_ERR_PROTO,
+			   "device sent data during the handshake");
+		return;
+	case DC_FRAMED:
+		c->last_rx_ms = now_ms();
+		c->heard = true;
+		conn_read_frames(c);
+		c->in_counted = evbuffer_get_length(in);
+		return;
+	case DC_CLOSING:
+		evbuffer_drain(in, n);
+		return;
+	}
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct devconn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_EOF)
+		conn_close(c, 0, "device closed the connection");
+	else if (what & BEV_EVENT_ERROR)
+		conn_close(c, CINDER_ERR_IO,
+			   evutil_socket_error_to_string(
+				   EVUTIL_SOCKET_ERROR()));
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+	  int salen, void *arg)
+{
+	struct registry *reg = arg;
+	struct devconn *c;
+	int one = 1;
+	uint16_t port = 0;
+
+	(void)l;
+	(void)salen;
+	if (reg->stopping || hmap_count(reg->conns) >=
+				     (size_t)reg->cfg->max_sessions) {
+		evutil_closesocket(fd);
+		log_warn("device connection refused: %s",
+			 reg->stopping ? "shutting down"
+				       : "max_sessions reached");
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	c = xcalloc(1, sizeof(*c));
+	c->reg = reg;
+	c->id = ++reg->next_conn_id;
+	c->opened_ms = now_ms();
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, c->ip, sizeof(c->ip));
+		port = ntohs(s4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, c->ip, sizeof(c->ip));
+		port = ntohs(s6->sin6_port);
+	}
+	snprintf(c->peer, sizeof(c->peer), "%s:%u", c->ip, port);
+	snprintf(c->logctx, sizeof(c->logctx), "conn %llu",
+		 (unsigned long long)c->id);
+	c->bev = bufferevent_socket_new(reg->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(reg->base, conn_timer_cb, c);
+	hmap_put(reg->conns, &c->id, sizeof(c->id), c, NULL);
+	reg->stats.connections++;
+	reg->stats.accepted++;
+	reg->stats.handshakes_active++;
+	c->in_handshake = true;
+	if (reg->stats.handshakes_active >= (uint64_t)reg->cfg->max_handshakes &&
+	    !reg->paused) {
+		evconnlistener_disable(reg->listener);
+		reg->paused = true;
+	}
+	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, CRYPTO_STEP2_LEN, 0);
+	set_timer_ms(c, (int64_t)reg->cfg->handshake_timeout * 1000);
+	if (crypto_random(c->nonce, sizeof(c->nonce)) != 0 ||
+	    bufferevent_write(c->bev, c->nonce, sizeof(c->nonce)) != 0) {
+		conn_close(c, CINDER_ERR_CRYPTO, "could not send the nonce");
+		return;
+	}
+	reg->stats.bytes_out += sizeof(c->nonce);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "accepted from %s", c->peer);
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct registry *reg = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	(void)l;
+	/* EMFILE and friends: pause briefly instead of spinning. */
+	log_err("device listener: accept failed: %s",
+		evutil_socket_error_to_string(e));
+	(void)reg;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API.                                                        */
+
+int
+registry_new(struct event_base *base, const struct conf *cfg,
+	     struct store *st, struct cryptopool *pool,
+	     const struct crypto_key *server_key, struct registry **out)
+{
+	struct registry *reg = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int slen = (int)sizeof(ss);
+	struct timeval flush = {FLUSH_INTERVAL_S, 0};
+	int r = CINDER_ERR_INTERNAL;
+
+	*out = NULL;
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(cfg->device_listen,
+				       (struct sockaddr *)&ss, &slen) != 0) {
+		log_err("device_listen: cannot parse \"%s\"",
+			cfg->device_listen);
+		return CINDER_ERR_INVAL;
+	}
+	reg = xcalloc(1, sizeof(*reg));
+	reg->base = base;
+	reg->cfg = cfg;
+	reg->store = st;
+	reg->pool = pool;
+	reg->server_key = server_key;
+	reg->conns = hmap_new();
+	reg->devices = hmap_new();
+	reg->keys = hmap_new();
+	reg->reqs = hmap_new();
+	TAILQ_INIT(&reg->reap_list);
+	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
+	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
+	event_add(reg->flush_ev, &flush);
+	if (cfg->node_id[0] != '\0')
+		snprintf(reg->node_id, sizeof(reg->node_id), "%s",
+			 cfg->node_id);
+	else if (gethostname(reg->node_id, sizeof(reg->node_id) - 1) != 0)
+		snprintf(reg->node_id, sizeof(reg->node_id), "cinderd");
+	reg->listener = evconnlistener_new_bind(
+		base, accept_cb, reg,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+			LEV_OPT_CLOSE_ON_EXEC,
+		1024, (struct sockaddr *)&ss, slen);
+	if (reg->listener == NULL) {
+		log_err("could not listen for devices on %s: %s",
+			cfg->device_listen, strerror(errno));
+		r = CINDER_ERR_IO;
+		goto out;
+	}
+	evconnlistener_set_error_cb(reg->listener, accept_error_cb);
+	if (getsockname(evconnlistener_get_fd(reg->listener),
+			(struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			reg->port = ntohs(
+				((struct sockaddr_in *)(void *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			reg->port = ntohs(
+				((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+	}
+	log_notice("listening for devices on %s (port %u)", cfg->device_listen,
+		   reg->port);
+	r = 0;
+	*out = reg;
+	reg = NULL;
+out:
+	registry_free(reg);
+	return r;
+}
+
+static int
+close_each(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	(void)arg;
+	conn_close(value, 0, "server shutting down");
+	return 0;
+}
+
+static int
+free_key(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	(void)arg;
+	crypto_key_free(value);
+	return 0;
+}
+
+static int
+free_req(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	(void)arg;
+	free(value);
+	return 0;
+}
+
+void
+registry_stop_accepting(struct registry *reg)
+{
+	if (reg == NULL || reg->stopping)
+		return;
+	reg->stopping = true;
+	if (reg->listener != NULL)
+		evconnlistener_disable(reg->listener);
+}
+
+void
+registry_free(struct registry *reg)
+{
+	if (reg == NULL)
+		return;
+	registry_stop_accepting(reg);
+	if (reg->conns != NULL) {
+		hmap_foreach(reg->conns, close_each, NULL);
+		reap_cb(-1, 0, reg);
+	}
+	if (reg->listener != NULL)
+		evconnlistener_free(reg->listener);
+	if (reg->reap_ev != NULL)
+		event_free(reg->reap_ev);
+	if (reg->flush_ev != NULL)
+		event_free(reg->flush_ev);
+	if (reg->keys != NULL)
+		hmap_foreach(reg->keys, free_key, NULL);
+	if (reg->reqs != NULL)
+		hmap_foreach(reg->reqs, free_req, NULL);
+	hmap_free(reg->keys);
+	hmap_free(reg->reqs);
+	hmap_free(reg->devices);
+	hmap_free(reg->conns);
+	free(reg);
+}
+
+uint16_t
+registry_port(const struct registry *reg)
+{
+	return reg->port;
+}
+
+void
+registry_set_presence_cb(struct registry *reg, registry_presence_cb cb,
+			 void *arg)
+{
+	reg->presence_cb = cb;
+	reg->presence_arg = arg;
+}
+
+void
+registry_set_event_cb(struct registry *reg, registry_event_cb cb, void *arg)
+{
+	reg->event_cb = cb;
+	reg->event_arg = arg;
+}
+
+void
+registry_stats_get(const struct registry *reg, struct registry_stats *out)
+{
+	*out = reg->stats;
+}
+
+static struct devconn *
+ready_conn(const struct registry *reg, const char *device_id)
+{
+	struct devconn *c;
+
+	if (device_id == NULL || strlen(device_id) != DEVICE_ID_HEX)
+		return NULL;
+	c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX);
+	if (c == NULL || c->state != DC_FRAMED || c->session == NULL ||
+	    session_state(c->session) != SESSION_READY)
+		return NULL;
+	return c;
+}
+
+bool
+registry_is_online(const struct registry *reg, const char *device_id)
+{
+	return ready_conn(reg, device_id) != NULL;
+}
+
+int
+registry_request(struct registry *reg, const char *device_id,
+		 enum session_req_kind kind, const char *name, const char *arg,
+		 uint32_t timeout_ms, registry_done_cb cb, void *cbarg,
+		 uint64_t *req_id)
+{
+	struct devconn *c = ready_conn(reg, device_id);
+	struct pending_req *p;
+	uint64_t id, now = now_ms();
+	int r;
+
+	*req_id = 0;
+	if (c == NULL)
+		return CINDER_ERR_NOTFOUND;
+	id = ++reg->next_req_id;
+	p = xcalloc(1, sizeof(*p));
+	p->req_id = id;
+	p->conn_id = c->id;
+	p->cb = cb;
+	p->arg = cbarg;
+	hmap_put(reg->reqs, &id, sizeof(id), p, NULL);
+	switch (kind) {
+	case SESSION_REQ_FUNCTION:
+		r = session_request_function(c->session, id, name,
+					     arg ? arg : "", now, timeout_ms);
+		break;
+	case SESSION_REQ_VARIABLE:
+		r = session_request_variable(c->session, id, name, now,
+					     timeout_ms);
+		break;
+	case SESSION_REQ_SIGNAL:
+		r = session_request_signal(c->session, id,
+					   arg != NULL && strcmp(arg, "0") != 0,
+					   now, timeout_ms);
+		break;
+	case SESSION_REQ_DESCRIBE:
+	default:
+		r = CINDER_ERR_INVAL;
+		break;
+	}
+	if (r != 0) {
+		hmap_remove(reg->reqs, &id, sizeof(id));
+		free(p);
+		return r;
+	}
+	/* The session's deadline may be earlier than the timer's. */
+	conn_timer_cb(-1, 0, c);
+	*req_id = id;
+	return 0;
+}
+
+void
+registry_request_cancel(struct registry *reg, uint64_t req_id)
+{
+	free(hmap_remove(reg->reqs, &req_id, sizeof(req_id)));
+}
+
+int
+registry_send_event(struct registry *reg, const char *device_id,
+		    const char *name, const uint8_t *data, size_t len,
+		    uint32_t ttl, bool is_private)
+{
+	struct devconn *c = ready_conn(reg, device_id);
+
+	if (c == NULL)
+		return CINDER_ERR_NOTFOUND;
+	return session_send_event(c->session, name, data, len, ttl,
+				  is_private);
+}
+
+void
+registry_forget_key(struct registry *reg, const char *device_id)
+{
+	crypto_key_free(hmap_remove(reg->keys, device_id, DEVICE_ID_HEX));
+}

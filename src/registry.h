@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device registry: accepts device connections, runs their handshakes
+ * (RSA on the crypto pool), keeps the live sessions by device id, and
+ * records presence in PostgreSQL (online/offline at once; last_heard
+ * coalesced into one write per flush interval). It is the way the rest of
+ * the daemon reaches a device: function calls, variable reads, signals and
+ * events go through registry_* calls keyed by device id, and answers come
+ * back through callbacks keyed by request id. Loop thread only.
+ */
+#ifndef CINDER_REGISTRY_H
+#define CINDER_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "session.h"
+
+struct event_base;
+struct conf;
+struct store;
+struct cryptopool;
+struct crypto_key;
+struct registry;
+
+/** Counters for the health endpoint. */
+struct registry_stats {
+	uint64_t connections;	     /* TCP connections open now */
+	uint64_t handshakes_active;  /* handshakes in progress now */
+	uint64_t sessions_ready;     /* devices online now */
+	uint64_t accepted;	     /* connections accepted since start */
+	uint64_t handshakes_ok;	     /* completed handshakes */
+	uint64_t handshakes_failed;  /* failed handshakes (any reason) */
+	uint64_t unknown_devices;    /* refused: no key registered */
+	uint64_t key_mismatches;     /* refused: key differs from stored */
+	uint64_t keepalive_timeouts; /* sessions dropped for silence */
+	uint64_t replaced;	     /* sessions replaced by a newer one */
+	uint64_t bytes_in;	     /* bytes read from devices */
+	uint64_t bytes_out;	     /* bytes written to devices */
+};
+
+/** What a presence change says (passed to the presence hook). */
+struct registry_presence {
+	const char *device_id; /* 24 lowercase hex chars */
+	bool online;	       /* true: session READY; false: it ended */
+	const char *ip;	       /* peer address */
+};
+
+/** Called when a device goes online or offline (e.g. spark/status). */
+typedef void (*registry_presence_cb)(const struct registry_presence *p,
+				     void *arg);
+
+/** Called for every event a device publishes (name NUL-terminated). */
+typedef void (*registry_event_cb)(const char *device_id, const char *name,
+				  const uint8_t *data, size_t data_len,
+				  uint32_t ttl, bool is_private, void *arg);
+
+/** Called when an API request to a device finishes. */
+typedef void (*registry_done_cb)(uint64_t req_id,
+				 const struct session_result *res, void *arg);
+
+/**
+ * Create the registry and bind the device listener (cfg->device_listen).
+ * @param base, cfg, st, pool, server_key borrowed; must outlive it
+ * @param out receives the registry; free with registry_free()
+ * @return 0, CINDER_ERR_INVAL (bad address) or CINDER_ERR_IO (bind)
+ */
+int registry_new(struct event_base *base, const struct conf *cfg,
+		 struct store *st, struct cryptopool *pool,
+		 const struct crypto_key *server_key, struct registry **out);
+
+/**
+ * Close every connection (offline written for each online device) and
+ * free the registry. NULL-safe.
+ */
+void registry_free(struct registry *reg);
+
+/** Stop accepting new device connections (shutdown, step one). */
+void registry_stop_accepting(struct registry *reg);
+
+/** @return the bound device port (useful with port 0) */
+uint16_t registry_port(const struct registry *reg);
+
+/** Set the presence hook (NULL to clear). */
+void registry_set_presence_cb(struct registry *reg, registry_presence_cb cb,
+			      void *arg);
+
+/** Set the device-event hook (NULL to clear). */
+void registry_set_event_cb(struct registry *reg, registry_event_cb cb,
+			   void *arg);
+
+/** Fill *out with the current counters. */
+void registry_stats_get(const struct registry *reg,
+			struct registry_stats *out);
+
+/** @return true if the device has a READY session on this node */
+bool registry_is_online(const struct registry *reg, const char *device_id);
+
+/**
+ * Send a request to an online device.
+ * @param kind SESSION_REQ_FUNCTION (name, arg), SESSION_REQ_VARIABLE (name)
+ *	or SESSION_REQ_SIGNAL (arg "1" on, "0" off)
+ * @param timeout_ms deadline
+ * @param cb called exactly once with the result, later, on the loop
+ *	(never from inside this call) — unless registry_request_cancel()
+ * @param req_id receives the id the callback will carry
+ * @return 0, CINDER_ERR_NOTFOUND (device not online here), or the
+ *	session's CINDER_ERR_TOO_BIG / CINDER_ERR_BUSY
+ */
+int registry_request(struct registry *reg, const char *device_id,
+		     enum session_req_kind kind, const char *name,
+		     const char *arg, uint32_t timeout_ms, registry_done_cb cb,
+		     void *cbarg, uint64_t *req_id);
+
+/** Forget a request: its callback will not run. NULL-safe on unknown id. */
+void registry_request_cancel(struct registry *reg, uint64_t req_id);
+
+/**
+ * Send an event to one online device (subscription delivery).
+ * @return 0, CINDER_ERR_NOTFOUND or the session's error
+ */
+int registry_send_event(struct registry *reg, const char *device_id,
+			const char *name, const uint8_t *data, size_t len,
+			uint32_t ttl, bool is_private);
+
+/**
+ * Drop the cached public key of a device (after its key changed).
+ */
+void registry_forget_key(struct registry *reg, const char *device_id);
+
+#endif
