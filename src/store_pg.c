@@ -1,0 +1,865 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Asynchronous PostgreSQL store: non-blocking libpq driven by libevent.
+ * Queries wait in one FIFO queue and are sent one at a time with
+ * PQsendQueryParams (parameters only, never formatted SQL). When the
+ * connection drops, reads fail with CINDER_ERR_UNAVAILABLE, writes stay
+ * queued (the one in flight is sent again) and the store reconnects with
+ * exponential backoff. Loop thread only; no blocking calls.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "err.h"
+#include "log.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define STORE_DEFAULT_MAX_QUEUE 10000
+#define STORE_DEFAULT_BACKOFF_MIN_MS 100
+#define STORE_DEFAULT_BACKOFF_MAX_MS 5000
+#define STORE_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define STORE_MAX_PARAMS 65535
+
+/* One queued query. Parameters live in one allocation (blob). */
+struct store_query {
+	TAILQ_ENTRY(store_query) entry; /* in queue or failing */
+	uint64_t id;			/* handed to the caller */
+	unsigned flags;			/* STORE_Q_* */
+	bool cancelled;			/* callback must not run */
+	store_done_cb cb;		/* may be NULL */
+	void *arg;			/* caller's, never dereferenced */
+	char *sql;			/* statement text */
+	int nparams;			/* entries in the arrays below */
+	const char **values;		/* into blob; NULL = SQL NULL */
+	int *lengths;			/* binary lengths */
+	int *formats;			/* 0 text, 1 binary */
+	char *blob;			/* parameter bytes */
+};
+
+TAILQ_HEAD(store_queue, store_query);
+
+enum store_state {
+	STORE_DOWN,	  /* no connection; retry timer may be pending */
+	STORE_CONNECTING, /* PQconnectPoll in progress */
+	STORE_UP,	  /* connected */
+};
+
+struct store_result {
+	PGresult *res; /* NULL when there was no server answer */
+};
+
+struct store {
+	struct event_base *base;      /* borrowed */
+	char *conninfo;		      /* may hold a password: never logged */
+	struct store_opts opts;	      /* with defaults filled in */
+	PGconn *conn;		      /* NULL while down */
+	enum store_state state;	      /* see enum */
+	bool outage;		      /* a connection failed; reads fail fast */
+	bool ever_up;		      /* first connection made */
+	bool flush_pending;	      /* PQflush returned 1 */
+	struct event *ev_sock;	      /* connect poll, or persistent read */
+	struct event *ev_write;	      /* flush when writable */
+	struct event *ev_retry;	      /* reconnect backoff timer */
+	struct event *ev_ctimeout;    /* connect attempt deadline */
+	struct event *ev_kick;	      /* deferred send of the next query */
+	unsigned backoff_ms;	      /* next reconnect delay */
+	unsigned attempts;	      /* failed attempts in this outage */
+	struct store_queue queue;     /* waiting to be sent */
+	struct store_queue failing;   /* reads being failed after a drop */
+	struct store_query *inflight; /* sent, waiting for its result */
+	PGresult *inflight_res;	      /* result collected so far */
+	size_t nqueued;		      /* queue + failing + inflight */
+	uint64_t next_id;	      /* last id handed out */
+	int cb_depth;		      /* callbacks running (store_free check) */
+	struct store_stats stats;     /* counters (up/queued filled on read) */
+};
+
+static void store_connect_start(struct store *st);
+static void store_send_next(struct store *st);
+
+static void
+store_query_free(struct store_query *q)
+{
+	if (q == NULL)
+		return;
+	free(q->sql);
+	free(q->values);
+	free(q->lengths);
+	free(q->formats);
+	free(q->blob);
+	free(q);
+}
+
+/* libpq messages end with a newline; copy without it for the log. */
+static char *
+store_conn_message(const PGconn *conn)
+{
+	const char *m = conn != NULL ? PQerrorMessage(conn) : NULL;
+	size_t n;
+
+	if (m == NULL || *m == '\0')
+		return xstrdup("unknown error");
+	n = strlen(m);
+	while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
+		n--;
+	return xstrndup(m, n);
+}
+
+int
+store_sqlstate_to_err(const char *sqlstate)
+{
+	if (sqlstate == NULL || strlen(sqlstate) != 5)
+		return CINDER_ERR_UNAVAILABLE;
+	if (strcmp(sqlstate, "23505") == 0)
+		return CINDER_ERR_CONFLICT;
+	if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 ||
+	    strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0 ||
+	    strcmp(sqlstate, "53300") == 0)
+		return CINDER_ERR_UNAVAILABLE;
+	return CINDER_ERR_DB;
+}
+
+static void
+store_notice_cb(void *arg, const char *message)
+{
+	log_debug("database notice: %s", message);
+}
+
+/* Run a query's callback (unless cancelled), count it, and free it. */
+static void
+store_query_finish(struct store *st, struct store_query *q, int r,
+		   PGresult *res)
+{
+	struct store_result wrap = {.res = res};
+
+	st->nqueued--;
+	if (r == 0)
+		st->stats.queries_ok++;
+	else
+		st->stats.queries_failed++;
+	if (!q->cancelled && q->cb != NULL) {
+		st->cb_depth++;
+		q->cb(r, res != NULL ? &wrap : NULL, q->arg);
+		st->cb_depth--;
+	}
+	store_query_free(q);
+}
+
+/* Fail the reads moved to st->failing; callbacks may queue more work. */
+static void
+store_fail_reads(struct store *st)
+{
+	struct store_query *q;
+
+	while ((q = TAILQ_FIRST(&st->failing)) != NULL) {
+		TAILQ_REMOVE(&st->failing, q, entry);
+		store_query_finish(st, q, CINDER_ERR_UNAVAILABLE, NULL);
+	}
+}
+
+static void
+store_events_close(struct store *st)
+{
+	if (st->ev_sock != NULL) {
+		event_free(st->ev_sock);
+		st->ev_sock = NULL;
+	}
+	if (st->ev_write != NULL) {
+		event_free(st->ev_write);
+		st->ev_write = NULL;
+	}
+	evtimer_del(st->ev_ctimeout);
+	st->flush_pending = false;
+}
+
+static void
+store_conn_close(struct store *st)
+{
+	store_events_close(st);
+	if (st->inflight_res != NULL) {
+		PQclear(st->inflight_res);
+		st->inflight_res = NULL;
+	}
+	if (st->conn != NULL) {
+		PQfinish(st->conn);
+		st->conn = NULL;
+	}
+	st->state = STORE_DOWN;
+}
+
+static void
+store_schedule_retry(struct store *st)
+{
+	struct timeval tv;
+
+	tv.tv_sec = st->backoff_ms / 1000;
+	tv.tv_usec = (st->backoff_ms % 1000) * 1000;
+	evtimer_add(st->ev_retry, &tv);
+	st->backoff_ms *= 2;
+	if (st->backoff_ms > st->opts.backoff_max_ms)
+		st->backoff_ms = st->opts.backoff_max_ms;
+}
+
+/*
+ * Enter (or stay in) an outage: move every queued read to the failing
+ * list; writes stay queued. The caller runs store_fail_reads() last, once
+ * the store is in a consistent state.
+ */
+static void
+store_outage_begin(struct store *st)
+{
+	struct store_query *q, *next;
+
+	st->outage = true;
+	for (q = TAILQ_FIRST(&st->queue); q != NULL; q = next) {
+		next = TAILQ_NEXT(q, entry);
+		if (q->flags & STORE_Q_WRITE)
+			continue;
+		TAILQ_REMOVE(&st->queue, q, entry);
+		TAILQ_INSERT_TAIL(&st->failing, q, entry);
+	}
+}
+
+/* A connect attempt failed (or timed out): back off and try again. */
+static void
+store_connect_failed(struct store *st, const char *why)
+{
+	char *msg = why != NULL ? xstrdup(why) : store_conn_message(st->conn);
+
+	st->stats.connect_failures++;
+	st->attempts++;
+	store_conn_close(st);
+	if (!st->outage)
+		log_warn("could not connect to database: %s", msg);
+	else
+		log_debug("could not connect to database (attempt %u): %s",
+			  st->attempts, msg);
+	free(msg);
+	store_outage_begin(st);
+	store_schedule_retry(st);
+	store_fail_reads(st);
+}
+
+/*
+ * An established connection went away. The query in flight is sent again
+ * after reconnecting if it is a write, failed if it is a read.
+ */
+static void
+store_connection_lost(struct store *st)
+{
+	char *msg = store_conn_message(st->conn);
+	struct store_query *q = st->inflight;
+
+	st->inflight = NULL;
+	store_conn_close(st);
+	if (q != NULL) {
+		if (q->cancelled) {
+			st->nqueued--;
+			store_query_free(q);
+		} else if (q->flags & STORE_Q_WRITE) {
+			TAILQ_INSERT_HEAD(&st->queue, q, entry);
+		} else {
+			TAILQ_INSERT_TAIL(&st->failing, q, entry);
+		}
+	}
+	if (!st->outage)
+		log_warn("database connection lost: %s", msg);
+	free(msg);
+	st->attempts = 0;
+	st->backoff_ms = st->opts.backoff_min_ms;
+	store_outage_begin(st);
+	store_schedule_retry(st);
+	store_fail_reads(st);
+}
+
+static void
+store_flush(struct store *st)
+{
+	int r = PQflush(st->conn);
+
+	if (r < 0) {
+		store_connection_lost(st);
+		return;
+	}
+	st->flush_pending = r == 1;
+	if (st->flush_pending)
+		event_add(st->ev_write, NULL);
+}
+
+/* The in-flight query has all its results: deliver and send the next. */
+static void
+store_complete_inflight(struct store *st)
+{
+	struct store_query *q = st->inflight;
+	PGresult *res = st->inflight_res;
+	ExecStatusType status;
+	const char *sqlstate = NULL;
+	int r = 0;
+
+	status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK &&
+	    status != PGRES_EMPTY_QUERY) {
+		if (res != NULL)
+			sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		r = store_sqlstate_to_err(sqlstate);
+	}
+	if (r == CINDER_ERR_UNAVAILABLE || PQstatus(st->conn) == CONNECTION_BAD) {
+		/* Connection trouble, not the query's fault. */
+		store_connection_lost(st);
+		return;
+	}
+	st->inflight = NULL;
+	st->inflight_res = NULL;
+	if (r != 0)
+		log_debug("query %llu failed: %s", (unsigned long long)q->id,
+			  PQresultErrorMessage(res));
+	store_query_finish(st, q, r, res);
+	PQclear(res);
+	store_send_next(st);
+}
+
+/* Collect results for the query in flight while libpq has them. */
+static void
+store_process_results(struct store *st)
+{
+	PGresult *res;
+
+	while (st->state == STORE_UP && st->inflight != NULL &&
+	       !PQisBusy(st->conn)) {
+		res = PQgetResult(st->conn);
+		if (res == NULL) {
+			store_complete_inflight(st);
+			continue;
+		}
+		/* One statement gives one result; keep the first error. */
+		if (st->inflight_res == NULL) {
+			st->inflight_res = res;
+		} else if (PQresultStatus(res) == PGRES_FATAL_ERROR &&
+			   PQresultStatus(st->inflight_res) !=
+				   PGRES_FATAL_ERROR) {
+			PQclear(st->inflight_res);
+			st->inflight_res = res;
+		} else {
+			PQclear(res);
+		}
+	}
+}
+
+static void
+store_sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+	PGnotify *n;
+
+	if (!PQconsumeInput(st->conn)) {
+		store_connection_lost(st);
+		return;
+	}
+	while ((n = PQnotifies(st->conn)) != NULL)
+		PQfreemem(n);
+	if (st->flush_pending) {
+		store_flush(st);
+		if (st->state != STORE_UP)
+			return;
+	}
+	store_process_results(st);
+	if (st->state == STORE_UP && PQstatus(st->conn) == CONNECTION_BAD)
+		store_connection_lost(st);
+}
+
+static void
+store_sock_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+
+	if (st->state == STORE_UP && st->flush_pending)
+		store_flush(st);
+}
+
+static void
+store_send_next(struct store *st)
+{
+	struct store_query *q;
+
+	if (st->state != STORE_UP || st->inflight != NULL)
+		return;
+	q = TAILQ_FIRST(&st->queue);
+	if (q == NULL)
+		return;
+	TAILQ_REMOVE(&st->queue, q, entry);
+	st->inflight = q;
+	if (!PQsendQueryParams(st->conn, q->sql, q->nparams, NULL, q->values,
+			       q->lengths, q->formats, 0)) {
+		store_connection_lost(st);
+		return;
+	}
+	store_flush(st);
+}
+
+static void
+store_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	store_send_next(arg);
+}
+
+static void
+store_connected(struct store *st)
+{
+	int fd = PQsocket(st->conn);
+
+	store_events_close(st);
+	if (PQsetnonblocking(st->conn, 1) != 0) {
+		store_connect_failed(st, "could not set non-blocking mode");
+		return;
+	}
+	PQsetNoticeProcessor(st->conn, store_notice_cb, st);
+	st->ev_sock = event_new(st->base, fd, EV_READ | EV_PERSIST,
+				store_sock_read_cb, st);
+	st->ev_write = event_new(st->base, fd, EV_WRITE, store_sock_write_cb,
+				 st);
+	if (st->ev_sock == NULL || st->ev_write == NULL ||
+	    event_add(st->ev_sock, NULL) != 0) {
+		store_connect_failed(st, "could not watch the socket");
+		return;
+	}
+	st->state = STORE_UP;
+	st->backoff_ms = st->opts.backoff_min_ms;
+	if (st->outage) {
+		st->stats.reconnects++;
+		log_notice("database connection restored after %u failed "
+			   "attempt%s",
+			   st->attempts, st->attempts == 1 ? "" : "s");
+	} else {
+		log_info("connected to database");
+	}
+	st->outage = false;
+	st->ever_up = true;
+	st->attempts = 0;
+	store_send_next(st);
+}
+
+static void store_connect_poll_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Wait for the socket as PQconnectPoll asked; it may change per call. */
+static void
+store_connect_wait(struct store *st, PostgresPollingStatusType ps)
+{
+	int fd = PQsocket(st->conn);
+
+	if (st->ev_sock != NULL) {
+		event_free(st->ev_sock);
+		st->ev_sock = NULL;
+	}
+	if (fd < 0) {
+		store_connect_failed(st, NULL);
+		return;
+	}
+	st->ev_sock = event_new(st->base, fd,
+				ps == PGRES_POLLING_READING ? EV_READ
+							    : EV_WRITE,
+				store_connect_poll_cb, st);
+	if (st->ev_sock == NULL || event_add(st->ev_sock, NULL) != 0)
+		store_connect_failed(st, "could not watch the socket");
+}
+
+static void
+store_connect_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+	PostgresPollingStatusType ps = PQconnectPoll(st->conn);
+
+	switch (ps) {
+	case PGRES_POLLING_READING:
+	case PGRES_POLLING_WRITING:
+		store_connect_wait(st, ps);
+		break;
+	case PGRES_POLLING_OK:
+		store_connected(st);
+		break;
+	case PGRES_POLLING_FAILED:
+	case PGRES_POLLING_ACTIVE:
+	default:
+		store_connect_failed(st, NULL);
+		break;
+	}
+}
+
+static void
+store_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	store_connect_failed(arg, "timed out");
+}
+
+static void
+store_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	store_connect_start(arg);
+}
+
+static void
+store_connect_start(struct store *st)
+{
+	struct timeval tv;
+
+	st->conn = PQconnectStart(st->conninfo);
+	if (st->conn == NULL) {
+		store_connect_failed(st, "out of memory");
+		return;
+	}
+	if (PQstatus(st->conn) == CONNECTION_BAD) {
+		store_connect_failed(st, NULL);
+		return;
+	}
+	st->state = STORE_CONNECTING;
+	tv.tv_sec = st->opts.connect_timeout_ms / 1000;
+	tv.tv_usec = (st->opts.connect_timeout_ms % 1000) * 1000;
+	evtimer_add(st->ev_ctimeout, &tv);
+	/* libpq: after PQconnectStart, behave as if polling asked to write. */
+	store_connect_wait(st, PGRES_POLLING_WRITING);
+}
+
+struct store *
+store_new(struct event_base *base, const char *conninfo,
+	  const struct store_opts *opts)
+{
+	struct store *st;
+	PQconninfoOption *parsed;
+	char *perr = NULL;
+
+	if (base == NULL || conninfo == NULL)
+		return NULL;
+	/* Details are not logged: they may quote part of a password. */
+	parsed = PQconninfoParse(conninfo, &perr);
+	if (parsed == NULL) {
+		log_err("invalid database connection string");
+		PQfreemem(perr);
+		return NULL;
+	}
+	PQconninfoFree(parsed);
+	st = xcalloc(1, sizeof(*st));
+	st->base = base;
+	st->conninfo = xstrdup(conninfo);
+	if (opts != NULL)
+		st->opts = *opts;
+	if (st->opts.max_queue == 0)
+		st->opts.max_queue = STORE_DEFAULT_MAX_QUEUE;
+	if (st->opts.backoff_min_ms == 0)
+		st->opts.backoff_min_ms = STORE_DEFAULT_BACKOFF_MIN_MS;
+	if (st->opts.backoff_max_ms == 0)
+		st->opts.backoff_max_ms = STORE_DEFAULT_BACKOFF_MAX_MS;
+	if (st->opts.backoff_max_ms < st->opts.backoff_min_ms)
+		st->opts.backoff_max_ms = st->opts.backoff_min_ms;
+	if (st->opts.connect_timeout_ms == 0)
+		st->opts.connect_timeout_ms = STORE_DEFAULT_CONNECT_TIMEOUT_MS;
+	st->backoff_ms = st->opts.backoff_min_ms;
+	TAILQ_INIT(&st->queue);
+	TAILQ_INIT(&st->failing);
+	st->ev_retry = evtimer_new(base, store_retry_cb, st);
+	st->ev_ctimeout = evtimer_new(base, store_connect_timeout_cb, st);
+	st->ev_kick = event_new(base, -1, 0, store_kick_cb, st);
+	if (st->ev_retry == NULL || st->ev_ctimeout == NULL ||
+	    st->ev_kick == NULL) {
+		log_err("could not create database events");
+		store_free(st);
+		return NULL;
+	}
+	/* First attempt on the loop, so store_new() never runs callbacks. */
+	event_active(st->ev_retry, EV_TIMEOUT, 1);
+	return st;
+}
+
+static void
+store_queue_drop(struct store_queue *qh)
+{
+	struct store_query *q;
+
+	while ((q = TAILQ_FIRST(qh)) != NULL) {
+		TAILQ_REMOVE(qh, q, entry);
+		store_query_free(q);
+	}
+}
+
+void
+store_free(struct store *st)
+{
+	if (st == NULL)
+		return;
+	assert(st->cb_depth == 0);
+	store_conn_close(st);
+	if (st->ev_retry != NULL)
+		event_free(st->ev_retry);
+	if (st->ev_ctimeout != NULL)
+		event_free(st->ev_ctimeout);
+	if (st->ev_kick != NULL)
+		event_free(st->ev_kick);
+	store_query_free(st->inflight);
+	store_queue_drop(&st->queue);
+	store_queue_drop(&st->failing);
+	freezero(st->conninfo, strlen(st->conninfo));
+	free(st);
+}
+
+int
+store_query_params(struct store *st, unsigned flags, const char *sql,
+		   int nparams, const struct store_param *params,
+		   store_done_cb cb, void *arg, uint64_t *idp)
+{
+	struct store_query *q = NULL;
+	size_t total = 0, len, off = 0;
+	int i, r = CINDER_ERR_INTERNAL;
+
+	if (idp != NULL)
+		*idp = 0;
+	if (st == NULL || sql == NULL || nparams < 0 ||
+	    nparams > STORE_MAX_PARAMS || (nparams > 0 && params == NULL)) {
+		r = CINDER_ERR_INVAL;
+		goto out;
+	}
+	if (st->outage && !(flags & STORE_Q_WRITE)) {
+		r = CINDER_ERR_UNAVAILABLE;
+		goto out;
+	}
+	if (st->nqueued >= st->opts.max_queue) {
+		r = CINDER_ERR_BUSY;
+		goto out;
+	}
+	for (i = 0; i < nparams; i++) {
+		if (params[i].value == NULL)
+			continue;
+		len = params[i].binary ? params[i].len
+				       : strlen(params[i].value) + 1;
+		if (len > (size_t)INT32_MAX || total > SIZE_MAX - len) {
+			r = CINDER_ERR_TOO_BIG;
+			goto out;
+		}
+		total += len;
+	}
+	q = xcalloc(1, sizeof(*q));
+	q->flags = flags;
+	q->cb = cb;
+	q->arg = arg;
+	q->sql = xstrdup(sql);
+	q->nparams = nparams;
+	if (nparams > 0) {
+		q->values = xcalloc(nparams, sizeof(*q->values));
+		q->lengths = xcalloc(nparams, sizeof(*q->lengths));
+		q->formats = xcalloc(nparams, sizeof(*q->formats));
+		q->blob = xmalloc(total > 0 ? total : 1);
+	}
+	for (i = 0; i < nparams; i++) {
+		if (params[i].value == NULL)
+			continue;
+		len = params[i].binary ? params[i].len
+				       : strlen(params[i].value) + 1;
+		if (len > 0)
+			memcpy(q->blob + off, params[i].value, len);
+		q->values[i] = q->blob + off;
+		q->lengths[i] = (int)len;
+		q->formats[i] = params[i].binary ? 1 : 0;
+		off += len;
+	}
+	q->id = ++st->next_id;
+	TAILQ_INSERT_TAIL(&st->queue, q, entry);
+	st->nqueued++;
+	if (idp != NULL)
+		*idp = q->id;
+	q = NULL;
+	/* Send on the next loop turn, so cb never runs before we return. */
+	if (st->state == STORE_UP && st->inflight == NULL)
+		event_active(st->ev_kick, EV_TIMEOUT, 1);
+	r = 0;
+out:
+	store_query_free(q);
+	return r;
+}
+
+int
+store_query(struct store *st, unsigned flags, const char *sql, int nparams,
+	    const char *const *params, store_done_cb cb, void *arg,
+	    uint64_t *idp)
+{
+	struct store_param stack[16] = {{0}}, *p = stack;
+	int i, r;
+
+	if (nparams < 0 || nparams > STORE_MAX_PARAMS ||
+	    (nparams > 0 && params == NULL)) {
+		if (idp != NULL)
+			*idp = 0;
+		return CINDER_ERR_INVAL;
+	}
+	if ((size_t)nparams > sizeof(stack) / sizeof(stack[0]))
+		p = xcalloc(nparams, sizeof(*p));
+	for (i = 0; i < nparams; i++) {
+		p[i].value = params[i];
+		p[i].len = 0;
+		p[i].binary = false;
+	}
+	r = store_query_params(st, flags, sql, nparams, p, cb, arg, idp);
+	if (p != stack)
+		free(p);
+	return r;
+}
+
+static bool
+store_queue_cancel(struct store *st, struct store_queue *qh, uint64_t id)
+{
+	struct store_query *q;
+
+	TAILQ_FOREACH(q, qh, entry) {
+		if (q->id != id || q->cancelled)
+			continue;
+		TAILQ_REMOVE(qh, q, entry);
+		st->nqueued--;
+		store_query_free(q);
+		return true;
+	}
+	return false;
+}
+
+int
+store_cancel(struct store *st, uint64_t id)
+{
+	if (st == NULL || id == 0)
+		return CINDER_ERR_INVAL;
+	if (st->inflight != NULL && st->inflight->id == id) {
+		if (st->inflight->cancelled)
+			return CINDER_ERR_NOTFOUND;
+		/* The server is running it; drop the answer when it comes. */
+		st->inflight->cancelled = true;
+		return 0;
+	}
+	if (store_queue_cancel(st, &st->queue, id) ||
+	    store_queue_cancel(st, &st->failing, id))
+		return 0;
+	return CINDER_ERR_NOTFOUND;
+}
+
+bool
+store_is_up(const struct store *st)
+{
+	return st != NULL && st->state == STORE_UP;
+}
+
+void
+store_stats_get(const struct store *st, struct store_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return;
+	*out = st->stats;
+	out->up = st->state == STORE_UP;
+	out->queued = st->nqueued;
+}
+
+int
+store_result_ntuples(const struct store_result *res)
+{
+	return res != NULL && res->res != NULL ? PQntuples(res->res) : 0;
+}
+
+int
+store_result_nfields(const struct store_result *res)
+{
+	return res != NULL && res->res != NULL ? PQnfields(res->res) : 0;
+}
+
+int
+store_result_column(const struct store_result *res, const char *name)
+{
+	if (res == NULL || res->res == NULL || name == NULL)
+		return -1;
+	return PQfnumber(res->res, name);
+}
+
+static bool
+store_result_in_range(const struct store_result *res, int row, int col)
+{
+	return res != NULL && res->res != NULL && row >= 0 && col >= 0 &&
+	       row < PQntuples(res->res) && col < PQnfields(res->res);
+}
+
+bool
+store_result_is_null(const struct store_result *res, int row, int col)
+{
+	if (!store_result_in_range(res, row, col))
+		return true;
+	return PQgetisnull(res->res, row, col) != 0;
+}
+
+const char *
+store_result_value(const struct store_result *res, int row, int col)
+{
+	if (store_result_is_null(res, row, col))
+		return NULL;
+	return PQgetvalue(res->res, row, col);
+}
+
+size_t
+store_result_length(const struct store_result *res, int row, int col)
+{
+	if (store_result_is_null(res, row, col))
+		return 0;
+	return (size_t)PQgetlength(res->res, row, col);
+}
+
+int
+store_result_bytes(const struct store_result *res, int row, int col,
+		   uint8_t **outp, size_t *lenp)
+{
+	const char *v = store_result_value(res, row, col);
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	uint8_t *out;
+
+	*outp = NULL;
+	*lenp = 0;
+	if (v == NULL)
+		return CINDER_ERR_NOTFOUND;
+	raw = PQunescapeBytea((const unsigned char *)v, &len);
+	if (raw == NULL)
+		return CINDER_ERR_MALFORMED;
+	out = xmalloc(len > 0 ? len : 1);
+	if (len > 0)
+		memcpy(out, raw, len);
+	PQfreemem(raw);
+	*outp = out;
+	*lenp = len;
+	return 0;
+}
+
+long long
+store_result_affected(const struct store_result *res)
+{
+	const char *s;
+
+	if (res == NULL || res->res == NULL)
+		return 0;
+	s = PQcmdTuples(res->res);
+	if (s == NULL || *s == '\0')
+		return 0;
+	return strtoll(s, NULL, 10);
+}
+
+const char *
+store_result_sqlstate(const struct store_result *res)
+{
+	if (res == NULL || res->res == NULL)
+		return NULL;
+	return PQresultErrorField(res->res, PG_DIAG_SQLSTATE);
+}
+
+const char *
+store_result_message(const struct store_result *res)
+{
+	if (res == NULL || res->res == NULL)
+		return NULL;
+	return PQresultErrorField(res->res, PG_DIAG_MESSAGE_PRIMARY);
+}

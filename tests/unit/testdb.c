@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test databases on the tests/with-pg cluster: create a uniquely named
+ * database per test, optionally migrate it, drop it afterwards. Blocking
+ * libpq; test code only, never linked into the daemon.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "store.h"
+#include "testdb.h"
+#include "xmalloc.h"
+
+#ifndef CINDER_TEST_SRCDIR
+#define CINDER_TEST_SRCDIR "."
+#endif
+
+#define TESTDB_SKIP_MSG                                                        \
+	"skipped: CINDER_TEST_CONNINFO is not set; run under tests/with-pg "   \
+	"(e.g. tests/with-pg make check)\n"
+
+static const char *
+testdb_base(void)
+{
+	const char *c = getenv("CINDER_TEST_CONNINFO");
+
+	return c != NULL && *c != '\0' ? c : NULL;
+}
+
+bool
+testdb_available(void)
+{
+	return testdb_base() != NULL;
+}
+
+void
+testdb_require(void)
+{
+	if (testdb_available())
+		return;
+	fputs(TESTDB_SKIP_MSG, stderr);
+	exit(77);
+}
+
+const char *
+testdb_srcdir(void)
+{
+	const char *s = getenv("top_srcdir");
+
+	return s != NULL && *s != '\0' ? s : CINDER_TEST_SRCDIR;
+}
+
+const char *
+testdb_sql_dir(void)
+{
+	static char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s/sql", testdb_srcdir());
+	return buf;
+}
+
+static PGconn *
+testdb_connect(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+
+	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "testdb: could not connect: %s",
+			c != NULL ? PQerrorMessage(c) : "out of memory\n");
+		abort();
+	}
+	return c;
+}
+
+static void
+testdb_exec(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "testdb: %s: %s", sql, PQerrorMessage(c));
+		abort();
+	}
+	PQclear(res);
+}
+
+char *
+testdb_create(void)
+{
+	static unsigned counter;
+	const char *base = testdb_base();
+	struct timespec ts;
+	char name[64], *sql, *quoted;
+	PGconn *c;
+
+	if (base == NULL) {
+		fputs(TESTDB_SKIP_MSG, stderr);
+		exit(77);
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(name, sizeof(name), "cinder_t_%ld_%u_%ld", (long)getpid(),
+		 counter++, (long)ts.tv_nsec);
+	c = testdb_connect(base);
+	quoted = PQescapeIdentifier(c, name, strlen(name));
+	/* template0: concurrent creations from template1 would conflict. */
+	sql = xasprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING "
+			"'UTF8'",
+			quoted);
+	testdb_exec(c, sql);
+	free(sql);
+	PQfreemem(quoted);
+	PQfinish(c);
+	/* In keyword/value conninfo the last dbname wins. */
+	return xasprintf("%s dbname=%s", base, name);
+}
+
+char *
+testdb_create_migrated(void)
+{
+	char *conninfo = testdb_create();
+	int r = store_migrate(conninfo, testdb_sql_dir());
+
+	if (r != 0) {
+		fprintf(stderr, "testdb: migrations in %s failed (%d)\n",
+			testdb_sql_dir(), r);
+		abort();
+	}
+	return conninfo;
+}
+
+void
+testdb_drop(char *conninfo)
+{
+	const char *p, *base = testdb_base();
+	char *sql, *quoted;
+	PGconn *c;
+
+	if (conninfo == NULL)
+		return;
+	p = strstr(conninfo, " dbname=cinder_t_");
+	if (base != NULL && p != NULL) {
+		p += strlen(" dbname=");
+		c = testdb_connect(base);
+		quoted = PQescapeIdentifier(c, p, strlen(p));
+		sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+				quoted);
+		testdb_exec(c, sql);
+		free(sql);
+		PQfreemem(quoted);
+		PQfinish(c);
+	}
+	free(conninfo);
+}
+
+char *
+testdb_query_value(const char *conninfo, const char *sql)
+{
+	PGconn *c = testdb_connect(conninfo);
+	PGresult *res = PQexec(c, sql);
+	char *v;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
+	    PQresultStatus(res) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "testdb: %s: %s", sql, PQerrorMessage(c));
+		abort();
+	}
+	if (PQntuples(res) == 0 || PQnfields(res) == 0)
+		v = xstrdup("");
+	else if (PQgetisnull(res, 0, 0))
+		v = NULL;
+	else
+		v = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	PQfinish(c);
+	return v;
+}
