@@ -1,0 +1,1039 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device session state machine (protocol.md §2.4-§3, §6.1): Hello both
+ * ways, the Describe that makes a device READY, message-ID tracking with
+ * resynchronisation, ACKs for everything the device sends CON, time
+ * replies, events and subscriptions up to the driver, and the API
+ * requests (function, variable, signal, describe) with 1-byte tokens,
+ * deadlines and a bounded FIFO. No I/O: see session.h for the callbacks.
+ * Loop thread only.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+#include "session.h"
+#include "xmalloc.h"
+
+/* Longest function argument a Photon accepts (§3.8). */
+#define SESSION_FUNCTION_ARG_MAX 622
+
+/* Inflight slots: the API limit plus the session's own Describe. */
+#define SESSION_SLOTS (SESSION_MAX_INFLIGHT + 1)
+
+/*
+ * One request to the device. The encoded message is built when the
+ * request is made (so that size errors are reported at once); its
+ * message ID (bytes 2-3) and 1-byte token (byte 4) are filled in when it
+ * is sent.
+ */
+struct session_req {
+	struct session_req *next;    /* FIFO link while queued */
+	uint64_t req_id;	     /* the caller's id */
+	enum session_req_kind kind;  /* what it is */
+	bool internal;		     /* the session's own Describe */
+	bool acked;		     /* empty ACK seen: result follows */
+	uint8_t token;		     /* 1..255 once sent */
+	uint16_t mid;		     /* message ID once sent */
+	uint64_t deadline;	     /* monotonic ms */
+	size_t len;		     /* bytes in msg */
+	uint8_t msg[];		     /* the encoded request */
+};
+
+struct session {
+	const struct session_ops *ops;	 /* callbacks, borrowed */
+	void *arg;			 /* their argument */
+	enum session_state state;	 /* where we are */
+	struct session_hello hello;	 /* the device's Hello */
+	size_t hello_len;		 /* its payload length */
+	uint16_t next_mid;		 /* our next message ID */
+	uint16_t dev_mid_next;		 /* the device's expected next ID */
+	uint8_t next_token;		 /* next token to try, 1..255 */
+	int close_status;		 /* status given to ops->close */
+	struct session_req *slots[SESSION_SLOTS]; /* sent, unanswered */
+	size_t n_api_inflight;		 /* API requests in slots */
+	struct session_req *q_head;	 /* FIFO of requests not yet sent */
+	struct session_req *q_tail;	 /* its last element */
+	size_t n_queued;		 /* its length */
+	struct session_stats stats;	 /* counters */
+	char *log_ctx;			 /* log context, owned; may be NULL */
+};
+
+static void session_pump(struct session *s, uint64_t now_ms);
+
+static int
+session_err_from_pcoap(int r)
+{
+	switch (r) {
+	case PCOAP_OK:
+		return 0;
+	case PCOAP_NOSPACE:
+	case PCOAP_TOO_BIG:
+		return CINDER_ERR_TOO_BIG;
+	default:
+		return CINDER_ERR_INVAL;
+	}
+}
+
+/* The largest plaintext this device accepts (§1.5): the Core is smaller. */
+static size_t
+session_rx_max(const struct session *s)
+{
+	if (s->hello.platform_id == 0 || s->hello_len == 6)
+		return PCOAP_DEVICE_RX_MAX_CORE;
+	return PCOAP_DEVICE_RX_MAX;
+}
+
+static void
+session_close(struct session *s, int status, const char *reason)
+{
+	if (s->state == SESSION_CLOSED)
+		return;
+	s->state = SESSION_CLOSED;
+	s->close_status = status;
+	log_ctx(LOG_LEVEL_INFO, s->log_ctx, "closing device session: %s",
+		reason);
+	s->ops->close(s->arg, status, reason);
+}
+
+/* Check a message against the device's parser limits (§3.2), send it. */
+static int
+session_send(struct session *s, const uint8_t *buf, size_t len)
+{
+	struct pcoap_msg m;
+	int r;
+
+	if (s->state == SESSION_CLOSED)
+		return CINDER_ERR_UNAVAILABLE;
+	if ((r = pcoap_msg_decode(buf, len, &m)) != PCOAP_OK ||
+	    (r = pcoap_check_to_device(&m, session_rx_max(s))) != PCOAP_OK) {
+		/* A bug on our side: never let it reach the device. */
+		log_ctx(LOG_LEVEL_ERR, s->log_ctx,
+			"refusing to send an invalid message: %s",
+			pcoap_strerror(r));
+		session_close(s, CINDER_ERR_INTERNAL, "invalid outgoing message");
+		return CINDER_ERR_INTERNAL;
+	}
+	if ((r = s->ops->send(s->arg, buf, len)) != 0) {
+		session_close(s, r, "send failed");
+		return r;
+	}
+	s->stats.msgs_out++;
+	return 0;
+}
+
+static int
+session_send_empty_ack(struct session *s, uint16_t mid)
+{
+	uint8_t buf[PCOAP_HDR_LEN];
+	size_t len;
+
+	if (pcoap_build_empty_ack(buf, sizeof(buf), &len, mid) != PCOAP_OK)
+		return CINDER_ERR_INTERNAL;
+	return session_send(s, buf, len);
+}
+
+/* ACK 4.00 without token (subscription refused, §3.9). */
+static int
+session_send_bad_request(struct session *s, uint16_t mid)
+{
+	uint8_t buf[PCOAP_HDR_LEN];
+	size_t len;
+
+	if (pcoap_build_reply(buf, sizeof(buf), &len, PCOAP_ACK,
+			      PCOAP_CODE_BAD_REQUEST, mid, NULL, 0, NULL,
+			      0) != PCOAP_OK)
+		return CINDER_ERR_INTERNAL;
+	return session_send(s, buf, len);
+}
+
+static uint16_t
+session_take_mid(struct session *s)
+{
+	return s->next_mid++;
+}
+
+static struct session_req *
+session_req_new(enum session_req_kind kind, uint64_t req_id,
+		const uint8_t *msg, size_t len, uint64_t deadline)
+{
+	struct session_req *req;
+
+	req = xcalloc(1, sizeof(*req) + len);
+	req->kind = kind;
+	req->req_id = req_id;
+	req->deadline = deadline;
+	req->len = len;
+	memcpy(req->msg, msg, len);
+	return req;
+}
+
+static bool
+session_token_in_use(const struct session *s, uint8_t tok)
+{
+	size_t i;
+
+	for (i = 0; i < SESSION_SLOTS; i++) {
+		if (s->slots[i] != NULL && s->slots[i]->token == tok)
+			return true;
+	}
+	return false;
+}
+
+/* Next free token, rotating through 1..255 (never 0, §3.4). */
+static uint8_t
+session_take_token(struct session *s)
+{
+	unsigned i;
+	uint8_t tok;
+
+	for (i = 0; i < 255; i++) {
+		tok = s->next_token;
+		s->next_token = tok == 255 ? 1 : (uint8_t)(tok + 1);
+		if (!session_token_in_use(s, tok))
+			return tok;
+	}
+	/* Unreachable: at most SESSION_SLOTS tokens are in use. */
+	return 0;
+}
+
+static int
+session_free_slot(const struct session *s)
+{
+	size_t i;
+
+	for (i = 0; i < SESSION_SLOTS; i++) {
+		if (s->slots[i] == NULL)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Give req a token and a message ID, put it in a slot and send it. */
+static int
+session_start(struct session *s, struct session_req *req)
+{
+	int slot;
+
+	if ((slot = session_free_slot(s)) < 0) {
+		free(req);
+		return CINDER_ERR_INTERNAL;
+	}
+	req->token = session_take_token(s);
+	req->mid = session_take_mid(s);
+	/* Every request built here has TKL 1: header, then the token. */
+	req->msg[2] = (uint8_t)(req->mid >> 8);
+	req->msg[3] = (uint8_t)req->mid;
+	req->msg[4] = req->token;
+	s->slots[slot] = req;
+	if (!req->internal)
+		s->n_api_inflight++;
+	/* On failure the session is closed; req stays for abort_requests. */
+	return session_send(s, req->msg, req->len);
+}
+
+static void
+session_slot_remove(struct session *s, struct session_req *req)
+{
+	size_t i;
+
+	for (i = 0; i < SESSION_SLOTS; i++) {
+		if (s->slots[i] == req) {
+			s->slots[i] = NULL;
+			if (!req->internal)
+				s->n_api_inflight--;
+			return;
+		}
+	}
+}
+
+static void
+session_queue_remove(struct session *s, struct session_req *req)
+{
+	struct session_req **pp, *prev = NULL;
+
+	for (pp = &s->q_head; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == req) {
+			*pp = req->next;
+			if (s->q_tail == req)
+				s->q_tail = prev;
+			req->next = NULL;
+			s->n_queued--;
+			return;
+		}
+		prev = *pp;
+	}
+}
+
+static void
+session_report(struct session *s, const struct session_req *req,
+	       const struct session_result *res)
+{
+	if (s->ops->request_done != NULL)
+		s->ops->request_done(s->arg, req->req_id, req->kind, res);
+}
+
+static void
+session_fail(struct session *s, struct session_req *req, int status,
+	     uint8_t code)
+{
+	struct session_result res;
+
+	memset(&res, 0, sizeof(res));
+	res.status = status;
+	res.code = code;
+	session_report(s, req, &res);
+}
+
+/* The session's own Describe answered: hand on the JSON, become READY. */
+static void
+session_describe_done(struct session *s, const struct pcoap_view *json)
+{
+	if (s->ops->describe != NULL)
+		s->ops->describe(s->arg, (const char *)json->p, json->len);
+	if (s->state == SESSION_DESCRIBING) {
+		s->state = SESSION_READY;
+		log_ctx(LOG_LEVEL_INFO, s->log_ctx, "device session ready");
+		if (s->ops->ready != NULL)
+			s->ops->ready(s->arg);
+	}
+}
+
+/*
+ * A final answer (piggy-backed ACK with a code, or a separate response)
+ * for req, which is already out of its slot. Frees req.
+ */
+static void
+session_complete(struct session *s, struct session_req *req,
+		 const struct pcoap_msg *m, uint64_t now_ms)
+{
+	struct session_result res;
+	uint8_t cls = m->code >> 5;
+	int32_t v;
+
+	memset(&res, 0, sizeof(res));
+	res.code = m->code;
+	if (cls != 2 && m->code != PCOAP_CODE_EMPTY) {
+		/* 4.xx/5.xx (§3.12); only a signal gets here with 0.00. */
+		if (req->internal) {
+			if (s->state == SESSION_DESCRIBING)
+				session_close(s, CINDER_ERR_PROTO,
+					      "describe refused");
+			goto out;
+		}
+		session_fail(s, req,
+			     m->code == PCOAP_CODE_NOT_FOUND
+				     ? CINDER_ERR_NOTFOUND
+				     : CINDER_ERR_PROTO,
+			     m->code);
+		goto out;
+	}
+	switch (req->kind) {
+	case SESSION_REQ_FUNCTION:
+		if (pcoap_value_decode_int32(m->payload.p, m->payload.len,
+					     &v) != PCOAP_OK) {
+			res.status = CINDER_ERR_PROTO;
+			break;
+		}
+		res.int_value = v;
+		break;
+	case SESSION_REQ_VARIABLE:
+		res.data = m->payload.p;
+		res.data_len = m->payload.len;
+		break;
+	case SESSION_REQ_SIGNAL:
+		break;
+	case SESSION_REQ_DESCRIBE:
+		if (req->internal) {
+			session_describe_done(s, &m->payload);
+			goto out;
+		}
+		res.data = m->payload.p;
+		res.data_len = m->payload.len;
+		break;
+	}
+	session_report(s, req, &res);
+out:
+	free(req);
+	session_pump(s, now_ms);
+}
+
+/* The request waiting for this token, or NULL. */
+static struct session_req *
+session_find_token(const struct session *s, const struct pcoap_view *tok)
+{
+	size_t i;
+
+	if (tok->len != 1)
+		return NULL;
+	for (i = 0; i < SESSION_SLOTS; i++) {
+		if (s->slots[i] != NULL && s->slots[i]->token == tok->p[0])
+			return s->slots[i];
+	}
+	return NULL;
+}
+
+/*
+ * Match an ACK or RST: by message ID first (§3.4); then, for the ID quirk
+ * of LightSSL builds (§3.3), by token. *by_token tells which.
+ */
+static struct session_req *
+session_match_ack(const struct session *s, const struct pcoap_msg *m,
+		  bool *by_token)
+{
+	struct session_req *req;
+	size_t i;
+
+	*by_token = false;
+	for (i = 0; i < SESSION_SLOTS; i++) {
+		req = s->slots[i];
+		if (req == NULL || req->mid != m->mid)
+			continue;
+		if (m->token.len == 1 && m->token.p[0] != req->token)
+			break; /* same ID by chance: try the token */
+		return req;
+	}
+	if ((req = session_find_token(s, &m->token)) != NULL)
+		*by_token = true;
+	return req;
+}
+
+static int
+session_input_ack(struct session *s, const struct pcoap_msg *m, int kind,
+		  uint64_t now_ms)
+{
+	struct session_req *req;
+	bool by_token;
+
+	req = session_match_ack(s, m, &by_token);
+	if ((req == NULL || by_token) && m->mid == s->dev_mid_next) {
+		/*
+		 * The device stamped its ACK with a fresh ID from its own
+		 * counter (§3.3): that ID is consumed. Never disconnect.
+		 */
+		s->dev_mid_next++;
+		s->stats.mid_resyncs++;
+	}
+	if (req == NULL) {
+		log_ctx(LOG_LEVEL_DEBUG, s->log_ctx,
+			"dropping unmatched %s id %u", pcoap_kind_str(kind),
+			m->mid);
+		s->stats.dropped_unknown++;
+		return 0;
+	}
+	if (kind == PCOAP_KIND_EMPTY_ACK && req->kind != SESSION_REQ_SIGNAL) {
+		/* Accepted; the result follows as a separate response. */
+		req->acked = true;
+		return 0;
+	}
+	session_slot_remove(s, req);
+	if (kind == PCOAP_KIND_RST) {
+		if (req->internal) {
+			if (s->state == SESSION_DESCRIBING)
+				session_close(s, CINDER_ERR_PROTO,
+					      "describe reset by the device");
+		} else {
+			session_fail(s, req, CINDER_ERR_PROTO, 0);
+		}
+		free(req);
+		session_pump(s, now_ms);
+		return 0;
+	}
+	/* A signal's empty ACK means done, like its ACK 2.04. */
+	session_complete(s, req, m, now_ms);
+	return 0;
+}
+
+static int
+session_input_response(struct session *s, const struct pcoap_msg *m,
+		       uint64_t now_ms)
+{
+	struct session_req *req;
+	int r;
+
+	if (m->type == PCOAP_CON && (r = session_send_empty_ack(s, m->mid)))
+		return r;
+	if ((req = session_find_token(s, &m->token)) == NULL) {
+		log_ctx(LOG_LEVEL_DEBUG, s->log_ctx,
+			"dropping response id %u without a pending request",
+			m->mid);
+		s->stats.dropped_unknown++;
+		return 0;
+	}
+	session_slot_remove(s, req);
+	session_complete(s, req, m, now_ms);
+	return 0;
+}
+
+static int
+session_start_describe(struct session *s, uint64_t now_ms)
+{
+	struct session_req *req;
+	uint8_t buf[16];
+	size_t len;
+
+	if (pcoap_build_describe(buf, sizeof(buf), &len, 0, 1, 0) != PCOAP_OK)
+		return CINDER_ERR_INTERNAL;
+	req = session_req_new(SESSION_REQ_DESCRIBE, 0, buf, len,
+			      now_ms + SESSION_DESCRIBE_TIMEOUT_MS);
+	req->internal = true;
+	return session_start(s, req);
+}
+
+static int
+session_input_hello(struct session *s, const struct pcoap_msg *m, int kind,
+		    uint64_t now_ms)
+{
+	struct pcoap_hello h;
+	uint8_t buf[16];
+	size_t len;
+	int r;
+
+	if (kind != PCOAP_KIND_HELLO) {
+		session_close(s, CINDER_ERR_PROTO, "first message is not a hello");
+		return CINDER_ERR_PROTO;
+	}
+	if (pcoap_parse_hello(m, &h) != PCOAP_OK) {
+		session_close(s, CINDER_ERR_MALFORMED, "malformed hello");
+		return CINDER_ERR_MALFORMED;
+	}
+	s->hello.product_id = h.product_id;
+	s->hello.product_version = h.product_version;
+	s->hello.flags = h.flags;
+	s->hello.platform_id = h.platform_id;
+	s->hello_len = h.payload_len;
+	/* The Hello sets the baseline of the device's counter (§2.3). */
+	s->dev_mid_next = (uint16_t)(m->mid + 1);
+	log_ctx(LOG_LEVEL_DEBUG, s->log_ctx,
+		"hello: product %u version %u platform %u flags 0x%02x",
+		h.product_id, h.product_version, h.platform_id, h.flags);
+	if (m->type == PCOAP_CON && (r = session_send_empty_ack(s, m->mid)))
+		return r;
+	if (s->ops->hello != NULL)
+		s->ops->hello(s->arg, &s->hello);
+	if (s->state == SESSION_CLOSED)
+		return s->close_status;
+	if (pcoap_build_hello(buf, sizeof(buf), &len, session_take_mid(s),
+			      NULL) != PCOAP_OK)
+		return CINDER_ERR_INTERNAL;
+	if ((r = session_send(s, buf, len)) != 0)
+		return r;
+	s->state = SESSION_DESCRIBING;
+	return session_start_describe(s, now_ms);
+}
+
+static bool
+session_is_hex(const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (!((p[i] >= '0' && p[i] <= '9') ||
+		      (p[i] >= 'a' && p[i] <= 'f') ||
+		      (p[i] >= 'A' && p[i] <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+static int
+session_input_event(struct session *s, const struct pcoap_msg *m)
+{
+	char name[SESSION_EVENT_NAME_MAX + 1];
+	struct pcoap_event ev;
+	int r;
+
+	r = pcoap_parse_event(m, &ev, name, sizeof(name));
+	if (r != PCOAP_OK && r != PCOAP_NOSPACE) {
+		session_close(s, CINDER_ERR_MALFORMED, "malformed event");
+		return CINDER_ERR_MALFORMED;
+	}
+	if (m->type == PCOAP_CON) {
+		int sr;
+
+		if ((sr = session_send_empty_ack(s, m->mid)) != 0)
+			return sr;
+	}
+	if (r == PCOAP_NOSPACE || memchr(name, '\0', ev.name_len) != NULL ||
+	    ev.data.len > SESSION_EVENT_DATA_MAX) {
+		log_ctx(LOG_LEVEL_INFO, s->log_ctx,
+			"dropping event with an over-long or invalid name or "
+			"data");
+		s->stats.dropped_unknown++;
+		return 0;
+	}
+	if (s->ops->event != NULL)
+		s->ops->event(s->arg, name, ev.data.p, ev.data.len, ev.ttl,
+			      ev.is_private);
+	return 0;
+}
+
+static int
+session_input_subscribe(struct session *s, const struct pcoap_msg *m)
+{
+	char filter[SESSION_EVENT_NAME_MAX + 1];
+	struct pcoap_subscribe sub;
+	bool ok;
+	int r;
+
+	r = pcoap_parse_subscribe(m, &sub, filter, sizeof(filter));
+	if (r != PCOAP_OK && r != PCOAP_NOSPACE) {
+		session_close(s, CINDER_ERR_MALFORMED, "malformed subscription");
+		return CINDER_ERR_MALFORMED;
+	}
+	ok = r == PCOAP_OK && memchr(filter, '\0', sub.filter_len) == NULL;
+	if (ok && sub.scope == PCOAP_SCOPE_DEVICE)
+		ok = sub.device_id.len == PCOAP_DEVICE_ID_LEN &&
+		     session_is_hex(sub.device_id.p, sub.device_id.len);
+	else if (ok)
+		ok = sub.filter_len > 0; /* no firehose without a filter */
+	if (m->type == PCOAP_CON) {
+		r = ok ? session_send_empty_ack(s, m->mid)
+		       : session_send_bad_request(s, m->mid);
+		if (r != 0)
+			return r;
+	}
+	if (!ok) {
+		log_ctx(LOG_LEVEL_INFO, s->log_ctx, "refusing subscription");
+		return 0;
+	}
+	if (s->ops->subscribe != NULL)
+		s->ops->subscribe(s->arg, filter, sub.scope,
+				  sub.scope == PCOAP_SCOPE_DEVICE
+					  ? (const char *)sub.device_id.p
+					  : NULL);
+	return 0;
+}
+
+static int
+session_input_time(struct session *s, const struct pcoap_msg *m)
+{
+	uint8_t buf[16];
+	size_t len;
+	uint32_t t;
+
+	if (m->token.len != 1) {
+		session_close(s, CINDER_ERR_MALFORMED,
+			      "time request without a 1-byte token");
+		return CINDER_ERR_MALFORMED;
+	}
+	if (s->ops->unix_time != NULL)
+		t = s->ops->unix_time(s->arg);
+	else
+		t = (uint32_t)time(NULL);
+	if (pcoap_build_time_reply(buf, sizeof(buf), &len, m->mid,
+				   m->token.p[0], t) != PCOAP_OK)
+		return CINDER_ERR_INTERNAL;
+	return session_send(s, buf, len);
+}
+
+static int
+session_input_describe_post(struct session *s, const struct pcoap_msg *m)
+{
+	struct pcoap_view json;
+	uint8_t flags;
+	int r;
+
+	if (pcoap_parse_describe_post(m, &flags, &json) != PCOAP_OK) {
+		session_close(s, CINDER_ERR_MALFORMED, "malformed describe post");
+		return CINDER_ERR_MALFORMED;
+	}
+	if (m->type == PCOAP_CON && (r = session_send_empty_ack(s, m->mid)))
+		return r;
+	session_describe_done(s, &json);
+	return 0;
+}
+
+/* Follow the device's counter; a gap is tolerated and counted (§3.3). */
+static void
+session_track_mid(struct session *s, const struct pcoap_msg *m)
+{
+	if (m->type != PCOAP_CON && m->type != PCOAP_NON)
+		return; /* ACK/RST: see session_input_ack() */
+	if (m->mid != s->dev_mid_next) {
+		log_ctx(LOG_LEVEL_DEBUG, s->log_ctx,
+			"device message id %u, expected %u: resynchronising",
+			m->mid, s->dev_mid_next);
+		s->stats.mid_resyncs++;
+	}
+	s->dev_mid_next = (uint16_t)(m->mid + 1);
+}
+
+int
+session_input(struct session *s, const uint8_t *msg, size_t len,
+	      uint64_t now_ms)
+{
+	struct pcoap_msg m;
+	int kind, r = 0;
+
+	if (s->state == SESSION_CLOSED)
+		return CINDER_ERR_UNAVAILABLE;
+	s->stats.msgs_in++;
+	if (pcoap_msg_decode(msg, len, &m) != PCOAP_OK) {
+		session_close(s, CINDER_ERR_MALFORMED, "undecodable message");
+		return CINDER_ERR_MALFORMED;
+	}
+	kind = pcoap_particle_kind(&m);
+	if (s->state == SESSION_HELLO_WAIT) {
+		r = session_input_hello(s, &m, kind, now_ms);
+		goto out;
+	}
+	session_track_mid(s, &m);
+	switch (kind) {
+	case PCOAP_KIND_PING:
+		r = session_send_empty_ack(s, m.mid);
+		break;
+	case PCOAP_KIND_EMPTY_ACK:
+	case PCOAP_KIND_ACK:
+	case PCOAP_KIND_RST:
+		r = session_input_ack(s, &m, kind, now_ms);
+		break;
+	case PCOAP_KIND_RESPONSE:
+		r = session_input_response(s, &m, now_ms);
+		break;
+	case PCOAP_KIND_EVENT:
+		r = session_input_event(s, &m);
+		break;
+	case PCOAP_KIND_SUBSCRIBE:
+		r = session_input_subscribe(s, &m);
+		break;
+	case PCOAP_KIND_TIME:
+		r = session_input_time(s, &m);
+		break;
+	case PCOAP_KIND_DESCRIBE_POST:
+		r = session_input_describe_post(s, &m);
+		break;
+	case PCOAP_KIND_GOODBYE:
+		log_ctx(LOG_LEVEL_INFO, s->log_ctx, "device said goodbye");
+		break;
+	default:
+		/* Unknown here (also OTA messages, a second Hello): drop,
+		   but never leave a CON unanswered (§3.5). */
+		log_ctx(LOG_LEVEL_DEBUG, s->log_ctx, "dropping %s id %u",
+			pcoap_kind_str(kind), m.mid);
+		s->stats.dropped_unknown++;
+		if (m.type == PCOAP_CON)
+			r = session_send_empty_ack(s, m.mid);
+		break;
+	}
+out:
+	if (s->state == SESSION_CLOSED)
+		return s->close_status != 0 ? s->close_status
+					    : CINDER_ERR_UNAVAILABLE;
+	return r;
+}
+
+/* Send queued requests while slots are free (FIFO order). */
+static void
+session_pump(struct session *s, uint64_t now_ms)
+{
+	struct session_req *req;
+
+	(void)now_ms;
+	while (s->state == SESSION_READY && s->q_head != NULL &&
+	       s->n_api_inflight < SESSION_MAX_INFLIGHT) {
+		req = s->q_head;
+		session_queue_remove(s, req);
+		(void)session_start(s, req);
+	}
+}
+
+/* Queue or send an API request whose message is already checked. */
+static int
+session_submit(struct session *s, enum session_req_kind kind,
+	       uint64_t req_id, const uint8_t *msg, size_t len,
+	       uint64_t now_ms, uint32_t timeout_ms)
+{
+	struct session_req *req;
+
+	if (s->state != SESSION_READY)
+		return CINDER_ERR_UNAVAILABLE;
+	if (s->q_head == NULL && s->n_api_inflight < SESSION_MAX_INFLIGHT) {
+		req = session_req_new(kind, req_id, msg, len,
+				      now_ms + timeout_ms);
+		(void)session_start(s, req);
+		return 0;
+	}
+	if (s->n_queued >= SESSION_MAX_QUEUED)
+		return CINDER_ERR_BUSY;
+	req = session_req_new(kind, req_id, msg, len, now_ms + timeout_ms);
+	if (s->q_tail != NULL)
+		s->q_tail->next = req;
+	else
+		s->q_head = req;
+	s->q_tail = req;
+	s->n_queued++;
+	return 0;
+}
+
+/* Verify a freshly built request against the device's limits. */
+static int
+session_check_built(const struct session *s, int br, const uint8_t *buf,
+		    size_t len)
+{
+	struct pcoap_msg m;
+	int r;
+
+	if (br != PCOAP_OK)
+		return session_err_from_pcoap(br);
+	if ((r = pcoap_msg_decode(buf, len, &m)) != PCOAP_OK ||
+	    (r = pcoap_check_to_device(&m, session_rx_max(s))) != PCOAP_OK)
+		return session_err_from_pcoap(r);
+	return 0;
+}
+
+int
+session_request_function(struct session *s, uint64_t req_id,
+			 const char *name, const char *arg, uint64_t now_ms,
+			 uint32_t timeout_ms)
+{
+	uint8_t buf[PCOAP_DEVICE_RX_MAX];
+	size_t len = 0, name_len, arg_len;
+	int r;
+
+	if (s->state != SESSION_READY)
+		return CINDER_ERR_UNAVAILABLE;
+	if (name == NULL || (name_len = strlen(name)) == 0)
+		return CINDER_ERR_INVAL;
+	if (arg == NULL)
+		arg = "";
+	if ((arg_len = strlen(arg)) > SESSION_FUNCTION_ARG_MAX)
+		return CINDER_ERR_TOO_BIG;
+	r = pcoap_build_function_call(buf, sizeof(buf), &len, 0, 1, name,
+				      name_len, arg, arg_len);
+	if ((r = session_check_built(s, r, buf, len)) != 0)
+		return r;
+	return session_submit(s, SESSION_REQ_FUNCTION, req_id, buf, len,
+			      now_ms, timeout_ms);
+}
+
+int
+session_request_variable(struct session *s, uint64_t req_id,
+			 const char *name, uint64_t now_ms,
+			 uint32_t timeout_ms)
+{
+	uint8_t buf[PCOAP_DEVICE_RX_MAX];
+	size_t len = 0, name_len;
+	int r;
+
+	if (s->state != SESSION_READY)
+		return CINDER_ERR_UNAVAILABLE;
+	if (name == NULL || (name_len = strlen(name)) == 0)
+		return CINDER_ERR_INVAL;
+	r = pcoap_build_variable(buf, sizeof(buf), &len, 0, 1, name,
+				 name_len);
+	if ((r = session_check_built(s, r, buf, len)) != 0)
+		return r;
+	return session_submit(s, SESSION_REQ_VARIABLE, req_id, buf, len,
+			      now_ms, timeout_ms);
+}
+
+int
+session_request_signal(struct session *s, uint64_t req_id, bool on,
+		       uint64_t now_ms, uint32_t timeout_ms)
+{
+	uint8_t buf[16];
+	size_t len = 0;
+	int r;
+
+	if (s->state != SESSION_READY)
+		return CINDER_ERR_UNAVAILABLE;
+	r = pcoap_build_signal(buf, sizeof(buf), &len, 0, 1, on);
+	if ((r = session_check_built(s, r, buf, len)) != 0)
+		return r;
+	return session_submit(s, SESSION_REQ_SIGNAL, req_id, buf, len,
+			      now_ms, timeout_ms);
+}
+
+int
+session_request_describe(struct session *s, uint64_t req_id, uint8_t flags,
+			 uint64_t now_ms, uint32_t timeout_ms)
+{
+	uint8_t buf[16];
+	size_t len = 0;
+	int r;
+
+	if (s->state != SESSION_READY)
+		return CINDER_ERR_UNAVAILABLE;
+	r = pcoap_build_describe(buf, sizeof(buf), &len, 0, 1, flags);
+	if ((r = session_check_built(s, r, buf, len)) != 0)
+		return r;
+	return session_submit(s, SESSION_REQ_DESCRIBE, req_id, buf, len,
+			      now_ms, timeout_ms);
+}
+
+int
+session_send_event(struct session *s, const char *name, const uint8_t *data,
+		   size_t data_len, uint32_t ttl, bool is_private)
+{
+	uint8_t buf[PCOAP_DEVICE_RX_MAX];
+	size_t len = 0, name_len;
+	int r;
+
+	if (s->state != SESSION_READY)
+		return CINDER_ERR_UNAVAILABLE;
+	if (name == NULL || (name_len = strlen(name)) == 0 ||
+	    (data == NULL && data_len > 0))
+		return CINDER_ERR_INVAL;
+	/* Built with the next ID, which is consumed only when it is sent. */
+	r = pcoap_build_event(buf, sizeof(buf), &len, PCOAP_NON, s->next_mid,
+			      is_private, name, name_len, ttl, data, data_len);
+	if ((r = session_check_built(s, r, buf, len)) != 0)
+		return r;
+	s->next_mid++;
+	return session_send(s, buf, len);
+}
+
+int64_t
+session_tick(struct session *s, uint64_t now_ms)
+{
+	struct session_req *req, *expired;
+	uint64_t next = UINT64_MAX;
+	size_t i;
+
+	for (;;) {
+		if (s->state == SESSION_CLOSED)
+			return -1;
+		expired = NULL;
+		for (i = 0; i < SESSION_SLOTS && expired == NULL; i++) {
+			if (s->slots[i] != NULL &&
+			    s->slots[i]->deadline <= now_ms)
+				expired = s->slots[i];
+		}
+		if (expired != NULL) {
+			session_slot_remove(s, expired);
+		} else {
+			for (req = s->q_head; req != NULL; req = req->next) {
+				if (req->deadline <= now_ms) {
+					expired = req;
+					break;
+				}
+			}
+			if (expired == NULL)
+				break;
+			session_queue_remove(s, expired);
+		}
+		if (expired->internal) {
+			if (s->state == SESSION_DESCRIBING)
+				session_close(s, CINDER_ERR_TIMEOUT,
+					      "describe timed out");
+		} else {
+			session_fail(s, expired, CINDER_ERR_TIMEOUT, 0);
+		}
+		free(expired);
+	}
+	session_pump(s, now_ms);
+	if (s->state == SESSION_CLOSED)
+		return -1;
+	for (i = 0; i < SESSION_SLOTS; i++) {
+		if (s->slots[i] != NULL && s->slots[i]->deadline < next)
+			next = s->slots[i]->deadline;
+	}
+	for (req = s->q_head; req != NULL; req = req->next) {
+		if (req->deadline < next)
+			next = req->deadline;
+	}
+	if (next == UINT64_MAX)
+		return -1;
+	return next > now_ms ? (int64_t)(next - now_ms) : 0;
+}
+
+struct session *
+session_new(const struct session_ops *ops, void *arg, uint16_t server_mid,
+	    uint64_t now_ms)
+{
+	struct session *s;
+
+	(void)now_ms;
+	s = xcalloc(1, sizeof(*s));
+	s->ops = ops;
+	s->arg = arg;
+	s->state = SESSION_HELLO_WAIT;
+	s->next_mid = server_mid;
+	s->next_token = 1;
+	return s;
+}
+
+void
+session_set_log_ctx(struct session *s, const char *ctx)
+{
+	free(s->log_ctx);
+	s->log_ctx = ctx != NULL ? xstrdup(ctx) : NULL;
+}
+
+void
+session_free(struct session *s)
+{
+	struct session_req *req, *next;
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < SESSION_SLOTS; i++)
+		free(s->slots[i]);
+	for (req = s->q_head; req != NULL; req = next) {
+		next = req->next;
+		free(req);
+	}
+	free(s->log_ctx);
+	free(s);
+}
+
+void
+session_abort_requests(struct session *s)
+{
+	struct session_req *list = NULL, **tail = &list, *req, *next;
+	size_t i;
+
+	/* Detach everything first: callbacks may add new requests. */
+	for (i = 0; i < SESSION_SLOTS; i++) {
+		req = s->slots[i];
+		if (req == NULL)
+			continue;
+		s->slots[i] = NULL;
+		if (req->internal) {
+			free(req);
+			continue;
+		}
+		req->next = NULL;
+		*tail = req;
+		tail = &req->next;
+	}
+	s->n_api_inflight = 0;
+	*tail = s->q_head;
+	s->q_head = s->q_tail = NULL;
+	s->n_queued = 0;
+	for (req = list; req != NULL; req = next) {
+		next = req->next;
+		session_fail(s, req, CINDER_ERR_UNAVAILABLE, 0);
+		free(req);
+	}
+}
+
+enum session_state
+session_state(const struct session *s)
+{
+	return s->state;
+}
+
+const struct session_hello *
+session_hello(const struct session *s)
+{
+	return &s->hello;
+}
+
+const struct session_stats *
+session_stats(const struct session *s)
+{
+	return &s->stats;
+}
+
+size_t
+session_pending(const struct session *s)
+{
+	return s->n_api_inflight + s->n_queued;
+}
