@@ -30,7 +30,7 @@ pcoap_strerror(int r)
 
 int
 pcoap_frame_peek(const uint8_t *buf, size_t len, size_t max_len,
-    size_t *frame_len)
+		 size_t *frame_len)
 {
 	size_t ct_len;
 

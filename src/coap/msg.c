@@ -12,8 +12,8 @@
 #include "coap/pcoap.h"
 
 #define PAYLOAD_MARKER 0xff
-#define NIBBLE_EXT1 13	 /* one extra byte, value - 13 (RFC 7252 §3.1) */
-#define NIBBLE_EXT2 14	 /* two extra bytes BE, value - 269 */
+#define NIBBLE_EXT1 13 /* one extra byte, value - 13 (RFC 7252 §3.1) */
+#define NIBBLE_EXT2 14 /* two extra bytes BE, value - 269 */
 #define NIBBLE_RESERVED 15
 #define EXT1_BASE 13
 #define EXT2_BASE 269
@@ -25,7 +25,7 @@
  */
 static int
 opt_ext_decode(unsigned nibble, const uint8_t *buf, size_t len, size_t *pos,
-    size_t *val)
+	       size_t *val)
 {
 	if (nibble < NIBBLE_EXT1) {
 		*val = nibble;
@@ -91,7 +91,8 @@ pcoap_msg_decode(const uint8_t *buf, size_t len, struct pcoap_msg *m)
 		pos++;
 		if ((r = opt_ext_decode(hdr >> 4, buf, len, &pos, &delta)) != 0)
 			return r;
-		if ((r = opt_ext_decode(hdr & 0x0f, buf, len, &pos, &olen)) != 0)
+		if ((r = opt_ext_decode(hdr & 0x0f, buf, len, &pos, &olen)) !=
+		    0)
 			return r;
 		if (delta > OPT_NUM_MAX - num)
 			return PCOAP_MALFORMED;
@@ -168,7 +169,7 @@ pcoap_msg_encoded_size(const struct pcoap_msg *m, size_t *size)
 		if (o->len > OPT_LEN_MAX)
 			return PCOAP_TOO_BIG;
 		n += 1 + opt_ext_size(o->num - prev) + opt_ext_size(o->len) +
-		    o->len;
+		     o->len;
 		prev = o->num;
 	}
 	if (m->payload.len > 0) {
@@ -183,7 +184,7 @@ pcoap_msg_encoded_size(const struct pcoap_msg *m, size_t *size)
 
 int
 pcoap_msg_encode(const struct pcoap_msg *m, uint8_t *out, size_t cap,
-    size_t *out_len)
+		 size_t *out_len)
 {
 	size_t i, need, prev = 0;
 	uint8_t *p;
@@ -250,7 +251,7 @@ pcoap_msg_set_token(struct pcoap_msg *m, const uint8_t *tok, size_t len)
 
 int
 pcoap_msg_add_opt(struct pcoap_msg *m, uint16_t num, const void *val,
-    size_t len)
+		  size_t len)
 {
 	if (m->n_opts == PCOAP_MAX_OPTIONS)
 		return PCOAP_TOO_BIG;

@@ -196,7 +196,7 @@ pcoap_check_to_device(const struct pcoap_msg *m, size_t max_len)
 	/* Any 2.05 is taken for the time reply, read at offset 6 (§3.10). */
 	if (m->code == PCOAP_CODE_CONTENT &&
 	    (m->type != PCOAP_ACK || m->token.len != 1 || m->n_opts != 0 ||
-		m->payload.len != 4))
+	     m->payload.len != 4))
 		return PCOAP_MALFORMED;
 	kind = pcoap_particle_kind(m);
 	if (is_request_code(m->code) && first_letter(m) == 0)
@@ -224,8 +224,9 @@ pcoap_check_to_device(const struct pcoap_msg *m, size_t max_len)
 		break;
 	case PCOAP_KIND_DESCRIBE:
 		/* Flags read at byte 8. */
-		if (m->n_opts > 2 || (m->n_opts == 2 &&
-		    (!opt_is(m, 1, PCOAP_OPT_URI_QUERY) || m->opts[1].len != 1)))
+		if (m->n_opts > 2 ||
+		    (m->n_opts == 2 && (!opt_is(m, 1, PCOAP_OPT_URI_QUERY) ||
+					m->opts[1].len != 1)))
 			return PCOAP_MALFORMED;
 		break;
 	case PCOAP_KIND_SIGNAL:
@@ -243,8 +244,8 @@ pcoap_check_to_device(const struct pcoap_msg *m, size_t max_len)
 		if (m->n_opts < 2 || m->n_opts > 3 ||
 		    !opt_is(m, 1, PCOAP_OPT_URI_QUERY) || m->opts[1].len != 4)
 			return PCOAP_MALFORMED;
-		if (m->n_opts == 3 && (!opt_is(m, 2, PCOAP_OPT_URI_QUERY) ||
-		    m->opts[2].len != 2))
+		if (m->n_opts == 3 &&
+		    (!opt_is(m, 2, PCOAP_OPT_URI_QUERY) || m->opts[2].len != 2))
 			return PCOAP_MALFORMED;
 		break;
 	case PCOAP_KIND_EVENT:
@@ -294,7 +295,7 @@ static uint32_t
 get_be32(const uint8_t *p)
 {
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	    ((uint32_t)p[2] << 8) | p[3];
+	       ((uint32_t)p[2] << 8) | p[3];
 }
 
 static const uint8_t letter_h[] = {'h'};
@@ -312,7 +313,7 @@ static const uint8_t query_mine[] = {'u'};
 /* Start a request: type, code, optional 1-byte token, letter. */
 static void
 request_init(struct pcoap_msg *m, uint8_t type, uint8_t code, uint16_t mid,
-    const uint8_t *tok, const uint8_t *letter)
+	     const uint8_t *tok, const uint8_t *letter)
 {
 	pcoap_msg_init(m, type, code, mid);
 	if (tok != NULL) {
@@ -337,7 +338,7 @@ set_payload(struct pcoap_msg *m, const void *p, size_t len)
 
 int
 pcoap_build_hello(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
-    const struct pcoap_hello *h)
+		  const struct pcoap_hello *h)
 {
 	struct pcoap_msg m;
 	uint8_t pl[8];
@@ -364,8 +365,7 @@ pcoap_build_ping(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid)
 }
 
 int
-pcoap_build_empty_ack(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid)
+pcoap_build_empty_ack(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid)
 {
 	struct pcoap_msg m;
 
@@ -375,8 +375,8 @@ pcoap_build_empty_ack(uint8_t *out, size_t cap, size_t *out_len,
 
 int
 pcoap_build_reply(uint8_t *out, size_t cap, size_t *out_len, uint8_t type,
-    uint8_t code, uint16_t mid, const uint8_t *token, size_t token_len,
-    const uint8_t *payload, size_t payload_len)
+		  uint8_t code, uint16_t mid, const uint8_t *token,
+		  size_t token_len, const uint8_t *payload, size_t payload_len)
 {
 	struct pcoap_msg m;
 	int r;
@@ -393,8 +393,8 @@ pcoap_build_reply(uint8_t *out, size_t cap, size_t *out_len, uint8_t type,
 }
 
 int
-pcoap_build_describe(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, uint8_t flags)
+pcoap_build_describe(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		     uint8_t tok, uint8_t flags)
 {
 	struct pcoap_msg m;
 
@@ -406,8 +406,8 @@ pcoap_build_describe(uint8_t *out, size_t cap, size_t *out_len,
 
 int
 pcoap_build_describe_reply(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint16_t mid, uint8_t tok, const char *json,
-    size_t json_len)
+			   uint8_t type, uint16_t mid, uint8_t tok,
+			   const char *json, size_t json_len)
 {
 	if (type != PCOAP_ACK && type != PCOAP_CON) {
 		if (out_len != NULL)
@@ -415,12 +415,13 @@ pcoap_build_describe_reply(uint8_t *out, size_t cap, size_t *out_len,
 		return PCOAP_MALFORMED;
 	}
 	return pcoap_build_reply(out, cap, out_len, type, PCOAP_CODE_CONTENT,
-	    mid, &tok, 1, (const uint8_t *)json, json_len);
+				 mid, &tok, 1, (const uint8_t *)json, json_len);
 }
 
 int
 pcoap_build_describe_post(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t flags, const char *json, size_t json_len)
+			  uint16_t mid, uint8_t flags, const char *json,
+			  size_t json_len)
 {
 	struct pcoap_msg m;
 
@@ -432,8 +433,8 @@ pcoap_build_describe_post(uint8_t *out, size_t cap, size_t *out_len,
 
 int
 pcoap_build_function_call(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, const char *name, size_t name_len,
-    const char *arg, size_t arg_len)
+			  uint16_t mid, uint8_t tok, const char *name,
+			  size_t name_len, const char *arg, size_t arg_len)
 {
 	struct pcoap_msg m;
 	int r;
@@ -443,30 +444,30 @@ pcoap_build_function_call(uint8_t *out, size_t cap, size_t *out_len,
 	if (name_len == 0)
 		return PCOAP_MALFORMED;
 	request_init(&m, PCOAP_CON, PCOAP_CODE_POST, mid, &tok, letter_f);
-	if ((r = pcoap_msg_add_opt(&m, PCOAP_OPT_URI_PATH, name,
-	    name_len)) != 0)
+	if ((r = pcoap_msg_add_opt(&m, PCOAP_OPT_URI_PATH, name, name_len)) !=
+	    0)
 		return r;
 	/* Always present, even when empty: the device reads it blindly. */
-	if ((r = pcoap_msg_add_opt(&m, PCOAP_OPT_URI_QUERY, arg,
-	    arg_len)) != 0)
+	if ((r = pcoap_msg_add_opt(&m, PCOAP_OPT_URI_QUERY, arg, arg_len)) != 0)
 		return r;
 	return pcoap_msg_encode(&m, out, cap, out_len);
 }
 
 int
 pcoap_build_function_return(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, int32_t value)
+			    uint16_t mid, uint8_t tok, int32_t value)
 {
 	uint8_t pl[4];
 
 	put_be32(pl, (uint32_t)value);
 	return pcoap_build_reply(out, cap, out_len, PCOAP_NON,
-	    PCOAP_CODE_CHANGED, mid, &tok, 1, pl, sizeof(pl));
+				 PCOAP_CODE_CHANGED, mid, &tok, 1, pl,
+				 sizeof(pl));
 }
 
 int
-pcoap_build_variable(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, const char *name, size_t name_len)
+pcoap_build_variable(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		     uint8_t tok, const char *name, size_t name_len)
 {
 	struct pcoap_msg m;
 	int r;
@@ -476,16 +477,16 @@ pcoap_build_variable(uint8_t *out, size_t cap, size_t *out_len,
 	if (name_len == 0)
 		return PCOAP_MALFORMED;
 	request_init(&m, PCOAP_CON, PCOAP_CODE_GET, mid, &tok, letter_v);
-	if ((r = pcoap_msg_add_opt(&m, PCOAP_OPT_URI_PATH, name,
-	    name_len)) != 0)
+	if ((r = pcoap_msg_add_opt(&m, PCOAP_OPT_URI_PATH, name, name_len)) !=
+	    0)
 		return r;
 	return pcoap_msg_encode(&m, out, cap, out_len);
 }
 
 int
 pcoap_build_variable_reply(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint16_t mid, uint8_t tok, const uint8_t *value,
-    size_t value_len)
+			   uint8_t type, uint16_t mid, uint8_t tok,
+			   const uint8_t *value, size_t value_len)
 {
 	if (type != PCOAP_ACK && type != PCOAP_NON) {
 		if (out_len != NULL)
@@ -493,7 +494,7 @@ pcoap_build_variable_reply(uint8_t *out, size_t cap, size_t *out_len,
 		return PCOAP_MALFORMED;
 	}
 	return pcoap_build_reply(out, cap, out_len, type, PCOAP_CODE_CONTENT,
-	    mid, &tok, 1, value, value_len);
+				 mid, &tok, 1, value, value_len);
 }
 
 int
@@ -510,8 +511,7 @@ pcoap_value_encode_bool(bool v, uint8_t *out, size_t cap, size_t *out_len)
 }
 
 int
-pcoap_value_encode_int32(int32_t v, uint8_t *out, size_t cap,
-    size_t *out_len)
+pcoap_value_encode_int32(int32_t v, uint8_t *out, size_t cap, size_t *out_len)
 {
 	if (out_len != NULL)
 		*out_len = 0;
@@ -524,8 +524,7 @@ pcoap_value_encode_int32(int32_t v, uint8_t *out, size_t cap,
 }
 
 int
-pcoap_value_encode_double(double v, uint8_t *out, size_t cap,
-    size_t *out_len)
+pcoap_value_encode_double(double v, uint8_t *out, size_t cap, size_t *out_len)
 {
 	uint64_t bits;
 	size_t i;
@@ -580,8 +579,9 @@ pcoap_value_decode_double(const uint8_t *p, size_t len, double *v)
 
 int
 pcoap_build_event(uint8_t *out, size_t cap, size_t *out_len, uint8_t type,
-    uint16_t mid, bool is_private, const char *name, size_t name_len,
-    uint32_t ttl, const uint8_t *data, size_t data_len)
+		  uint16_t mid, bool is_private, const char *name,
+		  size_t name_len, uint32_t ttl, const uint8_t *data,
+		  size_t data_len)
 {
 	struct pcoap_msg m;
 	uint8_t age[3];
@@ -596,9 +596,9 @@ pcoap_build_event(uint8_t *out, size_t cap, size_t *out_len, uint8_t type,
 	if (ttl > PCOAP_EVENT_TTL_MAX)
 		return PCOAP_TOO_BIG;
 	request_init(&m, type, PCOAP_CODE_POST, mid, NULL,
-	    is_private ? letter_E : letter_e);
-	if ((r = pcoap_msg_add_opt(&m, PCOAP_OPT_URI_PATH, name,
-	    name_len)) != 0)
+		     is_private ? letter_E : letter_e);
+	if ((r = pcoap_msg_add_opt(&m, PCOAP_OPT_URI_PATH, name, name_len)) !=
+	    0)
 		return r;
 	if (ttl != PCOAP_EVENT_TTL_DEFAULT) {
 		/* The device always writes 3 bytes (§3.8). */
@@ -612,9 +612,9 @@ pcoap_build_event(uint8_t *out, size_t cap, size_t *out_len, uint8_t type,
 }
 
 int
-pcoap_build_subscribe(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, const char *filter, size_t filter_len, int scope,
-    const char *device_id, size_t device_id_len)
+pcoap_build_subscribe(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		      const char *filter, size_t filter_len, int scope,
+		      const char *device_id, size_t device_id_len)
 {
 	struct pcoap_msg m;
 	int r;
@@ -623,7 +623,7 @@ pcoap_build_subscribe(uint8_t *out, size_t cap, size_t *out_len,
 		*out_len = 0;
 	request_init(&m, PCOAP_CON, PCOAP_CODE_GET, mid, NULL, letter_e);
 	if (filter_len > 0 && (r = pcoap_msg_add_opt(&m, PCOAP_OPT_URI_PATH,
-	    filter, filter_len)) != 0)
+						     filter, filter_len)) != 0)
 		return r;
 	switch (scope) {
 	case PCOAP_SCOPE_ALL:
@@ -644,7 +644,7 @@ pcoap_build_subscribe(uint8_t *out, size_t cap, size_t *out_len,
 
 int
 pcoap_build_time(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
-    uint8_t tok)
+		 uint8_t tok)
 {
 	struct pcoap_msg m;
 
@@ -653,19 +653,20 @@ pcoap_build_time(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
 }
 
 int
-pcoap_build_time_reply(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, uint32_t unix_time)
+pcoap_build_time_reply(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		       uint8_t tok, uint32_t unix_time)
 {
 	uint8_t pl[4];
 
 	put_be32(pl, unix_time);
 	return pcoap_build_reply(out, cap, out_len, PCOAP_ACK,
-	    PCOAP_CODE_CONTENT, mid, &tok, 1, pl, sizeof(pl));
+				 PCOAP_CODE_CONTENT, mid, &tok, 1, pl,
+				 sizeof(pl));
 }
 
 int
 pcoap_build_signal(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
-    uint8_t tok, bool on)
+		   uint8_t tok, bool on)
 {
 	struct pcoap_msg m;
 	uint8_t v = on ? 1 : 0;
@@ -677,7 +678,8 @@ pcoap_build_signal(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
 
 int
 pcoap_build_update_begin(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, const struct pcoap_update_begin *ub)
+			 uint16_t mid, uint8_t tok,
+			 const struct pcoap_update_begin *ub)
 {
 	struct pcoap_msg m;
 	uint8_t pl[PCOAP_UPDATE_BEGIN_LEN];
@@ -699,16 +701,16 @@ pcoap_build_update_begin(uint8_t *out, size_t cap, size_t *out_len,
 
 int
 pcoap_build_update_ready(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, uint8_t flags)
+			 uint16_t mid, uint8_t tok, uint8_t flags)
 {
 	return pcoap_build_reply(out, cap, out_len, PCOAP_NON,
-	    PCOAP_CODE_CHANGED, mid, &tok, 1, &flags, 1);
+				 PCOAP_CODE_CHANGED, mid, &tok, 1, &flags, 1);
 }
 
 int
 pcoap_build_chunk(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
-    uint8_t tok, uint32_t crc, int32_t index, const uint8_t *data,
-    size_t data_len)
+		  uint8_t tok, uint32_t crc, int32_t index, const uint8_t *data,
+		  size_t data_len)
 {
 	struct pcoap_msg m;
 	uint8_t crc_be[4], idx_be[2];
@@ -723,7 +725,7 @@ pcoap_build_chunk(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
 	if (index >= 0) {
 		put_be16(idx_be, (uint16_t)index);
 		pcoap_msg_add_opt(&m, PCOAP_OPT_URI_QUERY, idx_be,
-		    sizeof(idx_be));
+				  sizeof(idx_be));
 	}
 	set_payload(&m, data, data_len);
 	return pcoap_msg_encode(&m, out, cap, out_len);
@@ -731,16 +733,18 @@ pcoap_build_chunk(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
 
 int
 pcoap_build_chunk_received(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, bool ok)
+			   uint16_t mid, uint8_t tok, bool ok)
 {
 	return pcoap_build_reply(out, cap, out_len, PCOAP_NON,
-	    ok ? PCOAP_CODE_CHANGED : PCOAP_CODE_BAD_REQUEST, mid, &tok, 1,
-	    NULL, 0);
+				 ok ? PCOAP_CODE_CHANGED
+				    : PCOAP_CODE_BAD_REQUEST,
+				 mid, &tok, 1, NULL, 0);
 }
 
 int
 pcoap_build_chunk_missed(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint16_t mid, const uint16_t *idx, size_t n)
+			 uint8_t type, uint16_t mid, const uint16_t *idx,
+			 size_t n)
 {
 	struct pcoap_msg m;
 	size_t i, need;
@@ -769,9 +773,9 @@ pcoap_build_chunk_missed(uint8_t *out, size_t cap, size_t *out_len,
 }
 
 int
-pcoap_build_update_done(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint16_t mid, const uint8_t *token, size_t token_len,
-    const uint8_t *payload, size_t payload_len)
+pcoap_build_update_done(uint8_t *out, size_t cap, size_t *out_len, uint8_t type,
+			uint16_t mid, const uint8_t *token, size_t token_len,
+			const uint8_t *payload, size_t payload_len)
 {
 	struct pcoap_msg m;
 	int r;
@@ -818,7 +822,7 @@ join_path(const struct pcoap_msg *m, char *buf, size_t cap, size_t *len)
 		return PCOAP_NOSPACE;
 	buf[0] = '\0';
 	for (i = 1; (o = pcoap_msg_opt(m, PCOAP_OPT_URI_PATH, i)) != NULL;
-	    i++) {
+	     i++) {
 		size_t sep = i > 1 ? 1 : 0;
 
 		if (cap - n <= sep + o->len)
@@ -867,8 +871,7 @@ pcoap_parse_hello(const struct pcoap_msg *m, struct pcoap_hello *h)
 }
 
 int
-pcoap_parse_describe(const struct pcoap_msg *m, uint8_t *tok,
-    uint8_t *flags)
+pcoap_parse_describe(const struct pcoap_msg *m, uint8_t *tok, uint8_t *flags)
 {
 	const struct pcoap_opt *q;
 	int r;
@@ -887,7 +890,7 @@ pcoap_parse_describe(const struct pcoap_msg *m, uint8_t *tok,
 
 int
 pcoap_parse_describe_post(const struct pcoap_msg *m, uint8_t *flags,
-    struct pcoap_view *json)
+			  struct pcoap_view *json)
 {
 	const struct pcoap_opt *q;
 
@@ -942,8 +945,8 @@ pcoap_parse_variable(const struct pcoap_msg *m, struct pcoap_call *c)
 }
 
 int
-pcoap_parse_event(const struct pcoap_msg *m, struct pcoap_event *ev,
-    char *name, size_t name_cap)
+pcoap_parse_event(const struct pcoap_msg *m, struct pcoap_event *ev, char *name,
+		  size_t name_cap)
 {
 	const struct pcoap_opt *age;
 	uint32_t ttl;
@@ -974,7 +977,7 @@ pcoap_parse_event(const struct pcoap_msg *m, struct pcoap_event *ev,
 
 int
 pcoap_parse_subscribe(const struct pcoap_msg *m, struct pcoap_subscribe *s,
-    char *filter, size_t filter_cap)
+		      char *filter, size_t filter_cap)
 {
 	const struct pcoap_opt *q;
 	int r;
@@ -1029,7 +1032,7 @@ pcoap_parse_signal(const struct pcoap_msg *m, uint8_t *tok, bool *on)
 
 int
 pcoap_parse_update_begin(const struct pcoap_msg *m, uint8_t *tok,
-    struct pcoap_update_begin *ub)
+			 struct pcoap_update_begin *ub)
 {
 	const uint8_t *p = m->payload.p;
 
@@ -1090,8 +1093,8 @@ pcoap_parse_chunk(const struct pcoap_msg *m, struct pcoap_chunk *c)
 }
 
 int
-pcoap_parse_chunk_missed(const struct pcoap_msg *m, uint16_t *idx,
-    size_t cap, size_t *n)
+pcoap_parse_chunk_missed(const struct pcoap_msg *m, uint16_t *idx, size_t cap,
+			 size_t *n)
 {
 	size_t i, count;
 
@@ -1110,8 +1113,7 @@ pcoap_parse_chunk_missed(const struct pcoap_msg *m, uint16_t *idx,
 }
 
 int
-pcoap_parse_update_done(const struct pcoap_msg *m,
-    struct pcoap_view *payload)
+pcoap_parse_update_done(const struct pcoap_msg *m, struct pcoap_view *payload)
 {
 	payload->p = NULL;
 	payload->len = 0;

@@ -56,12 +56,12 @@ enum pcoap_type {
 #define PCOAP_OPT_NO_RESPONSE 258
 
 /* Limits. */
-#define PCOAP_HDR_LEN 4		/* fixed CoAP header */
-#define PCOAP_MAX_TOKEN 8	/* RFC 7252 TKL 0..8 */
-#define PCOAP_MAX_OPTIONS 16	/* more options in one message: TOO_BIG */
-#define PCOAP_FRAME_HDR_LEN 2	/* Particle frame: 2-byte BE length */
+#define PCOAP_HDR_LEN 4		 /* fixed CoAP header */
+#define PCOAP_MAX_TOKEN 8	 /* RFC 7252 TKL 0..8 */
+#define PCOAP_MAX_OPTIONS 16	 /* more options in one message: TOO_BIG */
+#define PCOAP_FRAME_HDR_LEN 2	 /* Particle frame: 2-byte BE length */
 #define PCOAP_FRAME_MAX_CT 65535 /* largest ciphertext the length holds */
-#define PCOAP_AES_BLOCK 16	/* ciphertext is a multiple of this */
+#define PCOAP_AES_BLOCK 16	 /* ciphertext is a multiple of this */
 /* Largest plaintext CoAP message a Photon/P1/Electron accepts (§1.5). */
 #define PCOAP_DEVICE_RX_MAX 767
 /* The same for the Core (platform 0). */
@@ -78,6 +78,12 @@ enum pcoap_type {
 #define PCOAP_EVENT_TTL_DEFAULT 60
 /* Largest TTL the 3-byte Max-Age holds. */
 #define PCOAP_EVENT_TTL_MAX 0xffffffu
+/* Name and data limits of Photon/P1/Electron Device OS >= 0.8 (§3.8). */
+#define PCOAP_EVENT_NAME_MAX 64	   /* event name bytes */
+#define PCOAP_EVENT_DATA_MAX 622   /* event data bytes */
+#define PCOAP_NAME_MAX 64	   /* function / variable name bytes */
+#define PCOAP_FUNCTION_ARG_MAX 622 /* function argument bytes */
+#define PCOAP_FILTER_MAX 63	   /* subscription filter bytes */
 /* Device ID length in a subscribe payload (24 hex chars). */
 #define PCOAP_DEVICE_ID_LEN 24
 
@@ -89,9 +95,9 @@ struct pcoap_view {
 
 /** One option: number and a view of its value. */
 struct pcoap_opt {
-	uint16_t num;	   /* absolute option number */
+	uint16_t num;	    /* absolute option number */
 	const uint8_t *val; /* value bytes; may be NULL when len == 0 */
-	size_t len;	   /* value length */
+	size_t len;	    /* value length */
 };
 
 /**
@@ -100,13 +106,13 @@ struct pcoap_opt {
  * views of its own data. The struct never owns memory.
  */
 struct pcoap_msg {
-	uint8_t type;			  /* enum pcoap_type */
-	uint8_t code;			  /* PCOAP_CODE_* */
-	uint16_t mid;			  /* message ID */
-	struct pcoap_view token;	  /* 0..8 bytes */
-	size_t n_opts;			  /* options used in opts[] */
+	uint8_t type;				  /* enum pcoap_type */
+	uint8_t code;				  /* PCOAP_CODE_* */
+	uint16_t mid;				  /* message ID */
+	struct pcoap_view token;		  /* 0..8 bytes */
+	size_t n_opts;				  /* options used in opts[] */
 	struct pcoap_opt opts[PCOAP_MAX_OPTIONS]; /* ascending numbers */
-	struct pcoap_view payload;	  /* after 0xff; len 0 = no payload */
+	struct pcoap_view payload; /* after 0xff; len 0 = no payload */
 };
 
 /**
@@ -134,7 +140,7 @@ const char *pcoap_strerror(int r);
  *         16), PCOAP_TOO_BIG (length over max_len)
  */
 int pcoap_frame_peek(const uint8_t *buf, size_t len, size_t max_len,
-    size_t *frame_len);
+		     size_t *frame_len);
 
 /**
  * Write the 2-byte frame header for a ciphertext of ct_len bytes.
@@ -183,14 +189,14 @@ int pcoap_msg_encoded_size(const struct pcoap_msg *m, size_t *size);
  *         PCOAP_NOSPACE (cap too small; nothing useful written)
  */
 int pcoap_msg_encode(const struct pcoap_msg *m, uint8_t *out, size_t cap,
-    size_t *out_len);
+		     size_t *out_len);
 
 /**
  * Start a message for encoding: no token, options or payload.
  * @param m message to initialise
  */
 void pcoap_msg_init(struct pcoap_msg *m, uint8_t type, uint8_t code,
-    uint16_t mid);
+		    uint16_t mid);
 
 /**
  * Set the token (a view; the bytes must outlive the encode call).
@@ -205,7 +211,7 @@ int pcoap_msg_set_token(struct pcoap_msg *m, const uint8_t *tok, size_t len);
  *         PCOAP_MALFORMED (number lower than the previous option's)
  */
 int pcoap_msg_add_opt(struct pcoap_msg *m, uint16_t num, const void *val,
-    size_t len);
+		      size_t len);
 
 /**
  * Find an option.
@@ -214,8 +220,8 @@ int pcoap_msg_add_opt(struct pcoap_msg *m, uint16_t num, const void *val,
  * @param nth 0 for the first occurrence, 1 for the second, ...
  * @return a pointer into m->opts, or NULL when absent
  */
-const struct pcoap_opt *pcoap_msg_opt(const struct pcoap_msg *m,
-    uint16_t num, size_t nth);
+const struct pcoap_opt *pcoap_msg_opt(const struct pcoap_msg *m, uint16_t num,
+				      size_t nth);
 
 /**
  * Decode an option value as an unsigned big-endian integer (RFC 7252
@@ -302,12 +308,12 @@ int pcoap_check_to_device(const struct pcoap_msg *m, size_t max_len);
 
 /** Hello payload (§2.4). */
 struct pcoap_hello {
-	uint16_t product_id;	   /* 0xffff when absent */
-	uint16_t product_version;  /* 0xffff when absent */
-	uint8_t flags;		   /* byte 5 (PCOAP_HELLO_F_*) */
-	uint16_t platform_id;	   /* 0xffff when absent */
+	uint16_t product_id;	     /* 0xffff when absent */
+	uint16_t product_version;    /* 0xffff when absent */
+	uint8_t flags;		     /* byte 5 (PCOAP_HELLO_F_*) */
+	uint16_t platform_id;	     /* 0xffff when absent */
 	struct pcoap_view device_id; /* DTLS only (22-byte payload) */
-	size_t payload_len;	   /* 0, 6, 8 or 22 as received */
+	size_t payload_len;	     /* 0, 6, 8 or 22 as received */
 };
 #define PCOAP_HELLO_F_OTA_DONE 0x01
 #define PCOAP_HELLO_F_DIAGNOSTICS 0x02
@@ -321,28 +327,28 @@ struct pcoap_hello {
  * server's Hello); otherwise the 8-byte TCP payload (product id, product
  * version, 0, flags, platform id) from h.
  */
-int pcoap_build_hello(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, const struct pcoap_hello *h);
+int pcoap_build_hello(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		      const struct pcoap_hello *h);
 
 /** Parse a Hello; payload lengths 0, 6, 8 and 22 are accepted. */
 int pcoap_parse_hello(const struct pcoap_msg *m, struct pcoap_hello *h);
 
 /** Build a ping: CON 0.00, no token (`40 00 MM`). */
-int pcoap_build_ping(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid);
+int pcoap_build_ping(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid);
 
 /** Build an empty ACK (`60 00 MM`). */
 int pcoap_build_empty_ack(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid);
+			  uint16_t mid);
 
 /**
  * Build any reply: a piggy-backed ACK (type PCOAP_ACK, mid = request's)
  * or a separate response (PCOAP_CON/PCOAP_NON, a fresh mid), with a
  * response code, the echoed token (0..8 bytes) and an optional payload.
  */
-int pcoap_build_reply(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint8_t code, uint16_t mid, const uint8_t *token,
-    size_t token_len, const uint8_t *payload, size_t payload_len);
+int pcoap_build_reply(uint8_t *out, size_t cap, size_t *out_len, uint8_t type,
+		      uint8_t code, uint16_t mid, const uint8_t *token,
+		      size_t token_len, const uint8_t *payload,
+		      size_t payload_len);
 
 /** Describe flags (Uri-Query byte). */
 #define PCOAP_DESCRIBE_SYSTEM 0x01
@@ -354,30 +360,31 @@ int pcoap_build_reply(uint8_t *out, size_t cap, size_t *out_len,
  * the Uri-Query (device default: system + application).
  */
 int pcoap_build_describe(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, uint8_t flags);
+			 uint16_t mid, uint8_t tok, uint8_t flags);
 
 /**
  * Parse a Describe request. *flags = the query byte, or 0 when absent
  * (meaning system + application). Requires a 1-byte token.
  */
 int pcoap_parse_describe(const struct pcoap_msg *m, uint8_t *tok,
-    uint8_t *flags);
+			 uint8_t *flags);
 
 /**
  * Build the Describe reply: type PCOAP_ACK (piggy-backed, mid = the
  * request's) or PCOAP_CON (separate, fresh mid), code 2.05, token, JSON.
  */
 int pcoap_build_describe_reply(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint16_t mid, uint8_t tok, const char *json,
-    size_t json_len);
+			       uint8_t type, uint16_t mid, uint8_t tok,
+			       const char *json, size_t json_len);
 
 /** Build a device Describe post: CON POST d, Uri-Query flags, JSON. */
 int pcoap_build_describe_post(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t flags, const char *json, size_t json_len);
+			      uint16_t mid, uint8_t flags, const char *json,
+			      size_t json_len);
 
 /** Parse a Describe post; *flags = 0 when the query is absent. */
 int pcoap_parse_describe_post(const struct pcoap_msg *m, uint8_t *flags,
-    struct pcoap_view *json);
+			      struct pcoap_view *json);
 
 /** A function call or variable request. */
 struct pcoap_call {
@@ -391,23 +398,23 @@ struct pcoap_call {
  * ALWAYS the Uri-Query argument, even when empty (§3.2).
  */
 int pcoap_build_function_call(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, const char *name, size_t name_len,
-    const char *arg, size_t arg_len);
+			      uint16_t mid, uint8_t tok, const char *name,
+			      size_t name_len, const char *arg, size_t arg_len);
 
 /**
  * Parse a function call. Requires a 1-byte token and a name; a missing
  * argument query reads as an empty argument.
  */
-int pcoap_parse_function_call(const struct pcoap_msg *m,
-    struct pcoap_call *c);
+int pcoap_parse_function_call(const struct pcoap_msg *m, struct pcoap_call *c);
 
 /** Build the separate function result: NON 2.04, token, int32 BE. */
 int pcoap_build_function_return(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, int32_t value);
+				uint16_t mid, uint8_t tok, int32_t value);
 
 /** Build a variable request: CON GET v, 1-byte token, Uri-Path name. */
 int pcoap_build_variable(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, const char *name, size_t name_len);
+			 uint16_t mid, uint8_t tok, const char *name,
+			 size_t name_len);
 
 /** Parse a variable request (1-byte token, name required). */
 int pcoap_parse_variable(const struct pcoap_msg *m, struct pcoap_call *c);
@@ -418,8 +425,8 @@ int pcoap_parse_variable(const struct pcoap_msg *m, struct pcoap_call *c);
  * token, value bytes (see pcoap_value_*).
  */
 int pcoap_build_variable_reply(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint16_t mid, uint8_t tok, const uint8_t *value,
-    size_t value_len);
+			       uint8_t type, uint16_t mid, uint8_t tok,
+			       const uint8_t *value, size_t value_len);
 
 /* Variable types of the describe "v" object (§3.11). */
 #define PCOAP_VAR_BOOL 1
@@ -428,14 +435,13 @@ int pcoap_build_variable_reply(uint8_t *out, size_t cap, size_t *out_len,
 #define PCOAP_VAR_DOUBLE 9
 
 /** Encode a bool value: 1 byte 0/1. @return PCOAP_OK or PCOAP_NOSPACE */
-int pcoap_value_encode_bool(bool v, uint8_t *out, size_t cap,
-    size_t *out_len);
+int pcoap_value_encode_bool(bool v, uint8_t *out, size_t cap, size_t *out_len);
 /** Encode an int32 value: 4 bytes BE. */
 int pcoap_value_encode_int32(int32_t v, uint8_t *out, size_t cap,
-    size_t *out_len);
+			     size_t *out_len);
 /** Encode a double value: 8 bytes IEEE-754 little-endian. */
 int pcoap_value_encode_double(double v, uint8_t *out, size_t cap,
-    size_t *out_len);
+			      size_t *out_len);
 /** Decode a bool: exactly 1 byte (non-zero = true). */
 int pcoap_value_decode_bool(const uint8_t *p, size_t len, bool *v);
 /** Decode an int32: exactly 4 bytes BE (function results too). */
@@ -458,9 +464,10 @@ struct pcoap_event {
  * @return also PCOAP_MALFORMED for an empty name, PCOAP_TOO_BIG for
  *         ttl > PCOAP_EVENT_TTL_MAX
  */
-int pcoap_build_event(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint16_t mid, bool is_private, const char *name,
-    size_t name_len, uint32_t ttl, const uint8_t *data, size_t data_len);
+int pcoap_build_event(uint8_t *out, size_t cap, size_t *out_len, uint8_t type,
+		      uint16_t mid, bool is_private, const char *name,
+		      size_t name_len, uint32_t ttl, const uint8_t *data,
+		      size_t data_len);
 
 /**
  * Parse an event. Name segments after the letter are joined with '/'
@@ -471,7 +478,7 @@ int pcoap_build_event(uint8_t *out, size_t cap, size_t *out_len,
  *         PCOAP_NOSPACE (name buffer too small)
  */
 int pcoap_parse_event(const struct pcoap_msg *m, struct pcoap_event *ev,
-    char *name, size_t name_cap);
+		      char *name, size_t name_cap);
 
 /* Subscription scope (§3.9). */
 enum pcoap_scope {
@@ -493,31 +500,32 @@ struct pcoap_subscribe {
  * for PCOAP_SCOPE_DEVICE (device_id_len > 0 required).
  */
 int pcoap_build_subscribe(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, const char *filter, size_t filter_len, int scope,
-    const char *device_id, size_t device_id_len);
+			  uint16_t mid, const char *filter, size_t filter_len,
+			  int scope, const char *device_id,
+			  size_t device_id_len);
 
 /**
  * Parse a subscription; the filter segments are joined with '/' into
  * filter (NUL-terminated; "" when absent).
  * @return PCOAP_OK, PCOAP_MALFORMED, PCOAP_NOSPACE (filter buffer)
  */
-int pcoap_parse_subscribe(const struct pcoap_msg *m,
-    struct pcoap_subscribe *s, char *filter, size_t filter_cap);
+int pcoap_parse_subscribe(const struct pcoap_msg *m, struct pcoap_subscribe *s,
+			  char *filter, size_t filter_cap);
 
 /** Build a time request: CON GET t, 1-byte token. */
-int pcoap_build_time(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok);
+int pcoap_build_time(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		     uint8_t tok);
 
 /** Build the time reply: ACK 2.05, mid and token of the request, 4 B BE. */
 int pcoap_build_time_reply(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, uint32_t unix_time);
+			   uint16_t mid, uint8_t tok, uint32_t unix_time);
 
 /** Parse a time reply: code 2.05, 1-byte token, exactly 4 payload bytes. */
 int pcoap_parse_time_reply(const struct pcoap_msg *m, uint32_t *unix_time);
 
 /** Build a signal: CON PUT s, 1-byte token, Uri-Query 1 byte (1/0). */
-int pcoap_build_signal(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, bool on);
+int pcoap_build_signal(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		       uint8_t tok, bool on);
 
 /** Parse a signal (1-byte token and the 1-byte query required). */
 int pcoap_parse_signal(const struct pcoap_msg *m, uint8_t *tok, bool *on);
@@ -535,7 +543,8 @@ struct pcoap_update_begin {
 
 /** Build UpdateBegin: CON POST u, token, 12-byte payload (20 bytes). */
 int pcoap_build_update_begin(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, const struct pcoap_update_begin *ub);
+			     uint16_t mid, uint8_t tok,
+			     const struct pcoap_update_begin *ub);
 
 /**
  * Parse UpdateBegin (or SaveBegin). A missing payload yields the device
@@ -543,11 +552,11 @@ int pcoap_build_update_begin(uint8_t *out, size_t cap, size_t *out_len,
  * least 12 bytes is parsed; other lengths are malformed.
  */
 int pcoap_parse_update_begin(const struct pcoap_msg *m, uint8_t *tok,
-    struct pcoap_update_begin *ub);
+			     struct pcoap_update_begin *ub);
 
 /** Build UpdateReady: NON 2.04, token of UpdateBegin, 1 byte flags. */
 int pcoap_build_update_ready(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, uint8_t flags);
+			     uint16_t mid, uint8_t tok, uint8_t flags);
 
 /** Parse UpdateReady: code 2.04; *flags = payload byte or 0. */
 int pcoap_parse_update_ready(const struct pcoap_msg *m, uint8_t *flags);
@@ -565,23 +574,24 @@ struct pcoap_chunk {
  * Build a chunk: CON POST c, token, Uri-Query CRC (4 B BE), Uri-Query
  * index (2 B BE) when index >= 0, payload. index must be < 65536.
  */
-int pcoap_build_chunk(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, uint32_t crc, int32_t index,
-    const uint8_t *data, size_t data_len);
+int pcoap_build_chunk(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		      uint8_t tok, uint32_t crc, int32_t index,
+		      const uint8_t *data, size_t data_len);
 
 /** Parse a chunk: 1-byte token, 4-byte CRC query, optional 2-byte index. */
 int pcoap_parse_chunk(const struct pcoap_msg *m, struct pcoap_chunk *c);
 
 /** Build ChunkReceived: NON 2.04 (ok) or 4.00 (bad CRC), token. */
 int pcoap_build_chunk_received(uint8_t *out, size_t cap, size_t *out_len,
-    uint16_t mid, uint8_t tok, bool ok);
+			       uint16_t mid, uint8_t tok, bool ok);
 
 /**
  * Build ChunkMissed: type PCOAP_CON (1.x) or PCOAP_NON (2.x), GET c, no
  * token, payload = n indexes as 2 B BE (n >= 1).
  */
 int pcoap_build_chunk_missed(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint16_t mid, const uint16_t *idx, size_t n);
+			     uint8_t type, uint16_t mid, const uint16_t *idx,
+			     size_t n);
 
 /**
  * Parse ChunkMissed into idx[0 .. *n).
@@ -589,7 +599,7 @@ int pcoap_build_chunk_missed(uint8_t *out, size_t cap, size_t *out_len,
  *         PCOAP_NOSPACE (more than cap indexes)
  */
 int pcoap_parse_chunk_missed(const struct pcoap_msg *m, uint16_t *idx,
-    size_t cap, size_t *n);
+			     size_t cap, size_t *n);
 
 /**
  * Build UpdateDone: PUT u. Server: PCOAP_CON with the 1-byte token
@@ -597,12 +607,13 @@ int pcoap_parse_chunk_missed(const struct pcoap_msg *m, uint16_t *idx,
  * optional JSON payload.
  */
 int pcoap_build_update_done(uint8_t *out, size_t cap, size_t *out_len,
-    uint8_t type, uint16_t mid, const uint8_t *token, size_t token_len,
-    const uint8_t *payload, size_t payload_len);
+			    uint8_t type, uint16_t mid, const uint8_t *token,
+			    size_t token_len, const uint8_t *payload,
+			    size_t payload_len);
 
 /** Parse UpdateDone; *payload = optional JSON (legacy device). */
 int pcoap_parse_update_done(const struct pcoap_msg *m,
-    struct pcoap_view *payload);
+			    struct pcoap_view *payload);
 
 /**
  * CRC-32 (IEEE, reflected, zlib-compatible) for chunk checksums.

@@ -17,10 +17,10 @@
 #define MAX_EVENTS 4096
 
 struct trace {
-	size_t n;		   /* frames taken */
-	size_t lens[MAX_EVENTS];   /* their total lengths */
-	int last;		   /* result that stopped the last peek */
-	size_t left;		   /* bytes left unconsumed at the end */
+	size_t n;		 /* frames taken */
+	size_t lens[MAX_EVENTS]; /* their total lengths */
+	int last;		 /* result that stopped the last peek */
+	size_t left;		 /* bytes left unconsumed at the end */
 };
 
 /*

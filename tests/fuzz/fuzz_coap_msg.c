@@ -75,8 +75,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pcoap_msg_encode(&m, out, size, &n) != PCOAP_OK || n != size ||
 	    memcmp(out, data, size) != 0)
 		abort();
-	if (size > 0 && pcoap_msg_encode(&m, out, size - 1, &n) !=
-	    PCOAP_NOSPACE)
+	if (size > 0 &&
+	    pcoap_msg_encode(&m, out, size - 1, &n) != PCOAP_NOSPACE)
 		abort();
 	if (pcoap_msg_decode(out, size, &m2) != PCOAP_OK)
 		abort();
@@ -88,10 +88,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (m.opts[i].num != m2.opts[i].num)
 			abort();
 		views_equal(m.opts[i].val, m.opts[i].len, m2.opts[i].val,
-		    m2.opts[i].len);
+			    m2.opts[i].len);
 	}
-	views_equal(m.payload.p, m.payload.len, m2.payload.p,
-	    m2.payload.len);
+	views_equal(m.payload.p, m.payload.len, m2.payload.p, m2.payload.len);
 	free(out);
 	return 0;
 }

@@ -37,7 +37,8 @@ run_file(const char *path, unsigned *count)
 		goto out;
 	}
 	if (size > REPLAY_MAX_INPUT) {
-		fprintf(stderr, "%s: larger than %d bytes\n", path, REPLAY_MAX_INPUT);
+		fprintf(stderr, "%s: larger than %d bytes\n", path,
+			REPLAY_MAX_INPUT);
 		goto out;
 	}
 	if ((buf = malloc(size > 0 ? (size_t)size : 1)) == NULL) {
@@ -75,7 +76,7 @@ run_dir(const char *path, unsigned *count)
 		if (de->d_name[0] == '.')
 			continue;
 		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path,
-		    de->d_name) >= sizeof(sub)) {
+				     de->d_name) >= sizeof(sub)) {
 			r = -1;
 			continue;
 		}

@@ -19,8 +19,7 @@ START_TEST(test_pcoap_frame_peek_need_header)
 	uint8_t b[1] = {0x00};
 	size_t fl = 99;
 
-	ck_assert_int_eq(pcoap_frame_peek(NULL, 0, 1024, &fl),
-	    PCOAP_NEED_MORE);
+	ck_assert_int_eq(pcoap_frame_peek(NULL, 0, 1024, &fl), PCOAP_NEED_MORE);
 	ck_assert_uint_eq(fl, 2);
 	ck_assert_int_eq(pcoap_frame_peek(b, 1, 1024, &fl), PCOAP_NEED_MORE);
 	ck_assert_uint_eq(fl, 2);
@@ -53,7 +52,7 @@ START_TEST(test_pcoap_frame_peek_need_body)
 
 	for (n = 2; n < sizeof(b); n++) {
 		ck_assert_int_eq(pcoap_frame_peek(b, n, 1024, &fl),
-		    PCOAP_NEED_MORE);
+				 PCOAP_NEED_MORE);
 		ck_assert_uint_eq(fl, 18);
 	}
 }
@@ -62,14 +61,14 @@ END_TEST
 START_TEST(test_pcoap_frame_peek_malformed)
 {
 	static const uint8_t bad[][2] = {
-		{0x00, 0x00}, {0x00, 0x01}, {0x00, 0x0f}, {0x00, 0x11},
-		{0x03, 0x01}, {0xff, 0xff},
+		{0x00, 0x00}, {0x00, 0x01}, {0x00, 0x0f},
+		{0x00, 0x11}, {0x03, 0x01}, {0xff, 0xff},
 	};
 	size_t i, fl = 1;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_int_eq(pcoap_frame_peek(bad[i], 2, 65535, &fl),
-		    PCOAP_MALFORMED);
+				 PCOAP_MALFORMED);
 		ck_assert_uint_eq(fl, 0);
 	}
 }
@@ -81,15 +80,15 @@ START_TEST(test_pcoap_frame_peek_too_big)
 	size_t fl = 1;
 
 	ck_assert_int_eq(pcoap_frame_peek(b, 2, PCOAP_DEVICE_RX_MAX_CT, &fl),
-	    PCOAP_TOO_BIG);
+			 PCOAP_TOO_BIG);
 	ck_assert_uint_eq(fl, 0);
 	ck_assert_int_eq(pcoap_frame_peek(b, 2, PCOAP_SERVER_RX_MAX_CT, &fl),
-	    PCOAP_NEED_MORE);
+			 PCOAP_NEED_MORE);
 	ck_assert_uint_eq(fl, 786);
 	b[0] = 0x03;
 	b[1] = 0x00; /* 768: the largest a Photon takes */
 	ck_assert_int_eq(pcoap_frame_peek(b, 2, PCOAP_DEVICE_RX_MAX_CT, &fl),
-	    PCOAP_NEED_MORE);
+			 PCOAP_NEED_MORE);
 }
 END_TEST
 
@@ -111,13 +110,10 @@ START_TEST(test_pcoap_frame_header_encode_errors)
 	uint8_t h[2];
 
 	ck_assert_int_eq(pcoap_frame_header_encode(0, h, 2), PCOAP_MALFORMED);
-	ck_assert_int_eq(pcoap_frame_header_encode(17, h, 2),
-	    PCOAP_MALFORMED);
-	ck_assert_int_eq(pcoap_frame_header_encode(65536, h, 2),
-	    PCOAP_TOO_BIG);
+	ck_assert_int_eq(pcoap_frame_header_encode(17, h, 2), PCOAP_MALFORMED);
+	ck_assert_int_eq(pcoap_frame_header_encode(65536, h, 2), PCOAP_TOO_BIG);
 	ck_assert_int_eq(pcoap_frame_header_encode(16, h, 1), PCOAP_NOSPACE);
-	ck_assert_int_eq(pcoap_frame_header_encode(16, NULL, 2),
-	    PCOAP_NOSPACE);
+	ck_assert_int_eq(pcoap_frame_header_encode(16, NULL, 2), PCOAP_NOSPACE);
 }
 END_TEST
 
@@ -144,8 +140,9 @@ START_TEST(test_pcoap_frame_peek_split_stream)
 	ck_assert_ptr_nonnull(stream);
 	ck_assert_ptr_nonnull(acc);
 	for (i = 0; i < NFRAMES; i++) {
-		ck_assert_int_eq(pcoap_frame_header_encode(lens[i],
-		    stream + off, 2), PCOAP_OK);
+		ck_assert_int_eq(
+			pcoap_frame_header_encode(lens[i], stream + off, 2),
+			PCOAP_OK);
 		memset(stream + off + 2, (int)i, lens[i]);
 		off += 2 + lens[i];
 	}
@@ -159,7 +156,7 @@ START_TEST(test_pcoap_frame_peek_split_stream)
 		acc_len += piece;
 		fed += piece;
 		while ((r = pcoap_frame_peek(acc, acc_len, 1024, &fl)) ==
-		    PCOAP_OK) {
+		       PCOAP_OK) {
 			ck_assert_uint_lt(got, NFRAMES);
 			ck_assert_uint_eq(fl, 2 + lens[got]);
 			ck_assert_uint_eq(acc[2], (uint8_t)got);
@@ -191,7 +188,7 @@ START_TEST(test_pcoap_frame_peek_truncations)
 
 		memcpy(copy, b, n);
 		ck_assert_int_eq(pcoap_frame_peek(copy, n, 1024, &fl),
-		    PCOAP_NEED_MORE);
+				 PCOAP_NEED_MORE);
 		free(copy);
 	}
 	ck_assert_int_eq(pcoap_frame_peek(b, sizeof(b), 1024, &fl), PCOAP_OK);
@@ -211,7 +208,7 @@ frame_mutant(const uint8_t *buf, size_t len, void *arg)
 		ck_assert_uint_le(fl - 2, max);
 		/* Any prefix shorter than the frame needs more. */
 		ck_assert_int_eq(pcoap_frame_peek(buf, fl - 1, max, &fl2),
-		    PCOAP_NEED_MORE);
+				 PCOAP_NEED_MORE);
 		ck_assert_uint_eq(fl2, fl);
 		break;
 	case PCOAP_NEED_MORE:

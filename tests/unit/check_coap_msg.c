@@ -27,8 +27,7 @@ unhex(const char *hex, uint8_t *out, size_t cap)
 
 /* Every view of a decoded message lies inside [buf, buf + len). */
 static void
-assert_views_inside(const struct pcoap_msg *m, const uint8_t *buf,
-    size_t len)
+assert_views_inside(const struct pcoap_msg *m, const uint8_t *buf, size_t len)
 {
 	size_t i;
 
@@ -36,17 +35,17 @@ assert_views_inside(const struct pcoap_msg *m, const uint8_t *buf,
 	ck_assert_uint_le(m->token.len, PCOAP_MAX_TOKEN);
 	if (m->token.len > 0)
 		ck_assert(m->token.p >= buf &&
-		    m->token.p + m->token.len <= buf + len);
+			  m->token.p + m->token.len <= buf + len);
 	for (i = 0; i < m->n_opts; i++) {
 		if (m->opts[i].len > 0)
 			ck_assert(m->opts[i].val >= buf &&
-			    m->opts[i].val + m->opts[i].len <= buf + len);
+				  m->opts[i].val + m->opts[i].len <= buf + len);
 		if (i > 0)
 			ck_assert_uint_ge(m->opts[i].num, m->opts[i - 1].num);
 	}
 	if (m->payload.len > 0)
 		ck_assert(m->payload.p >= buf &&
-		    m->payload.p + m->payload.len == buf + len);
+			  m->payload.p + m->payload.len == buf + len);
 }
 
 /* Decode OK implies the encoder reproduces exactly the same bytes. */
@@ -108,7 +107,7 @@ START_TEST(test_pcoap_msg_decode_fields)
 
 	/* Recorded: server event "vdev"/"cmd", Max-Age 60 in 4 bytes. */
 	len = unhex("5002b585b165047664657603636d64340000003cff70756233", buf,
-	    sizeof(buf));
+		    sizeof(buf));
 	ck_assert_int_eq(pcoap_msg_decode(buf, len, &m), PCOAP_OK);
 	ck_assert_uint_eq(m.type, PCOAP_NON);
 	ck_assert_uint_eq(m.mid, 0xb585);
@@ -178,9 +177,9 @@ START_TEST(test_pcoap_msg_decode_malformed)
 		copy = malloc(len > 0 ? len : 1);
 		memcpy(copy, buf, len);
 		ck_assert_msg(pcoap_msg_decode(copy, len, &m) ==
-			bad_cases[i].want,
-		    "%s: got %d", bad_cases[i].why,
-		    pcoap_msg_decode(copy, len, &m));
+				      bad_cases[i].want,
+			      "%s: got %d", bad_cases[i].why,
+			      pcoap_msg_decode(copy, len, &m));
 		free(copy);
 	}
 	ck_assert_int_eq(pcoap_msg_decode(NULL, 4, &m), PCOAP_MALFORMED);
@@ -198,12 +197,10 @@ START_TEST(test_pcoap_msg_decode_too_many_options)
 	buf[4] = 0xb0;
 	for (i = 5; i < sizeof(buf); i++)
 		buf[i] = 0x00;
-	ck_assert_int_eq(pcoap_msg_decode(buf, sizeof(buf) - 1, &m),
-	    PCOAP_OK);
+	ck_assert_int_eq(pcoap_msg_decode(buf, sizeof(buf) - 1, &m), PCOAP_OK);
 	ck_assert_uint_eq(m.n_opts, PCOAP_MAX_OPTIONS);
 	assert_round_trip(buf, sizeof(buf) - 1);
-	ck_assert_int_eq(pcoap_msg_decode(buf, sizeof(buf), &m),
-	    PCOAP_TOO_BIG);
+	ck_assert_int_eq(pcoap_msg_decode(buf, sizeof(buf), &m), PCOAP_TOO_BIG);
 }
 END_TEST
 
@@ -214,8 +211,8 @@ START_TEST(test_pcoap_msg_decode_extended)
 	size_t len = 0, i;
 
 	/* Option numbers and lengths across the 12/13/268/269 edges. */
-	static const uint16_t nums[] = {1, 12, 13, 14, 268, 269, 270, 1000,
-	    65535};
+	static const uint16_t nums[] = {1,   12,  13,	14,   268,
+					269, 270, 1000, 65535};
 	static const size_t lens[] = {0, 12, 13, 14, 268, 269, 270, 0, 1};
 	static uint8_t val[300];
 
@@ -223,9 +220,9 @@ START_TEST(test_pcoap_msg_decode_extended)
 	pcoap_msg_init(&m, PCOAP_NON, PCOAP_CODE_POST, 0xbeef);
 	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
 		ck_assert_int_eq(pcoap_msg_add_opt(&m, nums[i], val, lens[i]),
-		    PCOAP_OK);
+				 PCOAP_OK);
 	ck_assert_int_eq(pcoap_msg_encode(&m, buf, sizeof(buf), &len),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	assert_round_trip(buf, len);
 	ck_assert_int_eq(pcoap_msg_decode(buf, len, &m), PCOAP_OK);
 	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
@@ -255,8 +252,9 @@ START_TEST(test_pcoap_msg_decode_truncations)
 			memcpy(copy, buf, n);
 			r = pcoap_msg_decode(copy, n, &m);
 			ck_assert_msg(r == PCOAP_OK || r == PCOAP_NEED_MORE ||
-				r == PCOAP_MALFORMED,
-			    "%s cut at %zu: %d", coap_vectors[i].name, n, r);
+					      r == PCOAP_MALFORMED,
+				      "%s cut at %zu: %d", coap_vectors[i].name,
+				      n, r);
 			if (n < PCOAP_HDR_LEN)
 				ck_assert_int_eq(r, PCOAP_MALFORMED);
 			if (r == PCOAP_OK)
@@ -310,7 +308,7 @@ START_TEST(test_pcoap_msg_encode_nospace)
 
 			n = 99;
 			ck_assert_int_eq(pcoap_msg_encode(&m, out, cap, &n),
-			    PCOAP_NOSPACE);
+					 PCOAP_NOSPACE);
 			ck_assert_uint_eq(n, 0);
 			free(out);
 		}
@@ -326,24 +324,24 @@ START_TEST(test_pcoap_msg_encode_invalid)
 
 	pcoap_msg_init(&m, 4, PCOAP_CODE_GET, 1);
 	ck_assert_int_eq(pcoap_msg_encode(&m, out, sizeof(out), &n),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 	pcoap_msg_init(&m, PCOAP_CON, PCOAP_CODE_GET, 1);
 	m.token.p = tok;
 	m.token.len = 9;
 	ck_assert_int_eq(pcoap_msg_encode(&m, out, sizeof(out), &n),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 	pcoap_msg_init(&m, PCOAP_CON, PCOAP_CODE_GET, 1);
 	m.opts[0].num = 15;
 	m.opts[1].num = 11;
 	m.n_opts = 2;
 	ck_assert_int_eq(pcoap_msg_encode(&m, out, sizeof(out), &n),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 	pcoap_msg_init(&m, PCOAP_CON, PCOAP_CODE_GET, 1);
 	m.payload.len = 3;
 	ck_assert_int_eq(pcoap_msg_encode(&m, out, sizeof(out), &n),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 	ck_assert_int_eq(pcoap_msg_encode(NULL, out, sizeof(out), &n),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 }
 END_TEST
 
@@ -373,7 +371,7 @@ START_TEST(test_pcoap_msg_opt_nth)
 	size_t len;
 
 	len = unhex("5002b585b165047664657603636d64340000003cff70756233", buf,
-	    sizeof(buf));
+		    sizeof(buf));
 	ck_assert_int_eq(pcoap_msg_decode(buf, len, &m), PCOAP_OK);
 	o = pcoap_msg_opt(&m, PCOAP_OPT_URI_PATH, 2);
 	ck_assert_ptr_nonnull(o);
@@ -409,9 +407,8 @@ START_TEST(test_pcoap_strerror_all)
 	ck_assert_str_eq(pcoap_strerror(PCOAP_OK), "ok");
 	ck_assert_str_ne(pcoap_strerror(PCOAP_NEED_MORE), "");
 	ck_assert_str_ne(pcoap_strerror(PCOAP_MALFORMED),
-	    pcoap_strerror(PCOAP_TOO_BIG));
-	ck_assert_str_ne(pcoap_strerror(PCOAP_NOSPACE),
-	    pcoap_strerror(-100));
+			 pcoap_strerror(PCOAP_TOO_BIG));
+	ck_assert_str_ne(pcoap_strerror(PCOAP_NOSPACE), pcoap_strerror(-100));
 	ck_assert_ptr_nonnull(pcoap_strerror(12345));
 }
 END_TEST

@@ -55,10 +55,10 @@ START_TEST(test_pcoap_build_ping_bytes)
 	size_t n;
 
 	ck_assert_int_eq(pcoap_build_ping(out, sizeof(out), &n, 0x1234),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	assert_bytes(out, n, "40001234");
 	ck_assert_int_eq(pcoap_build_empty_ack(out, sizeof(out), &n, 0x46d3),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	assert_bytes(out, n, "600046d3");
 }
 END_TEST
@@ -67,16 +67,18 @@ START_TEST(test_pcoap_build_hello_bytes)
 {
 	uint8_t out[32];
 	size_t n;
-	struct pcoap_hello h = {.product_id = 3, .product_version = 0xffff,
-	    .flags = 0, .platform_id = 3};
+	struct pcoap_hello h = {.product_id = 3,
+				.product_version = 0xffff,
+				.flags = 0,
+				.platform_id = 3};
 
 	/* Recorded device Hello (tinker session). */
 	ck_assert_int_eq(pcoap_build_hello(out, sizeof(out), &n, 0x858b, &h),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	assert_bytes(out, n, "5002858bb168ff0003ffff00000003");
 	/* Recorded server Hello: no payload. */
-	ck_assert_int_eq(pcoap_build_hello(out, sizeof(out), &n, 0x0141,
-	    NULL), PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_hello(out, sizeof(out), &n, 0x0141, NULL),
+			 PCOAP_OK);
 	assert_bytes(out, n, "50020141b168");
 }
 END_TEST
@@ -86,25 +88,33 @@ START_TEST(test_pcoap_build_function_call_bytes)
 	uint8_t out[64];
 	size_t n;
 
-	ck_assert_int_eq(pcoap_build_function_call(out, sizeof(out), &n,
-	    0x1234, 0x07, "led", 3, "on", 2), PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_function_call(out, sizeof(out), &n, 0x1234,
+						   0x07, "led", 3, "on", 2),
+			 PCOAP_OK);
 	assert_bytes(out, n, "4102123407b166036c6564426f6e");
 	/* No argument: the empty Uri-Query is still there (§3.2). */
-	ck_assert_int_eq(pcoap_build_function_call(out, sizeof(out), &n,
-	    0x1234, 0x07, "led", 3, NULL, 0), PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_function_call(out, sizeof(out), &n, 0x1234,
+						   0x07, "led", 3, NULL, 0),
+			 PCOAP_OK);
 	assert_bytes(out, n, "4102123407b166036c656440");
 	/* Recorded (testapp). */
-	ck_assert_int_eq(pcoap_build_function_call(out, sizeof(out), &n,
-	    0xb584, 0x05, "digitalwrite", 12, "D7,HIGH", 7), PCOAP_OK);
-	assert_bytes(out, n,
-	    "4102b58405b1660c6469676974616c77726974654744372c48494748");
-	ck_assert_int_eq(pcoap_build_function_call(out, sizeof(out), &n,
-	    0x1234, 0x07, "", 0, "x", 1), PCOAP_MALFORMED);
+	ck_assert_int_eq(pcoap_build_function_call(out, sizeof(out), &n, 0xb584,
+						   0x05, "digitalwrite", 12,
+						   "D7,HIGH", 7),
+			 PCOAP_OK);
+	assert_bytes(
+		out, n,
+		"4102b58405b1660c6469676974616c77726974654744372c48494748");
+	ck_assert_int_eq(pcoap_build_function_call(out, sizeof(out), &n, 0x1234,
+						   0x07, "", 0, "x", 1),
+			 PCOAP_MALFORMED);
 	ck_assert_int_eq(pcoap_build_function_return(out, sizeof(out), &n,
-	    0x1235, 0x07, 1), PCOAP_OK);
+						     0x1235, 0x07, 1),
+			 PCOAP_OK);
 	assert_bytes(out, n, "5144123507ff00000001");
 	ck_assert_int_eq(pcoap_build_function_return(out, sizeof(out), &n,
-	    0x1235, 0x07, -2), PCOAP_OK);
+						     0x1235, 0x07, -2),
+			 PCOAP_OK);
 	assert_bytes(out, n, "5144123507fffffffffe");
 }
 END_TEST
@@ -115,24 +125,32 @@ START_TEST(test_pcoap_build_variable_bytes)
 	size_t n, vn;
 
 	ck_assert_int_eq(pcoap_build_variable(out, sizeof(out), &n, 0x1234,
-	    0x07, "temp", 4), PCOAP_OK);
+					      0x07, "temp", 4),
+			 PCOAP_OK);
 	assert_bytes(out, n, "4101123407b1760474656d70");
 	ck_assert_int_eq(pcoap_build_variable(out, sizeof(out), &n, 0xb581,
-	    0x02, "counter", 7), PCOAP_OK);
+					      0x02, "counter", 7),
+			 PCOAP_OK);
 	assert_bytes(out, n, "4101b58102b17607636f756e746572");
 	/* Recorded ≤1.4-style piggy-backed double reply (0.5, LE). */
-	ck_assert_int_eq(pcoap_value_encode_double(0.5, val, sizeof(val),
-	    &vn), PCOAP_OK);
+	ck_assert_int_eq(pcoap_value_encode_double(0.5, val, sizeof(val), &vn),
+			 PCOAP_OK);
 	ck_assert_int_eq(pcoap_build_variable_reply(out, sizeof(out), &n,
-	    PCOAP_ACK, 0xb582, 0x03, val, vn), PCOAP_OK);
+						    PCOAP_ACK, 0xb582, 0x03,
+						    val, vn),
+			 PCOAP_OK);
 	assert_bytes(out, n, "6145b58203ff000000000000e03f");
-	ck_assert_int_eq(pcoap_value_encode_int32(0x17, val, sizeof(val),
-	    &vn), PCOAP_OK);
+	ck_assert_int_eq(pcoap_value_encode_int32(0x17, val, sizeof(val), &vn),
+			 PCOAP_OK);
 	ck_assert_int_eq(pcoap_build_variable_reply(out, sizeof(out), &n,
-	    PCOAP_NON, 0x1235, 0x07, val, vn), PCOAP_OK);
+						    PCOAP_NON, 0x1235, 0x07,
+						    val, vn),
+			 PCOAP_OK);
 	assert_bytes(out, n, "5145123507ff00000017");
 	ck_assert_int_eq(pcoap_build_variable_reply(out, sizeof(out), &n,
-	    PCOAP_CON, 0x1235, 0x07, val, vn), PCOAP_MALFORMED);
+						    PCOAP_CON, 0x1235, 0x07,
+						    val, vn),
+			 PCOAP_MALFORMED);
 }
 END_TEST
 
@@ -143,20 +161,28 @@ START_TEST(test_pcoap_build_describe_bytes)
 	size_t n;
 
 	ck_assert_int_eq(pcoap_build_describe(out, sizeof(out), &n, 0x1234,
-	    0x07, PCOAP_DESCRIBE_APP), PCOAP_OK);
+					      0x07, PCOAP_DESCRIBE_APP),
+			 PCOAP_OK);
 	assert_bytes(out, n, "4101123407b1644102");
-	ck_assert_int_eq(pcoap_build_describe(out, sizeof(out), &n, 0x0142,
-	    0x01, 0), PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_build_describe(out, sizeof(out), &n, 0x0142, 0x01, 0),
+		PCOAP_OK);
 	assert_bytes(out, n, "4101014201b164");
 	ck_assert_int_eq(pcoap_build_describe_reply(out, sizeof(out), &n,
-	    PCOAP_ACK, 0x0142, 0x01, json, strlen(json)), PCOAP_OK);
+						    PCOAP_ACK, 0x0142, 0x01,
+						    json, strlen(json)),
+			 PCOAP_OK);
 	assert_bytes(out, n, "6145014201ff7b2266223a5b5d2c2276223a7b7d7d");
 	ck_assert_int_eq(pcoap_build_describe_reply(out, sizeof(out), &n,
-	    PCOAP_CON, 0x0142, 0x01, json, strlen(json)), PCOAP_OK);
+						    PCOAP_CON, 0x0142, 0x01,
+						    json, strlen(json)),
+			 PCOAP_OK);
 	assert_bytes(out, n, "4145014201ff7b2266223a5b5d2c2276223a7b7d7d");
-	ck_assert_int_eq(pcoap_build_describe_post(out, sizeof(out), &n,
-	    0x1234, 3, json, strlen(json)), PCOAP_OK);
-	assert_bytes(out, n, "40021234b1644103ff7b2266223a5b5d2c2276223a7b7d7d");
+	ck_assert_int_eq(pcoap_build_describe_post(out, sizeof(out), &n, 0x1234,
+						   3, json, strlen(json)),
+			 PCOAP_OK);
+	assert_bytes(out, n,
+		     "40021234b1644103ff7b2266223a5b5d2c2276223a7b7d7d");
 }
 END_TEST
 
@@ -167,28 +193,40 @@ START_TEST(test_pcoap_build_event_bytes)
 	size_t n;
 
 	ck_assert_int_eq(pcoap_build_event(out, sizeof(out), &n, PCOAP_NON,
-	    0x1234, true, "temp", 4, 60, (const uint8_t *)"23", 2), PCOAP_OK);
+					   0x1234, true, "temp", 4, 60,
+					   (const uint8_t *)"23", 2),
+			 PCOAP_OK);
 	assert_bytes(out, n, "50021234b1450474656d70ff3233");
 	ck_assert_int_eq(pcoap_build_event(out, sizeof(out), &n, PCOAP_NON,
-	    0x1234, true, "temp", 4, 120, (const uint8_t *)"23", 2),
-	    PCOAP_OK);
+					   0x1234, true, "temp", 4, 120,
+					   (const uint8_t *)"23", 2),
+			 PCOAP_OK);
 	assert_bytes(out, n, "50021234b1450474656d7033000078ff3233");
 	/* Recorded: the name with slashes is ONE Uri-Path option. */
 	ck_assert_int_eq(pcoap_build_event(out, sizeof(out), &n, PCOAP_NON,
-	    0x858c, true, name, strlen(name), 60, (const uint8_t *)"102400",
-	    6), PCOAP_OK);
-	assert_bytes(out, n, "5002858cb1450d0c737061726b2f68617264776172652f"
-			     "6d61785f62696e617279ff313032343030");
+					   0x858c, true, name, strlen(name), 60,
+					   (const uint8_t *)"102400", 6),
+			 PCOAP_OK);
+	assert_bytes(out, n,
+		     "5002858cb1450d0c737061726b2f68617264776172652f"
+		     "6d61785f62696e617279ff313032343030");
 	/* Public, CON, no data. */
 	ck_assert_int_eq(pcoap_build_event(out, sizeof(out), &n, PCOAP_CON,
-	    0x1234, false, "a", 1, 60, NULL, 0), PCOAP_OK);
-	assert_bytes(out, n, "40021234b16501" "61");
+					   0x1234, false, "a", 1, 60, NULL, 0),
+			 PCOAP_OK);
+	assert_bytes(out, n,
+		     "40021234b16501"
+		     "61");
 	ck_assert_int_eq(pcoap_build_event(out, sizeof(out), &n, PCOAP_NON,
-	    0x1234, false, "a", 1, 0x1000000, NULL, 0), PCOAP_TOO_BIG);
+					   0x1234, false, "a", 1, 0x1000000,
+					   NULL, 0),
+			 PCOAP_TOO_BIG);
 	ck_assert_int_eq(pcoap_build_event(out, sizeof(out), &n, PCOAP_NON,
-	    0x1234, false, "", 0, 60, NULL, 0), PCOAP_MALFORMED);
+					   0x1234, false, "", 0, 60, NULL, 0),
+			 PCOAP_MALFORMED);
 	ck_assert_int_eq(pcoap_build_event(out, sizeof(out), &n, PCOAP_ACK,
-	    0x1234, false, "a", 1, 60, NULL, 0), PCOAP_MALFORMED);
+					   0x1234, false, "a", 1, 60, NULL, 0),
+			 PCOAP_MALFORMED);
 }
 END_TEST
 
@@ -198,20 +236,29 @@ START_TEST(test_pcoap_build_subscribe_bytes)
 	size_t n;
 
 	ck_assert_int_eq(pcoap_build_subscribe(out, sizeof(out), &n, 0x1234,
-	    "spark", 5, PCOAP_SCOPE_MINE, NULL, 0), PCOAP_OK);
+					       "spark", 5, PCOAP_SCOPE_MINE,
+					       NULL, 0),
+			 PCOAP_OK);
 	assert_bytes(out, n, "40011234b16505737061726b4175");
 	ck_assert_int_eq(pcoap_build_subscribe(out, sizeof(out), &n, 0x46cd,
-	    "vdev/cmd", 8, PCOAP_SCOPE_ALL, NULL, 0), PCOAP_OK);
+					       "vdev/cmd", 8, PCOAP_SCOPE_ALL,
+					       NULL, 0),
+			 PCOAP_OK);
 	assert_bytes(out, n, "400146cdb16508766465762f636d64");
 	ck_assert_int_eq(pcoap_build_subscribe(out, sizeof(out), &n, 0x1234,
-	    "x", 1, PCOAP_SCOPE_DEVICE, "0123456789abcdef01234567", 24),
-	    PCOAP_OK);
-	assert_bytes(out, n, "40011234b1650178ff"
-			     "303132333435363738396162636465663031323334353637");
+					       "x", 1, PCOAP_SCOPE_DEVICE,
+					       "0123456789abcdef01234567", 24),
+			 PCOAP_OK);
+	assert_bytes(out, n,
+		     "40011234b1650178ff"
+		     "303132333435363738396162636465663031323334353637");
 	ck_assert_int_eq(pcoap_build_subscribe(out, sizeof(out), &n, 0x1234,
-	    "x", 1, PCOAP_SCOPE_DEVICE, NULL, 0), PCOAP_MALFORMED);
+					       "x", 1, PCOAP_SCOPE_DEVICE, NULL,
+					       0),
+			 PCOAP_MALFORMED);
 	ck_assert_int_eq(pcoap_build_subscribe(out, sizeof(out), &n, 0x1234,
-	    "x", 1, 7, NULL, 0), PCOAP_MALFORMED);
+					       "x", 1, 7, NULL, 0),
+			 PCOAP_MALFORMED);
 }
 END_TEST
 
@@ -221,11 +268,12 @@ START_TEST(test_pcoap_build_time_bytes)
 	size_t n;
 
 	ck_assert_int_eq(pcoap_build_time(out, sizeof(out), &n, 0x1234, 0x07),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	assert_bytes(out, n, "4101123407b174");
 	/* Recorded time reply. */
 	ck_assert_int_eq(pcoap_build_time_reply(out, sizeof(out), &n, 0x858f,
-	    0x01, 0x6b04929e), PCOAP_OK);
+						0x01, 0x6b04929e),
+			 PCOAP_OK);
 	assert_bytes(out, n, "6145858f01ff6b04929e");
 }
 END_TEST
@@ -235,15 +283,18 @@ START_TEST(test_pcoap_build_signal_bytes)
 	uint8_t out[32];
 	size_t n;
 
-	ck_assert_int_eq(pcoap_build_signal(out, sizeof(out), &n, 0x1234,
-	    0x07, true), PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_build_signal(out, sizeof(out), &n, 0x1234, 0x07, true),
+		PCOAP_OK);
 	assert_bytes(out, n, "4103123407b1734101");
-	ck_assert_int_eq(pcoap_build_signal(out, sizeof(out), &n, 0x1234,
-	    0x07, false), PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_build_signal(out, sizeof(out), &n, 0x1234, 0x07, false),
+		PCOAP_OK);
 	assert_bytes(out, n, "4103123407b1734100");
 	ck_assert_int_eq(pcoap_build_reply(out, sizeof(out), &n, PCOAP_ACK,
-	    PCOAP_CODE_CHANGED, 0x1234, (const uint8_t *)"\x07", 1, NULL, 0),
-	    PCOAP_OK);
+					   PCOAP_CODE_CHANGED, 0x1234,
+					   (const uint8_t *)"\x07", 1, NULL, 0),
+			 PCOAP_OK);
 	assert_bytes(out, n, "6144123407");
 }
 END_TEST
@@ -251,51 +302,66 @@ END_TEST
 START_TEST(test_pcoap_build_ota_bytes)
 {
 	struct pcoap_update_begin ub = {.flags = PCOAP_UPDATE_F_FAST,
-	    .chunk_size = 512, .file_size = 20000, .store = 0, .address = 0};
+					.chunk_size = 512,
+					.file_size = 20000,
+					.store = 0,
+					.address = 0};
 	static const uint16_t missed[] = {3, 7};
 	uint8_t out[700], data[512];
 	size_t n;
 
-	ck_assert_int_eq(pcoap_build_update_begin(out, sizeof(out), &n,
-	    0x1234, 0x07, &ub), PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_update_begin(out, sizeof(out), &n, 0x1234,
+						  0x07, &ub),
+			 PCOAP_OK);
 	ck_assert_uint_eq(n, 20);
 	assert_bytes(out, n, "4102123407b175ff01020000004e200000000000");
-	ck_assert_int_eq(pcoap_build_update_ready(out, sizeof(out), &n,
-	    0x1235, 0x07, 1), PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_build_update_ready(out, sizeof(out), &n, 0x1235, 0x07, 1),
+		PCOAP_OK);
 	assert_bytes(out, n, "5144123507ff01");
 
 	memset(data, 0xa5, sizeof(data));
 	ck_assert_int_eq(pcoap_build_chunk(out, sizeof(out), &n, 0x1234, 0x07,
-	    0xc3c2c1c0, 3, data, sizeof(data)), PCOAP_OK);
+					   0xc3c2c1c0, 3, data, sizeof(data)),
+			 PCOAP_OK);
 	ck_assert_uint_eq(n, 16 + 512);
 	assert_bytes(out, 16, "4102123407b16344c3c2c1c0020003ff");
 	ck_assert_mem_eq(out + 16, data, 512);
 	ck_assert_uint_le(n, PCOAP_DEVICE_RX_MAX);
 	/* Normal mode: no index option. */
 	ck_assert_int_eq(pcoap_build_chunk(out, sizeof(out), &n, 0x1234, 0x07,
-	    0xc3c2c1c0, -1, data, 2), PCOAP_OK);
+					   0xc3c2c1c0, -1, data, 2),
+			 PCOAP_OK);
 	assert_bytes(out, n, "4102123407b16344c3c2c1c0ffa5a5");
 	ck_assert_int_eq(pcoap_build_chunk(out, sizeof(out), &n, 0x1234, 0x07,
-	    0, 65536, data, 2), PCOAP_TOO_BIG);
+					   0, 65536, data, 2),
+			 PCOAP_TOO_BIG);
 	ck_assert_int_eq(pcoap_build_chunk_received(out, sizeof(out), &n,
-	    0x1235, 0x07, true), PCOAP_OK);
+						    0x1235, 0x07, true),
+			 PCOAP_OK);
 	assert_bytes(out, n, "5144123507");
 	ck_assert_int_eq(pcoap_build_chunk_received(out, sizeof(out), &n,
-	    0x1235, 0x07, false), PCOAP_OK);
+						    0x1235, 0x07, false),
+			 PCOAP_OK);
 	assert_bytes(out, n, "5180123507");
 
 	ck_assert_int_eq(pcoap_build_chunk_missed(out, sizeof(out), &n,
-	    PCOAP_CON, 0x1234, missed, 2), PCOAP_OK);
+						  PCOAP_CON, 0x1234, missed, 2),
+			 PCOAP_OK);
 	assert_bytes(out, n, "40011234b163ff00030007");
 	ck_assert_int_eq(pcoap_build_chunk_missed(out, sizeof(out), &n,
-	    PCOAP_CON, 0x1234, missed, 0), PCOAP_MALFORMED);
+						  PCOAP_CON, 0x1234, missed, 0),
+			 PCOAP_MALFORMED);
 
-	ck_assert_int_eq(pcoap_build_update_done(out, sizeof(out), &n,
-	    PCOAP_CON, 0x1234, (const uint8_t *)"\x07", 1, NULL, 0),
-	    PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_build_update_done(out, sizeof(out), &n, PCOAP_CON, 0x1234,
+					(const uint8_t *)"\x07", 1, NULL, 0),
+		PCOAP_OK);
 	assert_bytes(out, n, "4103123407b175");
 	ck_assert_int_eq(pcoap_build_update_done(out, sizeof(out), &n,
-	    PCOAP_NON, 0x1234, NULL, 0, (const uint8_t *)"{}", 2), PCOAP_OK);
+						 PCOAP_NON, 0x1234, NULL, 0,
+						 (const uint8_t *)"{}", 2),
+			 PCOAP_OK);
 	assert_bytes(out, n, "50031234b175ff7b7d");
 }
 END_TEST
@@ -306,14 +372,21 @@ START_TEST(test_pcoap_build_reply_invalid)
 	size_t n = 5;
 
 	ck_assert_int_eq(pcoap_build_reply(out, sizeof(out), &n, PCOAP_ACK,
-	    PCOAP_CODE_GET, 1, NULL, 0, NULL, 0), PCOAP_MALFORMED);
+					   PCOAP_CODE_GET, 1, NULL, 0, NULL, 0),
+			 PCOAP_MALFORMED);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(pcoap_build_reply(out, sizeof(out), &n, PCOAP_RST,
-	    PCOAP_CODE_CHANGED, 1, NULL, 0, NULL, 0), PCOAP_MALFORMED);
+					   PCOAP_CODE_CHANGED, 1, NULL, 0, NULL,
+					   0),
+			 PCOAP_MALFORMED);
 	ck_assert_int_eq(pcoap_build_reply(out, sizeof(out), &n, PCOAP_ACK,
-	    PCOAP_CODE_CHANGED, 1, tok, 9, NULL, 0), PCOAP_TOO_BIG);
+					   PCOAP_CODE_CHANGED, 1, tok, 9, NULL,
+					   0),
+			 PCOAP_TOO_BIG);
 	ck_assert_int_eq(pcoap_build_reply(out, sizeof(out), &n, PCOAP_ACK,
-	    PCOAP_CODE_UNAVAILABLE, 0x1234, tok, 1, NULL, 0), PCOAP_OK);
+					   PCOAP_CODE_UNAVAILABLE, 0x1234, tok,
+					   1, NULL, 0),
+			 PCOAP_OK);
 	assert_bytes(out, n, "61a3123400");
 }
 END_TEST
@@ -336,46 +409,48 @@ START_TEST(test_pcoap_build_nospace)
 				r = pcoap_build_hello(out, cap, &n, 1, &h);
 				break;
 			case 1:
-				r = pcoap_build_function_call(out, cap, &n, 1,
-				    2, "fn", 2, "arg", 3);
+				r = pcoap_build_function_call(
+					out, cap, &n, 1, 2, "fn", 2, "arg", 3);
 				break;
 			case 2:
 				r = pcoap_build_event(out, cap, &n, PCOAP_NON,
-				    1, true, "ev", 2, 120,
-				    (const uint8_t *)"d", 1);
+						      1, true, "ev", 2, 120,
+						      (const uint8_t *)"d", 1);
 				break;
 			case 3:
 				r = pcoap_build_update_begin(out, cap, &n, 1, 2,
-				    &ub);
+							     &ub);
 				break;
 			case 4:
 				r = pcoap_build_chunk(out, cap, &n, 1, 2, 3, 4,
-				    (const uint8_t *)"abc", 3);
+						      (const uint8_t *)"abc",
+						      3);
 				break;
 			case 5:
-				r = pcoap_build_chunk_missed(out, cap, &n,
-				    PCOAP_NON, 1, missed, 3);
+				r = pcoap_build_chunk_missed(
+					out, cap, &n, PCOAP_NON, 1, missed, 3);
 				break;
 			case 6:
 				r = pcoap_build_time_reply(out, cap, &n, 1, 2,
-				    3);
+							   3);
 				break;
 			case 7:
-				r = pcoap_build_subscribe(out, cap, &n, 1,
-				    "spark", 5, PCOAP_SCOPE_MINE, NULL, 0);
+				r = pcoap_build_subscribe(
+					out, cap, &n, 1, "spark", 5,
+					PCOAP_SCOPE_MINE, NULL, 0);
 				break;
 			case 8:
 				r = pcoap_build_describe_post(out, cap, &n, 1,
-				    3, "{}", 2);
+							      3, "{}", 2);
 				break;
 			case 9:
 				r = pcoap_build_signal(out, cap, &n, 1, 2,
-				    true);
+						       true);
 				break;
 			case 10:
-				r = pcoap_build_update_done(out, cap, &n,
-				    PCOAP_CON, 1, (const uint8_t *)"t", 1,
-				    NULL, 0);
+				r = pcoap_build_update_done(
+					out, cap, &n, PCOAP_CON, 1,
+					(const uint8_t *)"t", 1, NULL, 0);
 				break;
 			default:
 				r = pcoap_build_ping(out, cap, &n, 1);
@@ -384,8 +459,8 @@ START_TEST(test_pcoap_build_nospace)
 			free(out);
 			if (r == PCOAP_OK)
 				break;
-			ck_assert_msg(r == PCOAP_NOSPACE, "builder %zu: %d",
-			    k, r);
+			ck_assert_msg(r == PCOAP_NOSPACE, "builder %zu: %d", k,
+				      r);
 			ck_assert_uint_eq(n, 0);
 		}
 		need = cap;
@@ -412,28 +487,27 @@ START_TEST(test_pcoap_value_codecs)
 	ck_assert(v);
 	ck_assert_int_eq(pcoap_value_decode_bool(b, 2, &v), PCOAP_MALFORMED);
 	ck_assert_int_eq(pcoap_value_encode_bool(true, b, 0, &n),
-	    PCOAP_NOSPACE);
+			 PCOAP_NOSPACE);
 
 	ck_assert_int_eq(pcoap_value_encode_int32(-5, b, 4, &n), PCOAP_OK);
 	ck_assert_mem_eq(b, "\xff\xff\xff\xfb", 4);
 	ck_assert_int_eq(pcoap_value_decode_int32(b, 4, &i), PCOAP_OK);
 	ck_assert_int_eq(i, -5);
 	ck_assert_int_eq(pcoap_value_decode_int32(b, 3, &i), PCOAP_MALFORMED);
-	ck_assert_int_eq(pcoap_value_encode_int32(1, b, 3, &n),
-	    PCOAP_NOSPACE);
+	ck_assert_int_eq(pcoap_value_encode_int32(1, b, 3, &n), PCOAP_NOSPACE);
 
 	/* Recorded: ratio = 0.5 as 00 00 00 00 00 00 e0 3f. */
-	ck_assert_int_eq(pcoap_value_decode_double(
-	    (const uint8_t *)"\0\0\0\0\0\0\xe0\x3f", 8, &d), PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_value_decode_double(
+			(const uint8_t *)"\0\0\0\0\0\0\xe0\x3f", 8, &d),
+		PCOAP_OK);
 	ck_assert_double_eq(d, 0.5);
 	ck_assert_int_eq(pcoap_value_encode_double(-1234.5, b, 8, &n),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	ck_assert_int_eq(pcoap_value_decode_double(b, 8, &d), PCOAP_OK);
 	ck_assert_double_eq(d, -1234.5);
-	ck_assert_int_eq(pcoap_value_decode_double(b, 4, &d),
-	    PCOAP_MALFORMED);
-	ck_assert_int_eq(pcoap_value_encode_double(1, b, 7, &n),
-	    PCOAP_NOSPACE);
+	ck_assert_int_eq(pcoap_value_decode_double(b, 4, &d), PCOAP_MALFORMED);
+	ck_assert_int_eq(pcoap_value_encode_double(1, b, 7, &n), PCOAP_NOSPACE);
 }
 END_TEST
 
@@ -443,7 +517,7 @@ START_TEST(test_pcoap_crc32_known)
 
 	ck_assert_uint_eq(pcoap_crc32(0, s, 9), 0xcbf43926);
 	ck_assert_uint_eq(pcoap_crc32(pcoap_crc32(0, s, 4), s + 4, 5),
-	    0xcbf43926);
+			  0xcbf43926);
 	ck_assert_uint_eq(pcoap_crc32(0, NULL, 0), 0);
 }
 END_TEST
@@ -467,20 +541,19 @@ START_TEST(test_pcoap_particle_kind_vectors)
 		{"4101014201b164", PCOAP_KIND_DESCRIBE},
 		{"40021234b1644103ff7b7d", PCOAP_KIND_DESCRIBE_POST},
 		{"4102014302b1660a616e616c6f6772656164424130",
-		    PCOAP_KIND_FUNCTION_CALL},
+		 PCOAP_KIND_FUNCTION_CALL},
 		{"4101b58102b17607636f756e746572", PCOAP_KIND_VARIABLE},
 		{"500246d1b1450c766465762f636f756e746572ff31",
-		    PCOAP_KIND_EVENT},
+		 PCOAP_KIND_EVENT},
 		{"50021234b1450474656d70ff3233", PCOAP_KIND_EVENT},
-		{"400146ceb16509766465762f6d696e654175",
-		    PCOAP_KIND_SUBSCRIBE},
+		{"400146ceb16509766465762f6d696e654175", PCOAP_KIND_SUBSCRIBE},
 		{"410146cc01b174", PCOAP_KIND_TIME},
 		{"4103123407b1734101", PCOAP_KIND_SIGNAL},
 		{"4103123407b16b", PCOAP_KIND_KEY_CHANGE},
 		{"4102123407b175ff01020000004e200000000000",
-		    PCOAP_KIND_UPDATE_BEGIN},
+		 PCOAP_KIND_UPDATE_BEGIN},
 		{"4102123407b173ff01020000004e200000000000",
-		    PCOAP_KIND_SAVE_BEGIN},
+		 PCOAP_KIND_SAVE_BEGIN},
 		{"4102123407b16344c3c2c1c0020003ffaa", PCOAP_KIND_CHUNK},
 		{"40011234b163ff00030007", PCOAP_KIND_CHUNK_MISSED},
 		{"4103123407b175", PCOAP_KIND_UPDATE_DONE},
@@ -503,12 +576,12 @@ START_TEST(test_pcoap_particle_kind_vectors)
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		decode_hex(t[i].hex, buf, &m);
 		ck_assert_msg(pcoap_particle_kind(&m) == t[i].kind,
-		    "%s: got %s want %s", t[i].hex,
-		    pcoap_kind_str(pcoap_particle_kind(&m)),
-		    pcoap_kind_str(t[i].kind));
+			      "%s: got %s want %s", t[i].hex,
+			      pcoap_kind_str(pcoap_particle_kind(&m)),
+			      pcoap_kind_str(t[i].kind));
 	}
 	ck_assert_str_eq(pcoap_kind_str(PCOAP_KIND_FUNCTION_CALL),
-	    "function_call");
+			 "function_call");
 	ck_assert_str_eq(pcoap_kind_str(-1), "unknown");
 }
 END_TEST
@@ -541,8 +614,10 @@ START_TEST(test_pcoap_parse_hello_lengths)
 	ck_assert_uint_eq(h.flags, 1);
 	ck_assert_uint_eq(h.platform_id, 0xffff);
 
-	decode_hex("40021234b168ff000c0001000300" "0c000c"
-		   "0123456789abcdef01234567", buf, &m);
+	decode_hex("40021234b168ff000c0001000300"
+		   "0c000c"
+		   "0123456789abcdef01234567",
+		   buf, &m);
 	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_OK);
 	ck_assert_uint_eq(h.payload_len, 22);
 	ck_assert_uint_eq(h.platform_id, 12);
@@ -600,9 +675,9 @@ START_TEST(test_pcoap_parse_event_fields)
 
 	/* Recorded server event: name split, Max-Age 60 as 4 bytes. */
 	decode_hex("5002b585b165047664657603636d64340000003cff70756233", buf,
-	    &m);
+		   &m);
 	ck_assert_int_eq(pcoap_parse_event(&m, &ev, name, sizeof(name)),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	ck_assert(!ev.is_private);
 	ck_assert_str_eq(name, "vdev/cmd");
 	ck_assert_uint_eq(ev.name_len, 8);
@@ -615,30 +690,31 @@ START_TEST(test_pcoap_parse_event_fields)
 	ck_assert_int_eq(pcoap_parse_event(&m, &ev, NULL, 0), PCOAP_NOSPACE);
 
 	decode_hex("500246d0b1450a766465762f7265706c79ff676f7420766465762f636d"
-		   "643d70756233", buf, &m);
+		   "643d70756233",
+		   buf, &m);
 	ck_assert_int_eq(pcoap_parse_event(&m, &ev, name, sizeof(name)),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	ck_assert(ev.is_private);
 	ck_assert_str_eq(name, "vdev/reply");
 	ck_assert_uint_eq(ev.data.len, 17);
 
 	decode_hex("50021234b1450474656d7033000078ff3233", buf, &m);
 	ck_assert_int_eq(pcoap_parse_event(&m, &ev, name, sizeof(name)),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	ck_assert_uint_eq(ev.ttl, 120);
 	/* Max-Age 0 means 60; empty Max-Age too; 5 bytes is malformed. */
 	decode_hex("50021234b1450474656d7030", buf, &m);
 	ck_assert_int_eq(pcoap_parse_event(&m, &ev, name, sizeof(name)),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	ck_assert_uint_eq(ev.ttl, 60);
 	ck_assert_uint_eq(ev.data.len, 0);
 	decode_hex("50021234b1450474656d70350000000001", buf, &m);
 	ck_assert_int_eq(pcoap_parse_event(&m, &ev, name, sizeof(name)),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 	/* No name. */
 	decode_hex("50021234b145ff3233", buf, &m);
 	ck_assert_int_eq(pcoap_parse_event(&m, &ev, name, sizeof(name)),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 }
 END_TEST
 
@@ -650,29 +726,25 @@ START_TEST(test_pcoap_parse_subscribe_fields)
 	char f[64];
 
 	decode_hex("400146ceb16509766465762f6d696e654175", buf, &m);
-	ck_assert_int_eq(pcoap_parse_subscribe(&m, &s, f, sizeof(f)),
-	    PCOAP_OK);
+	ck_assert_int_eq(pcoap_parse_subscribe(&m, &s, f, sizeof(f)), PCOAP_OK);
 	ck_assert_str_eq(f, "vdev/mine");
 	ck_assert_int_eq(s.scope, PCOAP_SCOPE_MINE);
 	decode_hex("400146cdb16508766465762f636d64", buf, &m);
-	ck_assert_int_eq(pcoap_parse_subscribe(&m, &s, f, sizeof(f)),
-	    PCOAP_OK);
+	ck_assert_int_eq(pcoap_parse_subscribe(&m, &s, f, sizeof(f)), PCOAP_OK);
 	ck_assert_str_eq(f, "vdev/cmd");
 	ck_assert_int_eq(s.scope, PCOAP_SCOPE_ALL);
 	decode_hex("40011234b1650178ff"
-		   "303132333435363738396162636465663031323334353637", buf,
-	    &m);
-	ck_assert_int_eq(pcoap_parse_subscribe(&m, &s, f, sizeof(f)),
-	    PCOAP_OK);
+		   "303132333435363738396162636465663031323334353637",
+		   buf, &m);
+	ck_assert_int_eq(pcoap_parse_subscribe(&m, &s, f, sizeof(f)), PCOAP_OK);
 	ck_assert_int_eq(s.scope, PCOAP_SCOPE_DEVICE);
 	ck_assert_uint_eq(s.device_id.len, 24);
 	decode_hex("40011234b165", buf, &m);
-	ck_assert_int_eq(pcoap_parse_subscribe(&m, &s, f, sizeof(f)),
-	    PCOAP_OK);
+	ck_assert_int_eq(pcoap_parse_subscribe(&m, &s, f, sizeof(f)), PCOAP_OK);
 	ck_assert_str_eq(f, "");
 	decode_hex("40011234b165417a", buf, &m);
 	ck_assert_int_eq(pcoap_parse_subscribe(&m, &s, f, sizeof(f)),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 }
 END_TEST
 
@@ -693,7 +765,7 @@ START_TEST(test_pcoap_parse_misc_fields)
 	ck_assert_uint_eq(flags, 0);
 	decode_hex("4101123407b164420102", buf, &m);
 	ck_assert_int_eq(pcoap_parse_describe(&m, &tok, &flags),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 
 	decode_hex("40021234b1644103ff7b7d", buf, &m);
 	ck_assert_int_eq(pcoap_parse_describe_post(&m, &flags, &v), PCOAP_OK);
@@ -716,8 +788,7 @@ START_TEST(test_pcoap_parse_misc_fields)
 	ck_assert_int_eq(pcoap_parse_update_ready(&m, &flags), PCOAP_OK);
 	ck_assert_uint_eq(flags, 1);
 	decode_hex("5145123507ff01", buf, &m);
-	ck_assert_int_eq(pcoap_parse_update_ready(&m, &flags),
-	    PCOAP_MALFORMED);
+	ck_assert_int_eq(pcoap_parse_update_ready(&m, &flags), PCOAP_MALFORMED);
 
 	decode_hex("4103123407b175", buf, &m);
 	ck_assert_int_eq(pcoap_parse_update_done(&m, &v), PCOAP_OK);
@@ -758,7 +829,7 @@ START_TEST(test_pcoap_parse_ota_fields)
 	ck_assert_uint_eq(ub.address, 255);
 	decode_hex("4102123407b175ff0102", buf, &m);
 	ck_assert_int_eq(pcoap_parse_update_begin(&m, &tok, &ub),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 
 	decode_hex("4102123407b16344c3c2c1c0020003ffdeadbeef", buf, &m);
 	ck_assert_int_eq(pcoap_parse_chunk(&m, &c), PCOAP_OK);
@@ -781,10 +852,10 @@ START_TEST(test_pcoap_parse_ota_fields)
 	ck_assert_uint_eq(idx[0], 3);
 	ck_assert_uint_eq(idx[1], 7);
 	ck_assert_int_eq(pcoap_parse_chunk_missed(&m, idx, 1, &n),
-	    PCOAP_NOSPACE);
+			 PCOAP_NOSPACE);
 	decode_hex("40011234b163ff000300", buf, &m);
 	ck_assert_int_eq(pcoap_parse_chunk_missed(&m, idx, 4, &n),
-	    PCOAP_MALFORMED);
+			 PCOAP_MALFORMED);
 }
 END_TEST
 
@@ -804,7 +875,8 @@ START_TEST(test_pcoap_check_to_device_recorded)
 		n = coap_vec_bytes(&coap_vectors[i], buf, sizeof(buf));
 		ck_assert_int_eq(pcoap_msg_decode(buf, n, &m), PCOAP_OK);
 		ck_assert_msg(pcoap_check_to_device(&m, PCOAP_DEVICE_RX_MAX) ==
-			PCOAP_OK, "%s", coap_vectors[i].name);
+				      PCOAP_OK,
+			      "%s", coap_vectors[i].name);
 	}
 }
 END_TEST
@@ -856,21 +928,24 @@ START_TEST(test_pcoap_check_to_device_violations)
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		decode_hex(t[i].hex, buf, &m);
 		ck_assert_msg(pcoap_check_to_device(&m, PCOAP_DEVICE_RX_MAX) ==
-			t[i].want, "%s", t[i].hex);
+				      t[i].want,
+			      "%s", t[i].hex);
 	}
 	/* Largest chunk message that fits, and one byte more. */
 	memset(data, 0, sizeof(data));
 	ck_assert_int_eq(pcoap_build_chunk(big, sizeof(big), &n, 1, 2, 3, 4,
-	    data, PCOAP_DEVICE_RX_MAX - 16), PCOAP_OK);
+					   data, PCOAP_DEVICE_RX_MAX - 16),
+			 PCOAP_OK);
 	ck_assert_uint_eq(n, PCOAP_DEVICE_RX_MAX);
 	ck_assert_int_eq(pcoap_msg_decode(big, n, &m), PCOAP_OK);
 	ck_assert_int_eq(pcoap_check_to_device(&m, PCOAP_DEVICE_RX_MAX),
-	    PCOAP_OK);
+			 PCOAP_OK);
 	ck_assert_int_eq(pcoap_build_chunk(big, sizeof(big), &n, 1, 2, 3, 4,
-	    data, PCOAP_DEVICE_RX_MAX - 15), PCOAP_OK);
+					   data, PCOAP_DEVICE_RX_MAX - 15),
+			 PCOAP_OK);
 	ck_assert_int_eq(pcoap_msg_decode(big, n, &m), PCOAP_OK);
 	ck_assert_int_eq(pcoap_check_to_device(&m, PCOAP_DEVICE_RX_MAX),
-	    PCOAP_TOO_BIG);
+			 PCOAP_TOO_BIG);
 }
 END_TEST
 
@@ -890,41 +965,40 @@ START_TEST(test_pcoap_check_to_device_builders)
 			break;
 		case 1:
 			r = pcoap_build_function_call(out, sizeof(out), &n, 1,
-			    2, "f", 1, NULL, 0);
+						      2, "f", 1, NULL, 0);
 			break;
 		case 2:
 			r = pcoap_build_variable(out, sizeof(out), &n, 1, 2,
-			    "v", 1);
+						 "v", 1);
 			break;
 		case 3:
-			r = pcoap_build_describe(out, sizeof(out), &n, 1, 2,
-			    3);
+			r = pcoap_build_describe(out, sizeof(out), &n, 1, 2, 3);
 			break;
 		case 4:
 			r = pcoap_build_event(out, sizeof(out), &n, PCOAP_NON,
-			    1, false, "spark/device/reset", 18, 5,
-			    (const uint8_t *)"dfu", 3);
+					      1, false, "spark/device/reset",
+					      18, 5, (const uint8_t *)"dfu", 3);
 			break;
 		case 5:
 			r = pcoap_build_time_reply(out, sizeof(out), &n, 1, 2,
-			    1700000000);
+						   1700000000);
 			break;
 		case 6:
 			r = pcoap_build_signal(out, sizeof(out), &n, 1, 2,
-			    true);
+					       true);
 			break;
 		case 7:
-			r = pcoap_build_update_begin(out, sizeof(out), &n, 1,
-			    2, &ub);
+			r = pcoap_build_update_begin(out, sizeof(out), &n, 1, 2,
+						     &ub);
 			break;
 		case 8:
-			r = pcoap_build_chunk(out, sizeof(out), &n, 1, 2, 3,
-			    4, data, sizeof(data));
+			r = pcoap_build_chunk(out, sizeof(out), &n, 1, 2, 3, 4,
+					      data, sizeof(data));
 			break;
 		case 9:
-			r = pcoap_build_update_done(out, sizeof(out), &n,
-			    PCOAP_CON, 1, (const uint8_t *)"\x02", 1, NULL,
-			    0);
+			r = pcoap_build_update_done(
+				out, sizeof(out), &n, PCOAP_CON, 1,
+				(const uint8_t *)"\x02", 1, NULL, 0);
 			break;
 		default:
 			r = pcoap_build_empty_ack(out, sizeof(out), &n, 1);
@@ -933,7 +1007,8 @@ START_TEST(test_pcoap_check_to_device_builders)
 		ck_assert_int_eq(r, PCOAP_OK);
 		ck_assert_int_eq(pcoap_msg_decode(out, n, &m), PCOAP_OK);
 		ck_assert_msg(pcoap_check_to_device(&m, PCOAP_DEVICE_RX_MAX) ==
-			PCOAP_OK, "builder %zu", k);
+				      PCOAP_OK,
+			      "builder %zu", k);
 	}
 }
 END_TEST
@@ -997,8 +1072,7 @@ START_TEST(test_pcoap_parse_mutate)
 
 	for (i = 0; i < COAP_N_VECTORS; i++) {
 		len = coap_vec_bytes(&coap_vectors[i], buf, sizeof(buf));
-		mutate_run(buf, len, 5000 + i, 2000, particle_mutant,
-		    &parsed);
+		mutate_run(buf, len, 5000 + i, 2000, particle_mutant, &parsed);
 	}
 	ck_assert_uint_gt(parsed, 10000);
 }

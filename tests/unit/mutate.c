@@ -42,13 +42,13 @@ mutate_below(struct mutate_rng *rng, size_t n)
 
 /* Values that sit on wire-format boundaries (CoAP nibbles, lengths). */
 static const uint8_t interesting[] = {
-	0x00, 0x01, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x40, 0x48, 0x49,
-	0x7f, 0x80, 0xd0, 0xe0, 0xf0, 0xfe, 0xff,
+	0x00, 0x01, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x40, 0x48,
+	0x49, 0x7f, 0x80, 0xd0, 0xe0, 0xf0, 0xfe, 0xff,
 };
 
 size_t
 mutate_once(struct mutate_rng *rng, const uint8_t *in, size_t in_len,
-    uint8_t *out, size_t cap)
+	    uint8_t *out, size_t cap)
 {
 	size_t len = in_len, i, pos, rounds;
 
@@ -62,7 +62,8 @@ mutate_once(struct mutate_rng *rng, const uint8_t *in, size_t in_len,
 		switch (mutate_below(rng, 7)) {
 		case 0: /* flip one bit */
 			if (len > 0)
-				out[pos] ^= (uint8_t)(1u << mutate_below(rng, 8));
+				out[pos] ^=
+					(uint8_t)(1u << mutate_below(rng, 8));
 			break;
 		case 1: /* random byte */
 			if (len > 0)
@@ -70,8 +71,8 @@ mutate_once(struct mutate_rng *rng, const uint8_t *in, size_t in_len,
 			break;
 		case 2: /* interesting byte */
 			if (len > 0)
-				out[pos] = interesting[mutate_below(rng,
-				    sizeof(interesting))];
+				out[pos] = interesting[mutate_below(
+					rng, sizeof(interesting))];
 			break;
 		case 3: /* insert a random byte */
 			if (len < cap) {
@@ -83,7 +84,8 @@ mutate_once(struct mutate_rng *rng, const uint8_t *in, size_t in_len,
 			break;
 		case 4: /* delete a byte */
 			if (len > 0) {
-				memmove(out + pos, out + pos + 1, len - pos - 1);
+				memmove(out + pos, out + pos + 1,
+					len - pos - 1);
 				len--;
 			}
 			break;
@@ -116,8 +118,8 @@ call_exact(const uint8_t *buf, size_t len, mutate_cb fn, void *arg)
 }
 
 void
-mutate_run(const uint8_t *in, size_t in_len, uint64_t seed,
-    unsigned iterations, mutate_cb fn, void *arg)
+mutate_run(const uint8_t *in, size_t in_len, uint64_t seed, unsigned iterations,
+	   mutate_cb fn, void *arg)
 {
 	struct mutate_rng rng;
 	size_t cap = in_len + MUTATE_SLACK, len;

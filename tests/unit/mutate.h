@@ -45,7 +45,7 @@ size_t mutate_below(struct mutate_rng *rng, size_t n);
  * @return the mutated length (<= cap)
  */
 size_t mutate_once(struct mutate_rng *rng, const uint8_t *in, size_t in_len,
-    uint8_t *out, size_t cap);
+		   uint8_t *out, size_t cap);
 
 /** Callback given each mutated input; buf is exactly len bytes long. */
 typedef void (*mutate_cb)(const uint8_t *buf, size_t len, void *arg);
@@ -62,6 +62,6 @@ typedef void (*mutate_cb)(const uint8_t *buf, size_t len, void *arg);
  * @param arg passed to fn
  */
 void mutate_run(const uint8_t *in, size_t in_len, uint64_t seed,
-    unsigned iterations, mutate_cb fn, void *arg);
+		unsigned iterations, mutate_cb fn, void *arg);
 
 #endif
