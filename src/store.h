@@ -25,26 +25,26 @@ struct store_result;
 
 /** Query flags for store_query(). */
 enum store_query_flags {
-	STORE_Q_READ = 0,	 /* fails fast with UNAVAILABLE while down */
-	STORE_Q_WRITE = 1 << 0, /* kept queued while down, retried after reconnect */
+	STORE_Q_READ = 0,	/* fails fast with UNAVAILABLE while down */
+	STORE_Q_WRITE = 1 << 0, /* kept queued while down, sent on reconnect */
 };
 
 /** Tunables for store_new(); a zeroed struct (or NULL) means defaults. */
 struct store_opts {
-	size_t max_queue;	      /* queued + in flight; 0 = 10000 */
-	unsigned backoff_min_ms;      /* first reconnect delay; 0 = 100 */
-	unsigned backoff_max_ms;      /* delay cap; 0 = 5000 */
+	size_t max_queue;	     /* queued + in flight; 0 = 10000 */
+	unsigned backoff_min_ms;     /* first reconnect delay; 0 = 100 */
+	unsigned backoff_max_ms;     /* delay cap; 0 = 5000 */
 	unsigned connect_timeout_ms; /* one connect attempt; 0 = 10000 */
 };
 
 /** Counters for the health endpoint (store_stats_get()). */
 struct store_stats {
-	bool up;		  /* connected right now */
-	uint64_t queries_ok;	  /* callbacks run with r == 0 */
-	uint64_t queries_failed; /* callbacks run with r < 0 */
-	uint64_t reconnects;	  /* successful connects after an outage */
+	bool up;		   /* connected right now */
+	uint64_t queries_ok;	   /* callbacks run with r == 0 */
+	uint64_t queries_failed;   /* callbacks run with r < 0 */
+	uint64_t reconnects;	   /* successful connects after an outage */
 	uint64_t connect_failures; /* failed connect attempts */
-	size_t queued;		  /* queries waiting or in flight */
+	size_t queued;		   /* queries waiting or in flight */
 };
 
 /**
@@ -54,8 +54,8 @@ struct store_stats {
  */
 struct store_param {
 	const void *value; /* borrowed until store_query_params returns */
-	size_t len;	    /* byte length, binary values only */
-	bool binary;	    /* send as binary (bytea) */
+	size_t len;	   /* byte length, binary values only */
+	bool binary;	   /* send as binary (bytea) */
 };
 
 /**
@@ -69,8 +69,7 @@ struct store_param {
  * The callback may call store_query() and store_cancel(), but must not call
  * store_free().
  */
-typedef void (*store_done_cb)(int r, const struct store_result *res,
-			      void *arg);
+typedef void (*store_done_cb)(int r, const struct store_result *res, void *arg);
 
 /**
  * Create a store; it starts connecting on the next loop turn and never
@@ -110,9 +109,9 @@ void store_free(struct store *st);
  *     CINDER_ERR_UNAVAILABLE (read while the database is down),
  *     CINDER_ERR_BUSY (queue full), CINDER_ERR_INVAL; cb is not run then
  */
-int store_query(struct store *st, unsigned flags, const char *sql,
-		int nparams, const char *const *params, store_done_cb cb,
-		void *arg, uint64_t *idp);
+int store_query(struct store *st, unsigned flags, const char *sql, int nparams,
+		const char *const *params, store_done_cb cb, void *arg,
+		uint64_t *idp);
 
 /**
  * Like store_query() with typed parameters (binary bytea values).
@@ -151,7 +150,8 @@ int store_result_column(const struct store_result *res, const char *name);
  */
 const char *store_result_value(const struct store_result *res, int row,
 			       int col);
-/** @return the byte length of the value at (row, col); 0 if NULL/out of range */
+/** @return the byte length of the value at (row, col); 0 if NULL/out of range
+ */
 size_t store_result_length(const struct store_result *res, int row, int col);
 /** @return true if (row, col) is SQL NULL or out of range */
 bool store_result_is_null(const struct store_result *res, int row, int col);
@@ -222,8 +222,8 @@ struct store_pending_key {
 	char *public_key;   /* PEM text */
 	char *first_seen;   /* timestamps as PostgreSQL text */
 	char *last_seen;
-	char *last_ip;	    /* may be NULL */
-	long attempts;	    /* connection attempts seen */
+	char *last_ip; /* may be NULL */
+	long attempts; /* connection attempts seen */
 };
 
 /**

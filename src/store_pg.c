@@ -27,6 +27,9 @@
 #define STORE_DEFAULT_BACKOFF_MAX_MS 5000
 #define STORE_DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define STORE_MAX_PARAMS 65535
+/* A write lost in flight this many times is failed, not sent again: it
+ * may be what brings the server down. */
+#define STORE_MAX_RESENDS 3
 
 /* One queued query. Parameters live in one allocation (blob). */
 struct store_query {
@@ -34,6 +37,7 @@ struct store_query {
 	uint64_t id;			/* handed to the caller */
 	unsigned flags;			/* STORE_Q_* */
 	bool cancelled;			/* callback must not run */
+	unsigned resends;		/* times re-queued after a drop */
 	store_done_cb cb;		/* may be NULL */
 	void *arg;			/* caller's, never dereferenced */
 	char *sql;			/* statement text */
@@ -264,7 +268,9 @@ store_connection_lost(struct store *st)
 		if (q->cancelled) {
 			st->nqueued--;
 			store_query_free(q);
-		} else if (q->flags & STORE_Q_WRITE) {
+		} else if ((q->flags & STORE_Q_WRITE) &&
+			   q->resends < STORE_MAX_RESENDS) {
+			q->resends++;
 			TAILQ_INSERT_HEAD(&st->queue, q, entry);
 		} else {
 			TAILQ_INSERT_TAIL(&st->failing, q, entry);
@@ -294,6 +300,21 @@ store_flush(struct store *st)
 		event_add(st->ev_write, NULL);
 }
 
+/* Fail the query in flight with r (no result). */
+static void
+store_fail_inflight(struct store *st, int r)
+{
+	struct store_query *q = st->inflight;
+
+	st->inflight = NULL;
+	if (st->inflight_res != NULL) {
+		PQclear(st->inflight_res);
+		st->inflight_res = NULL;
+	}
+	if (q != NULL)
+		store_query_finish(st, q, r, NULL);
+}
+
 /* The in-flight query has all its results: deliver and send the next. */
 static void
 store_complete_inflight(struct store *st)
@@ -309,9 +330,12 @@ store_complete_inflight(struct store *st)
 	    status != PGRES_EMPTY_QUERY) {
 		if (res != NULL)
 			sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		r = store_sqlstate_to_err(sqlstate);
+		/* No SQLSTATE on a healthy connection: a client-side error. */
+		r = sqlstate == NULL ? CINDER_ERR_DB
+				     : store_sqlstate_to_err(sqlstate);
 	}
-	if (r == CINDER_ERR_UNAVAILABLE || PQstatus(st->conn) == CONNECTION_BAD) {
+	if (r == CINDER_ERR_UNAVAILABLE ||
+	    PQstatus(st->conn) == CONNECTION_BAD) {
 		/* Connection trouble, not the query's fault. */
 		store_connection_lost(st);
 		return;
@@ -338,6 +362,16 @@ store_process_results(struct store *st)
 		if (res == NULL) {
 			store_complete_inflight(st);
 			continue;
+		}
+		if (PQresultStatus(res) == PGRES_COPY_IN ||
+		    PQresultStatus(res) == PGRES_COPY_OUT ||
+		    PQresultStatus(res) == PGRES_COPY_BOTH) {
+			/* COPY is not supported here; the only way out of
+			 * the copy state is a new connection. */
+			PQclear(res);
+			store_fail_inflight(st, CINDER_ERR_INVAL);
+			store_connection_lost(st);
+			return;
 		}
 		/* One statement gives one result; keep the first error. */
 		if (st->inflight_res == NULL) {
@@ -398,7 +432,15 @@ store_send_next(struct store *st)
 	st->inflight = q;
 	if (!PQsendQueryParams(st->conn, q->sql, q->nparams, NULL, q->values,
 			       q->lengths, q->formats, 0)) {
-		store_connection_lost(st);
+		if (PQstatus(st->conn) == CONNECTION_BAD) {
+			store_connection_lost(st);
+			return;
+		}
+		/* Refused by libpq itself: the query's fault. */
+		log_debug("could not send query %llu: %s",
+			  (unsigned long long)q->id, PQerrorMessage(st->conn));
+		store_fail_inflight(st, CINDER_ERR_DB);
+		event_active(st->ev_kick, EV_TIMEOUT, 1);
 		return;
 	}
 	store_flush(st);
@@ -423,8 +465,8 @@ store_connected(struct store *st)
 	PQsetNoticeProcessor(st->conn, store_notice_cb, st);
 	st->ev_sock = event_new(st->base, fd, EV_READ | EV_PERSIST,
 				store_sock_read_cb, st);
-	st->ev_write = event_new(st->base, fd, EV_WRITE, store_sock_write_cb,
-				 st);
+	st->ev_write =
+		event_new(st->base, fd, EV_WRITE, store_sock_write_cb, st);
 	if (st->ev_sock == NULL || st->ev_write == NULL ||
 	    event_add(st->ev_sock, NULL) != 0) {
 		store_connect_failed(st, "could not watch the socket");
@@ -462,10 +504,9 @@ store_connect_wait(struct store *st, PostgresPollingStatusType ps)
 		store_connect_failed(st, NULL);
 		return;
 	}
-	st->ev_sock = event_new(st->base, fd,
-				ps == PGRES_POLLING_READING ? EV_READ
-							    : EV_WRITE,
-				store_connect_poll_cb, st);
+	st->ev_sock = event_new(
+		st->base, fd, ps == PGRES_POLLING_READING ? EV_READ : EV_WRITE,
+		store_connect_poll_cb, st);
 	if (st->ev_sock == NULL || event_add(st->ev_sock, NULL) != 0)
 		store_connect_failed(st, "could not watch the socket");
 }
@@ -713,7 +754,7 @@ store_queue_cancel(struct store *st, struct store_queue *qh, uint64_t id)
 {
 	struct store_query *q;
 
-	TAILQ_FOREACH(q, qh, entry) {
+	for (q = TAILQ_FIRST(qh); q != NULL; q = TAILQ_NEXT(q, entry)) {
 		if (q->id != id || q->cancelled)
 			continue;
 		TAILQ_REMOVE(qh, q, entry);

@@ -326,8 +326,8 @@ store_sql_skip(const char *s, size_t i)
 	}
 	if (s[i] == '\'' || s[i] == '"') {
 		char q = s[i];
-		bool esc = q == '\'' && i > 0 && (s[i - 1] == 'E' ||
-						    s[i - 1] == 'e');
+		bool esc = q == '\'' && i > 0 &&
+			   (s[i - 1] == 'E' || s[i - 1] == 'e');
 
 		for (i++; s[i] != '\0'; i++) {
 			if (esc && s[i] == '\\' && s[i + 1] != '\0')
@@ -341,7 +341,8 @@ store_sql_skip(const char *s, size_t i)
 	}
 	if (s[i] == '$') {
 		/* Dollar quote: $tag$ ... $tag$ (tag may be empty). */
-		for (j = i + 1; isalnum((unsigned char)s[j]) || s[j] == '_'; j++)
+		for (j = i + 1; isalnum((unsigned char)s[j]) || s[j] == '_';
+		     j++)
 			;
 		if (s[j] != '$' || isdigit((unsigned char)s[i + 1]))
 			return i;
@@ -363,7 +364,7 @@ static const char *
 store_sql_txn_word(const char *s)
 {
 	static const char *const words[] = {"BEGIN", "COMMIT", "ROLLBACK",
-					    "END", "ABORT", "START"};
+					    "END",   "ABORT",  "START"};
 	size_t i = 0, j, k, n;
 	bool at_start = true;
 
@@ -425,14 +426,16 @@ store_migration_apply(PGconn *c, const char *name, const char *text)
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 	    st != PGRES_EMPTY_QUERY) {
 		msg = store_sync_msg(
-			res != NULL ? PQresultErrorField(res,
-							 PG_DIAG_MESSAGE_PRIMARY)
+			res != NULL ? PQresultErrorField(
+					      res, PG_DIAG_MESSAGE_PRIMARY)
 				    : PQerrorMessage(c));
-		line = res != NULL ? store_migration_line(
-					     text, PQresultErrorField(
-							   res,
-							   PG_DIAG_STATEMENT_POSITION))
-				   : 0;
+		line = res != NULL
+			       ? store_migration_line(
+					 text,
+					 PQresultErrorField(
+						 res,
+						 PG_DIAG_STATEMENT_POSITION))
+			       : 0;
 		if (line > 0)
 			log_err("migration %s failed at line %lu: %s", name,
 				line, msg);
@@ -684,16 +687,15 @@ store_sync_pending_list(const char *conninfo, struct store_pending_key **outp,
 	*np = 0;
 	if ((r = store_sync_connect(conninfo, &c)) != 0)
 		goto out;
-	r = store_sync_exec(
-		c, "list pending devices", 0,
-		"SELECT device_id, public_key, "
-		"to_char(first_seen AT TIME ZONE 'UTC', "
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-		"to_char(last_seen AT TIME ZONE 'UTC', "
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-		"last_ip, attempts FROM pending_device_keys "
-		"ORDER BY first_seen, device_id",
-		0, NULL, &res);
+	r = store_sync_exec(c, "list pending devices", 0,
+			    "SELECT device_id, public_key, "
+			    "to_char(first_seen AT TIME ZONE 'UTC', "
+			    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+			    "to_char(last_seen AT TIME ZONE 'UTC', "
+			    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+			    "last_ip, attempts FROM pending_device_keys "
+			    "ORDER BY first_seen, device_id",
+			    0, NULL, &res);
 	if (r != 0)
 		goto out;
 	n = (size_t)PQntuples(res);
@@ -738,8 +740,8 @@ store_sync_pending_print(const char *conninfo, FILE *out)
 			"ATTEMPTS", "FIRST SEEN", "LAST SEEN", "LAST IP");
 		for (i = 0; i < n; i++)
 			fprintf(out, "%-24s  %8ld  %-20s  %-20s  %s\n",
-				v[i].device_id, v[i].attempts,
-				v[i].first_seen, v[i].last_seen,
+				v[i].device_id, v[i].attempts, v[i].first_seen,
+				v[i].last_seen,
 				v[i].last_ip != NULL ? v[i].last_ip : "-");
 	}
 	store_pending_keys_free(v, n);

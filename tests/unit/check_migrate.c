@@ -100,8 +100,9 @@ slurp(const char *path)
 START_TEST(test_store_migrate_fresh)
 {
 	ck_assert_int_eq(store_migrate(db, testdb_sql_dir()), 0);
-	assert_value(db, "SELECT string_agg(version, ',' ORDER BY version) "
-			 "FROM schema_migrations WHERE version = '0001'",
+	assert_value(db,
+		     "SELECT string_agg(version, ',' ORDER BY version) "
+		     "FROM schema_migrations WHERE version = '0001'",
 		     "0001");
 	assert_value(db,
 		     "SELECT count(*) FROM information_schema.tables "
@@ -127,13 +128,13 @@ START_TEST(test_store_migrate_idempotent)
 	char *before, *after, *n;
 
 	ck_assert_int_eq(store_migrate(db, testdb_sql_dir()), 0);
-	before = testdb_query_value(
-		db, "SELECT applied_at FROM schema_migrations "
-		    "WHERE version = '0001'");
+	before = testdb_query_value(db,
+				    "SELECT applied_at FROM schema_migrations "
+				    "WHERE version = '0001'");
 	ck_assert_int_eq(store_migrate(db, testdb_sql_dir()), 0);
-	after = testdb_query_value(
-		db, "SELECT applied_at FROM schema_migrations "
-		    "WHERE version = '0001'");
+	after = testdb_query_value(db,
+				   "SELECT applied_at FROM schema_migrations "
+				   "WHERE version = '0001'");
 	ck_assert_str_eq(before, after);
 	n = testdb_query_value(db, "SELECT count(*) FROM schema_migrations");
 	ck_assert_int_ge(atoi(n), 1);
@@ -178,8 +179,7 @@ START_TEST(test_store_migrate_concurrent)
 		pids[i] = fork();
 		ck_assert_int_ge(pids[i], 0);
 		if (pids[i] == 0)
-			_exit(store_migrate(db, testdb_sql_dir()) == 0 ? 0
-								       : 1);
+			_exit(store_migrate(db, testdb_sql_dir()) == 0 ? 0 : 1);
 	}
 	for (i = 0; i < NPROC; i++) {
 		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
@@ -236,12 +236,14 @@ START_TEST(test_store_migrate_commit_in_file)
 		     "CREATE TABLE \"begin\" (\"end;\" int);\n");
 	ck_assert_int_eq(store_migrate(db, dir), 0);
 	assert_value(db, "SELECT f()", "1");
-	sqldir_write(dir, "0002_commit.sql", "CREATE TABLE u (x int);\n"
-					     "  commit ;\n");
+	sqldir_write(dir, "0002_commit.sql",
+		     "CREATE TABLE u (x int);\n"
+		     "  commit ;\n");
 	ck_assert_int_eq(store_migrate(db, dir), CINDER_ERR_INVAL);
 	assert_value(db, "SELECT to_regclass('u') IS NULL", "t");
-	sqldir_write(dir, "0002_commit.sql", "CREATE TABLE u (x int);"
-					     "/* x */ BEGIN;\n");
+	sqldir_write(dir, "0002_commit.sql",
+		     "CREATE TABLE u (x int);"
+		     "/* x */ BEGIN;\n");
 	ck_assert_int_eq(store_migrate(db, dir), CINDER_ERR_INVAL);
 	assert_value(db,
 		     "SELECT string_agg(version, ',') FROM schema_migrations",
@@ -383,11 +385,12 @@ START_TEST(test_store_sync_device_accept)
 	ck_assert_int_eq(store_sync_device_accept(m, "DDDDDDDDDDDDDDDDDDDDDDDD",
 						  "o", "desk"),
 			 0);
-	assert_value(m,
-		     "SELECT d.public_key || ' ' || d.name || ' ' || u.username "
-		     "FROM devices d JOIN users u ON u.id = d.owner_id "
-		     "WHERE device_id = 'dddddddddddddddddddddddd'",
-		     "PEMTEXT desk o");
+	assert_value(
+		m,
+		"SELECT d.public_key || ' ' || d.name || ' ' || u.username "
+		"FROM devices d JOIN users u ON u.id = d.owner_id "
+		"WHERE device_id = 'dddddddddddddddddddddddd'",
+		"PEMTEXT desk o");
 	assert_value(m, "SELECT count(*) FROM pending_device_keys", "1");
 
 	/* A new key for a known device replaces the old one, keeps owner. */
@@ -398,11 +401,12 @@ START_TEST(test_store_sync_device_accept)
 	ck_assert_int_eq(store_sync_device_accept(m, "dddddddddddddddddddddddd",
 						  NULL, NULL),
 			 0);
-	assert_value(m,
-		     "SELECT d.public_key || ' ' || d.name || ' ' || u.username "
-		     "FROM devices d JOIN users u ON u.id = d.owner_id "
-		     "WHERE device_id = 'dddddddddddddddddddddddd'",
-		     "NEWPEM desk o");
+	assert_value(
+		m,
+		"SELECT d.public_key || ' ' || d.name || ' ' || u.username "
+		"FROM devices d JOIN users u ON u.id = d.owner_id "
+		"WHERE device_id = 'dddddddddddddddddddddddd'",
+		"NEWPEM desk o");
 	/* Name clash for the same owner. */
 	ck_assert_int_eq(store_sync_device_accept(m, "eeeeeeeeeeeeeeeeeeeeeeee",
 						  "o", "desk"),

@@ -29,17 +29,17 @@ static struct store *st;
 
 /* What a completion callback saw. */
 struct rec {
-	bool done;	     /* callback ran */
-	int calls;	     /* times it ran (must be 1) */
-	int r;		     /* its error code */
-	int ntuples;	     /* rows */
-	char *v0;	     /* first value (NULL: SQL NULL or none) */
-	bool v0_null;	     /* store_result_is_null(0, 0) */
-	char *sqlstate;	     /* on failure */
-	bool has_res;	     /* res was not NULL */
+	bool done;	    /* callback ran */
+	int calls;	    /* times it ran (must be 1) */
+	int r;		    /* its error code */
+	int ntuples;	    /* rows */
+	char *v0;	    /* first value (NULL: SQL NULL or none) */
+	bool v0_null;	    /* store_result_is_null(0, 0) */
+	char *sqlstate;	    /* on failure */
+	bool has_res;	    /* res was not NULL */
 	long long affected; /* store_result_affected */
-	int order;	     /* completion sequence number */
-	uint8_t *bytes;	     /* store_result_bytes of (0, 0), if asked */
+	int order;	    /* completion sequence number */
+	uint8_t *bytes;	    /* store_result_bytes of (0, 0), if asked */
 	size_t nbytes;
 	bool want_bytes;
 };
@@ -65,9 +65,9 @@ rec_cb(int r, const struct store_result *res, void *arg)
 	if (store_result_sqlstate(res) != NULL)
 		x->sqlstate = xstrdup(store_result_sqlstate(res));
 	if (x->want_bytes && r == 0)
-		ck_assert_int_eq(store_result_bytes(res, 0, 0, &x->bytes,
-						    &x->nbytes),
-				 0);
+		ck_assert_int_eq(
+			store_result_bytes(res, 0, 0, &x->bytes, &x->nbytes),
+			0);
 }
 
 static void
@@ -138,9 +138,8 @@ static void
 run(unsigned flags, const char *sql, int n, const char *const *params,
     struct rec *x)
 {
-	ck_assert_int_eq(store_query(st, flags, sql, n, params, rec_cb, x,
-				     NULL),
-			 0);
+	ck_assert_int_eq(
+		store_query(st, flags, sql, n, params, rec_cb, x, NULL), 0);
 	wait_done(x);
 	ck_assert_int_eq(x->calls, 1);
 }
@@ -244,8 +243,8 @@ END_TEST
 
 START_TEST(test_store_query_binary)
 {
-	static const uint8_t blob[] = {0x00, 0xff, '\'', '\\', 0x01, 0x00,
-				       'x', 0x80};
+	static const uint8_t blob[] = {0x00, 0xff, '\'', '\\',
+				       0x01, 0x00, 'x',	 0x80};
 	struct store_param p[2] = {
 		{.value = blob, .len = sizeof(blob), .binary = true},
 		{.value = "text \"param\"", .binary = false},
@@ -270,12 +269,12 @@ START_TEST(test_store_query_conflict)
 	struct rec a = {0}, b = {0}, c = {0};
 
 	run(STORE_Q_WRITE,
-	    "INSERT INTO users (username, password_hash) VALUES ($1, $2)", 2,
-	    p, &a);
+	    "INSERT INTO users (username, password_hash) VALUES ($1, $2)", 2, p,
+	    &a);
 	ck_assert_int_eq(a.r, 0);
 	run(STORE_Q_WRITE,
-	    "INSERT INTO users (username, password_hash) VALUES ($1, $2)", 2,
-	    p, &b);
+	    "INSERT INTO users (username, password_hash) VALUES ($1, $2)", 2, p,
+	    &b);
 	ck_assert_int_eq(b.r, CINDER_ERR_CONFLICT);
 	ck_assert(b.has_res);
 	ck_assert_str_eq(b.sqlstate, "23505");
@@ -290,6 +289,22 @@ START_TEST(test_store_query_conflict)
 }
 END_TEST
 
+/* COPY cannot be driven through the store: refused, then a new session. */
+START_TEST(test_store_query_copy)
+{
+	struct rec a = {0}, b = {0};
+
+	run(STORE_Q_READ, "COPY (SELECT 1) TO STDOUT", 0, NULL, &a);
+	ck_assert_int_eq(a.r, CINDER_ERR_INVAL);
+	pump_until(pred_up, st, 30, "the reconnect");
+	run(STORE_Q_READ, "SELECT 'ok'", 0, NULL, &b);
+	ck_assert_int_eq(b.r, 0);
+	ck_assert_str_eq(b.v0, "ok");
+	rec_clear(&a);
+	rec_clear(&b);
+}
+END_TEST
+
 START_TEST(test_store_query_order)
 {
 	enum { N = 300 };
@@ -301,12 +316,11 @@ START_TEST(test_store_query_order)
 	for (i = 0; i < N; i++) {
 		snprintf(val[i], sizeof(val[i]), "%d", i * 7);
 		p[0] = val[i];
-		ck_assert_int_eq(store_query(st,
-					     i % 2 ? STORE_Q_WRITE
-						   : STORE_Q_READ,
-					     "SELECT $1::int + 1", 1, p,
-					     rec_cb, &x[i], NULL),
-				 0);
+		ck_assert_int_eq(
+			store_query(st, i % 2 ? STORE_Q_WRITE : STORE_Q_READ,
+				    "SELECT $1::int + 1", 1, p, rec_cb, &x[i],
+				    NULL),
+			0);
 	}
 	pump_until(pred_done, &x[N - 1], 30, "the last query");
 	for (i = 0; i < N; i++) {
@@ -363,9 +377,8 @@ START_TEST(test_store_cancel_inflight)
 	uint64_t ia;
 
 	pump_until(pred_up, st, 30, "the connection");
-	ck_assert_int_eq(store_query(st, STORE_Q_READ,
-				     "SELECT pg_sleep(0.2)", 0, NULL, rec_cb,
-				     &a, &ia),
+	ck_assert_int_eq(store_query(st, STORE_Q_READ, "SELECT pg_sleep(0.2)",
+				     0, NULL, rec_cb, &a, &ia),
 			 0);
 	/* One turn of the loop sends it; the server is now sleeping. */
 	event_base_loop(base, EVLOOP_NONBLOCK);
@@ -450,8 +463,8 @@ END_TEST
 /* No server: reads fail fast, writes queue up to the bound. */
 START_TEST(test_store_down_read_write)
 {
-	struct store_opts o = {.max_queue = 3, .backoff_min_ms = 10,
-			       .backoff_max_ms = 40};
+	struct store_opts o = {
+		.max_queue = 3, .backoff_min_ms = 10, .backoff_max_ms = 40};
 	struct store *s2 =
 		store_new(base, "host=/nonexistent-cinder port=1", &o);
 	struct rec w[3] = {{0}}, early = {0};
@@ -504,8 +517,8 @@ pgcluster(const char *func)
 
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		execlp("bash", "bash", "-c", ". \"$0\" && \"$@\"", script,
-		       func, pgdir, (char *)NULL);
+		execlp("bash", "bash", "-c", ". \"$0\" && \"$@\"", script, func,
+		       pgdir, (char *)NULL);
 		_exit(127);
 	}
 	free(script);
@@ -558,8 +571,9 @@ START_TEST(test_store_reconnect)
 	st = store_new(base, db, &o);
 	ck_assert_ptr_nonnull(st);
 	p[0] = "before";
-	run(STORE_Q_WRITE, "INSERT INTO healer_history (device_id, event) "
-			   "VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', $1)",
+	run(STORE_Q_WRITE,
+	    "INSERT INTO healer_history (device_id, event) "
+	    "VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', $1)",
 	    1, p, &a);
 	ck_assert_int_eq(a.r, 0);
 
@@ -630,6 +644,7 @@ store_suite(void)
 	tcase_add_test(tc, test_store_query_binary);
 	tcase_add_test(tc, test_store_query_conflict);
 	tcase_add_test(tc, test_store_query_order);
+	tcase_add_test(tc, test_store_query_copy);
 	tcase_add_test(tc, test_store_query_from_callback);
 	tcase_add_test(tc, test_store_query_inval);
 	suite_add_tcase(s, tc);
