@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The device state machine (firmware-stubs/lib/fw_device.c) against a
- * small Particle server written in this test with OpenSSL: the handshake
+ * small Particle server written in this test, once with OpenSSL calls
+ * and once with the daemon's own server-side crypto (src/crypto.h): the
+ * handshake
  * with the recorded Device OS 0.7.0 keys, the AES channel both ways,
  * Hello, time, Describe, ping and keep-alive, and the failure paths
  * (bad signature, missing server Hello, oversize frame, peer close).
@@ -22,6 +24,7 @@
 #include <openssl/rsa.h>
 
 #include "coap/pcoap.h"
+#include "crypto.h"
 #include "fw_device.h"
 #include "fw_err.h"
 #include "fw_keys.h"
@@ -143,8 +146,12 @@ enum srv_state { SRV_NONE, SRV_KEYBLOCK, SRV_FRAMES };
 
 struct server {
 	enum srv_state state;
-	EVP_PKEY *key;	  /* server private key */
-	EVP_PKEY *device; /* device public key */
+	bool cinder;		    /* use src/crypto.h instead of OpenSSL */
+	struct crypto_key *ckey;    /* cinder: server private key */
+	struct crypto_key *cdevice; /* cinder: the enrolled device key */
+	struct crypto_channel chan; /* cinder: session channel */
+	EVP_PKEY *key;		    /* server private key */
+	EVP_PKEY *device;	    /* device public key */
 	uint8_t nonce[40];
 	uint8_t session[40];
 	uint8_t send_iv[16], recv_iv[16];
@@ -217,8 +224,14 @@ srv_send(struct server *s, struct test_port *t, const uint8_t *msg, size_t len)
 	uint8_t ct[1100];
 	size_t n;
 
-	aes_cbc(1, s->session, s->send_iv, msg, len, ct, &n);
-	memcpy(s->send_iv, ct, 16);
+	if (s->cinder) {
+		ck_assert_int_eq(crypto_channel_seal(&s->chan, msg, len, ct,
+						     sizeof(ct), &n),
+				 0);
+	} else {
+		aes_cbc(1, s->session, s->send_iv, msg, len, ct, &n);
+		memcpy(s->send_iv, ct, 16);
+	}
 	ck_assert_uint_le(t->s2d.len + 2 + n, PIPE_CAP);
 	t->s2d.buf[t->s2d.len++] = (uint8_t)(n >> 8);
 	t->s2d.buf[t->s2d.len++] = (uint8_t)n;
@@ -229,12 +242,50 @@ srv_send(struct server *s, struct test_port *t, const uint8_t *msg, size_t len)
 static void
 srv_accept(struct server *s, struct test_port *t)
 {
-	ck_assert_int_eq(RAND_bytes(s->nonce, sizeof(s->nonce)), 1);
+	if (s->cinder)
+		ck_assert_int_eq(crypto_random(s->nonce, sizeof(s->nonce)), 0);
+	else
+		ck_assert_int_eq(RAND_bytes(s->nonce, sizeof(s->nonce)), 1);
 	memcpy(t->s2d.buf, s->nonce, 40);
 	t->s2d.len = 40;
 	s->state = SRV_KEYBLOCK;
 	s->seen_hello = false;
 	s->frames = 0;
+}
+
+/* Steps 2 and 3 with the daemon's functions, as cinderd runs them. */
+static void
+srv_keyblock_cinder(struct server *s, struct test_port *t)
+{
+	struct crypto_step2 st2;
+	struct crypto_key *supplied = NULL;
+	uint8_t block[CRYPTO_STEP3_LEN];
+
+	ck_assert_int_eq(crypto_handshake_step2_open(s->ckey, s->nonce,
+						     t->d2s.buf, 256, &st2),
+			 0);
+	ck_assert_mem_eq(st2.device_id,
+			 "\x01\x23\x45\x67\x89\xab\xcd\xef\x01\x23\x45\x67",
+			 12);
+	ck_assert_uint_eq(st2.key_der_len, CRYPTO_DEVICE_PUB_DER_LEN);
+	ck_assert_int_eq(
+		crypto_pubkey_parse(st2.key_der, st2.key_der_len, &supplied),
+		0);
+	ck_assert(crypto_key_public_eq(supplied, s->cdevice));
+	crypto_key_free(supplied);
+	memmove(t->d2s.buf, t->d2s.buf + 256, t->d2s.len - 256);
+	t->d2s.len -= 256;
+
+	ck_assert_int_eq(crypto_random(s->session, sizeof(s->session)), 0);
+	ck_assert_int_eq(crypto_handshake_step3_build(s->ckey, s->cdevice,
+						      s->session, block),
+			 0);
+	if (s->bad_signature)
+		block[128 + 77] ^= 0x40;
+	memcpy(t->s2d.buf + t->s2d.len, block, sizeof(block));
+	t->s2d.len += sizeof(block);
+	crypto_channel_init(&s->chan, s->session);
+	s->state = SRV_FRAMES;
 }
 
 static void
@@ -305,9 +356,15 @@ srv_frame(struct server *s, struct test_port *t)
 	if (t->d2s.len < 2 + len)
 		return false;
 	memcpy(ct, t->d2s.buf + 2, len);
-	memcpy(first, ct, 16);
-	aes_cbc(0, s->session, s->recv_iv, ct, len, s->last, &n);
-	memcpy(s->recv_iv, first, 16);
+	if (s->cinder) {
+		ck_assert_int_eq(crypto_channel_open(&s->chan, ct, len, s->last,
+						     sizeof(s->last), &n),
+				 0);
+	} else {
+		memcpy(first, ct, 16);
+		aes_cbc(0, s->session, s->recv_iv, ct, len, s->last, &n);
+		memcpy(s->recv_iv, first, 16);
+	}
 	s->last_len = n;
 	memmove(t->d2s.buf, t->d2s.buf + 2 + len, t->d2s.len - 2 - len);
 	t->d2s.len -= 2 + len;
@@ -325,8 +382,12 @@ srv_poll(struct server *s, struct test_port *t)
 		srv_accept(s, t);
 		return;
 	}
-	if (s->state == SRV_KEYBLOCK && t->d2s.len >= 256)
-		srv_keyblock(s, t);
+	if (s->state == SRV_KEYBLOCK && t->d2s.len >= 256) {
+		if (s->cinder)
+			srv_keyblock_cinder(s, t);
+		else
+			srv_keyblock(s, t);
+	}
 }
 
 /* ---- fixture ----------------------------------------------------------- */
@@ -393,11 +454,30 @@ setup(void)
 }
 
 static void
+setup_cinder(void)
+{
+	const char *top = getenv("top_srcdir");
+	char path[4096];
+
+	setup();
+	srv.cinder = true;
+	snprintf(path, sizeof(path), "%s/firmware-stubs/tests/data/%s",
+		 top != NULL ? top : ".", "server_key.pem");
+	ck_assert_int_eq(crypto_server_key_load(path, &srv.ckey), 0);
+	snprintf(path, sizeof(path), "%s/firmware-stubs/tests/data/%s",
+		 top != NULL ? top : ".", "device_key.pem");
+	ck_assert_int_eq(crypto_privkey_load(path, &srv.cdevice), 0);
+}
+
+static void
 teardown(void)
 {
 	fw_keys_cleanup(&keys);
 	EVP_PKEY_free(srv.key);
 	EVP_PKEY_free(srv.device);
+	crypto_key_free(srv.ckey);
+	crypto_key_free(srv.cdevice);
+	crypto_channel_cleanup(&srv.chan);
 }
 
 /* One round: device step, then the server reacts. */
@@ -753,6 +833,17 @@ fw_device_suite(void)
 	tcase_add_test(tc, test_fw_device_step_oversize_frame);
 	tcase_add_test(tc, test_fw_device_step_corrupt_frame);
 	tcase_add_test(tc, test_fw_device_step_peer_close);
+	suite_add_tcase(s, tc);
+
+	/* the same device against cinderd's server-side crypto */
+	tc = tcase_create("cinder_server");
+	tcase_add_checked_fixture(tc, setup_cinder, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_fw_device_step_handshake);
+	tcase_add_test(tc, test_fw_device_step_ready_then_time);
+	tcase_add_test(tc, test_fw_device_step_describe_and_ping);
+	tcase_add_test(tc, test_fw_device_step_one_byte_io);
+	tcase_add_test(tc, test_fw_device_step_bad_signature);
 	suite_add_tcase(s, tc);
 	return s;
 }
