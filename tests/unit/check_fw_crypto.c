@@ -4,7 +4,7 @@
  * the same inputs: SHA-1, HMAC-SHA1, AES-128 and the Particle CBC channel,
  * CRC-32, RSA encrypt/decrypt/verify in both directions, the key formats,
  * and the device side of a recorded Device OS 0.7.0 handshake.
- * Test data: $top_srcdir/firmware-stubs/tests/data.
+ * Test data: $top_srcdir/tests/data/vectors.
  */
 #include "config.h"
 
@@ -77,7 +77,7 @@ data_path(const char *name)
 	const char *top = getenv("top_srcdir");
 	static char path[4096];
 
-	snprintf(path, sizeof(path), "%s/firmware-stubs/tests/data/%s",
+	snprintf(path, sizeof(path), "%s/tests/data/vectors/%s",
 		 top != NULL ? top : ".", name);
 	return path;
 }

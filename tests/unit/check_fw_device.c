@@ -175,7 +175,7 @@ load_pem(const char *name, bool private)
 	EVP_PKEY *k;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/firmware-stubs/tests/data/%s",
+	snprintf(path, sizeof(path), "%s/tests/data/vectors/%s",
 		 top != NULL ? top : ".", name);
 	f = fopen(path, "r");
 	ck_assert_msg(f != NULL, "cannot open %s", path);
@@ -194,7 +194,7 @@ load_file(const char *name, uint8_t *buf, size_t cap)
 	size_t n;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/firmware-stubs/tests/data/%s",
+	snprintf(path, sizeof(path), "%s/tests/data/vectors/%s",
 		 top != NULL ? top : ".", name);
 	f = fopen(path, "rb");
 	ck_assert_msg(f != NULL, "cannot open %s", path);
@@ -461,10 +461,10 @@ setup_cinder(void)
 
 	setup();
 	srv.cinder = true;
-	snprintf(path, sizeof(path), "%s/firmware-stubs/tests/data/%s",
+	snprintf(path, sizeof(path), "%s/tests/data/vectors/%s",
 		 top != NULL ? top : ".", "server_key.pem");
 	ck_assert_int_eq(crypto_server_key_load(path, &srv.ckey), 0);
-	snprintf(path, sizeof(path), "%s/firmware-stubs/tests/data/%s",
+	snprintf(path, sizeof(path), "%s/tests/data/vectors/%s",
 		 top != NULL ? top : ".", "device_key.pem");
 	ck_assert_int_eq(crypto_privkey_load(path, &srv.cdevice), 0);
 }
