@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +196,54 @@ START_TEST(test_pcoap_frame_peek_truncations)
 }
 END_TEST
 
+/*
+ * The device->server byte stream of the recorded testapp session (after
+ * the 256-byte handshake block), as stored in the fuzz seed corpus:
+ * 37 frames whose ciphertext lengths match the decoded recording.
+ */
+START_TEST(test_pcoap_frame_peek_recorded)
+{
+	static const size_t want[] = {16, 48, 48, 16, 16, 16, 32, 144, 16, 16,
+				      32, 16, 16, 48, 32, 32, 16, 32,  16, 32,
+				      32, 16, 32, 16, 32, 32, 16, 32,  16, 32,
+				      32, 16, 32, 16, 32, 32, 16};
+	const char *top = getenv("top_srcdir");
+	char path[1024];
+	uint8_t *buf;
+	size_t len, off, fl, n = 0;
+	long size;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "%s/tests/fuzz/corpus/coap_frame/"
+		 "testapp-d2s-whole",
+		 top != NULL ? top : ".");
+	f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	size = ftell(f);
+	ck_assert_int_gt(size, 2);
+	rewind(f);
+	buf = malloc((size_t)size);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+	fclose(f);
+	/* Skip the fuzz target's two control bytes. */
+	len = (size_t)size;
+	off = 2;
+	while (pcoap_frame_peek(buf + off, len - off, PCOAP_SERVER_RX_MAX_CT,
+				&fl) == PCOAP_OK) {
+		ck_assert_uint_lt(n, sizeof(want) / sizeof(want[0]));
+		ck_assert_uint_eq(fl - 2, want[n]);
+		off += fl;
+		n++;
+	}
+	ck_assert_uint_eq(n, sizeof(want) / sizeof(want[0]));
+	ck_assert_uint_eq(off, len);
+	free(buf);
+}
+END_TEST
+
 static void
 frame_mutant(const uint8_t *buf, size_t len, void *arg)
 {
@@ -253,6 +302,7 @@ frame_suite(void)
 	tcase_add_test(tc, test_pcoap_frame_peek_too_big);
 	tcase_add_test(tc, test_pcoap_frame_peek_split_stream);
 	tcase_add_test(tc, test_pcoap_frame_peek_truncations);
+	tcase_add_test(tc, test_pcoap_frame_peek_recorded);
 	tcase_add_test(tc, test_pcoap_frame_peek_mutate);
 	suite_add_tcase(s, tc);
 
