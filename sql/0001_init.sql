@@ -3,9 +3,9 @@
 -- Applied by store_migrate() inside one transaction (do not add BEGIN or
 -- COMMIT here). Once this file has landed it is never edited: later schema
 -- changes go into new files 0002_*.sql, 0003_*.sql, ...
--- Conventions: timestamps are timestamptz; device ids are 24 lowercase hex
--- characters; secrets are stored only as hashes (tokens as SHA-256, passwords
--- and client secrets as KDF strings produced by the caller).
+-- Conventions: timestamps are timestamptz; device ids are text holding 24
+-- lowercase hex characters; secrets are stored only as hashes (tokens as
+-- SHA-256, passwords and client secrets as KDF strings made by the caller).
 
 -- People. username is the login (an e-mail address for Particle clients);
 -- the API lowercases it before it gets here.
@@ -87,14 +87,18 @@ CREATE INDEX refresh_tokens_expires_idx ON refresh_tokens (expires_at);
 
 -- Devices. The owner may be NULL (registered but unclaimed). Names are
 -- unique per owner. The Hello and describe fields are the last ones the
--- device sent; node_id names the cinderd node holding its session.
+-- device sent (hello_product_id is the product id the device reports,
+-- product_id the product it is assigned to); node_id names the cinderd
+-- node holding its session. Device ids are text, not char(24): a bpchar
+-- column compared with text parameters is cast and loses its index.
 CREATE TABLE devices (
-	device_id char(24) PRIMARY KEY CHECK (device_id ~ '^[0-9a-f]{24}$'),
+	device_id text PRIMARY KEY CHECK (device_id ~ '^[0-9a-f]{24}$'),
 	owner_id bigint REFERENCES users (id) ON DELETE SET NULL,
 	name text CHECK (name <> ''),
 	public_key text NOT NULL,
 	platform_id integer,
 	product_id integer REFERENCES products (id) ON DELETE SET NULL,
+	hello_product_id integer,
 	product_firmware_version integer,
 	hello_flags integer,
 	last_describe jsonb,
@@ -124,7 +128,7 @@ CREATE INDEX devices_online_idx ON devices (node_id) WHERE online;
 -- administrator (cinderd device pending / accept). The session layer must
 -- bound how many it records.
 CREATE TABLE pending_device_keys (
-	device_id char(24) PRIMARY KEY CHECK (device_id ~ '^[0-9a-f]{24}$'),
+	device_id text PRIMARY KEY CHECK (device_id ~ '^[0-9a-f]{24}$'),
 	public_key text NOT NULL,
 	first_seen timestamptz NOT NULL DEFAULT now(),
 	last_seen timestamptz NOT NULL DEFAULT now(),
@@ -190,7 +194,7 @@ CREATE TABLE webhooks (
 	url text NOT NULL,
 	request_type text NOT NULL DEFAULT 'POST'
 		CHECK (request_type IN ('GET', 'POST', 'PUT', 'DELETE')),
-	device_id char(24),
+	device_id text,
 	name text,
 	config jsonb NOT NULL DEFAULT '{}',
 	hmac_secret bytea,
@@ -208,7 +212,7 @@ CREATE TABLE webhook_deliveries (
 	webhook_id text NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
 	event_name text NOT NULL,
 	event_data text,
-	device_id char(24),
+	device_id text,
 	published_at timestamptz NOT NULL,
 	state text NOT NULL DEFAULT 'pending'
 		CHECK (state IN ('pending', 'in_flight', 'done', 'failed')),
@@ -227,7 +231,7 @@ CREATE INDEX webhook_deliveries_webhook_idx ON webhook_deliveries (webhook_id);
 -- Healer: at most one active job per device; history outlives devices.
 CREATE TABLE healer_jobs (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	device_id char(24) NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
+	device_id text NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
 	kind text NOT NULL,
 	state text NOT NULL DEFAULT 'planned',
 	target jsonb NOT NULL DEFAULT '{}',
@@ -247,7 +251,7 @@ CREATE INDEX healer_jobs_due_idx ON healer_jobs (next_attempt_at)
 CREATE TABLE healer_history (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	job_id bigint REFERENCES healer_jobs (id) ON DELETE SET NULL,
-	device_id char(24) NOT NULL,
+	device_id text NOT NULL,
 	at timestamptz NOT NULL DEFAULT now(),
 	event text NOT NULL,
 	detail jsonb
