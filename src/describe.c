@@ -24,54 +24,146 @@ static const struct {
 	uint32_t v;
 	const char *release;
 } describe_releases[] = {
-	{0, "0.4.0"},	     {1, "0.4.1"},	   {2, "0.4.2"},
-	{3, "0.4.3"},	     {5, "0.4.4"},	   {6, "0.4.5"},
-	{7, "0.4.6"},	     {8, "0.4.7"},	   {9, "0.4.8-rc.1"},
-	{10, "0.4.8-rc.6"},  {11, "0.4.9"},	   {12, "0.5.0-rc.1"},
-	{13, "0.5.0"},	     {14, "0.5.1-rc.1"},   {15, "0.5.1"},
-	{16, "0.5.2-rc.1"},  {17, "0.5.2"},	   {18, "0.5.3-rc.1"},
-	{19, "0.5.3-rc.2"},  {20, "0.5.3-rc.3"},   {21, "0.5.3"},
-	{22, "0.5.4"},	     {23, "0.5.5"},	   {100, "0.6.0-rc.1"},
-	{101, "0.6.0-rc.2"}, {102, "0.6.0"},	   {103, "0.6.1-rc.1"},
-	{104, "0.6.1-rc.2"}, {105, "0.6.1"},	   {106, "0.6.2-rc.1"},
-	{107, "0.6.2-rc.2"}, {108, "0.6.2"},	   {109, "0.6.3"},
-	{110, "0.6.4"},	     {200, "0.7.0-rc.1"},  {201, "0.7.0-rc.2"},
-	{202, "0.7.0-rc.3"}, {203, "0.7.0-rc.4"},  {204, "0.7.0-rc.5"},
-	{205, "0.7.0-rc.6"}, {206, "0.7.0-rc.7"},  {207, "0.7.0"},
-	{300, "0.8.0-rc.1"}, {301, "0.8.0-rc.2"},  {302, "0.8.0-rc.3"},
-	{303, "0.8.0-rc.4"}, {304, "0.8.0-rc.5"},  {305, "0.8.0-rc.6"},
-	{306, "0.8.0-rc.7"}, {307, "0.8.0-rc.8"},  {308, "0.8.0-rc.9"},
-	{309, "0.8.0-rc.10"}, {310, "0.8.0-rc.11"}, {311, "0.8.0-rc.12"},
-	{312, "0.8.0-rc.14"}, {314, "0.8.0-rc.15"}, {315, "0.8.0-rc.16"},
-	{316, "0.8.0-rc.17"}, {317, "0.8.0-rc.18"}, {318, "0.8.0-rc.19"},
-	{319, "0.8.0-rc.20"}, {320, "0.8.0-rc.21"}, {321, "0.8.0-rc.22"},
-	{322, "0.8.0-rc.23"}, {323, "0.8.0-rc.24"}, {324, "0.8.0-rc.25"},
-	{325, "0.8.0-rc.26"}, {326, "0.8.0-rc.27"}, {400, "0.9.0-rc.1"},
-	{401, "0.9.0-rc.2"}, {402, "0.9.0-rc.3"},  {403, "0.9.0"},
-	{1000, "1.0.0"},     {1001, "1.0.1-rc.1"}, {1002, "1.0.1"},
-	{1100, "1.1.0-rc.1"}, {1101, "1.1.0-rc.2"}, {1102, "1.1.0"},
-	{1200, "1.2.0-alpha.1"}, {1201, "1.2.0-beta.1"}, {1202, "1.2.0-rc.1"},
-	{1210, "1.2.1-rc.1"}, {1211, "1.2.1-rc.2"}, {1212, "1.2.1-rc.3"},
-	{1213, "1.2.1"},     {1300, "1.3.0-alpha.1"}, {1301, "1.3.0-rc.1"},
-	{1320, "1.3.1-rc.1"}, {1321, "1.3.1"},	   {1400, "1.4.0-rc.1"},
-	{1401, "1.4.0"},     {1402, "1.4.1-rc.1"}, {1403, "1.4.1"},
-	{1404, "1.4.2"},     {1405, "1.4.3"},	   {1406, "1.4.4"},
-	{1407, "1.4.5-b5som.1"}, {1408, "1.4.5-b5som.2"}, {1500, "1.5.0-rc.1"},
-	{1501, "1.5.0-rc.2"}, {1502, "1.5.0"},	   {1503, "1.5.1-tracker.1"},
-	{1504, "1.5.1-tracker.2"}, {1505, "1.5.1-tracker.3"},
-	{1510, "1.5.1-rc.1"}, {1511, "1.5.1"},	   {1512, "1.5.2"},
-	{1513, "1.5.3-tracker.1"}, {1514, "1.5.4-rc.1"}, {1515, "1.5.4-rc.2"},
-	{2000, "2.0.0-alpha.1"}, {2001, "2.0.0-alpha.2"},
-	{2002, "2.0.0-alpha.3"}, {2003, "2.0.0-alpha.4"},
-	{2004, "2.0.0-rc.1"}, {2005, "2.0.0-rc.2"}, {2006, "2.0.0-rc.3"},
-	{2007, "2.0.0-rc.4"}, {2008, "2.0.0"},	   {2009, "2.0.1-alpha.1"},
-	{2010, "2.0.1-alpha.2"}, {2011, "2.0.1"},  {2100, "2.1.0-rc.1"},
-	{2101, "2.1.0"},     {2200, "2.2.0-rc.1"}, {2201, "2.2.0-rc.2"},
-	{2202, "2.2.0"},     {2300, "2.3.0-rc.1"}, {2301, "2.3.0"},
-	{3000, "3.0.0-alpha.1"}, {3001, "3.0.0-alpha.2"},
-	{3002, "3.0.0-beta.1"}, {3003, "3.0.0-rc.1"}, {3004, "3.0.0-rc.2"},
-	{3005, "3.0.0"},     {3100, "3.1.0-alpha.1"}, {3101, "3.1.0-alpha.2"},
-	{3102, "3.1.0-rc.1"}, {3103, "3.1.0"},	   {3200, "3.2.0-rc.1"},
+	{0, "0.4.0"},
+	{1, "0.4.1"},
+	{2, "0.4.2"},
+	{3, "0.4.3"},
+	{5, "0.4.4"},
+	{6, "0.4.5"},
+	{7, "0.4.6"},
+	{8, "0.4.7"},
+	{9, "0.4.8-rc.1"},
+	{10, "0.4.8-rc.6"},
+	{11, "0.4.9"},
+	{12, "0.5.0-rc.1"},
+	{13, "0.5.0"},
+	{14, "0.5.1-rc.1"},
+	{15, "0.5.1"},
+	{16, "0.5.2-rc.1"},
+	{17, "0.5.2"},
+	{18, "0.5.3-rc.1"},
+	{19, "0.5.3-rc.2"},
+	{20, "0.5.3-rc.3"},
+	{21, "0.5.3"},
+	{22, "0.5.4"},
+	{23, "0.5.5"},
+	{100, "0.6.0-rc.1"},
+	{101, "0.6.0-rc.2"},
+	{102, "0.6.0"},
+	{103, "0.6.1-rc.1"},
+	{104, "0.6.1-rc.2"},
+	{105, "0.6.1"},
+	{106, "0.6.2-rc.1"},
+	{107, "0.6.2-rc.2"},
+	{108, "0.6.2"},
+	{109, "0.6.3"},
+	{110, "0.6.4"},
+	{200, "0.7.0-rc.1"},
+	{201, "0.7.0-rc.2"},
+	{202, "0.7.0-rc.3"},
+	{203, "0.7.0-rc.4"},
+	{204, "0.7.0-rc.5"},
+	{205, "0.7.0-rc.6"},
+	{206, "0.7.0-rc.7"},
+	{207, "0.7.0"},
+	{300, "0.8.0-rc.1"},
+	{301, "0.8.0-rc.2"},
+	{302, "0.8.0-rc.3"},
+	{303, "0.8.0-rc.4"},
+	{304, "0.8.0-rc.5"},
+	{305, "0.8.0-rc.6"},
+	{306, "0.8.0-rc.7"},
+	{307, "0.8.0-rc.8"},
+	{308, "0.8.0-rc.9"},
+	{309, "0.8.0-rc.10"},
+	{310, "0.8.0-rc.11"},
+	{311, "0.8.0-rc.12"},
+	{312, "0.8.0-rc.14"},
+	{314, "0.8.0-rc.15"},
+	{315, "0.8.0-rc.16"},
+	{316, "0.8.0-rc.17"},
+	{317, "0.8.0-rc.18"},
+	{318, "0.8.0-rc.19"},
+	{319, "0.8.0-rc.20"},
+	{320, "0.8.0-rc.21"},
+	{321, "0.8.0-rc.22"},
+	{322, "0.8.0-rc.23"},
+	{323, "0.8.0-rc.24"},
+	{324, "0.8.0-rc.25"},
+	{325, "0.8.0-rc.26"},
+	{326, "0.8.0-rc.27"},
+	{400, "0.9.0-rc.1"},
+	{401, "0.9.0-rc.2"},
+	{402, "0.9.0-rc.3"},
+	{403, "0.9.0"},
+	{1000, "1.0.0"},
+	{1001, "1.0.1-rc.1"},
+	{1002, "1.0.1"},
+	{1100, "1.1.0-rc.1"},
+	{1101, "1.1.0-rc.2"},
+	{1102, "1.1.0"},
+	{1200, "1.2.0-alpha.1"},
+	{1201, "1.2.0-beta.1"},
+	{1202, "1.2.0-rc.1"},
+	{1210, "1.2.1-rc.1"},
+	{1211, "1.2.1-rc.2"},
+	{1212, "1.2.1-rc.3"},
+	{1213, "1.2.1"},
+	{1300, "1.3.0-alpha.1"},
+	{1301, "1.3.0-rc.1"},
+	{1320, "1.3.1-rc.1"},
+	{1321, "1.3.1"},
+	{1400, "1.4.0-rc.1"},
+	{1401, "1.4.0"},
+	{1402, "1.4.1-rc.1"},
+	{1403, "1.4.1"},
+	{1404, "1.4.2"},
+	{1405, "1.4.3"},
+	{1406, "1.4.4"},
+	{1407, "1.4.5-b5som.1"},
+	{1408, "1.4.5-b5som.2"},
+	{1500, "1.5.0-rc.1"},
+	{1501, "1.5.0-rc.2"},
+	{1502, "1.5.0"},
+	{1503, "1.5.1-tracker.1"},
+	{1504, "1.5.1-tracker.2"},
+	{1505, "1.5.1-tracker.3"},
+	{1510, "1.5.1-rc.1"},
+	{1511, "1.5.1"},
+	{1512, "1.5.2"},
+	{1513, "1.5.3-tracker.1"},
+	{1514, "1.5.4-rc.1"},
+	{1515, "1.5.4-rc.2"},
+	{2000, "2.0.0-alpha.1"},
+	{2001, "2.0.0-alpha.2"},
+	{2002, "2.0.0-alpha.3"},
+	{2003, "2.0.0-alpha.4"},
+	{2004, "2.0.0-rc.1"},
+	{2005, "2.0.0-rc.2"},
+	{2006, "2.0.0-rc.3"},
+	{2007, "2.0.0-rc.4"},
+	{2008, "2.0.0"},
+	{2009, "2.0.1-alpha.1"},
+	{2010, "2.0.1-alpha.2"},
+	{2011, "2.0.1"},
+	{2100, "2.1.0-rc.1"},
+	{2101, "2.1.0"},
+	{2200, "2.2.0-rc.1"},
+	{2201, "2.2.0-rc.2"},
+	{2202, "2.2.0"},
+	{2300, "2.3.0-rc.1"},
+	{2301, "2.3.0"},
+	{3000, "3.0.0-alpha.1"},
+	{3001, "3.0.0-alpha.2"},
+	{3002, "3.0.0-beta.1"},
+	{3003, "3.0.0-rc.1"},
+	{3004, "3.0.0-rc.2"},
+	{3005, "3.0.0"},
+	{3100, "3.1.0-alpha.1"},
+	{3101, "3.1.0-alpha.2"},
+	{3102, "3.1.0-rc.1"},
+	{3103, "3.1.0"},
+	{3200, "3.2.0-rc.1"},
 	{3201, "3.2.0"},
 };
 
@@ -193,7 +285,8 @@ describe_parse_functions(struct describe *d, const json_t *f, char *err,
 		describe_seterr(err, errlen, "too many functions");
 		return CINDER_ERR_TOO_BIG;
 	}
-	json_array_foreach(f, i, name) {
+	json_array_foreach(f, i, name)
+	{
 		if (!json_is_string(name) ||
 		    !describe_name_ok(json_string_value(name),
 				      json_string_length(name))) {
@@ -222,7 +315,8 @@ describe_parse_variables(struct describe *d, const json_t *v, char *err,
 		describe_seterr(err, errlen, "too many variables");
 		return CINDER_ERR_TOO_BIG;
 	}
-	json_object_foreach((json_t *)v, key, type) {
+	json_object_foreach((json_t *)v, key, type)
+	{
 		/* Keys are NUL-terminated by jansson; reject embedded NULs
 		   by comparing with the length jansson stored. */
 		if (!describe_name_ok(key, strlen(key)) ||
@@ -239,8 +333,8 @@ describe_parse_variables(struct describe *d, const json_t *v, char *err,
 }
 
 static int
-describe_parse_module(struct describe_module *mod, const json_t *m,
-		      char *err, size_t errlen)
+describe_parse_module(struct describe_module *mod, const json_t *m, char *err,
+		      size_t errlen)
 {
 	const json_t *j, *dep;
 	size_t i;
@@ -262,7 +356,8 @@ describe_parse_module(struct describe_module *mod, const json_t *m,
 	    !describe_get_uint(j, UINT32_MAX, &mod->vv))
 		goto bad;
 	if ((j = json_object_get(m, "u")) != NULL) {
-		if (!json_is_string(j) || json_string_length(j) >= sizeof(mod->hash) ||
+		if (!json_is_string(j) ||
+		    json_string_length(j) >= sizeof(mod->hash) ||
 		    memchr(json_string_value(j), '\0', json_string_length(j)))
 			goto bad;
 		memcpy(mod->hash, json_string_value(j), json_string_length(j));
@@ -280,10 +375,12 @@ describe_parse_module(struct describe_module *mod, const json_t *m,
 		if (!json_is_array(j))
 			goto bad;
 		if (json_array_size(j) > DESCRIBE_MAX_DEPS) {
-			describe_seterr(err, errlen, "too many module dependencies");
+			describe_seterr(err, errlen,
+					"too many module dependencies");
 			return CINDER_ERR_TOO_BIG;
 		}
-		json_array_foreach(j, i, dep) {
+		json_array_foreach(j, i, dep)
+		{
 			struct describe_dep *dd = &mod->deps[mod->n_deps];
 
 			if (!json_is_object(dep) ||
@@ -329,7 +426,8 @@ describe_parse_system(struct describe *d, const json_t *root, char *err,
 			describe_seterr(err, errlen, "too many modules");
 			return CINDER_ERR_TOO_BIG;
 		}
-		json_array_foreach(m, i, mod) {
+		json_array_foreach(m, i, mod)
+		{
 			r = describe_parse_module(&d->modules[d->n_modules],
 						  mod, err, errlen);
 			if (r != 0)
@@ -338,7 +436,8 @@ describe_parse_system(struct describe *d, const json_t *root, char *err,
 		}
 	}
 	/* Other string keys of the system part (Electron: imei, iccid). */
-	json_object_foreach((json_t *)root, key, val) {
+	json_object_foreach((json_t *)root, key, val)
+	{
 		if (strlen(key) == 1 || !json_is_string(val))
 			continue;
 		if (json_object_size(d->extra) >= DESCRIBE_MAX_EXTRA) {
@@ -356,8 +455,8 @@ describe_parse_system(struct describe *d, const json_t *root, char *err,
 }
 
 int
-describe_parse(const char *json, size_t len, struct describe **out,
-	       char *err, size_t errlen)
+describe_parse(const char *json, size_t len, struct describe **out, char *err,
+	       size_t errlen)
 {
 	struct describe *d = NULL;
 	json_t *root = NULL;
@@ -400,15 +499,14 @@ describe_parse(const char *json, size_t len, struct describe **out,
 	d->has_system = json_object_get(root, "p") != NULL ||
 			json_object_get(root, "m") != NULL;
 	if (!d->has_app && !d->has_system) {
-		describe_seterr(err, errlen, "describe has no application or system part");
+		describe_seterr(err, errlen,
+				"describe has no application or system part");
 		r = CINDER_ERR_MALFORMED;
 		goto out;
 	}
-	if (f != NULL &&
-	    (r = describe_parse_functions(d, f, err, errlen)) != 0)
+	if (f != NULL && (r = describe_parse_functions(d, f, err, errlen)) != 0)
 		goto out;
-	if (v != NULL &&
-	    (r = describe_parse_variables(d, v, err, errlen)) != 0)
+	if (v != NULL && (r = describe_parse_variables(d, v, err, errlen)) != 0)
 		goto out;
 	if ((r = describe_parse_system(d, root, err, errlen)) != 0)
 		goto out;
@@ -457,8 +555,8 @@ describe_system_module_version(const struct describe *d)
 const char *
 describe_release_str(uint32_t module_version)
 {
-	size_t lo = 0, hi = sizeof(describe_releases) /
-			    sizeof(describe_releases[0]);
+	size_t lo = 0,
+	       hi = sizeof(describe_releases) / sizeof(describe_releases[0]);
 
 	/* The table is sorted by number. */
 	while (lo < hi) {
@@ -528,7 +626,8 @@ describe_missing_dependencies(const struct describe *d,
 				found[n].index = dep->index;
 				found[n].version = dep->version;
 				found[n].installed = have != NULL;
-				found[n].have = have != NULL ? have->version : 0;
+				found[n].have =
+					have != NULL ? have->version : 0;
 				n++;
 			} else if (dep->version > found[j].version) {
 				found[j].version = dep->version;

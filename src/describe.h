@@ -17,15 +17,15 @@
 #include <jansson.h>
 
 /* Limits (Device OS itself allows 15-20 functions/variables, 2 deps). */
-#define DESCRIBE_JSON_MAX 16384	 /* longest describe text accepted */
+#define DESCRIBE_JSON_MAX 16384	  /* longest describe text accepted */
 #define DESCRIBE_MAX_FUNCTIONS 64 /* entries in "f" */
 #define DESCRIBE_MAX_VARIABLES 64 /* entries in "v" */
-#define DESCRIBE_NAME_MAX 64	 /* bytes in a function/variable name */
-#define DESCRIBE_MAX_MODULES 16	 /* entries in "m" */
-#define DESCRIBE_MAX_DEPS 4	 /* entries in a module's "d" */
-#define DESCRIBE_MAX_EXTRA 8	 /* other string keys ("imei", "iccid") */
-#define DESCRIBE_EXTRA_MAX 64	 /* bytes in one such value */
-#define DESCRIBE_ERRLEN 128	 /* size for error text buffers */
+#define DESCRIBE_NAME_MAX 64	  /* bytes in a function/variable name */
+#define DESCRIBE_MAX_MODULES 16	  /* entries in "m" */
+#define DESCRIBE_MAX_DEPS 4	  /* entries in a module's "d" */
+#define DESCRIBE_MAX_EXTRA 8	  /* other string keys ("imei", "iccid") */
+#define DESCRIBE_EXTRA_MAX 64	  /* bytes in one such value */
+#define DESCRIBE_ERRLEN 128	  /* size for error text buffers */
 
 /* Module validation bits (§4.2, vc/vv). */
 #define DESCRIBE_VALID_INTEGRITY 0x02
@@ -42,15 +42,15 @@ struct describe_dep {
 
 /** One module ("m" entry). Empty slots (older firmware) have func 0. */
 struct describe_module {
-	char func;		/* 'b','s','u','m','r','c','a','n','_'; 0 none */
-	int index;		/* "n"; -1 when absent */
-	uint32_t version;	/* "v"; 0 when absent */
-	char location;		/* "l": 'm' main, 'f' factory, 'b', 't' */
-	uint32_t size;		/* "s": slot size in bytes */
-	uint32_t vc;		/* validation checks performed */
-	uint32_t vv;		/* validation checks passed */
-	char hash[65];		/* "u": app hash (uppercase hex) or "" */
-	size_t n_deps;		/* entries used in deps */
+	char func;	  /* 'b','s','u','m','r','c','a','n','_'; 0 none */
+	int index;	  /* "n"; -1 when absent */
+	uint32_t version; /* "v"; 0 when absent */
+	char location;	  /* "l": 'm' main, 'f' factory, 'b', 't' */
+	uint32_t size;	  /* "s": slot size in bytes */
+	uint32_t vc;	  /* validation checks performed */
+	uint32_t vv;	  /* validation checks passed */
+	char hash[65];	  /* "u": app hash (uppercase hex) or "" */
+	size_t n_deps;	  /* entries used in deps */
 	struct describe_dep deps[DESCRIBE_MAX_DEPS]; /* "d" */
 };
 
@@ -70,11 +70,11 @@ struct describe {
 
 /** A dependency that the installed modules do not satisfy (§4.4). */
 struct describe_missing {
-	char func;	   /* module function letter */
-	int index;	   /* module index */
-	uint32_t version;  /* highest minimum version required */
-	bool installed;	   /* a module with this func/index exists */
-	uint32_t have;	   /* its version when installed */
+	char func;	  /* module function letter */
+	int index;	  /* module index */
+	uint32_t version; /* highest minimum version required */
+	bool installed;	  /* a module with this func/index exists */
+	uint32_t have;	  /* its version when installed */
 };
 
 /**
@@ -140,8 +140,7 @@ const char *describe_system_version(const struct describe *d);
  *	are written)
  */
 size_t describe_missing_dependencies(const struct describe *d,
-				     struct describe_missing *out,
-				     size_t cap);
+				     struct describe_missing *out, size_t cap);
 
 /**
  * Does the describe show a device in safe mode? True when a main user

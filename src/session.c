@@ -32,35 +32,35 @@
  * is sent.
  */
 struct session_req {
-	struct session_req *next;    /* FIFO link while queued */
-	uint64_t req_id;	     /* the caller's id */
-	enum session_req_kind kind;  /* what it is */
-	bool internal;		     /* the session's own Describe */
-	bool acked;		     /* empty ACK seen: result follows */
-	uint8_t token;		     /* 1..255 once sent */
-	uint16_t mid;		     /* message ID once sent */
-	uint64_t deadline;	     /* monotonic ms */
-	size_t len;		     /* bytes in msg */
-	uint8_t msg[];		     /* the encoded request */
+	struct session_req *next;   /* FIFO link while queued */
+	uint64_t req_id;	    /* the caller's id */
+	enum session_req_kind kind; /* what it is */
+	bool internal;		    /* the session's own Describe */
+	bool acked;		    /* empty ACK seen: result follows */
+	uint8_t token;		    /* 1..255 once sent */
+	uint16_t mid;		    /* message ID once sent */
+	uint64_t deadline;	    /* monotonic ms */
+	size_t len;		    /* bytes in msg */
+	uint8_t msg[];		    /* the encoded request */
 };
 
 struct session {
-	const struct session_ops *ops;	 /* callbacks, borrowed */
-	void *arg;			 /* their argument */
-	enum session_state state;	 /* where we are */
-	struct session_hello hello;	 /* the device's Hello */
-	size_t hello_len;		 /* its payload length */
-	uint16_t next_mid;		 /* our next message ID */
-	uint16_t dev_mid_next;		 /* the device's expected next ID */
-	uint8_t next_token;		 /* next token to try, 1..255 */
-	int close_status;		 /* status given to ops->close */
+	const struct session_ops *ops; /* callbacks, borrowed */
+	void *arg;		       /* their argument */
+	enum session_state state;      /* where we are */
+	struct session_hello hello;    /* the device's Hello */
+	size_t hello_len;	       /* its payload length */
+	uint16_t next_mid;	       /* our next message ID */
+	uint16_t dev_mid_next;	       /* the device's expected next ID */
+	uint8_t next_token;	       /* next token to try, 1..255 */
+	int close_status;	       /* status given to ops->close */
 	struct session_req *slots[SESSION_SLOTS]; /* sent, unanswered */
-	size_t n_api_inflight;		 /* API requests in slots */
-	struct session_req *q_head;	 /* FIFO of requests not yet sent */
-	struct session_req *q_tail;	 /* its last element */
-	size_t n_queued;		 /* its length */
-	struct session_stats stats;	 /* counters */
-	char *log_ctx;			 /* log context, owned; may be NULL */
+	size_t n_api_inflight;			  /* API requests in slots */
+	struct session_req *q_head; /* FIFO of requests not yet sent */
+	struct session_req *q_tail; /* its last element */
+	size_t n_queued;	    /* its length */
+	struct session_stats stats; /* counters */
+	char *log_ctx;		    /* log context, owned; may be NULL */
 };
 
 static void session_pump(struct session *s, uint64_t now_ms);
@@ -115,7 +115,8 @@ session_send(struct session *s, const uint8_t *buf, size_t len)
 		log_ctx(LOG_LEVEL_ERR, s->log_ctx,
 			"refusing to send an invalid message: %s",
 			pcoap_strerror(r));
-		session_close(s, CINDER_ERR_INTERNAL, "invalid outgoing message");
+		session_close(s, CINDER_ERR_INTERNAL,
+			      "invalid outgoing message");
 		return CINDER_ERR_INTERNAL;
 	}
 	if ((r = s->ops->send(s->arg, buf, len)) != 0) {
@@ -158,8 +159,8 @@ session_take_mid(struct session *s)
 }
 
 static struct session_req *
-session_req_new(enum session_req_kind kind, uint64_t req_id,
-		const uint8_t *msg, size_t len, uint64_t deadline)
+session_req_new(enum session_req_kind kind, uint64_t req_id, const uint8_t *msg,
+		size_t len, uint64_t deadline)
 {
 	struct session_req *req;
 
@@ -494,7 +495,8 @@ session_input_hello(struct session *s, const struct pcoap_msg *m, int kind,
 	int r;
 
 	if (kind != PCOAP_KIND_HELLO) {
-		session_close(s, CINDER_ERR_PROTO, "first message is not a hello");
+		session_close(s, CINDER_ERR_PROTO,
+			      "first message is not a hello");
 		return CINDER_ERR_PROTO;
 	}
 	if (pcoap_parse_hello(m, &h) != PCOAP_OK) {
@@ -582,7 +584,8 @@ session_input_subscribe(struct session *s, const struct pcoap_msg *m)
 
 	r = pcoap_parse_subscribe(m, &sub, filter, sizeof(filter));
 	if (r != PCOAP_OK && r != PCOAP_NOSPACE) {
-		session_close(s, CINDER_ERR_MALFORMED, "malformed subscription");
+		session_close(s, CINDER_ERR_MALFORMED,
+			      "malformed subscription");
 		return CINDER_ERR_MALFORMED;
 	}
 	ok = r == PCOAP_OK && memchr(filter, '\0', sub.filter_len) == NULL;
@@ -639,7 +642,8 @@ session_input_describe_post(struct session *s, const struct pcoap_msg *m)
 	int r;
 
 	if (pcoap_parse_describe_post(m, &flags, &json) != PCOAP_OK) {
-		session_close(s, CINDER_ERR_MALFORMED, "malformed describe post");
+		session_close(s, CINDER_ERR_MALFORMED,
+			      "malformed describe post");
 		return CINDER_ERR_MALFORMED;
 	}
 	if (m->type == PCOAP_CON && (r = session_send_empty_ack(s, m->mid)))
@@ -744,9 +748,9 @@ session_pump(struct session *s, uint64_t now_ms)
 
 /* Queue or send an API request whose message is already checked. */
 static int
-session_submit(struct session *s, enum session_req_kind kind,
-	       uint64_t req_id, const uint8_t *msg, size_t len,
-	       uint64_t now_ms, uint32_t timeout_ms)
+session_submit(struct session *s, enum session_req_kind kind, uint64_t req_id,
+	       const uint8_t *msg, size_t len, uint64_t now_ms,
+	       uint32_t timeout_ms)
 {
 	struct session_req *req;
 
@@ -787,9 +791,8 @@ session_check_built(const struct session *s, int br, const uint8_t *buf,
 }
 
 int
-session_request_function(struct session *s, uint64_t req_id,
-			 const char *name, const char *arg, uint64_t now_ms,
-			 uint32_t timeout_ms)
+session_request_function(struct session *s, uint64_t req_id, const char *name,
+			 const char *arg, uint64_t now_ms, uint32_t timeout_ms)
 {
 	uint8_t buf[PCOAP_DEVICE_RX_MAX];
 	size_t len = 0, name_len, arg_len;
@@ -807,14 +810,13 @@ session_request_function(struct session *s, uint64_t req_id,
 				      name_len, arg, arg_len);
 	if ((r = session_check_built(s, r, buf, len)) != 0)
 		return r;
-	return session_submit(s, SESSION_REQ_FUNCTION, req_id, buf, len,
-			      now_ms, timeout_ms);
+	return session_submit(s, SESSION_REQ_FUNCTION, req_id, buf, len, now_ms,
+			      timeout_ms);
 }
 
 int
-session_request_variable(struct session *s, uint64_t req_id,
-			 const char *name, uint64_t now_ms,
-			 uint32_t timeout_ms)
+session_request_variable(struct session *s, uint64_t req_id, const char *name,
+			 uint64_t now_ms, uint32_t timeout_ms)
 {
 	uint8_t buf[PCOAP_DEVICE_RX_MAX];
 	size_t len = 0, name_len;
@@ -824,12 +826,11 @@ session_request_variable(struct session *s, uint64_t req_id,
 		return CINDER_ERR_UNAVAILABLE;
 	if (name == NULL || (name_len = strlen(name)) == 0)
 		return CINDER_ERR_INVAL;
-	r = pcoap_build_variable(buf, sizeof(buf), &len, 0, 1, name,
-				 name_len);
+	r = pcoap_build_variable(buf, sizeof(buf), &len, 0, 1, name, name_len);
 	if ((r = session_check_built(s, r, buf, len)) != 0)
 		return r;
-	return session_submit(s, SESSION_REQ_VARIABLE, req_id, buf, len,
-			      now_ms, timeout_ms);
+	return session_submit(s, SESSION_REQ_VARIABLE, req_id, buf, len, now_ms,
+			      timeout_ms);
 }
 
 int
@@ -845,8 +846,8 @@ session_request_signal(struct session *s, uint64_t req_id, bool on,
 	r = pcoap_build_signal(buf, sizeof(buf), &len, 0, 1, on);
 	if ((r = session_check_built(s, r, buf, len)) != 0)
 		return r;
-	return session_submit(s, SESSION_REQ_SIGNAL, req_id, buf, len,
-			      now_ms, timeout_ms);
+	return session_submit(s, SESSION_REQ_SIGNAL, req_id, buf, len, now_ms,
+			      timeout_ms);
 }
 
 int
@@ -862,8 +863,8 @@ session_request_describe(struct session *s, uint64_t req_id, uint8_t flags,
 	r = pcoap_build_describe(buf, sizeof(buf), &len, 0, 1, flags);
 	if ((r = session_check_built(s, r, buf, len)) != 0)
 		return r;
-	return session_submit(s, SESSION_REQ_DESCRIBE, req_id, buf, len,
-			      now_ms, timeout_ms);
+	return session_submit(s, SESSION_REQ_DESCRIBE, req_id, buf, len, now_ms,
+			      timeout_ms);
 }
 
 int
