@@ -271,7 +271,8 @@ static void
 pyrepr(const uint8_t *p, size_t n, char *out, size_t cap)
 {
 	size_t i, o = 0;
-	bool sq = memchr(p, '\'', n) != NULL, dq = memchr(p, '"', n) != NULL;
+	bool sq = n > 0 && memchr(p, '\'', n) != NULL;
+	bool dq = n > 0 && memchr(p, '"', n) != NULL;
 	char quote = (sq && !dq) ? '"' : '\'';
 
 	o += (size_t)snprintf(out + o, cap - o, "b%c", quote);
