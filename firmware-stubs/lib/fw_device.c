@@ -122,6 +122,8 @@ tx_flush(struct fw_device *d)
 			return FW_ERR_IO;
 		if (n == 0)
 			break;
+		if ((size_t)n > d->tx_len - d->tx_off)
+			return FW_ERR_INTERNAL; /* port broke its contract */
 		d->tx_off += (size_t)n;
 	}
 	if (d->tx_off == d->tx_len) {
@@ -257,6 +259,8 @@ rx_fill(struct fw_device *d, size_t want, uint32_t now)
 			return FW_ERR_IO;
 		if (n == 0)
 			return FW_ERR_AGAIN;
+		if ((size_t)n > want - d->rx_len)
+			return FW_ERR_INTERNAL;
 		d->rx_len += (size_t)n;
 		d->last_rx = now;
 	}
@@ -475,6 +479,8 @@ session_rx(struct fw_device *d, uint32_t now)
 			return FW_ERR_IO;
 		if (n == 0)
 			break;
+		if ((size_t)n > sizeof(d->rx) - d->rx_len)
+			return FW_ERR_INTERNAL;
 		d->rx_len += (size_t)n;
 		d->last_rx = now;
 		d->ping_pending = false;

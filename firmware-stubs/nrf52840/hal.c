@@ -37,11 +37,6 @@
 #define NVMC_CONFIG_WEN 1u
 #define NVMC_CONFIG_EEN 2u
 
-/* UARTE0: the modem link */
-#define UARTE0_BASE 0x40002000u
-#define UARTE0_ENABLE (UARTE0_BASE + 0x500)
-#define UARTE0_EVENTS_RXDRDY (UARTE0_BASE + 0x108)
-
 extern const uint8_t __provision_start[];
 
 static volatile uint32_t ticks;
@@ -105,26 +100,21 @@ port_random(void *ctx, uint8_t *buf, size_t len)
 static int
 modem_connect(void *ctx)
 {
-	/* A real port sends AT+socket commands here and returns
-	 * FW_ERR_AGAIN until the module reports the TCP link up. */
-	if (HAL_REG(UARTE0_ENABLE) == 0)
-		return FW_ERR_AGAIN;
+	/* A real port sends the module's socket-open commands here and
+	 * returns FW_ERR_AGAIN until it reports the TCP link up. */
 	return FW_ERR_AGAIN;
 }
 
 static int
 modem_send(void *ctx, const uint8_t *buf, size_t len)
 {
-	return 0; /* would queue into the UARTE TX DMA buffer */
+	return 0; /* would queue into the UARTE0 TX DMA buffer */
 }
 
 static int
 modem_recv(void *ctx, uint8_t *buf, size_t cap)
 {
-	/* would drain the UARTE RX ring filled by the interrupt handler */
-	if (HAL_REG(UARTE0_EVENTS_RXDRDY) == 0 || cap == 0)
-		return 0;
-	return 0;
+	return 0; /* would drain the RX ring the UARTE0 interrupt fills */
 }
 
 static void

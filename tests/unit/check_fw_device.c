@@ -156,6 +156,7 @@ struct server {
 	uint8_t session[40];
 	uint8_t send_iv[16], recv_iv[16];
 	bool bad_signature; /* corrupt the step-3 signature */
+	bool garbage_step3; /* send 384 random bytes in step 3 */
 	bool seen_hello;
 	uint16_t hello_mid;
 	struct pcoap_hello hello;
@@ -334,6 +335,8 @@ srv_keyblock(struct server *s, struct test_port *t)
 		sig[77] ^= 0x40;
 	memcpy(t->s2d.buf + t->s2d.len, ct, 128);
 	memcpy(t->s2d.buf + t->s2d.len + 128, sig, 256);
+	if (s->garbage_step3)
+		ck_assert_int_eq(RAND_bytes(t->s2d.buf + t->s2d.len, 384), 1);
 	t->s2d.len += 384;
 	memcpy(s->send_iv, s->session + 16, 16);
 	memcpy(s->recv_iv, s->session + 16, 16);
@@ -500,6 +503,7 @@ run_to_hello(void)
 {
 	int i;
 
+	srv.frames = 0;
 	fw_device_start(&dev, tp.now);
 	for (i = 0; i < 1000 && srv.frames == 0; i++) {
 		ck_assert_int_eq(pump(), 0);
@@ -532,6 +536,15 @@ run_to_ready(void)
 	for (i = 0; i < 100 && !fw_device_is_ready(&dev); i++)
 		ck_assert_int_eq(pump(), 0);
 	ck_assert(fw_device_is_ready(&dev));
+}
+
+static uint8_t
+tp_random_byte(void)
+{
+	uint8_t b;
+
+	tp_random(&tp, &b, 1);
+	return b;
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -806,6 +819,84 @@ START_TEST(test_fw_device_step_peer_close)
 }
 END_TEST
 
+START_TEST(test_fw_device_step_garbage_session_block)
+{
+	int i, r = 0;
+
+	srv.garbage_step3 = true;
+	fw_device_start(&dev, tp.now);
+	for (i = 0; i < 100 && r == 0; i++)
+		r = pump();
+	ck_assert_int_eq(r, FW_ERR_CRYPTO);
+	ck_assert_int_eq(dev.state, FW_DEVICE_IDLE);
+}
+END_TEST
+
+/*
+ * Mutated but correctly encrypted messages from the server: the device
+ * answers, ignores or drops the connection, and reconnects; it never
+ * reads or writes out of bounds (run under ASan in CI).
+ */
+START_TEST(test_fw_device_step_mutated_messages)
+{
+	uint8_t seeds[6][64], msg[128];
+	size_t seed_len[6], n;
+	int i, k, drops = 0, r;
+
+	ck_assert_int_eq(pcoap_build_describe(seeds[0], 64, &seed_len[0], 5, 1,
+					      PCOAP_DESCRIBE_APP),
+			 PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_ping(seeds[1], 64, &seed_len[1], 6),
+			 PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_build_time_reply(seeds[2], 64, &seed_len[2], 7, 1, 12345),
+		PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_event(seeds[3], 64, &seed_len[3],
+					   PCOAP_NON, 8, false, "a/b", 3, 60,
+					   (const uint8_t *)"xyz", 3),
+			 PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_hello(seeds[4], 64, &seed_len[4], 9, NULL),
+			 PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_function_call(seeds[5], 64, &seed_len[5],
+						   10, 2, "fn", 2, "arg", 3),
+			 PCOAP_OK);
+
+	run_to_ready();
+	for (i = 0; i < 150; i++) {
+		k = (int)(tp_random_byte() % 6);
+		n = seed_len[k];
+		memcpy(msg, seeds[k], n);
+		switch (tp_random_byte() % 3) {
+		case 0: /* flip a byte */
+			msg[tp_random_byte() % n] ^=
+				(uint8_t)(1 + tp_random_byte() % 255);
+			break;
+		case 1: /* truncate */
+			n = tp_random_byte() % n;
+			break;
+		default: /* append junk */
+			msg[n++] = tp_random_byte();
+			msg[n++] = tp_random_byte();
+			break;
+		}
+		srv_send(&srv, &tp, msg, n);
+		r = pump();
+		while (srv.state == SRV_FRAMES && srv_frame(&srv, &tp))
+			;
+		if (r != 0) {
+			drops++;
+			ck_assert_int_eq(dev.state, FW_DEVICE_IDLE);
+			srv.state = SRV_NONE;
+			tp.now = dev.retry_at;
+			run_to_ready();
+		}
+	}
+	ck_assert(fw_device_is_ready(&dev));
+	ck_assert_int_gt(drops, 0);
+	ck_assert_int_lt(drops, 150);
+}
+END_TEST
+
 static Suite *
 fw_device_suite(void)
 {
@@ -821,6 +912,7 @@ fw_device_suite(void)
 	tcase_add_test(tc, test_fw_device_step_bad_signature);
 	tcase_add_test(tc, test_fw_device_step_hello_timeout);
 	tcase_add_test(tc, test_fw_device_step_nonce_timeout);
+	tcase_add_test(tc, test_fw_device_step_garbage_session_block);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("session");
@@ -833,6 +925,7 @@ fw_device_suite(void)
 	tcase_add_test(tc, test_fw_device_step_oversize_frame);
 	tcase_add_test(tc, test_fw_device_step_corrupt_frame);
 	tcase_add_test(tc, test_fw_device_step_peer_close);
+	tcase_add_test(tc, test_fw_device_step_mutated_messages);
 	suite_add_tcase(s, tc);
 
 	/* the same device against cinderd's server-side crypto */
