@@ -17,7 +17,7 @@ static int
 first_letter(const struct pcoap_msg *m)
 {
 	if (m->n_opts == 0 || m->opts[0].num != PCOAP_OPT_URI_PATH ||
-	    m->opts[0].len != 1)
+	    m->opts[0].len != 1 || m->opts[0].val == NULL)
 		return 0;
 	return m->opts[0].val[0];
 }

@@ -265,6 +265,50 @@ START_TEST(test_pcoap_msg_decode_truncations)
 }
 END_TEST
 
+/*
+ * Every 1- and 2-byte tail behind a CON GET header with a token, and
+ * every 3-byte tail whose first byte needs extension bytes.
+ */
+START_TEST(test_pcoap_msg_decode_exhaustive_tail)
+{
+	static const uint8_t ext[] = {0x0d, 0x0e, 0xd0, 0xdd, 0xde, 0xe0,
+				      0xed, 0xee, 0xdf, 0xfd, 0xff};
+	uint8_t buf[4 + 1 + 3] = {0x41, 0x01, 0x12, 0x34, 0x07};
+	struct pcoap_msg m;
+	unsigned ok = 0;
+	uint32_t v;
+	size_t i;
+
+	for (v = 0; v < 0x100; v++) {
+		buf[5] = (uint8_t)v;
+		if (pcoap_msg_decode(buf, 6, &m) == PCOAP_OK) {
+			assert_views_inside(&m, buf, 6);
+			ok++;
+		}
+	}
+	for (v = 0; v < 0x10000; v++) {
+		buf[5] = (uint8_t)v;
+		buf[6] = (uint8_t)(v >> 8);
+		if (pcoap_msg_decode(buf, 7, &m) == PCOAP_OK) {
+			assert_views_inside(&m, buf, 7);
+			ok++;
+		}
+	}
+	for (i = 0; i < sizeof(ext); i++) {
+		buf[5] = ext[i];
+		for (v = 0; v < 0x10000; v++) {
+			buf[6] = (uint8_t)v;
+			buf[7] = (uint8_t)(v >> 8);
+			if (pcoap_msg_decode(buf, 8, &m) == PCOAP_OK) {
+				assert_views_inside(&m, buf, 8);
+				ok++;
+			}
+		}
+	}
+	ck_assert_uint_gt(ok, 1000);
+}
+END_TEST
+
 static void
 msg_mutant(const uint8_t *buf, size_t len, void *arg)
 {
@@ -428,6 +472,7 @@ msg_suite(void)
 	tcase_add_test(tc, test_pcoap_msg_decode_extended);
 	tcase_add_test(tc, test_pcoap_msg_decode_truncations);
 	tcase_add_test(tc, test_pcoap_msg_decode_mutate);
+	tcase_add_test(tc, test_pcoap_msg_decode_exhaustive_tail);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("encode");
