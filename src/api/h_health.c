@@ -13,8 +13,8 @@
 #include "api/http.h"
 
 const struct route h_health_routes[] = {
-	{ "GET", "/v1/ping", 0, h_health_get },
-	{ "GET", "/healthz", 0, h_health_get },
+	{"GET", "/v1/ping", 0, h_health_get},
+	{"GET", "/healthz", 0, h_health_get},
 };
 const size_t h_health_nroutes =
 	sizeof(h_health_routes) / sizeof(h_health_routes[0]);

@@ -49,9 +49,9 @@
 
 /* Where a request is in its life. */
 enum req_state {
-	REQ_BODY = 0,	  /* headers seen, reading the body */
-	REQ_AUTH,	  /* suspended, waiting for http_request_auth_done */
-	REQ_HANDLED,	  /* handler ran: answered, suspended or streaming */
+	REQ_BODY = 0, /* headers seen, reading the body */
+	REQ_AUTH,     /* suspended, waiting for http_request_auth_done */
+	REQ_HANDLED,  /* handler ran: answered, suspended or streaming */
 };
 
 /* One extra response header. */
@@ -61,73 +61,73 @@ struct hdr {
 };
 
 struct http_request {
-	struct http *h;			/* owning server */
-	struct MHD_Connection *conn;	/* MHD's connection */
-	uint64_t id;			/* table key, never 0 */
-	struct http_request *next;	/* hash chain */
-	bool in_table;			/* listed in h->tab */
-	char ctx[32];			/* "req <id>" */
-	char *method;			/* owned copy */
-	char *path;			/* owned copy, not decoded */
+	struct http *h;			  /* owning server */
+	struct MHD_Connection *conn;	  /* MHD's connection */
+	uint64_t id;			  /* table key, never 0 */
+	struct http_request *next;	  /* hash chain */
+	bool in_table;			  /* listed in h->tab */
+	char ctx[32];			  /* "req <id>" */
+	char *method;			  /* owned copy */
+	char *path;			  /* owned copy, not decoded */
 	char client_ip[INET6_ADDRSTRLEN]; /* text address */
-	struct timespec started;	/* monotonic, for the access log */
-	enum req_state state;		/* see enum */
+	struct timespec started;	  /* monotonic, for the access log */
+	enum req_state state;		  /* see enum */
 
-	struct router_match match;	/* route and params */
-	json_t *query;			/* decoded query parameters */
-	json_t *body;			/* parsed body (object) */
-	struct json_files *files;	/* multipart files, views into buf */
-	uint8_t *buf;			/* raw body */
-	size_t len, cap, limit;		/* body length, capacity, limit */
-	bool too_big;			/* body went over limit */
-	size_t discarded;		/* bytes dropped since then */
-	char *token;			/* access token found, or NULL */
-	void *user;			/* authenticated caller */
-	void (*user_free)(void *);	/* frees user */
+	struct router_match match; /* route and params */
+	json_t *query;		   /* decoded query parameters */
+	json_t *body;		   /* parsed body (object) */
+	struct json_files *files;  /* multipart files, views into buf */
+	uint8_t *buf;		   /* raw body */
+	size_t len, cap, limit;	   /* body length, capacity, limit */
+	bool too_big;		   /* body went over limit */
+	size_t discarded;	   /* bytes dropped since then */
+	char *token;		   /* access token found, or NULL */
+	void *user;		   /* authenticated caller */
+	void (*user_free)(void *); /* frees user */
 
-	struct MHD_Response *resp;	/* built answer not yet queued */
-	int status;			/* its status */
-	struct hdr *hdrs;		/* extra answer headers */
-	size_t nhdrs;			/* used entries of hdrs */
-	bool answered;			/* an answer was built (or queued) */
-	bool in_handler;		/* inside the handler call */
-	bool want_suspend;		/* handler asked to answer later */
-	bool suspended;			/* MHD connection is suspended */
-	bool gone;			/* client left; not in the table */
-	bool closed_notified;		/* close hook already ran */
-	struct event *watch;		/* disconnect watch while suspended */
-	http_close_cb close_cb;		/* close hook */
-	void *close_arg;		/* its arg */
+	struct MHD_Response *resp; /* built answer not yet queued */
+	int status;		   /* its status */
+	struct hdr *hdrs;	   /* extra answer headers */
+	size_t nhdrs;		   /* used entries of hdrs */
+	bool answered;		   /* an answer was built (or queued) */
+	bool in_handler;	   /* inside the handler call */
+	bool want_suspend;	   /* handler asked to answer later */
+	bool suspended;		   /* MHD connection is suspended */
+	bool gone;		   /* client left; not in the table */
+	bool closed_notified;	   /* close hook already ran */
+	struct event *watch;	   /* disconnect watch while suspended */
+	http_close_cb close_cb;	   /* close hook */
+	void *close_arg;	   /* its arg */
 
-	bool stream;			/* answer is a stream */
-	bool stream_end;		/* no more writes; end after drain */
-	struct evbuffer *sbuf;		/* queued stream bytes */
+	bool stream;	       /* answer is a stream */
+	bool stream_end;       /* no more writes; end after drain */
+	struct evbuffer *sbuf; /* queued stream bytes */
 };
 
 struct http {
-	struct event_base *base;	/* borrowed loop */
-	struct MHD_Daemon *mhd;		/* the daemon */
-	struct event *ev_epoll;		/* MHD's epoll fd is readable */
-	struct event *ev_timer;		/* MHD_get_timeout expired */
-	struct event *ev_kick;		/* run MHD soon (after a resume) */
-	struct event *ev_stopped;	/* deferred stopped callback */
-	int listen_fd;			/* our listening socket or -1 */
-	uint16_t port;			/* bound port */
-	struct http_options opts;	/* copied, defaults filled in */
-	char *tls_cert, *tls_key;	/* PEM text kept for MHD */
-	size_t tls_key_len;		/* for freezero */
-	struct router *router;		/* routing table */
-	bool in_run;			/* inside MHD_run */
-	bool stopping;			/* http_stop() called */
-	bool freeing;			/* inside http_free() */
-	http_stopped_cb stopped_cb;	/* drain done */
+	struct event_base *base;    /* borrowed loop */
+	struct MHD_Daemon *mhd;	    /* the daemon */
+	struct event *ev_epoll;	    /* MHD's epoll fd is readable */
+	struct event *ev_timer;	    /* MHD_get_timeout expired */
+	struct event *ev_kick;	    /* run MHD soon (after a resume) */
+	struct event *ev_stopped;   /* deferred stopped callback */
+	int listen_fd;		    /* our listening socket or -1 */
+	uint16_t port;		    /* bound port */
+	struct http_options opts;   /* copied, defaults filled in */
+	char *tls_cert, *tls_key;   /* PEM text kept for MHD */
+	size_t tls_key_len;	    /* for freezero */
+	struct router *router;	    /* routing table */
+	bool in_run;		    /* inside MHD_run */
+	bool stopping;		    /* http_stop() called */
+	bool freeing;		    /* inside http_free() */
+	http_stopped_cb stopped_cb; /* drain done */
 	void *stopped_arg;
-	unsigned nconns;		/* open connections */
-	uint64_t next_id;		/* last id handed out */
-	uint64_t nrequests;		/* requests seen */
-	struct http_request **tab;	/* id hash table */
-	size_t tab_size, tab_n;		/* buckets (power of 2), entries */
-	struct timespec started;	/* for uptime_s */
+	unsigned nconns;	   /* open connections */
+	uint64_t next_id;	   /* last id handed out */
+	uint64_t nrequests;	   /* requests seen */
+	struct http_request **tab; /* id hash table */
+	size_t tab_size, tab_n;	   /* buckets (power of 2), entries */
+	struct timespec started;   /* for uptime_s */
 	http_auth_cb auth_cb;
 	void *auth_arg;
 	http_admit_cb admit_cb;
@@ -289,7 +289,7 @@ stopped_event_cb(evutil_socket_t fd, short what, void *arg)
 
 static void
 mhd_notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
-    enum MHD_ConnectionNotificationCode toe)
+		      enum MHD_ConnectionNotificationCode toe)
 {
 	struct http *h = cls;
 
@@ -312,7 +312,7 @@ ms_since(const struct timespec *t0)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
-	    (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
 static void
@@ -327,24 +327,26 @@ client_ip_set(struct http_request *req)
 
 	snprintf(req->client_ip, sizeof(req->client_ip), "unknown");
 	ci = MHD_get_connection_info(req->conn,
-	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+				     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci != NULL && (sa = ci->client_addr) != NULL) {
 		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET,
-			    &((const struct sockaddr_in *)(const void *)sa)
-				 ->sin_addr,
-			    req->client_ip, sizeof(req->client_ip));
+			inet_ntop(
+				AF_INET,
+				&((const struct sockaddr_in *)(const void *)sa)
+					 ->sin_addr,
+				req->client_ip, sizeof(req->client_ip));
 		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-			    &((const struct sockaddr_in6 *)(const void *)sa)
-				 ->sin6_addr,
-			    req->client_ip, sizeof(req->client_ip));
+			inet_ntop(
+				AF_INET6,
+				&((const struct sockaddr_in6 *)(const void *)sa)
+					 ->sin6_addr,
+				req->client_ip, sizeof(req->client_ip));
 	}
 	if (!req->h->opts.trust_forwarded_for)
 		return;
 	/* the trusted proxy appends the address it saw: take the last one */
 	xff = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	    "X-Forwarded-For");
+					  "X-Forwarded-For");
 	if (xff == NULL)
 		return;
 	last = strrchr(xff, ',');
@@ -363,7 +365,7 @@ client_ip_set(struct http_request *req)
 
 static struct http_request *
 req_new(struct http *h, struct MHD_Connection *conn, const char *url,
-    const char *method)
+	const char *method)
 {
 	struct http_request *req = xcalloc(1, sizeof(*req));
 
@@ -371,7 +373,7 @@ req_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	req->conn = conn;
 	req->id = ++h->next_id;
 	snprintf(req->ctx, sizeof(req->ctx), "req %llu",
-	    (unsigned long long)req->id);
+		 (unsigned long long)req->id);
 	req->method = xstrdup(method);
 	req->path = xstrdup(url);
 	clock_gettime(CLOCK_MONOTONIC, &req->started);
@@ -438,7 +440,7 @@ req_free(struct http_request *req)
 
 static void
 mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-    enum MHD_RequestTerminationCode toe)
+	      enum MHD_RequestTerminationCode toe)
 {
 	struct http_request *req = *con_cls;
 
@@ -446,12 +448,12 @@ mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	log_ctx(LOG_LEVEL_INFO, req->ctx, "%s %.200s %d %.1fms %s%s",
-	    req->method, req->path, req->status, ms_since(&req->started),
-	    req->client_ip,
-	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+		req->method, req->path, req->status, ms_since(&req->started),
+		req->client_ip,
+		toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
 	tab_remove(req->h, req);
-	req_notify_close(req,
-	    !req->gone && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	req_notify_close(
+		req, !req->gone && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	req_free(req);
 }
 
@@ -483,7 +485,7 @@ req_watch_cb(evutil_socket_t fd, short what, void *arg)
 
 	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-			  errno != EINTR)) {
+		       errno != EINTR)) {
 		req_watch_stop(req);
 		req_gone(req);
 	} else if (n > 0) {
@@ -499,10 +501,10 @@ req_suspend(struct http_request *req)
 	MHD_suspend_connection(req->conn);
 	req->suspended = true;
 	ci = MHD_get_connection_info(req->conn,
-	    MHD_CONNECTION_INFO_CONNECTION_FD);
+				     MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci != NULL && req->watch == NULL) {
 		req->watch = event_new(req->h->base, ci->connect_fd,
-		    EV_READ | EV_PERSIST, req_watch_cb, req);
+				       EV_READ | EV_PERSIST, req_watch_cb, req);
 		if (req->watch != NULL)
 			event_add(req->watch, NULL);
 	}
@@ -531,22 +533,22 @@ resp_add_headers(struct http_request *req, struct MHD_Response *resp)
 		MHD_add_response_header(resp, "Connection", "close");
 	for (i = 0; i < req->nhdrs; i++)
 		MHD_add_response_header(resp, req->hdrs[i].name,
-		    req->hdrs[i].value);
+					req->hdrs[i].value);
 }
 
 /* Take resp as the answer; resumes a suspended request. */
 static int
 req_set_response(struct http_request *req, int status,
-    struct MHD_Response *resp)
+		 struct MHD_Response *resp)
 {
 	if (resp == NULL) {
 		log_ctx(LOG_LEVEL_ERR, req->ctx,
-		    "could not create response: out of memory");
+			"could not create response: out of memory");
 		return CINDER_ERR_NOMEM;
 	}
 	if (req->answered || req->gone) {
 		log_ctx(LOG_LEVEL_ERR, req->ctx,
-		    "request answered twice (status %d)", status);
+			"request answered twice (status %d)", status);
 		MHD_destroy_response(resp);
 		return req->gone ? CINDER_ERR_NOTFOUND : CINDER_ERR_INVAL;
 	}
@@ -560,13 +562,13 @@ req_set_response(struct http_request *req, int status,
 
 int
 http_response_header_add(struct http_request *req, const char *name,
-    const char *value)
+			 const char *value)
 {
 	if (req->answered || strpbrk(name, "\r\n:") != NULL ||
 	    strpbrk(value, "\r\n") != NULL)
 		return CINDER_ERR_INVAL;
-	req->hdrs = xreallocarray(req->hdrs, req->nhdrs + 1,
-	    sizeof(*req->hdrs));
+	req->hdrs =
+		xreallocarray(req->hdrs, req->nhdrs + 1, sizeof(*req->hdrs));
 	req->hdrs[req->nhdrs].name = xstrdup(name);
 	req->hdrs[req->nhdrs].value = xstrdup(value);
 	req->nhdrs++;
@@ -574,8 +576,8 @@ http_response_header_add(struct http_request *req, const char *name,
 }
 
 int
-http_respond_raw(struct http_request *req, int status,
-    const char *content_type, const void *data, size_t len)
+http_respond_raw(struct http_request *req, int status, const char *content_type,
+		 const void *data, size_t len)
 {
 	struct MHD_Response *resp;
 	int r;
@@ -583,7 +585,7 @@ http_respond_raw(struct http_request *req, int status,
 	if (req->answered)
 		return CINDER_ERR_INVAL;
 	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)data,
-	    MHD_RESPMEM_MUST_COPY);
+					       MHD_RESPMEM_MUST_COPY);
 	if (resp != NULL && content_type != NULL)
 		MHD_add_response_header(resp, "Content-Type", content_type);
 	r = req_set_response(req, status, resp);
@@ -605,7 +607,8 @@ http_respond_json(struct http_request *req, int status, json_t *body)
 	json_decref(body);
 	if (s == NULL) {
 		log_ctx(LOG_LEVEL_ERR, req->ctx, "could not serialise answer");
-		s = xstrdup("{\"ok\":false,\"error\":\"Internal Server Error\"}");
+		s = xstrdup(
+			"{\"ok\":false,\"error\":\"Internal Server Error\"}");
 		len = strlen(s);
 		status = 500;
 	}
@@ -620,25 +623,24 @@ http_respond_json(struct http_request *req, int status, json_t *body)
 
 static int
 respond_error_text(struct http_request *req, int err, const char *code,
-    const char *desc)
+		   const char *desc)
 {
 	int status = json_err_status(err);
 
 	if (status >= 500)
 		log_ctx(LOG_LEVEL_WARN, req->ctx, "%s %.200s: %s: %s",
-		    req->method, req->path, err_str(err),
-		    desc != NULL ? desc : json_err_text(err));
+			req->method, req->path, err_str(err),
+			desc != NULL ? desc : json_err_text(err));
 	else
 		log_ctx(LOG_LEVEL_DEBUG, req->ctx, "%s %.200s: %d %s",
-		    req->method, req->path, status,
-		    desc != NULL ? desc : json_err_text(err));
-	return http_respond_json(req, status,
-	    json_error_body(err, code, desc));
+			req->method, req->path, status,
+			desc != NULL ? desc : json_err_text(err));
+	return http_respond_json(req, status, json_error_body(err, code, desc));
 }
 
 int
 http_respond_error(struct http_request *req, int err, const char *code,
-    const char *fmt, ...)
+		   const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -656,12 +658,15 @@ static int
 respond_auth_error(struct http_request *req, int err)
 {
 	if (err == CINDER_ERR_AUTH)
-		return respond_error_text(req, err, "invalid_token",
-		    req->token == NULL ? "The access token was not found" :
-					 "The access token provided is invalid.");
+		return respond_error_text(
+			req, err, "invalid_token",
+			req->token == NULL
+				? "The access token was not found"
+				: "The access token provided is invalid.");
 	if (err == CINDER_ERR_FORBIDDEN)
-		return respond_error_text(req, err, "access_denied",
-		    "The access token is not allowed to do this");
+		return respond_error_text(
+			req, err, "access_denied",
+			"The access token is not allowed to do this");
 	return respond_error_text(req, err, NULL, NULL);
 }
 
@@ -670,13 +675,14 @@ respond_options(struct http_request *req)
 {
 	struct MHD_Response *resp;
 
-	resp = MHD_create_response_from_buffer(0, (void *)(uintptr_t)"",
-	    MHD_RESPMEM_PERSISTENT);
+	resp = MHD_create_response_from_buffer(0, (void *)(uintptr_t) "",
+					       MHD_RESPMEM_PERSISTENT);
 	if (resp != NULL) {
 		MHD_add_response_header(resp, "Access-Control-Allow-Methods",
-		    "GET, POST, PUT, DELETE, OPTIONS");
+					"GET, POST, PUT, DELETE, OPTIONS");
 		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-		    "X-Requested-With, Content-Type, Accept, Authorization");
+					"X-Requested-With, Content-Type, "
+					"Accept, Authorization");
 		MHD_add_response_header(resp, "Access-Control-Max-Age", "300");
 	}
 	return req_set_response(req, 204, resp);
@@ -694,8 +700,7 @@ http_request_suspend(struct http_request *req)
 }
 
 int
-http_request_resume_with(struct http *h, uint64_t id, int status,
-    json_t *body)
+http_request_resume_with(struct http *h, uint64_t id, int status, json_t *body)
 {
 	struct http_request *req = http_request_lookup(h, id);
 
@@ -708,7 +713,7 @@ http_request_resume_with(struct http *h, uint64_t id, int status,
 
 int
 http_request_resume_error(struct http *h, uint64_t id, int err,
-    const char *desc)
+			  const char *desc)
 {
 	struct http_request *req = http_request_lookup(h, id);
 
@@ -735,8 +740,8 @@ req_run_handler(struct http_request *req)
 		respond_error_text(req, r, NULL, NULL);
 	} else if (!req->want_suspend) {
 		log_ctx(LOG_LEVEL_ERR, req->ctx,
-		    "handler for %s %s gave no answer", req->method,
-		    req->match.route->pattern);
+			"handler for %s %s gave no answer", req->method,
+			req->match.route->pattern);
 		respond_error_text(req, CINDER_ERR_INTERNAL, NULL, NULL);
 	}
 }
@@ -748,23 +753,24 @@ req_dispatch(struct http_request *req)
 	struct http *h = req->h;
 	const char *ct, *auth, *qtok;
 	const char *btok;
-	struct json_limits lim = { req->limit, 0, 0 };
+	struct json_limits lim = {req->limit, 0, 0};
 	char errbuf[256];
 	size_t n;
 	int r;
 
 	ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_TYPE);
-	r = json_body_parse(ct, req->buf, req->len, &lim, &req->body,
-	    (req->match.route->flags & ROUTE_UPLOAD) ? &req->files : NULL,
-	    errbuf, sizeof(errbuf));
+					 MHD_HTTP_HEADER_CONTENT_TYPE);
+	r = json_body_parse(
+		ct, req->buf, req->len, &lim, &req->body,
+		(req->match.route->flags & ROUTE_UPLOAD) ? &req->files : NULL,
+		errbuf, sizeof(errbuf));
 	if (r != 0) {
 		respond_error_text(req, r, NULL, errbuf);
 		return;
 	}
 	/* the token: header, then body field, then query (cloud-api 1.0) */
 	auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_AUTHORIZATION);
+					   MHD_HTTP_HEADER_AUTHORIZATION);
 	btok = json_field_str(req->body, "access_token");
 	qtok = json_field_str(req->query, "access_token");
 	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
@@ -789,11 +795,11 @@ req_dispatch(struct http_request *req)
 		}
 		if (h->auth_cb == NULL) {
 			log_ctx(LOG_LEVEL_ERR, req->ctx,
-			    "route %s needs authentication but no "
-			    "authenticate hook is set",
-			    req->match.route->pattern);
+				"route %s needs authentication but no "
+				"authenticate hook is set",
+				req->match.route->pattern);
 			respond_error_text(req, CINDER_ERR_INTERNAL, NULL,
-			    NULL);
+					   NULL);
 			return;
 		}
 		r = h->auth_cb(req, req->token, h->auth_arg);
@@ -862,7 +868,7 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 int
 http_stream_start(struct http_request *req, int status,
-    const char *content_type)
+		  const char *content_type)
 {
 	struct MHD_Response *resp;
 
@@ -871,8 +877,8 @@ http_stream_start(struct http_request *req, int status,
 	req->sbuf = evbuffer_new();
 	if (req->sbuf == NULL)
 		return CINDER_ERR_NOMEM;
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
-	    HTTP_STREAM_BLOCK, stream_read, req, NULL);
+	resp = MHD_create_response_from_callback(
+		MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, stream_read, req, NULL);
 	if (resp != NULL) {
 		MHD_add_response_header(resp, "Content-Type", content_type);
 		MHD_add_response_header(resp, "Cache-Control", "no-cache");
@@ -891,8 +897,7 @@ http_stream_write(struct http *h, uint64_t id, const void *data, size_t len)
 		return CINDER_ERR_NOTFOUND;
 	if (!req->stream || req->stream_end)
 		return CINDER_ERR_INVAL;
-	if (evbuffer_get_length(req->sbuf) + len >
-	    h->opts.stream_max_buffered)
+	if (evbuffer_get_length(req->sbuf) + len > h->opts.stream_max_buffered)
 		return CINDER_ERR_BUSY;
 	if (evbuffer_add(req->sbuf, data, len) != 0)
 		return CINDER_ERR_NOMEM;
@@ -943,7 +948,7 @@ queue_answer(struct http_request *req)
 
 static enum MHD_Result
 query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
-    const char *value)
+	   const char *value)
 {
 	struct http_request *req = cls;
 	char *k = NULL, *v = NULL;
@@ -983,16 +988,16 @@ req_begin(struct http_request *req)
 	}
 	if (h->stopping) {
 		respond_error_text(req, CINDER_ERR_UNAVAILABLE, NULL,
-		    "server is shutting down");
+				   "server is shutting down");
 		return queue_answer(req);
 	}
-	n = MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
-	    NULL, NULL);
+	n = MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, NULL,
+				      NULL);
 	if (n > JSON_DEFAULT_MAX_FIELDS ||
 	    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
-		query_iter, req) != n) {
+				      query_iter, req) != n) {
 		respond_error_text(req, CINDER_ERR_MALFORMED, NULL,
-		    "malformed query string");
+				   "malformed query string");
 		return queue_answer(req);
 	}
 	switch (router_match(h->router, req->method, req->path, &req->match)) {
@@ -1004,24 +1009,23 @@ req_begin(struct http_request *req)
 	case ROUTER_NO_METHOD:
 		http_response_header_add(req, "Allow", req->match.allow);
 		http_respond_json(req, 405,
-		    json_error_body(CINDER_ERR_INVAL, NULL,
-			"Method Not Allowed"));
+				  json_error_body(CINDER_ERR_INVAL, NULL,
+						  "Method Not Allowed"));
 		return queue_answer(req);
 	case ROUTER_BAD_PATH:
 		respond_error_text(req, CINDER_ERR_MALFORMED, NULL,
-		    "malformed percent-escape in path");
+				   "malformed percent-escape in path");
 		return queue_answer(req);
 	}
 	if (req->match.route->flags & ROUTE_UPLOAD)
 		req->limit = h->opts.max_upload;
 	/* the per-IP rate limiter plugs in here (REST issue) */
-	if (h->admit_cb != NULL &&
-	    (r = h->admit_cb(req, h->admit_arg)) < 0) {
+	if (h->admit_cb != NULL && (r = h->admit_cb(req, h->admit_arg)) < 0) {
 		respond_error_text(req, r, NULL, NULL);
 		return queue_answer(req);
 	}
 	cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+					 MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl != NULL) {
 		errno = 0;
 		clen = strtoull(cl, &end, 10);
@@ -1062,8 +1066,8 @@ req_body_append(struct http_request *req, const char *data, size_t n)
 
 static enum MHD_Result
 mhd_access(void *cls, struct MHD_Connection *conn, const char *url,
-    const char *method, const char *version, const char *upload_data,
-    size_t *upload_data_size, void **con_cls)
+	   const char *method, const char *version, const char *upload_data,
+	   size_t *upload_data_size, void **con_cls)
 {
 	struct http *h = cls;
 	struct http_request *req = *con_cls;
@@ -1081,8 +1085,7 @@ mhd_access(void *cls, struct MHD_Connection *conn, const char *url,
 			return MHD_YES;
 		}
 		if (req->too_big ||
-		    req_body_append(req, upload_data, *upload_data_size) !=
-			0) {
+		    req_body_append(req, upload_data, *upload_data_size) != 0) {
 			/*
 			 * Over the limit without a Content-Length (chunked):
 			 * answering now would close the socket under unread
@@ -1095,7 +1098,7 @@ mhd_access(void *cls, struct MHD_Connection *conn, const char *url,
 			*upload_data_size = 0;
 			if (req->discarded > req->limit) {
 				respond_error_text(req, CINDER_ERR_TOO_BIG,
-				    NULL, NULL);
+						   NULL, NULL);
 				return queue_answer(req);
 			}
 		}
@@ -1128,8 +1131,7 @@ mhd_access(void *cls, struct MHD_Connection *conn, const char *url,
 
 /* Parse "host:port", "[v6]:port", "*:port" or ":port". */
 static int
-listen_addr_parse(const char *s, struct sockaddr_storage *ss,
-    socklen_t *sslen)
+listen_addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sslen)
 {
 	char host[INET6_ADDRSTRLEN + 2];
 	const char *colon, *ps;
@@ -1194,12 +1196,13 @@ listen_open(const char *addr, int *fdp, uint16_t *portp)
 	*fdp = -1;
 	if (listen_addr_parse(addr, &ss, &sslen) != 0) {
 		log_err("http: invalid listen address %s (expected host:port, "
-			"[v6addr]:port or *:port)", addr != NULL ? addr : "");
+			"[v6addr]:port or *:port)",
+			addr != NULL ? addr : "");
 		r = CINDER_ERR_INVAL;
 		goto out;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
+		    0);
 	if (fd < 0) {
 		log_err("http: could not create socket: %s", strerror(errno));
 		r = CINDER_ERR_IO;
@@ -1214,13 +1217,13 @@ listen_open(const char *addr, int *fdp, uint16_t *portp)
 	if (listen(fd, 511) != 0 ||
 	    getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
 		log_err("http: could not listen on %s: %s", addr,
-		    strerror(errno));
+			strerror(errno));
 		r = CINDER_ERR_IO;
 		goto out;
 	}
-	*portp = ntohs(bound.ss_family == AF_INET ?
-		((struct sockaddr_in *)&bound)->sin_port :
-		((struct sockaddr_in6 *)&bound)->sin6_port);
+	*portp = ntohs(bound.ss_family == AF_INET
+			       ? ((struct sockaddr_in *)&bound)->sin_port
+			       : ((struct sockaddr_in6 *)&bound)->sin6_port);
 	*fdp = fd;
 	fd = -1;
 	r = 0;
@@ -1290,7 +1293,7 @@ opts_fill(struct http_options *o, const struct http_options *in)
 
 struct http *
 http_new(struct event_base *base, const char *listen_addr,
-    const struct http_options *opts)
+	 const struct http_options *opts)
 {
 	struct http *h = NULL;
 	struct MHD_OptionItem mo[16];
@@ -1327,44 +1330,45 @@ http_new(struct event_base *base, const char *listen_addr,
 	if (listen_open(listen_addr, &h->listen_fd, &h->port) != 0)
 		goto fail;
 
-	mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET,
-		h->listen_fd, NULL };
-	mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
-		(intptr_t)mhd_completed, h };
-	mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
-		(intptr_t)mhd_notify_connection, h };
-	mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
-		(intptr_t)h->opts.max_connections, NULL };
+	mo[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET,
+					  h->listen_fd, NULL};
+	mo[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
+					  (intptr_t)mhd_completed, h};
+	mo[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+					  (intptr_t)mhd_notify_connection, h};
+	mo[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+					  (intptr_t)h->opts.max_connections,
+					  NULL};
 	if (h->opts.max_per_ip > 0)
 		mo[n++] = (struct MHD_OptionItem){
 			MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-			(intptr_t)h->opts.max_per_ip, NULL
-		};
-	mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
-		(intptr_t)h->opts.timeout_s, NULL };
-	mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(intptr_t)h->opts.max_header, NULL };
-	mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_UNESCAPE_CALLBACK,
-		(intptr_t)mhd_unescape_noop, NULL };
-	mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
-		(intptr_t)mhd_log, h };
+			(intptr_t)h->opts.max_per_ip, NULL};
+	mo[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+					  (intptr_t)h->opts.timeout_s, NULL};
+	mo[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+					  (intptr_t)h->opts.max_header, NULL};
+	mo[n++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK,
+					  (intptr_t)mhd_unescape_noop, NULL};
+	mo[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
+					  (intptr_t)mhd_log, h};
 	if (tls) {
-		mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT,
-			0, h->tls_cert };
-		mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY,
-			0, h->tls_key };
+		mo[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+						  h->tls_cert};
+		mo[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+						  h->tls_key};
 	}
-	mo[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	mo[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
 	/* external polling (no MHD threads), epoll, suspend/resume */
 	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (tls)
 		flags |= MHD_USE_TLS;
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, mhd_access, h,
-	    MHD_OPTION_ARRAY, mo, MHD_OPTION_END);
+				  MHD_OPTION_ARRAY, mo, MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		log_err("http: could not start libmicrohttpd on %s%s",
-		    listen_addr, tls ? " (check the certificate and key)" : "");
+			listen_addr,
+			tls ? " (check the certificate and key)" : "");
 		goto fail;
 	}
 	di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -1375,7 +1379,7 @@ http_new(struct event_base *base, const char *listen_addr,
 	/* nobody reads it, but libevent (debug mode) wants non-blocking */
 	evutil_make_socket_nonblocking(di->epoll_fd);
 	h->ev_epoll = event_new(base, di->epoll_fd, EV_READ | EV_PERSIST,
-	    http_event_cb, h);
+				http_event_cb, h);
 	h->ev_timer = evtimer_new(base, http_event_cb, h);
 	h->ev_kick = event_new(base, -1, 0, http_event_cb, h);
 	h->ev_stopped = event_new(base, -1, 0, stopped_event_cb, h);
@@ -1388,7 +1392,7 @@ http_new(struct event_base *base, const char *listen_addr,
 		goto fail;
 	http_rearm(h);
 	log_notice("http: listening on %s (port %u)%s", listen_addr,
-	    (unsigned)h->port, tls ? " with TLS" : "");
+		   (unsigned)h->port, tls ? " with TLS" : "");
 	return h;
 fail:
 	http_free(h);
@@ -1402,8 +1406,7 @@ http_port(const struct http *h)
 }
 
 int
-http_add_routes(struct http *h, const struct route *routes, size_t n,
-    void *arg)
+http_add_routes(struct http *h, const struct route *routes, size_t n, void *arg)
 {
 	int r;
 
@@ -1448,14 +1451,15 @@ http_status_fill(struct http *h, json_t *obj)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	json_object_set_new(obj, "version", json_string(PACKAGE_VERSION));
-	json_object_set_new(obj, "uptime_s",
-	    json_integer((json_int_t)(now.tv_sec - h->started.tv_sec)));
+	json_object_set_new(
+		obj, "uptime_s",
+		json_integer((json_int_t)(now.tv_sec - h->started.tv_sec)));
 	st = json_object();
 	json_object_set_new(st, "active", json_integer((json_int_t)h->tab_n));
 	json_object_set_new(st, "connections",
-	    json_integer((json_int_t)h->nconns));
+			    json_integer((json_int_t)h->nconns));
 	json_object_set_new(st, "requests",
-	    json_integer((json_int_t)h->nrequests));
+			    json_integer((json_int_t)h->nrequests));
 	json_object_set_new(obj, "http", st);
 	if (h->status_cb != NULL)
 		h->status_cb(obj, h->status_arg);
@@ -1501,10 +1505,10 @@ http_stop(struct http *h, http_stopped_cb cb, void *arg)
 			continue;
 		if (req->stream)
 			http_stream_end(h, req->id);
-		else if (!req->answered && (req->suspended ||
-						req->want_suspend))
+		else if (!req->answered &&
+			 (req->suspended || req->want_suspend))
 			respond_error_text(req, CINDER_ERR_UNAVAILABLE, NULL,
-			    "server is shutting down");
+					   "server is shutting down");
 	}
 	free(ids);
 	log_notice("http: stopping, %u connection(s) open", h->nconns);
@@ -1655,7 +1659,7 @@ http_request_token(const struct http_request *req)
 
 void
 http_request_set_user(struct http_request *req, void *user,
-    void (*free_fn)(void *))
+		      void (*free_fn)(void *))
 {
 	if (req->user_free != NULL)
 		req->user_free(req->user);

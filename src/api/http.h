@@ -26,13 +26,13 @@ struct http_request;
 
 /** Limits and TLS settings. Zero/NULL fields take the defaults shown. */
 struct http_options {
-	size_t max_body;	    /* JSON/form body bytes; 1 MiB */
-	size_t max_upload;	    /* body bytes on ROUTE_UPLOAD rows; 16 MiB */
-	size_t max_header;	    /* request line + headers per connection
-				       (MHD memory pool); 32 KiB */
-	unsigned max_connections;   /* open connections; 1024 */
-	unsigned max_per_ip;	    /* connections per client IP; unlimited */
-	unsigned timeout_s;	    /* idle connection timeout; 60 s */
+	size_t max_body;	  /* JSON/form body bytes; 1 MiB */
+	size_t max_upload;	  /* body bytes on ROUTE_UPLOAD rows; 16 MiB */
+	size_t max_header;	  /* request line + headers per connection
+				     (MHD memory pool); 32 KiB */
+	unsigned max_connections; /* open connections; 1024 */
+	unsigned max_per_ip;	  /* connections per client IP; unlimited */
+	unsigned timeout_s;	  /* idle connection timeout; 60 s */
 	size_t stream_max_buffered; /* bytes queued per stream; 256 KiB */
 	const char *tls_cert_file;  /* PEM certificate chain: enables HTTPS */
 	const char *tls_key_file;   /* PEM private key (with tls_cert_file) */
@@ -56,7 +56,7 @@ struct http_options {
  * @param token borrowed for the duration of the call
  */
 typedef int (*http_auth_cb)(struct http_request *req, const char *token,
-    void *arg);
+			    void *arg);
 
 /**
  * Admission hook (the per-IP rate limiter), called when a request's
@@ -94,7 +94,7 @@ typedef void (*http_stopped_cb)(void *arg);
  *         supported by this libmicrohttpd)
  */
 struct http *http_new(struct event_base *base, const char *listen_addr,
-    const struct http_options *opts);
+		      const struct http_options *opts);
 
 /** @return the bound TCP port (useful after listening on port 0) */
 uint16_t http_port(const struct http *h);
@@ -121,7 +121,7 @@ int http_stop(struct http *h, http_stopped_cb cb, void *arg);
  * @return 0 or CINDER_ERR_INVAL (bad pattern or duplicate row)
  */
 int http_add_routes(struct http *h, const struct route *routes, size_t n,
-    void *arg);
+		    void *arg);
 
 /** Set (or clear with NULL) the authenticate hook. */
 void http_set_auth_cb(struct http *h, http_auth_cb cb, void *arg);
@@ -167,18 +167,18 @@ const char *http_request_path(const struct http_request *req);
 const char *http_request_pattern(const struct http_request *req);
 /** @return a percent-decoded path parameter (borrowed) or NULL */
 const char *http_request_param(const struct http_request *req,
-    const char *name);
+			       const char *name);
 /**
  * @return a decoded query parameter (borrowed; the first one if it is
  *         repeated) or NULL
  */
 const char *http_request_query(const struct http_request *req,
-    const char *name);
+			       const char *name);
 /** @return all query parameters as an object (borrowed) */
 json_t *http_request_query_all(const struct http_request *req);
 /** @return a request header value (borrowed; case-insensitive) or NULL */
 const char *http_request_header(const struct http_request *req,
-    const char *name);
+				const char *name);
 /**
  * @return the parsed body: always an object, empty when there was no
  *         body (borrowed; the handler may modify it)
@@ -196,7 +196,7 @@ const char *http_request_token(const struct http_request *req);
  *        called on it when the request ends
  */
 void http_request_set_user(struct http_request *req, void *user,
-    void (*free_fn)(void *));
+			   void (*free_fn)(void *));
 /** @return the attached caller or NULL (borrowed) */
 void *http_request_user(const struct http_request *req);
 
@@ -204,7 +204,7 @@ void *http_request_user(const struct http_request *req);
  * Register the close hook (one per request; a second call replaces it).
  */
 void http_request_on_close(struct http_request *req, http_close_cb cb,
-    void *arg);
+			   void *arg);
 
 /*
  * Answers. Each request gets exactly one. Inside the handler the answer
@@ -217,7 +217,7 @@ void http_request_on_close(struct http_request *req, http_close_cb cb,
  * @return 0 or CINDER_ERR_INVAL (already answered, or CR/LF in it)
  */
 int http_response_header_add(struct http_request *req, const char *name,
-    const char *value);
+			     const char *value);
 
 /**
  * Answer with a JSON body, serialised compactly, Content-Type
@@ -235,14 +235,15 @@ int http_respond_json(struct http_request *req, int status, json_t *body);
  * @return as http_respond_json()
  */
 int http_respond_error(struct http_request *req, int err, const char *code,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+		       const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /**
  * Answer with raw bytes (copied), e.g. format=raw or a binary download.
  * @return as http_respond_json()
  */
 int http_respond_raw(struct http_request *req, int status,
-    const char *content_type, const void *data, size_t len);
+		     const char *content_type, const void *data, size_t len);
 
 /**
  * From a handler: answer later. The connection is suspended when the
@@ -261,7 +262,7 @@ int http_request_suspend(struct http_request *req);
  *         CINDER_ERR_INVAL if it was already answered
  */
 int http_request_resume_with(struct http *h, uint64_t id, int status,
-    json_t *body);
+			     json_t *body);
 
 /**
  * Answer a suspended request by id with the error envelope.
@@ -269,7 +270,7 @@ int http_request_resume_with(struct http *h, uint64_t id, int status,
  * @return as http_request_resume_with()
  */
 int http_request_resume_error(struct http *h, uint64_t id, int err,
-    const char *desc);
+			      const char *desc);
 
 /**
  * Finish an HTTP_AUTH_PENDING authentication: r == 0 runs the handler,
@@ -292,7 +293,7 @@ int http_request_auth_done(struct http *h, uint64_t id, int r);
  * @return 0, or CINDER_ERR_INVAL if already answered
  */
 int http_stream_start(struct http_request *req, int status,
-    const char *content_type);
+		      const char *content_type);
 
 /**
  * Queue bytes (copied) on a stream.
@@ -302,7 +303,7 @@ int http_stream_start(struct http_request *req, int status,
  *         http_stream_end())
  */
 int http_stream_write(struct http *h, uint64_t id, const void *data,
-    size_t len);
+		      size_t len);
 
 /** @return bytes queued and not yet sent, 0 if gone */
 size_t http_stream_buffered(struct http *h, uint64_t id);

@@ -25,8 +25,7 @@
 /* Headers of one multipart part; real clients send ~150 bytes. */
 #define MULTIPART_PART_HEADERS_MAX 4096
 
-static void
-set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void
@@ -55,7 +54,7 @@ hexval(char c)
 
 int
 json_url_decode(const char *s, size_t len, bool plus_is_space, char **out,
-    size_t *outlen)
+		size_t *outlen)
 {
 	char *buf = NULL;
 	size_t i, n = 0;
@@ -160,13 +159,14 @@ json_form_parse(const char *s, size_t len, json_t *obj, size_t max_fields)
 		if ((r = json_url_decode(p, klen, true, &key, NULL)) != 0)
 			goto out;
 		if (eq != NULL)
-			r = json_url_decode(eq + 1, (size_t)(amp - eq - 1), true,
-			    &val, &vlen);
+			r = json_url_decode(eq + 1, (size_t)(amp - eq - 1),
+					    true, &val, &vlen);
 		else
 			r = json_url_decode("", 0, true, &val, &vlen);
 		if (r != 0)
 			goto out;
-		if (*key != '\0' && (r = json_form_add(obj, key, val, vlen)) != 0)
+		if (*key != '\0' &&
+		    (r = json_form_add(obj, key, val, vlen)) != 0)
 			goto out;
 		free(key);
 		free(val);
@@ -233,7 +233,7 @@ header_param(const char *v, size_t vlen, const char *name)
 			klen--;
 		if (p >= end || *p == ';')
 			continue; /* parameter without value */
-		p++; /* '=' */
+		p++;		  /* '=' */
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
 		buf = xmalloc((size_t)(end - p) + 1);
@@ -250,8 +250,7 @@ header_param(const char *v, size_t vlen, const char *name)
 			while (p < end && *p != ';')
 				p++;
 		} else {
-			while (p < end && *p != ';' && *p != ' ' &&
-			    *p != '\t')
+			while (p < end && *p != ';' && *p != ' ' && *p != '\t')
 				buf[n++] = *p++;
 			while (p < end && *p != ';')
 				p++;
@@ -330,14 +329,16 @@ part_headers_parse(const char *p, const char *end, struct part_hdr *h)
 		while (v < eol && (*v == ' ' || *v == '\t'))
 			v++;
 		vlen = (size_t)(eol - v);
-		if (nlen == 19 && strncasecmp(p, "content-disposition", 19) == 0) {
+		if (nlen == 19 &&
+		    strncasecmp(p, "content-disposition", 19) == 0) {
 			if (vlen < 9 || strncasecmp(v, "form-data", 9) != 0)
 				return CINDER_ERR_MALFORMED;
 			free(h->name);
 			free(h->filename);
 			h->name = header_param(v, vlen, "name");
 			h->filename = header_param(v, vlen, "filename");
-		} else if (nlen == 12 && strncasecmp(p, "content-type", 12) == 0) {
+		} else if (nlen == 12 &&
+			   strncasecmp(p, "content-type", 12) == 0) {
 			free(h->content_type);
 			h->content_type = xstrndup(v, vlen);
 		}
@@ -350,14 +351,14 @@ part_headers_parse(const char *p, const char *end, struct part_hdr *h)
 
 static int
 multipart_parse(const char *ct, const uint8_t *body, size_t len,
-    size_t max_fields, size_t max_files, json_t *obj,
-    struct json_files **filesp, char *errbuf, size_t errlen)
+		size_t max_fields, size_t max_files, json_t *obj,
+		struct json_files **filesp, char *errbuf, size_t errlen)
 {
 	const char *b = (const char *)body, *end = b + len, *p, *q, *hend;
 	const char *cend;
 	char *boundary = NULL, *delim = NULL;
 	size_t dlen, nfields = 0;
-	struct part_hdr h = { NULL, NULL, NULL };
+	struct part_hdr h = {NULL, NULL, NULL};
 	struct json_files *files = NULL;
 	struct json_file *f;
 	int r = CINDER_ERR_INTERNAL;
@@ -365,7 +366,8 @@ multipart_parse(const char *ct, const uint8_t *body, size_t len,
 	boundary = header_param(ct, strlen(ct), "boundary");
 	if (boundary == NULL || *boundary == '\0' ||
 	    strlen(boundary) > MULTIPART_BOUNDARY_MAX) {
-		set_err(errbuf, errlen, "multipart body without a valid boundary");
+		set_err(errbuf, errlen,
+			"multipart body without a valid boundary");
 		r = CINDER_ERR_MALFORMED;
 		goto out;
 	}
@@ -411,7 +413,7 @@ multipart_parse(const char *ct, const uint8_t *body, size_t len,
 		if (h.filename != NULL || strncmp(h.name, "file", 4) == 0) {
 			if (filesp == NULL) {
 				set_err(errbuf, errlen,
-				    "file uploads are not accepted here");
+					"file uploads are not accepted here");
 				r = CINDER_ERR_INVAL;
 				goto out;
 			}
@@ -423,22 +425,24 @@ multipart_parse(const char *ct, const uint8_t *body, size_t len,
 				goto out;
 			}
 			files->v = xreallocarray(files->v, files->n + 1,
-			    sizeof(*files->v));
+						 sizeof(*files->v));
 			f = &files->v[files->n++];
 			f->name = h.name;
-			f->filename = h.filename != NULL ? h.filename :
-							   xstrdup("");
-			f->content_type = h.content_type != NULL ?
-			    h.content_type :
-			    xstrdup("application/octet-stream");
+			f->filename =
+				h.filename != NULL ? h.filename : xstrdup("");
+			f->content_type =
+				h.content_type != NULL
+					? h.content_type
+					: xstrdup("application/octet-stream");
 			f->data = (const uint8_t *)p;
 			f->len = (size_t)(cend - p);
 			memset(&h, 0, sizeof(h)); /* ownership moved */
 		} else {
 			if ((r = json_form_add(obj, h.name, p,
-				 (size_t)(cend - p))) != 0) {
+					       (size_t)(cend - p))) != 0) {
 				set_err(errbuf, errlen,
-				    "multipart field is not valid UTF-8 text");
+					"multipart field is not valid UTF-8 "
+					"text");
 				goto out;
 			}
 			part_hdr_cleanup(&h);
@@ -464,8 +468,8 @@ out:
 
 int
 json_body_parse(const char *content_type, const uint8_t *body, size_t len,
-    const struct json_limits *lim, json_t **out, struct json_files **files,
-    char *errbuf, size_t errlen)
+		const struct json_limits *lim, json_t **out,
+		struct json_files **files, char *errbuf, size_t errlen)
 {
 	json_t *obj = NULL;
 	json_error_t jerr;
@@ -491,7 +495,8 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 	}
 	if (len > max_body) {
 		set_err(errbuf, errlen,
-		    "request body is too large (limit %zu bytes)", max_body);
+			"request body is too large (limit %zu bytes)",
+			max_body);
 		r = CINDER_ERR_TOO_BIG;
 		goto out;
 	}
@@ -499,11 +504,11 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 		obj = json_object();
 		goto done;
 	}
-	if (content_type != NULL && media_type_is(content_type,
-					"multipart/form-data")) {
+	if (content_type != NULL &&
+	    media_type_is(content_type, "multipart/form-data")) {
 		obj = json_object();
 		r = multipart_parse(content_type, body, len, max_fields,
-		    max_files, obj, files, errbuf, errlen);
+				    max_files, obj, files, errbuf, errlen);
 		if (r != 0)
 			goto out;
 		goto done;
@@ -511,18 +516,18 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 	if (content_type != NULL && media_type_is_json(content_type)) {
 		is_json = true;
 	} else if (content_type == NULL || *content_type == '\0' ||
-	    media_type_is(content_type, "text/plain")) {
+		   media_type_is(content_type, "text/plain")) {
 		/* sniff: some clients post JSON as text/plain to skip CORS
 		 * preflight, curl -d without -H sends forms */
 		for (i = 0; i < len && isspace((unsigned char)body[i]); i++)
 			;
 		is_json = i < len && body[i] == '{';
 	} else if (media_type_is(content_type,
-		       "application/x-www-form-urlencoded")) {
+				 "application/x-www-form-urlencoded")) {
 		is_json = false;
 	} else {
 		set_err(errbuf, errlen, "unsupported content type %.64s",
-		    content_type);
+			content_type);
 		r = CINDER_ERR_INVAL;
 		goto out;
 	}
@@ -530,8 +535,8 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 		obj = json_loadb((const char *)body, len, 0, &jerr);
 		if (obj == NULL) {
 			set_err(errbuf, errlen,
-			    "malformed JSON body: %s (line %d, column %d)",
-			    jerr.text, jerr.line, jerr.column);
+				"malformed JSON body: %s (line %d, column %d)",
+				jerr.text, jerr.line, jerr.column);
 			r = CINDER_ERR_MALFORMED;
 			goto out;
 		}
@@ -548,8 +553,8 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 			goto out;
 		} else if (r != 0) {
 			set_err(errbuf, errlen,
-			    "malformed form body: bad percent-escape, NUL "
-			    "byte or invalid UTF-8");
+				"malformed form body: bad percent-escape, NUL "
+				"byte or invalid UTF-8");
 			goto out;
 		}
 	}
@@ -568,17 +573,17 @@ static const struct {
 	int status;
 	const char *text;
 } err_table[] = {
-	{ 0, 200, "OK" },
-	{ CINDER_ERR_INVAL, 400, "Bad Request" },
-	{ CINDER_ERR_MALFORMED, 400, "Bad Request" },
-	{ CINDER_ERR_AUTH, 401, "The access token provided is invalid." },
-	{ CINDER_ERR_FORBIDDEN, 403, "Forbidden" },
-	{ CINDER_ERR_NOTFOUND, 404, "Not Found" },
-	{ CINDER_ERR_TIMEOUT, 408, "Timed out." },
-	{ CINDER_ERR_CONFLICT, 409, "Conflict" },
-	{ CINDER_ERR_TOO_BIG, 413, "Request Entity Too Large" },
-	{ CINDER_ERR_BUSY, 429, "Too Many Requests" },
-	{ CINDER_ERR_UNAVAILABLE, 503, "Service Unavailable" },
+	{0, 200, "OK"},
+	{CINDER_ERR_INVAL, 400, "Bad Request"},
+	{CINDER_ERR_MALFORMED, 400, "Bad Request"},
+	{CINDER_ERR_AUTH, 401, "The access token provided is invalid."},
+	{CINDER_ERR_FORBIDDEN, 403, "Forbidden"},
+	{CINDER_ERR_NOTFOUND, 404, "Not Found"},
+	{CINDER_ERR_TIMEOUT, 408, "Timed out."},
+	{CINDER_ERR_CONFLICT, 409, "Conflict"},
+	{CINDER_ERR_TOO_BIG, 413, "Request Entity Too Large"},
+	{CINDER_ERR_BUSY, 429, "Too Many Requests"},
+	{CINDER_ERR_UNAVAILABLE, 503, "Service Unavailable"},
 };
 
 int
@@ -613,14 +618,15 @@ json_error_body(int err, const char *code, const char *desc)
 	o = json_object();
 	json_object_set_new(o, "ok", json_false());
 	json_object_set_new(o, "error",
-	    json_string(code != NULL ? code : desc));
+			    json_string(code != NULL ? code : desc));
 	json_object_set_new(o, "error_description", json_string(desc));
 	/* json_string() refuses invalid UTF-8; keep the envelope complete */
 	if (json_object_get(o, "error") == NULL)
-		json_object_set_new(o, "error", json_string(json_err_text(err)));
+		json_object_set_new(o, "error",
+				    json_string(json_err_text(err)));
 	if (json_object_get(o, "error_description") == NULL)
 		json_object_set_new(o, "error_description",
-		    json_string(json_err_text(err)));
+				    json_string(json_err_text(err)));
 	return o;
 }
 

@@ -37,11 +37,12 @@ struct json_limits {
  * buffer is (style O3).
  */
 struct json_file {
-	char *name;	    /* form field name, e.g. "file", "file2", "binary" */
-	char *filename;	    /* client's filename or "" */
-	char *content_type; /* part Content-Type or "application/octet-stream" */
+	char *name;	/* form field name, e.g. "file", "file2", "binary" */
+	char *filename; /* client's filename or "" */
+	char *content_type;  /* part Content-Type or "application/octet-stream"
+			      */
 	const uint8_t *data; /* part content, borrowed from the body buffer */
-	size_t len;	    /* content length in bytes */
+	size_t len;	     /* content length in bytes */
 };
 
 /** The file parts of one multipart body. */
@@ -75,8 +76,8 @@ struct json_files {
  *         (undecodable) or CINDER_ERR_INVAL (unsupported content type)
  */
 int json_body_parse(const char *content_type, const uint8_t *body, size_t len,
-    const struct json_limits *lim, json_t **out, struct json_files **files,
-    char *errbuf, size_t errlen);
+		    const struct json_limits *lim, json_t **out,
+		    struct json_files **files, char *errbuf, size_t errlen);
 
 /** Free a file list and the strings it owns (not the data). NULL-safe. */
 void json_files_free(struct json_files *files);
@@ -86,7 +87,7 @@ void json_files_free(struct json_files *files);
  * @return a pointer into files (valid until json_files_free) or NULL
  */
 const struct json_file *json_files_find(const struct json_files *files,
-    const char *name);
+					const char *name);
 
 /**
  * Add the fields of an application/x-www-form-urlencoded string to obj
@@ -99,8 +100,7 @@ const struct json_file *json_files_find(const struct json_files *files,
  * @return 0, CINDER_ERR_MALFORMED (bad escape, NUL byte, invalid UTF-8)
  *         or CINDER_ERR_TOO_BIG (too many fields)
  */
-int json_form_parse(const char *s, size_t len, json_t *obj,
-    size_t max_fields);
+int json_form_parse(const char *s, size_t len, json_t *obj, size_t max_fields);
 
 /**
  * Add one decoded field to obj as a string; a key already present becomes
@@ -119,7 +119,7 @@ int json_form_add(json_t *obj, const char *key, const char *val, size_t vlen);
  * @return 0 or CINDER_ERR_MALFORMED
  */
 int json_url_decode(const char *s, size_t len, bool plus_is_space, char **out,
-    size_t *outlen);
+		    size_t *outlen);
 
 /**
  * The HTTP status for an error code: INVAL/MALFORMED 400, AUTH 401,

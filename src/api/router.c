@@ -81,8 +81,7 @@ compile(const struct route *rt, void *arg, struct crow *c)
 	memset(c, 0, sizeof(*c));
 	c->route = rt;
 	c->arg = arg;
-	if (rt->method == NULL || rt->handler == NULL || p == NULL ||
-	    *p != '/')
+	if (rt->method == NULL || rt->handler == NULL || p == NULL || *p != '/')
 		return CINDER_ERR_INVAL;
 	if (strcmp(p, "/") == 0)
 		return 0;
@@ -126,8 +125,8 @@ router_add(struct router *r, const struct route *routes, size_t n, void *arg)
 		if ((rc = compile(&routes[i], arg, &rows[i])) != 0)
 			goto out;
 		for (j = 0; j < r->n + i; j++) {
-			const struct route *o = j < r->n ? r->rows[j].route :
-							   &routes[j - r->n];
+			const struct route *o =
+				j < r->n ? r->rows[j].route : &routes[j - r->n];
 			if (strcmp(o->method, routes[i].method) == 0 &&
 			    strcmp(o->pattern, routes[i].pattern) == 0) {
 				crow_cleanup(&rows[i]);
@@ -150,10 +149,10 @@ out:
 
 /* A split, decoded path. */
 struct path {
-	size_t n;			   /* segments */
-	char *dec[ROUTER_MAX_SEGMENTS];	   /* decoded segments (owned) */
+	size_t n;			      /* segments */
+	char *dec[ROUTER_MAX_SEGMENTS];	      /* decoded segments (owned) */
 	const char *raw[ROUTER_MAX_SEGMENTS]; /* start of each raw segment */
-	const char *end;		   /* end of the raw path */
+	const char *end;		      /* end of the raw path */
 };
 
 static void
@@ -194,7 +193,7 @@ path_split(const char *path, struct path *pp)
 		}
 		pp->raw[pp->n] = p;
 		if (json_url_decode(p, (size_t)(e - p), false, &pp->dec[pp->n],
-			NULL) != 0) {
+				    NULL) != 0) {
 			path_cleanup(pp);
 			return ROUTER_BAD_PATH;
 		}
@@ -248,13 +247,12 @@ allow_add(char *allow, size_t size, const char *method)
 			return;
 		p += ml;
 	}
-	snprintf(allow + len, size - len, "%s%s", len > 0 ? ", " : "",
-	    method);
+	snprintf(allow + len, size - len, "%s%s", len > 0 ? ", " : "", method);
 }
 
 enum router_result
 router_match(const struct router *r, const char *method, const char *path,
-    struct router_match *m)
+	     struct router_match *m)
 {
 	struct path pp;
 	const struct crow *best = NULL, *c;
@@ -283,9 +281,9 @@ router_match(const struct router *r, const char *method, const char *path,
 			for (k = 0; k < ROUTER_MAX_SEGMENTS; k++)
 				if (score[k] != best_score[k])
 					break;
-			cmp = k == ROUTER_MAX_SEGMENTS ?
-			    0 :
-			    (score[k] > best_score[k] ? 1 : -1);
+			cmp = k == ROUTER_MAX_SEGMENTS
+				      ? 0
+				      : (score[k] > best_score[k] ? 1 : -1);
 			if (cmp < 0)
 				continue;
 			if (cmp == 0 &&
@@ -316,7 +314,8 @@ router_match(const struct router *r, const char *method, const char *path,
 			/* the rest of the path, decoded as one piece */
 			len = (size_t)(pp.end - pp.raw[i]);
 			if (json_url_decode(pp.raw[i], len, false,
-				&m->params[m->nparams].value, NULL) != 0) {
+					    &m->params[m->nparams].value,
+					    NULL) != 0) {
 				path_cleanup(&pp);
 				router_match_cleanup(m);
 				return ROUTER_BAD_PATH;

@@ -57,10 +57,10 @@ struct router_match {
 };
 
 enum router_result {
-	ROUTER_FOUND = 0,  /* route set */
-	ROUTER_NO_PATH,	   /* no pattern matches the path: 404 */
-	ROUTER_NO_METHOD,  /* path matches, method doesn't: 405 (allow set) */
-	ROUTER_BAD_PATH,   /* undecodable percent-escape: 400 */
+	ROUTER_FOUND = 0, /* route set */
+	ROUTER_NO_PATH,	  /* no pattern matches the path: 404 */
+	ROUTER_NO_METHOD, /* path matches, method doesn't: 405 (allow set) */
+	ROUTER_BAD_PATH,  /* undecodable percent-escape: 400 */
 };
 
 struct router;
@@ -81,7 +81,7 @@ void router_free(struct router *r);
  *         or a duplicate {method, pattern}; nothing is added on error
  */
 int router_add(struct router *r, const struct route *routes, size_t n,
-    void *arg);
+	       void *arg);
 
 /**
  * Match a request.
@@ -91,13 +91,12 @@ int router_add(struct router *r, const struct route *routes, size_t n,
  * @return a router_result
  */
 enum router_result router_match(const struct router *r, const char *method,
-    const char *path, struct router_match *m);
+				const char *path, struct router_match *m);
 
 /** Release the parameter values of a match. Safe on a zeroed match. */
 void router_match_cleanup(struct router_match *m);
 
 /** @return the decoded value of a path parameter (borrowed) or NULL */
-const char *router_match_param(const struct router_match *m,
-    const char *name);
+const char *router_match_param(const struct router_match *m, const char *name);
 
 #endif

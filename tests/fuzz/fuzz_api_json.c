@@ -23,12 +23,12 @@ h_fuzz(struct http_request *req, void *arg)
 }
 
 static const struct route rows[] = {
-	{ "GET", "/v1/devices", 0, h_fuzz },
-	{ "GET", "/v1/devices/events/:prefix", 0, h_fuzz },
-	{ "GET", "/v1/devices/:id", 0, h_fuzz },
-	{ "POST", "/v1/devices/:id/:fn", 0, h_fuzz },
-	{ "GET", "/v1/events/:prefix", 0, h_fuzz },
-	{ "GET", "/console/*file", 0, h_fuzz },
+	{"GET", "/v1/devices", 0, h_fuzz},
+	{"GET", "/v1/devices/events/:prefix", 0, h_fuzz},
+	{"GET", "/v1/devices/:id", 0, h_fuzz},
+	{"POST", "/v1/devices/:id/:fn", 0, h_fuzz},
+	{"GET", "/v1/events/:prefix", 0, h_fuzz},
+	{"GET", "/console/*file", 0, h_fuzz},
 };
 
 static const char *const types[] = {
@@ -46,7 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct router *r;
 	struct router_match m;
 	struct json_files *files = NULL;
-	struct json_limits lim = { 4096, 16, 4 };
+	struct json_limits lim = {4096, 16, 4};
 	const uint8_t *nl;
 	char *path, *dump, err[256];
 	json_t *obj = NULL, *again;
@@ -55,8 +55,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (r == NULL) {
 		r = router_new();
-		if (router_add(r, rows, sizeof(rows) / sizeof(rows[0]),
-			NULL) != 0)
+		if (router_add(r, rows, sizeof(rows) / sizeof(rows[0]), NULL) !=
+		    0)
 			abort();
 	}
 	if (size < 1)
@@ -70,8 +70,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	path = malloc(plen + 1);
 	memcpy(path, data, plen);
 	path[plen] = '\0';
-	if (router_match(r, method, path, &m) ==
-	    ROUTER_FOUND) {
+	if (router_match(r, method, path, &m) == ROUTER_FOUND) {
 		if (m.route == NULL)
 			abort();
 		for (i = 0; i < m.nparams; i++)
@@ -85,7 +84,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += plen + 1;
 	size -= plen + 1;
 	if (json_body_parse(ct, data, size, &lim, &obj, &files, err,
-		sizeof(err)) != 0) {
+			    sizeof(err)) != 0) {
 		if (obj != NULL || files != NULL)
 			abort();
 		return 0;

@@ -55,19 +55,19 @@ struct creq {
 struct fx {
 	struct event_base *base;
 	struct http *h;
-	int pipefd[2];		/* client thread -> loop: done */
-	struct event *ev_done;	/* reads pipefd[0] */
-	struct creq *reqs;	/* the client thread's requests */
+	int pipefd[2];	       /* client thread -> loop: done */
+	struct event *ev_done; /* reads pipefd[0] */
+	struct creq *reqs;     /* the client thread's requests */
 	size_t nreqs;
-	uint64_t held_id;	/* last request parked by /t/hold */
-	int raw_fd;		/* raw client socket, -1 if none */
-	bool closed;		/* close hook ran */
-	bool closed_answered;	/* ... with answered */
-	bool stopped;		/* http_stop drained */
-	bool client_done;	/* client thread finished */
-	bool stop_in_handler;	/* /t/hold calls http_stop */
-	bool db_down;		/* status hook reports the database down */
-	int stream_left;	/* events still to write on /t/stream */
+	uint64_t held_id;     /* last request parked by /t/hold */
+	int raw_fd;	      /* raw client socket, -1 if none */
+	bool closed;	      /* close hook ran */
+	bool closed_answered; /* ... with answered */
+	bool stopped;	      /* http_stop drained */
+	bool client_done;     /* client thread finished */
+	bool stop_in_handler; /* /t/hold calls http_stop */
+	bool db_down;	      /* status hook reports the database down */
+	int stream_left;      /* events still to write on /t/stream */
 };
 
 static struct fx F;
@@ -93,15 +93,14 @@ h_echo(struct http_request *req, void *arg)
 
 	json_object_set(o, "body", http_request_body(req));
 	json_object_set_new(o, "name",
-	    json_string(http_request_param(req, "name")));
-	json_object_set_new(o, "ip",
-	    json_string(http_request_client_ip(req)));
+			    json_string(http_request_param(req, "name")));
+	json_object_set_new(o, "ip", json_string(http_request_client_ip(req)));
 	if (http_request_token(req) != NULL)
 		json_object_set_new(o, "token",
-		    json_string(http_request_token(req)));
+				    json_string(http_request_token(req)));
 	if (files != NULL)
 		json_object_set_new(o, "nfiles",
-		    json_integer((json_int_t)files->n));
+				    json_integer((json_int_t)files->n));
 	http_response_header_add(req, "X-Test", "yes");
 	return http_respond_json(req, 201, o);
 }
@@ -111,13 +110,13 @@ resume_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	uint64_t *idp = arg;
 
-	ck_assert_int_eq(http_request_resume_with(F.h, *idp, 200,
-				 json_pack("{s:b}", "late", 1)),
-	    0);
+	ck_assert_int_eq(http_request_resume_with(
+				 F.h, *idp, 200, json_pack("{s:b}", "late", 1)),
+			 0);
 	/* a second answer for the same id is refused */
-	ck_assert_int_eq(http_request_resume_with(F.h, *idp, 200,
-				 json_object()),
-	    CINDER_ERR_INVAL);
+	ck_assert_int_eq(
+		http_request_resume_with(F.h, *idp, 200, json_object()),
+		CINDER_ERR_INVAL);
 	free(idp);
 }
 
@@ -125,13 +124,13 @@ static int
 h_suspend(struct http_request *req, void *arg)
 {
 	uint64_t *idp = malloc(sizeof(*idp));
-	struct timeval tv = { 0, 5000 };
+	struct timeval tv = {0, 5000};
 
 	*idp = http_request_id(req);
 	ck_assert_int_eq(http_request_suspend(req), 0);
 	ck_assert_int_eq(event_base_once(F.base, -1, EV_TIMEOUT,
-				 resume_timer_cb, idp, &tv),
-	    0);
+					 resume_timer_cb, idp, &tv),
+			 0);
 	return 0;
 }
 
@@ -176,7 +175,7 @@ static int
 h_whoami(struct http_request *req, void *arg)
 {
 	json_t *o = json_pack("{s:s}", "user",
-	    (const char *)http_request_user(req));
+			      (const char *)http_request_user(req));
 
 	json_object_set(o, "body", http_request_body(req));
 	return http_respond_json(req, 200, o);
@@ -186,22 +185,21 @@ static void
 stream_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	uint64_t *idp = arg;
-	struct timeval tv = { 0, 2000 };
+	struct timeval tv = {0, 2000};
 	char buf[64];
 
 	if (F.stream_left-- > 0) {
 		snprintf(buf, sizeof(buf), "event: e%d\ndata: {}\n\n",
-		    F.stream_left);
-		ck_assert_int_eq(http_stream_write(F.h, *idp, buf,
-					 strlen(buf)),
-		    0);
+			 F.stream_left);
+		ck_assert_int_eq(http_stream_write(F.h, *idp, buf, strlen(buf)),
+				 0);
 		event_base_once(F.base, -1, EV_TIMEOUT, stream_timer_cb, idp,
-		    &tv);
+				&tv);
 		return;
 	}
 	ck_assert_int_eq(http_stream_end(F.h, *idp), 0);
 	ck_assert_int_eq(http_stream_write(F.h, *idp, "x", 1),
-	    CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 	free(idp);
 }
 
@@ -209,7 +207,7 @@ static int
 h_stream(struct http_request *req, void *arg)
 {
 	uint64_t *idp = malloc(sizeof(*idp));
-	struct timeval tv = { 0, 2000 };
+	struct timeval tv = {0, 2000};
 
 	*idp = http_request_id(req);
 	ck_assert_int_eq(http_stream_start(req, 200, "text/event-stream"), 0);
@@ -228,17 +226,17 @@ h_stream_hold(struct http_request *req, void *arg)
 }
 
 static const struct route test_routes[] = {
-	{ "GET", "/t/hello", 0, h_hello },
-	{ "POST", "/t/echo/:name", 0, h_echo },
-	{ "POST", "/t/upload", ROUTE_UPLOAD, h_echo },
-	{ "GET", "/t/suspend", 0, h_suspend },
-	{ "GET", "/t/hold", 0, h_hold },
-	{ "GET", "/t/err", 0, h_err },
-	{ "GET", "/t/noanswer", 0, h_noanswer },
-	{ "GET", "/t/auth", ROUTE_AUTH_REQUIRED, h_whoami },
-	{ "POST", "/t/auth", ROUTE_AUTH_REQUIRED, h_whoami },
-	{ "GET", "/t/stream", 0, h_stream },
-	{ "GET", "/t/stream-hold", 0, h_stream_hold },
+	{"GET", "/t/hello", 0, h_hello},
+	{"POST", "/t/echo/:name", 0, h_echo},
+	{"POST", "/t/upload", ROUTE_UPLOAD, h_echo},
+	{"GET", "/t/suspend", 0, h_suspend},
+	{"GET", "/t/hold", 0, h_hold},
+	{"GET", "/t/err", 0, h_err},
+	{"GET", "/t/noanswer", 0, h_noanswer},
+	{"GET", "/t/auth", ROUTE_AUTH_REQUIRED, h_whoami},
+	{"POST", "/t/auth", ROUTE_AUTH_REQUIRED, h_whoami},
+	{"GET", "/t/stream", 0, h_stream},
+	{"GET", "/t/stream-hold", 0, h_stream_hold},
 };
 
 static void
@@ -257,7 +255,7 @@ static int
 test_auth(struct http_request *req, const char *token, void *arg)
 {
 	uint64_t *idp;
-	struct timeval tv = { 0, 1000 };
+	struct timeval tv = {0, 1000};
 
 	if (strcmp(token, "good") == 0) {
 		http_request_set_user(req, strdup("alice"), free);
@@ -269,7 +267,7 @@ test_auth(struct http_request *req, const char *token, void *arg)
 		idp = malloc(sizeof(*idp));
 		*idp = http_request_id(req);
 		event_base_once(F.base, -1, EV_TIMEOUT, auth_timer_cb, idp,
-		    &tv);
+				&tv);
 		return HTTP_AUTH_PENDING;
 	}
 	return CINDER_ERR_AUTH;
@@ -279,7 +277,7 @@ static void
 test_status(json_t *o, void *arg)
 {
 	json_object_set_new(o, "database",
-	    json_string(F.db_down ? "down" : "up"));
+			    json_string(F.db_down ? "down" : "up"));
 	if (F.db_down)
 		json_object_set_new(o, "ok", json_false());
 }
@@ -318,15 +316,16 @@ setup(void)
 	F.h = http_new(F.base, "127.0.0.1:0", &o);
 	ck_assert_ptr_nonnull(F.h);
 	ck_assert_uint_ne(http_port(F.h), 0);
-	ck_assert_int_eq(http_add_routes(F.h, test_routes,
-				 sizeof(test_routes) / sizeof(test_routes[0]),
-				 NULL),
-	    0);
+	ck_assert_int_eq(
+		http_add_routes(F.h, test_routes,
+				sizeof(test_routes) / sizeof(test_routes[0]),
+				NULL),
+		0);
 	http_set_auth_cb(F.h, test_auth, NULL);
 	http_set_status_cb(F.h, test_status, NULL);
 	ck_assert_int_eq(pipe2(F.pipefd, O_NONBLOCK | O_CLOEXEC), 0);
 	F.ev_done = event_new(F.base, F.pipefd[0], EV_READ | EV_PERSIST,
-	    done_cb, NULL);
+			      done_cb, NULL);
 	event_add(F.ev_done, NULL);
 }
 
@@ -379,15 +378,15 @@ client_main(void *arg)
 		curl_easy_setopt(e[i], CURLOPT_HEADERDATA, &r->hb);
 		if (r->method != NULL)
 			curl_easy_setopt(e[i], CURLOPT_CUSTOMREQUEST,
-			    r->method);
+					 r->method);
 		if (r->body != NULL) {
 			curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, r->body);
 			curl_easy_setopt(e[i], CURLOPT_POSTFIELDSIZE,
-			    (long)r->body_len);
+					 (long)r->body_len);
 		}
 		if (r->chunked)
-			r->slist = curl_slist_append(r->slist,
-			    "Transfer-Encoding: chunked");
+			r->slist = curl_slist_append(
+				r->slist, "Transfer-Encoding: chunked");
 		for (j = 0; j < 4 && r->hdr[j] != NULL; j++)
 			r->slist = curl_slist_append(r->slist, r->hdr[j]);
 		r->slist = curl_slist_append(r->slist, "Expect:");
@@ -401,7 +400,7 @@ client_main(void *arg)
 	}
 	for (i = 0; i < F.nreqs; i++) {
 		curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE,
-		    &F.reqs[i].status);
+				  &F.reqs[i].status);
 		curl_multi_remove_handle(m, e[i]);
 		curl_easy_cleanup(e[i]);
 		curl_slist_free_all(F.reqs[i].slist);
@@ -425,7 +424,7 @@ static void
 creq_url(struct creq *r, const char *path)
 {
 	snprintf(r->url, sizeof(r->url), "http://127.0.0.1:%u%s",
-	    (unsigned)http_port(F.h), path);
+		 (unsigned)http_port(F.h), path);
 }
 
 /* Run the requests concurrently; the loop serves them until done. */
@@ -494,11 +493,10 @@ raw_send(const char *text)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	F.raw_fd = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_ge(F.raw_fd, 0);
-	ck_assert_int_eq(connect(F.raw_fd, (struct sockaddr *)&sin,
-				 sizeof(sin)),
-	    0);
+	ck_assert_int_eq(
+		connect(F.raw_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	ck_assert_int_eq(write(F.raw_fd, text, strlen(text)),
-	    (ssize_t)strlen(text));
+			 (ssize_t)strlen(text));
 }
 
 /* ---- tests ---- */
@@ -516,7 +514,7 @@ START_TEST(test_http_new_listen)
 		char addr[64];
 
 		snprintf(addr, sizeof(addr), "127.0.0.1:%u",
-		    (unsigned)http_port(F.h));
+			 (unsigned)http_port(F.h));
 		ck_assert_ptr_null(http_new(F.base, addr, NULL));
 	}
 	h = http_new(F.base, "[::1]:0", NULL);
@@ -553,7 +551,7 @@ START_TEST(test_http_get_json_and_cors)
 	ck_assert_int_eq(r[0].status, 200);
 	ck_assert(has_header(&r[0], "Access-Control-Allow-Origin: *"));
 	ck_assert(has_header(&r[0],
-	    "Content-Type: application/json; charset=utf-8"));
+			     "Content-Type: application/json; charset=utf-8"));
 	ck_assert_str_eq(r[0].resp, "{\"hello\":\"world\",\"x\":\"a b c\"}");
 	o = resp_json(&r[0]);
 	json_decref(o);
@@ -574,10 +572,10 @@ START_TEST(test_http_health)
 	o = resp_json(&r[0]);
 	ck_assert(json_is_true(json_object_get(o, "ok")));
 	ck_assert_str_eq(json_string_value(json_object_get(o, "version")),
-	    PACKAGE_VERSION);
+			 PACKAGE_VERSION);
 	ck_assert(json_is_integer(json_object_get(o, "uptime_s")));
 	ck_assert_str_eq(json_string_value(json_object_get(o, "database")),
-	    "up");
+			 "up");
 	ck_assert(json_is_object(json_object_get(o, "http")));
 	json_decref(o);
 	ck_assert(has_header(&r[1], "Access-Control-Allow-Origin: *"));
@@ -592,7 +590,7 @@ START_TEST(test_http_health)
 	o = resp_json(&r[0]);
 	ck_assert(json_is_false(json_object_get(o, "ok")));
 	ck_assert_str_eq(json_string_value(json_object_get(o, "database")),
-	    "down");
+			 "down");
 	ck_assert_ptr_nonnull(json_object_get(o, "version"));
 	json_decref(o);
 	creq_free(r, 1);
@@ -620,7 +618,7 @@ START_TEST(test_http_errors)
 	o = resp_json(&r[0]);
 	ck_assert(json_is_false(json_object_get(o, "ok")));
 	ck_assert_str_eq(json_string_value(json_object_get(o, "error")),
-	    "Not Found");
+			 "Not Found");
 	ck_assert_ptr_nonnull(json_object_get(o, "error_description"));
 	json_decref(o);
 
@@ -631,7 +629,7 @@ START_TEST(test_http_errors)
 	ck_assert_int_eq(r[2].status, 408);
 	o = resp_json(&r[2]);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "error")),
-	    "Timed out.");
+			 "Timed out.");
 	json_decref(o);
 
 	ck_assert_int_eq(r[3].status, 500);
@@ -674,33 +672,32 @@ START_TEST(test_http_body_parse)
 	ck_assert_int_eq(r[0].status, 201);
 	ck_assert(has_header(&r[0], "X-Test: yes"));
 	o = resp_json(&r[0]);
-	ck_assert_str_eq(json_string_value(json_object_get(o, "name")),
-	    "a/b");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "name")), "a/b");
 	ck_assert_str_eq(json_string_value(json_object_get(
 				 json_object_get(o, "body"), "args")),
-	    "on");
+			 "on");
 	ck_assert_str_eq(json_string_value(json_object_get(o, "ip")),
-	    "127.0.0.1");
+			 "127.0.0.1");
 	json_decref(o);
 
 	/* form: the token is found and stripped from the body */
 	ck_assert_int_eq(r[1].status, 201);
 	o = resp_json(&r[1]);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "token")),
-	    "tok1");
-	ck_assert_ptr_null(json_object_get(json_object_get(o, "body"),
-	    "access_token"));
+			 "tok1");
+	ck_assert_ptr_null(
+		json_object_get(json_object_get(o, "body"), "access_token"));
 	ck_assert_str_eq(json_string_value(json_object_get(
 				 json_object_get(o, "body"), "arg")),
-	    "on");
+			 "on");
 	json_decref(o);
 
 	ck_assert_int_eq(r[2].status, 400);
 	o = resp_json(&r[2]);
-	ck_assert_msg(strstr(json_string_value(json_object_get(o,
-				     "error_description")),
-			  "malformed JSON body") != NULL,
-	    "%s", r[2].resp);
+	ck_assert_msg(strstr(json_string_value(
+				     json_object_get(o, "error_description")),
+			     "malformed JSON body") != NULL,
+		      "%s", r[2].resp);
 	json_decref(o);
 	ck_assert_int_eq(r[3].status, 400);
 	creq_free(r, 4);
@@ -730,9 +727,10 @@ START_TEST(test_http_body_limit)
 	r[2].body_len = MAX_BODY - 1;
 	/* an upload route takes more, as multipart */
 	mp = malloc(MAX_BODY * 2);
-	mplen = (size_t)snprintf(mp, MAX_BODY * 2,
-	    "--b\r\nContent-Disposition: form-data; name=\"file\"; "
-	    "filename=\"f.bin\"\r\n\r\n");
+	mplen = (size_t)snprintf(
+		mp, MAX_BODY * 2,
+		"--b\r\nContent-Disposition: form-data; name=\"file\"; "
+		"filename=\"f.bin\"\r\n\r\n");
 	memset(mp + mplen, 'z', MAX_BODY);
 	mplen += MAX_BODY;
 	mplen += (size_t)snprintf(mp + mplen, 64, "\r\n--b--\r\n");
@@ -781,22 +779,22 @@ START_TEST(test_http_auth)
 	ck_assert_int_eq(r[0].status, 401);
 	o = resp_json(&r[0]);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "error")),
-	    "invalid_token");
-	ck_assert_str_eq(json_string_value(json_object_get(o,
-				 "error_description")),
-	    "The access token was not found");
+			 "invalid_token");
+	ck_assert_str_eq(
+		json_string_value(json_object_get(o, "error_description")),
+		"The access token was not found");
 	json_decref(o);
 	ck_assert_int_eq(r[1].status, 200);
 	ck_assert_str_eq(r[1].resp, "{\"user\":\"alice\",\"body\":{}}");
 	ck_assert_int_eq(r[2].status, 200);
 	ck_assert_int_eq(r[3].status, 200);
 	ck_assert_str_eq(r[3].resp,
-	    "{\"user\":\"alice\",\"body\":{\"arg\":\"1\"}}");
+			 "{\"user\":\"alice\",\"body\":{\"arg\":\"1\"}}");
 	ck_assert_int_eq(r[4].status, 401);
 	o = resp_json(&r[4]);
-	ck_assert_str_eq(json_string_value(json_object_get(o,
-				 "error_description")),
-	    "The access token provided is invalid.");
+	ck_assert_str_eq(
+		json_string_value(json_object_get(o, "error_description")),
+		"The access token provided is invalid.");
 	json_decref(o);
 	ck_assert_int_eq(r[5].status, 403);
 	ck_assert_int_eq(r[6].status, 200);
@@ -854,12 +852,12 @@ START_TEST(test_http_request_client_gone)
 	ck_assert_ptr_null(http_request_lookup(F.h, id));
 	ck_assert_uint_eq(http_active_count(F.h), 0);
 	/* the late answer finds nothing */
-	ck_assert_int_eq(http_request_resume_with(F.h, id, 200,
-				 json_pack("{s:b}", "late", 1)),
-	    CINDER_ERR_NOTFOUND);
-	ck_assert_int_eq(http_request_resume_error(F.h, id,
-				 CINDER_ERR_TIMEOUT, NULL),
-	    CINDER_ERR_NOTFOUND);
+	ck_assert_int_eq(http_request_resume_with(
+				 F.h, id, 200, json_pack("{s:b}", "late", 1)),
+			 CINDER_ERR_NOTFOUND);
+	ck_assert_int_eq(
+		http_request_resume_error(F.h, id, CINDER_ERR_TIMEOUT, NULL),
+		CINDER_ERR_NOTFOUND);
 	/* and MHD really closes the connection */
 	drain();
 }
@@ -904,7 +902,7 @@ START_TEST(test_http_stream_client_gone)
 		ck_assert_int_eq(event_base_dispatch(F.base), 0);
 	ck_assert(!F.closed_answered);
 	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
-	    CINDER_ERR_NOTFOUND);
+			 CINDER_ERR_NOTFOUND);
 	ck_assert_uint_eq(http_stream_buffered(F.h, F.held_id), 0);
 }
 END_TEST
@@ -916,13 +914,13 @@ START_TEST(test_http_concurrent)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		creq_url(&r[i], i % 3 == 0 ? "/t/suspend" :
-			    i % 3 == 1 ? "/t/hello" :
-					 "/v1/ping");
+		creq_url(&r[i], i % 3 == 0   ? "/t/suspend"
+				: i % 3 == 1 ? "/t/hello"
+					     : "/v1/ping");
 	client_run(r, n);
 	for (i = 0; i < n; i++) {
 		ck_assert_msg(r[i].status == 200, "request %zu: %ld", i,
-		    r[i].status);
+			      r[i].status);
 		ck_assert_ptr_nonnull(r[i].resp);
 	}
 	creq_free(r, n);

@@ -23,7 +23,7 @@ parse_ok(const char *ct, const char *body)
 	int r;
 
 	r = json_body_parse(ct, (const uint8_t *)body, strlen(body), NULL, &o,
-	    NULL, err, sizeof(err));
+			    NULL, err, sizeof(err));
 	ck_assert_msg(r == 0, "parse failed: %d %s", r, err);
 	ck_assert_ptr_nonnull(o);
 	ck_assert(json_is_object(o));
@@ -37,7 +37,7 @@ parse_err(const char *ct, const char *body, char *err, size_t errlen)
 	int r;
 
 	r = json_body_parse(ct, (const uint8_t *)body, strlen(body), NULL, &o,
-	    NULL, err, errlen);
+			    NULL, err, errlen);
 	ck_assert_ptr_null(o);
 	ck_assert_int_ne(r, 0);
 	return r;
@@ -46,7 +46,7 @@ parse_err(const char *ct, const char *body, char *err, size_t errlen)
 START_TEST(test_json_body_parse_json)
 {
 	json_t *o = parse_ok("application/json; charset=utf-8",
-	    "{\"arg\":\"on\",\"n\":3,\"private\":true}");
+			     "{\"arg\":\"on\",\"n\":3,\"private\":true}");
 
 	ck_assert_str_eq(json_field_str(o, "arg"), "on");
 	ck_assert_int_eq(json_integer_value(json_object_get(o, "n")), 3);
@@ -66,8 +66,9 @@ END_TEST
 
 START_TEST(test_json_body_parse_form)
 {
-	json_t *o = parse_ok("application/x-www-form-urlencoded",
-	    "arg=hello+world%21&access_token=abc&empty=&flag&&x=%E2%82%AC");
+	json_t *o = parse_ok(
+		"application/x-www-form-urlencoded",
+		"arg=hello+world%21&access_token=abc&empty=&flag&&x=%E2%82%AC");
 
 	ck_assert_str_eq(json_field_str(o, "arg"), "hello world!");
 	ck_assert_str_eq(json_field_str(o, "access_token"), "abc");
@@ -78,7 +79,7 @@ START_TEST(test_json_body_parse_form)
 	json_decref(o);
 	/* repeated keys keep every value */
 	o = parse_ok("application/x-www-form-urlencoded",
-	    "groups[]=a&groups[]=b&groups[]=c");
+		     "groups[]=a&groups[]=b&groups[]=c");
 	ck_assert(json_is_array(json_object_get(o, "groups[]")));
 	ck_assert_uint_eq(json_array_size(json_object_get(o, "groups[]")), 3);
 	json_decref(o);
@@ -93,9 +94,9 @@ START_TEST(test_json_body_parse_same_object)
 {
 	/* the same fields via JSON and form give equal objects */
 	json_t *a = parse_ok("application/json",
-	    "{\"name\":\"my event\",\"data\":\"25\"}");
+			     "{\"name\":\"my event\",\"data\":\"25\"}");
 	json_t *b = parse_ok("application/x-www-form-urlencoded",
-	    "name=my%20event&data=25");
+			     "name=my%20event&data=25");
 
 	ck_assert(json_equal(a, b));
 	json_decref(a);
@@ -118,66 +119,66 @@ START_TEST(test_json_body_parse_malformed)
 {
 	char err[256];
 
-	ck_assert_int_eq(parse_err("application/json", "{\"a\":", err,
-				 sizeof(err)),
-	    CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(
+		parse_err("application/json", "{\"a\":", err, sizeof(err)),
+		CINDER_ERR_MALFORMED);
 	ck_assert_msg(strstr(err, "malformed JSON body") != NULL, "%s", err);
-	ck_assert_int_eq(parse_err("application/json", "[1,2]", err,
-				 sizeof(err)),
-	    CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(
+		parse_err("application/json", "[1,2]", err, sizeof(err)),
+		CINDER_ERR_MALFORMED);
 	ck_assert_str_eq(err, "JSON body must be an object");
-	ck_assert_int_eq(parse_err("application/json", "\"x\"", err,
-				 sizeof(err)),
-	    CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(
+		parse_err("application/json", "\"x\"", err, sizeof(err)),
+		CINDER_ERR_MALFORMED);
 	ck_assert_int_eq(parse_err("application/json", "{\"a\":\"\\u0000\"}",
-				 err, sizeof(err)),
-	    CINDER_ERR_MALFORMED);
-	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded",
-				 "a=%zz", err, sizeof(err)),
-	    CINDER_ERR_MALFORMED);
+				   err, sizeof(err)),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded", "a=%zz",
+				   err, sizeof(err)),
+			 CINDER_ERR_MALFORMED);
 	ck_assert_msg(strstr(err, "malformed form body") != NULL, "%s", err);
+	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded", "a=%00",
+				   err, sizeof(err)),
+			 CINDER_ERR_MALFORMED);
 	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded",
-				 "a=%00", err, sizeof(err)),
-	    CINDER_ERR_MALFORMED);
-	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded",
-				 "a=%ff%fe", err, sizeof(err)),
-	    CINDER_ERR_MALFORMED);
-	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded",
-				 "a=%4", err, sizeof(err)),
-	    CINDER_ERR_MALFORMED);
+				   "a=%ff%fe", err, sizeof(err)),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded", "a=%4",
+				   err, sizeof(err)),
+			 CINDER_ERR_MALFORMED);
 	ck_assert_int_eq(parse_err("image/png", "xx", err, sizeof(err)),
-	    CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 	ck_assert_str_eq(err, "unsupported content type image/png");
 }
 END_TEST
 
 START_TEST(test_json_body_parse_limits)
 {
-	struct json_limits lim = { 16, 3, 1 };
+	struct json_limits lim = {16, 3, 1};
 	const char *big = "{\"aaaaaaaaaa\":\"bbbbbbbbbbbbbbbbbbbbbb\"}";
 	json_t *o = (json_t *)1;
 	char err[256];
 
 	ck_assert_int_eq(json_body_parse("application/json",
-				 (const uint8_t *)big, strlen(big), &lim, &o,
-				 NULL, err, sizeof(err)),
-	    CINDER_ERR_TOO_BIG);
+					 (const uint8_t *)big, strlen(big),
+					 &lim, &o, NULL, err, sizeof(err)),
+			 CINDER_ERR_TOO_BIG);
 	ck_assert_ptr_null(o);
 	ck_assert_str_eq(err, "request body is too large (limit 16 bytes)");
 	ck_assert_int_eq(json_body_parse(NULL, (const uint8_t *)"a&b&c&d", 7,
-				 &lim, &o, NULL, err, sizeof(err)),
-	    CINDER_ERR_TOO_BIG);
+					 &lim, &o, NULL, err, sizeof(err)),
+			 CINDER_ERR_TOO_BIG);
 	ck_assert_str_eq(err, "too many form fields");
 	ck_assert_int_eq(json_body_parse(NULL, (const uint8_t *)"a&b&c", 5,
-				 &lim, &o, NULL, err, sizeof(err)),
-	    0);
+					 &lim, &o, NULL, err, sizeof(err)),
+			 0);
 	ck_assert_uint_eq(json_object_size(o), 3);
 	json_decref(o);
 	/* the default is 1 MiB */
 	ck_assert_int_eq(json_body_parse(NULL, (const uint8_t *)big,
-				 JSON_DEFAULT_MAX_BODY + 1, NULL, &o, NULL,
-				 NULL, 0),
-	    CINDER_ERR_TOO_BIG);
+					 JSON_DEFAULT_MAX_BODY + 1, NULL, &o,
+					 NULL, NULL, 0),
+			 CINDER_ERR_TOO_BIG);
 }
 END_TEST
 
@@ -188,7 +189,8 @@ static const char mp_body[] =
 	"\r\n"
 	"my app\r\n"
 	"--XyZ\r\n"
-	"Content-Disposition: form-data; name=\"file\"; filename=\"app.bin\"\r\n"
+	"Content-Disposition: form-data; name=\"file\"; "
+	"filename=\"app.bin\"\r\n"
 	"Content-Type: application/octet-stream\r\n"
 	"\r\n"
 	"\x00\x01\r\n\x02--Xy\r\n"
@@ -210,7 +212,7 @@ START_TEST(test_json_body_parse_multipart)
 	int r;
 
 	r = json_body_parse(ct, (const uint8_t *)mp_body, sizeof(mp_body) - 1,
-	    NULL, &o, &files, err, sizeof(err));
+			    NULL, &o, &files, err, sizeof(err));
 	ck_assert_msg(r == 0, "%d %s", r, err);
 	ck_assert_str_eq(json_field_str(o, "name"), "my app");
 	ck_assert_uint_eq(json_object_size(o), 1);
@@ -232,7 +234,7 @@ START_TEST(test_json_body_parse_multipart)
 
 	/* without a files list, uploads are refused */
 	r = json_body_parse(ct, (const uint8_t *)mp_body, sizeof(mp_body) - 1,
-	    NULL, &o, NULL, err, sizeof(err));
+			    NULL, &o, NULL, err, sizeof(err));
 	ck_assert_int_eq(r, CINDER_ERR_INVAL);
 	ck_assert_ptr_null(o);
 }
@@ -243,7 +245,8 @@ START_TEST(test_json_body_parse_multipart_malformed)
 	static const char *bad[] = {
 		"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx",
 		"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--",
-		"--B\r\nContent-Disposition: attachment; name=a\r\n\r\nx\r\n--B--",
+		"--B\r\nContent-Disposition: attachment; "
+		"name=a\r\n\r\nx\r\n--B--",
 		"--B\r\nContent-Disposition: form-data; name=a",
 		"--Bx",
 		"nothing here",
@@ -256,24 +259,25 @@ START_TEST(test_json_body_parse_multipart_malformed)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_int_eq(json_body_parse("multipart/form-data; "
 						 "boundary=B",
-					 (const uint8_t *)bad[i],
-					 strlen(bad[i]), NULL, &o, &files, err,
-					 sizeof(err)),
-		    CINDER_ERR_MALFORMED);
+						 (const uint8_t *)bad[i],
+						 strlen(bad[i]), NULL, &o,
+						 &files, err, sizeof(err)),
+				 CINDER_ERR_MALFORMED);
 		ck_assert_ptr_null(o);
 		ck_assert_ptr_null(files);
 		ck_assert_str_eq(err, "malformed multipart body");
 	}
 	ck_assert_int_eq(json_body_parse("multipart/form-data",
-				 (const uint8_t *)bad[0], strlen(bad[0]), NULL,
-				 &o, &files, err, sizeof(err)),
-	    CINDER_ERR_MALFORMED);
+					 (const uint8_t *)bad[0],
+					 strlen(bad[0]), NULL, &o, &files, err,
+					 sizeof(err)),
+			 CINDER_ERR_MALFORMED);
 	ck_assert_str_eq(err, "multipart body without a valid boundary");
 	/* every truncation of a good body fails cleanly or parses */
 	for (i = 0; i < sizeof(mp_body) - 1; i++) {
 		int r = json_body_parse("multipart/form-data; boundary=XyZ",
-		    (const uint8_t *)mp_body, i, NULL, &o, &files, err,
-		    sizeof(err));
+					(const uint8_t *)mp_body, i, NULL, &o,
+					&files, err, sizeof(err));
 		if (r == 0) {
 			json_decref(o);
 			json_files_free(files);
@@ -295,12 +299,12 @@ START_TEST(test_json_url_decode)
 	ck_assert_str_eq(s, "a b");
 	free(s);
 	ck_assert_int_eq(json_url_decode("%", 1, false, &s, NULL),
-	    CINDER_ERR_MALFORMED);
+			 CINDER_ERR_MALFORMED);
 	ck_assert_ptr_null(s);
 	ck_assert_int_eq(json_url_decode("%g0", 3, false, &s, NULL),
-	    CINDER_ERR_MALFORMED);
+			 CINDER_ERR_MALFORMED);
 	ck_assert_int_eq(json_url_decode("%00", 3, false, &s, NULL),
-	    CINDER_ERR_MALFORMED);
+			 CINDER_ERR_MALFORMED);
 }
 END_TEST
 
@@ -329,7 +333,7 @@ END_TEST
 START_TEST(test_json_error_body_shape)
 {
 	json_t *e = json_error_body(CINDER_ERR_NOTFOUND, NULL,
-	    "Variable not found");
+				    "Variable not found");
 	char *s = json_dump_compact(e, NULL);
 
 	ck_assert_str_eq(s, "{\"ok\":false,\"error\":\"Variable not found\","
@@ -339,7 +343,7 @@ START_TEST(test_json_error_body_shape)
 	e = json_error_body(CINDER_ERR_AUTH, "invalid_token", NULL);
 	ck_assert_str_eq(json_field_str(e, "error"), "invalid_token");
 	ck_assert_str_eq(json_field_str(e, "error_description"),
-	    "The access token provided is invalid.");
+			 "The access token provided is invalid.");
 	json_decref(e);
 	/* invalid UTF-8 in a description never yields a broken envelope */
 	e = json_error_body(CINDER_ERR_INVAL, NULL, "bad \xff");

@@ -27,19 +27,19 @@ h_b(struct http_request *req, void *arg)
 }
 
 static const struct route table[] = {
-	{ "GET", "/v1/devices", ROUTE_AUTH_REQUIRED, h_a },
-	{ "POST", "/v1/devices", ROUTE_AUTH_REQUIRED, h_a },
-	{ "GET", "/v1/devices/events", 0, h_b },
-	{ "POST", "/v1/devices/events", 0, h_b },
-	{ "GET", "/v1/devices/events/:prefix", 0, h_b },
-	{ "GET", "/v1/devices/:id", 0, h_a },
-	{ "PUT", "/v1/devices/:id", 0, h_a },
-	{ "DELETE", "/v1/devices/:id", 0, h_a },
-	{ "GET", "/v1/devices/:id/:var", 0, h_a },
-	{ "POST", "/v1/devices/:id/:fn", 0, h_a },
-	{ "GET", "/v1/events/:prefix", 0, h_b },
-	{ "GET", "/console/*file", 0, h_b },
-	{ "GET", "/", 0, h_b },
+	{"GET", "/v1/devices", ROUTE_AUTH_REQUIRED, h_a},
+	{"POST", "/v1/devices", ROUTE_AUTH_REQUIRED, h_a},
+	{"GET", "/v1/devices/events", 0, h_b},
+	{"POST", "/v1/devices/events", 0, h_b},
+	{"GET", "/v1/devices/events/:prefix", 0, h_b},
+	{"GET", "/v1/devices/:id", 0, h_a},
+	{"PUT", "/v1/devices/:id", 0, h_a},
+	{"DELETE", "/v1/devices/:id", 0, h_a},
+	{"GET", "/v1/devices/:id/:var", 0, h_a},
+	{"POST", "/v1/devices/:id/:fn", 0, h_a},
+	{"GET", "/v1/events/:prefix", 0, h_b},
+	{"GET", "/console/*file", 0, h_b},
+	{"GET", "/", 0, h_b},
 };
 
 static struct router *
@@ -48,8 +48,8 @@ mk(void)
 	struct router *r = router_new();
 
 	ck_assert_int_eq(router_add(r, table, sizeof(table) / sizeof(table[0]),
-				 (void *)table),
-	    0);
+				    (void *)table),
+			 0);
 	return r;
 }
 
@@ -59,13 +59,13 @@ START_TEST(test_router_match_literal)
 	struct router_match m;
 
 	ck_assert_int_eq(router_match(r, "GET", "/v1/devices", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[0]);
 	ck_assert_ptr_eq(m.arg, table);
 	ck_assert_uint_eq(m.nparams, 0);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "POST", "/v1/devices", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[1]);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "/", &m), ROUTER_FOUND);
@@ -80,20 +80,20 @@ START_TEST(test_router_match_params)
 	struct router *r = mk();
 	struct router_match m;
 
-	ck_assert_int_eq(router_match(r, "GET",
-				 "/v1/devices/0123456789abcdef01234567/temp",
-				 &m),
-	    ROUTER_FOUND);
+	ck_assert_int_eq(
+		router_match(r, "GET",
+			     "/v1/devices/0123456789abcdef01234567/temp", &m),
+		ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[8]);
 	ck_assert_uint_eq(m.nparams, 2);
 	ck_assert_str_eq(router_match_param(&m, "id"),
-	    "0123456789abcdef01234567");
+			 "0123456789abcdef01234567");
 	ck_assert_str_eq(router_match_param(&m, "var"), "temp");
 	ck_assert_ptr_null(router_match_param(&m, "fn"));
 	router_match_cleanup(&m);
 
 	ck_assert_int_eq(router_match(r, "POST", "/v1/devices/x/led", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[9]);
 	ck_assert_str_eq(router_match_param(&m, "fn"), "led");
 	router_match_cleanup(&m);
@@ -108,19 +108,18 @@ START_TEST(test_router_match_precedence)
 
 	/* the literal row wins over /v1/devices/:id */
 	ck_assert_int_eq(router_match(r, "GET", "/v1/devices/events", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[2]);
 	router_match_cleanup(&m);
 	/* ... and over /v1/devices/:id/:var */
-	ck_assert_int_eq(router_match(r, "GET", "/v1/devices/events/temp",
-				 &m),
-	    ROUTER_FOUND);
+	ck_assert_int_eq(router_match(r, "GET", "/v1/devices/events/temp", &m),
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[4]);
 	ck_assert_str_eq(router_match_param(&m, "prefix"), "temp");
 	router_match_cleanup(&m);
 	/* PUT has no literal row: the param row takes it */
 	ck_assert_int_eq(router_match(r, "PUT", "/v1/devices/events", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[6]);
 	ck_assert_str_eq(router_match_param(&m, "id"), "events");
 	router_match_cleanup(&m);
@@ -134,19 +133,19 @@ START_TEST(test_router_match_trailing_slash)
 	struct router_match m;
 
 	ck_assert_int_eq(router_match(r, "GET", "/v1/devices/", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[0]);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "/v1/devices/abc/", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_str_eq(router_match_param(&m, "id"), "abc");
 	router_match_cleanup(&m);
 	/* only one slash is forgiven; empty segments never match */
 	ck_assert_int_eq(router_match(r, "GET", "/v1/devices//", &m),
-	    ROUTER_NO_PATH);
+			 ROUTER_NO_PATH);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "/v1//devices", &m),
-	    ROUTER_NO_PATH);
+			 ROUTER_NO_PATH);
 	router_match_cleanup(&m);
 	router_free(r);
 }
@@ -159,28 +158,28 @@ START_TEST(test_router_match_decode)
 
 	/* an SSE prefix with an encoded slash stays one segment */
 	ck_assert_int_eq(router_match(r, "GET", "/v1/events/a%2Fb%20c", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[10]);
 	ck_assert_str_eq(router_match_param(&m, "prefix"), "a/b c");
 	router_match_cleanup(&m);
 	/* '+' is not a space in paths */
 	ck_assert_int_eq(router_match(r, "GET", "/v1/events/a+b", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_str_eq(router_match_param(&m, "prefix"), "a+b");
 	router_match_cleanup(&m);
 	/* literal segments match after decoding too */
 	ck_assert_int_eq(router_match(r, "GET", "/v1/dev%69ces", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[0]);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "/v1/events/%zz", &m),
-	    ROUTER_BAD_PATH);
+			 ROUTER_BAD_PATH);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "/v1/events/%2", &m),
-	    ROUTER_BAD_PATH);
+			 ROUTER_BAD_PATH);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "/v1/events/a%00", &m),
-	    ROUTER_BAD_PATH);
+			 ROUTER_BAD_PATH);
 	router_match_cleanup(&m);
 	router_free(r);
 }
@@ -192,12 +191,12 @@ START_TEST(test_router_match_wildcard)
 	struct router_match m;
 
 	ck_assert_int_eq(router_match(r, "GET", "/console/js/app%20x.js", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[11]);
 	ck_assert_str_eq(router_match_param(&m, "file"), "js/app x.js");
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "/console", &m),
-	    ROUTER_NO_PATH);
+			 ROUTER_NO_PATH);
 	router_match_cleanup(&m);
 	router_free(r);
 }
@@ -209,14 +208,14 @@ START_TEST(test_router_match_not_found)
 	struct router_match m;
 
 	ck_assert_int_eq(router_match(r, "GET", "/v2/devices", &m),
-	    ROUTER_NO_PATH);
+			 ROUTER_NO_PATH);
 	ck_assert_ptr_null(m.route);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "/v1/devices/a/b/c", &m),
-	    ROUTER_NO_PATH);
+			 ROUTER_NO_PATH);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "v1/devices", &m),
-	    ROUTER_NO_PATH);
+			 ROUTER_NO_PATH);
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "GET", "", &m), ROUTER_NO_PATH);
 	router_match_cleanup(&m);
@@ -230,17 +229,17 @@ START_TEST(test_router_match_method)
 	struct router_match m;
 
 	ck_assert_int_eq(router_match(r, "DELETE", "/v1/devices", &m),
-	    ROUTER_NO_METHOD);
+			 ROUTER_NO_METHOD);
 	ck_assert_ptr_null(m.route);
 	ck_assert_str_eq(m.allow, "GET, POST, OPTIONS");
 	router_match_cleanup(&m);
 	ck_assert_int_eq(router_match(r, "PATCH", "/v1/events/x", &m),
-	    ROUTER_NO_METHOD);
+			 ROUTER_NO_METHOD);
 	ck_assert_str_eq(m.allow, "GET, OPTIONS");
 	router_match_cleanup(&m);
 	/* HEAD is served by GET rows */
 	ck_assert_int_eq(router_match(r, "HEAD", "/v1/devices", &m),
-	    ROUTER_FOUND);
+			 ROUTER_FOUND);
 	ck_assert_ptr_eq(m.route, &table[0]);
 	router_match_cleanup(&m);
 	router_free(r);
@@ -250,17 +249,17 @@ END_TEST
 START_TEST(test_router_add_invalid)
 {
 	static const struct route bad[][1] = {
-		{ { "GET", "v1/x", 0, h_a } },
-		{ { "GET", "/v1//x", 0, h_a } },
-		{ { "GET", "/v1/:", 0, h_a } },
-		{ { "GET", "/v1/*rest/x", 0, h_a } },
-		{ { "GET", "/a/:b/:c/:d/:e/:f/:g/:h/:i/:j", 0, h_a } },
-		{ { "GET", "/v1/x", 0, NULL } },
-		{ { NULL, "/v1/x", 0, h_a } },
+		{{"GET", "v1/x", 0, h_a}},
+		{{"GET", "/v1//x", 0, h_a}},
+		{{"GET", "/v1/:", 0, h_a}},
+		{{"GET", "/v1/*rest/x", 0, h_a}},
+		{{"GET", "/a/:b/:c/:d/:e/:f/:g/:h/:i/:j", 0, h_a}},
+		{{"GET", "/v1/x", 0, NULL}},
+		{{NULL, "/v1/x", 0, h_a}},
 	};
 	static const struct route dup[] = {
-		{ "GET", "/v1/x", 0, h_a },
-		{ "GET", "/v1/x", 0, h_b },
+		{"GET", "/v1/x", 0, h_a},
+		{"GET", "/v1/x", 0, h_b},
 	};
 	struct router *r = mk();
 	struct router_match m;
@@ -268,7 +267,7 @@ START_TEST(test_router_add_invalid)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_int_eq(router_add(r, bad[i], 1, NULL),
-		    CINDER_ERR_INVAL);
+				 CINDER_ERR_INVAL);
 	ck_assert_int_eq(router_add(r, dup, 2, NULL), CINDER_ERR_INVAL);
 	/* a duplicate of an existing row is refused as well */
 	ck_assert_int_eq(router_add(r, table, 1, NULL), CINDER_ERR_INVAL);
