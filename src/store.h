@@ -122,6 +122,29 @@ int store_query_params(struct store *st, unsigned flags, const char *sql,
 		       store_done_cb cb, void *arg, uint64_t *idp);
 
 /**
+ * NOTIFY receiver, run on the loop thread for each notification on a
+ * channel given to store_listen(). channel and payload are borrowed for
+ * the call. Must not call store_free().
+ */
+typedef void (*store_notify_cb)(const char *channel, const char *payload,
+				void *arg);
+
+/** Set (or clear, with cb NULL) the notification receiver. */
+void store_notify_set(struct store *st, store_notify_cb cb, void *arg);
+
+/**
+ * LISTEN on a channel, now and again after every reconnect. Notifications
+ * sent while the store is down are lost: watch store_stats.reconnects to
+ * know when to resynchronise. Send with store_query(...,
+ * "SELECT pg_notify($1, $2)", ...).
+ * @param channel 1..63 characters [a-z0-9_], starting with a letter;
+ *     copied
+ * @return 0 (also if already listening), CINDER_ERR_INVAL (bad name) or
+ *     CINDER_ERR_TOO_BIG (more than 64 channels)
+ */
+int store_listen(struct store *st, const char *channel);
+
+/**
  * Cancel a queued or in-flight query: its callback will not run. A query
  * already sent to the server may still take effect there.
  * @return 0, or CINDER_ERR_NOTFOUND if id is unknown or already completed

@@ -30,6 +30,9 @@
 /* A write lost in flight this many times is failed, not sent again: it
  * may be what brings the server down. */
 #define STORE_MAX_RESENDS 3
+/* LISTEN channels: at most this many, names as store_listen() says. */
+#define STORE_MAX_CHANNELS 64
+#define STORE_CHANNEL_MAX_LEN 63
 
 /* One queued query. Parameters live in one allocation (blob). */
 struct store_query {
@@ -83,7 +86,11 @@ struct store {
 	size_t nqueued;		      /* queue + failing + inflight */
 	uint64_t next_id;	      /* last id handed out */
 	int cb_depth;		      /* callbacks running (store_free check) */
-	struct store_stats stats;     /* counters (up/queued filled on read) */
+	char *channels[STORE_MAX_CHANNELS]; /* LISTENed, renewed on connect */
+	size_t nchannels;		    /* entries used in channels */
+	store_notify_cb notify_cb;	    /* NOTIFY receiver, may be NULL */
+	void *notify_arg;		    /* its argument */
+	struct store_stats stats; /* counters (up/queued filled on read) */
 };
 
 static void store_connect_start(struct store *st);
@@ -387,24 +394,38 @@ store_process_results(struct store *st)
 	}
 }
 
+/* Hand NOTIFY messages libpq has parsed to the notify callback. */
+static void
+store_drain_notifies(struct store *st)
+{
+	PGnotify *n;
+
+	while (st->state == STORE_UP && (n = PQnotifies(st->conn)) != NULL) {
+		if (st->notify_cb != NULL) {
+			st->cb_depth++;
+			st->notify_cb(n->relname, n->extra, st->notify_arg);
+			st->cb_depth--;
+		}
+		PQfreemem(n);
+	}
+}
+
 static void
 store_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct store *st = arg;
-	PGnotify *n;
 
 	if (!PQconsumeInput(st->conn)) {
 		store_connection_lost(st);
 		return;
 	}
-	while ((n = PQnotifies(st->conn)) != NULL)
-		PQfreemem(n);
-	if (st->flush_pending) {
+	store_drain_notifies(st);
+	if (st->state == STORE_UP && st->flush_pending)
 		store_flush(st);
-		if (st->state != STORE_UP)
-			return;
-	}
+	if (st->state != STORE_UP)
+		return;
 	store_process_results(st);
+	store_drain_notifies(st);
 	if (st->state == STORE_UP && PQstatus(st->conn) == CONNECTION_BAD)
 		store_connection_lost(st);
 }
@@ -452,6 +473,35 @@ store_kick_cb(evutil_socket_t fd, short what, void *arg)
 	store_send_next(arg);
 }
 
+/* A query the store makes for itself: no parameters, no callback. */
+static struct store_query *
+store_query_internal(struct store *st, const char *sql)
+{
+	struct store_query *q = xcalloc(1, sizeof(*q));
+
+	q->flags = STORE_Q_WRITE;
+	q->sql = xstrdup(sql);
+	q->id = ++st->next_id;
+	return q;
+}
+
+/* A new session listens to nothing: LISTEN again, before anything else. */
+static void
+store_listen_renew(struct store *st)
+{
+	struct store_query *q;
+	char *sql;
+	size_t i;
+
+	for (i = st->nchannels; i > 0; i--) {
+		sql = xasprintf("LISTEN %s", st->channels[i - 1]);
+		q = store_query_internal(st, sql);
+		free(sql);
+		TAILQ_INSERT_HEAD(&st->queue, q, entry);
+		st->nqueued++;
+	}
+}
+
 static void
 store_connected(struct store *st)
 {
@@ -485,6 +535,7 @@ store_connected(struct store *st)
 	st->outage = false;
 	st->ever_up = true;
 	st->attempts = 0;
+	store_listen_renew(st);
 	store_send_next(st);
 }
 
@@ -644,6 +695,8 @@ store_free(struct store *st)
 	store_query_free(st->inflight);
 	store_queue_drop(&st->queue);
 	store_queue_drop(&st->failing);
+	for (size_t i = 0; i < st->nchannels; i++)
+		free(st->channels[i]);
 	freezero(st->conninfo, strlen(st->conninfo));
 	free(st);
 }
@@ -763,6 +816,48 @@ store_queue_cancel(struct store *st, struct store_queue *qh, uint64_t id)
 		return true;
 	}
 	return false;
+}
+
+void
+store_notify_set(struct store *st, store_notify_cb cb, void *arg)
+{
+	st->notify_cb = cb;
+	st->notify_arg = arg;
+}
+
+int
+store_listen(struct store *st, const char *channel)
+{
+	struct store_query *q;
+	char *sql;
+	size_t i, n;
+
+	if (st == NULL || channel == NULL)
+		return CINDER_ERR_INVAL;
+	/* The name goes into SQL text (LISTEN takes no parameter), so only
+	 * plain lowercase identifiers are accepted. */
+	n = strlen(channel);
+	if (n == 0 || n > STORE_CHANNEL_MAX_LEN ||
+	    !(channel[0] >= 'a' && channel[0] <= 'z') ||
+	    strspn(channel, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
+		return CINDER_ERR_INVAL;
+	for (i = 0; i < st->nchannels; i++)
+		if (strcmp(st->channels[i], channel) == 0)
+			return 0;
+	if (st->nchannels == STORE_MAX_CHANNELS)
+		return CINDER_ERR_TOO_BIG;
+	st->channels[st->nchannels++] = xstrdup(channel);
+	/* While down, the renewal at reconnect does it. */
+	if (st->state != STORE_UP)
+		return 0;
+	sql = xasprintf("LISTEN %s", channel);
+	q = store_query_internal(st, sql);
+	free(sql);
+	TAILQ_INSERT_TAIL(&st->queue, q, entry);
+	st->nqueued++;
+	if (st->inflight == NULL)
+		event_active(st->ev_kick, EV_TIMEOUT, 1);
+	return 0;
 }
 
 int

@@ -289,6 +289,82 @@ START_TEST(test_store_query_conflict)
 }
 END_TEST
 
+/* What the notify callback saw. */
+struct note {
+	int count;     /* notifications received */
+	char *channel; /* last channel */
+	char *payload; /* last payload */
+};
+
+static void
+note_cb(const char *channel, const char *payload, void *arg)
+{
+	struct note *n = arg;
+
+	n->count++;
+	free(n->channel);
+	free(n->payload);
+	n->channel = xstrdup(channel);
+	n->payload = xstrdup(payload);
+}
+
+static bool
+pred_note(void *arg)
+{
+	return ((struct note *)arg)->count > 0;
+}
+
+static void
+note_clear(struct note *n)
+{
+	free(n->channel);
+	free(n->payload);
+	memset(n, 0, sizeof(*n));
+}
+
+/* Send a NOTIFY through the store and wait for it to come back. */
+static void
+notify_roundtrip(const char *channel, const char *payload)
+{
+	struct note n = {0};
+	struct rec x = {0};
+	const char *p[2] = {channel, payload};
+
+	store_notify_set(st, note_cb, &n);
+	run(STORE_Q_WRITE, "SELECT pg_notify($1, $2)", 2, p, &x);
+	ck_assert_int_eq(x.r, 0);
+	pump_until(pred_note, &n, 30, "a notification");
+	ck_assert_int_eq(n.count, 1);
+	ck_assert_str_eq(n.channel, channel);
+	ck_assert_str_eq(n.payload, payload);
+	store_notify_set(st, NULL, NULL);
+	note_clear(&n);
+	rec_clear(&x);
+}
+
+START_TEST(test_store_listen_notify)
+{
+	char longname[80];
+
+	/* Before the first connection: renewed when it comes up. */
+	ck_assert_int_eq(store_listen(st, "cinder_a"), 0);
+	ck_assert_int_eq(store_listen(st, "cinder_a"), 0);
+	ck_assert_int_eq(store_listen(st, ""), CINDER_ERR_INVAL);
+	ck_assert_int_eq(store_listen(st, "Upper"), CINDER_ERR_INVAL);
+	ck_assert_int_eq(store_listen(st, "a-b"), CINDER_ERR_INVAL);
+	ck_assert_int_eq(store_listen(st, "a; DROP TABLE users"),
+			 CINDER_ERR_INVAL);
+	ck_assert_int_eq(store_listen(st, "1abc"), CINDER_ERR_INVAL);
+	memset(longname, 'a', 64);
+	longname[64] = '\0';
+	ck_assert_int_eq(store_listen(st, longname), CINDER_ERR_INVAL);
+	notify_roundtrip("cinder_a", "hello 'x' \"y\"");
+	/* While up: LISTEN goes out at once. */
+	ck_assert_int_eq(store_listen(st, "cinder_b"), 0);
+	notify_roundtrip("cinder_b", "");
+}
+END_TEST
+
 /* COPY cannot be driven through the store: refused, then a new session. */
 START_TEST(test_store_query_copy)
 {
@@ -570,6 +646,7 @@ START_TEST(test_store_reconnect)
 
 	st = store_new(base, db, &o);
 	ck_assert_ptr_nonnull(st);
+	ck_assert_int_eq(store_listen(st, "cinder_rc"), 0);
 	p[0] = "before";
 	run(STORE_Q_WRITE,
 	    "INSERT INTO healer_history (device_id, event) "
@@ -623,6 +700,8 @@ START_TEST(test_store_reconnect)
 	store_stats_get(st, &s);
 	ck_assert_uint_eq(s.reconnects, 1);
 	ck_assert_uint_eq(s.queued, 0);
+	/* The new session listens again. */
+	notify_roundtrip("cinder_rc", "after restart");
 	rec_clear(&a);
 	rec_clear(&w);
 	rec_clear(&inflight);
@@ -645,6 +724,7 @@ store_suite(void)
 	tcase_add_test(tc, test_store_query_conflict);
 	tcase_add_test(tc, test_store_query_order);
 	tcase_add_test(tc, test_store_query_copy);
+	tcase_add_test(tc, test_store_listen_notify);
 	tcase_add_test(tc, test_store_query_from_callback);
 	tcase_add_test(tc, test_store_query_inval);
 	suite_add_tcase(s, tc);
