@@ -537,6 +537,16 @@ out:
 	return r;
 }
 
+struct crypto_key *
+crypto_key_dup(const struct crypto_key *k)
+{
+	if (k == NULL)
+		return NULL;
+	if (EVP_PKEY_up_ref(k->pkey) != 1)
+		abort(); /* only fails when a lock cannot be taken */
+	return crypto_key_wrap(k->pkey);
+}
+
 unsigned
 crypto_key_bits(const struct crypto_key *k)
 {
@@ -1241,6 +1251,9 @@ crypto_password_verify(const char *password, const char *stored)
 	    strncmp(stored, PW_PREFIX, strlen(PW_PREFIX)) != 0)
 		return CINDER_ERR_INVAL;
 	p = stored + strlen(PW_PREFIX);
+	/* strtoul would accept spaces, signs and "-1" (as ULONG_MAX). */
+	if (*p < '1' || *p > '9')
+		return CINDER_ERR_INVAL;
 	iter = strtoul(p, &end, 10);
 	if (end == p || *end != '$' || iter < 1000 || iter > 10000000)
 		return CINDER_ERR_INVAL;

@@ -118,6 +118,13 @@ int crypto_pubkey_parse(const void *buf, size_t len, struct crypto_key **out);
  */
 int crypto_pubkey_load(const char *path, struct crypto_key **out);
 
+/**
+ * Another handle on the same key (reference counted, thread-safe): hand
+ * one to a worker job so that the loop may free its own meanwhile.
+ * @return a new handle for crypto_key_free(), or NULL when k is NULL
+ */
+struct crypto_key *crypto_key_dup(const struct crypto_key *k);
+
 /** Free a key; the private parts are wiped by OpenSSL. NULL is a no-op. */
 void crypto_key_free(struct crypto_key *k);
 

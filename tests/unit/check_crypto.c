@@ -553,6 +553,31 @@ START_TEST(test_crypto_key_public_eq_cases)
 }
 END_TEST
 
+START_TEST(test_crypto_key_dup_shares)
+{
+	struct crypto_key *d = crypto_key_dup(server);
+	uint8_t mac[20], sig[256];
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	ck_assert_ptr_ne(d, server);
+	/* The original may go first; the duplicate stays usable. */
+	crypto_key_free(server);
+	server = NULL;
+	ck_assert(crypto_key_is_private(d));
+	ck_assert(crypto_key_public_eq(d, server_pub));
+	memset(mac, 9, sizeof(mac));
+	ck_assert_int_eq(crypto_rsa_sign_raw(d, mac, sizeof(mac), sig,
+				 sizeof(sig), &n),
+		0);
+	ck_assert_int_eq(crypto_rsa_verify_raw(server_pub, mac, sizeof(mac),
+				 sig, n),
+		0);
+	crypto_key_free(d);
+	ck_assert_ptr_null(crypto_key_dup(NULL));
+}
+END_TEST
+
 START_TEST(test_crypto_key_generate_sizes)
 {
 	struct crypto_key *k = NULL;
@@ -794,6 +819,72 @@ START_TEST(test_crypto_sha256_known)
 		want, 32);
 	ck_assert_mem_eq(out, want, 32);
 	ck_assert_int_eq(crypto_sha256(NULL, 1, out), CINDER_ERR_INVAL);
+}
+END_TEST
+
+START_TEST(test_crypto_password_hash_verify)
+{
+	char *h1 = NULL, *h2 = NULL, *bad;
+	size_t len;
+
+	ck_assert_int_eq(crypto_password_hash("correct horse", &h1), 0);
+	ck_assert_ptr_nonnull(h1);
+	ck_assert_int_eq(strncmp(h1, "$pbkdf2-sha256$", 15), 0);
+	ck_assert_int_eq(crypto_password_verify("correct horse", h1), 0);
+	ck_assert_int_eq(crypto_password_verify("correct horsE", h1),
+		CINDER_ERR_AUTH);
+	ck_assert_int_eq(crypto_password_verify("", h1), CINDER_ERR_AUTH);
+	/* Random salt: the same password hashes differently. */
+	ck_assert_int_eq(crypto_password_hash("correct horse", &h2), 0);
+	ck_assert_str_ne(h1, h2);
+	ck_assert_int_eq(crypto_password_verify("correct horse", h2), 0);
+
+	/* A changed hash character: mismatch, not a parse error. */
+	len = strlen(h1);
+	bad = xstrdup(h1);
+	bad[len - 3] = bad[len - 3] == 'A' ? 'B' : 'A';
+	ck_assert_int_eq(crypto_password_verify("correct horse", bad),
+		CINDER_ERR_AUTH);
+	free(bad);
+	free(h2);
+	free(h1);
+}
+END_TEST
+
+START_TEST(test_crypto_password_verify_malformed)
+{
+	static const char *const bad[] = {
+		"",
+		"plain",
+		"$pbkdf2-sha1$1000$AAAAAAAAAAAAAAAAAAAAAA==$"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		/* rounds out of bounds, signed, missing */
+		"$pbkdf2-sha256$999$AAAAAAAAAAAAAAAAAAAAAA==$"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"$pbkdf2-sha256$99999999$AAAAAAAAAAAAAAAAAAAAAA==$"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"$pbkdf2-sha256$-1$AAAAAAAAAAAAAAAAAAAAAA==$"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"$pbkdf2-sha256$ 1000$AAAAAAAAAAAAAAAAAAAAAA==$"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"$pbkdf2-sha256$$AAAAAAAAAAAAAAAAAAAAAA==$"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		/* wrong lengths, bad base64 */
+		"$pbkdf2-sha256$1000$AAAA$AAAA",
+		"$pbkdf2-sha256$1000$AAAAAAAAAAAAAAAAAAAAAA==$"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"$pbkdf2-sha256$1000$AAAAAAAAAAAAAAAAAAAA*A==$"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"$pbkdf2-sha256$1000$AAAAAAAAAAAAAAAAAAAAAA==",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(crypto_password_verify("pw", bad[i]) ==
+				CINDER_ERR_INVAL,
+			"accepted %s", bad[i]);
+	ck_assert_int_eq(crypto_password_verify(NULL, "x"), CINDER_ERR_INVAL);
+	ck_assert_int_eq(crypto_password_verify("x", NULL), CINDER_ERR_INVAL);
 }
 END_TEST
 
@@ -1240,6 +1331,7 @@ crypto_suite(void)
 	tcase_add_test(tc, test_crypto_pubkey_parse_mutants);
 	tcase_add_test(tc, test_crypto_pubkey_der_pem_roundtrip);
 	tcase_add_test(tc, test_crypto_key_public_eq_cases);
+	tcase_add_test(tc, test_crypto_key_dup_shares);
 	tcase_add_test(tc, test_crypto_key_generate_sizes);
 	suite_add_tcase(s, tc);
 
@@ -1257,6 +1349,8 @@ crypto_suite(void)
 	tcase_add_test(tc, test_crypto_hmac_sha1_rfc2202);
 	tcase_add_test(tc, test_crypto_hmac_sha256_rfc4231);
 	tcase_add_test(tc, test_crypto_sha256_known);
+	tcase_add_test(tc, test_crypto_password_hash_verify);
+	tcase_add_test(tc, test_crypto_password_verify_malformed);
 	tcase_add_test(tc, test_crypto_random_fills);
 	tcase_add_test(tc, test_crypto_mem_eq_and_wipe);
 	suite_add_tcase(s, tc);
