@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <check.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -546,6 +547,51 @@ START_TEST(test_fw_bn_modexp_small)
 }
 END_TEST
 
+START_TEST(test_fw_bn_modexp_random)
+{
+	/* against BN_mod_exp for odd moduli of every size up to 2048 bits */
+	uint8_t mb[256], bb[256], eb[64], out[256], ref[256];
+	BN_CTX *ctx = BN_CTX_new();
+	BIGNUM *m = BN_new(), *b = BN_new(), *e = BN_new(), *r = BN_new();
+	struct fw_bn fm, fb, fe, fr;
+	size_t mlen, elen;
+	int i;
+
+	ck_assert_ptr_nonnull(ctx);
+	rng_seed(0xb16);
+	for (i = 0; i < 120; i++) {
+		mlen = 1 + (size_t)i * 255 / 119;
+		elen = 1 + rng_byte() % sizeof(eb);
+		rng_fill(mb, mlen);
+		mb[0] |= 0x80;
+		mb[mlen - 1] |= 1;
+		if (mlen == 1)
+			mb[0] |= 0x03; /* m > 1 */
+		rng_fill(bb, mlen);
+		rng_fill(eb, elen);
+		ck_assert_ptr_nonnull(BN_bin2bn(mb, (int)mlen, m));
+		ck_assert_ptr_nonnull(BN_bin2bn(bb, (int)mlen, b));
+		ck_assert_ptr_nonnull(BN_bin2bn(eb, (int)elen, e));
+		ck_assert(BN_mod(b, b, m, ctx));
+		ck_assert(BN_mod_exp(r, b, e, m, ctx));
+		ck_assert_int_ge(BN_bn2binpad(r, ref, (int)mlen), 0);
+		ck_assert_int_ge(BN_bn2binpad(b, bb, (int)mlen), 0);
+
+		ck_assert_int_eq(fw_bn_decode(&fm, mb, mlen), 0);
+		ck_assert_int_eq(fw_bn_decode(&fb, bb, mlen), 0);
+		ck_assert_int_eq(fw_bn_decode(&fe, eb, elen), 0);
+		ck_assert_int_eq(fw_bn_modexp(&fr, &fb, &fe, &fm), 0);
+		ck_assert_int_eq(fw_bn_encode(&fr, out, mlen), 0);
+		ck_assert_mem_eq(out, ref, mlen);
+	}
+	BN_free(m);
+	BN_free(b);
+	BN_free(e);
+	BN_free(r);
+	BN_CTX_free(ctx);
+}
+END_TEST
+
 START_TEST(test_fw_rsa_decrypt_openssl_1024)
 {
 	EVP_PKEY *k = gen_rsa(1024);
@@ -849,6 +895,7 @@ fw_crypto_suite(void)
 	tc = tcase_create("bn");
 	tcase_add_test(tc, test_fw_bn_roundtrip);
 	tcase_add_test(tc, test_fw_bn_modexp_small);
+	tcase_add_test(tc, test_fw_bn_modexp_random);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("rsa");
