@@ -109,19 +109,32 @@ store_query_free(struct store_query *q)
 	free(q);
 }
 
-/* libpq messages end with a newline; copy without it for the log. */
+/*
+ * A libpq message on one log line: runs of newlines and tabs become one
+ * space, trailing blanks go.
+ */
 static char *
 store_conn_message(const PGconn *conn)
 {
 	const char *m = conn != NULL ? PQerrorMessage(conn) : NULL;
-	size_t n;
+	char *out;
+	size_t i, o = 0;
 
 	if (m == NULL || *m == '\0')
 		return xstrdup("unknown error");
-	n = strlen(m);
-	while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
-		n--;
-	return xstrndup(m, n);
+	out = xmalloc(strlen(m) + 1);
+	for (i = 0; m[i] != '\0'; i++) {
+		if (m[i] == '\n' || m[i] == '\t' || m[i] == '\r') {
+			if (o > 0 && out[o - 1] != ' ')
+				out[o++] = ' ';
+			continue;
+		}
+		out[o++] = m[i];
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	return out;
 }
 
 int
@@ -264,9 +277,9 @@ store_connect_failed(struct store *st, const char *why)
  * after reconnecting if it is a write, failed if it is a read.
  */
 static void
-store_connection_lost(struct store *st)
+store_connection_lost_why(struct store *st, const char *why)
 {
-	char *msg = store_conn_message(st->conn);
+	char *msg = why != NULL ? xstrdup(why) : store_conn_message(st->conn);
 	struct store_query *q = st->inflight;
 
 	st->inflight = NULL;
@@ -291,6 +304,12 @@ store_connection_lost(struct store *st)
 	store_outage_begin(st);
 	store_schedule_retry(st);
 	store_fail_reads(st);
+}
+
+static void
+store_connection_lost(struct store *st)
+{
+	store_connection_lost_why(st, NULL);
 }
 
 static void
@@ -377,7 +396,9 @@ store_process_results(struct store *st)
 			 * the copy state is a new connection. */
 			PQclear(res);
 			store_fail_inflight(st, CINDER_ERR_INVAL);
-			store_connection_lost(st);
+			store_connection_lost_why(
+				st, "COPY is not supported by the store, "
+				    "reconnecting");
 			return;
 		}
 		/* One statement gives one result; keep the first error. */

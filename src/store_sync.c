@@ -33,18 +33,28 @@ store_sync_notice_cb(void *arg, const char *message)
 	log_debug("database notice: %s", message);
 }
 
-/* Copy of a libpq message without its trailing newline. */
+/* A libpq message on one log line (newline and tab runs become a space). */
 static char *
 store_sync_msg(const char *m)
 {
-	size_t n;
+	char *out;
+	size_t i, o = 0;
 
 	if (m == NULL || *m == '\0')
 		return xstrdup("unknown error");
-	n = strlen(m);
-	while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
-		n--;
-	return xstrndup(m, n);
+	out = xmalloc(strlen(m) + 1);
+	for (i = 0; m[i] != '\0'; i++) {
+		if (m[i] == '\n' || m[i] == '\t' || m[i] == '\r') {
+			if (o > 0 && out[o - 1] != ' ')
+				out[o++] = ' ';
+			continue;
+		}
+		out[o++] = m[i];
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	return out;
 }
 
 static int
