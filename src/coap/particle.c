@@ -308,6 +308,8 @@ static const uint8_t letter_t[] = {'t'};
 static const uint8_t letter_s[] = {'s'};
 static const uint8_t letter_u[] = {'u'};
 static const uint8_t letter_c[] = {'c'};
+static const uint8_t letter_k[] = {'k'};
+static const uint8_t letter_x[] = {'x'};
 static const uint8_t query_mine[] = {'u'};
 
 /* Start a request: type, code, optional 1-byte token, letter. */
@@ -1123,6 +1125,131 @@ pcoap_parse_update_done(const struct pcoap_msg *m, struct pcoap_view *payload)
 	if (m->type == PCOAP_CON && m->token.len != 1)
 		return PCOAP_MALFORMED;
 	*payload = m->payload;
+	return PCOAP_OK;
+}
+
+int
+pcoap_build_key_change(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		       uint8_t tok, uint8_t flags)
+{
+	struct pcoap_msg m;
+
+	request_init(&m, PCOAP_CON, PCOAP_CODE_PUT, mid, &tok, letter_k);
+	if (flags != 0)
+		pcoap_msg_add_opt(&m, PCOAP_OPT_URI_QUERY, &flags, 1);
+	return pcoap_msg_encode(&m, out, cap, out_len);
+}
+
+int
+pcoap_parse_key_change(const struct pcoap_msg *m, uint8_t *tok, uint8_t *flags)
+{
+	const struct pcoap_opt *q;
+	int r;
+
+	*flags = 0;
+	if ((r = want_tok_request(m, PCOAP_KIND_KEY_CHANGE, tok)) != 0)
+		return r;
+	q = pcoap_msg_opt(m, PCOAP_OPT_URI_QUERY, 0);
+	if (q != NULL) {
+		if (q->len != 1)
+			return PCOAP_MALFORMED;
+		*flags = q->val[0];
+	}
+	return PCOAP_OK;
+}
+
+/* Unsigned LEB128: 7 bits per byte, low group first, high bit = more. */
+static size_t
+leb128_put(uint8_t *p, uint32_t v)
+{
+	size_t n = 0;
+
+	do {
+		uint8_t b = v & 0x7f;
+
+		v >>= 7;
+		p[n++] = (uint8_t)(v != 0 ? b | 0x80 : b);
+	} while (v != 0);
+	return n;
+}
+
+static int
+leb128_get(const uint8_t *p, size_t len, size_t *pos, uint32_t *v)
+{
+	uint32_t x = 0;
+	unsigned shift = 0;
+
+	for (;;) {
+		uint8_t b;
+
+		if (*pos >= len)
+			return PCOAP_MALFORMED;
+		b = p[(*pos)++];
+		/* The 5th byte may carry only the top 4 bits of 32. */
+		if (shift == 28 && (b & 0xf0) != 0)
+			return PCOAP_MALFORMED;
+		x |= (uint32_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0)
+			break;
+		shift += 7;
+	}
+	*v = x;
+	return PCOAP_OK;
+}
+
+int
+pcoap_build_goodbye(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+		    const struct pcoap_goodbye *g)
+{
+	struct pcoap_msg m;
+	uint8_t pl[5 * 5];
+	size_t n = 0;
+
+	if (out_len != NULL)
+		*out_len = 0;
+	if (g == NULL || (g->flags & ~0x0fu) != 0)
+		return PCOAP_MALFORMED;
+	request_init(&m, PCOAP_NON, PCOAP_CODE_POST, mid, NULL, letter_x);
+	pcoap_msg_add_opt(&m, PCOAP_OPT_NO_RESPONSE, NULL, 0);
+	n += leb128_put(pl + n, g->flags);
+	if (g->flags & PCOAP_GOODBYE_F_CLOUD)
+		n += leb128_put(pl + n, g->cloud_reason);
+	if (g->flags & PCOAP_GOODBYE_F_RESET)
+		n += leb128_put(pl + n, g->reset_reason);
+	if (g->flags & PCOAP_GOODBYE_F_SLEEP)
+		n += leb128_put(pl + n, g->sleep_duration);
+	if (g->flags & PCOAP_GOODBYE_F_NETWORK)
+		n += leb128_put(pl + n, g->network_reason);
+	set_payload(&m, pl, n);
+	return pcoap_msg_encode(&m, out, cap, out_len);
+}
+
+int
+pcoap_parse_goodbye(const struct pcoap_msg *m, struct pcoap_goodbye *g)
+{
+	const uint8_t *p = m->payload.p;
+	size_t len = m->payload.len, pos = 0;
+	uint32_t *field[4];
+	size_t i;
+
+	memset(g, 0, sizeof(*g));
+	if (pcoap_particle_kind(m) != PCOAP_KIND_GOODBYE)
+		return PCOAP_MALFORMED;
+	if (len == 0)
+		return PCOAP_OK;
+	if (leb128_get(p, len, &pos, &g->flags) != 0)
+		return PCOAP_MALFORMED;
+	field[0] = &g->cloud_reason;
+	field[1] = &g->reset_reason;
+	field[2] = &g->sleep_duration;
+	field[3] = &g->network_reason;
+	for (i = 0; i < 4; i++) {
+		if ((g->flags & (1u << i)) != 0 &&
+		    leb128_get(p, len, &pos, field[i]) != 0)
+			return PCOAP_MALFORMED;
+	}
+	if (pos != len)
+		return PCOAP_MALFORMED;
 	return PCOAP_OK;
 }
 

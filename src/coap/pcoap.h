@@ -616,6 +616,44 @@ int pcoap_parse_update_done(const struct pcoap_msg *m,
 			    struct pcoap_view *payload);
 
 /**
+ * Build a key change: CON PUT k, 1-byte token, Uri-Query 1 byte when
+ * flags != 0 (1 = discard session; DTLS only). Has no effect over TCP
+ * and a server should not send it (§3.6); here for completeness.
+ */
+int pcoap_build_key_change(uint8_t *out, size_t cap, size_t *out_len,
+			   uint16_t mid, uint8_t tok, uint8_t flags);
+
+/** Parse a key change; *flags = the query byte or 0. */
+int pcoap_parse_key_change(const struct pcoap_msg *m, uint8_t *tok,
+			   uint8_t *flags);
+
+/** Goodbye payload (Device OS 2.x, §3.6). */
+struct pcoap_goodbye {
+	uint32_t flags;		 /* PCOAP_GOODBYE_F_*: which fields follow */
+	uint32_t cloud_reason;	 /* if PCOAP_GOODBYE_F_CLOUD */
+	uint32_t reset_reason;	 /* if PCOAP_GOODBYE_F_RESET */
+	uint32_t sleep_duration; /* if PCOAP_GOODBYE_F_SLEEP */
+	uint32_t network_reason; /* if PCOAP_GOODBYE_F_NETWORK */
+};
+#define PCOAP_GOODBYE_F_CLOUD 0x01
+#define PCOAP_GOODBYE_F_RESET 0x02
+#define PCOAP_GOODBYE_F_SLEEP 0x04
+#define PCOAP_GOODBYE_F_NETWORK 0x08
+
+/**
+ * Build a Goodbye: NON POST x, empty No-Response option, payload =
+ * LEB128 varints: flags, then the fields whose flag is set, in order.
+ */
+int pcoap_build_goodbye(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
+			const struct pcoap_goodbye *g);
+
+/**
+ * Parse a Goodbye. An empty payload means flags 0; a varint longer than
+ * 32 bits, a cut varint or trailing bytes are malformed.
+ */
+int pcoap_parse_goodbye(const struct pcoap_msg *m, struct pcoap_goodbye *g);
+
+/**
  * CRC-32 (IEEE, reflected, zlib-compatible) for chunk checksums.
  * Chain calls by passing the previous result as crc (start with 0).
  */

@@ -31,6 +31,7 @@ particle_parsers(const struct pcoap_msg *m)
 	struct pcoap_update_begin ub;
 	struct pcoap_chunk ch;
 	struct pcoap_view v;
+	struct pcoap_goodbye gb;
 	uint16_t idx[40];
 	char name[65];
 	uint8_t tok, flags;
@@ -57,6 +58,8 @@ particle_parsers(const struct pcoap_msg *m)
 	if (pcoap_parse_chunk_missed(m, idx, 40, &n) == PCOAP_OK && n > 40)
 		abort();
 	(void)pcoap_parse_update_done(m, &v);
+	(void)pcoap_parse_key_change(m, &tok, &flags);
+	(void)pcoap_parse_goodbye(m, &gb);
 }
 
 int

@@ -859,6 +859,67 @@ START_TEST(test_pcoap_parse_ota_fields)
 }
 END_TEST
 
+START_TEST(test_pcoap_goodbye_and_key_change)
+{
+	struct pcoap_goodbye g = {.flags = PCOAP_GOODBYE_F_CLOUD,
+				  .cloud_reason = 2};
+	uint8_t out[64], buf[BUF_MAX], tok, flags;
+	struct pcoap_msg m;
+	size_t n;
+
+	ck_assert_int_eq(pcoap_build_goodbye(out, sizeof(out), &n, 0x1234, &g),
+			 PCOAP_OK);
+	assert_bytes(out, n, "50021234b178d0eaff0102");
+	g.flags = PCOAP_GOODBYE_F_SLEEP | PCOAP_GOODBYE_F_NETWORK;
+	g.sleep_duration = 300;
+	g.network_reason = 0xffffffff;
+	ck_assert_int_eq(pcoap_build_goodbye(out, sizeof(out), &n, 0x1234, &g),
+			 PCOAP_OK);
+	assert_bytes(out, n, "50021234b178d0eaff0cac02ffffffff0f");
+	ck_assert_int_eq(pcoap_msg_decode(out, n, &m), PCOAP_OK);
+	memset(&g, 0, sizeof(g));
+	ck_assert_int_eq(pcoap_parse_goodbye(&m, &g), PCOAP_OK);
+	ck_assert_uint_eq(g.flags, 0x0c);
+	ck_assert_uint_eq(g.sleep_duration, 300);
+	ck_assert_uint_eq(g.network_reason, 0xffffffff);
+	ck_assert_uint_eq(g.cloud_reason, 0);
+	g.flags = 0x10;
+	ck_assert_int_eq(pcoap_build_goodbye(out, sizeof(out), &n, 1, &g),
+			 PCOAP_MALFORMED);
+
+	decode_hex("50021234b178d0ea", buf, &m);
+	ck_assert_int_eq(pcoap_parse_goodbye(&m, &g), PCOAP_OK);
+	ck_assert_uint_eq(g.flags, 0);
+	/* Cut varint, missing field, trailing byte, 33-bit value. */
+	decode_hex("50021234b178d0eaff0c80", buf, &m);
+	ck_assert_int_eq(pcoap_parse_goodbye(&m, &g), PCOAP_MALFORMED);
+	decode_hex("50021234b178d0eaff01", buf, &m);
+	ck_assert_int_eq(pcoap_parse_goodbye(&m, &g), PCOAP_MALFORMED);
+	decode_hex("50021234b178d0eaff010203", buf, &m);
+	ck_assert_int_eq(pcoap_parse_goodbye(&m, &g), PCOAP_MALFORMED);
+	decode_hex("50021234b178d0eaff0cffffffff1f00", buf, &m);
+	ck_assert_int_eq(pcoap_parse_goodbye(&m, &g), PCOAP_MALFORMED);
+
+	ck_assert_int_eq(
+		pcoap_build_key_change(out, sizeof(out), &n, 0x1234, 0x07, 0),
+		PCOAP_OK);
+	assert_bytes(out, n, "4103123407b16b");
+	ck_assert_int_eq(
+		pcoap_build_key_change(out, sizeof(out), &n, 0x1234, 0x07, 1),
+		PCOAP_OK);
+	assert_bytes(out, n, "4103123407b16b4101");
+	ck_assert_int_eq(pcoap_msg_decode(out, n, &m), PCOAP_OK);
+	ck_assert_int_eq(pcoap_parse_key_change(&m, &tok, &flags), PCOAP_OK);
+	ck_assert_uint_eq(tok, 7);
+	ck_assert_uint_eq(flags, 1);
+	ck_assert_int_eq(pcoap_check_to_device(&m, PCOAP_DEVICE_RX_MAX),
+			 PCOAP_OK);
+	decode_hex("40031234b16b", buf, &m);
+	ck_assert_int_eq(pcoap_parse_key_change(&m, &tok, &flags),
+			 PCOAP_MALFORMED);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- */
 /* Device constraints.                                                */
 
@@ -1027,6 +1088,7 @@ particle_mutant(const uint8_t *buf, size_t len, void *arg)
 	struct pcoap_update_begin ub;
 	struct pcoap_chunk ch;
 	struct pcoap_view v;
+	struct pcoap_goodbye gb;
 	uint16_t idx[8];
 	char name[16];
 	uint8_t tok, flags;
@@ -1059,6 +1121,8 @@ particle_mutant(const uint8_t *buf, size_t len, void *arg)
 		ck_assert(ch.data.p + ch.data.len == buf + len);
 	r &= pcoap_parse_chunk_missed(&m, idx, 8, &n);
 	r &= pcoap_parse_update_done(&m, &v);
+	r &= pcoap_parse_key_change(&m, &tok, &flags);
+	r &= pcoap_parse_goodbye(&m, &gb);
 	if (k != PCOAP_KIND_UNKNOWN)
 		(*parsed)++;
 	(void)r;
@@ -1110,6 +1174,7 @@ particle_suite(void)
 	tcase_add_test(tc, test_pcoap_parse_subscribe_fields);
 	tcase_add_test(tc, test_pcoap_parse_misc_fields);
 	tcase_add_test(tc, test_pcoap_parse_ota_fields);
+	tcase_add_test(tc, test_pcoap_goodbye_and_key_change);
 	tcase_add_test(tc, test_pcoap_parse_mutate);
 	suite_add_tcase(s, tc);
 
