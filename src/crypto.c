@@ -48,7 +48,7 @@ static const uint8_t server_spki_head[33] = {
 	0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00, 0x03, 0x82, 0x01,
 	0x0f, 0x00, 0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01, 0x00,
 };
-static const uint8_t spki_e65537[5] = { 0x02, 0x03, 0x01, 0x00, 0x01 };
+static const uint8_t spki_e65537[5] = {0x02, 0x03, 0x01, 0x00, 0x01};
 
 /*
  * Empty the thread's OpenSSL error queue, logging each entry. Peer input
@@ -108,8 +108,8 @@ crypto_decode(const void *buf, size_t len, int selection, EVP_PKEY **out)
 	int r = CINDER_ERR_INTERNAL;
 
 	*out = NULL;
-	dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey,
-		crypto_looks_pem(buf, len) ? "PEM" : "DER", NULL, "RSA",
+	dctx = OSSL_DECODER_CTX_new_for_pkey(
+		&pkey, crypto_looks_pem(buf, len) ? "PEM" : "DER", NULL, "RSA",
 		selection, NULL, NULL);
 	if (dctx == NULL) {
 		r = CINDER_ERR_CRYPTO;
@@ -196,7 +196,8 @@ crypto_read_file(const char *path, uint8_t **bufp, size_t *lenp)
 	*bufp = NULL;
 	*lenp = 0;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		log_err("could not open key file %s: %s", path, strerror(errno));
+		log_err("could not open key file %s: %s", path,
+			strerror(errno));
 		r = CINDER_ERR_IO;
 		goto out;
 	}
@@ -268,14 +269,14 @@ crypto_server_key_check(const struct crypto_key *k)
 	if (k == NULL || !crypto_key_is_private(k))
 		return CINDER_ERR_INVAL;
 	if (EVP_PKEY_get_bits(k->pkey) != 2048 ||
-		!crypto_pkey_e_is_65537(k->pkey))
+	    !crypto_pkey_e_is_65537(k->pkey))
 		return CINDER_ERR_INVAL;
 	/* Devices read the modulus at a fixed offset; make sure it is there. */
 	if (crypto_key_public_der(k, der, sizeof(der), &len) != 0 ||
-		len != CRYPTO_SERVER_PUB_DER_LEN ||
-		memcmp(der, server_spki_head, sizeof(server_spki_head)) != 0 ||
-		memcmp(der + len - sizeof(spki_e65537), spki_e65537,
-			sizeof(spki_e65537)) != 0)
+	    len != CRYPTO_SERVER_PUB_DER_LEN ||
+	    memcmp(der, server_spki_head, sizeof(server_spki_head)) != 0 ||
+	    memcmp(der + len - sizeof(spki_e65537), spki_e65537,
+		   sizeof(spki_e65537)) != 0)
 		return CINDER_ERR_INVAL;
 	return 0;
 }
@@ -318,9 +319,9 @@ crypto_key_generate(unsigned bits, struct crypto_key **out)
 	if (out == NULL || bits < 1024 || bits > 4096)
 		return CINDER_ERR_INVAL;
 	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
-		EVP_PKEY_keygen_init(ctx) != 1 ||
-		EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) != 1 ||
-		EVP_PKEY_generate(ctx, &pkey) != 1) {
+	    EVP_PKEY_keygen_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) != 1 ||
+	    EVP_PKEY_generate(ctx, &pkey) != 1) {
 		crypto_drain(LOG_LEVEL_ERR, "could not generate RSA key");
 		r = CINDER_ERR_CRYPTO;
 		goto out;
@@ -387,12 +388,12 @@ crypto_file_write(int fd, const char *path, const void *buf, size_t len)
 
 int
 crypto_server_key_generate(const char *key_pem_path, const char *pub_der_path,
-	const char *pub_pem_path)
+			   const char *pub_pem_path)
 {
-	const char *paths[3] = { key_pem_path, pub_der_path, pub_pem_path };
-	static const mode_t modes[3] = { 0600, 0644, 0644 };
-	int fds[3] = { -1, -1, -1 };
-	bool created[3] = { false, false, false };
+	const char *paths[3] = {key_pem_path, pub_der_path, pub_pem_path};
+	static const mode_t modes[3] = {0600, 0644, 0644};
+	int fds[3] = {-1, -1, -1};
+	bool created[3] = {false, false, false};
 	struct crypto_key *k = NULL;
 	OSSL_ENCODER_CTX *ectx = NULL;
 	unsigned char *priv = NULL;
@@ -419,7 +420,7 @@ crypto_server_key_generate(const char *key_pem_path, const char *pub_der_path,
 	}
 	/* "type-specific" gives PKCS#1 "RSA PRIVATE KEY", as Node servers. */
 	ectx = OSSL_ENCODER_CTX_new_for_pkey(k->pkey, EVP_PKEY_KEYPAIR, "PEM",
-		"type-specific", NULL);
+					     "type-specific", NULL);
 	if (ectx == NULL || OSSL_ENCODER_to_data(ectx, &priv, &priv_len) != 1) {
 		crypto_drain(LOG_LEVEL_ERR, "could not encode private key");
 		r = CINDER_ERR_CRYPTO;
@@ -428,16 +429,16 @@ crypto_server_key_generate(const char *key_pem_path, const char *pub_der_path,
 	if ((r = crypto_file_write(fds[0], paths[0], priv, priv_len)) != 0)
 		goto out;
 	if (fds[1] != -1) {
-		if ((r = crypto_key_public_der(k, der, sizeof(der), &der_len)) !=
-				0 ||
-			(r = crypto_file_write(fds[1], paths[1], der,
-				 der_len)) != 0)
+		if ((r = crypto_key_public_der(k, der, sizeof(der),
+					       &der_len)) != 0 ||
+		    (r = crypto_file_write(fds[1], paths[1], der, der_len)) !=
+			    0)
 			goto out;
 	}
 	if (fds[2] != -1) {
 		if ((r = crypto_key_public_pem(k, &pem)) != 0 ||
-			(r = crypto_file_write(fds[2], paths[2], pem,
-				 strlen(pem))) != 0)
+		    (r = crypto_file_write(fds[2], paths[2], pem,
+					   strlen(pem))) != 0)
 			goto out;
 	}
 	r = 0;
@@ -494,7 +495,7 @@ crypto_pubkey_parse(const void *buf, size_t len, struct crypto_key **out)
 		return CINDER_ERR_TOO_BIG;
 	/* A private key also carries the public one (e.g. a key file). */
 	if ((r = crypto_decode(buf, len, EVP_PKEY_PUBLIC_KEY, &pkey)) != 0 &&
-		(r = crypto_decode(buf, len, EVP_PKEY_KEYPAIR, &pkey)) != 0)
+	    (r = crypto_decode(buf, len, EVP_PKEY_KEYPAIR, &pkey)) != 0)
 		goto out;
 	if ((r = crypto_pkey_public_only(pkey, &pub)) != 0)
 		goto out;
@@ -578,7 +579,7 @@ crypto_key_public_eq(const struct crypto_key *a, const struct crypto_key *b)
 
 int
 crypto_key_public_der(const struct crypto_key *k, uint8_t *der, size_t cap,
-	size_t *lenp)
+		      size_t *lenp)
 {
 	unsigned char *p;
 	int len;
@@ -615,7 +616,7 @@ crypto_key_public_pem(const struct crypto_key *k, char **pem)
 	if (k == NULL || pem == NULL)
 		return CINDER_ERR_INVAL;
 	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
-		PEM_write_bio_PUBKEY(bio, k->pkey) != 1) {
+	    PEM_write_bio_PUBKEY(bio, k->pkey) != 1) {
 		crypto_drain(LOG_LEVEL_DEBUG, "could not encode public key");
 		r = CINDER_ERR_CRYPTO;
 		goto out;
@@ -650,7 +651,7 @@ crypto_pubkey_der_to_pem(const uint8_t *der, size_t len, char **pem)
 
 int
 crypto_pubkey_pem_to_der(const char *pem, size_t pem_len, uint8_t *der,
-	size_t cap, size_t *len)
+			 size_t cap, size_t *len)
 {
 	struct crypto_key *k = NULL;
 	int r;
@@ -685,7 +686,7 @@ crypto_pkey_ctx(const struct crypto_key *k)
 
 int
 crypto_rsa_decrypt(const struct crypto_key *priv, const uint8_t *in,
-	size_t in_len, uint8_t *out, size_t cap, size_t *out_len)
+		   size_t in_len, uint8_t *out, size_t cap, size_t *out_len)
 {
 	EVP_PKEY_CTX *ctx = NULL;
 	uint8_t tmp[CRYPTO_RSA_MAX_BYTES];
@@ -698,13 +699,13 @@ crypto_rsa_decrypt(const struct crypto_key *priv, const uint8_t *in,
 		return CINDER_ERR_INVAL;
 	size = crypto_key_size(priv);
 	if (size == 0 || size > sizeof(tmp) || in_len != size ||
-		!crypto_key_is_private(priv))
+	    !crypto_key_is_private(priv))
 		return CINDER_ERR_INVAL;
 	/* OpenSSL wants room for a whole modulus; decrypt into tmp first. */
 	if ((ctx = crypto_pkey_ctx(priv)) == NULL ||
-		EVP_PKEY_decrypt_init(ctx) != 1 ||
-		EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
-		EVP_PKEY_decrypt(ctx, tmp, &n, in, in_len) != 1) {
+	    EVP_PKEY_decrypt_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_decrypt(ctx, tmp, &n, in, in_len) != 1) {
 		crypto_drain(LOG_LEVEL_DEBUG, "could not decrypt RSA block");
 		r = CINDER_ERR_CRYPTO;
 		goto out;
@@ -726,7 +727,7 @@ out:
 
 int
 crypto_rsa_encrypt(const struct crypto_key *pub, const uint8_t *in,
-	size_t in_len, uint8_t *out, size_t cap, size_t *out_len)
+		   size_t in_len, uint8_t *out, size_t cap, size_t *out_len)
 {
 	EVP_PKEY_CTX *ctx = NULL;
 	size_t n = cap, size;
@@ -735,16 +736,15 @@ crypto_rsa_encrypt(const struct crypto_key *pub, const uint8_t *in,
 	if (out_len != NULL)
 		*out_len = 0;
 	if (pub == NULL || (in == NULL && in_len != 0) || out == NULL ||
-		out_len == NULL)
+	    out_len == NULL)
 		return CINDER_ERR_INVAL;
 	size = crypto_key_size(pub);
 	if (size < 11 || in_len > size - 11 || cap < size)
 		return CINDER_ERR_INVAL;
 	if ((ctx = crypto_pkey_ctx(pub)) == NULL ||
-		EVP_PKEY_encrypt_init(ctx) != 1 ||
-		EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
-		EVP_PKEY_encrypt(ctx, out, &n, in_len ? in : out, in_len) !=
-			1) {
+	    EVP_PKEY_encrypt_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_encrypt(ctx, out, &n, in_len ? in : out, in_len) != 1) {
 		crypto_drain(LOG_LEVEL_DEBUG, "could not encrypt RSA block");
 		r = CINDER_ERR_CRYPTO;
 		goto out;
@@ -758,7 +758,7 @@ out:
 
 int
 crypto_rsa_sign_raw(const struct crypto_key *priv, const uint8_t *msg,
-	size_t msg_len, uint8_t *sig, size_t cap, size_t *sig_len)
+		    size_t msg_len, uint8_t *sig, size_t cap, size_t *sig_len)
 {
 	EVP_PKEY_CTX *ctx = NULL;
 	size_t n = cap, size;
@@ -770,13 +770,13 @@ crypto_rsa_sign_raw(const struct crypto_key *priv, const uint8_t *msg,
 		return CINDER_ERR_INVAL;
 	size = crypto_key_size(priv);
 	if (size < 11 || msg_len == 0 || msg_len > size - 11 || cap < size ||
-		!crypto_key_is_private(priv))
+	    !crypto_key_is_private(priv))
 		return CINDER_ERR_INVAL;
 	/* No signature digest set: OpenSSL pads msg as-is (type 1). */
 	if ((ctx = crypto_pkey_ctx(priv)) == NULL ||
-		EVP_PKEY_sign_init(ctx) != 1 ||
-		EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
-		EVP_PKEY_sign(ctx, sig, &n, msg, msg_len) != 1) {
+	    EVP_PKEY_sign_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_sign(ctx, sig, &n, msg, msg_len) != 1) {
 		crypto_drain(LOG_LEVEL_DEBUG, "could not sign");
 		r = CINDER_ERR_CRYPTO;
 		goto out;
@@ -790,7 +790,7 @@ out:
 
 int
 crypto_rsa_verify_raw(const struct crypto_key *pub, const uint8_t *msg,
-	size_t msg_len, const uint8_t *sig, size_t sig_len)
+		      size_t msg_len, const uint8_t *sig, size_t sig_len)
 {
 	EVP_PKEY_CTX *ctx = NULL;
 	int r = CINDER_ERR_INTERNAL;
@@ -800,8 +800,8 @@ crypto_rsa_verify_raw(const struct crypto_key *pub, const uint8_t *msg,
 	if (sig_len != crypto_key_size(pub))
 		return CINDER_ERR_CRYPTO;
 	if ((ctx = crypto_pkey_ctx(pub)) == NULL ||
-		EVP_PKEY_verify_init(ctx) != 1 ||
-		EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
+	    EVP_PKEY_verify_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
 		crypto_drain(LOG_LEVEL_DEBUG, "could not set up verify");
 		r = CINDER_ERR_CRYPTO;
 		goto out;
@@ -823,18 +823,17 @@ out:
 
 static int
 crypto_hmac(const char *md, const void *key, size_t key_len, const void *msg,
-	size_t msg_len, uint8_t *out, size_t out_size)
+	    size_t msg_len, uint8_t *out, size_t out_size)
 {
 	static const uint8_t empty[1];
 	size_t n = 0;
 
 	if (out == NULL || (msg == NULL && msg_len != 0) ||
-		(key == NULL && key_len != 0))
+	    (key == NULL && key_len != 0))
 		return CINDER_ERR_INVAL;
-	if (EVP_Q_mac(NULL, "HMAC", NULL, md, NULL, key ? key : empty,
-		    key_len, msg ? msg : empty, msg_len, out, out_size,
-		    &n) == NULL ||
-		n != out_size) {
+	if (EVP_Q_mac(NULL, "HMAC", NULL, md, NULL, key ? key : empty, key_len,
+		      msg ? msg : empty, msg_len, out, out_size, &n) == NULL ||
+	    n != out_size) {
 		crypto_drain(LOG_LEVEL_ERR, "could not compute HMAC");
 		return CINDER_ERR_CRYPTO;
 	}
@@ -843,18 +842,18 @@ crypto_hmac(const char *md, const void *key, size_t key_len, const void *msg,
 
 int
 crypto_hmac_sha1(const void *key, size_t key_len, const void *msg,
-	size_t msg_len, uint8_t out[CRYPTO_HMAC_SHA1_LEN])
+		 size_t msg_len, uint8_t out[CRYPTO_HMAC_SHA1_LEN])
 {
 	return crypto_hmac("SHA1", key, key_len, msg, msg_len, out,
-		CRYPTO_HMAC_SHA1_LEN);
+			   CRYPTO_HMAC_SHA1_LEN);
 }
 
 int
 crypto_hmac_sha256(const void *key, size_t key_len, const void *msg,
-	size_t msg_len, uint8_t out[CRYPTO_SHA256_LEN])
+		   size_t msg_len, uint8_t out[CRYPTO_SHA256_LEN])
 {
 	return crypto_hmac("SHA256", key, key_len, msg, msg_len, out,
-		CRYPTO_SHA256_LEN);
+			   CRYPTO_SHA256_LEN);
 }
 
 int
@@ -866,8 +865,8 @@ crypto_sha256(const void *msg, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 	if (out == NULL || (msg == NULL && len != 0))
 		return CINDER_ERR_INVAL;
 	if (EVP_Digest(msg ? msg : empty, len, out, &n, EVP_sha256(), NULL) !=
-			1 ||
-		n != CRYPTO_SHA256_LEN) {
+		    1 ||
+	    n != CRYPTO_SHA256_LEN) {
 		crypto_drain(LOG_LEVEL_ERR, "could not compute SHA-256");
 		return CINDER_ERR_CRYPTO;
 	}
@@ -886,7 +885,7 @@ crypto_random(void *buf, size_t len)
 		n = len > INT_MAX ? INT_MAX : len;
 		if (RAND_bytes(p, (int)n) != 1) {
 			crypto_drain(LOG_LEVEL_ERR,
-				"could not get random bytes");
+				     "could not get random bytes");
 			return CINDER_ERR_CRYPTO;
 		}
 		p += n;
@@ -932,7 +931,7 @@ crypto_aes(void)
 
 void
 crypto_channel_init(struct crypto_channel *ch,
-	const uint8_t session[CRYPTO_SESSION_LEN])
+		    const uint8_t session[CRYPTO_SESSION_LEN])
 {
 	memcpy(ch->key, session, CRYPTO_AES_KEY_LEN);
 	memcpy(ch->send_iv, session + 16, CRYPTO_AES_BLOCK);
@@ -955,7 +954,7 @@ crypto_channel_sealed_len(size_t len)
 
 int
 crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in, size_t len,
-	uint8_t *out, size_t cap, size_t *out_len)
+		    uint8_t *out, size_t cap, size_t *out_len)
 {
 	EVP_CIPHER_CTX *ctx = NULL;
 	size_t need;
@@ -964,7 +963,7 @@ crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in, size_t len,
 	if (out_len != NULL)
 		*out_len = 0;
 	if (ch == NULL || (in == NULL && len != 0) || out == NULL ||
-		out_len == NULL)
+	    out_len == NULL)
 		return CINDER_ERR_INVAL;
 	if (len > INT_MAX - CRYPTO_AES_BLOCK)
 		return CINDER_ERR_TOO_BIG;
@@ -972,11 +971,11 @@ crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in, size_t len,
 	if (cap < need)
 		return CINDER_ERR_TOO_BIG;
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
-		EVP_EncryptInit_ex2(ctx, crypto_aes(), ch->key, ch->send_iv,
-			NULL) != 1 ||
-		EVP_EncryptUpdate(ctx, out, &n1, in, (int)len) != 1 ||
-		EVP_EncryptFinal_ex(ctx, out + n1, &n2) != 1 ||
-		(size_t)n1 + (size_t)n2 != need) {
+	    EVP_EncryptInit_ex2(ctx, crypto_aes(), ch->key, ch->send_iv,
+				NULL) != 1 ||
+	    EVP_EncryptUpdate(ctx, out, &n1, in, (int)len) != 1 ||
+	    EVP_EncryptFinal_ex(ctx, out + n1, &n2) != 1 ||
+	    (size_t)n1 + (size_t)n2 != need) {
 		crypto_drain(LOG_LEVEL_ERR, "could not encrypt message");
 		OPENSSL_cleanse(out, cap);
 		r = CINDER_ERR_CRYPTO;
@@ -993,7 +992,7 @@ out:
 
 int
 crypto_channel_open(struct crypto_channel *ch, const uint8_t *in, size_t len,
-	uint8_t *out, size_t cap, size_t *out_len)
+		    uint8_t *out, size_t cap, size_t *out_len)
 {
 	EVP_CIPHER_CTX *ctx = NULL;
 	unsigned pad, bad, i, v, in_pad;
@@ -1011,12 +1010,12 @@ crypto_channel_open(struct crypto_channel *ch, const uint8_t *in, size_t len,
 		return CINDER_ERR_TOO_BIG;
 	/* Padding is checked below so that every pad byte is verified. */
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
-		EVP_DecryptInit_ex2(ctx, crypto_aes(), ch->key, ch->recv_iv,
-			NULL) != 1 ||
-		EVP_CIPHER_CTX_set_padding(ctx, 0) != 1 ||
-		EVP_DecryptUpdate(ctx, out, &n1, in, (int)len) != 1 ||
-		EVP_DecryptFinal_ex(ctx, out + n1, &n2) != 1 ||
-		(size_t)n1 + (size_t)n2 != len) {
+	    EVP_DecryptInit_ex2(ctx, crypto_aes(), ch->key, ch->recv_iv,
+				NULL) != 1 ||
+	    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1 ||
+	    EVP_DecryptUpdate(ctx, out, &n1, in, (int)len) != 1 ||
+	    EVP_DecryptFinal_ex(ctx, out + n1, &n2) != 1 ||
+	    (size_t)n1 + (size_t)n2 != len) {
 		crypto_drain(LOG_LEVEL_ERR, "could not decrypt message");
 		r = CINDER_ERR_CRYPTO;
 		goto out;
@@ -1049,7 +1048,8 @@ out:
 
 int
 crypto_handshake_step2_parse(const uint8_t nonce[CRYPTO_NONCE_LEN],
-	const uint8_t *plain, size_t len, struct crypto_step2 *out)
+			     const uint8_t *plain, size_t len,
+			     struct crypto_step2 *out)
 {
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -1067,8 +1067,9 @@ crypto_handshake_step2_parse(const uint8_t nonce[CRYPTO_NONCE_LEN],
 
 int
 crypto_handshake_step2_open(const struct crypto_key *server,
-	const uint8_t nonce[CRYPTO_NONCE_LEN], const uint8_t *block,
-	size_t block_len, struct crypto_step2 *out)
+			    const uint8_t nonce[CRYPTO_NONCE_LEN],
+			    const uint8_t *block, size_t block_len,
+			    struct crypto_step2 *out)
 {
 	uint8_t plain[CRYPTO_STEP2_LEN];
 	size_t n = 0;
@@ -1079,10 +1080,10 @@ crypto_handshake_step2_open(const struct crypto_key *server,
 	if (server == NULL || nonce == NULL || block == NULL || out == NULL)
 		return CINDER_ERR_INVAL;
 	if (block_len != CRYPTO_STEP2_LEN ||
-		crypto_key_size(server) != CRYPTO_STEP2_LEN)
+	    crypto_key_size(server) != CRYPTO_STEP2_LEN)
 		return CINDER_ERR_INVAL;
 	if ((r = crypto_rsa_decrypt(server, block, block_len, plain,
-		     sizeof(plain), &n)) != 0)
+				    sizeof(plain), &n)) != 0)
 		goto out;
 	r = crypto_handshake_step2_parse(nonce, plain, n, out);
 out:
@@ -1094,9 +1095,9 @@ out:
 
 int
 crypto_handshake_step3_build(const struct crypto_key *server,
-	const struct crypto_key *device,
-	const uint8_t session[CRYPTO_SESSION_LEN],
-	uint8_t out[CRYPTO_STEP3_LEN])
+			     const struct crypto_key *device,
+			     const uint8_t session[CRYPTO_SESSION_LEN],
+			     uint8_t out[CRYPTO_STEP3_LEN])
 {
 	uint8_t mac[CRYPTO_HMAC_SHA1_LEN];
 	size_t n = 0;
@@ -1105,16 +1106,16 @@ crypto_handshake_step3_build(const struct crypto_key *server,
 	if (server == NULL || device == NULL || session == NULL || out == NULL)
 		return CINDER_ERR_INVAL;
 	if (crypto_key_size(device) != CRYPTO_STEP3_CT_LEN ||
-		crypto_key_size(server) != CRYPTO_STEP3_LEN - CRYPTO_STEP3_CT_LEN)
+	    crypto_key_size(server) != CRYPTO_STEP3_LEN - CRYPTO_STEP3_CT_LEN)
 		return CINDER_ERR_INVAL;
 	if ((r = crypto_rsa_encrypt(device, session, CRYPTO_SESSION_LEN, out,
-		     CRYPTO_STEP3_CT_LEN, &n)) != 0)
+				    CRYPTO_STEP3_CT_LEN, &n)) != 0)
 		goto out;
 	if ((r = crypto_hmac_sha1(session, CRYPTO_SESSION_LEN, out,
-		     CRYPTO_STEP3_CT_LEN, mac)) != 0)
+				  CRYPTO_STEP3_CT_LEN, mac)) != 0)
 		goto out;
-	if ((r = crypto_rsa_sign_raw(server, mac, sizeof(mac),
-		     out + CRYPTO_STEP3_CT_LEN,
+	if ((r = crypto_rsa_sign_raw(
+		     server, mac, sizeof(mac), out + CRYPTO_STEP3_CT_LEN,
 		     CRYPTO_STEP3_LEN - CRYPTO_STEP3_CT_LEN, &n)) != 0)
 		goto out;
 	r = 0;
@@ -1127,17 +1128,18 @@ out:
 
 int
 crypto_handshake_step2_build(const struct crypto_key *server_pub,
-	const uint8_t nonce[CRYPTO_NONCE_LEN],
-	const uint8_t device_id[CRYPTO_DEVICE_ID_LEN], const uint8_t *der,
-	size_t der_len, uint8_t out[CRYPTO_STEP2_LEN])
+			     const uint8_t nonce[CRYPTO_NONCE_LEN],
+			     const uint8_t device_id[CRYPTO_DEVICE_ID_LEN],
+			     const uint8_t *der, size_t der_len,
+			     uint8_t out[CRYPTO_STEP2_LEN])
 {
 	uint8_t plain[CRYPTO_STEP2_MAX_PLAIN];
 	size_t n = 0;
 	int r;
 
 	if (server_pub == NULL || nonce == NULL || device_id == NULL ||
-		out == NULL || (der == NULL && der_len != 0) ||
-		der_len > CRYPTO_STEP2_KEY_MAX)
+	    out == NULL || (der == NULL && der_len != 0) ||
+	    der_len > CRYPTO_STEP2_KEY_MAX)
 		return CINDER_ERR_INVAL;
 	if (crypto_key_size(server_pub) != CRYPTO_STEP2_LEN)
 		return CINDER_ERR_INVAL;
@@ -1146,15 +1148,17 @@ crypto_handshake_step2_build(const struct crypto_key *server_pub,
 	if (der_len != 0)
 		memcpy(plain + CRYPTO_STEP2_MIN_PLAIN, der, der_len);
 	r = crypto_rsa_encrypt(server_pub, plain,
-		CRYPTO_STEP2_MIN_PLAIN + der_len, out, CRYPTO_STEP2_LEN, &n);
+			       CRYPTO_STEP2_MIN_PLAIN + der_len, out,
+			       CRYPTO_STEP2_LEN, &n);
 	OPENSSL_cleanse(plain, sizeof(plain));
 	return r;
 }
 
 int
 crypto_handshake_step3_open(const struct crypto_key *device,
-	const struct crypto_key *server_pub, const uint8_t *block,
-	size_t block_len, uint8_t session[CRYPTO_SESSION_LEN])
+			    const struct crypto_key *server_pub,
+			    const uint8_t *block, size_t block_len,
+			    uint8_t session[CRYPTO_SESSION_LEN])
 {
 	uint8_t plain[CRYPTO_STEP3_CT_LEN];
 	uint8_t mac[CRYPTO_HMAC_SHA1_LEN];
@@ -1164,25 +1168,25 @@ crypto_handshake_step3_open(const struct crypto_key *device,
 	if (session != NULL)
 		memset(session, 0, CRYPTO_SESSION_LEN);
 	if (device == NULL || server_pub == NULL || block == NULL ||
-		session == NULL)
+	    session == NULL)
 		return CINDER_ERR_INVAL;
 	if (block_len != CRYPTO_STEP3_LEN ||
-		crypto_key_size(device) != CRYPTO_STEP3_CT_LEN ||
-		crypto_key_size(server_pub) !=
-			CRYPTO_STEP3_LEN - CRYPTO_STEP3_CT_LEN)
+	    crypto_key_size(device) != CRYPTO_STEP3_CT_LEN ||
+	    crypto_key_size(server_pub) !=
+		    CRYPTO_STEP3_LEN - CRYPTO_STEP3_CT_LEN)
 		return CINDER_ERR_INVAL;
 	if ((r = crypto_rsa_decrypt(device, block, CRYPTO_STEP3_CT_LEN, plain,
-		     sizeof(plain), &n)) != 0)
+				    sizeof(plain), &n)) != 0)
 		goto out;
 	if (n != CRYPTO_SESSION_LEN) {
 		r = CINDER_ERR_CRYPTO;
 		goto out;
 	}
 	if ((r = crypto_hmac_sha1(plain, CRYPTO_SESSION_LEN, block,
-		     CRYPTO_STEP3_CT_LEN, mac)) != 0)
+				  CRYPTO_STEP3_CT_LEN, mac)) != 0)
 		goto out;
-	if ((r = crypto_rsa_verify_raw(server_pub, mac, sizeof(mac),
-		     block + CRYPTO_STEP3_CT_LEN,
+	if ((r = crypto_rsa_verify_raw(
+		     server_pub, mac, sizeof(mac), block + CRYPTO_STEP3_CT_LEN,
 		     CRYPTO_STEP3_LEN - CRYPTO_STEP3_CT_LEN)) != 0)
 		goto out;
 	memcpy(session, plain, CRYPTO_SESSION_LEN);
@@ -1203,10 +1207,10 @@ out:
 
 static int
 pbkdf2(const char *pw, const uint8_t *salt, size_t salt_len, unsigned iter,
-	uint8_t out[PW_HASH_LEN])
+       uint8_t out[PW_HASH_LEN])
 {
 	if (PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, (int)salt_len,
-		(int)iter, EVP_sha256(), PW_HASH_LEN, out) != 1) {
+			      (int)iter, EVP_sha256(), PW_HASH_LEN, out) != 1) {
 		crypto_drain(LOG_LEVEL_ERR, "pbkdf2");
 		return CINDER_ERR_CRYPTO;
 	}
@@ -1227,13 +1231,13 @@ crypto_password_hash(const char *password, char **out)
 	if ((r = crypto_random(salt, sizeof(salt))) != 0)
 		return r;
 	if ((r = pbkdf2(password, salt, sizeof(salt), CRYPTO_PBKDF2_ITER,
-		     hash)) != 0)
+			hash)) != 0)
 		return r;
 	EVP_EncodeBlock((unsigned char *)salt64, salt, sizeof(salt));
 	EVP_EncodeBlock((unsigned char *)hash64, hash, sizeof(hash));
 	crypto_wipe(hash, sizeof(hash));
 	*out = xasprintf(PW_PREFIX "%u$%s$%s", CRYPTO_PBKDF2_ITER, salt64,
-		hash64);
+			 hash64);
 	return 0;
 }
 
@@ -1268,8 +1272,7 @@ crypto_password_verify(const char *password, const char *stored)
 	n = EVP_DecodeBlock(want, (const unsigned char *)(d2 + 1), 44);
 	if (n != 33)
 		return CINDER_ERR_INVAL;
-	if ((r = pbkdf2(password, salt, PW_SALT_LEN, (unsigned)iter, got)) !=
-	    0)
+	if ((r = pbkdf2(password, salt, PW_SALT_LEN, (unsigned)iter, got)) != 0)
 		return r;
 	r = CRYPTO_memcmp(got, want, PW_HASH_LEN) == 0 ? 0 : CINDER_ERR_AUTH;
 	crypto_wipe(got, sizeof(got));

@@ -31,8 +31,8 @@
 #define CRYPTO_SHA256_LEN 32
 #define CRYPTO_AES_KEY_LEN 16
 #define CRYPTO_AES_BLOCK 16
-#define CRYPTO_RSA_MAX_BYTES 256      /* largest modulus handled (2048) */
-#define CRYPTO_KEYFILE_MAX 65536      /* largest key file read */
+#define CRYPTO_RSA_MAX_BYTES 256 /* largest modulus handled (2048) */
+#define CRYPTO_KEYFILE_MAX 65536 /* largest key file read */
 
 /** An RSA key, private or public only. Opaque; wraps an EVP_PKEY. */
 struct crypto_key;
@@ -90,7 +90,8 @@ int crypto_server_key_check(const struct crypto_key *k);
  *	CINDER_ERR_CRYPTO; on failure the files this call created are removed
  */
 int crypto_server_key_generate(const char *key_pem_path,
-	const char *pub_der_path, const char *pub_pem_path);
+			       const char *pub_der_path,
+			       const char *pub_pem_path);
 
 /**
  * Generate an RSA key in memory (tests, the simulator).
@@ -140,7 +141,7 @@ bool crypto_key_is_private(const struct crypto_key *k);
  * @return true when both are non-NULL and have the same public key
  */
 bool crypto_key_public_eq(const struct crypto_key *a,
-	const struct crypto_key *b);
+			  const struct crypto_key *b);
 
 /**
  * Encode the public half as DER SubjectPublicKeyInfo (294 bytes for the
@@ -149,8 +150,8 @@ bool crypto_key_public_eq(const struct crypto_key *a,
  * @param len receives the length written
  * @return 0, CINDER_ERR_TOO_BIG (cap too small) or CINDER_ERR_CRYPTO
  */
-int crypto_key_public_der(const struct crypto_key *k, uint8_t *der,
-	size_t cap, size_t *len);
+int crypto_key_public_der(const struct crypto_key *k, uint8_t *der, size_t cap,
+			  size_t *len);
 
 /**
  * Encode the public half as PEM "PUBLIC KEY".
@@ -175,7 +176,7 @@ int crypto_pubkey_der_to_pem(const uint8_t *der, size_t len, char **pem);
  * @return as crypto_pubkey_parse(), plus CINDER_ERR_TOO_BIG
  */
 int crypto_pubkey_pem_to_der(const char *pem, size_t pem_len, uint8_t *der,
-	size_t cap, size_t *len);
+			     size_t cap, size_t *len);
 
 /*
  * RSA primitives (PKCS#1 v1.5)
@@ -190,7 +191,8 @@ int crypto_pubkey_pem_to_der(const char *pem, size_t pem_len, uint8_t *der,
  *	CINDER_ERR_CRYPTO (bad padding). The output is wiped on failure.
  */
 int crypto_rsa_decrypt(const struct crypto_key *priv, const uint8_t *in,
-	size_t in_len, uint8_t *out, size_t cap, size_t *out_len);
+		       size_t in_len, uint8_t *out, size_t cap,
+		       size_t *out_len);
 
 /**
  * RSAES-PKCS1-v1_5 encrypt to a public key (random type-2 padding).
@@ -200,7 +202,8 @@ int crypto_rsa_decrypt(const struct crypto_key *priv, const uint8_t *in,
  * @return 0, CINDER_ERR_INVAL or CINDER_ERR_CRYPTO
  */
 int crypto_rsa_encrypt(const struct crypto_key *pub, const uint8_t *in,
-	size_t in_len, uint8_t *out, size_t cap, size_t *out_len);
+		       size_t in_len, uint8_t *out, size_t cap,
+		       size_t *out_len);
 
 /**
  * Raw PKCS#1 v1.5 type-1 signature of msg without a DigestInfo wrapper
@@ -211,7 +214,8 @@ int crypto_rsa_encrypt(const struct crypto_key *pub, const uint8_t *in,
  * @return 0, CINDER_ERR_INVAL or CINDER_ERR_CRYPTO
  */
 int crypto_rsa_sign_raw(const struct crypto_key *priv, const uint8_t *msg,
-	size_t msg_len, uint8_t *sig, size_t cap, size_t *sig_len);
+			size_t msg_len, uint8_t *sig, size_t cap,
+			size_t *sig_len);
 
 /**
  * Verify a signature made by crypto_rsa_sign_raw().
@@ -219,7 +223,7 @@ int crypto_rsa_sign_raw(const struct crypto_key *priv, const uint8_t *msg,
  *	if not, CINDER_ERR_INVAL on bad arguments
  */
 int crypto_rsa_verify_raw(const struct crypto_key *pub, const uint8_t *msg,
-	size_t msg_len, const uint8_t *sig, size_t sig_len);
+			  size_t msg_len, const uint8_t *sig, size_t sig_len);
 
 /*
  * Hashes, MACs, randomness, memory
@@ -231,7 +235,7 @@ int crypto_rsa_verify_raw(const struct crypto_key *pub, const uint8_t *msg,
  * @return 0 or CINDER_ERR_CRYPTO
  */
 int crypto_hmac_sha1(const void *key, size_t key_len, const void *msg,
-	size_t msg_len, uint8_t out[CRYPTO_HMAC_SHA1_LEN]);
+		     size_t msg_len, uint8_t out[CRYPTO_HMAC_SHA1_LEN]);
 
 /**
  * HMAC-SHA256 (webhook signatures).
@@ -239,7 +243,7 @@ int crypto_hmac_sha1(const void *key, size_t key_len, const void *msg,
  * @return 0 or CINDER_ERR_CRYPTO
  */
 int crypto_hmac_sha256(const void *key, size_t key_len, const void *msg,
-	size_t msg_len, uint8_t out[CRYPTO_SHA256_LEN]);
+		       size_t msg_len, uint8_t out[CRYPTO_SHA256_LEN]);
 
 /**
  * SHA-256 (token storage, firmware image checks).
@@ -269,10 +273,10 @@ void crypto_wipe(void *p, size_t n);
 
 /** Session cipher state of one side of a connection. Embedded object. */
 struct crypto_channel {
-	uint8_t key[CRYPTO_AES_KEY_LEN];    /* AES-128 key, session bytes 0-15 */
-	uint8_t send_iv[CRYPTO_AES_BLOCK];  /* IV for the next seal */
-	uint8_t recv_iv[CRYPTO_AES_BLOCK];  /* IV for the next open */
-	uint8_t salt[8];		    /* session bytes 32-39, unused */
+	uint8_t key[CRYPTO_AES_KEY_LEN];   /* AES-128 key, session bytes 0-15 */
+	uint8_t send_iv[CRYPTO_AES_BLOCK]; /* IV for the next seal */
+	uint8_t recv_iv[CRYPTO_AES_BLOCK]; /* IV for the next open */
+	uint8_t salt[8];		   /* session bytes 32-39, unused */
 };
 
 /**
@@ -281,7 +285,7 @@ struct crypto_channel {
  * @param session borrowed; the caller should wipe its copy afterwards
  */
 void crypto_channel_init(struct crypto_channel *ch,
-	const uint8_t session[CRYPTO_SESSION_LEN]);
+			 const uint8_t session[CRYPTO_SESSION_LEN]);
 
 /** Wipe a channel. */
 void crypto_channel_cleanup(struct crypto_channel *ch);
@@ -299,7 +303,7 @@ size_t crypto_channel_sealed_len(size_t len);
  *	failure the IV is unchanged
  */
 int crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in,
-	size_t len, uint8_t *out, size_t cap, size_t *out_len);
+			size_t len, uint8_t *out, size_t cap, size_t *out_len);
 
 /**
  * Decrypt one message with the receive IV, check the PKCS#7 padding
@@ -314,7 +318,7 @@ int crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in,
  *	close the connection, the stream cannot recover.
  */
 int crypto_channel_open(struct crypto_channel *ch, const uint8_t *in,
-	size_t len, uint8_t *out, size_t cap, size_t *out_len);
+			size_t len, uint8_t *out, size_t cap, size_t *out_len);
 
 /*
  * Handshake (protocol.md §2.3), server side
@@ -323,8 +327,8 @@ int crypto_channel_open(struct crypto_channel *ch, const uint8_t *in,
 /** What the server learns from the device's step-2 block. */
 struct crypto_step2 {
 	uint8_t device_id[CRYPTO_DEVICE_ID_LEN]; /* raw 12-byte id */
-	uint8_t key_der[CRYPTO_STEP2_KEY_MAX];	  /* device-supplied key */
-	size_t key_der_len;			  /* 0: device sent none */
+	uint8_t key_der[CRYPTO_STEP2_KEY_MAX];	 /* device-supplied key */
+	size_t key_der_len;			 /* 0: device sent none */
 };
 
 /**
@@ -340,8 +344,9 @@ struct crypto_step2 {
  *	block does not decrypt, is short, or does not echo the nonce)
  */
 int crypto_handshake_step2_open(const struct crypto_key *server,
-	const uint8_t nonce[CRYPTO_NONCE_LEN], const uint8_t *block,
-	size_t block_len, struct crypto_step2 *out);
+				const uint8_t nonce[CRYPTO_NONCE_LEN],
+				const uint8_t *block, size_t block_len,
+				struct crypto_step2 *out);
 
 /**
  * The plaintext checks of crypto_handshake_step2_open(), on the already
@@ -349,7 +354,8 @@ int crypto_handshake_step2_open(const struct crypto_key *server,
  * @return 0 or CINDER_ERR_CRYPTO
  */
 int crypto_handshake_step2_parse(const uint8_t nonce[CRYPTO_NONCE_LEN],
-	const uint8_t *plain, size_t len, struct crypto_step2 *out);
+				 const uint8_t *plain, size_t len,
+				 struct crypto_step2 *out);
 
 /**
  * Build the server's 384-byte step-3 block: RSA-encrypt the 40 session
@@ -363,9 +369,9 @@ int crypto_handshake_step2_parse(const uint8_t nonce[CRYPTO_NONCE_LEN],
  * @return 0, CINDER_ERR_INVAL (wrong key sizes) or CINDER_ERR_CRYPTO
  */
 int crypto_handshake_step3_build(const struct crypto_key *server,
-	const struct crypto_key *device,
-	const uint8_t session[CRYPTO_SESSION_LEN],
-	uint8_t out[CRYPTO_STEP3_LEN]);
+				 const struct crypto_key *device,
+				 const uint8_t session[CRYPTO_SESSION_LEN],
+				 uint8_t out[CRYPTO_STEP3_LEN]);
 
 /*
  * Handshake, device side (tests and the posix simulator)
@@ -381,9 +387,10 @@ int crypto_handshake_step3_build(const struct crypto_key *server,
  * @return 0, CINDER_ERR_INVAL or CINDER_ERR_CRYPTO
  */
 int crypto_handshake_step2_build(const struct crypto_key *server_pub,
-	const uint8_t nonce[CRYPTO_NONCE_LEN],
-	const uint8_t device_id[CRYPTO_DEVICE_ID_LEN], const uint8_t *der,
-	size_t der_len, uint8_t out[CRYPTO_STEP2_LEN]);
+				 const uint8_t nonce[CRYPTO_NONCE_LEN],
+				 const uint8_t device_id[CRYPTO_DEVICE_ID_LEN],
+				 const uint8_t *der, size_t der_len,
+				 uint8_t out[CRYPTO_STEP2_LEN]);
 
 /**
  * Open the server's 384-byte step-3 block as a device does: decrypt the
@@ -397,8 +404,9 @@ int crypto_handshake_step2_build(const struct crypto_key *server_pub,
  *	signature failure)
  */
 int crypto_handshake_step3_open(const struct crypto_key *device,
-	const struct crypto_key *server_pub, const uint8_t *block,
-	size_t block_len, uint8_t session[CRYPTO_SESSION_LEN]);
+				const struct crypto_key *server_pub,
+				const uint8_t *block, size_t block_len,
+				uint8_t session[CRYPTO_SESSION_LEN]);
 
 /*
  * Passwords and tokens

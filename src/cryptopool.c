@@ -25,28 +25,28 @@
 #include "xmalloc.h"
 
 struct cryptopool_job {
-	cryptopool_work_cb work;    /* runs on a worker */
-	cryptopool_done_cb done;    /* runs on the loop */
-	void *arg;		    /* caller's, never dereferenced */
+	cryptopool_work_cb work;     /* runs on a worker */
+	cryptopool_done_cb done;     /* runs on the loop */
+	void *arg;		     /* caller's, never dereferenced */
 	struct cryptopool_job *next; /* queue or done list link */
 };
 
 struct cryptopool {
-	struct event_base *base;	/* borrowed loop */
-	struct event *wake_ev;		/* read event on wake_fd[0] */
-	int wake_fd[2];			/* worker -> loop doorbell */
-	pthread_mutex_t lock;		/* guards everything below */
-	pthread_cond_t cond;		/* signals queued work or stop */
-	struct cryptopool_job *q_head;	/* jobs waiting for a worker */
+	struct event_base *base;       /* borrowed loop */
+	struct event *wake_ev;	       /* read event on wake_fd[0] */
+	int wake_fd[2];		       /* worker -> loop doorbell */
+	pthread_mutex_t lock;	       /* guards everything below */
+	pthread_cond_t cond;	       /* signals queued work or stop */
+	struct cryptopool_job *q_head; /* jobs waiting for a worker */
 	struct cryptopool_job *q_tail;
-	size_t q_len;			/* length of the queue */
-	size_t q_max;			/* bound on q_len */
-	struct cryptopool_job *d_head;	/* finished, not yet delivered */
+	size_t q_len;		       /* length of the queue */
+	size_t q_max;		       /* bound on q_len */
+	struct cryptopool_job *d_head; /* finished, not yet delivered */
 	struct cryptopool_job *d_tail;
-	size_t pending;			/* accepted, not yet delivered */
-	bool stopping;			/* no new jobs, no new starts */
-	pthread_t *threads;		/* workers */
-	unsigned n_threads;		/* started workers */
+	size_t pending;	    /* accepted, not yet delivered */
+	bool stopping;	    /* no new jobs, no new starts */
+	pthread_t *threads; /* workers */
+	unsigned n_threads; /* started workers */
 };
 
 unsigned
@@ -149,8 +149,8 @@ cryptopool_pipe(int fds[2])
 		return -1;
 	for (i = 0; i < 2; i++) {
 		if ((fl = fcntl(fds[i], F_GETFL)) == -1 ||
-			fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) == -1 ||
-			fcntl(fds[i], F_SETFD, FD_CLOEXEC) == -1)
+		    fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) == -1 ||
+		    fcntl(fds[i], F_SETFD, FD_CLOEXEC) == -1)
 			return -1;
 	}
 	return 0;
@@ -158,7 +158,7 @@ cryptopool_pipe(int fds[2])
 
 int
 cryptopool_new(struct event_base *base, unsigned nthreads, size_t queue_max,
-	struct cryptopool **out)
+	       struct cryptopool **out)
 {
 	struct cryptopool *p = NULL;
 	sigset_t all, old;
@@ -189,7 +189,7 @@ cryptopool_new(struct event_base *base, unsigned nthreads, size_t queue_max,
 		goto out;
 	}
 	p->wake_ev = event_new(base, p->wake_fd[0], EV_READ | EV_PERSIST,
-		cryptopool_wake_cb, p);
+			       cryptopool_wake_cb, p);
 	if (p->wake_ev == NULL || event_add(p->wake_ev, NULL) == -1) {
 		log_err("could not watch crypto pool pipe");
 		r = CINDER_ERR_IO;
@@ -223,7 +223,7 @@ out:
 
 int
 cryptopool_submit(struct cryptopool *p, cryptopool_work_cb work,
-	cryptopool_done_cb done, void *arg)
+		  cryptopool_done_cb done, void *arg)
 {
 	struct cryptopool_job *j;
 	int r = CINDER_ERR_INTERNAL;

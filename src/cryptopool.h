@@ -55,8 +55,8 @@ unsigned cryptopool_default_threads(void);
  *	CINDER_ERR_IO (pipe or event setup failed) or CINDER_ERR_INTERNAL
  *	(a thread could not be started)
  */
-int cryptopool_new(struct event_base *base, unsigned nthreads,
-	size_t queue_max, struct cryptopool **out);
+int cryptopool_new(struct event_base *base, unsigned nthreads, size_t queue_max,
+		   struct cryptopool **out);
 
 /**
  * Queue a job. Never blocks.
@@ -69,7 +69,7 @@ int cryptopool_new(struct event_base *base, unsigned nthreads,
  *	stopped); on error neither callback is ever called
  */
 int cryptopool_submit(struct cryptopool *p, cryptopool_work_cb work,
-	cryptopool_done_cb done, void *arg);
+		      cryptopool_done_cb done, void *arg);
 
 /**
  * Stop accepting jobs and stop starting queued ones; jobs already running

@@ -25,7 +25,8 @@
 #include "log.h"
 
 /* Mode 0 compares against this nonce; seeds start with it. */
-static const uint8_t fuzz_nonce[CRYPTO_NONCE_LEN] = "cinder-fuzz-nonce-0123456789abcdefghijkl";
+static const uint8_t fuzz_nonce[CRYPTO_NONCE_LEN] =
+	"cinder-fuzz-nonce-0123456789abcdefghijkl";
 
 static struct crypto_key *server, *device;
 
@@ -38,7 +39,7 @@ load(const char *name, bool is_server)
 
 	if (top != NULL) {
 		snprintf(path, sizeof(path), "%s/tests/data/vectors/%s", top,
-			name);
+			 name);
 		if (crypto_privkey_load(path, &k) == 0)
 			return k;
 	}
@@ -83,7 +84,7 @@ key_roundtrip(const uint8_t *buf, size_t len)
 	check(crypto_key_public_der(k, der, sizeof(der), &n) == 0);
 	check(crypto_pubkey_der_to_pem(der, n, &pem) == 0);
 	check(crypto_pubkey_pem_to_der(pem, strlen(pem), der2, sizeof(der2),
-		      &n2) == 0);
+				       &n2) == 0);
 	check(n == n2 && memcmp(der, der2, n) == 0);
 	check(crypto_pubkey_parse(der2, n2, &k2) == 0);
 	check(crypto_key_public_eq(k, k2));
@@ -102,7 +103,7 @@ mode_step2_parse(const uint8_t *data, size_t size)
 	check(size >= CRYPTO_STEP2_MIN_PLAIN);
 	check(st.key_der_len == size - CRYPTO_STEP2_MIN_PLAIN);
 	check(memcmp(st.device_id, data + CRYPTO_NONCE_LEN,
-		      CRYPTO_DEVICE_ID_LEN) == 0);
+		     CRYPTO_DEVICE_ID_LEN) == 0);
 	if (st.key_der_len > 0)
 		key_roundtrip(st.key_der, st.key_der_len);
 }
@@ -116,7 +117,7 @@ mode_step2_open(const uint8_t *data, size_t size)
 	if (size < CRYPTO_NONCE_LEN)
 		return;
 	r = crypto_handshake_step2_open(server, data, data + CRYPTO_NONCE_LEN,
-		size - CRYPTO_NONCE_LEN, &st);
+					size - CRYPTO_NONCE_LEN, &st);
 	check(r == 0 || r == CINDER_ERR_CRYPTO || r == CINDER_ERR_INVAL);
 	if (r == 0 && st.key_der_len > 0)
 		key_roundtrip(st.key_der, st.key_der_len);
@@ -127,7 +128,7 @@ mode_step3_open(const uint8_t *data, size_t size)
 {
 	uint8_t session[CRYPTO_SESSION_LEN];
 	int r = crypto_handshake_step3_open(device, server, data, size,
-		session);
+					    session);
 
 	check(r == 0 || r == CINDER_ERR_CRYPTO || r == CINDER_ERR_INVAL);
 }

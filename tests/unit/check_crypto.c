@@ -201,7 +201,7 @@ START_TEST(test_crypto_server_key_load_ok)
 	ck_assert_int_eq(crypto_server_key_check(server), 0);
 	/* The exported public half is byte-identical to the vector files. */
 	ck_assert_int_eq(crypto_key_public_der(server, der, sizeof(der), &len),
-		0);
+			 0);
 	ck_assert_uint_eq(len, CRYPTO_SERVER_PUB_DER_LEN);
 	file = vec_read("server_pub.der", &flen);
 	ck_assert_uint_eq(flen, len);
@@ -222,8 +222,8 @@ START_TEST(test_crypto_server_key_load_pkcs8)
 	struct crypto_key *k = NULL;
 
 	ck_assert_int_eq(crypto_privkey_parse(pkcs8_2048_pem,
-				 strlen(pkcs8_2048_pem), &k),
-		0);
+					      strlen(pkcs8_2048_pem), &k),
+			 0);
 	ck_assert_uint_eq(crypto_key_bits(k), 2048);
 	ck_assert_int_eq(crypto_server_key_check(k), 0);
 	crypto_key_free(k);
@@ -250,12 +250,11 @@ START_TEST(test_crypto_server_key_load_bad)
 	ck_assert_int_eq(crypto_server_key_load(p, &k), CINDER_ERR_CRYPTO);
 	free(p);
 	ck_assert_int_eq(crypto_server_key_load("/nonexistent/key.pem", &k),
-		CINDER_ERR_IO);
+			 CINDER_ERR_IO);
 	ck_assert_int_eq(crypto_server_key_load(NULL, &k), CINDER_ERR_INVAL);
 	/* Right size, wrong exponent. */
-	ck_assert_int_eq(crypto_privkey_parse(e3_2048_pem, strlen(e3_2048_pem),
-				 &k),
-		0);
+	ck_assert_int_eq(
+		crypto_privkey_parse(e3_2048_pem, strlen(e3_2048_pem), &k), 0);
 	ck_assert_uint_eq(crypto_key_bits(k), 2048);
 	ck_assert_int_eq(crypto_server_key_check(k), CINDER_ERR_INVAL);
 	crypto_key_free(k);
@@ -264,10 +263,11 @@ START_TEST(test_crypto_server_key_load_bad)
 	ck_assert_int_eq(crypto_server_key_check(device), CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_server_key_check(NULL), CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_privkey_parse("", 0, &k), CINDER_ERR_INVAL);
-	ck_assert_int_eq(crypto_privkey_parse("-----BEGIN RSA PRIVATE KEY-----\n"
-					      "AAAA\n"
-					      "-----END RSA PRIVATE KEY-----\n",
-				 56, &k),
+	ck_assert_int_eq(
+		crypto_privkey_parse("-----BEGIN RSA PRIVATE KEY-----\n"
+				     "AAAA\n"
+				     "-----END RSA PRIVATE KEY-----\n",
+				     56, &k),
 		CINDER_ERR_CRYPTO);
 }
 END_TEST
@@ -333,7 +333,8 @@ START_TEST(test_crypto_server_key_generate_ok)
 	plen = fread(pem, 1, 1023, f);
 	fclose(f);
 	ck_assert_uint_gt(plen, 0);
-	ck_assert_ptr_nonnull(strstr((char *)pem, "-----BEGIN PUBLIC KEY-----"));
+	ck_assert_ptr_nonnull(
+		strstr((char *)pem, "-----BEGIN PUBLIC KEY-----"));
 	f = fopen(kp, "rb");
 	priv = xcalloc(1, 4096);
 	klen = fread(priv, 1, 4095, f);
@@ -345,7 +346,7 @@ START_TEST(test_crypto_server_key_generate_ok)
 
 	/* Never overwrite: a second run changes nothing. */
 	ck_assert_int_eq(crypto_server_key_generate(kp, dp, pp),
-		CINDER_ERR_CONFLICT);
+			 CINDER_ERR_CONFLICT);
 	crypto_key_free(pub1);
 	ck_assert_int_eq(crypto_server_key_load(kp, &pub1), 0);
 	ck_assert(crypto_key_public_eq(k, pub1));
@@ -376,20 +377,20 @@ START_TEST(test_crypto_server_key_generate_conflict)
 	fputs("keep me\n", f);
 	fclose(f);
 	ck_assert_int_eq(crypto_server_key_generate(kp, dp, pp),
-		CINDER_ERR_CONFLICT);
+			 CINDER_ERR_CONFLICT);
 	ck_assert_int_eq(access(kp, F_OK), -1);
 	ck_assert_int_eq(access(dp, F_OK), -1);
 	ck_assert_int_eq(access(pp, F_OK), 0);
 	/* The same path twice conflicts with itself. */
 	ck_assert_int_eq(crypto_server_key_generate(kp, kp, NULL),
-		CINDER_ERR_CONFLICT);
+			 CINDER_ERR_CONFLICT);
 	ck_assert_int_eq(access(kp, F_OK), -1);
 	/* Unwritable place. */
-	ck_assert_int_eq(crypto_server_key_generate("/nonexistent/k.pem",
-				 NULL, NULL),
+	ck_assert_int_eq(
+		crypto_server_key_generate("/nonexistent/k.pem", NULL, NULL),
 		CINDER_ERR_IO);
 	ck_assert_int_eq(crypto_server_key_generate(NULL, dp, pp),
-		CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 	/* Public files are optional. */
 	ck_assert_int_eq(crypto_server_key_generate(kp, NULL, NULL), 0);
 	ck_assert_int_eq(access(kp, F_OK), 0);
@@ -409,17 +410,16 @@ START_TEST(test_crypto_pubkey_parse_formats)
 
 	/* PEM SPKI (the fixture) and DER SPKI. */
 	ck_assert_uint_eq(crypto_key_bits(device_pub), 1024);
-	ck_assert_int_eq(crypto_key_public_der(device_pub, der, sizeof(der),
-				 &len),
-		0);
+	ck_assert_int_eq(
+		crypto_key_public_der(device_pub, der, sizeof(der), &len), 0);
 	ck_assert_uint_eq(len, CRYPTO_DEVICE_PUB_DER_LEN);
 	ck_assert_int_eq(crypto_pubkey_parse(der, len, &k), 0);
 	ck_assert(crypto_key_public_eq(k, device_pub));
 	crypto_key_free(k);
 	/* PEM PKCS#1 "RSA PUBLIC KEY". */
 	ck_assert_int_eq(crypto_pubkey_parse(device_pkcs1_pub_pem,
-				 strlen(device_pkcs1_pub_pem), &k),
-		0);
+					     strlen(device_pkcs1_pub_pem), &k),
+			 0);
 	ck_assert(crypto_key_public_eq(k, device_pub));
 	crypto_key_free(k);
 	/* The server's 294-byte DER as a device stores it. */
@@ -427,7 +427,7 @@ START_TEST(test_crypto_pubkey_parse_formats)
 	ck_assert_int_eq(crypto_pubkey_parse(file, flen, &k), 0);
 	ck_assert(crypto_key_public_eq(k, server));
 	ck_assert_int_eq(crypto_key_public_der(k, der2, sizeof(der2), &len2),
-		0);
+			 0);
 	ck_assert_uint_eq(len2, flen);
 	ck_assert_mem_eq(der2, file, flen);
 	crypto_key_free(k);
@@ -448,26 +448,25 @@ START_TEST(test_crypto_pubkey_parse_bad)
 	uint8_t der[CRYPTO_PUB_DER_MAX];
 	size_t len = 0, i;
 
-	ck_assert_int_eq(crypto_pubkey_parse(rsa512_pub_pem,
-				 strlen(rsa512_pub_pem), &k),
+	ck_assert_int_eq(
+		crypto_pubkey_parse(rsa512_pub_pem, strlen(rsa512_pub_pem), &k),
 		CINDER_ERR_INVAL);
 	ck_assert_ptr_null(k);
 	ck_assert_int_eq(crypto_pubkey_parse(rsa3072_pub_pem,
-				 strlen(rsa3072_pub_pem), &k),
-		CINDER_ERR_INVAL);
+					     strlen(rsa3072_pub_pem), &k),
+			 CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_pubkey_parse(e3_1024_pub_pem,
-				 strlen(e3_1024_pub_pem), &k),
-		CINDER_ERR_INVAL);
+					     strlen(e3_1024_pub_pem), &k),
+			 CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_pubkey_parse("", 0, &k), CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_pubkey_parse(NULL, 5, &k), CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_pubkey_parse("garbage", 7, &k),
-		CINDER_ERR_CRYPTO);
+			 CINDER_ERR_CRYPTO);
 	ck_assert_int_eq(crypto_pubkey_parse(der, CRYPTO_KEYFILE_MAX + 1, &k),
-		CINDER_ERR_TOO_BIG);
+			 CINDER_ERR_TOO_BIG);
 	/* Every truncation of a valid DER key fails cleanly. */
-	ck_assert_int_eq(crypto_key_public_der(device_pub, der, sizeof(der),
-				 &len),
-		0);
+	ck_assert_int_eq(
+		crypto_key_public_der(device_pub, der, sizeof(der), &len), 0);
 	for (i = 1; i < len; i++) {
 		ck_assert_int_ne(crypto_pubkey_parse(der, i, &k), 0);
 		ck_assert_ptr_null(k);
@@ -498,9 +497,8 @@ START_TEST(test_crypto_pubkey_parse_mutants)
 	size_t len = 0;
 	unsigned n = 0;
 
-	ck_assert_int_eq(crypto_key_public_der(device_pub, der, sizeof(der),
-				 &len),
-		0);
+	ck_assert_int_eq(
+		crypto_key_public_der(device_pub, der, sizeof(der), &len), 0);
 	mutate_run(der, len, 0xc1d3, 2000, pubkey_mutant, &n);
 	ck_assert_uint_eq(n, 2000 + len);
 }
@@ -514,25 +512,25 @@ START_TEST(test_crypto_pubkey_der_pem_roundtrip)
 	uint8_t *file;
 
 	ck_assert_int_eq(crypto_key_public_der(device, der, sizeof(der), &len),
-		0);
+			 0);
 	ck_assert_int_eq(crypto_pubkey_der_to_pem(der, len, &pem), 0);
 	file = vec_read("device_pub.pem", &flen);
 	ck_assert_str_eq(pem, (char *)file);
 	ck_assert_int_eq(crypto_pubkey_pem_to_der(pem, strlen(pem), der2,
-				 sizeof(der2), &len2),
-		0);
+						  sizeof(der2), &len2),
+			 0);
 	ck_assert_uint_eq(len2, len);
 	ck_assert_mem_eq(der, der2, len);
 	/* Buffer too small. */
 	ck_assert_int_eq(crypto_pubkey_pem_to_der(pem, strlen(pem), der2,
-				 len - 1, &len2),
-		CINDER_ERR_TOO_BIG);
+						  len - 1, &len2),
+			 CINDER_ERR_TOO_BIG);
 	ck_assert_uint_eq(len2, 0);
 	ck_assert_int_eq(crypto_key_public_der(server, der2, 293, &len2),
-		CINDER_ERR_TOO_BIG);
+			 CINDER_ERR_TOO_BIG);
 	free(pem);
 	ck_assert_int_eq(crypto_pubkey_der_to_pem(der, 10, &pem),
-		CINDER_ERR_CRYPTO);
+			 CINDER_ERR_CRYPTO);
 	ck_assert_ptr_null(pem);
 	free(file);
 }
@@ -567,12 +565,11 @@ START_TEST(test_crypto_key_dup_shares)
 	ck_assert(crypto_key_is_private(d));
 	ck_assert(crypto_key_public_eq(d, server_pub));
 	memset(mac, 9, sizeof(mac));
-	ck_assert_int_eq(crypto_rsa_sign_raw(d, mac, sizeof(mac), sig,
-				 sizeof(sig), &n),
+	ck_assert_int_eq(
+		crypto_rsa_sign_raw(d, mac, sizeof(mac), sig, sizeof(sig), &n),
 		0);
-	ck_assert_int_eq(crypto_rsa_verify_raw(server_pub, mac, sizeof(mac),
-				 sig, n),
-		0);
+	ck_assert_int_eq(
+		crypto_rsa_verify_raw(server_pub, mac, sizeof(mac), sig, n), 0);
 	crypto_key_free(d);
 	ck_assert_ptr_null(crypto_key_dup(NULL));
 }
@@ -604,31 +601,29 @@ START_TEST(test_crypto_rsa_roundtrip)
 
 	memset(msg, 0xa5, sizeof(msg));
 	ck_assert_int_eq(crypto_rsa_encrypt(server_pub, msg, sizeof(msg), ct,
-				 sizeof(ct), &n),
-		0);
+					    sizeof(ct), &n),
+			 0);
 	ck_assert_uint_eq(n, 256);
 	ck_assert_int_eq(crypto_rsa_decrypt(server, ct, n, pt, sizeof(pt), &m),
-		0);
+			 0);
 	ck_assert_uint_eq(m, sizeof(msg));
 	ck_assert_mem_eq(pt, msg, sizeof(msg));
 	/* Device key: 128-byte blocks. */
-	ck_assert_int_eq(crypto_rsa_encrypt(device_pub, msg, 40, ct,
-				 sizeof(ct), &n),
-		0);
+	ck_assert_int_eq(
+		crypto_rsa_encrypt(device_pub, msg, 40, ct, sizeof(ct), &n), 0);
 	ck_assert_uint_eq(n, 128);
 	ck_assert_int_eq(crypto_rsa_decrypt(device, ct, n, pt, 40, &m), 0);
 	ck_assert_uint_eq(m, 40);
 	ck_assert_mem_eq(pt, msg, 40);
 	/* Output buffer exactly too small. */
 	ck_assert_int_eq(crypto_rsa_decrypt(device, ct, n, pt, 39, &m),
-		CINDER_ERR_TOO_BIG);
+			 CINDER_ERR_TOO_BIG);
 	ck_assert_uint_eq(m, 0);
 	/* Empty plaintext works too. */
-	ck_assert_int_eq(crypto_rsa_encrypt(device_pub, NULL, 0, ct,
-				 sizeof(ct), &n),
-		0);
+	ck_assert_int_eq(
+		crypto_rsa_encrypt(device_pub, NULL, 0, ct, sizeof(ct), &n), 0);
 	ck_assert_int_eq(crypto_rsa_decrypt(device, ct, n, pt, sizeof(pt), &m),
-		0);
+			 0);
 	ck_assert_uint_eq(m, 0);
 }
 END_TEST
@@ -641,32 +636,31 @@ START_TEST(test_crypto_rsa_bad_input)
 
 	memset(msg, 1, sizeof(msg));
 	/* 245 is the limit for 2048 bits, 117 for 1024. */
-	ck_assert_int_eq(crypto_rsa_encrypt(server_pub, msg, 245, ct,
-				 sizeof(ct), &n),
+	ck_assert_int_eq(
+		crypto_rsa_encrypt(server_pub, msg, 245, ct, sizeof(ct), &n),
 		0);
-	ck_assert_int_eq(crypto_rsa_encrypt(server_pub, msg, 246, ct,
-				 sizeof(ct), &n),
+	ck_assert_int_eq(
+		crypto_rsa_encrypt(server_pub, msg, 246, ct, sizeof(ct), &n),
 		CINDER_ERR_INVAL);
-	ck_assert_int_eq(crypto_rsa_encrypt(device_pub, msg, 118, ct,
-				 sizeof(ct), &n),
+	ck_assert_int_eq(
+		crypto_rsa_encrypt(device_pub, msg, 118, ct, sizeof(ct), &n),
 		CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_rsa_encrypt(server_pub, msg, 10, ct, 255, &n),
-		CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 	/* Wrong ciphertext length, public key, NULLs. */
-	ck_assert_int_eq(crypto_rsa_encrypt(server_pub, msg, 10, ct,
-				 sizeof(ct), &n),
-		0);
-	ck_assert_int_eq(crypto_rsa_decrypt(server, ct, 255, pt, sizeof(pt),
-				 &m),
+	ck_assert_int_eq(
+		crypto_rsa_encrypt(server_pub, msg, 10, ct, sizeof(ct), &n), 0);
+	ck_assert_int_eq(
+		crypto_rsa_decrypt(server, ct, 255, pt, sizeof(pt), &m),
 		CINDER_ERR_INVAL);
-	ck_assert_int_eq(crypto_rsa_decrypt(server_pub, ct, 256, pt,
-				 sizeof(pt), &m),
+	ck_assert_int_eq(
+		crypto_rsa_decrypt(server_pub, ct, 256, pt, sizeof(pt), &m),
 		CINDER_ERR_INVAL);
-	ck_assert_int_eq(crypto_rsa_decrypt(device, ct, 256, pt, sizeof(pt),
-				 &m),
+	ck_assert_int_eq(
+		crypto_rsa_decrypt(device, ct, 256, pt, sizeof(pt), &m),
 		CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_rsa_decrypt(NULL, ct, 256, pt, sizeof(pt), &m),
-		CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 	/* Corrupted ciphertext: an error, or (implicit rejection in newer
 	 * OpenSSL) never the original plaintext. */
 	ct[100] ^= 0x40;
@@ -674,13 +668,13 @@ START_TEST(test_crypto_rsa_bad_input)
 	ck_assert(r == CINDER_ERR_CRYPTO || m != 10 || memcmp(pt, msg, 10));
 	/* All zero and all 0xff (>= modulus) blocks. */
 	memset(ct, 0, sizeof(ct));
-	ck_assert_int_ne(crypto_rsa_decrypt(server, ct, 256, pt, sizeof(pt),
-				 &m) == 0 &&
+	ck_assert_int_ne(
+		crypto_rsa_decrypt(server, ct, 256, pt, sizeof(pt), &m) == 0 &&
 			m == 10 && memcmp(pt, msg, 10) == 0,
 		1);
 	memset(ct, 0xff, sizeof(ct));
-	ck_assert_int_eq(crypto_rsa_decrypt(server, ct, 256, pt, sizeof(pt),
-				 &m),
+	ck_assert_int_eq(
+		crypto_rsa_decrypt(server, ct, 256, pt, sizeof(pt), &m),
 		CINDER_ERR_CRYPTO);
 }
 END_TEST
@@ -692,23 +686,21 @@ START_TEST(test_crypto_rsa_sign_raw_roundtrip)
 
 	memset(mac, 0x3c, sizeof(mac));
 	ck_assert_int_eq(crypto_rsa_sign_raw(server, mac, sizeof(mac), sig,
-				 sizeof(sig), &n),
-		0);
+					     sizeof(sig), &n),
+			 0);
 	ck_assert_uint_eq(n, 256);
 	/* Type-1 padding is deterministic. */
 	ck_assert_int_eq(crypto_rsa_sign_raw(server, mac, sizeof(mac), sig2,
-				 sizeof(sig2), &n2),
-		0);
+					     sizeof(sig2), &n2),
+			 0);
 	ck_assert_mem_eq(sig, sig2, 256);
-	ck_assert_int_eq(crypto_rsa_verify_raw(server_pub, mac, sizeof(mac),
-				 sig, n),
-		0);
-	ck_assert_int_eq(crypto_rsa_verify_raw(server, mac, sizeof(mac), sig,
-				 n),
-		0);
+	ck_assert_int_eq(
+		crypto_rsa_verify_raw(server_pub, mac, sizeof(mac), sig, n), 0);
+	ck_assert_int_eq(
+		crypto_rsa_verify_raw(server, mac, sizeof(mac), sig, n), 0);
 	/* A raw signature is not an encryption: decrypting it must fail. */
-	ck_assert_int_eq(crypto_rsa_decrypt(server, sig, n, tmp, sizeof(tmp),
-				 &m) == 0 &&
+	ck_assert_int_eq(
+		crypto_rsa_decrypt(server, sig, n, tmp, sizeof(tmp), &m) == 0 &&
 			m == 20 && memcmp(tmp, mac, 20) == 0,
 		0);
 }
@@ -721,35 +713,35 @@ START_TEST(test_crypto_rsa_verify_raw_tampered)
 
 	memset(mac, 0x3c, sizeof(mac));
 	ck_assert_int_eq(crypto_rsa_sign_raw(server, mac, sizeof(mac), sig,
-				 sizeof(sig), &n),
-		0);
+					     sizeof(sig), &n),
+			 0);
 	sig[255] ^= 1;
 	ck_assert_int_eq(crypto_rsa_verify_raw(server_pub, mac, 20, sig, n),
-		CINDER_ERR_CRYPTO);
+			 CINDER_ERR_CRYPTO);
 	sig[255] ^= 1;
 	mac[0] ^= 1;
 	ck_assert_int_eq(crypto_rsa_verify_raw(server_pub, mac, 20, sig, n),
-		CINDER_ERR_CRYPTO);
+			 CINDER_ERR_CRYPTO);
 	mac[0] ^= 1;
 	ck_assert_int_eq(crypto_rsa_verify_raw(server_pub, mac, 19, sig, n),
-		CINDER_ERR_CRYPTO);
+			 CINDER_ERR_CRYPTO);
 	ck_assert_int_eq(crypto_rsa_verify_raw(server_pub, mac, 20, sig, 255),
-		CINDER_ERR_CRYPTO);
+			 CINDER_ERR_CRYPTO);
 	ck_assert_int_eq(crypto_rsa_verify_raw(device_pub, mac, 20, sig, n),
-		CINDER_ERR_CRYPTO);
+			 CINDER_ERR_CRYPTO);
 	ck_assert_int_eq(crypto_rsa_verify_raw(server_pub, NULL, 20, sig, n),
-		CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 	/* Signing needs a private key and a short enough message. */
-	ck_assert_int_eq(crypto_rsa_sign_raw(server_pub, mac, 20, sig,
-				 sizeof(sig), &n),
+	ck_assert_int_eq(
+		crypto_rsa_sign_raw(server_pub, mac, 20, sig, sizeof(sig), &n),
 		CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_rsa_sign_raw(server, mac, 20, sig, 255, &n),
+			 CINDER_ERR_INVAL);
+	ck_assert_int_eq(
+		crypto_rsa_sign_raw(device, sig, 118, sig, sizeof(sig), &n),
 		CINDER_ERR_INVAL);
-	ck_assert_int_eq(crypto_rsa_sign_raw(device, sig, 118, sig,
-				 sizeof(sig), &n),
-		CINDER_ERR_INVAL);
-	ck_assert_int_eq(crypto_rsa_sign_raw(server, mac, 0, sig, sizeof(sig),
-				 &n),
+	ck_assert_int_eq(
+		crypto_rsa_sign_raw(server, mac, 0, sig, sizeof(sig), &n),
 		CINDER_ERR_INVAL);
 }
 END_TEST
@@ -769,8 +761,9 @@ START_TEST(test_crypto_hmac_sha1_rfc2202)
 	ck_assert_mem_eq(out, want, 20);
 	/* Test case 2: short key. */
 	ck_assert_int_eq(crypto_hmac_sha1("Jefe", 4,
-				 "what do ya want for nothing?", 28, out),
-		0);
+					  "what do ya want for nothing?", 28,
+					  out),
+			 0);
 	unhex("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79", want, 20);
 	ck_assert_mem_eq(out, want, 20);
 	/* Test case 3: 50 bytes of 0xdd under 0xaa * 20. */
@@ -781,7 +774,8 @@ START_TEST(test_crypto_hmac_sha1_rfc2202)
 	ck_assert_mem_eq(out, want, 20);
 	/* Test case 6: key longer than the block. */
 	memset(key, 0xaa, 80);
-	ck_assert_int_eq(crypto_hmac_sha1(key, 80,
+	ck_assert_int_eq(
+		crypto_hmac_sha1(key, 80,
 				 "Test Using Larger Than Block-Size Key - "
 				 "Hash Key First",
 				 54, out),
@@ -790,7 +784,7 @@ START_TEST(test_crypto_hmac_sha1_rfc2202)
 	ck_assert_mem_eq(out, want, 20);
 	ck_assert_int_eq(crypto_hmac_sha1(NULL, 0, NULL, 0, out), 0);
 	ck_assert_int_eq(crypto_hmac_sha1(NULL, 3, "x", 1, out),
-		CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 }
 END_TEST
 
@@ -800,8 +794,9 @@ START_TEST(test_crypto_hmac_sha256_rfc4231)
 
 	memset(key, 0x0b, 20);
 	ck_assert_int_eq(crypto_hmac_sha256(key, 20, "Hi There", 8, out), 0);
-	unhex("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
-		want, 32);
+	unhex("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff"
+	      "7",
+	      want, 32);
 	ck_assert_mem_eq(out, want, 32);
 }
 END_TEST
@@ -811,12 +806,14 @@ START_TEST(test_crypto_sha256_known)
 	uint8_t out[32], want[32];
 
 	ck_assert_int_eq(crypto_sha256("abc", 3, out), 0);
-	unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-		want, 32);
+	unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a"
+	      "d",
+	      want, 32);
 	ck_assert_mem_eq(out, want, 32);
 	ck_assert_int_eq(crypto_sha256(NULL, 0, out), 0);
-	unhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-		want, 32);
+	unhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85"
+	      "5",
+	      want, 32);
 	ck_assert_mem_eq(out, want, 32);
 	ck_assert_int_eq(crypto_sha256(NULL, 1, out), CINDER_ERR_INVAL);
 }
@@ -832,7 +829,7 @@ START_TEST(test_crypto_password_hash_verify)
 	ck_assert_int_eq(strncmp(h1, "$pbkdf2-sha256$", 15), 0);
 	ck_assert_int_eq(crypto_password_verify("correct horse", h1), 0);
 	ck_assert_int_eq(crypto_password_verify("correct horsE", h1),
-		CINDER_ERR_AUTH);
+			 CINDER_ERR_AUTH);
 	ck_assert_int_eq(crypto_password_verify("", h1), CINDER_ERR_AUTH);
 	/* Random salt: the same password hashes differently. */
 	ck_assert_int_eq(crypto_password_hash("correct horse", &h2), 0);
@@ -844,7 +841,7 @@ START_TEST(test_crypto_password_hash_verify)
 	bad = xstrdup(h1);
 	bad[len - 3] = bad[len - 3] == 'A' ? 'B' : 'A';
 	ck_assert_int_eq(crypto_password_verify("correct horse", bad),
-		CINDER_ERR_AUTH);
+			 CINDER_ERR_AUTH);
 	free(bad);
 	free(h2);
 	free(h1);
@@ -881,8 +878,8 @@ START_TEST(test_crypto_password_verify_malformed)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(crypto_password_verify("pw", bad[i]) ==
-				CINDER_ERR_INVAL,
-			"accepted %s", bad[i]);
+				      CINDER_ERR_INVAL,
+			      "accepted %s", bad[i]);
 	ck_assert_int_eq(crypto_password_verify(NULL, "x"), CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_password_verify("x", NULL), CINDER_ERR_INVAL);
 }
@@ -946,10 +943,10 @@ START_TEST(test_crypto_channel_seal_sp800_38a)
 
 	/* NIST SP 800-38A F.2.1, first block; PKCS#7 adds a second. */
 	channel_from_hex(&ch, "2b7e151628aed2a6abf7158809cf4f3c",
-		"000102030405060708090a0b0c0d0e0f");
+			 "000102030405060708090a0b0c0d0e0f");
 	unhex("6bc1bee22e409f96e93d7e117393172a", pt, 16);
 	ck_assert_int_eq(crypto_channel_seal(&ch, pt, 16, ct, sizeof(ct), &n),
-		0);
+			 0);
 	ck_assert_uint_eq(n, 32);
 	unhex("7649abac8119b246cee98e9b12e9197d", want, 16);
 	ck_assert_mem_eq(ct, want, 16);
@@ -958,9 +955,8 @@ START_TEST(test_crypto_channel_seal_sp800_38a)
 	ck_assert_mem_ne(ch.send_iv, ct + 16, 16);
 	unhex("000102030405060708090a0b0c0d0e0f", want, 16);
 	ck_assert_mem_eq(ch.recv_iv, want, 16);
-	ck_assert_int_eq(crypto_channel_open(&ch, ct, n, back, sizeof(back),
-				 &m),
-		0);
+	ck_assert_int_eq(
+		crypto_channel_open(&ch, ct, n, back, sizeof(back), &m), 0);
 	ck_assert_uint_eq(m, 16);
 	ck_assert_mem_eq(back, pt, 16);
 	ck_assert_mem_eq(ch.recv_iv, ct, 16);
@@ -983,14 +979,14 @@ START_TEST(test_crypto_channel_chain_roundtrip)
 	ck_assert_mem_eq(a.salt, s + 32, 8);
 	for (len = 0; len <= sizeof(pt); len++) {
 		memset(pt, (int)len, sizeof(pt));
-		ck_assert_int_eq(crypto_channel_seal(&a, pt, len, ct,
-					 sizeof(ct), &n),
+		ck_assert_int_eq(
+			crypto_channel_seal(&a, pt, len, ct, sizeof(ct), &n),
 			0);
 		ck_assert_uint_eq(n, crypto_channel_sealed_len(len));
 		ck_assert_uint_eq(n % 16, 0);
 		ck_assert_uint_gt(n, len);
-		ck_assert_int_eq(crypto_channel_open(&b, ct, n, back,
-					 sizeof(back), &m),
+		ck_assert_int_eq(
+			crypto_channel_open(&b, ct, n, back, sizeof(back), &m),
 			0);
 		ck_assert_uint_eq(m, len);
 		ck_assert_mem_eq(back, pt, len);
@@ -1009,7 +1005,7 @@ END_TEST
  */
 static void
 craft(const struct crypto_channel *ch0, const uint8_t last16[16],
-	uint8_t ct[48])
+      uint8_t ct[48])
 {
 	struct crypto_channel ch = *ch0;
 	uint8_t pt[32];
@@ -1031,15 +1027,15 @@ START_TEST(test_crypto_channel_open_bad_padding)
 		int want;
 		size_t len; /* plaintext length when OK */
 	} cases[] = {
-		{ { 0x41, 0x41, 0x01 }, 0, 31 },
-		{ { 0x41, 0x02, 0x02 }, 0, 30 },
-		{ { 0x03, 0x03, 0x03 }, 0, 29 },
-		{ { 0x41, 0x41, 0x00 }, CINDER_ERR_CRYPTO, 0 },
-		{ { 0x41, 0x41, 0x11 }, CINDER_ERR_CRYPTO, 0 },
-		{ { 0x41, 0x41, 0xff }, CINDER_ERR_CRYPTO, 0 },
-		{ { 0x41, 0x41, 0x02 }, CINDER_ERR_CRYPTO, 0 },
-		{ { 0x41, 0x03, 0x03 }, CINDER_ERR_CRYPTO, 0 },
-		{ { 0x02, 0x03, 0x03 }, CINDER_ERR_CRYPTO, 0 },
+		{{0x41, 0x41, 0x01}, 0, 31},
+		{{0x41, 0x02, 0x02}, 0, 30},
+		{{0x03, 0x03, 0x03}, 0, 29},
+		{{0x41, 0x41, 0x00}, CINDER_ERR_CRYPTO, 0},
+		{{0x41, 0x41, 0x11}, CINDER_ERR_CRYPTO, 0},
+		{{0x41, 0x41, 0xff}, CINDER_ERR_CRYPTO, 0},
+		{{0x41, 0x41, 0x02}, CINDER_ERR_CRYPTO, 0},
+		{{0x41, 0x03, 0x03}, CINDER_ERR_CRYPTO, 0},
+		{{0x02, 0x03, 0x03}, CINDER_ERR_CRYPTO, 0},
 	};
 	size_t i;
 
@@ -1052,8 +1048,8 @@ START_TEST(test_crypto_channel_open_bad_padding)
 		memset(last, 0x41, 16);
 		memcpy(last + 13, cases[i].tail, 3);
 		craft(&ch, last, ct);
-		ck_assert_int_eq(crypto_channel_open(&rx, ct, 32, out,
-					 sizeof(out), &m),
+		ck_assert_int_eq(
+			crypto_channel_open(&rx, ct, 32, out, sizeof(out), &m),
 			cases[i].want);
 		if (cases[i].want == 0) {
 			ck_assert_uint_eq(m, cases[i].len);
@@ -1068,9 +1064,8 @@ START_TEST(test_crypto_channel_open_bad_padding)
 	/* A full block of 0x10 is valid: empty plaintext after 16 bytes. */
 	memset(last, 0x10, 16);
 	craft(&ch, last, ct);
-	ck_assert_int_eq(crypto_channel_open(&ch, ct, 32, out, sizeof(out),
-				 &m),
-		0);
+	ck_assert_int_eq(crypto_channel_open(&ch, ct, 32, out, sizeof(out), &m),
+			 0);
 	ck_assert_uint_eq(m, 16);
 }
 END_TEST
@@ -1084,21 +1079,20 @@ START_TEST(test_crypto_channel_bad_sizes)
 	memset(s, 1, sizeof(s));
 	memset(buf, 2, sizeof(buf));
 	crypto_channel_init(&ch, s);
-	ck_assert_int_eq(crypto_channel_open(&ch, buf, 0, out, sizeof(out),
-				 &m),
-		CINDER_ERR_INVAL);
+	ck_assert_int_eq(crypto_channel_open(&ch, buf, 0, out, sizeof(out), &m),
+			 CINDER_ERR_INVAL);
 	ck_assert_uint_eq(m, 0);
-	ck_assert_int_eq(crypto_channel_open(&ch, buf, 17, out, sizeof(out),
-				 &m),
+	ck_assert_int_eq(
+		crypto_channel_open(&ch, buf, 17, out, sizeof(out), &m),
 		CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_channel_open(&ch, buf, 32, out, 31, &m),
-		CINDER_ERR_TOO_BIG);
+			 CINDER_ERR_TOO_BIG);
 	ck_assert_int_eq(crypto_channel_seal(&ch, buf, 16, out, 31, &m),
-		CINDER_ERR_TOO_BIG);
+			 CINDER_ERR_TOO_BIG);
 	ck_assert_int_eq(crypto_channel_seal(&ch, buf, 15, out, 15, &m),
-		CINDER_ERR_TOO_BIG);
+			 CINDER_ERR_TOO_BIG);
 	ck_assert_int_eq(crypto_channel_seal(&ch, NULL, 3, out, 64, &m),
-		CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 	/* IVs untouched by all of that. */
 	ck_assert_mem_eq(ch.send_iv, s + 16, 16);
 	ck_assert_mem_eq(ch.recv_iv, s + 16, 16);
@@ -1109,8 +1103,8 @@ END_TEST
  * Handshake
  */
 
-static const uint8_t dev_id[12] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
-	0xcd, 0xef, 0x01, 0x23, 0x45, 0x67 };
+static const uint8_t dev_id[12] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+				   0xcd, 0xef, 0x01, 0x23, 0x45, 0x67};
 
 START_TEST(test_crypto_handshake_step2_roundtrip)
 {
@@ -1119,25 +1113,24 @@ START_TEST(test_crypto_handshake_step2_roundtrip)
 	struct crypto_step2 st;
 
 	ck_assert_int_eq(crypto_random(nonce, sizeof(nonce)), 0);
-	ck_assert_int_eq(crypto_key_public_der(device, der, sizeof(der),
-				 &der_len),
-		0);
-	ck_assert_int_eq(crypto_handshake_step2_build(server_pub, nonce,
-				 dev_id, der, der_len, block),
-		0);
+	ck_assert_int_eq(
+		crypto_key_public_der(device, der, sizeof(der), &der_len), 0);
+	ck_assert_int_eq(crypto_handshake_step2_build(server_pub, nonce, dev_id,
+						      der, der_len, block),
+			 0);
 	ck_assert_int_eq(crypto_handshake_step2_open(server, nonce, block,
-				 sizeof(block), &st),
-		0);
+						     sizeof(block), &st),
+			 0);
 	ck_assert_mem_eq(st.device_id, dev_id, 12);
 	ck_assert_uint_eq(st.key_der_len, CRYPTO_DEVICE_PUB_DER_LEN);
 	ck_assert_mem_eq(st.key_der, der, der_len);
 	/* The original Core library sends no key: 52 bytes. */
-	ck_assert_int_eq(crypto_handshake_step2_build(server_pub, nonce,
-				 dev_id, NULL, 0, block),
-		0);
+	ck_assert_int_eq(crypto_handshake_step2_build(server_pub, nonce, dev_id,
+						      NULL, 0, block),
+			 0);
 	ck_assert_int_eq(crypto_handshake_step2_open(server, nonce, block,
-				 sizeof(block), &st),
-		0);
+						     sizeof(block), &st),
+			 0);
 	ck_assert_uint_eq(st.key_der_len, 0);
 	ck_assert_mem_eq(st.device_id, dev_id, 12);
 }
@@ -1149,50 +1142,50 @@ START_TEST(test_crypto_handshake_step2_bad)
 	struct crypto_step2 st;
 
 	memset(nonce, 0x11, sizeof(nonce));
-	ck_assert_int_eq(crypto_handshake_step2_build(server_pub, nonce,
-				 dev_id, NULL, 0, block),
-		0);
+	ck_assert_int_eq(crypto_handshake_step2_build(server_pub, nonce, dev_id,
+						      NULL, 0, block),
+			 0);
 	/* Wrong nonce (last byte differs). */
 	nonce[39] ^= 1;
 	ck_assert_int_eq(crypto_handshake_step2_open(server, nonce, block,
-				 sizeof(block), &st),
-		CINDER_ERR_CRYPTO);
+						     sizeof(block), &st),
+			 CINDER_ERR_CRYPTO);
 	ck_assert_uint_eq(st.device_id[0], 0);
 	nonce[39] ^= 1;
 	/* Wrong sizes and keys. */
-	ck_assert_int_eq(crypto_handshake_step2_open(server, nonce, block, 255,
-				 &st),
+	ck_assert_int_eq(
+		crypto_handshake_step2_open(server, nonce, block, 255, &st),
 		CINDER_ERR_INVAL);
-	ck_assert_int_eq(crypto_handshake_step2_open(device, nonce, block, 256,
-				 &st),
+	ck_assert_int_eq(
+		crypto_handshake_step2_open(device, nonce, block, 256, &st),
 		CINDER_ERR_INVAL);
-	ck_assert_int_eq(crypto_handshake_step2_open(server_pub, nonce, block,
-				 256, &st),
+	ck_assert_int_eq(
+		crypto_handshake_step2_open(server_pub, nonce, block, 256, &st),
 		CINDER_ERR_INVAL);
 	/* Corrupted block. */
 	block[7] ^= 0x80;
-	ck_assert_int_eq(crypto_handshake_step2_open(server, nonce, block, 256,
-				 &st),
+	ck_assert_int_eq(
+		crypto_handshake_step2_open(server, nonce, block, 256, &st),
 		CINDER_ERR_CRYPTO);
 	/* Plaintext checks. */
 	memcpy(plain, nonce, 40);
 	memcpy(plain + 40, dev_id, 12);
 	ck_assert_int_eq(crypto_handshake_step2_parse(nonce, plain, 51, &st),
-		CINDER_ERR_CRYPTO);
+			 CINDER_ERR_CRYPTO);
 	ck_assert_int_eq(crypto_handshake_step2_parse(nonce, plain, 52, &st),
-		0);
+			 0);
 	ck_assert_int_eq(crypto_handshake_step2_parse(nonce, plain, 245, &st),
-		0);
+			 0);
 	ck_assert_uint_eq(st.key_der_len, CRYPTO_STEP2_KEY_MAX);
 	ck_assert_int_eq(crypto_handshake_step2_parse(nonce, plain, 246, &st),
-		CINDER_ERR_CRYPTO);
+			 CINDER_ERR_CRYPTO);
 	/* Build refuses keys that cannot fit. */
-	ck_assert_int_eq(crypto_handshake_step2_build(server_pub, nonce,
-				 dev_id, plain, 194, block),
-		CINDER_ERR_INVAL);
-	ck_assert_int_eq(crypto_handshake_step2_build(device_pub, nonce,
-				 dev_id, NULL, 0, block),
-		CINDER_ERR_INVAL);
+	ck_assert_int_eq(crypto_handshake_step2_build(server_pub, nonce, dev_id,
+						      plain, 194, block),
+			 CINDER_ERR_INVAL);
+	ck_assert_int_eq(crypto_handshake_step2_build(device_pub, nonce, dev_id,
+						      NULL, 0, block),
+			 CINDER_ERR_INVAL);
 }
 END_TEST
 
@@ -1218,9 +1211,8 @@ START_TEST(test_crypto_handshake_step2_parse_mutants)
 	memset(nonce, 0x22, sizeof(nonce));
 	memcpy(plain, nonce, 40);
 	memcpy(plain + 40, dev_id, 12);
-	ck_assert_int_eq(crypto_key_public_der(device, plain + 52, 162,
-				 &der_len),
-		0);
+	ck_assert_int_eq(
+		crypto_key_public_der(device, plain + 52, 162, &der_len), 0);
 	mutate_run(plain, sizeof(plain), 42, 3000, step2_mutant, nonce);
 }
 END_TEST
@@ -1231,20 +1223,20 @@ START_TEST(test_crypto_handshake_step3_roundtrip)
 
 	ck_assert_int_eq(crypto_random(session, sizeof(session)), 0);
 	ck_assert_int_eq(crypto_handshake_step3_build(server, device_pub,
-				 session, block),
-		0);
+						      session, block),
+			 0);
 	ck_assert_int_eq(crypto_handshake_step3_open(device, server_pub, block,
-				 sizeof(block), got),
-		0);
+						     sizeof(block), got),
+			 0);
 	ck_assert_mem_eq(got, session, 40);
 	/* Random RSA padding: two blocks for the same session differ. */
 	ck_assert_int_eq(crypto_handshake_step3_build(server, device_pub,
-				 session, block2),
-		0);
+						      session, block2),
+			 0);
 	ck_assert_mem_ne(block, block2, 128);
 	ck_assert_int_eq(crypto_handshake_step3_open(device, server, block2,
-				 sizeof(block2), got),
-		0);
+						     sizeof(block2), got),
+			 0);
 	ck_assert_mem_eq(got, session, 40);
 }
 END_TEST
@@ -1258,55 +1250,54 @@ START_TEST(test_crypto_handshake_step3_bad)
 	memset(zero, 0, sizeof(zero));
 	memset(session, 0x77, sizeof(session));
 	ck_assert_int_eq(crypto_handshake_step3_build(server, device_pub,
-				 session, block),
-		0);
+						      session, block),
+			 0);
 	/* Tampered signature. */
 	block[300] ^= 4;
 	ck_assert_int_eq(crypto_handshake_step3_open(device, server_pub, block,
-				 384, got),
-		CINDER_ERR_CRYPTO);
+						     384, got),
+			 CINDER_ERR_CRYPTO);
 	ck_assert_mem_eq(got, zero, 40);
 	block[300] ^= 4;
 	/* Tampered ciphertext: decryption or the HMAC check fails. */
 	block[5] ^= 4;
 	ck_assert_int_eq(crypto_handshake_step3_open(device, server_pub, block,
-				 384, got),
-		CINDER_ERR_CRYPTO);
+						     384, got),
+			 CINDER_ERR_CRYPTO);
 	block[5] ^= 4;
 	/* Signed by another server. */
 	ck_assert_int_eq(crypto_privkey_parse(pkcs8_2048_pem,
-				 strlen(pkcs8_2048_pem), &other),
-		0);
-	ck_assert_int_eq(crypto_handshake_step3_open(device, other, block, 384,
-				 got),
+					      strlen(pkcs8_2048_pem), &other),
+			 0);
+	ck_assert_int_eq(
+		crypto_handshake_step3_open(device, other, block, 384, got),
 		CINDER_ERR_CRYPTO);
 	/* Wrong block length, wrong key roles. */
 	ck_assert_int_eq(crypto_handshake_step3_open(device, server_pub, block,
-				 383, got),
-		CINDER_ERR_INVAL);
+						     383, got),
+			 CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_handshake_step3_open(device_pub, server_pub,
-				 block, 384, got),
-		CINDER_ERR_INVAL);
+						     block, 384, got),
+			 CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_handshake_step3_open(server, device_pub, block,
-				 384, got),
-		CINDER_ERR_INVAL);
+						     384, got),
+			 CINDER_ERR_INVAL);
 	/* A 2048-bit device key does not fit the 384-byte layout. */
-	ck_assert_int_eq(crypto_handshake_step3_build(server, other, session,
-				 block),
+	ck_assert_int_eq(
+		crypto_handshake_step3_build(server, other, session, block),
 		CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_handshake_step3_build(device, device_pub,
-				 session, block),
-		CINDER_ERR_INVAL);
+						      session, block),
+			 CINDER_ERR_INVAL);
 	ck_assert_int_eq(crypto_handshake_step3_build(server_pub, device_pub,
-				 session, block),
-		CINDER_ERR_INVAL);
+						      session, block),
+			 CINDER_ERR_INVAL);
 	/* A validly signed block whose ciphertext holds 39 bytes. */
-	ck_assert_int_eq(crypto_rsa_encrypt(device_pub, session, 39, block,
-				 128, &n),
-		0);
+	ck_assert_int_eq(
+		crypto_rsa_encrypt(device_pub, session, 39, block, 128, &n), 0);
 	ck_assert_int_eq(crypto_handshake_step3_open(device, server_pub, block,
-				 384, got),
-		CINDER_ERR_CRYPTO);
+						     384, got),
+			 CINDER_ERR_CRYPTO);
 	(void)big;
 	crypto_key_free(other);
 }

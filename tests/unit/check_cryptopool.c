@@ -22,12 +22,12 @@
 struct gate {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool open;	/* released by the test */
-	int entered;	/* jobs that reached the gate */
+	bool open;   /* released by the test */
+	int entered; /* jobs that reached the gate */
 };
 
-static struct gate gate = { PTHREAD_MUTEX_INITIALIZER,
-	PTHREAD_COND_INITIALIZER, false, 0 };
+static struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			   false, 0};
 
 static struct event_base *base;
 static pthread_t loop_thread;
@@ -80,19 +80,19 @@ gate_open(void)
 }
 
 struct job {
-	unsigned id;		/* index into the results */
-	unsigned input;		/* work input */
-	unsigned output;	/* written by work */
-	pthread_t worker;	/* thread that ran work */
-	bool use_gate;		/* block in the gate first */
-	bool ran;		/* work was called */
+	unsigned id;	  /* index into the results */
+	unsigned input;	  /* work input */
+	unsigned output;  /* written by work */
+	pthread_t worker; /* thread that ran work */
+	bool use_gate;	  /* block in the gate first */
+	bool ran;	  /* work was called */
 };
 
 struct results {
-	unsigned done;		/* completions seen */
-	unsigned cancelled;	/* of which cancelled */
-	unsigned want;		/* break the loop at this many */
-	unsigned *seen;		/* completions per job id */
+	unsigned done;		 /* completions seen */
+	unsigned cancelled;	 /* of which cancelled */
+	unsigned want;		 /* break the loop at this many */
+	unsigned *seen;		 /* completions per job id */
 	struct cryptopool *pool; /* for resubmission tests */
 };
 
@@ -162,8 +162,8 @@ START_TEST(test_cryptopool_submit_many)
 	ck_assert_uint_eq(cryptopool_threads(p), 4);
 	for (i = 0; i < n; i++)
 		ck_assert_int_eq(cryptopool_submit(p, job_work, job_done,
-					 job_new(i, false)),
-			0);
+						   job_new(i, false)),
+				 0);
 	/* No completion runs inside submit. */
 	ck_assert_uint_le(res.done, 0);
 	ck_assert_int_eq(event_base_dispatch(base), 0);
@@ -187,8 +187,9 @@ chain_done(void *arg, bool cancelled)
 	ck_assert(!cancelled);
 	if (j->id < 99) {
 		ck_assert_int_eq(cryptopool_submit(res.pool, job_work,
-					 chain_done, job_new(j->id + 1, false)),
-			0);
+						   chain_done,
+						   job_new(j->id + 1, false)),
+				 0);
 	} else {
 		event_base_loopbreak(base);
 	}
@@ -201,8 +202,8 @@ START_TEST(test_cryptopool_submit_from_completion)
 	results_init(100, 0);
 	ck_assert_int_eq(cryptopool_new(base, 2, 8, &res.pool), 0);
 	ck_assert_int_eq(cryptopool_submit(res.pool, job_work, chain_done,
-				 job_new(0, false)),
-		0);
+					   job_new(0, false)),
+			 0);
 	ck_assert_int_eq(event_base_dispatch(base), 0);
 	ck_assert_uint_eq(res.done, 100);
 	cryptopool_free(res.pool);
@@ -219,22 +220,21 @@ START_TEST(test_cryptopool_submit_busy)
 	results_init(16, 0);
 	ck_assert_int_eq(cryptopool_new(base, 1, 4, &p), 0);
 	/* Occupy the only worker, then fill the queue of 4. */
-	ck_assert_int_eq(cryptopool_submit(p, job_work, job_done,
-				 job_new(0, true)),
-		0);
+	ck_assert_int_eq(
+		cryptopool_submit(p, job_work, job_done, job_new(0, true)), 0);
 	gate_until_entered(1);
 	for (i = 1; i <= 4; i++)
 		ck_assert_int_eq(cryptopool_submit(p, job_work, job_done,
-					 job_new(i, false)),
-			0);
+						   job_new(i, false)),
+				 0);
 	extra = job_new(5, false);
 	ck_assert_int_eq(cryptopool_submit(p, job_work, job_done, extra),
-		CINDER_ERR_BUSY);
+			 CINDER_ERR_BUSY);
 	ck_assert_uint_eq(cryptopool_pending(p), 5);
 	ck_assert_int_eq(cryptopool_submit(p, NULL, job_done, extra),
-		CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 	ck_assert_int_eq(cryptopool_submit(NULL, job_work, job_done, extra),
-		CINDER_ERR_INVAL);
+			 CINDER_ERR_INVAL);
 	/* Once the queue drains there is room again. */
 	res.want = 5;
 	gate_open();
@@ -258,19 +258,18 @@ START_TEST(test_cryptopool_free_cancels_pending)
 
 	results_init(11, 0);
 	ck_assert_int_eq(cryptopool_new(base, 1, 100, &p), 0);
-	ck_assert_int_eq(cryptopool_submit(p, job_work, job_done,
-				 job_new(0, true)),
-		0);
+	ck_assert_int_eq(
+		cryptopool_submit(p, job_work, job_done, job_new(0, true)), 0);
 	gate_until_entered(1);
 	for (i = 1; i <= 10; i++)
 		ck_assert_int_eq(cryptopool_submit(p, job_work, job_done,
-					 job_new(i, false)),
-			0);
+						   job_new(i, false)),
+				 0);
 	/* Stop first so the worker cannot start job 1 after the gate. */
 	cryptopool_stop(p);
 	extra = job_new(0, false);
 	ck_assert_int_eq(cryptopool_submit(p, job_work, job_done, extra),
-		CINDER_ERR_UNAVAILABLE);
+			 CINDER_ERR_UNAVAILABLE);
 	free(extra); /* refused jobs stay the caller's */
 	gate_open();
 	cryptopool_free(p);
@@ -294,8 +293,8 @@ START_TEST(test_cryptopool_free_while_busy)
 	ck_assert_int_eq(cryptopool_new(base, 3, n, &p), 0);
 	for (i = 0; i < n; i++)
 		ck_assert_int_eq(cryptopool_submit(p, job_work, job_done,
-					 job_new(i, false)),
-			0);
+						   job_new(i, false)),
+				 0);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	cryptopool_free(p);
 	ck_assert_uint_eq(res.done, n);
@@ -312,8 +311,8 @@ START_TEST(test_cryptopool_new_args)
 
 	ck_assert_int_eq(cryptopool_new(NULL, 1, 1, &p), CINDER_ERR_INVAL);
 	ck_assert_ptr_null(p);
-	ck_assert_int_eq(cryptopool_new(base, CRYPTOPOOL_MAX_THREADS + 1, 1,
-				 &p),
+	ck_assert_int_eq(
+		cryptopool_new(base, CRYPTOPOOL_MAX_THREADS + 1, 1, &p),
 		CINDER_ERR_INVAL);
 	ck_assert_uint_ge(cryptopool_default_threads(), 1);
 	ck_assert_int_eq(cryptopool_new(base, 0, 0, &p), 0);

@@ -32,9 +32,9 @@ struct stream {
 
 /* One recorded session and its decoded listing. */
 struct rec {
-	struct stream d2s;	   /* device to server */
-	struct stream s2d;	   /* server to device */
-	char *decoded;		   /* whole *.decoded.txt */
+	struct stream d2s;	    /* device to server */
+	struct stream s2d;	    /* server to device */
+	char *decoded;		    /* whole *.decoded.txt */
 	char *lines_d2s[LINES_MAX]; /* "D->S frame" lines, in order */
 	size_t n_d2s;
 	char *lines_s2d[LINES_MAX]; /* "S->D frame" lines, in order */
@@ -108,7 +108,7 @@ rec_load(struct rec *r, const char *name)
 	text = slurp(path);
 	free(path);
 	for (line = strtok_r(text, "\n", &save); line != NULL;
-		line = strtok_r(NULL, "\n", &save)) {
+	     line = strtok_r(NULL, "\n", &save)) {
 		j = json_loads(line, 0, &jerr);
 		ck_assert_msg(j != NULL, "bad json: %s", jerr.text);
 		dir = json_string_value(json_object_get(j, "dir"));
@@ -116,11 +116,11 @@ rec_load(struct rec *r, const char *name)
 		ck_assert_ptr_nonnull(dir);
 		ck_assert_ptr_nonnull(hex);
 		ck_assert_int_eq(json_integer_value(json_object_get(j, "conn")),
-			1);
+				 1);
 		s = strcmp(dir, "d2s") == 0 ? &r->d2s : &r->s2d;
 		ck_assert(s == &r->d2s || strcmp(dir, "s2d") == 0);
 		s->len += unhex(hex, strlen(hex), s->buf + s->len,
-			sizeof(s->buf) - s->len);
+				sizeof(s->buf) - s->len);
 		json_decref(j);
 	}
 	free(text);
@@ -131,7 +131,7 @@ rec_load(struct rec *r, const char *name)
 	text = xstrdup(r->decoded);
 	save = NULL;
 	for (line = strtok_r(text, "\n", &save); line != NULL;
-		line = strtok_r(NULL, "\n", &save)) {
+	     line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "D->S frame ", 11) == 0) {
 			ck_assert_uint_lt(r->n_d2s, LINES_MAX);
 			r->lines_d2s[r->n_d2s++] = xstrdup(line);
@@ -194,10 +194,11 @@ rec_session(const struct rec *r, uint8_t session[CRYPTO_SESSION_LEN])
 	const char *p = strstr(r->decoded, "session credentials (40): key=");
 
 	ck_assert_ptr_nonnull(p);
-	ck_assert_int_eq(sscanf(p, "session credentials (40): key=%32s "
-				   "iv=%32s salt=%16s",
-				 key, iv, salt),
-		3);
+	ck_assert_int_eq(sscanf(p,
+				"session credentials (40): key=%32s "
+				"iv=%32s salt=%16s",
+				key, iv, salt),
+			 3);
 	unhex(key, 32, session, 16);
 	unhex(iv, 32, session + 16, 16);
 	unhex(salt, 16, session + 32, 8);
@@ -227,41 +228,41 @@ check_handshake(const struct rec *r, uint8_t session[CRYPTO_SESSION_LEN])
 
 	/* Step 2, server side. */
 	ck_assert_int_eq(crypto_handshake_step2_open(server, nonce, block2,
-				 CRYPTO_STEP2_LEN, &st),
-		0);
+						     CRYPTO_STEP2_LEN, &st),
+			 0);
 	tohex(st.device_id, CRYPTO_DEVICE_ID_LEN, hex);
 	ck_assert_str_eq(hex, "0123456789abcdef01234567");
 	ck_assert_uint_eq(st.key_der_len, CRYPTO_DEVICE_PUB_DER_LEN);
-	ck_assert_int_eq(crypto_key_public_der(device_pub, der, sizeof(der),
-				 &der_len),
+	ck_assert_int_eq(
+		crypto_key_public_der(device_pub, der, sizeof(der), &der_len),
 		0);
 	ck_assert_uint_eq(der_len, st.key_der_len);
 	ck_assert_mem_eq(st.key_der, der, der_len);
 	ck_assert_int_eq(crypto_pubkey_parse(st.key_der, st.key_der_len, &k),
-		0);
+			 0);
 	ck_assert(crypto_key_public_eq(k, device_pub));
 	crypto_key_free(k);
 	/* Any other nonce is refused. */
 	memcpy(want, nonce, CRYPTO_NONCE_LEN);
 	want[0] ^= 1;
 	ck_assert_int_eq(crypto_handshake_step2_open(server, want, block2,
-				 CRYPTO_STEP2_LEN, &st),
-		CINDER_ERR_CRYPTO);
+						     CRYPTO_STEP2_LEN, &st),
+			 CINDER_ERR_CRYPTO);
 
 	/* Step 3, device side. */
 	ck_assert_int_eq(crypto_handshake_step3_open(device, server_pub, block3,
-				 CRYPTO_STEP3_LEN, session),
-		0);
+						     CRYPTO_STEP3_LEN, session),
+			 0);
 	rec_session(r, want);
 	ck_assert_mem_eq(session, want, CRYPTO_SESSION_LEN);
 
 	/* Type-1 signatures are deterministic: ours equals the recorded. */
 	ck_assert_int_eq(crypto_hmac_sha1(session, CRYPTO_SESSION_LEN, block3,
-				 CRYPTO_STEP3_CT_LEN, mac),
-		0);
+					  CRYPTO_STEP3_CT_LEN, mac),
+			 0);
 	ck_assert_int_eq(crypto_rsa_sign_raw(server, mac, sizeof(mac), sig,
-				 sizeof(sig), &n),
-		0);
+					     sizeof(sig), &n),
+			 0);
 	ck_assert_uint_eq(n, 256);
 	ck_assert_mem_eq(sig, block3 + CRYPTO_STEP3_CT_LEN, 256);
 }
@@ -300,9 +301,9 @@ pyrepr(const uint8_t *p, size_t n, char *out, size_t cap)
 /* Format a decoded message the way the *.decoded.txt lines do. */
 static void
 format_line(const char *dir, size_t ct_len, const struct pcoap_msg *m,
-	char *out, size_t cap)
+	    char *out, size_t cap)
 {
-	static const char *const types[] = { "CON", "NON", "ACK", "RST" };
+	static const char *const types[] = {"CON", "NON", "ACK", "RST"};
 	char tok[2 * PCOAP_MAX_TOKEN + 1], opts[1024], pay[2048];
 	size_t i, o = 0;
 	uint32_t v;
@@ -314,28 +315,31 @@ format_line(const char *dir, size_t ct_len, const struct pcoap_msg *m,
 		const char *sep = i ? " " : "";
 
 		if (op->num == PCOAP_OPT_URI_PATH)
-			o += (size_t)snprintf(opts + o, sizeof(opts) - o,
-				"%sUri-Path=%.*s", sep, (int)op->len,
-				(const char *)op->val);
+			o += (size_t)snprintf(
+				opts + o, sizeof(opts) - o, "%sUri-Path=%.*s",
+				sep, (int)op->len, (const char *)op->val);
 		else if (op->num == PCOAP_OPT_URI_QUERY)
-			o += (size_t)snprintf(opts + o, sizeof(opts) - o,
-				"%sUri-Query=%.*s", sep, (int)op->len,
-				(const char *)op->val);
+			o += (size_t)snprintf(
+				opts + o, sizeof(opts) - o, "%sUri-Query=%.*s",
+				sep, (int)op->len, (const char *)op->val);
 		else if (op->num == PCOAP_OPT_MAX_AGE) {
 			ck_assert_int_eq(pcoap_opt_uint(op, &v), 0);
 			o += (size_t)snprintf(opts + o, sizeof(opts) - o,
-				"%sMax-Age=%08x", sep, (unsigned)v);
+					      "%sMax-Age=%08x", sep,
+					      (unsigned)v);
 		} else
 			o += (size_t)snprintf(opts + o, sizeof(opts) - o,
-				"%sopt%u", sep, (unsigned)op->num);
+					      "%sopt%u", sep,
+					      (unsigned)op->num);
 		ck_assert_uint_lt(o, sizeof(opts));
 	}
 	pyrepr(m->payload.p, m->payload.len, pay, sizeof(pay));
-	snprintf(out, cap, "%s frame %zu : %s %u.%02u mid=%u tok=%s %s "
-			   "payload(%zu)=%s",
-		dir, ct_len, types[m->type & 3], (unsigned)(m->code >> 5),
-		(unsigned)(m->code & 31), (unsigned)m->mid, tok, opts,
-		m->payload.len, pay);
+	snprintf(out, cap,
+		 "%s frame %zu : %s %u.%02u mid=%u tok=%s %s "
+		 "payload(%zu)=%s",
+		 dir, ct_len, types[m->type & 3], (unsigned)(m->code >> 5),
+		 (unsigned)(m->code & 31), (unsigned)m->mid, tok, opts,
+		 m->payload.len, pay);
 }
 
 /* A decoded frame kept for the field checks. */
@@ -352,8 +356,9 @@ struct frame {
  */
 static size_t
 check_direction(const struct stream *s, size_t off,
-	const uint8_t session[CRYPTO_SESSION_LEN], const char *dir,
-	char *const *lines, size_t n_lines, struct frame *frames, size_t max)
+		const uint8_t session[CRYPTO_SESSION_LEN], const char *dir,
+		char *const *lines, size_t n_lines, struct frame *frames,
+		size_t max)
 {
 	struct crypto_channel rx, tx;
 	uint8_t ct[PCOAP_FRAME_MAX_CT], enc[PCOAP_FRAME_MAX_CT];
@@ -366,28 +371,28 @@ check_direction(const struct stream *s, size_t off,
 	while (off < s->len) {
 		ck_assert_uint_lt(n, max);
 		ck_assert_int_eq(pcoap_frame_peek(s->buf + off, s->len - off,
-					 PCOAP_FRAME_MAX_CT, &flen),
-			PCOAP_OK);
+						  PCOAP_FRAME_MAX_CT, &flen),
+				 PCOAP_OK);
 		ct_len = flen - PCOAP_FRAME_HDR_LEN;
 		memcpy(ct, s->buf + off + PCOAP_FRAME_HDR_LEN, ct_len);
 		f = &frames[n];
 		ck_assert_int_eq(crypto_channel_open(&rx, ct, ct_len, f->plain,
-					 sizeof(f->plain), &f->len),
-			0);
+						     sizeof(f->plain), &f->len),
+				 0);
 		ck_assert_mem_eq(rx.recv_iv, ct, CRYPTO_AES_BLOCK);
 		/* AES-CBC is deterministic given key and IV. */
 		ck_assert_int_eq(crypto_channel_seal(&tx, f->plain, f->len, enc,
-					 sizeof(enc), &elen),
-			0);
+						     sizeof(enc), &elen),
+				 0);
 		ck_assert_uint_eq(elen, ct_len);
 		ck_assert_mem_eq(enc, ct, ct_len);
 		ck_assert_mem_eq(tx.send_iv, rx.recv_iv, CRYPTO_AES_BLOCK);
 
 		ck_assert_int_eq(pcoap_msg_decode(f->plain, f->len, &f->m),
-			PCOAP_OK);
+				 PCOAP_OK);
 		/* The codec re-encodes every recorded message exactly. */
 		ck_assert_int_eq(pcoap_msg_encode(&f->m, enc, sizeof(enc), &m),
-			PCOAP_OK);
+				 PCOAP_OK);
 		ck_assert_uint_eq(m, f->len);
 		ck_assert_mem_eq(enc, f->plain, m);
 
@@ -421,7 +426,7 @@ find(struct frame *fr, size_t n, int kind, size_t nth)
 /* Fields both sessions share: Hello, events, subscriptions, time. */
 static void
 check_common(struct frame *d, size_t nd, struct frame *s, size_t ns,
-	uint32_t want_time)
+	     uint32_t want_time)
 {
 	struct pcoap_hello h;
 	struct pcoap_event ev;
@@ -447,7 +452,7 @@ check_common(struct frame *d, size_t nd, struct frame *s, size_t ns,
 	/* The event name is ONE Uri-Path option containing '/'. */
 	f = find(d, nd, PCOAP_KIND_EVENT, 0);
 	ck_assert_int_eq(pcoap_parse_event(&f->m, &ev, name, sizeof(name)),
-		PCOAP_OK);
+			 PCOAP_OK);
 	ck_assert(ev.is_private);
 	ck_assert_uint_eq(ev.name_len, strlen("spark/hardware/max_binary"));
 	ck_assert_mem_eq(name, "spark/hardware/max_binary", ev.name_len);
@@ -455,9 +460,8 @@ check_common(struct frame *d, size_t nd, struct frame *s, size_t ns,
 	ck_assert_mem_eq(f->m.payload.p, "102400", 6);
 
 	f = find(d, nd, PCOAP_KIND_SUBSCRIBE, 0);
-	ck_assert_int_eq(pcoap_parse_subscribe(&f->m, &sub, name,
-				 sizeof(name)),
-		PCOAP_OK);
+	ck_assert_int_eq(pcoap_parse_subscribe(&f->m, &sub, name, sizeof(name)),
+			 PCOAP_OK);
 	ck_assert_uint_eq(sub.filter_len, 5);
 	ck_assert_mem_eq(name, "spark", 5);
 
@@ -483,10 +487,10 @@ describe_json(struct frame *d, size_t nd)
 
 	for (i = 0; i < nd; i++) {
 		if (d[i].m.type == PCOAP_ACK &&
-			d[i].m.code == PCOAP_CODE_CONTENT &&
-			d[i].m.payload.len > 0 && d[i].m.payload.p[0] == '{') {
+		    d[i].m.code == PCOAP_CODE_CONTENT &&
+		    d[i].m.payload.len > 0 && d[i].m.payload.p[0] == '{') {
 			j = json_loadb((const char *)d[i].m.payload.p,
-				d[i].m.payload.len, 0, &jerr);
+				       d[i].m.payload.len, 0, &jerr);
 			ck_assert_msg(j != NULL, "describe: %s", jerr.text);
 			return j;
 		}
@@ -524,9 +528,10 @@ START_TEST(test_vectors_tinker)
 	rec_load(&rec, "tinker");
 	check_handshake(&rec, session);
 	nd = check_direction(&rec.d2s, CRYPTO_STEP2_LEN, session, "D->S",
-		rec.lines_d2s, rec.n_d2s, dframes, LINES_MAX);
+			     rec.lines_d2s, rec.n_d2s, dframes, LINES_MAX);
 	ns = check_direction(&rec.s2d, CRYPTO_NONCE_LEN + CRYPTO_STEP3_LEN,
-		session, "S->D", rec.lines_s2d, rec.n_s2d, sframes, LINES_MAX);
+			     session, "S->D", rec.lines_s2d, rec.n_s2d, sframes,
+			     LINES_MAX);
 	ck_assert_uint_eq(nd, 8);
 	ck_assert_uint_eq(ns, 7);
 	check_common(dframes, nd, sframes, ns, 0x6b04929e);
@@ -549,8 +554,8 @@ START_TEST(test_vectors_tinker)
 	f = find(dframes, nd, PCOAP_KIND_RESPONSE, 0);
 	ck_assert_uint_eq(f->m.code, PCOAP_CODE_CHANGED);
 	ck_assert_uint_eq(f->m.token.p[0], 2);
-	ck_assert_int_eq(pcoap_value_decode_int32(f->m.payload.p,
-				 f->m.payload.len, &v),
+	ck_assert_int_eq(
+		pcoap_value_decode_int32(f->m.payload.p, f->m.payload.len, &v),
 		PCOAP_OK);
 	ck_assert_int_eq(v, 0);
 	rec_free(&rec);
@@ -572,9 +577,10 @@ START_TEST(test_vectors_testapp)
 	rec_load(&rec, "testapp");
 	check_handshake(&rec, session);
 	nd = check_direction(&rec.d2s, CRYPTO_STEP2_LEN, session, "D->S",
-		rec.lines_d2s, rec.n_d2s, dframes, LINES_MAX);
+			     rec.lines_d2s, rec.n_d2s, dframes, LINES_MAX);
 	ns = check_direction(&rec.s2d, CRYPTO_NONCE_LEN + CRYPTO_STEP3_LEN,
-		session, "S->D", rec.lines_s2d, rec.n_s2d, sframes, LINES_MAX);
+			     session, "S->D", rec.lines_s2d, rec.n_s2d, sframes,
+			     LINES_MAX);
 	ck_assert_uint_eq(nd, 37);
 	ck_assert_uint_eq(ns, 22);
 	check_common(dframes, nd, sframes, ns, 0x6b04920e);
@@ -584,10 +590,10 @@ START_TEST(test_vectors_testapp)
 	ck_assert(json_array_has(json_object_get(j, "f"), "echo"));
 	vars = json_object_get(j, "v");
 	ck_assert_int_eq(json_integer_value(json_object_get(vars, "counter")),
-		2);
+			 2);
 	ck_assert_int_eq(json_integer_value(json_object_get(vars, "ratio")), 9);
 	ck_assert_int_eq(json_integer_value(json_object_get(vars, "greeting")),
-		4);
+			 4);
 	json_decref(j);
 
 	/* Variable reads: int BE, double LE, string raw. */
@@ -597,8 +603,8 @@ START_TEST(test_vectors_testapp)
 	f = find(dframes, nd, PCOAP_KIND_ACK, 2);
 	ck_assert_uint_eq(f->m.token.p[0], 3);
 	ck_assert_int_eq(pcoap_value_decode_double(f->m.payload.p,
-				 f->m.payload.len, &dv),
-		PCOAP_OK);
+						   f->m.payload.len, &dv),
+			 PCOAP_OK);
 	ck_assert(dv == 0.5);
 	f = find(dframes, nd, PCOAP_KIND_ACK, 3);
 	ck_assert_uint_eq(f->m.payload.len, 15);
@@ -614,15 +620,15 @@ START_TEST(test_vectors_testapp)
 	f = find(dframes, nd, PCOAP_KIND_RESPONSE, 0);
 	ck_assert_uint_eq(f->m.type, PCOAP_NON);
 	ck_assert_uint_eq(f->m.token.p[0], 5);
-	ck_assert_int_eq(pcoap_value_decode_int32(f->m.payload.p,
-				 f->m.payload.len, &v),
+	ck_assert_int_eq(
+		pcoap_value_decode_int32(f->m.payload.p, f->m.payload.len, &v),
 		PCOAP_OK);
 	ck_assert_int_eq(v, 1);
 
 	/* Server event with Max-Age 60 and the device's reply event. */
 	f = find(sframes, ns, PCOAP_KIND_EVENT, 0);
 	ck_assert_int_eq(pcoap_parse_event(&f->m, &ev, name, sizeof(name)),
-		PCOAP_OK);
+			 PCOAP_OK);
 	ck_assert_uint_eq(ev.ttl, 60);
 	ck_assert_mem_eq(name, "vdev/cmd", ev.name_len);
 	for (i = 0; i < nd; i++) {
@@ -631,16 +637,16 @@ START_TEST(test_vectors_testapp)
 		if (kind == PCOAP_KIND_PING)
 			pings++;
 		if (kind == PCOAP_KIND_EVENT &&
-			pcoap_parse_event(&dframes[i].m, &ev, name,
-				sizeof(name)) == PCOAP_OK &&
-			ev.name_len == 12 && memcmp(name, "vdev/counter", 12) == 0)
+		    pcoap_parse_event(&dframes[i].m, &ev, name, sizeof(name)) ==
+			    PCOAP_OK &&
+		    ev.name_len == 12 && memcmp(name, "vdev/counter", 12) == 0)
 			counters++;
 	}
 	ck_assert_uint_eq(pings, 9);
 	ck_assert_uint_eq(counters, 14);
 	f = find(dframes, nd, PCOAP_KIND_EVENT, 2);
 	ck_assert_int_eq(pcoap_parse_event(&f->m, &ev, name, sizeof(name)),
-		PCOAP_OK);
+			 PCOAP_OK);
 	ck_assert_mem_eq(name, "vdev/reply", ev.name_len);
 	ck_assert_uint_eq(f->m.payload.len, 17);
 	ck_assert_mem_eq(f->m.payload.p, "got vdev/cmd=pub3", 17);
@@ -668,34 +674,34 @@ START_TEST(test_vectors_iv_is_first_block)
 	for (i = 0; i < 3; i++) {
 		f[i] = rec.d2s.buf + off;
 		ck_assert_int_eq(pcoap_frame_peek(f[i], rec.d2s.len - off,
-					 PCOAP_FRAME_MAX_CT, &l[i]),
-			PCOAP_OK);
+						  PCOAP_FRAME_MAX_CT, &l[i]),
+				 PCOAP_OK);
 		off += l[i];
 	}
 	ck_assert_uint_eq(l[1] - 2, 48);
 	crypto_channel_init(&rx, session);
 	for (i = 0; i < 2; i++)
 		ck_assert_int_eq(crypto_channel_open(&rx, f[i] + 2, l[i] - 2,
-					 good, sizeof(good), &n),
-			0);
+						     good, sizeof(good), &n),
+				 0);
 	cont = rx;
 	ck_assert_mem_eq(rx.recv_iv, f[1] + 2, CRYPTO_AES_BLOCK);
 	memcpy(cont.recv_iv, f[1] + l[1] - CRYPTO_AES_BLOCK, CRYPTO_AES_BLOCK);
 	ck_assert_int_eq(crypto_channel_open(&rx, f[2] + 2, l[2] - 2, good,
-				 sizeof(good), &n),
-		0);
+					     sizeof(good), &n),
+			 0);
 	/* header, "E", 29-char name with a length byte, marker, "512" */
 	ck_assert_uint_eq(n, 4 + 2 + 31 + 1 + 3);
 	ck_assert_mem_eq(good + n - 3, "512", 3);
 	/* The padding is in the last block, so this "works"... */
 	ck_assert_int_eq(crypto_channel_open(&cont, f[2] + 2, l[2] - 2, wrong,
-				 sizeof(wrong), &m),
-		0);
+					     sizeof(wrong), &m),
+			 0);
 	ck_assert_uint_eq(m, n);
 	/* ...but the first block, header included, is garbage. */
 	ck_assert_mem_ne(wrong, good, CRYPTO_AES_BLOCK);
 	ck_assert_mem_eq(wrong + CRYPTO_AES_BLOCK, good + CRYPTO_AES_BLOCK,
-		n - CRYPTO_AES_BLOCK);
+			 n - CRYPTO_AES_BLOCK);
 	rec_free(&rec);
 }
 END_TEST
