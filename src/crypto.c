@@ -481,6 +481,32 @@ crypto_pkey_public_only(EVP_PKEY *pkey, EVP_PKEY **out)
 	return *out == NULL ? CINDER_ERR_CRYPTO : 0;
 }
 
+/* Fast path: an RSA SubjectPublicKeyInfo in DER or "PUBLIC KEY" PEM. */
+static EVP_PKEY *
+crypto_spki_decode(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+
+	if (len > INT_MAX)
+		return NULL;
+	ERR_set_mark();
+	if (!crypto_looks_pem(buf, len)) {
+		pkey = d2i_PUBKEY(NULL, &p, (long)len);
+	} else if ((bio = BIO_new_mem_buf(buf, (int)len)) != NULL) {
+		pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	}
+	if (pkey != NULL && !EVP_PKEY_is_a(pkey, "RSA")) {
+		EVP_PKEY_free(pkey);
+		pkey = NULL;
+	}
+	/* A miss is not an error: the generic decoder gets its turn. */
+	ERR_pop_to_mark();
+	return pkey;
+}
+
 int
 crypto_pubkey_parse(const void *buf, size_t len, struct crypto_key **out)
 {
@@ -493,12 +519,20 @@ crypto_pubkey_parse(const void *buf, size_t len, struct crypto_key **out)
 		return CINDER_ERR_INVAL;
 	if (len > CRYPTO_KEYFILE_MAX)
 		return CINDER_ERR_TOO_BIG;
-	/* A private key also carries the public one (e.g. a key file). */
-	if ((r = crypto_decode(buf, len, EVP_PKEY_PUBLIC_KEY, &pkey)) != 0 &&
-	    (r = crypto_decode(buf, len, EVP_PKEY_KEYPAIR, &pkey)) != 0)
-		goto out;
-	if ((r = crypto_pkey_public_only(pkey, &pub)) != 0)
-		goto out;
+	/*
+	 * SPKI, the common case (device DER, stored PEM), has a direct
+	 * decoder that is much cheaper than the generic OSSL_DECODER chain.
+	 * Other forms (PKCS#1, or a private key, which also carries the
+	 * public one) go through the generic decoder.
+	 */
+	if ((pub = crypto_spki_decode(buf, len)) == NULL) {
+		if ((r = crypto_decode(buf, len, EVP_PKEY_PUBLIC_KEY, &pkey)) !=
+			    0 &&
+		    (r = crypto_decode(buf, len, EVP_PKEY_KEYPAIR, &pkey)) != 0)
+			goto out;
+		if ((r = crypto_pkey_public_only(pkey, &pub)) != 0)
+			goto out;
+	}
 	bits = EVP_PKEY_get_bits(pub);
 	if (bits < 1024 || bits > 2048 || !crypto_pkey_e_is_65537(pub)) {
 		r = CINDER_ERR_INVAL;
