@@ -45,6 +45,7 @@ struct creq {
 	size_t body_len;	  /* its length */
 	bool chunked;		  /* send the body chunked */
 	bool insecure;		  /* https without certificate checks */
+	bool expect;		  /* keep curl's Expect: 100-continue */
 	const char *hdr[4];	  /* extra request headers */
 	long status;		  /* answer status, 0 if none */
 	char *resp;		  /* answer body (NUL-terminated) */
@@ -395,7 +396,8 @@ client_main(void *arg)
 				r->slist, "Transfer-Encoding: chunked");
 		for (j = 0; j < 4 && r->hdr[j] != NULL; j++)
 			r->slist = curl_slist_append(r->slist, r->hdr[j]);
-		r->slist = curl_slist_append(r->slist, "Expect:");
+		if (!r->expect)
+			r->slist = curl_slist_append(r->slist, "Expect:");
 		curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, r->slist);
 		curl_multi_add_handle(m, e[i]);
 	}
@@ -597,6 +599,46 @@ START_TEST(test_http_new_tls)
 }
 END_TEST
 
+START_TEST(test_http_forwarded_for)
+{
+	struct http_options o;
+	struct http *plain = F.h;
+	struct creq *r = creq_new(3);
+	json_t *j;
+
+	memset(&o, 0, sizeof(o));
+	o.trust_forwarded_for = true;
+	F.h = http_new(F.base, "127.0.0.1:0", &o);
+	ck_assert_ptr_nonnull(F.h);
+	ck_assert_int_eq(http_add_routes(F.h, test_routes + 1, 1, NULL), 0);
+	creq_url(&r[0], "/t/echo/x");
+	r[0].body = "";
+	r[0].hdr[0] = "X-Forwarded-For: 10.9.9.9, 192.0.2.7";
+	creq_url(&r[1], "/t/echo/x");
+	r[1].body = "";
+	r[1].hdr[0] = "X-Forwarded-For: not-an-ip";
+	creq_url(&r[2], "/t/echo/x");
+	r[2].body = "";
+	r[2].hdr[0] = "X-Forwarded-For: 2001:db8::1";
+	client_run(r, 3);
+	j = resp_json(&r[0]);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "ip")),
+			 "192.0.2.7");
+	json_decref(j);
+	j = resp_json(&r[1]);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "ip")),
+			 "127.0.0.1");
+	json_decref(j);
+	j = resp_json(&r[2]);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "ip")),
+			 "2001:db8::1");
+	json_decref(j);
+	creq_free(r, 3);
+	http_free(F.h);
+	F.h = plain;
+}
+END_TEST
+
 START_TEST(test_http_get_json_and_cors)
 {
 	struct creq *r = creq_new(1);
@@ -762,7 +804,7 @@ END_TEST
 
 START_TEST(test_http_body_limit)
 {
-	struct creq *r = creq_new(4);
+	struct creq *r = creq_new(5);
 	char *big = malloc(MAX_BODY + 100);
 	char *mp;
 	size_t mplen;
@@ -794,8 +836,15 @@ START_TEST(test_http_body_limit)
 	r[3].body = mp;
 	r[3].body_len = mplen;
 	r[3].hdr[0] = "Content-Type: multipart/form-data; boundary=b";
-	client_run(r, 4);
+	/* Expect: 100-continue: refused before the body is sent */
+	creq_url(&r[4], "/t/echo/x");
+	r[4].body = big;
+	r[4].body_len = MAX_BODY + 100;
+	r[4].expect = true;
+	r[4].hdr[0] = "Expect: 100-continue";
+	client_run(r, 5);
 
+	ck_assert_int_eq(r[4].status, 413);
 	ck_assert_int_eq(r[0].status, 413);
 	o = resp_json(&r[0]);
 	ck_assert(json_is_false(json_object_get(o, "ok")));
@@ -806,7 +855,7 @@ START_TEST(test_http_body_limit)
 	o = resp_json(&r[3]);
 	ck_assert_int_eq(json_integer_value(json_object_get(o, "nfiles")), 1);
 	json_decref(o);
-	creq_free(r, 4);
+	creq_free(r, 5);
 	free(big);
 	free(mp);
 }
@@ -1039,6 +1088,7 @@ http_suite(void)
 	tcase_add_test(tc, test_http_new_listen);
 	tcase_add_test(tc, test_http_new_tls_files);
 	tcase_add_test(tc, test_http_new_tls);
+	tcase_add_test(tc, test_http_forwarded_for);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("respond");
