@@ -31,10 +31,11 @@ enum store_query_flags {
 
 /** Tunables for store_new(); a zeroed struct (or NULL) means defaults. */
 struct store_opts {
-	size_t max_queue;	     /* queued + in flight; 0 = 10000 */
-	unsigned backoff_min_ms;     /* first reconnect delay; 0 = 100 */
-	unsigned backoff_max_ms;     /* delay cap; 0 = 5000 */
-	unsigned connect_timeout_ms; /* one connect attempt; 0 = 10000 */
+	size_t max_queue;	       /* queued + in flight; 0 = 10000 */
+	unsigned backoff_min_ms;       /* first reconnect delay; 0 = 100 */
+	unsigned backoff_max_ms;       /* delay cap; 0 = 5000 */
+	unsigned connect_timeout_ms;   /* one connect attempt; 0 = 10000 */
+	unsigned statement_timeout_ms; /* per statement; 0 = 30000 */
 };
 
 /** Counters for the health endpoint (store_stats_get()). */
@@ -61,7 +62,8 @@ struct store_param {
 /**
  * Completion callback, run on the loop thread.
  * @param r 0 on success or a CINDER_ERR_* code: CONFLICT (unique
- *     violation), UNAVAILABLE (no connection), DB (any other error)
+ *     violation), TIMEOUT (statement_timeout_ms passed), UNAVAILABLE (no
+ *     connection), DB (any other error)
  * @param res the result; valid only during the call. On failure it may be
  *     NULL (connection trouble) or carry the server's error
  *     (store_result_sqlstate(), store_result_message()).
@@ -194,8 +196,9 @@ const char *store_result_sqlstate(const struct store_result *res);
 const char *store_result_message(const struct store_result *res);
 
 /**
- * Map a SQLSTATE to a CINDER_ERR_* code: 23505 → CONFLICT, class 08 and
- * shutdown/startup states (57P01-57P03, 53300) → UNAVAILABLE, others → DB.
+ * Map a SQLSTATE to a CINDER_ERR_* code: 23505 → CONFLICT, 57014
+ * (statement timeout or cancel) → TIMEOUT, class 08 and shutdown/startup
+ * states (57P01-57P03, 53300) → UNAVAILABLE, others → DB.
  * NULL gives UNAVAILABLE (no server answer).
  */
 int store_sqlstate_to_err(const char *sqlstate);

@@ -26,6 +26,7 @@
 #define STORE_DEFAULT_BACKOFF_MIN_MS 100
 #define STORE_DEFAULT_BACKOFF_MAX_MS 5000
 #define STORE_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define STORE_DEFAULT_STATEMENT_TIMEOUT_MS 30000
 #define STORE_MAX_PARAMS 65535
 /* A write lost in flight this many times is failed, not sent again: it
  * may be what brings the server down. */
@@ -144,6 +145,8 @@ store_sqlstate_to_err(const char *sqlstate)
 		return CINDER_ERR_UNAVAILABLE;
 	if (strcmp(sqlstate, "23505") == 0)
 		return CINDER_ERR_CONFLICT;
+	if (strcmp(sqlstate, "57014") == 0)
+		return CINDER_ERR_TIMEOUT;
 	if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 ||
 	    strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0 ||
 	    strcmp(sqlstate, "53300") == 0)
@@ -506,6 +509,32 @@ store_query_internal(struct store *st, const char *sql)
 	return q;
 }
 
+/*
+ * Every session gets the statement timeout first: with one query in
+ * flight, a query stuck on a lock would otherwise stall all the others.
+ */
+static void
+store_session_setup(struct store *st)
+{
+	struct store_query *q;
+	char ms[32];
+	size_t len;
+
+	snprintf(ms, sizeof(ms), "%u", st->opts.statement_timeout_ms);
+	len = strlen(ms) + 1;
+	q = store_query_internal(
+		st, "SELECT set_config('statement_timeout', $1, false)");
+	q->nparams = 1;
+	q->values = xcalloc(1, sizeof(*q->values));
+	q->lengths = xcalloc(1, sizeof(*q->lengths));
+	q->formats = xcalloc(1, sizeof(*q->formats));
+	q->blob = xmalloc(len);
+	memcpy(q->blob, ms, len);
+	q->values[0] = q->blob;
+	TAILQ_INSERT_HEAD(&st->queue, q, entry);
+	st->nqueued++;
+}
+
 /* A new session listens to nothing: LISTEN again, before anything else. */
 static void
 store_listen_renew(struct store *st)
@@ -557,6 +586,7 @@ store_connected(struct store *st)
 	st->ever_up = true;
 	st->attempts = 0;
 	store_listen_renew(st);
+	store_session_setup(st);
 	store_send_next(st);
 }
 
@@ -672,6 +702,9 @@ store_new(struct event_base *base, const char *conninfo,
 		st->opts.backoff_max_ms = st->opts.backoff_min_ms;
 	if (st->opts.connect_timeout_ms == 0)
 		st->opts.connect_timeout_ms = STORE_DEFAULT_CONNECT_TIMEOUT_MS;
+	if (st->opts.statement_timeout_ms == 0)
+		st->opts.statement_timeout_ms =
+			STORE_DEFAULT_STATEMENT_TIMEOUT_MS;
 	st->backoff_ms = st->opts.backoff_min_ms;
 	TAILQ_INIT(&st->queue);
 	TAILQ_INIT(&st->failing);

@@ -365,6 +365,28 @@ START_TEST(test_store_listen_notify)
 }
 END_TEST
 
+/* A statement over the timeout fails with TIMEOUT; the session lives on. */
+START_TEST(test_store_statement_timeout)
+{
+	struct store_opts o = {.statement_timeout_ms = 100};
+	struct store *s2 = store_new(base, db, &o);
+	struct store *keep = st;
+	struct rec a = {0}, b = {0};
+
+	st = s2;
+	run(STORE_Q_READ, "SELECT pg_sleep(5)", 0, NULL, &a);
+	ck_assert_int_eq(a.r, CINDER_ERR_TIMEOUT);
+	ck_assert_str_eq(a.sqlstate, "57014");
+	run(STORE_Q_READ, "SHOW statement_timeout", 0, NULL, &b);
+	ck_assert_int_eq(b.r, 0);
+	ck_assert_str_eq(b.v0, "100ms");
+	st = keep;
+	store_free(s2);
+	rec_clear(&a);
+	rec_clear(&b);
+}
+END_TEST
+
 /* COPY cannot be driven through the store: refused, then a new session. */
 START_TEST(test_store_query_copy)
 {
@@ -725,6 +747,7 @@ store_suite(void)
 	tcase_add_test(tc, test_store_query_order);
 	tcase_add_test(tc, test_store_query_copy);
 	tcase_add_test(tc, test_store_listen_notify);
+	tcase_add_test(tc, test_store_statement_timeout);
 	tcase_add_test(tc, test_store_query_from_callback);
 	tcase_add_test(tc, test_store_query_inval);
 	suite_add_tcase(s, tc);
