@@ -905,6 +905,25 @@ http_stream_write(struct http *h, uint64_t id, const void *data, size_t len)
 	return 0;
 }
 
+int
+http_stream_write_ref(struct http *h, uint64_t id, const void *data, size_t len,
+		      http_stream_unref_cb unref, void *arg)
+{
+	struct http_request *req = http_request_lookup(h, id);
+
+	if (req == NULL)
+		return CINDER_ERR_NOTFOUND;
+	if (!req->stream || req->stream_end)
+		return CINDER_ERR_INVAL;
+	if (evbuffer_get_length(req->sbuf) + len > h->opts.stream_max_buffered)
+		return CINDER_ERR_BUSY;
+	/* libevent calls unref once the bytes are drained or dropped */
+	if (evbuffer_add_reference(req->sbuf, data, len, unref, arg) != 0)
+		return CINDER_ERR_NOMEM;
+	req_resume(req);
+	return 0;
+}
+
 size_t
 http_stream_buffered(struct http *h, uint64_t id)
 {

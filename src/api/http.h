@@ -305,6 +305,23 @@ int http_stream_start(struct http_request *req, int status,
 int http_stream_write(struct http *h, uint64_t id, const void *data,
 		      size_t len);
 
+/**
+ * Releases one reference taken by http_stream_write_ref() (the signature
+ * of libevent's evbuffer_ref_cleanup_cb).
+ */
+typedef void (*http_stream_unref_cb)(const void *data, size_t len, void *arg);
+
+/**
+ * Queue bytes on a stream without copying them: one formatted SSE frame
+ * can be shared by every stream that wants it (style O6).
+ * @param data borrowed until unref(data, len, arg) is called, which
+ *        happens once when the bytes have been handed to MHD or the stream
+ *        ends; on a non-zero return unref is not called
+ * @return as http_stream_write()
+ */
+int http_stream_write_ref(struct http *h, uint64_t id, const void *data,
+			  size_t len, http_stream_unref_cb unref, void *arg);
+
 /** @return bytes queued and not yet sent, 0 if gone */
 size_t http_stream_buffered(struct http *h, uint64_t id);
 

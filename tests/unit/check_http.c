@@ -206,6 +206,17 @@ stream_timer_cb(evutil_socket_t fd, short what, void *arg)
 	free(idp);
 }
 
+/* A shared frame: counts its references like a bus event would. */
+static int frame_refs;
+static const char frame[] = "event: shared\ndata: {}\n\n";
+
+static void
+frame_unref(const void *data, size_t len, void *arg)
+{
+	ck_assert_ptr_eq(data, frame);
+	frame_refs--;
+}
+
 static int
 h_stream(struct http_request *req, void *arg)
 {
@@ -215,6 +226,11 @@ h_stream(struct http_request *req, void *arg)
 	*idp = http_request_id(req);
 	ck_assert_int_eq(http_stream_start(req, 200, "text/event-stream"), 0);
 	ck_assert_int_eq(http_stream_write(F.h, *idp, ":ok\n\n", 5), 0);
+	frame_refs++;
+	ck_assert_int_eq(http_stream_write_ref(F.h, *idp, frame,
+					       sizeof(frame) - 1, frame_unref,
+					       NULL),
+			 0);
 	F.stream_left = 3;
 	event_base_once(F.base, -1, EV_TIMEOUT, stream_timer_cb, idp, &tv);
 	return 0;
@@ -999,7 +1015,9 @@ START_TEST(test_http_stream)
 	ck_assert(has_header(&r[0], "Content-Type: text/event-stream"));
 	ck_assert(has_header(&r[0], "Cache-Control: no-cache"));
 	ck_assert(has_header(&r[0], "Access-Control-Allow-Origin: *"));
+	ck_assert_int_eq(frame_refs, 0);
 	ck_assert_str_eq(r[0].resp, ":ok\n\n"
+				    "event: shared\ndata: {}\n\n"
 				    "event: e2\ndata: {}\n\n"
 				    "event: e1\ndata: {}\n\n"
 				    "event: e0\ndata: {}\n\n");
@@ -1022,6 +1040,11 @@ START_TEST(test_http_stream_client_gone)
 	buf[n] = '\0';
 	ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
 	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1), 0);
+	frame_refs++;
+	ck_assert_int_eq(http_stream_write_ref(F.h, F.held_id, frame,
+					       sizeof(frame) - 1, frame_unref,
+					       NULL),
+			 0);
 	close(F.raw_fd);
 	F.raw_fd = -1;
 	while (!F.closed)
@@ -1030,6 +1053,9 @@ START_TEST(test_http_stream_client_gone)
 	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
 			 CINDER_ERR_NOTFOUND);
 	ck_assert_uint_eq(http_stream_buffered(F.h, F.held_id), 0);
+	/* every reference is released, sent or not */
+	drain();
+	ck_assert_int_eq(frame_refs, 0);
 }
 END_TEST
 
