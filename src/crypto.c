@@ -19,6 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Hide every deprecated declaration: using one fails to compile. */
+#define OPENSSL_API_COMPAT 30000
+#define OPENSSL_NO_DEPRECATED 1
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
