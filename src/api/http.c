@@ -1665,6 +1665,39 @@ http_request_files(const struct http_request *req)
 }
 
 const char *
+http_request_arg(const struct http_request *req, const char *name)
+{
+	const char *v = json_field_str(req->body, name);
+
+	return v != NULL ? v : http_request_query(req, name);
+}
+
+int
+http_request_basic_auth(const struct http_request *req, char **user,
+			char **pass)
+{
+	char *u, *p = NULL;
+
+	*user = *pass = NULL;
+	u = MHD_basic_auth_get_username_password(req->conn, &p);
+	if (u == NULL || p == NULL) {
+		if (u != NULL)
+			MHD_free(u);
+		if (p != NULL) {
+			explicit_bzero(p, strlen(p));
+			MHD_free(p);
+		}
+		return CINDER_ERR_NOTFOUND;
+	}
+	*user = xstrdup(u);
+	*pass = xstrdup(p);
+	MHD_free(u);
+	explicit_bzero(p, strlen(p));
+	MHD_free(p);
+	return 0;
+}
+
+const char *
 http_request_client_ip(const struct http_request *req)
 {
 	return req->client_ip;

@@ -186,6 +186,22 @@ const char *http_request_header(const struct http_request *req,
 json_t *http_request_body(const struct http_request *req);
 /** @return the multipart file parts, or NULL (borrowed) */
 const struct json_files *http_request_files(const struct http_request *req);
+/**
+ * A field from the body (string values only), else the query string:
+ * what S and B clients send as form, JSON or ?name=.
+ * @return the value (borrowed) or NULL
+ */
+const char *http_request_arg(const struct http_request *req, const char *name);
+/**
+ * HTTP Basic credentials (OAuth client id/secret on /oauth/token, legacy
+ * username:password on /v1/access_tokens).
+ * @param user set to a new string (caller frees) or NULL
+ * @param pass set to a new string (caller wipes with freezero and frees)
+ *        or NULL
+ * @return 0, or CINDER_ERR_NOTFOUND without (valid) Basic credentials
+ */
+int http_request_basic_auth(const struct http_request *req, char **user,
+			    char **pass);
 /** @return the client IP address as text (borrowed) */
 const char *http_request_client_ip(const struct http_request *req);
 /** @return the access token found in the request, or NULL (borrowed) */

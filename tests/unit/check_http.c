@@ -26,6 +26,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "xmalloc.h"
 #include "api/handlers.h"
 #include "api/http.h"
 
@@ -93,6 +94,7 @@ h_echo(struct http_request *req, void *arg)
 {
 	json_t *o = json_object();
 	const struct json_files *files = http_request_files(req);
+	char *user, *pass;
 
 	json_object_set(o, "body", http_request_body(req));
 	json_object_set_new(o, "name",
@@ -104,6 +106,15 @@ h_echo(struct http_request *req, void *arg)
 	if (files != NULL)
 		json_object_set_new(o, "nfiles",
 				    json_integer((json_int_t)files->n));
+	if (http_request_basic_auth(req, &user, &pass) == 0) {
+		json_object_set_new(o, "basic_user", json_string(user));
+		json_object_set_new(o, "basic_pass", json_string(pass));
+		free(user);
+		freezero(pass, strlen(pass));
+	}
+	if (http_request_arg(req, "arg") != NULL)
+		json_object_set_new(o, "arg",
+				    json_string(http_request_arg(req, "arg")));
 	http_response_header_add(req, "X-Test", "yes");
 	return http_respond_json(req, 201, o);
 }
@@ -763,7 +774,7 @@ END_TEST
 
 START_TEST(test_http_body_parse)
 {
-	struct creq *r = creq_new(4);
+	struct creq *r = creq_new(6);
 	json_t *o;
 
 	creq_url(&r[0], "/t/echo/a%2Fb");
@@ -781,7 +792,15 @@ START_TEST(test_http_body_parse)
 	r[3].body = "x";
 	r[3].body_len = 1;
 	r[3].hdr[0] = "Content-Type: application/zip";
-	client_run(r, 4);
+	/* Basic credentials; an argument from the query string */
+	creq_url(&r[4], "/t/echo/x?arg=fromquery");
+	r[4].body = "";
+	r[4].hdr[0] = "Authorization: Basic cGFydGljbGU6cGEgc3M6eA==";
+	creq_url(&r[5], "/t/echo/x?arg=fromquery");
+	r[5].body = "arg=frombody";
+	r[5].body_len = strlen(r[5].body);
+	r[5].hdr[0] = "Authorization: Basic !!!";
+	client_run(r, 6);
 
 	ck_assert_int_eq(r[0].status, 201);
 	ck_assert(has_header(&r[0], "X-Test: yes"));
@@ -814,7 +833,22 @@ START_TEST(test_http_body_parse)
 		      "%s", r[2].resp);
 	json_decref(o);
 	ck_assert_int_eq(r[3].status, 400);
-	creq_free(r, 4);
+
+	o = resp_json(&r[4]);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "basic_user")),
+			 "particle");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "basic_pass")),
+			 "pa ss:x");
+	ck_assert_ptr_null(json_object_get(o, "token"));
+	ck_assert_str_eq(json_string_value(json_object_get(o, "arg")),
+			 "fromquery");
+	json_decref(o);
+	o = resp_json(&r[5]);
+	ck_assert_ptr_null(json_object_get(o, "basic_user"));
+	ck_assert_str_eq(json_string_value(json_object_get(o, "arg")),
+			 "frombody");
+	json_decref(o);
+	creq_free(r, 6);
 }
 END_TEST
 
