@@ -1010,6 +1010,59 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 /* ------------------------------------------------------------------ */
 /* Public API.                                                        */
 
+/*
+ * "host:port", "[v6]:port", "*:port" or ":port" (all IPv4 addresses) to a
+ * sockaddr. Port 0 (any free port) is allowed, unlike libevent's parser.
+ */
+static int
+parse_listen(const char *addr, struct sockaddr_storage *ss, int *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *hs = addr;
+	size_t hl;
+	char *end;
+	long port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (*addr == '[') {
+		const char *rb = strchr(addr, ']');
+		if (rb == NULL || rb[1] != ':')
+			return CINDER_ERR_INVAL;
+		hs = addr + 1;
+		hl = (size_t)(rb - hs);
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(addr, ':')) == NULL)
+			return CINDER_ERR_INVAL;
+		hl = (size_t)(colon - addr);
+	}
+	if (hl >= sizeof(host))
+		return CINDER_ERR_INVAL;
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+		return CINDER_ERR_INVAL;
+	if (*addr == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			return CINDER_ERR_INVAL;
+		*len = (int)sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (host[0] == '\0' || strcmp(host, "*") == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return CINDER_ERR_INVAL;
+		*len = (int)sizeof(*s4);
+	}
+	return 0;
+}
+
 int
 registry_new(struct event_base *base, const struct conf *cfg,
 	     struct store *st, struct cryptopool *pool,
@@ -1023,9 +1076,7 @@ registry_new(struct event_base *base, const struct conf *cfg,
 	int r = CINDER_ERR_INTERNAL;
 
 	*out = NULL;
-	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(cfg->device_listen,
-				       (struct sockaddr *)&ss, &slen) != 0) {
+	if (parse_listen(cfg->device_listen, &ss, &slen) != 0) {
 		log_err("device_listen: cannot parse \"%s\"",
 			cfg->device_listen);
 		return CINDER_ERR_INVAL;

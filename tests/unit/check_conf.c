@@ -114,9 +114,11 @@ START_TEST(test_conf_load_precedence)
 	int fd = mkstemp(path);
 	struct conf *cfg;
 	char err[CONF_ERRLEN];
-	char *envp[] = {"CINDER_API_LISTEN=127.0.0.1:9000",
-			"CINDER_LOG_LEVEL=info", "HOME=/root", NULL};
-	char *argv[] = {"--log-level", "debug", "--request_timeout=5"};
+	char e0[] = "CINDER_API_LISTEN=127.0.0.1:9000";
+	char e1[] = "CINDER_LOG_LEVEL=info", e2[] = "HOME=/root";
+	char a0[] = "--log-level", a1[] = "debug", a2[] = "--request_timeout=5";
+	char *envp[] = {e0, e1, e2, NULL};
+	char *argv[] = {a0, a1, a2};
 	const char *text = "api_listen 127.0.0.1:1\nlog_level err\n"
 			   "request_timeout 9\nmax_sessions 7\n";
 
@@ -140,9 +142,11 @@ START_TEST(test_conf_load_errors)
 {
 	struct conf *cfg = NULL;
 	char err[CONF_ERRLEN];
-	char *envp[] = {"CINDER_CRYPTO_THREADS=-1", NULL};
-	char *argv_bad[] = {"--no-such-key", "1"};
-	char *argv_novalue[] = {"--api_listen"};
+	char e0[] = "CINDER_CRYPTO_THREADS=-1";
+	char b0[] = "--no-such-key", b1[] = "1", n0[] = "--api_listen";
+	char *envp[] = {e0, NULL};
+	char *argv_bad[] = {b0, b1};
+	char *argv_novalue[] = {n0};
 
 	ck_assert_int_eq(conf_load("/nonexistent/cinder.conf", true, NULL, 0,
 				   NULL, &cfg, err, sizeof(err)),

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# PostgreSQL goes away under a running cinderd: cinderd logs the outage,
+# keeps running, its health endpoint says the database is down (503), and
+# once PostgreSQL is back it reconnects by itself and says so.
+# Uses a private cluster (it stops PostgreSQL), not the shared harness one.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$top_srcdir/tests/pgcluster.sh"
+integ_init
+
+pgdir=$T_DIR/pg
+pgcluster_start "$pgdir" || fail "private cluster did not start"
+trap 'pgcluster_stop "$pgdir" >/dev/null 2>&1; integ_cleanup' EXIT
+pgconn=$(pgcluster_conninfo "$pgdir")
+psql -X -q "$pgconn" -c "CREATE DATABASE outage" >/dev/null || fail "createdb"
+sed -i "s|^database_url .*|database_url \"${pgconn/dbname=postgres/dbname=outage}\"|" "$T_DIR/cinder.conf"
+
+start_cinderd
+http GET /v1/ping
+[ "$HTTP_STATUS" = 200 ] || fail "ping before the outage: $HTTP_STATUS"
+
+pgcluster_stop "$pgdir" || fail "could not stop PostgreSQL"
+ping_down() { http GET /v1/ping; [ "$HTTP_STATUS" = 503 ]; }
+body=""
+WAIT_S=30 wait_for ping_down || fail "health never reported the outage"
+http GET /v1/ping; body=$HTTP_BODY
+[ "$(json_get "$body" '["database"]')" = down ] || fail "database not down: $body"
+kill -0 "$CINDERD_PID" || fail "cinderd died during the outage"
+wait_for log_has "lost\|connection to the database\|database.*down\|could not connect" || fail "outage not logged"
+
+pgcluster_start "$pgdir" || fail "could not restart PostgreSQL"
+ping_up() { http GET /v1/ping; [ "$HTTP_STATUS" = 200 ]; }
+WAIT_S=30 wait_for ping_up || fail "cinderd did not recover"
+http GET /v1/ping; body=$HTTP_BODY
+[ "$(json_get "$body" '["database"]')" = up ] || fail "database not up again: $body"
+[ "$(json_get "$body" '["store"]["reconnects"]')" -ge 1 ] || fail "no reconnect counted: $body"
+stop_cinderd
+note "outage and recovery ok"

@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: MIT
+# Helpers for integration tests: a database of their own on the harness
+# PostgreSQL (tests/with-pg), a cinderd on ephemeral ports, HTTP with curl.
+# Source it from bash after `set -u`. Every helper fails loudly.
+# Environment: top_srcdir, top_builddir (from automake), CINDER_TEST_PGHOST,
+# CINDER_TEST_PGPORT, CINDER_TEST_PGUSER (from tests/with-pg).
+
+: "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+CINDERD=${CINDERD:-$top_builddir/src/cinderd}
+TESTDEV=${TESTDEV:-$top_builddir/tests/integ/testdev}
+T_NAME=$(basename "$0" .sh)
+T_DIR=$top_builddir/tmp/$T_NAME.$$
+T_PIDS=()
+
+fail() { echo "FAIL: $T_NAME: $*" >&2; [ -f "$T_DIR/cinderd.log" ] && tail -n 30 "$T_DIR/cinderd.log" >&2; exit 1; }
+note() { echo "# $*"; }
+
+integ_cleanup() {
+	local p
+	for p in "${T_PIDS[@]:-}"; do
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
+	done
+	if [ -n "${T_DB:-}" ] && [ -n "${CINDER_TEST_PGHOST:-}" ]; then
+		psql -X -q -h "$CINDER_TEST_PGHOST" -p "$CINDER_TEST_PGPORT" \
+			-U "$CINDER_TEST_PGUSER" -d postgres \
+			-c "DROP DATABASE IF EXISTS $T_DB WITH (FORCE)" >/dev/null 2>&1
+	fi
+	[ "${T_KEEP:-0}" = 1 ] || rm -rf "$T_DIR"
+}
+
+# integ_init: make the scratch directory and the database; skip (77)
+# when the harness PostgreSQL is absent.
+integ_init() {
+	if [ -z "${CINDER_TEST_PGHOST:-}" ]; then
+		echo "SKIP: $T_NAME needs PostgreSQL: run under tests/with-pg" >&2
+		exit 77
+	fi
+	mkdir -p "$T_DIR"
+	trap integ_cleanup EXIT
+	T_DB="t_${T_NAME//[^a-zA-Z0-9]/_}_$$"
+	psql -X -q -h "$CINDER_TEST_PGHOST" -p "$CINDER_TEST_PGPORT" \
+		-U "$CINDER_TEST_PGUSER" -d postgres \
+		-c "CREATE DATABASE $T_DB" >/dev/null || fail "createdb"
+	T_CONNINFO="host=$CINDER_TEST_PGHOST port=$CINDER_TEST_PGPORT user=$CINDER_TEST_PGUSER dbname=$T_DB"
+	cat >"$T_DIR/cinder.conf" <<CONF
+database_url "$T_CONNINFO"
+device_listen 127.0.0.1:0
+api_listen 127.0.0.1:0
+server_key $T_DIR/server_key.pem
+sql_dir $top_srcdir/sql
+log_level info
+CONF
+}
+
+# sql QUERY: run a query on the test database, print tuples unaligned.
+sql() {
+	psql -X -q -At -h "$CINDER_TEST_PGHOST" -p "$CINDER_TEST_PGPORT" \
+		-U "$CINDER_TEST_PGUSER" -d "$T_DB" -c "$1"
+}
+
+cinderd_cmd() { "$CINDERD" "$@" -c "$T_DIR/cinder.conf"; }
+
+# wait_for CMD...: retry a command for up to WAIT_S (default 20) seconds.
+wait_for() {
+	local deadline=$(( $(date +%s) + ${WAIT_S:-20} ))
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
+log_has() { grep -q -- "$1" "$T_DIR/cinderd.log"; }
+
+# start_cinderd [FLAGS...]: keygen if needed, start, wait for the ready line,
+# set CINDERD_PID, DEV_PORT and API_PORT.
+start_cinderd() {
+	[ -f "$T_DIR/server_key.pem" ] || cinderd_cmd keygen >/dev/null || fail "keygen"
+	: >"$T_DIR/cinderd.log"
+	"$CINDERD" run -c "$T_DIR/cinder.conf" "$@" >>"$T_DIR/cinderd.log" 2>&1 &
+	CINDERD_PID=$!
+	T_PIDS+=("$CINDERD_PID")
+	wait_for log_has "ready: devices on port" || fail "cinderd did not become ready"
+	DEV_PORT=$(sed -n 's/.*ready: devices on port \([0-9]*\), API on port \([0-9]*\).*/\1/p' "$T_DIR/cinderd.log" | tail -1)
+	API_PORT=$(sed -n 's/.*ready: devices on port \([0-9]*\), API on port \([0-9]*\).*/\2/p' "$T_DIR/cinderd.log" | tail -1)
+	[ -n "$DEV_PORT" ] && [ -n "$API_PORT" ] || fail "no ports in the ready line"
+	API="http://127.0.0.1:$API_PORT"
+}
+
+# stop_cinderd: SIGTERM and require a clean exit 0.
+stop_cinderd() {
+	local rc=0
+	kill -TERM "$CINDERD_PID" || fail "cinderd is not running"
+	wait "$CINDERD_PID" || rc=$?
+	[ "$rc" -eq 0 ] || fail "cinderd exited $rc after SIGTERM"
+}
+
+# http METHOD PATH [curl args]: sets HTTP_STATUS and HTTP_BODY (not in a
+# subshell, so call it directly, not as $(http ...)).
+http() {
+	local method=$1 path=$2 out
+	shift 2
+	HTTP_STATUS=000 HTTP_BODY=""
+	out=$(curl -sS -X "$method" -w '\n%{http_code}' "$@" "$API$path") || return 1
+	HTTP_STATUS=${out##*$'\n'}
+	HTTP_BODY=${out%$'\n'*}
+}
+
+# json_get JSON EXPR: read a field with python3 (EXPR like ["devices"]["online"]).
+json_get() {
+	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval("d"+sys.argv[2]))' "$1" "$2"
+}
