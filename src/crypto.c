@@ -99,6 +99,32 @@ crypto_looks_pem(const void *buf, size_t len)
 }
 
 /*
+ * Encrypted keys are not supported: refuse to get a passphrase, or
+ * OpenSSL would prompt on the controlling terminal.
+ */
+static int
+crypto_no_passphrase(char *pass, size_t size, size_t *len,
+		     const OSSL_PARAM params[], void *arg)
+{
+	(void)pass;
+	(void)size;
+	(void)params;
+	(void)arg;
+	*len = 0;
+	return 0;
+}
+
+static int
+crypto_no_pem_password(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)arg;
+	return -1;
+}
+
+/*
  * Decode an RSA key with the OSSL_DECODER machinery; selection tells it
  * whether a private key is required.
  */
@@ -115,7 +141,8 @@ crypto_decode(const void *buf, size_t len, int selection, EVP_PKEY **out)
 	dctx = OSSL_DECODER_CTX_new_for_pkey(
 		&pkey, crypto_looks_pem(buf, len) ? "PEM" : "DER", NULL, "RSA",
 		selection, NULL, NULL);
-	if (dctx == NULL) {
+	if (dctx == NULL || OSSL_DECODER_CTX_set_passphrase_cb(
+				    dctx, crypto_no_passphrase, NULL) != 1) {
 		r = CINDER_ERR_CRYPTO;
 		goto out;
 	}
@@ -499,7 +526,8 @@ crypto_spki_decode(const void *buf, size_t len)
 	if (!crypto_looks_pem(buf, len)) {
 		pkey = d2i_PUBKEY(NULL, &p, (long)len);
 	} else if ((bio = BIO_new_mem_buf(buf, (int)len)) != NULL) {
-		pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+		pkey = PEM_read_bio_PUBKEY(bio, NULL, crypto_no_pem_password,
+					   NULL);
 		BIO_free(bio);
 	}
 	if (pkey != NULL && !EVP_PKEY_is_a(pkey, "RSA")) {

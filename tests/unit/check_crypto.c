@@ -52,6 +52,38 @@ static const char pkcs8_2048_pem[] =
 	"6PFdPg/gqp7uZQ+86wlOsMGCqkW3RwgEnE9GBZxEcDNYJyEbmZNbwJB2z1s1rTy7\n"
 	"RVmHBMOBHhKtVx8F5CuGm/8=\n"
 	"-----END PRIVATE KEY-----\n";
+/* The PKCS#8 key above, encrypted (passphrase "secret"). */
+static const char encrypted_pem[] =
+	"-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+	"MIIFLTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI7OEpfFo0qSQCAggA\n"
+	"MAwGCCqGSIb3DQIJBQAwHQYJYIZIAWUDBAEqBBA75E+vivMQ5qr8HzFlzsTnBIIE\n"
+	"0EvT+nTE6TizN4Hz+roWnJE2zZDPRgiWw2Hae1NNfHi2ZlRldeTcaxfPUDaBXUwa\n"
+	"xK/Q6m6yYthQbZA2st9ALBjAUA5vU12Xs6HxkapCutaoEfHiHM+5q8NIKRtRc0Pk\n"
+	"6Cxa1oo7QZUAUwlsPmA3gwjCd3irJxD6DvoZqeOuon2BeXPk/sXus6l2xNqRVl+e\n"
+	"WQSrT2l6NBdV4Bohzg4gk/cGIID0xr08wtupQjPKL5DRKPiaaTBXxf9C+0Yku0Mh\n"
+	"T83pc6HN7/F37JcdPF8/lfUCeASL278NRxgwLDo9SOfNaQU9dr4TEssMxndjN711\n"
+	"bWuHFBBMEz7J1zgD30dtA4MuS6yc90gSGp8SH2iAOH0jASkFjp2QFbTAP0wMme9L\n"
+	"D3ImAxWyJ5vyxmaVUJuSDTPjrdcgHbn4FReJAPs1pLA0/bDbL0N2dVYb6qs9yhVA\n"
+	"gFQSA3CM0xNY1eMAw89xYI0aWu31N3TpffAORN99M558VtQznklQo2Ohe9aoaguN\n"
+	"SewmSgpAYwU6Z09Nxef9bqbE3KihmDImKmnyoWtl1/hQ30ToMhFGLoC8bMNXyulI\n"
+	"0uWgSUkxNFRzVEbd+/AJrS7HO7K/8wu2ho6Y8tTPAzTDMcIw1BI/tO+RDvGkw1ce\n"
+	"GCJ6Fb1RPUwbF+7ur6m78ZpJI4y1u90Vca8cBHXLRfkSKuU/nRIrOdNaSeak1JVC\n"
+	"bj6cPjmYm7E6XwWQ0OoFjtE+zT5ioadJcXAGwBMacDS5CZSaVBte8DIwUiN7JvTW\n"
+	"qxife9ssywd/bukNAHQhiiI3PYjqdBImnNlz5j/OYwbms+hwTHM8XSfSp83/pLQu\n"
+	"iLQgv5IBBu4M30FNwjV2upXt+bYTVK1abqWmFEDREO39YgUTpiZiTwZg4TWg1w8d\n"
+	"UQ0SbmFMNXEtO50gOd0Sj0qgSCvNSwcC/Dq0BwpNzfutRkulPYOPFPK+Ci8Yx2WT\n"
+	"ngsO0nQzGnfUthxFu4Ouju9RYs5QX3wzpoLhLw8IEaOUHwtuLVHfxPpTt+6zwYyx\n"
+	"CRVuI9tC6eUVlw0y1vDJAtCQ9SxrKZ3MqT5DeJMIrFDeLBxXjZeV7lP3QKhiRW4/\n"
+	"wH5ohb59qn6rffdblb1Oi/nV/wziBRNhVkvOkzMWSq/yJp1fUr1iyxV8Q0RnXZjK\n"
+	"wd+lnxXVuVRc/gfVNTAmCGeM3j1butCgKYUj8Wfe76QTi4sKo3dCbfZnsIPxCWIQ\n"
+	"ZSBB31J8zp4p3JG5qKQBpry0SmE1YfbC803CBEBzY02pU2MF/Qxgrn0ZeoE+xtGg\n"
+	"b2BjL87BLTJK5BqUGr2UCqrRfrJrt9cG3unehlVDWJFE9jHZKyPlCxvwif3BEmj9\n"
+	"JJlbTr6kH7Ksa7PF5OD4q80YKF2pkkulxq1V0wRMd1WEIvG0ThG/LrkdyTuy/mT5\n"
+	"BYt2FSY7qY95b6iUX00+Mg8EFwPXMULKc9/bEgZJgUwQPw28Cvn1scvgjssqxua9\n"
+	"V7VQG0GoWon1d5HeprwZ0X4UiWWkr0vgowqRzULrCqxDNBroyRbmu9OwzRquIifu\n"
+	"HsPrGAQwHo8X74ddPBnqC48oc8KqdExC9IWqROZMBEhdqedTqLjjzB/uq6LNTEKB\n"
+	"ajSBd4gqRcirjKayNDCJJ8iECnXUGWEDolkIyRw+5mVa\n"
+	"-----END ENCRYPTED PRIVATE KEY-----\n";
 /* RSA-2048, e=3, PKCS#8. */
 static const char e3_2048_pem[] =
 	"-----BEGIN PRIVATE KEY-----\n"
@@ -398,6 +430,22 @@ START_TEST(test_crypto_server_key_generate_conflict)
 	free(dp);
 	free(pp);
 	rm_dir(d);
+}
+END_TEST
+
+/* Encrypted keys are refused without asking for a passphrase. */
+START_TEST(test_crypto_privkey_parse_encrypted)
+{
+	struct crypto_key *k = NULL;
+
+	ck_assert_int_eq(
+		crypto_privkey_parse(encrypted_pem, strlen(encrypted_pem), &k),
+		CINDER_ERR_CRYPTO);
+	ck_assert_ptr_null(k);
+	ck_assert_int_eq(
+		crypto_pubkey_parse(encrypted_pem, strlen(encrypted_pem), &k),
+		CINDER_ERR_CRYPTO);
+	ck_assert_ptr_null(k);
 }
 END_TEST
 
@@ -1317,6 +1365,7 @@ crypto_suite(void)
 	tcase_add_test(tc, test_crypto_server_key_load_bad);
 	tcase_add_test(tc, test_crypto_server_key_generate_ok);
 	tcase_add_test(tc, test_crypto_server_key_generate_conflict);
+	tcase_add_test(tc, test_crypto_privkey_parse_encrypted);
 	tcase_add_test(tc, test_crypto_pubkey_parse_formats);
 	tcase_add_test(tc, test_crypto_pubkey_parse_bad);
 	tcase_add_test(tc, test_crypto_pubkey_parse_mutants);
