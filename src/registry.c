@@ -89,6 +89,7 @@ struct devconn {
 	bool hello_seen;	     /* device authenticated by its Hello */
 	struct session_hello hello;  /* copied Hello fields */
 	char *describe;		     /* last describe JSON (owned) */
+	int64_t owner_id;	     /* owning user id, 0 = unowned */
 	TAILQ_ENTRY(devconn) reap;   /* reap list link */
 };
 
@@ -114,7 +115,7 @@ struct registry {
 	bool stopping;			 /* no new connections */
 	struct hmap *conns;		 /* conn id -> devconn */
 	struct hmap *devices;		 /* idhex -> devconn (newest) */
-	struct hmap *keys;		 /* idhex -> struct crypto_key */
+	struct hmap *keys;		 /* idhex -> struct key_entry */
 	struct hmap *reqs;		 /* req id -> pending_req */
 	uint64_t next_conn_id;		 /* counter */
 	uint64_t next_req_id;		 /* counter */
@@ -129,6 +130,12 @@ struct registry {
 	char node_id[128]; /* this node's name */
 };
 
+/* A parsed device key, cached by device id; valid while the PEM matches. */
+struct key_entry {
+	char *pem;		/* the PEM text it was parsed from */
+	struct crypto_key *key; /* parsed public key */
+};
+
 /* A store or pool completion ticket: ids only. */
 struct ticket {
 	struct registry *reg; /* lives longer than any ticket */
@@ -138,19 +145,6 @@ struct ticket {
 static void conn_close(struct devconn *c, int status, const char *reason);
 static void conn_start_step3(struct devconn *c);
 
-/* An independent copy of a public key (jobs and caches each own one). */
-static int
-key_copy(const struct crypto_key *k, struct crypto_key **out)
-{
-	uint8_t der[CRYPTO_PUB_DER_MAX];
-	size_t len = 0;
-	int r;
-
-	*out = NULL;
-	if ((r = crypto_key_public_der(k, der, sizeof(der), &len)) != 0)
-		return r;
-	return crypto_pubkey_parse(der, len, out);
-}
 
 static uint64_t
 now_ms(void)
@@ -242,7 +236,7 @@ static void
 presence_online(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {c->idhex, true, c->ip};
+	struct registry_presence p = {c->idhex, c->owner_id, true, c->ip};
 	char platform[8], product[8], version[8], flags[8];
 	const char *params[7];
 
@@ -275,7 +269,7 @@ static void
 presence_offline(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {c->idhex, false, c->ip};
+	struct registry_presence p = {c->idhex, c->owner_id, false, c->ip};
 	const char *params[2] = {c->idhex, reg->node_id};
 
 	if (!c->online)
@@ -458,8 +452,8 @@ sess_event(void *arg, const char *name, const uint8_t *data, size_t data_len,
 	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "event %s (%zu bytes, %s)", name,
 		data_len, is_private ? "private" : "public");
 	if (c->reg->event_cb != NULL)
-		c->reg->event_cb(c->idhex, name, data, data_len, ttl,
-				 is_private, c->reg->event_arg);
+		c->reg->event_cb(c->idhex, c->owner_id, name, data, data_len,
+				 ttl, is_private, c->reg->event_arg);
 }
 
 static void
@@ -669,7 +663,7 @@ conn_have_key(struct devconn *c, const struct crypto_key *stored)
 		return;
 	}
 	/* Keep our own reference: the cache may drop its copy. */
-	if (key_copy(stored, &c->dev_key) != 0) {
+	if ((c->dev_key = crypto_key_dup(stored)) == NULL) {
 		conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
 		return;
 	}
@@ -702,13 +696,23 @@ record_pending_key(struct devconn *c)
 }
 
 static void
+key_entry_free(struct key_entry *e)
+{
+	if (e == NULL)
+		return;
+	crypto_key_free(e->key);
+	free(e->pem);
+	free(e);
+}
+
+static void
 key_lookup_done(int r, const struct store_result *res, void *arg)
 {
 	struct ticket *t = arg;
 	struct registry *reg = t->reg;
 	struct devconn *c = conn_get(reg, t->conn_id);
-	struct crypto_key *key = NULL;
-	const char *pem;
+	struct key_entry *e, *old = NULL;
+	const char *pem, *owner;
 
 	free(t);
 	if (c == NULL)
@@ -727,21 +731,31 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 		return;
 	}
 	pem = store_result_value(res, 0, 0);
-	if (crypto_pubkey_parse(pem, strlen(pem), &key) != 0) {
-		conn_close(c, CINDER_ERR_CRYPTO,
-			   "refused: registered key does not parse");
-		return;
+	owner = store_result_is_null(res, 0, 1) ? NULL
+						 : store_result_value(res, 0, 1);
+	c->owner_id = owner ? strtoll(owner, NULL, 10) : 0;
+	/* Parsing is cheap but not free: reuse the parsed key while the
+	   stored PEM is unchanged. */
+	e = hmap_get(reg->keys, c->idhex, DEVICE_ID_HEX);
+	if (e == NULL || strcmp(e->pem, pem) != 0) {
+		struct crypto_key *key = NULL;
+		if (crypto_pubkey_parse(pem, strlen(pem), &key) != 0) {
+			conn_close(c, CINDER_ERR_CRYPTO,
+				   "refused: registered key does not parse");
+			return;
+		}
+		e = xcalloc(1, sizeof(*e));
+		e->pem = xstrdup(pem);
+		e->key = key;
+		if (hmap_count(reg->keys) >= KEY_CACHE_MAX) {
+			conn_have_key(c, e->key);
+			key_entry_free(e);
+			return;
+		}
+		hmap_put(reg->keys, c->idhex, DEVICE_ID_HEX, e, (void **)&old);
+		key_entry_free(old);
 	}
-	if (hmap_count(reg->keys) < KEY_CACHE_MAX) {
-		struct crypto_key *old = NULL;
-		hmap_put(reg->keys, c->idhex, DEVICE_ID_HEX, key,
-			 (void **)&old);
-		crypto_key_free(old);
-		conn_have_key(c, key);
-	} else {
-		conn_have_key(c, key);
-		crypto_key_free(key);
-	}
+	conn_have_key(c, e->key);
 }
 
 static void
@@ -750,7 +764,6 @@ step2_done(void *arg, bool cancelled)
 	struct step2_job *j = arg;
 	struct registry *reg = j->t.reg;
 	struct devconn *c = cancelled ? NULL : conn_get(reg, j->t.conn_id);
-	const struct crypto_key *key;
 	struct ticket *t;
 	const char *params[1];
 
@@ -767,16 +780,13 @@ step2_done(void *arg, bool cancelled)
 	memcpy(c->supplied_der, j->out.key_der, j->out.key_der_len);
 	c->supplied_der_len = j->out.key_der_len;
 	c->state = DC_KEY;
-	if ((key = hmap_get(reg->keys, c->idhex, DEVICE_ID_HEX)) != NULL) {
-		conn_have_key(c, key);
-		goto out;
-	}
 	t = xmalloc(sizeof(*t));
 	t->reg = reg;
 	t->conn_id = c->id;
 	params[0] = c->idhex;
 	if (store_query(reg->store, STORE_Q_READ,
-			"SELECT public_key FROM devices WHERE device_id = $1",
+			"SELECT public_key, owner_id FROM devices "
+			"WHERE device_id = $1",
 			1, params, key_lookup_done, t, NULL) != 0) {
 		free(t);
 		conn_close(c, CINDER_ERR_UNAVAILABLE,
@@ -854,7 +864,7 @@ conn_start_step3(struct devconn *c)
 	j->t.reg = reg;
 	j->t.conn_id = c->id;
 	j->server = reg->server_key;
-	if (key_copy(c->dev_key, &j->device) != 0) {
+	if ((j->device = crypto_key_dup(c->dev_key)) == NULL) {
 		free(j);
 		conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
 		return;
@@ -1147,7 +1157,7 @@ free_key(const void *key, size_t len, void *value, void *arg)
 	(void)key;
 	(void)len;
 	(void)arg;
-	crypto_key_free(value);
+	key_entry_free(value);
 	return 0;
 }
 
@@ -1318,5 +1328,25 @@ registry_send_event(struct registry *reg, const char *device_id,
 void
 registry_forget_key(struct registry *reg, const char *device_id)
 {
-	crypto_key_free(hmap_remove(reg->keys, device_id, DEVICE_ID_HEX));
+	key_entry_free(hmap_remove(reg->keys, device_id, DEVICE_ID_HEX));
+}
+
+void
+registry_set_owner(struct registry *reg, const char *device_id,
+		   int64_t owner_id)
+{
+	struct devconn *c;
+
+	if (device_id == NULL || strlen(device_id) != DEVICE_ID_HEX)
+		return;
+	if ((c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX)) != NULL)
+		c->owner_id = owner_id;
+}
+
+int64_t
+registry_owner(const struct registry *reg, const char *device_id)
+{
+	struct devconn *c = ready_conn(reg, device_id);
+
+	return c != NULL ? c->owner_id : -1;
 }

@@ -43,6 +43,7 @@ struct registry_stats {
 /** What a presence change says (passed to the presence hook). */
 struct registry_presence {
 	const char *device_id; /* 24 lowercase hex chars */
+	int64_t owner_id;      /* owning user id, 0 = unowned */
 	bool online;	       /* true: session READY; false: it ended */
 	const char *ip;	       /* peer address */
 };
@@ -52,9 +53,10 @@ typedef void (*registry_presence_cb)(const struct registry_presence *p,
 				     void *arg);
 
 /** Called for every event a device publishes (name NUL-terminated). */
-typedef void (*registry_event_cb)(const char *device_id, const char *name,
-				  const uint8_t *data, size_t data_len,
-				  uint32_t ttl, bool is_private, void *arg);
+typedef void (*registry_event_cb)(const char *device_id, int64_t owner_id,
+				  const char *name, const uint8_t *data,
+				  size_t data_len, uint32_t ttl, bool is_private,
+				  void *arg);
 
 /** Called when an API request to a device finishes. */
 typedef void (*registry_done_cb)(uint64_t req_id,
@@ -123,6 +125,16 @@ void registry_request_cancel(struct registry *reg, uint64_t req_id);
 int registry_send_event(struct registry *reg, const char *device_id,
 			const char *name, const uint8_t *data, size_t len,
 			uint32_t ttl, bool is_private);
+
+/**
+ * Tell the registry a device's owner changed (claim, unclaim), so that
+ * events of a live session carry the new owner. 0 = unowned.
+ */
+void registry_set_owner(struct registry *reg, const char *device_id,
+			int64_t owner_id);
+
+/** @return the owner of an online device, 0 if unowned, -1 if offline */
+int64_t registry_owner(const struct registry *reg, const char *device_id);
 
 /**
  * Drop the cached public key of a device (after its key changed).
