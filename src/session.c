@@ -65,6 +65,15 @@ struct session {
 
 static void session_pump(struct session *s, uint64_t now_ms);
 
+/* Callbacks never see a NULL pointer, even for empty data. */
+static const uint8_t session_no_bytes[1];
+
+static const uint8_t *
+session_bytes(const struct pcoap_view *v)
+{
+	return v->p != NULL ? v->p : session_no_bytes;
+}
+
 static int
 session_err_from_pcoap(int r)
 {
@@ -295,7 +304,8 @@ static void
 session_describe_done(struct session *s, const struct pcoap_view *json)
 {
 	if (s->ops->describe != NULL)
-		s->ops->describe(s->arg, (const char *)json->p, json->len);
+		s->ops->describe(s->arg, (const char *)session_bytes(json),
+				 json->len);
 	if (s->state == SESSION_DESCRIBING) {
 		s->state = SESSION_READY;
 		log_ctx(LOG_LEVEL_INFO, s->log_ctx, "device session ready");
@@ -343,7 +353,7 @@ session_complete(struct session *s, struct session_req *req,
 		res.int_value = v;
 		break;
 	case SESSION_REQ_VARIABLE:
-		res.data = m->payload.p;
+		res.data = session_bytes(&m->payload);
 		res.data_len = m->payload.len;
 		break;
 	case SESSION_REQ_SIGNAL:
@@ -353,7 +363,7 @@ session_complete(struct session *s, struct session_req *req,
 			session_describe_done(s, &m->payload);
 			goto out;
 		}
-		res.data = m->payload.p;
+		res.data = session_bytes(&m->payload);
 		res.data_len = m->payload.len;
 		break;
 	}
@@ -569,8 +579,8 @@ session_input_event(struct session *s, const struct pcoap_msg *m)
 		return 0;
 	}
 	if (s->ops->event != NULL)
-		s->ops->event(s->arg, name, ev.data.p, ev.data.len, ev.ttl,
-			      ev.is_private);
+		s->ops->event(s->arg, name, session_bytes(&ev.data),
+			      ev.data.len, ev.ttl, ev.is_private);
 	return 0;
 }
 
