@@ -2,7 +2,7 @@
 /*
  * Storage: PostgreSQL behind one opaque struct store. store_pg.c is the
  * asynchronous store used on the loop thread (non-blocking libpq watched by
- * libevent, a FIFO queue with one query in flight, reconnect with backoff).
+ * libevent, a FIFO queue sent through pipeline mode, reconnect with backoff).
  * store_sync.c holds the blocking helpers for startup and the CLI
  * (migrations, user and device administration); never call those on the
  * loop. Only store_pg.c and store_sync.c include libpq-fe.h.

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Asynchronous PostgreSQL store: non-blocking libpq driven by libevent.
- * Queries wait in one FIFO queue and are sent one at a time with
- * PQsendQueryParams (parameters only, never formatted SQL). When the
- * connection drops, reads fail with CINDER_ERR_UNAVAILABLE, writes stay
- * queued (the one in flight is sent again) and the store reconnects with
- * exponential backoff. Loop thread only; no blocking calls.
+ * Queries wait in one FIFO queue and go out through libpq's pipeline mode
+ * with PQsendQueryParams (parameters only, never formatted SQL), each with
+ * its own sync; results come back in order. When the connection drops,
+ * reads fail with CINDER_ERR_UNAVAILABLE, writes stay queued (those in
+ * flight are sent again) and the store reconnects with exponential
+ * backoff. Loop thread only; no blocking calls.
  */
 #include "config.h"
 
@@ -31,6 +32,8 @@
 /* A write lost in flight this many times is failed, not sent again: it
  * may be what brings the server down. */
 #define STORE_MAX_RESENDS 3
+/* Queries sent ahead in the pipeline before their results come back. */
+#define STORE_MAX_INFLIGHT 256
 /* LISTEN channels: at most this many, names as store_listen() says. */
 #define STORE_MAX_CHANNELS 64
 #define STORE_CHANNEL_MAX_LEN 63
@@ -65,28 +68,29 @@ struct store_result {
 };
 
 struct store {
-	struct event_base *base;      /* borrowed */
-	char *conninfo;		      /* may hold a password: never logged */
-	struct store_opts opts;	      /* with defaults filled in */
-	PGconn *conn;		      /* NULL while down */
-	enum store_state state;	      /* see enum */
-	bool outage;		      /* a connection failed; reads fail fast */
-	bool ever_up;		      /* first connection made */
-	bool flush_pending;	      /* PQflush returned 1 */
-	struct event *ev_sock;	      /* connect poll, or persistent read */
-	struct event *ev_write;	      /* flush when writable */
-	struct event *ev_retry;	      /* reconnect backoff timer */
-	struct event *ev_ctimeout;    /* connect attempt deadline */
-	struct event *ev_kick;	      /* deferred send of the next query */
-	unsigned backoff_ms;	      /* next reconnect delay */
-	unsigned attempts;	      /* failed attempts in this outage */
-	struct store_queue queue;     /* waiting to be sent */
-	struct store_queue failing;   /* reads being failed after a drop */
-	struct store_query *inflight; /* sent, waiting for its result */
-	PGresult *inflight_res;	      /* result collected so far */
-	size_t nqueued;		      /* queue + failing + inflight */
-	uint64_t next_id;	      /* last id handed out */
-	int cb_depth;		      /* callbacks running (store_free check) */
+	struct event_base *base;     /* borrowed */
+	char *conninfo;		     /* may hold a password: never logged */
+	struct store_opts opts;	     /* with defaults filled in */
+	PGconn *conn;		     /* NULL while down */
+	enum store_state state;	     /* see enum */
+	bool outage;		     /* a connection failed; reads fail fast */
+	bool ever_up;		     /* first connection made */
+	bool flush_pending;	     /* PQflush returned 1 */
+	struct event *ev_sock;	     /* connect poll, or persistent read */
+	struct event *ev_write;	     /* flush when writable */
+	struct event *ev_retry;	     /* reconnect backoff timer */
+	struct event *ev_ctimeout;   /* connect attempt deadline */
+	struct event *ev_kick;	     /* deferred send of the next query */
+	unsigned backoff_ms;	     /* next reconnect delay */
+	unsigned attempts;	     /* failed attempts in this outage */
+	struct store_queue queue;    /* waiting to be sent */
+	struct store_queue failing;  /* reads being failed after a drop */
+	struct store_queue inflight; /* sent, oldest first */
+	size_t ninflight;	     /* entries in inflight */
+	PGresult *head_res;	     /* result of the oldest in flight */
+	size_t nqueued;		     /* queue + failing + inflight */
+	uint64_t next_id;	     /* last id handed out */
+	int cb_depth;		     /* callbacks running (store_free check) */
 	char *channels[STORE_MAX_CHANNELS]; /* LISTENed, renewed on connect */
 	size_t nchannels;		    /* entries used in channels */
 	store_notify_cb notify_cb;	    /* NOTIFY receiver, may be NULL */
@@ -95,7 +99,7 @@ struct store {
 };
 
 static void store_connect_start(struct store *st);
-static void store_send_next(struct store *st);
+static void store_send_more(struct store *st);
 
 static void
 store_query_free(struct store_query *q)
@@ -211,9 +215,9 @@ static void
 store_conn_close(struct store *st)
 {
 	store_events_close(st);
-	if (st->inflight_res != NULL) {
-		PQclear(st->inflight_res);
-		st->inflight_res = NULL;
+	if (st->head_res != NULL) {
+		PQclear(st->head_res);
+		st->head_res = NULL;
 	}
 	if (st->conn != NULL) {
 		PQfinish(st->conn);
@@ -276,18 +280,20 @@ store_connect_failed(struct store *st, const char *why)
 }
 
 /*
- * An established connection went away. The query in flight is sent again
- * after reconnecting if it is a write, failed if it is a read.
+ * An established connection went away. Queries in flight are sent again,
+ * in order, after reconnecting if they are writes, failed if reads.
  */
 static void
 store_connection_lost_why(struct store *st, const char *why)
 {
 	char *msg = why != NULL ? xstrdup(why) : store_conn_message(st->conn);
-	struct store_query *q = st->inflight;
+	struct store_query *q;
 
-	st->inflight = NULL;
 	store_conn_close(st);
-	if (q != NULL) {
+	/* Newest first, so that inserting at the heads keeps the order. */
+	while ((q = TAILQ_LAST(&st->inflight, store_queue)) != NULL) {
+		TAILQ_REMOVE(&st->inflight, q, entry);
+		st->ninflight--;
 		if (q->cancelled) {
 			st->nqueued--;
 			store_query_free(q);
@@ -296,7 +302,7 @@ store_connection_lost_why(struct store *st, const char *why)
 			q->resends++;
 			TAILQ_INSERT_HEAD(&st->queue, q, entry);
 		} else {
-			TAILQ_INSERT_TAIL(&st->failing, q, entry);
+			TAILQ_INSERT_HEAD(&st->failing, q, entry);
 		}
 	}
 	if (!st->outage)
@@ -329,27 +335,29 @@ store_flush(struct store *st)
 		event_add(st->ev_write, NULL);
 }
 
-/* Fail the query in flight with r (no result). */
+/* Fail the oldest query in flight with r (no result). */
 static void
-store_fail_inflight(struct store *st, int r)
+store_fail_head(struct store *st, int r)
 {
-	struct store_query *q = st->inflight;
+	struct store_query *q = TAILQ_FIRST(&st->inflight);
 
-	st->inflight = NULL;
-	if (st->inflight_res != NULL) {
-		PQclear(st->inflight_res);
-		st->inflight_res = NULL;
+	if (st->head_res != NULL) {
+		PQclear(st->head_res);
+		st->head_res = NULL;
 	}
-	if (q != NULL)
-		store_query_finish(st, q, r, NULL);
+	if (q == NULL)
+		return;
+	TAILQ_REMOVE(&st->inflight, q, entry);
+	st->ninflight--;
+	store_query_finish(st, q, r, NULL);
 }
 
-/* The in-flight query has all its results: deliver and send the next. */
+/* The oldest query in flight has all its results: deliver them. */
 static void
-store_complete_inflight(struct store *st)
+store_complete_head(struct store *st)
 {
-	struct store_query *q = st->inflight;
-	PGresult *res = st->inflight_res;
+	struct store_query *q = TAILQ_FIRST(&st->inflight);
+	PGresult *res = st->head_res;
 	ExecStatusType status;
 	const char *sqlstate = NULL;
 	int r = 0;
@@ -369,53 +377,73 @@ store_complete_inflight(struct store *st)
 		store_connection_lost(st);
 		return;
 	}
-	st->inflight = NULL;
-	st->inflight_res = NULL;
+	TAILQ_REMOVE(&st->inflight, q, entry);
+	st->ninflight--;
+	st->head_res = NULL;
 	if (r != 0)
 		log_debug("query %llu failed: %s", (unsigned long long)q->id,
 			  PQresultErrorMessage(res));
 	store_query_finish(st, q, r, res);
 	PQclear(res);
-	store_send_next(st);
 }
 
-/* Collect results for the query in flight while libpq has them. */
+/*
+ * Collect results while libpq has them. In pipeline mode each query
+ * gives its result(s), then NULL, then PGRES_PIPELINE_SYNC for the sync
+ * sent after it; the sync marks the query complete.
+ */
 static void
 store_process_results(struct store *st)
 {
 	PGresult *res;
+	ExecStatusType status;
+	int nulls = 0;
 
-	while (st->state == STORE_UP && st->inflight != NULL &&
+	while (st->state == STORE_UP && !TAILQ_EMPTY(&st->inflight) &&
 	       !PQisBusy(st->conn)) {
 		res = PQgetResult(st->conn);
 		if (res == NULL) {
-			store_complete_inflight(st);
+			/* End of the head's results; its sync follows. Two
+			 * NULLs in a row: libpq has nothing more yet. */
+			if (st->head_res == NULL || ++nulls > 1)
+				break;
 			continue;
 		}
-		if (PQresultStatus(res) == PGRES_COPY_IN ||
-		    PQresultStatus(res) == PGRES_COPY_OUT ||
-		    PQresultStatus(res) == PGRES_COPY_BOTH) {
+		nulls = 0;
+		status = PQresultStatus(res);
+		if (status == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			if (st->head_res == NULL) {
+				store_connection_lost_why(
+					st, "unexpected pipeline sync");
+				return;
+			}
+			store_complete_head(st);
+			continue;
+		}
+		if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT ||
+		    status == PGRES_COPY_BOTH) {
 			/* COPY is not supported here; the only way out of
 			 * the copy state is a new connection. */
 			PQclear(res);
-			store_fail_inflight(st, CINDER_ERR_INVAL);
+			store_fail_head(st, CINDER_ERR_INVAL);
 			store_connection_lost_why(
 				st, "COPY is not supported by the store, "
 				    "reconnecting");
 			return;
 		}
 		/* One statement gives one result; keep the first error. */
-		if (st->inflight_res == NULL) {
-			st->inflight_res = res;
-		} else if (PQresultStatus(res) == PGRES_FATAL_ERROR &&
-			   PQresultStatus(st->inflight_res) !=
-				   PGRES_FATAL_ERROR) {
-			PQclear(st->inflight_res);
-			st->inflight_res = res;
+		if (st->head_res == NULL) {
+			st->head_res = res;
+		} else if (status == PGRES_FATAL_ERROR &&
+			   PQresultStatus(st->head_res) != PGRES_FATAL_ERROR) {
+			PQclear(st->head_res);
+			st->head_res = res;
 		} else {
 			PQclear(res);
 		}
 	}
+	store_send_more(st);
 }
 
 /* Hand NOTIFY messages libpq has parsed to the notify callback. */
@@ -463,38 +491,51 @@ store_sock_write_cb(evutil_socket_t fd, short what, void *arg)
 		store_flush(st);
 }
 
+/*
+ * Send queued queries into the pipeline, each followed by a sync so that
+ * it runs in its own implicit transaction and an error aborts only it.
+ */
 static void
-store_send_next(struct store *st)
+store_send_more(struct store *st)
 {
 	struct store_query *q;
+	bool sent = false;
+	int ok;
 
-	if (st->state != STORE_UP || st->inflight != NULL)
-		return;
-	q = TAILQ_FIRST(&st->queue);
-	if (q == NULL)
-		return;
-	TAILQ_REMOVE(&st->queue, q, entry);
-	st->inflight = q;
-	if (!PQsendQueryParams(st->conn, q->sql, q->nparams, NULL, q->values,
-			       q->lengths, q->formats, 0)) {
-		if (PQstatus(st->conn) == CONNECTION_BAD) {
+	while (st->state == STORE_UP && st->ninflight < STORE_MAX_INFLIGHT &&
+	       (q = TAILQ_FIRST(&st->queue)) != NULL) {
+		TAILQ_REMOVE(&st->queue, q, entry);
+		ok = PQsendQueryParams(st->conn, q->sql, q->nparams, NULL,
+				       q->values, q->lengths, q->formats, 0);
+		if (ok && !PQpipelineSync(st->conn))
+			ok = -1;
+		if (ok <= 0 &&
+		    (ok < 0 || PQstatus(st->conn) == CONNECTION_BAD)) {
+			TAILQ_INSERT_TAIL(&st->inflight, q, entry);
+			st->ninflight++;
 			store_connection_lost(st);
 			return;
 		}
-		/* Refused by libpq itself: the query's fault. */
-		log_debug("could not send query %llu: %s",
-			  (unsigned long long)q->id, PQerrorMessage(st->conn));
-		store_fail_inflight(st, CINDER_ERR_DB);
-		event_active(st->ev_kick, EV_TIMEOUT, 1);
-		return;
+		if (ok == 0) {
+			/* Refused by libpq itself: the query's fault. */
+			log_debug("could not send query %llu: %s",
+				  (unsigned long long)q->id,
+				  PQerrorMessage(st->conn));
+			store_query_finish(st, q, CINDER_ERR_DB, NULL);
+			continue;
+		}
+		TAILQ_INSERT_TAIL(&st->inflight, q, entry);
+		st->ninflight++;
+		sent = true;
 	}
-	store_flush(st);
+	if (sent && st->state == STORE_UP)
+		store_flush(st);
 }
 
 static void
 store_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	store_send_next(arg);
+	store_send_more(arg);
 }
 
 /* A query the store makes for itself: no parameters, no callback. */
@@ -562,6 +603,10 @@ store_connected(struct store *st)
 		store_connect_failed(st, "could not set non-blocking mode");
 		return;
 	}
+	if (PQenterPipelineMode(st->conn) != 1) {
+		store_connect_failed(st, "could not enter pipeline mode");
+		return;
+	}
 	PQsetNoticeProcessor(st->conn, store_notice_cb, st);
 	st->ev_sock = event_new(st->base, fd, EV_READ | EV_PERSIST,
 				store_sock_read_cb, st);
@@ -587,7 +632,7 @@ store_connected(struct store *st)
 	st->attempts = 0;
 	store_listen_renew(st);
 	store_session_setup(st);
-	store_send_next(st);
+	store_send_more(st);
 }
 
 static void store_connect_poll_cb(evutil_socket_t fd, short what, void *arg);
@@ -708,6 +753,7 @@ store_new(struct event_base *base, const char *conninfo,
 	st->backoff_ms = st->opts.backoff_min_ms;
 	TAILQ_INIT(&st->queue);
 	TAILQ_INIT(&st->failing);
+	TAILQ_INIT(&st->inflight);
 	st->ev_retry = evtimer_new(base, store_retry_cb, st);
 	st->ev_ctimeout = evtimer_new(base, store_connect_timeout_cb, st);
 	st->ev_kick = event_new(base, -1, 0, store_kick_cb, st);
@@ -746,7 +792,7 @@ store_free(struct store *st)
 		event_free(st->ev_ctimeout);
 	if (st->ev_kick != NULL)
 		event_free(st->ev_kick);
-	store_query_free(st->inflight);
+	store_queue_drop(&st->inflight);
 	store_queue_drop(&st->queue);
 	store_queue_drop(&st->failing);
 	for (size_t i = 0; i < st->nchannels; i++)
@@ -821,7 +867,7 @@ store_query_params(struct store *st, unsigned flags, const char *sql,
 		*idp = q->id;
 	q = NULL;
 	/* Send on the next loop turn, so cb never runs before we return. */
-	if (st->state == STORE_UP && st->inflight == NULL)
+	if (st->state == STORE_UP)
 		event_active(st->ev_kick, EV_TIMEOUT, 1);
 	r = 0;
 out:
@@ -909,21 +955,25 @@ store_listen(struct store *st, const char *channel)
 	free(sql);
 	TAILQ_INSERT_TAIL(&st->queue, q, entry);
 	st->nqueued++;
-	if (st->inflight == NULL)
-		event_active(st->ev_kick, EV_TIMEOUT, 1);
+	event_active(st->ev_kick, EV_TIMEOUT, 1);
 	return 0;
 }
 
 int
 store_cancel(struct store *st, uint64_t id)
 {
+	struct store_query *q;
+
 	if (st == NULL || id == 0)
 		return CINDER_ERR_INVAL;
-	if (st->inflight != NULL && st->inflight->id == id) {
-		if (st->inflight->cancelled)
+	for (q = TAILQ_FIRST(&st->inflight); q != NULL;
+	     q = TAILQ_NEXT(q, entry)) {
+		if (q->id != id)
+			continue;
+		if (q->cancelled)
 			return CINDER_ERR_NOTFOUND;
-		/* The server is running it; drop the answer when it comes. */
-		st->inflight->cancelled = true;
+		/* The server has it; drop the answer when it comes. */
+		q->cancelled = true;
 		return 0;
 	}
 	if (store_queue_cancel(st, &st->queue, id) ||

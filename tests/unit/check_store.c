@@ -403,6 +403,45 @@ START_TEST(test_store_query_copy)
 }
 END_TEST
 
+/* Queries travel together in the pipeline; an error aborts only its own. */
+START_TEST(test_store_query_error_isolated)
+{
+	struct rec a = {0}, b = {0}, c = {0}, d = {0};
+	const char *p[2] = {"iso", "$h"};
+
+	ck_assert_int_eq(store_query(st, STORE_Q_WRITE,
+				     "INSERT INTO users (username, "
+				     "password_hash) VALUES ($1, $2)",
+				     2, p, rec_cb, &a, NULL),
+			 0);
+	ck_assert_int_eq(store_query(st, STORE_Q_WRITE,
+				     "INSERT INTO users (username, "
+				     "password_hash) VALUES ($1, $2)",
+				     2, p, rec_cb, &b, NULL),
+			 0);
+	ck_assert_int_eq(store_query(st, STORE_Q_READ, "SELECT 1/0", 0, NULL,
+				     rec_cb, &c, NULL),
+			 0);
+	ck_assert_int_eq(store_query(st, STORE_Q_READ,
+				     "SELECT count(*) FROM users "
+				     "WHERE username = 'iso'",
+				     0, NULL, rec_cb, &d, NULL),
+			 0);
+	wait_done(&d);
+	ck_assert_int_eq(a.r, 0);
+	ck_assert_int_eq(b.r, CINDER_ERR_CONFLICT);
+	ck_assert_int_eq(c.r, CINDER_ERR_DB);
+	ck_assert_str_eq(c.sqlstate, "22012");
+	ck_assert_int_eq(d.r, 0);
+	ck_assert_str_eq(d.v0, "1");
+	ck_assert(a.order < b.order && b.order < c.order && c.order < d.order);
+	rec_clear(&a);
+	rec_clear(&b);
+	rec_clear(&c);
+	rec_clear(&d);
+}
+END_TEST
+
 START_TEST(test_store_query_order)
 {
 	enum { N = 300 };
@@ -652,6 +691,7 @@ START_TEST(test_store_reconnect)
 {
 	struct store_opts o = {.backoff_min_ms = 20, .backoff_max_ms = 200};
 	struct rec a = {0}, b = {0}, w = {0}, inflight = {0}, c = {0};
+	struct rec inflight2 = {0};
 	const char *p[1];
 	struct store_stats s;
 	char *path = xasprintf("%s/conninfo", pgdir);
@@ -684,11 +724,20 @@ START_TEST(test_store_reconnect)
 				     "FROM pg_sleep(1)",
 				     0, NULL, rec_cb, &inflight, NULL),
 			 0);
+	p[0] = "inflight2";
+	ck_assert_int_eq(store_query(st, STORE_Q_WRITE,
+				     "INSERT INTO healer_history (device_id, "
+				     "event) VALUES "
+				     "('aaaaaaaaaaaaaaaaaaaaaaaa', $1)",
+				     1, p, rec_cb, &inflight2, NULL),
+			 0);
+	/* One turn sends both into the pipeline. */
 	event_base_loop(base, EVLOOP_NONBLOCK);
 
 	ck_assert_int_eq(pgcluster("pgcluster_stop"), 0);
 	pump_until(pred_down, st, 30, "the store to notice the outage");
 	ck_assert(!inflight.done);
+	ck_assert(!inflight2.done);
 
 	/* Down: reads fail fast, writes queue. */
 	ck_assert_int_eq(store_query(st, STORE_Q_READ, "SELECT 1", 0, NULL,
@@ -702,7 +751,7 @@ START_TEST(test_store_reconnect)
 				     1, p, rec_cb, &w, NULL),
 			 0);
 	store_stats_get(st, &s);
-	ck_assert_uint_eq(s.queued, 2);
+	ck_assert_uint_eq(s.queued, 3);
 	ck_assert(!s.up);
 
 	ck_assert_int_eq(pgcluster("pgcluster_start"), 0);
@@ -711,14 +760,16 @@ START_TEST(test_store_reconnect)
 	ck_assert(inflight.done);
 	ck_assert_int_eq(inflight.r, 0);
 	ck_assert_int_eq(w.r, 0);
-	ck_assert_int_lt(inflight.order, w.order);
+	ck_assert_int_eq(inflight2.r, 0);
+	ck_assert_int_lt(inflight.order, inflight2.order);
+	ck_assert_int_lt(inflight2.order, w.order);
 	ck_assert(!b.done);
 
 	run(STORE_Q_READ,
 	    "SELECT string_agg(event, ',' ORDER BY id) FROM healer_history", 0,
 	    NULL, &c);
 	ck_assert_int_eq(c.r, 0);
-	ck_assert_str_eq(c.v0, "before,inflight,queued");
+	ck_assert_str_eq(c.v0, "before,inflight,inflight2,queued");
 	store_stats_get(st, &s);
 	ck_assert_uint_eq(s.reconnects, 1);
 	ck_assert_uint_eq(s.queued, 0);
@@ -727,6 +778,7 @@ START_TEST(test_store_reconnect)
 	rec_clear(&a);
 	rec_clear(&w);
 	rec_clear(&inflight);
+	rec_clear(&inflight2);
 	rec_clear(&c);
 }
 END_TEST
@@ -745,6 +797,7 @@ store_suite(void)
 	tcase_add_test(tc, test_store_query_binary);
 	tcase_add_test(tc, test_store_query_conflict);
 	tcase_add_test(tc, test_store_query_order);
+	tcase_add_test(tc, test_store_query_error_isolated);
 	tcase_add_test(tc, test_store_query_copy);
 	tcase_add_test(tc, test_store_listen_notify);
 	tcase_add_test(tc, test_store_statement_timeout);
