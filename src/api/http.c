@@ -60,9 +60,17 @@ struct hdr {
 	char *value; /* owned */
 };
 
+/* One open connection (MHD's socket context), to find idle ones. */
+struct http_conn {
+	struct MHD_Connection *conn;   /* MHD's connection */
+	struct http_request *req;      /* request in progress or NULL */
+	struct http_conn *prev, *next; /* h->conns list */
+};
+
 struct http_request {
 	struct http *h;			  /* owning server */
 	struct MHD_Connection *conn;	  /* MHD's connection */
+	struct http_conn *hc;		  /* its socket context */
 	uint64_t id;			  /* table key, never 0 */
 	struct http_request *next;	  /* hash chain */
 	bool in_table;			  /* listed in h->tab */
@@ -122,6 +130,7 @@ struct http {
 	bool freeing;		    /* inside http_free() */
 	http_stopped_cb stopped_cb; /* drain done */
 	void *stopped_arg;
+	struct http_conn *conns;   /* open connections */
 	unsigned nconns;	   /* open connections */
 	uint64_t next_id;	   /* last id handed out */
 	uint64_t nrequests;	   /* requests seen */
@@ -292,10 +301,30 @@ mhd_notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 		      enum MHD_ConnectionNotificationCode toe)
 {
 	struct http *h = cls;
+	struct http_conn *hc;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		hc = xcalloc(1, sizeof(*hc));
+		hc->conn = c;
+		hc->next = h->conns;
+		if (h->conns != NULL)
+			h->conns->prev = hc;
+		h->conns = hc;
+		*socket_ctx = hc;
 		h->nconns++;
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if ((hc = *socket_ctx) != NULL) {
+			if (hc->req != NULL)
+				hc->req->hc = NULL;
+			if (hc->prev != NULL)
+				hc->prev->next = hc->next;
+			else
+				h->conns = hc->next;
+			if (hc->next != NULL)
+				hc->next->prev = hc->prev;
+			free(hc);
+			*socket_ctx = NULL;
+		}
 		if (h->nconns > 0)
 			h->nconns--;
 		if (h->nconns == 0 && h->stopping && h->stopped_cb != NULL)
@@ -368,6 +397,7 @@ req_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	const char *method)
 {
 	struct http_request *req = xcalloc(1, sizeof(*req));
+	const union MHD_ConnectionInfo *ci;
 
 	req->h = h;
 	req->conn = conn;
@@ -379,6 +409,9 @@ req_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	clock_gettime(CLOCK_MONOTONIC, &req->started);
 	req->query = json_object();
 	req->limit = h->opts.max_body;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci != NULL && (req->hc = ci->socket_context) != NULL)
+		req->hc->req = req;
 	client_ip_set(req);
 	tab_insert(h, req);
 	h->nrequests++;
@@ -415,6 +448,14 @@ req_free(struct http_request *req)
 
 	tab_remove(req->h, req);
 	req_watch_stop(req);
+	if (req->hc != NULL) {
+		req->hc->req = NULL;
+		/* stopping: an idle keep-alive connection must not hold up
+		 * the drain for a whole idle timeout */
+		if (req->h->stopping)
+			MHD_set_connection_option(
+				req->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
+	}
 	if (req->resp != NULL)
 		MHD_destroy_response(req->resp);
 	router_match_cleanup(&req->match);
@@ -1507,6 +1548,7 @@ http_stop(struct http *h, http_stopped_cb cb, void *arg)
 	uint64_t *ids;
 	size_t i, n;
 	MHD_socket fd;
+	struct http_conn *hc;
 
 	if (h->stopping)
 		return CINDER_ERR_INVAL;
@@ -1530,6 +1572,11 @@ http_stop(struct http *h, http_stopped_cb cb, void *arg)
 					   "server is shutting down");
 	}
 	free(ids);
+	/* idle keep-alive connections: close within a second */
+	for (hc = h->conns; hc != NULL; hc = hc->next)
+		if (hc->req == NULL)
+			MHD_set_connection_option(
+				hc->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
 	log_notice("http: stopping, %u connection(s) open", h->nconns);
 	if (h->nconns == 0 && cb != NULL)
 		event_active(h->ev_stopped, EV_TIMEOUT, 0);

@@ -1136,6 +1136,28 @@ START_TEST(test_http_stop_graceful)
 }
 END_TEST
 
+START_TEST(test_http_stop_idle_keepalive)
+{
+	char buf[1024];
+	ssize_t n = 0;
+
+	/* one answered request leaves an idle keep-alive connection */
+	raw_send("GET /v1/ping HTTP/1.1\r\nHost: x\r\n\r\n");
+	while (n <= 0) {
+		ck_assert_int_eq(event_base_loop(F.base, EVLOOP_ONCE), 0);
+		n = recv(F.raw_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	}
+	buf[n] = '\0';
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
+	/* the drain closes it instead of waiting for the idle timeout */
+	ck_assert_int_eq(http_stop(F.h, stopped_cb, NULL), 0);
+	while (!F.stopped)
+		ck_assert_int_eq(event_base_dispatch(F.base), 0);
+	n = recv(F.raw_fd, buf, sizeof(buf), 0);
+	ck_assert_int_le(n, 0);
+}
+END_TEST
+
 static Suite *
 http_suite(void)
 {
@@ -1172,6 +1194,7 @@ http_suite(void)
 	tcase_add_test(tc, test_http_stream_client_gone);
 	tcase_add_test(tc, test_http_concurrent);
 	tcase_add_test(tc, test_http_stop_graceful);
+	tcase_add_test(tc, test_http_stop_idle_keepalive);
 	suite_add_tcase(s, tc);
 	return s;
 }
