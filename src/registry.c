@@ -127,6 +127,9 @@ struct registry {
 	void *presence_arg;
 	registry_event_cb event_cb; /* device event hook */
 	void *event_arg;
+	registry_subscribe_cb sub_cb;	    /* device subscription hook */
+	registry_conn_closed_cb closed_cb; /* and its cleanup */
+	void *sub_arg;
 	char node_id[128]; /* this node's name */
 };
 
@@ -457,6 +460,24 @@ sess_event(void *arg, const char *name, const uint8_t *data, size_t data_len,
 }
 
 static void
+sess_subscribe(void *arg, const char *filter, int scope, const char *device_id)
+{
+	struct devconn *c = arg;
+	char scoped[DEVICE_ID_HEX + 1];
+
+	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "subscribe \"%s\" scope %d", filter,
+		scope);
+	if (c->reg->sub_cb == NULL)
+		return;
+	if (device_id != NULL) {
+		memcpy(scoped, device_id, DEVICE_ID_HEX);
+		scoped[DEVICE_ID_HEX] = '\0';
+	}
+	c->reg->sub_cb(c->id, c->idhex, c->owner_id, filter, scope,
+		       device_id ? scoped : NULL, c->reg->sub_arg);
+}
+
+static void
 sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 		  const struct session_result *res)
 {
@@ -473,6 +494,7 @@ static const struct session_ops sess_ops = {
 	.describe = sess_describe,
 	.ready = sess_ready,
 	.event = sess_event,
+	.subscribe = sess_subscribe,
 	.request_done = sess_request_done,
 };
 
@@ -537,6 +559,8 @@ conn_close(struct devconn *c, int status, const char *reason)
 		c->registered = false;
 	}
 	presence_offline(c);
+	if (c->hello_seen && reg->closed_cb != NULL)
+		reg->closed_cb(c->id, c->idhex, reg->sub_arg);
 	if (c->bev != NULL)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
@@ -1227,6 +1251,15 @@ registry_set_event_cb(struct registry *reg, registry_event_cb cb, void *arg)
 {
 	reg->event_cb = cb;
 	reg->event_arg = arg;
+}
+
+void
+registry_set_subscribe_cb(struct registry *reg, registry_subscribe_cb cb,
+			  registry_conn_closed_cb closed, void *arg)
+{
+	reg->sub_cb = cb;
+	reg->closed_cb = closed;
+	reg->sub_arg = arg;
 }
 
 void

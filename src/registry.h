@@ -58,6 +58,25 @@ typedef void (*registry_event_cb)(const char *device_id, int64_t owner_id,
 				  size_t data_len, uint32_t ttl, bool is_private,
 				  void *arg);
 
+/**
+ * Called when a device subscribes (after the session ACKed it).
+ * @param conn_id the connection; subscriptions die with it (see below)
+ * @param filter event-name prefix, NUL-terminated ("" = all)
+ * @param scope enum pcoap_scope (ALL, MINE, DEVICE)
+ * @param scope_device_id for PCOAP_SCOPE_DEVICE: 24 chars + NUL, else NULL
+ */
+typedef void (*registry_subscribe_cb)(uint64_t conn_id, const char *device_id,
+				      int64_t owner_id, const char *filter,
+				      int scope, const char *scope_device_id,
+				      void *arg);
+
+/**
+ * Called when a connection that completed its handshake closes (whether
+ * or not it reached READY): drop whatever is keyed by conn_id.
+ */
+typedef void (*registry_conn_closed_cb)(uint64_t conn_id,
+					const char *device_id, void *arg);
+
 /** Called when an API request to a device finishes. */
 typedef void (*registry_done_cb)(uint64_t req_id,
 				 const struct session_result *res, void *arg);
@@ -91,6 +110,10 @@ void registry_set_presence_cb(struct registry *reg, registry_presence_cb cb,
 /** Set the device-event hook (NULL to clear). */
 void registry_set_event_cb(struct registry *reg, registry_event_cb cb,
 			   void *arg);
+
+/** Set the subscription hooks (NULL to clear). */
+void registry_set_subscribe_cb(struct registry *reg, registry_subscribe_cb cb,
+			       registry_conn_closed_cb closed, void *arg);
 
 /** Fill *out with the current counters. */
 void registry_stats_get(const struct registry *reg,
