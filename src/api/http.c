@@ -1132,12 +1132,14 @@ mhd_access(void *cls, struct MHD_Connection *conn, const char *url,
 	struct http *h = cls;
 	struct http_request *req = *con_cls;
 
+	if (h->freeing)
+		return MHD_NO; /* http_free(): close everything */
 	if (req == NULL) {
 		req = req_new(h, conn, url, method);
 		*con_cls = req;
 		return req_begin(req);
 	}
-	if (req->gone || h->freeing)
+	if (req->gone)
 		return MHD_NO; /* close the connection */
 	if (*upload_data_size > 0) {
 		if (req->answered) {
@@ -1595,6 +1597,12 @@ http_free(struct http *h)
 		return;
 	h->freeing = true;
 	if (h->mhd != NULL) {
+		if (!h->stopping &&
+		    MHD_quiesce_daemon(h->mhd) != MHD_INVALID_SOCKET &&
+		    h->listen_fd >= 0) {
+			close(h->listen_fd);
+			h->listen_fd = -1;
+		}
 		/* MHD must not be stopped with suspended connections */
 		n = tab_ids(h, &ids);
 		for (i = 0; i < n; i++) {

@@ -1158,6 +1158,41 @@ START_TEST(test_http_stop_idle_keepalive)
 }
 END_TEST
 
+static void
+count_close(uint64_t id, bool answered, void *arg)
+{
+	int *n = arg;
+
+	ck_assert(!answered);
+	(*n)++;
+}
+
+START_TEST(test_http_free_with_open_stream)
+{
+	char buf[256];
+	ssize_t n = 0;
+	int closes = 0;
+	struct http_request *req;
+
+	raw_send("GET /t/stream-hold HTTP/1.1\r\nHost: x\r\n\r\n");
+	while (n <= 0) {
+		ck_assert_int_eq(event_base_loop(F.base, EVLOOP_ONCE), 0);
+		n = recv(F.raw_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	}
+	req = http_request_lookup(F.h, F.held_id);
+	ck_assert_ptr_nonnull(req);
+	http_request_on_close(req, count_close, &closes);
+	/* freeing the server with a parked stream closes it cleanly */
+	http_free(F.h);
+	F.h = NULL;
+	ck_assert_int_eq(closes, 1);
+	n = recv(F.raw_fd, buf, sizeof(buf), 0);
+	while (n > 0)
+		n = recv(F.raw_fd, buf, sizeof(buf), 0);
+	ck_assert_int_eq(n, 0);
+}
+END_TEST
+
 static Suite *
 http_suite(void)
 {
@@ -1195,6 +1230,7 @@ http_suite(void)
 	tcase_add_test(tc, test_http_concurrent);
 	tcase_add_test(tc, test_http_stop_graceful);
 	tcase_add_test(tc, test_http_stop_idle_keepalive);
+	tcase_add_test(tc, test_http_free_with_open_stream);
 	suite_add_tcase(s, tc);
 	return s;
 }
