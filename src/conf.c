@@ -60,8 +60,9 @@ static const struct key_def keys[] = {
 	 "seconds a device may take for the whole handshake"},
 	{"max_handshakes", KEY_INT, OFF(max_handshakes), "2000", 1, 1000000,
 	 "device handshakes in progress at once; more wait in the backlog"},
-	{"keepalive_timeout", KEY_INT, OFF(keepalive_timeout), "45", 20, 3600,
-	 "seconds of device silence before its session is closed"},
+	{"keepalive_timeout", KEY_INT, OFF(keepalive_timeout), "45", 3, 3600,
+	 "seconds of device silence before a session is closed (> 30: "
+	 "devices ping after 15 s of silence)"},
 	{"request_timeout", KEY_INT, OFF(request_timeout), "30", 1, 600,
 	 "seconds to wait for a device to answer a function call or read"},
 	{"max_sessions", KEY_INT, OFF(max_sessions), "200000", 1, 10000000,
