@@ -5,6 +5,9 @@
 #   DIR/data  the data directory      DIR/sock  the Unix socket directory
 #   DIR/log   the server log          DIR/port  the port number (socket name)
 #   DIR/conninfo  libpq conninfo of the "postgres" maintenance database
+# When DIR cannot hold the cluster (not reachable by the postgres user when
+# running as root, or too long for a Unix socket path), the cluster lives in
+# a directory under /tmp named in DIR/realdir; the functions follow it.
 # The server listens on the Unix socket only (listen_addresses = ''), trusts
 # local connections and runs with fsync off. When run as root, the server
 # programs run as the "postgres" user (PostgreSQL refuses to run as root).
@@ -47,12 +50,29 @@ pgcluster_as_server() {
 	fi
 }
 
+# pgcluster_dir DIR: print where the cluster of DIR really lives.
+pgcluster_dir() {
+	if [ -f "$1/realdir" ]; then
+		cat "$1/realdir"
+	else
+		echo "$1"
+	fi
+}
+
 # pgcluster_init DIR: create the directory layout and run initdb.
 pgcluster_init() {
-	local dir=$1 port
+	local top=$1 dir=$1 port
 	if ! pgcluster_find_bindir; then
 		echo "pgcluster: initdb/pg_ctl not found (install postgresql)" >&2
 		return 1
+	fi
+	mkdir -p "$top" || return 1
+	# Socket paths are limited to 107 bytes; root's server user must
+	# reach the directory. Otherwise use a short directory under /tmp.
+	if [ ${#top} -gt 60 ] || { [ "$(id -u)" -eq 0 ] &&
+		! runuser -u postgres -- test -x "$top" 2>/dev/null; }; then
+		dir=$(mktemp -d /tmp/cinder-pgc.XXXXXX) || return 1
+		echo "$dir" >"$top/realdir"
 	fi
 	mkdir -p "$dir/sock" || return 1
 	if [ "$(id -u)" -eq 0 ]; then
@@ -93,14 +113,19 @@ log_min_messages = warning
 EOF
 	echo "host=$dir/sock port=$port user=$PGCLUSTER_USER dbname=postgres" \
 		>"$dir/conninfo"
+	if [ "$dir" != "$top" ]; then
+		cp "$dir/port" "$dir/conninfo" "$top/" || return 1
+	fi
 }
 
 # pgcluster_start DIR: start an initialised cluster; waits until it accepts
 # connections. Runs pgcluster_init first when DIR holds no cluster yet.
 pgcluster_start() {
-	local dir=$1
+	local dir
+	dir=$(pgcluster_dir "$1")
 	if [ ! -f "$dir/data/PG_VERSION" ]; then
-		pgcluster_init "$dir" || return 1
+		pgcluster_init "$1" || return 1
+		dir=$(pgcluster_dir "$1")
 	fi
 	pgcluster_find_bindir || return 1
 	if [ "$(id -u)" -eq 0 ]; then
@@ -116,7 +141,8 @@ pgcluster_start() {
 
 # pgcluster_stop DIR: fast shutdown (clients are disconnected); waits.
 pgcluster_stop() {
-	local dir=$1
+	local dir
+	dir=$(pgcluster_dir "$1")
 	pgcluster_find_bindir || return 1
 	[ -f "$dir/data/postmaster.pid" ] || return 0
 	pgcluster_as_server "$PGCLUSTER_BINDIR/pg_ctl" -D "$dir/data" -m fast \
@@ -130,17 +156,19 @@ pgcluster_restart() {
 
 # pgcluster_conninfo DIR: print the maintenance database's conninfo.
 pgcluster_conninfo() {
-	cat "$1/conninfo"
+	cat "$(pgcluster_dir "$1")/conninfo"
 }
 
 # pgcluster_destroy DIR: stop the server if running and remove DIR.
 pgcluster_destroy() {
-	local dir=$1
-	[ -n "$dir" ] && [ -d "$dir" ] || return 0
+	local top=$1 dir
+	[ -n "$top" ] && [ -d "$top" ] || return 0
+	dir=$(pgcluster_dir "$top")
 	if [ -f "$dir/data/postmaster.pid" ]; then
-		pgcluster_stop "$dir" ||
+		pgcluster_stop "$top" ||
 			pgcluster_as_server "$PGCLUSTER_BINDIR/pg_ctl" \
 				-D "$dir/data" -m immediate -w stop >/dev/null 2>&1
 	fi
-	rm -rf "$dir"
+	[ "$dir" != "$top" ] && rm -rf "$dir"
+	rm -rf "$top"
 }
