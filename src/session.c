@@ -572,7 +572,7 @@ session_input_event(struct session *s, const struct pcoap_msg *m)
 	}
 	if (r == PCOAP_NOSPACE || memchr(name, '\0', ev.name_len) != NULL ||
 	    ev.data.len > SESSION_EVENT_DATA_MAX) {
-		log_ctx(LOG_LEVEL_INFO, s->log_ctx,
+		log_ctx(LOG_LEVEL_DEBUG, s->log_ctx,
 			"dropping event with an over-long or invalid name or "
 			"data");
 		s->stats.dropped_unknown++;
