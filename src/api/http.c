@@ -364,6 +364,18 @@ client_ip_set(struct http_request *req)
 				&((const struct sockaddr_in *)(const void *)sa)
 					 ->sin_addr,
 				req->client_ip, sizeof(req->client_ip));
+		else if (sa->sa_family == AF_INET6 &&
+			 IN6_IS_ADDR_V4MAPPED(
+				 &((const struct sockaddr_in6 *)(const void *)
+					   sa)
+					  ->sin6_addr))
+			/* a dual-stack listener: show (and rate-limit) the
+			 * IPv4 address, not ::ffff:a.b.c.d */
+			inet_ntop(
+				AF_INET,
+				&((const struct sockaddr_in6 *)(const void *)sa)
+					 ->sin6_addr.s6_addr[12],
+				req->client_ip, sizeof(req->client_ip));
 		else if (sa->sa_family == AF_INET6)
 			inet_ntop(
 				AF_INET6,
@@ -448,14 +460,8 @@ req_free(struct http_request *req)
 
 	tab_remove(req->h, req);
 	req_watch_stop(req);
-	if (req->hc != NULL) {
+	if (req->hc != NULL)
 		req->hc->req = NULL;
-		/* stopping: an idle keep-alive connection must not hold up
-		 * the drain for a whole idle timeout */
-		if (req->h->stopping)
-			MHD_set_connection_option(
-				req->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
-	}
 	if (req->resp != NULL)
 		MHD_destroy_response(req->resp);
 	router_match_cleanup(&req->match);
@@ -479,6 +485,22 @@ req_free(struct http_request *req)
 	free(req);
 }
 
+/*
+ * Make MHD close a connection by itself: after shutdown() its socket reads
+ * EOF, which MHD handles as a normal client close. (Changing MHD's
+ * per-connection timeout instead would touch its timeout lists, which is
+ * only safe in states we can't query.)
+ */
+static void
+conn_shutdown(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci != NULL)
+		shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
 static void
 mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	      enum MHD_RequestTerminationCode toe)
@@ -495,6 +517,13 @@ mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	tab_remove(req->h, req);
 	req_notify_close(
 		req, !req->gone && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	/*
+	 * Stopping: the answer is out and the connection would stay open
+	 * for keep-alive; it must not hold up the drain for an idle timeout.
+	 */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && req->h->stopping &&
+	    !req->h->freeing)
+		conn_shutdown(conn);
 	req_free(req);
 }
 
@@ -1574,11 +1603,10 @@ http_stop(struct http *h, http_stopped_cb cb, void *arg)
 					   "server is shutting down");
 	}
 	free(ids);
-	/* idle keep-alive connections: close within a second */
+	/* idle keep-alive connections: close them now */
 	for (hc = h->conns; hc != NULL; hc = hc->next)
 		if (hc->req == NULL)
-			MHD_set_connection_option(
-				hc->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
+			conn_shutdown(hc->conn);
 	log_notice("http: stopping, %u connection(s) open", h->nconns);
 	if (h->nconns == 0 && cb != NULL)
 		event_active(h->ev_stopped, EV_TIMEOUT, 0);
