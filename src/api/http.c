@@ -44,6 +44,7 @@
 #define HTTP_DEFAULT_STREAM_MAX (256 * 1024)
 #define HTTP_TLS_FILE_MAX (1024 * 1024)
 #define HTTP_STREAM_BLOCK 4096
+#define HTTP_BODY_PREALLOC (64 * 1024)
 
 #define JSON_CONTENT_TYPE "application/json; charset=utf-8"
 
@@ -1122,9 +1123,15 @@ req_begin(struct http_request *req)
 			respond_error_text(req, CINDER_ERR_TOO_BIG, NULL, NULL);
 			return queue_answer(req);
 		}
-		/* a declared, bounded size: allocate it once */
+		/*
+		 * A declared, bounded size; still grow with the bytes that
+		 * actually arrive, so that idle connections declaring big
+		 * bodies cost nothing.
+		 */
 		if (clen > 0) {
-			req->cap = (size_t)clen;
+			req->cap = clen < HTTP_BODY_PREALLOC
+					   ? (size_t)clen
+					   : HTTP_BODY_PREALLOC;
 			req->buf = xmalloc(req->cap);
 		}
 	}
