@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coap/pcoap.h"
 #include "describe.h"
 #include "err.h"
 #include "xmalloc.h"
@@ -669,4 +670,98 @@ describe_is_safe_mode(const struct describe *d)
 	app_empty = !d->has_app || (json_array_size(d->functions) == 0 &&
 				    json_object_size(d->variables) == 0);
 	return app_empty && u->vv != u->vc;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t
+describe_utf8_seq(const uint8_t *p, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	cp = p[0] & (0xff >> (len + 1));
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	/* Overlong, surrogates, beyond U+10FFFF. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+static json_t *
+describe_string_value(const uint8_t *p, size_t len)
+{
+	char *buf;
+	json_t *j;
+	size_t i = 0, k;
+
+	buf = xmalloc(len + 1);
+	while (i < len) {
+		k = describe_utf8_seq(p + i, len - i);
+		if (k == 0) {
+			buf[i++] = '?';
+			continue;
+		}
+		memcpy(buf + i, p + i, k);
+		i += k;
+	}
+	buf[len] = '\0';
+	j = json_stringn(buf, len);
+	free(buf);
+	return j;
+}
+
+int
+describe_value_decode(const char *type, const uint8_t *p, size_t len,
+		      json_t **out)
+{
+	int code = describe_var_type_code(type);
+	int32_t iv;
+	double dv;
+	bool bv;
+
+	*out = NULL;
+	switch (code) {
+	case PCOAP_VAR_BOOL:
+		if (pcoap_value_decode_bool(p, len, &bv) != PCOAP_OK)
+			return CINDER_ERR_MALFORMED;
+		*out = json_boolean(bv);
+		break;
+	case PCOAP_VAR_INT:
+		if (pcoap_value_decode_int32(p, len, &iv) != PCOAP_OK)
+			return CINDER_ERR_MALFORMED;
+		*out = json_integer(iv);
+		break;
+	case PCOAP_VAR_DOUBLE:
+		if (pcoap_value_decode_double(p, len, &dv) != PCOAP_OK)
+			return CINDER_ERR_MALFORMED;
+		/* jansson refuses NaN and infinities. */
+		if ((*out = json_real(dv)) == NULL)
+			*out = json_null();
+		break;
+	case PCOAP_VAR_STRING:
+		*out = describe_string_value(p, len);
+		break;
+	default:
+		return CINDER_ERR_INVAL;
+	}
+	if (*out == NULL)
+		return CINDER_ERR_NOMEM;
+	return 0;
 }

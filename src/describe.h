@@ -155,4 +155,19 @@ bool describe_is_safe_mode(const struct describe *d);
  */
 const struct describe_module *describe_user_module(const struct describe *d);
 
+/**
+ * Decode a variable value from the device (§3.11) into JSON for the API:
+ * "bool" -> true/false (1 byte), "int32" -> integer (4 bytes BE),
+ * "double" -> real (8 bytes LE; NaN/infinity -> null), "string" -> the
+ * bytes as a string (invalid UTF-8 bytes replaced by '?').
+ * @param type an API type name (describe_var_type_str())
+ * @param p, len the value bytes (p may be NULL when len is 0); borrowed
+ * @param out receives a new reference on success (NULL otherwise); the
+ *	caller owns it (json_decref)
+ * @return 0, CINDER_ERR_INVAL (unknown type) or CINDER_ERR_MALFORMED
+ *	(wrong length for the type)
+ */
+int describe_value_decode(const char *type, const uint8_t *p, size_t len,
+			  json_t **out);
+
 #endif

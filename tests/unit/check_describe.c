@@ -329,6 +329,58 @@ START_TEST(test_describe_system_version_monolithic)
 }
 END_TEST
 
+START_TEST(test_describe_value_decode_types)
+{
+	static const uint8_t i32[] = {0xff, 0xff, 0xff, 0x9c};
+	static const uint8_t half[] = {0, 0, 0, 0, 0, 0, 0xe0, 0x3f};
+	static const uint8_t nan[] = {0, 0, 0, 0, 0, 0, 0xf8, 0x7f};
+	static const uint8_t bad_utf8[] = {'h', 0xff, 'i', 0xc3, 0xa9};
+	static const uint8_t one = 1;
+	json_t *j;
+
+	ck_assert_int_eq(describe_value_decode("int32", i32, 4, &j), 0);
+	ck_assert(json_is_integer(j));
+	ck_assert_int_eq(json_integer_value(j), -100);
+	json_decref(j);
+	ck_assert_int_eq(describe_value_decode("double", half, 8, &j), 0);
+	ck_assert(json_real_value(j) == 0.5);
+	json_decref(j);
+	ck_assert_int_eq(describe_value_decode("double", nan, 8, &j), 0);
+	ck_assert(json_is_null(j));
+	json_decref(j);
+	ck_assert_int_eq(describe_value_decode("bool", &one, 1, &j), 0);
+	ck_assert(json_is_true(j));
+	json_decref(j);
+	ck_assert_int_eq(
+		describe_value_decode(
+			"string", (const uint8_t *)"hello from vdev", 15, &j),
+		0);
+	ck_assert_str_eq(json_string_value(j), "hello from vdev");
+	json_decref(j);
+	ck_assert_int_eq(describe_value_decode("string", NULL, 0, &j), 0);
+	ck_assert_str_eq(json_string_value(j), "");
+	json_decref(j);
+	/* Invalid UTF-8 bytes become '?', valid sequences stay. */
+	ck_assert_int_eq(describe_value_decode("string", bad_utf8, 5, &j), 0);
+	ck_assert_str_eq(json_string_value(j), "h?i\xc3\xa9");
+	json_decref(j);
+	/* Wrong lengths and types. */
+	ck_assert_int_eq(describe_value_decode("int32", i32, 3, &j),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_ptr_null(j);
+	ck_assert_int_eq(describe_value_decode("double", half, 4, &j),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(describe_value_decode("bool", i32, 4, &j),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(describe_value_decode("bool", NULL, 0, &j),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(describe_value_decode("int64", i32, 4, &j),
+			 CINDER_ERR_INVAL);
+	ck_assert_int_eq(describe_value_decode(NULL, i32, 4, &j),
+			 CINDER_ERR_INVAL);
+}
+END_TEST
+
 START_TEST(test_describe_parse_malformed)
 {
 	static const char *bad[] = {
@@ -521,6 +573,7 @@ describe_suite(void)
 	tcase_add_test(tc, test_describe_is_safe_mode_vv_only);
 	tcase_add_test(tc, test_describe_release_str_table);
 	tcase_add_test(tc, test_describe_system_version_monolithic);
+	tcase_add_test(tc, test_describe_value_decode_types);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("parse_invalid");
