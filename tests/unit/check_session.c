@@ -1139,6 +1139,23 @@ START_TEST(test_session_input_subscribe_shapes)
 }
 END_TEST
 
+START_TEST(test_session_input_mid_wrap)
+{
+	struct session *s = session_new(&fake_ops, NULL, 0xffff, 0);
+
+	/* Both counters wrap 65535 -> 0 without a resync. */
+	ck_assert_int_eq(feed_hex(s, "5002ffffb168ff" HELLO_PAYLOAD, 0), 0);
+	assert_sent_hex(0, "5002ffffb168");
+	assert_sent_hex(1, "4101000001b164");
+	FEED(s, 0, pcoap_build_event, PCOAP_NON, 0, false, "a", 1, 60, NULL, 0);
+	FEED(s, 0, pcoap_build_describe_reply, PCOAP_ACK, 0, 1, tinker_json,
+	     strlen(tinker_json));
+	ck_assert_int_eq(session_state(s), SESSION_READY);
+	ck_assert_uint_eq(session_stats(s)->mid_resyncs, 0);
+	session_free(s);
+}
+END_TEST
+
 START_TEST(test_session_input_misc)
 {
 	struct session *s = ready_session();
@@ -1325,6 +1342,7 @@ session_suite(void)
 	tcase_add_test(tc, test_session_input_event_shapes);
 	tcase_add_test(tc, test_session_input_subscribe_shapes);
 	tcase_add_test(tc, test_session_input_misc);
+	tcase_add_test(tc, test_session_input_mid_wrap);
 	tcase_add_test(tc, test_session_send_event_shapes);
 	tcase_add_test(tc, test_session_send_event_core_limit);
 	suite_add_tcase(s, tc);
