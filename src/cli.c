@@ -32,23 +32,23 @@ extern char **environ;
 
 /* What one invocation asked for, after splitting argv. */
 struct cli_args {
-	const char *config_path;   /* -c FILE, or NULL for the default */
-	bool help;		   /* -h / --help */
-	bool admin;		   /* user add --admin */
-	const char *owner;	   /* device add/accept --owner */
-	const char *name;	   /* device add/accept --name */
+	const char *config_path;	 /* -c FILE, or NULL for the default */
+	bool help;			 /* -h / --help */
+	bool admin;			 /* user add --admin */
+	const char *owner;		 /* device add/accept --owner */
+	const char *name;		 /* device add/accept --name */
 	const char *pos[MAX_POSITIONAL]; /* positional arguments */
-	int npos;		   /* how many */
-	char **flags;		   /* --key value flags for conf_load */
-	int nflags;		   /* how many strings in flags */
+	int npos;			 /* how many */
+	char **flags;			 /* --key value flags for conf_load */
+	int nflags;			 /* how many strings in flags */
 };
 
 struct cli_cmd {
-	const char *name;			/* subcommand */
+	const char *name;			     /* subcommand */
 	int (*fn)(struct conf *, struct cli_args *); /* handler */
-	const char *usage;			/* one-line usage */
-	const char *help;			/* what it does */
-	bool needs_db;				/* touches PostgreSQL */
+	const char *usage;			     /* one-line usage */
+	const char *help;			     /* what it does */
+	bool needs_db;				     /* touches PostgreSQL */
 };
 
 static int cmd_run(struct conf *, struct cli_args *);
@@ -106,9 +106,10 @@ usage_all(FILE *fp)
 static void
 usage_cmd(const struct cli_cmd *c, FILE *fp)
 {
-	fprintf(fp, "usage: cinderd %s\n\n%s\n\noptions:\n"
-		    "  -c, --config FILE      configuration file\n"
-		    "  -h, --help             this text\n",
+	fprintf(fp,
+		"usage: cinderd %s\n\n%s\n\noptions:\n"
+		"  -c, --config FILE      configuration file\n"
+		"  -h, --help             this text\n",
 		c->usage, c->help);
 	conf_print_keys(fp);
 }
@@ -140,7 +141,8 @@ split_args(int argc, char **argv, struct cli_args *a)
 			a->help = true;
 		} else if (strcmp(s, "-c") == 0 || strcmp(s, "--config") == 0) {
 			if (i + 1 >= argc) {
-				fprintf(stderr, "cinderd: %s needs a file\n", s);
+				fprintf(stderr, "cinderd: %s needs a file\n",
+					s);
 				return CINDER_ERR_INVAL;
 			}
 			a->config_path = argv[++i];
@@ -234,8 +236,8 @@ cli_main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (log_open(cfg->log_level, cmd->fn == cmd_run ? cfg->log_file : NULL) !=
-	    0) {
+	if (log_open(cfg->log_level,
+		     cmd->fn == cmd_run ? cfg->log_file : NULL) != 0) {
 		rc = 1;
 		goto out;
 	}
@@ -501,8 +503,9 @@ cmd_device(struct conf *cfg, struct cli_args *a)
 	}
 	if (a->npos == 2 && strcmp(a->pos[0], "accept") == 0) {
 		if (!device_id_is_valid(a->pos[1])) {
-			fprintf(stderr, "cinderd device accept: \"%s\" is not "
-					"a device id\n",
+			fprintf(stderr,
+				"cinderd device accept: \"%s\" is not "
+				"a device id\n",
 				a->pos[1]);
 			return 2;
 		}

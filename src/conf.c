@@ -37,9 +37,8 @@ struct key_def {
 #define OFF(f) offsetof(struct conf, f)
 
 static const struct key_def keys[] = {
-	{"database_url", KEY_STRING, OFF(database_url),
-	 "postgresql:///cinder", 0, 0,
-	 "PostgreSQL conninfo or URL (secrets: prefer a .pgpass file)"},
+	{"database_url", KEY_STRING, OFF(database_url), "postgresql:///cinder",
+	 0, 0, "PostgreSQL conninfo or URL (secrets: prefer a .pgpass file)"},
 	{"device_listen", KEY_ADDR, OFF(device_listen), "0.0.0.0:5683", 0, 0,
 	 "address:port for device sessions"},
 	{"api_listen", KEY_ADDR, OFF(api_listen), "0.0.0.0:8080", 0, 0,
@@ -92,8 +91,7 @@ conf_key_is_known(const char *name)
 	return find_key(name, strlen(name)) != NULL;
 }
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void
@@ -153,8 +151,8 @@ set_key(struct conf *cfg, const struct key_def *k, const char *value,
 	case KEY_ADDR:
 		if (!addr_is_valid(value)) {
 			seterr(err, errlen,
-			       "%s: %s: \"%s\" is not an address:port",
-			       where, k->name, value);
+			       "%s: %s: \"%s\" is not an address:port", where,
+			       k->name, value);
 			return CINDER_ERR_INVAL;
 		}
 		/* FALLTHROUGH */
@@ -223,7 +221,7 @@ conf_free(struct conf *cfg)
 
 int
 conf_parse_text(struct conf *cfg, const char *text, size_t len,
-		  const char *name, char *err, size_t errlen)
+		const char *name, char *err, size_t errlen)
 {
 	const char *p = text, *end = text + len;
 	char where[300], value[MAX_LINE];
@@ -403,7 +401,7 @@ load_flags(struct conf *cfg, int argc, char *const *argv, char *err,
 
 int
 conf_load(const char *path, bool must_exist, char *const *envp, int argc,
-	    char *const *argv, struct conf **out, char *err, size_t errlen)
+	  char *const *argv, struct conf **out, char *err, size_t errlen)
 {
 	struct conf *cfg = NULL;
 	int r = CINDER_ERR_INTERNAL;
@@ -454,8 +452,10 @@ conf_dump(const struct conf *cfg, FILE *fp)
 			break;
 		case KEY_LEVEL:
 			fprintf(fp, "%s %s\n", k->name,
-				log_level_name(*(const enum log_level *)(
-					const void *)(base + k->offset)));
+				log_level_name(
+					*(const enum log_level
+						  *)(const void *)(base +
+								   k->offset)));
 			break;
 		}
 	}

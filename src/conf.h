@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Configuration (module conf): cinder.conf ("key value" lines, # comments), every key also
- * settable as CINDER_<KEY> in the environment and as --key=value (or
+ * Configuration (module conf): cinder.conf ("key value" lines, # comments),
+ * every key also settable as CINDER_<KEY> in the environment and as --key=value
+ * (or
  * --key value) on the command line. Precedence: defaults < file <
  * environment < flags. The parsed struct is immutable once built; a reload
  * builds a new one. Pure except for reading the file and the environment.
@@ -16,22 +17,22 @@
 #include "log.h"
 
 struct conf {
-	char *database_url;	    /* libpq conninfo or postgresql:// URL */
-	char *device_listen;	    /* host:port for device TCP sessions */
-	char *api_listen;	    /* host:port for REST/SSE */
-	char *server_key;	    /* server RSA-2048 private key (PEM) */
-	enum log_level log_level;   /* err warn notice info debug */
-	char *log_file;		    /* "" or "stderr" = stderr */
-	int crypto_threads;	    /* RSA worker threads, 0 = cores */
-	char *sql_dir;		    /* migration files */
-	char *node_id;		    /* this node's name in a cluster */
-	int handshake_timeout;	    /* seconds for a whole handshake */
-	int max_handshakes;	    /* handshakes in progress at once */
-	int keepalive_timeout;	    /* seconds of device silence before close */
-	int request_timeout;	    /* seconds to wait for a device reply */
-	int max_sessions;	    /* device sessions at once */
-	char *web_root;		    /* static console files, "" = none */
-	char *config_file;	    /* path it was loaded from, or NULL */
+	char *database_url;	  /* libpq conninfo or postgresql:// URL */
+	char *device_listen;	  /* host:port for device TCP sessions */
+	char *api_listen;	  /* host:port for REST/SSE */
+	char *server_key;	  /* server RSA-2048 private key (PEM) */
+	enum log_level log_level; /* err warn notice info debug */
+	char *log_file;		  /* "" or "stderr" = stderr */
+	int crypto_threads;	  /* RSA worker threads, 0 = cores */
+	char *sql_dir;		  /* migration files */
+	char *node_id;		  /* this node's name in a cluster */
+	int handshake_timeout;	  /* seconds for a whole handshake */
+	int max_handshakes;	  /* handshakes in progress at once */
+	int keepalive_timeout;	  /* seconds of device silence before close */
+	int request_timeout;	  /* seconds to wait for a device reply */
+	int max_sessions;	  /* device sessions at once */
+	char *web_root;		  /* static console files, "" = none */
+	char *config_file;	  /* path it was loaded from, or NULL */
 };
 
 /** Size of the error message buffer callers pass to conf_load(). */
@@ -48,13 +49,12 @@ struct conf {
  *	from the file
  * @return 0, CINDER_ERR_INVAL (bad value or unknown key) or CINDER_ERR_IO
  */
-int conf_load(const char *path, bool must_exist, char *const *envp,
-		int argc, char *const *argv, struct conf **out, char *err,
-		size_t errlen);
+int conf_load(const char *path, bool must_exist, char *const *envp, int argc,
+	      char *const *argv, struct conf **out, char *err, size_t errlen);
 
 /** Parse config text (for tests and fuzzing). Same rules as a file. */
 int conf_parse_text(struct conf *cfg, const char *text, size_t len,
-		      const char *name, char *err, size_t errlen);
+		    const char *name, char *err, size_t errlen);
 
 /** A config holding only the defaults. Caller frees with conf_free(). */
 struct conf *conf_new_defaults(void);

@@ -31,25 +31,25 @@
 #include "store.h"
 #include "xmalloc.h"
 
-#define STOP_GRACE_S 10	     /* longest a clean stop may take */
-#define MIGRATE_WAIT_S 30    /* how long start-up waits for PostgreSQL */
+#define STOP_GRACE_S 10	  /* longest a clean stop may take */
+#define MIGRATE_WAIT_S 30 /* how long start-up waits for PostgreSQL */
 
 struct daemon {
-	const struct conf *cfg;		 /* borrowed */
-	struct event_base *base;	 /* the loop */
-	struct event *sig_term;		 /* SIGTERM */
-	struct event *sig_int;		 /* SIGINT */
-	struct event *sig_hup;		 /* SIGHUP: reopen the log */
-	struct event *drain_ev;		 /* polls the store while stopping */
-	struct event *deadline_ev;	 /* hard stop after STOP_GRACE_S */
-	struct crypto_key *server_key;	 /* server RSA-2048 key */
-	struct store *store;		 /* PostgreSQL */
-	struct cryptopool *pool;	 /* RSA workers */
-	struct registry *reg;		 /* device sessions */
-	struct http *http;		 /* REST/SSE */
-	bool stopping;			 /* a stop is under way */
-	bool store_was_up;		 /* for outage log lines */
-	int exit_status;		 /* what daemon_run returns */
+	const struct conf *cfg;	       /* borrowed */
+	struct event_base *base;       /* the loop */
+	struct event *sig_term;	       /* SIGTERM */
+	struct event *sig_int;	       /* SIGINT */
+	struct event *sig_hup;	       /* SIGHUP: reopen the log */
+	struct event *drain_ev;	       /* polls the store while stopping */
+	struct event *deadline_ev;     /* hard stop after STOP_GRACE_S */
+	struct crypto_key *server_key; /* server RSA-2048 key */
+	struct store *store;	       /* PostgreSQL */
+	struct cryptopool *pool;       /* RSA workers */
+	struct registry *reg;	       /* device sessions */
+	struct http *http;	       /* REST/SSE */
+	bool stopping;		       /* a stop is under way */
+	bool store_was_up;	       /* for outage log lines */
+	int exit_status;	       /* what daemon_run returns */
 };
 
 static void
@@ -61,37 +61,33 @@ status_cb(json_t *obj, void *arg)
 	json_t *dev, *db;
 
 	store_stats_get(d->store, &ss);
-	db = json_pack("{s:s, s:I, s:I, s:I, s:I}", "state",
-		       ss.up ? "up" : "down", "queries_ok",
-		       (json_int_t)ss.queries_ok, "queries_failed",
-		       (json_int_t)ss.queries_failed, "reconnects",
-		       (json_int_t)ss.reconnects, "queued",
-		       (json_int_t)ss.queued);
-	json_object_set_new(obj, "database", json_string(ss.up ? "up" : "down"));
+	db = json_pack(
+		"{s:s, s:I, s:I, s:I, s:I}", "state", ss.up ? "up" : "down",
+		"queries_ok", (json_int_t)ss.queries_ok, "queries_failed",
+		(json_int_t)ss.queries_failed, "reconnects",
+		(json_int_t)ss.reconnects, "queued", (json_int_t)ss.queued);
+	json_object_set_new(obj, "database",
+			    json_string(ss.up ? "up" : "down"));
 	json_object_set_new(obj, "store", db);
 	if (!ss.up)
 		json_object_set_new(obj, "ok", json_false());
 	if (d->reg != NULL) {
 		registry_stats_get(d->reg, &rs);
-		dev = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-				"s:I, s:I, s:I}",
-				"connections", (json_int_t)rs.connections,
-				"online", (json_int_t)rs.sessions_ready,
-				"handshakes_active",
-				(json_int_t)rs.handshakes_active, "accepted",
-				(json_int_t)rs.accepted, "handshakes_ok",
-				(json_int_t)rs.handshakes_ok,
-				"handshakes_failed",
-				(json_int_t)rs.handshakes_failed,
-				"unknown_devices",
-				(json_int_t)rs.unknown_devices,
-				"key_mismatches",
-				(json_int_t)rs.key_mismatches,
-				"keepalive_timeouts",
-				(json_int_t)rs.keepalive_timeouts, "replaced",
-				(json_int_t)rs.replaced, "bytes_in",
-				(json_int_t)rs.bytes_in, "bytes_out",
-				(json_int_t)rs.bytes_out);
+		dev = json_pack(
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			"s:I, s:I, s:I}",
+			"connections", (json_int_t)rs.connections, "online",
+			(json_int_t)rs.sessions_ready, "handshakes_active",
+			(json_int_t)rs.handshakes_active, "accepted",
+			(json_int_t)rs.accepted, "handshakes_ok",
+			(json_int_t)rs.handshakes_ok, "handshakes_failed",
+			(json_int_t)rs.handshakes_failed, "unknown_devices",
+			(json_int_t)rs.unknown_devices, "key_mismatches",
+			(json_int_t)rs.key_mismatches, "keepalive_timeouts",
+			(json_int_t)rs.keepalive_timeouts, "replaced",
+			(json_int_t)rs.replaced, "bytes_in",
+			(json_int_t)rs.bytes_in, "bytes_out",
+			(json_int_t)rs.bytes_out);
 		json_object_set_new(obj, "devices", dev);
 		json_object_set_new(obj, "device_port",
 				    json_integer(registry_port(d->reg)));
@@ -264,8 +260,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		    "UPDATE devices SET online = false "
 		    "WHERE online AND node_id = $1",
 		    1, params, mark_offline_done, NULL, NULL);
-	r = cryptopool_new(d->base, (unsigned)cfg->crypto_threads, 0,
-			   &d->pool);
+	r = cryptopool_new(d->base, (unsigned)cfg->crypto_threads, 0, &d->pool);
 	if (r != 0) {
 		log_err("could not start the crypto workers: %s", err_str(r));
 		goto out;

@@ -10,11 +10,11 @@
 #include "xmalloc.h"
 
 struct hmap_entry {
-	struct hmap_entry *next;     /* bucket chain */
-	uint64_t hash;		     /* full hash of the key */
-	size_t len;		     /* key length */
-	void *value;		     /* borrowed */
-	uint8_t key[HMAP_KEY_MAX];   /* copied key */
+	struct hmap_entry *next;   /* bucket chain */
+	uint64_t hash;		   /* full hash of the key */
+	size_t len;		   /* key length */
+	void *value;		   /* borrowed */
+	uint8_t key[HMAP_KEY_MAX]; /* copied key */
 };
 
 struct hmap {

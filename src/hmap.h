@@ -43,8 +43,7 @@ size_t hmap_count(const struct hmap *m);
  * returns non-zero, and returns that value.
  */
 int hmap_foreach(const struct hmap *m,
-		 int (*fn)(const void *key, size_t len, void *value,
-			   void *arg),
+		 int (*fn)(const void *key, size_t len, void *value, void *arg),
 		 void *arg);
 
 /* Convenience for 64-bit integer keys. */

@@ -20,8 +20,8 @@
 
 enum log_level log_current_level = LOG_LEVEL_NOTICE;
 
-static FILE *log_fp;	 /* file sink, NULL for stderr */
-static char *log_path;	 /* path of the file sink */
+static FILE *log_fp;   /* file sink, NULL for stderr */
+static char *log_path; /* path of the file sink */
 
 static const char *const level_names[] = {"err", "warn", "notice", "info",
 					  "debug"};
@@ -33,9 +33,9 @@ log_level_parse(const char *name, enum log_level *out)
 		const char *name;
 		enum log_level level;
 	} names[] = {
-		{"err", LOG_LEVEL_ERR},		{"error", LOG_LEVEL_ERR},
-		{"warn", LOG_LEVEL_WARN},	{"warning", LOG_LEVEL_WARN},
-		{"notice", LOG_LEVEL_NOTICE},	{"info", LOG_LEVEL_INFO},
+		{"err", LOG_LEVEL_ERR},	      {"error", LOG_LEVEL_ERR},
+		{"warn", LOG_LEVEL_WARN},     {"warning", LOG_LEVEL_WARN},
+		{"notice", LOG_LEVEL_NOTICE}, {"info", LOG_LEVEL_INFO},
 		{"debug", LOG_LEVEL_DEBUG},
 	};
 	size_t i;
@@ -131,6 +131,6 @@ log_write(enum log_level level, const char *ctx, const char *fmt, ...)
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	fprintf(log_fp ? log_fp : stderr, "%s.%03dZ %s %s%s%s%s\n", ts,
-		(int)(tv.tv_usec / 1000), log_level_name(level),
-		ctx ? "[" : "", ctx ? ctx : "", ctx ? "] " : "", msg);
+		(int)(tv.tv_usec / 1000), log_level_name(level), ctx ? "[" : "",
+		ctx ? ctx : "", ctx ? "] " : "", msg);
 }

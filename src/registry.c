@@ -49,10 +49,10 @@
 #include "xmalloc.h"
 
 #define DEVICE_ID_HEX 24
-#define KEY_CACHE_MAX 100000	    /* cached device keys */
-#define OUTPUT_MAX (256 * 1024)	    /* unsent bytes before we give up */
-#define DESCRIBE_MAX 16384	    /* largest describe JSON kept */
-#define FLUSH_INTERVAL_S 30	    /* last_heard write interval */
+#define KEY_CACHE_MAX 100000	/* cached device keys */
+#define OUTPUT_MAX (256 * 1024) /* unsent bytes before we give up */
+#define DESCRIBE_MAX 16384	/* largest describe JSON kept */
+#define FLUSH_INTERVAL_S 30	/* last_heard write interval */
 
 enum dc_state {
 	DC_NONCE = 0, /* nonce sent, reading the 256-byte block */
@@ -64,33 +64,33 @@ enum dc_state {
 };
 
 struct devconn {
-	struct registry *reg;	     /* owner */
-	uint64_t id;		     /* connection id (never reused) */
-	enum dc_state state;	     /* where in the lifecycle */
-	struct bufferevent *bev;     /* the socket */
-	struct event *timer;	     /* handshake deadline / session tick */
-	char ip[INET6_ADDRSTRLEN];   /* peer address */
+	struct registry *reg;		 /* owner */
+	uint64_t id;			 /* connection id (never reused) */
+	enum dc_state state;		 /* where in the lifecycle */
+	struct bufferevent *bev;	 /* the socket */
+	struct event *timer;		 /* handshake deadline / session tick */
+	char ip[INET6_ADDRSTRLEN];	 /* peer address */
 	char peer[INET6_ADDRSTRLEN + 8]; /* "ip:port" for logs */
 	char idhex[DEVICE_ID_HEX + 1];	 /* device id once known */
-	char logctx[40];	     /* "dev <id>" or "conn <n> <peer>" */
+	char logctx[40];		 /* "dev <id>" or "conn <n> <peer>" */
 	uint8_t nonce[CRYPTO_NONCE_LEN]; /* step 1 */
 	uint8_t supplied_der[CRYPTO_STEP2_KEY_MAX]; /* device's own key */
-	size_t supplied_der_len;     /* 0: none sent */
-	struct crypto_key *dev_key;  /* device public key (owned) */
-	struct crypto_channel ch;    /* AES state, FRAMED only */
-	struct session *session;     /* FRAMED only */
-	uint64_t last_rx_ms;	     /* last bytes from the device */
-	size_t in_counted;	     /* input bytes already counted */
-	uint64_t opened_ms;	     /* accept time */
-	bool in_handshake;	     /* counted in handshakes_active */
-	bool registered;	     /* reg->devices maps idhex to us */
-	bool online;		     /* presence said online */
-	bool heard;		     /* bytes since the last flush */
-	bool hello_seen;	     /* device authenticated by its Hello */
-	struct session_hello hello;  /* copied Hello fields */
-	char *describe;		     /* last describe JSON (owned) */
-	int64_t owner_id;	     /* owning user id, 0 = unowned */
-	TAILQ_ENTRY(devconn) reap;   /* reap list link */
+	size_t supplied_der_len;		    /* 0: none sent */
+	struct crypto_key *dev_key; /* device public key (owned) */
+	struct crypto_channel ch;   /* AES state, FRAMED only */
+	struct session *session;    /* FRAMED only */
+	uint64_t last_rx_ms;	    /* last bytes from the device */
+	size_t in_counted;	    /* input bytes already counted */
+	uint64_t opened_ms;	    /* accept time */
+	bool in_handshake;	    /* counted in handshakes_active */
+	bool registered;	    /* reg->devices maps idhex to us */
+	bool online;		    /* presence said online */
+	bool heard;		    /* bytes since the last flush */
+	bool hello_seen;	    /* device authenticated by its Hello */
+	struct session_hello hello; /* copied Hello fields */
+	char *describe;		    /* last describe JSON (owned) */
+	int64_t owner_id;	    /* owning user id, 0 = unowned */
+	TAILQ_ENTRY(devconn) reap;  /* reap list link */
 };
 
 TAILQ_HEAD(devconn_list, devconn);
@@ -104,30 +104,30 @@ struct pending_req {
 };
 
 struct registry {
-	struct event_base *base;	 /* the loop */
-	const struct conf *cfg;		 /* borrowed */
-	struct store *store;		 /* borrowed */
-	struct cryptopool *pool;	 /* borrowed */
+	struct event_base *base;	     /* the loop */
+	const struct conf *cfg;		     /* borrowed */
+	struct store *store;		     /* borrowed */
+	struct cryptopool *pool;	     /* borrowed */
 	const struct crypto_key *server_key; /* borrowed */
-	struct evconnlistener *listener; /* device port */
-	uint16_t port;			 /* bound port */
-	bool paused;			 /* listener disabled by the cap */
-	bool stopping;			 /* no new connections */
-	struct hmap *conns;		 /* conn id -> devconn */
-	struct hmap *devices;		 /* idhex -> devconn (newest) */
-	struct hmap *keys;		 /* idhex -> struct key_entry */
-	struct hmap *reqs;		 /* req id -> pending_req */
-	uint64_t next_conn_id;		 /* counter */
-	uint64_t next_req_id;		 /* counter */
-	struct devconn_list reap_list;	 /* closed, not yet freed */
-	struct event *reap_ev;		 /* deferred reaper */
-	struct event *flush_ev;		 /* last_heard coalescing */
-	struct registry_stats stats;	 /* counters */
-	registry_presence_cb presence_cb; /* presence hook */
+	struct evconnlistener *listener;     /* device port */
+	uint16_t port;			     /* bound port */
+	bool paused;			     /* listener disabled by the cap */
+	bool stopping;			     /* no new connections */
+	struct hmap *conns;		     /* conn id -> devconn */
+	struct hmap *devices;		     /* idhex -> devconn (newest) */
+	struct hmap *keys;		     /* idhex -> struct key_entry */
+	struct hmap *reqs;		     /* req id -> pending_req */
+	uint64_t next_conn_id;		     /* counter */
+	uint64_t next_req_id;		     /* counter */
+	struct devconn_list reap_list;	     /* closed, not yet freed */
+	struct event *reap_ev;		     /* deferred reaper */
+	struct event *flush_ev;		     /* last_heard coalescing */
+	struct registry_stats stats;	     /* counters */
+	registry_presence_cb presence_cb;    /* presence hook */
 	void *presence_arg;
 	registry_event_cb event_cb; /* device event hook */
 	void *event_arg;
-	registry_subscribe_cb sub_cb;	    /* device subscription hook */
+	registry_subscribe_cb sub_cb;	   /* device subscription hook */
 	registry_conn_closed_cb closed_cb; /* and its cleanup */
 	void *sub_arg;
 	char node_id[128]; /* this node's name */
@@ -147,7 +147,6 @@ struct ticket {
 
 static void conn_close(struct devconn *c, int status, const char *reason);
 static void conn_start_step3(struct devconn *c);
-
 
 static uint64_t
 now_ms(void)
@@ -231,8 +230,7 @@ store_write_done(int r, const struct store_result *res, void *arg)
 
 	if (r != 0)
 		log_warn("could not record %s: %s%s%s", what, err_str(r),
-			 res ? ": " : "",
-			 res ? store_result_message(res) : "");
+			 res ? ": " : "", res ? store_result_message(res) : "");
 }
 
 static void
@@ -254,14 +252,15 @@ presence_online(struct devconn *c)
 	params[4] = c->hello.product_version == 0xffff ? NULL : version;
 	params[5] = flags;
 	params[6] = reg->node_id;
-	store_query(reg->store, STORE_Q_WRITE,
-		    "UPDATE devices SET online = true, last_heard = now(), "
-		    "last_handshake_at = now(), last_ip_address = $2, "
-		    "platform_id = coalesce($3::int, platform_id), "
-		    "hello_product_id = $4::int, "
-		    "product_firmware_version = $5::int, hello_flags = $6::int, "
-		    "node_id = $7 WHERE device_id = $1",
-		    7, params, store_write_done, what_online, NULL);
+	store_query(
+		reg->store, STORE_Q_WRITE,
+		"UPDATE devices SET online = true, last_heard = now(), "
+		"last_handshake_at = now(), last_ip_address = $2, "
+		"platform_id = coalesce($3::int, platform_id), "
+		"hello_product_id = $4::int, "
+		"product_firmware_version = $5::int, hello_flags = $6::int, "
+		"node_id = $7 WHERE device_id = $1",
+		7, params, store_write_done, what_online, NULL);
 	c->online = true;
 	reg->stats.sessions_ready++;
 	if (reg->presence_cb != NULL)
@@ -371,8 +370,8 @@ sess_send(void *arg, const uint8_t *msg, size_t len)
 		return CINDER_ERR_UNAVAILABLE;
 	if (crypto_channel_sealed_len(len) > PCOAP_FRAME_MAX_CT)
 		return CINDER_ERR_TOO_BIG;
-	r = crypto_channel_seal(&c->ch, msg, len, frame + 2,
-				sizeof(frame) - 2, &ct_len);
+	r = crypto_channel_seal(&c->ch, msg, len, frame + 2, sizeof(frame) - 2,
+				&ct_len);
 	if (r != 0)
 		return r;
 	if (pcoap_frame_header_encode(ct_len, frame, 2) != PCOAP_OK)
@@ -631,7 +630,8 @@ conn_read_frames(struct devconn *c)
 					sizeof(plain), &plen);
 		evbuffer_drain(in, flen);
 		if (r != 0) {
-			conn_close(c, CINDER_ERR_CRYPTO, "frame did not decrypt");
+			conn_close(c, CINDER_ERR_CRYPTO,
+				   "frame did not decrypt");
 			return;
 		}
 		session_input(c->session, plain, plen, c->last_rx_ms);
@@ -643,12 +643,12 @@ conn_read_frames(struct devconn *c)
 /* Handshake.                                                         */
 
 struct step2_job {
-	struct ticket t;			 /* which connection */
-	const struct crypto_key *server;	 /* borrowed, read-only */
-	uint8_t nonce[CRYPTO_NONCE_LEN];	 /* input */
-	uint8_t block[CRYPTO_STEP2_LEN];	 /* input */
-	struct crypto_step2 out;		 /* output */
-	int r;					 /* result */
+	struct ticket t;		 /* which connection */
+	const struct crypto_key *server; /* borrowed, read-only */
+	uint8_t nonce[CRYPTO_NONCE_LEN]; /* input */
+	uint8_t block[CRYPTO_STEP2_LEN]; /* input */
+	struct crypto_step2 out;	 /* output */
+	int r;				 /* result */
 };
 
 static void
@@ -660,8 +660,7 @@ step2_work(void *arg)
 					   sizeof(j->block), &j->out);
 }
 
-static void
-key_lookup_done(int r, const struct store_result *res, void *arg);
+static void key_lookup_done(int r, const struct store_result *res, void *arg);
 
 static void
 conn_have_key(struct devconn *c, const struct crypto_key *stored)
@@ -745,8 +744,7 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 		conn_close(c, r, "could not look up the device key");
 		return;
 	}
-	if (store_result_ntuples(res) != 1 ||
-	    store_result_is_null(res, 0, 0)) {
+	if (store_result_ntuples(res) != 1 || store_result_is_null(res, 0, 0)) {
 		reg->stats.unknown_devices++;
 		record_pending_key(c);
 		conn_close(c, CINDER_ERR_AUTH,
@@ -756,7 +754,7 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 	}
 	pem = store_result_value(res, 0, 0);
 	owner = store_result_is_null(res, 0, 1) ? NULL
-						 : store_result_value(res, 0, 1);
+						: store_result_value(res, 0, 1);
 	c->owner_id = owner ? strtoll(owner, NULL, 10) : 0;
 	/* Parsing is cheap but not free: reuse the parsed key while the
 	   stored PEM is unchanged. */
@@ -822,9 +820,9 @@ out:
 }
 
 struct step3_job {
-	struct ticket t;		 /* which connection */
-	const struct crypto_key *server; /* borrowed, read-only */
-	struct crypto_key *device;	 /* owned copy */
+	struct ticket t;		     /* which connection */
+	const struct crypto_key *server;     /* borrowed, read-only */
+	struct crypto_key *device;	     /* owned copy */
 	uint8_t session[CRYPTO_SESSION_LEN]; /* output: key material */
 	uint8_t block[CRYPTO_STEP3_LEN];     /* output */
 	int r;				     /* result */
@@ -961,9 +959,9 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF)
 		conn_close(c, 0, "device closed the connection");
 	else if (what & BEV_EVENT_ERROR)
-		conn_close(c, CINDER_ERR_IO,
-			   evutil_socket_error_to_string(
-				   EVUTIL_SOCKET_ERROR()));
+		conn_close(
+			c, CINDER_ERR_IO,
+			evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
 static void
@@ -977,8 +975,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 	(void)l;
 	(void)salen;
-	if (reg->stopping || hmap_count(reg->conns) >=
-				     (size_t)reg->cfg->max_sessions) {
+	if (reg->stopping ||
+	    hmap_count(reg->conns) >= (size_t)reg->cfg->max_sessions) {
 		evutil_closesocket(fd);
 		log_warn("device connection refused: %s",
 			 reg->stopping ? "shutting down"
@@ -1010,7 +1008,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	reg->stats.accepted++;
 	reg->stats.handshakes_active++;
 	c->in_handshake = true;
-	if (reg->stats.handshakes_active >= (uint64_t)reg->cfg->max_handshakes &&
+	if (reg->stats.handshakes_active >=
+		    (uint64_t)reg->cfg->max_handshakes &&
 	    !reg->paused) {
 		evconnlistener_disable(reg->listener);
 		reg->paused = true;
@@ -1098,9 +1097,9 @@ parse_listen(const char *addr, struct sockaddr_storage *ss, int *len)
 }
 
 int
-registry_new(struct event_base *base, const struct conf *cfg,
-	     struct store *st, struct cryptopool *pool,
-	     const struct crypto_key *server_key, struct registry **out)
+registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
+	     struct cryptopool *pool, const struct crypto_key *server_key,
+	     struct registry **out)
 {
 	struct registry *reg = NULL;
 	struct sockaddr_storage ss;
@@ -1152,8 +1151,8 @@ registry_new(struct event_base *base, const struct conf *cfg,
 			reg->port = ntohs(
 				((struct sockaddr_in *)(void *)&ss)->sin_port);
 		else if (ss.ss_family == AF_INET6)
-			reg->port = ntohs(
-				((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+			reg->port = ntohs(((struct sockaddr_in6 *)(void *)&ss)
+						  ->sin6_port);
 	}
 	log_notice("listening for devices on %s (port %u)", cfg->device_listen,
 		   reg->port);
@@ -1354,8 +1353,7 @@ registry_send_event(struct registry *reg, const char *device_id,
 
 	if (c == NULL)
 		return CINDER_ERR_NOTFOUND;
-	return session_send_event(c->session, name, data, len, ttl,
-				  is_private);
+	return session_send_event(c->session, name, data, len, ttl, is_private);
 }
 
 void

@@ -55,8 +55,8 @@ typedef void (*registry_presence_cb)(const struct registry_presence *p,
 /** Called for every event a device publishes (name NUL-terminated). */
 typedef void (*registry_event_cb)(const char *device_id, int64_t owner_id,
 				  const char *name, const uint8_t *data,
-				  size_t data_len, uint32_t ttl, bool is_private,
-				  void *arg);
+				  size_t data_len, uint32_t ttl,
+				  bool is_private, void *arg);
 
 /**
  * Called when a device subscribes (after the session ACKed it).
@@ -74,8 +74,8 @@ typedef void (*registry_subscribe_cb)(uint64_t conn_id, const char *device_id,
  * Called when a connection that completed its handshake closes (whether
  * or not it reached READY): drop whatever is keyed by conn_id.
  */
-typedef void (*registry_conn_closed_cb)(uint64_t conn_id,
-					const char *device_id, void *arg);
+typedef void (*registry_conn_closed_cb)(uint64_t conn_id, const char *device_id,
+					void *arg);
 
 /** Called when an API request to a device finishes. */
 typedef void (*registry_done_cb)(uint64_t req_id,
@@ -116,8 +116,7 @@ void registry_set_subscribe_cb(struct registry *reg, registry_subscribe_cb cb,
 			       registry_conn_closed_cb closed, void *arg);
 
 /** Fill *out with the current counters. */
-void registry_stats_get(const struct registry *reg,
-			struct registry_stats *out);
+void registry_stats_get(const struct registry *reg, struct registry_stats *out);
 
 /** @return true if the device has a READY session on this node */
 bool registry_is_online(const struct registry *reg, const char *device_id);

@@ -99,11 +99,11 @@ struct session_ops {
 };
 
 /* Limits. */
-#define SESSION_MAX_INFLIGHT 32	 /* API requests sent and unanswered */
-#define SESSION_MAX_QUEUED 256	 /* API requests waiting for a token */
+#define SESSION_MAX_INFLIGHT 32		  /* API requests sent and unanswered */
+#define SESSION_MAX_QUEUED 256		  /* API requests waiting for a token */
 #define SESSION_DESCRIBE_TIMEOUT_MS 15000 /* describe reply deadline */
-#define SESSION_EVENT_NAME_MAX 64	 /* longest event name kept */
-#define SESSION_EVENT_DATA_MAX 1024	 /* longest event data accepted */
+#define SESSION_EVENT_NAME_MAX 64	  /* longest event name kept */
+#define SESSION_EVENT_DATA_MAX 1024	  /* longest event data accepted */
 
 /**
  * Create a session for a connection whose handshake just completed.
@@ -162,8 +162,8 @@ int64_t session_tick(struct session *s, uint64_t now_ms);
  *	CINDER_ERR_BUSY (queue full), CINDER_ERR_UNAVAILABLE (not READY)
  */
 int session_request_function(struct session *s, uint64_t req_id,
-			     const char *name, const char *arg,
-			     uint64_t now_ms, uint32_t timeout_ms);
+			     const char *name, const char *arg, uint64_t now_ms,
+			     uint32_t timeout_ms);
 
 /** Read a variable; as session_request_function(). */
 int session_request_variable(struct session *s, uint64_t req_id,
@@ -179,9 +179,8 @@ int session_request_signal(struct session *s, uint64_t req_id, bool on,
  * @return 0, CINDER_ERR_TOO_BIG (over the device's 767-byte limit) or
  *	CINDER_ERR_UNAVAILABLE (not READY)
  */
-int session_send_event(struct session *s, const char *name,
-		       const uint8_t *data, size_t data_len, uint32_t ttl,
-		       bool is_private);
+int session_send_event(struct session *s, const char *name, const uint8_t *data,
+		       size_t data_len, uint32_t ttl, bool is_private);
 
 /* Counters, for the health endpoint and tests. */
 struct session_stats {
@@ -205,9 +204,8 @@ const struct session_stats *session_stats(const struct session *s);
  * @param flags PCOAP_DESCRIBE_* bits, 0 = device default (system + app)
  * @return as session_request_function()
  */
-int session_request_describe(struct session *s, uint64_t req_id,
-			     uint8_t flags, uint64_t now_ms,
-			     uint32_t timeout_ms);
+int session_request_describe(struct session *s, uint64_t req_id, uint8_t flags,
+			     uint64_t now_ms, uint32_t timeout_ms);
 
 /**
  * Set the context printed first in the session's log lines (e.g. the

@@ -125,13 +125,13 @@ START_TEST(test_conf_load_precedence)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, text, strlen(text)), (int)strlen(text));
 	close(fd);
-	ck_assert_int_eq(conf_load(path, true, envp, 3, argv, &cfg, err,
-				   sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+		conf_load(path, true, envp, 3, argv, &cfg, err, sizeof(err)),
+		0);
 	ck_assert_str_eq(cfg->api_listen, "127.0.0.1:9000"); /* env > file */
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_DEBUG);   /* flag > env */
-	ck_assert_int_eq(cfg->request_timeout, 5);	      /* flag > file */
-	ck_assert_int_eq(cfg->max_sessions, 7);		      /* file */
+	ck_assert_int_eq(cfg->request_timeout, 5);	     /* flag > file */
+	ck_assert_int_eq(cfg->max_sessions, 7);		     /* file */
 	ck_assert_str_eq(cfg->config_file, path);
 	conf_free(cfg);
 	unlink(path);
@@ -157,9 +157,9 @@ START_TEST(test_conf_load_errors)
 				   NULL, &cfg, err, sizeof(err)),
 			 0);
 	conf_free(cfg);
-	ck_assert_int_eq(conf_load(NULL, false, envp, 0, NULL, &cfg, err,
-				   sizeof(err)),
-			 CINDER_ERR_INVAL);
+	ck_assert_int_eq(
+		conf_load(NULL, false, envp, 0, NULL, &cfg, err, sizeof(err)),
+		CINDER_ERR_INVAL);
 	ck_assert_ptr_nonnull(strstr(err, "environment: crypto_threads"));
 	ck_assert_int_eq(conf_load(NULL, false, NULL, 2, argv_bad, &cfg, err,
 				   sizeof(err)),
