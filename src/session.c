@@ -611,7 +611,7 @@ session_input_subscribe(struct session *s, const struct pcoap_msg *m)
 			return r;
 	}
 	if (!ok) {
-		log_ctx(LOG_LEVEL_INFO, s->log_ctx, "refusing subscription");
+		log_ctx(LOG_LEVEL_DEBUG, s->log_ctx, "refusing subscription");
 		return 0;
 	}
 	if (s->ops->subscribe != NULL)
