@@ -36,10 +36,12 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <jansson.h>
 
 #include "conf.h"
 #include "crypto.h"
 #include "cryptopool.h"
+#include "describe.h"
 #include "err.h"
 #include "hmap.h"
 #include "log.h"
@@ -418,7 +420,12 @@ static void
 sess_describe(void *arg, const char *json, size_t len)
 {
 	struct devconn *c = arg;
-	const char *params[2];
+	struct describe *d = NULL;
+	char err[DESCRIBE_ERRLEN], platform[12], sysver[16];
+	char *functions = NULL, *variables = NULL, *modules = NULL;
+	const char *release, *params[7];
+	json_t *root = NULL;
+	uint32_t modver;
 
 	if (len > DESCRIBE_MAX) {
 		log_ctx(LOG_LEVEL_WARN, c->logctx,
@@ -426,14 +433,52 @@ sess_describe(void *arg, const char *json, size_t len)
 			DESCRIBE_MAX);
 		return;
 	}
+	if (describe_parse(json, len, &d, err, sizeof(err)) != 0) {
+		log_ctx(LOG_LEVEL_WARN, c->logctx,
+			"describe not understood: %s", err);
+		return;
+	}
 	free(c->describe);
 	c->describe = xstrndup(json, len);
+	c->safe_mode = describe_is_safe_mode(d);
+	if (d->has_app) {
+		functions = json_dumps(d->functions, JSON_COMPACT);
+		variables = json_dumps(d->variables, JSON_COMPACT);
+	}
+	if (d->has_system && (root = json_loadb(json, len, 0, NULL)) != NULL &&
+	    json_object_get(root, "m") != NULL)
+		modules = json_dumps(json_object_get(root, "m"), JSON_COMPACT);
+	modver = describe_system_module_version(d);
+	release = describe_release_str(modver);
+	if (release == NULL && modver != 0)
+		snprintf(sysver, sizeof(sysver), "%u", (unsigned)modver);
+	snprintf(platform, sizeof(platform), "%d", d->platform_id);
 	params[0] = c->idhex;
 	params[1] = c->describe;
+	params[2] = functions;
+	params[3] = variables;
+	params[4] = modules;
+	params[5] = release ? release : modver ? sysver : NULL;
+	params[6] = d->platform_id >= 0 ? platform : NULL;
+	/* A partial describe (system or app only) keeps the other half. */
 	store_query(c->reg->store, STORE_Q_WRITE,
-		    "UPDATE devices SET last_describe = $2::jsonb "
+		    "UPDATE devices SET last_describe = $2::jsonb, "
+		    "functions = coalesce($3::jsonb, functions), "
+		    "variables = coalesce($4::jsonb, variables), "
+		    "system_modules = coalesce($5::jsonb, system_modules), "
+		    "system_version = coalesce($6, system_version), "
+		    "platform_id = coalesce($7::int, platform_id) "
 		    "WHERE device_id = $1",
-		    2, params, store_write_done, what_describe, NULL);
+		    7, params, store_write_done, what_describe, NULL);
+	if (c->safe_mode)
+		log_ctx(LOG_LEVEL_NOTICE, c->logctx,
+			"in safe mode: the application needs system modules "
+			"the device does not have");
+	free(functions);
+	free(variables);
+	free(modules);
+	json_decref(root);
+	describe_free(d);
 }
 
 static void
