@@ -92,6 +92,7 @@ struct devconn {
 	struct session_hello hello; /* copied Hello fields */
 	char *describe;		    /* last describe JSON (owned) */
 	int64_t owner_id;	    /* owning user id, 0 = unowned */
+	bool safe_mode;		    /* the describe shows safe mode */
 	TAILQ_ENTRY(devconn) reap;  /* reap list link */
 };
 
