@@ -913,9 +913,11 @@ step3_done(void *arg, bool cancelled)
 	handshake_end(c, true);
 	/* The device has 4 s to send its Hello after this; keep the
 	   handshake deadline running until the session ticks. */
-	set_timer_ms(c, (int64_t)reg->cfg->keepalive_timeout * 1000);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 	conn_read_frames(c);
+	/* Arm the keep-alive and the session's own deadlines. */
+	if (c->state == DC_FRAMED)
+		conn_timer_cb(-1, 0, c);
 out:
 	crypto_key_free(j->device);
 	crypto_wipe(j, sizeof(*j));
@@ -989,6 +991,10 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		c->heard = true;
 		conn_read_frames(c);
 		c->in_counted = evbuffer_get_length(in);
+		/* Input may have started requests with earlier deadlines
+		   (the describe after Hello); re-arm the timer. */
+		if (c->state == DC_FRAMED)
+			conn_timer_cb(-1, 0, c);
 		return;
 	case DC_CLOSING:
 		evbuffer_drain(in, n);
