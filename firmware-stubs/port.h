@@ -39,6 +39,15 @@ struct port_crypto {
 			     size_t *outlen);
 };
 
+/* Reset kinds (spark/device/reset data, §3.8; OTA completion §5.7). */
+enum port_reset {
+	PORT_RESET_REBOOT = 0,	  /* "reboot" */
+	PORT_RESET_SAFE_MODE = 1, /* "safe mode": reboot without the app */
+	PORT_RESET_DFU = 2,	  /* "dfu" */
+	PORT_RESET_NETWORK = 3,	  /* "network": reset the link only */
+	PORT_RESET_OTA = 4,	  /* an update was installed */
+};
+
 struct port {
 	void *ctx; /* passed to every function below; owned by the port */
 
@@ -66,6 +75,11 @@ struct port {
 			   size_t len);
 	int (*flash_erase)(void *ctx, uint32_t off, size_t len);
 	uint32_t flash_size; /* bytes in the OTA area */
+
+	/* Optional: reset the system (PORT_RESET_*). A microcontroller port
+	 * does not return; when NULL, or when it returns, the library closes
+	 * the connection and reconnects, which is a reset for a simulator. */
+	void (*system_reset)(void *ctx, int mode);
 
 	const struct port_crypto *crypto; /* handshake RSA operations */
 	void *crypto_ctx;		  /* their first argument */

@@ -96,6 +96,22 @@ fw_device_stop(struct fw_device *d)
 	d->retry_delay = FW_DEVICE_RETRY_MIN;
 }
 
+void
+fw_device_reconnect(struct fw_device *d, uint32_t now, int why)
+{
+	if (d->state != FW_DEVICE_IDLE)
+		drop(d, now, why);
+	d->last_err = why;
+	d->retry_delay = FW_DEVICE_RETRY_MIN;
+	d->retry_at = now;
+}
+
+bool
+fw_device_tx_idle(const struct fw_device *d)
+{
+	return d->tx_len == d->tx_off;
+}
+
 bool
 fw_device_is_ready(const struct fw_device *d)
 {
@@ -366,20 +382,39 @@ reply_empty_ack(struct fw_device *d, uint16_t mid)
 	return tx_commit(d, n);
 }
 
+/* Built Describe JSON; one device at a time builds it (no threads). */
+static char describe_buf[TX_PLAIN_MAX];
+
 static int
 reply_describe(struct fw_device *d, const struct pcoap_msg *m)
 {
 	const char *json = d->cfg.describe ? d->cfg.describe : "{}";
 	uint8_t tok, flags, *plain;
-	size_t cap, n;
+	size_t cap, n, jlen;
 	int r;
 
 	if (pcoap_parse_describe(m, &tok, &flags) != PCOAP_OK)
 		return 0; /* not for us: ignore like Device OS */
+	jlen = strlen(json);
+	if (d->cfg.describe_cb != NULL) {
+		if (d->cfg.describe_cb(d, flags, describe_buf,
+				       sizeof(describe_buf), &jlen,
+				       d->cfg.cb_arg) != 0) {
+			if ((r = tx_reserve(d, &plain, &cap)) != 0)
+				return r;
+			r = pcoap_build_reply(plain, cap, &n, PCOAP_ACK,
+					      PCOAP_CODE_INTERNAL, m->mid, &tok,
+					      1, NULL, 0);
+			if (r != PCOAP_OK)
+				return pcoap_to_fw(r, true);
+			return tx_commit(d, n);
+		}
+		json = describe_buf;
+	}
 	if ((r = tx_reserve(d, &plain, &cap)) != 0)
 		return r;
 	r = pcoap_build_describe_reply(plain, cap, &n, PCOAP_ACK, m->mid, tok,
-				       json, strlen(json));
+				       json, jlen);
 	if (r != PCOAP_OK)
 		return pcoap_to_fw(r, true);
 	return tx_commit(d, n);
@@ -395,6 +430,10 @@ session_ready(struct fw_device *d, uint32_t now)
 	d->state = FW_DEVICE_READY;
 	d->retry_delay = FW_DEVICE_RETRY_MIN;
 	d->connects++;
+	if (d->cfg.on_ready != NULL) {
+		d->cfg.on_ready(d, d->cfg.cb_arg);
+		return 0;
+	}
 	if ((r = fw_device_publish(d, "spark/hardware/ota_chunk_size", true,
 				   chunk, sizeof(chunk) - 1)) != 0)
 		return r;

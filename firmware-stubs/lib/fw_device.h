@@ -62,6 +62,23 @@ struct fw_device;
 typedef void (*fw_device_message_cb)(struct fw_device *d,
 				     const struct pcoap_msg *m, void *arg);
 
+/**
+ * The session became ready (server Hello received). When set, the core
+ * sends nothing by itself after the Hello: the callback owns the §2.5
+ * sequence (the application layer, lib/fw_app.h, uses it).
+ */
+typedef void (*fw_device_ready_cb)(struct fw_device *d, void *arg);
+
+/**
+ * Build the Describe JSON for the request flags (PCOAP_DESCRIBE_*; 0 =
+ * system + application) into buf (cap bytes, caller storage).
+ * @return 0 and *len, or a negative FW_ERR_* code (the request is then
+ *         answered with ACK 5.00)
+ */
+typedef int (*fw_device_describe_cb)(struct fw_device *d, uint8_t flags,
+				     char *buf, size_t cap, size_t *len,
+				     void *arg);
+
 struct fw_device_config {
 	uint8_t id[FW_DEVICE_ID_LEN];	 /* device ID */
 	uint16_t product_id;		 /* Hello; platform ID if no product */
@@ -71,7 +88,9 @@ struct fw_device_config {
 	const char *describe;		 /* Describe JSON (borrowed for the
 					    device's lifetime); NULL = empty */
 	fw_device_message_cb on_message; /* may be NULL */
-	void *cb_arg;			 /* passed to on_message */
+	fw_device_ready_cb on_ready;	 /* may be NULL */
+	fw_device_describe_cb describe_cb; /* NULL = the describe string */
+	void *cb_arg;			 /* passed to the callbacks */
 };
 
 struct fw_device {
@@ -118,6 +137,18 @@ void fw_device_start(struct fw_device *d, uint32_t now);
  * Close the connection and stop; secrets of the session are wiped.
  */
 void fw_device_stop(struct fw_device *d);
+
+/**
+ * Close the connection now (a simulated reset, or a network reset) and
+ * connect again at the next step, without the reconnect back-off.
+ * @param why recorded in last_err (FW_ERR_RESET for a reset)
+ */
+void fw_device_reconnect(struct fw_device *d, uint32_t now, int why);
+
+/**
+ * Whether every queued byte has been handed to the port.
+ */
+bool fw_device_tx_idle(const struct fw_device *d);
 
 /**
  * Advance the state machine: connect, read, write, time out, reconnect.

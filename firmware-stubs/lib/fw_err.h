@@ -17,9 +17,12 @@ enum fw_err {
 	FW_ERR_IO = -6,	       /* network or flash failure, peer closed */
 	FW_ERR_TIMEOUT = -7,   /* deadline passed */
 	FW_ERR_CRYPTO = -8,    /* decryption or signature check failed */
+	FW_ERR_NOTFOUND = -10, /* no such function, variable, module */
 	FW_ERR_BUSY = -13,     /* buffer full, try again later */
 	FW_ERR_INTERNAL = -14, /* programming error */
 	FW_ERR_AGAIN = -20,    /* operation in progress, call again */
+	FW_ERR_LIMIT = -21,    /* rate limit or table full */
+	FW_ERR_RESET = -22,    /* connection closed for a (simulated) reset */
 };
 
 #endif

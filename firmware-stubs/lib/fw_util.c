@@ -6,6 +6,9 @@
  */
 #include "config.h"
 
+#include <string.h>
+
+#include "fw_err.h"
 #include "fw_util.h"
 
 uint32_t
@@ -43,4 +46,62 @@ fw_wipe(void *p, size_t len)
 
 	while (len-- > 0)
 		*v++ = 0;
+}
+
+int
+fw_buf_put(char *buf, size_t cap, size_t *len, const char *s, size_t n)
+{
+	if (*len >= cap || n >= cap - *len)
+		return FW_ERR_TOO_BIG;
+	memcpy(buf + *len, s, n);
+	*len += n;
+	buf[*len] = '\0';
+	return 0;
+}
+
+int
+fw_buf_puts(char *buf, size_t cap, size_t *len, const char *s)
+{
+	return fw_buf_put(buf, cap, len, s, strlen(s));
+}
+
+int
+fw_buf_putu(char *buf, size_t cap, size_t *len, uint32_t v)
+{
+	char tmp[10];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return fw_buf_put(buf, cap, len, tmp + i, sizeof(tmp) - i);
+}
+
+int
+fw_buf_put_json(char *buf, size_t cap, size_t *len, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	char esc[6];
+	int r;
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			r = fw_buf_put(buf, cap, len, esc, 2);
+		} else if (c < 0x20) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			r = fw_buf_put(buf, cap, len, esc, 6);
+		} else {
+			r = fw_buf_put(buf, cap, len, (const char *)&c, 1);
+		}
+		if (r != 0)
+			return r;
+	}
+	return 0;
 }

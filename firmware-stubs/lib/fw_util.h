@@ -35,4 +35,23 @@ int fw_ct_cmp(const void *a, const void *b, size_t len);
  */
 void fw_wipe(void *p, size_t len);
 
+/**
+ * Append n bytes of s to buf at *len, keeping buf NUL-terminated.
+ * @param buf caller storage of cap bytes
+ * @return 0, FW_ERR_TOO_BIG (nothing appended) when it does not fit
+ */
+int fw_buf_put(char *buf, size_t cap, size_t *len, const char *s, size_t n);
+
+/** fw_buf_put of a NUL-terminated string. */
+int fw_buf_puts(char *buf, size_t cap, size_t *len, const char *s);
+
+/** Append an unsigned decimal number. */
+int fw_buf_putu(char *buf, size_t cap, size_t *len, uint32_t v);
+
+/**
+ * Append s as the inside of a JSON string: '"' and '\\' escaped, control
+ * bytes as \\u00XX.
+ */
+int fw_buf_put_json(char *buf, size_t cap, size_t *len, const char *s);
+
 #endif
