@@ -873,12 +873,20 @@ req_dispatch(struct http_request *req)
 					   NULL);
 			return;
 		}
+		/*
+		 * REQ_AUTH before the call: a hook whose lookup completes
+		 * at once may call http_request_auth_done() before it
+		 * returns HTTP_AUTH_PENDING, and that must work.
+		 */
+		req->state = REQ_AUTH;
 		r = h->auth_cb(req, req->token, h->auth_arg);
+		if (req->state != REQ_AUTH)
+			return; /* auth_done already ran the handler */
 		if (r == HTTP_AUTH_PENDING) {
-			req->state = REQ_AUTH;
 			req->want_suspend = true;
 			return;
 		}
+		req->state = REQ_HANDLED;
 		if (r < 0) {
 			respond_auth_error(req, r);
 			return;

@@ -293,6 +293,21 @@ test_auth(struct http_request *req, const char *token, void *arg)
 	}
 	if (strcmp(token, "nope") == 0)
 		return CINDER_ERR_FORBIDDEN;
+	if (strcmp(token, "sync") == 0) {
+		/* the lookup finished before the hook returned */
+		http_request_set_user(req, strdup("quick"), free);
+		ck_assert_int_eq(
+			http_request_auth_done(F.h, http_request_id(req), 0),
+			0);
+		return HTTP_AUTH_PENDING;
+	}
+	if (strcmp(token, "syncbad") == 0) {
+		ck_assert_int_eq(http_request_auth_done(F.h,
+							http_request_id(req),
+							CINDER_ERR_AUTH),
+				 0);
+		return HTTP_AUTH_PENDING;
+	}
 	if (strcmp(token, "pending") == 0) {
 		idp = malloc(sizeof(*idp));
 		*idp = http_request_id(req);
@@ -934,7 +949,7 @@ END_TEST
 
 START_TEST(test_http_auth)
 {
-	struct creq *r = creq_new(7);
+	struct creq *r = creq_new(9);
 	json_t *o;
 
 	creq_url(&r[0], "/t/auth");
@@ -950,7 +965,11 @@ START_TEST(test_http_auth)
 	r[5].hdr[0] = "Authorization: Bearer nope";
 	creq_url(&r[6], "/t/auth");
 	r[6].hdr[0] = "Authorization: Bearer pending";
-	client_run(r, 7);
+	creq_url(&r[7], "/t/auth");
+	r[7].hdr[0] = "Authorization: Bearer sync";
+	creq_url(&r[8], "/t/auth");
+	r[8].hdr[0] = "Authorization: Bearer syncbad";
+	client_run(r, 9);
 
 	ck_assert_int_eq(r[0].status, 401);
 	o = resp_json(&r[0]);
@@ -975,7 +994,10 @@ START_TEST(test_http_auth)
 	ck_assert_int_eq(r[5].status, 403);
 	ck_assert_int_eq(r[6].status, 200);
 	ck_assert_str_eq(r[6].resp, "{\"user\":\"later\",\"body\":{}}");
-	creq_free(r, 7);
+	ck_assert_int_eq(r[7].status, 200);
+	ck_assert_str_eq(r[7].resp, "{\"user\":\"quick\",\"body\":{}}");
+	ck_assert_int_eq(r[8].status, 401);
+	creq_free(r, 9);
 }
 END_TEST
 
