@@ -52,7 +52,9 @@ struct http_options {
  * with http_request_set_user()), a negative CINDER_ERR_* (AUTH gives 401
  * invalid_token, FORBIDDEN 403, others per the error table) to refuse, or
  * HTTP_AUTH_PENDING after starting an asynchronous check that will call
- * http_request_auth_done() with the request id.
+ * http_request_auth_done() with the request id (it may even call it
+ * before returning HTTP_AUTH_PENDING, e.g. when its lookup completes at
+ * once).
  * @param token borrowed for the duration of the call
  */
 typedef int (*http_auth_cb)(struct http_request *req, const char *token,
