@@ -1,0 +1,985 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device routes (cloud-api.md 1.2): list, get, rename/notes/signal, ping,
+ * claim, unclaim, key provisioning, variable reads and function calls.
+ * Every device lookup is owner-scoped in SQL: another user's device is
+ * simply not found (404) and never listed; administrators see all.
+ * Online state is the registry's (this node) or the database's (another
+ * node). Device requests are suspended HTTP requests answered by id when
+ * the registry's callback runs; a client that leaves cancels its request.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/rest_int.h"
+#include "conf.h"
+#include "crypto.h"
+#include "err.h"
+#include "log.h"
+#include "registry.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define DEV_NAME_MAX 63
+#define DEV_NOTES_MAX 4096
+#define DEV_ARG_MAX 1024
+
+#define TS(col)                                                              \
+	"to_char(" col " AT TIME ZONE 'UTC', "                               \
+	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The columns every device query selects, in this order. */
+#define DEV_COLS                                                             \
+	"d.device_id, d.name, d.last_ip_address, " TS("d.last_heard") ", "   \
+	TS("d.last_handshake_at") ", "                                       \
+	"COALESCE(d.product_id, NULLIF(d.hello_product_id, 65535), "         \
+	"d.platform_id), d.online, d.platform_id, d.notes, "                 \
+	"d.system_version, d.functions::text, d.variables::text, "           \
+	"d.last_describe::text, d.firmware_updates_enabled, "                \
+	"d.firmware_updates_forced, d.owner_id "
+enum {
+	C_ID,
+	C_NAME,
+	C_IP,
+	C_HEARD,
+	C_HANDSHAKE,
+	C_PRODUCT,
+	C_ONLINE,
+	C_PLATFORM,
+	C_NOTES,
+	C_SYSVER,
+	C_FUNCTIONS,
+	C_VARIABLES,
+	C_DESCRIBE,
+	C_FW_ENABLED,
+	C_FW_FORCED,
+	C_OWNER,
+};
+
+/* Owner scope ($1 caller id, $2 caller is admin) and id-or-name ($3). */
+#define DEV_ONE                                                              \
+	"SELECT " DEV_COLS "FROM devices d WHERE (d.owner_id = $1::bigint "  \
+	"OR $2::bool) AND (d.device_id = lower($3) OR d.name = $3) "         \
+	"ORDER BY (d.device_id = lower($3)) DESC, "                          \
+	"(d.owner_id = $1::bigint) DESC NULLS LAST LIMIT 1"
+
+enum dev_op {
+	OP_GET,
+	OP_PING,
+	OP_RENAME,
+	OP_NOTES,
+	OP_SIGNAL,
+	OP_UNCLAIM,
+	OP_VARIABLE,
+	OP_FUNCTION,
+};
+
+/* One device request in flight. refs: the store/registry side and, once
+ * a close hook is set, the HTTP side. */
+struct dreq {
+	struct rest *r;
+	struct http *http;
+	struct registry *reg;
+	uint64_t id;	 /* HTTP request id */
+	uint64_t reg_id; /* registry request id */
+	enum dev_op op;
+	int64_t uid;
+	bool admin;
+	bool raw;	    /* format=raw */
+	char *key;	    /* :id as given (id or name) */
+	char *name;	    /* variable/function name, new name */
+	char *arg;	    /* function argument, notes, signal "1"/"0" */
+	char device_id[25]; /* resolved id */
+	char vtype[8];	    /* variable type */
+	json_t *core;	    /* coreInfo for variable answers */
+	int refs;
+	bool reg_done;
+};
+
+static void
+dreq_unref(struct dreq *d)
+{
+	if (d == NULL || --d->refs > 0)
+		return;
+	free(d->key);
+	free(d->name);
+	if (d->arg)
+		freezero(d->arg, strlen(d->arg));
+	json_decref(d->core);
+	free(d);
+}
+
+static struct dreq *
+dreq_new(struct rest *r, struct http_request *req, enum dev_op op)
+{
+	struct dreq *d = xcalloc(1, sizeof(*d));
+	const struct auth_user *u = auth_user_of(req);
+
+	d->r = r;
+	d->http = r->http;
+	d->reg = r->reg;
+	d->id = http_request_id(req);
+	d->op = op;
+	d->uid = u ? u->id : 0;
+	d->admin = u ? u->is_admin : false;
+	d->refs = 1;
+	return d;
+}
+
+static json_t *
+str_or_null(const char *s)
+{
+	json_t *j;
+
+	if (s == NULL)
+		return json_null();
+	j = json_string(s);
+	return j ? j : json_null();
+}
+
+static const char *
+type_of_code(long code)
+{
+	switch (code) {
+	case 1:
+		return "bool";
+	case 2:
+		return "int32";
+	case 4:
+		return "string";
+	case 9:
+		return "double";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * functions (name array) and variables (name -> type) of a row, from the
+ * columns the daemon fills or, while those are NULL, from the raw
+ * describe ("f": [...], "v": {name: code}).
+ */
+static void
+row_app(const struct store_result *res, int row, json_t **fns, json_t **vars)
+{
+	const char *f = store_result_value(res, row, C_FUNCTIONS);
+	const char *v = store_result_value(res, row, C_VARIABLES);
+	const char *d = store_result_value(res, row, C_DESCRIBE);
+	json_t *desc = NULL, *x, *val;
+	const char *k;
+
+	*fns = f ? json_loads(f, 0, NULL) : NULL;
+	*vars = v ? json_loads(v, 0, NULL) : NULL;
+	if ((*fns == NULL || *vars == NULL) && d != NULL)
+		desc = json_loads(d, 0, NULL);
+	if (*fns == NULL || !json_is_array(*fns)) {
+		json_decref(*fns);
+		x = desc ? json_object_get(desc, "f") : NULL;
+		*fns = json_is_array(x) ? json_incref(x) : json_array();
+	}
+	if (*vars == NULL || !json_is_object(*vars)) {
+		json_decref(*vars);
+		*vars = json_object();
+		x = desc ? json_object_get(desc, "v") : NULL;
+		if (json_is_object(x)) {
+			json_object_foreach(x, k, val) {
+				const char *t = NULL;
+
+				if (json_is_integer(val))
+					t = type_of_code(
+						(long)json_integer_value(val));
+				else if (json_is_string(val))
+					t = json_string_value(val);
+				if (t != NULL)
+					json_object_set_new(*vars, k,
+							    json_string(t));
+			}
+		}
+	}
+	json_decref(desc);
+}
+
+static bool
+row_online(struct rest *r, const struct store_result *res, int row)
+{
+	const char *id = store_result_value(res, row, C_ID);
+	const char *on = store_result_value(res, row, C_ONLINE);
+
+	return registry_is_online(r->reg, id) || (on != NULL && on[0] == 't');
+}
+
+static json_t *
+int_or_null(const char *s)
+{
+	return s ? json_integer(strtoll(s, NULL, 10)) : json_null();
+}
+
+/* The device object of the list and GET answers. */
+static json_t *
+device_json(struct rest *r, const struct store_result *res, int row)
+{
+	json_t *o = json_object(), *fns, *vars;
+	bool online = row_online(r, res, row);
+	const char *s;
+
+	json_object_set_new(o, "id",
+			    json_string(store_result_value(res, row, C_ID)));
+	json_object_set_new(o, "name",
+			    str_or_null(store_result_value(res, row, C_NAME)));
+	json_object_set_new(o, "last_app", json_null());
+	json_object_set_new(o, "last_ip_address",
+			    str_or_null(store_result_value(res, row, C_IP)));
+	json_object_set_new(o, "last_heard",
+			    str_or_null(store_result_value(res, row, C_HEARD)));
+	json_object_set_new(
+		o, "last_handshake_at",
+		str_or_null(store_result_value(res, row, C_HANDSHAKE)));
+	json_object_set_new(o, "product_id",
+			    int_or_null(store_result_value(res, row, C_PRODUCT)));
+	json_object_set_new(o, "online", json_boolean(online));
+	json_object_set_new(o, "connected", json_boolean(online));
+	json_object_set_new(
+		o, "platform_id",
+		int_or_null(store_result_value(res, row, C_PLATFORM)));
+	json_object_set_new(o, "cellular", json_false());
+	json_object_set_new(o, "notes",
+			    str_or_null(store_result_value(res, row, C_NOTES)));
+	json_object_set_new(o, "status", json_string("normal"));
+	json_object_set_new(o, "serial_number", json_null());
+	s = store_result_value(res, row, C_SYSVER);
+	json_object_set_new(o, "system_firmware_version", str_or_null(s));
+	json_object_set_new(o, "current_build_target", str_or_null(s));
+	json_object_set_new(o, "default_build_target", str_or_null(s));
+	s = store_result_value(res, row, C_FW_ENABLED);
+	json_object_set_new(o, "firmware_updates_enabled",
+			    json_boolean(s == NULL || s[0] == 't'));
+	s = store_result_value(res, row, C_FW_FORCED);
+	json_object_set_new(o, "firmware_updates_forced",
+			    json_boolean(s != NULL && s[0] == 't'));
+	row_app(res, row, &fns, &vars);
+	json_object_set_new(o, "functions", fns);
+	json_object_set_new(o, "variables", vars);
+	return o;
+}
+
+static int
+dev_fail(struct dreq *d, int status, const char *desc)
+{
+	return rest_fail(d->http, d->id, status, desc);
+}
+
+/*
+ * GET /v1/devices
+ */
+static void
+list_done(int rc, const struct store_result *res, void *arg)
+{
+	struct dreq *d = arg;
+	json_t *arr;
+	int i, n;
+
+	if (rc != 0) {
+		rest_fail_err(d->http, d->id, rc);
+		goto out;
+	}
+	arr = json_array();
+	n = store_result_ntuples(res);
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, device_json(d->r, res, i));
+	http_request_resume_with(d->http, d->id, 200, arr);
+out:
+	dreq_unref(d);
+}
+
+static int
+h_devices_list(struct http_request *req, void *arg)
+{
+	struct rest *r = arg;
+	struct dreq *d = dreq_new(r, req, OP_GET);
+	char uid[24];
+	const char *params[2] = {uid, d->admin ? "t" : "f"};
+	int rc;
+
+	snprintf(uid, sizeof(uid), "%lld", (long long)d->uid);
+	rc = store_query(r->store, STORE_Q_READ,
+			 "SELECT " DEV_COLS "FROM devices d WHERE "
+			 "d.owner_id = $1::bigint OR $2::bool "
+			 "ORDER BY d.name NULLS LAST, d.device_id",
+			 2, params, list_done, d, NULL);
+	if (rc != 0) {
+		dreq_unref(d);
+		return rc;
+	}
+	return http_request_suspend(req);
+}
+
+/*
+ * Device requests through the registry.
+ */
+static void
+dreq_closed(uint64_t id, bool answered, void *arg)
+{
+	struct dreq *d = arg;
+
+	(void)id;
+	(void)answered;
+	if (!d->reg_done) {
+		/* the client left before the device answered */
+		registry_request_cancel(d->reg, d->reg_id);
+		d->reg_done = true;
+		dreq_unref(d); /* the registry's reference */
+	}
+	dreq_unref(d);
+}
+
+static json_t *
+variable_value(const struct dreq *d, const struct session_result *res)
+{
+	const uint8_t *p = res->data;
+	size_t n = res->data_len, i;
+	json_t *v;
+	char *s;
+
+	if (strcmp(d->vtype, "bool") == 0 && n >= 1)
+		return json_boolean(p[0] != 0);
+	if (strcmp(d->vtype, "int32") == 0 && n == 4)
+		return json_integer((int32_t)((uint32_t)p[0] << 24 |
+					      (uint32_t)p[1] << 16 |
+					      (uint32_t)p[2] << 8 | p[3]));
+	if (strcmp(d->vtype, "double") == 0 && n == 8) {
+		uint64_t bits = 0;
+		double x;
+
+		for (i = 0; i < 8; i++)
+			bits |= (uint64_t)p[i] << (8 * i);
+		memcpy(&x, &bits, sizeof(x));
+		return isfinite(x) ? json_real(x) : json_null();
+	}
+	if ((v = json_stringn(n ? (const char *)p : "", n)) != NULL)
+		return v;
+	/* not UTF-8: keep the ASCII, mark the rest */
+	s = xmalloc(n + 1);
+	for (i = 0; i < n; i++)
+		s[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+	s[n] = '\0';
+	v = json_string(s);
+	free(s);
+	return v;
+}
+
+static void
+dreq_answer_error(struct dreq *d, int status)
+{
+	switch (status) {
+	case CINDER_ERR_TIMEOUT:
+		http_request_resume_with(d->http, d->id, 408,
+					 json_pack("{s:b, s:s}", "ok", 0,
+						   "error", "Timed out."));
+		break;
+	case CINDER_ERR_NOTFOUND:
+		dev_fail(d, 404,
+			 d->op == OP_VARIABLE ? "Variable not found"
+					      : "Function not found");
+		break;
+	case CINDER_ERR_UNAVAILABLE:
+		dev_fail(d, 404, "Device is not connected");
+		break;
+	case CINDER_ERR_BUSY:
+		dev_fail(d, 429, "Too many requests queued for this device");
+		break;
+	case CINDER_ERR_TOO_BIG:
+		dev_fail(d, 400, "Argument too long");
+		break;
+	default:
+		dev_fail(d, 400, "The device could not complete the request");
+		break;
+	}
+}
+
+static void
+dreq_device_done(uint64_t req_id, const struct session_result *res, void *arg)
+{
+	struct dreq *d = arg;
+	json_t *v, *body;
+	char *txt;
+
+	(void)req_id;
+	d->reg_done = true;
+	d->refs++; /* hold while answering: the close hook may run inside */
+	if (res->status != 0) {
+		dreq_answer_error(d, res->status);
+	} else if (d->op == OP_VARIABLE) {
+		v = variable_value(d, res);
+		if (d->raw) {
+			struct http_request *req =
+				http_request_lookup(d->http, d->id);
+
+			if (json_is_string(v))
+				txt = xstrdup(json_string_value(v));
+			else
+				txt = json_dumps(v, JSON_ENCODE_ANY);
+			if (req != NULL && txt != NULL)
+				http_respond_raw(req, 200, "text/plain", txt,
+						 strlen(txt));
+			free(txt);
+			json_decref(v);
+		} else {
+			body = json_pack("{s:s, s:s, s:o, s:O}", "cmd",
+					 "VarReturn", "name", d->name,
+					 "result", v, "coreInfo", d->core);
+			http_request_resume_with(d->http, d->id, 200, body);
+		}
+	} else if (d->op == OP_FUNCTION) {
+		body = json_pack("{s:s, s:n, s:s, s:b, s:i}", "id",
+				 d->device_id, "last_app", "name", d->name,
+				 "connected", 1, "return_value",
+				 (int)res->int_value);
+		http_request_resume_with(d->http, d->id, 200, body);
+	} else {
+		body = json_pack("{s:s, s:b, s:b, s:b}", "id", d->device_id,
+				 "connected", 1, "signaling",
+				 d->arg != NULL && strcmp(d->arg, "1") == 0,
+				 "ok", 1);
+		http_request_resume_with(d->http, d->id, 200, body);
+	}
+	dreq_unref(d); /* the hold above */
+	dreq_unref(d); /* the registry's reference */
+}
+
+/* Send the request to the device; d is owned by the caller's reference. */
+static void
+dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
+	  const char *arg)
+{
+	struct http_request *req = http_request_lookup(d->http, d->id);
+	uint32_t tmo = (uint32_t)(d->r->cfg ? d->r->cfg->request_timeout : 30);
+	int rc;
+
+	if (req == NULL) {
+		dreq_unref(d);
+		return;
+	}
+	if (!registry_is_online(d->reg, d->device_id)) {
+		dev_fail(d, 404, "Device is not connected");
+		dreq_unref(d);
+		return;
+	}
+	rc = registry_request(d->reg, d->device_id, kind, name, arg,
+			      tmo * 1000, dreq_device_done, d, &d->reg_id);
+	if (rc != 0) {
+		dreq_answer_error(d, rc == CINDER_ERR_NOTFOUND
+					     ? CINDER_ERR_UNAVAILABLE
+					     : rc);
+		dreq_unref(d);
+		return;
+	}
+	/* the reference passes to the registry; add one for the close hook */
+	d->refs++;
+	http_request_on_close(req, dreq_closed, d);
+}
+
+/*
+ * Handling the device row of a single-device request.
+ */
+static void
+simple_done(int rc, const struct store_result *res, void *arg)
+{
+	struct dreq *d = arg;
+	json_t *body;
+
+	if (rc == CINDER_ERR_CONFLICT && d->op == OP_RENAME) {
+		dev_fail(d, 400, "That name is already used by another of "
+				 "your devices");
+	} else if (rc != 0) {
+		rest_fail_err(d->http, d->id, rc);
+	} else if (store_result_ntuples(res) != 1) {
+		dev_fail(d, 404, "No device found");
+	} else {
+		switch (d->op) {
+		case OP_RENAME:
+			body = json_pack("{s:b, s:s, s:s}", "ok", 1, "id",
+					 d->device_id, "name", d->name);
+			break;
+		case OP_NOTES:
+			body = json_pack("{s:b, s:s, s:s}", "ok", 1, "id",
+					 d->device_id, "notes", d->arg);
+			break;
+		default:
+			registry_set_owner(d->reg, d->device_id, 0);
+			body = json_pack("{s:b, s:s}", "ok", 1, "id",
+					 d->device_id);
+			break;
+		}
+		http_request_resume_with(d->http, d->id, 200, body);
+	}
+	dreq_unref(d);
+}
+
+static void
+row_done(int rc, const struct store_result *res, void *arg)
+{
+	struct dreq *d = arg;
+	struct rest *r = d->r;
+	const char *params[3];
+	json_t *fns = NULL, *vars = NULL, *t;
+	bool online;
+	size_t i;
+
+	if (rc != 0) {
+		rest_fail_err(d->http, d->id, rc);
+		goto out;
+	}
+	if (store_result_ntuples(res) != 1) {
+		dev_fail(d, 404, "No device found");
+		goto out;
+	}
+	snprintf(d->device_id, sizeof(d->device_id), "%s",
+		 store_result_value(res, 0, C_ID));
+	online = row_online(r, res, 0);
+	params[0] = d->device_id;
+	switch (d->op) {
+	case OP_GET:
+		http_request_resume_with(d->http, d->id, 200,
+					 device_json(r, res, 0));
+		goto out;
+	case OP_PING:
+		http_request_resume_with(
+			d->http, d->id, 200,
+			json_pack("{s:b, s:b, s:o}", "online", online,
+				  "connected", online, "lastHeard",
+				  str_or_null(store_result_value(res, 0,
+								 C_HEARD))));
+		goto out;
+	case OP_RENAME:
+	case OP_NOTES:
+		params[1] = d->op == OP_RENAME ? d->name : d->arg;
+		rc = store_query(r->store, STORE_Q_WRITE,
+				 d->op == OP_RENAME
+					 ? "UPDATE devices SET name = $2 WHERE "
+					   "device_id = $1 RETURNING 1"
+					 : "UPDATE devices SET notes = $2 WHERE "
+					   "device_id = $1 RETURNING 1",
+				 2, params, simple_done, d, NULL);
+		if (rc != 0) {
+			rest_fail_err(d->http, d->id, rc);
+			goto out;
+		}
+		return;
+	case OP_UNCLAIM:
+		rc = store_query(r->store, STORE_Q_WRITE,
+				 "UPDATE devices SET owner_id = NULL WHERE "
+				 "device_id = $1 RETURNING 1",
+				 1, params, simple_done, d, NULL);
+		if (rc != 0) {
+			rest_fail_err(d->http, d->id, rc);
+			goto out;
+		}
+		return;
+	case OP_SIGNAL:
+		dreq_send(d, SESSION_REQ_SIGNAL, NULL, d->arg);
+		return;
+	case OP_VARIABLE:
+	case OP_FUNCTION:
+		break;
+	}
+	if (!online || !registry_is_online(r->reg, d->device_id)) {
+		dev_fail(d, 404, "Device is not connected");
+		goto out;
+	}
+	row_app(res, 0, &fns, &vars);
+	if (d->op == OP_VARIABLE) {
+		t = json_object_get(vars, d->name);
+		if (!json_is_string(t)) {
+			dev_fail(d, 404, "Variable not found");
+			goto out;
+		}
+		snprintf(d->vtype, sizeof(d->vtype), "%s",
+			 json_string_value(t));
+		d->core = json_pack(
+			"{s:n, s:o, s:b, s:o, s:s, s:o}", "last_app",
+			"last_heard",
+			str_or_null(store_result_value(res, 0, C_HEARD)),
+			"connected", 1, "last_handshake_at",
+			str_or_null(store_result_value(res, 0, C_HANDSHAKE)),
+			"deviceID", d->device_id, "product_id",
+			int_or_null(store_result_value(res, 0, C_PRODUCT)));
+		json_decref(fns);
+		json_decref(vars);
+		dreq_send(d, SESSION_REQ_VARIABLE, d->name, NULL);
+		return;
+	}
+	for (i = 0; i < json_array_size(fns); i++) {
+		t = json_array_get(fns, i);
+		if (json_is_string(t) &&
+		    strcmp(json_string_value(t), d->name) == 0)
+			break;
+	}
+	if (i == json_array_size(fns)) {
+		dev_fail(d, 404, "Function not found");
+		goto out;
+	}
+	json_decref(fns);
+	json_decref(vars);
+	dreq_send(d, SESSION_REQ_FUNCTION, d->name, d->arg ? d->arg : "");
+	return;
+out:
+	json_decref(fns);
+	json_decref(vars);
+	dreq_unref(d);
+}
+
+/* Look the device up for d (key set), then row_done. */
+static int
+dreq_start(struct http_request *req, struct dreq *d)
+{
+	char uid[24];
+	const char *params[3];
+	int rc;
+
+	snprintf(uid, sizeof(uid), "%lld", (long long)d->uid);
+	params[0] = uid;
+	params[1] = d->admin ? "t" : "f";
+	params[2] = d->key;
+	rc = store_query(d->r->store, STORE_Q_READ, DEV_ONE, 3, params,
+			 row_done, d, NULL);
+	if (rc != 0) {
+		dreq_unref(d);
+		return rc;
+	}
+	return http_request_suspend(req);
+}
+
+static struct dreq *
+dreq_for(struct rest *r, struct http_request *req, enum dev_op op)
+{
+	struct dreq *d = dreq_new(r, req, op);
+	const char *k = http_request_param(req, "id");
+
+	d->key = xstrdup(k ? k : "");
+	return d;
+}
+
+static int
+h_device_get(struct http_request *req, void *arg)
+{
+	return dreq_start(req, dreq_for(arg, req, OP_GET));
+}
+
+static int
+h_device_ping(struct http_request *req, void *arg)
+{
+	return dreq_start(req, dreq_for(arg, req, OP_PING));
+}
+
+static int
+h_device_delete(struct http_request *req, void *arg)
+{
+	return dreq_start(req, dreq_for(arg, req, OP_UNCLAIM));
+}
+
+static bool
+name_ok(const char *s)
+{
+	size_t n = strlen(s), i;
+	bool hex24 = n == 24;
+
+	if (n == 0 || n > DEV_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && c != '_' && c != '-')
+			return false;
+		if (!isxdigit(c))
+			hex24 = false;
+	}
+	return !hex24; /* a name must not look like a device id */
+}
+
+static int
+bad_request(struct http_request *req, const char *desc)
+{
+	return http_respond_json(req, 400,
+				 json_pack("{s:b, s:s}", "ok", 0, "error",
+					   desc));
+}
+
+static int
+h_device_put(struct http_request *req, void *arg)
+{
+	const char *name = http_request_arg(req, "name");
+	const char *notes = http_request_arg(req, "notes");
+	const char *sig = http_request_arg(req, "signal");
+	struct dreq *d;
+
+	if (name != NULL) {
+		if (!name_ok(name))
+			return bad_request(
+				req, "Device names are 1 to 63 letters, "
+				     "digits, '_' or '-' (not a device id)");
+		d = dreq_for(arg, req, OP_RENAME);
+		d->name = xstrdup(name);
+	} else if (notes != NULL) {
+		if (strlen(notes) > DEV_NOTES_MAX)
+			return bad_request(req, "notes are too long");
+		d = dreq_for(arg, req, OP_NOTES);
+		d->arg = xstrdup(notes);
+	} else if (sig != NULL) {
+		if (strcmp(sig, "1") != 0 && strcmp(sig, "0") != 0)
+			return bad_request(req, "signal must be 1 or 0");
+		d = dreq_for(arg, req, OP_SIGNAL);
+		d->arg = xstrdup(sig);
+	} else {
+		return bad_request(req, "Nothing to do: give name, notes or "
+					"signal");
+	}
+	return dreq_start(req, d);
+}
+
+static int
+h_device_variable(struct http_request *req, void *arg)
+{
+	const char *name = http_request_param(req, "name");
+	const char *fmt = http_request_query(req, "format");
+	struct dreq *d;
+
+	if (name == NULL || *name == '\0' || strlen(name) > 64)
+		return bad_request(req, "bad variable name");
+	d = dreq_for(arg, req, OP_VARIABLE);
+	d->name = xstrdup(name);
+	d->raw = fmt != NULL && strcmp(fmt, "raw") == 0;
+	return dreq_start(req, d);
+}
+
+static int
+h_device_function(struct http_request *req, void *arg)
+{
+	const char *name = http_request_param(req, "name");
+	const char *fa = http_request_arg(req, "arg");
+	struct dreq *d;
+
+	if (fa == NULL)
+		fa = http_request_arg(req, "args");
+	if (name == NULL || *name == '\0' || strlen(name) > 64)
+		return bad_request(req, "bad function name");
+	if (fa != NULL && strlen(fa) > DEV_ARG_MAX)
+		return bad_request(req, "Argument too long");
+	d = dreq_for(arg, req, OP_FUNCTION);
+	d->name = xstrdup(name);
+	d->arg = xstrdup(fa ? fa : "");
+	return dreq_start(req, d);
+}
+
+/*
+ * POST /v1/devices: claim
+ */
+static void
+claim_done(int rc, const struct store_result *res, void *arg)
+{
+	struct dreq *d = arg;
+	const char *owner;
+
+	if (rc != 0) {
+		rest_fail_err(d->http, d->id, rc);
+		goto out;
+	}
+	if (store_result_ntuples(res) != 1 ||
+	    strcmp(store_result_value(res, 0, 0), "0") == 0) {
+		dev_fail(d, 404, "No device found");
+		goto out;
+	}
+	owner = store_result_value(res, 0, 1);
+	if (strcmp(store_result_value(res, 0, 2), "0") != 0) {
+		registry_set_owner(d->reg, d->device_id, d->uid);
+	} else if (owner == NULL || strtoll(owner, NULL, 10) != d->uid) {
+		dev_fail(d, 403, "The device belongs to someone else.");
+		goto out;
+	}
+	http_request_resume_with(d->http, d->id, 200,
+				 json_pack("{s:b, s:s, s:s, s:b}", "ok", 1,
+					   "id", d->device_id, "deviceID",
+					   d->device_id, "claimed", 1));
+out:
+	dreq_unref(d);
+}
+
+static bool
+device_id_ok(const char *s, char out[25])
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != 24)
+		return false;
+	for (i = 0; i < 24; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+		out[i] = (char)tolower((unsigned char)s[i]);
+	}
+	out[24] = '\0';
+	return true;
+}
+
+static int
+h_device_claim(struct http_request *req, void *arg)
+{
+	struct rest *r = arg;
+	struct dreq *d;
+	char uid[24];
+	const char *params[2];
+	int rc;
+
+	d = dreq_new(r, req, OP_GET);
+	if (!device_id_ok(http_request_arg(req, "id"), d->device_id)) {
+		dreq_unref(d);
+		return bad_request(req, "id must be a 24-character device id");
+	}
+	snprintf(uid, sizeof(uid), "%lld", (long long)d->uid);
+	params[0] = uid;
+	params[1] = d->device_id;
+	rc = store_query(
+		r->store, STORE_Q_WRITE,
+		"WITH cur AS (SELECT owner_id FROM devices WHERE device_id = "
+		"$2), upd AS (UPDATE devices SET owner_id = $1::bigint, "
+		"name = CASE WHEN EXISTS (SELECT 1 FROM devices o WHERE "
+		"o.owner_id = $1::bigint AND o.name = devices.name) THEN NULL "
+		"ELSE name END WHERE device_id = $2 AND owner_id IS NULL "
+		"RETURNING 1) SELECT (SELECT count(*) FROM cur), (SELECT "
+		"owner_id FROM cur), (SELECT count(*) FROM upd)",
+		2, params, claim_done, d, NULL);
+	if (rc != 0) {
+		dreq_unref(d);
+		return rc;
+	}
+	return http_request_suspend(req);
+}
+
+/*
+ * POST /v1/provisioning/:deviceId
+ */
+static void
+provision_done(int rc, const struct store_result *res, void *arg)
+{
+	struct dreq *d = arg;
+	const char *owner;
+	const char *params[1] = {d->device_id};
+
+	if (rc != 0) {
+		rest_fail_err(d->http, d->id, rc);
+		goto fail;
+	}
+	if (store_result_ntuples(res) != 1) {
+		dev_fail(d, 403, "The device belongs to someone else.");
+		goto fail;
+	}
+	owner = store_result_value(res, 0, 0);
+	registry_forget_key(d->reg, d->device_id);
+	registry_set_owner(d->reg, d->device_id,
+			   owner ? strtoll(owner, NULL, 10) : 0);
+	store_query(d->r->store, STORE_Q_WRITE,
+		    "DELETE FROM pending_device_keys WHERE device_id = $1", 1,
+		    params, NULL, NULL, NULL);
+	log_notice("device %s: public key provisioned by user %lld",
+		   d->device_id, (long long)d->uid);
+	/* answer with the device info, as Brewskey's server does */
+	d->op = OP_GET;
+	free(d->key);
+	d->key = xstrdup(d->device_id);
+	{
+		char uid[24];
+		const char *p3[3];
+
+		snprintf(uid, sizeof(uid), "%lld", (long long)d->uid);
+		p3[0] = uid;
+		p3[1] = "t"; /* the caller just became (or is) the owner */
+		p3[2] = d->key;
+		rc = store_query(d->r->store, STORE_Q_READ, DEV_ONE, 3, p3,
+				 row_done, d, NULL);
+	}
+	if (rc != 0) {
+		rest_fail_err(d->http, d->id, rc);
+		goto fail;
+	}
+	return;
+fail:
+	dreq_unref(d);
+}
+
+static int
+h_provision(struct http_request *req, void *arg)
+{
+	struct rest *r = arg;
+	const char *pem = http_request_arg(req, "publicKey");
+	struct crypto_key *k = NULL;
+	char *norm = NULL, uid[24];
+	const char *params[4];
+	struct dreq *d;
+	int rc;
+
+	d = dreq_new(r, req, OP_GET);
+	if (!device_id_ok(http_request_param(req, "deviceId"), d->device_id)) {
+		dreq_unref(d);
+		return bad_request(req, "deviceId must be a 24-character "
+					"device id");
+	}
+	if (pem == NULL || *pem == '\0') {
+		dreq_unref(d);
+		return http_respond_json(req, 400,
+					 json_pack("{s:b, s:s}", "ok", 0,
+						   "error", "No key provided"));
+	}
+	rc = crypto_pubkey_parse(pem, strlen(pem), &k);
+	if (rc == 0)
+		rc = crypto_key_public_pem(k, &norm);
+	crypto_key_free(k);
+	if (rc != 0) {
+		dreq_unref(d);
+		free(norm);
+		return http_respond_json(
+			req, 400,
+			json_pack("{s:b, s:s}", "ok", 0, "error",
+				  "Key error: not a valid device public key "
+				  "(PEM, RSA 1024 bits)"));
+	}
+	snprintf(uid, sizeof(uid), "%lld", (long long)d->uid);
+	params[0] = d->device_id;
+	params[1] = norm;
+	params[2] = uid;
+	params[3] = d->admin ? "t" : "f";
+	rc = store_query(
+		r->store, STORE_Q_WRITE,
+		"INSERT INTO devices (device_id, public_key, owner_id) VALUES "
+		"($1, $2, $3::bigint) ON CONFLICT (device_id) DO UPDATE SET "
+		"public_key = EXCLUDED.public_key, owner_id = "
+		"COALESCE(devices.owner_id, EXCLUDED.owner_id) WHERE "
+		"devices.owner_id IS NULL OR devices.owner_id = $3::bigint OR "
+		"$4::bool RETURNING owner_id",
+		4, params, provision_done, d, NULL);
+	free(norm);
+	if (rc != 0) {
+		dreq_unref(d);
+		return rc;
+	}
+	return http_request_suspend(req);
+}
+
+const struct route h_devices_routes[] = {
+	{"GET", "/v1/devices", ROUTE_AUTH_REQUIRED, h_devices_list},
+	{"POST", "/v1/devices", ROUTE_AUTH_REQUIRED, h_device_claim},
+	{"GET", "/v1/devices/:id", ROUTE_AUTH_REQUIRED, h_device_get},
+	{"PUT", "/v1/devices/:id", ROUTE_AUTH_REQUIRED, h_device_put},
+	{"DELETE", "/v1/devices/:id", ROUTE_AUTH_REQUIRED, h_device_delete},
+	{"PUT", "/v1/devices/:id/ping", ROUTE_AUTH_REQUIRED, h_device_ping},
+	{"GET", "/v1/devices/:id/:name", ROUTE_AUTH_REQUIRED,
+	 h_device_variable},
+	{"POST", "/v1/devices/:id/:name", ROUTE_AUTH_REQUIRED,
+	 h_device_function},
+	{"POST", "/v1/provisioning/:deviceId", ROUTE_AUTH_REQUIRED,
+	 h_provision},
+};
+const size_t h_devices_nroutes = sizeof(h_devices_routes) /
+				 sizeof(h_devices_routes[0]);

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the REST API files (rest.c, h_oauth.c, h_user.c,
+ * h_devices.c): the API object, password work on the crypto pool, token
+ * lookup and issue, and small answer helpers. Not for other modules.
+ * Loop thread only.
+ */
+#ifndef CINDER_API_REST_INT_H
+#define CINDER_API_REST_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/auth.h"
+#include "api/http.h"
+#include "api/rest.h"
+
+struct ratelimit;
+
+struct rest {
+	struct event_base *base;
+	const struct conf *cfg;
+	struct http *http;
+	struct store *store;
+	struct registry *reg;
+	struct cryptopool *pool;
+	struct auth_cache *cache;
+	struct ratelimit *rl;
+	char *dummy_hash; /* a password hash to verify unknown users against */
+	unsigned jobs;	  /* pool jobs not yet completed */
+	bool dead;	  /* rest_free() ran while jobs were out */
+};
+
+/** @return wall-clock milliseconds since the epoch */
+uint64_t rest_now_ms(void);
+
+/** Lowercase hex of n bytes into out (2n + 1 bytes). */
+void rest_hex(const uint8_t *b, size_t n, char *out);
+
+/**
+ * Password check done: client_r / user_r are 0 (match), CINDER_ERR_AUTH
+ * (mismatch) or another error; cancelled jobs give CINDER_ERR_UNAVAILABLE.
+ */
+typedef void (*rest_check_cb)(struct rest *r, int client_r, int user_r,
+			      void *arg);
+
+/**
+ * Verify up to two secrets on the crypto pool. A NULL client_hash means
+ * "no client secret to check" (client_r = 0). A NULL user_hash verifies
+ * against a dummy hash (same cost) and gives user_r = CINDER_ERR_AUTH.
+ * All strings are copied.
+ * @return 0 (cb will run) or CINDER_ERR_BUSY / UNAVAILABLE (it will not)
+ */
+int rest_check(struct rest *r, const char *client_secret,
+	       const char *client_hash, const char *password,
+	       const char *user_hash, rest_check_cb cb, void *arg);
+
+/** Hash done: hash is a new string the callee may keep (else free) or NULL. */
+typedef void (*rest_hash_cb)(struct rest *r, int err, char *hash, void *arg);
+
+/** Hash a password on the pool. @return as rest_check() */
+int rest_hash(struct rest *r, const char *password, rest_hash_cb cb,
+	      void *arg);
+
+/** Token lookup done: u borrowed for the call, NULL when err != 0. */
+typedef void (*rest_token_cb)(struct rest *r, int err,
+			      const struct auth_user *u, void *arg);
+
+/**
+ * Find the user of an access token (cache, then database).
+ * @return 0 (cb runs later or, for a cache hit, at once) or an error
+ */
+int rest_token_lookup(struct rest *r, const char *token, rest_token_cb cb,
+		      void *arg);
+
+/** Answer the OAuth error shape {error, error_description}. */
+int rest_oauth_error(struct http *h, uint64_t id, int status,
+		     const char *code, const char *desc);
+
+/** Answer {ok:false, error:desc} with status (by id; suspended requests). */
+int rest_fail(struct http *h, uint64_t id, int status, const char *desc);
+
+/** Answer an internal/database error by id, mapping err to a status. */
+int rest_fail_err(struct http *h, uint64_t id, int err);
+
+/** Route tables of the files. */
+extern const struct route h_oauth_routes[];
+extern const size_t h_oauth_nroutes;
+extern const struct route h_user_routes[];
+extern const size_t h_user_nroutes;
+extern const struct route h_devices_routes[];
+extern const size_t h_devices_nroutes;
+
+#endif
