@@ -66,6 +66,12 @@ static const struct key_def keys[] = {
 	 "seconds to wait for a device to answer a function call or read"},
 	{"max_sessions", KEY_INT, OFF(max_sessions), "200000", 1, 10000000,
 	 "device sessions at once"},
+	{"tls_cert", KEY_STRING, OFF(tls_cert), "", 0, 0,
+	 "PEM certificate chain; with tls_key, the API speaks HTTPS"},
+	{"tls_key", KEY_STRING, OFF(tls_key), "", 0, 0,
+	 "PEM private key for tls_cert"},
+	{"trust_proxy", KEY_INT, OFF(trust_proxy), "0", 0, 1,
+	 "1: take the client address from X-Forwarded-For (behind a proxy)"},
 	{"web_root", KEY_STRING, OFF(web_root), "", 0, 0,
 	 "directory of the web console's static files; empty = none"},
 };

@@ -31,8 +31,11 @@ struct conf {
 	int keepalive_timeout;	  /* seconds of device silence before close */
 	int request_timeout;	  /* seconds to wait for a device reply */
 	int max_sessions;	  /* device sessions at once */
-	char *web_root;		  /* static console files, "" = none */
-	char *config_file;	  /* path it was loaded from, or NULL */
+	char *tls_cert;	   /* PEM certificate chain: HTTPS on api_listen */
+	char *tls_key;	   /* PEM private key for tls_cert */
+	int trust_proxy;   /* client IP from X-Forwarded-For (0/1) */
+	char *web_root;	   /* static console files, "" = none */
+	char *config_file; /* path it was loaded from, or NULL */
 };
 
 /** Size of the error message buffer callers pass to conf_load(). */

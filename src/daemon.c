@@ -270,6 +270,15 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 	if (r != 0)
 		goto out;
 	memset(&hopts, 0, sizeof(hopts));
+	if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
+		log_err("tls_cert and tls_key go together: set both or "
+			"neither");
+		r = CINDER_ERR_INVAL;
+		goto out;
+	}
+	hopts.tls_cert_file = cfg->tls_cert[0] ? cfg->tls_cert : NULL;
+	hopts.tls_key_file = cfg->tls_key[0] ? cfg->tls_key : NULL;
+	hopts.trust_forwarded_for = cfg->trust_proxy != 0;
 	if ((d->http = http_new(d->base, cfg->api_listen, &hopts)) == NULL) {
 		r = CINDER_ERR_IO;
 		goto out;
