@@ -270,8 +270,8 @@ h_oauth_token(struct http_request *req, void *arg)
 		return oauth_refuse(req, 400, "unsupported_grant_type",
 				    "Only the password and refresh_token "
 				    "grants are supported");
-	if ((v = http_request_arg(req, "expires_in")) != NULL &&
-	    !json_field_int(http_request_body(req), "expires_in", &exp)) {
+	if (!json_field_int(http_request_body(req), "expires_in", &exp) &&
+	    (v = http_request_arg(req, "expires_in")) != NULL) {
 		char *end;
 
 		exp = strtoll(v, &end, 10);
