@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event bus: refcounted immutable events, a byte trie of subscription
+ * prefixes, and deferred delivery through one zero-timeout libevent timer
+ * armed by bus_publish(). Subscriptions ended during a delivery are only marked
+ * dead and unlinked after it, so iteration never sees freed memory.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "bus.h"
+#include "err.h"
+#include "log.h"
+#include "xmalloc.h"
+
+/* One trie node: the subscriptions whose prefix ends here. */
+struct bus_node {
+	struct bus_node *parent;    /* NULL for the root */
+	struct bus_node **kids;	    /* children sorted by byte */
+	size_t nkids;		    /* used entries of kids */
+	size_t cap;		    /* allocated entries of kids */
+	uint8_t byte;		    /* the byte leading here from parent */
+	TAILQ_HEAD(, bus_sub) subs; /* subscriptions at this node */
+};
+
+struct bus_sub {
+	TAILQ_ENTRY(bus_sub) link; /* in node->subs */
+	struct bus_node *node;	   /* where the prefix ends */
+	bus_cb cb;		   /* callback */
+	void *arg;		   /* its argument */
+	uint64_t min_seq;	   /* first event seq it may see */
+	bool dead;		   /* unsubscribed during a delivery */
+	struct bus_sub *next_dead; /* in bus->dead */
+};
+
+struct bus {
+	struct event_base *base;    /* borrowed */
+	struct event *ev;	    /* deferred delivery */
+	struct bus_node root;	    /* prefix "" */
+	struct bus_event **pending; /* events waiting for delivery */
+	size_t npending;	    /* used entries */
+	size_t cap;		    /* allocated entries */
+	uint64_t next_seq;	    /* seq of the next published event */
+	unsigned dispatching;	    /* > 0 while delivering */
+	struct bus_sub *dead;	    /* ended during a delivery */
+	struct bus_stats stats;	    /* counters */
+};
+
+uint64_t
+bus_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool
+is_hex24(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; i < 24; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f') ||
+		      (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return s[24] == '\0';
+}
+
+int
+bus_event_new(const struct bus_event_spec *spec, struct bus_event **out)
+{
+	struct bus_event *ev;
+	size_t nlen;
+	char *p;
+	size_t i;
+
+	*out = NULL;
+	if (spec->name == NULL || spec->name[0] == '\0')
+		return CINDER_ERR_INVAL;
+	nlen = strnlen(spec->name, BUS_NAME_MAX + 1);
+	if (nlen > BUS_NAME_MAX || spec->data_len > BUS_DATA_MAX)
+		return CINDER_ERR_TOO_BIG;
+	if (spec->data_len > 0 && spec->data == NULL)
+		return CINDER_ERR_INVAL;
+	if (spec->source == BUS_SRC_DEVICE && !is_hex24(spec->device_id))
+		return CINDER_ERR_INVAL;
+	ev = xcalloc(1, sizeof(*ev) + nlen + 1 + spec->data_len + 1);
+	p = (char *)(ev + 1);
+	memcpy(p, spec->name, nlen);
+	p[nlen] = '\0';
+	ev->name = p;
+	p += nlen + 1;
+	if (spec->data_len > 0)
+		memcpy(p, spec->data, spec->data_len);
+	p[spec->data_len] = '\0';
+	ev->data = (const uint8_t *)p;
+	ev->data_len = spec->data_len;
+	ev->ttl = spec->ttl == 0 ? 60 : spec->ttl;
+	ev->published_ms =
+		spec->published_ms == 0 ? bus_now_ms() : spec->published_ms;
+	ev->source = spec->source;
+	switch (spec->source) {
+	case BUS_SRC_DEVICE:
+		for (i = 0; i < 24; i++) {
+			char c = spec->device_id[i];
+			ev->coreid[i] = (c >= 'A' && c <= 'F') ? c + 32 : c;
+		}
+		ev->coreid[24] = '\0';
+		break;
+	case BUS_SRC_API:
+		strcpy(ev->coreid, "api");
+		break;
+	default:
+		ev->source = BUS_SRC_INTERNAL;
+		strcpy(ev->coreid, "particle-internal");
+		break;
+	}
+	ev->owner_id = spec->owner_id;
+	ev->is_private = spec->is_private;
+	ev->product_id = spec->product_id;
+	ev->flags = spec->flags;
+	ev->refs = 1;
+	*out = ev;
+	return 0;
+}
+
+struct bus_event *
+bus_event_ref(const struct bus_event *cev)
+{
+	struct bus_event *ev = (struct bus_event *)(uintptr_t)cev;
+
+	ev->refs++;
+	return ev;
+}
+
+void
+bus_event_unref(const struct bus_event *cev)
+{
+	struct bus_event *ev = (struct bus_event *)(uintptr_t)cev;
+
+	if (ev == NULL)
+		return;
+	if (--ev->refs == 0)
+		free(ev);
+}
+
+bool
+bus_name_reserved(const char *name)
+{
+	return strncasecmp(name, "spark", 5) == 0 ||
+	       strncasecmp(name, "particle", 8) == 0;
+}
+
+/* ---- trie ---- */
+
+/* Binary search for byte among n's children; *pos gets the insert spot. */
+static struct bus_node *
+node_child(const struct bus_node *n, uint8_t byte, size_t *pos)
+{
+	size_t lo = 0, hi = n->nkids, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (n->kids[mid]->byte == byte) {
+			if (pos != NULL)
+				*pos = mid;
+			return n->kids[mid];
+		}
+		if (n->kids[mid]->byte < byte)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (pos != NULL)
+		*pos = lo;
+	return NULL;
+}
+
+static struct bus_node *
+node_get(struct bus_node *root, const char *prefix)
+{
+	struct bus_node *n = root, *k;
+	size_t pos, i;
+
+	for (i = 0; prefix[i] != '\0' && i < BUS_NAME_MAX; i++) {
+		uint8_t byte = (uint8_t)prefix[i];
+
+		if ((k = node_child(n, byte, &pos)) == NULL) {
+			k = xcalloc(1, sizeof(*k));
+			k->parent = n;
+			k->byte = byte;
+			TAILQ_INIT(&k->subs);
+			if (n->nkids == n->cap) {
+				n->cap = n->cap ? n->cap * 2 : 2;
+				n->kids = xreallocarray(n->kids, n->cap,
+							sizeof(*n->kids));
+			}
+			memmove(&n->kids[pos + 1], &n->kids[pos],
+				(n->nkids - pos) * sizeof(*n->kids));
+			n->kids[pos] = k;
+			n->nkids++;
+		}
+		n = k;
+	}
+	return n;
+}
+
+/* Free empty nodes from n up towards the root. */
+static void
+node_prune(struct bus_node *n)
+{
+	struct bus_node *p;
+	size_t pos;
+
+	while (n->parent != NULL && n->nkids == 0 && TAILQ_EMPTY(&n->subs)) {
+		p = n->parent;
+		if (node_child(p, n->byte, &pos) == n) {
+			memmove(&p->kids[pos], &p->kids[pos + 1],
+				(p->nkids - pos - 1) * sizeof(*p->kids));
+			p->nkids--;
+		}
+		free(n->kids);
+		free(n);
+		n = p;
+	}
+}
+
+static void
+node_free_all(struct bus_node *n)
+{
+	struct bus_sub *s;
+	size_t i;
+
+	for (i = 0; i < n->nkids; i++) {
+		node_free_all(n->kids[i]);
+		free(n->kids[i]);
+	}
+	free(n->kids);
+	n->kids = NULL;
+	n->nkids = n->cap = 0;
+	while ((s = TAILQ_FIRST(&n->subs)) != NULL) {
+		TAILQ_REMOVE(&n->subs, s, link);
+		free(s);
+	}
+}
+
+/* ---- delivery ---- */
+
+static void
+deliver_node(struct bus *b, struct bus_node *n, const struct bus_event *ev)
+{
+	struct bus_sub *s;
+
+	TAILQ_FOREACH(s, &n->subs, link)
+	{
+		if (s->dead || ev->seq < s->min_seq)
+			continue;
+		b->stats.delivered++;
+		s->cb(ev, s->arg);
+	}
+}
+
+static void
+deliver(struct bus *b, const struct bus_event *ev)
+{
+	struct bus_node *n = &b->root;
+	const char *p;
+
+	deliver_node(b, n, ev);
+	for (p = ev->name; *p != '\0'; p++) {
+		if ((n = node_child(n, (uint8_t)*p, NULL)) == NULL)
+			break;
+		deliver_node(b, n, ev);
+	}
+}
+
+static void
+reap_dead(struct bus *b)
+{
+	struct bus_sub *s;
+	struct bus_node *n;
+
+	while ((s = b->dead) != NULL) {
+		b->dead = s->next_dead;
+		n = s->node;
+		TAILQ_REMOVE(&n->subs, s, link);
+		free(s);
+		node_prune(n);
+	}
+}
+
+static void
+dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bus *b = arg;
+	struct bus_event **batch;
+	size_t n, i;
+
+	(void)fd;
+	(void)what;
+	batch = b->pending;
+	n = b->npending;
+	b->pending = NULL;
+	b->npending = b->cap = 0;
+	b->dispatching++;
+	for (i = 0; i < n; i++) {
+		deliver(b, batch[i]);
+		bus_event_unref(batch[i]);
+	}
+	b->dispatching--;
+	free(batch);
+	if (b->dispatching == 0)
+		reap_dead(b);
+}
+
+struct bus *
+bus_new(struct event_base *base)
+{
+	struct bus *b = xcalloc(1, sizeof(*b));
+
+	b->base = base;
+	TAILQ_INIT(&b->root.subs);
+	b->next_seq = 1;
+	b->ev = evtimer_new(base, dispatch_cb, b);
+	if (b->ev == NULL) {
+		log_err("bus: could not create the delivery event");
+		abort();
+	}
+	return b;
+}
+
+void
+bus_free(struct bus *b)
+{
+	size_t i;
+
+	if (b == NULL)
+		return;
+	event_free(b->ev);
+	for (i = 0; i < b->npending; i++)
+		bus_event_unref(b->pending[i]);
+	free(b->pending);
+	b->dead = NULL; /* the subs are still linked in their nodes */
+	node_free_all(&b->root);
+	free(b);
+}
+
+void
+bus_publish(struct bus *b, struct bus_event *ev)
+{
+	ev->seq = b->next_seq++;
+	if (b->npending == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 16;
+		b->pending =
+			xreallocarray(b->pending, b->cap, sizeof(*b->pending));
+	}
+	b->pending[b->npending++] = ev;
+	b->stats.published++;
+	if (b->npending == 1) {
+		/* a zero timeout, not event_active(): libevent runs events
+		   activated during a callback in the same pass, so a
+		   subscriber that publishes could starve the loop; timers
+		   become active once per loop iteration */
+		struct timeval zero = {0, 0};
+
+		evtimer_add(b->ev, &zero);
+	}
+}
+
+struct bus_sub *
+bus_subscribe(struct bus *b, const char *prefix, bus_cb cb, void *arg)
+{
+	struct bus_sub *s = xcalloc(1, sizeof(*s));
+
+	s->node = node_get(&b->root, prefix != NULL ? prefix : "");
+	s->cb = cb;
+	s->arg = arg;
+	s->min_seq = b->next_seq;
+	TAILQ_INSERT_TAIL(&s->node->subs, s, link);
+	b->stats.subscriptions++;
+	return s;
+}
+
+void
+bus_unsubscribe(struct bus *b, struct bus_sub *s)
+{
+	struct bus_node *n;
+
+	if (s == NULL || s->dead)
+		return;
+	b->stats.subscriptions--;
+	if (b->dispatching > 0) {
+		s->dead = true;
+		s->next_dead = b->dead;
+		b->dead = s;
+		return;
+	}
+	n = s->node;
+	TAILQ_REMOVE(&n->subs, s, link);
+	free(s);
+	node_prune(n);
+}
+
+void
+bus_stats_get(const struct bus *b, struct bus_stats *out)
+{
+	*out = b->stats;
+	out->pending = b->npending;
+}

@@ -1,0 +1,689 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Events glue between the registry, the bus and the SSE streams: device
+ * publishes go through the per-device rate limit and the size and name
+ * checks onto the bus; device subscriptions are bus subscriptions that
+ * send matching events to the device with registry_send_event(); presence
+ * changes become spark/status; spark/device/name requests are answered
+ * from the devices table.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "api/http.h"
+#include "bus.h"
+#include "coap/pcoap.h"
+#include "err.h"
+#include "events.h"
+#include "hmap.h"
+#include "log.h"
+#include "registry.h"
+#include "sse.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define SYS_RATE_PER_S 4  /* reserved-name device events per second ... */
+#define SYS_RATE_BURST 64 /* ... with bursts (connect-time system events) */
+
+/* What we remember per device seen online since start. */
+struct evdev {
+	char id[25];	     /* lowercase device id */
+	bool online;	     /* presence said online */
+	uint32_t product_id; /* from the devices table, 0 = none */
+	double tokens;	     /* user-event rate bucket */
+	double sys_tokens;   /* reserved-name event bucket */
+	uint64_t refill_ms;  /* last bucket refill (monotonic) */
+	uint64_t dropped;    /* events dropped by the rate limit */
+};
+
+struct evconn;
+
+/* One device subscription. */
+struct devsub {
+	struct evconn *c;		  /* the connection */
+	struct bus_sub *sub;		  /* on the bus */
+	int scope;			  /* enum pcoap_scope */
+	char scope_dev[25];		  /* PCOAP_SCOPE_DEVICE: the device */
+	char filter[EVENTS_NAME_MAX + 1]; /* prefix */
+	LIST_ENTRY(devsub) link;	  /* in c->subs */
+};
+
+/* One device connection with subscriptions. */
+struct evconn {
+	struct events *ev;	  /* owner */
+	uint64_t conn_id;	  /* registry connection id */
+	char device_id[25];	  /* the subscribing device */
+	unsigned nsubs;		  /* entries in subs */
+	uint64_t last_seq;	  /* last event sent (no duplicates) */
+	LIST_HEAD(, devsub) subs; /* its subscriptions */
+};
+
+/* An outstanding store query owned by this module (events_query). */
+struct pending_q {
+	struct events *ev;	    /* owner */
+	uint64_t qid;		    /* store query id */
+	store_done_cb cb;	    /* the caller's callback */
+	void *arg;		    /* its argument (freed if cancelled) */
+	LIST_ENTRY(pending_q) link; /* in ev->queries */
+};
+
+/* Context of a device lookup (product id, name helper). */
+struct devq {
+	struct events *ev;		/* owner */
+	char device_id[25];		/* the device concerned */
+	char name[EVENTS_NAME_MAX + 1]; /* helper event name, or "" */
+};
+
+struct events {
+	struct events_deps d;		/* borrowed pointers */
+	struct bus *bus;		/* owned */
+	struct sse *sse;		/* owned */
+	struct hmap *devs;		/* device id -> evdev */
+	struct hmap *conns;		/* conn id -> evconn */
+	LIST_HEAD(, pending_q) queries; /* store queries in flight */
+	struct events_stats stats;	/* counters */
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool
+events_name_valid(const char *name, bool allow_empty)
+{
+	size_t i;
+
+	if (name == NULL)
+		return false;
+	for (i = 0; name[i] != '\0'; i++) {
+		if (i >= EVENTS_NAME_MAX)
+			return false;
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return false;
+	}
+	return i > 0 || allow_empty;
+}
+
+bool
+events_system_forwarded(const char *name)
+{
+	static const char *const fwd[] = {
+		"spark/device/app-hash",
+		"spark/flash/available",
+		"spark/flash/progress",
+		"spark/flash/status",
+		"spark/device/safemode",
+		"spark/status",
+		"particle/device/updates/enabled",
+		"particle/device/updates/forced",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
+		if (strcmp(name, fwd[i]) == 0)
+			return true;
+	return false;
+}
+
+static struct evdev *
+dev_get(struct events *ev, const char *device_id)
+{
+	struct evdev *d = hmap_get(ev->devs, device_id, 24);
+	size_t i;
+
+	if (d != NULL)
+		return d;
+	d = xcalloc(1, sizeof(*d));
+	for (i = 0; i < 24; i++) {
+		char c = device_id[i];
+		d->id[i] = (c >= 'A' && c <= 'F') ? c + 32 : c;
+	}
+	d->tokens = EVENTS_RATE_BURST;
+	d->sys_tokens = SYS_RATE_BURST;
+	d->refill_ms = mono_ms();
+	hmap_put(ev->devs, device_id, 24, d, NULL);
+	return d;
+}
+
+/* Token buckets: true if the event may pass. */
+static bool
+rate_take(struct evdev *d, bool reserved)
+{
+	uint64_t now = mono_ms();
+	double dt = (double)(now - d->refill_ms) / 1000.0;
+
+	d->refill_ms = now;
+	d->tokens += dt * EVENTS_RATE_PER_S;
+	if (d->tokens > EVENTS_RATE_BURST)
+		d->tokens = EVENTS_RATE_BURST;
+	d->sys_tokens += dt * SYS_RATE_PER_S;
+	if (d->sys_tokens > SYS_RATE_BURST)
+		d->sys_tokens = SYS_RATE_BURST;
+	if (reserved) {
+		if (d->sys_tokens < 1.0)
+			return false;
+		d->sys_tokens -= 1.0;
+		return true;
+	}
+	if (d->tokens < 1.0)
+		return false;
+	d->tokens -= 1.0;
+	return true;
+}
+
+/* ---- store lookups ---- */
+
+static void
+pq_done(int r, const struct store_result *res, void *arg)
+{
+	struct pending_q *q = arg;
+
+	LIST_REMOVE(q, link);
+	q->cb(r, res, q->arg);
+	free(q);
+}
+
+int
+events_query(struct events *ev, const char *sql, int nparams,
+	     const char *const *params, store_done_cb cb, void *arg)
+{
+	struct pending_q *q = xcalloc(1, sizeof(*q));
+	int r;
+
+	q->ev = ev;
+	q->cb = cb;
+	q->arg = arg;
+	r = store_query(ev->d.store, STORE_Q_READ, sql, nparams, params,
+			pq_done, q, &q->qid);
+	if (r != 0) {
+		free(q);
+		return r;
+	}
+	LIST_INSERT_HEAD(&ev->queries, q, link);
+	return 0;
+}
+
+static struct devq *
+devq_new(struct events *ev, const char *device_id, const char *name)
+{
+	struct devq *q = xcalloc(1, sizeof(*q));
+
+	q->ev = ev;
+	snprintf(q->device_id, sizeof(q->device_id), "%s", device_id);
+	snprintf(q->name, sizeof(q->name), "%s", name ? name : "");
+	return q;
+}
+
+/* Device info after it came online: its product. */
+static void
+devinfo_done(int r, const struct store_result *res, void *arg)
+{
+	struct devq *q = arg;
+	struct evdev *d;
+	const char *v;
+
+	if (r == 0 && store_result_ntuples(res) == 1 &&
+	    (d = hmap_get(q->ev->devs, q->device_id, 24)) != NULL) {
+		v = store_result_value(res, 0, 0);
+		d->product_id = v != NULL ? (uint32_t)strtoul(v, NULL, 10) : 0;
+	}
+	free(q);
+}
+
+static void
+devinfo_fetch(struct events *ev, const char *device_id)
+{
+	struct devq *q = devq_new(ev, device_id, NULL);
+	const char *params[1] = {q->device_id};
+
+	if (events_query(ev,
+			 "SELECT coalesce(d.product_id, p.id) FROM devices d "
+			 "LEFT JOIN products p ON p.id = d.hello_product_id "
+			 "WHERE d.device_id = $1",
+			 1, params, devinfo_done, q) != 0)
+		free(q);
+}
+
+/* spark/device/name: answer the asking device with its name. */
+static void
+devname_done(int r, const struct store_result *res, void *arg)
+{
+	struct devq *q = arg;
+	struct events *ev = q->ev;
+	const char *name = NULL;
+
+	if (r == 0 && store_result_ntuples(res) == 1)
+		name = store_result_value(res, 0, 0);
+	if (r != 0)
+		log_ctx(LOG_LEVEL_INFO, q->device_id,
+			"could not read the device name: %s", err_str(r));
+	else if (registry_send_event(ev->d.reg, q->device_id, q->name,
+				     (const uint8_t *)(name ? name : ""),
+				     name ? strlen(name) : 0, 60, true) == 0)
+		ev->stats.sent_to_devices++;
+	free(q);
+}
+
+static void
+devname_answer(struct events *ev, const char *device_id, const char *name)
+{
+	struct devq *q = devq_new(ev, device_id, name);
+	const char *params[1] = {q->device_id};
+
+	if (events_query(ev, "SELECT name FROM devices WHERE device_id = $1", 1,
+			 params, devname_done, q) != 0)
+		free(q);
+}
+
+/* ---- publishing ---- */
+
+static int
+publish(struct events *ev, const struct bus_event_spec *sp)
+{
+	struct bus_event *be;
+	int r;
+
+	if ((r = bus_event_new(sp, &be)) != 0)
+		return r;
+	bus_publish(ev->bus, be);
+	return 0;
+}
+
+int
+events_publish_api(struct events *ev, int64_t user_id, const char *name,
+		   const uint8_t *data, size_t len, uint32_t ttl,
+		   bool is_private, uint32_t product_id)
+{
+	struct bus_event_spec sp = {0};
+
+	if (!events_name_valid(name, false))
+		return CINDER_ERR_INVAL;
+	if (len > EVENTS_API_DATA_MAX)
+		return CINDER_ERR_TOO_BIG;
+	sp.name = name;
+	sp.data = data;
+	sp.data_len = len;
+	sp.ttl = ttl;
+	sp.source = BUS_SRC_API;
+	sp.owner_id = user_id;
+	sp.is_private = is_private;
+	sp.product_id = product_id;
+	ev->stats.api_events++;
+	return publish(ev, &sp);
+}
+
+int
+events_publish_internal(struct events *ev, const char *device_id,
+			int64_t owner_id, const char *name, const uint8_t *data,
+			size_t len, uint32_t ttl, bool is_private,
+			unsigned flags)
+{
+	struct bus_event_spec sp = {0};
+	struct evdev *d;
+
+	if (!events_name_valid(name, false))
+		return CINDER_ERR_INVAL;
+	if (len > BUS_DATA_MAX)
+		return CINDER_ERR_TOO_BIG;
+	sp.name = name;
+	sp.data = data;
+	sp.data_len = len;
+	sp.ttl = ttl;
+	sp.source = device_id != NULL ? BUS_SRC_DEVICE : BUS_SRC_INTERNAL;
+	sp.device_id = device_id;
+	sp.owner_id = owner_id;
+	sp.is_private = is_private;
+	sp.flags = flags;
+	if (device_id != NULL && strlen(device_id) == 24 &&
+	    (d = hmap_get(ev->devs, device_id, 24)) != NULL)
+		sp.product_id = d->product_id;
+	return publish(ev, &sp);
+}
+
+static void
+status_event(struct events *ev, const char *device_id, int64_t owner_id,
+	     const char *what)
+{
+	events_publish_internal(ev, device_id, owner_id, "spark/status",
+				(const uint8_t *)what, strlen(what), 60, true,
+				0);
+}
+
+/* Registry hook: a device published an event. */
+static void
+on_device_event(const char *device_id, int64_t owner_id, const char *name,
+		const uint8_t *data, size_t data_len, uint32_t ttl,
+		bool is_private, void *arg)
+{
+	struct events *ev = arg;
+	struct bus_event_spec sp = {0};
+	struct evdev *d = dev_get(ev, device_id);
+	bool reserved;
+
+	if (strnlen(name, EVENTS_NAME_MAX + 1) > EVENTS_NAME_MAX ||
+	    data_len > EVENTS_DEVICE_DATA_MAX) {
+		ev->stats.dropped_size++;
+		log_ctx(LOG_LEVEL_DEBUG, d->id,
+			"event %.64s dropped: %zu data bytes (limit %d)", name,
+			data_len, EVENTS_DEVICE_DATA_MAX);
+		return;
+	}
+	if (!events_name_valid(name, false)) {
+		ev->stats.dropped_invalid++;
+		log_ctx(LOG_LEVEL_DEBUG, d->id,
+			"event dropped: empty name or control characters");
+		return;
+	}
+	reserved = bus_name_reserved(name);
+	if (!rate_take(d, reserved)) {
+		ev->stats.dropped_rate++;
+		if (d->dropped++ % 100 == 0)
+			log_ctx(LOG_LEVEL_DEBUG, d->id,
+				"event %s dropped: publish rate limit "
+				"(%llu dropped so far)",
+				name, (unsigned long long)d->dropped);
+		return;
+	}
+	ev->stats.device_events++;
+	if (reserved) {
+		is_private = true;
+		if (strcmp(name, "spark/device/name") == 0 ||
+		    strcmp(name, "particle/device/name") == 0)
+			devname_answer(ev, d->id, name);
+		if (!events_system_forwarded(name))
+			sp.flags |= BUS_EV_HIDDEN;
+	}
+	sp.name = name;
+	sp.data = data;
+	sp.data_len = data_len;
+	sp.ttl = ttl;
+	sp.source = BUS_SRC_DEVICE;
+	sp.device_id = d->id;
+	sp.owner_id = owner_id;
+	sp.is_private = is_private;
+	sp.product_id = d->product_id;
+	publish(ev, &sp);
+}
+
+/* Registry hook: online / offline. */
+static void
+on_presence(const struct registry_presence *p, void *arg)
+{
+	struct events *ev = arg;
+	struct evdev *d = dev_get(ev, p->device_id);
+
+	if (p->online) {
+		if (d->online) /* an offline was missed */
+			status_event(ev, d->id, p->owner_id, "offline");
+		d->online = true;
+		status_event(ev, d->id, p->owner_id, "online");
+		devinfo_fetch(ev, d->id);
+	} else if (d->online) {
+		d->online = false;
+		status_event(ev, d->id, p->owner_id, "offline");
+	}
+}
+
+/* ---- device subscriptions ---- */
+
+static bool
+devsub_visible(const struct devsub *s, const struct bus_event *be,
+	       int64_t owner)
+{
+	bool own = owner > 0 && be->owner_id == owner;
+
+	switch (s->scope) {
+	case PCOAP_SCOPE_MINE:
+		return own;
+	case PCOAP_SCOPE_DEVICE:
+		if (be->source != BUS_SRC_DEVICE ||
+		    strcmp(be->coreid, s->scope_dev) != 0)
+			return false;
+		return !be->is_private || own;
+	default:
+		return !be->is_private || own;
+	}
+}
+
+static void
+devsub_cb(const struct bus_event *be, void *arg)
+{
+	struct devsub *s = arg;
+	struct evconn *c = s->c;
+	struct events *ev = c->ev;
+	int64_t owner;
+	int r;
+
+	/* reserved names are the cloud's own traffic with one device; they
+	   are never routed between devices */
+	if ((be->flags & BUS_EV_HIDDEN) || bus_name_reserved(be->name))
+		return;
+	if (c->last_seq == be->seq)
+		return; /* already sent through another subscription */
+	owner = registry_owner(ev->d.reg, c->device_id);
+	if (owner < 0 || !devsub_visible(s, be, owner))
+		return;
+	c->last_seq = be->seq;
+	r = registry_send_event(ev->d.reg, c->device_id, be->name, be->data,
+				be->data_len, be->ttl, be->is_private);
+	if (r == 0)
+		ev->stats.sent_to_devices++;
+	else
+		log_ctx(LOG_LEVEL_DEBUG, c->device_id,
+			"event %s not sent to the device: %s", be->name,
+			err_str(r));
+}
+
+static void
+conn_free(struct events *ev, struct evconn *c)
+{
+	struct devsub *s;
+
+	while ((s = LIST_FIRST(&c->subs)) != NULL) {
+		LIST_REMOVE(s, link);
+		bus_unsubscribe(ev->bus, s->sub);
+		ev->stats.device_subs--;
+		free(s);
+	}
+	hmap_remove(ev->conns, &c->conn_id, sizeof(c->conn_id));
+	free(c);
+}
+
+/* Registry hook: a device subscribed. */
+static void
+on_subscribe(uint64_t conn_id, const char *device_id, int64_t owner_id,
+	     const char *filter, int scope, const char *scope_device_id,
+	     void *arg)
+{
+	struct events *ev = arg;
+	struct evconn *c = hmap_get(ev->conns, &conn_id, sizeof(conn_id));
+	struct devsub *s;
+	size_t i;
+
+	(void)owner_id; /* read at delivery: a claim may change it */
+	if (!events_name_valid(filter, true) ||
+	    (filter[0] == '\0' && scope == PCOAP_SCOPE_ALL) ||
+	    (scope == PCOAP_SCOPE_DEVICE &&
+	     (scope_device_id == NULL || strlen(scope_device_id) != 24))) {
+		log_ctx(LOG_LEVEL_DEBUG, device_id,
+			"subscription to \"%.64s\" (scope %d) ignored", filter,
+			scope);
+		return;
+	}
+	if (c == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		c->ev = ev;
+		c->conn_id = conn_id;
+		snprintf(c->device_id, sizeof(c->device_id), "%s", device_id);
+		LIST_INIT(&c->subs);
+		hmap_put(ev->conns, &c->conn_id, sizeof(c->conn_id), c, NULL);
+	}
+	LIST_FOREACH(s, &c->subs, link)
+	{
+		if (s->scope == scope && strcmp(s->filter, filter) == 0 &&
+		    (scope != PCOAP_SCOPE_DEVICE ||
+		     strcasecmp(s->scope_dev, scope_device_id) == 0))
+			return; /* a repeat */
+	}
+	if (c->nsubs >= EVENTS_MAX_DEVICE_SUBS) {
+		log_ctx(LOG_LEVEL_INFO, device_id,
+			"subscription to \"%s\" ignored: %d already", filter,
+			EVENTS_MAX_DEVICE_SUBS);
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->c = c;
+	s->scope = scope;
+	snprintf(s->filter, sizeof(s->filter), "%s", filter);
+	if (scope == PCOAP_SCOPE_DEVICE)
+		for (i = 0; i < 24; i++) {
+			char ch = scope_device_id[i];
+			s->scope_dev[i] =
+				(ch >= 'A' && ch <= 'F') ? ch + 32 : ch;
+		}
+	s->sub = bus_subscribe(ev->bus, s->filter, devsub_cb, s);
+	LIST_INSERT_HEAD(&c->subs, s, link);
+	c->nsubs++;
+	ev->stats.device_subs++;
+	log_ctx(LOG_LEVEL_DEBUG, device_id, "subscribed to \"%s\" (scope %d)",
+		filter, scope);
+}
+
+/* Registry hook: the connection closed; its subscriptions die with it. */
+static void
+on_conn_closed(uint64_t conn_id, const char *device_id, void *arg)
+{
+	struct events *ev = arg;
+	struct evconn *c = hmap_get(ev->conns, &conn_id, sizeof(conn_id));
+
+	(void)device_id;
+	if (c != NULL)
+		conn_free(ev, c);
+}
+
+/* ---- lifecycle ---- */
+
+int
+events_new(const struct events_deps *deps, struct events **out)
+{
+	struct events *ev = xcalloc(1, sizeof(*ev));
+	int r = CINDER_ERR_INTERNAL;
+
+	*out = NULL;
+	ev->d = *deps;
+	ev->bus = bus_new(deps->base);
+	ev->sse = sse_new(deps->base, deps->http, ev->bus, NULL);
+	ev->devs = hmap_new();
+	ev->conns = hmap_new();
+	LIST_INIT(&ev->queries);
+	if (deps->http != NULL &&
+	    (r = http_add_routes(deps->http, h_events_routes, h_events_nroutes,
+				 ev)) != 0) {
+		log_err("events: could not add the event routes");
+		goto out;
+	}
+	if (deps->reg != NULL) {
+		registry_set_event_cb(deps->reg, on_device_event, ev);
+		registry_set_presence_cb(deps->reg, on_presence, ev);
+		registry_set_subscribe_cb(deps->reg, on_subscribe,
+					  on_conn_closed, ev);
+	}
+	*out = ev;
+	ev = NULL;
+	r = 0;
+out:
+	events_free(ev);
+	return r;
+}
+
+static int
+free_dev(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	(void)arg;
+	free(value);
+	return 0;
+}
+
+static int
+first_conn(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	*(struct evconn **)arg = value;
+	return 1;
+}
+
+void
+events_free(struct events *ev)
+{
+	struct pending_q *q;
+	struct evconn *c;
+
+	if (ev == NULL)
+		return;
+	if (ev->d.reg != NULL) {
+		registry_set_event_cb(ev->d.reg, NULL, NULL);
+		registry_set_presence_cb(ev->d.reg, NULL, NULL);
+		registry_set_subscribe_cb(ev->d.reg, NULL, NULL, NULL);
+	}
+	while ((q = LIST_FIRST(&ev->queries)) != NULL) {
+		store_cancel(ev->d.store, q->qid);
+		LIST_REMOVE(q, link);
+		free(q->arg);
+		free(q);
+	}
+	for (;;) {
+		c = NULL;
+		hmap_foreach(ev->conns, first_conn, &c);
+		if (c == NULL)
+			break;
+		conn_free(ev, c);
+	}
+	sse_free(ev->sse);
+	bus_free(ev->bus);
+	hmap_foreach(ev->devs, free_dev, NULL);
+	hmap_free(ev->devs);
+	hmap_free(ev->conns);
+	free(ev);
+}
+
+struct bus *
+events_bus(struct events *ev)
+{
+	return ev->bus;
+}
+
+struct sse *
+events_sse(struct events *ev)
+{
+	return ev->sse;
+}
+
+struct store *
+events_store(struct events *ev)
+{
+	return ev->d.store;
+}
+
+struct http *
+events_http(struct events *ev)
+{
+	return ev->d.http;
+}
+
+void
+events_stats_get(const struct events *ev, struct events_stats *out)
+{
+	*out = ev->stats;
+}

@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SSE streams. Every stream subscribes to the bus with its prefix; the
+ * first stream that shows an event formats the frame and caches it (by
+ * event seq), the others queue the same bytes by reference. Streams sit
+ * in a list ordered by last write, so one timer armed at the oldest
+ * stream's deadline finds exactly the streams that need a keep-alive.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "api/http.h"
+#include "bus.h"
+#include "err.h"
+#include "hmap.h"
+#include "log.h"
+#include "sse.h"
+#include "xmalloc.h"
+
+#define SSE_KEEPALIVE_MS 9000
+#define SSE_MAX_PER_IP 100
+#define SSE_PREAMBLE ":ok\n\n"
+#define SSE_KEEPALIVE "\n"
+
+/* A formatted frame shared by every stream that queues it. */
+struct sse_frame {
+	unsigned refs; /* the cache's plus one per queued write */
+	uint64_t seq;  /* event it was made from */
+	size_t len;    /* bytes in buf */
+	char *buf;     /* the frame */
+};
+
+struct sse_stream {
+	struct sse *s;		     /* owner */
+	uint64_t id;		     /* HTTP request id */
+	struct bus_sub *sub;	     /* bus subscription */
+	struct sse_filter f;	     /* visibility */
+	uint64_t last_write;	     /* monotonic ms */
+	uint8_t ip[16];		     /* client address (v4-mapped) */
+	TAILQ_ENTRY(sse_stream) lru; /* by last_write, oldest first */
+};
+
+struct ip_count {
+	uint8_t ip[16];
+	unsigned n;
+};
+
+struct sse {
+	struct event_base *base;      /* borrowed */
+	struct http *http;	      /* borrowed */
+	struct bus *bus;	      /* borrowed */
+	struct sse_opts opts;	      /* tunables */
+	struct hmap *streams;	      /* request id -> sse_stream */
+	struct hmap *ips;	      /* ip -> ip_count */
+	TAILQ_HEAD(, sse_stream) lru; /* oldest write first */
+	struct event *timer;	      /* keep-alive timer */
+	struct sse_frame *cache[2];   /* last frame: [0] user, [1] product */
+	struct sse_stats stats;	      /* counters */
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- pure parts ---- */
+
+bool
+sse_visible(const struct sse_filter *f, const struct bus_event *ev)
+{
+	bool own = ev->owner_id != 0 && ev->owner_id == f->user_id;
+
+	if (ev->flags & BUS_EV_HIDDEN)
+		return false;
+	switch (f->scope) {
+	case SSE_SCOPE_ALL:
+		return !ev->is_private || own;
+	case SSE_SCOPE_MINE:
+		return own;
+	case SSE_SCOPE_DEVICE:
+		if (ev->source != BUS_SRC_DEVICE ||
+		    strcmp(ev->coreid, f->device_id) != 0)
+			return false;
+		return !ev->is_private || own || f->see_private;
+	case SSE_SCOPE_PRODUCT:
+		return f->product_id != 0 && ev->product_id == f->product_id;
+	}
+	return false;
+}
+
+void
+sse_format_time(uint64_t ms, char buf[25])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	char tmp[80];
+
+	gmtime_r(&t, &tm);
+	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
+		 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+	memcpy(buf, tmp, 24);
+	buf[24] = '\0';
+}
+
+/* Growable output buffer for the formatter. */
+struct obuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+ob_add(struct obuf *o, const void *s, size_t n)
+{
+	if (o->len + n + 1 > o->cap) {
+		while (o->len + n + 1 > o->cap)
+			o->cap = o->cap ? o->cap * 2 : 256;
+		o->p = realloc(o->p, o->cap);
+		if (o->p == NULL) {
+			log_err("sse: out of memory");
+			abort();
+		}
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+	o->p[o->len] = '\0';
+}
+
+static void
+ob_str(struct obuf *o, const char *s)
+{
+	ob_add(o, s, strlen(s));
+}
+
+/* Length of a valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
+static size_t
+utf8_seq(const uint8_t *p, size_t n)
+{
+	uint32_t cp;
+	size_t len, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		len = 2;
+		cp = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		len = 3;
+		cp = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		len = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* Append s[0..n) as a JSON string literal. */
+static void
+ob_json_str(struct obuf *o, const uint8_t *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i = 0, run = 0, k;
+	char esc[7];
+
+	ob_add(o, "\"", 1);
+	while (i < n) {
+		uint8_t c = s[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			run++;
+			i++;
+			continue;
+		}
+		ob_add(o, s + i - run, run);
+		run = 0;
+		if (c >= 0x80) {
+			if ((k = utf8_seq(s + i, n - i)) == 0) {
+				ob_add(o, "\\ufffd", 6);
+				i++;
+			} else {
+				ob_add(o, s + i, k);
+				i += k;
+			}
+			continue;
+		}
+		switch (c) {
+		case '"':
+			ob_add(o, "\\\"", 2);
+			break;
+		case '\\':
+			ob_add(o, "\\\\", 2);
+			break;
+		case '\n':
+			ob_add(o, "\\n", 2);
+			break;
+		case '\r':
+			ob_add(o, "\\r", 2);
+			break;
+		case '\t':
+			ob_add(o, "\\t", 2);
+			break;
+		case '\b':
+			ob_add(o, "\\b", 2);
+			break;
+		case '\f':
+			ob_add(o, "\\f", 2);
+			break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			ob_add(o, esc, 6);
+			break;
+		}
+		i++;
+	}
+	ob_add(o, s + i - run, run);
+	ob_add(o, "\"", 1);
+}
+
+size_t
+sse_format_frame(const struct bus_event *ev, bool product, char **out)
+{
+	struct obuf o = {NULL, 0, 0};
+	char num[48], when[25];
+	const char *p;
+
+	ob_str(&o, "event: ");
+	/* names are checked where events enter; never let one break a line */
+	for (p = ev->name; *p != '\0'; p++) {
+		char c = ((uint8_t)*p < 0x20 || *p == 0x7f) ? '_' : *p;
+
+		ob_add(&o, &c, 1);
+	}
+	ob_str(&o, "\ndata: {\"data\":");
+	if (ev->data_len == 0)
+		ob_str(&o, "null");
+	else
+		ob_json_str(&o, ev->data, ev->data_len);
+	snprintf(num, sizeof(num), ",\"ttl\":%u,\"published_at\":\"",
+		 (unsigned)ev->ttl);
+	ob_str(&o, num);
+	sse_format_time(ev->published_ms, when);
+	ob_str(&o, when);
+	ob_str(&o, "\",\"coreid\":");
+	ob_json_str(&o, (const uint8_t *)ev->coreid, strlen(ev->coreid));
+	if (product) {
+		if (ev->owner_id != 0)
+			snprintf(num, sizeof(num), "%lld",
+				 (long long)ev->owner_id);
+		else
+			num[0] = '\0';
+		ob_str(&o, ",\"userid\":\"");
+		ob_str(&o, num);
+		ob_str(&o, ev->is_private ? "\",\"public\":false"
+					  : "\",\"public\":true");
+		snprintf(num, sizeof(num), ",\"productID\":%u",
+			 (unsigned)ev->product_id);
+		ob_str(&o, num);
+	}
+	ob_str(&o, "}\n\n");
+	*out = o.p;
+	return o.len;
+}
+
+/* ---- frames ---- */
+
+static void
+frame_unref(struct sse_frame *fr)
+{
+	if (fr != NULL && --fr->refs == 0) {
+		free(fr->buf);
+		free(fr);
+	}
+}
+
+static void
+frame_unref_cb(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	frame_unref(arg);
+}
+
+/* The frame for ev in the wanted format, from the cache or made now. */
+static struct sse_frame *
+frame_get(struct sse *s, const struct bus_event *ev, bool product)
+{
+	struct sse_frame **slot = &s->cache[product ? 1 : 0];
+	struct sse_frame *fr = *slot;
+
+	if (fr != NULL && fr->seq == ev->seq)
+		return fr;
+	frame_unref(fr);
+	fr = xcalloc(1, sizeof(*fr));
+	fr->refs = 1; /* the cache's */
+	fr->seq = ev->seq;
+	fr->len = sse_format_frame(ev, product, &fr->buf);
+	*slot = fr;
+	s->stats.frames++;
+	return fr;
+}
+
+/* ---- streams ---- */
+
+static void
+ip_key(const char *text, uint8_t out[16])
+{
+	struct in_addr a4;
+
+	memset(out, 0, 16);
+	if (text == NULL)
+		return;
+	if (inet_pton(AF_INET6, text, out) == 1)
+		return;
+	if (inet_pton(AF_INET, text, &a4) == 1) {
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &a4, 4);
+	}
+}
+
+static void
+timer_arm(struct sse *s)
+{
+	struct sse_stream *st = TAILQ_FIRST(&s->lru);
+	uint64_t now, due;
+	struct timeval tv;
+
+	if (st == NULL) {
+		evtimer_del(s->timer);
+		return;
+	}
+	now = mono_ms();
+	due = st->last_write + s->opts.keepalive_ms;
+	due = due > now ? due - now : 0;
+	tv.tv_sec = (time_t)(due / 1000);
+	tv.tv_usec = (suseconds_t)((due % 1000) * 1000);
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+touch(struct sse *s, struct sse_stream *st)
+{
+	st->last_write = mono_ms();
+	TAILQ_REMOVE(&s->lru, st, lru);
+	TAILQ_INSERT_TAIL(&s->lru, st, lru);
+}
+
+/* Forget a stream (the HTTP request is ending or has ended). */
+static void
+stream_drop(struct sse *s, struct sse_stream *st)
+{
+	struct ip_count *ic;
+
+	hmap_remove(s->streams, &st->id, sizeof(st->id));
+	TAILQ_REMOVE(&s->lru, st, lru);
+	bus_unsubscribe(s->bus, st->sub);
+	if ((ic = hmap_get(s->ips, st->ip, sizeof(st->ip))) != NULL &&
+	    --ic->n == 0) {
+		hmap_remove(s->ips, st->ip, sizeof(st->ip));
+		free(ic);
+	}
+	free(st);
+	s->stats.streams--;
+}
+
+/* End a stream from our side (slow reader, shutdown). */
+static void
+stream_end(struct sse *s, struct sse_stream *st)
+{
+	uint64_t id = st->id;
+	struct http_request *req = http_request_lookup(s->http, id);
+
+	stream_drop(s, st);
+	if (req != NULL)
+		http_request_on_close(req, NULL, NULL);
+	http_stream_end(s->http, id);
+}
+
+static void
+stream_cut(struct sse *s, struct sse_stream *st, size_t queued)
+{
+	log_notice("sse: req %llu fell behind (%zu bytes queued); closing "
+		   "the stream",
+		   (unsigned long long)st->id, queued);
+	s->stats.cut_slow++;
+	stream_end(s, st);
+}
+
+static void
+on_event(const struct bus_event *ev, void *arg)
+{
+	struct sse_stream *st = arg;
+	struct sse *s = st->s;
+	struct sse_frame *fr;
+	size_t queued;
+	int r;
+
+	if (!sse_visible(&st->f, ev))
+		return;
+	fr = frame_get(s, ev, st->f.scope == SSE_SCOPE_PRODUCT);
+	if (s->opts.max_buffered != 0) {
+		queued = http_stream_buffered(s->http, st->id);
+		if (queued + fr->len > s->opts.max_buffered) {
+			stream_cut(s, st, queued);
+			return;
+		}
+	}
+	fr->refs++;
+	r = http_stream_write_ref(s->http, st->id, fr->buf, fr->len,
+				  frame_unref_cb, fr);
+	if (r != 0) {
+		fr->refs--;
+		if (r == CINDER_ERR_BUSY)
+			stream_cut(s, st,
+				   http_stream_buffered(s->http, st->id));
+		else
+			stream_drop(s, st); /* gone: the close hook follows */
+		return;
+	}
+	s->stats.writes++;
+	touch(s, st);
+}
+
+static void
+keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sse *s = arg;
+	struct sse_stream *st;
+	uint64_t now = mono_ms();
+	int r;
+
+	(void)fd;
+	(void)what;
+	while ((st = TAILQ_FIRST(&s->lru)) != NULL &&
+	       st->last_write + s->opts.keepalive_ms <= now) {
+		r = http_stream_write(s->http, st->id, SSE_KEEPALIVE,
+				      sizeof(SSE_KEEPALIVE) - 1);
+		if (r == CINDER_ERR_BUSY) {
+			stream_cut(s, st,
+				   http_stream_buffered(s->http, st->id));
+			continue;
+		}
+		if (r != 0) {
+			stream_drop(s, st);
+			continue;
+		}
+		s->stats.keepalives++;
+		touch(s, st);
+		st->last_write = now;
+	}
+	timer_arm(s);
+}
+
+static void
+on_close(uint64_t id, bool answered, void *arg)
+{
+	struct sse *s = arg;
+	struct sse_stream *st = hmap_get(s->streams, &id, sizeof(id));
+
+	(void)answered;
+	if (st != NULL) {
+		log_debug("sse: req %llu closed", (unsigned long long)id);
+		stream_drop(s, st);
+		timer_arm(s);
+	}
+}
+
+int
+sse_open(struct sse *s, struct http_request *req, const struct sse_filter *f,
+	 const char *prefix)
+{
+	struct sse_stream *st;
+	struct ip_count *ic;
+	uint8_t ip[16];
+	int r;
+
+	ip_key(http_request_client_ip(req), ip);
+	ic = hmap_get(s->ips, ip, sizeof(ip));
+	if (ic != NULL && ic->n >= s->opts.max_per_ip) {
+		s->stats.refused_ip++;
+		log_ctx(LOG_LEVEL_INFO, http_request_log_ctx(req),
+			"sse: %s has %u streams open; refused",
+			http_request_client_ip(req), ic->n);
+		return CINDER_ERR_BUSY;
+	}
+	http_response_header_add(req, "Connection", "keep-alive");
+	if ((r = http_stream_start(req, 200, "text/event-stream")) != 0)
+		return r;
+	st = xcalloc(1, sizeof(*st));
+	st->s = s;
+	st->id = http_request_id(req);
+	st->f = *f;
+	memcpy(st->ip, ip, sizeof(ip));
+	if (ic == NULL) {
+		ic = xcalloc(1, sizeof(*ic));
+		memcpy(ic->ip, ip, sizeof(ip));
+		hmap_put(s->ips, ic->ip, sizeof(ic->ip), ic, NULL);
+	}
+	ic->n++;
+	hmap_put(s->streams, &st->id, sizeof(st->id), st, NULL);
+	TAILQ_INSERT_TAIL(&s->lru, st, lru);
+	st->last_write = mono_ms();
+	s->stats.streams++;
+	s->stats.opened++;
+	http_request_on_close(req, on_close, s);
+	st->sub = bus_subscribe(s->bus, prefix != NULL ? prefix : "", on_event,
+				st);
+	http_stream_write(s->http, st->id, SSE_PREAMBLE,
+			  sizeof(SSE_PREAMBLE) - 1);
+	if (TAILQ_FIRST(&s->lru) == st)
+		timer_arm(s);
+	log_ctx(LOG_LEVEL_DEBUG, http_request_log_ctx(req),
+		"sse: stream open (scope %d, prefix \"%s\")", (int)f->scope,
+		prefix != NULL ? prefix : "");
+	return 0;
+}
+
+struct sse *
+sse_new(struct event_base *base, struct http *h, struct bus *b,
+	const struct sse_opts *opts)
+{
+	struct sse *s = xcalloc(1, sizeof(*s));
+
+	s->base = base;
+	s->http = h;
+	s->bus = b;
+	if (opts != NULL)
+		s->opts = *opts;
+	if (s->opts.keepalive_ms == 0)
+		s->opts.keepalive_ms = SSE_KEEPALIVE_MS;
+	if (s->opts.max_per_ip == 0)
+		s->opts.max_per_ip = SSE_MAX_PER_IP;
+	s->streams = hmap_new();
+	s->ips = hmap_new();
+	TAILQ_INIT(&s->lru);
+	s->timer = evtimer_new(base, keepalive_cb, s);
+	if (s->timer == NULL) {
+		log_err("sse: could not create the keep-alive timer");
+		abort();
+	}
+	return s;
+}
+
+void
+sse_free(struct sse *s)
+{
+	struct sse_stream *st;
+
+	if (s == NULL)
+		return;
+	while ((st = TAILQ_FIRST(&s->lru)) != NULL)
+		stream_end(s, st);
+	event_free(s->timer);
+	frame_unref(s->cache[0]);
+	frame_unref(s->cache[1]);
+	hmap_free(s->streams);
+	hmap_free(s->ips); /* empty: every stream gave its count back */
+	free(s);
+}
+
+void
+sse_stats_get(const struct sse *s, struct sse_stats *out)
+{
+	*out = s->stats;
+}
