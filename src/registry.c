@@ -910,6 +910,7 @@ step3_done(void *arg, bool cancelled)
 	c->state = DC_FRAMED;
 	c->last_rx_ms = now_ms();
 	c->session = session_new(&sess_ops, c, mid, c->last_rx_ms);
+	session_set_log_ctx(c->session, c->logctx);
 	handshake_end(c, true);
 	/* The device has 4 s to send its Hello after this; keep the
 	   handshake deadline running until the session ticks. */
