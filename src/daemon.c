@@ -21,11 +21,13 @@
 #include <jansson.h>
 
 #include "api/http.h"
+#include "api/rest.h"
 #include "conf.h"
 #include "crypto.h"
 #include "cryptopool.h"
 #include "daemon.h"
 #include "err.h"
+#include "events.h"
 #include "log.h"
 #include "registry.h"
 #include "store.h"
@@ -47,6 +49,8 @@ struct daemon {
 	struct cryptopool *pool;       /* RSA workers */
 	struct registry *reg;	       /* device sessions */
 	struct http *http;	       /* REST/SSE */
+	struct rest *rest;	       /* REST routes and auth */
+	struct events *events;	       /* event bus, SSE, subscriptions */
 	bool stopping;		       /* a stop is under way */
 	bool store_was_up;	       /* for outage log lines */
 	int exit_status;	       /* what daemon_run returns */
@@ -124,8 +128,7 @@ http_stopped(void *arg)
 {
 	struct daemon *d = arg;
 
-	registry_free(d->reg); /* writes offline for every device */
-	d->reg = NULL;
+	registry_close_all(d->reg); /* writes offline for every device */
 	drain_cb(-1, 0, d);
 }
 
@@ -284,6 +287,22 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		goto out;
 	}
 	http_set_status_cb(d->http, status_cb, d);
+	{
+		struct rest_deps rd = {d->base,	 cfg,	 d->http,
+				       d->store, d->reg, d->pool};
+		struct events_deps ed = {d->base, cfg, d->http, d->store,
+					 d->reg};
+
+		if ((r = rest_new(&rd, &d->rest)) != 0) {
+			log_err("could not set up the REST API: %s",
+				err_str(r));
+			goto out;
+		}
+		if ((r = events_new(&ed, &d->events)) != 0) {
+			log_err("could not set up events: %s", err_str(r));
+			goto out;
+		}
+	}
 	log_notice("cinderd %s ready: devices on port %u, API on port %u, "
 		   "%u crypto threads",
 		   PACKAGE_VERSION, registry_port(d->reg), http_port(d->http),
@@ -312,7 +331,11 @@ daemon_free(struct daemon *d)
 {
 	if (d == NULL)
 		return;
+	/* Order: events and HTTP hold registry and store hooks; REST is
+	   freed after HTTP has closed its suspended requests. */
+	events_free(d->events);
 	http_free(d->http);
+	rest_free(d->rest);
 	registry_free(d->reg);
 	cryptopool_free(d->pool);
 	store_free(d->store);

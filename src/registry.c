@@ -594,8 +594,8 @@ conn_close(struct devconn *c, int status, const char *reason)
 		return;
 	if (!c->hello_seen && status != 0)
 		lvl = LOG_LEVEL_WARN; /* a failed handshake */
-	log_ctx(lvl, c->logctx, "closed: %s (peer %s, %s, %.1f s)", reason,
-		c->peer, err_str(status),
+	log_ctx(lvl, c->logctx, "closed: %s (peer %s%s%s, %.1f s)", reason,
+		c->peer, status ? ", " : "", status ? err_str(status) : "",
 		(double)(now_ms() - c->opened_ms) / 1000.0);
 	handshake_end(c, false);
 	c->state = DC_CLOSING;
@@ -1258,15 +1258,22 @@ registry_stop_accepting(struct registry *reg)
 }
 
 void
-registry_free(struct registry *reg)
+registry_close_all(struct registry *reg)
 {
 	if (reg == NULL)
 		return;
 	registry_stop_accepting(reg);
-	if (reg->conns != NULL) {
-		hmap_foreach(reg->conns, close_each, NULL);
-		reap_cb(-1, 0, reg);
-	}
+	hmap_foreach(reg->conns, close_each, NULL);
+	reap_cb(-1, 0, reg);
+}
+
+void
+registry_free(struct registry *reg)
+{
+	if (reg == NULL)
+		return;
+	if (reg->conns != NULL)
+		registry_close_all(reg);
 	if (reg->listener != NULL)
 		evconnlistener_free(reg->listener);
 	if (reg->reap_ev != NULL)

@@ -97,6 +97,12 @@ int registry_new(struct event_base *base, const struct conf *cfg,
  */
 void registry_free(struct registry *reg);
 
+/**
+ * Close every device connection now (offline written for each online
+ * device); the registry stays usable but accepts nothing new.
+ */
+void registry_close_all(struct registry *reg);
+
 /** Stop accepting new device connections (shutdown, step one). */
 void registry_stop_accepting(struct registry *reg);
 

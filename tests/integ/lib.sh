@@ -110,3 +110,42 @@ http() {
 json_get() {
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval("d"+sys.argv[2]))' "$1" "$2"
 }
+
+# --- simulated devices (firmware-stubs/cinder-sim) ---
+SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
+
+# sim_provision DIR COUNT [--register] [extra provision flags]: make COUNT
+# devices in DIR; --register also registers their keys with cinderd.
+sim_provision() {
+	local dir=$1 n=$2 reg=()
+	shift 2
+	if [ "${1:-}" = --register ]; then
+		reg=(--cinderd "$CINDERD" --config "$T_DIR/cinder.conf")
+		shift
+	fi
+	"$SIM" provision --count "$n" --dir "$dir" "${reg[@]}" "$@" >/dev/null ||
+		fail "cinder-sim provision failed"
+}
+
+# sim_run NAME DIR [run flags]: start a simulator in the background with
+# its output in $T_DIR/NAME.out; sets SIM_PID_<NAME>.
+sim_run() {
+	local name=$1 dir=$2
+	shift 2
+	"$SIM" run --dir "$dir" --server "127.0.0.1:$DEV_PORT" \
+		--server-key "$T_DIR/server_key.pub.der" "$@" \
+		</dev/null >"$T_DIR/$name.out" 2>"$T_DIR/$name.err" &
+	T_PIDS+=("$!")
+	printf -v "SIM_PID_$name" '%s' "$!"
+}
+
+# sim_count NAME WORD: how many "WORD ..." lines the simulator printed.
+sim_count() { grep -c "^$2 " "$T_DIR/$1.out" 2>/dev/null || true; }
+sim_has_at_least() { [ "$(sim_count "$1" "$2")" -ge "$3" ]; }
+
+# health FIELD: a field of /v1/ping's "devices" object.
+health() {
+	http GET /v1/ping
+	json_get "$HTTP_BODY" "[\"devices\"][\"$1\"]"
+}
+health_at_least() { [ "$(health "$1")" -ge "$2" ]; }
