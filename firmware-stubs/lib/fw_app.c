@@ -314,6 +314,7 @@ fw_app_publish(struct fw_app *a, const char *name, const char *data,
 		return FW_ERR_TOO_BIG;
 	if (a->ota.active)
 		return FW_ERR_BUSY; /* §5.1: no events during an update */
+	a->now = a->dev.port->millis(a->dev.port->ctx);
 	system = is_system_event(name);
 	if (!rate_ok(a, system, false))
 		return FW_ERR_LIMIT;
