@@ -191,6 +191,23 @@ port_flash_erase(void *ctx, uint32_t off, size_t len)
 	return 0;
 }
 
+/*
+ * A reboot or DFU request resets the core through the SCB (AIRCR
+ * SYSRESETREQ). Safe mode, network and OTA resets return: the library
+ * then reconnects, keeping the flags in RAM (a real product would hand
+ * them to its bootloader through retained memory).
+ */
+static void
+port_system_reset(void *ctx, int mode)
+{
+	(void)ctx;
+	if (mode == PORT_RESET_REBOOT || mode == PORT_RESET_DFU) {
+		HAL_REG(0xE000ED0Cu) = 0x05FA0004u;
+		for (;;)
+			;
+	}
+}
+
 void
 hal_port_init(struct port *p)
 {
@@ -210,4 +227,5 @@ hal_port_init(struct port *p)
 	p->flash_write = port_flash_write;
 	p->flash_erase = port_flash_erase;
 	p->flash_size = HAL_OTA_SIZE;
+	p->system_reset = port_system_reset;
 }

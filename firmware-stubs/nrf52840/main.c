@@ -1,25 +1,73 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * nRF52840 stub application: load the provisioned keys and device ID from
- * the last flash page, then run the device library's poll loop forever,
- * sleeping between SysTick interrupts. With blank provisioning it idles.
+ * the last flash page, register a tinker-like application (four functions
+ * over GPIO-less simulated pins, one variable) with the library's
+ * application layer (describe, module table, safe mode, OTA into the
+ * flash area), then run the poll loop forever, sleeping between SysTick
+ * interrupts. With blank provisioning it idles.
  */
 #include "config.h"
 
 #include <stdbool.h>
 #include <string.h>
 
-#include "fw_device.h"
+#include "fw_app.h"
 #include "fw_keys.h"
 #include "hal.h"
 
 #define PLATFORM_ID 6 /* reports as a Photon-class TCP device */
 
+#define SYSTEM_VERSION 1512 /* Device OS 1.5.2 module versions */
+
 static struct port port;
 static struct fw_keys keys;
-static struct fw_device dev;
+static struct fw_app app;
+static struct fw_modules modules;
+static int32_t pins[8];
+static int32_t uptime;
 
-static const char describe[] = "{\"f\":[],\"v\":{},\"p\":6,\"m\":[]}";
+/* "D0".."D7" -> 0..7, else -1 */
+static int
+pin(const char *arg)
+{
+	if (arg[0] != 'D' || arg[1] < '0' || arg[1] > '7')
+		return -1;
+	return arg[1] - '0';
+}
+
+static int
+fn_digitalread(const char *arg, void *ctx)
+{
+	int p = pin(arg);
+
+	(void)ctx;
+	return p < 0 ? -1 : pins[p];
+}
+
+static int
+fn_digitalwrite(const char *arg, void *ctx)
+{
+	int p = pin(arg);
+
+	(void)ctx;
+	if (p < 0 || arg[2] != ',')
+		return -1;
+	pins[p] = strcmp(arg + 3, "HIGH") == 0;
+	return 1;
+}
+
+static int
+fn_analogread(const char *arg, void *ctx)
+{
+	return fn_digitalread(arg, ctx);
+}
+
+static int
+fn_analogwrite(const char *arg, void *ctx)
+{
+	return fn_digitalwrite(arg, ctx);
+}
 
 static int
 keys_random(void *ctx, uint8_t *buf, size_t len)
@@ -45,7 +93,7 @@ int
 main(void)
 {
 	const uint8_t *prov;
-	struct fw_device_config cfg;
+	struct fw_app_config cfg;
 	size_t klen;
 
 	hal_port_init(&port);
@@ -62,15 +110,26 @@ main(void)
 	port.crypto_ctx = &keys;
 
 	memset(&cfg, 0, sizeof(cfg));
-	memcpy(cfg.id, prov + HAL_PROV_DEVICE_ID, FW_DEVICE_ID_LEN);
-	cfg.product_id = PLATFORM_ID;
-	cfg.product_version = 0xffff;
-	cfg.platform_id = PLATFORM_ID;
-	cfg.describe = describe;
-	fw_device_init(&dev, &port, &cfg);
-	fw_device_start(&dev, hal_millis());
+	memcpy(cfg.dev.id, prov + HAL_PROV_DEVICE_ID, FW_DEVICE_ID_LEN);
+	cfg.dev.product_id = PLATFORM_ID;
+	cfg.dev.product_version = 0xffff;
+	cfg.dev.platform_id = PLATFORM_ID;
+	fw_modules_default(&modules, SYSTEM_VERSION, SYSTEM_VERSION, NULL);
+	cfg.modules = &modules;
+	cfg.updates_enabled = true;
+	cfg.fast_ota = true;
+	fw_app_init(&app, &port, &cfg);
+	(void)fw_app_function(&app, "digitalread", fn_digitalread, NULL);
+	(void)fw_app_function(&app, "digitalwrite", fn_digitalwrite, NULL);
+	(void)fw_app_function(&app, "analogread", fn_analogread, NULL);
+	(void)fw_app_function(&app, "analogwrite", fn_analogwrite, NULL);
+	(void)fw_app_variable(&app, "uptime", FW_VAR_INT, &uptime, NULL, NULL);
+	fw_app_start(&app, hal_millis());
 	for (;;) {
-		(void)fw_device_step(&dev, hal_millis());
+		uint32_t now = hal_millis();
+
+		uptime = (int32_t)(now / 1000u);
+		(void)fw_app_step(&app, now);
 		hal_idle();
 	}
 }
