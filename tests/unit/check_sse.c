@@ -318,6 +318,8 @@ client_parse(struct client *c)
 	char *hdr_end, *p, *end;
 	unsigned long sz;
 
+	if (c->raw == NULL)
+		return;
 	if (c->status == 0) {
 		hdr_end = memmem(c->raw, c->nraw, "\r\n\r\n", 4);
 		if (hdr_end == NULL)
