@@ -196,9 +196,12 @@ int
 events_query(struct events *ev, const char *sql, int nparams,
 	     const char *const *params, store_done_cb cb, void *arg)
 {
-	struct pending_q *q = xcalloc(1, sizeof(*q));
+	struct pending_q *q;
 	int r;
 
+	if (ev->d.store == NULL)
+		return CINDER_ERR_UNAVAILABLE;
+	q = xcalloc(1, sizeof(*q));
 	q->ev = ev;
 	q->cb = cb;
 	q->arg = arg;
@@ -359,10 +362,10 @@ status_event(struct events *ev, const char *device_id, int64_t owner_id,
 }
 
 /* Registry hook: a device published an event. */
-static void
-on_device_event(const char *device_id, int64_t owner_id, const char *name,
-		const uint8_t *data, size_t data_len, uint32_t ttl,
-		bool is_private, void *arg)
+void
+events_on_device_event(const char *device_id, int64_t owner_id,
+		       const char *name, const uint8_t *data, size_t data_len,
+		       uint32_t ttl, bool is_private, void *arg)
 {
 	struct events *ev = arg;
 	struct bus_event_spec sp = {0};
@@ -415,8 +418,8 @@ on_device_event(const char *device_id, int64_t owner_id, const char *name,
 }
 
 /* Registry hook: online / offline. */
-static void
-on_presence(const struct registry_presence *p, void *arg)
+void
+events_on_presence(const struct registry_presence *p, void *arg)
 {
 	struct events *ev = arg;
 	struct evdev *d = dev_get(ev, p->device_id);
@@ -592,8 +595,8 @@ events_new(const struct events_deps *deps, struct events **out)
 		goto out;
 	}
 	if (deps->reg != NULL) {
-		registry_set_event_cb(deps->reg, on_device_event, ev);
-		registry_set_presence_cb(deps->reg, on_presence, ev);
+		registry_set_event_cb(deps->reg, events_on_device_event, ev);
+		registry_set_presence_cb(deps->reg, events_on_presence, ev);
 		registry_set_subscribe_cb(deps->reg, on_subscribe,
 					  on_conn_closed, ev);
 	}

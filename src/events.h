@@ -132,6 +132,26 @@ bool events_name_valid(const char *name, bool allow_empty);
  */
 bool events_system_forwarded(const char *name);
 
+/**
+ * The registry's device-event hook (exported for unit tests): checks the
+ * name and size, applies the device's rate limit and the reserved-name
+ * policy, answers spark/device/name, and publishes on the bus.
+ * @param arg the struct events
+ */
+void events_on_device_event(const char *device_id, int64_t owner_id,
+			    const char *name, const uint8_t *data,
+			    size_t data_len, uint32_t ttl, bool is_private,
+			    void *arg);
+
+struct registry_presence;
+
+/**
+ * The registry's presence hook (exported for unit tests): spark/status
+ * online/offline, with an offline first when one was missed.
+ * @param arg the struct events
+ */
+void events_on_presence(const struct registry_presence *p, void *arg);
+
 /* The SSE and publish routes (src/api/h_events.c); arg = struct events. */
 extern const struct route h_events_routes[];
 extern const size_t h_events_nroutes;
