@@ -28,7 +28,28 @@
 
 #define TTL_MAX 16777215 /* what Max-Age carries in 3 bytes */
 
-/* A stream waiting for a device or product lookup. */
+/* an id, or a name among the caller's devices */
+#define SQL_DEVICE                                                             \
+	"SELECT device_id, owner_id FROM devices "                             \
+	"WHERE device_id = lower($1) "                                         \
+	"OR (owner_id = $2::bigint AND name = $1) "                            \
+	"ORDER BY device_id = lower($1) DESC LIMIT 1"
+/* a product id or slug */
+#define SQL_PRODUCT                                                            \
+	"SELECT id, owner_id FROM products "                                   \
+	"WHERE id::text = $1 OR slug = $1 "                                    \
+	"ORDER BY id::text = $1 DESC LIMIT 1"
+
+/* A parsed publish request. */
+struct pubreq {
+	char name[EVENTS_NAME_MAX + 1];
+	char data[EVENTS_API_DATA_MAX + 1]; /* NUL-terminated */
+	bool has_data;			    /* data was given */
+	uint32_t ttl;
+	bool is_private;
+};
+
+/* A stream (or product publish) waiting for a device or product lookup. */
 struct lookup {
 	struct events *ev;
 	uint64_t req_id;
@@ -36,6 +57,8 @@ struct lookup {
 	bool is_admin;
 	struct sse_filter f;
 	char prefix[EVENTS_NAME_MAX + 1];
+	bool publish;	   /* POST: publish instead of opening a stream */
+	struct pubreq pub; /* what to publish */
 };
 
 static const char *
@@ -117,6 +140,16 @@ h_events_mine(struct http_request *req, void *arg)
 	return open_stream(ev, req, &f, prefix);
 }
 
+static int
+pubreq_publish(struct events *ev, int64_t user_id, const struct pubreq *p,
+	       uint32_t product_id)
+{
+	return events_publish_api(ev, user_id, p->name,
+				  (const uint8_t *)p->data,
+				  p->has_data ? strlen(p->data) : 0, p->ttl,
+				  p->is_private, product_id);
+}
+
 /* Finish a looked-up stream: answer an error or start the stream. */
 static void
 lookup_finish(struct lookup *lk, int err, const char *desc)
@@ -128,6 +161,16 @@ lookup_finish(struct lookup *lk, int err, const char *desc)
 		return; /* the client left */
 	if (err != 0) {
 		http_request_resume_error(h, lk->req_id, err, desc);
+		return;
+	}
+	if (lk->publish) {
+		err = pubreq_publish(lk->ev, lk->user_id, &lk->pub,
+				     lk->f.product_id);
+		if (err != 0)
+			http_request_resume_error(h, lk->req_id, err, NULL);
+		else
+			http_request_resume_with(h, lk->req_id, 200,
+						 json_pack("{s:b}", "ok", 1));
 		return;
 	}
 	if (open_stream(lk->ev, req, &lk->f, lk->prefix) < 0)
@@ -190,25 +233,33 @@ product_found(int r, const struct store_result *res, void *arg)
 	free(lk);
 }
 
+/*
+ * Look a device or product up, then open the stream (or publish). lk, if
+ * given, is a prepared context (a product publish); it is consumed.
+ */
 static int
 lookup_start(struct http_request *req, struct events *ev, enum sse_scope scope,
-	     const char *sql, const char *key)
+	     const char *sql, const char *key, struct lookup *lk)
 {
 	const struct auth_user *u = auth_user_of(req);
 	const char *prefix = prefix_param(req);
-	struct lookup *lk;
 	char uid[24];
 	const char *params[2];
 	int r;
 
-	if (u == NULL)
-		return CINDER_ERR_AUTH;
-	if (!prefix_ok(req, prefix))
-		return 0;
-	if (key == NULL || key[0] == '\0' || strlen(key) > 256)
-		return http_respond_error(req, CINDER_ERR_NOTFOUND, NULL,
-					  "not found");
-	lk = xcalloc(1, sizeof(*lk));
+	if (u == NULL || (lk == NULL && !prefix_ok(req, prefix)) ||
+	    key == NULL || key[0] == '\0' || strlen(key) > 256) {
+		if (lk != NULL)
+			free(lk);
+		if (u == NULL)
+			return CINDER_ERR_AUTH;
+		if (key == NULL || key[0] == '\0' || strlen(key) > 256)
+			return http_respond_error(req, CINDER_ERR_NOTFOUND,
+						  NULL, "not found");
+		return 0; /* prefix_ok answered */
+	}
+	if (lk == NULL)
+		lk = xcalloc(1, sizeof(*lk));
 	lk->ev = ev;
 	lk->req_id = http_request_id(req);
 	lk->user_id = u->id;
@@ -232,23 +283,15 @@ lookup_start(struct http_request *req, struct events *ev, enum sse_scope scope,
 static int
 h_events_device(struct http_request *req, void *arg)
 {
-	/* an id, or a name among the caller's devices */
-	return lookup_start(req, arg, SSE_SCOPE_DEVICE,
-			    "SELECT device_id, owner_id FROM devices "
-			    "WHERE device_id = lower($1) "
-			    "OR (owner_id = $2::bigint AND name = $1) "
-			    "ORDER BY device_id = lower($1) DESC LIMIT 1",
-			    http_request_param(req, "id"));
+	return lookup_start(req, arg, SSE_SCOPE_DEVICE, SQL_DEVICE,
+			    http_request_param(req, "id"), NULL);
 }
 
 static int
 h_events_product(struct http_request *req, void *arg)
 {
-	return lookup_start(req, arg, SSE_SCOPE_PRODUCT,
-			    "SELECT id, owner_id FROM products "
-			    "WHERE id::text = $1 OR slug = $1 "
-			    "ORDER BY id::text = $1 DESC LIMIT 1",
-			    http_request_param(req, "product"));
+	return lookup_start(req, arg, SSE_SCOPE_PRODUCT, SQL_PRODUCT,
+			    http_request_param(req, "product"), NULL);
 }
 
 /* A boolean from the body (JSON or form) or the query string. */
@@ -260,42 +303,39 @@ arg_bool(struct http_request *req, const char *key, bool *out)
 	return json_field_bool(http_request_query_all(req), key, out);
 }
 
+/*
+ * Read name, data, private and ttl. @return 0, or 1 after answering the
+ * request with 400.
+ */
 static int
-h_events_publish(struct http_request *req, void *arg)
+publish_parse(struct http_request *req, struct pubreq *p)
 {
-	struct events *ev = arg;
-	const struct auth_user *u = auth_user_of(req);
 	json_t *body = http_request_body(req), *dv;
 	const char *name = http_request_arg(req, "name");
 	const char *data = http_request_arg(req, "data");
 	char *dumped = NULL;
-	bool is_private = true;
 	long long ttl = 60;
-	int r;
 
-	if (u == NULL)
-		return CINDER_ERR_AUTH;
-	if (name == NULL || name[0] == '\0')
-		return http_respond_error(req, CINDER_ERR_INVAL, NULL,
-					  "name parameter is required");
-	if (!events_name_valid(name, false))
-		return http_respond_error(req, CINDER_ERR_INVAL, NULL,
-					  "event name must be 1-%d characters "
-					  "without control characters",
-					  EVENTS_NAME_MAX);
-	if ((dv = json_object_get(body, "data")) != NULL &&
-	    !json_is_string(dv) && !json_is_null(dv)) {
-		/* a JSON body may carry data as a number or an object */
-		dumped = json_dump_compact(dv, NULL);
-		data = dumped;
+	memset(p, 0, sizeof(*p));
+	p->is_private = true;
+	if (name == NULL || name[0] == '\0') {
+		http_respond_error(req, CINDER_ERR_INVAL, NULL,
+				   "name parameter is required");
+		return 1;
+	}
+	if (!events_name_valid(name, false)) {
+		http_respond_error(req, CINDER_ERR_INVAL, NULL,
+				   "event name must be 1-%d characters "
+				   "without control characters",
+				   EVENTS_NAME_MAX);
+		return 1;
 	}
 	if (json_object_get(body, "private") != NULL ||
 	    http_request_query(req, "private") != NULL) {
-		if (!arg_bool(req, "private", &is_private)) {
-			free(dumped);
-			return http_respond_error(req, CINDER_ERR_INVAL, NULL,
-						  "private must be true or "
-						  "false");
+		if (!arg_bool(req, "private", &p->is_private)) {
+			http_respond_error(req, CINDER_ERR_INVAL, NULL,
+					   "private must be true or false");
+			return 1;
 		}
 	}
 	if ((json_object_get(body, "ttl") != NULL ||
@@ -304,21 +344,71 @@ h_events_publish(struct http_request *req, void *arg)
 	    !json_field_int(http_request_query_all(req), "ttl", &ttl))
 		ttl = -1;
 	if (ttl < 0 || ttl > TTL_MAX) {
-		free(dumped);
-		return http_respond_error(req, CINDER_ERR_INVAL, NULL,
-					  "ttl must be 0-%d seconds", TTL_MAX);
+		http_respond_error(req, CINDER_ERR_INVAL, NULL,
+				   "ttl must be 0-%d seconds", TTL_MAX);
+		return 1;
 	}
-	r = events_publish_api(ev, u->id, name, (const uint8_t *)data,
-			       data ? strlen(data) : 0, (uint32_t)ttl,
-			       is_private, 0);
+	if ((dv = json_object_get(body, "data")) != NULL &&
+	    !json_is_string(dv) && !json_is_null(dv))
+		/* a JSON body may carry data as a number or an object */
+		data = dumped = json_dump_compact(dv, NULL);
+	if (data != NULL && strlen(data) > EVENTS_API_DATA_MAX) {
+		free(dumped);
+		http_respond_error(req, CINDER_ERR_TOO_BIG, NULL,
+				   "event data is limited to %d bytes",
+				   EVENTS_API_DATA_MAX);
+		return 1;
+	}
+	if (data != NULL) {
+		snprintf(p->data, sizeof(p->data), "%s", data);
+		p->has_data = true;
+	}
 	free(dumped);
-	if (r == CINDER_ERR_TOO_BIG)
-		return http_respond_error(req, r, NULL,
-					  "event data is limited to %d bytes",
-					  EVENTS_API_DATA_MAX);
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->ttl = (uint32_t)ttl;
+	return 0;
+}
+
+static int
+h_events_publish(struct http_request *req, void *arg)
+{
+	struct events *ev = arg;
+	const struct auth_user *u = auth_user_of(req);
+	struct pubreq p;
+	int r;
+
+	if (u == NULL)
+		return CINDER_ERR_AUTH;
+	if (publish_parse(req, &p) != 0)
+		return 0;
+	r = pubreq_publish(ev, u->id, &p, 0);
 	if (r != 0)
 		return r;
 	return http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/*
+ * POST /v1/products/:product/events: like /v1/devices/events, with the
+ * product id on the event, so product streams show it. Product owner or
+ * admin only.
+ */
+static int
+h_events_product_publish(struct http_request *req, void *arg)
+{
+	struct lookup *lk;
+	int r;
+
+	if (auth_user_of(req) == NULL)
+		return CINDER_ERR_AUTH;
+	lk = xcalloc(1, sizeof(*lk));
+	if (publish_parse(req, &lk->pub) != 0) {
+		free(lk);
+		return 0;
+	}
+	lk->publish = true;
+	r = lookup_start(req, arg, SSE_SCOPE_PRODUCT, SQL_PRODUCT,
+			 http_request_param(req, "product"), lk);
+	return r;
 }
 
 const struct route h_events_routes[] = {
@@ -333,6 +423,8 @@ const struct route h_events_routes[] = {
 	 h_events_device},
 	{"GET", "/v1/products/:product/events", ROUTE_AUTH_REQUIRED,
 	 h_events_product},
+	{"POST", "/v1/products/:product/events", ROUTE_AUTH_REQUIRED,
+	 h_events_product_publish},
 	{"GET", "/v1/products/:product/events/*prefix", ROUTE_AUTH_REQUIRED,
 	 h_events_product},
 };

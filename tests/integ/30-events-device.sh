@@ -68,6 +68,16 @@ A1=$(sed -n 1p "$T_DIR/a/devices.txt")
 A2=$(sed -n 2p "$T_DIR/a/devices.txt")
 B1=$(sed -n 1p "$T_DIR/b/devices.txt")
 sql "UPDATE devices SET name = 'kitchen' WHERE device_id = '$A1'" >/dev/null
+# A1 belongs to alice's product "fleet" (id 4242).
+sql "INSERT INTO products (id, name, slug, platform_id, owner_id) SELECT 4242, 'Fleet', 'fleet', 6, id FROM users WHERE username = 'alice@example.com'" >/dev/null ||
+	fail "product insert"
+sql "UPDATE devices SET product_id = 4242 WHERE device_id = '$A1'" >/dev/null
+sse aprod /v1/products/fleet/events/t -H "Authorization: Bearer $TA"
+wait_for sse_ready aprod || fail "product stream did not start"
+http GET /v1/products/4242/events -H "Authorization: Bearer $TB"
+expect 403 "bob's product stream"
+http GET /v1/products/nosuch/events -H "Authorization: Bearer $TA"
+expect 404 "unknown product stream"
 sim_ctl_run() { # sim_ctl_run NAME DIR: simulator reading commands from a FIFO
 	local name=$1 dir=$2 fd
 	mkfifo "$T_DIR/$name.ctl"
@@ -183,6 +193,17 @@ expect 200 "bob's public API publish"
 wait_for sse_has apub '^event: t/all/bobapi$' || fail "bob's public API event not on alice's /v1/events/t"
 wait_for sim_has b "^event $B1 t/all/bobapi pub" || fail "bob's API event not on B1"
 sse_has amine 't/all/bobapi' && fail "alice's devices stream shows bob's API event"
+
+# Product stream: A1's events (with the product keys), not A2's; a
+# product publish from the API reaches it.
+wait_for sse_has aprod "\"coreid\":\"$A1\",\"userid\":\"[0-9]*\",\"public\":false,\"productID\":4242" ||
+	fail "product stream misses A1's private event"
+sse_has aprod "\"coreid\":\"$A2\"" && fail "product stream shows a device outside the product"
+http POST /v1/products/fleet/events -H "Authorization: Bearer $TA" -d name=t/fleet -d data=all
+expect 200 "product publish"
+wait_for sse_has aprod '"data":"all".*"coreid":"api".*"productID":4242' || fail "product publish not on the product stream"
+http POST /v1/products/fleet/events -H "Authorization: Bearer $TB" -d name=t/fleet
+expect 403 "bob's product publish"
 
 # spark/device/name: the device asks, the cloud answers it alone.
 pub a "publish $A1 spark/device/name"
