@@ -522,6 +522,15 @@ on_subscribe(uint64_t conn_id, const char *device_id, int64_t owner_id,
 			scope);
 		return;
 	}
+	if (bus_name_reserved(filter)) {
+		/* every device subscribes to "spark" and "particle"; those
+		   names are never routed between devices (the cloud answers
+		   the device directly), so no bus subscription is needed and
+		   system events do not walk every device's subscriptions */
+		log_ctx(LOG_LEVEL_DEBUG, device_id,
+			"subscribed to \"%s\" (cloud events only)", filter);
+		return;
+	}
 	if (c == NULL) {
 		c = xcalloc(1, sizeof(*c));
 		c->ev = ev;
