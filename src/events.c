@@ -627,20 +627,28 @@ free_dev(const void *key, size_t len, void *value, void *arg)
 	return 0;
 }
 
+struct conn_list {
+	struct evconn **v;
+	size_t n;
+};
+
 static int
-first_conn(const void *key, size_t len, void *value, void *arg)
+collect_conn(const void *key, size_t len, void *value, void *arg)
 {
+	struct conn_list *l = arg;
+
 	(void)key;
 	(void)len;
-	*(struct evconn **)arg = value;
-	return 1;
+	l->v[l->n++] = value;
+	return 0;
 }
 
 void
 events_free(struct events *ev)
 {
 	struct pending_q *q;
-	struct evconn *c;
+	struct conn_list cl;
+	size_t i;
 
 	if (ev == NULL)
 		return;
@@ -655,13 +663,12 @@ events_free(struct events *ev)
 		free(q->arg);
 		free(q);
 	}
-	for (;;) {
-		c = NULL;
-		hmap_foreach(ev->conns, first_conn, &c);
-		if (c == NULL)
-			break;
-		conn_free(ev, c);
-	}
+	cl.v = xcalloc(hmap_count(ev->conns) + 1, sizeof(*cl.v));
+	cl.n = 0;
+	hmap_foreach(ev->conns, collect_conn, &cl);
+	for (i = 0; i < cl.n; i++)
+		conn_free(ev, cl.v[i]);
+	free(cl.v);
 	sse_free(ev->sse);
 	bus_free(ev->bus);
 	hmap_foreach(ev->devs, free_dev, NULL);
