@@ -14,6 +14,8 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "api/http.h"
 #include "bus.h"
 #include "coap/pcoap.h"
@@ -705,4 +707,35 @@ void
 events_stats_get(const struct events *ev, struct events_stats *out)
 {
 	*out = ev->stats;
+}
+
+void
+events_status_fill(const struct events *ev, json_t *obj)
+{
+	struct bus_stats bs;
+	struct sse_stats ss;
+	const struct events_stats *es = &ev->stats;
+
+	bus_stats_get(ev->bus, &bs);
+	sse_stats_get(ev->sse, &ss);
+	json_object_set_new(
+		obj, "events",
+		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			  "s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+			  "published", (json_int_t)bs.published, "pending",
+			  (json_int_t)bs.pending, "device_events",
+			  (json_int_t)es->device_events, "api_events",
+			  (json_int_t)es->api_events, "dropped_rate",
+			  (json_int_t)es->dropped_rate, "dropped_size",
+			  (json_int_t)es->dropped_size, "dropped_invalid",
+			  (json_int_t)es->dropped_invalid, "sent_to_devices",
+			  (json_int_t)es->sent_to_devices,
+			  "device_subscriptions", (json_int_t)es->device_subs,
+			  "bus_subscriptions", (json_int_t)bs.subscriptions,
+			  "streams", "open", (json_int_t)ss.streams, "opened",
+			  (json_int_t)ss.opened, "refused_per_ip",
+			  (json_int_t)ss.refused_ip, "cut_slow",
+			  (json_int_t)ss.cut_slow, "frames",
+			  (json_int_t)ss.frames, "keepalives",
+			  (json_int_t)ss.keepalives));
 }

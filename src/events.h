@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "api/router.h"
 
 struct event_base;
@@ -96,6 +98,13 @@ int events_query(struct events *ev, const char *sql, int nparams,
 
 /** Fill *out with the counters. */
 void events_stats_get(const struct events *ev, struct events_stats *out);
+
+/**
+ * Add an "events" object (bus, device event and stream counters) to the
+ * health object of GET /v1/ping (for the daemon's status hook).
+ * @param obj borrowed
+ */
+void events_status_fill(const struct events *ev, json_t *obj);
 
 /**
  * Publish an event on behalf of an API caller (coreid "api").

@@ -206,6 +206,26 @@ START_TEST(test_events_publish_api)
 }
 END_TEST
 
+START_TEST(test_events_status_fill)
+{
+	json_t *o = json_object();
+
+	dev_pub("s", "x", true);
+	run();
+	events_status_fill(ev, o);
+	ck_assert_int_eq(
+		json_integer_value(json_object_get(json_object_get(o, "events"),
+						   "device_events")),
+		1);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_object_get(json_object_get(o, "events"),
+						 "streams"),
+				 "open")),
+			 0);
+	json_decref(o);
+}
+END_TEST
+
 static Suite *
 events_suite(void)
 {
@@ -220,6 +240,7 @@ events_suite(void)
 		{"test_events_device_reserved", test_events_device_reserved},
 		{"test_events_presence_status", test_events_presence_status},
 		{"test_events_publish_api", test_events_publish_api},
+		{"test_events_status_fill", test_events_status_fill},
 	};
 	size_t i;
 
