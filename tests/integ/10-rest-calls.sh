@@ -1,0 +1,145 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# REST variables, functions and signals against live simulated devices
+# (cinder-sim, testapp): typed variable results with coreInfo, format=raw,
+# function calls with arg and args (form and JSON), unknown names (404),
+# another user's device (404), many concurrent calls to one device (all
+# answered), a silent device (408 after request_timeout), a client that
+# leaves while waiting (the daemon keeps serving), connected in the list.
+set -u
+. "$(dirname "$0")/lib.sh"
+integ_init
+SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
+[ -x "$SIM" ] || fail "no $SIM"
+echo "request_timeout 2" >>"$T_DIR/cinder.conf"
+
+expect() { # expect STATUS WHAT
+	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
+}
+field() { json_get "$HTTP_BODY" "$1"; }
+login() {
+	http POST /oauth/token -u particle:particle -d grant_type=password \
+		-d username="$1" -d password="$2"
+	[ "$HTTP_STATUS" = 200 ] || fail "login $1: $HTTP_BODY"
+	field '["access_token"]'
+}
+
+cinderd_cmd migrate >/dev/null || fail "migrate"
+printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add alice"
+printf 'bobpass1234\n' | cinderd_cmd user add bob@example.com >/dev/null || fail "user add bob"
+start_cinderd
+ALICE=$(login alice@example.com alicepass123)
+BOB=$(login bob@example.com bobpass1234)
+A=(-H "Authorization: Bearer $ALICE")
+B=(-H "Authorization: Bearer $BOB")
+
+"$SIM" provision --count 2 --dir "$T_DIR/ok" --cinderd "$CINDERD" \
+	--config "$T_DIR/cinder.conf" --owner alice@example.com --prefix 6a >/dev/null || fail "provision"
+"$SIM" provision --count 1 --dir "$T_DIR/quiet" --cinderd "$CINDERD" \
+	--config "$T_DIR/cinder.conf" --owner alice@example.com --prefix 6b >/dev/null || fail "provision silent"
+run_sim() { # run_sim NAME DIR [flags]
+	local name=$1 dir=$2
+	shift 2
+	"$SIM" run --dir "$dir" --server "127.0.0.1:$DEV_PORT" \
+		--server-key "$T_DIR/server_key.pub.der" --app testapp "$@" \
+		</dev/null >"$T_DIR/$name.out" 2>"$T_DIR/$name.err" &
+	T_PIDS+=("$!")
+}
+run_sim ok "$T_DIR/ok"
+run_sim quiet "$T_DIR/quiet" --behaviour silent
+ready() { [ "$(grep -c '^ready ' "$T_DIR/ok.out")" -ge 2 ] && [ "$(grep -c '^ready ' "$T_DIR/quiet.out")" -ge 1 ]; }
+wait_for ready || fail "simulated devices not ready"
+described() {
+	[ "$(sql "SELECT count(*) FROM devices WHERE last_describe->'v' ? 'counter' OR variables ? 'counter'")" = 3 ]
+}
+wait_for described || fail "describe not stored"
+D=$(head -1 "$T_DIR/ok/devices.txt")
+Q=$(head -1 "$T_DIR/quiet/devices.txt")
+
+http GET /v1/devices "${A[@]}"
+expect 200 "list"
+[ "$(json_get "$HTTP_BODY" '.__len__()')" = 3 ] || fail "alice has 3 devices"
+[ "$(python3 -c 'import json,sys; print([x["connected"] for x in json.loads(sys.argv[1]) if x["id"] == sys.argv[2]])' "$HTTP_BODY" "$D")" = "[True]" ] ||
+	fail "device not connected in the list: $HTTP_BODY"
+http GET "/v1/devices/$D" "${A[@]}"
+expect 200 "get"
+[ "$(field '["variables"]["counter"]')" = int32 ] || fail "variables: $HTTP_BODY"
+[ "$(field '["variables"]["ratio"]')" = double ] || fail "double type"
+[ "$(field '["variables"]["greeting"]')" = string ] || fail "string type"
+
+# Functions: arg (form), args (JSON), return_value.
+http POST "/v1/devices/$D/setcounter" "${A[@]}" -d arg=42
+expect 200 "setcounter"
+[ "$(field '["connected"]')" = True ] || fail "call connected"
+[ "$(field '["id"]')" = "$D" ] || fail "call id"
+http POST "/v1/devices/$D/echo" "${A[@]}" -H 'Content-Type: application/json' -d '{"args":"hello"}'
+expect 200 "echo with args"
+[ "$(field '["return_value"]')" = 5 ] || fail "echo return_value: $HTTP_BODY"
+http POST "/v1/devices/$D/echo" "${A[@]}" -d access_token="$ALICE" -d arg=abc
+[ "$(field '["return_value"]')" = 3 ] || fail "access_token stripped from the form"
+
+# Variables: typed results, coreInfo, raw.
+http GET "/v1/devices/$D/counter" "${A[@]}"
+expect 200 "counter"
+[ "$(field '["cmd"]')" = VarReturn ] || fail "cmd"
+[ "$(field '["name"]')" = counter ] || fail "name"
+[ "$(field '["result"]')" = 42 ] || fail "counter after setcounter: $HTTP_BODY"
+[ "$(field '["coreInfo"]["deviceID"]')" = "$D" ] || fail "coreInfo.deviceID"
+[ "$(field '["coreInfo"]["connected"]')" = True ] || fail "coreInfo.connected"
+http GET "/v1/devices/$D/ratio" "${A[@]}"
+expect 200 "ratio"
+[ "$(field '["result"].__class__.__name__')" = float ] || fail "double result: $HTTP_BODY"
+http GET "/v1/devices/$D/greeting" "${A[@]}"
+expect 200 "greeting"
+[ "$(field '["result"].__class__.__name__')" = str ] || fail "string result: $HTTP_BODY"
+http GET "/v1/devices/$D/counter?format=raw" "${A[@]}"
+expect 200 "raw"
+[ "$HTTP_BODY" = 42 ] || fail "raw body: $HTTP_BODY"
+
+# Unknown names, someone else's device.
+http GET "/v1/devices/$D/nosuchvar" "${A[@]}"
+expect 404 "unknown variable"
+[ "$(field '["error"]')" = "Variable not found" ] || fail "variable error text"
+http POST "/v1/devices/$D/nosuchfn" "${A[@]}" -d arg=x
+expect 404 "unknown function"
+[ "$(field '["error"]')" = "Function not found" ] || fail "function error text"
+http GET "/v1/devices/$D/counter" "${B[@]}"
+expect 404 "bob reads alice's variable"
+http POST "/v1/devices/$D/echo" "${B[@]}" -d arg=x
+expect 404 "bob calls alice's function"
+
+# Signal.
+http PUT "/v1/devices/$D" "${A[@]}" -d signal=1
+expect 200 "signal on"
+http PUT "/v1/devices/$D" "${A[@]}" -d signal=0
+expect 200 "signal off"
+
+# Many concurrent calls to one device are queued, not dropped.
+pids=()
+for i in $(seq 1 20); do
+	curl -sS -o "$T_DIR/par.$i" -w '%{http_code}\n' -H "Authorization: Bearer $ALICE" \
+		-d "arg=$(printf '%*s' "$i" '' | tr ' ' x)" "$API/v1/devices/$D/echo" >"$T_DIR/par.$i.code" &
+	pids+=("$!")
+done
+wait "${pids[@]}"
+for i in $(seq 1 20); do
+	[ "$(cat "$T_DIR/par.$i.code")" = 200 ] || fail "parallel call $i: $(cat "$T_DIR/par.$i")"
+	[ "$(json_get "$(cat "$T_DIR/par.$i")" '["return_value"]')" = "$i" ] || fail "parallel call $i value"
+done
+
+# A silent device: 408 after request_timeout (2 s here).
+start=$(date +%s)
+http GET "/v1/devices/$Q/counter" "${A[@]}"
+expect 408 "silent device variable"
+[ "$(field '["error"]')" = "Timed out." ] || fail "timeout text"
+[ $(( $(date +%s) - start )) -le 6 ] || fail "timeout took too long"
+http POST "/v1/devices/$Q/echo" "${A[@]}" -d arg=x
+expect 408 "silent device function"
+# A client that gives up while waiting: the daemon goes on serving.
+curl -sS -m 0.5 -H "Authorization: Bearer $ALICE" "$API/v1/devices/$Q/counter" >/dev/null 2>&1
+http GET "/v1/devices/$D/counter" "${A[@]}"
+expect 200 "served after a client left"
+
+kill -0 "$CINDERD_PID" || fail "cinderd died"
+stop_cinderd
+echo "PASS: $T_NAME"
