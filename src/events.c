@@ -363,8 +363,12 @@ status_event(struct events *ev, const char *device_id, int64_t owner_id,
 				0);
 }
 
-/* Registry hook: a device published an event. */
-void
+/*
+ * Registry hook: a device published an event. Returns CINDER_ERR_BUSY when
+ * the rate limit dropped it, so that a confirmable publish is answered
+ * with the 4.00 "slow down" reply; other drops are acknowledged.
+ */
+int
 events_on_device_event(const char *device_id, int64_t owner_id,
 		       const char *name, const uint8_t *data, size_t data_len,
 		       uint32_t ttl, bool is_private, void *arg)
@@ -380,13 +384,13 @@ events_on_device_event(const char *device_id, int64_t owner_id,
 		log_ctx(LOG_LEVEL_DEBUG, d->id,
 			"event %.64s dropped: %zu data bytes (limit %d)", name,
 			data_len, EVENTS_DEVICE_DATA_MAX);
-		return;
+		return 0;
 	}
 	if (!events_name_valid(name, false)) {
 		ev->stats.dropped_invalid++;
 		log_ctx(LOG_LEVEL_DEBUG, d->id,
 			"event dropped: empty name or control characters");
-		return;
+		return 0;
 	}
 	reserved = bus_name_reserved(name);
 	if (!rate_take(d, reserved)) {
@@ -396,7 +400,7 @@ events_on_device_event(const char *device_id, int64_t owner_id,
 				"event %s dropped: publish rate limit "
 				"(%llu dropped so far)",
 				name, (unsigned long long)d->dropped);
-		return;
+		return CINDER_ERR_BUSY;
 	}
 	ev->stats.device_events++;
 	if (reserved) {
@@ -417,6 +421,7 @@ events_on_device_event(const char *device_id, int64_t owner_id,
 	sp.is_private = is_private;
 	sp.product_id = d->product_id;
 	publish(ev, &sp);
+	return 0;
 }
 
 /* Registry hook: online / offline. */

@@ -146,11 +146,12 @@ bool events_system_forwarded(const char *name);
  * name and size, applies the device's rate limit and the reserved-name
  * policy, answers spark/device/name, and publishes on the bus.
  * @param arg the struct events
+ * @return 0, or CINDER_ERR_BUSY when the rate limit dropped the event
  */
-void events_on_device_event(const char *device_id, int64_t owner_id,
-			    const char *name, const uint8_t *data,
-			    size_t data_len, uint32_t ttl, bool is_private,
-			    void *arg);
+int events_on_device_event(const char *device_id, int64_t owner_id,
+			   const char *name, const uint8_t *data,
+			   size_t data_len, uint32_t ttl, bool is_private,
+			   void *arg);
 
 struct registry_presence;
 

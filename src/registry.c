@@ -491,7 +491,7 @@ sess_ready(void *arg)
 	presence_online(c);
 }
 
-static void
+static int
 sess_event(void *arg, const char *name, const uint8_t *data, size_t data_len,
 	   uint32_t ttl, bool is_private)
 {
@@ -499,9 +499,10 @@ sess_event(void *arg, const char *name, const uint8_t *data, size_t data_len,
 
 	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "event %s (%zu bytes, %s)", name,
 		data_len, is_private ? "private" : "public");
-	if (c->reg->event_cb != NULL)
-		c->reg->event_cb(c->idhex, c->owner_id, name, data, data_len,
-				 ttl, is_private, c->reg->event_arg);
+	if (c->reg->event_cb == NULL)
+		return 0;
+	return c->reg->event_cb(c->idhex, c->owner_id, name, data, data_len,
+				ttl, is_private, c->reg->event_arg);
 }
 
 static void

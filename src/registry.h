@@ -52,11 +52,15 @@ struct registry_presence {
 typedef void (*registry_presence_cb)(const struct registry_presence *p,
 				     void *arg);
 
-/** Called for every event a device publishes (name NUL-terminated). */
-typedef void (*registry_event_cb)(const char *device_id, int64_t owner_id,
-				  const char *name, const uint8_t *data,
-				  size_t data_len, uint32_t ttl,
-				  bool is_private, void *arg);
+/**
+ * Called for every event a device publishes (name NUL-terminated).
+ * @return 0, or CINDER_ERR_BUSY to answer a confirmable publish with the
+ *	4.00 "slow down" reply (the event was dropped by a rate limit)
+ */
+typedef int (*registry_event_cb)(const char *device_id, int64_t owner_id,
+				 const char *name, const uint8_t *data,
+				 size_t data_len, uint32_t ttl, bool is_private,
+				 void *arg);
 
 /**
  * Called when a device subscribes (after the session ACKed it).

@@ -564,23 +564,22 @@ session_input_event(struct session *s, const struct pcoap_msg *m)
 		session_close(s, CINDER_ERR_MALFORMED, "malformed event");
 		return CINDER_ERR_MALFORMED;
 	}
-	if (m->type == PCOAP_CON) {
-		int sr;
-
-		if ((sr = session_send_empty_ack(s, m->mid)) != 0)
-			return sr;
-	}
 	if (r == PCOAP_NOSPACE || memchr(name, '\0', ev.name_len) != NULL ||
 	    ev.data.len > SESSION_EVENT_DATA_MAX) {
 		log_ctx(LOG_LEVEL_DEBUG, s->log_ctx,
 			"dropping event with an over-long or invalid name or "
 			"data");
 		s->stats.dropped_unknown++;
-		return 0;
+	} else if (s->ops->event != NULL) {
+		/* The hook decides first: a CON publish over the rate limit
+		   gets the 4.00 "slow down" ACK instead of the empty one. */
+		r = s->ops->event(s->arg, name, session_bytes(&ev.data),
+				  ev.data.len, ev.ttl, ev.is_private);
+		if (r == CINDER_ERR_BUSY && m->type == PCOAP_CON)
+			return session_send_bad_request(s, m->mid);
 	}
-	if (s->ops->event != NULL)
-		s->ops->event(s->arg, name, session_bytes(&ev.data),
-			      ev.data.len, ev.ttl, ev.is_private);
+	if (m->type == PCOAP_CON)
+		return session_send_empty_ack(s, m->mid);
 	return 0;
 }
 

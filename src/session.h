@@ -81,9 +81,11 @@ struct session_ops {
 	/* The session became READY (once). */
 	void (*ready)(void *arg);
 	/* The device published an event. name is NUL-terminated; data
-	   borrowed for the call. The session already ACKed a CON event. */
-	void (*event)(void *arg, const char *name, const uint8_t *data,
-		      size_t data_len, uint32_t ttl, bool is_private);
+	   borrowed for the call. Return 0 to
+	   accept, or CINDER_ERR_BUSY to refuse it: a CON event is then
+	   answered with ACK 4.00 ("slow down"), otherwise an empty ACK. */
+	int (*event)(void *arg, const char *name, const uint8_t *data,
+		     size_t data_len, uint32_t ttl, bool is_private);
 	/* The device subscribed. filter is NUL-terminated ("" = none);
 	   scope is enum pcoap_scope; device_id (24 chars, not terminated)
 	   only for PCOAP_SCOPE_DEVICE, else NULL. The session already sent

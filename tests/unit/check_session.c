@@ -50,6 +50,7 @@ static struct fake {
 	size_t ev_len;
 	uint32_t ev_ttl;
 	bool ev_private;
+	int ev_ret; /* what the event hook answers */
 	int n_subs;
 	char sub_filter[128];
 	int sub_scope;
@@ -110,7 +111,7 @@ fake_ready(void *arg)
 	F.n_ready++;
 }
 
-static void
+static int
 fake_event(void *arg, const char *name, const uint8_t *data, size_t len,
 	   uint32_t ttl, bool is_private)
 {
@@ -124,6 +125,7 @@ fake_event(void *arg, const char *name, const uint8_t *data, size_t len,
 	F.ev_len = len;
 	F.ev_ttl = ttl;
 	F.ev_private = is_private;
+	return F.ev_ret;
 }
 
 static void
@@ -1067,6 +1069,29 @@ END_TEST
 /* ---------------------------------------------------------------- */
 /* Device messages.                                                   */
 
+/* The event hook refuses (rate limit): a CON publish gets ACK 4.00 with
+   the publish's message ID, a NON one nothing; accepted ones the empty ACK. */
+START_TEST(test_session_input_event_slowdown)
+{
+	struct session *s = ready_session();
+
+	F.ev_ret = CINDER_ERR_BUSY;
+	FEED(s, 0, pcoap_build_event, PCOAP_CON, 2001, true, "t", 1, 60,
+	     (const uint8_t *)"1", 1);
+	assert_sent_hex(0, "608007d1");
+	FEED(s, 0, pcoap_build_event, PCOAP_NON, 2002, true, "t", 1, 60,
+	     (const uint8_t *)"2", 1);
+	ck_assert_uint_eq(F.n_sent, 1);
+	F.ev_ret = 0;
+	FEED(s, 0, pcoap_build_event, PCOAP_CON, 2003, true, "t", 1, 60,
+	     (const uint8_t *)"3", 1);
+	assert_sent_hex(1, "600007d3");
+	ck_assert_int_eq(F.n_events, 3);
+	ck_assert_int_eq(F.n_close, 0);
+	session_free(s);
+}
+END_TEST
+
 START_TEST(test_session_input_event_shapes)
 {
 	struct session *s = ready_session();
@@ -1340,6 +1365,7 @@ session_suite(void)
 	tc = tcase_create("device_messages");
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_session_input_event_shapes);
+	tcase_add_test(tc, test_session_input_event_slowdown);
 	tcase_add_test(tc, test_session_input_subscribe_shapes);
 	tcase_add_test(tc, test_session_input_misc);
 	tcase_add_test(tc, test_session_input_mid_wrap);
