@@ -96,6 +96,8 @@ status_cb(json_t *obj, void *arg)
 		json_object_set_new(obj, "device_port",
 				    json_integer(registry_port(d->reg)));
 	}
+	if (d->events != NULL)
+		events_status_fill(d->events, obj);
 	if (d->stopping)
 		json_object_set_new(obj, "stopping", json_true());
 }
