@@ -158,8 +158,7 @@ add_sub(struct fw_app *a, const char *prefix, enum fw_sub_scope scope,
 	if (prefix == NULL || (plen = strlen(prefix)) == 0 ||
 	    plen > FW_APP_FILTER_MAX)
 		return FW_ERR_INVAL;
-	if (scope == FW_SUB_DEVICE &&
-	    (device == NULL || strlen(device) != 24))
+	if (scope == FW_SUB_DEVICE && (device == NULL || strlen(device) != 24))
 		return FW_ERR_INVAL;
 	if (scope != FW_SUB_ALL && scope != FW_SUB_MINE &&
 	    scope != FW_SUB_DEVICE)
@@ -167,7 +166,8 @@ add_sub(struct fw_app *a, const char *prefix, enum fw_sub_scope scope,
 	for (i = 0; i < a->n_subs; i++) {
 		s = &a->subs[i];
 		if (strcmp(s->prefix, prefix) == 0 && s->scope == scope &&
-		    (scope != FW_SUB_DEVICE || strcmp(s->device, device) == 0)) {
+		    (scope != FW_SUB_DEVICE ||
+		     strcmp(s->device, device) == 0)) {
 			if (!s->system) {
 				s->fn = fn;
 				s->ctx = ctx;
@@ -500,8 +500,8 @@ on_function(struct fw_app *a, const struct pcoap_msg *m)
 		return FW_ERR_PROTO; /* v1.5.2: protocol error (§3.2) */
 	}
 	if (c.arg.len > FW_APP_ARG_MAX || c.name.len > FW_APP_NAME_MAX)
-		return send_ack_code(a, m->mid, PCOAP_CODE_BAD_REQUEST,
-				     c.token, NULL, 0);
+		return send_ack_code(a, m->mid, PCOAP_CODE_BAD_REQUEST, c.token,
+				     NULL, 0);
 	if ((r = send_empty_ack(a, m->mid)) != 0)
 		return r;
 	if ((f = find_func(a, &c.name)) == NULL)
@@ -765,8 +765,8 @@ do_reset(struct fw_app *a, uint32_t now)
 		a->dev.cfg.hello_flags |= PCOAP_HELLO_F_OTA_DONE;
 	if (a->reset_mode != PORT_RESET_NETWORK) {
 		/* a reboot: the app starts again, safe mode re-evaluated */
-		a->safe_mode = a->force_safe_mode ||
-			       fw_modules_safe_mode(&a->modules);
+		a->safe_mode =
+			a->force_safe_mode || fw_modules_safe_mode(&a->modules);
 		if (a->reset_mode != PORT_RESET_SAFE_MODE)
 			a->force_safe_mode = false;
 		memset(&a->ota, 0, sizeof(a->ota));

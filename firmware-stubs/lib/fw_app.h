@@ -72,12 +72,12 @@ enum fw_sub_scope {
 
 /** What the owner is told about (fw_app_config.notify). */
 enum fw_app_note {
-	FW_NOTE_READY = 1, /* session ready; a = NULL */
-	FW_NOTE_EVENT,	   /* event received: a = name, b = data */
-	FW_NOTE_CALL,	   /* function called: a = name, b = argument */
-	FW_NOTE_SAFEMODE,  /* spark/device/safemode published */
-	FW_NOTE_OTA_BEGIN, /* a = "fast"/"normal", b = file size */
-	FW_NOTE_OTA_DONE,  /* all chunks in: a = chunk count */
+	FW_NOTE_READY = 1,     /* session ready; a = NULL */
+	FW_NOTE_EVENT,	       /* event received: a = name, b = data */
+	FW_NOTE_CALL,	       /* function called: a = name, b = argument */
+	FW_NOTE_SAFEMODE,      /* spark/device/safemode published */
+	FW_NOTE_OTA_BEGIN,     /* a = "fast"/"normal", b = file size */
+	FW_NOTE_OTA_DONE,      /* all chunks in: a = chunk count */
 	FW_NOTE_OTA_INSTALLED, /* a = "f/n", b = version */
 	FW_NOTE_OTA_REJECTED,  /* a = reason */
 	FW_NOTE_RESET,	       /* about to reset: a = reason */
@@ -134,8 +134,8 @@ struct fw_app_ota {
 };
 
 struct fw_app_config {
-	struct fw_device_config dev; /* id, product, platform, hello flags;
-					the callbacks are the app's own */
+	struct fw_device_config dev;	  /* id, product, platform, hello flags;
+					     the callbacks are the app's own */
 	const struct fw_modules *modules; /* copied; NULL = none */
 	bool updates_enabled;		  /* accept UpdateBegin */
 	bool fast_ota;			  /* accept fast OTA when offered */
@@ -155,18 +155,18 @@ enum fw_app_seq {
 };
 
 struct fw_app {
-	struct fw_device dev;	  /* the protocol core (first member) */
+	struct fw_device dev;	   /* the protocol core (first member) */
 	struct fw_modules modules; /* installed modules */
-	bool safe_mode;		  /* running without the app */
-	bool force_safe_mode;	  /* next reset enters safe mode */
-	bool updates_enabled;	  /* particle/device/updates/... */
-	bool updates_forced;	  /* set by the cloud */
-	bool updates_pending;	  /* set by the cloud */
-	bool fast_ota;		  /* accept fast OTA */
-	bool reset_pending;	  /* reset once the send queue drained */
-	const char *reset_reason; /* for FW_NOTE_RESET */
-	int reset_mode;		  /* PORT_RESET_* */
-	enum fw_app_seq seq;	  /* post-connect sequence */
+	bool safe_mode;		   /* running without the app */
+	bool force_safe_mode;	   /* next reset enters safe mode */
+	bool updates_enabled;	   /* particle/device/updates/... */
+	bool updates_forced;	   /* set by the cloud */
+	bool updates_pending;	   /* set by the cloud */
+	bool fast_ota;		   /* accept fast OTA */
+	bool reset_pending;	   /* reset once the send queue drained */
+	const char *reset_reason;  /* for FW_NOTE_RESET */
+	int reset_mode;		   /* PORT_RESET_* */
+	enum fw_app_seq seq;	   /* post-connect sequence */
 	fw_app_notify_cb notify;
 	void *notify_arg;
 	struct fw_app_func funcs[FW_APP_MAX_FUNCS];

@@ -90,7 +90,7 @@ struct fw_device_config {
 	fw_device_message_cb on_message; /* may be NULL */
 	fw_device_ready_cb on_ready;	 /* may be NULL */
 	fw_device_describe_cb describe_cb; /* NULL = the describe string */
-	void *cb_arg;			 /* passed to the callbacks */
+	void *cb_arg;			   /* passed to the callbacks */
 };
 
 struct fw_device {

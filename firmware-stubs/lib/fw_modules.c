@@ -41,8 +41,8 @@ static void
 set_dep(struct fw_modules *t, uint8_t func, uint8_t index, int slot,
 	uint8_t dfunc, uint8_t dindex, uint16_t dversion)
 {
-	struct fw_module *m = (struct fw_module *)fw_modules_find(t, func,
-								  index);
+	struct fw_module *m =
+		(struct fw_module *)fw_modules_find(t, func, index);
 
 	if (m == NULL)
 		return;
@@ -177,8 +177,8 @@ put_chr(char *buf, size_t cap, size_t *len, const char *key, char c)
 }
 
 int
-fw_modules_json_one(const struct fw_module *m, uint8_t vv,
-		    uint16_t platform_id, char *buf, size_t cap, size_t *len)
+fw_modules_json_one(const struct fw_module *m, uint8_t vv, uint16_t platform_id,
+		    char *buf, size_t cap, size_t *len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t start = *len;
@@ -245,8 +245,7 @@ out:
 }
 
 int
-fw_modules_json(const struct fw_modules *t, char *buf, size_t cap,
-		size_t *len)
+fw_modules_json(const struct fw_modules *t, char *buf, size_t cap, size_t *len)
 {
 	size_t i;
 	int r;

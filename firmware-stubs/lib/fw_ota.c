@@ -105,9 +105,9 @@ update_begin(struct fw_app *a, const struct pcoap_msg *m)
 	}
 	if (ub.file_size == 0)
 		ub.file_size = p->flash_size;
-	chunks = ub.chunk_size == 0 ? 0
-				    : (ub.file_size + ub.chunk_size - 1) /
-					      ub.chunk_size;
+	chunks = ub.chunk_size == 0
+			 ? 0
+			 : (ub.file_size + ub.chunk_size - 1) / ub.chunk_size;
 	if (ub.chunk_size == 0 || ub.chunk_size > PCOAP_DEVICE_RX_MAX ||
 	    ub.file_size > p->flash_size || chunks == 0 ||
 	    chunks > FW_APP_OTA_MAX_CHUNKS || ub.store != 0 ||
@@ -318,8 +318,8 @@ update_done(struct fw_app *a, const struct pcoap_msg *m)
 	/* §5.6: {"r":"ok","u":<the staged module>} */
 	len = 0;
 	mod.loc = 't';
-	if (fw_buf_puts(jsonbuf, sizeof(jsonbuf), &len, "{\"r\":\"ok\",\"u\":") !=
-		    0 ||
+	if (fw_buf_puts(jsonbuf, sizeof(jsonbuf), &len,
+			"{\"r\":\"ok\",\"u\":") != 0 ||
 	    fw_modules_json_one(&mod, mod.vc, a->dev.cfg.platform_id, jsonbuf,
 				sizeof(jsonbuf), &len) != 0 ||
 	    fw_buf_put(jsonbuf, sizeof(jsonbuf), &len, "}", 1) != 0)

@@ -23,18 +23,18 @@ struct sim_dev;
 
 /** Options of `cinder-sim run`. */
 struct sim_opts {
-	const char *dir;	    /* provisioned devices */
-	const char *server;	    /* HOST:PORT */
-	const char *server_key;	    /* server_key.pub.der */
-	unsigned count;		    /* 0 = all of devices.txt */
-	enum sim_app_kind app;	    /* simulated application */
-	const char *publish_name;   /* --publish NAME, or NULL */
-	uint32_t publish_period;    /* ms */
-	bool publish_public;	    /* :public */
-	uint16_t system_version;    /* system part module version */
-	uint16_t app_requires;	    /* user part's need on s/2 */
+	const char *dir;	  /* provisioned devices */
+	const char *server;	  /* HOST:PORT */
+	const char *server_key;	  /* server_key.pub.der */
+	unsigned count;		  /* 0 = all of devices.txt */
+	enum sim_app_kind app;	  /* simulated application */
+	const char *publish_name; /* --publish NAME, or NULL */
+	uint32_t publish_period;  /* ms */
+	bool publish_public;	  /* :public */
+	uint16_t system_version;  /* system part module version */
+	uint16_t app_requires;	  /* user part's need on s/2 */
 	enum sim_behaviour behaviour;
-	bool reconnect;		    /* reconnect after a close */
+	bool reconnect; /* reconnect after a close */
 };
 
 /** Per-device application state (both apps use the same fields). */

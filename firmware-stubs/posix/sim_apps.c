@@ -122,8 +122,8 @@ on_vdev(struct fw_app *a, const char *name, const char *data, void *ctx)
 }
 
 void
-sim_app_setup(enum sim_app_kind kind, struct fw_app *a,
-	      struct sim_appstate *st, const char *id)
+sim_app_setup(enum sim_app_kind kind, struct fw_app *a, struct sim_appstate *st,
+	      const char *id)
 {
 	(void)fw_app_function(a, "digitalread", fn_digitalread, st);
 	(void)fw_app_function(a, "digitalwrite", fn_digitalwrite, st);
@@ -139,8 +139,8 @@ sim_app_setup(enum sim_app_kind kind, struct fw_app *a,
 			      NULL);
 	(void)fw_app_variable(a, "ratio", FW_VAR_DOUBLE, &st->ratio, NULL,
 			      NULL);
-	(void)fw_app_variable(a, "greeting", FW_VAR_STRING, st->greeting,
-			      NULL, NULL);
+	(void)fw_app_variable(a, "greeting", FW_VAR_STRING, st->greeting, NULL,
+			      NULL);
 	(void)fw_app_subscribe(a, "vdev/cmd", FW_SUB_ALL, NULL, on_vdev, st);
 	(void)fw_app_subscribe(a, "vdev/mine", FW_SUB_MINE, NULL, on_vdev, st);
 }

@@ -26,15 +26,17 @@
 static void
 usage(void)
 {
-	fprintf(stderr,
-		"usage: cinder-sim provision --count N --dir DIR [--cinderd PATH "
-		"--config FILE] [--owner NAME] [--prefix HEX] "
-		"[--app tinker|testapp]\n"
-		"       cinder-sim run --dir DIR --server HOST:PORT "
-		"--server-key server_key.pub.der [--count N] "
-		"[--app tinker|testapp] [--publish NAME:PERIOD_MS[:private|public]] "
-		"[--system-version V] [--app-requires V] "
-		"[--behaviour normal|silent|garbage] [--reconnect|--no-reconnect]\n");
+	fprintf(stderr, "usage: cinder-sim provision --count N --dir DIR "
+			"[--cinderd PATH "
+			"--config FILE] [--owner NAME] [--prefix HEX] "
+			"[--app tinker|testapp]\n"
+			"       cinder-sim run --dir DIR --server HOST:PORT "
+			"--server-key server_key.pub.der [--count N] "
+			"[--app tinker|testapp] [--publish "
+			"NAME:PERIOD_MS[:private|public]] "
+			"[--system-version V] [--app-requires V] "
+			"[--behaviour normal|silent|garbage] "
+			"[--reconnect|--no-reconnect]\n");
 }
 
 static bool
@@ -86,7 +88,8 @@ out:
 	OSSL_ENCODER_CTX_free(enc);
 	EVP_PKEY_free(k);
 	if (r != 0)
-		fprintf(stderr, "cinder-sim: cannot write the keys of %s\n", id);
+		fprintf(stderr, "cinder-sim: cannot write the keys of %s\n",
+			id);
 	return r;
 }
 
@@ -174,8 +177,8 @@ provision(int argc, char **argv)
 	if (dir == NULL || count == 0 || count > 1000000 ||
 	    (cinderd == NULL) != (config == NULL) ||
 	    (prefix != NULL &&
-	     (strlen(prefix) > 20 || strspn(prefix, "0123456789abcdef") !=
-					     strlen(prefix))) ||
+	     (strlen(prefix) > 20 ||
+	      strspn(prefix, "0123456789abcdef") != strlen(prefix))) ||
 	    (app != NULL && strcmp(app, "tinker") != 0 &&
 	     strcmp(app, "testapp") != 0))
 		goto bad;
@@ -308,7 +311,8 @@ run(int argc, char **argv)
 			*colon++ = '\0';
 			o.publish_period = (uint32_t)strtoul(colon, &colon, 10);
 			if (*colon == ':')
-				o.publish_public = strcmp(colon + 1, "public") == 0;
+				o.publish_public =
+					strcmp(colon + 1, "public") == 0;
 			if (pubname[0] == '\0' || o.publish_period == 0)
 				goto bad;
 			o.publish_name = pubname;

@@ -51,18 +51,18 @@ struct sim_dev {
 	struct port port;
 	struct sim *sim;
 	char id[25];
-	EVP_PKEY *key;	    /* device private key */
-	uint8_t pub[162];   /* its SPKI DER */
-	int fd;		    /* -1 when closed */
-	bool writable;	    /* connect finished (EPOLLOUT seen) */
-	bool rx_more;	    /* the last read filled the buffer */
-	bool connected;	    /* net_connect succeeded */
-	bool was_ready;	    /* printed "ready" for this connection */
-	bool silent;	    /* --behaviour silent engaged */
-	bool garbage_due;   /* --behaviour garbage: send once idle */
-	bool stopped;	    /* stop command or --no-reconnect */
-	bool in_again;	    /* on the again list */
-	uint8_t *flash;	    /* OTA area, allocated on first use */
+	EVP_PKEY *key;	  /* device private key */
+	uint8_t pub[162]; /* its SPKI DER */
+	int fd;		  /* -1 when closed */
+	bool writable;	  /* connect finished (EPOLLOUT seen) */
+	bool rx_more;	  /* the last read filled the buffer */
+	bool connected;	  /* net_connect succeeded */
+	bool was_ready;	  /* printed "ready" for this connection */
+	bool silent;	  /* --behaviour silent engaged */
+	bool garbage_due; /* --behaviour garbage: send once idle */
+	bool stopped;	  /* stop command or --no-reconnect */
+	bool in_again;	  /* on the again list */
+	uint8_t *flash;	  /* OTA area, allocated on first use */
 	struct fifo_link tick, pub_tick;
 	struct sim_dev *again_next;
 	struct sim_appstate st;
@@ -846,7 +846,8 @@ load_ids(struct sim *s)
 		memcpy(ids + 25 * n++, line, 25);
 	}
 	if (s->o->count != 0 && n < s->o->count) {
-		fprintf(stderr, "cinder-sim: only %zu devices in %s\n", n, path);
+		fprintf(stderr, "cinder-sim: only %zu devices in %s\n", n,
+			path);
 		goto out;
 	}
 	/* one allocation: devices never move (ports point into them) */
@@ -948,8 +949,8 @@ sim_run(const struct sim_opts *o)
 			have_due = true;
 		}
 		if (have_due)
-			timeout = (int32_t)(due - now) > 0 ? (int)(due - now)
-							   : 0;
+			timeout =
+				(int32_t)(due - now) > 0 ? (int)(due - now) : 0;
 		if (s.again != NULL)
 			timeout = 0;
 		n = epoll_wait(s.ep, evs, MAX_EVENTS, timeout);

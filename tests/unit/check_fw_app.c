@@ -450,10 +450,11 @@ START_TEST(test_fw_app_describe_variables_and_modules)
 		"\"00070E151C232A31383F464D545B626970777E858C939AA1A8AFB6BDC4C"
 		"BD2D9\",\"f\":\"u\",\"n\":\"1\",\"v\":5,\"d\":[{\"f\":\"s\","
 		"\"n\":\"2\",\"v\":1512,\"_\":\"\"}]}]}";
-	const char *want_s2 = "{\"s\":131072,\"l\":\"m\",\"vc\":30,\"vv\":30,"
-			      "\"f\":\"s\",\"n\":\"2\",\"v\":1512,\"d\":[{"
-			      "\"f\":\"s\",\"n\":\"1\",\"v\":1512,\"_\":\"\"},"
-			      "{\"f\":\"b\",\"n\":\"0\",\"v\":400,\"_\":\"\"}]}";
+	const char *want_s2 =
+		"{\"s\":131072,\"l\":\"m\",\"vc\":30,\"vv\":30,"
+		"\"f\":\"s\",\"n\":\"2\",\"v\":1512,\"d\":[{"
+		"\"f\":\"s\",\"n\":\"1\",\"v\":1512,\"_\":\"\"},"
+		"{\"f\":\"b\",\"n\":\"0\",\"v\":400,\"_\":\"\"}]}";
 
 	const char *want_head =
 		"{\"f\":[\"echo\"],\"v\":{\"counter\":2,\"ratio\":9,"
@@ -463,8 +464,8 @@ START_TEST(test_fw_app_describe_variables_and_modules)
 
 	make_app(true, 1512);
 	ck_assert_int_eq(fw_app_function(&app, "echo", fn_echo, NULL), 0);
-	ck_assert_int_eq(fw_app_variable(&app, "counter", FW_VAR_INT,
-					 &counter, NULL, NULL),
+	ck_assert_int_eq(fw_app_variable(&app, "counter", FW_VAR_INT, &counter,
+					 NULL, NULL),
 			 0);
 	ck_assert_int_eq(fw_app_variable(&app, "ratio", FW_VAR_DOUBLE, &ratio,
 					 NULL, NULL),
@@ -503,17 +504,16 @@ START_TEST(test_fw_app_function_limits)
 	static const char *names[] = {"f0", "f1", "f2", "f3", "f4", "f5",
 				      "f6", "f7", "f8", "f9", "fa", "fb",
 				      "fc", "fd", "fe", "ff"};
-	static const char *vnames[] = {
-		"v00", "v01", "v02", "v03", "v04", "v05", "v06",
-		"v07", "v08", "v09", "v10", "v11", "v12", "v13",
-		"v14", "v15", "v16", "v17", "v18", "v19", "v20"};
+	static const char *vnames[] = {"v00", "v01", "v02", "v03", "v04", "v05",
+				       "v06", "v07", "v08", "v09", "v10", "v11",
+				       "v12", "v13", "v14", "v15", "v16", "v17",
+				       "v18", "v19", "v20"};
 	int i;
 
 	make_app(false, 0);
 	for (i = 0; i < 15; i++)
-		ck_assert_int_eq(fw_app_function(&app, names[i], fn_dummy,
-						 NULL),
-				 0);
+		ck_assert_int_eq(
+			fw_app_function(&app, names[i], fn_dummy, NULL), 0);
 	ck_assert_int_eq(fw_app_function(&app, names[15], fn_dummy, NULL),
 			 FW_ERR_LIMIT);
 	for (i = 0; i < 20; i++)
@@ -627,9 +627,9 @@ START_TEST(test_fw_app_step_function_call)
 	ck_assert_int_eq(msg.code, PCOAP_CODE_CHANGED);
 	ck_assert_uint_eq(msg.token.len, 1);
 	ck_assert_uint_eq(msg.token.p[0], 4);
-	ck_assert_int_eq(pcoap_value_decode_int32(msg.payload.p,
-						  msg.payload.len, &v),
-			 PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_value_decode_int32(msg.payload.p, msg.payload.len, &v),
+		PCOAP_OK);
 	ck_assert_int_eq(v, 1);
 	ck_assert_int_eq(pins[7], 1);
 	ck_assert_str_eq(last_call, "digitalwrite(D7,HIGH)");
@@ -644,9 +644,9 @@ START_TEST(test_fw_app_step_function_call)
 	srv_expect();
 	ck_assert_int_eq(pcoap_particle_kind(&msg), PCOAP_KIND_EMPTY_ACK);
 	srv_expect();
-	ck_assert_int_eq(pcoap_value_decode_int32(msg.payload.p,
-						  msg.payload.len, &v),
-			 PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_value_decode_int32(msg.payload.p, msg.payload.len, &v),
+		PCOAP_OK);
 	ck_assert_int_eq(v, 622);
 
 	/* 623 bytes: ACK 4.00 with the token, no call */
@@ -709,8 +709,8 @@ START_TEST(test_fw_app_step_variables)
 	bool b;
 
 	make_app(false, 0);
-	ck_assert_int_eq(fw_app_variable(&app, "counter", FW_VAR_INT,
-					 &counter, NULL, NULL),
+	ck_assert_int_eq(fw_app_variable(&app, "counter", FW_VAR_INT, &counter,
+					 NULL, NULL),
 			 0);
 	ck_assert_int_eq(fw_app_variable(&app, "ratio", FW_VAR_DOUBLE, &ratio,
 					 NULL, NULL),
@@ -725,16 +725,16 @@ START_TEST(test_fw_app_step_variables)
 
 	request_var("counter", 1);
 	expect_var_reply(1);
-	ck_assert_int_eq(pcoap_value_decode_int32(msg.payload.p,
-						  msg.payload.len, &i),
-			 PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_value_decode_int32(msg.payload.p, msg.payload.len, &i),
+		PCOAP_OK);
 	ck_assert_int_eq(i, 42);
 
 	request_var("ratio", 2);
 	expect_var_reply(2);
-	ck_assert_int_eq(pcoap_value_decode_double(msg.payload.p,
-						   msg.payload.len, &d),
-			 PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_value_decode_double(msg.payload.p, msg.payload.len, &d),
+		PCOAP_OK);
 	ck_assert(d == 0.25);
 
 	request_var("greeting", 3);
@@ -744,9 +744,9 @@ START_TEST(test_fw_app_step_variables)
 
 	request_var("flag", 4);
 	expect_var_reply(4);
-	ck_assert_int_eq(pcoap_value_decode_bool(msg.payload.p,
-						 msg.payload.len, &b),
-			 PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_value_decode_bool(msg.payload.p, msg.payload.len, &b),
+		PCOAP_OK);
 	ck_assert(b);
 
 	request_var("nosuch", 5);
@@ -791,10 +791,10 @@ START_TEST(test_fw_app_publish_rate_limit)
 	srv_expect_none();
 	/* one second after the first, one slot is free again */
 	now = now - 400 + 1000;
-	ck_assert_int_eq(fw_app_publish(&app, "temp", "24", 120,
-					FW_PUBLISH_PUBLIC |
-						FW_PUBLISH_WITH_ACK),
-			 0);
+	ck_assert_int_eq(
+		fw_app_publish(&app, "temp", "24", 120,
+			       FW_PUBLISH_PUBLIC | FW_PUBLISH_WITH_ACK),
+		0);
 	ck_assert_int_eq(fw_app_publish(&app, "temp", "25", 60, 0),
 			 FW_ERR_LIMIT);
 	step();
@@ -809,10 +809,10 @@ START_TEST(test_fw_app_publish_rate_limit)
 	ck_assert_uint_eq(o->len, 3);
 	/* TTL 60: no Max-Age; NO_ACK wins over WITH_ACK */
 	now += 1000;
-	ck_assert_int_eq(fw_app_publish(&app, "temp", "26", 60,
-					FW_PUBLISH_NO_ACK |
-						FW_PUBLISH_WITH_ACK),
-			 0);
+	ck_assert_int_eq(
+		fw_app_publish(&app, "temp", "26", 60,
+			       FW_PUBLISH_NO_ACK | FW_PUBLISH_WITH_ACK),
+		0);
 	step();
 	srv_expect();
 	ck_assert_int_eq(msg.type, PCOAP_NON);
@@ -903,12 +903,12 @@ START_TEST(test_fw_app_subscribe_dispatch)
 	ck_assert_int_eq(fw_app_subscribe(&app, "vdev/cmd", FW_SUB_ALL, NULL,
 					  on_cmd, NULL),
 			 0);
-	ck_assert_int_eq(fw_app_subscribe(&app, "vdev/mine", FW_SUB_MINE,
-					  NULL, on_mine, NULL),
+	ck_assert_int_eq(fw_app_subscribe(&app, "vdev/mine", FW_SUB_MINE, NULL,
+					  on_mine, NULL),
 			 0);
-	ck_assert_int_eq(fw_app_subscribe(&app, "", FW_SUB_ALL, NULL, on_cmd,
-					  NULL),
-			 FW_ERR_INVAL);
+	ck_assert_int_eq(
+		fw_app_subscribe(&app, "", FW_SUB_ALL, NULL, on_cmd, NULL),
+		FW_ERR_INVAL);
 	go_ready();
 
 	send_event("vdev/cmd/go", "now");
@@ -924,9 +924,9 @@ START_TEST(test_fw_app_subscribe_dispatch)
 	srv_expect_none(); /* events are not acknowledged */
 
 	/* a subscription added while connected goes out at once */
-	ck_assert_int_eq(fw_app_subscribe(&app, "dev/", FW_SUB_DEVICE, dev,
-					  NULL, NULL),
-			 0);
+	ck_assert_int_eq(
+		fw_app_subscribe(&app, "dev/", FW_SUB_DEVICE, dev, NULL, NULL),
+		0);
 	step();
 	srv_expect();
 	ck_assert_int_eq(pcoap_parse_subscribe(&msg, &s, f, sizeof(f)),
@@ -935,12 +935,11 @@ START_TEST(test_fw_app_subscribe_dispatch)
 	ck_assert_uint_eq(s.device_id.len, 24);
 	ck_assert_mem_eq(s.device_id.p, dev, 24);
 	/* table full: 2 system + 4 */
-	ck_assert_int_eq(fw_app_subscribe(&app, "a", FW_SUB_ALL, NULL, NULL,
-					  NULL),
-			 0);
-	ck_assert_int_eq(fw_app_subscribe(&app, "b", FW_SUB_ALL, NULL, NULL,
-					  NULL),
-			 FW_ERR_LIMIT);
+	ck_assert_int_eq(
+		fw_app_subscribe(&app, "a", FW_SUB_ALL, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(
+		fw_app_subscribe(&app, "b", FW_SUB_ALL, NULL, NULL, NULL),
+		FW_ERR_LIMIT);
 
 	/* updates flags from the cloud */
 	send_event("particle/device/updates/forced", "true");
@@ -1047,9 +1046,9 @@ send_begin(bool fast, uint16_t chunk_size, uint8_t tok)
 	ub.flags = fast ? PCOAP_UPDATE_F_FAST : 0;
 	ub.chunk_size = chunk_size;
 	ub.file_size = (uint32_t)image_len;
-	ck_assert_int_eq(pcoap_build_update_begin(m, sizeof(m), &n, 100, tok,
-						  &ub),
-			 PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_build_update_begin(m, sizeof(m), &n, 100, tok, &ub),
+		PCOAP_OK);
 	srv_send(m, n);
 	step();
 }
@@ -1110,10 +1109,10 @@ expect_done_ok(uint8_t tok)
 	ck_assert_int_eq(msg.code, PCOAP_CODE_CHANGED);
 	ck_assert_uint_eq(msg.mid, 200);
 	ck_assert_uint_eq(msg.token.p[0], tok);
-	ck_assert_msg(msg.payload.len > 10 &&
-			      memcmp(msg.payload.p, "{\"r\":\"ok\",\"u\":{", 15) ==
-				      0,
-		      "%.*s", (int)msg.payload.len, msg.payload.p);
+	ck_assert_msg(
+		msg.payload.len > 10 &&
+			memcmp(msg.payload.p, "{\"r\":\"ok\",\"u\":{", 15) == 0,
+		"%.*s", (int)msg.payload.len, msg.payload.p);
 }
 
 START_TEST(test_fw_ota_normal)
@@ -1188,8 +1187,8 @@ START_TEST(test_fw_ota_normal_bad_crc)
 	srv_next();
 	send_done(13);
 	expect_done_ok(13);
-	ck_assert_uint_eq(fw_modules_find(&app.modules, FW_MOD_USER, 1)->version,
-			  8);
+	ck_assert_uint_eq(
+		fw_modules_find(&app.modules, FW_MOD_USER, 1)->version, 8);
 }
 END_TEST
 
@@ -1229,8 +1228,8 @@ START_TEST(test_fw_ota_fast_missed_chunks)
 	send_done(15);
 	expect_done_ok(15);
 	ck_assert_int_eq(n_installed, 1);
-	ck_assert_uint_eq(fw_modules_find(&app.modules, FW_MOD_USER, 1)->version,
-			  9);
+	ck_assert_uint_eq(
+		fw_modules_find(&app.modules, FW_MOD_USER, 1)->version, 9);
 }
 END_TEST
 
@@ -1276,8 +1275,8 @@ START_TEST(test_fw_ota_bad_image)
 	ck_assert_str_eq(last_reject, "header");
 
 	ck_assert_int_eq(n_installed, 0);
-	ck_assert_uint_eq(fw_modules_find(&app.modules, FW_MOD_USER, 1)->version,
-			  5);
+	ck_assert_uint_eq(
+		fw_modules_find(&app.modules, FW_MOD_USER, 1)->version, 5);
 	ck_assert(fw_device_is_ready(&app.dev));
 
 	/* an app that needs a newer system part installs (user dependencies
