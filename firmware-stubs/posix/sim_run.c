@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -878,6 +879,20 @@ sim_run(const struct sim_opts *o)
 	memset(&s, 0, sizeof(s));
 	s.o = o;
 	s.ep = -1;
+	/* fd 0 closed (a background start): keep it taken, so that no
+	 * socket or signalfd lands on it and is read as commands */
+	if (fcntl(0, F_GETFD) < 0 && open("/dev/null", O_RDONLY) != 0)
+		return 1;
+	/* one descriptor per device: allow as many as the hard limit */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	clock_gettime(CLOCK_MONOTONIC, &s.t0);
 	s.crypto.server_encrypt = c_server_encrypt;
 	s.crypto.device_decrypt = c_device_decrypt;
