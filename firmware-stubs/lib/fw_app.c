@@ -667,6 +667,11 @@ on_ready(struct fw_device *d, void *arg)
 	size_t i;
 
 	d->cfg.hello_flags &= (uint8_t)~PCOAP_HELLO_F_OTA_DONE;
+	if (a->ota.active) {
+		/* a transfer does not survive its connection */
+		memset(&a->ota, 0, sizeof(a->ota));
+		note(a, FW_NOTE_OTA_REJECTED, "disconnected", NULL);
+	}
 	for (i = 0; i < a->n_subs; i++)
 		a->subs[i].sent = false;
 	a->seq = FW_SEQ_MAX_BINARY;

@@ -325,6 +325,16 @@ step(void)
 		ck_assert_int_eq(fw_app_step(&app, now), 0);
 }
 
+/* Steps that may drop the connection (hostile input). */
+static void
+step_any(void)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		(void)fw_app_step(&app, now);
+}
+
 /* Start, open the channel with the test key, exchange Hellos, and drain
  * the §2.5 sequence (returned in order through the callback). */
 static void
@@ -1325,6 +1335,19 @@ START_TEST(test_fw_ota_timeout)
 	step();
 	ck_assert(!app.ota.active);
 	ck_assert_str_eq(last_reject, "timeout");
+
+	/* a transfer cut by a reconnect is dropped; the sequence runs */
+	while (srv_next()) /* the keep-alive ping of the quiet 30 s */
+		;
+	send_begin(false, 512, 10);
+	expect_ready_reply(10, 0);
+	send_event("spark/device/reset", "network");
+	ck_assert(!fw_device_is_ready(&app.dev));
+	connected = true;
+	n_ready = 0;
+	go_ready();
+	ck_assert(!app.ota.active);
+	ck_assert_str_eq(last_reject, "disconnected");
 }
 END_TEST
 
@@ -1367,6 +1390,85 @@ START_TEST(test_fw_modules_safe_mode)
 }
 END_TEST
 
+/* ---- hostile input ------------------------------------------------------- */
+
+START_TEST(test_fw_app_step_mutated_messages)
+{
+	struct pcoap_update_begin ub;
+	uint8_t base[8][800], m[800], data[512];
+	size_t blen[8], n, i;
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	int it, k;
+
+	memset(data, 0x33, sizeof(data));
+	memset(&ub, 0, sizeof(ub));
+	ub.flags = 1;
+	ub.chunk_size = 512;
+	ub.file_size = 4000;
+	ck_assert_int_eq(pcoap_build_function_call(base[0], 800, &blen[0], 1, 1,
+						   "echo", 4, "abc", 3),
+			 PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_variable(base[1], 800, &blen[1], 2, 2,
+					      "counter", 7),
+			 PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_event(base[2], 800, &blen[2], PCOAP_NON, 3,
+					   true, "spark/device/reset", 18, 60,
+					   (const uint8_t *)"network", 7),
+			 PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_build_update_begin(base[3], 800, &blen[3], 4, 4, &ub),
+		PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_chunk(base[4], 800, &blen[4], 5, 5,
+					   fw_crc32(0, data, 512), 3, data,
+					   512),
+			 PCOAP_OK);
+	ck_assert_int_eq(
+		pcoap_build_update_done(base[5], 800, &blen[5], PCOAP_CON, 6,
+					(const uint8_t *)"\x06", 1, NULL, 0),
+		PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_describe(base[6], 800, &blen[6], 7, 7, 3),
+			 PCOAP_OK);
+	ck_assert_int_eq(pcoap_build_signal(base[7], 800, &blen[7], 8, 8, true),
+			 PCOAP_OK);
+
+	for (it = 0; it < 1500; it++) {
+		if (it % 50 == 0) {
+			make_app(true, 1512);
+			ck_assert_int_eq(
+				fw_app_function(&app, "echo", fn_echo, NULL),
+				0);
+			ck_assert_int_eq(fw_app_variable(&app, "counter",
+							 FW_VAR_INT, &counter,
+							 NULL, NULL),
+					 0);
+			go_ready();
+		}
+		if (!fw_device_is_ready(&app.dev)) {
+			connected = true;
+			n_ready = 0;
+			d2s.len = s2d.len = 0;
+			go_ready();
+		}
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		k = (int)(rng % 8);
+		n = blen[k];
+		memcpy(m, base[k], n);
+		/* flip 1-4 bytes, sometimes cut the message */
+		for (i = 0; i < 1 + (rng >> 8) % 4; i++)
+			m[(rng >> (16 + 4 * i)) % n] ^=
+				(uint8_t)(1u << ((rng >> (40 + i)) % 8));
+		if ((rng >> 60) == 0)
+			n = (rng >> 20) % n + 1;
+		srv_send(m, n);
+		step_any();
+		while (srv_next())
+			;
+	}
+}
+END_TEST
+
 static Suite *
 fw_app_suite(void)
 {
@@ -1398,6 +1500,7 @@ fw_app_suite(void)
 	ADD(test_fw_ota_disabled);
 	ADD(test_fw_ota_timeout);
 	ADD(test_fw_modules_safe_mode);
+	ADD(test_fw_app_step_mutated_messages);
 #undef ADD
 	return s;
 }
