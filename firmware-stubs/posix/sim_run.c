@@ -409,13 +409,28 @@ close_reason(int err)
 	}
 }
 
+/* Output lines stay one line: control bytes in names/data become '?'. */
+static const char *
+clean(const char *in, char *out, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; in != NULL && in[i] != '\0' && i + 1 < cap; i++)
+		out[i] = (unsigned char)in[i] < 0x20 ? '?' : in[i];
+	out[i] = '\0';
+	return out;
+}
+
 static void
 on_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
 	void *arg)
 {
+	static char cx[FW_APP_NAME_MAX + 2], cy[FW_APP_ARG_MAX + 2];
 	struct sim_dev *d = arg;
 
 	(void)a;
+	x = clean(x, cx, sizeof(cx));
+	y = clean(y, cy, sizeof(cy));
 	switch (what) {
 	case FW_NOTE_READY:
 		d->was_ready = true;

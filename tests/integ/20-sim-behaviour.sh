@@ -3,7 +3,8 @@
 # cinder-sim behaviours and control: a device that sends a garbage frame
 # after ready is dropped by cinderd (and, with --no-reconnect, stays
 # away); stdin commands publish, subscribe (the device receives its own
-# event back through cinderd) and stop a device, which goes offline.
+# event back through cinderd) and stop a device, which goes offline;
+# --publish sends a periodic event.
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
@@ -35,7 +36,7 @@ kill -0 "$BAD_PID" || fail "simulator exited with a device stopped (stdin at EOF
 
 mkfifo "$T_DIR/ctl"
 "$SIM" run --dir "$T_DIR/ok" --server "127.0.0.1:$DEV_PORT" \
-	--server-key "$T_DIR/server_key.pub.der" \
+	--server-key "$T_DIR/server_key.pub.der" --publish tick/n:300:private \
 	<"$T_DIR/ctl" >"$T_DIR/ok.out" 2>"$T_DIR/ok.err" &
 OK_PID=$!
 T_PIDS+=("$OK_PID")
@@ -62,6 +63,11 @@ for _ in 1 2 3 4 5; do
 	echo "publish $ok2 vdev/mine ping private" >&3
 done
 replied || fail "no vdev/reply: $(cat "$T_DIR/ok.out")"
+
+# --publish: every device publishes tick/n with a counter every 300 ms
+echo "subscribe $ok2 tick/ mine" >&3
+ticked() { grep -q "^event $ok2 tick/n [0-9][0-9]*\$" "$T_DIR/ok.out"; }
+wait_for ticked || fail "no periodic event: $(tail -5 "$T_DIR/ok.out")"
 
 echo "stop $ok1" >&3
 stopped() { grep -q "^closed $ok1 stopped\$" "$T_DIR/ok.out"; }
