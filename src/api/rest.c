@@ -357,9 +357,14 @@ admit_hook(struct http_request *req, void *arg)
 	struct rest *r = arg;
 	const char *ip = http_request_client_ip(req);
 	const char *method = http_request_method(req);
-	enum rl_bucket b = bucket_of(method, http_request_pattern(req));
+	const char *pattern = http_request_pattern(req);
+	enum rl_bucket b = bucket_of(method, pattern);
 	uint64_t now = rest_now_ms();
 
+	/* health checks (load balancers, wait-for-ready loops) are free */
+	if (pattern != NULL && (strcmp(pattern, "/v1/ping") == 0 ||
+				strcmp(pattern, "/healthz") == 0))
+		return 0;
 	if (b == RL_OAUTH_TOKEN && ratelimit_locked(r->rl, ip, now)) {
 		log_ctx(LOG_LEVEL_INFO, http_request_log_ctx(req),
 			"login from %s refused: locked out after failures",
