@@ -29,19 +29,24 @@
 #define DEV_NOTES_MAX 4096
 #define DEV_ARG_MAX 1024
 
-#define TS(col)                                                              \
-	"to_char(" col " AT TIME ZONE 'UTC', "                               \
+#define TS(col)                                                                \
+	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* The columns every device query selects, in this order. */
-#define DEV_COLS                                                             \
-	"d.device_id, d.name, d.last_ip_address, " TS("d.last_heard") ", "   \
-	TS("d.last_handshake_at") ", "                                       \
-	"COALESCE(d.product_id, NULLIF(d.hello_product_id, 65535), "         \
-	"d.platform_id), d.online, d.platform_id, d.notes, "                 \
-	"d.system_version, d.functions::text, d.variables::text, "           \
-	"d.last_describe::text, d.firmware_updates_enabled, "                \
-	"d.firmware_updates_forced, d.owner_id "
+#define DEV_COLS                                                               \
+	"d.device_id, d.name, d.last_ip_address, " TS("d.last_heard") ", " TS( \
+		"d.last_handshake_at") ", "                                    \
+				       "COALESCE(d.product_id, "               \
+				       "NULLIF(d.hello_product_id, 65535), "   \
+				       "d.platform_id), d.online, "            \
+				       "d.platform_id, d.notes, "              \
+				       "d.system_version, d.functions::text, " \
+				       "d.variables::text, "                   \
+				       "d.last_describe::text, "               \
+				       "d.firmware_updates_enabled, "          \
+				       "d.firmware_updates_forced, "           \
+				       "d.owner_id "
 enum {
 	C_ID,
 	C_NAME,
@@ -62,10 +67,10 @@ enum {
 };
 
 /* Owner scope ($1 caller id, $2 caller is admin) and id-or-name ($3). */
-#define DEV_ONE                                                              \
-	"SELECT " DEV_COLS "FROM devices d WHERE (d.owner_id = $1::bigint "  \
-	"OR $2::bool) AND (d.device_id = lower($3) OR d.name = $3) "         \
-	"ORDER BY (d.device_id = lower($3)) DESC, "                          \
+#define DEV_ONE                                                                \
+	"SELECT " DEV_COLS "FROM devices d WHERE (d.owner_id = $1::bigint "    \
+	"OR $2::bool) AND (d.device_id = lower($3) OR d.name = $3) "           \
+	"ORDER BY (d.device_id = lower($3)) DESC, "                            \
 	"(d.owner_id = $1::bigint) DESC NULLS LAST LIMIT 1"
 
 enum dev_op {
@@ -187,7 +192,8 @@ row_app(const struct store_result *res, int row, json_t **fns, json_t **vars)
 		*vars = json_object();
 		x = desc ? json_object_get(desc, "v") : NULL;
 		if (json_is_object(x)) {
-			json_object_foreach(x, k, val) {
+			json_object_foreach(x, k, val)
+			{
 				const char *t = NULL;
 
 				if (json_is_integer(val))
@@ -239,8 +245,9 @@ device_json(struct rest *r, const struct store_result *res, int row)
 	json_object_set_new(
 		o, "last_handshake_at",
 		str_or_null(store_result_value(res, row, C_HANDSHAKE)));
-	json_object_set_new(o, "product_id",
-			    int_or_null(store_result_value(res, row, C_PRODUCT)));
+	json_object_set_new(
+		o, "product_id",
+		int_or_null(store_result_value(res, row, C_PRODUCT)));
 	json_object_set_new(o, "online", json_boolean(online));
 	json_object_set_new(o, "connected", json_boolean(online));
 	json_object_set_new(
@@ -430,8 +437,8 @@ dreq_device_done(uint64_t req_id, const struct session_result *res, void *arg)
 			json_decref(v);
 		} else {
 			body = json_pack("{s:s, s:s, s:o, s:O}", "cmd",
-					 "VarReturn", "name", d->name,
-					 "result", v, "coreInfo", d->core);
+					 "VarReturn", "name", d->name, "result",
+					 v, "coreInfo", d->core);
 			http_request_resume_with(d->http, d->id, 200, body);
 		}
 	} else if (d->op == OP_FUNCTION) {
@@ -469,8 +476,8 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 		dreq_unref(d);
 		return;
 	}
-	rc = registry_request(d->reg, d->device_id, kind, name, arg,
-			      tmo * 1000, dreq_device_done, d, &d->reg_id);
+	rc = registry_request(d->reg, d->device_id, kind, name, arg, tmo * 1000,
+			      dreq_device_done, d, &d->reg_id);
 	if (rc != 0) {
 		dreq_answer_error(d, rc == CINDER_ERR_NOTFOUND
 					     ? CINDER_ERR_UNAVAILABLE
@@ -493,8 +500,9 @@ simple_done(int rc, const struct store_result *res, void *arg)
 	json_t *body;
 
 	if (rc == CINDER_ERR_CONFLICT && d->op == OP_RENAME) {
-		dev_fail(d, 400, "That name is already used by another of "
-				 "your devices");
+		dev_fail(d, 400,
+			 "That name is already used by another of "
+			 "your devices");
 	} else if (rc != 0) {
 		rest_fail_err(d->http, d->id, rc);
 	} else if (store_result_ntuples(res) != 1) {
@@ -558,13 +566,14 @@ row_done(int rc, const struct store_result *res, void *arg)
 	case OP_RENAME:
 	case OP_NOTES:
 		params[1] = d->op == OP_RENAME ? d->name : d->arg;
-		rc = store_query(r->store, STORE_Q_WRITE,
-				 d->op == OP_RENAME
-					 ? "UPDATE devices SET name = $2 WHERE "
-					   "device_id = $1 RETURNING 1"
-					 : "UPDATE devices SET notes = $2 WHERE "
-					   "device_id = $1 RETURNING 1",
-				 2, params, simple_done, d, NULL);
+		rc = store_query(
+			r->store, STORE_Q_WRITE,
+			d->op == OP_RENAME
+				? "UPDATE devices SET name = $2 WHERE "
+				  "device_id = $1 RETURNING 1"
+				: "UPDATE devices SET notes = $2 WHERE "
+				  "device_id = $1 RETURNING 1",
+			2, params, simple_done, d, NULL);
 		if (rc != 0) {
 			rest_fail_err(d->http, d->id, rc);
 			goto out;
@@ -704,9 +713,8 @@ name_ok(const char *s)
 static int
 bad_request(struct http_request *req, const char *desc)
 {
-	return http_respond_json(req, 400,
-				 json_pack("{s:b, s:s}", "ok", 0, "error",
-					   desc));
+	return http_respond_json(
+		req, 400, json_pack("{s:b, s:s}", "ok", 0, "error", desc));
 }
 
 static int
@@ -981,5 +989,5 @@ const struct route h_devices_routes[] = {
 	{"POST", "/v1/provisioning/:deviceId", ROUTE_AUTH_REQUIRED,
 	 h_provision},
 };
-const size_t h_devices_nroutes = sizeof(h_devices_routes) /
-				 sizeof(h_devices_routes[0]);
+const size_t h_devices_nroutes =
+	sizeof(h_devices_routes) / sizeof(h_devices_routes[0]);

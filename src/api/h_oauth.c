@@ -20,7 +20,7 @@
 #include "store.h"
 #include "xmalloc.h"
 
-#define OAUTH_DEFAULT_EXPIRES 7776000LL	    /* 90 days */
+#define OAUTH_DEFAULT_EXPIRES 7776000LL	       /* 90 days */
 #define OAUTH_MAX_EXPIRES (10LL * 366 * 86400) /* ten years */
 
 /* One token or access-token request in flight. */
@@ -28,7 +28,7 @@ struct oreq {
 	struct rest *r;
 	uint64_t id;
 	char ip[64];
-	bool refresh;	  /* grant_type=refresh_token */
+	bool refresh; /* grant_type=refresh_token */
 	char *client_id, *client_secret;
 	char *username, *password; /* password grant, Basic auth */
 	char *refresh_token;	   /* refresh grant */
@@ -377,11 +377,11 @@ list_done(int rc, const struct store_result *res, void *arg)
 		const char *exp = store_result_value(res, i, 1);
 
 		json_array_append_new(
-			arr, json_pack("{s:s, s:o, s:s}", "token",
-				       store_result_value(res, i, 0),
-				       "expires_at",
-				       exp ? json_string(exp) : json_null(),
-				       "client", store_result_value(res, i, 2)));
+			arr,
+			json_pack("{s:s, s:o, s:s}", "token",
+				  store_result_value(res, i, 0), "expires_at",
+				  exp ? json_string(exp) : json_null(),
+				  "client", store_result_value(res, i, 2)));
 	}
 	http_request_resume_with(o->r->http, o->id, 200, arr);
 out:
@@ -477,8 +477,10 @@ basic_checked(struct rest *r, int client_r, int user_r, void *arg)
 		params[0] = uid;
 		rc = store_query(
 			r->store, STORE_Q_READ,
-			"SELECT encode(token_sha256, 'hex'), to_char(expires_at "
-			"AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+			"SELECT encode(token_sha256, 'hex'), "
+			"to_char(expires_at "
+			"AT TIME ZONE 'UTC', "
+			"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
 			"client_id FROM access_tokens WHERE user_id = "
 			"$1::bigint AND (expires_at IS NULL OR expires_at > "
 			"now()) ORDER BY created_at",
@@ -656,11 +658,12 @@ h_tokens_delete_all(struct http_request *req, void *arg)
 	auth_cache_remove_user(r->cache, u->id);
 	snprintf(uid, sizeof(uid), "%lld", (long long)u->id);
 	o = oreq_new(r, req);
-	rc = store_query(r->store, STORE_Q_WRITE,
-			 "WITH x AS (DELETE FROM refresh_tokens WHERE user_id = "
-			 "$1::bigint) DELETE FROM access_tokens WHERE "
-			 "user_id = $1::bigint",
-			 1, params, delete_done, o, NULL);
+	rc = store_query(
+		r->store, STORE_Q_WRITE,
+		"WITH x AS (DELETE FROM refresh_tokens WHERE user_id = "
+		"$1::bigint) DELETE FROM access_tokens WHERE "
+		"user_id = $1::bigint",
+		1, params, delete_done, o, NULL);
 	if (rc != 0) {
 		oreq_free(o);
 		return rc;
@@ -679,5 +682,5 @@ const struct route h_oauth_routes[] = {
 	 h_token_current},
 	{"DELETE", "/v1/access_tokens/:token", 0, h_token_delete},
 };
-const size_t h_oauth_nroutes = sizeof(h_oauth_routes) /
-			       sizeof(h_oauth_routes[0]);
+const size_t h_oauth_nroutes =
+	sizeof(h_oauth_routes) / sizeof(h_oauth_routes[0]);

@@ -120,10 +120,10 @@ create_done(int rc, const struct store_result *res, void *arg)
 	const char *exists = "user with the username already exists";
 
 	if (rc == CINDER_ERR_CONFLICT) {
-		http_request_resume_with(
-			h, u->id, 400,
-			json_pack("{s:b, s:s, s:[s]}", "ok", 0, "error", exists,
-				  "errors", exists));
+		http_request_resume_with(h, u->id, 400,
+					 json_pack("{s:b, s:s, s:[s]}", "ok", 0,
+						   "error", exists, "errors",
+						   exists));
 	} else if (rc != 0) {
 		rest_fail_err(h, u->id, rc);
 	} else if (store_result_ntuples(res) != 1) {
@@ -134,7 +134,7 @@ create_done(int rc, const struct store_result *res, void *arg)
 		log_notice("user %s created (id %s%s)", u->username,
 			   store_result_value(res, 0, 0),
 			   store_result_value(res, 0, 1)[0] == 't' ? ", admin"
-								  : "");
+								   : "");
 		http_request_resume_with(h, u->id, 200,
 					 json_pack("{s:b}", "ok", 1));
 	}
@@ -149,8 +149,7 @@ create_hashed(struct rest *r, int err, char *hash, void *arg)
 	int rc;
 
 	if (err != 0 || hash == NULL) {
-		rest_fail_err(r->http, u->id,
-			      err ? err : CINDER_ERR_INTERNAL);
+		rest_fail_err(r->http, u->id, err ? err : CINDER_ERR_INTERNAL);
 		free(hash);
 		ureq_free(u);
 		return;
@@ -161,12 +160,13 @@ create_hashed(struct rest *r, int err, char *hash, void *arg)
 	params[3] = u->admin_caller ? "t" : "f";
 	/* Without an admin caller only the very first account may be made,
 	 * and it becomes the administrator. */
-	rc = store_query(r->store, STORE_Q_READ,
-			 "INSERT INTO users (username, password_hash, is_admin) "
-			 "SELECT $1, $2, $3::bool OR NOT EXISTS (SELECT 1 FROM "
-			 "users) WHERE $4::bool OR NOT EXISTS (SELECT 1 FROM "
-			 "users) RETURNING id, is_admin",
-			 4, params, create_done, u, NULL);
+	rc = store_query(
+		r->store, STORE_Q_READ,
+		"INSERT INTO users (username, password_hash, is_admin) "
+		"SELECT $1, $2, $3::bool OR NOT EXISTS (SELECT 1 FROM "
+		"users) WHERE $4::bool OR NOT EXISTS (SELECT 1 FROM "
+		"users) RETURNING id, is_admin",
+		4, params, create_done, u, NULL);
 	free(hash);
 	if (rc != 0) {
 		rest_fail_err(r->http, u->id, rc);
@@ -222,7 +222,8 @@ h_users_create(struct http_request *req, void *arg)
 			req, 400,
 			json_pack("{s:b, s:s, s:[s]}", "ok", 0, "error",
 				  "username and password are required",
-				  "errors", "username and password are required"));
+				  "errors",
+				  "username and password are required"));
 	if (strlen(pw) < USER_PASSWORD_MIN || strlen(pw) > CRYPTO_PASSWORD_MAX)
 		return http_respond_json(
 			req, 400,
@@ -238,11 +239,11 @@ h_users_create(struct http_request *req, void *arg)
 		*p = (char)tolower((unsigned char)*p);
 	if (!username_ok(u->username)) {
 		ureq_free(u);
-		return http_respond_json(
-			req, 400,
-			json_pack("{s:b, s:s, s:[s]}", "ok", 0, "error",
-				  "invalid username", "errors",
-				  "invalid username"));
+		return http_respond_json(req, 400,
+					 json_pack("{s:b, s:s, s:[s]}", "ok", 0,
+						   "error", "invalid username",
+						   "errors",
+						   "invalid username"));
 	}
 	u->password = xstrdup(pw);
 	if (json_field_bool(http_request_body(req), "is_admin", &adm))
@@ -264,5 +265,4 @@ const struct route h_user_routes[] = {
 	{"GET", "/v1/user", ROUTE_AUTH_REQUIRED, h_user_get},
 	{"POST", "/v1/users", 0, h_users_create},
 };
-const size_t h_user_nroutes = sizeof(h_user_routes) /
-			      sizeof(h_user_routes[0]);
+const size_t h_user_nroutes = sizeof(h_user_routes) / sizeof(h_user_routes[0]);

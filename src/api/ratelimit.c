@@ -30,7 +30,7 @@ struct rl_entry {
 	uint8_t key[17];
 	size_t keylen;
 	uint64_t last_seen;
-	unsigned failures;    /* consecutive failed logins */
+	unsigned failures;     /* consecutive failed logins */
 	uint64_t locked_until; /* 0: not locked */
 	struct rl_window w[RL_NBUCKETS];
 };
@@ -93,8 +93,7 @@ ratelimit_set_rule(struct ratelimit *rl, enum rl_bucket b,
 }
 
 void
-ratelimit_set_lockout(struct ratelimit *rl, unsigned failures,
-		      uint64_t lock_ms)
+ratelimit_set_lockout(struct ratelimit *rl, unsigned failures, uint64_t lock_ms)
 {
 	rl->lock_failures = failures;
 	rl->lock_ms = lock_ms;
@@ -241,8 +240,7 @@ window_roll(struct rl_window *w, uint64_t win, uint64_t now)
 
 /* Estimated requests in the last win ms, counting one more. */
 static bool
-window_over(const struct rl_window *w, const struct rl_rule *rule,
-	    uint64_t now)
+window_over(const struct rl_window *w, const struct rl_rule *rule, uint64_t now)
 {
 	uint64_t into = now - w->start, weight_prev;
 	uint64_t est;

@@ -16,12 +16,12 @@
 
 /** What a request counts against (besides RL_ALL, which every one does). */
 enum rl_bucket {
-	RL_ALL = 0,	   /* every API request: 10000 / 5 min */
-	RL_OAUTH_TOKEN,	   /* POST /oauth/token: 100 / 5 min */
-	RL_TOKENS_LIST,	   /* GET /v1/access_tokens: 100 / 5 min */
-	RL_TOKEN_DELETE,   /* DELETE /v1/access_tokens/:token */
-	RL_USERS_CREATE,   /* POST /v1/users */
-	RL_EVENTS,	   /* GET /v1/events... (SSE opens): 100 / 5 min */
+	RL_ALL = 0,	 /* every API request: 10000 / 5 min */
+	RL_OAUTH_TOKEN,	 /* POST /oauth/token: 100 / 5 min */
+	RL_TOKENS_LIST,	 /* GET /v1/access_tokens: 100 / 5 min */
+	RL_TOKEN_DELETE, /* DELETE /v1/access_tokens/:token */
+	RL_USERS_CREATE, /* POST /v1/users */
+	RL_EVENTS,	 /* GET /v1/events... (SSE opens): 100 / 5 min */
 	RL_NBUCKETS
 };
 

@@ -52,8 +52,8 @@ int
 rest_oauth_error(struct http *h, uint64_t id, int status, const char *code,
 		 const char *desc)
 {
-	json_t *o = json_pack("{s:s, s:s}", "error", code,
-			      "error_description", desc);
+	json_t *o = json_pack("{s:s, s:s}", "error", code, "error_description",
+			      desc);
 
 	return http_request_resume_with(h, id, status, o);
 }
@@ -112,11 +112,11 @@ pwjob_work(void *arg)
 	}
 	j->client_r = 0;
 	if (j->secret_hash != NULL)
-		j->client_r = crypto_password_verify(
-			j->secret ? j->secret : "", j->secret_hash);
+		j->client_r = crypto_password_verify(j->secret ? j->secret : "",
+						     j->secret_hash);
 	if (j->pw_hash != NULL) {
-		j->user_r = crypto_password_verify(j->pw ? j->pw : "",
-						   j->pw_hash);
+		j->user_r =
+			crypto_password_verify(j->pw ? j->pw : "", j->pw_hash);
 		if (!j->pw_known)
 			j->user_r = CINDER_ERR_AUTH;
 	} else {
@@ -151,8 +151,8 @@ pwjob_done(void *arg, bool cancelled)
 	if (j->hashing) {
 		h = j->out_hash;
 		j->out_hash = NULL;
-		j->hash_cb(r, cancelled ? CINDER_ERR_UNAVAILABLE : j->user_r,
-			   h, j->arg);
+		j->hash_cb(r, cancelled ? CINDER_ERR_UNAVAILABLE : j->user_r, h,
+			   j->arg);
 	} else {
 		j->check_cb(r, j->client_r, j->user_r, j->arg);
 	}
@@ -281,14 +281,15 @@ rest_token_lookup(struct rest *r, const char *token, rest_token_cb cb,
 	t->arg = arg;
 	rest_hex(t->hash, 32, hex);
 	params[0] = hex;
-	rc = store_query(r->store, STORE_Q_READ,
-			 "SELECT u.id, u.username, u.is_admin, t.client_id, "
-			 "COALESCE((extract(epoch FROM t.expires_at) * 1000)"
-			 "::bigint, 0) "
-			 "FROM access_tokens t JOIN users u ON u.id = t.user_id "
-			 "WHERE t.token_sha256 = decode($1, 'hex') AND "
-			 "(t.expires_at IS NULL OR t.expires_at > now())",
-			 1, params, tlookup_done, t, NULL);
+	rc = store_query(
+		r->store, STORE_Q_READ,
+		"SELECT u.id, u.username, u.is_admin, t.client_id, "
+		"COALESCE((extract(epoch FROM t.expires_at) * 1000)"
+		"::bigint, 0) "
+		"FROM access_tokens t JOIN users u ON u.id = t.user_id "
+		"WHERE t.token_sha256 = decode($1, 'hex') AND "
+		"(t.expires_at IS NULL OR t.expires_at > now())",
+		1, params, tlookup_done, t, NULL);
 	if (rc != 0)
 		free(t);
 	return rc;
@@ -326,8 +327,7 @@ auth_hook(struct http_request *req, const char *token, void *arg)
 		http_request_set_user(req, auth_user_dup(u), auth_user_free);
 		return 0;
 	}
-	rc = rest_token_lookup(r, token, auth_hook_done,
-			       (void *)(uintptr_t)id);
+	rc = rest_token_lookup(r, token, auth_hook_done, (void *)(uintptr_t)id);
 	return rc != 0 ? rc : HTTP_AUTH_PENDING;
 }
 
@@ -367,8 +367,7 @@ admit_hook(struct http_request *req, void *arg)
 		return 0;
 	if (b == RL_OAUTH_TOKEN && ratelimit_locked(r->rl, ip, now)) {
 		log_ctx(LOG_LEVEL_INFO, http_request_log_ctx(req),
-			"login from %s refused: locked out after failures",
-			ip);
+			"login from %s refused: locked out after failures", ip);
 		return CINDER_ERR_BUSY;
 	}
 	if (ratelimit_hit(r->rl, ip, b, now) != 0) {
@@ -426,10 +425,10 @@ rest_new(const struct rest_deps *deps, struct rest **out)
 	limits_from_env(r);
 	if ((rc = http_add_routes(r->http, h_oauth_routes, h_oauth_nroutes,
 				  r)) != 0 ||
-	    (rc = http_add_routes(r->http, h_user_routes, h_user_nroutes,
-				  r)) != 0 ||
-	    (rc = http_add_routes(r->http, h_devices_routes,
-				  h_devices_nroutes, r)) != 0) {
+	    (rc = http_add_routes(r->http, h_user_routes, h_user_nroutes, r)) !=
+		    0 ||
+	    (rc = http_add_routes(r->http, h_devices_routes, h_devices_nroutes,
+				  r)) != 0) {
 		log_err("rest: cannot register routes: %s", err_str(rc));
 		goto out;
 	}

@@ -62,8 +62,7 @@ int rest_check(struct rest *r, const char *client_secret,
 typedef void (*rest_hash_cb)(struct rest *r, int err, char *hash, void *arg);
 
 /** Hash a password on the pool. @return as rest_check() */
-int rest_hash(struct rest *r, const char *password, rest_hash_cb cb,
-	      void *arg);
+int rest_hash(struct rest *r, const char *password, rest_hash_cb cb, void *arg);
 
 /** Token lookup done: u borrowed for the call, NULL when err != 0. */
 typedef void (*rest_token_cb)(struct rest *r, int err,
@@ -77,8 +76,8 @@ int rest_token_lookup(struct rest *r, const char *token, rest_token_cb cb,
 		      void *arg);
 
 /** Answer the OAuth error shape {error, error_description}. */
-int rest_oauth_error(struct http *h, uint64_t id, int status,
-		     const char *code, const char *desc);
+int rest_oauth_error(struct http *h, uint64_t id, int status, const char *code,
+		     const char *desc);
 
 /** Answer {ok:false, error:desc} with status (by id; suspended requests). */
 int rest_fail(struct http *h, uint64_t id, int status, const char *desc);

@@ -25,9 +25,9 @@ START_TEST(test_ratelimit_hit_limit)
 
 	ratelimit_set_rule(rl, RL_OAUTH_TOKEN, &rule);
 	for (i = 0; i < 5; i++)
-		ck_assert_int_eq(ratelimit_hit(rl, "10.0.0.1", RL_OAUTH_TOKEN,
-					       100 + i),
-				 0);
+		ck_assert_int_eq(
+			ratelimit_hit(rl, "10.0.0.1", RL_OAUTH_TOKEN, 100 + i),
+			0);
 	ck_assert_int_eq(ratelimit_hit(rl, "10.0.0.1", RL_OAUTH_TOKEN, 200),
 			 CINDER_ERR_BUSY);
 	/* another address and another bucket are not affected */
@@ -47,7 +47,8 @@ START_TEST(test_ratelimit_hit_slides)
 
 	ratelimit_set_rule(rl, RL_TOKENS_LIST, &rule);
 	for (i = 0; i < 10; i++)
-		ck_assert_int_eq(ratelimit_hit(rl, "::1", RL_TOKENS_LIST, 0), 0);
+		ck_assert_int_eq(ratelimit_hit(rl, "::1", RL_TOKENS_LIST, 0),
+				 0);
 	ck_assert_int_eq(ratelimit_hit(rl, "::1", RL_TOKENS_LIST, 500),
 			 CINDER_ERR_BUSY);
 	/* 1.5 windows later half of the old window still weighs in */
@@ -104,7 +105,8 @@ START_TEST(test_ratelimit_login_lockout)
 	ck_assert(!ratelimit_locked(rl, "203.0.113.9", t + 31 + 30 * 60000));
 	/* after the lock the count starts again */
 	ratelimit_login_failed(rl, "203.0.113.9", t + 31 + 30 * 60000 + 1);
-	ck_assert(!ratelimit_locked(rl, "203.0.113.9", t + 31 + 30 * 60000 + 2));
+	ck_assert(
+		!ratelimit_locked(rl, "203.0.113.9", t + 31 + 30 * 60000 + 2));
 	ratelimit_free(rl);
 }
 END_TEST
@@ -142,9 +144,9 @@ START_TEST(test_ratelimit_new_bounded)
 	}
 	ck_assert(ratelimit_locked(rl, "10.9.9.9", 200));
 	/* unparseable addresses still get a bounded key */
-	ck_assert_int_eq(ratelimit_hit(rl, "not an address at all, long",
-				       RL_ALL, 300),
-			 0);
+	ck_assert_int_eq(
+		ratelimit_hit(rl, "not an address at all, long", RL_ALL, 300),
+		0);
 	ck_assert_uint_le(ratelimit_count(rl), 8);
 	ratelimit_free(rl);
 	ratelimit_free(NULL);
