@@ -118,7 +118,7 @@ START_TEST(test_auth_cache_put_evicts_oldest)
 {
 	struct auth_cache *c = auth_cache_new(30000, 3);
 	uint8_t h[4][32];
-	char name[8];
+	char name[16];
 	int i;
 
 	for (i = 0; i < 4; i++) {
