@@ -20,6 +20,10 @@
 #include "store.h"
 #include "xmalloc.h"
 
+/*
+ * Besides the oauth_clients rows, the client id "user" is accepted as a
+ * public client: particle-cli's `token create` asks with it.
+ */
 #define OAUTH_DEFAULT_EXPIRES 7776000LL	       /* 90 days */
 #define OAUTH_MAX_EXPIRES (10LL * 366 * 86400) /* ten years */
 
@@ -327,7 +331,8 @@ h_oauth_token(struct http_request *req, void *arg)
 	if (o->refresh)
 		rc = store_query(
 			r->store, STORE_Q_READ,
-			"SELECT c.client_id IS NOT NULL, c.secret_hash, "
+			"SELECT c.client_id IS NOT NULL OR $1 = 'user', "
+			"c.secret_hash, "
 			"t.user_id, NULL::text, t.client_id FROM (SELECT 1) x "
 			"LEFT JOIN oauth_clients c ON c.client_id = $1 "
 			"LEFT JOIN refresh_tokens t ON t.token_sha256 = "
@@ -337,7 +342,8 @@ h_oauth_token(struct http_request *req, void *arg)
 	else
 		rc = store_query(
 			r->store, STORE_Q_READ,
-			"SELECT c.client_id IS NOT NULL, c.secret_hash, u.id, "
+			"SELECT c.client_id IS NOT NULL OR $1 = 'user', "
+			"c.secret_hash, u.id, "
 			"u.password_hash, NULL::text FROM (SELECT 1) x "
 			"LEFT JOIN oauth_clients c ON c.client_id = $1 "
 			"LEFT JOIN users u ON u.username = $2",

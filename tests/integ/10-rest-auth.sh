@@ -60,7 +60,7 @@ BOB2=$(field '["access_token"]')
 [ "$(sql "SELECT expires_at IS NULL FROM access_tokens WHERE token_sha256 = sha256('$BOB2'::bytea)")" = t ] ||
 	fail "expires_in=0 should never expire"
 
-# particle-cli `token create` uses the client id "user" (sql/0002_rest.sql).
+# particle-cli `token create` uses the client id "user" (built in).
 http POST /oauth/token -d client_id=user -d client_secret=whatever \
 	-d grant_type=password -d username=bob@example.com -d password=bobpass123
 expect 200 "login with the CLI token-create client"
