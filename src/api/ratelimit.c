@@ -4,7 +4,8 @@
  * tracked address has, per bucket, the count of the current fixed window
  * and of the previous one; the estimate for "the last window_ms" weights
  * the previous count by how much of it still overlaps (the usual sliding
- * window counter). Addresses are keyed by their binary form.
+ * window counter). Addresses are keyed by their binary form (IPv6 by
+ * /64); an LRU list makes eviction O(1) when the table is full.
  */
 #include "config.h"
 
@@ -33,10 +34,12 @@ struct rl_entry {
 	unsigned failures;     /* consecutive failed logins */
 	uint64_t locked_until; /* 0: not locked */
 	struct rl_window w[RL_NBUCKETS];
+	struct rl_entry *prev, *next; /* least recently seen first */
 };
 
 struct ratelimit {
-	struct hmap *map; /* key -> struct rl_entry */
+	struct hmap *map;	      /* key -> struct rl_entry */
+	struct rl_entry *head, *tail; /* LRU order, oldest at head */
 	size_t max_ips;
 	struct rl_rule rules[RL_NBUCKETS];
 	unsigned lock_failures;
@@ -61,14 +64,38 @@ ratelimit_new(size_t max_ips)
 	return rl;
 }
 
-static int
-free_entry(const void *key, size_t len, void *value, void *arg)
+static void
+lru_unlink(struct ratelimit *rl, struct rl_entry *e)
 {
-	(void)key;
-	(void)len;
-	(void)arg;
-	free(value);
-	return 0;
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		rl->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		rl->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void
+lru_append(struct ratelimit *rl, struct rl_entry *e)
+{
+	e->prev = rl->tail;
+	e->next = NULL;
+	if (rl->tail)
+		rl->tail->next = e;
+	else
+		rl->head = e;
+	rl->tail = e;
+}
+
+static void
+remove_entry(struct ratelimit *rl, struct rl_entry *e)
+{
+	lru_unlink(rl, e);
+	hmap_remove(rl->map, e->key, e->keylen);
+	free(e);
 }
 
 void
@@ -76,7 +103,8 @@ ratelimit_free(struct ratelimit *rl)
 {
 	if (rl == NULL)
 		return;
-	hmap_foreach(rl->map, free_entry, NULL);
+	while (rl->head != NULL)
+		remove_entry(rl, rl->head);
 	hmap_free(rl->map);
 	free(rl);
 }
@@ -99,7 +127,11 @@ ratelimit_set_lockout(struct ratelimit *rl, unsigned failures, uint64_t lock_ms)
 	rl->lock_ms = lock_ms;
 }
 
-/* Binary key: 4 or 16 address bytes, else a bounded prefix of the text. */
+/*
+ * Binary key: the 4 bytes of an IPv4 address (also when written as an
+ * IPv4-mapped IPv6 address), the /64 prefix of an IPv6 address, else a
+ * bounded prefix of the text.
+ */
 static size_t
 make_key(const char *ip, uint8_t key[17])
 {
@@ -113,8 +145,19 @@ make_key(const char *ip, uint8_t key[17])
 		return 5;
 	}
 	if (inet_pton(AF_INET6, ip, key + 1) == 1) {
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+						   0, 0, 0, 0, 0xff, 0xff};
+
+		if (memcmp(key + 1, mapped, sizeof(mapped)) == 0) {
+			memmove(key + 1, key + 13, 4);
+			memset(key + 5, 0, 12);
+			key[0] = 4;
+			return 5;
+		}
+		/* one client usually holds a whole /64: count it as one */
 		key[0] = 6;
-		return 17;
+		memset(key + 9, 0, 8);
+		return 9;
 	}
 	n = strnlen(ip, 16);
 	key[0] = 0;
@@ -122,76 +165,40 @@ make_key(const char *ip, uint8_t key[17])
 	return n + 1;
 }
 
-/* The largest window among the rules: an entry idle longer is forgettable. */
-static uint64_t
-max_window(const struct ratelimit *rl)
-{
-	uint64_t m = 0;
-	int i;
-
-	for (i = 0; i < RL_NBUCKETS; i++)
-		if (rl->rules[i].window_ms > m)
-			m = rl->rules[i].window_ms;
-	return 2 * m;
-}
-
-struct sweep {
-	const struct ratelimit *rl;
-	uint64_t now;
-	uint64_t idle;
-	struct rl_entry **dead; /* entries to remove */
-	size_t ndead, cap;
-	struct rl_entry *oldest; /* least recently seen, unlocked first */
-};
-
-static int
-sweep_one(const void *key, size_t len, void *value, void *arg)
-{
-	struct sweep *s = arg;
-	struct rl_entry *e = value;
-	bool locked = e->locked_until > s->now;
-
-	(void)key;
-	(void)len;
-	if (!locked && s->now - e->last_seen > s->idle && s->ndead < s->cap)
-		s->dead[s->ndead++] = e;
-	if (s->oldest == NULL ||
-	    (s->oldest->locked_until > s->now && !locked) ||
-	    ((s->oldest->locked_until > s->now) == locked &&
-	     e->last_seen < s->oldest->last_seen))
-		s->oldest = e;
-	return 0;
-}
-
-static void
-remove_entry(struct ratelimit *rl, struct rl_entry *e)
-{
-	hmap_remove(rl->map, e->key, e->keylen);
-	free(e);
-}
-
-/* Make room for one more entry. */
+/*
+ * Make room for one more entry in O(1): evict the least recently seen
+ * address, passing over (a few) locked ones so that a flood of new
+ * addresses cannot lift a lockout cheaply.
+ */
 static void
 make_room(struct ratelimit *rl, uint64_t now)
 {
-	struct sweep s;
-	size_t i;
+	struct rl_entry *e;
+	int tries;
 
-	memset(&s, 0, sizeof(s));
-	s.rl = rl;
-	s.now = now;
-	s.idle = max_window(rl);
-	s.cap = hmap_count(rl->map);
-	s.dead = xcalloc(s.cap ? s.cap : 1, sizeof(*s.dead));
-	hmap_foreach(rl->map, sweep_one, &s);
-	for (i = 0; i < s.ndead; i++) {
-		if (s.dead[i] == s.oldest)
-			s.oldest = NULL;
-		remove_entry(rl, s.dead[i]);
+	for (tries = 0; tries < 8 && rl->head != NULL; tries++) {
+		e = rl->head;
+		if (e->locked_until > now && e != rl->tail) {
+			lru_unlink(rl, e);
+			lru_append(rl, e);
+			continue;
+		}
+		remove_entry(rl, e);
+		return;
 	}
-	if (s.ndead == 0 && s.oldest != NULL)
-		remove_entry(rl, s.oldest);
-	free(s.dead);
+	if (rl->head != NULL)
+		remove_entry(rl, rl->head);
+}
+
+/* Mark e as just seen. */
+static void
+touch(struct ratelimit *rl, struct rl_entry *e, uint64_t now)
+{
+	e->last_seen = now;
+	if (e != rl->tail) {
+		lru_unlink(rl, e);
+		lru_append(rl, e);
+	}
 }
 
 static struct rl_entry *
@@ -210,6 +217,7 @@ entry_get(struct ratelimit *rl, const char *ip, uint64_t now, bool create)
 	e->keylen = klen;
 	e->last_seen = now;
 	hmap_put(rl->map, e->key, e->keylen, e, NULL);
+	lru_append(rl, e);
 	return e;
 }
 
@@ -263,7 +271,7 @@ ratelimit_hit(struct ratelimit *rl, const char *ip, enum rl_bucket b,
 	if ((int)b < 0 || b >= RL_NBUCKETS)
 		b = RL_ALL;
 	e = entry_get(rl, ip, now_ms, true);
-	e->last_seen = now_ms;
+	touch(rl, e, now_ms);
 	window_roll(&e->w[RL_ALL], rl->rules[RL_ALL].window_ms, now_ms);
 	window_roll(&e->w[b], rl->rules[b].window_ms, now_ms);
 	if (window_over(&e->w[RL_ALL], &rl->rules[RL_ALL], now_ms))
@@ -298,7 +306,7 @@ ratelimit_login_failed(struct ratelimit *rl, const char *ip, uint64_t now_ms)
 	if (rl->lock_failures == 0)
 		return;
 	e = entry_get(rl, ip, now_ms, true);
-	e->last_seen = now_ms;
+	touch(rl, e, now_ms);
 	if (++e->failures >= rl->lock_failures)
 		e->locked_until = now_ms + (rl->lock_ms ? rl->lock_ms : 1);
 }

@@ -4,8 +4,9 @@
  * sliding-window counters per IP and bucket, and the failed-login lockout
  * (N consecutive failures from one IP block /oauth/token for a while).
  * Pure logic: no I/O, the caller passes the time. Memory is bounded: at
- * most max_ips addresses are tracked; when full, idle entries are swept
- * and then the least recently seen one is evicted. Loop thread only.
+ * most max_ips addresses are tracked; when full, the least recently seen
+ * one is evicted (O(1); locked-out ones are passed over). IPv6 clients
+ * are counted per /64. Loop thread only.
  */
 #ifndef CINDER_API_RATELIMIT_H
 #define CINDER_API_RATELIMIT_H

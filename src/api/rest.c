@@ -365,7 +365,9 @@ admit_hook(struct http_request *req, void *arg)
 	if (pattern != NULL && (strcmp(pattern, "/v1/ping") == 0 ||
 				strcmp(pattern, "/healthz") == 0))
 		return 0;
-	if (b == RL_OAUTH_TOKEN && ratelimit_locked(r->rl, ip, now)) {
+	/* a locked-out address may not try passwords anywhere */
+	if ((b == RL_OAUTH_TOKEN || b == RL_TOKENS_LIST) &&
+	    ratelimit_locked(r->rl, ip, now)) {
 		log_ctx(LOG_LEVEL_INFO, http_request_log_ctx(req),
 			"login from %s refused: locked out after failures", ip);
 		return CINDER_ERR_BUSY;

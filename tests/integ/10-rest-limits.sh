@@ -38,6 +38,8 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 done
 login rightpass1
 expect 429 "locked out even with the right password"
+http GET /v1/access_tokens -u user@example.com:rightpass1
+expect 429 "no password tries on Basic routes while locked"
 http GET /v1/user -H "Authorization: Bearer $TOKEN"
 expect 200 "other routes still work while locked"
 stop_cinderd

@@ -2,8 +2,9 @@
 /*
  * Per-IP rate limits: the sliding window (limit reached, refused requests
  * not counted, recovery as the window slides), bucket independence, the
- * global bucket, IPv4/IPv6 keys, the failed-login lockout and its reset,
- * and the bound on tracked addresses. Pure; the tests pass the time.
+ * global bucket, IPv4/IPv6 keys (/64, IPv4-mapped), the failed-login
+ * lockout and its reset, and the bound on tracked addresses (LRU). Pure; the
+ * tests pass the time.
  */
 #include "config.h"
 
@@ -131,18 +132,36 @@ END_TEST
 START_TEST(test_ratelimit_new_bounded)
 {
 	struct ratelimit *rl = ratelimit_new(8);
+	struct rl_rule rule = {0, MIN5};
 	char ip[32];
 	int i;
 
 	/* one locked address survives eviction; idle ones go first */
 	ratelimit_set_lockout(rl, 1, MIN5 * 10);
 	ratelimit_login_failed(rl, "10.9.9.9", 0);
-	for (i = 0; i < 100; i++) {
+	for (i = 0; i < 5000; i++) {
 		snprintf(ip, sizeof(ip), "10.1.%d.%d", i / 250, i % 250);
 		ck_assert_int_eq(ratelimit_hit(rl, ip, RL_ALL, 10 + i), 0);
 		ck_assert_uint_le(ratelimit_count(rl), 8);
 	}
 	ck_assert(ratelimit_locked(rl, "10.9.9.9", 200));
+	ratelimit_free(rl);
+
+	/* eviction takes the least recently seen address, not the oldest */
+	rl = ratelimit_new(8);
+	rule.limit = 3;
+	ratelimit_set_rule(rl, RL_EVENTS, &rule);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(ratelimit_hit(rl, "10.7.7.7", RL_EVENTS, i),
+				 0);
+	for (i = 0; i < 100; i++) {
+		snprintf(ip, sizeof(ip), "10.2.0.%d", i);
+		ck_assert_int_eq(ratelimit_hit(rl, ip, RL_ALL, 10 + i), 0);
+		ck_assert_int_eq(ratelimit_hit(rl, "10.7.7.7", RL_ALL, 10 + i),
+				 0);
+	}
+	ck_assert_int_eq(ratelimit_hit(rl, "10.7.7.7", RL_EVENTS, 200),
+			 CINDER_ERR_BUSY);
 	/* unparseable addresses still get a bounded key */
 	ck_assert_int_eq(
 		ratelimit_hit(rl, "not an address at all, long", RL_ALL, 300),
@@ -150,6 +169,36 @@ START_TEST(test_ratelimit_new_bounded)
 	ck_assert_uint_le(ratelimit_count(rl), 8);
 	ratelimit_free(rl);
 	ratelimit_free(NULL);
+}
+END_TEST
+
+START_TEST(test_ratelimit_hit_keys)
+{
+	struct ratelimit *rl = ratelimit_new(0);
+	struct rl_rule rule = {2, MIN5};
+
+	ratelimit_set_rule(rl, RL_USERS_CREATE, &rule);
+	/* one IPv6 /64 is one client */
+	ck_assert_int_eq(
+		ratelimit_hit(rl, "2001:db8:1:2::1", RL_USERS_CREATE, 1), 0);
+	ck_assert_int_eq(
+		ratelimit_hit(rl, "2001:db8:1:2::ffff", RL_USERS_CREATE, 2), 0);
+	ck_assert_int_eq(
+		ratelimit_hit(rl, "2001:db8:1:2:abcd::9", RL_USERS_CREATE, 3),
+		CINDER_ERR_BUSY);
+	ck_assert_int_eq(
+		ratelimit_hit(rl, "2001:db8:1:3::1", RL_USERS_CREATE, 4), 0);
+	/* an IPv4-mapped address is the IPv4 address, and mapped addresses
+	 * are not lumped together */
+	ck_assert_int_eq(ratelimit_hit(rl, "192.0.2.1", RL_USERS_CREATE, 5), 0);
+	ck_assert_int_eq(
+		ratelimit_hit(rl, "::ffff:192.0.2.1", RL_USERS_CREATE, 6), 0);
+	ck_assert_int_eq(
+		ratelimit_hit(rl, "::ffff:192.0.2.1", RL_USERS_CREATE, 7),
+		CINDER_ERR_BUSY);
+	ck_assert_int_eq(
+		ratelimit_hit(rl, "::ffff:192.0.2.2", RL_USERS_CREATE, 8), 0);
+	ratelimit_free(rl);
 }
 END_TEST
 
@@ -167,6 +216,7 @@ ratelimit_suite(void)
 		{"login_lockout", test_ratelimit_login_lockout},
 		{"lockout_disabled", test_ratelimit_set_lockout_disabled},
 		{"bounded", test_ratelimit_new_bounded},
+		{"keys", test_ratelimit_hit_keys},
 	};
 	size_t i;
 
