@@ -101,6 +101,15 @@ http GET /v1/devices/kitchen "${B[@]}"
 expect 404 "bob by alice's name"
 http PUT "/v1/devices/$D1" "${A[@]}" -d name='bad name!'
 expect 400 "bad name"
+D3=cccccccccccccccccccccccc
+http POST "/v1/provisioning/$D3" "${A[@]}" --data-urlencode "publicKey@$T_DIR/d1.pub.pem"
+expect 200 "provision d3"
+http PUT "/v1/devices/$D3" "${A[@]}" -d name=kitchen
+expect 400 "duplicate name for one owner"
+http PUT "/v1/devices/$D3" "${B[@]}" -d name=cellar
+expect 404 "bob renames alice's device"
+http DELETE "/v1/devices/$D3" "${A[@]}"
+expect 200 "unclaim d3"
 http PUT "/v1/devices/kitchen" "${A[@]}" -d notes='by the window'
 expect 200 "notes"
 http GET "/v1/devices/$D1" "${A[@]}"
