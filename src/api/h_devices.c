@@ -717,12 +717,40 @@ bad_request(struct http_request *req, const char *desc)
 		req, 400, json_pack("{s:b, s:s}", "ok", 0, "error", desc));
 }
 
+/*
+ * A body field as text: strings as they are, JSON numbers and booleans
+ * converted (JSON clients send {"arg": 5} or {"signal": true}).
+ * @param buf receives converted values
+ * @return the text (borrowed from the request or buf) or NULL
+ */
+static const char *
+field_text(struct http_request *req, const char *name, char *buf, size_t len)
+{
+	const char *v = http_request_arg(req, name);
+	json_t *j;
+
+	if (v != NULL)
+		return v;
+	j = json_object_get(http_request_body(req), name);
+	if (json_is_integer(j))
+		snprintf(buf, len, "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(j));
+	else if (json_is_real(j))
+		snprintf(buf, len, "%.17g", json_real_value(j));
+	else if (json_is_boolean(j))
+		snprintf(buf, len, "%d", json_is_true(j) ? 1 : 0);
+	else
+		return NULL;
+	return buf;
+}
+
 static int
 h_device_put(struct http_request *req, void *arg)
 {
 	const char *name = http_request_arg(req, "name");
 	const char *notes = http_request_arg(req, "notes");
-	const char *sig = http_request_arg(req, "signal");
+	char sbuf[32];
+	const char *sig = field_text(req, "signal", sbuf, sizeof(sbuf));
 	struct dreq *d;
 
 	if (name != NULL) {
@@ -768,11 +796,12 @@ static int
 h_device_function(struct http_request *req, void *arg)
 {
 	const char *name = http_request_param(req, "name");
-	const char *fa = http_request_arg(req, "arg");
+	char abuf[64];
+	const char *fa = field_text(req, "arg", abuf, sizeof(abuf));
 	struct dreq *d;
 
 	if (fa == NULL)
-		fa = http_request_arg(req, "args");
+		fa = field_text(req, "args", abuf, sizeof(abuf));
 	if (name == NULL || *name == '\0' || strlen(name) > 64)
 		return bad_request(req, "bad function name");
 	if (fa != NULL && strlen(fa) > DEV_ARG_MAX)

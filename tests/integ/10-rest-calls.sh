@@ -78,6 +78,9 @@ expect 200 "echo with args"
 http POST "/v1/devices/$D/echo" "${A[@]}" -d access_token="$ALICE" -d arg=abc
 [ "$(field '["return_value"]')" = 3 ] || fail "access_token stripped from the form"
 
+http POST "/v1/devices/$D/echo" "${A[@]}" -H 'Content-Type: application/json' -d '{"arg":12345}'
+[ "$(field '["return_value"]')" = 5 ] || fail "numeric JSON arg: $HTTP_BODY"
+
 # Variables: typed results, coreInfo, raw.
 http GET "/v1/devices/$D/counter" "${A[@]}"
 expect 200 "counter"
@@ -111,8 +114,9 @@ expect 404 "bob calls alice's function"
 # Signal.
 http PUT "/v1/devices/$D" "${A[@]}" -d signal=1
 expect 200 "signal on"
-http PUT "/v1/devices/$D" "${A[@]}" -d signal=0
-expect 200 "signal off"
+http PUT "/v1/devices/$D" "${A[@]}" -H 'Content-Type: application/json' -d '{"signal":false}'
+expect 200 "signal off (JSON boolean)"
+[ "$(field '["signaling"]')" = False ] || fail "signaling false"
 
 # Many concurrent calls to one device are queued, not dropped.
 pids=()
