@@ -161,5 +161,22 @@ http GET /v1/devices "${B[@]}"
 [ "$HTTP_BODY" = "[]" ] || fail "unclaimed device still listed"
 [ "$(sql "SELECT owner_id IS NULL FROM devices WHERE device_id = '$D2'")" = t ] || fail "owner not cleared"
 
+# Hostile input is refused cleanly.
+long=$(head -c 3000 /dev/zero | tr '\0' a)
+http GET "/v1/devices/$long" "${A[@]}"
+expect 404 "very long device key"
+http GET "/v1/devices/$long/$long" "${A[@]}"
+[ "$HTTP_STATUS" = 400 ] || [ "$HTTP_STATUS" = 404 ] || fail "very long variable name: $HTTP_STATUS"
+http GET /v1/devices -H "Authorization: Bearer $long"
+expect 401 "very long token"
+head -c 200000 /dev/urandom | base64 -w0 >"$T_DIR/bigkey"
+http POST "/v1/provisioning/$D1" "${A[@]}" --data-urlencode "publicKey@$T_DIR/bigkey"
+expect 400 "huge key"
+http POST /v1/devices "${A[@]}" -H 'Content-Type: application/json' -d '{"id":["x"]}'
+expect 400 "id of the wrong type"
+http PUT "/v1/devices/%00" "${A[@]}" -d name=x
+[ "$HTTP_STATUS" = 400 ] || [ "$HTTP_STATUS" = 404 ] || fail "NUL in the path: $HTTP_STATUS"
+kill -0 "$CINDERD_PID" || fail "cinderd died on hostile input"
+
 stop_cinderd
 echo "PASS: $T_NAME"
