@@ -232,7 +232,8 @@ tlookup_done(int rc, const struct store_result *res, void *arg)
 {
 	struct tlookup *t = arg;
 	struct auth_user u;
-	const char *exp;
+	const char *exp, *params[1];
+	char hex[65];
 	uint64_t exp_ms = 0;
 
 	memset(&u, 0, sizeof(u));
@@ -252,6 +253,13 @@ tlookup_done(int rc, const struct store_result *res, void *arg)
 	if (exp != NULL)
 		exp_ms = strtoull(exp, NULL, 10);
 	auth_cache_put(t->r->cache, t->hash, &u, exp_ms, rest_now_ms());
+	/* last_used_at: at most once per cache lifetime per token */
+	rest_hex(t->hash, 32, hex);
+	params[0] = hex;
+	store_query(t->r->store, STORE_Q_WRITE,
+		    "UPDATE access_tokens SET last_used_at = now() WHERE "
+		    "token_sha256 = decode($1, 'hex')",
+		    1, params, NULL, NULL, NULL);
 	t->cb(t->r, 0, &u, t->arg);
 out:
 	free(t);

@@ -100,6 +100,8 @@ expect 200 "user by header"
 [ "$(field '["username"]')" = bob@example.com ] || fail "whoami"
 http GET "/v1/user?access_token=$BOB"
 expect 200 "user by query"
+used() { [ "$(sql "SELECT last_used_at IS NOT NULL FROM access_tokens WHERE token_sha256 = sha256('$BOB'::bytea)")" = t ]; }
+wait_for used || fail "last_used_at not recorded"
 http GET /v1/user
 expect 401 "no token"
 http GET /v1/user -H "Authorization: Bearer 0123456789abcdef0123456789abcdef01234567"
