@@ -2,7 +2,9 @@
 /*
  * OAuth and access-token routes (cloud-api.md 1.1): POST /oauth/token
  * (password and refresh_token grants, client credentials by HTTP Basic or
- * form fields) and the /v1/access_tokens family. Secrets are checked on
+ * form fields) and the /v1/access_tokens family. A refresh token is
+ * linked to the last access token issued with it; revoking that access
+ * token (logout) revokes the refresh token too. Secrets are checked on
  * the crypto pool; each request is suspended while the database and the
  * pool work and answered by id.
  */
@@ -132,25 +134,31 @@ issue_tokens(struct oreq *o)
 	rest_hex(ah, 32, ahex);
 	if (!o->refresh) {
 		auth_token_hash(refresh, rh);
-		rest_hex(rh, 32, rhex);
 		o->refresh_token = xstrdup(refresh);
+	} else {
+		auth_token_hash(o->refresh_token, rh);
 	}
+	rest_hex(rh, 32, rhex);
 	o->token = xstrdup(access);
 	snprintf(uid, sizeof(uid), "%lld", (long long)o->user_id);
 	snprintf(exp, sizeof(exp), "%lld", o->expires_in);
 	params[0] = ahex;
-	params[1] = o->refresh ? NULL : rhex;
+	params[1] = rhex;
 	params[2] = uid;
 	params[3] = o->client_id;
 	params[4] = exp;
 	if (o->refresh)
 		rc = store_query(
 			o->r->store, STORE_Q_WRITE,
-			"INSERT INTO access_tokens (token_sha256, user_id, "
-			"client_id, expires_at) VALUES (decode($1, 'hex'), "
-			"$3::bigint, $4, CASE WHEN $5::bigint = 0 THEN NULL "
-			"ELSE now() + make_interval(secs => $5::bigint) END) "
-			"RETURNING $2::text",
+			"WITH a AS (INSERT INTO access_tokens (token_sha256, "
+			"user_id, client_id, expires_at) VALUES (decode($1, "
+			"'hex'), $3::bigint, $4, CASE WHEN $5::bigint = 0 THEN "
+			"NULL ELSE now() + make_interval(secs => $5::bigint) "
+			"END) RETURNING token_sha256) UPDATE refresh_tokens "
+			"SET "
+			"access_token_sha256 = (SELECT token_sha256 FROM a), "
+			"last_used_at = now() WHERE token_sha256 = "
+			"decode($2, 'hex')",
 			5, params, issue_done, o, NULL);
 	else
 		rc = store_query(
@@ -444,14 +452,20 @@ delete_token(struct oreq *o)
 		auth_cache_remove(o->r->cache, raw);
 	}
 	if (o->user_id != 0)
-		return store_query(o->r->store, STORE_Q_WRITE,
-				   "DELETE FROM access_tokens WHERE user_id = "
-				   "$2::bigint AND token_sha256 IN "
-				   "(decode($1, 'hex'), decode(lower($3), "
-				   "'hex'))",
-				   3, params, delete_done, o, NULL);
+		return store_query(
+			o->r->store, STORE_Q_WRITE,
+			"WITH r AS (DELETE FROM refresh_tokens WHERE "
+			"user_id = $2::bigint AND access_token_sha256 "
+			"IN (decode($1, 'hex'), decode(lower($3), "
+			"'hex'))) DELETE FROM access_tokens WHERE "
+			"user_id = $2::bigint AND token_sha256 IN "
+			"(decode($1, 'hex'), decode(lower($3), "
+			"'hex'))",
+			3, params, delete_done, o, NULL);
 	return store_query(o->r->store, STORE_Q_WRITE,
-			   "DELETE FROM access_tokens WHERE token_sha256 = "
+			   "WITH r AS (DELETE FROM refresh_tokens WHERE "
+			   "access_token_sha256 = decode($1, 'hex')) DELETE "
+			   "FROM access_tokens WHERE token_sha256 = "
 			   "decode($1, 'hex')",
 			   1, params, delete_done, o, NULL);
 }
@@ -631,6 +645,8 @@ h_token_current(struct http_request *req, void *arg)
 	if (del) {
 		auth_cache_remove(r->cache, h);
 		rc = store_query(r->store, STORE_Q_WRITE,
+				 "WITH r AS (DELETE FROM refresh_tokens WHERE "
+				 "access_token_sha256 = decode($1, 'hex')) "
 				 "DELETE FROM access_tokens WHERE "
 				 "token_sha256 = decode($1, 'hex')",
 				 1, params, delete_done, o, NULL);

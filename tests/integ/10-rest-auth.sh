@@ -140,6 +140,21 @@ http GET /v1/user -H "Authorization: Bearer $BOB3"
 expect 401 "token revoked by hash"
 
 # DELETE current (logout), then revoke all.
+http POST /oauth/token -u particle:particle -d grant_type=password \
+	-d username=bob@example.com -d password=bobpass123
+BOB4=$(field '["access_token"]')
+BOBR=$(field '["refresh_token"]')
+http POST /oauth/token -u particle:particle -d grant_type=refresh_token -d refresh_token="$BOBR"
+expect 200 "refresh bob"
+BOB5=$(field '["access_token"]')
+http DELETE /v1/access_tokens/current -H "Authorization: Bearer $BOB5"
+expect 200 "logout"
+http GET /v1/user -H "Authorization: Bearer $BOB5"
+expect 401 "logged out token"
+http POST /oauth/token -u particle:particle -d grant_type=refresh_token -d refresh_token="$BOBR"
+expect 400 "the refresh token died with the logout"
+http GET /v1/user -H "Authorization: Bearer $BOB4"
+expect 200 "an older access token of the same login stays valid"
 http DELETE /v1/access_tokens/current -H "Authorization: Bearer $BOB"
 expect 200 "logout"
 http GET /v1/user -H "Authorization: Bearer $BOB"
