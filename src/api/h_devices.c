@@ -344,21 +344,20 @@ dreq_closed(uint64_t id, bool answered, void *arg)
 	dreq_unref(d);
 }
 
-static json_t *
-variable_value(const struct dreq *d, const struct session_result *res)
+json_t *
+rest_variable_value(const char *type, const uint8_t *p, size_t n)
 {
-	const uint8_t *p = res->data;
-	size_t n = res->data_len, i;
+	size_t i;
 	json_t *v;
 	char *s;
 
-	if (strcmp(d->vtype, "bool") == 0 && n >= 1)
+	if (strcmp(type, "bool") == 0 && n >= 1)
 		return json_boolean(p[0] != 0);
-	if (strcmp(d->vtype, "int32") == 0 && n == 4)
+	if (strcmp(type, "int32") == 0 && n == 4)
 		return json_integer((int32_t)((uint32_t)p[0] << 24 |
 					      (uint32_t)p[1] << 16 |
 					      (uint32_t)p[2] << 8 | p[3]));
-	if (strcmp(d->vtype, "double") == 0 && n == 8) {
+	if (strcmp(type, "double") == 0 && n == 8) {
 		uint64_t bits = 0;
 		double x;
 
@@ -369,7 +368,7 @@ variable_value(const struct dreq *d, const struct session_result *res)
 	}
 	if ((v = json_stringn(n ? (const char *)p : "", n)) != NULL)
 		return v;
-	/* not UTF-8: keep the ASCII, mark the rest */
+	/* not UTF-8 (or a NUL inside): keep the printable ASCII */
 	s = xmalloc(n + 1);
 	for (i = 0; i < n; i++)
 		s[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
@@ -377,6 +376,25 @@ variable_value(const struct dreq *d, const struct session_result *res)
 	v = json_string(s);
 	free(s);
 	return v;
+}
+
+bool
+rest_device_name_ok(const char *s)
+{
+	size_t n = strlen(s), i;
+	bool hex24 = n == 24;
+
+	if (n == 0 || n > DEV_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && c != '_' && c != '-')
+			return false;
+		if (!isxdigit(c))
+			hex24 = false;
+	}
+	return !hex24; /* a name must not look like a device id */
 }
 
 static void
@@ -421,7 +439,7 @@ dreq_device_done(uint64_t req_id, const struct session_result *res, void *arg)
 	if (res->status != 0) {
 		dreq_answer_error(d, res->status);
 	} else if (d->op == OP_VARIABLE) {
-		v = variable_value(d, res);
+		v = rest_variable_value(d->vtype, res->data, res->data_len);
 		if (d->raw) {
 			struct http_request *req =
 				http_request_lookup(d->http, d->id);
@@ -691,25 +709,6 @@ h_device_delete(struct http_request *req, void *arg)
 	return dreq_start(req, dreq_for(arg, req, OP_UNCLAIM));
 }
 
-static bool
-name_ok(const char *s)
-{
-	size_t n = strlen(s), i;
-	bool hex24 = n == 24;
-
-	if (n == 0 || n > DEV_NAME_MAX)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!isalnum(c) && c != '_' && c != '-')
-			return false;
-		if (!isxdigit(c))
-			hex24 = false;
-	}
-	return !hex24; /* a name must not look like a device id */
-}
-
 static int
 bad_request(struct http_request *req, const char *desc)
 {
@@ -754,7 +753,7 @@ h_device_put(struct http_request *req, void *arg)
 	struct dreq *d;
 
 	if (name != NULL) {
-		if (!name_ok(name))
+		if (!rest_device_name_ok(name))
 			return bad_request(
 				req, "Device names are 1 to 63 letters, "
 				     "digits, '_' or '-' (not a device id)");

@@ -85,6 +85,22 @@ int rest_fail(struct http *h, uint64_t id, int status, const char *desc);
 /** Answer an internal/database error by id, mapping err to a status. */
 int rest_fail_err(struct http *h, uint64_t id, int err);
 
+/**
+ * A variable value as the device sent it, as JSON: "bool" (1 byte),
+ * "int32" (4 bytes big-endian), "double" (8 bytes little-endian; NaN and
+ * infinities become null), otherwise (or on a size mismatch) a string,
+ * with '?' for bytes of text that is not UTF-8.
+ * @param type the describe type name; p, n the bytes (borrowed)
+ * @return a new reference, never NULL
+ */
+json_t *rest_variable_value(const char *type, const uint8_t *p, size_t n);
+
+/**
+ * @return true for a valid device name: 1-63 letters, digits, '_' or
+ *         '-', and not 24 hex digits (which would read as a device id)
+ */
+bool rest_device_name_ok(const char *s);
+
 /** Route tables of the files. */
 extern const struct route h_oauth_routes[];
 extern const size_t h_oauth_nroutes;
