@@ -9,6 +9,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integ/lib.sh"
 NM=$here/node_modules
+"$here/install.sh" || exit $?
 if ! command -v node >/dev/null || [ ! -d "$NM/particle-cli" ] || [ ! -d "$NM/particle-api-js" ]; then
 	echo "SKIP: node and tests/compat/node_modules are needed" >&2
 	exit 77
