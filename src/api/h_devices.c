@@ -19,6 +19,7 @@
 #include "api/rest_int.h"
 #include "conf.h"
 #include "crypto.h"
+#include "describe.h"
 #include "err.h"
 #include "log.h"
 #include "registry.h"
@@ -147,23 +148,6 @@ str_or_null(const char *s)
 	return j ? j : json_null();
 }
 
-static const char *
-type_of_code(long code)
-{
-	switch (code) {
-	case 1:
-		return "bool";
-	case 2:
-		return "int32";
-	case 4:
-		return "string";
-	case 9:
-		return "double";
-	default:
-		return NULL;
-	}
-}
-
 /*
  * functions (name array) and variables (name -> type) of a row, from the
  * columns the daemon fills or, while those are NULL, from the raw
@@ -197,8 +181,9 @@ row_app(const struct store_result *res, int row, json_t **fns, json_t **vars)
 				const char *t = NULL;
 
 				if (json_is_integer(val))
-					t = type_of_code(
-						(long)json_integer_value(val));
+					t = describe_var_type_str(
+						(int)(long)json_integer_value(
+							val));
 				else if (json_is_string(val))
 					t = json_string_value(val);
 				if (t != NULL)
