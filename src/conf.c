@@ -20,6 +20,7 @@
 
 enum key_type {
 	KEY_STRING,
+	KEY_LIMITS, /* "" or name=N[,name=N...] with known names */
 	KEY_ADDR,
 	KEY_INT,
 	KEY_LEVEL,
@@ -70,6 +71,9 @@ static const struct key_def keys[] = {
 	 "PEM certificate chain; with tls_key, the API speaks HTTPS"},
 	{"tls_key", KEY_STRING, OFF(tls_key), "", 0, 0,
 	 "PEM private key for tls_cert"},
+	{"rate_limits", KEY_LIMITS, OFF(rate_limits), "", 0, 0,
+	 "per-IP limits per 5 min: all=N,token=N,lock=N; \"\" = "
+	 "Particle's (10000, 100, 10 failed logins)"},
 	{"trust_proxy", KEY_INT, OFF(trust_proxy), "0", 0, 1,
 	 "1: take the client address from X-Forwarded-For (behind a proxy)"},
 	{"web_root", KEY_STRING, OFF(web_root), "", 0, 0,
@@ -139,6 +143,34 @@ addr_is_valid(const char *v)
 	return errno == 0 && *end == '\0' && port >= 0 && port <= 65535;
 }
 
+/* "" or a comma list of all=N, token=N, lock=N (N a positive number). */
+static bool
+limits_are_valid(const char *v)
+{
+	static const char *const names[] = {"all=", "token=", "lock="};
+	const char *p = v;
+	size_t i, n;
+
+	if (*v == '\0')
+		return true;
+	for (;;) {
+		for (i = 0; i < 3; i++) {
+			n = strlen(names[i]);
+			if (strncmp(p, names[i], n) == 0)
+				break;
+		}
+		if (i == 3 || p[n] < '1' || p[n] > '9')
+			return false;
+		p += n;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p == '\0')
+			return true;
+		if (*p++ != ',')
+			return false;
+	}
+}
+
 /*
  * Apply one value. where is "file:line", "environment" or "flag" for the
  * error message.
@@ -154,6 +186,18 @@ set_key(struct conf *cfg, const struct key_def *k, const char *value,
 	enum log_level level;
 
 	switch (k->type) {
+	case KEY_LIMITS:
+		if (!limits_are_valid(value)) {
+			seterr(err, errlen,
+			       "%s: %s: \"%s\" is not a list of all=N, "
+			       "token=N, lock=N",
+			       where, k->name, value);
+			return CINDER_ERR_INVAL;
+		}
+		sp = (char **)(void *)(base + k->offset);
+		free(*sp);
+		*sp = xstrdup(value);
+		return 0;
 	case KEY_ADDR:
 		if (!addr_is_valid(value)) {
 			seterr(err, errlen,
@@ -216,7 +260,8 @@ conf_free(struct conf *cfg)
 	if (cfg == NULL)
 		return;
 	for (i = 0; i < NKEYS; i++) {
-		if (keys[i].type == KEY_STRING || keys[i].type == KEY_ADDR)
+		if (keys[i].type == KEY_STRING || keys[i].type == KEY_ADDR ||
+		    keys[i].type == KEY_LIMITS)
 			free(*(char **)(void *)((char *)cfg + keys[i].offset));
 	}
 	free(cfg->config_file);
@@ -444,6 +489,7 @@ conf_dump(const struct conf *cfg, FILE *fp)
 		switch (k->type) {
 		case KEY_STRING:
 		case KEY_ADDR:
+		case KEY_LIMITS:
 			s = *(char *const *)(const void *)(base + k->offset);
 			/* Never print a password that may sit in the URL. */
 			if (strcmp(k->name, "database_url") == 0 &&

@@ -33,6 +33,7 @@ struct conf {
 	int max_sessions;	  /* device sessions at once */
 	char *tls_cert;	   /* PEM certificate chain: HTTPS on api_listen */
 	char *tls_key;	   /* PEM private key for tls_cert */
+	char *rate_limits; /* "all=N,token=N,lock=N" or "" */
 	int trust_proxy;   /* client IP from X-Forwarded-For (0/1) */
 	char *web_root;	   /* static console files, "" = none */
 	char *config_file; /* path it was loaded from, or NULL */

@@ -388,32 +388,44 @@ admit_hook(struct http_request *req, void *arg)
 	return 0;
 }
 
-/* Test hook: CINDER_REST_LIMITS="token=N,all=N,lock=N" lowers the limits. */
-static void
-limits_from_env(struct rest *r)
+/*
+ * Config key rate_limits: "all=N,token=N,lock=N" overrides the per-IP
+ * requests per 5 minutes on all routes and on /oauth/token, and the
+ * failed-login count that locks an address out; "" keeps Particle's.
+ */
+static int
+limits_from_conf(struct rest *r, const char *spec)
 {
-	const char *e = getenv("CINDER_REST_LIMITS");
 	char *copy, *tok, *save = NULL;
 	struct rl_rule rule = {0, 5ULL * 60 * 1000};
+	int rc = 0;
 
-	if (e == NULL)
-		return;
-	copy = xstrdup(e);
+	if (spec == NULL || *spec == '\0')
+		return 0;
+	copy = xstrdup(spec);
 	for (tok = strtok_r(copy, ",", &save); tok != NULL;
 	     tok = strtok_r(NULL, ",", &save)) {
 		unsigned v;
+		char end;
 
-		if (sscanf(tok, "token=%u", &v) == 1) {
+		if (sscanf(tok, "token=%u%c", &v, &end) == 1) {
 			rule.limit = v;
 			ratelimit_set_rule(r->rl, RL_OAUTH_TOKEN, &rule);
-		} else if (sscanf(tok, "all=%u", &v) == 1) {
+		} else if (sscanf(tok, "all=%u%c", &v, &end) == 1) {
 			rule.limit = v;
 			ratelimit_set_rule(r->rl, RL_ALL, &rule);
-		} else if (sscanf(tok, "lock=%u", &v) == 1) {
+		} else if (sscanf(tok, "lock=%u%c", &v, &end) == 1 && v > 0) {
 			ratelimit_set_lockout(r->rl, v, 30ULL * 60 * 1000);
+		} else {
+			log_err("rate_limits: \"%s\" is not all=N, token=N or "
+				"lock=N",
+				tok);
+			rc = CINDER_ERR_INVAL;
+			break;
 		}
 	}
 	free(copy);
+	return rc;
 }
 
 int
@@ -432,7 +444,8 @@ rest_new(const struct rest_deps *deps, struct rest **out)
 	r->pool = deps->pool;
 	r->cache = auth_cache_new(REST_CACHE_TTL_MS, REST_CACHE_MAX);
 	r->rl = ratelimit_new(0);
-	limits_from_env(r);
+	if ((rc = limits_from_conf(r, r->cfg->rate_limits)) != 0)
+		goto out;
 	if ((rc = http_add_routes(r->http, h_oauth_routes, h_oauth_nroutes,
 				  r)) != 0 ||
 	    (rc = http_add_routes(r->http, h_user_routes, h_user_nroutes, r)) !=

@@ -4,7 +4,7 @@
 # answers 429 once reached (other routes still work), and 10 consecutive
 # failed logins lock the address out of /oauth/token (429 even with the
 # right password) while other routes keep working. A second daemon runs
-# with a lowered token limit (CINDER_REST_LIMITS) to keep the test short.
+# with a lowered token limit (the rate_limits key) to keep the test short.
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
@@ -45,7 +45,7 @@ expect 200 "other routes still work while locked"
 stop_cinderd
 
 # Rate limit of /oauth/token (100 / 5 min by default; 5 here).
-CINDER_REST_LIMITS="token=5" start_cinderd
+start_cinderd --rate_limits token=5
 for i in 1 2 3 4 5; do
 	http POST /oauth/token -u nosuch:client -d grant_type=password \
 		-d username=a -d password=b

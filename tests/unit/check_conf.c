@@ -49,6 +49,7 @@ START_TEST(test_conf_parse_good)
 			   "device_listen 127.0.0.1:0\r\n"
 			   "api_listen [::1]:8081\n"
 			   "log_level debug\n"
+			   "rate_limits all=20000,token=50,lock=3\n"
 			   "crypto_threads 4\n"
 			   "web_root \"\"\n"
 			   "log_file \"/var/log/cinder d.log\"\n";
@@ -59,6 +60,7 @@ START_TEST(test_conf_parse_good)
 	ck_assert_str_eq(cfg->api_listen, "[::1]:8081");
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_DEBUG);
 	ck_assert_int_eq(cfg->crypto_threads, 4);
+	ck_assert_str_eq(cfg->rate_limits, "all=20000,token=50,lock=3");
 	ck_assert_str_eq(cfg->web_root, "");
 	ck_assert_str_eq(cfg->log_file, "/var/log/cinder d.log");
 	conf_free(cfg);
@@ -80,6 +82,9 @@ static const struct {
 	{"api_listen [::1]8080\n", "t.conf:1: api_listen"},
 	{"server_key\n", "t.conf:1: server_key: missing value"},
 	{"keepalive_timeout 2\n", "t.conf:1: keepalive_timeout"},
+	{"rate_limits all=0\n", "t.conf:1: rate_limits"},
+	{"rate_limits all=5,tokens=3\n", "t.conf:1: rate_limits"},
+	{"rate_limits all=5,\n", "t.conf:1: rate_limits"},
 };
 
 START_TEST(test_conf_parse_bad)
