@@ -140,6 +140,7 @@ struct registry {
 struct key_entry {
 	char *pem;		/* the PEM text it was parsed from */
 	struct crypto_key *key; /* parsed public key */
+	int64_t owner_id;	/* owner at the last lookup */
 };
 
 /* A store or pool completion ticket: ids only. */
@@ -775,6 +776,26 @@ key_entry_free(struct key_entry *e)
 	free(e);
 }
 
+/*
+ * The database cannot answer: a device seen before still gets in with the
+ * key and owner of its last lookup, so that an outage does not lock out
+ * devices that reconnect. Unknown devices wait for the database.
+ * @return true if the handshake went on from the cache
+ */
+static bool
+key_from_cache(struct devconn *c)
+{
+	struct key_entry *e = hmap_get(c->reg->keys, c->idhex, DEVICE_ID_HEX);
+
+	if (e == NULL)
+		return false;
+	log_ctx(LOG_LEVEL_INFO, c->logctx,
+		"database unavailable: using the cached key");
+	c->owner_id = e->owner_id;
+	conn_have_key(c, e->key);
+	return true;
+}
+
 static void
 key_lookup_done(int r, const struct store_result *res, void *arg)
 {
@@ -788,6 +809,8 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 	if (c == NULL)
 		return;
 	if (r != 0) {
+		if (r == CINDER_ERR_UNAVAILABLE && key_from_cache(c))
+			return;
 		conn_close(c, r, "could not look up the device key");
 		return;
 	}
@@ -824,6 +847,7 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 		hmap_put(reg->keys, c->idhex, DEVICE_ID_HEX, e, (void **)&old);
 		key_entry_free(old);
 	}
+	e->owner_id = c->owner_id;
 	conn_have_key(c, e->key);
 }
 
@@ -858,8 +882,9 @@ step2_done(void *arg, bool cancelled)
 			"WHERE device_id = $1",
 			1, params, key_lookup_done, t, NULL) != 0) {
 		free(t);
-		conn_close(c, CINDER_ERR_UNAVAILABLE,
-			   "database unavailable for the key lookup");
+		if (!key_from_cache(c))
+			conn_close(c, CINDER_ERR_UNAVAILABLE,
+				   "database unavailable for the key lookup");
 	}
 out:
 	crypto_wipe(j, sizeof(*j));
