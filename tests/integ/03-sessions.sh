@@ -47,7 +47,10 @@ wait_for log_has "dev $mid\] closed: refused: the key the device sent differs" |
 sim_provision "$T_DIR/bad" 1 --register
 bid=$(head -1 "$T_DIR/bad/devices.txt")
 sim_run bad "$T_DIR/bad" --app tinker --behaviour garbage --no-reconnect
-wait_for log_has "dev $bid\] closed: frame did not decrypt" || fail "garbage did not close the session"
+# Random bytes usually fail the padding check; now and then they decrypt
+# to something that is not CoAP. Either way only this session closes.
+wait_for log_has "dev $bid\] closed: \(frame did not decrypt\|undecodable message\)" ||
+	fail "garbage did not close the session"
 [ "$(health online)" -ge 4 ] || fail "other devices lost their sessions"
 kill -0 "$CINDERD_PID" || fail "cinderd died"
 
