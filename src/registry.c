@@ -55,6 +55,10 @@
 #define OUTPUT_MAX (256 * 1024) /* unsent bytes before we give up */
 #define DESCRIBE_MAX 16384	/* largest describe JSON kept */
 #define FLUSH_INTERVAL_S 30	/* last_heard write interval */
+/* Connections the kernel may queue while the listener is paused at
+   max_handshakes (capped by net.core.somaxconn): a reconnect storm waits
+   there instead of in SYN retransmits. */
+#define LISTEN_BACKLOG 4096
 
 enum dc_state {
 	DC_NONCE = 0, /* nonce sent, reading the 256-byte block */
@@ -1216,7 +1220,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 		base, accept_cb, reg,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 			LEV_OPT_CLOSE_ON_EXEC,
-		1024, (struct sockaddr *)&ss, slen);
+		LISTEN_BACKLOG, (struct sockaddr *)&ss, slen);
 	if (reg->listener == NULL) {
 		log_err("could not listen for devices on %s: %s",
 			cfg->device_listen, strerror(errno));
