@@ -21,6 +21,7 @@
 #include "err.h"
 #include "log.h"
 #include "store.h"
+#include "store_int.h"
 #include "xmalloc.h"
 
 #define STORE_DEFAULT_MAX_QUEUE 10000
@@ -121,25 +122,7 @@ store_query_free(struct store_query *q)
 static char *
 store_conn_message(const PGconn *conn)
 {
-	const char *m = conn != NULL ? PQerrorMessage(conn) : NULL;
-	char *out;
-	size_t i, o = 0;
-
-	if (m == NULL || *m == '\0')
-		return xstrdup("unknown error");
-	out = xmalloc(strlen(m) + 1);
-	for (i = 0; m[i] != '\0'; i++) {
-		if (m[i] == '\n' || m[i] == '\t' || m[i] == '\r') {
-			if (o > 0 && out[o - 1] != ' ')
-				out[o++] = ' ';
-			continue;
-		}
-		out[o++] = m[i];
-	}
-	while (o > 0 && out[o - 1] == ' ')
-		o--;
-	out[o] = '\0';
-	return out;
+	return store_msg_oneline(conn != NULL ? PQerrorMessage(conn) : NULL);
 }
 
 int

@@ -20,6 +20,7 @@
 #include "err.h"
 #include "log.h"
 #include "store.h"
+#include "store_int.h"
 #include "xmalloc.h"
 
 /* Largest migration file accepted. */
@@ -33,9 +34,8 @@ store_sync_notice_cb(void *arg, const char *message)
 	log_debug("database notice: %s", message);
 }
 
-/* A libpq message on one log line (newline and tab runs become a space). */
-static char *
-store_sync_msg(const char *m)
+char *
+store_msg_oneline(const char *m)
 {
 	char *out;
 	size_t i, o = 0;
@@ -72,7 +72,7 @@ store_sync_connect(const char *conninfo, PGconn **connp)
 		return CINDER_ERR_UNAVAILABLE;
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
-		msg = store_sync_msg(PQerrorMessage(c));
+		msg = store_msg_oneline(PQerrorMessage(c));
 		log_err("could not connect to database: %s", msg);
 		free(msg);
 		PQfinish(c);
@@ -111,8 +111,8 @@ store_sync_exec(PGconn *c, const char *what, int quiet_err, const char *sql,
 	r = store_sqlstate_to_err(
 		res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
 	if (r != quiet_err) {
-		msg = store_sync_msg(res != NULL ? PQresultErrorMessage(res)
-						 : PQerrorMessage(c));
+		msg = store_msg_oneline(res != NULL ? PQresultErrorMessage(res)
+						    : PQerrorMessage(c));
 		log_err("could not %s: %s", what, msg);
 		free(msg);
 	}
@@ -435,7 +435,7 @@ store_migration_apply(PGconn *c, const char *name, const char *text)
 	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 	    st != PGRES_EMPTY_QUERY) {
-		msg = store_sync_msg(
+		msg = store_msg_oneline(
 			res != NULL ? PQresultErrorField(
 					      res, PG_DIAG_MESSAGE_PRIMARY)
 				    : PQerrorMessage(c));
