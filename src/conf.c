@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "err.h"
+#include "netaddr.h"
 #include "xmalloc.h"
 
 enum key_type {
@@ -116,31 +117,22 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* host:port, [v6]:port or :port; port 0..65535. */
+/* Keys whose value is kept as a string (char * in struct conf). */
+static bool
+key_is_string(const struct key_def *k)
+{
+	return k->type == KEY_STRING || k->type == KEY_ADDR ||
+	       k->type == KEY_LIMITS;
+}
+
+/* A listen address the daemon can bind (see netaddr.h). */
 static bool
 addr_is_valid(const char *v)
 {
-	const char *colon, *p;
-	char *end;
-	long port;
+	struct sockaddr_storage ss;
+	socklen_t len;
 
-	if (v[0] == '[') {
-		p = strchr(v, ']');
-		if (p == NULL || p[1] != ':')
-			return false;
-		colon = p + 1;
-	} else {
-		colon = strrchr(v, ':');
-		if (colon == NULL)
-			return false;
-		if (memchr(v, ':', (size_t)(colon - v)) != NULL)
-			return false;
-	}
-	if (colon[1] == '\0')
-		return false;
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	return errno == 0 && *end == '\0' && port >= 0 && port <= 65535;
+	return netaddr_parse(v, &ss, &len) == 0;
 }
 
 /* "" or a comma list of all=N, token=N, lock=N (N a positive number). */
@@ -187,26 +179,21 @@ set_key(struct conf *cfg, const struct key_def *k, const char *value,
 
 	switch (k->type) {
 	case KEY_LIMITS:
-		if (!limits_are_valid(value)) {
+	case KEY_ADDR:
+	case KEY_STRING:
+		if (k->type == KEY_ADDR && !addr_is_valid(value)) {
+			seterr(err, errlen,
+			       "%s: %s: \"%s\" is not a numeric address:port",
+			       where, k->name, value);
+			return CINDER_ERR_INVAL;
+		}
+		if (k->type == KEY_LIMITS && !limits_are_valid(value)) {
 			seterr(err, errlen,
 			       "%s: %s: \"%s\" is not a list of all=N, "
 			       "token=N, lock=N",
 			       where, k->name, value);
 			return CINDER_ERR_INVAL;
 		}
-		sp = (char **)(void *)(base + k->offset);
-		free(*sp);
-		*sp = xstrdup(value);
-		return 0;
-	case KEY_ADDR:
-		if (!addr_is_valid(value)) {
-			seterr(err, errlen,
-			       "%s: %s: \"%s\" is not an address:port", where,
-			       k->name, value);
-			return CINDER_ERR_INVAL;
-		}
-		/* FALLTHROUGH */
-	case KEY_STRING:
 		sp = (char **)(void *)(base + k->offset);
 		free(*sp);
 		*sp = xstrdup(value);
@@ -260,8 +247,7 @@ conf_free(struct conf *cfg)
 	if (cfg == NULL)
 		return;
 	for (i = 0; i < NKEYS; i++) {
-		if (keys[i].type == KEY_STRING || keys[i].type == KEY_ADDR ||
-		    keys[i].type == KEY_LIMITS)
+		if (key_is_string(&keys[i]))
 			free(*(char **)(void *)((char *)cfg + keys[i].offset));
 	}
 	free(cfg->config_file);

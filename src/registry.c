@@ -45,6 +45,7 @@
 #include "err.h"
 #include "hmap.h"
 #include "log.h"
+#include "netaddr.h"
 #include "registry.h"
 #include "session.h"
 #include "store.h"
@@ -1126,59 +1127,6 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 /* ------------------------------------------------------------------ */
 /* Public API.                                                        */
 
-/*
- * "host:port", "[v6]:port", "*:port" or ":port" (all IPv4 addresses) to a
- * sockaddr. Port 0 (any free port) is allowed, unlike libevent's parser.
- */
-static int
-parse_listen(const char *addr, struct sockaddr_storage *ss, int *len)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon, *hs = addr;
-	size_t hl;
-	char *end;
-	long port;
-
-	memset(ss, 0, sizeof(*ss));
-	if (*addr == '[') {
-		const char *rb = strchr(addr, ']');
-		if (rb == NULL || rb[1] != ':')
-			return CINDER_ERR_INVAL;
-		hs = addr + 1;
-		hl = (size_t)(rb - hs);
-		colon = rb + 1;
-	} else {
-		if ((colon = strrchr(addr, ':')) == NULL)
-			return CINDER_ERR_INVAL;
-		hl = (size_t)(colon - addr);
-	}
-	if (hl >= sizeof(host))
-		return CINDER_ERR_INVAL;
-	memcpy(host, hs, hl);
-	host[hl] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
-		return CINDER_ERR_INVAL;
-	if (*addr == '[') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-			return CINDER_ERR_INVAL;
-		*len = (int)sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		if (host[0] == '\0' || strcmp(host, "*") == 0)
-			s4->sin_addr.s_addr = htonl(INADDR_ANY);
-		else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			return CINDER_ERR_INVAL;
-		*len = (int)sizeof(*s4);
-	}
-	return 0;
-}
-
 int
 registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	     struct cryptopool *pool, const struct crypto_key *server_key,
@@ -1186,13 +1134,12 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 {
 	struct registry *reg = NULL;
 	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int slen = (int)sizeof(ss);
+	socklen_t sl = sizeof(ss), alen = 0;
 	struct timeval flush = {FLUSH_INTERVAL_S, 0};
 	int r = CINDER_ERR_INTERNAL;
 
 	*out = NULL;
-	if (parse_listen(cfg->device_listen, &ss, &slen) != 0) {
+	if (netaddr_parse(cfg->device_listen, &ss, &alen) != 0) {
 		log_err("device_listen: cannot parse \"%s\"",
 			cfg->device_listen);
 		return CINDER_ERR_INVAL;
@@ -1220,7 +1167,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 		base, accept_cb, reg,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 			LEV_OPT_CLOSE_ON_EXEC,
-		LISTEN_BACKLOG, (struct sockaddr *)&ss, slen);
+		LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)alen);
 	if (reg->listener == NULL) {
 		log_err("could not listen for devices on %s: %s",
 			cfg->device_listen, strerror(errno));

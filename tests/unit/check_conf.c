@@ -79,6 +79,7 @@ static const struct {
 	{"log_level loud\n", "t.conf:1: log_level"},
 	{"device_listen 5683\n", "t.conf:1: device_listen"},
 	{"device_listen host:99999\n", "t.conf:1: device_listen"},
+	{"device_listen localhost:5683\n", "numeric address:port"},
 	{"api_listen [::1]8080\n", "t.conf:1: api_listen"},
 	{"server_key\n", "t.conf:1: server_key: missing value"},
 	{"keepalive_timeout 2\n", "t.conf:1: keepalive_timeout"},
