@@ -559,6 +559,10 @@ describe_release_str(uint32_t module_version)
 	size_t lo = 0,
 	       hi = sizeof(describe_releases) / sizeof(describe_releases[0]);
 
+	/* 0 is what a module without a version reports, not 0.4.0. */
+	if (module_version == 0)
+		return NULL;
+
 	/* The table is sorted by number. */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -764,4 +768,53 @@ describe_value_decode(const char *type, const uint8_t *p, size_t len,
 	if (*out == NULL)
 		return CINDER_ERR_NOMEM;
 	return 0;
+}
+
+int
+describe_merge(const char *prev, size_t prev_len, const char *json, size_t len,
+	       char **out)
+{
+	static const char *const app_keys[] = {"f", "v"};
+	json_t *old = NULL, *cur = NULL, *v;
+	const char *key;
+	bool cur_app, cur_sys;
+	size_t i;
+	int r = CINDER_ERR_MALFORMED;
+
+	*out = NULL;
+	if (len > DESCRIBE_JSON_MAX)
+		return CINDER_ERR_TOO_BIG;
+	cur = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(cur))
+		goto out;
+	if (prev != NULL && prev_len <= DESCRIBE_JSON_MAX)
+		old = json_loadb(prev, prev_len, 0, NULL);
+	if (json_is_object(old)) {
+		cur_app = json_object_get(cur, "f") != NULL ||
+			  json_object_get(cur, "v") != NULL;
+		cur_sys = json_object_get(cur, "p") != NULL ||
+			  json_object_get(cur, "m") != NULL;
+		if (!cur_app) {
+			for (i = 0; i < 2; i++) {
+				v = json_object_get(old, app_keys[i]);
+				if (v != NULL)
+					json_object_set(cur, app_keys[i], v);
+			}
+		}
+		if (!cur_sys) {
+			/* Everything but the app part is system part. */
+			json_object_foreach(old, key, v)
+			{
+				if (strcmp(key, "f") != 0 &&
+				    strcmp(key, "v") != 0)
+					json_object_set(cur, key, v);
+			}
+		}
+	}
+	*out = json_dumps(cur, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	r = *out != NULL ? 0 : CINDER_ERR_NOMEM;
+out:
+	json_decref(old);
+	json_decref(cur);
+	return r;
 }

@@ -117,9 +117,25 @@ uint32_t describe_system_module_version(const struct describe *d);
 /**
  * Device OS release of a system module version (e.g. 207 -> "0.7.0",
  * 1512 -> "1.5.2"), from device-os system/system-versions.md.
- * @return a static string, or NULL when the number is unknown
+ * @return a static string, or NULL when the number is unknown or 0 (a
+ *	module without a version: not a release)
  */
 const char *describe_release_str(uint32_t module_version);
+
+/**
+ * Merge a partial describe into the previous one: a system-only describe
+ * (Device OS 2.2+ posts one by itself) keeps the previous application
+ * part ("f", "v"), an application-only one keeps the previous system
+ * keys. A complete one replaces the previous one.
+ * @param prev the previous describe JSON, or NULL; borrowed
+ * @param json the new describe JSON (not NUL-terminated); borrowed
+ * @param out receives the merged JSON text (compact, NUL-terminated);
+ *	the caller frees it with free()
+ * @return 0, CINDER_ERR_MALFORMED (json is not a JSON object),
+ *	CINDER_ERR_TOO_BIG or CINDER_ERR_NOMEM
+ */
+int describe_merge(const char *prev, size_t prev_len, const char *json,
+		   size_t len, char **out);
 
 /**
  * Device OS release of the running system (the two functions above).

@@ -56,6 +56,12 @@
 #define OUTPUT_MAX (256 * 1024) /* unsent bytes before we give up */
 #define DESCRIBE_MAX 16384	/* largest describe JSON kept */
 #define FLUSH_INTERVAL_S 30	/* last_heard write interval */
+/* A describe refresh asked by the API (a function or variable the cached
+   describe lacks) runs at most once per interval per connection; requests
+   arriving meanwhile share the one in flight, up to this many. */
+#define REFRESH_INTERVAL_MS 5000
+#define REFRESH_TIMEOUT_MS 5000
+#define REFRESH_WAITERS_MAX 64
 /* Connections the kernel may queue while the listener is paused at
    max_handshakes (capped by net.core.somaxconn): a reconnect storm waits
    there instead of in SYN retransmits. */
@@ -98,6 +104,12 @@ struct devconn {
 	char *describe;		    /* last describe JSON (owned) */
 	int64_t owner_id;	    /* owning user id, 0 = unowned */
 	bool safe_mode;		    /* the describe shows safe mode */
+	uint32_t max_binary;	    /* largest OTA image, 0: not said */
+	uint16_t chunk_size;	    /* OTA chunk size, 0: not said */
+	uint64_t refresh_req;	    /* API describe in flight, 0: none */
+	uint64_t refresh_last_ms;   /* when the last one started */
+	size_t n_refresh_waiters;   /* requests sharing refresh_req */
+	uint64_t refresh_waiters[REFRESH_WAITERS_MAX]; /* their ids */
 	TAILQ_ENTRY(devconn) reap;  /* reap list link */
 };
 
@@ -230,6 +242,8 @@ static char what_online[] = "device online";
 static char what_offline[] = "device offline";
 static char what_heard[] = "last_heard";
 static char what_describe[] = "device describe";
+static char what_goodbye[] = "device goodbye";
+static char what_ota_limits[] = "device OTA limits";
 static char what_pending[] = "pending device key";
 
 static void
@@ -242,14 +256,35 @@ store_write_done(int r, const struct store_result *res, void *arg)
 			 res ? ": " : "", res ? store_result_message(res) : "");
 }
 
+/* Record the OTA limits the device stated (Hello or spark/hardware/\*). */
+static void
+ota_limits_write(struct devconn *c)
+{
+	char maxbin[12], chunk[8];
+	const char *params[3];
+
+	snprintf(maxbin, sizeof(maxbin), "%u", (unsigned)c->max_binary);
+	snprintf(chunk, sizeof(chunk), "%u", (unsigned)c->chunk_size);
+	params[0] = c->idhex;
+	params[1] = c->max_binary != 0 ? maxbin : NULL;
+	params[2] = c->chunk_size != 0 ? chunk : NULL;
+	store_query(c->reg->store, STORE_Q_WRITE,
+		    "UPDATE devices SET "
+		    "max_binary_size = coalesce($2::bigint, max_binary_size), "
+		    "ota_chunk_size = coalesce($3::int, ota_chunk_size) "
+		    "WHERE device_id = $1",
+		    3, params, store_write_done, what_ota_limits, NULL);
+}
+
 static void
 presence_online(struct devconn *c)
 {
 	struct registry *reg = c->reg;
 	struct registry_presence p = {c->idhex, c->owner_id, true, c->ip};
-	char platform[8], product[8], version[8], flags[8];
-	const char *params[7];
+	char platform[8], product[8], version[8], flags[8], sysver[8];
+	const char *params[8];
 
+	snprintf(sysver, sizeof(sysver), "%u", c->hello.system_version);
 	snprintf(platform, sizeof(platform), "%u", c->hello.platform_id);
 	snprintf(product, sizeof(product), "%u", c->hello.product_id);
 	snprintf(version, sizeof(version), "%u", c->hello.product_version);
@@ -261,6 +296,7 @@ presence_online(struct devconn *c)
 	params[4] = c->hello.product_version == 0xffff ? NULL : version;
 	params[5] = flags;
 	params[6] = reg->node_id;
+	params[7] = c->hello.system_version != 0 ? sysver : NULL;
 	store_query(
 		reg->store, STORE_Q_WRITE,
 		"UPDATE devices SET online = true, last_heard = now(), "
@@ -268,8 +304,11 @@ presence_online(struct devconn *c)
 		"platform_id = coalesce($3::int, platform_id), "
 		"hello_product_id = $4::int, "
 		"product_firmware_version = $5::int, hello_flags = $6::int, "
-		"node_id = $7 WHERE device_id = $1",
-		7, params, store_write_done, what_online, NULL);
+		"node_id = $7, hello_system_version = $8::int "
+		"WHERE device_id = $1",
+		8, params, store_write_done, what_online, NULL);
+	if (c->max_binary != 0 || c->chunk_size != 0)
+		ota_limits_write(c);
 	c->online = true;
 	reg->stats.sessions_ready++;
 	if (reg->presence_cb != NULL)
@@ -408,6 +447,10 @@ sess_hello(void *arg, const struct session_hello *h)
 
 	c->hello = *h;
 	c->hello_seen = true;
+	if (h->extended) {
+		c->max_binary = h->max_binary_size;
+		c->chunk_size = h->ota_chunk_size;
+	}
 	/* The Hello proves the device holds its key: now it may replace an
 	   older connection of the same device. */
 	hmap_put(reg->devices, c->idhex, DEVICE_ID_HEX, c, (void **)&old);
@@ -418,21 +461,36 @@ sess_hello(void *arg, const struct session_hello *h)
 		conn_close(old, CINDER_ERR_CONFLICT,
 			   "replaced by a newer connection");
 	}
-	log_ctx(LOG_LEVEL_INFO, c->logctx,
-		"hello: platform %u product %u version %u flags 0x%02x",
-		h->platform_id, h->product_id, h->product_version, h->flags);
+	if (h->extended)
+		log_ctx(LOG_LEVEL_INFO, c->logctx,
+			"hello: platform %u product %u version %u flags 0x%02x "
+			"system %u max message %u max binary %u chunk %u",
+			h->platform_id, h->product_id, h->product_version,
+			h->flags, h->system_version, h->max_message_size,
+			(unsigned)h->max_binary_size, h->ota_chunk_size);
+	else
+		log_ctx(LOG_LEVEL_INFO, c->logctx,
+			"hello: platform %u product %u version %u flags 0x%02x",
+			h->platform_id, h->product_id, h->product_version,
+			h->flags);
 }
 
+/*
+ * A describe arrived (the session's own, a device POST d, or an API
+ * refresh): merge it with the previous one (a partial describe keeps
+ * the other half), keep it and store it.
+ */
 static void
-sess_describe(void *arg, const char *json, size_t len)
+conn_describe_apply(struct devconn *c, const char *json, size_t len)
 {
-	struct devconn *c = arg;
 	struct describe *d = NULL;
-	char err[DESCRIBE_ERRLEN], platform[12], sysver[16];
-	char *functions = NULL, *variables = NULL, *modules = NULL;
-	const char *release, *params[7];
+	char err[DESCRIBE_ERRLEN], platform[12], modnum[12];
+	char *merged = NULL, *functions = NULL, *variables = NULL;
+	char *modules = NULL;
+	const char *params[9];
 	json_t *root = NULL;
 	uint32_t modver;
+	int r;
 
 	if (len > DESCRIBE_MAX) {
 		log_ctx(LOG_LEVEL_WARN, c->logctx,
@@ -440,52 +498,142 @@ sess_describe(void *arg, const char *json, size_t len)
 			DESCRIBE_MAX);
 		return;
 	}
-	if (describe_parse(json, len, &d, err, sizeof(err)) != 0) {
+	r = describe_merge(c->describe, c->describe ? strlen(c->describe) : 0,
+			   json, len, &merged);
+	if (r == 0)
+		r = describe_parse(merged, strlen(merged), &d, err,
+				   sizeof(err));
+	else
+		snprintf(err, sizeof(err), "%s", err_str(r));
+	if (r != 0) {
 		log_ctx(LOG_LEVEL_WARN, c->logctx,
 			"describe not understood: %s", err);
+		free(merged);
 		return;
 	}
 	free(c->describe);
-	c->describe = xstrndup(json, len);
+	c->describe = merged;
 	c->safe_mode = describe_is_safe_mode(d);
 	if (d->has_app) {
 		functions = json_dumps(d->functions, JSON_COMPACT);
 		variables = json_dumps(d->variables, JSON_COMPACT);
 	}
-	if (d->has_system && (root = json_loadb(json, len, 0, NULL)) != NULL &&
+	if (d->has_system &&
+	    (root = json_loads(merged, 0, NULL)) != NULL &&
 	    json_object_get(root, "m") != NULL)
 		modules = json_dumps(json_object_get(root, "m"), JSON_COMPACT);
+	/* The running system's version: from its modules, else from a
+	   Device OS 3.0+ Hello; unknown stays NULL, never a guess. */
 	modver = describe_system_module_version(d);
-	release = describe_release_str(modver);
-	if (release == NULL && modver != 0)
-		snprintf(sysver, sizeof(sysver), "%u", (unsigned)modver);
+	if (modver == 0 && c->hello.extended)
+		modver = c->hello.system_version;
 	snprintf(platform, sizeof(platform), "%d", d->platform_id);
+	snprintf(modnum, sizeof(modnum), "%u", (unsigned)modver);
 	params[0] = c->idhex;
 	params[1] = c->describe;
 	params[2] = functions;
 	params[3] = variables;
 	params[4] = modules;
-	params[5] = release ? release : modver ? sysver : NULL;
+	params[5] = describe_release_str(modver);
 	params[6] = d->platform_id >= 0 ? platform : NULL;
-	/* A partial describe (system or app only) keeps the other half. */
+	params[7] = d->has_system || modver != 0 ? "t" : "f";
+	params[8] = modver != 0 ? modnum : NULL;
 	store_query(c->reg->store, STORE_Q_WRITE,
 		    "UPDATE devices SET last_describe = $2::jsonb, "
 		    "functions = coalesce($3::jsonb, functions), "
 		    "variables = coalesce($4::jsonb, variables), "
-		    "system_modules = coalesce($5::jsonb, system_modules), "
-		    "system_version = coalesce($6, system_version), "
+		    "system_modules = CASE WHEN $8::bool THEN $5::jsonb "
+		    "ELSE system_modules END, "
+		    "system_version = CASE WHEN $8::bool THEN $6 "
+		    "ELSE system_version END, "
+		    "system_module_version = CASE WHEN $8::bool THEN $9::int "
+		    "ELSE system_module_version END, "
 		    "platform_id = coalesce($7::int, platform_id) "
 		    "WHERE device_id = $1",
-		    7, params, store_write_done, what_describe, NULL);
+		    9, params, store_write_done, what_describe, NULL);
 	if (c->safe_mode)
 		log_ctx(LOG_LEVEL_NOTICE, c->logctx,
 			"in safe mode: the application needs system modules "
 			"the device does not have");
+	log_ctx(LOG_LEVEL_DEBUG, c->logctx,
+		"describe: %zu functions, %zu variables, %zu modules",
+		json_array_size(d->functions), json_object_size(d->variables),
+		d->n_modules);
 	free(functions);
 	free(variables);
 	free(modules);
 	json_decref(root);
 	describe_free(d);
+}
+
+static void
+sess_describe(void *arg, const char *json, size_t len)
+{
+	conn_describe_apply(arg, json, len);
+}
+
+/* Goodbye reasons, as Device OS numbers them, are kept as numbers. */
+static void
+sess_goodbye(void *arg, const struct pcoap_goodbye *g)
+{
+	struct devconn *c = arg;
+	const char *params[2];
+	char *txt;
+	json_t *o;
+
+	o = json_object();
+	json_object_set_new(o, "flags", json_integer(g->flags));
+	if (g->flags & PCOAP_GOODBYE_F_CLOUD)
+		json_object_set_new(o, "cloud_reason",
+				    json_integer(g->cloud_reason));
+	if (g->flags & PCOAP_GOODBYE_F_RESET)
+		json_object_set_new(o, "reset_reason",
+				    json_integer(g->reset_reason));
+	if (g->flags & PCOAP_GOODBYE_F_SLEEP)
+		json_object_set_new(o, "sleep_duration",
+				    json_integer(g->sleep_duration));
+	if (g->flags & PCOAP_GOODBYE_F_NETWORK)
+		json_object_set_new(o, "network_reason",
+				    json_integer(g->network_reason));
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (txt == NULL)
+		return;
+	log_ctx(LOG_LEVEL_NOTICE, c->logctx, "goodbye: %s", txt);
+	params[0] = c->idhex;
+	params[1] = txt;
+	store_query(c->reg->store, STORE_Q_WRITE,
+		    "UPDATE devices SET last_goodbye = $2::jsonb, "
+		    "last_goodbye_at = now() WHERE device_id = $1",
+		    2, params, store_write_done, what_goodbye, NULL);
+	free(txt);
+}
+
+/* spark/hardware/max_binary and ota_chunk_size (devices before 3.0). */
+static void
+conn_hardware_event(struct devconn *c, const char *name, const uint8_t *data,
+		    size_t len)
+{
+	char buf[12];
+	unsigned long v;
+	char *end;
+
+	if (strncmp(name, "spark/hardware/", 15) != 0 || len == 0 ||
+	    len >= sizeof(buf))
+		return;
+	memcpy(buf, data, len);
+	buf[len] = '\0';
+	v = strtoul(buf, &end, 10);
+	if (*end != '\0' || v == 0)
+		return;
+	if (strcmp(name + 15, "max_binary") == 0 && v <= UINT32_MAX)
+		c->max_binary = (uint32_t)v;
+	else if (strcmp(name + 15, "ota_chunk_size") == 0 && v <= UINT16_MAX)
+		c->chunk_size = (uint16_t)v;
+	else
+		return;
+	if (c->online)
+		ota_limits_write(c);
 }
 
 static void
@@ -505,6 +653,7 @@ sess_event(void *arg, const char *name, const uint8_t *data, size_t data_len,
 
 	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "event %s (%zu bytes, %s)", name,
 		data_len, is_private ? "private" : "public");
+	conn_hardware_event(c, name, data, data_len);
 	if (c->reg->event_cb == NULL)
 		return 0;
 	return c->reg->event_cb(c->idhex, c->owner_id, name, data, data_len,
@@ -534,9 +683,21 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 		  const struct session_result *res)
 {
 	struct devconn *c = arg;
+	size_t i, n;
 
-	(void)kind;
+	if (kind != SESSION_REQ_DESCRIBE || req_id != c->refresh_req) {
+		req_finish(c->reg, req_id, res);
+		return;
+	}
+	/* A describe refresh: keep it, then answer everyone waiting. */
+	c->refresh_req = 0;
+	if (res->status == 0)
+		conn_describe_apply(c, (const char *)res->data, res->data_len);
+	n = c->n_refresh_waiters;
+	c->n_refresh_waiters = 0;
 	req_finish(c->reg, req_id, res);
+	for (i = 0; i < n; i++)
+		req_finish(c->reg, c->refresh_waiters[i], res);
 }
 
 static const struct session_ops sess_ops = {
@@ -548,6 +709,7 @@ static const struct session_ops sess_ops = {
 	.event = sess_event,
 	.subscribe = sess_subscribe,
 	.request_done = sess_request_done,
+	.goodbye = sess_goodbye,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1324,6 +1486,35 @@ registry_is_online(const struct registry *reg, const char *device_id)
 	return ready_conn(reg, device_id) != NULL;
 }
 
+/*
+ * An API describe refresh: share the one in flight, start one if none
+ * ran in the last REFRESH_INTERVAL_MS, else CINDER_ERR_BUSY (the caller
+ * answers from what it has: a client cannot make us hammer the device).
+ */
+static int
+conn_refresh_describe(struct devconn *c, uint64_t id, uint64_t now)
+{
+	int r;
+
+	if (c->refresh_req != 0) {
+		if (c->n_refresh_waiters >= REFRESH_WAITERS_MAX)
+			return CINDER_ERR_BUSY;
+		c->refresh_waiters[c->n_refresh_waiters++] = id;
+		return 0;
+	}
+	if (c->refresh_last_ms != 0 &&
+	    now - c->refresh_last_ms < REFRESH_INTERVAL_MS)
+		return CINDER_ERR_BUSY;
+	r = session_request_describe(c->session, id, 0, now,
+				     REFRESH_TIMEOUT_MS);
+	if (r != 0)
+		return r;
+	c->refresh_req = id;
+	c->refresh_last_ms = now;
+	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "refreshing the describe");
+	return 0;
+}
+
 int
 registry_request(struct registry *reg, const char *device_id,
 		 enum session_req_kind kind, const char *name, const char *arg,
@@ -1360,6 +1551,8 @@ registry_request(struct registry *reg, const char *device_id,
 					   now, timeout_ms);
 		break;
 	case SESSION_REQ_DESCRIBE:
+		r = conn_refresh_describe(c, id, now);
+		break;
 	default:
 		r = CINDER_ERR_INVAL;
 		break;
@@ -1417,4 +1610,19 @@ registry_owner(const struct registry *reg, const char *device_id)
 	struct devconn *c = ready_conn(reg, device_id);
 
 	return c != NULL ? c->owner_id : -1;
+}
+
+int
+registry_ota_limits(const struct registry *reg, const char *device_id,
+		    uint32_t *max_binary, uint16_t *chunk_size)
+{
+	struct devconn *c = ready_conn(reg, device_id);
+
+	*max_binary = 0;
+	*chunk_size = 0;
+	if (c == NULL)
+		return CINDER_ERR_NOTFOUND;
+	*max_binary = c->max_binary;
+	*chunk_size = c->chunk_size;
+	return 0;
 }

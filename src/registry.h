@@ -133,8 +133,12 @@ bool registry_is_online(const struct registry *reg, const char *device_id);
 
 /**
  * Send a request to an online device.
- * @param kind SESSION_REQ_FUNCTION (name, arg), SESSION_REQ_VARIABLE (name)
- *	or SESSION_REQ_SIGNAL (arg "1" on, "0" off)
+ * @param kind SESSION_REQ_FUNCTION (name, arg), SESSION_REQ_VARIABLE (name),
+ *	SESSION_REQ_SIGNAL (arg "1" on, "0" off) or SESSION_REQ_DESCRIBE
+ *	(refresh the device's describe; the JSON comes back in res->data
+ *	and is also kept and stored. Concurrent refreshes share one
+ *	request to the device, and a new one starts at most every 5 s:
+ *	otherwise CINDER_ERR_BUSY. timeout_ms is ignored: 5 s.)
  * @param timeout_ms deadline
  * @param cb called exactly once with the result, later, on the loop
  *	(never from inside this call) — unless registry_request_cancel()
@@ -167,6 +171,16 @@ void registry_set_owner(struct registry *reg, const char *device_id,
 
 /** @return the owner of an online device, 0 if unowned, -1 if offline */
 int64_t registry_owner(const struct registry *reg, const char *device_id);
+
+/**
+ * OTA limits an online device stated: its Device OS 3.0+ Hello, or the
+ * spark/hardware/max_binary and ota_chunk_size events of older ones.
+ * @param max_binary receives the largest image, 0 when not said
+ * @param chunk_size receives the chunk size, 0 when not said
+ * @return 0, or CINDER_ERR_NOTFOUND when the device is not online here
+ */
+int registry_ota_limits(const struct registry *reg, const char *device_id,
+			uint32_t *max_binary, uint16_t *chunk_size);
 
 /**
  * Drop the cached public key of a device (after its key changed).

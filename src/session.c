@@ -61,6 +61,10 @@ struct session {
 	size_t n_queued;	    /* its length */
 	struct session_stats stats; /* counters */
 	char *log_ctx;		    /* log context, owned; may be NULL */
+	uint64_t now_ms;	    /* time of the latest input or tick */
+	bool settle_armed;	    /* the settle re-describe is due ... */
+	uint64_t settle_at;	    /* ... at this time */
+	uint64_t settle_cap;	    /* latest settle_at allowed */
 };
 
 static void session_pump(struct session *s, uint64_t now_ms);
@@ -88,12 +92,20 @@ session_err_from_pcoap(int r)
 	}
 }
 
-/* The largest plaintext this device accepts (§1.5): the Core is smaller. */
+/*
+ * The largest plaintext this device accepts (§1.5): the Core is smaller;
+ * a Device OS 3.0+ device states its own limit, which is used when it is
+ * lower than the Photon's (a larger one buys nothing here) and not absurd.
+ */
+#define SESSION_RX_MAX_FLOOR 128
 static size_t
 session_rx_max(const struct session *s)
 {
 	if (s->hello.platform_id == 0 || s->hello_len == 6)
 		return PCOAP_DEVICE_RX_MAX_CORE;
+	if (s->hello.max_message_size >= SESSION_RX_MAX_FLOOR &&
+	    s->hello.max_message_size < PCOAP_DEVICE_RX_MAX)
+		return s->hello.max_message_size;
 	return PCOAP_DEVICE_RX_MAX;
 }
 
@@ -299,6 +311,18 @@ session_fail(struct session *s, struct session_req *req, int status,
 	session_report(s, req, &res);
 }
 
+/* Start-up traffic from the device pushes the settle re-describe back. */
+static void
+session_settle_push(struct session *s)
+{
+	uint64_t at;
+
+	if (!s->settle_armed)
+		return;
+	at = s->now_ms + SESSION_SETTLE_QUIET_MS;
+	s->settle_at = at < s->settle_cap ? at : s->settle_cap;
+}
+
 /* The session's own Describe answered: hand on the JSON, become READY. */
 static void
 session_describe_done(struct session *s, const struct pcoap_view *json)
@@ -308,6 +332,9 @@ session_describe_done(struct session *s, const struct pcoap_view *json)
 				 json->len);
 	if (s->state == SESSION_DESCRIBING) {
 		s->state = SESSION_READY;
+		s->settle_armed = true;
+		s->settle_cap = s->now_ms + SESSION_SETTLE_MAX_MS;
+		session_settle_push(s);
 		log_ctx(LOG_LEVEL_INFO, s->log_ctx, "device session ready");
 		if (s->ops->ready != NULL)
 			s->ops->ready(s->arg);
@@ -517,12 +544,19 @@ session_input_hello(struct session *s, const struct pcoap_msg *m, int kind,
 	s->hello.product_version = h.product_version;
 	s->hello.flags = h.flags;
 	s->hello.platform_id = h.platform_id;
+	s->hello.extended = h.extended;
+	s->hello.system_version = h.system_version;
+	s->hello.max_message_size = h.max_message_size;
+	s->hello.max_binary_size = h.max_binary_size;
+	s->hello.ota_chunk_size = h.ota_chunk_size;
 	s->hello_len = h.payload_len;
 	/* The Hello sets the baseline of the device's counter (§2.3). */
 	s->dev_mid_next = (uint16_t)(m->mid + 1);
 	log_ctx(LOG_LEVEL_DEBUG, s->log_ctx,
-		"hello: product %u version %u platform %u flags 0x%02x",
-		h.product_id, h.product_version, h.platform_id, h.flags);
+		"hello: %zu bytes, product %u version %u platform %u flags "
+		"0x%02x",
+		h.payload_len, h.product_id, h.product_version, h.platform_id,
+		h.flags);
 	if (m->type == PCOAP_CON && (r = session_send_empty_ack(s, m->mid)))
 		return r;
 	if (s->ops->hello != NULL)
@@ -658,6 +692,30 @@ session_input_describe_post(struct session *s, const struct pcoap_msg *m)
 	if (m->type == PCOAP_CON && (r = session_send_empty_ack(s, m->mid)))
 		return r;
 	session_describe_done(s, &json);
+	session_settle_push(s);
+	return 0;
+}
+
+/* Goodbye (POST x): the device is about to reset, sleep or go away. */
+static int
+session_input_goodbye(struct session *s, const struct pcoap_msg *m)
+{
+	struct pcoap_goodbye g;
+
+	if (pcoap_parse_goodbye(m, &g) != PCOAP_OK) {
+		/* Nothing depends on it: note it, and do not cut a device
+		   that is leaving anyway. */
+		log_ctx(LOG_LEVEL_DEBUG, s->log_ctx, "malformed goodbye");
+		memset(&g, 0, sizeof(g));
+	}
+	log_ctx(LOG_LEVEL_INFO, s->log_ctx,
+		"device said goodbye (flags 0x%x, reset reason %u)",
+		(unsigned)g.flags, (unsigned)g.reset_reason);
+	if (s->ops->goodbye != NULL)
+		s->ops->goodbye(s->arg, &g);
+	/* NON with No-Response over TCP; CON over DTLS wants its ACK. */
+	if (m->type == PCOAP_CON)
+		return session_send_empty_ack(s, m->mid);
 	return 0;
 }
 
@@ -686,6 +744,7 @@ session_input(struct session *s, const uint8_t *msg, size_t len,
 	if (s->state == SESSION_CLOSED)
 		return CINDER_ERR_UNAVAILABLE;
 	s->stats.msgs_in++;
+	s->now_ms = now_ms;
 	if (pcoap_msg_decode(msg, len, &m) != PCOAP_OK) {
 		session_close(s, CINDER_ERR_MALFORMED, "undecodable message");
 		return CINDER_ERR_MALFORMED;
@@ -710,18 +769,21 @@ session_input(struct session *s, const uint8_t *msg, size_t len,
 		break;
 	case PCOAP_KIND_EVENT:
 		r = session_input_event(s, &m);
+		session_settle_push(s);
 		break;
 	case PCOAP_KIND_SUBSCRIBE:
 		r = session_input_subscribe(s, &m);
+		session_settle_push(s);
 		break;
 	case PCOAP_KIND_TIME:
 		r = session_input_time(s, &m);
+		session_settle_push(s);
 		break;
 	case PCOAP_KIND_DESCRIBE_POST:
 		r = session_input_describe_post(s, &m);
 		break;
 	case PCOAP_KIND_GOODBYE:
-		log_ctx(LOG_LEVEL_INFO, s->log_ctx, "device said goodbye");
+		r = session_input_goodbye(s, &m);
 		break;
 	default:
 		/* Unknown here (also OTA messages, a second Hello): drop,
@@ -898,6 +960,34 @@ session_send_event(struct session *s, const char *name, const uint8_t *data,
 	return session_send(s, buf, len);
 }
 
+/* The session's own Describe in flight, if any. */
+static bool
+session_internal_pending(const struct session *s)
+{
+	size_t i;
+
+	for (i = 0; i < SESSION_SLOTS; i++) {
+		if (s->slots[i] != NULL && s->slots[i]->internal)
+			return true;
+	}
+	return false;
+}
+
+/* The start-up burst is over: ask for the Describe once more. */
+static void
+session_settle(struct session *s, uint64_t now_ms)
+{
+	if (!s->settle_armed || now_ms < s->settle_at ||
+	    s->state != SESSION_READY)
+		return;
+	s->settle_armed = false;
+	if (session_internal_pending(s))
+		return; /* a fresh answer is on its way anyway */
+	log_ctx(LOG_LEVEL_DEBUG, s->log_ctx,
+		"start-up burst over: asking for the describe again");
+	(void)session_start_describe(s, now_ms);
+}
+
 int64_t
 session_tick(struct session *s, uint64_t now_ms)
 {
@@ -905,6 +995,8 @@ session_tick(struct session *s, uint64_t now_ms)
 	uint64_t next = UINT64_MAX;
 	size_t i;
 
+	s->now_ms = now_ms;
+	session_settle(s, now_ms);
 	for (;;) {
 		if (s->state == SESSION_CLOSED)
 			return -1;
@@ -947,6 +1039,8 @@ session_tick(struct session *s, uint64_t now_ms)
 		if (req->deadline < next)
 			next = req->deadline;
 	}
+	if (s->settle_armed && s->settle_at < next)
+		next = s->settle_at;
 	if (next == UINT64_MAX)
 		return -1;
 	return next > now_ms ? (int64_t)(next - now_ms) : 0;
@@ -958,8 +1052,8 @@ session_new(const struct session_ops *ops, void *arg, uint16_t server_mid,
 {
 	struct session *s;
 
-	(void)now_ms;
 	s = xcalloc(1, sizeof(*s));
+	s->now_ms = now_ms;
 	s->ops = ops;
 	s->arg = arg;
 	s->state = SESSION_HELLO_WAIT;

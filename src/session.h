@@ -56,6 +56,11 @@ struct session_hello {
 	uint16_t product_version; /* 0xffff: none */
 	uint8_t flags;		  /* PCOAP_HELLO_F_* */
 	uint16_t platform_id;	  /* 0xffff: unknown */
+	bool extended;		  /* Device OS 3.0+ fields below are set */
+	uint16_t system_version;  /* system module version, 0: unknown */
+	uint16_t max_message_size; /* largest message, 0: unknown */
+	uint32_t max_binary_size;  /* largest OTA image, 0: unknown */
+	uint16_t ota_chunk_size;   /* OTA chunk size, 0: unknown */
 };
 
 /*
@@ -98,6 +103,9 @@ struct session_ops {
 			     const struct session_result *res);
 	/* Wall-clock Unix seconds for the time reply; NULL: time(NULL). */
 	uint32_t (*unix_time)(void *arg);
+	/* The device said Goodbye (POST x, Device OS 2.x+) with these
+	   reasons; it is about to reset, sleep or disconnect. */
+	void (*goodbye)(void *arg, const struct pcoap_goodbye *g);
 };
 
 /* Limits. */
@@ -106,6 +114,16 @@ struct session_ops {
 #define SESSION_DESCRIBE_TIMEOUT_MS 15000 /* describe reply deadline */
 #define SESSION_EVENT_NAME_MAX 64	  /* longest event name kept */
 #define SESSION_EVENT_DATA_MAX 1024	  /* longest event data accepted */
+/*
+ * The Describe asked right after the Hello is answered before a device
+ * in Device OS's default (AUTOMATIC) mode has run setup(), so its
+ * functions and variables are missing. The session asks once more when
+ * the start-up burst (events, subscriptions, time request) has been
+ * quiet for SESSION_SETTLE_QUIET_MS, at the latest SESSION_SETTLE_MAX_MS
+ * after the session became READY.
+ */
+#define SESSION_SETTLE_QUIET_MS 300
+#define SESSION_SETTLE_MAX_MS 1000
 
 /**
  * Create a session for a connection whose handshake just completed.

@@ -674,7 +674,7 @@ on_ready(struct fw_device *d, void *arg)
 	}
 	for (i = 0; i < a->n_subs; i++)
 		a->subs[i].sent = false;
-	a->seq = FW_SEQ_MAX_BINARY;
+	a->seq = FW_SEQ_DESCRIBE_POST;
 	note(a, FW_NOTE_READY, NULL, NULL);
 }
 
@@ -699,6 +699,15 @@ fw_app_init(struct fw_app *a, const struct port *p,
 		fw_modules_init(&a->modules);
 	a->updates_enabled = cfg->updates_enabled;
 	a->fast_ota = cfg->fast_ota;
+	a->devos3 = cfg->devos3;
+	if (a->devos3) {
+		a->dev.cfg.extended_hello = true;
+		a->dev.cfg.hello_flags |= PCOAP_HELLO_F_GOODBYE |
+					  PCOAP_HELLO_F_DEVICE_DESCRIBE;
+		a->dev.cfg.system_version =
+			fw_modules_system_version(&a->modules);
+		a->dev.cfg.max_binary = p->flash_size;
+	}
 	a->notify = cfg->notify;
 	a->notify_arg = cfg->notify_arg;
 	(void)add_sub(a, "spark", FW_SUB_MINE, NULL, true, NULL, NULL);
@@ -714,6 +723,20 @@ fw_app_start(struct fw_app *a, uint32_t now)
 	fw_device_start(&a->dev, now);
 }
 
+void
+fw_app_clear(struct fw_app *a)
+{
+	size_t i, n = 0;
+
+	a->n_funcs = 0;
+	a->n_vars = 0;
+	for (i = 0; i < a->n_subs; i++) {
+		if (a->subs[i].system)
+			a->subs[n++] = a->subs[i];
+	}
+	a->n_subs = n;
+}
+
 static int
 post_connect(struct fw_app *a)
 {
@@ -723,13 +746,23 @@ post_connect(struct fw_app *a)
 
 	while (a->seq != FW_SEQ_IDLE && a->seq != FW_SEQ_DONE) {
 		switch (a->seq) {
+		case FW_SEQ_DESCRIBE_POST:
+			/* Device OS 2.2+ posts its system part itself. */
+			if (a->devos3)
+				r = fw_device_post_describe(&a->dev,
+							    PCOAP_DESCRIBE_SYSTEM);
+			break;
 		case FW_SEQ_MAX_BINARY:
+			if (a->devos3)
+				break; /* said in the extended Hello */
 			(void)fw_buf_putu(num, sizeof(num), &len,
 					  a->dev.port->flash_size);
 			r = fw_app_publish(a, "spark/hardware/max_binary", num,
 					   60, FW_PUBLISH_PRIVATE);
 			break;
 		case FW_SEQ_CHUNK_SIZE:
+			if (a->devos3)
+				break;
 			r = fw_app_publish(a, "spark/hardware/ota_chunk_size",
 					   "512", 60, FW_PUBLISH_PRIVATE);
 			break;
@@ -757,12 +790,29 @@ post_connect(struct fw_app *a)
 	return 0;
 }
 
+/* Device OS reset-reason numbers (system_defs.h) for the Goodbye. */
+static uint32_t
+reset_reason_code(int mode)
+{
+	switch (mode) {
+	case PORT_RESET_OTA:
+		return 70; /* RESET_REASON_UPDATE */
+	case PORT_RESET_SAFE_MODE:
+		return 110; /* RESET_REASON_SAFE_MODE */
+	case PORT_RESET_DFU:
+		return 120; /* RESET_REASON_DFU_MODE */
+	default:
+		return 140; /* RESET_REASON_USER */
+	}
+}
+
 static void
 do_reset(struct fw_app *a, uint32_t now)
 {
 	const struct port *p = a->dev.port;
 
 	a->reset_pending = false;
+	a->goodbye_sent = false;
 	note(a, FW_NOTE_RESET, a->reset_reason, NULL);
 	if (p->system_reset != NULL)
 		p->system_reset(p->ctx, a->reset_mode);
@@ -775,6 +825,9 @@ do_reset(struct fw_app *a, uint32_t now)
 		if (a->reset_mode != PORT_RESET_SAFE_MODE)
 			a->force_safe_mode = false;
 		memset(&a->ota, 0, sizeof(a->ota));
+		/* the Hello says what runs now (an update may have landed) */
+		a->dev.cfg.system_version =
+			fw_modules_system_version(&a->modules);
 	}
 	a->seq = FW_SEQ_IDLE;
 	fw_device_reconnect(&a->dev, now, FW_ERR_RESET);
@@ -795,6 +848,13 @@ fw_app_step(struct fw_app *a, uint32_t now)
 		if (!fw_device_is_ready(&a->dev))
 			break;
 		if (a->reset_pending) {
+			if (a->devos3 && !a->goodbye_sent) {
+				/* the Goodbye goes out before the reset */
+				a->goodbye_sent = true;
+				(void)fw_device_goodbye(
+					&a->dev, reset_reason_code(a->reset_mode));
+				continue;
+			}
 			if (fw_device_tx_idle(&a->dev))
 				do_reset(a, now);
 			break;

@@ -139,6 +139,10 @@ struct fw_app_config {
 	const struct fw_modules *modules; /* copied; NULL = none */
 	bool updates_enabled;		  /* accept UpdateBegin */
 	bool fast_ota;			  /* accept fast OTA when offered */
+	bool devos3;			  /* act as Device OS 3.0+: extended
+					     Hello, describe posted at connect
+					     (no spark/hardware events),
+					     Goodbye before a reset */
 	fw_app_notify_cb notify;	  /* may be NULL */
 	void *notify_arg;
 };
@@ -146,6 +150,7 @@ struct fw_app_config {
 /* The post-connect sequence of §2.5. */
 enum fw_app_seq {
 	FW_SEQ_IDLE = 0,
+	FW_SEQ_DESCRIBE_POST,
 	FW_SEQ_MAX_BINARY,
 	FW_SEQ_CHUNK_SIZE,
 	FW_SEQ_SAFEMODE,
@@ -164,6 +169,8 @@ struct fw_app {
 	bool updates_pending;	   /* set by the cloud */
 	bool fast_ota;		   /* accept fast OTA */
 	bool reset_pending;	   /* reset once the send queue drained */
+	bool devos3;		   /* see fw_app_config */
+	bool goodbye_sent;	   /* before the pending reset */
 	const char *reset_reason;  /* for FW_NOTE_RESET */
 	int reset_mode;		   /* PORT_RESET_* */
 	enum fw_app_seq seq;	   /* post-connect sequence */
@@ -243,6 +250,12 @@ int fw_app_describe(struct fw_app *a, uint8_t flags, char *buf, size_t cap,
  * Start (connect at the next step); re-evaluates safe mode.
  */
 void fw_app_start(struct fw_app *a, uint32_t now);
+
+/**
+ * Forget the application's functions, variables and subscriptions (the
+ * system ones stay): what a reboot does before setup() runs again.
+ */
+void fw_app_clear(struct fw_app *a);
 
 /**
  * Advance: fw_device_step, the post-connect sequence, pending

@@ -344,7 +344,7 @@ out:
 	return r;
 }
 
-/* Step 4: our Hello (NON POST h, 8-byte payload). */
+/* Step 4: our Hello (NON POST h; 8-byte payload, or 20 when extended). */
 static int
 send_hello(struct fw_device *d)
 {
@@ -358,6 +358,13 @@ send_hello(struct fw_device *d)
 	h.product_version = d->cfg.product_version;
 	h.flags = d->cfg.hello_flags;
 	h.platform_id = d->cfg.platform_id;
+	if (d->cfg.extended_hello) {
+		h.extended = true;
+		h.system_version = d->cfg.system_version;
+		h.max_message_size = PCOAP_DEVICE_RX_MAX;
+		h.max_binary_size = d->cfg.max_binary;
+		h.ota_chunk_size = PCOAP_CHUNK_SIZE_DEFAULT;
+	}
 	if ((r = tx_reserve(d, &plain, &cap)) != 0)
 		return r;
 	r = pcoap_build_hello(plain, cap, &n, fw_device_next_mid(d), &h);
@@ -395,6 +402,7 @@ reply_describe(struct fw_device *d, const struct pcoap_msg *m)
 
 	if (pcoap_parse_describe(m, &tok, &flags) != PCOAP_OK)
 		return 0; /* not for us: ignore like Device OS */
+	d->describes++;
 	jlen = strlen(json);
 	if (d->cfg.describe_cb != NULL) {
 		if (d->cfg.describe_cb(d, flags, describe_buf,
@@ -417,6 +425,54 @@ reply_describe(struct fw_device *d, const struct pcoap_msg *m)
 				       json, jlen);
 	if (r != PCOAP_OK)
 		return pcoap_to_fw(r, true);
+	return tx_commit(d, n);
+}
+
+int
+fw_device_post_describe(struct fw_device *d, uint8_t flags)
+{
+	const char *json = d->cfg.describe ? d->cfg.describe : "{}";
+	uint8_t *plain;
+	size_t cap, n, jlen;
+	int r;
+
+	if (d->state != FW_DEVICE_READY)
+		return FW_ERR_INVAL;
+	jlen = strlen(json);
+	if (d->cfg.describe_cb != NULL) {
+		if ((r = d->cfg.describe_cb(d, flags, describe_buf,
+					    sizeof(describe_buf), &jlen,
+					    d->cfg.cb_arg)) != 0)
+			return r;
+		json = describe_buf;
+	}
+	if ((r = tx_reserve(d, &plain, &cap)) != 0)
+		return r;
+	r = pcoap_build_describe_post(plain, cap, &n, fw_device_next_mid(d),
+				      flags, json, jlen);
+	if (r != PCOAP_OK)
+		return pcoap_to_fw(r, d->tx_len == 0);
+	return tx_commit(d, n);
+}
+
+int
+fw_device_goodbye(struct fw_device *d, uint32_t reset_reason)
+{
+	struct pcoap_goodbye g;
+	uint8_t *plain;
+	size_t cap, n;
+	int r;
+
+	if (d->state != FW_DEVICE_READY)
+		return FW_ERR_INVAL;
+	memset(&g, 0, sizeof(g));
+	g.flags = PCOAP_GOODBYE_F_RESET;
+	g.reset_reason = reset_reason;
+	if ((r = tx_reserve(d, &plain, &cap)) != 0)
+		return r;
+	r = pcoap_build_goodbye(plain, cap, &n, fw_device_next_mid(d), &g);
+	if (r != PCOAP_OK)
+		return pcoap_to_fw(r, d->tx_len == 0);
 	return tx_commit(d, n);
 }
 

@@ -85,6 +85,10 @@ struct fw_device_config {
 	uint16_t product_version;	 /* Hello; 0xffff when none */
 	uint16_t platform_id;		 /* Hello (6 Photon, 3 virtual, ...) */
 	uint8_t hello_flags;		 /* PCOAP_HELLO_F_* */
+	bool extended_hello;		 /* Device OS 3.0+: the 20-byte Hello */
+	uint16_t system_version;	 /* extended Hello: system module
+					    version */
+	uint32_t max_binary;		 /* extended Hello: largest image */
 	const char *describe;		 /* Describe JSON (borrowed for the
 					    device's lifetime); NULL = empty */
 	fw_device_message_cb on_message; /* may be NULL */
@@ -111,6 +115,7 @@ struct fw_device {
 	uint32_t unix_time;	     /* cloud time from the last reply */
 	uint32_t unix_time_at;	     /* millis when it arrived; 0 = none */
 	unsigned connects;	     /* sessions established so far */
+	unsigned describes;	     /* Describe requests answered */
 	struct fw_aes_chan chan;     /* session cipher (secret) */
 	uint8_t rx[FW_DEVICE_BUF];   /* received bytes */
 	size_t rx_len;		     /* bytes in rx */
@@ -190,5 +195,19 @@ int fw_device_publish(struct fw_device *d, const char *name, bool is_private,
  * @return as fw_device_send
  */
 int fw_device_request_time(struct fw_device *d);
+
+/**
+ * Post the Describe without being asked (CON POST d with a flags query,
+ * Device OS 2.2+): flags 1 = system part, 2 = application, 3 = both.
+ * @return as fw_device_send, FW_ERR_INVAL when not ready
+ */
+int fw_device_post_describe(struct fw_device *d, uint8_t flags);
+
+/**
+ * Say Goodbye before a reset (NON POST x, No-Response, Device OS 2.x+):
+ * the reset reason only (a Device OS reset-reason number).
+ * @return as fw_device_send, FW_ERR_INVAL when not ready
+ */
+int fw_device_goodbye(struct fw_device *d, uint32_t reset_reason);
 
 #endif

@@ -136,6 +136,20 @@ fw_modules_safe_mode(const struct fw_modules *t)
 	return u != NULL && !fw_modules_deps_met(t, u);
 }
 
+uint16_t
+fw_modules_system_version(const struct fw_modules *t)
+{
+	uint16_t v = 0;
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		if (t->m[i].loc == 'm' && t->m[i].func == FW_MOD_SYSTEM &&
+		    (v == 0 || t->m[i].version < v))
+			v = t->m[i].version;
+	}
+	return v;
+}
+
 uint8_t
 fw_modules_vv(const struct fw_modules *t, const struct fw_module *m)
 {

@@ -115,6 +115,12 @@ bool fw_modules_deps_met(const struct fw_modules *t, const struct fw_module *m);
 bool fw_modules_safe_mode(const struct fw_modules *t);
 
 /**
+ * The running system's module version: the lowest among the main system
+ * parts (a half-updated device runs the older one); 0 when there is none.
+ */
+uint16_t fw_modules_system_version(const struct fw_modules *t);
+
+/**
  * Validation checks passed for m: vc, without FW_MOD_V_DEPENDENCIES when
  * its dependencies are unmet.
  */

@@ -10,6 +10,7 @@
 #define SIM_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <openssl/evp.h>
@@ -34,7 +35,11 @@ struct sim_opts {
 	uint16_t system_version;  /* system part module version */
 	uint16_t app_requires;	  /* user part's need on s/2 */
 	enum sim_behaviour behaviour;
-	bool reconnect; /* reconnect after a close */
+	bool reconnect;	   /* reconnect after a close */
+	bool setup_early;  /* register the app before connecting; else as
+			      Device OS does: setup() after the cloud
+			      connection is up (and after every reboot) */
+	bool devos3;	   /* speak as Device OS 3.0+ (fw_app_config) */
 };
 
 /** Per-device application state (both apps use the same fields). */
@@ -54,6 +59,9 @@ struct sim_appstate {
  */
 void sim_app_setup(enum sim_app_kind kind, struct fw_app *a,
 		   struct sim_appstate *st, const char *id);
+
+/** Print the usage text to f. */
+void sim_usage(FILE *f);
 
 /**
  * Run the simulator until quit, SIGTERM or SIGINT.

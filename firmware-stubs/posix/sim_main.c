@@ -23,20 +23,39 @@
 
 #include "sim.h"
 
+void
+sim_usage(FILE *f)
+{
+	fprintf(f, "usage: cinder-sim provision --count N --dir DIR "
+		   "[--cinderd PATH "
+		   "--config FILE] [--owner NAME] [--prefix HEX] "
+		   "[--app tinker|testapp]\n"
+		   "       cinder-sim run --dir DIR --server HOST:PORT "
+		   "--server-key server_key.pub.der [--count N] "
+		   "[--app tinker|testapp] [--publish "
+		   "NAME:PERIOD_MS[:private|public]] "
+		   "[--system-version V] [--app-requires V] "
+		   "[--behaviour normal|silent|garbage] "
+		   "[--reconnect|--no-reconnect] [--startup devos|early] "
+		   "[--devos3]\n"
+		   "       cinder-sim --help\n"
+		   "\n"
+		   "--startup devos (testapp's default): the app registers its "
+		   "functions,\n"
+		   "  variables and subscriptions in setup(), after the cloud "
+		   "connection is up,\n"
+		   "  as Device OS does; early (tinker's default): before "
+		   "connecting.\n"
+		   "--devos3: speak as Device OS 3.0+ (20-byte Hello, describe "
+		   "posted at\n"
+		   "  connect, Goodbye before a reset); default: the 8-byte "
+		   "Hello of 2.x.\n");
+}
+
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: cinder-sim provision --count N --dir DIR "
-			"[--cinderd PATH "
-			"--config FILE] [--owner NAME] [--prefix HEX] "
-			"[--app tinker|testapp]\n"
-			"       cinder-sim run --dir DIR --server HOST:PORT "
-			"--server-key server_key.pub.der [--count N] "
-			"[--app tinker|testapp] [--publish "
-			"NAME:PERIOD_MS[:private|public]] "
-			"[--system-version V] [--app-requires V] "
-			"[--behaviour normal|silent|garbage] "
-			"[--reconnect|--no-reconnect]\n");
+	sim_usage(stderr);
 }
 
 static bool
@@ -269,7 +288,7 @@ run(int argc, char **argv)
 {
 	static char pubname[128];
 	struct sim_opts o;
-	bool have_app = false, have_req = false;
+	bool have_app = false, have_req = false, have_startup = false;
 	char path[4096], line[32], *colon;
 	FILE *f;
 	int a;
@@ -287,6 +306,10 @@ run(int argc, char **argv)
 		}
 		if (strcmp(opt, "--no-reconnect") == 0) {
 			o.reconnect = false;
+			continue;
+		}
+		if (strcmp(opt, "--devos3") == 0) {
+			o.devos3 = true;
 			continue;
 		}
 		if (v == NULL)
@@ -323,6 +346,14 @@ run(int argc, char **argv)
 			if (parse_u16(v, &o.app_requires) != 0)
 				goto bad;
 			have_req = true;
+		} else if (strcmp(opt, "--startup") == 0) {
+			if (strcmp(v, "devos") == 0)
+				o.setup_early = false;
+			else if (strcmp(v, "early") == 0)
+				o.setup_early = true;
+			else
+				goto bad;
+			have_startup = true;
 		} else if (strcmp(opt, "--behaviour") == 0 ||
 			   strcmp(opt, "--behavior") == 0) {
 			if (strcmp(v, "normal") == 0)
@@ -351,6 +382,8 @@ run(int argc, char **argv)
 			fclose(f);
 		}
 	}
+	if (!have_startup)
+		o.setup_early = o.app != SIM_APP_TESTAPP;
 	return sim_run(&o);
 bad:
 	usage();
@@ -364,6 +397,12 @@ main(int argc, char **argv)
 		return provision(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "run") == 0)
 		return run(argc - 2, argv + 2);
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+			  strcmp(argv[1], "-h") == 0 ||
+			  strcmp(argv[1], "help") == 0)) {
+		sim_usage(stdout);
+		return 0;
+	}
 	usage();
 	return 2;
 }

@@ -35,6 +35,7 @@
 #include "sim.h"
 
 #define TICK_MS 500	      /* every device is stepped at least this often */
+#define SETUP_WAIT_MS 1000    /* setup() at the latest this long after ready */
 #define FLASH_SIZE 262144     /* OTA area, spark/hardware/max_binary */
 #define MAX_EVENTS 256	      /* epoll batch */
 #define CTL_LINE_MAX 2048     /* one control command */
@@ -63,6 +64,9 @@ struct sim_dev {
 	bool garbage_due; /* --behaviour garbage: send once idle */
 	bool stopped;	  /* stop command or --no-reconnect */
 	bool in_again;	  /* on the again list */
+	bool setup_done;  /* the app's setup() ran since the last boot */
+	uint32_t ready_at;	  /* when the session became ready */
+	unsigned describes_at_ready; /* Describes answered by then */
 	uint8_t *flash;	  /* OTA area, allocated on first use */
 	struct fifo_link tick, pub_tick;
 	struct sim_dev *again_next;
@@ -434,6 +438,8 @@ on_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
 	switch (what) {
 	case FW_NOTE_READY:
 		d->was_ready = true;
+		d->ready_at = d->app.now;
+		d->describes_at_ready = d->app.dev.describes;
 		sim_out("ready %s", d->id);
 		if (d->sim->o->behaviour == SIM_GARBAGE)
 			d->garbage_due = true;
@@ -462,7 +468,13 @@ on_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
 		flash_free(d);
 		break;
 	case FW_NOTE_RESET:
-		break; /* the close line follows */
+		/* A reboot forgets what setup() registered; it runs again
+		   once the cloud is back. The close line follows. */
+		if (!d->sim->o->setup_early && strcmp(x, "network") != 0) {
+			fw_app_clear(&d->app);
+			d->setup_done = false;
+		}
+		break;
 	}
 }
 
@@ -506,6 +518,20 @@ send_garbage(struct sim_dev *d)
 	(void)p_send(d, frame, sizeof(frame));
 }
 
+/*
+ * Device OS (AUTOMATIC mode) runs setup() once the cloud connection is
+ * up: after the connect sequence, which in practice means after it has
+ * answered the cloud's first Describe, so that Describe lacks the app.
+ */
+static bool
+setup_due(const struct sim_dev *d, uint32_t now)
+{
+	if (!fw_device_is_ready(&d->app.dev) || d->app.seq != FW_SEQ_DONE)
+		return false;
+	return d->app.dev.describes > d->describes_at_ready ||
+	       (int32_t)(now - d->ready_at) >= SETUP_WAIT_MS;
+}
+
 static void
 step_dev(struct sim_dev *d, uint32_t now)
 {
@@ -518,8 +544,14 @@ step_dev(struct sim_dev *d, uint32_t now)
 	(void)fw_app_step(&d->app, now);
 	if (was_conn && d->app.dev.state == FW_DEVICE_IDLE)
 		after_close(d);
+	if (!d->setup_done && setup_due(d, now)) {
+		sim_app_setup(s->o->app, &d->app, &d->st, d->id);
+		d->setup_done = true;
+		sim_out("setup %s", d->id);
+		(void)fw_app_step(&d->app, now); /* its subscriptions */
+	}
 	if (fw_device_is_ready(&d->app.dev) && d->app.seq == FW_SEQ_DONE &&
-	    fw_device_tx_idle(&d->app.dev)) {
+	    d->setup_done && fw_device_tx_idle(&d->app.dev)) {
 		if (s->o->behaviour == SIM_SILENT)
 			d->silent = true; /* frozen: no reads, no pings */
 		else if (d->garbage_due)
@@ -806,6 +838,7 @@ init_dev(struct sim *s, struct sim_dev *d, const char *id)
 	cfg.modules = &s->modules;
 	cfg.updates_enabled = true;
 	cfg.fast_ota = true;
+	cfg.devos3 = o->devos3;
 	cfg.notify = on_note;
 	cfg.notify_arg = d;
 
@@ -823,7 +856,10 @@ init_dev(struct sim *s, struct sim_dev *d, const char *id)
 	d->port.crypto = &s->crypto;
 	d->port.crypto_ctx = d;
 	fw_app_init(&d->app, &d->port, &cfg);
-	sim_app_setup(o->app, &d->app, &d->st, d->id);
+	if (o->setup_early) {
+		sim_app_setup(o->app, &d->app, &d->st, d->id);
+		d->setup_done = true;
+	}
 	return 0;
 }
 

@@ -105,6 +105,7 @@ struct dreq {
 	json_t *core;	    /* coreInfo for variable answers */
 	int refs;
 	bool reg_done;
+	bool refreshing; /* a describe refresh is in flight for it */
 };
 
 static void
@@ -411,6 +412,81 @@ dreq_answer_error(struct dreq *d, int status)
 	}
 }
 
+static void dreq_device_done(uint64_t req_id, const struct session_result *res,
+			     void *arg);
+
+static void
+dreq_not_found(struct dreq *d)
+{
+	dev_fail(d, 404,
+		 d->op == OP_VARIABLE ? "Variable not found"
+				      : "Function not found");
+}
+
+/*
+ * Does the describe JSON of a refresh have the function or variable d
+ * names? For a variable, also note its type.
+ */
+static bool
+dreq_describe_has(struct dreq *d, const struct session_result *res)
+{
+	struct describe *desc = NULL;
+	const json_t *t;
+	bool found = false;
+	size_t i;
+
+	if (res->status != 0 ||
+	    describe_parse((const char *)res->data, res->data_len, &desc, NULL,
+			   0) != 0)
+		return false;
+	if (d->op == OP_VARIABLE) {
+		t = json_object_get(desc->variables, d->name);
+		if (json_is_string(t)) {
+			snprintf(d->vtype, sizeof(d->vtype), "%s",
+				 json_string_value(t));
+			found = true;
+		}
+	} else {
+		for (i = 0; i < json_array_size(desc->functions) && !found;
+		     i++) {
+			t = json_array_get(desc->functions, i);
+			found = json_is_string(t) &&
+				strcmp(json_string_value(t), d->name) == 0;
+		}
+	}
+	describe_free(desc);
+	return found;
+}
+
+/*
+ * The describe refresh asked because the stored describe lacked the
+ * name came back: send the real request, or answer 404. The registry's
+ * reference stays with d while the real request runs.
+ */
+static void
+dreq_refresh_done(struct dreq *d, const struct session_result *res)
+{
+	uint32_t tmo = (uint32_t)(d->r->cfg ? d->r->cfg->request_timeout : 30);
+	int rc;
+
+	d->refreshing = false;
+	if (dreq_describe_has(d, res)) {
+		rc = registry_request(
+			d->reg, d->device_id,
+			d->op == OP_VARIABLE ? SESSION_REQ_VARIABLE
+					     : SESSION_REQ_FUNCTION,
+			d->name, d->op == OP_VARIABLE ? NULL : d->arg,
+			tmo * 1000, dreq_device_done, d, &d->reg_id);
+		if (rc == 0)
+			return;
+	}
+	d->reg_done = true;
+	d->refs++; /* hold while answering: the close hook may run inside */
+	dreq_not_found(d);
+	dreq_unref(d); /* the hold above */
+	dreq_unref(d); /* the registry's reference */
+}
+
 static void
 dreq_device_done(uint64_t req_id, const struct session_result *res, void *arg)
 {
@@ -418,6 +494,10 @@ dreq_device_done(uint64_t req_id, const struct session_result *res, void *arg)
 	json_t *v, *body;
 	char *txt;
 
+	if (d->refreshing) {
+		dreq_refresh_done(d, res);
+		return;
+	}
 	(void)req_id;
 	d->reg_done = true;
 	d->refs++; /* hold while answering: the close hook may run inside */
@@ -479,8 +559,16 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 		dreq_unref(d);
 		return;
 	}
+	d->refreshing = kind == SESSION_REQ_DESCRIBE;
 	rc = registry_request(d->reg, d->device_id, kind, name, arg, tmo * 1000,
 			      dreq_device_done, d, &d->reg_id);
+	if (rc != 0 && d->refreshing) {
+		/* rate limited: the stored describe is all there is */
+		d->refreshing = false;
+		dreq_not_found(d);
+		dreq_unref(d);
+		return;
+	}
 	if (rc != 0) {
 		dreq_answer_error(d, rc == CINDER_ERR_NOTFOUND
 					     ? CINDER_ERR_UNAVAILABLE
@@ -538,7 +626,7 @@ row_done(int rc, const struct store_result *res, void *arg)
 	struct rest *r = d->r;
 	const char *params[3];
 	json_t *fns = NULL, *vars = NULL, *t;
-	bool online;
+	bool online, missing;
 	size_t i;
 
 	if (rc != 0) {
@@ -605,13 +693,6 @@ row_done(int rc, const struct store_result *res, void *arg)
 	}
 	row_app(res, 0, &fns, &vars);
 	if (d->op == OP_VARIABLE) {
-		t = json_object_get(vars, d->name);
-		if (!json_is_string(t)) {
-			dev_fail(d, 404, "Variable not found");
-			goto out;
-		}
-		snprintf(d->vtype, sizeof(d->vtype), "%s",
-			 json_string_value(t));
 		d->core = json_pack(
 			"{s:n, s:o, s:b, s:o, s:s, s:o}", "last_app",
 			"last_heard",
@@ -620,8 +701,18 @@ row_done(int rc, const struct store_result *res, void *arg)
 			str_or_null(store_result_value(res, 0, C_HANDSHAKE)),
 			"deviceID", d->device_id, "product_id",
 			int_or_null(store_result_value(res, 0, C_PRODUCT)));
+		t = json_object_get(vars, d->name);
+		if (json_is_string(t))
+			snprintf(d->vtype, sizeof(d->vtype), "%s",
+				 json_string_value(t));
 		json_decref(fns);
 		json_decref(vars);
+		if (d->vtype[0] == '\0') {
+			/* Not in the stored describe: the device may have
+			   registered it since; ask it once. */
+			dreq_send(d, SESSION_REQ_DESCRIBE, NULL, NULL);
+			return;
+		}
 		dreq_send(d, SESSION_REQ_VARIABLE, d->name, NULL);
 		return;
 	}
@@ -631,12 +722,13 @@ row_done(int rc, const struct store_result *res, void *arg)
 		    strcmp(json_string_value(t), d->name) == 0)
 			break;
 	}
-	if (i == json_array_size(fns)) {
-		dev_fail(d, 404, "Function not found");
-		goto out;
-	}
+	missing = i == json_array_size(fns);
 	json_decref(fns);
 	json_decref(vars);
+	if (missing) {
+		dreq_send(d, SESSION_REQ_DESCRIBE, NULL, NULL);
+		return;
+	}
 	dreq_send(d, SESSION_REQ_FUNCTION, d->name, d->arg ? d->arg : "");
 	return;
 out:

@@ -343,7 +343,7 @@ pcoap_build_hello(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
 		  const struct pcoap_hello *h)
 {
 	struct pcoap_msg m;
-	uint8_t pl[8];
+	uint8_t pl[PCOAP_HELLO_LEN_EXT_TCP];
 
 	request_init(&m, PCOAP_NON, PCOAP_CODE_POST, mid, NULL, letter_h);
 	if (h != NULL) {
@@ -352,7 +352,17 @@ pcoap_build_hello(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
 		pl[4] = 0;
 		pl[5] = h->flags;
 		put_be16(pl + 6, h->platform_id);
-		set_payload(&m, pl, sizeof(pl));
+		if (h->extended) {
+			pl[8] = 0; /* reserved */
+			pl[9] = 0; /* no device ID over TCP */
+			put_be16(pl + 10, h->system_version);
+			put_be16(pl + 12, h->max_message_size);
+			put_be32(pl + 14, h->max_binary_size);
+			put_be16(pl + 18, h->ota_chunk_size);
+		}
+		set_payload(&m, pl,
+			    h->extended ? PCOAP_HELLO_LEN_EXT_TCP
+					: PCOAP_HELLO_LEN_TCP);
 	}
 	return pcoap_msg_encode(&m, out, cap, out_len);
 }
@@ -844,7 +854,7 @@ int
 pcoap_parse_hello(const struct pcoap_msg *m, struct pcoap_hello *h)
 {
 	const uint8_t *p = m->payload.p;
-	size_t len = m->payload.len;
+	size_t len = m->payload.len, idlen = 0, ext;
 
 	memset(h, 0, sizeof(*h));
 	h->product_id = 0xffff;
@@ -852,7 +862,25 @@ pcoap_parse_hello(const struct pcoap_msg *m, struct pcoap_hello *h)
 	h->platform_id = 0xffff;
 	if (pcoap_particle_kind(m) != PCOAP_KIND_HELLO)
 		return PCOAP_MALFORMED;
-	if (len != 0 && len != 6 && len != 8 && len != 22)
+	/*
+	 * The layouts: 0, 6, 8, 22 (old DTLS: 00 0c and the ID) and the
+	 * extended one, at least 20 bytes: byte 8 reserved, byte 9 the ID
+	 * length n (0 or 12), the ID, then 10 bytes of fields; anything
+	 * after them is newer than us and ignored. Other lengths are cut.
+	 */
+	if (len >= 10)
+		idlen = p[9];
+	if (len == 22 && idlen == PCOAP_DEVICE_ID_BYTES)
+		ext = 0; /* the old DTLS Hello */
+	else if (len >= PCOAP_HELLO_LEN_EXT_TCP &&
+		 (idlen == 0 || idlen == PCOAP_DEVICE_ID_BYTES) &&
+		 len >= PCOAP_HELLO_LEN_EXT_TCP + idlen)
+		ext = 10 + idlen;
+	else if (len == 0 || len == 6 || len == 8)
+		ext = 0;
+	else
+		return PCOAP_MALFORMED;
+	if (len > PCOAP_HELLO_LEN_MAX)
 		return PCOAP_MALFORMED;
 	h->payload_len = len;
 	if (len >= 6) {
@@ -862,12 +890,16 @@ pcoap_parse_hello(const struct pcoap_msg *m, struct pcoap_hello *h)
 	}
 	if (len >= 8)
 		h->platform_id = get_be16(p + 6);
-	if (len == 22) {
-		/* DTLS: 2-byte length then a 12-byte device ID. */
-		if (get_be16(p + 8) != 12)
-			return PCOAP_MALFORMED;
+	if (idlen > 0) {
 		h->device_id.p = p + 10;
-		h->device_id.len = 12;
+		h->device_id.len = idlen;
+	}
+	if (ext > 0) {
+		h->extended = true;
+		h->system_version = get_be16(p + ext);
+		h->max_message_size = get_be16(p + ext + 2);
+		h->max_binary_size = get_be32(p + ext + 4);
+		h->ota_chunk_size = get_be16(p + ext + 8);
 	}
 	return PCOAP_OK;
 }

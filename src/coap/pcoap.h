@@ -86,6 +86,8 @@ enum pcoap_type {
 #define PCOAP_FILTER_MAX 63	   /* subscription filter bytes */
 /* Device ID length in a subscribe payload (24 hex chars). */
 #define PCOAP_DEVICE_ID_LEN 24
+/* Device ID length in binary form (a DTLS or extended Hello). */
+#define PCOAP_DEVICE_ID_BYTES 12
 
 /** A borrowed byte range. */
 struct pcoap_view {
@@ -306,14 +308,28 @@ int pcoap_check_to_device(const struct pcoap_msg *m, size_t max_len);
  * input buffer. They return PCOAP_OK or PCOAP_MALFORMED.
  */
 
-/** Hello payload (§2.4). */
+/*
+ * Hello payload (§2.4). Every generation's layout is accepted: 0 bytes
+ * (unknown), 6 (original Core library), 8 (TCP up to Device OS 2.x), 22
+ * (DTLS up to 2.x: a 12-byte device ID after a 2-byte length) and the
+ * extended Hello of Device OS 3.0+ (20 bytes over TCP, 32 over DTLS):
+ * byte 8 reserved, byte 9 the device-ID length n, the ID, then the
+ * system module version, the largest message and binary the device
+ * accepts and its OTA chunk size. Bytes after the extended fields are
+ * newer than this parser and ignored.
+ */
 struct pcoap_hello {
 	uint16_t product_id;	     /* 0xffff when absent */
 	uint16_t product_version;    /* 0xffff when absent */
 	uint8_t flags;		     /* byte 5 (PCOAP_HELLO_F_*) */
 	uint16_t platform_id;	     /* 0xffff when absent */
-	struct pcoap_view device_id; /* DTLS only (22-byte payload) */
-	size_t payload_len;	     /* 0, 6, 8 or 22 as received */
+	struct pcoap_view device_id; /* 12 bytes when sent (DTLS), else empty */
+	bool extended;		     /* the Device OS 3.0+ fields follow */
+	uint16_t system_version;     /* extended: system module version */
+	uint16_t max_message_size;   /* extended: largest CoAP message */
+	uint32_t max_binary_size;    /* extended: largest OTA image */
+	uint16_t ota_chunk_size;     /* extended: preferred chunk size */
+	size_t payload_len;	     /* bytes as received */
 };
 #define PCOAP_HELLO_F_OTA_DONE 0x01
 #define PCOAP_HELLO_F_DIAGNOSTICS 0x02
@@ -322,15 +338,27 @@ struct pcoap_hello {
 #define PCOAP_HELLO_F_DEVICE_DESCRIBE 0x20
 #define PCOAP_HELLO_F_COMPRESSED_OTA 0x40
 
+/* Payload lengths of the known Hello layouts. */
+#define PCOAP_HELLO_LEN_TCP 8	   /* Device OS TCP up to 2.x */
+#define PCOAP_HELLO_LEN_EXT_TCP 20 /* Device OS 3.0+ over TCP */
+#define PCOAP_HELLO_LEN_MAX 64	   /* longest payload read at all */
+
 /**
  * Build a NON POST h Hello. With h == NULL the payload is empty (the
  * server's Hello); otherwise the 8-byte TCP payload (product id, product
- * version, 0, flags, platform id) from h.
+ * version, 0, flags, platform id) from h, or the 20-byte extended TCP
+ * payload when h->extended (device ID length 0, then the system version,
+ * maximum message size, maximum binary size and OTA chunk size).
  */
 int pcoap_build_hello(uint8_t *out, size_t cap, size_t *out_len, uint16_t mid,
 		      const struct pcoap_hello *h);
 
-/** Parse a Hello; payload lengths 0, 6, 8 and 22 are accepted. */
+/**
+ * Parse a Hello of any generation (see struct pcoap_hello). Malformed:
+ * any other length (a cut Hello), an extended Hello whose device-ID
+ * length is not 0 or 12 or runs past the payload, a payload over
+ * PCOAP_HELLO_LEN_MAX.
+ */
 int pcoap_parse_hello(const struct pcoap_msg *m, struct pcoap_hello *h);
 
 /** Build a ping: CON 0.00, no token (`40 00 MM`). */

@@ -46,7 +46,8 @@ run_sim() { # run_sim NAME DIR [flags]
 	T_PIDS+=("$!")
 }
 run_sim ok "$T_DIR/ok"
-run_sim quiet "$T_DIR/quiet" --behaviour silent
+# early: a frozen device would never answer the describe that follows setup()
+run_sim quiet "$T_DIR/quiet" --behaviour silent --startup early
 ready() { [ "$(grep -c '^ready ' "$T_DIR/ok.out")" -ge 2 ] && [ "$(grep -c '^ready ' "$T_DIR/quiet.out")" -ge 1 ]; }
 wait_for ready || fail "simulated devices not ready"
 described() {

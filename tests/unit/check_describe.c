@@ -299,7 +299,7 @@ START_TEST(test_describe_release_str_table)
 	ck_assert_str_eq(describe_release_str(1406), "1.4.4");
 	ck_assert_str_eq(describe_release_str(1512), "1.5.2");
 	ck_assert_str_eq(describe_release_str(2301), "2.3.0");
-	ck_assert_str_eq(describe_release_str(0), "0.4.0");
+	ck_assert_ptr_null(describe_release_str(0));
 	ck_assert_str_eq(describe_release_str(3201), "3.2.0");
 	ck_assert_ptr_null(describe_release_str(4));
 	ck_assert_ptr_null(describe_release_str(999));
@@ -423,6 +423,70 @@ START_TEST(test_describe_parse_malformed)
 			      "input %zu: %s", i, bad[i]);
 	}
 	ck_assert_int_eq(parse_err(NULL, 0), CINDER_ERR_MALFORMED);
+}
+END_TEST
+
+/*
+ * The version mapping: a module version of 0 (an empty "m", or a module
+ * without "v") is not release 0.4.0 but unknown.
+ */
+START_TEST(test_describe_version_unknown)
+{
+	struct describe *d;
+
+	d = parse_ok("{\"p\":6,\"m\":[]}");
+	ck_assert_uint_eq(describe_system_module_version(d), 0);
+	ck_assert_ptr_null(describe_system_version(d));
+	describe_free(d);
+	d = parse_ok("{\"p\":6,\"m\":[{\"s\":262144,\"l\":\"m\",\"vc\":30,"
+		     "\"vv\":30,\"f\":\"s\",\"n\":\"1\",\"v\":0,\"d\":[]}]}");
+	ck_assert_uint_eq(describe_system_module_version(d), 0);
+	ck_assert_ptr_null(describe_system_version(d));
+	describe_free(d);
+	ck_assert_ptr_null(describe_release_str(0));
+	ck_assert_ptr_null(describe_release_str(65535));
+}
+END_TEST
+
+/* A partial describe keeps the other half of the previous one. */
+START_TEST(test_describe_merge_halves)
+{
+	static const char app[] = "{\"f\":[\"echo\"],\"v\":{\"counter\":2}}";
+	static const char sys[] = "{\"p\":3,\"m\":[]}";
+	static const char both[] = "{\"f\":[],\"v\":{},\"p\":6,\"m\":[]}";
+	char *out;
+
+	/* No previous one: unchanged. */
+	ck_assert_int_eq(describe_merge(NULL, 0, sys, strlen(sys), &out), 0);
+	ck_assert_str_eq(out, sys);
+	free(out);
+	/* System only after a full one: the functions stay. */
+	ck_assert_int_eq(describe_merge(app, strlen(app), sys, strlen(sys),
+					&out),
+			 0);
+	ck_assert_str_eq(out, "{\"p\":3,\"m\":[],\"f\":[\"echo\"],"
+			      "\"v\":{\"counter\":2}}");
+	free(out);
+	/* App only after a system one: platform and modules stay. */
+	ck_assert_int_eq(describe_merge(sys, strlen(sys), app, strlen(app),
+					&out),
+			 0);
+	ck_assert_str_eq(out, "{\"f\":[\"echo\"],\"v\":{\"counter\":2},"
+			      "\"p\":3,\"m\":[]}");
+	free(out);
+	/* A complete one replaces everything, even an empty app part. */
+	ck_assert_int_eq(describe_merge(app, strlen(app), both, strlen(both),
+					&out),
+			 0);
+	ck_assert_str_eq(out, both);
+	free(out);
+	/* Not an object; a broken previous one is ignored. */
+	ck_assert_int_eq(describe_merge(app, strlen(app), "[1]", 3, &out),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_ptr_null(out);
+	ck_assert_int_eq(describe_merge("{", 1, app, strlen(app), &out), 0);
+	ck_assert_str_eq(out, app);
+	free(out);
 }
 END_TEST
 
@@ -580,6 +644,8 @@ describe_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_describe_parse_malformed);
 	tcase_add_test(tc, test_describe_parse_truncated);
+	tcase_add_test(tc, test_describe_version_unknown);
+	tcase_add_test(tc, test_describe_merge_halves);
 	tcase_add_test(tc, test_describe_parse_limits);
 	tcase_add_test(tc, test_describe_parse_mutated);
 	suite_add_tcase(s, tc);

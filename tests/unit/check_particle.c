@@ -395,7 +395,7 @@ END_TEST
 START_TEST(test_pcoap_build_nospace)
 {
 	struct pcoap_update_begin ub = {1, 512, 20000, 0, 0};
-	struct pcoap_hello h = {6, 1, 2, 6, {NULL, 0}, 0};
+	struct pcoap_hello h = {.product_id = 6, .product_version = 1, .flags = 2, .platform_id = 6};
 	static const uint16_t missed[] = {1, 2, 3};
 	uint8_t *out;
 	size_t need, cap, n, k;
@@ -629,6 +629,113 @@ START_TEST(test_pcoap_parse_hello_lengths)
 	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_MALFORMED);
 	decode_hex("50021234b164", buf, &m);
 	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_MALFORMED);
+}
+END_TEST
+
+/*
+ * Every Hello generation of protocol.md §2.4: 20 bytes (Device OS 3.0+
+ * over TCP), 32 (over DTLS), an extended Hello with bytes we do not know
+ * yet after it; and cut or oversized ones.
+ */
+START_TEST(test_pcoap_parse_hello_extended)
+{
+	uint8_t buf[BUF_MAX];
+	struct pcoap_msg m;
+	struct pcoap_hello h, b;
+	size_t n;
+
+	/* A 5.1.0 device over TCP: flags 0x36, platform 3, no ID, system
+	   5100, messages up to 1024, binaries up to 0x000e0000, chunks 512. */
+	decode_hex("50021234b168ff"
+		   "0003ffff00360003"
+		   "0000"
+		   "13ec0400000e00000200",
+		   buf, &m);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_OK);
+	ck_assert_uint_eq(h.payload_len, 20);
+	ck_assert(h.extended);
+	ck_assert_uint_eq(h.flags, 0x36);
+	ck_assert_uint_eq(h.platform_id, 3);
+	ck_assert_uint_eq(h.device_id.len, 0);
+	ck_assert_uint_eq(h.system_version, 5100);
+	ck_assert_uint_eq(h.max_message_size, 1024);
+	ck_assert_uint_eq(h.max_binary_size, 0xe0000);
+	ck_assert_uint_eq(h.ota_chunk_size, 512);
+
+	/* The same over DTLS: a 12-byte ID first (32 bytes). */
+	decode_hex("40021234b168ff"
+		   "0003ffff00360003"
+		   "000c0123456789abcdef01234567"
+		   "13ec0400000e00000200",
+		   buf, &m);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_OK);
+	ck_assert_uint_eq(h.payload_len, 32);
+	ck_assert(h.extended);
+	ck_assert_uint_eq(h.device_id.len, 12);
+	ck_assert_uint_eq(h.device_id.p[11], 0x67);
+	ck_assert_uint_eq(h.system_version, 5100);
+	ck_assert_uint_eq(h.ota_chunk_size, 512);
+
+	/* A later Device OS with 4 more bytes: they are ignored. */
+	decode_hex("50021234b168ff"
+		   "0003ffff00360003"
+		   "0000"
+		   "13ec0400000e00000200deadbeef",
+		   buf, &m);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_OK);
+	ck_assert_uint_eq(h.payload_len, 24);
+	ck_assert_uint_eq(h.system_version, 5100);
+	ck_assert_uint_eq(h.ota_chunk_size, 512);
+
+	/* Cut: the extended fields incomplete (19 bytes), the ID longer
+	   than what follows (12 claimed, 25 bytes), an ID of another
+	   length, a 9-byte and a 3-byte payload. */
+	decode_hex("50021234b168ff0003ffff003600030000"
+		   "13ec0400000e000002",
+		   buf, &m);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_MALFORMED);
+	decode_hex("50021234b168ff0003ffff00360003000c"
+		   "0123456789abcdef0123456713ec040000",
+		   buf, &m);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_MALFORMED);
+	decode_hex("50021234b168ff0003ffff00360003000a"
+		   "0123456789abcdef012313ec0400000e00000200",
+		   buf, &m);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_MALFORMED);
+	decode_hex("50021234b168ff0003ffff0036000300", buf, &m);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_MALFORMED);
+	decode_hex("50021234b168ff000300", buf, &m);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_MALFORMED);
+
+	/* Oversized: over PCOAP_HELLO_LEN_MAX. */
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, "\x50\x02\x12\x34\xb1\x68\xff", 7);
+	n = 7 + PCOAP_HELLO_LEN_MAX + 1;
+	ck_assert_int_eq(pcoap_msg_decode(buf, n, &m), PCOAP_OK);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_MALFORMED);
+
+	/* The builder writes what the parser reads. */
+	memset(&b, 0, sizeof(b));
+	b.product_id = 3;
+	b.product_version = 0xffff;
+	b.flags = PCOAP_HELLO_F_GOODBYE | PCOAP_HELLO_F_DEVICE_DESCRIBE;
+	b.platform_id = 3;
+	b.extended = true;
+	b.system_version = 3005;
+	b.max_message_size = 767;
+	b.max_binary_size = 262144;
+	b.ota_chunk_size = 512;
+	ck_assert_int_eq(pcoap_build_hello(buf, sizeof(buf), &n, 7, &b),
+			 PCOAP_OK);
+	ck_assert_uint_eq(n, 7 + 20);
+	ck_assert_int_eq(pcoap_msg_decode(buf, n, &m), PCOAP_OK);
+	ck_assert_int_eq(pcoap_parse_hello(&m, &h), PCOAP_OK);
+	ck_assert(h.extended);
+	ck_assert_uint_eq(h.flags, 0x30);
+	ck_assert_uint_eq(h.system_version, 3005);
+	ck_assert_uint_eq(h.max_message_size, 767);
+	ck_assert_uint_eq(h.max_binary_size, 262144);
+	ck_assert_uint_eq(h.ota_chunk_size, 512);
 }
 END_TEST
 
@@ -1169,6 +1276,7 @@ particle_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_pcoap_particle_kind_vectors);
 	tcase_add_test(tc, test_pcoap_parse_hello_lengths);
+	tcase_add_test(tc, test_pcoap_parse_hello_extended);
 	tcase_add_test(tc, test_pcoap_parse_function_call_fields);
 	tcase_add_test(tc, test_pcoap_parse_event_fields);
 	tcase_add_test(tc, test_pcoap_parse_subscribe_fields);

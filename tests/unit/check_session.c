@@ -58,6 +58,8 @@ static struct fake {
 	struct done done[MAX_DONE];
 	size_t n_done;
 	uint32_t unix_time;
+	int n_goodbye;
+	struct pcoap_goodbye goodbye;
 	struct session *s;   /* for re-entrant callbacks */
 	int requeue_on_done; /* request_done issues a new request */
 } F;
@@ -170,6 +172,14 @@ fake_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 	}
 }
 
+static void
+fake_goodbye(void *arg, const struct pcoap_goodbye *g)
+{
+	(void)arg;
+	F.n_goodbye++;
+	F.goodbye = *g;
+}
+
 static uint32_t
 fake_time(void *arg)
 {
@@ -187,6 +197,7 @@ static const struct session_ops fake_ops = {
 	.subscribe = fake_subscribe,
 	.request_done = fake_request_done,
 	.unix_time = fake_time,
+	.goodbye = fake_goodbye,
 };
 
 static size_t
@@ -386,7 +397,8 @@ START_TEST(test_session_input_tinker_recording)
 	ck_assert_uint_eq(session_stats(s)->mid_resyncs, 0);
 	ck_assert_uint_eq(session_stats(s)->msgs_in, 8);
 	ck_assert_uint_eq(session_stats(s)->msgs_out, 5);
-	ck_assert_int_eq(session_tick(s, 40), -1);
+	/* Only the settle re-describe is left, due 300 ms after ready. */
+	ck_assert_int_eq(session_tick(s, 40), SESSION_SETTLE_QUIET_MS - 40);
 	session_free(s);
 }
 END_TEST
@@ -617,8 +629,14 @@ START_TEST(test_session_input_describe_separate)
 	ck_assert_int_eq(session_state(s), SESSION_READY);
 	ck_assert_int_eq(F.n_ready, 1);
 	ck_assert_uint_eq(F.describe_len, strlen(tinker_json));
-	ck_assert_int_eq(session_tick(s, 20000), -1);
+	/* The settle re-describe goes out; unanswered, it does not close a
+	   READY session. */
+	ck_assert_int_eq(session_tick(s, 20000), SESSION_DESCRIBE_TIMEOUT_MS);
+	ck_assert_uint_eq(F.n_sent, 4);
+	assert_sent_hex(3, "410101f602b164");
+	ck_assert_int_eq(session_tick(s, 35000), -1);
 	ck_assert_int_eq(F.n_close, 0);
+	ck_assert_int_eq(session_state(s), SESSION_READY);
 	session_free(s);
 }
 END_TEST
@@ -640,6 +658,144 @@ START_TEST(test_session_input_describe_post)
 	     strlen(tinker_json));
 	ck_assert_int_eq(F.n_describe, 2);
 	ck_assert_int_eq(F.n_ready, 1);
+	session_free(s);
+}
+END_TEST
+
+/*
+ * A device in Device OS's AUTOMATIC mode answers the first Describe
+ * before setup() registered its functions; the session asks again once
+ * the start-up burst has been quiet for SESSION_SETTLE_QUIET_MS.
+ */
+START_TEST(test_session_settle_redescribe)
+{
+	static const char empty_app[] = "{\"f\":[],\"v\":{},\"p\":3,\"m\":[]}";
+	struct session *s = session_new(&fake_ops, NULL, 500, 1000);
+	struct pcoap_msg m;
+
+	ck_assert_int_eq(feed_hex(s, "500203e8b168ff" HELLO_PAYLOAD, 1000), 0);
+	FEED(s, 1000, pcoap_build_describe_reply, PCOAP_ACK, 501, 1, empty_app,
+	     strlen(empty_app));
+	ck_assert_int_eq(session_state(s), SESSION_READY);
+	ck_assert_int_eq(F.n_describe, 1);
+	ck_assert_uint_eq(F.n_sent, 2);
+	/* The burst: an event, a subscription, the time request. */
+	FEED(s, 1100, pcoap_build_event, PCOAP_NON, 1001, true,
+	     "spark/hardware/ota_chunk_size", 29, 60, (const uint8_t *)"512",
+	     3);
+	FEED(s, 1200, pcoap_build_subscribe, 1002, "spark", 5,
+	     PCOAP_SCOPE_MINE, NULL, 0);
+	ck_assert_int_eq(feed_hex(s, "410103eb07b174", 1250), 0);
+	ck_assert_uint_eq(F.n_sent, 4); /* subscribe ACK, time reply */
+	ck_assert_int_eq(session_tick(s, 1250), SESSION_SETTLE_QUIET_MS);
+	ck_assert_int_eq(session_tick(s, 1549), 1);
+	ck_assert_uint_eq(F.n_sent, 4);
+	ck_assert_int_eq(session_tick(s, 1550), SESSION_DESCRIBE_TIMEOUT_MS);
+	ck_assert_uint_eq(F.n_sent, 5);
+	decode_sent(4, &m);
+	ck_assert_int_eq(pcoap_particle_kind(&m), PCOAP_KIND_DESCRIBE);
+	/* setup() has run by now: the answer has the functions. */
+	FEED(s, 1560, pcoap_build_describe_reply, PCOAP_ACK, m.mid,
+	     m.token.p[0], testapp_json, strlen(testapp_json));
+	ck_assert_int_eq(F.n_describe, 2);
+	ck_assert_uint_eq(F.describe_len, strlen(testapp_json));
+	ck_assert_mem_eq(F.describe, testapp_json, F.describe_len);
+	ck_assert_int_eq(F.n_ready, 1);
+	/* Only once per session. */
+	ck_assert_int_eq(session_tick(s, 60000), -1);
+	ck_assert_uint_eq(F.n_sent, 5);
+	session_free(s);
+
+	/* A device that never stops talking is asked at the latest
+	   SESSION_SETTLE_MAX_MS after ready. */
+	setup();
+	s = session_new(&fake_ops, NULL, 500, 0);
+	ck_assert_int_eq(feed_hex(s, "500203e8b168ff" HELLO_PAYLOAD, 0), 0);
+	FEED(s, 0, pcoap_build_describe_reply, PCOAP_ACK, 501, 1, empty_app,
+	     strlen(empty_app));
+	for (uint64_t t = 100; t < SESSION_SETTLE_MAX_MS; t += 100) {
+		FEED(s, t, pcoap_build_event, PCOAP_NON,
+		     (uint16_t)(1000 + t / 100), true, "x", 1, 60, NULL, 0);
+		ck_assert_int_gt(session_tick(s, t), 0);
+		ck_assert_uint_eq(F.n_sent, 2);
+	}
+	ck_assert_int_eq(session_tick(s, SESSION_SETTLE_MAX_MS),
+			 SESSION_DESCRIBE_TIMEOUT_MS);
+	ck_assert_uint_eq(F.n_sent, 3);
+	session_free(s);
+}
+END_TEST
+
+/* Goodbye (POST x): reasons handed on, no reply over TCP, ACK if CON. */
+START_TEST(test_session_input_goodbye)
+{
+	struct session *s = ready_session();
+	struct pcoap_goodbye g;
+	uint8_t b[64];
+	size_t n;
+
+	memset(&g, 0, sizeof(g));
+	g.flags = PCOAP_GOODBYE_F_RESET | PCOAP_GOODBYE_F_SLEEP;
+	g.reset_reason = 70;
+	g.sleep_duration = 300;
+	ck_assert_int_eq(pcoap_build_goodbye(b, sizeof(b), &n, 1001, &g),
+			 PCOAP_OK);
+	ck_assert_int_eq(session_input(s, b, n, 0), 0);
+	ck_assert_int_eq(F.n_goodbye, 1);
+	ck_assert_uint_eq(F.goodbye.flags, g.flags);
+	ck_assert_uint_eq(F.goodbye.reset_reason, 70);
+	ck_assert_uint_eq(F.goodbye.sleep_duration, 300);
+	ck_assert_uint_eq(F.n_sent, 0);
+	/* As CON (DTLS shape) it is ACKed. */
+	ck_assert_int_eq(pcoap_build_goodbye(b, sizeof(b), &n, 1002, &g),
+			 PCOAP_OK);
+	b[0] = (uint8_t)((b[0] & 0xcf) | (PCOAP_CON << 4));
+	ck_assert_int_eq(session_input(s, b, n, 0), 0);
+	ck_assert_int_eq(F.n_goodbye, 2);
+	assert_sent_hex(0, "600003ea");
+	/* A cut varint: noted, the session goes on. */
+	ck_assert_int_eq(feed_hex(s, "500203ebb178ff82", 0), 0);
+	ck_assert_int_eq(F.n_goodbye, 3);
+	ck_assert_uint_eq(F.goodbye.flags, 0);
+	ck_assert_int_eq(F.n_close, 0);
+	ck_assert_int_eq(session_state(s), SESSION_READY);
+	session_free(s);
+}
+END_TEST
+
+/* A Device OS 3.0+ Hello: its fields reach the driver, and its message
+   limit bounds what the session sends. */
+START_TEST(test_session_input_hello_extended)
+{
+	struct session *s = session_new(&fake_ops, NULL, 500, 0);
+	char arg[600];
+
+	/* system 3005, messages up to 512 bytes, binaries 256 KB, 512. */
+	ck_assert_int_eq(feed_hex(s,
+				  "500203e8b168ff0003ffff00300003"
+				  "00000bbd020000040000"
+				  "0200",
+				  0),
+			 0);
+	ck_assert_int_eq(F.n_hello, 1);
+	ck_assert(F.hello.extended);
+	ck_assert_uint_eq(F.hello.flags, 0x30);
+	ck_assert_uint_eq(F.hello.system_version, 3005);
+	ck_assert_uint_eq(F.hello.max_message_size, 512);
+	ck_assert_uint_eq(F.hello.max_binary_size, 0x40000);
+	ck_assert_uint_eq(F.hello.ota_chunk_size, 512);
+	FEED(s, 0, pcoap_build_describe_reply, PCOAP_ACK, 501, 1, tinker_json,
+	     strlen(tinker_json));
+	ck_assert_int_eq(session_state(s), SESSION_READY);
+	memset(arg, 'a', sizeof(arg) - 1);
+	arg[sizeof(arg) - 1] = '\0';
+	ck_assert_int_eq(session_request_function(s, 1, "digitalread", arg, 0,
+						  1000),
+			 CINDER_ERR_TOO_BIG);
+	arg[400] = '\0';
+	ck_assert_int_eq(session_request_function(s, 2, "digitalread", arg, 0,
+						  1000),
+			 0);
 	session_free(s);
 }
 END_TEST
@@ -896,7 +1052,8 @@ START_TEST(test_session_tick_request_timeout)
 
 	ck_assert_int_eq(session_request_function(s, 1, "f", "", 100, 1000), 0);
 	ck_assert_int_eq(session_request_variable(s, 2, "v", 200, 5000), 0);
-	ck_assert_int_eq(session_tick(s, 100), 1000);
+	/* The settle re-describe (due at 300) comes first. */
+	ck_assert_int_eq(session_tick(s, 100), SESSION_SETTLE_QUIET_MS - 100);
 	/* The empty ACK does not stop the clock. */
 	ck_assert_int_eq(feed_hex(s, "600001f6", 150), 0);
 	ck_assert_int_eq(session_tick(s, 1099), 1);
@@ -908,7 +1065,9 @@ START_TEST(test_session_tick_request_timeout)
 	/* A late answer to the timed-out call is dropped. */
 	ck_assert_int_eq(feed_hex(s, "514403e902ff00000001", 1200), 0);
 	ck_assert_uint_eq(F.n_done, 1);
-	ck_assert_int_eq(session_tick(s, 5200), -1);
+	/* Left: the settle describe sent at 1099, never answered. */
+	ck_assert_int_eq(session_tick(s, 5200),
+			 1099 + SESSION_DESCRIBE_TIMEOUT_MS - 5200);
 	ck_assert_uint_eq(F.n_done, 2);
 	ck_assert_int_eq(F.done[1].status, CINDER_ERR_TIMEOUT);
 	ck_assert_int_eq(F.n_close, 0);
@@ -947,8 +1106,9 @@ START_TEST(test_session_request_queue_busy)
 	ck_assert_int_eq(session_request_variable(s, 1000, "v", 0, 60000), 0);
 	ck_assert_int_eq(session_request_variable(s, 1001, "v", 0, 60000),
 			 CINDER_ERR_BUSY);
-	/* Queued requests time out too, in order. */
-	ck_assert_int_eq(session_tick(s, 60000), -1);
+	/* Queued requests time out too, in order; the settle re-describe
+	   goes out then, and is not reported to the API. */
+	ck_assert_int_eq(session_tick(s, 60000), SESSION_DESCRIBE_TIMEOUT_MS);
 	ck_assert_uint_eq(F.n_done, total + 1);
 	ck_assert_uint_eq(session_pending(s), 0);
 	ck_assert_int_eq(F.n_close, 0);
@@ -1043,7 +1203,7 @@ START_TEST(test_session_abort_requests_once)
 	ck_assert_uint_eq(session_pending(s), 0);
 	session_abort_requests(s);
 	ck_assert_uint_eq(F.n_done, n);
-	ck_assert_int_eq(session_tick(s, 5000), -1);
+	ck_assert_int_eq(session_tick(s, 5000), SESSION_DESCRIBE_TIMEOUT_MS);
 	ck_assert_uint_eq(F.n_done, n);
 	session_free(s);
 }
@@ -1342,6 +1502,9 @@ session_suite(void)
 	tcase_add_test(tc, test_session_input_describe_separate);
 	tcase_add_test(tc, test_session_input_describe_post);
 	tcase_add_test(tc, test_session_tick_describe_timeout);
+	tcase_add_test(tc, test_session_settle_redescribe);
+	tcase_add_test(tc, test_session_input_goodbye);
+	tcase_add_test(tc, test_session_input_hello_extended);
 	tcase_add_test(tc, test_session_input_describe_refused);
 	suite_add_tcase(s, tc);
 
