@@ -67,6 +67,7 @@ struct sim_dev {
 	bool setup_done;  /* the app's setup() ran since the last boot */
 	uint32_t ready_at;	  /* when the session became ready */
 	unsigned describes_at_ready; /* Describes answered by then */
+	unsigned describes_said;     /* Describes reported on stdout */
 	uint8_t *flash;	  /* OTA area, allocated on first use */
 	struct fifo_link tick, pub_tick;
 	struct sim_dev *again_next;
@@ -520,13 +521,15 @@ send_garbage(struct sim_dev *d)
 
 /*
  * Device OS (AUTOMATIC mode) runs setup() once the cloud connection is
- * up: after the connect sequence, which in practice means after it has
- * answered the cloud's first Describe, so that Describe lacks the app.
+ * up, which in practice means right after it has answered the cloud's
+ * first Describe: that Describe lacks the app. (Waiting for the whole
+ * connect sequence here would let a slow step push setup() past the
+ * cloud's second Describe, which no real device does.)
  */
 static bool
 setup_due(const struct sim_dev *d, uint32_t now)
 {
-	if (!fw_device_is_ready(&d->app.dev) || d->app.seq != FW_SEQ_DONE)
+	if (!fw_device_is_ready(&d->app.dev))
 		return false;
 	return d->app.dev.describes > d->describes_at_ready ||
 	       (int32_t)(now - d->ready_at) >= SETUP_WAIT_MS;
@@ -544,6 +547,10 @@ step_dev(struct sim_dev *d, uint32_t now)
 	(void)fw_app_step(&d->app, now);
 	if (was_conn && d->app.dev.state == FW_DEVICE_IDLE)
 		after_close(d);
+	if (d->app.dev.describes != d->describes_said) {
+		d->describes_said = d->app.dev.describes;
+		sim_out("describe %s %u", d->id, d->describes_said);
+	}
 	if (!d->setup_done && setup_due(d, now)) {
 		sim_app_setup(s->o->app, &d->app, &d->st, d->id);
 		d->setup_done = true;
@@ -680,6 +687,18 @@ control(struct sim *s, char *line)
 				cmd_publish(s, d, argv, argc);
 			else
 				cmd_subscribe(s, d, argv, argc);
+		}
+	} else if (strcmp(argv[0], "reset") == 0 && argc >= 2) {
+		/* the app calls System.reset() */
+		for (i = 0; i < s->n; i++) {
+			struct sim_dev *d = &s->devs[i];
+
+			if (strcmp(argv[1], "all") != 0 &&
+			    strcmp(argv[1], d->id) != 0)
+				continue;
+			fw_app_request_reset(&d->app, PORT_RESET_REBOOT,
+					     "reboot");
+			step_dev(d, now_ms(s));
 		}
 	} else if (strcmp(argv[0], "stop") == 0 && argc >= 2) {
 		struct sim_dev *d = find_dev(s, argv[1]);

@@ -21,7 +21,8 @@ wait_for test "$(sql "SELECT count(*) FROM devices WHERE online AND last_describ
 id=$(head -1 "$T_DIR/good/devices.txt")
 # testapp registers its functions in setup(), after the first describe:
 # the second one (start-up burst over) brings them.
-wait_for test "$(sql "SELECT functions ? 'echo' FROM devices WHERE device_id = '$id'")" = t ||
+has_echo() { [ "$(sql "SELECT functions ? 'echo' FROM devices WHERE device_id = '$id'")" = t ]; }
+wait_for has_echo ||
 	fail "functions registered in setup() never reached the device row"
 row=$(sql "SELECT last_ip_address, last_handshake_at IS NOT NULL, functions ? 'echo', variables->>'counter', system_version IS NOT NULL FROM devices WHERE device_id = '$id'")
 [ "$row" = "127.0.0.1|t|t|int32|t" ] || fail "device row not filled from the session: $row"
