@@ -318,7 +318,9 @@ read_prefix(const uint8_t *p, struct module_info *mi)
 }
 
 /* Does a prefix at off look like the real one? exact: its length
-   matches the file's; else a known function (for the length message). */
+   matches the file's; else known functions and a sane size (then the
+   file was truncated or padded: a length message beats "not a
+   module"). */
 static bool
 prefix_plausible(const uint8_t *p, size_t len, uint32_t off, bool exact)
 {
@@ -331,7 +333,10 @@ prefix_plausible(const uint8_t *p, size_t len, uint32_t off, bool exact)
 		return false;
 	if (exact)
 		return (uint64_t)mi.end - mi.start + MODULE_CRC_LEN == len;
-	return mi.func != MODULE_FUNC_NONE && mi.func <= MODULE_FUNC_ASSET;
+	return mi.func != MODULE_FUNC_NONE && mi.func <= MODULE_FUNC_ASSET &&
+	       mi.deps[0].func <= MODULE_FUNC_ASSET &&
+	       mi.deps[1].func <= MODULE_FUNC_ASSET &&
+	       mi.end - mi.start <= MODULE_FILE_MAX;
 }
 
 /* Find the prefix (§5.8): after a vector table when the first word is a
