@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `cinderd firmware ...`: inspect a module file (JSON on stdout), build
- * one (tests, the simulator, the quickstart demo), and import Device OS
- * modules into the database (blocking libpq, CLI only).
+ * one (tests, the simulator, the quickstart demo), run the planner on a
+ * Describe and module files, and import Device OS modules into the
+ * database (blocking libpq, CLI only).
  */
 #include "config.h"
 
@@ -15,10 +16,12 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "describe.h"
 #include "err.h"
 #include "healer/fwcli.h"
 #include "healer/fwstore.h"
 #include "healer/module.h"
+#include "healer/planner.h"
 #include "log.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -41,6 +44,10 @@ static const char usage_text[] =
 	"      [--flags N]   write a valid module (F: bootloader, "
 	"system_part,\n"
 	"      user_part, ... or b, s, u, ...)\n"
+	"  cinderd firmware plan DESCRIBE.json [--platform N] [--prerelease]\n"
+	"      MODULE...   the healer planner's next module for a device\n"
+	"      with that Describe, given these module files as the\n"
+	"      catalogue (JSON on stdout)\n"
 	"  cinderd firmware import FILE... [--release VERSION] [-c CONF]\n"
 	"      [--KEY VALUE]  store Device OS modules (system parts,\n"
 	"      bootloaders, ...) in the database; --release groups them as\n"
@@ -331,6 +338,114 @@ usage:
 	return 2;
 }
 
+static int
+load_describe(const char *path, struct describe **d)
+{
+	char err[DESCRIBE_ERRLEN];
+	uint8_t *b;
+	size_t len;
+	int r;
+
+	if (read_file(path, &b, &len) != 0)
+		return CINDER_ERR_IO;
+	r = describe_parse((const char *)b, len, d, err, sizeof(err));
+	free(b);
+	if (r != 0)
+		fprintf(stderr, "cinderd firmware plan: %s: %s\n", path, err);
+	return r;
+}
+
+static int
+cmd_plan(int argc, char **argv)
+{
+	static struct planner_image cat[FWCLI_MAX_FILES];
+	struct planner_opts opts = {0};
+	struct planner_result res;
+	struct describe *d = NULL;
+	struct module_info mi;
+	struct module_error e;
+	const char *dpath = NULL, *base;
+	unsigned long v;
+	long platform = -1;
+	size_t n = 0;
+	uint8_t *b;
+	size_t len;
+	json_t *o;
+	int i, rc = 2;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--platform") == 0 && i + 1 < argc) {
+			if (!parse_uint(argv[++i], 0xffff, &v))
+				goto usage;
+			platform = (long)v;
+		} else if (strcmp(argv[i], "--prerelease") == 0) {
+			opts.allow_prerelease = true;
+		} else if (argv[i][0] == '-') {
+			goto usage;
+		} else if (dpath == NULL) {
+			dpath = argv[i];
+		} else if (n < FWCLI_MAX_FILES) {
+			if (read_file(argv[i], &b, &len) != 0)
+				return 1;
+			if (module_parse(b, len, NULL, &mi, &e) != 0) {
+				fprintf(stderr,
+					"cinderd firmware plan: %s: %s\n",
+					argv[i], e.msg);
+				free(b);
+				return 1;
+			}
+			free(b);
+			base = strrchr(argv[i], '/');
+			snprintf(cat[n].id, sizeof(cat[n].id), "%s",
+				 base ? base + 1 : argv[i]);
+			cat[n].platform_id = mi.platform_id;
+			cat[n].func = mi.func;
+			cat[n].index = mi.index;
+			cat[n].version = mi.version;
+			memcpy(cat[n].deps, mi.deps, sizeof(mi.deps));
+			n++;
+		} else {
+			goto usage;
+		}
+	}
+	if (dpath == NULL)
+		goto usage;
+	if (load_describe(dpath, &d) != 0)
+		return 1;
+	if (platform < 0)
+		platform = d->platform_id >= 0 ? d->platform_id : 0;
+	planner_next(d, (uint16_t)platform, cat, n, &opts, &res);
+	o = json_pack("{s:s, s:s, s:I}", "status",
+		      planner_status_str(res.status), "reason", res.reason,
+		      "needs", (json_int_t)res.n_needs);
+	if (res.status == PLANNER_SEND || res.status == PLANNER_MISSING) {
+		char f[2] = {module_func_char(res.need.func), 0};
+
+		json_object_set_new(
+			o, "need",
+			json_pack("{s:s, s:i, s:I, s:b, s:I}", "f", f, "index",
+				  res.need.index, "version",
+				  (json_int_t)res.need.version, "installed",
+				  res.need.installed, "have",
+				  (json_int_t)res.need.have));
+	}
+	if (res.image != NULL) {
+		char f[2] = {module_func_char(res.image->func), 0};
+
+		json_object_set_new(
+			o, "image",
+			json_pack("{s:s, s:s, s:i, s:i}", "id", res.image->id,
+				  "f", f, "index", res.image->index, "version",
+				  res.image->version));
+	}
+	print_json(o);
+	describe_free(d);
+	return 0;
+usage:
+	fputs(usage_text, stderr);
+	return rc;
+}
+
 struct import_file {
 	const char *path;
 	uint8_t *bytes;
@@ -489,6 +604,8 @@ fwcli_main(int argc, char **argv)
 		return cmd_make(argc - 1, argv + 1);
 	if (strcmp(argv[0], "import") == 0)
 		return cmd_import(argc - 1, argv + 1);
+	if (strcmp(argv[0], "plan") == 0)
+		return cmd_plan(argc - 1, argv + 1);
 	fprintf(stderr, "cinderd firmware: unknown command \"%s\"\n%s",
 		argv[0], usage_text);
 	return 2;

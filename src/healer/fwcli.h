@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `cinderd firmware inspect|make-module|import` (see docs/healer.md).
+ * `cinderd firmware inspect|make-module|plan|import` (see docs/healer.md).
  */
 #ifndef CINDER_HEALER_FWCLI_H
 #define CINDER_HEALER_FWCLI_H

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# tests/compat/install.sh: install the pinned particle-cli and
-# particle-api-js (and binary-version-reader, Particle's module parser) into tests/compat/node_modules with `npm ci` (from
+# tests/compat/install.sh: install the pinned particle-cli,
+# particle-api-js and binary-version-reader (Particle's module parser)
+# into tests/compat/node_modules with `npm ci` (from
 # package-lock.json) unless they are there already. Install scripts are
 # not run: nothing may be fetched from outside the npm registry, and the
 # commands the tests use need no native module. Exits 77 (skip) without
