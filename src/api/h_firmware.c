@@ -31,11 +31,11 @@
 struct freq {
 	struct rest *r;
 	uint64_t id;
-	bool one;	  /* GET version with platform_id: one object */
-	size_t pending;	  /* inserts not yet completed */
-	int err;	  /* first insert error */
-	json_t *modules;  /* upload answer */
-	char *release;	  /* upload: release version or NULL */
+	bool one;	 /* GET version with platform_id: one object */
+	size_t pending;	 /* inserts not yet completed */
+	int err;	 /* first insert error */
+	json_t *modules; /* upload answer */
+	char *release;	 /* upload: release version or NULL */
 };
 
 static struct freq *
@@ -58,8 +58,7 @@ freq_free(struct freq *f)
 
 /* ?platform_id=N into text for $n (NULL when absent). */
 static int
-platform_arg(struct http_request *req, char *buf, size_t cap,
-	     const char **out)
+platform_arg(struct http_request *req, char *buf, size_t cap, const char **out)
 {
 	const char *v = http_request_query(req, "platform_id");
 	char *end;
@@ -115,17 +114,27 @@ list_done(int rc, const struct store_result *res, void *arg)
 				  store_result_value(res, i, 1), "platform_id",
 				  (json_int_t)col_ll(res, i, 0), "prerelease",
 				  store_result_value(res, i, 2)[0] == 't',
-				  "module_count",
-				  (json_int_t)col_ll(res, i, 4), "created_at",
-				  store_result_value(res, i, 3)));
+				  "module_count", (json_int_t)col_ll(res, i, 4),
+				  "created_at", store_result_value(res, i, 3)));
 	http_request_resume_with(f->r->http, f->id, 200, arr);
 out:
 	freq_free(f);
 }
 
-#define TS_UTC(col)                                                  \
-	"to_char(" col " AT TIME ZONE 'UTC', "                       \
-	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* Releases, newest first per platform (numeric X.Y.Z, a release before
+   its prereleases). */
+static const char list_sql[] =
+	"SELECT r.platform_id, r.version, r.prerelease, "
+	"to_char(r.created_at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), count(m.firmware_sha256) "
+	"FROM device_os_releases r "
+	"LEFT JOIN device_os_release_modules m USING (platform_id, version) "
+	"WHERE ($1::int IS NULL OR r.platform_id = $1::int) "
+	"AND ($2::bool OR NOT r.prerelease) "
+	"GROUP BY r.platform_id, r.version "
+	"ORDER BY r.platform_id, string_to_array(substring(r.version "
+	"from '^[0-9.]+'), '.')::int[] DESC, r.prerelease, r.version DESC "
+	"LIMIT 1000";
 
 static int
 h_versions_list(struct http_request *req, void *arg)
@@ -141,23 +150,8 @@ h_versions_list(struct http_request *req, void *arg)
 					  "platform_id must be a number");
 	params[1] = query_true(req, "prerelease") ? "t" : "f";
 	f = freq_new(r, req);
-	rc = store_query(
-		r->store, STORE_Q_READ,
-		"SELECT r.platform_id, r.version, r.prerelease, " TS_UTC(
-			"r.created_at") ", count(m.firmware_sha256) "
-					"FROM device_os_releases r "
-					"LEFT JOIN device_os_release_modules m "
-					"USING (platform_id, version) "
-					"WHERE ($1::int IS NULL OR "
-					"r.platform_id = $1::int) "
-					"AND ($2::bool OR NOT r.prerelease) "
-					"GROUP BY r.platform_id, r.version "
-					"ORDER BY r.platform_id, "
-					"string_to_array(substring(r.version "
-					"from '^[0-9.]+'), '.')::int[] DESC, "
-					"r.prerelease, r.version DESC "
-					"LIMIT 1000",
-		2, params, list_done, f, NULL);
+	rc = store_query(r->store, STORE_Q_READ, list_sql, 2, params, list_done,
+			 f, NULL);
 	if (rc != 0) {
 		freq_free(f);
 		return rc;
@@ -199,7 +193,8 @@ version_done(int rc, const struct store_result *res, void *arg)
 	}
 	n = store_result_ntuples(res);
 	if (n == 0) {
-		http_request_resume_error(f->r->http, f->id, CINDER_ERR_NOTFOUND,
+		http_request_resume_error(f->r->http, f->id,
+					  CINDER_ERR_NOTFOUND,
 					  "Device OS version not found");
 		goto out;
 	}
@@ -280,10 +275,10 @@ upload_finish(struct freq *f)
 	if (f->err != 0)
 		rest_fail_err(f->r->http, f->id, f->err);
 	else
-		http_request_resume_with(
-			f->r->http, f->id, 200,
-			json_pack("{s:b, s:s?, s:O}", "ok", 1, "version",
-				  f->release, "modules", f->modules));
+		http_request_resume_with(f->r->http, f->id, 200,
+					 json_pack("{s:b, s:s?, s:O}", "ok", 1,
+						   "version", f->release,
+						   "modules", f->modules));
 	freq_free(f);
 }
 
@@ -386,11 +381,10 @@ h_versions_upload(struct http_request *req, void *arg)
 		json_array_append_new(
 			f->modules,
 			json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}", "sha256",
-				  hex, "function",
-				  module_func_name(mi[i].func), "index",
-				  mi[i].index, "version", mi[i].version,
-				  "platform_id", mi[i].platform_id, "name",
-				  jf->filename));
+				  hex, "function", module_func_name(mi[i].func),
+				  "index", mi[i].index, "version",
+				  mi[i].version, "platform_id",
+				  mi[i].platform_id, "name", jf->filename));
 	}
 	/* Store callbacks never run inside store_query_params(): count
 	   what was queued, then wait for all of it. */
@@ -423,8 +417,7 @@ h_versions_upload(struct http_request *req, void *arg)
 }
 
 const struct route h_firmware_routes[] = {
-	{"GET", "/v1/device-os/versions", ROUTE_AUTH_REQUIRED,
-	 h_versions_list},
+	{"GET", "/v1/device-os/versions", ROUTE_AUTH_REQUIRED, h_versions_list},
 	{"GET", "/v1/device-os/versions/:version", ROUTE_AUTH_REQUIRED,
 	 h_version_get},
 	{"POST", "/v1/device-os/versions", ROUTE_AUTH_REQUIRED | ROUTE_UPLOAD,

@@ -111,10 +111,10 @@ info_json(const struct module_info *mi, const uint8_t *file, size_t len)
 		char df[2] = {module_func_char(d->func), 0};
 
 		json_array_append_new(
-			deps, json_pack("{s:s, s:s, s:i, s:i}", "function",
-					module_func_name(d->func), "f", df,
-					"index", d->index, "version",
-					d->version));
+			deps,
+			json_pack("{s:s, s:s, s:i, s:i}", "function",
+				  module_func_name(d->func), "f", df, "index",
+				  d->index, "version", d->version));
 	}
 	sha[0] = '\0';
 	if (crypto_sha256(file, len, digest) == 0)
@@ -227,8 +227,8 @@ parse_dep(const char *s, struct module_dep *d)
 	    (c2 = strchr(c1 + 1, ':')) == NULL)
 		return false;
 	*c1 = *c2 = '\0';
-	if ((f = module_func_parse(buf)) < 0 || !parse_uint(c1 + 1, 255, &idx) ||
-	    !parse_uint(c2 + 1, 0xffff, &ver))
+	if ((f = module_func_parse(buf)) < 0 ||
+	    !parse_uint(c1 + 1, 255, &idx) || !parse_uint(c2 + 1, 0xffff, &ver))
 		return false;
 	d->func = (uint8_t)f;
 	d->index = (uint8_t)idx;
@@ -308,8 +308,7 @@ cmd_make(int argc, char **argv)
 		fprintf(stderr, "cinderd firmware make-module: %s\n", e.msg);
 		return 1;
 	}
-	if ((fp = fopen(out, "wb")) == NULL ||
-	    fwrite(b, 1, len, fp) != len) {
+	if ((fp = fopen(out, "wb")) == NULL || fwrite(b, 1, len, fp) != len) {
 		fprintf(stderr,
 			"cinderd firmware make-module: could not write %s: "
 			"%s\n",
@@ -432,11 +431,11 @@ cmd_plan(int argc, char **argv)
 	if (res.image != NULL) {
 		char f[2] = {module_func_char(res.image->func), 0};
 
-		json_object_set_new(
-			o, "image",
-			json_pack("{s:s, s:s, s:i, s:i}", "id", res.image->id,
-				  "f", f, "index", res.image->index, "version",
-				  res.image->version));
+		json_object_set_new(o, "image",
+				    json_pack("{s:s, s:s, s:i, s:i}", "id",
+					      res.image->id, "f", f, "index",
+					      res.image->index, "version",
+					      res.image->version));
 	}
 	print_json(o);
 	describe_free(d);
@@ -551,8 +550,8 @@ cmd_import(int argc, char **argv)
 	for (i = 0; i < n; i++) {
 		if (read_file(fl[i].path, &fl[i].bytes, &fl[i].len) != 0)
 			goto out;
-		if (module_parse(fl[i].bytes, fl[i].len, NULL, &fl[i].mi,
-				 &e) != 0) {
+		if (module_parse(fl[i].bytes, fl[i].len, NULL, &fl[i].mi, &e) !=
+		    0) {
 			fprintf(stderr,
 				"cinderd firmware import: %s: %s; nothing "
 				"stored\n",
@@ -568,7 +567,8 @@ cmd_import(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (conf_path == NULL && (conf_path = getenv("CINDER_CONFIG")) == NULL) {
+	if (conf_path == NULL &&
+	    (conf_path = getenv("CINDER_CONFIG")) == NULL) {
 		conf_path = "cinder.conf";
 		must_exist = false;
 	}
@@ -606,7 +606,7 @@ fwcli_main(int argc, char **argv)
 		return cmd_import(argc - 1, argv + 1);
 	if (strcmp(argv[0], "plan") == 0)
 		return cmd_plan(argc - 1, argv + 1);
-	fprintf(stderr, "cinderd firmware: unknown command \"%s\"\n%s",
-		argv[0], usage_text);
+	fprintf(stderr, "cinderd firmware: unknown command \"%s\"\n%s", argv[0],
+		usage_text);
 	return 2;
 }

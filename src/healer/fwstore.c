@@ -113,9 +113,9 @@ deps_json(const struct module_info *mi)
 		if (d->func == MODULE_FUNC_NONE)
 			continue;
 		snprintf(n, sizeof(n), "%u", d->index);
-		json_array_append_new(a, json_pack("{s:s, s:s, s:i}", "f", f,
-						   "n", n, "v",
-						   (int)d->version));
+		json_array_append_new(a,
+				      json_pack("{s:s, s:s, s:i}", "f", f, "n",
+						n, "v", (int)d->version));
 	}
 	s = json_dumps(a, JSON_COMPACT);
 	json_decref(a);

@@ -23,12 +23,12 @@
 
 /** An image to insert: the file and its parsed header. */
 struct fwstore_image {
-	const uint8_t *bytes;	     /* the file (borrowed) */
-	size_t len;		     /* its length */
+	const uint8_t *bytes;	      /* the file (borrowed) */
+	size_t len;		      /* its length */
 	const struct module_info *mi; /* from module_parse() (borrowed) */
-	const char *name;	     /* file name or NULL */
-	int64_t uploaded_by;	     /* users.id, or 0 */
-	const char *release;	     /* Device OS version, or NULL */
+	const char *name;	      /* file name or NULL */
+	int64_t uploaded_by;	      /* users.id, or 0 */
+	const char *release;	      /* Device OS version, or NULL */
 };
 
 /** Parameter storage for the insert statement (texts of the numbers). */

@@ -44,14 +44,14 @@ static const struct {
 	uint16_t id;
 	const char *name;
 } platforms[] = {
-	{0, "core"},	 {3, "gcc"},	 {6, "photon"},	  {8, "p1"},
-	{10, "electron"}, {12, "argon"},  {13, "boron"},  {14, "xenon"},
-	{22, "asom"},	 {23, "bsom"},	 {25, "b5som"},	  {26, "tracker"},
-	{28, "trackerm"}, {32, "p2"},	 {34, "msom"},	  {35, "electron2"},
+	{0, "core"},	  {3, "gcc"},	 {6, "photon"}, {8, "p1"},
+	{10, "electron"}, {12, "argon"}, {13, "boron"}, {14, "xenon"},
+	{22, "asom"},	  {23, "bsom"},	 {25, "b5som"}, {26, "tracker"},
+	{28, "trackerm"}, {32, "p2"},	 {34, "msom"},	{35, "electron2"},
 };
 
 static const char *const func_names[] = {
-	"none",	     "resource", "bootloader", "monolithic",   "system_part",
+	"none",	     "resource", "bootloader",	 "monolithic",	"system_part",
 	"user_part", "settings", "ncp_firmware", "radio_stack", "asset",
 };
 
@@ -216,8 +216,8 @@ slot_table(uint16_t platform_id, size_t *n)
 }
 
 bool
-module_slot(uint16_t platform_id, uint8_t func, uint8_t index,
-	    uint32_t *start, uint32_t *size)
+module_slot(uint16_t platform_id, uint8_t func, uint8_t index, uint32_t *start,
+	    uint32_t *size)
 {
 	const struct slot *t;
 	size_t n, i;
@@ -391,11 +391,10 @@ check_slot(const struct module_info *mi, struct module_error *e)
 
 	if (slot_table(mi->platform_id, &n) == NULL)
 		return 0;
-	if (!module_slot(mi->platform_id, mi->func, mi->index, &start,
-			 &size)) {
-		fail(e, MODULE_E_ADDRESS, "platform %u (%s) has no slot for %s %u",
-		     mi->platform_id, pname, module_func_name(mi->func),
-		     mi->index);
+	if (!module_slot(mi->platform_id, mi->func, mi->index, &start, &size)) {
+		fail(e, MODULE_E_ADDRESS,
+		     "platform %u (%s) has no slot for %s %u", mi->platform_id,
+		     pname, module_func_name(mi->func), mi->index);
 		return CINDER_ERR_MALFORMED;
 	}
 	if (mi->start != start) {
@@ -526,8 +525,8 @@ module_parse(const uint8_t *p, size_t len, const struct module_parse_opts *opts,
 		fail(e, MODULE_E_PLATFORM,
 		     "wrong platform: the module is for platform %u (%s), not "
 		     "%u (%s)",
-		     mi->platform_id, have ? have : "unknown", opts->platform_id,
-		     want ? want : "unknown");
+		     mi->platform_id, have ? have : "unknown",
+		     opts->platform_id, want ? want : "unknown");
 		return CINDER_ERR_MALFORMED;
 	}
 	return check_slot(mi, e);
@@ -550,8 +549,8 @@ module_build(const struct module_spec *s, uint8_t **out, size_t *lenp,
 		return CINDER_ERR_INVAL;
 	}
 	start = s->start;
-	if (start == 0 &&
-	    !module_slot(s->platform_id, s->func, s->index, &start, &slot_size)) {
+	if (start == 0 && !module_slot(s->platform_id, s->func, s->index,
+				       &start, &slot_size)) {
 		fail(e, MODULE_E_ADDRESS,
 		     "no slot known for %s %u on platform %u: give a start "
 		     "address",

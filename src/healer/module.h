@@ -15,14 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MODULE_PREFIX_LEN 24	       /* module_info_t */
-#define MODULE_SUFFIX_MIN 36	       /* size + reserved + SHA-256 */
-#define MODULE_SUFFIX_PRODUCT 40       /* with product id and version */
-#define MODULE_SHA_LEN 32	       /* SHA-256 in the suffix */
-#define MODULE_CRC_LEN 4	       /* CRC-32 after the module, BE */
-#define MODULE_FILE_MAX (8u << 20)     /* largest file accepted: 8 MiB */
+#define MODULE_PREFIX_LEN 24	   /* module_info_t */
+#define MODULE_SUFFIX_MIN 36	   /* size + reserved + SHA-256 */
+#define MODULE_SUFFIX_PRODUCT 40   /* with product id and version */
+#define MODULE_SHA_LEN 32	   /* SHA-256 in the suffix */
+#define MODULE_CRC_LEN 4	   /* CRC-32 after the module, BE */
+#define MODULE_FILE_MAX (8u << 20) /* largest file accepted: 8 MiB */
 #define MODULE_FILE_MIN (MODULE_PREFIX_LEN + MODULE_SUFFIX_MIN + MODULE_CRC_LEN)
-#define MODULE_ERRLEN 160	       /* size of module_error.msg */
+#define MODULE_ERRLEN 160 /* size of module_error.msg */
 
 /* Module functions (module_function_t). */
 enum module_func {
@@ -85,23 +85,23 @@ struct module_dep {
 
 /** The parsed header of a module file. */
 struct module_info {
-	size_t file_len;	      /* bytes in the file (module + CRC) */
-	uint32_t prefix_offset;	      /* where module_info_t was found */
-	uint32_t start;		      /* module start address */
-	uint32_t end;		      /* end address (exclusive) */
-	uint8_t mcu;		      /* reserved byte (MCU target on Gen3) */
-	uint8_t flags;		      /* MODULE_FLAG_* */
-	uint16_t version;	      /* module version */
-	uint16_t platform_id;	      /* platform id */
-	uint8_t func;		      /* enum module_func */
-	uint8_t index;		      /* module index */
-	struct module_dep deps[2];    /* dependency, dependency2 */
-	uint16_t suffix_size;	      /* 36, 40 or more */
-	bool has_product;	      /* suffix_size >= 40 */
-	uint16_t product_id;	      /* when has_product (0xffff: none) */
-	uint16_t product_version;     /* when has_product */
+	size_t file_len;		/* bytes in the file (module + CRC) */
+	uint32_t prefix_offset;		/* where module_info_t was found */
+	uint32_t start;			/* module start address */
+	uint32_t end;			/* end address (exclusive) */
+	uint8_t mcu;			/* reserved byte (MCU target on Gen3) */
+	uint8_t flags;			/* MODULE_FLAG_* */
+	uint16_t version;		/* module version */
+	uint16_t platform_id;		/* platform id */
+	uint8_t func;			/* enum module_func */
+	uint8_t index;			/* module index */
+	struct module_dep deps[2];	/* dependency, dependency2 */
+	uint16_t suffix_size;		/* 36, 40 or more */
+	bool has_product;		/* suffix_size >= 40 */
+	uint16_t product_id;		/* when has_product (0xffff: none) */
+	uint16_t product_version;	/* when has_product */
 	uint8_t sha256[MODULE_SHA_LEN]; /* the suffix's SHA-256 ("u") */
-	uint32_t crc;		      /* the stored CRC-32 */
+	uint32_t crc;			/* the stored CRC-32 */
 };
 
 /** Parser options; a zeroed struct (or NULL) accepts any platform. */
@@ -144,8 +144,8 @@ struct module_spec {
 	bool has_product;	   /* write product id/version (user parts) */
 	uint16_t product_id;
 	uint16_t product_version;
-	uint8_t flags;	/* prefix flags */
-	uint32_t seed;	/* varies the filler bytes (distinct images) */
+	uint8_t flags; /* prefix flags */
+	uint32_t seed; /* varies the filler bytes (distinct images) */
 };
 
 /**

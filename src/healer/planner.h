@@ -49,8 +49,8 @@ struct planner_need {
 	uint8_t func;
 	uint8_t index;
 	uint32_t version;
-	bool installed;	   /* a main module with this function/index */
-	uint32_t have;	   /* its version when installed */
+	bool installed; /* a main module with this function/index */
+	uint32_t have;	/* its version when installed */
 };
 
 enum planner_status {
@@ -62,11 +62,12 @@ enum planner_status {
 
 struct planner_result {
 	enum planner_status status;
-	const struct planner_image *image; /* PLANNER_SEND: into the catalogue */
-	struct planner_need need;	   /* SEND: what it fixes; MISSING: what
-					      has no image */
-	size_t n_needs;			   /* needs found (SEND, MISSING, BLOCKED) */
-	char reason[PLANNER_REASONLEN];	   /* a sentence for logs and the API */
+	const struct planner_image
+		*image;		  /* PLANNER_SEND: into the catalogue */
+	struct planner_need need; /* SEND: what it fixes; MISSING: what
+				     has no image */
+	size_t n_needs;		  /* needs found (SEND, MISSING, BLOCKED) */
+	char reason[PLANNER_REASONLEN]; /* a sentence for logs and the API */
 };
 
 struct planner_opts {

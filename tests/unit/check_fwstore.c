@@ -247,7 +247,8 @@ START_TEST(test_release_ok)
 	ck_assert(!fwstore_release_ok("", &pre));
 	ck_assert(!fwstore_release_ok(NULL, &pre));
 	ck_assert(!fwstore_release_ok(
-		"1.2.3-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		"1.2.3-"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		"aaaaaaaaa",
 		&pre));
 }

@@ -78,10 +78,10 @@ START_TEST(test_crc32_vector)
 	/* The IEEE check value. */
 	ck_assert_uint_eq(module_crc32(0, (const uint8_t *)"123456789", 9),
 			  0xCBF43926u);
-	ck_assert_uint_eq(module_crc32(module_crc32(0, (const uint8_t *)"1234",
-						    4),
-				       (const uint8_t *)"56789", 5),
-			  0xCBF43926u);
+	ck_assert_uint_eq(
+		module_crc32(module_crc32(0, (const uint8_t *)"1234", 4),
+			     (const uint8_t *)"56789", 5),
+		0xCBF43926u);
 }
 END_TEST
 

@@ -21,9 +21,9 @@
 #define B MODULE_FUNC_BOOTLOADER
 #define S MODULE_FUNC_SYSTEM
 
-#define IMG(id, plat, f, i, v, df, di, dv, ef, ei, ev, pre)                \
-	{                                                                  \
-		id, plat, f, i, v, {{df, di, dv}, {ef, ei, ev}}, pre       \
+#define IMG(id, plat, f, i, v, df, di, dv, ef, ei, ev, pre)                    \
+	{                                                                      \
+		id, plat, f, i, v, {{df, di, dv}, {ef, ei, ev}}, pre           \
 	}
 
 /* A Photon catalogue: 0.7.0 (207), 1.5.2 (1512), a 2.0.0 prerelease and
@@ -120,7 +120,8 @@ static const char bvr_multiple_dependencies[] =
 	"\"2\",\"v\":107,\"_\":\"\"}]},{\"s\":131072,\"l\":\"f\",\"vc\":30,"
 	"\"vv\":0,\"d\":[]}]}";
 static const char bvr_one_systemmodule[] =
-	"{\"m\":[{\"s\":16384,\"l\":\"m\",\"vc\":30,\"vv\":30,\"f\":\"b\",\"n\":"
+	"{\"m\":[{\"s\":16384,\"l\":\"m\",\"vc\":30,\"vv\":30,\"f\":\"b\","
+	"\"n\":"
 	"\"0\",\"v\":3,\"d\":[]},{\"s\":262144,\"l\":\"m\",\"vc\":30,\"vv\":"
 	"30,\"f\":\"s\",\"n\":\"2\",\"v\":2,\"d\":[{\"f\":\"s\",\"n\":\"1\","
 	"\"v\":2,\"_\":\"\"}]},{\"s\":131072,\"l\":\"f\",\"vc\":30,\"vv\":0,"
@@ -143,9 +144,9 @@ parse(const char *json)
 	struct describe *d = NULL;
 	char err[DESCRIBE_ERRLEN];
 
-	ck_assert_msg(describe_parse(json, strlen(json), &d, err,
-				     sizeof(err)) == 0,
-		      "describe: %s", err);
+	ck_assert_msg(
+		describe_parse(json, strlen(json), &d, err, sizeof(err)) == 0,
+		"describe: %s", err);
 	return d;
 }
 
@@ -165,8 +166,7 @@ next(const char *json, uint16_t platform, const struct planner_image *cat,
 
 static void
 expect_send(const char *json, uint16_t platform,
-	    const struct planner_image *cat, size_t n, bool pre,
-	    const char *id)
+	    const struct planner_image *cat, size_t n, bool pre, const char *id)
 {
 	struct planner_result r = next(json, platform, cat, n, pre);
 
@@ -331,7 +331,8 @@ START_TEST(test_no_downgrade)
 		"{\"s\":262144,\"l\":\"m\",\"vc\":30,\"vv\":30,\"f\":\"s\","
 		"\"n\":\"2\",\"v\":207,\"d\":[]},"
 		"{\"s\":131072,\"l\":\"m\",\"vc\":30,\"vv\":26,\"f\":\"u\","
-		"\"n\":\"1\",\"v\":5,\"d\":[{\"f\":\"s\",\"n\":\"2\",\"v\":1512,"
+		"\"n\":\"1\",\"v\":5,\"d\":[{\"f\":\"s\",\"n\":\"2\",\"v\":"
+		"1512,"
 		"\"_\":\"\"}]}]}";
 	/* A catalogue whose only part 2 is at the installed version. */
 	static const struct planner_image same[] = {
