@@ -15,6 +15,8 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "fw_crc32.h"
+#include "fw_modules.h"
 #include "healer/module.h"
 #include "mutate.h"
 
@@ -214,6 +216,49 @@ START_TEST(test_sim_layout)
 	ck_assert_uint_eq(size, 131072);
 	ck_assert(!module_slot(3, MODULE_FUNC_SYSTEM, 4, &start, &size));
 	ck_assert(!module_slot(13, MODULE_FUNC_SYSTEM, 1, &start, &size));
+}
+END_TEST
+
+/* What cinder-sim's OTA check (firmware-stubs/lib/fw_ota.c) reads of an
+   image the builder makes for every module of its default table: the
+   prefix at 0, start == the slot address, a module that fits the slot,
+   the CRC, and the header fields. */
+START_TEST(test_sim_agrees)
+{
+	struct fw_modules t;
+	struct fw_module_info fi;
+	struct module_spec s;
+	size_t len, i;
+	uint32_t crc;
+	uint8_t *b;
+
+	fw_modules_default(&t, 1512, 1512, NULL);
+	ck_assert_uint_gt(t.n, 3);
+	for (i = 0; i < t.n; i++) {
+		memset(&s, 0, sizeof(s));
+		s.platform_id = MODULE_PLATFORM_GCC;
+		s.func = t.m[i].func;
+		s.index = t.m[i].index;
+		s.version = 1600;
+		s.deps[0] = (struct module_dep){MODULE_FUNC_SYSTEM, 1, 1512};
+		s.size = 3000;
+		b = build(&s, &len);
+		ck_assert_int_eq(fw_module_parse_prefix(b, &fi), 0);
+		ck_assert_uint_eq(fi.start, t.m[i].addr);
+		ck_assert_uint_eq(fi.end - fi.start, len - 4);
+		ck_assert_uint_le(fi.end - fi.start, t.m[i].size);
+		ck_assert_uint_eq(fi.platform_id, 3);
+		ck_assert_uint_eq(fi.func, t.m[i].func);
+		ck_assert_uint_eq(fi.index, t.m[i].index);
+		ck_assert_uint_eq(fi.version, 1600);
+		ck_assert_uint_eq(fi.deps[0].version, 1512);
+		crc = fw_crc32(0, b, len - 4);
+		ck_assert_uint_eq(crc, (uint32_t)b[len - 4] << 24 |
+					       (uint32_t)b[len - 3] << 16 |
+					       (uint32_t)b[len - 2] << 8 |
+					       b[len - 1]);
+		free(b);
+	}
 }
 END_TEST
 
@@ -440,6 +485,7 @@ module_suite(void)
 	tcase_add_test(tc, test_user_part_product);
 	tcase_add_test(tc, test_vector_table_offsets);
 	tcase_add_test(tc, test_sim_layout);
+	tcase_add_test(tc, test_sim_agrees);
 	tcase_add_test(tc, test_errors_size);
 	tcase_add_test(tc, test_errors_each_check);
 	tcase_add_test(tc, test_errors_slot);
