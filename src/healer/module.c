@@ -97,27 +97,25 @@ put_le16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)(v >> 8);
 }
 
+/* CRC-32 (IEEE, reflected 0xEDB88320) four bits at a time: a constant
+   16-entry table, so nothing to initialise and safe from any thread. */
 uint32_t
 module_crc32(uint32_t crc, const uint8_t *p, size_t len)
 {
-	static uint32_t table[256];
-	static int ready;
-	uint32_t c;
+	static const uint32_t t[16] = {
+		0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC,
+		0x76DC4190, 0x6B6B51F4, 0x4DB26158, 0x5005713C,
+		0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C,
+		0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C,
+	};
 	size_t i;
-	int k;
 
-	if (!ready) {
-		for (i = 0; i < 256; i++) {
-			c = (uint32_t)i;
-			for (k = 0; k < 8; k++)
-				c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-			table[i] = c;
-		}
-		ready = 1;
-	}
 	crc = ~crc;
-	for (i = 0; i < len; i++)
-		crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+	for (i = 0; i < len; i++) {
+		crc ^= p[i];
+		crc = (crc >> 4) ^ t[crc & 15];
+		crc = (crc >> 4) ^ t[crc & 15];
+	}
 	return ~crc;
 }
 

@@ -8,6 +8,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 : "${top_builddir:=$here/../..}"
 CINDERD=${CINDERD:-$top_builddir/src/cinderd}
+case $CINDERD in /*) ;; *) CINDERD=$PWD/$CINDERD ;; esac
 "$here/install.sh" || exit $?
 if ! command -v node >/dev/null || [ ! -d "$here/node_modules/binary-version-reader" ]; then
 	echo "SKIP: node and tests/compat/node_modules are needed" >&2
