@@ -324,7 +324,8 @@ prefix_plausible(const uint8_t *p, size_t len, uint32_t off, bool exact)
 {
 	struct module_info mi;
 
-	if ((size_t)off + MODULE_PREFIX_LEN > len)
+	/* room for the prefix, then at least a bare suffix and the CRC */
+	if ((size_t)off + MODULE_FILE_MIN > len)
 		return false;
 	read_prefix(p + off, &mi);
 	if (mi.end <= mi.start)

@@ -35,7 +35,9 @@ one(const uint8_t *data, size_t size)
 	}
 	if ((uint64_t)mi.end - mi.start + 4 != size || mi.end <= mi.start ||
 	    mi.func == MODULE_FUNC_NONE || mi.func > MODULE_FUNC_ASSET ||
-	    mi.suffix_size < MODULE_SUFFIX_MIN || e.code != MODULE_OK)
+	    mi.suffix_size < MODULE_SUFFIX_MIN || e.code != MODULE_OK ||
+	    (size_t)mi.prefix_offset + MODULE_PREFIX_LEN + mi.suffix_size >
+		    size - MODULE_CRC_LEN)
 		abort();
 	memset(&s, 0, sizeof(s));
 	s.platform_id = mi.platform_id;

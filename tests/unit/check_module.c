@@ -363,6 +363,29 @@ START_TEST(test_errors_each_check)
 }
 END_TEST
 
+/* A vector-table image so short that its suffix would overlap the
+   prefix at 0x200: no module header there. */
+START_TEST(test_prefix_needs_room)
+{
+	uint8_t b[0x200 + 40];
+	uint32_t crc;
+
+	memset(b, 0, sizeof(b));
+	b[3] = 0x20; /* stack pointer 0x20000000 */
+	/* prefix at 0x200: start 0x1000, end so that the length matches */
+	b[0x200 + 1] = 0x10;
+	b[0x200 + 4] = (uint8_t)((0x1000 + sizeof(b) - 4) & 0xff);
+	b[0x200 + 5] = (uint8_t)((0x1000 + sizeof(b) - 4) >> 8);
+	b[0x200 + 14] = MODULE_FUNC_BOOTLOADER;
+	crc = module_crc32(0, b, sizeof(b) - 4);
+	b[sizeof(b) - 4] = (uint8_t)(crc >> 24);
+	b[sizeof(b) - 3] = (uint8_t)(crc >> 16);
+	b[sizeof(b) - 2] = (uint8_t)(crc >> 8);
+	b[sizeof(b) - 1] = (uint8_t)crc;
+	ck_assert_int_eq(parse_err(b, sizeof(b), NULL), MODULE_E_NOT_MODULE);
+}
+END_TEST
+
 START_TEST(test_errors_slot)
 {
 	struct module_spec s = photon_part2();
@@ -489,6 +512,7 @@ module_suite(void)
 	tcase_add_test(tc, test_errors_size);
 	tcase_add_test(tc, test_errors_each_check);
 	tcase_add_test(tc, test_errors_slot);
+	tcase_add_test(tc, test_prefix_needs_room);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_distinct_seeds);
 	tcase_add_test(tc, test_mutants);
