@@ -97,7 +97,7 @@ usage_all(FILE *fp)
 	for (i = 0; i < NCOMMANDS; i++)
 		fprintf(fp, "  %-14s %s\n", commands[i].name, commands[i].help);
 	fprintf(fp, "  %-14s %s\n", "firmware",
-		"inspect, make-module, import: module binaries and the "
+		"inspect, make-module, plan, import: module binaries and the "
 		"Device OS catalogue (cinderd firmware help)");
 	fprintf(fp, "  %-14s %s\n", "help", "show this list");
 	fprintf(fp, "  %-14s %s\n", "version", "print the version");
