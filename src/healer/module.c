@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coap/pcoap.h"
 #include "crypto.h"
 #include "err.h"
 #include "healer/module.h"
@@ -95,28 +96,6 @@ put_le16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v;
 	p[1] = (uint8_t)(v >> 8);
-}
-
-/* CRC-32 (IEEE, reflected 0xEDB88320) four bits at a time: a constant
-   16-entry table, so nothing to initialise and safe from any thread. */
-uint32_t
-module_crc32(uint32_t crc, const uint8_t *p, size_t len)
-{
-	static const uint32_t t[16] = {
-		0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC,
-		0x76DC4190, 0x6B6B51F4, 0x4DB26158, 0x5005713C,
-		0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C,
-		0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C,
-	};
-	size_t i;
-
-	crc = ~crc;
-	for (i = 0; i < len; i++) {
-		crc ^= p[i];
-		crc = (crc >> 4) ^ t[crc & 15];
-		crc = (crc >> 4) ^ t[crc & 15];
-	}
-	return ~crc;
 }
 
 char
@@ -486,7 +465,7 @@ module_parse(const uint8_t *p, size_t len, const struct module_parse_opts *opts,
 	tail = len - MODULE_CRC_LEN;
 	mi->crc = (uint32_t)p[tail] << 24 | (uint32_t)p[tail + 1] << 16 |
 		  (uint32_t)p[tail + 2] << 8 | p[tail + 3];
-	crc = module_crc32(0, p, tail);
+	crc = pcoap_crc32(0, p, tail);
 	if (crc != mi->crc) {
 		fail(e, MODULE_E_CRC,
 		     "CRC mismatch: the file says %08x, its contents give %08x",
@@ -617,7 +596,7 @@ module_build(const struct module_spec *s, uint8_t **out, size_t *lenp,
 		free(b);
 		return CINDER_ERR_CRYPTO;
 	}
-	x = module_crc32(0, b, tail);
+	x = pcoap_crc32(0, b, tail);
 	b[tail] = (uint8_t)(x >> 24);
 	b[tail + 1] = (uint8_t)(x >> 16);
 	b[tail + 2] = (uint8_t)(x >> 8);

@@ -6,7 +6,8 @@
  * API and the CLI; and the builder that writes a valid module for given
  * header fields (tests, cinder-sim images, the quickstart demo).
  * Pure: no I/O, no logging, no allocation except module_build()'s output.
- * SHA-256 comes from crypto.h (a computation, not I/O).
+ * SHA-256 comes from crypto.h (a computation, not I/O), the CRC-32 from
+ * the codec (pcoap_crc32, the one the OTA chunks use).
  */
 #ifndef CINDER_HEALER_MODULE_H
 #define CINDER_HEALER_MODULE_H
@@ -160,9 +161,6 @@ struct module_spec {
  */
 int module_build(const struct module_spec *s, uint8_t **out, size_t *lenp,
 		 struct module_error *e);
-
-/** CRC-32 (IEEE 802.3), continuing from crc (0 to start). */
-uint32_t module_crc32(uint32_t crc, const uint8_t *p, size_t len);
 
 /** The describe letter of a function ('b', 's', 'u', ...; '_' unknown). */
 char module_func_char(uint8_t func);

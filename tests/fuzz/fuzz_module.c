@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coap/pcoap.h"
 #include "crypto.h"
 #include "fuzz.h"
 #include "healer/module.h"
@@ -69,7 +70,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c = malloc(size);
 	memcpy(c, data, size);
 	if (crypto_sha256(c, size - 38, c + size - 38) == 0) {
-		crc = module_crc32(0, c, size - 4);
+		crc = pcoap_crc32(0, c, size - 4);
 		c[size - 4] = (uint8_t)(crc >> 24);
 		c[size - 3] = (uint8_t)(crc >> 16);
 		c[size - 2] = (uint8_t)(crc >> 8);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coap/pcoap.h"
 #include "crypto.h"
 #include "err.h"
 #include "fw_crc32.h"
@@ -53,7 +54,7 @@ reseal(uint8_t *b, size_t len)
 	uint32_t crc;
 
 	ck_assert_int_eq(crypto_sha256(b, len - 38, b + len - 38), 0);
-	crc = module_crc32(0, b, len - 4);
+	crc = pcoap_crc32(0, b, len - 4);
 	b[len - 4] = (uint8_t)(crc >> 24);
 	b[len - 3] = (uint8_t)(crc >> 16);
 	b[len - 2] = (uint8_t)(crc >> 8);
@@ -78,11 +79,11 @@ parse_err(const uint8_t *b, size_t len, const struct module_parse_opts *o)
 START_TEST(test_crc32_vector)
 {
 	/* The IEEE check value. */
-	ck_assert_uint_eq(module_crc32(0, (const uint8_t *)"123456789", 9),
+	ck_assert_uint_eq(pcoap_crc32(0, (const uint8_t *)"123456789", 9),
 			  0xCBF43926u);
 	ck_assert_uint_eq(
-		module_crc32(module_crc32(0, (const uint8_t *)"1234", 4),
-			     (const uint8_t *)"56789", 5),
+		pcoap_crc32(pcoap_crc32(0, (const uint8_t *)"1234", 4),
+			    (const uint8_t *)"56789", 5),
 		0xCBF43926u);
 }
 END_TEST
@@ -305,7 +306,7 @@ START_TEST(test_errors_each_check)
 	memcpy(c, b, len);
 	c[200] ^= 1;
 	{
-		uint32_t crc = module_crc32(0, c, len - 4);
+		uint32_t crc = pcoap_crc32(0, c, len - 4);
 
 		c[len - 4] = (uint8_t)(crc >> 24);
 		c[len - 3] = (uint8_t)(crc >> 16);
@@ -377,7 +378,7 @@ START_TEST(test_prefix_needs_room)
 	b[0x200 + 4] = (uint8_t)((0x1000 + sizeof(b) - 4) & 0xff);
 	b[0x200 + 5] = (uint8_t)((0x1000 + sizeof(b) - 4) >> 8);
 	b[0x200 + 14] = MODULE_FUNC_BOOTLOADER;
-	crc = module_crc32(0, b, sizeof(b) - 4);
+	crc = pcoap_crc32(0, b, sizeof(b) - 4);
 	b[sizeof(b) - 4] = (uint8_t)(crc >> 24);
 	b[sizeof(b) - 3] = (uint8_t)(crc >> 16);
 	b[sizeof(b) - 2] = (uint8_t)(crc >> 8);
