@@ -290,7 +290,7 @@ START_TEST(test_missing)
 	r = next(bvr_safe_mode_1, 6, NULL, 0, false);
 	ck_assert_int_eq(r.status, PLANNER_MISSING);
 	ck_assert_uint_eq(r.need.version, 7);
-	/* Only the Electron has part 2 of 1.5.2 for... platform 10: not
+	/* A catalogue holding only the Electron's part 2 of 1.5.2: nothing
 	   for a Photon. */
 	r = next(safemode_json, 6, photon + 8, 1, false);
 	ck_assert_int_eq(r.status, PLANNER_MISSING);
@@ -364,6 +364,40 @@ START_TEST(test_blocked_cycle)
 }
 END_TEST
 
+/* More distinct needs than the planner tracks: refused, not truncated. */
+START_TEST(test_too_many_needs)
+{
+	char json[4096];
+	size_t len = 0;
+	struct describe *d;
+	struct planner_result r;
+	int m, k;
+
+	len += (size_t)snprintf(json + len, sizeof(json) - len,
+				"{\"p\":6,\"m\":[");
+	for (m = 0; m < 5; m++) {
+		len += (size_t)snprintf(json + len, sizeof(json) - len,
+					"%s{\"s\":1,\"l\":\"m\",\"vc\":30,"
+					"\"vv\":26,\"f\":\"u\",\"n\":\"%d\","
+					"\"v\":1,\"d\":[",
+					m ? "," : "", m + 1);
+		for (k = 0; k < 4; k++)
+			len += (size_t)snprintf(
+				json + len, sizeof(json) - len,
+				"%s{\"f\":\"s\",\"n\":\"%d\",\"v\":9}",
+				k ? "," : "", 10 + m * 4 + k);
+		len += (size_t)snprintf(json + len, sizeof(json) - len, "]}");
+	}
+	snprintf(json + len, sizeof(json) - len, "]}");
+	d = parse(json);
+	ck_assert_int_eq(planner_next(d, 6, photon, NPHOTON, NULL, &r),
+			 CINDER_ERR_TOO_BIG);
+	ck_assert_int_eq(r.status, PLANNER_BLOCKED);
+	ck_assert_ptr_null(r.image);
+	describe_free(d);
+}
+END_TEST
+
 static Suite *
 planner_suite(void)
 {
@@ -376,6 +410,7 @@ planner_suite(void)
 	tcase_add_test(tc, test_prerelease);
 	tcase_add_test(tc, test_no_downgrade);
 	tcase_add_test(tc, test_blocked_cycle);
+	tcase_add_test(tc, test_too_many_needs);
 	suite_add_tcase(s, tc);
 	return s;
 }
