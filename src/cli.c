@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cinderd's command line: one binary, several subcommands (run, keygen,
- * migrate, user, device, check-config). Each subcommand loads the same
- * configuration (file, environment, --key value flags) and has --help.
+ * migrate, user, device, check-config; firmware lives in healer/fwcli.c).
+ * Each subcommand loads the same configuration (file, environment,
+ * --key value flags) and has --help.
  * The operator subcommands other than run use blocking database calls;
  * they never run inside the daemon's loop.
  */
@@ -22,6 +23,7 @@
 #include "crypto.h"
 #include "daemon.h"
 #include "err.h"
+#include "healer/fwcli.h"
 #include "log.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -94,6 +96,9 @@ usage_all(FILE *fp)
 		    "\nsubcommands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
 		fprintf(fp, "  %-14s %s\n", commands[i].name, commands[i].help);
+	fprintf(fp, "  %-14s %s\n", "firmware",
+		"inspect, make-module, plan, import: module binaries and the "
+		"Device OS catalogue (cinderd firmware help)");
 	fprintf(fp, "  %-14s %s\n", "help", "show this list");
 	fprintf(fp, "  %-14s %s\n", "version", "print the version");
 	fprintf(fp, "\nconfiguration (cinder.conf keys; also CINDER_<KEY> "
@@ -200,6 +205,8 @@ cli_main(int argc, char **argv)
 				usage_all(stdout);
 			return 0;
 		}
+		if (strcmp(argv[1], "firmware") == 0)
+			return fwcli_main(argc - 2, argv + 2);
 		if (strcmp(argv[1], "version") == 0) {
 			printf("cinderd %s\n", PACKAGE_VERSION);
 			return 0;

@@ -283,4 +283,17 @@ int store_sync_pending_print(const char *conninfo, FILE *out);
 int store_sync_device_accept(const char *conninfo, const char *device_id,
 			     const char *owner, const char *name);
 
+/**
+ * Run one statement with typed parameters on a new connection, for CLI
+ * subcommands whose SQL lives with their module (cinderd firmware
+ * import shares its INSERT with the asynchronous path).
+ * @param first if not NULL, receives a copy of the first column of the
+ *     first row (caller frees), or NULL when there is no row or it is NULL
+ * @param errbuf if not NULL, receives the server's message on failure
+ * @return 0, CINDER_ERR_CONFLICT, CINDER_ERR_UNAVAILABLE or CINDER_ERR_DB
+ */
+int store_sync_query_params(const char *conninfo, const char *sql, int nparams,
+			    const struct store_param *params, char **first,
+			    char *errbuf, size_t errlen);
+
 #endif

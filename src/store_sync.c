@@ -823,3 +823,52 @@ out:
 	free(key);
 	return r;
 }
+
+int
+store_sync_query_params(const char *conninfo, const char *sql, int nparams,
+			const struct store_param *params, char **first,
+			char *errbuf, size_t errlen)
+{
+	const char *values[32];
+	int lengths[32], formats[32], i, r = CINDER_ERR_INVAL;
+	PGconn *c = NULL;
+	PGresult *res = NULL;
+	ExecStatusType st;
+	char *msg;
+
+	if (first != NULL)
+		*first = NULL;
+	if (errbuf != NULL && errlen > 0)
+		errbuf[0] = '\0';
+	if (nparams < 0 || nparams > 32)
+		goto out;
+	for (i = 0; i < nparams; i++) {
+		values[i] = params[i].value;
+		lengths[i] = params[i].binary ? (int)params[i].len : 0;
+		formats[i] = params[i].binary ? 1 : 0;
+	}
+	if ((r = store_sync_connect(conninfo, &c)) != 0)
+		goto out;
+	res = PQexecParams(c, sql, nparams, NULL, values, lengths, formats, 0);
+	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		r = store_sqlstate_to_err(
+			res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+				    : NULL);
+		msg = store_msg_oneline(res != NULL ? PQresultErrorMessage(res)
+						    : PQerrorMessage(c));
+		if (errbuf != NULL && errlen > 0)
+			snprintf(errbuf, errlen, "%s", msg);
+		free(msg);
+		goto out;
+	}
+	if (first != NULL && PQntuples(res) > 0 && PQnfields(res) > 0 &&
+	    !PQgetisnull(res, 0, 0))
+		*first = xstrdup(PQgetvalue(res, 0, 0));
+	r = 0;
+out:
+	PQclear(res);
+	if (c != NULL)
+		PQfinish(c);
+	return r;
+}

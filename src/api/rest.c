@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Entry point of the REST API: builds the API object, registers the
- * route tables of h_oauth.c, h_user.c and h_devices.c, and installs the
- * authenticate hook (bearer token -> struct auth_user, cached) and the
- * admission hook (per-IP limits and failed-login lockout). Also holds the
- * helpers the handler files share: password work on the crypto pool and
- * token lookups in the database.
+ * route tables of h_oauth.c, h_user.c, h_devices.c and h_firmware.c, and
+ * installs the authenticate hook (bearer token -> struct auth_user,
+ * cached) and the admission hook (per-IP limits and failed-login
+ * lockout). Also holds the helpers the handler files share: password
+ * work on the crypto pool and token lookups in the database.
  */
 #include "config.h"
 
@@ -451,7 +451,9 @@ rest_new(const struct rest_deps *deps, struct rest **out)
 	    (rc = http_add_routes(r->http, h_user_routes, h_user_nroutes, r)) !=
 		    0 ||
 	    (rc = http_add_routes(r->http, h_devices_routes, h_devices_nroutes,
-				  r)) != 0) {
+				  r)) != 0 ||
+	    (rc = http_add_routes(r->http, h_firmware_routes,
+				  h_firmware_nroutes, r)) != 0) {
 		log_err("rest: cannot register routes: %s", err_str(rc));
 		goto out;
 	}

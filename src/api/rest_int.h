@@ -108,5 +108,7 @@ extern const struct route h_user_routes[];
 extern const size_t h_user_nroutes;
 extern const struct route h_devices_routes[];
 extern const size_t h_devices_nroutes;
+extern const struct route h_firmware_routes[];
+extern const size_t h_firmware_nroutes;
 
 #endif
