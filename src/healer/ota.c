@@ -71,6 +71,7 @@ struct ota {
 	uint32_t done_sends;	  /* UpdateDone messages sent */
 	uint32_t chunks_sent;	  /* chunk messages, resends too */
 	uint32_t next_progress;	  /* first-pass count of the next report */
+	const uint32_t *crcs;	  /* the image's chunk CRCs, or NULL */
 	uint8_t *pad;		  /* the zero-padded last chunk, or NULL */
 	uint16_t pad_len;	  /* its length */
 	uint8_t msg[OTA_MSG_MAX]; /* outgoing message */
@@ -138,6 +139,7 @@ ota_image_unref(struct ota_image *img)
 	if (img == NULL || --img->refs > 0)
 		return;
 	free((void *)img->data);
+	free(img->crcs);
 	free(img);
 }
 
@@ -284,7 +286,8 @@ ota_send_chunk(struct ota *o, uint32_t i, bool indexed, uint64_t now_ms)
 
 	data = ota_chunk_data(o, i, &len);
 	r = pcoap_build_chunk(o->msg, sizeof(o->msg), &n, 0, 0,
-			      pcoap_crc32(0, data, len),
+			      o->crcs != NULL ? o->crcs[i]
+					      : pcoap_crc32(0, data, len),
 			      indexed ? (int32_t)i : -1, data, len);
 	if (r != PCOAP_OK || n > o->max_msg) {
 		ota_fail(o, OTA_FAIL_PROTO, "could not build a chunk");
@@ -787,6 +790,32 @@ ota_chunk_count(const struct ota *o)
 	return o->n_chunks;
 }
 
+/*
+ * Chunk CRCs are the same for every device that gets the same chunking:
+ * the first transfer computes them into the image, the others reuse them
+ * (1,000 devices, one pass over the image instead of 1,000).
+ */
+static void
+ota_crc_cache(struct ota *o)
+{
+	struct ota_image *img = o->img;
+	const uint8_t *data;
+	size_t len;
+	uint32_t i;
+
+	if (img->crcs == NULL) {
+		img->crcs = xmalloc(o->n_chunks * sizeof(*img->crcs));
+		img->crc_cs = o->cs;
+		img->crc_padded = o->pad != NULL;
+		for (i = 0; i < o->n_chunks; i++) {
+			data = ota_chunk_data(o, i, &len);
+			img->crcs[i] = pcoap_crc32(0, data, len);
+		}
+	}
+	if (img->crc_cs == o->cs && img->crc_padded == (o->pad != NULL))
+		o->crcs = img->crcs;
+}
+
 int
 ota_new(const struct ota_ops *ops, void *arg, struct ota_image *img,
 	const struct ota_params *p, struct ota **out)
@@ -832,6 +861,7 @@ ota_new(const struct ota_ops *ops, void *arg, struct ota_image *img,
 		memcpy(o->pad, img->data + (n_chunks - 1) * cs, last);
 		o->pad_len = cs;
 	}
+	ota_crc_cache(o);
 	*out = o;
 	return 0;
 }

@@ -28,11 +28,17 @@
 
 #include "coap/pcoap.h"
 
-/** A firmware image shared by every transfer that sends it. */
+/**
+ * A firmware image shared by every transfer that sends it, with the chunk
+ * CRCs of the first transfer's chunking cached for the others.
+ */
 struct ota_image {
 	unsigned refs;	     /* references; freed at 0 */
 	size_t len;	     /* bytes */
 	const uint8_t *data; /* the image; owned */
+	uint32_t *crcs;	     /* CRC-32 per chunk, or NULL; owned */
+	uint16_t crc_cs;     /* the chunk size they are for */
+	bool crc_padded;     /* the last one over the padded chunk */
 };
 
 /**

@@ -918,6 +918,39 @@ START_TEST(test_ota_image_shared)
 }
 END_TEST
 
+/* The CRC cache of a shared image serves only the same chunking. */
+START_TEST(test_ota_image_crc_cache)
+{
+	static const struct ota_params ps[] = {
+		{.fast = true},
+		{.fast = true, .chunk_size = 256},
+		{.fast = true, .max_binary = 2000}, /* 512, not padded */
+		{.fast = true},
+	};
+	struct ota_image *im;
+	struct pcoap_chunk c;
+	struct pcoap_msg m;
+	size_t k, i;
+
+	reset_script();
+	for (i = 0; i < 2000; i++)
+		img_buf[i] = (uint8_t)(i * 13 + 5);
+	im = ota_image_new(img_buf, 2000);
+	for (k = 0; k < sizeof(ps) / sizeof(ps[0]); k++) {
+		reset_script();
+		ck_assert_int_eq(ota_new(&t_ops, NULL, im, &ps[k], &o), 0);
+		start_accept(1);
+		ck_assert_uint_eq(n_sent, 1 + ota_chunk_count(o) + 1);
+		for (i = 0; i < ota_chunk_count(o); i++)
+			get_chunk(1 + i, &m, &c); /* checks data vs CRC */
+		ck_assert_ptr_nonnull(im->crcs);
+		ck_assert_uint_eq(im->crc_cs, 512);
+		teardown_ota();
+	}
+	ota_image_unref(im);
+}
+END_TEST
+
 START_TEST(test_ota_parse_result)
 {
 	const char *why;
@@ -1336,6 +1369,7 @@ ota_suite(void)
 	tcase_add_test(tc, test_ota_sizes);
 	tcase_add_test(tc, test_ota_send_failure);
 	tcase_add_test(tc, test_ota_image_shared);
+	tcase_add_test(tc, test_ota_image_crc_cache);
 	tcase_add_test(tc, test_ota_parse_result);
 	suite_add_tcase(s, tc);
 
