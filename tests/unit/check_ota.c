@@ -22,8 +22,8 @@
 #include "coap/pcoap.h"
 #include "err.h"
 #include "fw_app.h"
-#include "fw_crc32.h"
 #include "fw_err.h"
+#include "fw_memdev.h"
 #include "healer/ota.h"
 
 /* ==== the scripted device ============================================ */
@@ -970,107 +970,13 @@ END_TEST
 
 /* ==== end to end against the device library ========================= */
 
-#define PIPE_CAP 16384
-#define FLASH_SIZE 65536
-
-struct pipe {
-	uint8_t buf[PIPE_CAP];
-	size_t len;
-};
-
-static struct pipe d2s, s2d;
-static bool connected;
-static uint32_t dev_now;
-static uint8_t flash[FLASH_SIZE];
+static struct fw_memdev md;
 static struct port port;
 static struct fw_app app;
 static struct fw_modules mods;
-static struct fw_aes_chan srv;
 static const uint8_t e2e_key[16] = "0123456789abcdef";
 static const uint8_t e2e_iv[16] = "fedcba9876543210";
 static int drop_every, dropped, n_chunks_seen, n_installed;
-
-static int
-d_connect(void *ctx)
-{
-	(void)ctx;
-	return connected ? 0 : FW_ERR_AGAIN;
-}
-
-static int
-d_send(void *ctx, const uint8_t *buf, size_t len)
-{
-	(void)ctx;
-	if (!connected)
-		return FW_ERR_IO;
-	ck_assert_uint_le(d2s.len + len, PIPE_CAP);
-	memcpy(d2s.buf + d2s.len, buf, len);
-	d2s.len += len;
-	return (int)len;
-}
-
-static int
-d_recv(void *ctx, uint8_t *buf, size_t cap)
-{
-	size_t n = s2d.len < cap ? s2d.len : cap;
-
-	(void)ctx;
-	if (!connected)
-		return FW_ERR_IO;
-	memcpy(buf, s2d.buf, n);
-	memmove(s2d.buf, s2d.buf + n, s2d.len - n);
-	s2d.len -= n;
-	return (int)n;
-}
-
-static void
-d_close(void *ctx)
-{
-	(void)ctx;
-	connected = false;
-}
-
-static uint32_t
-d_millis(void *ctx)
-{
-	(void)ctx;
-	return dev_now;
-}
-
-static int
-d_random(void *ctx, uint8_t *buf, size_t len)
-{
-	(void)ctx;
-	memset(buf, 0x33, len);
-	return 0;
-}
-
-static int
-d_flash_read(void *ctx, uint32_t off, uint8_t *buf, size_t len)
-{
-	(void)ctx;
-	ck_assert_uint_le(off + len, FLASH_SIZE);
-	memcpy(buf, flash + off, len);
-	return 0;
-}
-
-static int
-d_flash_write(void *ctx, uint32_t off, const uint8_t *buf, size_t len)
-{
-	(void)ctx;
-	ck_assert_uint_le(off + len, FLASH_SIZE);
-	memcpy(flash + off, buf, len);
-	return 0;
-}
-
-static int
-d_flash_erase(void *ctx, uint32_t off, size_t len)
-{
-	(void)ctx;
-	ck_assert_uint_le(off + len, FLASH_SIZE);
-	memset(flash + off, 0xff, len);
-	return 0;
-}
 
 static void
 d_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
@@ -1084,13 +990,12 @@ d_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
 		n_installed++;
 }
 
-/* The server side of the channel: OTA messages sealed into s2d, some
+/* The server side of the channel: OTA messages sealed to the device, some
    fast-mode chunks dropped on purpose. */
 static int
 e2e_send(void *arg, const uint8_t *msg, size_t len)
 {
 	struct pcoap_msg m;
-	size_t ct;
 
 	(void)arg;
 	ck_assert_int_eq(pcoap_msg_decode(msg, len, &m), PCOAP_OK);
@@ -1101,13 +1006,7 @@ e2e_send(void *arg, const uint8_t *msg, size_t len)
 			return 0;
 		}
 	}
-	ck_assert_uint_le(s2d.len + 2 + len + 16, PIPE_CAP);
-	ck_assert_int_eq(fw_aes_chan_seal(&srv, msg, len, s2d.buf + s2d.len + 2,
-					  PIPE_CAP - s2d.len - 2, &ct),
-			 0);
-	s2d.buf[s2d.len] = (uint8_t)(ct >> 8);
-	s2d.buf[s2d.len + 1] = (uint8_t)ct;
-	s2d.len += 2 + ct;
+	fw_memdev_server_send(&md, msg, len);
 	return 0;
 }
 
@@ -1116,7 +1015,10 @@ static size_t
 e2e_writable(void *arg)
 {
 	(void)arg;
-	return PIPE_CAP - s2d.len > 64 ? PIPE_CAP - s2d.len - 64 : 0;
+	size_t used = md.s2d.len;
+
+	return FW_MEMDEV_PIPE_CAP - used > 64 ? FW_MEMDEV_PIPE_CAP - used - 64
+					      : 0;
 }
 
 static const struct ota_ops e2e_ops = {
@@ -1127,45 +1029,11 @@ static const struct ota_ops e2e_ops = {
 	.report = t_report,
 };
 
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
 /* A user part module (§5.8) of len bytes for platform 3. */
 static void
 make_module(size_t len, uint16_t version)
 {
-	uint32_t start = 0x08080000, crc;
-	size_t mlen = len - 4, i;
-
-	ck_assert_uint_le(len, sizeof(img_buf));
-	memset(img_buf, 0, len);
-	put_le32(img_buf, start);
-	put_le32(img_buf + 4, start + (uint32_t)mlen);
-	img_buf[10] = (uint8_t)version;
-	img_buf[11] = (uint8_t)(version >> 8);
-	img_buf[12] = 3; /* platform */
-	img_buf[14] = FW_MOD_USER;
-	img_buf[15] = 1;
-	img_buf[16] = FW_MOD_SYSTEM;
-	img_buf[17] = 2;
-	img_buf[18] = (uint8_t)(1512 & 0xff);
-	img_buf[19] = (uint8_t)(1512 >> 8);
-	for (i = 24; i < mlen - 40; i++)
-		img_buf[i] = (uint8_t)(i * 17 + 3);
-	for (i = 0; i < 32; i++)
-		img_buf[mlen - 34 + i] = (uint8_t)(0xb0 + i);
-	img_buf[mlen - 2] = 40; /* suffix size, LE */
-	crc = fw_crc32(0, img_buf, mlen);
-	img_buf[mlen] = (uint8_t)(crc >> 24);
-	img_buf[mlen + 1] = (uint8_t)(crc >> 16);
-	img_buf[mlen + 2] = (uint8_t)(crc >> 8);
-	img_buf[mlen + 3] = (uint8_t)crc;
+	fw_memdev_user_image(img_buf, sizeof(img_buf), len, version, 3, 1512);
 }
 
 static bool e2e_deliver(bool to_ota);
@@ -1179,22 +1047,8 @@ e2e_device(bool fast_ota)
 	size_t n;
 	int i;
 
-	memset(&d2s, 0, sizeof(d2s));
-	memset(&s2d, 0, sizeof(s2d));
-	connected = true;
-	dev_now = 5000;
+	fw_memdev_init(&md, &port);
 	n_installed = dropped = n_chunks_seen = 0;
-	memset(&port, 0, sizeof(port));
-	port.net_connect = d_connect;
-	port.net_send = d_send;
-	port.net_recv = d_recv;
-	port.net_close = d_close;
-	port.millis = d_millis;
-	port.random = d_random;
-	port.flash_read = d_flash_read;
-	port.flash_write = d_flash_write;
-	port.flash_erase = d_flash_erase;
-	port.flash_size = FLASH_SIZE;
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(cfg.dev.id, "\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15",
 	       12);
@@ -1209,16 +1063,16 @@ e2e_device(bool fast_ota)
 	cfg.fast_ota = fast_ota;
 	cfg.notify = d_note;
 	fw_app_init(&app, &port, &cfg);
-	fw_app_start(&app, dev_now);
+	fw_app_start(&app, md.now);
 	app.dev.state = FW_DEVICE_HELLO;
-	app.dev.deadline = dev_now + FW_DEVICE_HELLO_TIMEOUT;
+	app.dev.deadline = md.now + FW_DEVICE_HELLO_TIMEOUT;
 	fw_aes_chan_init(&app.dev.chan, e2e_key, e2e_iv);
-	fw_aes_chan_init(&srv, e2e_key, e2e_iv);
+	fw_aes_chan_init(&md.srv, e2e_key, e2e_iv);
 	ck_assert_int_eq(pcoap_build_hello(m, sizeof(m), &n, 500, NULL),
 			 PCOAP_OK);
 	ck_assert_int_eq(e2e_send(NULL, m, n), 0);
 	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(fw_app_step(&app, dev_now), 0);
+		ck_assert_int_eq(fw_app_step(&app, md.now), 0);
 	ck_assert(fw_device_is_ready(&app.dev));
 	/* the post-connect events: through the channel, not to the OTA */
 	while (e2e_deliver(false))
@@ -1229,19 +1083,10 @@ e2e_device(bool fast_ota)
 static bool
 e2e_deliver(bool to_ota)
 {
-	uint8_t last[1024];
 	struct pcoap_msg m;
-	size_t len, n;
 
-	if (d2s.len < 2)
+	if (!fw_memdev_server_next(&md, &m))
 		return false;
-	len = (size_t)d2s.buf[0] << 8 | d2s.buf[1];
-	ck_assert_uint_le(2 + len, d2s.len);
-	memcpy(last, d2s.buf + 2, len);
-	memmove(d2s.buf, d2s.buf + 2 + len, d2s.len - 2 - len);
-	d2s.len -= 2 + len;
-	ck_assert_int_eq(fw_aes_chan_open(&srv, last, len, &n), 0);
-	ck_assert_int_eq(pcoap_msg_decode(last, n, &m), PCOAP_OK);
 	if (to_ota)
 		(void)ota_input(o, &m, pcoap_particle_kind(&m), now_ms);
 	return true;
@@ -1260,12 +1105,12 @@ e2e_run(size_t len, uint16_t version, const struct ota_params *p)
 	ota_image_unref(img);
 	ck_assert_int_eq(ota_start(o, now_ms), 0);
 	for (i = 0; i < 20000 && !ota_finished(o); i++) {
-		(void)fw_app_step(&app, dev_now);
+		(void)fw_app_step(&app, md.now);
 		while (e2e_deliver(true))
 			;
 		ota_pump(o, now_ms);
 		now_ms += 5;
-		dev_now += 5;
+		md.now += 5;
 		(void)ota_tick(o, now_ms);
 	}
 	ck_assert_msg(ota_finished(o), "the transfer did not finish");
@@ -1285,7 +1130,7 @@ START_TEST(test_ota_e2e_fast_with_drops)
 	ck_assert_uint_eq(
 		fw_modules_find(&app.modules, FW_MOD_USER, 1)->version, 21);
 	ck_assert_uint_eq(
-		fw_modules_find(&app.modules, FW_MOD_USER, 1)->hash[0], 0xb0);
+		fw_modules_find(&app.modules, FW_MOD_USER, 1)->hash[0], 0xa0);
 	ck_assert_ptr_nonnull(strstr(last_json, "\"r\":\"ok\""));
 	teardown_ota();
 	drop_every = 0;
@@ -1321,11 +1166,11 @@ START_TEST(test_ota_e2e_rejected_and_disabled)
 	ota_image_unref(img);
 	ck_assert_int_eq(ota_start(o, now_ms), 0);
 	while (!ota_finished(o)) {
-		(void)fw_app_step(&app, dev_now);
+		(void)fw_app_step(&app, md.now);
 		while (e2e_deliver(true))
 			;
 		now_ms += 500;
-		dev_now += 500;
+		md.now += 500;
 		(void)ota_tick(o, now_ms);
 	}
 	ck_assert_int_eq(n_failed, 1);
