@@ -111,7 +111,7 @@ struct devconn {
 	uint64_t refresh_last_ms;   /* when the last one started */
 	size_t n_refresh_waiters;   /* requests sharing refresh_req */
 	uint64_t refresh_waiters[REFRESH_WAITERS_MAX]; /* their ids */
-	TAILQ_ENTRY(devconn) reap;  /* reap list link */
+	TAILQ_ENTRY(devconn) reap;		       /* reap list link */
 };
 
 TAILQ_HEAD(devconn_list, devconn);
@@ -519,8 +519,7 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 		functions = json_dumps(d->functions, JSON_COMPACT);
 		variables = json_dumps(d->variables, JSON_COMPACT);
 	}
-	if (d->has_system &&
-	    (root = json_loads(merged, 0, NULL)) != NULL &&
+	if (d->has_system && (root = json_loads(merged, 0, NULL)) != NULL &&
 	    json_object_get(root, "m") != NULL)
 		modules = json_dumps(json_object_get(root, "m"), JSON_COMPACT);
 	/* The running system's version: from its modules, else from a
@@ -1704,6 +1703,12 @@ registry_flash(struct registry *reg, const char *device_id,
 		return CINDER_ERR_NOTFOUND;
 	if (p != NULL)
 		par = *p;
+	/* What the device said (Hello or spark/hardware/\*), unless the
+	   caller knows better. */
+	if (par.chunk_size == 0)
+		par.chunk_size = c->chunk_size;
+	if (par.max_binary == 0)
+		par.max_binary = c->max_binary;
 	id = ++reg->next_req_id;
 	f = xcalloc(1, sizeof(*f));
 	f->reg = reg;

@@ -207,7 +207,9 @@ typedef void (*registry_flash_cb)(uint64_t flash_id, const char *device_id,
  * device's socket and sends more as it drains. A disconnect fails it
  * (OTA_FAIL_DISCONNECTED); retrying is the caller's business.
  * @param p parameters (chunk size, max binary, fast, ...); NULL = the
- *	defaults with fast OTA offered
+ *	defaults with fast OTA offered. A chunk size or max binary of 0
+ *	takes what the device announced (the extended Hello of 3.0+, or
+ *	spark/hardware/ota_chunk_size and max_binary), then the defaults.
  * @param cb called for progress and exactly once with the result, maybe
  *	before this returns
  * @param flash_id out: the id passed to cb
