@@ -25,6 +25,7 @@
 #include "fw_err.h"
 #include "fw_memdev.h"
 #include "healer/ota.h"
+#include "session.h"
 
 /* ==== the scripted device ============================================ */
 
@@ -1038,13 +1039,12 @@ make_module(size_t len, uint16_t version)
 
 static bool e2e_deliver(bool to_ota);
 
-/* A device on the channel, READY, its post-connect messages drained. */
+/* A device whose channel is up, waiting for the server Hello. */
 static void
-e2e_device(bool fast_ota)
+e2e_device_init(bool fast_ota)
 {
 	struct fw_app_config cfg;
-	uint8_t m[64], hash[32];
-	size_t n;
+	uint8_t hash[32];
 	int i;
 
 	fw_memdev_init(&md, &port);
@@ -1068,6 +1068,17 @@ e2e_device(bool fast_ota)
 	app.dev.deadline = md.now + FW_DEVICE_HELLO_TIMEOUT;
 	fw_aes_chan_init(&app.dev.chan, e2e_key, e2e_iv);
 	fw_aes_chan_init(&md.srv, e2e_key, e2e_iv);
+}
+
+/* A device on the channel, READY, its post-connect messages drained. */
+static void
+e2e_device(bool fast_ota)
+{
+	uint8_t m[64];
+	size_t n;
+	int i;
+
+	e2e_device_init(fast_ota);
 	ck_assert_int_eq(pcoap_build_hello(m, sizeof(m), &n, 500, NULL),
 			 PCOAP_OK);
 	ck_assert_int_eq(e2e_send(NULL, m, n), 0);
@@ -1187,6 +1198,89 @@ START_TEST(test_ota_e2e_rejected_and_disabled)
 }
 END_TEST
 
+/* The whole server side: a real session, the transfer attached to it. */
+static int sess_closes;
+
+static void
+sess_close(void *arg, int status, const char *reason)
+{
+	(void)arg;
+	(void)status;
+	(void)reason;
+	sess_closes++;
+}
+
+static const struct session_ops e2e_sess_ops = {
+	.send = e2e_send,
+	.close = sess_close,
+};
+
+/* Every device message into the session; false when none. */
+static bool
+e2e_deliver_session(struct session *s)
+{
+	struct pcoap_msg m;
+
+	if (!fw_memdev_server_next(&md, &m))
+		return false;
+	ck_assert_int_eq(session_input(s, md.last, md.last_len, now_ms), 0);
+	return true;
+}
+
+static void
+e2e_session_step(struct session *s)
+{
+	(void)fw_app_step(&app, md.now);
+	while (e2e_deliver_session(s))
+		;
+	session_ota_pump(s, now_ms);
+	now_ms += 5;
+	md.now += 5;
+	(void)session_tick(s, now_ms);
+}
+
+START_TEST(test_ota_e2e_through_session)
+{
+	struct pcoap_hello h = {
+		.product_id = 3, .product_version = 0xffff, .platform_id = 3};
+	struct session *s;
+	uint8_t m[64];
+	size_t n;
+	int i;
+
+	e2e_device_init(true);
+	reset_script();
+	sess_closes = 0;
+	drop_every = 5;
+	s = session_new(&e2e_sess_ops, NULL, 3000, now_ms);
+	/* the device's Hello (the library sent it with the handshake) */
+	ck_assert_int_eq(pcoap_build_hello(m, sizeof(m), &n, 77, &h), PCOAP_OK);
+	ck_assert_int_eq(session_input(s, m, n, now_ms), 0);
+	for (i = 0; i < 400 && session_state(s) != SESSION_READY; i++)
+		e2e_session_step(s);
+	ck_assert_int_eq(session_state(s), SESSION_READY);
+	make_module(20000, 31);
+	img = ota_image_new(img_buf, 20000);
+	ck_assert_int_eq(
+		session_ota_start(s, img, &(struct ota_params){.fast = true},
+				  e2e_writable, t_report, NULL, now_ms),
+		0);
+	ota_image_unref(img);
+	for (i = 0; i < 20000 && n_success + n_failed == 0; i++)
+		e2e_session_step(s);
+	ck_assert_msg(n_success == 1, "failed: %s", last_text);
+	ck_assert_int_gt(dropped, 3);
+	ck_assert(!session_ota_active(s));
+	ck_assert_int_eq(n_installed, 1);
+	ck_assert_uint_eq(
+		fw_modules_find(&app.modules, FW_MOD_USER, 1)->version, 31);
+	ck_assert_int_eq(sess_closes, 0);
+	session_abort_requests(s);
+	session_free(s);
+	drop_every = 0;
+}
+END_TEST
+
 static Suite *
 ota_suite(void)
 {
@@ -1222,6 +1316,7 @@ ota_suite(void)
 	tcase_add_test(tc, test_ota_e2e_fast_with_drops);
 	tcase_add_test(tc, test_ota_e2e_normal);
 	tcase_add_test(tc, test_ota_e2e_rejected_and_disabled);
+	tcase_add_test(tc, test_ota_e2e_through_session);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -153,6 +153,7 @@ fw_memdev_server_next(struct fw_memdev *md, struct pcoap_msg *m)
 	memmove(p->buf, p->buf + 2 + len, p->len - 2 - len);
 	p->len -= 2 + len;
 	ck_assert_int_eq(fw_aes_chan_open(&md->srv, md->last, len, &n), 0);
+	md->last_len = n;
 	ck_assert_int_eq(pcoap_msg_decode(md->last, n, m), PCOAP_OK);
 	return true;
 }

@@ -33,6 +33,7 @@ struct fw_memdev {
 	uint8_t flash[FW_MEMDEV_FLASH_SIZE]; /* the OTA area */
 	struct fw_aes_chan srv;		     /* the server's channel */
 	uint8_t last[1024];		     /* last opened device message */
+	size_t last_len;		     /* its plaintext length */
 };
 
 /** Empty pipes, connected, time 5000; port's callbacks on md. */
