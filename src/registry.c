@@ -43,6 +43,7 @@
 #include "cryptopool.h"
 #include "describe.h"
 #include "err.h"
+#include "healer/ota.h"
 #include "hmap.h"
 #include "log.h"
 #include "netaddr.h"
@@ -110,7 +111,7 @@ struct devconn {
 	uint64_t refresh_last_ms;   /* when the last one started */
 	size_t n_refresh_waiters;   /* requests sharing refresh_req */
 	uint64_t refresh_waiters[REFRESH_WAITERS_MAX]; /* their ids */
-	TAILQ_ENTRY(devconn) reap;  /* reap list link */
+	TAILQ_ENTRY(devconn) reap;		       /* reap list link */
 };
 
 TAILQ_HEAD(devconn_list, devconn);
@@ -518,8 +519,7 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 		functions = json_dumps(d->functions, JSON_COMPACT);
 		variables = json_dumps(d->variables, JSON_COMPACT);
 	}
-	if (d->has_system &&
-	    (root = json_loads(merged, 0, NULL)) != NULL &&
+	if (d->has_system && (root = json_loads(merged, 0, NULL)) != NULL &&
 	    json_object_get(root, "m") != NULL)
 		modules = json_dumps(json_object_get(root, "m"), JSON_COMPACT);
 	/* The running system's version: from its modules, else from a
@@ -1624,5 +1624,113 @@ registry_ota_limits(const struct registry *reg, const char *device_id,
 		return CINDER_ERR_NOTFOUND;
 	*max_binary = c->max_binary;
 	*chunk_size = c->chunk_size;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Firmware over the air (protocol.md §5).                            */
+
+/* Chunk bytes a transfer may have queued on one socket: enough to keep
+   the link busy, small enough that a slow device never buffers the
+   image (1,000 transfers hold at most 16 MB of output). */
+#define FLASH_OUT_BUDGET (16 * 1024)
+/* Framing and AES padding a plaintext message gains on the wire. */
+#define FLASH_FRAME_SLACK 64
+
+struct flash_ctx {
+	struct registry *reg;		   /* lives longer than any flash */
+	uint64_t flash_id;		   /* the id the caller holds */
+	uint64_t conn_id;		   /* the connection it runs on */
+	char device_id[DEVICE_ID_HEX + 1]; /* for the report */
+	registry_flash_cb cb;		   /* caller's callback */
+	void *arg;			   /* caller's argument */
+};
+
+/* The output budget: what the socket's buffer still takes. */
+static size_t
+flash_space(void *arg)
+{
+	struct flash_ctx *f = arg;
+	struct devconn *c = conn_get(f->reg, f->conn_id);
+	size_t queued;
+
+	if (c == NULL || c->state != DC_FRAMED)
+		return 0;
+	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (queued + FLASH_FRAME_SLACK >= FLASH_OUT_BUDGET)
+		return 0;
+	return FLASH_OUT_BUDGET - queued - FLASH_FRAME_SLACK;
+}
+
+static void
+flash_report(void *arg, const struct ota_report *r)
+{
+	struct flash_ctx *f = arg;
+
+	if (f->cb != NULL)
+		f->cb(f->flash_id, f->device_id, r, f->arg);
+	if (r->ev == OTA_EV_SUCCESS || r->ev == OTA_EV_FAILED)
+		free(f);
+}
+
+/* The socket drained below half the budget: send more chunks. */
+static void
+flash_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct devconn *c = arg;
+
+	(void)bev;
+	if (c->state != DC_FRAMED || c->session == NULL ||
+	    !session_ota_active(c->session))
+		return;
+	session_ota_pump(c->session, now_ms());
+	conn_timer_cb(-1, 0, c); /* a normal-mode reply deadline moved */
+}
+
+int
+registry_flash(struct registry *reg, const char *device_id,
+	       struct ota_image *img, const struct ota_params *p,
+	       registry_flash_cb cb, void *arg, uint64_t *flash_id)
+{
+	struct devconn *c = ready_conn(reg, device_id);
+	struct ota_params par = {.fast = true};
+	struct flash_ctx *f;
+	uint64_t id;
+	int r;
+
+	*flash_id = 0;
+	if (c == NULL)
+		return CINDER_ERR_NOTFOUND;
+	if (p != NULL)
+		par = *p;
+	/* What the device said (Hello or spark/hardware/\*), unless the
+	   caller knows better. */
+	if (par.chunk_size == 0)
+		par.chunk_size = c->chunk_size;
+	if (par.max_binary == 0)
+		par.max_binary = c->max_binary;
+	id = ++reg->next_req_id;
+	f = xcalloc(1, sizeof(*f));
+	f->reg = reg;
+	f->flash_id = id;
+	f->conn_id = c->id;
+	memcpy(f->device_id, c->idhex, sizeof(f->device_id));
+	f->cb = cb;
+	f->arg = arg;
+	bufferevent_setcb(c->bev, conn_read_cb, flash_write_cb, conn_event_cb,
+			  c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, FLASH_OUT_BUDGET / 2, 0);
+	*flash_id = id;
+	r = session_ota_start(c->session, img, &par, flash_space, flash_report,
+			      f, now_ms());
+	if (r != 0) {
+		*flash_id = 0;
+		free(f);
+		return r;
+	}
+	/* f may be gone already (a final report); c is still ours. */
+	log_ctx(LOG_LEVEL_INFO, c->logctx, "flash %llu: %zu bytes",
+		(unsigned long long)id, img->len);
+	conn_timer_cb(-1, 0, c);
 	return 0;
 }

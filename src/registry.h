@@ -187,4 +187,38 @@ int registry_ota_limits(const struct registry *reg, const char *device_id,
  */
 void registry_forget_key(struct registry *reg, const char *device_id);
 
+/*
+ * Firmware over the air (src/healer/ota.h). Additions by the OTA
+ * engineer.
+ */
+struct ota_image;
+struct ota_params;
+struct ota_report;
+
+/* Progress and the one final report (ev SUCCESS or FAILED) of a flash;
+   r and its strings are borrowed for the call. */
+typedef void (*registry_flash_cb)(uint64_t flash_id, const char *device_id,
+				  const struct ota_report *r, void *arg);
+
+/**
+ * Send a firmware image to an online device (protocol.md §5). The image
+ * is shared, not copied: the transfer holds a reference until it ends.
+ * The transfer keeps at most a small output budget queued on the
+ * device's socket and sends more as it drains. A disconnect fails it
+ * (OTA_FAIL_DISCONNECTED); retrying is the caller's business.
+ * @param p parameters (chunk size, max binary, fast, ...); NULL = the
+ *	defaults with fast OTA offered. A chunk size or max binary of 0
+ *	takes what the device announced (the extended Hello of 3.0+, or
+ *	spark/hardware/ota_chunk_size and max_binary), then the defaults.
+ * @param cb called for progress and exactly once with the result, maybe
+ *	before this returns
+ * @param flash_id out: the id passed to cb
+ * @return 0, CINDER_ERR_NOTFOUND (not online), CINDER_ERR_BUSY (a flash
+ *	is already running on it), CINDER_ERR_TOO_BIG (image over
+ *	p->max_binary or too many chunks), CINDER_ERR_INVAL (empty image)
+ */
+int registry_flash(struct registry *reg, const char *device_id,
+		   struct ota_image *img, const struct ota_params *p,
+		   registry_flash_cb cb, void *arg, uint64_t *flash_id);
+
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "healer/ota.h"
 #include "log.h"
 #include "session.h"
 #include "xmalloc.h"
@@ -65,9 +66,15 @@ struct session {
 	bool settle_armed;	    /* the settle re-describe is due ... */
 	uint64_t settle_at;	    /* ... at this time */
 	uint64_t settle_cap;	    /* latest settle_at allowed */
+	struct session_ota *ota;    /* attached transfer, or NULL */
 };
 
 static void session_pump(struct session *s, uint64_t now_ms);
+static bool session_ota_input(struct session *s, const struct pcoap_msg *m,
+			      int kind, uint64_t now_ms);
+static int64_t session_ota_tick(struct session *s, uint64_t now_ms);
+static void session_ota_abort(struct session *s, bool report);
+static bool session_ota_token_used(const struct session *s, uint8_t tok);
 
 /* Callbacks never see a NULL pointer, even for empty data. */
 static const uint8_t session_no_bytes[1];
@@ -203,7 +210,7 @@ session_token_in_use(const struct session *s, uint8_t tok)
 		if (s->slots[i] != NULL && s->slots[i]->token == tok)
 			return true;
 	}
-	return false;
+	return session_ota_token_used(s, tok);
 }
 
 /* Next free token, rotating through 1..255 (never 0, §3.4). */
@@ -755,6 +762,9 @@ session_input(struct session *s, const uint8_t *msg, size_t len,
 		goto out;
 	}
 	session_track_mid(s, &m);
+	/* A firmware transfer takes its own messages first (§5). */
+	if (s->ota != NULL && session_ota_input(s, &m, kind, now_ms))
+		goto out;
 	switch (kind) {
 	case PCOAP_KIND_PING:
 		r = session_send_empty_ack(s, m.mid);
@@ -810,7 +820,7 @@ session_pump(struct session *s, uint64_t now_ms)
 
 	(void)now_ms;
 	while (s->state == SESSION_READY && s->q_head != NULL &&
-	       s->n_api_inflight < SESSION_MAX_INFLIGHT) {
+	       s->n_api_inflight < SESSION_MAX_INFLIGHT && s->ota == NULL) {
 		req = s->q_head;
 		session_queue_remove(s, req);
 		(void)session_start(s, req);
@@ -827,7 +837,8 @@ session_submit(struct session *s, enum session_req_kind kind, uint64_t req_id,
 
 	if (s->state != SESSION_READY)
 		return CINDER_ERR_UNAVAILABLE;
-	if (s->q_head == NULL && s->n_api_inflight < SESSION_MAX_INFLIGHT) {
+	if (s->q_head == NULL && s->n_api_inflight < SESSION_MAX_INFLIGHT &&
+	    s->ota == NULL) {
 		req = session_req_new(kind, req_id, msg, len,
 				      now_ms + timeout_ms);
 		(void)session_start(s, req);
@@ -993,6 +1004,7 @@ session_tick(struct session *s, uint64_t now_ms)
 {
 	struct session_req *req, *expired;
 	uint64_t next = UINT64_MAX;
+	int64_t ota_next;
 	size_t i;
 
 	s->now_ms = now_ms;
@@ -1031,6 +1043,8 @@ session_tick(struct session *s, uint64_t now_ms)
 	session_pump(s, now_ms);
 	if (s->state == SESSION_CLOSED)
 		return -1;
+	if (s->ota != NULL && (ota_next = session_ota_tick(s, now_ms)) >= 0)
+		next = now_ms + (uint64_t)ota_next;
 	for (i = 0; i < SESSION_SLOTS; i++) {
 		if (s->slots[i] != NULL && s->slots[i]->deadline < next)
 			next = s->slots[i]->deadline;
@@ -1077,6 +1091,7 @@ session_free(struct session *s)
 
 	if (s == NULL)
 		return;
+	session_ota_abort(s, false);
 	for (i = 0; i < SESSION_SLOTS; i++)
 		free(s->slots[i]);
 	for (req = s->q_head; req != NULL; req = next) {
@@ -1093,6 +1108,7 @@ session_abort_requests(struct session *s)
 	struct session_req *list = NULL, **tail = &list, *req, *next;
 	size_t i;
 
+	session_ota_abort(s, true);
 	/* Detach everything first: callbacks may add new requests. */
 	for (i = 0; i < SESSION_SLOTS; i++) {
 		req = s->slots[i];
@@ -1140,4 +1156,181 @@ size_t
 session_pending(const struct session *s)
 {
 	return s->n_api_inflight + s->n_queued;
+}
+
+/*
+ * Firmware over the air (protocol.md §5): one transfer attached to a
+ * READY session. The session gives it message IDs and tokens, routes its
+ * messages to it, holds API requests back while it runs (the link is
+ * locked during a flash, §5.1) and aborts it when the session ends.
+ */
+struct session_ota {
+	struct session *s;	      /* owner */
+	struct ota *ota;	      /* the machine */
+	session_ota_space_cb space;   /* output budget; may be NULL */
+	session_ota_report_cb report; /* the caller's report hook */
+	void *arg;		      /* their argument */
+};
+
+static int
+session_ota_send(void *arg, const uint8_t *msg, size_t len)
+{
+	struct session_ota *so = arg;
+
+	return session_send(so->s, msg, len);
+}
+
+static uint16_t
+session_ota_mid(void *arg)
+{
+	struct session_ota *so = arg;
+
+	return session_take_mid(so->s);
+}
+
+static uint8_t
+session_ota_token(void *arg)
+{
+	struct session_ota *so = arg;
+
+	return session_take_token(so->s);
+}
+
+static size_t
+session_ota_space(void *arg)
+{
+	struct session_ota *so = arg;
+
+	return so->space != NULL ? so->space(so->arg) : SIZE_MAX;
+}
+
+static void
+session_ota_report(void *arg, const struct ota_report *r)
+{
+	struct session_ota *so = arg;
+
+	if (r->ev == OTA_EV_SUCCESS)
+		log_ctx(LOG_LEVEL_INFO, so->s->log_ctx,
+			"firmware transfer done (%u chunks, %s mode)",
+			(unsigned)r->n_chunks, r->fast ? "fast" : "normal");
+	else if (r->ev == OTA_EV_FAILED)
+		log_ctx(LOG_LEVEL_INFO, so->s->log_ctx,
+			"firmware transfer failed: %s", r->text);
+	if (so->report != NULL)
+		so->report(so->arg, r);
+}
+
+static const struct ota_ops session_ota_ops = {
+	.send = session_ota_send,
+	.take_mid = session_ota_mid,
+	.take_token = session_ota_token,
+	.writable = session_ota_space,
+	.report = session_ota_report,
+};
+
+static bool
+session_ota_token_used(const struct session *s, uint8_t tok)
+{
+	return s->ota != NULL && ota_token_in_use(s->ota->ota, tok);
+}
+
+/* Free a finished transfer and let the held-back requests go. */
+static void
+session_ota_reap(struct session *s, uint64_t now_ms)
+{
+	if (s->ota == NULL || !ota_finished(s->ota->ota))
+		return;
+	ota_free(s->ota->ota);
+	free(s->ota);
+	s->ota = NULL;
+	session_pump(s, now_ms);
+}
+
+static bool
+session_ota_input(struct session *s, const struct pcoap_msg *m, int kind,
+		  uint64_t now_ms)
+{
+	bool taken = ota_input(s->ota->ota, m, kind, now_ms);
+
+	session_ota_reap(s, now_ms);
+	return taken;
+}
+
+static int64_t
+session_ota_tick(struct session *s, uint64_t now_ms)
+{
+	int64_t next = ota_tick(s->ota->ota, now_ms);
+
+	session_ota_reap(s, now_ms);
+	return s->ota != NULL ? next : -1;
+}
+
+/* The session ends: fail the transfer (reported) or just drop it. */
+static void
+session_ota_abort(struct session *s, bool report)
+{
+	struct session_ota *so = s->ota;
+
+	if (so == NULL)
+		return;
+	s->ota = NULL;
+	if (report)
+		ota_abort(so->ota, OTA_FAIL_DISCONNECTED,
+			  "the device disconnected");
+	ota_free(so->ota);
+	free(so);
+}
+
+int
+session_ota_start(struct session *s, struct ota_image *img,
+		  const struct ota_params *p, session_ota_space_cb space,
+		  session_ota_report_cb report, void *arg, uint64_t now_ms)
+{
+	struct session_ota *so;
+	struct ota_params par;
+	int r;
+
+	if (s->state != SESSION_READY)
+		return CINDER_ERR_UNAVAILABLE;
+	if (s->ota != NULL)
+		return CINDER_ERR_BUSY;
+	if (p != NULL)
+		par = *p;
+	else
+		memset(&par, 0, sizeof(par));
+	/* Every message must pass session_send()'s device limit. */
+	if (par.max_msg == 0 || par.max_msg > session_rx_max(s))
+		par.max_msg = (uint16_t)session_rx_max(s);
+	so = xcalloc(1, sizeof(*so));
+	so->s = s;
+	so->space = space;
+	so->report = report;
+	so->arg = arg;
+	if ((r = ota_new(&session_ota_ops, so, img, &par, &so->ota)) != 0) {
+		free(so);
+		return r;
+	}
+	s->ota = so;
+	log_ctx(LOG_LEVEL_INFO, s->log_ctx,
+		"firmware transfer: %zu bytes, %u chunks of %u", img->len,
+		(unsigned)ota_chunk_count(so->ota),
+		(unsigned)ota_chunk_size(so->ota));
+	(void)ota_start(so->ota, now_ms); /* a failure is reported */
+	session_ota_reap(s, now_ms);
+	return 0;
+}
+
+void
+session_ota_pump(struct session *s, uint64_t now_ms)
+{
+	if (s->ota == NULL || s->state == SESSION_CLOSED)
+		return;
+	ota_pump(s->ota->ota, now_ms);
+	session_ota_reap(s, now_ms);
+}
+
+bool
+session_ota_active(const struct session *s)
+{
+	return s->ota != NULL;
 }

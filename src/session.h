@@ -236,4 +236,43 @@ void session_set_log_ctx(struct session *s, const char *ctx);
 /** @return API requests in flight plus queued (for tests, health) */
 size_t session_pending(const struct session *s);
 
+/*
+ * Firmware over the air (src/healer/ota.h, protocol.md §5). Additions by
+ * the OTA engineer.
+ */
+struct ota_image;
+struct ota_params;
+struct ota_report;
+
+/* Bytes the connection accepts now (the transfer's output budget). */
+typedef size_t (*session_ota_space_cb)(void *arg);
+/* Progress and the one final result of a transfer. */
+typedef void (*session_ota_report_cb)(void *arg, const struct ota_report *r);
+
+/**
+ * Send a firmware image to the device of a READY session. While the
+ * transfer runs the session routes its messages to it (ACKs by message
+ * ID, UpdateReady and chunk replies by token, ChunkMissed, a device PUT
+ * u) and holds new API requests in its queue (the link is locked, §5.1);
+ * they go out when it ends. session_abort_requests() fails it with
+ * OTA_FAIL_DISCONNECTED. The chunk messages are kept within the device's
+ * message limit (p->max_msg is lowered to it).
+ * @param img shared image; the transfer holds a reference
+ * @param p parameters (NULL: defaults), copied
+ * @param space output budget callback; NULL = unlimited
+ * @param report called with arg for progress and exactly one final
+ *	result (possibly before this returns, e.g. when the send fails)
+ * @return 0, CINDER_ERR_UNAVAILABLE (not READY), CINDER_ERR_BUSY (a
+ *	transfer is already running), or ota_new()'s errors
+ */
+int session_ota_start(struct session *s, struct ota_image *img,
+		      const struct ota_params *p, session_ota_space_cb space,
+		      session_ota_report_cb report, void *arg, uint64_t now_ms);
+
+/** The connection's output drained: let the transfer send more. */
+void session_ota_pump(struct session *s, uint64_t now_ms);
+
+/** @return true while a transfer is attached */
+bool session_ota_active(const struct session *s);
+
 #endif

@@ -22,143 +22,28 @@
 #include "fw_app.h"
 #include "fw_crc32.h"
 #include "fw_err.h"
+#include "fw_memdev.h"
 
-#define PIPE_CAP 16384
-#define FLASH_SIZE 65536
-
-struct pipe {
-	uint8_t buf[PIPE_CAP];
-	size_t len;
-};
-
-static struct pipe d2s, s2d;
-static bool connected;
-static int closes;
-static uint32_t now;
-static uint8_t flash[FLASH_SIZE];
-
-static int
-tp_connect(void *ctx)
-{
-	(void)ctx;
-	return connected ? 0 : FW_ERR_AGAIN; /* reconnects stay pending */
-}
-
-static int
-tp_send(void *ctx, const uint8_t *buf, size_t len)
-{
-	(void)ctx;
-	if (!connected)
-		return FW_ERR_IO;
-	ck_assert_uint_le(d2s.len + len, PIPE_CAP);
-	memcpy(d2s.buf + d2s.len, buf, len);
-	d2s.len += len;
-	return (int)len;
-}
-
-static int
-tp_recv(void *ctx, uint8_t *buf, size_t cap)
-{
-	size_t n = s2d.len < cap ? s2d.len : cap;
-
-	(void)ctx;
-	if (!connected)
-		return FW_ERR_IO;
-	memcpy(buf, s2d.buf, n);
-	memmove(s2d.buf, s2d.buf + n, s2d.len - n);
-	s2d.len -= n;
-	return (int)n;
-}
-
-static void
-tp_close(void *ctx)
-{
-	(void)ctx;
-	connected = false;
-	closes++;
-}
-
-static uint32_t
-tp_millis(void *ctx)
-{
-	(void)ctx;
-	return now;
-}
-
-static int
-tp_random(void *ctx, uint8_t *buf, size_t len)
-{
-	(void)ctx;
-	memset(buf, 0x5a, len);
-	return 0;
-}
-
-static int
-tp_flash_read(void *ctx, uint32_t off, uint8_t *buf, size_t len)
-{
-	(void)ctx;
-	ck_assert_uint_le(off + len, FLASH_SIZE);
-	memcpy(buf, flash + off, len);
-	return 0;
-}
-
-static int
-tp_flash_write(void *ctx, uint32_t off, const uint8_t *buf, size_t len)
-{
-	(void)ctx;
-	ck_assert_uint_le(off + len, FLASH_SIZE);
-	memcpy(flash + off, buf, len);
-	return 0;
-}
-
-static int
-tp_flash_erase(void *ctx, uint32_t off, size_t len)
-{
-	(void)ctx;
-	ck_assert_uint_le(off + len, FLASH_SIZE);
-	memset(flash + off, 0xff, len);
-	return 0;
-}
+static struct fw_memdev md;
 
 /* ---- the test server ---------------------------------------------------- */
 
 static const uint8_t session_key[16] = "0123456789abcdef";
 static const uint8_t session_iv[16] = "fedcba9876543210";
-static struct fw_aes_chan srv;
-static uint8_t last[1024];
 static struct pcoap_msg msg; /* last message from the device */
 static uint16_t srv_mid = 1000;
 
 static void
 srv_send(const uint8_t *m, size_t len)
 {
-	size_t ct;
-
-	ck_assert_uint_le(s2d.len + 2 + len + 16, PIPE_CAP);
-	ck_assert_int_eq(fw_aes_chan_seal(&srv, m, len, s2d.buf + s2d.len + 2,
-					  PIPE_CAP - s2d.len - 2, &ct),
-			 0);
-	s2d.buf[s2d.len] = (uint8_t)(ct >> 8);
-	s2d.buf[s2d.len + 1] = (uint8_t)ct;
-	s2d.len += 2 + ct;
+	fw_memdev_server_send(&md, m, len);
 }
 
 /* Take the next device message into msg; false when none. */
 static bool
 srv_next(void)
 {
-	size_t len, n;
-
-	if (d2s.len < 2)
-		return false;
-	len = (size_t)d2s.buf[0] << 8 | d2s.buf[1];
-	ck_assert_uint_le(2 + len, d2s.len);
-	memcpy(last, d2s.buf + 2, len);
-	memmove(d2s.buf, d2s.buf + 2 + len, d2s.len - 2 - len);
-	d2s.len -= 2 + len;
-	ck_assert_int_eq(fw_aes_chan_open(&srv, last, len, &n), 0);
-	ck_assert_int_eq(pcoap_msg_decode(last, n, &msg), PCOAP_OK);
-	return true;
+	return fw_memdev_server_next(&md, &msg);
 }
 
 static void
@@ -262,24 +147,9 @@ make_app(bool with_modules, uint16_t requires)
 {
 	struct fw_app_config cfg;
 
-	memset(&d2s, 0, sizeof(d2s));
-	memset(&s2d, 0, sizeof(s2d));
-	connected = true;
-	closes = 0;
-	now = 5000;
+	fw_memdev_init(&md, &port);
 	n_ready = n_safemode = n_installed = n_rejected = n_begin = n_done = 0;
 	last_reject[0] = last_event[0] = last_call[0] = '\0';
-	memset(&port, 0, sizeof(port));
-	port.net_connect = tp_connect;
-	port.net_send = tp_send;
-	port.net_recv = tp_recv;
-	port.net_close = tp_close;
-	port.millis = tp_millis;
-	port.random = tp_random;
-	port.flash_read = tp_flash_read;
-	port.flash_write = tp_flash_write;
-	port.flash_erase = tp_flash_erase;
-	port.flash_size = FLASH_SIZE;
 
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(cfg.dev.id, "\x01\x23\x45\x67\x89\xab\xcd\xef\x01\x23\x45\x67",
@@ -322,7 +192,7 @@ step(void)
 	int i;
 
 	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(fw_app_step(&app, now), 0);
+		ck_assert_int_eq(fw_app_step(&app, md.now), 0);
 }
 
 /* Steps that may drop the connection (hostile input). */
@@ -332,7 +202,7 @@ step_any(void)
 	int i;
 
 	for (i = 0; i < 4; i++)
-		(void)fw_app_step(&app, now);
+		(void)fw_app_step(&app, md.now);
 }
 
 /* Start, open the channel with the test key, exchange Hellos, and drain
@@ -343,11 +213,11 @@ go_ready_raw(void)
 	uint8_t m[64];
 	size_t n;
 
-	fw_app_start(&app, now);
+	fw_app_start(&app, md.now);
 	app.dev.state = FW_DEVICE_HELLO;
-	app.dev.deadline = now + FW_DEVICE_HELLO_TIMEOUT;
+	app.dev.deadline = md.now + FW_DEVICE_HELLO_TIMEOUT;
 	fw_aes_chan_init(&app.dev.chan, session_key, session_iv);
-	fw_aes_chan_init(&srv, session_key, session_iv);
+	fw_aes_chan_init(&md.srv, session_key, session_iv);
 	ck_assert_int_eq(pcoap_build_hello(m, sizeof(m), &n, srv_mid++, NULL),
 			 PCOAP_OK);
 	srv_send(m, n);
@@ -483,7 +353,7 @@ START_TEST(test_fw_app_describe_variables_and_modules)
 	ck_assert_int_eq(fw_app_variable(&app, "greeting", FW_VAR_STRING,
 					 greeting, NULL, NULL),
 			 0);
-	fw_app_start(&app, now);
+	fw_app_start(&app, md.now);
 	ck_assert(!app.safe_mode);
 	ck_assert_int_eq(fw_app_describe(&app, 0, buf, sizeof(buf), &len), 0);
 	ck_assert_msg(strncmp(buf, want_head, strlen(want_head)) == 0, "%s",
@@ -787,7 +657,7 @@ START_TEST(test_fw_app_publish_rate_limit)
 				 0);
 		step();
 		expect_event("temp", "23", true);
-		now += 100;
+		md.now += 100;
 	}
 	/* fifth within one second: refused locally, nothing sent */
 	ck_assert_int_eq(fw_app_publish(&app, "temp", "23", 60, 0),
@@ -800,7 +670,7 @@ START_TEST(test_fw_app_publish_rate_limit)
 	expect_event("spark/device/x", "", true);
 	srv_expect_none();
 	/* one second after the first, one slot is free again */
-	now = now - 400 + 1000;
+	md.now = md.now - 400 + 1000;
 	ck_assert_int_eq(
 		fw_app_publish(&app, "temp", "24", 120,
 			       FW_PUBLISH_PUBLIC | FW_PUBLISH_WITH_ACK),
@@ -818,7 +688,7 @@ START_TEST(test_fw_app_publish_rate_limit)
 	ck_assert_ptr_nonnull(o);
 	ck_assert_uint_eq(o->len, 3);
 	/* TTL 60: no Max-Age; NO_ACK wins over WITH_ACK */
-	now += 1000;
+	md.now += 1000;
 	ck_assert_int_eq(
 		fw_app_publish(&app, "temp", "26", 60,
 			       FW_PUBLISH_NO_ACK | FW_PUBLISH_WITH_ACK),
@@ -850,7 +720,7 @@ START_TEST(test_fw_app_publish_system_budget)
 			 FW_ERR_LIMIT);
 	/* user events are unaffected */
 	ck_assert_int_eq(fw_app_publish(&app, "user", "1", 60, 0), 0);
-	now += FW_APP_SYS_WINDOW;
+	md.now += FW_APP_SYS_WINDOW;
 	ck_assert_int_eq(fw_app_publish(&app, "spark/y", "1", 60, 0), 0);
 }
 END_TEST
@@ -967,12 +837,12 @@ START_TEST(test_fw_app_subscribe_resent_after_reset)
 			 0);
 	go_ready();
 	send_event("spark/device/reset", "reboot");
-	ck_assert_int_eq(closes, 1);
+	ck_assert_int_eq(md.closes, 1);
 	ck_assert(!fw_device_is_ready(&app.dev));
 	ck_assert_int_eq(app.dev.last_err, FW_ERR_RESET);
 
 	/* the same device connects again: everything is re-sent */
-	connected = true;
+	md.connected = true;
 	n_ready = 0;
 	go_ready_raw();
 	expect_event("spark/hardware/max_binary", "65536", true);
@@ -985,9 +855,9 @@ START_TEST(test_fw_app_subscribe_resent_after_reset)
 	while (srv_next())
 		;
 	send_event("spark/device/reset", "safe mode");
-	ck_assert_int_eq(closes, 2);
+	ck_assert_int_eq(md.closes, 2);
 	ck_assert(app.safe_mode);
-	connected = true;
+	md.connected = true;
 	n_ready = 0;
 	go_ready_raw();
 	expect_event("spark/hardware/max_binary", "65536", true);
@@ -1001,47 +871,13 @@ END_TEST
 static uint8_t image[3000];
 static size_t image_len;
 
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
 /* A user part image (§5.8) of len bytes: prefix, filler, suffix, CRC. */
 static void
 make_image(size_t len, uint16_t version, uint16_t platform, uint16_t needs)
 {
-	uint32_t start = 0x08080000, crc;
-	size_t mlen = len - 4, i;
-
-	ck_assert_uint_le(len, sizeof(image));
 	memset(image, 0, sizeof(image));
-	put_le32(image, start);
-	put_le32(image + 4, start + (uint32_t)mlen);
-	image[10] = (uint8_t)version;
-	image[11] = (uint8_t)(version >> 8);
-	image[12] = (uint8_t)platform;
-	image[13] = (uint8_t)(platform >> 8);
-	image[14] = FW_MOD_USER;
-	image[15] = 1;
-	image[16] = FW_MOD_SYSTEM;
-	image[17] = 2;
-	image[18] = (uint8_t)needs;
-	image[19] = (uint8_t)(needs >> 8);
-	for (i = 24; i < mlen - 40; i++)
-		image[i] = (uint8_t)(i * 31);
-	for (i = 0; i < 32; i++)
-		image[mlen - 34 + i] = (uint8_t)(0xa0 + i);
-	image[mlen - 2] = 40; /* suffix size, LE */
-	image[mlen - 1] = 0;
-	crc = fw_crc32(0, image, mlen);
-	image[mlen] = (uint8_t)(crc >> 24);
-	image[mlen + 1] = (uint8_t)(crc >> 16);
-	image[mlen + 2] = (uint8_t)(crc >> 8);
-	image[mlen + 3] = (uint8_t)crc;
+	fw_memdev_user_image(image, sizeof(image), len, version, platform,
+			     needs);
 	image_len = len;
 }
 
@@ -1157,11 +993,11 @@ START_TEST(test_fw_ota_normal)
 	ck_assert_uint_eq(u->hash[0], 0xa0);
 	/* then the device resets, with Hello flag 0x01 next time */
 	step();
-	ck_assert_int_eq(closes, 1);
+	ck_assert_int_eq(md.closes, 1);
 	ck_assert(!fw_device_is_ready(&app.dev));
 	ck_assert_uint_eq(app.dev.cfg.hello_flags & PCOAP_HELLO_F_OTA_DONE,
 			  PCOAP_HELLO_F_OTA_DONE);
-	connected = true;
+	md.connected = true;
 	n_ready = 0;
 	go_ready_raw();
 	ck_assert_uint_eq(app.dev.cfg.hello_flags & PCOAP_HELLO_F_OTA_DONE, 0);
@@ -1278,7 +1114,7 @@ START_TEST(test_fw_ota_bad_image)
 
 	/* header whose end does not match the file length */
 	make_image(1200, 10, 3, 1512);
-	put_le32(image + 4, 0x08080000 + 100);
+	fw_memdev_put_le32(image + 4, 0x08080000 + 100);
 	ota_all(512, 32);
 	srv_expect();
 	ck_assert_int_eq(msg.code, PCOAP_CODE_BAD_REQUEST);
@@ -1316,7 +1152,7 @@ START_TEST(test_fw_ota_disabled)
 	send_begin(false, 512, 41);
 	expect_ready_reply(41, 0);
 	/* too big for the flash area */
-	image_len = FLASH_SIZE + 1;
+	image_len = FW_MEMDEV_FLASH_SIZE + 1;
 	send_begin(false, 512, 42);
 	srv_expect();
 	ck_assert_int_eq(msg.code, PCOAP_CODE_BAD_REQUEST);
@@ -1331,7 +1167,7 @@ START_TEST(test_fw_ota_timeout)
 	send_begin(false, 512, 9);
 	expect_ready_reply(9, 0);
 	ck_assert(app.ota.active);
-	now += FW_APP_OTA_TIMEOUT;
+	md.now += FW_APP_OTA_TIMEOUT;
 	step();
 	ck_assert(!app.ota.active);
 	ck_assert_str_eq(last_reject, "timeout");
@@ -1343,7 +1179,7 @@ START_TEST(test_fw_ota_timeout)
 	expect_ready_reply(10, 0);
 	send_event("spark/device/reset", "network");
 	ck_assert(!fw_device_is_ready(&app.dev));
-	connected = true;
+	md.connected = true;
 	n_ready = 0;
 	go_ready();
 	ck_assert(!app.ota.active);
@@ -1378,8 +1214,8 @@ START_TEST(test_fw_modules_safe_mode)
 
 	memset(p, 0, sizeof(p));
 	ck_assert_int_eq(fw_module_parse_prefix(p, &mi), FW_ERR_MALFORMED);
-	put_le32(p, 0x1000);
-	put_le32(p + 4, 0x2000);
+	fw_memdev_put_le32(p, 0x1000);
+	fw_memdev_put_le32(p + 4, 0x2000);
 	p[14] = FW_MOD_SYSTEM;
 	p[15] = 2;
 	ck_assert_int_eq(fw_module_parse_prefix(p, &mi), 0);
@@ -1444,9 +1280,9 @@ START_TEST(test_fw_app_step_mutated_messages)
 			go_ready();
 		}
 		if (!fw_device_is_ready(&app.dev)) {
-			connected = true;
+			md.connected = true;
 			n_ready = 0;
-			d2s.len = s2d.len = 0;
+			md.d2s.len = md.s2d.len = 0;
 			go_ready();
 		}
 		rng ^= rng << 13;

@@ -14,6 +14,7 @@
 
 #include "coap/pcoap.h"
 #include "err.h"
+#include "healer/ota.h"
 #include "mutate.h"
 #include "session.h"
 
@@ -683,8 +684,8 @@ START_TEST(test_session_settle_redescribe)
 	FEED(s, 1100, pcoap_build_event, PCOAP_NON, 1001, true,
 	     "spark/hardware/ota_chunk_size", 29, 60, (const uint8_t *)"512",
 	     3);
-	FEED(s, 1200, pcoap_build_subscribe, 1002, "spark", 5,
-	     PCOAP_SCOPE_MINE, NULL, 0);
+	FEED(s, 1200, pcoap_build_subscribe, 1002, "spark", 5, PCOAP_SCOPE_MINE,
+	     NULL, 0);
 	ck_assert_int_eq(feed_hex(s, "410103eb07b174", 1250), 0);
 	ck_assert_uint_eq(F.n_sent, 4); /* subscribe ACK, time reply */
 	ck_assert_int_eq(session_tick(s, 1250), SESSION_SETTLE_QUIET_MS);
@@ -789,13 +790,12 @@ START_TEST(test_session_input_hello_extended)
 	ck_assert_int_eq(session_state(s), SESSION_READY);
 	memset(arg, 'a', sizeof(arg) - 1);
 	arg[sizeof(arg) - 1] = '\0';
-	ck_assert_int_eq(session_request_function(s, 1, "digitalread", arg, 0,
-						  1000),
-			 CINDER_ERR_TOO_BIG);
+	ck_assert_int_eq(
+		session_request_function(s, 1, "digitalread", arg, 0, 1000),
+		CINDER_ERR_TOO_BIG);
 	arg[400] = '\0';
-	ck_assert_int_eq(session_request_function(s, 2, "digitalread", arg, 0,
-						  1000),
-			 0);
+	ck_assert_int_eq(
+		session_request_function(s, 2, "digitalread", arg, 0, 1000), 0);
 	session_free(s);
 }
 END_TEST
@@ -1481,6 +1481,195 @@ START_TEST(test_session_input_mutated)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- */
+/* Firmware over the air attached to the session.                      */
+
+static int ota_success, ota_failed;
+static enum ota_fail ota_reason;
+
+static void
+fake_ota_report(void *arg, const struct ota_report *r)
+{
+	ck_assert_ptr_eq(arg, &F);
+	if (r->ev == OTA_EV_SUCCESS)
+		ota_success++;
+	else if (r->ev == OTA_EV_FAILED) {
+		ota_failed++;
+		ota_reason = r->reason;
+	}
+}
+
+static struct ota_image *
+ota_test_image(size_t len)
+{
+	uint8_t buf[4096];
+	size_t i;
+
+	ck_assert_uint_le(len, sizeof(buf));
+	for (i = 0; i < len; i++)
+		buf[i] = (uint8_t)(i * 7);
+	return ota_image_new(buf, len);
+}
+
+/* How many messages of a kind the session sent. */
+static int
+count_sent(int kind)
+{
+	struct pcoap_msg m;
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < F.n_sent; i++) {
+		decode_sent(i, &m);
+		n += pcoap_particle_kind(&m) == kind;
+	}
+	return n;
+}
+
+START_TEST(test_session_ota_routes_and_locks)
+{
+	struct session *s = ready_session();
+	struct ota_params p = {.fast = true};
+	struct ota_image *img = ota_test_image(2000);
+	struct pcoap_chunk c;
+	struct pcoap_msg m;
+	uint16_t begin_mid, done_mid, missing = 2;
+	uint8_t begin_tok, done_tok, fn_tok;
+	size_t i, base;
+
+	ota_success = ota_failed = 0;
+	/* a function call in flight before the flash */
+	ck_assert_int_eq(session_request_function(s, 1, "led", "on", 0, 60000),
+			 0);
+	fn_tok = sent_token(0);
+	ck_assert_int_eq(
+		session_ota_start(s, img, &p, NULL, fake_ota_report, &F, 0), 0);
+	ota_image_unref(img); /* the transfer holds its own reference */
+	ck_assert(session_ota_active(s));
+	ck_assert_int_eq(
+		session_ota_start(s, img, &p, NULL, fake_ota_report, &F, 0),
+		CINDER_ERR_BUSY);
+	ck_assert_uint_eq(F.n_sent, 2);
+	decode_sent(1, &m);
+	ck_assert_int_eq(pcoap_particle_kind(&m), PCOAP_KIND_UPDATE_BEGIN);
+	begin_mid = m.mid;
+	begin_tok = m.token.p[0];
+	ck_assert_uint_eq(begin_mid, 503);
+	ck_assert_uint_ne(begin_tok, fn_tok);
+	/* the link is locked: a new request waits */
+	ck_assert_int_eq(session_request_variable(s, 2, "temp", 0, 60000), 0);
+	ck_assert_uint_eq(F.n_sent, 2);
+	ck_assert_uint_eq(session_pending(s), 2);
+	/* UpdateBegin accepted, UpdateReady (fast) */
+	FEED(s, 0, pcoap_build_empty_ack, begin_mid);
+	FEED(s, 0, pcoap_build_update_ready, 1001, begin_tok, 1);
+	ck_assert_uint_eq(F.n_sent, 2 + 4 + 1);
+	for (i = 2; i < 6; i++) {
+		decode_sent(i, &m);
+		ck_assert_int_eq(pcoap_parse_chunk(&m, &c), PCOAP_OK);
+		ck_assert_uint_eq(c.index, i - 2);
+		ck_assert_uint_ne(c.token, fn_tok);
+	}
+	decode_sent(6, &m);
+	ck_assert_int_eq(pcoap_particle_kind(&m), PCOAP_KIND_UPDATE_DONE);
+	done_mid = m.mid;
+	done_tok = m.token.p[0];
+	/* the function's answer still reaches its request */
+	FEED(s, 0, pcoap_build_function_return, 1002, fn_tok, 1);
+	ck_assert_uint_eq(F.n_done, 1);
+	ck_assert_int_eq(F.done[0].int_value, 1);
+	/* events still go up */
+	FEED(s, 0, pcoap_build_event, PCOAP_NON, 1003, true, "t", 1, 60,
+	     (const uint8_t *)"1", 1);
+	ck_assert_int_eq(F.n_events, 1);
+	/* chunk 2 lost: 4.00, a CON ChunkMissed (ACKed), resend, done */
+	ck_assert_int_eq(
+		session_input(s,
+			      (const uint8_t[]){0x61, 0x80,
+						(uint8_t)(done_mid >> 8),
+						(uint8_t)done_mid, done_tok},
+			      5, 0),
+		0);
+	base = F.n_sent;
+	FEED(s, 0, pcoap_build_chunk_missed, PCOAP_CON, 1004, &missing, 1);
+	ck_assert_uint_eq(F.n_sent, base + 3);
+	assert_sent_hex(base, "600003ec");
+	decode_sent(base + 1, &m);
+	ck_assert_int_eq(pcoap_parse_chunk(&m, &c), PCOAP_OK);
+	ck_assert_uint_eq(c.index, 2);
+	decode_sent(base + 2, &m);
+	ck_assert_int_eq(pcoap_particle_kind(&m), PCOAP_KIND_UPDATE_DONE);
+	/* complete: success, the transfer detaches, the variable goes out */
+	FEED(s, 0, pcoap_build_reply, PCOAP_ACK, PCOAP_CODE_CHANGED, m.mid,
+	     m.token.p, 1, (const uint8_t *)"{\"r\":\"ok\"}", 10);
+	ck_assert_int_eq(ota_success, 1);
+	ck_assert(!session_ota_active(s));
+	ck_assert_uint_eq(F.n_sent, base + 4);
+	decode_sent(base + 3, &m);
+	ck_assert_int_eq(pcoap_particle_kind(&m), PCOAP_KIND_VARIABLE);
+	ck_assert_int_eq(session_stats(s)->dropped_unknown, 0);
+	session_free(s);
+}
+END_TEST
+
+START_TEST(test_session_ota_timeouts_and_abort)
+{
+	struct session *s = session_new(&fake_ops, NULL, 500, 0);
+	struct ota_image *img = ota_test_image(1000);
+	int64_t next;
+
+	ota_success = ota_failed = 0;
+	ck_assert_int_eq(
+		session_ota_start(s, img, NULL, NULL, fake_ota_report, &F, 0),
+		CINDER_ERR_UNAVAILABLE);
+	session_free(s);
+	s = ready_session();
+	ck_assert_int_eq(
+		session_ota_start(s, img, NULL, NULL, fake_ota_report, &F, 0),
+		0);
+	/* the session's tick drives UpdateBegin resends (the settle
+	   re-describe goes out on its own schedule) */
+	next = session_tick(s, 0);
+	ck_assert_int_le(next, OTA_BEGIN_TIMEOUT_MS);
+	next = session_tick(s, SESSION_SETTLE_MAX_MS);
+	ck_assert_int_eq(count_sent(PCOAP_KIND_UPDATE_BEGIN), 1);
+	ck_assert_int_le(next, OTA_BEGIN_TIMEOUT_MS - SESSION_SETTLE_MAX_MS);
+	ck_assert_int_ge(session_tick(s, OTA_BEGIN_TIMEOUT_MS - 1), 0);
+	ck_assert_int_eq(count_sent(PCOAP_KIND_UPDATE_BEGIN), 1);
+	ck_assert_int_ge(session_tick(s, OTA_BEGIN_TIMEOUT_MS), 0);
+	ck_assert_int_eq(count_sent(PCOAP_KIND_UPDATE_BEGIN), 2);
+	ck_assert_int_eq(ota_failed, 0);
+	/* the connection ends: failed once, as disconnected */
+	session_abort_requests(s);
+	ck_assert_int_eq(ota_failed, 1);
+	ck_assert_int_eq(ota_reason, OTA_FAIL_DISCONNECTED);
+	ck_assert(!session_ota_active(s));
+	session_abort_requests(s);
+	ck_assert_int_eq(ota_failed, 1);
+	session_free(s);
+
+	/* the device refuses: the lock is released at once */
+	F.n_sent = 0;
+	s = ready_session();
+	ck_assert_int_eq(
+		session_ota_start(s, img, NULL, NULL, fake_ota_report, &F, 0),
+		0);
+	ck_assert_int_eq(session_request_variable(s, 3, "x", 0, 60000), 0);
+	ck_assert_uint_eq(F.n_sent, 1);
+	ck_assert_int_eq(feed_hex(s, "608001f6", 0), 0); /* 4.00, no token */
+	ck_assert_int_eq(ota_failed, 2);
+	ck_assert_int_eq(ota_reason, OTA_FAIL_REFUSED);
+	ck_assert_uint_eq(F.n_sent, 2);
+	/* a transfer left attached is freed silently with the session */
+	ck_assert_int_eq(
+		session_ota_start(s, img, NULL, NULL, fake_ota_report, &F, 0),
+		0);
+	ota_image_unref(img);
+	session_free(s);
+	ck_assert_int_eq(ota_failed, 2);
+}
+END_TEST
+
 static Suite *
 session_suite(void)
 {
@@ -1523,6 +1712,12 @@ session_suite(void)
 	tcase_add_test(tc, test_session_request_reentrant);
 	tcase_add_test(tc, test_session_abort_requests_once);
 	tcase_add_test(tc, test_session_send_failure_closes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("ota");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_test(tc, test_session_ota_routes_and_locks);
+	tcase_add_test(tc, test_session_ota_timeouts_and_abort);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("device_messages");
