@@ -36,6 +36,15 @@ struct conf {
 	char *rate_limits; /* "all=N,token=N,lock=N" or "" */
 	int trust_proxy;   /* client IP from X-Forwarded-For (0/1) */
 	char *web_root;	   /* static console files, "" = none */
+	char *webhook_allow_nets;  /* CIDRs deliveries may reach anyway */
+	char *webhook_retry;	   /* retry delays in seconds, "30,60" */
+	char *webhook_ca_file;	   /* CA bundle for https deliveries */
+	int webhook_timeout;	   /* seconds for one delivery */
+	int webhook_queue_max;	   /* unfinished deliveries per webhook */
+	int webhook_max_inflight;  /* requests in flight per webhook */
+	int webhook_user_inflight; /* requests in flight per user */
+	int webhook_host_errors;   /* failures before a host is skipped */
+	int webhook_host_sleep;	   /* seconds a failing host is skipped */
 	char *config_file; /* path it was loaded from, or NULL */
 };
 
