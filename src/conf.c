@@ -89,7 +89,8 @@ static const struct key_def keys[] = {
 	{"webhook_timeout", KEY_INT, OFF(webhook_timeout), "20", 1, 300,
 	 "seconds a webhook receiver has to answer"},
 	{"webhook_queue_max", KEY_INT, OFF(webhook_queue_max), "1000", 1,
-	 1000000, "unfinished deliveries per webhook; more are refused "
+	 1000000,
+	 "unfinished deliveries per webhook; more are refused "
 	 "and counted"},
 	{"webhook_max_inflight", KEY_INT, OFF(webhook_max_inflight), "16", 1,
 	 10000, "webhook requests in flight per webhook"},

@@ -45,7 +45,7 @@ struct conf {
 	int webhook_user_inflight; /* requests in flight per user */
 	int webhook_host_errors;   /* failures before a host is skipped */
 	int webhook_host_sleep;	   /* seconds a failing host is skipped */
-	char *config_file; /* path it was loaded from, or NULL */
+	char *config_file;	   /* path it was loaded from, or NULL */
 };
 
 /** Size of the error message buffer callers pass to conf_load(). */

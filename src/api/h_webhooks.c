@@ -74,10 +74,10 @@ create(struct http_request *req, void *arg, enum webhook_style style)
 		return CINDER_ERR_AUTH;
 	if ((canon = definition(req, style)) == NULL)
 		return 0;
-	return suspend_or(req,
-			  webhook_create(arg, u->id, canon,
-					 http_request_id(req), style),
-			  "create");
+	return suspend_or(
+		req,
+		webhook_create(arg, u->id, canon, http_request_id(req), style),
+		"create");
 }
 
 static int
@@ -87,7 +87,8 @@ list(struct http_request *req, void *arg, enum webhook_style style)
 
 	if (u == NULL)
 		return CINDER_ERR_AUTH;
-	return http_respond_json(req, 200, webhook_list_json(arg, u->id, style));
+	return http_respond_json(req, 200,
+				 webhook_list_json(arg, u->id, style));
 }
 
 static int

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "err.h"
+#include "sse.h"
 #include "webhook/hookdef.h"
 #include "webhook/template.h"
 #include "xmalloc.h"
@@ -82,14 +82,14 @@ get_bool(const json_t *in, const char *field, bool dflt, bool *out, char *err,
 		*out = false;
 		return 0;
 	}
-	return fail(err, errlen, CINDER_ERR_INVAL,
-		    "%s: must be true or false", field);
+	return fail(err, errlen, CINDER_ERR_INVAL, "%s: must be true or false",
+		    field);
 }
 
 /* An optional template string field, copied into out. */
 static int
-opt_tpl(const json_t *in, json_t *out, const char *field, size_t max,
-	char *err, size_t errlen)
+opt_tpl(const json_t *in, json_t *out, const char *field, size_t max, char *err,
+	size_t errlen)
 {
 	const json_t *v = json_object_get(in, field);
 	int r;
@@ -99,8 +99,7 @@ opt_tpl(const json_t *in, json_t *out, const char *field, size_t max,
 	if (!json_is_string(v))
 		return fail(err, errlen, CINDER_ERR_INVAL,
 			    "%s: must be a string", field);
-	if ((r = check_tpl(field, json_string_value(v), max, err, errlen)) !=
-	    0)
+	if ((r = check_tpl(field, json_string_value(v), max, err, errlen)) != 0)
 		return r;
 	json_object_set(out, field, (json_t *)v);
 	return 0;
@@ -128,13 +127,14 @@ opt_map(const json_t *in, json_t *out, const char *field, char *err,
 			    "%s: more than %d entries", field,
 			    HOOKDEF_MAX_ENTRIES);
 	m = json_object();
-	json_object_foreach ((json_t *)v, k, e) {
+	json_object_foreach((json_t *)v, k, e)
+	{
 		const char *s;
 
 		snprintf(sub, sizeof(sub), "%s.%.64s", field, k);
 		if (k[0] == '\0') {
-			r = fail(err, errlen, CINDER_ERR_INVAL,
-				 "%s: empty key", field);
+			r = fail(err, errlen, CINDER_ERR_INVAL, "%s: empty key",
+				 field);
 			break;
 		}
 		if (json_is_string(e))
@@ -185,17 +185,19 @@ check_json_tree(const json_t *v, int depth, char *err, size_t errlen)
 		return check_tpl("json", json_string_value(v),
 				 HOOKDEF_FIELD_MAX, err, errlen);
 	if (json_is_object(v)) {
-		json_object_foreach ((json_t *)v, k, e) {
-			if ((r = check_tpl("json", k, 1024, err, errlen)) != 0 ||
+		json_object_foreach((json_t *)v, k, e)
+		{
+			if ((r = check_tpl("json", k, 1024, err, errlen)) !=
+				    0 ||
 			    (r = check_json_tree(e, depth + 1, err, errlen)) !=
 				    0)
 				return r;
 		}
 	} else if (json_is_array(v)) {
-		json_array_foreach (v, i, e)
-			if ((r = check_json_tree(e, depth + 1, err, errlen)) !=
-			    0)
-				return r;
+		json_array_foreach(v, i,
+				   e) if ((r = check_json_tree(e, depth + 1,
+							       err, errlen)) !=
+					  0) return r;
 	}
 	return 0;
 }
@@ -246,8 +248,7 @@ hookdef_validate(const json_t *in, json_t **outp, char *err, size_t errlen)
 	s = json_string_value(v);
 	if (json_string_length(v) > HOOKDEF_EVENT_MAX) {
 		r = fail(err, errlen, CINDER_ERR_TOO_BIG,
-			 "event: longer than %d characters",
-			 HOOKDEF_EVENT_MAX);
+			 "event: longer than %d characters", HOOKDEF_EVENT_MAX);
 		goto out;
 	}
 	for (i = 0; s[i] != '\0'; i++)
@@ -260,8 +261,7 @@ hookdef_validate(const json_t *in, json_t **outp, char *err, size_t errlen)
 	/* url */
 	v = json_object_get(in, "url");
 	if (v == NULL || !json_is_string(v) || json_string_length(v) == 0) {
-		r = fail(err, errlen, CINDER_ERR_INVAL,
-			 "url: no url provided");
+		r = fail(err, errlen, CINDER_ERR_INVAL, "url: no url provided");
 		goto out;
 	}
 	s = json_string_value(v);
@@ -358,8 +358,7 @@ hookdef_validate(const json_t *in, json_t **outp, char *err, size_t errlen)
 	if ((r = opt_map(in, out, "form", err, errlen)) != 0)
 		goto out;
 	nbody += json_object_get(out, "form") != NULL;
-	if ((r = opt_tpl(in, out, "body", HOOKDEF_FIELD_MAX, err, errlen)) !=
-	    0)
+	if ((r = opt_tpl(in, out, "body", HOOKDEF_FIELD_MAX, err, errlen)) != 0)
 		goto out;
 	nbody += json_object_get(out, "body") != NULL;
 	if (nbody > 1) {
@@ -383,16 +382,16 @@ hookdef_validate(const json_t *in, json_t **outp, char *err, size_t errlen)
 				 "\"password\": ...} strings");
 			goto out;
 		}
-		if ((r = check_tpl("auth.username", json_string_value(u),
-				   1024, err, errlen)) != 0 ||
+		if ((r = check_tpl("auth.username", json_string_value(u), 1024,
+				   err, errlen)) != 0 ||
 		    (p != NULL &&
-		     (r = check_tpl("auth.password", json_string_value(p),
-				    1024, err, errlen)) != 0))
+		     (r = check_tpl("auth.password", json_string_value(p), 1024,
+				    err, errlen)) != 0))
 			goto out;
-		json_object_set_new(
-			out, "auth",
-			json_pack("{s:O, s:s}", "username", u, "password",
-				  p ? json_string_value(p) : ""));
+		json_object_set_new(out, "auth",
+				    json_pack("{s:O, s:s}", "username", u,
+					      "password",
+					      p ? json_string_value(p) : ""));
 	}
 	if ((r = opt_tpl(in, out, "responseTopic", 1024, err, errlen)) != 0 ||
 	    (r = opt_tpl(in, out, "errorResponseTopic", 1024, err, errlen)) !=
@@ -410,26 +409,12 @@ out:
 
 /* ---- the context of an event ---- */
 
-void
-hookdef_format_time(uint64_t ms, char buf[25])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	char tmp[80];
-
-	gmtime_r(&t, &tm);
-	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
-		 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
-	memcpy(buf, tmp, 24);
-	buf[24] = '\0';
-}
-
 static char *
 base64(const uint8_t *p, size_t n)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs"
-				  "tuvwxyz0123456789+/";
+	static const char tbl[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs"
+		"tuvwxyz0123456789+/";
 	char *out = xmalloc((n + 2) / 3 * 4 + 1), *o = out;
 	size_t i;
 
@@ -483,7 +468,7 @@ hookdef_context(const struct hookdef_event *e)
 	}
 	if (ctx == NULL)
 		ctx = json_object();
-	hookdef_format_time(e->published_ms, when);
+	sse_format_time(e->published_ms, when);
 	data = e->data != NULL ? json_stringn_nocheck(e->data, e->data_len)
 			       : json_null();
 	if (data == NULL) /* NUL in data: take the text before it */
@@ -526,7 +511,8 @@ hookdef_urlencode(const char *s)
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+		if (isalnum(c) || c == '-' || c == '_' || c == '.' ||
+		    c == '~') {
 			*o++ = (char)c;
 		} else {
 			*o++ = '%';
@@ -582,7 +568,8 @@ form_map(char **acc, const json_t *m, const json_t *ctx)
 	json_t *v;
 	int r;
 
-	json_object_foreach ((json_t *)m, k, v) {
+	json_object_foreach((json_t *)m, k, v)
+	{
 		if ((r = form_add(acc, k, json_string_value(v), true, ctx)) !=
 		    0)
 			return r;
@@ -597,7 +584,7 @@ form_defaults(char **acc, const json_t *ctx)
 	json_t *d = default_fields(ctx), *v;
 	const char *k;
 
-	json_object_foreach (d, k, v)
+	json_object_foreach(d, k, v)
 		form_add(acc, k, json_is_string(v) ? json_string_value(v) : "",
 			 false, ctx);
 	json_decref(d);
@@ -623,7 +610,8 @@ render_tree(const json_t *v, const json_t *ctx)
 	}
 	if (json_is_object(v)) {
 		out = json_object();
-		json_object_foreach ((json_t *)v, k, e) {
+		json_object_foreach((json_t *)v, k, e)
+		{
 			json_t *r = render_tree(e, ctx);
 
 			rk = render(k, ctx);
@@ -640,7 +628,8 @@ render_tree(const json_t *v, const json_t *ctx)
 	}
 	if (json_is_array(v)) {
 		out = json_array();
-		json_array_foreach (v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			json_t *r = render_tree(e, ctx);
 
 			if (r == NULL) {
@@ -657,8 +646,8 @@ render_tree(const json_t *v, const json_t *ctx)
 static void
 header_add(struct hookreq *r, const char *k, const char *v)
 {
-	r->headers = xreallocarray(r->headers, r->nheaders + 1,
-				   sizeof(*r->headers));
+	r->headers =
+		xreallocarray(r->headers, r->nheaders + 1, sizeof(*r->headers));
 	r->headers[r->nheaders++] = xasprintf("%s: %s", k, v);
 }
 
@@ -718,8 +707,7 @@ build_body(const json_t *def, const json_t *ctx, struct hookreq *out,
 	} else if (b != NULL) {
 		if ((out->body = render(json_string_value(b), ctx)) == NULL)
 			return CINDER_ERR_TOO_BIG;
-	} else if (strcmp(out->method, "GET") != 0 &&
-		   (f != NULL || defaults)) {
+	} else if (strcmp(out->method, "GET") != 0 && (f != NULL || defaults)) {
 		if (f != NULL && (r = form_map(&acc, f, ctx)) != 0) {
 			free(acc);
 			return r;
@@ -729,13 +717,14 @@ build_body(const json_t *def, const json_t *ctx, struct hookreq *out,
 			json_t *d = default_fields(ctx), *v;
 			const char *k;
 
-			json_object_foreach (d, k, v)
-				if (f == NULL || json_object_get(f, k) == NULL)
-					form_add(&acc, k,
-						 json_is_string(v)
-							 ? json_string_value(v)
-							 : "",
-						 false, ctx);
+			json_object_foreach(
+				d, k, v) if (f == NULL ||
+					     json_object_get(f, k) == NULL)
+				form_add(&acc, k,
+					 json_is_string(v)
+						 ? json_string_value(v)
+						 : "",
+					 false, ctx);
 			json_decref(d);
 		}
 		out->body = acc ? acc : xstrdup("");
@@ -796,9 +785,10 @@ hookreq_build(const json_t *def, const json_t *ctx, struct hookreq *out,
 	url = NULL;
 	if ((r = build_body(def, ctx, out, defaults, &ctype)) != 0)
 		goto toobig;
-	json_object_foreach ((json_t *)h, k, v) {
-		char *rk = render(k, ctx), *rv = render(json_string_value(v),
-							ctx);
+	json_object_foreach((json_t *)h, k, v)
+	{
+		char *rk = render(k, ctx),
+		     *rv = render(json_string_value(v), ctx);
 
 		if (rk == NULL || rv == NULL || strpbrk(rk, "\r\n:") ||
 		    strpbrk(rv, "\r\n") || rk[0] == '\0') {

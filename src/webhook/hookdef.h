@@ -15,13 +15,13 @@
 
 #include <jansson.h>
 
-#define HOOKDEF_ERRLEN 192	    /* size of error buffers */
-#define HOOKDEF_URL_MAX 2048	    /* longest url (template) */
-#define HOOKDEF_FIELD_MAX 16384	    /* longest template string */
-#define HOOKDEF_MAX_SIZE 65536	    /* longest definition as JSON */
-#define HOOKDEF_MAX_ENTRIES 64	    /* entries of headers, form, query */
-#define HOOKDEF_NAME_MAX 256	    /* longest display name */
-#define HOOKDEF_EVENT_MAX 64	    /* longest event prefix */
+#define HOOKDEF_ERRLEN 192	/* size of error buffers */
+#define HOOKDEF_URL_MAX 2048	/* longest url (template) */
+#define HOOKDEF_FIELD_MAX 16384 /* longest template string */
+#define HOOKDEF_MAX_SIZE 65536	/* longest definition as JSON */
+#define HOOKDEF_MAX_ENTRIES 64	/* entries of headers, form, query */
+#define HOOKDEF_NAME_MAX 256	/* longest display name */
+#define HOOKDEF_EVENT_MAX 64	/* longest event prefix */
 #define HOOKDEF_USER_AGENT "CinderBot/1.0 (ParticleBot/1.1 compatible)"
 
 /**
@@ -37,8 +37,7 @@
  * @param err receives "field: problem" when the definition is refused
  * @return 0, CINDER_ERR_INVAL or CINDER_ERR_TOO_BIG
  */
-int hookdef_validate(const json_t *in, json_t **outp, char *err,
-		     size_t errlen);
+int hookdef_validate(const json_t *in, json_t **outp, char *err, size_t errlen);
 
 /** An event as the webhook sees it. */
 struct hookdef_event {
@@ -91,9 +90,6 @@ void hookreq_clear(struct hookreq *r);
  */
 char *hookdef_render_field(const json_t *def, const char *field,
 			   const char *dflt, const json_t *ctx);
-
-/** Format Unix ms as 2026-01-02T03:04:05.678Z (buf of 25). */
-void hookdef_format_time(uint64_t ms, char buf[25]);
 
 /** Append s percent-encoded (form style: space as %20) to a string. */
 char *hookdef_urlencode(const char *s);

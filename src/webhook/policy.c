@@ -151,29 +151,31 @@ v6_refused(const uint8_t *a)
 	static const uint8_t zero[16];
 
 	if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
-		return true; /* :: and ::1 */
-	return (a[0] & 0xfe) == 0xfc ||			/* fc00::/7 */
+		return true;				  /* :: and ::1 */
+	return (a[0] & 0xfe) == 0xfc ||			  /* fc00::/7 */
 	       (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || /* fe80::/10 */
-	       a[0] == 0xff;				/* multicast */
+	       a[0] == 0xff;				  /* multicast */
 }
 
 bool
 policy_addr_allowed(const struct sockaddr *sa, const struct policy_nets *allow)
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
 					   0, 0, 0, 0, 0xff, 0xff};
 	uint8_t a[16];
 	int fam;
 	size_t i;
 
 	if (sa->sa_family == AF_INET) {
-		memcpy(a, &((const struct sockaddr_in *)(const void *)sa)
-				    ->sin_addr,
+		memcpy(a,
+		       &((const struct sockaddr_in *)(const void *)sa)
+				->sin_addr,
 		       4);
 		fam = AF_INET;
 	} else if (sa->sa_family == AF_INET6) {
-		memcpy(a, &((const struct sockaddr_in6 *)(const void *)sa)
-				    ->sin6_addr,
+		memcpy(a,
+		       &((const struct sockaddr_in6 *)(const void *)sa)
+				->sin6_addr,
 		       16);
 		fam = AF_INET6;
 		if (memcmp(a, mapped, 12) == 0) {

@@ -67,9 +67,9 @@ bool policy_host_skipping(const struct policy_host *h, uint64_t now_ms);
 /** Networks allowed in spite of the default refusal. */
 struct policy_nets {
 	struct {
-		int family;	   /* AF_INET or AF_INET6 */
-		uint8_t addr[16];  /* network address */
-		unsigned prefix;   /* prefix length */
+		int family;	  /* AF_INET or AF_INET6 */
+		uint8_t addr[16]; /* network address */
+		unsigned prefix;  /* prefix length */
 	} net[POLICY_MAX_NETS];
 	size_t n;
 };

@@ -26,7 +26,8 @@ struct tok {
 	size_t end; /* sections: index of the matching close */
 };
 
-struct template {
+struct template
+{
 	char *text; /* a copy of the source */
 	struct tok *toks;
 	size_t ntoks, cap;
@@ -136,8 +137,7 @@ template_parse(const char *text, size_t len, struct template **out, char *err,
 		while (nlen > 0 && is_space(name[nlen - 1]))
 			nlen--;
 		if (sigil == '>' || sigil == '=') {
-			seterr(err, errlen,
-			       "%s are not supported (offset %zu)",
+			seterr(err, errlen, "%s are not supported (offset %zu)",
 			       sigil == '>' ? "partials" : "delimiter changes",
 			       (size_t)(o - t->text));
 			goto out;
@@ -171,7 +171,8 @@ template_parse(const char *text, size_t len, struct template **out, char *err,
 
 			if (depth == 0) {
 				seterr(err, errlen,
-				       "closing tag {{/%.*s}} without a section",
+				       "closing tag {{/%.*s}} without a "
+				       "section",
 				       (int)(nlen > 40 ? 40 : nlen), name);
 				goto out;
 			}

@@ -17,10 +17,10 @@
 
 #include <jansson.h>
 
-#define TEMPLATE_MAX_LEN 65536	      /* longest template text */
-#define TEMPLATE_MAX_DEPTH 16	      /* sections nested at most */
+#define TEMPLATE_MAX_LEN 65536	       /* longest template text */
+#define TEMPLATE_MAX_DEPTH 16	       /* sections nested at most */
 #define TEMPLATE_MAX_OUT (1024 * 1024) /* longest rendering */
-#define TEMPLATE_ERRLEN 128	      /* size of error buffers */
+#define TEMPLATE_ERRLEN 128	       /* size of error buffers */
 
 struct template;
 
@@ -49,8 +49,8 @@ int template_render(const struct template *t, const json_t *ctx, char **outp,
 		    size_t *lenp);
 
 /** Parse and render in one call (errors as both). */
-int template_expand(const char *text, const json_t *ctx, char **outp,
-		    char *err, size_t errlen);
+int template_expand(const char *text, const json_t *ctx, char **outp, char *err,
+		    size_t errlen);
 
 /** @return 0 if text parses as a template, else as template_parse() */
 int template_check(const char *text, char *err, size_t errlen);

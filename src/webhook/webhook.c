@@ -34,11 +34,13 @@
 #include "events.h"
 #include "hmap.h"
 #include "log.h"
+#include "sse.h"
 #include "store.h"
 #include "webhook/hookdef.h"
 #include "webhook/policy.h"
 #include "webhook/template.h"
 #include "webhook/webhook.h"
+#include "webhook/webhook_int.h"
 #include "xmalloc.h"
 
 #define RESPONSE_MAX 100000 /* response bytes used (cloud-api.md §3.4) */
@@ -46,12 +48,6 @@
 #define POLL_MS 1000	    /* retry poll period */
 #define LOAD_RETRY_MS 2000  /* reload after a failed start-up read */
 #define MAX_HOSTS 4096	    /* failing hosts remembered */
-
-#define SQL_TIME(col)                                                          \
-	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
-	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
-struct hook;
 
 /* One delivery of one event to one webhook. */
 struct delivery {
@@ -66,8 +62,8 @@ struct delivery {
 	char coreid[25];
 	uint64_t published_ms;
 	uint32_t product_id;
-	uint64_t qid;	/* store query in flight, 0 = none */
-	CURL *easy;	/* while sending */
+	uint64_t qid; /* store query in flight, 0 = none */
+	CURL *easy;   /* while sending */
 	struct curl_slist *hdrs;
 	struct hookreq req;
 	char host[256];
@@ -79,29 +75,6 @@ struct delivery {
 	TAILQ_ENTRY(delivery) alink; /* in w->all */
 	bool queued;		     /* in hook->ready */
 };
-TAILQ_HEAD(dlist, delivery);
-
-struct hook_counters {
-	uint64_t sent, ok, failed, skipped, overflow, retried, given_up;
-};
-
-struct hook {
-	char id[25];
-	int64_t owner;
-	json_t *def; /* canonical definition */
-	char event[HOOKDEF_EVENT_MAX + 1];
-	char device_id[25];
-	bool disabled;
-	char created_at[32];
-	struct hook_counters c;
-	char last_error[512];
-	size_t queued;	 /* unfinished deliveries (rows) */
-	size_t inflight; /* requests on the wire */
-	bool overflowing;
-	struct dlist ready;
-	TAILQ_ENTRY(hook) link;
-};
-TAILQ_HEAD(hlist, hook);
 
 /* A store query owned by the module. */
 struct wq {
@@ -117,36 +90,6 @@ struct wq {
 struct sockev {
 	struct event *ev;
 	LIST_ENTRY(sockev) link;
-};
-
-struct user_count {
-	unsigned inflight;
-	size_t hooks;
-};
-
-struct webhook {
-	struct webhook_deps d;
-	char node[128];
-	struct policy_retry retry;
-	struct policy_nets allow;
-	CURLM *multi;
-	struct event *curl_timer;
-	struct event *poll_ev;
-	struct event *load_ev;
-	struct bus_sub *sub;
-	struct hmap *hooks;  /* id -> hook */
-	struct hlist hlist;  /* every hook, for matching */
-	struct hmap *users;  /* owner id -> user_count */
-	struct hmap *hosts;  /* host -> policy_host */
-	struct dlist all;    /* every delivery */
-	LIST_HEAD(, wq) qs;  /* store queries */
-	LIST_HEAD(, sockev) socks;
-	bool loaded;	     /* definitions loaded */
-	bool polling;	     /* a poll query is out */
-	struct {
-		uint64_t accepted, sent, ok, failed, skipped, overflow,
-			denied, db_errors;
-	} stats;
 };
 
 static uint64_t
@@ -170,10 +113,10 @@ wq_done(int r, const struct store_result *res, void *arg)
 	free(q);
 }
 
-static int
-wq_submit(struct webhook *w, unsigned flags, const char *sql, int n,
-	  const char *const *params, store_done_cb cb, void *arg,
-	  void (*arg_free)(void *))
+int
+webhook_wq_submit(struct webhook *w, unsigned flags, const char *sql, int n,
+		  const char *const *params, store_done_cb cb, void *arg,
+		  void (*arg_free)(void *))
 {
 	struct wq *q = xcalloc(1, sizeof(*q));
 	int r;
@@ -208,7 +151,8 @@ write_done(int r, const struct store_result *res, void *arg)
 static void
 write_q(struct webhook *w, const char *sql, int n, const char *const *p)
 {
-	if (wq_submit(w, STORE_Q_WRITE, sql, n, p, write_done, w, NULL) != 0) {
+	if (webhook_wq_submit(w, STORE_Q_WRITE, sql, n, p, write_done, w,
+			      NULL) != 0) {
 		w->stats.db_errors++;
 		log_warn("webhooks: could not queue a delivery update");
 	}
@@ -216,8 +160,8 @@ write_q(struct webhook *w, const char *sql, int n, const char *const *p)
 
 /* ---- hooks ---- */
 
-static struct user_count *
-user_get(struct webhook *w, int64_t owner)
+struct user_count *
+webhook_user_get(struct webhook *w, int64_t owner)
 {
 	struct user_count *u = hmap_get(w->users, &owner, sizeof(owner));
 
@@ -228,9 +172,9 @@ user_get(struct webhook *w, int64_t owner)
 	return u;
 }
 
-static struct hook *
-hook_add(struct webhook *w, const char *id, int64_t owner, json_t *def,
-	 const char *created_at)
+struct hook *
+webhook_hook_add(struct webhook *w, const char *id, int64_t owner, json_t *def,
+		 const char *created_at)
 {
 	struct hook *h = xcalloc(1, sizeof(*h));
 
@@ -247,14 +191,14 @@ hook_add(struct webhook *w, const char *id, int64_t owner, json_t *def,
 	TAILQ_INIT(&h->ready);
 	hmap_put(w->hooks, h->id, strlen(h->id), h, NULL);
 	TAILQ_INSERT_TAIL(&w->hlist, h, link);
-	user_get(w, owner)->hooks++;
+	webhook_user_get(w, owner)->hooks++;
 	return h;
 }
 
 static void delivery_free(struct delivery *dl);
 
-static void
-hook_remove(struct webhook *w, struct hook *h)
+void
+webhook_hook_remove(struct webhook *w, struct hook *h)
 {
 	struct delivery *dl;
 
@@ -262,13 +206,13 @@ hook_remove(struct webhook *w, struct hook *h)
 		delivery_free(dl);
 	hmap_remove(w->hooks, h->id, strlen(h->id));
 	TAILQ_REMOVE(&w->hlist, h, link);
-	user_get(w, h->owner)->hooks--;
+	webhook_user_get(w, h->owner)->hooks--;
 	json_decref(h->def);
 	free(h);
 }
 
-static struct hook *
-hook_find(struct webhook *w, const char *id)
+struct hook *
+webhook_hook_find(struct webhook *w, const char *id)
 {
 	return hmap_get(w->hooks, id, strlen(id));
 }
@@ -305,7 +249,7 @@ delivery_free(struct delivery *dl)
 	struct webhook *w = dl->w;
 	struct hook *h;
 
-	if (dl->queued && (h = hook_find(w, dl->hook_id)) != NULL)
+	if (dl->queued && (h = webhook_hook_find(w, dl->hook_id)) != NULL)
 		TAILQ_REMOVE(&h->ready, dl, qlink);
 	if (dl->qid != 0) {
 		struct wq *q;
@@ -375,9 +319,9 @@ static void
 publish_error(struct webhook *w, struct delivery *dl, const json_t *def,
 	      const json_t *ctx, const char *msg)
 {
-	char *topic = hookdef_render_field(def, "errorResponseTopic",
-					   "hook-error/{{{PARTICLE_EVENT_NAME}}}",
-					   ctx);
+	char *topic = hookdef_render_field(
+		def, "errorResponseTopic",
+		"hook-error/{{{PARTICLE_EVENT_NAME}}}", ctx);
 
 	if (topic != NULL)
 		publish_chunks(w, dl, topic, msg, strlen(msg));
@@ -431,8 +375,8 @@ static void pump_owner(struct webhook *w, int64_t owner);
 
 /* The delivery ends here: the row is deleted or marked failed. */
 static void
-finish_final(struct webhook *w, struct hook *h, struct delivery *dl,
-	     bool ok, int status, const char *err)
+finish_final(struct webhook *w, struct hook *h, struct delivery *dl, bool ok,
+	     int status, const char *err)
 {
 	char id[24], st[16];
 	const char *p[3];
@@ -464,8 +408,8 @@ static void
 finish_retry(struct webhook *w, struct hook *h, struct delivery *dl,
 	     bool retryable, int status, const char *err)
 {
-	long delay = retryable ? policy_retry_delay(&w->retry, dl->attempts)
-			       : -1;
+	long delay =
+		retryable ? policy_retry_delay(&w->retry, dl->attempts) : -1;
 	char id[24], st[16], ds[24];
 	const char *p[4];
 
@@ -519,8 +463,8 @@ static void
 finish(struct delivery *dl, int status, const char *errtext)
 {
 	struct webhook *w = dl->w;
-	struct hook *h = hook_find(w, dl->hook_id);
-	struct user_count *u = user_get(w, dl->owner);
+	struct hook *h = webhook_hook_find(w, dl->hook_id);
+	struct user_count *u = webhook_user_get(w, dl->owner);
 	int64_t owner = dl->owner;
 	bool ok = policy_success(status);
 	char msg[512];
@@ -669,9 +613,9 @@ check_done(struct webhook *w)
 				 "address not allowed for webhooks");
 		else
 			snprintf(err, sizeof(err), "%s",
-				 dl->errbuf[0] ? dl->errbuf
-					       : curl_easy_strerror(
-							 m->data.result));
+				 dl->errbuf[0]
+					 ? dl->errbuf
+					 : curl_easy_strerror(m->data.result));
 		if (code == 0 && m->data.result == CURLE_OK)
 			snprintf(err, sizeof(err), "no HTTP status");
 		if (dl->denied)
@@ -731,7 +675,8 @@ url_host(const char *url, char *out, size_t outlen)
 	if (n >= outlen)
 		n = outlen - 1;
 	for (i = 0; i < n; i++)
-		out[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+		out[i] =
+			(char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
 	out[n] = '\0';
 }
 
@@ -837,7 +782,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 		goto out;
 	}
 	h->inflight++;
-	user_get(w, h->owner)->inflight++;
+	webhook_user_get(w, h->owner)->inflight++;
 	h->c.sent++;
 	w->stats.sent++;
 	hook_sent_event(w, dl);
@@ -849,7 +794,7 @@ out:
 static void
 pump(struct webhook *w, struct hook *h)
 {
-	struct user_count *u = user_get(w, h->owner);
+	struct user_count *u = webhook_user_get(w, h->owner);
 	struct delivery *dl;
 
 	while ((dl = TAILQ_FIRST(&h->ready)) != NULL &&
@@ -888,7 +833,7 @@ insert_done(int r, const struct store_result *res, void *arg)
 {
 	struct delivery *dl = arg;
 	struct webhook *w = dl->w;
-	struct hook *h = hook_find(w, dl->hook_id);
+	struct hook *h = webhook_hook_find(w, dl->hook_id);
 	const char *v;
 
 	dl->qid = 0;
@@ -953,23 +898,23 @@ accept_event(struct webhook *w, struct hook *h, const struct bus_event *be)
 	h->overflowing = false;
 	h->queued++;
 	w->stats.accepted++;
-	dl = delivery_new(w, h, be->name,
-			  be->data_len ? (const char *)be->data : NULL,
-			  be->data_len, be->coreid, be->published_ms,
-			  be->product_id);
-	hookdef_format_time(be->published_ms, when);
+	dl = delivery_new(
+		w, h, be->name, be->data_len ? (const char *)be->data : NULL,
+		be->data_len, be->coreid, be->published_ms, be->product_id);
+	sse_format_time(be->published_ms, when);
 	p[0] = h->id;
 	p[1] = dl->name;
 	p[2] = dl->data;
 	p[3] = dl->coreid;
 	p[4] = when;
 	p[5] = w->node;
-	if (wq_submit(w, STORE_Q_WRITE,
-		      "INSERT INTO webhook_deliveries (webhook_id, event_name, "
-		      "event_data, device_id, published_at, state, locked_by) "
-		      "VALUES ($1, $2, $3, $4, $5::timestamptz, 'in_flight', "
-		      "$6) RETURNING id",
-		      6, p, insert_done, dl, NULL) != 0) {
+	if (webhook_wq_submit(
+		    w, STORE_Q_WRITE,
+		    "INSERT INTO webhook_deliveries (webhook_id, event_name, "
+		    "event_data, device_id, published_at, state, locked_by) "
+		    "VALUES ($1, $2, $3, $4, $5::timestamptz, 'in_flight', "
+		    "$6) RETURNING id",
+		    6, p, insert_done, dl, NULL) != 0) {
 		h->c.overflow++;
 		w->stats.overflow++;
 		h->queued--;
@@ -1020,7 +965,7 @@ poll_done(int r, const struct store_result *res, void *arg)
 	n = r == 0 ? store_result_ntuples(res) : 0;
 	for (i = 0; i < n; i++) {
 		const char *hid = store_result_value(res, i, 1);
-		struct hook *h = hid ? hook_find(w, hid) : NULL;
+		struct hook *h = hid ? webhook_hook_find(w, hid) : NULL;
 		struct delivery *dl;
 		const char *data = store_result_value(res, i, 3);
 
@@ -1034,9 +979,8 @@ poll_done(int r, const struct store_result *res, void *arg)
 				: "particle-internal",
 			strtoull(store_result_value(res, i, 5), NULL, 10), 0);
 		dl->db_id = strtoll(store_result_value(res, i, 0), NULL, 10);
-		dl->attempts =
-			(unsigned)strtoul(store_result_value(res, i, 6), NULL,
-					  10);
+		dl->attempts = (unsigned)strtoul(store_result_value(res, i, 6),
+						 NULL, 10);
 		enqueue(w, h, dl);
 	}
 	evtimer_add(w->poll_ev, &tv);
@@ -1058,16 +1002,17 @@ poll_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	w->polling = true;
-	if (wq_submit(w, STORE_Q_READ,
-		      "UPDATE webhook_deliveries SET state = 'in_flight', "
-		      "locked_by = $1, updated_at = now() WHERE id IN ("
-		      "SELECT id FROM webhook_deliveries WHERE state = "
-		      "'pending' AND next_attempt_at <= now() ORDER BY "
-		      "next_attempt_at LIMIT 200 FOR UPDATE SKIP "
-		      "LOCKED) RETURNING id, webhook_id, event_name, "
-		      "event_data, device_id, (extract(epoch FROM "
-		      "published_at) * 1000)::bigint, attempts",
-		      1, p, poll_done, w, NULL) != 0) {
+	if (webhook_wq_submit(
+		    w, STORE_Q_READ,
+		    "UPDATE webhook_deliveries SET state = 'in_flight', "
+		    "locked_by = $1, updated_at = now() WHERE id IN ("
+		    "SELECT id FROM webhook_deliveries WHERE state = "
+		    "'pending' AND next_attempt_at <= now() ORDER BY "
+		    "next_attempt_at LIMIT 200 FOR UPDATE SKIP "
+		    "LOCKED) RETURNING id, webhook_id, event_name, "
+		    "event_data, device_id, (extract(epoch FROM "
+		    "published_at) * 1000)::bigint, attempts",
+		    1, p, poll_done, w, NULL) != 0) {
 		w->polling = false;
 		evtimer_add(w->poll_ev, &tv);
 	}
@@ -1082,11 +1027,12 @@ counts_done(int r, const struct store_result *res, void *arg)
 	int i, n = r == 0 ? store_result_ntuples(res) : 0;
 
 	for (i = 0; i < n; i++) {
-		struct hook *h = hook_find(w, store_result_value(res, i, 0));
+		struct hook *h =
+			webhook_hook_find(w, store_result_value(res, i, 0));
 
 		if (h != NULL)
-			h->queued = strtoul(store_result_value(res, i, 1),
-					    NULL, 10);
+			h->queued = strtoul(store_result_value(res, i, 1), NULL,
+					    10);
 	}
 	w->loaded = true;
 	log_notice("webhooks: %zu definitions loaded",
@@ -1110,24 +1056,26 @@ hooks_done(int r, const struct store_result *res, void *arg)
 	n = store_result_ntuples(res);
 	for (i = 0; i < n; i++) {
 		const char *id = store_result_value(res, i, 0);
-		json_t *def = json_loads(store_result_value(res, i, 2), 0,
-					 NULL);
+		json_t *def =
+			json_loads(store_result_value(res, i, 2), 0, NULL);
 
 		if (!json_is_object(def) ||
 		    !json_is_string(json_object_get(def, "url")) ||
 		    !json_is_string(json_object_get(def, "event")) ||
-		    hook_find(w, id) != NULL) {
+		    webhook_hook_find(w, id) != NULL) {
 			log_warn("webhook %s: stored definition unusable", id);
 			json_decref(def);
 			continue;
 		}
-		hook_add(w, id, strtoll(store_result_value(res, i, 1), NULL, 10),
-			 def, store_result_value(res, i, 3));
+		webhook_hook_add(
+			w, id, strtoll(store_result_value(res, i, 1), NULL, 10),
+			def, store_result_value(res, i, 3));
 	}
-	if (wq_submit(w, STORE_Q_READ,
-		      "SELECT webhook_id, count(*) FROM webhook_deliveries "
-		      "WHERE state IN ('pending', 'in_flight') GROUP BY 1",
-		      0, NULL, counts_done, w, NULL) != 0)
+	if (webhook_wq_submit(
+		    w, STORE_Q_READ,
+		    "SELECT webhook_id, count(*) FROM webhook_deliveries "
+		    "WHERE state IN ('pending', 'in_flight') GROUP BY 1",
+		    0, NULL, counts_done, w, NULL) != 0)
 		counts_done(CINDER_ERR_UNAVAILABLE, NULL, w);
 }
 
@@ -1146,316 +1094,13 @@ load_cb(evutil_socket_t fd, short what, void *arg)
 		"= NULL WHERE state = 'in_flight' AND (locked_by = $1 OR "
 		"locked_by IS NULL)",
 		1, p);
-	if (wq_submit(w, STORE_Q_READ,
-		      "SELECT id, owner_id, config::text, " SQL_TIME(
-			      "created_at") " FROM webhooks WHERE product_id "
-					    "IS NULL ORDER BY created_at",
-		      0, NULL, hooks_done, w, NULL) != 0)
+	if (webhook_wq_submit(
+		    w, STORE_Q_READ,
+		    "SELECT id, owner_id, config::text, " SQL_TIME(
+			    "created_at") " FROM webhooks WHERE product_id "
+					  "IS NULL ORDER BY created_at",
+		    0, NULL, hooks_done, w, NULL) != 0)
 		evtimer_add(w->load_ev, &tv);
-}
-
-/* ---- API operations ---- */
-
-struct api_op {
-	struct webhook *w;
-	uint64_t req_id;
-	enum webhook_style style;
-	int64_t owner;
-	json_t *canon;
-	char id[25];
-};
-
-static void
-api_op_free(void *arg)
-{
-	struct api_op *op = arg;
-
-	json_decref(op->canon);
-	free(op);
-}
-
-static json_t *
-hook_json(const struct hook *h, enum webhook_style style, bool full)
-{
-	json_t *o = json_pack("{s:s, s:O, s:O, s:O, s:s, s:b}", "id", h->id,
-			      "event", json_object_get(h->def, "event"), "url",
-			      json_object_get(h->def, "url"), "requestType",
-			      json_object_get(h->def, "requestType"),
-			      "created_at", h->created_at, "disabled",
-			      h->disabled);
-	const char *k;
-	json_t *v;
-
-	if (h->device_id[0] != '\0')
-		json_object_set_new(o, "deviceID", json_string(h->device_id));
-	if ((v = json_object_get(h->def, "name")) != NULL)
-		json_object_set(o, "name", v);
-	if (style == WEBHOOK_STYLE_INTEGRATION)
-		json_object_set_new(o, "integration_type",
-				    json_string("Webhook"));
-	if (full) {
-		json_object_foreach (h->def, k, v)
-			if (json_object_get(o, k) == NULL &&
-			    strcmp(k, "deviceID") != 0)
-				json_object_set(o, k, v);
-	}
-	json_object_set_new(
-		o, "counters",
-		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
-			  "sent", (json_int_t)h->c.sent, "ok",
-			  (json_int_t)h->c.ok, "failed",
-			  (json_int_t)h->c.failed, "skipped",
-			  (json_int_t)h->c.skipped, "overflow",
-			  (json_int_t)h->c.overflow, "retried",
-			  (json_int_t)h->c.retried, "given_up",
-			  (json_int_t)h->c.given_up, "queued",
-			  (json_int_t)h->queued, "in_flight",
-			  (json_int_t)h->inflight, "last_error",
-			  h->last_error));
-	return o;
-}
-
-static int
-api_fail(struct webhook *w, uint64_t req_id, int r)
-{
-	return http_request_resume_error(
-		w->d.http, req_id,
-		r == CINDER_ERR_TIMEOUT || r == CINDER_ERR_UNAVAILABLE
-			? CINDER_ERR_UNAVAILABLE
-			: CINDER_ERR_INTERNAL,
-		NULL);
-}
-
-static void
-create_done(int r, const struct store_result *res, void *arg)
-{
-	struct api_op *op = arg;
-	struct webhook *w = op->w;
-	struct hook *h;
-	json_t *body;
-
-	if (r != 0 || store_result_ntuples(res) != 1) {
-		log_warn("webhooks: could not store a definition: %s",
-			 err_str(r));
-		api_fail(w, op->req_id, r);
-		api_op_free(op);
-		return;
-	}
-	h = hook_add(w, store_result_value(res, 0, 0), op->owner, op->canon,
-		     store_result_value(res, 0, 1));
-	op->canon = NULL;
-	log_ctx(LOG_LEVEL_INFO, h->id, "webhook created for user %lld: %s",
-		(long long)h->owner, h->event);
-	body = hook_json(h, op->style, false);
-	json_object_set_new(body, "ok", json_true());
-	if (op->style == WEBHOOK_STYLE_HOOK) {
-		char *url = xasprintf("/v1/webhooks/%s", h->id);
-
-		json_object_set_new(body, "hookUrl", json_string(url));
-		free(url);
-	}
-	http_request_resume_with(w->d.http, op->req_id, 200, body);
-	api_op_free(op);
-}
-
-static int
-definition_params(const json_t *canon, const char **p, char **cfg)
-{
-	const char *dev = json_string_value(json_object_get(canon, "deviceID"));
-
-	*cfg = json_dumps(canon, JSON_COMPACT);
-	p[0] = json_string_value(json_object_get(canon, "event"));
-	p[1] = json_string_value(json_object_get(canon, "url"));
-	p[2] = json_string_value(json_object_get(canon, "requestType"));
-	p[3] = dev && dev[0] ? dev : NULL;
-	p[4] = json_string_value(json_object_get(canon, "name"));
-	p[5] = *cfg;
-	p[6] = json_is_true(json_object_get(canon, "disabled")) ? "true"
-								: "false";
-	return 7;
-}
-
-int
-webhook_create(struct webhook *w, int64_t owner, json_t *canon,
-	       uint64_t req_id, enum webhook_style style)
-{
-	struct api_op *op;
-	const char *p[8];
-	char own[24], *cfg;
-	int r;
-
-	if (!w->loaded) {
-		json_decref(canon);
-		return CINDER_ERR_UNAVAILABLE;
-	}
-	if (user_get(w, owner)->hooks >= WEBHOOK_MAX_PER_USER) {
-		json_decref(canon);
-		return CINDER_ERR_BUSY;
-	}
-	op = xcalloc(1, sizeof(*op));
-	op->w = w;
-	op->req_id = req_id;
-	op->style = style;
-	op->owner = owner;
-	op->canon = canon;
-	definition_params(canon, p, &cfg);
-	snprintf(own, sizeof(own), "%lld", (long long)owner);
-	p[7] = own;
-	r = wq_submit(w, STORE_Q_READ,
-		      "INSERT INTO webhooks (event, url, request_type, "
-		      "device_id, name, config, disabled, owner_id) VALUES "
-		      "($1, $2, $3, $4, $5, $6::jsonb, $7::boolean, "
-		      "$8::bigint) RETURNING id, " SQL_TIME("created_at"),
-		      8, p, create_done, op, api_op_free);
-	free(cfg);
-	if (r != 0) {
-		api_op_free(op);
-		return CINDER_ERR_UNAVAILABLE;
-	}
-	return 0;
-}
-
-static bool
-may_see(const struct hook *h, int64_t owner, bool admin)
-{
-	return h != NULL && (h->owner == owner || admin);
-}
-
-static void
-replace_done(int r, const struct store_result *res, void *arg)
-{
-	struct api_op *op = arg;
-	struct webhook *w = op->w;
-	struct hook *h = hook_find(w, op->id);
-
-	if (r != 0 || h == NULL || store_result_affected(res) != 1) {
-		if (r == 0)
-			http_request_resume_error(w->d.http, op->req_id,
-						  CINDER_ERR_NOTFOUND,
-						  "no webhook found");
-		else
-			api_fail(w, op->req_id, r);
-		api_op_free(op);
-		return;
-	}
-	json_decref(h->def);
-	h->def = op->canon;
-	op->canon = NULL;
-	snprintf(h->event, sizeof(h->event), "%s",
-		 json_string_value(json_object_get(h->def, "event")));
-	snprintf(h->device_id, sizeof(h->device_id), "%s",
-		 json_string_value(json_object_get(h->def, "deviceID")));
-	h->disabled = json_is_true(json_object_get(h->def, "disabled"));
-	http_request_resume_with(w->d.http, op->req_id, 200,
-				 hook_json(h, op->style, true));
-	api_op_free(op);
-}
-
-int
-webhook_replace(struct webhook *w, int64_t owner, bool admin, const char *id,
-		json_t *canon, uint64_t req_id, enum webhook_style style)
-{
-	struct hook *h = hook_find(w, id);
-	struct api_op *op;
-	const char *p[8];
-	char *cfg;
-	int r;
-
-	if (!may_see(h, owner, admin)) {
-		json_decref(canon);
-		return CINDER_ERR_NOTFOUND;
-	}
-	op = xcalloc(1, sizeof(*op));
-	op->w = w;
-	op->req_id = req_id;
-	op->style = style;
-	op->owner = owner;
-	op->canon = canon;
-	snprintf(op->id, sizeof(op->id), "%s", id);
-	definition_params(canon, p, &cfg);
-	p[7] = op->id;
-	r = wq_submit(w, STORE_Q_READ,
-		      "UPDATE webhooks SET event = $1, url = $2, request_type "
-		      "= $3, device_id = $4, name = $5, config = $6::jsonb, "
-		      "disabled = $7::boolean WHERE id = $8",
-		      8, p, replace_done, op, api_op_free);
-	free(cfg);
-	if (r != 0) {
-		api_op_free(op);
-		return CINDER_ERR_UNAVAILABLE;
-	}
-	return 0;
-}
-
-static void
-delete_done(int r, const struct store_result *res, void *arg)
-{
-	struct api_op *op = arg;
-	struct webhook *w = op->w;
-	struct hook *h = hook_find(w, op->id);
-
-	(void)res;
-	if (r != 0) {
-		api_fail(w, op->req_id, r);
-	} else {
-		if (h != NULL) {
-			log_ctx(LOG_LEVEL_INFO, h->id, "webhook deleted");
-			hook_remove(w, h);
-		}
-		http_request_resume_with(w->d.http, op->req_id, 200,
-					 json_pack("{s:b}", "ok", 1));
-	}
-	api_op_free(op);
-}
-
-int
-webhook_delete(struct webhook *w, int64_t owner, bool admin, const char *id,
-	       uint64_t req_id)
-{
-	struct hook *h = hook_find(w, id);
-	struct api_op *op;
-	const char *p[1];
-
-	if (!may_see(h, owner, admin))
-		return CINDER_ERR_NOTFOUND;
-	op = xcalloc(1, sizeof(*op));
-	op->w = w;
-	op->req_id = req_id;
-	snprintf(op->id, sizeof(op->id), "%s", id);
-	p[0] = op->id;
-	if (wq_submit(w, STORE_Q_READ, "DELETE FROM webhooks WHERE id = $1", 1,
-		      p, delete_done, op, api_op_free) != 0) {
-		api_op_free(op);
-		return CINDER_ERR_UNAVAILABLE;
-	}
-	return 0;
-}
-
-json_t *
-webhook_list_json(struct webhook *w, int64_t owner, enum webhook_style style)
-{
-	json_t *a = json_array();
-	struct hook *h;
-
-	TAILQ_FOREACH (h, &w->hlist, link)
-		if (h->owner == owner)
-			json_array_append_new(a, hook_json(h, style, false));
-	return a;
-}
-
-json_t *
-webhook_get_json(struct webhook *w, int64_t owner, bool admin, const char *id,
-		 enum webhook_style style)
-{
-	struct hook *h = hook_find(w, id);
-
-	return may_see(h, owner, admin) ? hook_json(h, style, true) : NULL;
-}
-
-struct http *
-webhook_http(struct webhook *w)
-{
-	return w->d.http;
 }
 
 /* ---- lifecycle ---- */
@@ -1507,9 +1152,8 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	w->curl_timer = evtimer_new(deps->base, curl_timer_event, w);
 	w->poll_ev = evtimer_new(deps->base, poll_cb, w);
 	w->load_ev = evtimer_new(deps->base, load_cb, w);
-	if (deps->http != NULL &&
-	    http_add_routes(deps->http, h_webhooks_routes, h_webhooks_nroutes,
-			    w) != 0) {
+	if (deps->http != NULL && http_add_routes(deps->http, h_webhooks_routes,
+						  h_webhooks_nroutes, w) != 0) {
 		log_err("webhooks: could not add the routes");
 		r = CINDER_ERR_INVAL;
 		goto out;
@@ -1556,7 +1200,7 @@ webhook_free(struct webhook *w)
 		free(q);
 	}
 	while ((h = TAILQ_FIRST(&w->hlist)) != NULL)
-		hook_remove(w, h);
+		webhook_hook_remove(w, h);
 	if (w->multi != NULL)
 		curl_multi_cleanup(w->multi);
 	while ((se = LIST_FIRST(&w->socks)) != NULL) {
@@ -1592,6 +1236,5 @@ webhook_status_fill(const struct webhook *w, json_t *obj)
 			  (json_int_t)w->stats.skipped, "overflow",
 			  (json_int_t)w->stats.overflow, "denied",
 			  (json_int_t)w->stats.denied, "db_errors",
-			  (json_int_t)w->stats.db_errors, "loaded",
-			  w->loaded));
+			  (json_int_t)w->stats.db_errors, "loaded", w->loaded));
 }

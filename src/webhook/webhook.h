@@ -90,8 +90,8 @@ int webhook_replace(struct webhook *w, int64_t owner, bool admin,
  * Delete webhook id and its queued deliveries; answers req_id.
  * @return 0, CINDER_ERR_NOTFOUND or CINDER_ERR_UNAVAILABLE
  */
-int webhook_delete(struct webhook *w, int64_t owner, bool admin,
-		   const char *id, uint64_t req_id);
+int webhook_delete(struct webhook *w, int64_t owner, bool admin, const char *id,
+		   uint64_t req_id);
 
 /** @return a new array of the owner's webhooks */
 json_t *webhook_list_json(struct webhook *w, int64_t owner,
