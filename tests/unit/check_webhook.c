@@ -50,8 +50,7 @@ START_TEST(test_template_variables)
 	ck_assert_str_eq(R("{{& a}}", c), "<b>&\"'");
 	ck_assert_str_eq(R("n={{n}} f={{f}} t={{t}} z=[{{z}}]", c),
 			 "n=42 f=21.5 t=true z=[]");
-	ck_assert_str_eq(R("{{o.p.q}}/{{{c.1.ca}}}/{{c.9.ca}}", c),
-			 "deep/x1/");
+	ck_assert_str_eq(R("{{o.p.q}}/{{{c.1.ca}}}/{{c.9.ca}}", c), "deep/x1/");
 	ck_assert_str_eq(R("[{{missing}}][{{o.missing.x}}]", c), "[][]");
 	ck_assert_str_eq(R("{{ n }}{{! a comment }}", c), "42");
 	ck_assert_str_eq(R("{{{o.p}}}", c), "{\"q\":\"deep\"}");
@@ -86,9 +85,9 @@ END_TEST
 START_TEST(test_template_errors)
 {
 	static const char *bad[] = {
-		"{{#a}}open",	   "{{/a}}",	     "{{#a}}{{/b}}",
-		"{{unclosed",	   "{{{x}}",	     "{{> partial}}",
-		"{{=<% %>=}}",	   "{{}}",	     "{{#a}}{{#b}}{{/a}}{{/b}}",
+		"{{#a}}open",  "{{/a}}", "{{#a}}{{/b}}",
+		"{{unclosed",  "{{{x}}", "{{> partial}}",
+		"{{=<% %>=}}", "{{}}",	 "{{#a}}{{#b}}{{/a}}{{/b}}",
 		"{{  }}",
 	};
 	char err[TEMPLATE_ERRLEN], deep[TEMPLATE_MAX_DEPTH * 16 + 64];
@@ -108,9 +107,9 @@ START_TEST(test_template_errors)
 	{
 		struct template *t;
 
-		ck_assert_int_eq(template_parse("a\0b", 3, &t, err,
-						sizeof(err)),
-				 CINDER_ERR_MALFORMED);
+		ck_assert_int_eq(
+			template_parse("a\0b", 3, &t, err, sizeof(err)),
+			CINDER_ERR_MALFORMED);
 		ck_assert_ptr_null(t);
 	}
 }
@@ -132,8 +131,8 @@ START_TEST(test_template_huge)
 	for (i = 0; i < 2000; i++)
 		json_array_append_new(ctx, json_string("0123456789"));
 	ctx = json_pack("{s:o}", "l", ctx);
-	ck_assert_int_eq(template_parse("{{#l}}{{#l}}{{.}}{{/l}}{{/l}}", 29,
-					&t, err, sizeof(err)),
+	ck_assert_int_eq(template_parse("{{#l}}{{#l}}{{.}}{{/l}}{{/l}}", 29, &t,
+					err, sizeof(err)),
 			 0);
 	ck_assert_int_eq(template_render(t, ctx, &out, NULL),
 			 CINDER_ERR_TOO_BIG);
@@ -150,9 +149,8 @@ START_TEST(test_template_huge)
 		}
 		root = v;
 		snprintf(big, 1100, "{{%s}}", path);
-		ck_assert_int_eq(template_expand(big, root, &out, err,
-						 sizeof(err)),
-				 0);
+		ck_assert_int_eq(
+			template_expand(big, root, &out, err, sizeof(err)), 0);
 		ck_assert_str_eq(out, "bottom");
 		free(out);
 		json_decref(root);
@@ -224,24 +222,33 @@ START_TEST(test_definition_refused)
 		{"{\"event\":\"e\",\"url\":\"ftp://h\"}", "url:"},
 		{"{\"event\":\"e\",\"url\":\"http:///path\"}", "url:"},
 		{"{\"event\":\"e\",\"url\":\"http://h/{{#x}}\"}", "url:"},
-		{"{\"event\":\"e\",\"url\":\"http://h\",\"requestType\":\"PATCH\"}",
+		{"{\"event\":\"e\",\"url\":\"http://"
+		 "h\",\"requestType\":\"PATCH\"}",
 		 "requestType:"},
-		{"{\"event\":\"e\",\"url\":\"http://h\",\"json\":{\"a\":\"{{/a}}\"}}",
+		{"{\"event\":\"e\",\"url\":\"http://h\",\"json\":{\"a\":\"{{/"
+		 "a}}\"}}",
 		 "json:"},
-		{"{\"event\":\"e\",\"url\":\"http://h\",\"json\":{},\"body\":\"x\"}",
+		{"{\"event\":\"e\",\"url\":\"http://"
+		 "h\",\"json\":{},\"body\":\"x\"}",
 		 "json:"},
-		{"{\"event\":\"e\",\"url\":\"http://h\",\"form\":[1]}", "form:"},
-		{"{\"event\":\"e\",\"url\":\"http://h\",\"headers\":{\"A\":\"x\\r\\nB: y\"}}",
+		{"{\"event\":\"e\",\"url\":\"http://h\",\"form\":[1]}",
+		 "form:"},
+		{"{\"event\":\"e\",\"url\":\"http://"
+		 "h\",\"headers\":{\"A\":\"x\\r\\nB: y\"}}",
 		 "headers.A:"},
-		{"{\"event\":\"e\",\"url\":\"http://h\",\"auth\":{\"password\":\"p\"}}",
+		{"{\"event\":\"e\",\"url\":\"http://"
+		 "h\",\"auth\":{\"password\":\"p\"}}",
 		 "auth:"},
 		{"{\"event\":\"e\",\"url\":\"http://h\",\"deviceID\":\"xyz\"}",
 		 "deviceID:"},
-		{"{\"event\":\"e\",\"url\":\"http://h\",\"noDefaults\":\"maybe\"}",
+		{"{\"event\":\"e\",\"url\":\"http://"
+		 "h\",\"noDefaults\":\"maybe\"}",
 		 "noDefaults:"},
-		{"{\"event\":\"e\",\"url\":\"http://h\",\"responseTopic\":\"{{#a}}\"}",
+		{"{\"event\":\"e\",\"url\":\"http://"
+		 "h\",\"responseTopic\":\"{{#a}}\"}",
 		 "responseTopic:"},
-		{"{\"event\":\"0123456789012345678901234567890123456789012345678901"
+		{"{\"event\":"
+		 "\"0123456789012345678901234567890123456789012345678901"
 		 "234567890123456789\",\"url\":\"http://h\"}",
 		 "event:"},
 	};
@@ -253,10 +260,10 @@ START_TEST(test_definition_refused)
 		ck_assert_msg(validate(bad[i].def, &c, err) != 0, "accepted %s",
 			      bad[i].def);
 		ck_assert_ptr_null(c);
-		ck_assert_msg(strncmp(err, bad[i].field,
-				      strlen(bad[i].field)) == 0,
-			      "%s: error \"%s\" does not name %s", bad[i].def,
-			      err, bad[i].field);
+		ck_assert_msg(
+			strncmp(err, bad[i].field, strlen(bad[i].field)) == 0,
+			"%s: error \"%s\" does not name %s", bad[i].def, err,
+			bad[i].field);
 	}
 	huge = malloc(HOOKDEF_FIELD_MAX + 200);
 	strcpy(huge, "{\"event\":\"e\",\"url\":\"http://h\",\"body\":\"");
@@ -319,7 +326,8 @@ START_TEST(test_request_defaults)
 	ck_assert_str_eq(r.body, "event=temp%2Fx&data=21%20C&published_at="
 				 "2026-01-02T03%3A04%3A05.678Z&coreid="
 				 "0123456789abcdef01234567");
-	ck_assert(has_hdr(&r, "Content-Type: application/x-www-form-urlencoded"));
+	ck_assert(
+		has_hdr(&r, "Content-Type: application/x-www-form-urlencoded"));
 	ck_assert(has_hdr(&r, "User-Agent: " HOOKDEF_USER_AGENT));
 	hookreq_clear(&r);
 	/* GET: the defaults go to the query string, no body */
@@ -427,9 +435,8 @@ START_TEST(test_retry_schedule)
 	ck_assert_int_ne(policy_retry_parse("30,", &p), 0);
 	ck_assert_int_ne(policy_retry_parse("0", &p), 0);
 	ck_assert_int_ne(policy_retry_parse("x", &p), 0);
-	ck_assert_int_ne(policy_retry_parse("1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1",
-					    &p),
-			 0);
+	ck_assert_int_ne(
+		policy_retry_parse("1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", &p), 0);
 	ck_assert(policy_retryable(0));
 	ck_assert(policy_retryable(500));
 	ck_assert(policy_retryable(503));
@@ -484,10 +491,21 @@ allowed(const char *addr, const struct policy_nets *n)
 START_TEST(test_address_guard)
 {
 	static const char *refused[] = {
-		"127.0.0.1",   "10.1.2.3",  "172.16.0.1", "172.31.255.255",
-		"192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1",
-		"224.0.0.1",   "::1",	    "::",	  "fe80::1",
-		"fd00::1",     "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+		"127.0.0.1",
+		"10.1.2.3",
+		"172.16.0.1",
+		"172.31.255.255",
+		"192.168.1.1",
+		"169.254.169.254",
+		"0.0.0.0",
+		"100.64.0.1",
+		"224.0.0.1",
+		"::1",
+		"::",
+		"fe80::1",
+		"fd00::1",
+		"::ffff:127.0.0.1",
+		"::ffff:10.0.0.1",
 	};
 	static const char *ok[] = {"8.8.8.8", "172.32.0.1", "2001:db8::1",
 				   "::ffff:1.2.3.4", "192.169.0.1"};
