@@ -162,7 +162,7 @@ WAIT_S=30 wait_for sink_has plain 'r["path"] == "/fail2/r"' 3 || fail "third try
 wait_for counter_at_least "$TA" "$H_RETRY" ok 1 || fail "retry: ok counter"
 [ "$(counter "$TA" "$H_RETRY" failed)" = 2 ] || fail "retry: failed counter $(counter "$TA" "$H_RETRY" failed)"
 [ "$(sink_count plain 'r["path"] == "/fail2/r"')" = 3 ] || fail "retry: more than 3 requests"
-wait_for test "$(sql "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = '$H_RETRY'")" = 0 ||
+wait_for out_is 0 sql "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = '$H_RETRY'" ||
 	fail "a delivered row is left"
 
 # --- 4xx is not retried; the error names the status ---
@@ -171,7 +171,7 @@ H_404=$HOOK_ID
 publish "$TA" t/404 x
 wait_for sse_has '^event: hook-error/t/404/0$' || fail "no hook-error for 404"
 grep -A1 '^event: hook-error/t/404/0$' "$T_DIR/sse-hooks" | grep -q 'error status 404 from 127.0.0.1' || fail "404 text"
-wait_for test "$(sql "SELECT state FROM webhook_deliveries WHERE webhook_id = '$H_404'")" = failed ||
+wait_for out_is failed sql "SELECT state FROM webhook_deliveries WHERE webhook_id = '$H_404'" ||
 	fail "404 delivery not marked failed"
 sleep 2.5 # two retry periods: nothing more may come
 [ "$(sink_count plain 'r["path"] == "/status404/x"')" = 1 ] || fail "404 was retried"

@@ -68,7 +68,7 @@ all_there() {
 	done
 }
 WAIT_S=40 wait_for all_there || fail "not every delivery arrived: $(cat "$T_DIR/sink-back.log")"
-WAIT_S=20 wait_for test "$(psq "SELECT count(*) FROM webhook_deliveries")" = 0 ||
+WAIT_S=20 wait_for out_is 0 psq "SELECT count(*) FROM webhook_deliveries" ||
 	fail "rows left: $(psq "SELECT state, attempts, last_error FROM webhook_deliveries")"
 note "$(sink_count back True) requests for 10 events (at least once)"
 
@@ -80,7 +80,7 @@ curl -sN -H "Authorization: Bearer $TA" "$API/v1/devices/events/hook-error" >"$T
 T_PIDS+=("$!")
 wait_for grep -q '^:ok$' "$T_DIR/sse-err" || fail "stream did not start"
 for i in $(seq 1 25); do publish "$TA" d/q "q-$i"; done
-wait_for test "$(counter "$TA" "$H" overflow)" = 5 || fail "overflow counter: $(counter "$TA" "$H" overflow)"
+wait_for out_is 5 counter "$TA" "$H" overflow || fail "overflow counter: $(counter "$TA" "$H" overflow)"
 wait_for grep -q 'queue full' "$T_DIR/sse-err" || fail "no hook-error for the full queue"
 [ "$(psq "SELECT count(*) FROM webhook_deliveries")" = 20 ] || fail "queue is not 20 rows"
 stop_cinderd

@@ -67,3 +67,7 @@ counter() {
 	json_get "$HTTP_BODY" "[\"counters\"][\"$3\"]"
 }
 counter_at_least() { [ "$(counter "$1" "$2" "$3")" -ge "$4" ]; }
+# out_is WANT CMD...: CMD prints WANT. For wait_for, which runs its
+# arguments again each time (a "$(...)" in them would be read only once).
+out_is() { local want=$1; shift; [ "$("$@")" = "$want" ]; }
+out_at_least() { local want=$1; shift; [ "$("$@")" -ge "$want" ]; }
