@@ -66,6 +66,7 @@ struct delivery {
 	CURL *easy;   /* while sending */
 	struct curl_slist *hdrs;
 	struct hookreq req;
+	json_t *ctx; /* template context, built once (delivery_context) */
 	char host[256];
 	char errbuf[CURL_ERROR_SIZE];
 	bool denied; /* the address guard refused the connection */
@@ -243,6 +244,27 @@ delivery_new(struct webhook *w, const struct hook *h, const char *name,
 	return dl;
 }
 
+/* libcurl handles are reused (curl_easy_reset) rather than rebuilt. */
+static CURL *
+easy_get(struct webhook *w)
+{
+	if (w->neasy > 0)
+		return w->easy_pool[--w->neasy];
+	return curl_easy_init();
+}
+
+static void
+easy_put(struct webhook *w, CURL *e)
+{
+	curl_multi_remove_handle(w->multi, e);
+	if (w->neasy < WEBHOOK_EASY_POOL) {
+		curl_easy_reset(e);
+		w->easy_pool[w->neasy++] = e;
+	} else {
+		curl_easy_cleanup(e);
+	}
+}
+
 static void
 delivery_free(struct delivery *dl)
 {
@@ -262,11 +284,10 @@ delivery_free(struct delivery *dl)
 			break;
 		}
 	}
-	if (dl->easy != NULL) {
-		curl_multi_remove_handle(w->multi, dl->easy);
-		curl_easy_cleanup(dl->easy);
-	}
+	if (dl->easy != NULL)
+		easy_put(w, dl->easy);
 	curl_slist_free_all(dl->hdrs);
+	json_decref(dl->ctx);
 	hookreq_clear(&dl->req);
 	TAILQ_REMOVE(&w->all, dl, alink);
 	free(dl->name);
@@ -275,11 +296,14 @@ delivery_free(struct delivery *dl)
 	free(dl);
 }
 
-static json_t *
-delivery_context(const struct delivery *dl)
+/* @return the delivery's template context (borrowed) */
+static const json_t *
+delivery_context(struct delivery *dl)
 {
 	struct hookdef_event e = {0};
 
+	if (dl->ctx != NULL)
+		return dl->ctx;
 	e.name = dl->name;
 	e.data = dl->data;
 	e.data_len = dl->data_len;
@@ -287,7 +311,8 @@ delivery_context(const struct delivery *dl)
 	e.published_ms = dl->published_ms;
 	e.event_id = (uint64_t)dl->db_id;
 	e.product_id = dl->product_id;
-	return hookdef_context(&e);
+	dl->ctx = hookdef_context(&e);
+	return dl->ctx;
 }
 
 /* Publish data on topic (templated) cut into CHUNK-byte pieces
@@ -468,7 +493,7 @@ finish(struct delivery *dl, int status, const char *errtext)
 	int64_t owner = dl->owner;
 	bool ok = policy_success(status);
 	char msg[512];
-	json_t *ctx;
+	const json_t *ctx;
 
 	if (u->inflight > 0)
 		u->inflight--;
@@ -503,7 +528,6 @@ finish(struct delivery *dl, int status, const char *errtext)
 		publish_error(w, dl, h->def, ctx, msg);
 		finish_retry(w, h, dl, policy_retryable(status), status, msg);
 	}
-	json_decref(ctx);
 	delivery_free(dl);
 	pump_owner(w, owner);
 }
@@ -620,8 +644,7 @@ check_done(struct webhook *w)
 			snprintf(err, sizeof(err), "no HTTP status");
 		if (dl->denied)
 			w->stats.denied++;
-		curl_multi_remove_handle(w->multi, dl->easy);
-		curl_easy_cleanup(dl->easy);
+		easy_put(w, dl->easy);
 		dl->easy = NULL;
 		finish(dl, (int)code, code != 0 ? "" : err);
 	}
@@ -705,7 +728,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 {
 	const struct conf *cfg = w->d.cfg;
 	char err[HOOKDEF_ERRLEN];
-	json_t *ctx = delivery_context(dl);
+	const json_t *ctx = delivery_context(dl);
 	bool verify;
 	size_t i;
 	int r;
@@ -731,7 +754,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 		}
 	}
 	verify = !json_is_false(json_object_get(h->def, "rejectUnauthorized"));
-	dl->easy = curl_easy_init();
+	dl->easy = easy_get(w);
 	if (dl->easy == NULL) {
 		finish_retry(w, h, dl, true, 0, "could not start a request");
 		delivery_free(dl);
@@ -787,7 +810,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 	w->stats.sent++;
 	hook_sent_event(w, dl);
 out:
-	json_decref(ctx);
+	return;
 }
 
 /* Send what the caps allow. */
@@ -1201,6 +1224,8 @@ webhook_free(struct webhook *w)
 	}
 	while ((h = TAILQ_FIRST(&w->hlist)) != NULL)
 		webhook_hook_remove(w, h);
+	while (w->neasy > 0)
+		curl_easy_cleanup(w->easy_pool[--w->neasy]);
 	if (w->multi != NULL)
 		curl_multi_cleanup(w->multi);
 	while ((se = LIST_FIRST(&w->socks)) != NULL) {

@@ -23,6 +23,8 @@
 	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+#define WEBHOOK_EASY_POOL 64 /* idle libcurl handles kept */
+
 struct delivery;
 TAILQ_HEAD(dlist, delivery);
 struct wq;
@@ -72,8 +74,10 @@ struct webhook {
 	struct dlist all;   /* every delivery */
 	LIST_HEAD(, wq) qs; /* store queries */
 	LIST_HEAD(, sockev) socks;
-	bool loaded;  /* definitions loaded */
-	bool polling; /* a poll query is out */
+	CURL *easy_pool[WEBHOOK_EASY_POOL]; /* idle handles for reuse */
+	size_t neasy;			    /* entries in easy_pool */
+	bool loaded;			    /* definitions loaded */
+	bool polling;			    /* a poll query is out */
 	struct {
 		uint64_t accepted, sent, ok, failed, skipped, overflow, denied,
 			db_errors;
