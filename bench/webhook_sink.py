@@ -36,7 +36,8 @@ async def handle(reader, writer):
             except ValueError:
                 pass
             writer.write(REPLY)
-    except (asyncio.IncompleteReadError, ConnectionError):
+    except (asyncio.IncompleteReadError, ConnectionError,
+            asyncio.CancelledError):
         pass
     writer.close()
 

@@ -1111,12 +1111,15 @@ load_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* what this node had on the wire when it stopped goes again */
-	write_q(w,
-		"UPDATE webhook_deliveries SET state = 'pending', locked_by "
-		"= NULL WHERE state = 'in_flight' AND (locked_by = $1 OR "
-		"locked_by IS NULL)",
-		1, p);
+	/* what this node had on the wire when it stopped goes again (once:
+	   a write waits out an outage) */
+	if (!w->reset_sent)
+		write_q(w,
+			"UPDATE webhook_deliveries SET state = 'pending', "
+			"locked_by = NULL WHERE state = 'in_flight' AND "
+			"(locked_by = $1 OR locked_by IS NULL)",
+			1, p);
+	w->reset_sent = true;
 	if (webhook_wq_submit(
 		    w, STORE_Q_READ,
 		    "SELECT id, owner_id, config::text, " SQL_TIME(

@@ -76,8 +76,9 @@ struct webhook {
 	LIST_HEAD(, sockev) socks;
 	CURL *easy_pool[WEBHOOK_EASY_POOL]; /* idle handles for reuse */
 	size_t neasy;			    /* entries in easy_pool */
-	bool loaded;			    /* definitions loaded */
-	bool polling;			    /* a poll query is out */
+	bool reset_sent; /* the start-up in_flight reset is queued */
+	bool loaded;	 /* definitions loaded */
+	bool polling;	 /* a poll query is out */
 	struct {
 		uint64_t accepted, sent, ok, failed, skipped, overflow, denied,
 			db_errors;
