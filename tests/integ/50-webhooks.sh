@@ -18,7 +18,12 @@ cat >>"$T_DIR/cinder.conf" <<CONF
 webhook_allow_nets 127.0.0.1/32
 webhook_retry 1,1
 webhook_host_errors 0
+webhook_ca_file $T_DIR/trusted.crt
 CONF
+# a receiver certificate cinderd trusts through webhook_ca_file
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T_DIR/trusted.key" -out "$T_DIR/trusted.crt" \
+	-days 1 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 ||
+	fail "openssl req"
 start_cinderd
 
 http GET /v1/webhooks
@@ -53,6 +58,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T_DIR/tls.key" -out "$T_DIR/
 	-days 1 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 ||
 	fail "openssl req"
 sink_start tls --tls "$T_DIR/tls.crt" "$T_DIR/tls.key"
+sink_start trusted --tls "$T_DIR/trusted.crt" "$T_DIR/trusted.key"
 P="http://127.0.0.1:$SINK_plain"
 S="https://127.0.0.1:$SINK_tls"
 
@@ -142,7 +148,11 @@ assert sizes == {"big-reply/t/big/0": 512, "big-reply/t/big/1": 512,
                  "big-reply/t/big/2": 176}, sizes
 PY
 
-# --- TLS: self-signed accepted with rejectUnauthorized false, refused otherwise ---
+# --- TLS: a certificate from webhook_ca_file is checked and accepted; a
+# self-signed one is accepted with rejectUnauthorized false, refused otherwise ---
+hook "$TA" "{\"event\":\"t/tlsca\",\"url\":\"https://127.0.0.1:$SINK_trusted/ca\"}"
+publish "$TA" t/tlsca 1
+wait_for sink_has trusted 'r["path"] == "/ca"' || fail "no request to the trusted TLS receiver"
 hook "$TA" "{\"event\":\"t/tlsok\",\"url\":\"$S/tls\",\"rejectUnauthorized\":false}"
 hook "$TA" "{\"event\":\"t/tlsbad\",\"url\":\"$S/tlsbad\"}"
 H_TLSBAD=$HOOK_ID
