@@ -296,25 +296,27 @@ hookdef_validate(const json_t *in, json_t **outp, char *err, size_t errlen)
 		}
 	}
 	json_object_set_new(out, "requestType", json_string(method));
-	/* deviceID */
+	/* deviceID: an id (lower-cased) or a device name (the API looks it
+	   up among the owner's devices) */
 	v = get_any(in, dev_names);
-	if (v != NULL) {
+	if (v != NULL && json_is_string(v) && json_string_length(v) == 24 &&
+	    strspn(json_string_value(v), "0123456789abcdefABCDEF") == 24) {
 		char id[25];
 
-		if (!json_is_string(v) ||
-		    (json_string_length(v) != 0 &&
-		     (json_string_length(v) != 24 ||
-		      strspn(json_string_value(v), "0123456789abcdefABCDEF") !=
-			      24))) {
-			r = fail(err, errlen, CINDER_ERR_INVAL,
-				 "deviceID: must be a 24-character device "
-				 "id");
-			goto out;
-		}
-		for (i = 0; i <= json_string_length(v); i++)
+		for (i = 0; i <= 24; i++)
 			id[i] = (char)tolower(
 				(unsigned char)json_string_value(v)[i]);
 		json_object_set_new(out, "deviceID", json_string(id));
+	} else if (v != NULL) {
+		s = json_is_string(v) ? json_string_value(v) : NULL;
+		if (s == NULL || json_string_length(v) > 63 ||
+		    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+			      "VWXYZ0123456789_-") != json_string_length(v)) {
+			r = fail(err, errlen, CINDER_ERR_INVAL,
+				 "deviceID: must be a device id or name");
+			goto out;
+		}
+		json_object_set_new(out, "deviceID", json_string(s));
 	} else {
 		json_object_set_new(out, "deviceID", json_string(""));
 	}

@@ -28,6 +28,7 @@ struct api_op {
 	int64_t owner;
 	json_t *canon;
 	char id[25];
+	bool replace; /* PUT: update id instead of inserting */
 };
 
 static struct api_op *
@@ -154,14 +155,99 @@ definition_params(const json_t *canon, const char **p, char **cfg)
 	return 7;
 }
 
+static int
+create_store(struct api_op *op)
+{
+	const char *p[8];
+	char own[24], *cfg;
+	int r;
+
+	definition_params(op->canon, p, &cfg);
+	snprintf(own, sizeof(own), "%lld", (long long)op->owner);
+	p[7] = own;
+	r = webhook_wq_submit(
+		op->w, STORE_Q_READ,
+		"INSERT INTO webhooks (event, url, request_type, "
+		"device_id, name, config, disabled, owner_id) VALUES "
+		"($1, $2, $3, $4, $5, $6::jsonb, $7::boolean, "
+		"$8::bigint) RETURNING id, " SQL_TIME("created_at"),
+		8, p, create_done, op, api_op_free);
+	free(cfg);
+	return r;
+}
+
+static void replace_done(int r, const struct store_result *res, void *arg);
+
+static int
+replace_store(struct api_op *op)
+{
+	const char *p[8];
+	char *cfg;
+	int r;
+
+	definition_params(op->canon, p, &cfg);
+	p[7] = op->id;
+	r = webhook_wq_submit(
+		op->w, STORE_Q_READ,
+		"UPDATE webhooks SET event = $1, url = $2, request_type "
+		"= $3, device_id = $4, name = $5, config = $6::jsonb, "
+		"disabled = $7::boolean WHERE id = $8",
+		8, p, replace_done, op, api_op_free);
+	free(cfg);
+	return r;
+}
+
+/* deviceID given as one of the owner's device names: now the id */
+static void
+name_done(int r, const struct store_result *res, void *arg)
+{
+	struct api_op *op = arg;
+	struct webhook *w = op->w;
+	const char *id;
+
+	if (r != 0) {
+		api_fail(w, op->req_id, r);
+	} else if (store_result_ntuples(res) != 1 ||
+		   (id = store_result_value(res, 0, 0)) == NULL) {
+		http_request_resume_error(w->d.http, op->req_id,
+					  CINDER_ERR_INVAL,
+					  "deviceID: no device of yours has "
+					  "that id or name");
+	} else {
+		json_object_set_new(op->canon, "deviceID", json_string(id));
+		if ((op->replace ? replace_store(op) : create_store(op)) == 0)
+			return; /* op goes on */
+		api_fail(w, op->req_id, CINDER_ERR_UNAVAILABLE);
+	}
+	api_op_free(op);
+}
+
+/* Store the definition, after resolving a device name if there is one. */
+static int
+store_definition(struct api_op *op)
+{
+	const char *dev =
+		json_string_value(json_object_get(op->canon, "deviceID"));
+	const char *p[2];
+	char own[24];
+
+	if (dev == NULL || dev[0] == '\0' ||
+	    (strlen(dev) == 24 && strspn(dev, "0123456789abcdef") == 24))
+		return op->replace ? replace_store(op) : create_store(op);
+	snprintf(own, sizeof(own), "%lld", (long long)op->owner);
+	p[0] = own;
+	p[1] = dev;
+	return webhook_wq_submit(op->w, STORE_Q_READ,
+				 "SELECT device_id FROM devices WHERE "
+				 "owner_id = $1::bigint AND name = $2",
+				 2, p, name_done, op, api_op_free);
+}
+
 int
 webhook_create(struct webhook *w, int64_t owner, json_t *canon, uint64_t req_id,
 	       enum webhook_style style)
 {
 	struct api_op *op;
-	const char *p[8];
-	char own[24], *cfg;
-	int r;
 
 	if (!w->loaded) {
 		json_decref(canon);
@@ -172,18 +258,7 @@ webhook_create(struct webhook *w, int64_t owner, json_t *canon, uint64_t req_id,
 		return CINDER_ERR_BUSY;
 	}
 	op = api_op_new(w, req_id, style, owner, canon, NULL);
-	definition_params(canon, p, &cfg);
-	snprintf(own, sizeof(own), "%lld", (long long)owner);
-	p[7] = own;
-	r = webhook_wq_submit(
-		w, STORE_Q_READ,
-		"INSERT INTO webhooks (event, url, request_type, "
-		"device_id, name, config, disabled, owner_id) VALUES "
-		"($1, $2, $3, $4, $5, $6::jsonb, $7::boolean, "
-		"$8::bigint) RETURNING id, " SQL_TIME("created_at"),
-		8, p, create_done, op, api_op_free);
-	free(cfg);
-	if (r != 0) {
+	if (store_definition(op) != 0) {
 		api_op_free(op);
 		return CINDER_ERR_UNAVAILABLE;
 	}
@@ -232,25 +307,14 @@ webhook_replace(struct webhook *w, int64_t owner, bool admin, const char *id,
 {
 	struct hook *h = webhook_hook_find(w, id);
 	struct api_op *op;
-	const char *p[8];
-	char *cfg;
-	int r;
 
 	if (!may_see(h, owner, admin)) {
 		json_decref(canon);
 		return CINDER_ERR_NOTFOUND;
 	}
-	op = api_op_new(w, req_id, style, owner, canon, id);
-	definition_params(canon, p, &cfg);
-	p[7] = op->id;
-	r = webhook_wq_submit(
-		w, STORE_Q_READ,
-		"UPDATE webhooks SET event = $1, url = $2, request_type "
-		"= $3, device_id = $4, name = $5, config = $6::jsonb, "
-		"disabled = $7::boolean WHERE id = $8",
-		8, p, replace_done, op, api_op_free);
-	free(cfg);
-	if (r != 0) {
+	op = api_op_new(w, req_id, style, h->owner, canon, id);
+	op->replace = true;
+	if (store_definition(op) != 0) {
 		api_op_free(op);
 		return CINDER_ERR_UNAVAILABLE;
 	}

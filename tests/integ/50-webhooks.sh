@@ -203,7 +203,14 @@ T_PIDS+=("$!")
 WAIT_S=30 wait_for sim_has_at_least a ready 1 || fail "device not ready: $(cat "$T_DIR/a.err")"
 printf 'subscribe %s hook-response/t/dev mine\n' "$A1" >&"$CTL"
 wait_for log_has "\\[$A1\\] subscribed to \"hook-response/t/dev\"" || fail "device subscription not seen"
-hook "$TA" "{\"event\":\"t/dev\",\"url\":\"$P/dev\",\"deviceID\":\"$A1\",\"json\":{\"v\":\"{{{v}}}\"}}"
+# deviceID may be one of the owner's device names; it is stored as the id
+sql "UPDATE devices SET name = 'sensor' WHERE device_id = '$A1'" >/dev/null
+http POST /v1/webhooks "${AUTH[@]}" -H 'Content-Type: application/json' \
+	-d "{\"event\":\"t/dev\",\"url\":\"$P/dev\",\"deviceID\":\"nosuchname\"}"
+expect 400 "unknown device name"
+grep -q '"deviceID: ' <<<"$HTTP_BODY" || fail "unknown device name: $HTTP_BODY"
+hook "$TA" "{\"event\":\"t/dev\",\"url\":\"$P/dev\",\"deviceID\":\"sensor\",\"json\":{\"v\":\"{{{v}}}\"}}"
+[ "$(json_get "$HTTP_BODY" '["deviceID"]')" = "$A1" ] || fail "device name not resolved: $HTTP_BODY"
 publish "$TA" t/dev '{"v":"from-api"}' # not from the device: filtered out
 printf 'publish %s t/dev {"v":"from-device"} private\n' "$A1" >&"$CTL"
 wait_for sink_has plain 'r["path"] == "/dev"' || fail "device event did not reach the sink"

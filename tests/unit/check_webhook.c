@@ -239,7 +239,7 @@ START_TEST(test_definition_refused)
 		{"{\"event\":\"e\",\"url\":\"http://"
 		 "h\",\"auth\":{\"password\":\"p\"}}",
 		 "auth:"},
-		{"{\"event\":\"e\",\"url\":\"http://h\",\"deviceID\":\"xyz\"}",
+		{"{\"event\":\"e\",\"url\":\"http://h\",\"deviceID\":\"x y\"}",
 		 "deviceID:"},
 		{"{\"event\":\"e\",\"url\":\"http://"
 		 "h\",\"noDefaults\":\"maybe\"}",
