@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "err.h"
@@ -115,6 +116,16 @@ find_key(const char *name, size_t len)
 			return &keys[i];
 	}
 	return NULL;
+}
+
+void
+conf_node_name(const struct conf *cfg, char *out, size_t outlen)
+{
+	if (cfg->node_id[0] != '\0')
+		snprintf(out, outlen, "%s", cfg->node_id);
+	else if (gethostname(out, outlen - 1) != 0)
+		snprintf(out, outlen, "cinderd");
+	out[outlen - 1] = '\0';
 }
 
 bool

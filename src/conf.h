@@ -78,6 +78,12 @@ void conf_free(struct conf *cfg);
 /** Write every key and its effective value, one "key value" line each. */
 void conf_dump(const struct conf *cfg, FILE *fp);
 
+/**
+ * This node's name: node_id, else the host name, else "cinderd".
+ * @param out receives it, NUL-terminated (truncated to outlen - 1)
+ */
+void conf_node_name(const struct conf *cfg, char *out, size_t outlen);
+
 /** @return true if name is a known config key */
 bool conf_key_is_known(const char *name);
 

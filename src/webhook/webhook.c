@@ -21,7 +21,6 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -1159,11 +1158,7 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 			POLICY_MAX_NETS);
 		goto out;
 	}
-	if (cfg->node_id[0] != '\0')
-		snprintf(w->node, sizeof(w->node), "%s", cfg->node_id);
-	else if (gethostname(w->node, sizeof(w->node) - 1) != 0)
-		snprintf(w->node, sizeof(w->node), "cinderd");
-	w->node[sizeof(w->node) - 1] = '\0';
+	conf_node_name(cfg, w->node, sizeof(w->node));
 	r = CINDER_ERR_INTERNAL;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    (w->multi = curl_multi_init()) == NULL) {
