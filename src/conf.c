@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "err.h"
@@ -79,6 +80,27 @@ static const struct key_def keys[] = {
 	 "1: take the client address from X-Forwarded-For (behind a proxy)"},
 	{"web_root", KEY_STRING, OFF(web_root), "", 0, 0,
 	 "directory of the web console's static files; empty = none"},
+	{"webhook_allow_nets", KEY_STRING, OFF(webhook_allow_nets), "", 0, 0,
+	 "networks webhooks may reach in spite of the private-address "
+	 "guard, e.g. 127.0.0.0/8,::1"},
+	{"webhook_retry", KEY_STRING, OFF(webhook_retry), "30,60", 0, 0,
+	 "seconds before each retry of a failed webhook delivery"},
+	{"webhook_ca_file", KEY_STRING, OFF(webhook_ca_file), "", 0, 0,
+	 "PEM CA bundle for https webhooks; empty = the system's"},
+	{"webhook_timeout", KEY_INT, OFF(webhook_timeout), "20", 1, 300,
+	 "seconds a webhook receiver has to answer"},
+	{"webhook_queue_max", KEY_INT, OFF(webhook_queue_max), "1000", 1,
+	 1000000,
+	 "unfinished deliveries per webhook; more are refused "
+	 "and counted"},
+	{"webhook_max_inflight", KEY_INT, OFF(webhook_max_inflight), "16", 1,
+	 10000, "webhook requests in flight per webhook"},
+	{"webhook_user_inflight", KEY_INT, OFF(webhook_user_inflight), "64", 1,
+	 100000, "webhook requests in flight per user"},
+	{"webhook_host_errors", KEY_INT, OFF(webhook_host_errors), "5", 0,
+	 1000000, "consecutive failures before a host is skipped; 0 = never"},
+	{"webhook_host_sleep", KEY_INT, OFF(webhook_host_sleep), "10", 1, 3600,
+	 "seconds a failing host is skipped"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -94,6 +116,16 @@ find_key(const char *name, size_t len)
 			return &keys[i];
 	}
 	return NULL;
+}
+
+void
+conf_node_name(const struct conf *cfg, char *out, size_t outlen)
+{
+	if (cfg->node_id[0] != '\0')
+		snprintf(out, outlen, "%s", cfg->node_id);
+	else if (gethostname(out, outlen - 1) != 0)
+		snprintf(out, outlen, "cinderd");
+	out[outlen - 1] = '\0';
 }
 
 bool

@@ -36,7 +36,16 @@ struct conf {
 	char *rate_limits; /* "all=N,token=N,lock=N" or "" */
 	int trust_proxy;   /* client IP from X-Forwarded-For (0/1) */
 	char *web_root;	   /* static console files, "" = none */
-	char *config_file; /* path it was loaded from, or NULL */
+	char *webhook_allow_nets;  /* CIDRs deliveries may reach anyway */
+	char *webhook_retry;	   /* retry delays in seconds, "30,60" */
+	char *webhook_ca_file;	   /* CA bundle for https deliveries */
+	int webhook_timeout;	   /* seconds for one delivery */
+	int webhook_queue_max;	   /* unfinished deliveries per webhook */
+	int webhook_max_inflight;  /* requests in flight per webhook */
+	int webhook_user_inflight; /* requests in flight per user */
+	int webhook_host_errors;   /* failures before a host is skipped */
+	int webhook_host_sleep;	   /* seconds a failing host is skipped */
+	char *config_file;	   /* path it was loaded from, or NULL */
 };
 
 /** Size of the error message buffer callers pass to conf_load(). */
@@ -68,6 +77,12 @@ void conf_free(struct conf *cfg);
 
 /** Write every key and its effective value, one "key value" line each. */
 void conf_dump(const struct conf *cfg, FILE *fp);
+
+/**
+ * This node's name: node_id, else the host name, else "cinderd".
+ * @param out receives it, NUL-terminated (truncated to outlen - 1)
+ */
+void conf_node_name(const struct conf *cfg, char *out, size_t outlen);
 
 /** @return true if name is a known config key */
 bool conf_key_is_known(const char *name);

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "registry.h"
 #include "store.h"
+#include "webhook/webhook.h"
 #include "xmalloc.h"
 
 #define STOP_GRACE_S 10	  /* longest a clean stop may take */
@@ -51,6 +52,7 @@ struct daemon {
 	struct http *http;	       /* REST/SSE */
 	struct rest *rest;	       /* REST routes and auth */
 	struct events *events;	       /* event bus, SSE, subscriptions */
+	struct webhook *webhooks;      /* webhook definitions and delivery */
 	bool stopping;		       /* a stop is under way */
 	bool store_was_up;	       /* for outage log lines */
 	int exit_status;	       /* what daemon_run returns */
@@ -98,6 +100,8 @@ status_cb(json_t *obj, void *arg)
 	}
 	if (d->events != NULL)
 		events_status_fill(d->events, obj);
+	if (d->webhooks != NULL)
+		webhook_status_fill(d->webhooks, obj);
 	if (d->stopping)
 		json_object_set_new(obj, "stopping", json_true());
 }
@@ -294,6 +298,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 				       d->store, d->reg, d->pool};
 		struct events_deps ed = {d->base, cfg, d->http, d->store,
 					 d->reg};
+		struct webhook_deps wd;
 
 		if ((r = rest_new(&rd, &d->rest)) != 0) {
 			log_err("could not set up the REST API: %s",
@@ -302,6 +307,15 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		}
 		if ((r = events_new(&ed, &d->events)) != 0) {
 			log_err("could not set up events: %s", err_str(r));
+			goto out;
+		}
+		wd.base = d->base;
+		wd.cfg = cfg;
+		wd.http = d->http;
+		wd.store = d->store;
+		wd.events = d->events;
+		if ((r = webhook_new(&wd, &d->webhooks)) != 0) {
+			log_err("could not set up webhooks: %s", err_str(r));
 			goto out;
 		}
 	}
@@ -335,6 +349,7 @@ daemon_free(struct daemon *d)
 		return;
 	/* Order: events and HTTP hold registry and store hooks; REST is
 	   freed after HTTP has closed its suspended requests. */
+	webhook_free(d->webhooks);
 	events_free(d->events);
 	http_free(d->http);
 	rest_free(d->rest);

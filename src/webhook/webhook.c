@@ -1,0 +1,1263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Webhook engine: definitions in memory (mirrored in the webhooks table),
+ * a bus subscription that accepts matching events as durable deliveries,
+ * a ready queue per webhook drained under the in-flight caps, libcurl's
+ * multi interface driven by libevent (socket and timer callbacks), and
+ * the outcome: a row deleted (success), rescheduled (retry) or marked
+ * failed, plus the hook-* events back to the owner.
+ *
+ * A delivery row is inserted as 'in_flight' locked by this node and sent
+ * when the insert has committed. Retries are rows 'pending' with a later
+ * next_attempt_at, picked up by a poll (FOR UPDATE SKIP LOCKED). At start
+ * rows left 'in_flight' by this node are made 'pending' again, so a
+ * crash or restart re-sends them: delivery is at least once.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "api/http.h"
+#include "bus.h"
+#include "conf.h"
+#include "err.h"
+#include "events.h"
+#include "hmap.h"
+#include "log.h"
+#include "sse.h"
+#include "store.h"
+#include "webhook/hookdef.h"
+#include "webhook/policy.h"
+#include "webhook/template.h"
+#include "webhook/webhook.h"
+#include "webhook/webhook_int.h"
+#include "xmalloc.h"
+
+#define RESPONSE_MAX 100000 /* response bytes used (cloud-api.md §3.4) */
+#define CHUNK 512	    /* bytes per hook-response event */
+#define POLL_MS 1000	    /* retry poll period */
+#define LOAD_RETRY_MS 2000  /* reload after a failed start-up read */
+#define MAX_HOSTS 4096	    /* failing hosts remembered */
+
+/* One delivery of one event to one webhook. */
+struct delivery {
+	struct webhook *w;
+	char hook_id[25];
+	int64_t owner;
+	int64_t db_id;	   /* webhook_deliveries.id, 0 until inserted */
+	unsigned attempts; /* attempts made before this one */
+	char *name;
+	char *data; /* NUL-terminated, may be NULL */
+	size_t data_len;
+	char coreid[25];
+	uint64_t published_ms;
+	uint32_t product_id;
+	uint64_t qid; /* store query in flight, 0 = none */
+	CURL *easy;   /* while sending */
+	struct curl_slist *hdrs;
+	struct hookreq req;
+	json_t *ctx; /* template context, built once (delivery_context) */
+	char host[256];
+	char errbuf[CURL_ERROR_SIZE];
+	bool denied; /* the address guard refused the connection */
+	char *resp;  /* response body (first RESPONSE_MAX bytes) */
+	size_t resp_len;
+	TAILQ_ENTRY(delivery) qlink; /* in hook->ready */
+	TAILQ_ENTRY(delivery) alink; /* in w->all */
+	bool queued;		     /* in hook->ready */
+};
+
+/* A store query owned by the module. */
+struct wq {
+	struct webhook *w;
+	uint64_t qid;
+	store_done_cb cb;
+	void *arg;
+	void (*arg_free)(void *);
+	LIST_ENTRY(wq) link;
+};
+
+/* A socket libcurl asked us to watch. */
+struct sockev {
+	struct event *ev;
+	LIST_ENTRY(sockev) link;
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- store queries ---- */
+
+static void
+wq_done(int r, const struct store_result *res, void *arg)
+{
+	struct wq *q = arg;
+
+	LIST_REMOVE(q, link);
+	q->cb(r, res, q->arg);
+	free(q);
+}
+
+int
+webhook_wq_submit(struct webhook *w, unsigned flags, const char *sql, int n,
+		  const char *const *params, store_done_cb cb, void *arg,
+		  void (*arg_free)(void *))
+{
+	struct wq *q = xcalloc(1, sizeof(*q));
+	int r;
+
+	q->w = w;
+	q->cb = cb;
+	q->arg = arg;
+	q->arg_free = arg_free;
+	r = store_query(w->d.store, flags, sql, n, params, wq_done, q, &q->qid);
+	if (r != 0) {
+		free(q);
+		return r;
+	}
+	LIST_INSERT_HEAD(&w->qs, q, link);
+	return 0;
+}
+
+/* A write whose outcome only matters for the log. */
+static void
+write_done(int r, const struct store_result *res, void *arg)
+{
+	struct webhook *w = arg;
+
+	(void)res;
+	if (r != 0) {
+		w->stats.db_errors++;
+		log_warn("webhooks: could not update a delivery: %s",
+			 err_str(r));
+	}
+}
+
+static void
+write_q(struct webhook *w, const char *sql, int n, const char *const *p)
+{
+	if (webhook_wq_submit(w, STORE_Q_WRITE, sql, n, p, write_done, w,
+			      NULL) != 0) {
+		w->stats.db_errors++;
+		log_warn("webhooks: could not queue a delivery update");
+	}
+}
+
+/* ---- hooks ---- */
+
+struct user_count *
+webhook_user_get(struct webhook *w, int64_t owner)
+{
+	struct user_count *u = hmap_get(w->users, &owner, sizeof(owner));
+
+	if (u == NULL) {
+		u = xcalloc(1, sizeof(*u));
+		hmap_put(w->users, &owner, sizeof(owner), u, NULL);
+	}
+	return u;
+}
+
+struct hook *
+webhook_hook_add(struct webhook *w, const char *id, int64_t owner, json_t *def,
+		 const char *created_at)
+{
+	struct hook *h = xcalloc(1, sizeof(*h));
+
+	snprintf(h->id, sizeof(h->id), "%s", id);
+	h->owner = owner;
+	h->def = def;
+	snprintf(h->event, sizeof(h->event), "%s",
+		 json_string_value(json_object_get(def, "event")));
+	snprintf(h->device_id, sizeof(h->device_id), "%s",
+		 json_string_value(json_object_get(def, "deviceID")));
+	h->disabled = json_is_true(json_object_get(def, "disabled"));
+	snprintf(h->created_at, sizeof(h->created_at), "%s",
+		 created_at ? created_at : "");
+	TAILQ_INIT(&h->ready);
+	hmap_put(w->hooks, h->id, strlen(h->id), h, NULL);
+	TAILQ_INSERT_TAIL(&w->hlist, h, link);
+	webhook_user_get(w, owner)->hooks++;
+	return h;
+}
+
+static void delivery_free(struct delivery *dl);
+
+void
+webhook_hook_remove(struct webhook *w, struct hook *h)
+{
+	struct delivery *dl;
+
+	while ((dl = TAILQ_FIRST(&h->ready)) != NULL)
+		delivery_free(dl);
+	hmap_remove(w->hooks, h->id, strlen(h->id));
+	TAILQ_REMOVE(&w->hlist, h, link);
+	webhook_user_get(w, h->owner)->hooks--;
+	json_decref(h->def);
+	free(h);
+}
+
+struct hook *
+webhook_hook_find(struct webhook *w, const char *id)
+{
+	return hmap_get(w->hooks, id, strlen(id));
+}
+
+/* ---- deliveries ---- */
+
+static struct delivery *
+delivery_new(struct webhook *w, const struct hook *h, const char *name,
+	     const char *data, size_t data_len, const char *coreid,
+	     uint64_t published_ms, uint32_t product_id)
+{
+	struct delivery *dl = xcalloc(1, sizeof(*dl));
+
+	dl->w = w;
+	snprintf(dl->hook_id, sizeof(dl->hook_id), "%s", h->id);
+	dl->owner = h->owner;
+	dl->name = xstrdup(name);
+	if (data != NULL) {
+		dl->data = xmalloc(data_len + 1);
+		memcpy(dl->data, data, data_len);
+		dl->data[data_len] = '\0';
+		dl->data_len = data_len;
+	}
+	snprintf(dl->coreid, sizeof(dl->coreid), "%s", coreid);
+	dl->published_ms = published_ms;
+	dl->product_id = product_id;
+	TAILQ_INSERT_TAIL(&w->all, dl, alink);
+	return dl;
+}
+
+/* libcurl handles are reused (curl_easy_reset) rather than rebuilt. */
+static CURL *
+easy_get(struct webhook *w)
+{
+	if (w->neasy > 0)
+		return w->easy_pool[--w->neasy];
+	return curl_easy_init();
+}
+
+static void
+easy_put(struct webhook *w, CURL *e)
+{
+	curl_multi_remove_handle(w->multi, e);
+	if (w->neasy < WEBHOOK_EASY_POOL) {
+		curl_easy_reset(e);
+		w->easy_pool[w->neasy++] = e;
+	} else {
+		curl_easy_cleanup(e);
+	}
+}
+
+static void
+delivery_free(struct delivery *dl)
+{
+	struct webhook *w = dl->w;
+	struct hook *h;
+
+	if (dl->queued && (h = webhook_hook_find(w, dl->hook_id)) != NULL)
+		TAILQ_REMOVE(&h->ready, dl, qlink);
+	if (dl->qid != 0) {
+		struct wq *q;
+
+		LIST_FOREACH(q, &w->qs, link)
+		if (q->arg == dl) {
+			store_cancel(w->d.store, q->qid);
+			LIST_REMOVE(q, link);
+			free(q);
+			break;
+		}
+	}
+	if (dl->easy != NULL)
+		easy_put(w, dl->easy);
+	curl_slist_free_all(dl->hdrs);
+	json_decref(dl->ctx);
+	hookreq_clear(&dl->req);
+	TAILQ_REMOVE(&w->all, dl, alink);
+	free(dl->name);
+	free(dl->data);
+	free(dl->resp);
+	free(dl);
+}
+
+/* @return the delivery's template context (borrowed) */
+static const json_t *
+delivery_context(struct delivery *dl)
+{
+	struct hookdef_event e = {0};
+
+	if (dl->ctx != NULL)
+		return dl->ctx;
+	e.name = dl->name;
+	e.data = dl->data;
+	e.data_len = dl->data_len;
+	e.coreid = dl->coreid;
+	e.published_ms = dl->published_ms;
+	e.event_id = (uint64_t)dl->db_id;
+	e.product_id = dl->product_id;
+	dl->ctx = hookdef_context(&e);
+	return dl->ctx;
+}
+
+/* Publish data on topic (templated) cut into CHUNK-byte pieces
+   "<topic>/<i>"; an empty body is one empty piece. */
+static void
+publish_chunks(struct webhook *w, const struct delivery *dl, const char *topic,
+	       const char *data, size_t len)
+{
+	char name[BUS_NAME_MAX + 16];
+	size_t off = 0, i = 0;
+
+	do {
+		size_t n = len - off > CHUNK ? CHUNK : len - off;
+
+		snprintf(name, sizeof(name), "%s/%zu", topic, i++);
+		if (events_publish_internal(w->d.events, NULL, dl->owner, name,
+					    (const uint8_t *)data + off, n, 60,
+					    true, 0) != 0) {
+			log_ctx(LOG_LEVEL_DEBUG, dl->hook_id,
+				"event %.80s not published (name too long?)",
+				name);
+			return;
+		}
+		off += n;
+	} while (off < len);
+}
+
+static void
+publish_error(struct webhook *w, struct delivery *dl, const json_t *def,
+	      const json_t *ctx, const char *msg)
+{
+	char *topic = hookdef_render_field(
+		def, "errorResponseTopic",
+		"hook-error/{{{PARTICLE_EVENT_NAME}}}", ctx);
+
+	if (topic != NULL)
+		publish_chunks(w, dl, topic, msg, strlen(msg));
+	free(topic);
+}
+
+static void
+publish_response(struct webhook *w, struct delivery *dl, const json_t *def,
+		 const json_t *ctx)
+{
+	const json_t *rt = json_object_get(def, "responseTemplate");
+	char *topic, *body = NULL;
+	const char *out = dl->resp ? dl->resp : "";
+	size_t len = dl->resp_len;
+
+	topic = hookdef_render_field(def, "responseTopic",
+				     "hook-response/{{{PARTICLE_EVENT_NAME}}}",
+				     ctx);
+	if (topic == NULL)
+		return;
+	if (json_is_string(rt)) {
+		json_t *rctx = json_loadb(out, len, 0, NULL);
+
+		if (json_is_object(rctx)) {
+			json_object_update_missing(rctx, (json_t *)ctx);
+			if (template_expand(json_string_value(rt), rctx, &body,
+					    NULL, 0) == 0) {
+				out = body;
+				len = strlen(body);
+			}
+		}
+		json_decref(rctx);
+	}
+	publish_chunks(w, dl, topic, out, len);
+	free(body);
+	free(topic);
+}
+
+static void
+hook_sent_event(struct webhook *w, const struct delivery *dl)
+{
+	char name[BUS_NAME_MAX + 16];
+
+	snprintf(name, sizeof(name), "hook-sent/%s", dl->name);
+	(void)events_publish_internal(w->d.events, NULL, dl->owner, name, NULL,
+				      0, 60, true, 0);
+}
+
+static void pump(struct webhook *w, struct hook *h);
+static void pump_owner(struct webhook *w, int64_t owner);
+
+/* The delivery ends here: the row is deleted or marked failed. */
+static void
+finish_final(struct webhook *w, struct hook *h, struct delivery *dl, bool ok,
+	     int status, const char *err)
+{
+	char id[24], st[16];
+	const char *p[3];
+
+	snprintf(id, sizeof(id), "%lld", (long long)dl->db_id);
+	snprintf(st, sizeof(st), "%d", status);
+	p[0] = id;
+	if (ok) {
+		write_q(w, "DELETE FROM webhook_deliveries WHERE id = $1", 1,
+			p);
+	} else {
+		p[1] = st;
+		p[2] = err;
+		write_q(w,
+			"UPDATE webhook_deliveries SET state = 'failed', "
+			"attempts = attempts + 1, last_status = "
+			"nullif($2, '0')::int, last_error = $3, locked_by = "
+			"NULL, updated_at = now() WHERE id = $1",
+			3, p);
+		if (h != NULL)
+			h->c.given_up++;
+	}
+	if (h != NULL && h->queued > 0)
+		h->queued--;
+}
+
+/* Put the delivery back for a later attempt, or give up. */
+static void
+finish_retry(struct webhook *w, struct hook *h, struct delivery *dl,
+	     bool retryable, int status, const char *err)
+{
+	long delay =
+		retryable ? policy_retry_delay(&w->retry, dl->attempts) : -1;
+	char id[24], st[16], ds[24];
+	const char *p[4];
+
+	if (delay < 0) {
+		finish_final(w, h, dl, false, status, err);
+		return;
+	}
+	snprintf(id, sizeof(id), "%lld", (long long)dl->db_id);
+	snprintf(st, sizeof(st), "%d", status);
+	snprintf(ds, sizeof(ds), "%ld", delay);
+	p[0] = id;
+	p[1] = st;
+	p[2] = err;
+	p[3] = ds;
+	write_q(w,
+		"UPDATE webhook_deliveries SET state = 'pending', attempts = "
+		"attempts + 1, last_status = nullif($2, '0')::int, "
+		"last_error = $3, locked_by = NULL, next_attempt_at = now() + "
+		"make_interval(secs => $4::int), updated_at = now() "
+		"WHERE id = $1",
+		4, p);
+	if (h != NULL)
+		h->c.retried++;
+}
+
+static void
+host_record(struct webhook *w, const char *host, bool ok)
+{
+	struct policy_host *ph = hmap_get(w->hosts, host, strlen(host));
+
+	if (ok) {
+		if (ph != NULL) {
+			hmap_remove(w->hosts, host, strlen(host));
+			free(ph);
+		}
+		return;
+	}
+	if (ph == NULL) {
+		if (hmap_count(w->hosts) >= MAX_HOSTS)
+			return;
+		ph = xcalloc(1, sizeof(*ph));
+		hmap_put(w->hosts, host, strlen(host), ph, NULL);
+	}
+	policy_host_record(ph, false, mono_ms(),
+			   (unsigned)w->d.cfg->webhook_host_errors,
+			   (uint64_t)w->d.cfg->webhook_host_sleep * 1000);
+}
+
+/* A request ended: status 0 means no answer (errtext says why). */
+static void
+finish(struct delivery *dl, int status, const char *errtext)
+{
+	struct webhook *w = dl->w;
+	struct hook *h = webhook_hook_find(w, dl->hook_id);
+	struct user_count *u = webhook_user_get(w, dl->owner);
+	int64_t owner = dl->owner;
+	bool ok = policy_success(status);
+	char msg[512];
+	const json_t *ctx;
+
+	if (u->inflight > 0)
+		u->inflight--;
+	if (h != NULL && h->inflight > 0)
+		h->inflight--;
+	dl->attempts++;
+	host_record(w, dl->host, ok);
+	if (h == NULL) { /* deleted meanwhile; its rows went with it */
+		delivery_free(dl);
+		pump_owner(w, owner);
+		return;
+	}
+	ctx = delivery_context(dl);
+	if (ok) {
+		h->c.ok++;
+		w->stats.ok++;
+		publish_response(w, dl, h->def, ctx);
+		finish_final(w, h, dl, true, status, "");
+	} else {
+		if (status != 0)
+			snprintf(msg, sizeof(msg), "error status %d from %s",
+				 status, dl->host);
+		else
+			snprintf(msg, sizeof(msg), "%s (%s)",
+				 errtext[0] ? errtext : "request failed",
+				 dl->host);
+		h->c.failed++;
+		w->stats.failed++;
+		snprintf(h->last_error, sizeof(h->last_error), "%s", msg);
+		log_ctx(LOG_LEVEL_INFO, h->id, "delivery %lld attempt %u: %s",
+			(long long)dl->db_id, dl->attempts, msg);
+		publish_error(w, dl, h->def, ctx, msg);
+		finish_retry(w, h, dl, policy_retryable(status), status, msg);
+	}
+	delivery_free(dl);
+	pump_owner(w, owner);
+}
+
+/* ---- libcurl on the loop ---- */
+
+static void check_done(struct webhook *w);
+
+static void
+sock_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct webhook *w = arg;
+	int running, action = 0;
+
+	if (what & EV_READ)
+		action |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		action |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(w->multi, fd, action, &running);
+	check_done(w);
+}
+
+static int
+curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct webhook *w = userp;
+	struct sockev *se = socketp;
+	short kind = EV_PERSIST;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (se != NULL) {
+			event_free(se->ev);
+			LIST_REMOVE(se, link);
+			free(se);
+			curl_multi_assign(w->multi, s, NULL);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (se == NULL) {
+		se = xcalloc(1, sizeof(*se));
+		se->ev = event_new(w->d.base, s, kind, sock_event_cb, w);
+		LIST_INSERT_HEAD(&w->socks, se, link);
+		curl_multi_assign(w->multi, s, se);
+	} else {
+		event_del(se->ev);
+		event_assign(se->ev, w->d.base, s, kind, sock_event_cb, w);
+	}
+	event_add(se->ev, NULL);
+	return 0;
+}
+
+static void
+curl_timer_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct webhook *w = arg;
+	int running;
+
+	(void)fd;
+	(void)what;
+	curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(w);
+}
+
+static int
+curl_timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct webhook *w = userp;
+	struct timeval tv;
+
+	(void)m;
+	if (timeout_ms < 0) {
+		evtimer_del(w->curl_timer);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(w->curl_timer, &tv);
+	return 0;
+}
+
+static void
+check_done(struct webhook *w)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(w->multi, &left)) != NULL) {
+		struct delivery *dl = NULL;
+		long code = 0;
+		char err[CURL_ERROR_SIZE + 64];
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &dl);
+		if (dl == NULL)
+			continue;
+		if (m->data.result == CURLE_OK)
+			curl_easy_getinfo(dl->easy, CURLINFO_RESPONSE_CODE,
+					  &code);
+		else if (dl->denied)
+			snprintf(err, sizeof(err),
+				 "address not allowed for webhooks");
+		else
+			snprintf(err, sizeof(err), "%s",
+				 dl->errbuf[0]
+					 ? dl->errbuf
+					 : curl_easy_strerror(m->data.result));
+		if (code == 0 && m->data.result == CURLE_OK)
+			snprintf(err, sizeof(err), "no HTTP status");
+		if (dl->denied)
+			w->stats.denied++;
+		easy_put(w, dl->easy);
+		dl->easy = NULL;
+		finish(dl, (int)code, code != 0 ? "" : err);
+	}
+}
+
+static size_t
+write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct delivery *dl = arg;
+	size_t n = size * nmemb, take;
+
+	if (dl->resp_len >= RESPONSE_MAX)
+		return n;
+	take = n > RESPONSE_MAX - dl->resp_len ? RESPONSE_MAX - dl->resp_len
+					       : n;
+	if (dl->resp == NULL)
+		dl->resp = xmalloc(RESPONSE_MAX + 1);
+	memcpy(dl->resp + dl->resp_len, ptr, take);
+	dl->resp_len += take;
+	dl->resp[dl->resp_len] = '\0';
+	return n;
+}
+
+/* The address guard: every connection goes through here. */
+static curl_socket_t
+opensocket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct delivery *dl = arg;
+
+	(void)purpose;
+	if (!policy_addr_allowed(&a->addr, &dl->w->allow)) {
+		dl->denied = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
+/* host[:port] of a URL, lower case. */
+static void
+url_host(const char *url, char *out, size_t outlen)
+{
+	const char *p = strstr(url, "://"), *at, *end;
+	size_t n, i;
+
+	p = p ? p + 3 : url;
+	end = p + strcspn(p, "/?#");
+	at = memchr(p, '@', (size_t)(end - p));
+	if (at != NULL)
+		p = at + 1;
+	n = (size_t)(end - p);
+	if (n >= outlen)
+		n = outlen - 1;
+	for (i = 0; i < n; i++)
+		out[i] =
+			(char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+	out[n] = '\0';
+}
+
+static void
+start_skipped(struct webhook *w, struct hook *h, struct delivery *dl,
+	      const json_t *ctx)
+{
+	char msg[400];
+
+	snprintf(msg, sizeof(msg),
+		 "Sleeping: too many errors from %s; the delivery will be "
+		 "retried",
+		 dl->host);
+	h->c.skipped++;
+	w->stats.skipped++;
+	snprintf(h->last_error, sizeof(h->last_error), "%s", msg);
+	publish_error(w, dl, h->def, ctx, msg);
+	dl->attempts++;
+	finish_retry(w, h, dl, true, 0, msg);
+	delivery_free(dl);
+}
+
+/* Send one delivery (it has left the ready queue). */
+static void
+start(struct webhook *w, struct hook *h, struct delivery *dl)
+{
+	const struct conf *cfg = w->d.cfg;
+	char err[HOOKDEF_ERRLEN];
+	const json_t *ctx = delivery_context(dl);
+	bool verify;
+	size_t i;
+	int r;
+
+	r = hookreq_build(h->def, ctx, &dl->req, err, sizeof(err));
+	if (r != 0) {
+		h->c.failed++;
+		w->stats.failed++;
+		snprintf(h->last_error, sizeof(h->last_error), "%s", err);
+		publish_error(w, dl, h->def, ctx, err);
+		finish_final(w, h, dl, false, 0, err);
+		delivery_free(dl);
+		goto out;
+	}
+	url_host(dl->req.url, dl->host, sizeof(dl->host));
+	{
+		struct policy_host *ph =
+			hmap_get(w->hosts, dl->host, strlen(dl->host));
+
+		if (ph != NULL && policy_host_skipping(ph, mono_ms())) {
+			start_skipped(w, h, dl, ctx);
+			goto out;
+		}
+	}
+	verify = !json_is_false(json_object_get(h->def, "rejectUnauthorized"));
+	dl->easy = easy_get(w);
+	if (dl->easy == NULL) {
+		finish_retry(w, h, dl, true, 0, "could not start a request");
+		delivery_free(dl);
+		goto out;
+	}
+	for (i = 0; i < dl->req.nheaders; i++)
+		dl->hdrs = curl_slist_append(dl->hdrs, dl->req.headers[i]);
+	/* no Expect: 100-continue round trip, no default Accept */
+	dl->hdrs = curl_slist_append(dl->hdrs, "Expect:");
+	curl_easy_setopt(dl->easy, CURLOPT_URL, dl->req.url);
+	curl_easy_setopt(dl->easy, CURLOPT_PRIVATE, dl);
+	curl_easy_setopt(dl->easy, CURLOPT_HTTPHEADER, dl->hdrs);
+	curl_easy_setopt(dl->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(dl->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(dl->easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(dl->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(dl->easy, CURLOPT_TIMEOUT_MS,
+			 (long)cfg->webhook_timeout * 1000);
+	curl_easy_setopt(dl->easy, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)cfg->webhook_timeout * 1000);
+	curl_easy_setopt(dl->easy, CURLOPT_ERRORBUFFER, dl->errbuf);
+	curl_easy_setopt(dl->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(dl->easy, CURLOPT_WRITEDATA, dl);
+	curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETDATA, dl);
+	curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
+	curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+	if (cfg->webhook_ca_file[0] != '\0')
+		curl_easy_setopt(dl->easy, CURLOPT_CAINFO,
+				 cfg->webhook_ca_file);
+	curl_easy_setopt(dl->easy, CURLOPT_CUSTOMREQUEST, dl->req.method);
+	if (strcmp(dl->req.method, "GET") == 0)
+		curl_easy_setopt(dl->easy, CURLOPT_HTTPGET, 1L);
+	if (dl->req.body != NULL) {
+		curl_easy_setopt(dl->easy, CURLOPT_POSTFIELDS, dl->req.body);
+		curl_easy_setopt(dl->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)dl->req.body_len);
+	}
+	if (dl->req.username != NULL) {
+		curl_easy_setopt(dl->easy, CURLOPT_HTTPAUTH,
+				 (long)CURLAUTH_BASIC);
+		curl_easy_setopt(dl->easy, CURLOPT_USERNAME, dl->req.username);
+		curl_easy_setopt(dl->easy, CURLOPT_PASSWORD, dl->req.password);
+	}
+	if (curl_multi_add_handle(w->multi, dl->easy) != CURLM_OK) {
+		finish_retry(w, h, dl, true, 0, "could not start a request");
+		delivery_free(dl);
+		goto out;
+	}
+	h->inflight++;
+	webhook_user_get(w, h->owner)->inflight++;
+	h->c.sent++;
+	w->stats.sent++;
+	hook_sent_event(w, dl);
+out:
+	return;
+}
+
+/* Send what the caps allow. */
+static void
+pump(struct webhook *w, struct hook *h)
+{
+	struct user_count *u = webhook_user_get(w, h->owner);
+	struct delivery *dl;
+
+	while ((dl = TAILQ_FIRST(&h->ready)) != NULL &&
+	       h->inflight < (size_t)w->d.cfg->webhook_max_inflight &&
+	       u->inflight < (unsigned)w->d.cfg->webhook_user_inflight) {
+		TAILQ_REMOVE(&h->ready, dl, qlink);
+		dl->queued = false;
+		start(w, h, dl);
+	}
+}
+
+static void
+pump_owner(struct webhook *w, int64_t owner)
+{
+	struct hook *h, *next;
+
+	for (h = TAILQ_FIRST(&w->hlist); h != NULL; h = next) {
+		next = TAILQ_NEXT(h, link);
+		if (h->owner == owner && !TAILQ_EMPTY(&h->ready))
+			pump(w, h);
+	}
+}
+
+static void
+enqueue(struct webhook *w, struct hook *h, struct delivery *dl)
+{
+	TAILQ_INSERT_TAIL(&h->ready, dl, qlink);
+	dl->queued = true;
+	pump(w, h);
+}
+
+/* ---- accepting events ---- */
+
+static void
+insert_done(int r, const struct store_result *res, void *arg)
+{
+	struct delivery *dl = arg;
+	struct webhook *w = dl->w;
+	struct hook *h = webhook_hook_find(w, dl->hook_id);
+	const char *v;
+
+	dl->qid = 0;
+	if (h == NULL) {
+		delivery_free(dl);
+		return;
+	}
+	if (r != 0 || store_result_ntuples(res) != 1 ||
+	    (v = store_result_value(res, 0, 0)) == NULL) {
+		w->stats.db_errors++;
+		h->c.failed++;
+		if (h->queued > 0)
+			h->queued--;
+		snprintf(h->last_error, sizeof(h->last_error),
+			 "could not store the delivery: %s", err_str(r));
+		log_warn("webhook %s: could not store a delivery: %s", h->id,
+			 err_str(r));
+		delivery_free(dl);
+		return;
+	}
+	dl->db_id = strtoll(v, NULL, 10);
+	enqueue(w, h, dl);
+}
+
+static void
+accept_event(struct webhook *w, struct hook *h, const struct bus_event *be)
+{
+	struct delivery *dl;
+	char when[25];
+	const char *p[6];
+
+	if (h->queued >= (size_t)w->d.cfg->webhook_queue_max) {
+		h->c.overflow++;
+		w->stats.overflow++;
+		if (!h->overflowing) {
+			struct delivery tmp = {0};
+
+			h->overflowing = true;
+			log_warn("webhook %s: queue full (%d deliveries); "
+				 "refusing events until it drains",
+				 h->id, w->d.cfg->webhook_queue_max);
+			tmp.owner = h->owner;
+			tmp.name = (char *)be->name;
+			snprintf(h->last_error, sizeof(h->last_error),
+				 "queue full: events refused");
+			{
+				json_t *ctx;
+				struct hookdef_event e = {0};
+
+				e.name = be->name;
+				e.coreid = be->coreid;
+				e.published_ms = be->published_ms;
+				ctx = hookdef_context(&e);
+				publish_error(w, &tmp, h->def, ctx,
+					      "queue full: events are refused "
+					      "until deliveries drain");
+				json_decref(ctx);
+			}
+		}
+		return;
+	}
+	h->overflowing = false;
+	h->queued++;
+	w->stats.accepted++;
+	dl = delivery_new(
+		w, h, be->name, be->data_len ? (const char *)be->data : NULL,
+		be->data_len, be->coreid, be->published_ms, be->product_id);
+	sse_format_time(be->published_ms, when);
+	p[0] = h->id;
+	p[1] = dl->name;
+	p[2] = dl->data;
+	p[3] = dl->coreid;
+	p[4] = when;
+	p[5] = w->node;
+	if (webhook_wq_submit(
+		    w, STORE_Q_WRITE,
+		    "INSERT INTO webhook_deliveries (webhook_id, event_name, "
+		    "event_data, device_id, published_at, state, locked_by) "
+		    "VALUES ($1, $2, $3, $4, $5::timestamptz, 'in_flight', "
+		    "$6) RETURNING id",
+		    6, p, insert_done, dl, NULL) != 0) {
+		h->c.overflow++;
+		w->stats.overflow++;
+		h->queued--;
+		snprintf(h->last_error, sizeof(h->last_error),
+			 "database queue full: event refused");
+		delivery_free(dl);
+		return;
+	}
+	dl->qid = LIST_FIRST(&w->qs)->qid;
+}
+
+static void
+on_bus(const struct bus_event *be, void *arg)
+{
+	struct webhook *w = arg;
+	struct hook *h, *next;
+	size_t n;
+
+	/* cloud-generated events (hook-* among them) never trigger hooks */
+	if ((be->flags & BUS_EV_HIDDEN) || be->source == BUS_SRC_INTERNAL ||
+	    be->owner_id <= 0 || !w->loaded)
+		return;
+	for (h = TAILQ_FIRST(&w->hlist); h != NULL; h = next) {
+		next = TAILQ_NEXT(h, link);
+		if (h->disabled || h->owner != be->owner_id)
+			continue;
+		n = strlen(h->event);
+		if (strncmp(be->name, h->event, n) != 0)
+			continue;
+		if (h->device_id[0] != '\0' &&
+		    (be->source != BUS_SRC_DEVICE ||
+		     strcmp(be->coreid, h->device_id) != 0))
+			continue;
+		accept_event(w, h, be);
+	}
+}
+
+/* ---- retries: the poll ---- */
+
+static void
+poll_done(int r, const struct store_result *res, void *arg)
+{
+	struct webhook *w = arg;
+	int i, n;
+	struct timeval tv = {POLL_MS / 1000, (POLL_MS % 1000) * 1000};
+
+	w->polling = false;
+	n = r == 0 ? store_result_ntuples(res) : 0;
+	for (i = 0; i < n; i++) {
+		const char *hid = store_result_value(res, i, 1);
+		struct hook *h = hid ? webhook_hook_find(w, hid) : NULL;
+		struct delivery *dl;
+		const char *data = store_result_value(res, i, 3);
+
+		if (h == NULL)
+			continue;
+		dl = delivery_new(
+			w, h, store_result_value(res, i, 2), data,
+			data ? store_result_length(res, i, 3) : 0,
+			store_result_value(res, i, 4)
+				? store_result_value(res, i, 4)
+				: "particle-internal",
+			strtoull(store_result_value(res, i, 5), NULL, 10), 0);
+		dl->db_id = strtoll(store_result_value(res, i, 0), NULL, 10);
+		dl->attempts = (unsigned)strtoul(store_result_value(res, i, 6),
+						 NULL, 10);
+		enqueue(w, h, dl);
+	}
+	evtimer_add(w->poll_ev, &tv);
+}
+
+static void
+poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct webhook *w = arg;
+	const char *p[2] = {w->node, NULL};
+	struct timeval tv = {POLL_MS / 1000, (POLL_MS % 1000) * 1000};
+
+	(void)fd;
+	(void)what;
+	if (w->polling)
+		return;
+	if (!store_is_up(w->d.store)) {
+		evtimer_add(w->poll_ev, &tv);
+		return;
+	}
+	w->polling = true;
+	if (webhook_wq_submit(
+		    w, STORE_Q_READ,
+		    "UPDATE webhook_deliveries SET state = 'in_flight', "
+		    "locked_by = $1, updated_at = now() WHERE id IN ("
+		    "SELECT id FROM webhook_deliveries WHERE state = "
+		    "'pending' AND next_attempt_at <= now() ORDER BY "
+		    "next_attempt_at LIMIT 200 FOR UPDATE SKIP "
+		    "LOCKED) RETURNING id, webhook_id, event_name, "
+		    "event_data, device_id, (extract(epoch FROM "
+		    "published_at) * 1000)::bigint, attempts",
+		    1, p, poll_done, w, NULL) != 0) {
+		w->polling = false;
+		evtimer_add(w->poll_ev, &tv);
+	}
+}
+
+/* ---- start-up load ---- */
+
+static void
+counts_done(int r, const struct store_result *res, void *arg)
+{
+	struct webhook *w = arg;
+	int i, n = r == 0 ? store_result_ntuples(res) : 0;
+
+	for (i = 0; i < n; i++) {
+		struct hook *h =
+			webhook_hook_find(w, store_result_value(res, i, 0));
+
+		if (h != NULL)
+			h->queued = strtoul(store_result_value(res, i, 1), NULL,
+					    10);
+	}
+	w->loaded = true;
+	log_notice("webhooks: %zu definitions loaded",
+		   (size_t)hmap_count(w->hooks));
+	poll_cb(-1, 0, w);
+}
+
+static void
+hooks_done(int r, const struct store_result *res, void *arg)
+{
+	struct webhook *w = arg;
+	struct timeval tv = {LOAD_RETRY_MS / 1000, 0};
+	int i, n;
+
+	if (r != 0) {
+		log_warn("webhooks: could not load definitions: %s; retrying",
+			 err_str(r));
+		evtimer_add(w->load_ev, &tv);
+		return;
+	}
+	n = store_result_ntuples(res);
+	for (i = 0; i < n; i++) {
+		const char *id = store_result_value(res, i, 0);
+		json_t *def =
+			json_loads(store_result_value(res, i, 2), 0, NULL);
+
+		if (!json_is_object(def) ||
+		    !json_is_string(json_object_get(def, "url")) ||
+		    !json_is_string(json_object_get(def, "event")) ||
+		    webhook_hook_find(w, id) != NULL) {
+			log_warn("webhook %s: stored definition unusable", id);
+			json_decref(def);
+			continue;
+		}
+		webhook_hook_add(
+			w, id, strtoll(store_result_value(res, i, 1), NULL, 10),
+			def, store_result_value(res, i, 3));
+	}
+	if (webhook_wq_submit(
+		    w, STORE_Q_READ,
+		    "SELECT webhook_id, count(*) FROM webhook_deliveries "
+		    "WHERE state IN ('pending', 'in_flight') GROUP BY 1",
+		    0, NULL, counts_done, w, NULL) != 0)
+		counts_done(CINDER_ERR_UNAVAILABLE, NULL, w);
+}
+
+static void
+load_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct webhook *w = arg;
+	const char *p[1] = {w->node};
+	struct timeval tv = {LOAD_RETRY_MS / 1000, 0};
+
+	(void)fd;
+	(void)what;
+	/* what this node had on the wire when it stopped goes again (once:
+	   a write waits out an outage) */
+	if (!w->reset_sent)
+		write_q(w,
+			"UPDATE webhook_deliveries SET state = 'pending', "
+			"locked_by = NULL WHERE state = 'in_flight' AND "
+			"(locked_by = $1 OR locked_by IS NULL)",
+			1, p);
+	w->reset_sent = true;
+	if (webhook_wq_submit(
+		    w, STORE_Q_READ,
+		    "SELECT id, owner_id, config::text, " SQL_TIME(
+			    "created_at") " FROM webhooks WHERE product_id "
+					  "IS NULL ORDER BY created_at",
+		    0, NULL, hooks_done, w, NULL) != 0)
+		evtimer_add(w->load_ev, &tv);
+}
+
+/* ---- lifecycle ---- */
+
+int
+webhook_new(const struct webhook_deps *deps, struct webhook **out)
+{
+	struct webhook *w = xcalloc(1, sizeof(*w));
+	const struct conf *cfg = deps->cfg;
+	int r = CINDER_ERR_INVAL;
+
+	*out = NULL;
+	w->d = *deps;
+	w->hooks = hmap_new();
+	w->users = hmap_new();
+	w->hosts = hmap_new();
+	TAILQ_INIT(&w->hlist);
+	TAILQ_INIT(&w->all);
+	LIST_INIT(&w->qs);
+	LIST_INIT(&w->socks);
+	if (policy_retry_parse(cfg->webhook_retry, &w->retry) != 0) {
+		log_err("webhook_retry: expected seconds like 30,60 (1-86400 "
+			"each, at most %d)",
+			POLICY_MAX_RETRIES);
+		goto out;
+	}
+	if (policy_nets_parse(cfg->webhook_allow_nets, &w->allow) != 0) {
+		log_err("webhook_allow_nets: expected addresses or networks "
+			"like 127.0.0.0/8,::1 (at most %d)",
+			POLICY_MAX_NETS);
+		goto out;
+	}
+	conf_node_name(cfg, w->node, sizeof(w->node));
+	r = CINDER_ERR_INTERNAL;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (w->multi = curl_multi_init()) == NULL) {
+		log_err("webhooks: could not start libcurl");
+		goto out;
+	}
+	curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
+	curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+	curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+	curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 256L);
+	w->curl_timer = evtimer_new(deps->base, curl_timer_event, w);
+	w->poll_ev = evtimer_new(deps->base, poll_cb, w);
+	w->load_ev = evtimer_new(deps->base, load_cb, w);
+	if (deps->http != NULL && http_add_routes(deps->http, h_webhooks_routes,
+						  h_webhooks_nroutes, w) != 0) {
+		log_err("webhooks: could not add the routes");
+		r = CINDER_ERR_INVAL;
+		goto out;
+	}
+	w->sub = bus_subscribe(events_bus(deps->events), "", on_bus, w);
+	load_cb(-1, 0, w);
+	*out = w;
+	w = NULL;
+	r = 0;
+out:
+	webhook_free(w);
+	return r;
+}
+
+static int
+free_value(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	(void)arg;
+	free(value);
+	return 0;
+}
+
+void
+webhook_free(struct webhook *w)
+{
+	struct delivery *dl;
+	struct hook *h;
+	struct wq *q;
+	struct sockev *se;
+
+	if (w == NULL)
+		return;
+	if (w->sub != NULL)
+		bus_unsubscribe(events_bus(w->d.events), w->sub);
+	while ((dl = TAILQ_FIRST(&w->all)) != NULL)
+		delivery_free(dl);
+	while ((q = LIST_FIRST(&w->qs)) != NULL) {
+		store_cancel(w->d.store, q->qid);
+		LIST_REMOVE(q, link);
+		if (q->arg_free != NULL)
+			q->arg_free(q->arg);
+		free(q);
+	}
+	while ((h = TAILQ_FIRST(&w->hlist)) != NULL)
+		webhook_hook_remove(w, h);
+	while (w->neasy > 0)
+		curl_easy_cleanup(w->easy_pool[--w->neasy]);
+	if (w->multi != NULL)
+		curl_multi_cleanup(w->multi);
+	while ((se = LIST_FIRST(&w->socks)) != NULL) {
+		LIST_REMOVE(se, link);
+		event_free(se->ev);
+		free(se);
+	}
+	if (w->curl_timer != NULL)
+		event_free(w->curl_timer);
+	if (w->poll_ev != NULL)
+		event_free(w->poll_ev);
+	if (w->load_ev != NULL)
+		event_free(w->load_ev);
+	hmap_foreach(w->users, free_value, NULL);
+	hmap_free(w->users);
+	hmap_foreach(w->hosts, free_value, NULL);
+	hmap_free(w->hosts);
+	hmap_free(w->hooks);
+	free(w);
+}
+
+void
+webhook_status_fill(const struct webhook *w, json_t *obj)
+{
+	json_object_set_new(
+		obj, "webhooks",
+		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+			  "definitions", (json_int_t)hmap_count(w->hooks),
+			  "accepted", (json_int_t)w->stats.accepted, "sent",
+			  (json_int_t)w->stats.sent, "ok",
+			  (json_int_t)w->stats.ok, "failed",
+			  (json_int_t)w->stats.failed, "skipped",
+			  (json_int_t)w->stats.skipped, "overflow",
+			  (json_int_t)w->stats.overflow, "denied",
+			  (json_int_t)w->stats.denied, "db_errors",
+			  (json_int_t)w->stats.db_errors, "loaded", w->loaded));
+}

@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: MIT
+# Helpers for the webhook integration tests (source after lib.sh): sinks
+# (tests/integ/webhook_sink.py) and webhook/user shortcuts.
+
+# sink_start NAME [--port P] [--tls CERT KEY]: a receiver logging to
+# $T_DIR/sink-NAME.log; sets SINK_<NAME> to its port.
+sink_start() {
+	local name=$1
+	shift
+	rm -f "$T_DIR/sink-$name.port"
+	python3 "$top_srcdir/tests/integ/webhook_sink.py" "$T_DIR/sink-$name.log" \
+		"$T_DIR/sink-$name.port" "$@" 2>"$T_DIR/sink-$name.err" &
+	T_PIDS+=("$!")
+	printf -v "SINKPID_$name" '%s' "$!"
+	touch "$T_DIR/sink-$name.log"
+	wait_for test -s "$T_DIR/sink-$name.port" || fail "sink $name did not start: $(cat "$T_DIR/sink-$name.err")"
+	printf -v "SINK_$name" '%s' "$(cat "$T_DIR/sink-$name.port")"
+}
+# sink_grep NAME PYEXPR: count requests r (a dict) for which PYEXPR holds.
+sink_count() {
+	python3 -c '
+import json, sys
+n = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if eval(sys.argv[2]):
+        n += 1
+print(n)' "$T_DIR/sink-$1.log" "$2"
+}
+sink_has() { [ "$(sink_count "$1" "$2")" -ge "${3:-1}" ]; }
+# sink_get NAME PYEXPR FIELD-EXPR: FIELD-EXPR of the first matching request.
+sink_get() {
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if eval(sys.argv[2]):
+        print(eval(sys.argv[3]))
+        break' "$T_DIR/sink-$1.log" "$2" "$3"
+}
+expect() { # expect STATUS WHAT
+	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
+}
+user_token() { # user_token NAME: create NAME@example.com, print a token
+	printf '%spass123\n' "$1" | cinderd_cmd user add "$1@example.com" >/dev/null || fail "user add $1"
+	http POST /oauth/token -u particle:particle -d grant_type=password \
+		-d username="$1@example.com" -d password="$1pass123"
+	expect 200 "login $1"
+	json_get "$HTTP_BODY" '["access_token"]'
+}
+# hook TOKEN JSON: create a webhook, set HOOK_ID.
+hook() {
+	http POST /v1/webhooks -H "Authorization: Bearer $1" \
+		-H 'Content-Type: application/json' -d "$2"
+	expect 200 "create webhook $2"
+	HOOK_ID=$(json_get "$HTTP_BODY" '["id"]')
+}
+# publish TOKEN NAME DATA: an API event (private).
+publish() {
+	http POST /v1/devices/events -H "Authorization: Bearer $1" \
+		--data-urlencode "name=$2" --data-urlencode "data=$3" -d private=true
+	expect 200 "publish $2"
+}
+# counter TOKEN ID NAME: a counter of a webhook.
+counter() {
+	http GET "/v1/webhooks/$2" -H "Authorization: Bearer $1"
+	json_get "$HTTP_BODY" "[\"counters\"][\"$3\"]"
+}
+counter_at_least() { [ "$(counter "$1" "$2" "$3")" -ge "$4" ]; }
+# out_is WANT CMD...: CMD prints WANT. For wait_for, which runs its
+# arguments again each time (a "$(...)" in them would be read only once).
+out_is() { local want=$1; shift; [ "$("$@")" = "$want" ]; }
+out_at_least() { local want=$1; shift; [ "$("$@")" -ge "$want" ]; }
