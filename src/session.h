@@ -52,12 +52,12 @@ struct session_result {
 
 /* What the Hello said (copied out of the message). */
 struct session_hello {
-	uint16_t product_id;	  /* 0xffff: none */
-	uint16_t product_version; /* 0xffff: none */
-	uint8_t flags;		  /* PCOAP_HELLO_F_* */
-	uint16_t platform_id;	  /* 0xffff: unknown */
-	bool extended;		  /* Device OS 3.0+ fields below are set */
-	uint16_t system_version;  /* system module version, 0: unknown */
+	uint16_t product_id;	   /* 0xffff: none */
+	uint16_t product_version;  /* 0xffff: none */
+	uint8_t flags;		   /* PCOAP_HELLO_F_* */
+	uint16_t platform_id;	   /* 0xffff: unknown */
+	bool extended;		   /* Device OS 3.0+ fields below are set */
+	uint16_t system_version;   /* system module version, 0: unknown */
 	uint16_t max_message_size; /* largest message, 0: unknown */
 	uint32_t max_binary_size;  /* largest OTA image, 0: unknown */
 	uint16_t ota_chunk_size;   /* OTA chunk size, 0: unknown */

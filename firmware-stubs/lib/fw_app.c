@@ -702,8 +702,8 @@ fw_app_init(struct fw_app *a, const struct port *p,
 	a->devos3 = cfg->devos3;
 	if (a->devos3) {
 		a->dev.cfg.extended_hello = true;
-		a->dev.cfg.hello_flags |= PCOAP_HELLO_F_GOODBYE |
-					  PCOAP_HELLO_F_DEVICE_DESCRIBE;
+		a->dev.cfg.hello_flags |=
+			PCOAP_HELLO_F_GOODBYE | PCOAP_HELLO_F_DEVICE_DESCRIBE;
 		a->dev.cfg.system_version =
 			fw_modules_system_version(&a->modules);
 		a->dev.cfg.max_binary = p->flash_size;
@@ -749,8 +749,8 @@ post_connect(struct fw_app *a)
 		case FW_SEQ_DESCRIBE_POST:
 			/* Device OS 2.2+ posts its system part itself. */
 			if (a->devos3)
-				r = fw_device_post_describe(&a->dev,
-							    PCOAP_DESCRIBE_SYSTEM);
+				r = fw_device_post_describe(
+					&a->dev, PCOAP_DESCRIBE_SYSTEM);
 			break;
 		case FW_SEQ_MAX_BINARY:
 			if (a->devos3)
@@ -852,7 +852,8 @@ fw_app_step(struct fw_app *a, uint32_t now)
 				/* the Goodbye goes out before the reset */
 				a->goodbye_sent = true;
 				(void)fw_device_goodbye(
-					&a->dev, reset_reason_code(a->reset_mode));
+					&a->dev,
+					reset_reason_code(a->reset_mode));
 				continue;
 			}
 			if (fw_device_tx_idle(&a->dev))

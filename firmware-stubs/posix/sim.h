@@ -35,11 +35,11 @@ struct sim_opts {
 	uint16_t system_version;  /* system part module version */
 	uint16_t app_requires;	  /* user part's need on s/2 */
 	enum sim_behaviour behaviour;
-	bool reconnect;	   /* reconnect after a close */
-	bool setup_early;  /* register the app before connecting; else as
-			      Device OS does: setup() after the cloud
-			      connection is up (and after every reboot) */
-	bool devos3;	   /* speak as Device OS 3.0+ (fw_app_config) */
+	bool reconnect;	  /* reconnect after a close */
+	bool setup_early; /* register the app before connecting; else as
+			     Device OS does: setup() after the cloud
+			     connection is up (and after every reboot) */
+	bool devos3;	  /* speak as Device OS 3.0+ (fw_app_config) */
 };
 
 /** Per-device application state (both apps use the same fields). */

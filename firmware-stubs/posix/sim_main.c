@@ -397,9 +397,9 @@ main(int argc, char **argv)
 		return provision(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "run") == 0)
 		return run(argc - 2, argv + 2);
-	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-			  strcmp(argv[1], "-h") == 0 ||
-			  strcmp(argv[1], "help") == 0)) {
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	     strcmp(argv[1], "help") == 0)) {
 		sim_usage(stdout);
 		return 0;
 	}

@@ -53,22 +53,22 @@ struct sim_dev {
 	struct port port;
 	struct sim *sim;
 	char id[25];
-	EVP_PKEY *key;	  /* device private key */
-	uint8_t pub[162]; /* its SPKI DER */
-	int fd;		  /* -1 when closed */
-	bool writable;	  /* connect finished (EPOLLOUT seen) */
-	bool rx_more;	  /* the last read filled the buffer */
-	bool connected;	  /* net_connect succeeded */
-	bool was_ready;	  /* printed "ready" for this connection */
-	bool silent;	  /* --behaviour silent engaged */
-	bool garbage_due; /* --behaviour garbage: send once idle */
-	bool stopped;	  /* stop command or --no-reconnect */
-	bool in_again;	  /* on the again list */
-	bool setup_done;  /* the app's setup() ran since the last boot */
-	uint32_t ready_at;	  /* when the session became ready */
+	EVP_PKEY *key;	   /* device private key */
+	uint8_t pub[162];  /* its SPKI DER */
+	int fd;		   /* -1 when closed */
+	bool writable;	   /* connect finished (EPOLLOUT seen) */
+	bool rx_more;	   /* the last read filled the buffer */
+	bool connected;	   /* net_connect succeeded */
+	bool was_ready;	   /* printed "ready" for this connection */
+	bool silent;	   /* --behaviour silent engaged */
+	bool garbage_due;  /* --behaviour garbage: send once idle */
+	bool stopped;	   /* stop command or --no-reconnect */
+	bool in_again;	   /* on the again list */
+	bool setup_done;   /* the app's setup() ran since the last boot */
+	uint32_t ready_at; /* when the session became ready */
 	unsigned describes_at_ready; /* Describes answered by then */
 	unsigned describes_said;     /* Describes reported on stdout */
-	uint8_t *flash;	  /* OTA area, allocated on first use */
+	uint8_t *flash;		     /* OTA area, allocated on first use */
 	struct fifo_link tick, pub_tick;
 	struct sim_dev *again_next;
 	struct sim_appstate st;

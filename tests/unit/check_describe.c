@@ -461,23 +461,20 @@ START_TEST(test_describe_merge_halves)
 	ck_assert_str_eq(out, sys);
 	free(out);
 	/* System only after a full one: the functions stay. */
-	ck_assert_int_eq(describe_merge(app, strlen(app), sys, strlen(sys),
-					&out),
-			 0);
+	ck_assert_int_eq(
+		describe_merge(app, strlen(app), sys, strlen(sys), &out), 0);
 	ck_assert_str_eq(out, "{\"p\":3,\"m\":[],\"f\":[\"echo\"],"
 			      "\"v\":{\"counter\":2}}");
 	free(out);
 	/* App only after a system one: platform and modules stay. */
-	ck_assert_int_eq(describe_merge(sys, strlen(sys), app, strlen(app),
-					&out),
-			 0);
+	ck_assert_int_eq(
+		describe_merge(sys, strlen(sys), app, strlen(app), &out), 0);
 	ck_assert_str_eq(out, "{\"f\":[\"echo\"],\"v\":{\"counter\":2},"
 			      "\"p\":3,\"m\":[]}");
 	free(out);
 	/* A complete one replaces everything, even an empty app part. */
-	ck_assert_int_eq(describe_merge(app, strlen(app), both, strlen(both),
-					&out),
-			 0);
+	ck_assert_int_eq(
+		describe_merge(app, strlen(app), both, strlen(both), &out), 0);
 	ck_assert_str_eq(out, both);
 	free(out);
 	/* Not an object; a broken previous one is ignored. */

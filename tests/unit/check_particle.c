@@ -395,7 +395,10 @@ END_TEST
 START_TEST(test_pcoap_build_nospace)
 {
 	struct pcoap_update_begin ub = {1, 512, 20000, 0, 0};
-	struct pcoap_hello h = {.product_id = 6, .product_version = 1, .flags = 2, .platform_id = 6};
+	struct pcoap_hello h = {.product_id = 6,
+				.product_version = 1,
+				.flags = 2,
+				.platform_id = 6};
 	static const uint16_t missed[] = {1, 2, 3};
 	uint8_t *out;
 	size_t need, cap, n, k;
