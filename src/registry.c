@@ -48,130 +48,13 @@
 #include "log.h"
 #include "netaddr.h"
 #include "registry.h"
+#include "registry_int.h"
 #include "session.h"
 #include "store.h"
 #include "xmalloc.h"
 
-#define DEVICE_ID_HEX 24
-#define KEY_CACHE_MAX 100000	/* cached device keys */
-#define OUTPUT_MAX (256 * 1024) /* unsent bytes before we give up */
-#define DESCRIBE_MAX 16384	/* largest describe JSON kept */
-#define FLUSH_INTERVAL_S 30	/* last_heard write interval */
-/* A describe refresh asked by the API (a function or variable the cached
-   describe lacks) runs at most once per interval per connection; requests
-   arriving meanwhile share the one in flight, up to this many. */
-#define REFRESH_INTERVAL_MS 5000
-#define REFRESH_TIMEOUT_MS 5000
-#define REFRESH_WAITERS_MAX 64
-/* Connections the kernel may queue while the listener is paused at
-   max_handshakes (capped by net.core.somaxconn): a reconnect storm waits
-   there instead of in SYN retransmits. */
-#define LISTEN_BACKLOG 4096
-
-enum dc_state {
-	DC_NONCE = 0, /* nonce sent, reading the 256-byte block */
-	DC_STEP2,     /* block being decrypted on the pool */
-	DC_KEY,	      /* looking up the device's key */
-	DC_STEP3,     /* session key being built on the pool */
-	DC_FRAMED,    /* encrypted session running */
-	DC_CLOSING,   /* closed, waiting to be reaped */
-};
-
-struct devconn {
-	struct registry *reg;		 /* owner */
-	uint64_t id;			 /* connection id (never reused) */
-	enum dc_state state;		 /* where in the lifecycle */
-	struct bufferevent *bev;	 /* the socket */
-	struct event *timer;		 /* handshake deadline / session tick */
-	char ip[INET6_ADDRSTRLEN];	 /* peer address */
-	char peer[INET6_ADDRSTRLEN + 8]; /* "ip:port" for logs */
-	char idhex[DEVICE_ID_HEX + 1];	 /* device id once known */
-	char logctx[40];		 /* "dev <id>" or "conn <n> <peer>" */
-	uint8_t nonce[CRYPTO_NONCE_LEN]; /* step 1 */
-	uint8_t supplied_der[CRYPTO_STEP2_KEY_MAX]; /* device's own key */
-	size_t supplied_der_len;		    /* 0: none sent */
-	struct crypto_key *dev_key; /* device public key (owned) */
-	struct crypto_channel ch;   /* AES state, FRAMED only */
-	struct session *session;    /* FRAMED only */
-	uint64_t last_rx_ms;	    /* last bytes from the device */
-	size_t in_counted;	    /* input bytes already counted */
-	uint64_t opened_ms;	    /* accept time */
-	bool in_handshake;	    /* counted in handshakes_active */
-	bool registered;	    /* reg->devices maps idhex to us */
-	bool online;		    /* presence said online */
-	bool heard;		    /* bytes since the last flush */
-	bool hello_seen;	    /* device authenticated by its Hello */
-	struct session_hello hello; /* copied Hello fields */
-	char *describe;		    /* last describe JSON (owned) */
-	int64_t owner_id;	    /* owning user id, 0 = unowned */
-	bool safe_mode;		    /* the describe shows safe mode */
-	uint32_t max_binary;	    /* largest OTA image, 0: not said */
-	uint16_t chunk_size;	    /* OTA chunk size, 0: not said */
-	uint64_t refresh_req;	    /* API describe in flight, 0: none */
-	uint64_t refresh_last_ms;   /* when the last one started */
-	size_t n_refresh_waiters;   /* requests sharing refresh_req */
-	uint64_t refresh_waiters[REFRESH_WAITERS_MAX]; /* their ids */
-	TAILQ_ENTRY(devconn) reap;		       /* reap list link */
-};
-
-TAILQ_HEAD(devconn_list, devconn);
-
-/* An API request waiting for a device. */
-struct pending_req {
-	uint64_t req_id;     /* the id the caller holds */
-	uint64_t conn_id;    /* the connection it went to */
-	registry_done_cb cb; /* caller's callback */
-	void *arg;	     /* caller's argument */
-};
-
-struct registry {
-	struct event_base *base;	     /* the loop */
-	const struct conf *cfg;		     /* borrowed */
-	struct store *store;		     /* borrowed */
-	struct cryptopool *pool;	     /* borrowed */
-	const struct crypto_key *server_key; /* borrowed */
-	struct evconnlistener *listener;     /* device port */
-	uint16_t port;			     /* bound port */
-	bool paused;			     /* listener disabled by the cap */
-	bool stopping;			     /* no new connections */
-	struct hmap *conns;		     /* conn id -> devconn */
-	struct hmap *devices;		     /* idhex -> devconn (newest) */
-	struct hmap *keys;		     /* idhex -> struct key_entry */
-	struct hmap *reqs;		     /* req id -> pending_req */
-	uint64_t next_conn_id;		     /* counter */
-	uint64_t next_req_id;		     /* counter */
-	struct devconn_list reap_list;	     /* closed, not yet freed */
-	struct event *reap_ev;		     /* deferred reaper */
-	struct event *flush_ev;		     /* last_heard coalescing */
-	struct registry_stats stats;	     /* counters */
-	registry_presence_cb presence_cb;    /* presence hook */
-	void *presence_arg;
-	registry_event_cb event_cb; /* device event hook */
-	void *event_arg;
-	registry_subscribe_cb sub_cb;	   /* device subscription hook */
-	registry_conn_closed_cb closed_cb; /* and its cleanup */
-	void *sub_arg;
-	char node_id[128]; /* this node's name */
-};
-
-/* A parsed device key, cached by device id; valid while the PEM matches. */
-struct key_entry {
-	char *pem;		/* the PEM text it was parsed from */
-	struct crypto_key *key; /* parsed public key */
-	int64_t owner_id;	/* owner at the last lookup */
-};
-
-/* A store or pool completion ticket: ids only. */
-struct ticket {
-	struct registry *reg; /* lives longer than any ticket */
-	uint64_t conn_id;     /* the connection it is for */
-};
-
-static void conn_close(struct devconn *c, int status, const char *reason);
-static void conn_start_step3(struct devconn *c);
-
-static uint64_t
-now_ms(void)
+uint64_t
+registry_now_ms(void)
 {
 	struct timespec ts;
 
@@ -179,25 +62,12 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static struct devconn *
-conn_get(struct registry *reg, uint64_t id)
+struct devconn *
+registry_conn_get(struct registry *reg, uint64_t id)
 {
 	struct devconn *c = hmap_get_u64(reg->conns, id);
 
 	return (c != NULL && c->state != DC_CLOSING) ? c : NULL;
-}
-
-static void
-hex_encode(const uint8_t *in, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hx[in[i] >> 4];
-		out[2 * i + 1] = hx[in[i] & 15];
-	}
-	out[2 * n] = '\0';
 }
 
 static void
@@ -215,8 +85,8 @@ set_timer_ms(struct devconn *c, int64_t ms)
 /* ------------------------------------------------------------------ */
 /* Listener pacing: at most max_handshakes in progress.                */
 
-static void
-handshake_end(struct devconn *c, bool ok)
+void
+registry_handshake_end(struct devconn *c, bool ok)
 {
 	struct registry *reg = c->reg;
 
@@ -238,17 +108,17 @@ handshake_end(struct devconn *c, bool ok)
 /* ------------------------------------------------------------------ */
 /* Presence and store writes.                                         */
 
-/* Labels for store_write_done's log line (mutable: store args are void *). */
+/* Labels for registry_store_write_done's log line (mutable: store args are void
+ * *). */
 static char what_online[] = "device online";
 static char what_offline[] = "device offline";
 static char what_heard[] = "last_heard";
 static char what_describe[] = "device describe";
 static char what_goodbye[] = "device goodbye";
 static char what_ota_limits[] = "device OTA limits";
-static char what_pending[] = "pending device key";
 
-static void
-store_write_done(int r, const struct store_result *res, void *arg)
+void
+registry_store_write_done(int r, const struct store_result *res, void *arg)
 {
 	const char *what = arg;
 
@@ -274,7 +144,8 @@ ota_limits_write(struct devconn *c)
 		    "max_binary_size = coalesce($2::bigint, max_binary_size), "
 		    "ota_chunk_size = coalesce($3::int, ota_chunk_size) "
 		    "WHERE device_id = $1",
-		    3, params, store_write_done, what_ota_limits, NULL);
+		    3, params, registry_store_write_done, what_ota_limits,
+		    NULL);
 }
 
 static void
@@ -307,7 +178,7 @@ presence_online(struct devconn *c)
 		"product_firmware_version = $5::int, hello_flags = $6::int, "
 		"node_id = $7, hello_system_version = $8::int "
 		"WHERE device_id = $1",
-		8, params, store_write_done, what_online, NULL);
+		8, params, registry_store_write_done, what_online, NULL);
 	if (c->max_binary != 0 || c->chunk_size != 0)
 		ota_limits_write(c);
 	c->online = true;
@@ -332,7 +203,7 @@ presence_offline(struct devconn *c)
 	store_query(reg->store, STORE_Q_WRITE,
 		    "UPDATE devices SET online = false, last_heard = now() "
 		    "WHERE device_id = $1 AND node_id = $2",
-		    2, params, store_write_done, what_offline, NULL);
+		    2, params, registry_store_write_done, what_offline, NULL);
 	if (reg->presence_cb != NULL)
 		reg->presence_cb(&p, reg->presence_arg);
 }
@@ -385,7 +256,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	store_query(reg->store, STORE_Q_WRITE,
 		    "UPDATE devices SET last_heard = now() "
 		    "WHERE device_id = ANY($1::text[])",
-		    1, params, store_write_done, what_heard, NULL);
+		    1, params, registry_store_write_done, what_heard, NULL);
 	free(f.buf);
 }
 
@@ -436,7 +307,7 @@ sess_send(void *arg, const uint8_t *msg, size_t len)
 static void
 sess_close(void *arg, int status, const char *reason)
 {
-	conn_close(arg, status, reason);
+	registry_conn_close(arg, status, reason);
 }
 
 static void
@@ -459,8 +330,8 @@ sess_hello(void *arg, const struct session_hello *h)
 	if (old != NULL && old != c) {
 		old->registered = false;
 		reg->stats.replaced++;
-		conn_close(old, CINDER_ERR_CONFLICT,
-			   "replaced by a newer connection");
+		registry_conn_close(old, CINDER_ERR_CONFLICT,
+				    "replaced by a newer connection");
 	}
 	if (h->extended)
 		log_ctx(LOG_LEVEL_INFO, c->logctx,
@@ -550,7 +421,7 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 		    "ELSE system_module_version END, "
 		    "platform_id = coalesce($7::int, platform_id) "
 		    "WHERE device_id = $1",
-		    9, params, store_write_done, what_describe, NULL);
+		    9, params, registry_store_write_done, what_describe, NULL);
 	if (c->safe_mode)
 		log_ctx(LOG_LEVEL_NOTICE, c->logctx,
 			"in safe mode: the application needs system modules "
@@ -605,7 +476,7 @@ sess_goodbye(void *arg, const struct pcoap_goodbye *g)
 	store_query(c->reg->store, STORE_Q_WRITE,
 		    "UPDATE devices SET last_goodbye = $2::jsonb, "
 		    "last_goodbye_at = now() WHERE device_id = $1",
-		    2, params, store_write_done, what_goodbye, NULL);
+		    2, params, registry_store_write_done, what_goodbye, NULL);
 	free(txt);
 }
 
@@ -700,7 +571,7 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 		req_finish(c->reg, c->refresh_waiters[i], res);
 }
 
-static const struct session_ops sess_ops = {
+const struct session_ops registry_sess_ops = {
 	.send = sess_send,
 	.close = sess_close,
 	.hello = sess_hello,
@@ -753,8 +624,8 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
  * Close a connection: log once, say offline, stop I/O, and hand it to the
  * reaper. Safe from inside any of the connection's callbacks.
  */
-static void
-conn_close(struct devconn *c, int status, const char *reason)
+void
+registry_conn_close(struct devconn *c, int status, const char *reason)
 {
 	struct registry *reg = c->reg;
 	enum log_level lvl = LOG_LEVEL_NOTICE;
@@ -765,8 +636,8 @@ conn_close(struct devconn *c, int status, const char *reason)
 		lvl = LOG_LEVEL_WARN; /* a failed handshake */
 	log_ctx(lvl, c->logctx, "closed: %s (peer %s%s%s, %.1f s)", reason,
 		c->peer, status ? ", " : "", status ? err_str(status) : "",
-		(double)(now_ms() - c->opened_ms) / 1000.0);
-	handshake_end(c, false);
+		(double)(registry_now_ms() - c->opened_ms) / 1000.0);
+	registry_handshake_end(c, false);
 	c->state = DC_CLOSING;
 	if (c->registered) {
 		hmap_remove(reg->devices, c->idhex, DEVICE_ID_HEX);
@@ -782,11 +653,11 @@ conn_close(struct devconn *c, int status, const char *reason)
 	event_active(reg->reap_ev, EV_TIMEOUT, 0);
 }
 
-static void
-conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+void
+registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct devconn *c = arg;
-	uint64_t now = now_ms();
+	uint64_t now = registry_now_ms();
 	int64_t next, idle_ms, limit_ms;
 
 	(void)fd;
@@ -794,15 +665,16 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->state == DC_CLOSING)
 		return;
 	if (c->state != DC_FRAMED || c->session == NULL) {
-		conn_close(c, CINDER_ERR_TIMEOUT, "handshake timed out");
+		registry_conn_close(c, CINDER_ERR_TIMEOUT,
+				    "handshake timed out");
 		return;
 	}
 	limit_ms = (int64_t)c->reg->cfg->keepalive_timeout * 1000;
 	idle_ms = (int64_t)(now - c->last_rx_ms);
 	if (idle_ms >= limit_ms) {
 		c->reg->stats.keepalive_timeouts++;
-		conn_close(c, CINDER_ERR_TIMEOUT,
-			   "keep-alive timeout: device silent");
+		registry_conn_close(c, CINDER_ERR_TIMEOUT,
+				    "keep-alive timeout: device silent");
 		return;
 	}
 	next = session_tick(c->session, now);
@@ -814,8 +686,8 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Decrypt and dispatch every complete frame in the input buffer. */
-static void
-conn_read_frames(struct devconn *c)
+void
+registry_conn_read_frames(struct devconn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	uint8_t plain[PCOAP_SERVER_RX_MAX_CT];
@@ -833,9 +705,10 @@ conn_read_frames(struct devconn *c)
 		if (r == PCOAP_NEED_MORE)
 			r = PCOAP_OK; /* the header told us flen */
 		if (r != PCOAP_OK) {
-			conn_close(c, CINDER_ERR_PROTO,
-				   r == PCOAP_TOO_BIG ? "frame too large"
-						      : "bad frame length");
+			registry_conn_close(c, CINDER_ERR_PROTO,
+					    r == PCOAP_TOO_BIG
+						    ? "frame too large"
+						    : "bad frame length");
 			return;
 		}
 		if (avail < flen)
@@ -845,300 +718,12 @@ conn_read_frames(struct devconn *c)
 					sizeof(plain), &plen);
 		evbuffer_drain(in, flen);
 		if (r != 0) {
-			conn_close(c, CINDER_ERR_CRYPTO,
-				   "frame did not decrypt");
+			registry_conn_close(c, CINDER_ERR_CRYPTO,
+					    "frame did not decrypt");
 			return;
 		}
 		session_input(c->session, plain, plen, c->last_rx_ms);
 		crypto_wipe(plain, plen);
-	}
-}
-
-/* ------------------------------------------------------------------ */
-/* Handshake.                                                         */
-
-struct step2_job {
-	struct ticket t;		 /* which connection */
-	const struct crypto_key *server; /* borrowed, read-only */
-	uint8_t nonce[CRYPTO_NONCE_LEN]; /* input */
-	uint8_t block[CRYPTO_STEP2_LEN]; /* input */
-	struct crypto_step2 out;	 /* output */
-	int r;				 /* result */
-};
-
-static void
-step2_work(void *arg)
-{
-	struct step2_job *j = arg;
-
-	j->r = crypto_handshake_step2_open(j->server, j->nonce, j->block,
-					   sizeof(j->block), &j->out);
-}
-
-static void key_lookup_done(int r, const struct store_result *res, void *arg);
-
-static void
-conn_have_key(struct devconn *c, const struct crypto_key *stored)
-{
-	struct registry *reg = c->reg;
-	struct crypto_key *supplied = NULL;
-
-	if (c->supplied_der_len > 0 &&
-	    crypto_pubkey_parse(c->supplied_der, c->supplied_der_len,
-				&supplied) == 0 &&
-	    !crypto_key_public_eq(supplied, stored)) {
-		crypto_key_free(supplied);
-		reg->stats.key_mismatches++;
-		conn_close(c, CINDER_ERR_AUTH,
-			   "refused: the key the device sent differs from its "
-			   "registered key");
-		return;
-	}
-	crypto_key_free(supplied);
-	if (crypto_key_bits(stored) != 1024) {
-		conn_close(c, CINDER_ERR_CRYPTO,
-			   "refused: registered key is not RSA-1024");
-		return;
-	}
-	/* Keep our own reference: the cache may drop its copy. */
-	if ((c->dev_key = crypto_key_dup(stored)) == NULL) {
-		conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
-		return;
-	}
-	conn_start_step3(c);
-}
-
-static void
-record_pending_key(struct devconn *c)
-{
-	char *pem = NULL;
-	const char *params[3];
-
-	if (c->supplied_der_len == 0 ||
-	    crypto_pubkey_der_to_pem(c->supplied_der, c->supplied_der_len,
-				     &pem) != 0)
-		return;
-	params[0] = c->idhex;
-	params[1] = pem;
-	params[2] = c->ip;
-	store_query(c->reg->store, STORE_Q_WRITE,
-		    "INSERT INTO pending_device_keys (device_id, public_key, "
-		    "last_ip) VALUES ($1, $2, $3) ON CONFLICT (device_id) DO "
-		    "UPDATE SET public_key = EXCLUDED.public_key, last_seen = "
-		    "now(), last_ip = EXCLUDED.last_ip, attempts = "
-		    "pending_device_keys.attempts + 1 "
-		    "WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE "
-		    "d.device_id = $1)",
-		    3, params, store_write_done, what_pending, NULL);
-	free(pem);
-}
-
-static void
-key_entry_free(struct key_entry *e)
-{
-	if (e == NULL)
-		return;
-	crypto_key_free(e->key);
-	free(e->pem);
-	free(e);
-}
-
-/*
- * The database cannot answer: a device seen before still gets in with the
- * key and owner of its last lookup, so that an outage does not lock out
- * devices that reconnect. Unknown devices wait for the database.
- * @return true if the handshake went on from the cache
- */
-static bool
-key_from_cache(struct devconn *c)
-{
-	struct key_entry *e = hmap_get(c->reg->keys, c->idhex, DEVICE_ID_HEX);
-
-	if (e == NULL)
-		return false;
-	log_ctx(LOG_LEVEL_INFO, c->logctx,
-		"database unavailable: using the cached key");
-	c->owner_id = e->owner_id;
-	conn_have_key(c, e->key);
-	return true;
-}
-
-static void
-key_lookup_done(int r, const struct store_result *res, void *arg)
-{
-	struct ticket *t = arg;
-	struct registry *reg = t->reg;
-	struct devconn *c = conn_get(reg, t->conn_id);
-	struct key_entry *e, *old = NULL;
-	const char *pem, *owner;
-
-	free(t);
-	if (c == NULL)
-		return;
-	if (r != 0) {
-		if (r == CINDER_ERR_UNAVAILABLE && key_from_cache(c))
-			return;
-		conn_close(c, r, "could not look up the device key");
-		return;
-	}
-	if (store_result_ntuples(res) != 1 || store_result_is_null(res, 0, 0)) {
-		reg->stats.unknown_devices++;
-		record_pending_key(c);
-		conn_close(c, CINDER_ERR_AUTH,
-			   "refused: unknown device (its key is kept for "
-			   "`cinderd device accept`)");
-		return;
-	}
-	pem = store_result_value(res, 0, 0);
-	owner = store_result_is_null(res, 0, 1) ? NULL
-						: store_result_value(res, 0, 1);
-	c->owner_id = owner ? strtoll(owner, NULL, 10) : 0;
-	/* Parsing is cheap but not free: reuse the parsed key while the
-	   stored PEM is unchanged. */
-	e = hmap_get(reg->keys, c->idhex, DEVICE_ID_HEX);
-	if (e == NULL || strcmp(e->pem, pem) != 0) {
-		struct crypto_key *key = NULL;
-		if (crypto_pubkey_parse(pem, strlen(pem), &key) != 0) {
-			conn_close(c, CINDER_ERR_CRYPTO,
-				   "refused: registered key does not parse");
-			return;
-		}
-		e = xcalloc(1, sizeof(*e));
-		e->pem = xstrdup(pem);
-		e->key = key;
-		if (hmap_count(reg->keys) >= KEY_CACHE_MAX) {
-			conn_have_key(c, e->key);
-			key_entry_free(e);
-			return;
-		}
-		hmap_put(reg->keys, c->idhex, DEVICE_ID_HEX, e, (void **)&old);
-		key_entry_free(old);
-	}
-	e->owner_id = c->owner_id;
-	conn_have_key(c, e->key);
-}
-
-static void
-step2_done(void *arg, bool cancelled)
-{
-	struct step2_job *j = arg;
-	struct registry *reg = j->t.reg;
-	struct devconn *c = cancelled ? NULL : conn_get(reg, j->t.conn_id);
-	struct ticket *t;
-	const char *params[1];
-
-	if (c == NULL)
-		goto out;
-	if (j->r != 0) {
-		conn_close(c, CINDER_ERR_CRYPTO,
-			   "handshake: device block did not decrypt or did "
-			   "not echo the nonce");
-		goto out;
-	}
-	hex_encode(j->out.device_id, sizeof(j->out.device_id), c->idhex);
-	snprintf(c->logctx, sizeof(c->logctx), "dev %s", c->idhex);
-	memcpy(c->supplied_der, j->out.key_der, j->out.key_der_len);
-	c->supplied_der_len = j->out.key_der_len;
-	c->state = DC_KEY;
-	t = xmalloc(sizeof(*t));
-	t->reg = reg;
-	t->conn_id = c->id;
-	params[0] = c->idhex;
-	if (store_query(reg->store, STORE_Q_READ,
-			"SELECT public_key, owner_id FROM devices "
-			"WHERE device_id = $1",
-			1, params, key_lookup_done, t, NULL) != 0) {
-		free(t);
-		if (!key_from_cache(c))
-			conn_close(c, CINDER_ERR_UNAVAILABLE,
-				   "database unavailable for the key lookup");
-	}
-out:
-	crypto_wipe(j, sizeof(*j));
-	free(j);
-}
-
-struct step3_job {
-	struct ticket t;		     /* which connection */
-	const struct crypto_key *server;     /* borrowed, read-only */
-	struct crypto_key *device;	     /* owned copy */
-	uint8_t session[CRYPTO_SESSION_LEN]; /* output: key material */
-	uint8_t block[CRYPTO_STEP3_LEN];     /* output */
-	int r;				     /* result */
-};
-
-static void
-step3_work(void *arg)
-{
-	struct step3_job *j = arg;
-
-	j->r = crypto_random(j->session, sizeof(j->session));
-	if (j->r == 0)
-		j->r = crypto_handshake_step3_build(j->server, j->device,
-						    j->session, j->block);
-}
-
-static void
-step3_done(void *arg, bool cancelled)
-{
-	struct step3_job *j = arg;
-	struct registry *reg = j->t.reg;
-	struct devconn *c = cancelled ? NULL : conn_get(reg, j->t.conn_id);
-	uint16_t mid;
-
-	if (c == NULL)
-		goto out;
-	if (j->r != 0) {
-		conn_close(c, CINDER_ERR_CRYPTO,
-			   "handshake: could not build the session key");
-		goto out;
-	}
-	if (bufferevent_write(c->bev, j->block, sizeof(j->block)) != 0) {
-		conn_close(c, CINDER_ERR_IO, "write failed");
-		goto out;
-	}
-	reg->stats.bytes_out += sizeof(j->block);
-	crypto_channel_init(&c->ch, j->session);
-	crypto_random(&mid, sizeof(mid));
-	c->state = DC_FRAMED;
-	c->last_rx_ms = now_ms();
-	c->session = session_new(&sess_ops, c, mid, c->last_rx_ms);
-	session_set_log_ctx(c->session, c->logctx);
-	handshake_end(c, true);
-	/* The device has 4 s to send its Hello after this; keep the
-	   handshake deadline running until the session ticks. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	conn_read_frames(c);
-	/* Arm the keep-alive and the session's own deadlines. */
-	if (c->state == DC_FRAMED)
-		conn_timer_cb(-1, 0, c);
-out:
-	crypto_key_free(j->device);
-	crypto_wipe(j, sizeof(*j));
-	free(j);
-}
-
-static void
-conn_start_step3(struct devconn *c)
-{
-	struct registry *reg = c->reg;
-	struct step3_job *j = xcalloc(1, sizeof(*j));
-	int r;
-
-	j->t.reg = reg;
-	j->t.conn_id = c->id;
-	j->server = reg->server_key;
-	if ((j->device = crypto_key_dup(c->dev_key)) == NULL) {
-		free(j);
-		conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
-		return;
-	}
-	c->state = DC_STEP3;
-	if ((r = cryptopool_submit(reg->pool, step3_work, step3_done, j)) !=
-	    0) {
-		crypto_key_free(j->device);
-		free(j);
-		conn_close(c, r, "crypto pool refused the job");
 	}
 }
 
@@ -1147,9 +732,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct devconn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	struct step2_job *j;
 	size_t n = evbuffer_get_length(in);
-	int r;
 
 	if (n > c->in_counted)
 		c->reg->stats.bytes_in += n - c->in_counted;
@@ -1158,37 +741,25 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	case DC_NONCE:
 		if (n < CRYPTO_STEP2_LEN)
 			return;
-		j = xcalloc(1, sizeof(*j));
-		j->t.reg = c->reg;
-		j->t.conn_id = c->id;
-		j->server = c->reg->server_key;
-		memcpy(j->nonce, c->nonce, sizeof(j->nonce));
-		evbuffer_remove(in, j->block, sizeof(j->block));
-		c->in_counted = evbuffer_get_length(in);
-		c->state = DC_STEP2;
-		r = cryptopool_submit(c->reg->pool, step2_work, step2_done, j);
-		if (r != 0) {
-			free(j);
-			conn_close(c, r, "crypto pool refused the job");
-		}
+		registry_hs_step2(c, in);
 		return;
 	case DC_STEP2:
 	case DC_KEY:
 	case DC_STEP3:
 		/* The device speaks before its turn: it must wait for our
 		   384 bytes, so anything now is a protocol violation. */
-		conn_close(c, CINDER_ERR_PROTO,
-			   "device sent data during the handshake");
+		registry_conn_close(c, CINDER_ERR_PROTO,
+				    "device sent data during the handshake");
 		return;
 	case DC_FRAMED:
-		c->last_rx_ms = now_ms();
+		c->last_rx_ms = registry_now_ms();
 		c->heard = true;
-		conn_read_frames(c);
+		registry_conn_read_frames(c);
 		c->in_counted = evbuffer_get_length(in);
 		/* Input may have started requests with earlier deadlines
 		   (the describe after Hello); re-arm the timer. */
 		if (c->state == DC_FRAMED)
-			conn_timer_cb(-1, 0, c);
+			registry_conn_timer_cb(-1, 0, c);
 		return;
 	case DC_CLOSING:
 		evbuffer_drain(in, n);
@@ -1203,9 +774,9 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_EOF)
-		conn_close(c, 0, "device closed the connection");
+		registry_conn_close(c, 0, "device closed the connection");
 	else if (what & BEV_EVENT_ERROR)
-		conn_close(
+		registry_conn_close(
 			c, CINDER_ERR_IO,
 			evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
@@ -1234,7 +805,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c = xcalloc(1, sizeof(*c));
 	c->reg = reg;
 	c->id = ++reg->next_conn_id;
-	c->opened_ms = now_ms();
+	c->opened_ms = registry_now_ms();
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)sa;
 		inet_ntop(AF_INET, &s4->sin_addr, c->ip, sizeof(c->ip));
@@ -1248,7 +819,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	snprintf(c->logctx, sizeof(c->logctx), "conn %llu",
 		 (unsigned long long)c->id);
 	c->bev = bufferevent_socket_new(reg->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->timer = evtimer_new(reg->base, conn_timer_cb, c);
+	c->timer = evtimer_new(reg->base, registry_conn_timer_cb, c);
 	hmap_put(reg->conns, &c->id, sizeof(c->id), c, NULL);
 	reg->stats.connections++;
 	reg->stats.accepted++;
@@ -1265,7 +836,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	set_timer_ms(c, (int64_t)reg->cfg->handshake_timeout * 1000);
 	if (crypto_random(c->nonce, sizeof(c->nonce)) != 0 ||
 	    bufferevent_write(c->bev, c->nonce, sizeof(c->nonce)) != 0) {
-		conn_close(c, CINDER_ERR_CRYPTO, "could not send the nonce");
+		registry_conn_close(c, CINDER_ERR_CRYPTO,
+				    "could not send the nonce");
 		return;
 	}
 	reg->stats.bytes_out += sizeof(c->nonce);
@@ -1362,7 +934,7 @@ close_each(const void *key, size_t len, void *value, void *arg)
 	(void)key;
 	(void)len;
 	(void)arg;
-	conn_close(value, 0, "server shutting down");
+	registry_conn_close(value, 0, "server shutting down");
 	return 0;
 }
 
@@ -1372,7 +944,7 @@ free_key(const void *key, size_t len, void *value, void *arg)
 	(void)key;
 	(void)len;
 	(void)arg;
-	key_entry_free(value);
+	registry_hs_key_entry_free(value);
 	return 0;
 }
 
@@ -1523,7 +1095,7 @@ registry_request(struct registry *reg, const char *device_id,
 {
 	struct devconn *c = ready_conn(reg, device_id);
 	struct pending_req *p;
-	uint64_t id, now = now_ms();
+	uint64_t id, now = registry_now_ms();
 	int r;
 
 	*req_id = 0;
@@ -1563,7 +1135,7 @@ registry_request(struct registry *reg, const char *device_id,
 		return r;
 	}
 	/* The session's deadline may be earlier than the timer's. */
-	conn_timer_cb(-1, 0, c);
+	registry_conn_timer_cb(-1, 0, c);
 	*req_id = id;
 	return 0;
 }
@@ -1589,7 +1161,8 @@ registry_send_event(struct registry *reg, const char *device_id,
 void
 registry_forget_key(struct registry *reg, const char *device_id)
 {
-	key_entry_free(hmap_remove(reg->keys, device_id, DEVICE_ID_HEX));
+	registry_hs_key_entry_free(
+		hmap_remove(reg->keys, device_id, DEVICE_ID_HEX));
 }
 
 void
@@ -1651,7 +1224,7 @@ static size_t
 flash_space(void *arg)
 {
 	struct flash_ctx *f = arg;
-	struct devconn *c = conn_get(f->reg, f->conn_id);
+	struct devconn *c = registry_conn_get(f->reg, f->conn_id);
 	size_t queued;
 
 	if (c == NULL || c->state != DC_FRAMED)
@@ -1683,8 +1256,9 @@ flash_write_cb(struct bufferevent *bev, void *arg)
 	if (c->state != DC_FRAMED || c->session == NULL ||
 	    !session_ota_active(c->session))
 		return;
-	session_ota_pump(c->session, now_ms());
-	conn_timer_cb(-1, 0, c); /* a normal-mode reply deadline moved */
+	session_ota_pump(c->session, registry_now_ms());
+	registry_conn_timer_cb(-1, 0,
+			       c); /* a normal-mode reply deadline moved */
 }
 
 int
@@ -1722,7 +1296,7 @@ registry_flash(struct registry *reg, const char *device_id,
 	bufferevent_setwatermark(c->bev, EV_WRITE, FLASH_OUT_BUDGET / 2, 0);
 	*flash_id = id;
 	r = session_ota_start(c->session, img, &par, flash_space, flash_report,
-			      f, now_ms());
+			      f, registry_now_ms());
 	if (r != 0) {
 		*flash_id = 0;
 		free(f);
@@ -1731,6 +1305,6 @@ registry_flash(struct registry *reg, const char *device_id,
 	/* f may be gone already (a final report); c is still ours. */
 	log_ctx(LOG_LEVEL_INFO, c->logctx, "flash %llu: %zu bytes",
 		(unsigned long long)id, img->len);
-	conn_timer_cb(-1, 0, c);
+	registry_conn_timer_cb(-1, 0, c);
 	return 0;
 }

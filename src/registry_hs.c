@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device handshake of protocol.md §2.3, for the registry's connection
+ * driver: the 256-byte device block decrypted on the crypto pool (STEP2),
+ * the device's public key looked up (KEY: a parsed-key cache, then
+ * PostgreSQL; an unknown device is refused and its key kept as pending),
+ * the session key built and signed on the pool (STEP3), then the switch
+ * to the framed AES session. Completions carry connection ids, never
+ * pointers. Loop thread only, except the *_work functions, which run on
+ * a pool thread and touch only their job.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "crypto.h"
+#include "cryptopool.h"
+#include "err.h"
+#include "hmap.h"
+#include "log.h"
+#include "registry_int.h"
+#include "session.h"
+#include "store.h"
+#include "xmalloc.h"
+
+static char what_pending[] = "pending device key";
+
+static void conn_start_step3(struct devconn *c);
+
+static void
+hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hx[in[i] >> 4];
+		out[2 * i + 1] = hx[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+struct step2_job {
+	struct ticket t;		 /* which connection */
+	const struct crypto_key *server; /* borrowed, read-only */
+	uint8_t nonce[CRYPTO_NONCE_LEN]; /* input */
+	uint8_t block[CRYPTO_STEP2_LEN]; /* input */
+	struct crypto_step2 out;	 /* output */
+	int r;				 /* result */
+};
+
+static void
+step2_work(void *arg)
+{
+	struct step2_job *j = arg;
+
+	j->r = crypto_handshake_step2_open(j->server, j->nonce, j->block,
+					   sizeof(j->block), &j->out);
+}
+
+static void key_lookup_done(int r, const struct store_result *res, void *arg);
+
+static void
+conn_have_key(struct devconn *c, const struct crypto_key *stored)
+{
+	struct registry *reg = c->reg;
+	struct crypto_key *supplied = NULL;
+
+	if (c->supplied_der_len > 0 &&
+	    crypto_pubkey_parse(c->supplied_der, c->supplied_der_len,
+				&supplied) == 0 &&
+	    !crypto_key_public_eq(supplied, stored)) {
+		crypto_key_free(supplied);
+		reg->stats.key_mismatches++;
+		registry_conn_close(c, CINDER_ERR_AUTH,
+			   "refused: the key the device sent differs from its "
+			   "registered key");
+		return;
+	}
+	crypto_key_free(supplied);
+	if (crypto_key_bits(stored) != 1024) {
+		registry_conn_close(c, CINDER_ERR_CRYPTO,
+			   "refused: registered key is not RSA-1024");
+		return;
+	}
+	/* Keep our own reference: the cache may drop its copy. */
+	if ((c->dev_key = crypto_key_dup(stored)) == NULL) {
+		registry_conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
+		return;
+	}
+	conn_start_step3(c);
+}
+
+static void
+record_pending_key(struct devconn *c)
+{
+	char *pem = NULL;
+	const char *params[3];
+
+	if (c->supplied_der_len == 0 ||
+	    crypto_pubkey_der_to_pem(c->supplied_der, c->supplied_der_len,
+				     &pem) != 0)
+		return;
+	params[0] = c->idhex;
+	params[1] = pem;
+	params[2] = c->ip;
+	store_query(c->reg->store, STORE_Q_WRITE,
+		    "INSERT INTO pending_device_keys (device_id, public_key, "
+		    "last_ip) VALUES ($1, $2, $3) ON CONFLICT (device_id) DO "
+		    "UPDATE SET public_key = EXCLUDED.public_key, last_seen = "
+		    "now(), last_ip = EXCLUDED.last_ip, attempts = "
+		    "pending_device_keys.attempts + 1 "
+		    "WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE "
+		    "d.device_id = $1)",
+		    3, params, registry_store_write_done, what_pending, NULL);
+	free(pem);
+}
+
+void
+registry_hs_key_entry_free(struct key_entry *e)
+{
+	if (e == NULL)
+		return;
+	crypto_key_free(e->key);
+	free(e->pem);
+	free(e);
+}
+
+/*
+ * The database cannot answer: a device seen before still gets in with the
+ * key and owner of its last lookup, so that an outage does not lock out
+ * devices that reconnect. Unknown devices wait for the database.
+ * @return true if the handshake went on from the cache
+ */
+static bool
+key_from_cache(struct devconn *c)
+{
+	struct key_entry *e = hmap_get(c->reg->keys, c->idhex, DEVICE_ID_HEX);
+
+	if (e == NULL)
+		return false;
+	log_ctx(LOG_LEVEL_INFO, c->logctx,
+		"database unavailable: using the cached key");
+	c->owner_id = e->owner_id;
+	conn_have_key(c, e->key);
+	return true;
+}
+
+static void
+key_lookup_done(int r, const struct store_result *res, void *arg)
+{
+	struct ticket *t = arg;
+	struct registry *reg = t->reg;
+	struct devconn *c = registry_conn_get(reg, t->conn_id);
+	struct key_entry *e, *old = NULL;
+	const char *pem, *owner;
+
+	free(t);
+	if (c == NULL)
+		return;
+	if (r != 0) {
+		if (r == CINDER_ERR_UNAVAILABLE && key_from_cache(c))
+			return;
+		registry_conn_close(c, r, "could not look up the device key");
+		return;
+	}
+	if (store_result_ntuples(res) != 1 || store_result_is_null(res, 0, 0)) {
+		reg->stats.unknown_devices++;
+		record_pending_key(c);
+		registry_conn_close(c, CINDER_ERR_AUTH,
+			   "refused: unknown device (its key is kept for "
+			   "`cinderd device accept`)");
+		return;
+	}
+	pem = store_result_value(res, 0, 0);
+	owner = store_result_is_null(res, 0, 1) ? NULL
+						: store_result_value(res, 0, 1);
+	c->owner_id = owner ? strtoll(owner, NULL, 10) : 0;
+	/* Parsing is cheap but not free: reuse the parsed key while the
+	   stored PEM is unchanged. */
+	e = hmap_get(reg->keys, c->idhex, DEVICE_ID_HEX);
+	if (e == NULL || strcmp(e->pem, pem) != 0) {
+		struct crypto_key *key = NULL;
+		if (crypto_pubkey_parse(pem, strlen(pem), &key) != 0) {
+			registry_conn_close(c, CINDER_ERR_CRYPTO,
+				   "refused: registered key does not parse");
+			return;
+		}
+		e = xcalloc(1, sizeof(*e));
+		e->pem = xstrdup(pem);
+		e->key = key;
+		if (hmap_count(reg->keys) >= KEY_CACHE_MAX) {
+			conn_have_key(c, e->key);
+			registry_hs_key_entry_free(e);
+			return;
+		}
+		hmap_put(reg->keys, c->idhex, DEVICE_ID_HEX, e, (void **)&old);
+		registry_hs_key_entry_free(old);
+	}
+	e->owner_id = c->owner_id;
+	conn_have_key(c, e->key);
+}
+
+static void
+step2_done(void *arg, bool cancelled)
+{
+	struct step2_job *j = arg;
+	struct registry *reg = j->t.reg;
+	struct devconn *c = cancelled ? NULL : registry_conn_get(reg, j->t.conn_id);
+	struct ticket *t;
+	const char *params[1];
+
+	if (c == NULL)
+		goto out;
+	if (j->r != 0) {
+		registry_conn_close(c, CINDER_ERR_CRYPTO,
+			   "handshake: device block did not decrypt or did "
+			   "not echo the nonce");
+		goto out;
+	}
+	hex_encode(j->out.device_id, sizeof(j->out.device_id), c->idhex);
+	snprintf(c->logctx, sizeof(c->logctx), "dev %s", c->idhex);
+	memcpy(c->supplied_der, j->out.key_der, j->out.key_der_len);
+	c->supplied_der_len = j->out.key_der_len;
+	c->state = DC_KEY;
+	t = xmalloc(sizeof(*t));
+	t->reg = reg;
+	t->conn_id = c->id;
+	params[0] = c->idhex;
+	if (store_query(reg->store, STORE_Q_READ,
+			"SELECT public_key, owner_id FROM devices "
+			"WHERE device_id = $1",
+			1, params, key_lookup_done, t, NULL) != 0) {
+		free(t);
+		if (!key_from_cache(c))
+			registry_conn_close(c, CINDER_ERR_UNAVAILABLE,
+				   "database unavailable for the key lookup");
+	}
+out:
+	crypto_wipe(j, sizeof(*j));
+	free(j);
+}
+
+struct step3_job {
+	struct ticket t;		     /* which connection */
+	const struct crypto_key *server;     /* borrowed, read-only */
+	struct crypto_key *device;	     /* owned copy */
+	uint8_t session[CRYPTO_SESSION_LEN]; /* output: key material */
+	uint8_t block[CRYPTO_STEP3_LEN];     /* output */
+	int r;				     /* result */
+};
+
+static void
+step3_work(void *arg)
+{
+	struct step3_job *j = arg;
+
+	j->r = crypto_random(j->session, sizeof(j->session));
+	if (j->r == 0)
+		j->r = crypto_handshake_step3_build(j->server, j->device,
+						    j->session, j->block);
+}
+
+static void
+step3_done(void *arg, bool cancelled)
+{
+	struct step3_job *j = arg;
+	struct registry *reg = j->t.reg;
+	struct devconn *c = cancelled ? NULL : registry_conn_get(reg, j->t.conn_id);
+	uint16_t mid;
+
+	if (c == NULL)
+		goto out;
+	if (j->r != 0) {
+		registry_conn_close(c, CINDER_ERR_CRYPTO,
+			   "handshake: could not build the session key");
+		goto out;
+	}
+	if (bufferevent_write(c->bev, j->block, sizeof(j->block)) != 0) {
+		registry_conn_close(c, CINDER_ERR_IO, "write failed");
+		goto out;
+	}
+	reg->stats.bytes_out += sizeof(j->block);
+	crypto_channel_init(&c->ch, j->session);
+	crypto_random(&mid, sizeof(mid));
+	c->state = DC_FRAMED;
+	c->last_rx_ms = registry_now_ms();
+	c->session = session_new(&registry_sess_ops, c, mid, c->last_rx_ms);
+	session_set_log_ctx(c->session, c->logctx);
+	registry_handshake_end(c, true);
+	/* The device has 4 s to send its Hello after this; keep the
+	   handshake deadline running until the session ticks. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	registry_conn_read_frames(c);
+	/* Arm the keep-alive and the session's own deadlines. */
+	if (c->state == DC_FRAMED)
+		registry_conn_timer_cb(-1, 0, c);
+out:
+	crypto_key_free(j->device);
+	crypto_wipe(j, sizeof(*j));
+	free(j);
+}
+
+static void
+conn_start_step3(struct devconn *c)
+{
+	struct registry *reg = c->reg;
+	struct step3_job *j = xcalloc(1, sizeof(*j));
+	int r;
+
+	j->t.reg = reg;
+	j->t.conn_id = c->id;
+	j->server = reg->server_key;
+	if ((j->device = crypto_key_dup(c->dev_key)) == NULL) {
+		free(j);
+		registry_conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
+		return;
+	}
+	c->state = DC_STEP3;
+	if ((r = cryptopool_submit(reg->pool, step3_work, step3_done, j)) !=
+	    0) {
+		crypto_key_free(j->device);
+		free(j);
+		registry_conn_close(c, r, "crypto pool refused the job");
+	}
+}
+
+void
+registry_hs_step2(struct devconn *c, struct evbuffer *in)
+{
+	struct step2_job *j = xcalloc(1, sizeof(*j));
+	int r;
+
+	j->t.reg = c->reg;
+	j->t.conn_id = c->id;
+	j->server = c->reg->server_key;
+	memcpy(j->nonce, c->nonce, sizeof(j->nonce));
+	evbuffer_remove(in, j->block, sizeof(j->block));
+	c->in_counted = evbuffer_get_length(in);
+	c->state = DC_STEP2;
+	r = cryptopool_submit(c->reg->pool, step2_work, step2_done, j);
+	if (r != 0) {
+		free(j);
+		registry_conn_close(c, r, "crypto pool refused the job");
+	}
+}
