@@ -19,6 +19,7 @@
 #include "api/http.h"
 #include "bus.h"
 #include "coap/pcoap.h"
+#include "conf.h"
 #include "err.h"
 #include "events.h"
 #include "hmap.h"
@@ -149,7 +150,7 @@ dev_get(struct events *ev, const char *device_id)
 		char c = device_id[i];
 		d->id[i] = (c >= 'A' && c <= 'F') ? c + 32 : c;
 	}
-	d->tokens = EVENTS_RATE_BURST;
+	d->tokens = ev->d.cfg->publish_burst;
 	d->sys_tokens = SYS_RATE_BURST;
 	d->refill_ms = mono_ms();
 	hmap_put(ev->devs, device_id, 24, d, NULL);
@@ -158,15 +159,15 @@ dev_get(struct events *ev, const char *device_id)
 
 /* Token buckets: true if the event may pass. */
 static bool
-rate_take(struct evdev *d, bool reserved)
+rate_take(const struct conf *cfg, struct evdev *d, bool reserved)
 {
 	uint64_t now = mono_ms();
 	double dt = (double)(now - d->refill_ms) / 1000.0;
 
 	d->refill_ms = now;
-	d->tokens += dt * EVENTS_RATE_PER_S;
-	if (d->tokens > EVENTS_RATE_BURST)
-		d->tokens = EVENTS_RATE_BURST;
+	d->tokens += dt * cfg->publish_rate;
+	if (d->tokens > cfg->publish_burst)
+		d->tokens = cfg->publish_burst;
 	d->sys_tokens += dt * SYS_RATE_PER_S;
 	if (d->sys_tokens > SYS_RATE_BURST)
 		d->sys_tokens = SYS_RATE_BURST;
@@ -393,7 +394,7 @@ events_on_device_event(const char *device_id, int64_t owner_id,
 		return 0;
 	}
 	reserved = bus_name_reserved(name);
-	if (!rate_take(d, reserved)) {
+	if (!rate_take(ev->d.cfg, d, reserved)) {
 		ev->stats.dropped_rate++;
 		if (d->dropped++ % 100 == 0)
 			log_ctx(LOG_LEVEL_DEBUG, d->id,

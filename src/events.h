@@ -41,8 +41,6 @@ struct events_deps {
 #define EVENTS_NAME_MAX 64	   /* longest event name */
 #define EVENTS_DEVICE_DATA_MAX 622 /* longest data from a device */
 #define EVENTS_API_DATA_MAX 1024   /* longest data from the API */
-#define EVENTS_RATE_PER_S 1	   /* device user events per second ... */
-#define EVENTS_RATE_BURST 4	   /* ... with bursts of up to 4 */
 #define EVENTS_MAX_DEVICE_SUBS 16  /* subscriptions per device connection */
 
 /** Counters (events_stats_get()). */

@@ -126,7 +126,8 @@ START_TEST(test_conf_load_precedence)
 	char *envp[] = {e0, e1, e2, NULL};
 	char *argv[] = {a0, a1, a2};
 	const char *text = "api_listen 127.0.0.1:1\nlog_level err\n"
-			   "request_timeout 9\nmax_sessions 7\n";
+			   "request_timeout 9\nmax_sessions 7\n"
+			   "publish_rate 500\npublish_burst 1000\n";
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, text, strlen(text)), (int)strlen(text));
@@ -138,6 +139,8 @@ START_TEST(test_conf_load_precedence)
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_DEBUG);   /* flag > env */
 	ck_assert_int_eq(cfg->request_timeout, 5);	     /* flag > file */
 	ck_assert_int_eq(cfg->max_sessions, 7);		     /* file */
+	ck_assert_int_eq(cfg->publish_rate, 500);	     /* file */
+	ck_assert_int_eq(cfg->publish_burst, 1000);	     /* file */
 	ck_assert_str_eq(cfg->config_file, path);
 	conf_free(cfg);
 	unlink(path);
