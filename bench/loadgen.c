@@ -1,0 +1,1264 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cinder-loadgen: the benchmark suite's load generator (bench/run drives
+ * it). One process, one thread, one level-triggered epoll set, so its own
+ * CPU stays small next to the server's; it prints that CPU with the result.
+ *
+ * Simulated devices are the firmware library's fw_app (the same code as
+ * cinder-sim) with OpenSSL doing the handshake's RSA. Around them:
+ *   - a handshake loop (C devices connecting at once, each closing as soon
+ *     as the server's Hello arrives and a fresh device taking its place);
+ *   - idle sessions (all devices connected, then held);
+ *   - a publisher at a fixed aggregate rate (64-byte events carrying their
+ *     send time) and SSE readers that time every event they get;
+ *   - keep-alive HTTP clients (function calls, variable reads, or any
+ *     fixed request, e.g. against bench/mhd_hello);
+ *   - a small MQTT 3.1.1 client (publishers, subscribers, idle
+ *     connections) for the Mosquitto peer.
+ * The server's CPU (utime + stime of --pid from /proc) and RSS are read at
+ * the start and the end of the measured phase. Output: one JSON object.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "fw_app.h"
+#include "fw_err.h"
+
+enum kind { K_DEV = 1, K_HTTP, K_SSE, K_MQTT };
+enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
+
+#define EVENT_NAME "bench"
+#define EVENT_SIZE 64
+#define IOBUF 65536
+
+struct lg;
+
+struct dev {
+	enum kind kind;
+	struct fw_app app;
+	struct port port;
+	struct lg *lg;
+	char id[25];
+	EVP_PKEY *key;
+	uint8_t pub[200];
+	size_t pub_len;
+	int fd;
+	uint32_t mask;
+	bool connected, writable, active, counted;
+	uint64_t t_start;
+	int32_t var;
+};
+
+struct hc { /* HTTP keep-alive client, or an SSE stream */
+	enum kind kind;
+	struct lg *lg;
+	int fd;
+	bool busy, hdr_done;
+	int status;
+	uint64_t t0;
+	size_t len;
+	uint64_t got;
+	char buf[IOBUF];
+};
+
+struct mq {
+	enum kind kind;
+	enum mq_role role;
+	int fd;
+	bool connacked;
+	uint16_t pid;
+	size_t len;
+	uint64_t got;
+	uint8_t buf[IOBUF];
+};
+
+struct lat {
+	uint32_t *v; /* microseconds */
+	size_t n, cap;
+};
+
+struct lg {
+	int ep;
+	struct sockaddr_in dev_addr, api_addr, mq_addr;
+	EVP_PKEY *server_key;
+	struct port_crypto crypto;
+	struct fw_modules modules;
+	struct dev *devs;
+	size_t ndev, next_dev, rr;
+	size_t ready, active;
+	struct hc *http, *sse;
+	size_t nhttp, nsse;
+	struct mq *mqs;
+	size_t nmq;
+	const char *token, *path, *method, *body;
+	char *ids_for_path;
+	uint64_t t0;
+	/* counters */
+	uint64_t handshakes, hs_failed, sent, busy, http_ok, http_err;
+	uint64_t sse_got, mq_sent, mq_got;
+	struct lat lat;
+	bool measuring;
+	int qos;
+};
+
+static volatile sig_atomic_t g_stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("cinder-loadgen: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static uint64_t
+now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+static uint32_t
+p_millis(void *ctx)
+{
+	(void)ctx;
+	return (uint32_t)(now_us() / 1000u) + 1;
+}
+
+static void
+lat_add(struct lat *l, uint64_t us)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 65536;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		if (l->v == NULL)
+			die("out of memory");
+	}
+	l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+lat_pct(const struct lat *l, double p)
+{
+	size_t i;
+
+	if (l->n == 0)
+		return 0;
+	i = (size_t)(p * (double)(l->n - 1) + 0.5);
+	return l->v[i] / 1000.0;
+}
+
+/* ---- the measured process: /proc ------------------------------------- */
+
+static double
+proc_cpu(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL)
+		return 0;
+	/* after ") ": state is field 3; utime 14, stime 15 */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long
+proc_rss_kb(int pid)
+{
+	char path[64], line[256];
+	long kb = 0;
+	FILE *f;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static double
+self_cpu(void)
+{
+	struct rusage r;
+
+	getrusage(RUSAGE_SELF, &r);
+	return (double)r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 +
+	       (double)r.ru_stime.tv_sec + r.ru_stime.tv_usec / 1e6;
+}
+
+/* ---- sockets ---------------------------------------------------------- */
+
+static void
+parse_addr(const char *s, struct sockaddr_in *a)
+{
+	char host[64];
+	const char *c = strrchr(s, ':');
+
+	if (c == NULL || (size_t)(c - s) >= sizeof(host))
+		die("bad address %s (HOST:PORT)", s);
+	memcpy(host, s, (size_t)(c - s));
+	host[c - s] = '\0';
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)atoi(c + 1));
+	if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+		die("bad address %s", s);
+}
+
+static void
+ep_set(struct lg *g, int fd, uint32_t mask, void *ptr, int op)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = mask;
+	ev.data.ptr = ptr;
+	if (epoll_ctl(g->ep, op, fd, &ev) != 0)
+		die("epoll_ctl: %s", strerror(errno));
+}
+
+/* A blocking connect (clients of the HTTP API and MQTT), then
+ * non-blocking with Nagle off. */
+static int
+tcp_open(const struct sockaddr_in *a)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0 || connect(fd, (const struct sockaddr *)a, sizeof(*a)) != 0)
+		die("connect: %s", strerror(errno));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static void
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* ---- device port -------------------------------------------------------- */
+
+static int
+p_connect(void *ctx)
+{
+	struct dev *d = ctx;
+	int one = 1, err = 0;
+	socklen_t el = sizeof(err);
+
+	if (d->fd < 0) {
+		d->fd = socket(AF_INET,
+			       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (d->fd < 0)
+			return FW_ERR_IO;
+		setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		d->connected = d->writable = false;
+		d->mask = EPOLLIN | EPOLLOUT;
+		ep_set(d->lg, d->fd, d->mask, d, EPOLL_CTL_ADD);
+		if (connect(d->fd, (struct sockaddr *)&d->lg->dev_addr,
+			    sizeof(d->lg->dev_addr)) == 0) {
+			d->connected = true;
+			return 0;
+		}
+		return errno == EINPROGRESS ? FW_ERR_AGAIN : FW_ERR_IO;
+	}
+	if (d->connected)
+		return 0;
+	if (!d->writable)
+		return FW_ERR_AGAIN;
+	if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err)
+		return FW_ERR_IO;
+	d->connected = true;
+	return 0;
+}
+
+static int
+p_send(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct dev *d = ctx;
+	ssize_t n;
+
+	if (d->fd < 0)
+		return FW_ERR_IO;
+	n = send(d->fd, buf, len, MSG_NOSIGNAL);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : FW_ERR_IO;
+	return (int)n;
+}
+
+static int
+p_recv(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct dev *d = ctx;
+	ssize_t n;
+
+	if (d->fd < 0)
+		return FW_ERR_IO;
+	n = recv(d->fd, buf, cap, 0);
+	if (n == 0)
+		return FW_ERR_IO;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : FW_ERR_IO;
+	return (int)n;
+}
+
+static void
+p_close(void *ctx)
+{
+	struct dev *d = ctx;
+
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+	d->connected = d->writable = false;
+}
+
+static int
+p_random(void *ctx, uint8_t *buf, size_t len)
+{
+	(void)ctx;
+	return RAND_bytes(buf, (int)len) == 1 ? 0 : FW_ERR_CRYPTO;
+}
+
+static int
+p_flash(void *ctx, uint32_t off, size_t len)
+{
+	(void)ctx;
+	(void)off;
+	(void)len;
+	return FW_ERR_INVAL; /* no OTA in the benchmarks */
+}
+
+static int
+p_flash_rd(void *ctx, uint32_t off, uint8_t *b, size_t len)
+{
+	(void)b;
+	return p_flash(ctx, off, len);
+}
+
+static int
+p_flash_wr(void *ctx, uint32_t off, const uint8_t *b, size_t len)
+{
+	(void)b;
+	return p_flash(ctx, off, len);
+}
+
+/* One EVP_PKEY operation: kind 0 encrypt, 1 decrypt, 2 verify-recover. */
+static int
+pkey_op(EVP_PKEY *k, int kind, const uint8_t *in, size_t len, uint8_t *out,
+	size_t *outlen)
+{
+	EVP_PKEY_CTX *x = EVP_PKEY_CTX_new(k, NULL);
+	int ok = 0;
+
+	if (x == NULL)
+		return FW_ERR_CRYPTO;
+	if (kind == 0)
+		ok = EVP_PKEY_encrypt_init(x) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING) == 1 &&
+		     EVP_PKEY_encrypt(x, out, outlen, in, len) == 1;
+	else if (kind == 1)
+		ok = EVP_PKEY_decrypt_init(x) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING) == 1 &&
+		     EVP_PKEY_decrypt(x, out, outlen, in, len) == 1;
+	else
+		ok = EVP_PKEY_verify_recover_init(x) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING) == 1 &&
+		     EVP_PKEY_verify_recover(x, out, outlen, in, len) == 1;
+	EVP_PKEY_CTX_free(x);
+	return ok ? 0 : FW_ERR_CRYPTO;
+}
+
+static int
+c_enc(void *ctx, const uint8_t *in, size_t len, uint8_t *out, size_t outlen)
+{
+	struct dev *d = ctx;
+	size_t n = outlen;
+	int r = pkey_op(d->lg->server_key, 0, in, len, out, &n);
+
+	return r == 0 && n == outlen ? 0 : FW_ERR_CRYPTO;
+}
+
+static int
+c_dec(void *ctx, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+      size_t *outlen)
+{
+	struct dev *d = ctx;
+
+	*outlen = cap;
+	return pkey_op(d->key, 1, in, len, out, outlen);
+}
+
+static int
+c_verify(void *ctx, const uint8_t *sig, size_t siglen, const uint8_t *msg,
+	 size_t mlen)
+{
+	struct dev *d = ctx;
+	uint8_t rec[256];
+	size_t n = sizeof(rec);
+
+	if (pkey_op(d->lg->server_key, 2, sig, siglen, rec, &n) != 0)
+		return FW_ERR_CRYPTO;
+	return n == mlen && memcmp(rec, msg, mlen) == 0 ? 0 : FW_ERR_CRYPTO;
+}
+
+static int
+c_pub(void *ctx, uint8_t *out, size_t cap, size_t *outlen)
+{
+	struct dev *d = ctx;
+
+	if (cap < d->pub_len)
+		return FW_ERR_TOO_BIG;
+	memcpy(out, d->pub, d->pub_len);
+	*outlen = d->pub_len;
+	return 0;
+}
+
+static int
+fn_bench(const char *arg, void *ctx)
+{
+	(void)ctx;
+	return (int)strlen(arg);
+}
+
+static EVP_PKEY *
+read_key(const char *path, bool pub_der)
+{
+	FILE *f = fopen(path, "rb");
+	EVP_PKEY *k;
+
+	if (f == NULL)
+		die("%s: %s", path, strerror(errno));
+	k = pub_der ? d2i_PUBKEY_fp(f, NULL)
+		    : PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (k == NULL)
+		die("%s: not a key", path);
+	return k;
+}
+
+static void
+devs_load(struct lg *g, const char *dir, size_t count)
+{
+	char path[4096], line[64];
+	FILE *f;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/devices.txt", dir);
+	if ((f = fopen(path, "r")) == NULL)
+		die("%s: %s", path, strerror(errno));
+	g->devs = calloc(count, sizeof(*g->devs));
+	if (g->devs == NULL)
+		die("out of memory");
+	g->crypto = (struct port_crypto){c_enc, c_dec, c_verify, c_pub};
+	for (i = 0; i < count && fgets(line, sizeof(line), f) != NULL; i++) {
+		struct dev *d = &g->devs[i];
+		struct fw_app_config cfg;
+		uint8_t *p;
+		int n;
+		size_t j;
+
+		line[strcspn(line, "\r\n")] = '\0';
+		if (strlen(line) != 24)
+			die("devices.txt: bad id %s", line);
+		memcpy(d->id, line, 25);
+		snprintf(path, sizeof(path), "%s/%s.pem", dir, line);
+		d->kind = K_DEV;
+		d->lg = g;
+		d->fd = -1;
+		d->key = read_key(path, false);
+		p = d->pub;
+		if ((n = i2d_PUBKEY(d->key, NULL)) <= 0 ||
+		    (size_t)n > sizeof(d->pub))
+			die("%s: key too big", path);
+		d->pub_len = (size_t)i2d_PUBKEY(d->key, &p);
+		d->port = (struct port){
+			.ctx = d,
+			.net_connect = p_connect,
+			.net_send = p_send,
+			.net_recv = p_recv,
+			.net_close = p_close,
+			.millis = p_millis,
+			.random = p_random,
+			.flash_read = p_flash_rd,
+			.flash_write = p_flash_wr,
+			.flash_erase = p_flash,
+			.flash_size = 0,
+			.crypto = &g->crypto,
+			.crypto_ctx = d,
+		};
+		memset(&cfg, 0, sizeof(cfg));
+		for (j = 0; j < 12; j++) {
+			unsigned b;
+			sscanf(line + 2 * j, "%2x", &b);
+			cfg.dev.id[j] = (uint8_t)b;
+		}
+		cfg.dev.product_id = 3;
+		cfg.dev.product_version = 0xffff;
+		cfg.dev.platform_id = 3;
+		cfg.modules = &g->modules;
+		fw_app_init(&d->app, &d->port, &cfg);
+		fw_app_function(&d->app, "bench", fn_bench, d);
+		fw_app_variable(&d->app, "v", FW_VAR_INT, &d->var, NULL, NULL);
+	}
+	fclose(f);
+	if (i < count)
+		die("only %zu devices in %s", i, dir);
+	g->ndev = count;
+}
+
+static void
+dev_rearm(struct dev *d)
+{
+	uint32_t want;
+
+	if (d->fd < 0)
+		return;
+	want = EPOLLIN;
+	if (!d->connected || !fw_device_tx_idle(&d->app.dev))
+		want |= EPOLLOUT;
+	if (want != d->mask) {
+		d->mask = want;
+		ep_set(d->lg, d->fd, want, d, EPOLL_CTL_MOD);
+	}
+}
+
+static void
+dev_start(struct lg *g, struct dev *d)
+{
+	d->active = true;
+	d->counted = false;
+	d->t_start = now_us();
+	g->active++;
+	fw_app_start(&d->app, p_millis(NULL));
+	(void)fw_app_step(&d->app, p_millis(NULL));
+	dev_rearm(d);
+}
+
+/* handshake loop: a ready device is counted, closed and replaced */
+static bool hs_loop;
+
+static void
+dev_step(struct lg *g, struct dev *d)
+{
+	if (!d->active)
+		return;
+	(void)fw_app_step(&d->app, p_millis(NULL));
+	if (!d->counted && fw_device_is_ready(&d->app.dev)) {
+		d->counted = true;
+		g->ready++;
+		if (g->measuring) {
+			g->handshakes++;
+			if (hs_loop)
+				lat_add(&g->lat, now_us() - d->t_start);
+		}
+		if (hs_loop) {
+			fw_device_stop(&d->app.dev);
+			d->active = false;
+			g->active--;
+			g->ready--;
+			dev_start(g, &g->devs[g->next_dev++ % g->ndev]);
+			return;
+		}
+	} else if (d->counted && !fw_device_is_ready(&d->app.dev)) {
+		d->counted = false; /* dropped: it reconnects by itself */
+		g->ready--;
+		g->hs_failed++;
+	}
+	dev_rearm(d);
+}
+
+/* ---- HTTP clients and SSE streams --------------------------------------- */
+
+static void
+http_send(struct lg *g, struct hc *c)
+{
+	char req[2048], path[512];
+	const char *tpl = g->path, *at = strstr(tpl, "{id}");
+	int n;
+
+	if (at != NULL && g->ndev > 0) {
+		struct dev *d = &g->devs[g->rr++ % g->ndev];
+		snprintf(path, sizeof(path), "%.*s%s%s", (int)(at - tpl), tpl,
+			 d->id, at + 4);
+	} else {
+		snprintf(path, sizeof(path), "%s", tpl);
+	}
+	n = snprintf(req, sizeof(req),
+		     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		     "Authorization: Bearer %s\r\n"
+		     "Content-Type: application/x-www-form-urlencoded\r\n"
+		     "Content-Length: %zu\r\n\r\n%s",
+		     g->method, path, g->token ? g->token : "-",
+		     g->body ? strlen(g->body) : 0, g->body ? g->body : "");
+	c->t0 = now_us();
+	c->busy = true;
+	c->len = 0;
+	write_all(c->fd, req, (size_t)n);
+}
+
+static void
+http_read(struct lg *g, struct hc *c)
+{
+	for (;;) {
+		ssize_t n = recv(c->fd, c->buf + c->len,
+				 sizeof(c->buf) - 1 - c->len, MSG_DONTWAIT);
+		char *end, *cl;
+		size_t hl, blen;
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0)
+			die("HTTP connection closed by the server");
+		c->len += (size_t)n;
+		c->buf[c->len] = '\0';
+		if ((end = strstr(c->buf, "\r\n\r\n")) == NULL)
+			continue;
+		hl = (size_t)(end + 4 - c->buf);
+		cl = strcasestr(c->buf, "\r\nContent-Length:");
+		blen = cl != NULL && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+		if (c->len < hl + blen)
+			continue;
+		if (g->measuring) {
+			if (strncmp(c->buf + 9, "200", 3) == 0) {
+				g->http_ok++;
+				lat_add(&g->lat, now_us() - c->t0);
+			} else {
+				if (g->http_err++ < 3)
+					fprintf(stderr, "HTTP: %.60s\n",
+						c->buf);
+			}
+		}
+		c->busy = false;
+		if (!g_stop)
+			http_send(g, c);
+		return;
+	}
+}
+
+static void
+sse_open(struct lg *g, struct hc *c, const char *path)
+{
+	char req[1024];
+	int n;
+
+	c->kind = K_SSE;
+	c->lg = g;
+	c->fd = tcp_open(&g->api_addr);
+	/* HTTP/1.0: no chunked framing inside the stream */
+	n = snprintf(req, sizeof(req),
+		     "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+		     "Authorization: Bearer %s\r\n\r\n",
+		     path, g->token ? g->token : "-");
+	write_all(c->fd, req, (size_t)n);
+	ep_set(g, c->fd, EPOLLIN, c, EPOLL_CTL_ADD);
+}
+
+static void
+sse_line(struct lg *g, struct hc *c, const char *line)
+{
+	const char *p;
+
+	if (strncmp(line, "data: ", 6) != 0 ||
+	    (p = strstr(line, "{\"data\":\"T")) == NULL)
+		return;
+	c->got++;
+	if (g->measuring) {
+		uint64_t t = strtoull(p + 10, NULL, 10);
+		g->sse_got++;
+		lat_add(&g->lat, now_us() - t);
+	}
+}
+
+static void
+sse_read(struct lg *g, struct hc *c)
+{
+	ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len,
+			 MSG_DONTWAIT);
+	char *s, *nl;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0)
+		die("SSE stream closed by the server");
+	c->len += (size_t)n;
+	c->buf[c->len] = '\0';
+	s = c->buf;
+	if (!c->hdr_done) {
+		char *end = strstr(s, "\r\n\r\n");
+		if (end == NULL)
+			return;
+		if (strncmp(s + 9, "200", 3) != 0)
+			die("SSE: %.60s", s);
+		c->hdr_done = true;
+		s = end + 4;
+	}
+	while ((nl = strchr(s, '\n')) != NULL) {
+		*nl = '\0';
+		sse_line(g, c, s);
+		s = nl + 1;
+	}
+	c->len = strlen(s);
+	memmove(c->buf, s, c->len + 1);
+}
+
+/* ---- MQTT 3.1.1 --------------------------------------------------------- */
+
+static size_t
+mq_hdr(uint8_t *out, uint8_t type, size_t rem)
+{
+	size_t i = 0;
+
+	out[i++] = type;
+	do {
+		uint8_t b = rem % 128;
+		rem /= 128;
+		out[i++] = (uint8_t)(b | (rem > 0 ? 0x80 : 0));
+	} while (rem > 0);
+	return i;
+}
+
+static void
+mq_open(struct lg *g, struct mq *m, enum mq_role role, size_t i)
+{
+	uint8_t pkt[128], var[64];
+	size_t n, vl = 0;
+	int cl = snprintf((char *)var + 12, 40, "lg%zu-%d", i, (int)getpid());
+
+	m->kind = K_MQTT;
+	m->role = role;
+	m->fd = tcp_open(&g->mq_addr);
+	memcpy(var, "\0\4MQTT\4\2\0\x3c", 10); /* level 4, clean, 60 s */
+	var[10] = 0;
+	var[11] = (uint8_t)cl;
+	vl = 12 + (size_t)cl;
+	n = mq_hdr(pkt, 0x10, vl);
+	memcpy(pkt + n, var, vl);
+	write_all(m->fd, pkt, n + vl);
+	if (role == MQ_SUB) {
+		static const char topic[] = EVENT_NAME;
+		size_t tl = sizeof(topic) - 1;
+		n = mq_hdr(pkt, 0x82, 2 + 2 + tl + 1);
+		pkt[n++] = 0;
+		pkt[n++] = 1;
+		pkt[n++] = 0;
+		pkt[n++] = (uint8_t)tl;
+		memcpy(pkt + n, topic, tl);
+		n += tl;
+		pkt[n++] = (uint8_t)g->qos;
+		write_all(m->fd, pkt, n);
+	}
+	ep_set(g, m->fd, EPOLLIN, m, EPOLL_CTL_ADD);
+}
+
+static void
+mq_packet(struct lg *g, struct mq *m, const uint8_t *p, size_t len)
+{
+	uint8_t type = p[0] >> 4;
+
+	if (type == 2) { /* CONNACK */
+		m->connacked = true;
+	} else if (type == 3 && len >= 4) { /* PUBLISH */
+		/* p[0] is the type byte, then the variable header */
+		size_t tl = (size_t)p[1] << 8 | p[2], off = 3 + tl;
+
+		if (((p[0] >> 1) & 3) > 0) {
+			uint8_t ack[4] = {0x40, 2, p[off], p[off + 1]};
+			write_all(m->fd, ack, 4);
+			off += 2;
+		}
+		m->got++;
+		if (g->measuring && off < len && p[off] == 'T') {
+			g->mq_got++;
+			lat_add(&g->lat,
+				now_us() - strtoull((const char *)p + off + 1,
+						    NULL, 10));
+		}
+	}
+}
+
+static void
+mq_read(struct lg *g, struct mq *m)
+{
+	ssize_t n = recv(m->fd, m->buf + m->len, sizeof(m->buf) - 1 - m->len,
+			 MSG_DONTWAIT);
+	size_t off = 0;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0)
+		die("MQTT connection closed by the broker");
+	m->len += (size_t)n;
+	for (;;) {
+		size_t rem = 0, mul = 1, i = off + 1;
+		uint8_t save;
+
+		while (i < m->len && i < off + 5) {
+			rem += (m->buf[i] & 127u) * mul;
+			mul *= 128;
+			if ((m->buf[i++] & 128u) == 0)
+				goto have_len;
+		}
+		break;
+	have_len:
+		if (m->len - i < rem)
+			break;
+		/* hand over: byte 0 = type/flags, then the variable header;
+		 * the payload is NUL-terminated for strtoull */
+		save = i + rem < sizeof(m->buf) ? m->buf[i + rem] : 0;
+		if (i + rem < sizeof(m->buf))
+			m->buf[i + rem] = 0;
+		m->buf[i - 1] = m->buf[off];
+		mq_packet(g, m, m->buf + i - 1, rem + 1);
+		if (i + rem < sizeof(m->buf))
+			m->buf[i + rem] = save;
+		off = i + rem;
+	}
+	memmove(m->buf, m->buf + off, m->len - off);
+	m->len -= off;
+}
+
+static bool
+mq_publish(struct lg *g, struct mq *m, const char *data, size_t dl)
+{
+	uint8_t pkt[256];
+	size_t n, tl = sizeof(EVENT_NAME) - 1;
+
+	n = mq_hdr(pkt, g->qos ? 0x32 : 0x30, 2 + tl + (g->qos ? 2 : 0) + dl);
+	pkt[n++] = 0;
+	pkt[n++] = (uint8_t)tl;
+	memcpy(pkt + n, EVENT_NAME, tl);
+	n += tl;
+	if (g->qos) {
+		m->pid = (uint16_t)(m->pid % 65535 + 1);
+		pkt[n++] = (uint8_t)(m->pid >> 8);
+		pkt[n++] = (uint8_t)m->pid;
+	}
+	memcpy(pkt + n, data, dl);
+	n += dl;
+	return send(m->fd, pkt, n, MSG_NOSIGNAL) == (ssize_t)n;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static void
+make_event(char *out)
+{
+	int n = snprintf(out, EVENT_SIZE + 1, "T%" PRIu64 "-", now_us());
+
+	memset(out + n, 'x', (size_t)(EVENT_SIZE - n));
+	out[EVENT_SIZE] = '\0';
+}
+
+/* Publish what is due at the aggregate rate: devices round-robin, or the
+ * MQTT publishers. */
+static void
+publish_due(struct lg *g, double rate, uint64_t t_begin)
+{
+	uint64_t due = (uint64_t)((double)(now_us() - t_begin) * rate / 1e6);
+	size_t npub = 0, i;
+	char ev[EVENT_SIZE + 1];
+
+	for (i = 0; i < g->nmq; i++)
+		npub += g->mqs[i].role == MQ_PUB;
+	while (g->sent + g->busy < due) {
+		make_event(ev);
+		if (npub > 0) {
+			struct mq *m = &g->mqs[g->rr++ % npub];
+			if (mq_publish(g, m, ev, EVENT_SIZE))
+				g->sent++;
+			else
+				g->busy++;
+			continue;
+		}
+		{
+			struct dev *d = &g->devs[g->rr++ % g->ndev];
+			if (fw_device_publish(&d->app.dev, EVENT_NAME, true,
+					      (const uint8_t *)ev,
+					      EVENT_SIZE) == 0) {
+				g->sent++;
+				(void)fw_device_step(&d->app.dev,
+						     p_millis(NULL));
+				dev_rearm(d);
+			} else {
+				g->busy++;
+			}
+		}
+	}
+}
+
+static void
+dispatch(struct lg *g, struct epoll_event *e)
+{
+	enum kind k = *(enum kind *)e->data.ptr;
+
+	if (k == K_DEV) {
+		struct dev *d = e->data.ptr;
+		if (e->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			d->writable = true;
+		dev_step(g, d);
+	} else if (k == K_HTTP) {
+		http_read(g, e->data.ptr);
+	} else if (k == K_SSE) {
+		sse_read(g, e->data.ptr);
+	} else {
+		mq_read(g, e->data.ptr);
+	}
+}
+
+/* Run the loop until cond() or the deadline; publish at rate when > 0. */
+static bool
+run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
+	  bool (*cond)(struct lg *))
+{
+	struct epoll_event evs[256];
+	uint64_t last_tick = now_us();
+
+	while (!g_stop && now_us() < until) {
+		int n, i, timeout = rate > 0 ? 1 : 50;
+
+		if (cond != NULL && cond(g))
+			return true;
+		n = epoll_wait(g->ep, evs, 256, timeout);
+		for (i = 0; i < n; i++)
+			dispatch(g, &evs[i]);
+		if (rate > 0)
+			publish_due(g, rate, t_begin);
+		if (now_us() - last_tick > 200000) { /* device timers */
+			size_t j;
+			last_tick = now_us();
+			for (j = 0; j < g->ndev; j++)
+				if (g->devs[j].active)
+					dev_step(g, &g->devs[j]);
+		}
+	}
+	return cond != NULL && cond(g);
+}
+
+static bool
+all_ready(struct lg *g)
+{
+	return g->ready >= g->active;
+}
+
+static size_t want_sse_events;
+
+static bool
+streams_caught_up(struct lg *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->nsse; i++)
+		if (g->sse[i].got < want_sse_events)
+			return false;
+	for (i = 0; i < g->nmq; i++)
+		if (g->mqs[i].role == MQ_SUB && g->mqs[i].got < want_sse_events)
+			return false;
+	return true;
+}
+
+static bool
+streams_up(struct lg *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->nsse; i++)
+		if (!g->sse[i].hdr_done)
+			return false;
+	for (i = 0; i < g->nmq; i++)
+		if (!g->mqs[i].connacked)
+			return false;
+	return true;
+}
+
+static void
+usage(void)
+{
+	fputs("usage: cinder-loadgen MODE [options]\n"
+	      "modes: handshake | idle | publish | http | mqtt\n"
+	      "  --dir DIR --server H:P --server-key FILE --count N\n"
+	      "  --concurrency C   (handshake: devices connecting at once;\n"
+	      "                     http: clients)\n"
+	      "  --seconds S       measured phase\n"
+	      "  --pid PID         the server whose CPU and RSS are measured\n"
+	      "  --api H:P --token T --path P (\"{id}\" = a device id)\n"
+	      "  --method M --body B\n"
+	      "  --rate R --streams N --sse-path P   (publish)\n"
+	      "  --mqtt H:P --qos 0|1 --subs N --pubs N --idle N (mqtt)\n",
+	      stderr);
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct lg g;
+	const char *mode, *dir = NULL, *sse_path = "/v1/devices/events/bench";
+	size_t count = 0, conc = 1, streams = 0, subs = 1, pubs = 1, idle = 0;
+	double seconds = 5, rate = 0, cpu0, cpu1, me0, me1;
+	long rss0, rss1, rss_before = 0, rss_ready = 0;
+	double conn_s = 0, conn_cpu = 0;
+	int pid = 0, i;
+	uint64_t t_begin, t_end;
+	bool ok = true;
+
+	memset(&g, 0, sizeof(g));
+	if (argc < 2)
+		usage();
+	mode = argv[1];
+	g.method = "GET";
+	for (i = 2; i < argc; i++) {
+		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (v == NULL)
+			usage();
+		i++;
+		if (!strcmp(k, "--dir"))
+			dir = v;
+		else if (!strcmp(k, "--server"))
+			parse_addr(v, &g.dev_addr);
+		else if (!strcmp(k, "--server-key"))
+			g.server_key = read_key(v, true);
+		else if (!strcmp(k, "--count"))
+			count = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--concurrency"))
+			conc = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--seconds"))
+			seconds = atof(v);
+		else if (!strcmp(k, "--pid"))
+			pid = atoi(v);
+		else if (!strcmp(k, "--api"))
+			parse_addr(v, &g.api_addr);
+		else if (!strcmp(k, "--token"))
+			g.token = v;
+		else if (!strcmp(k, "--path"))
+			g.path = v;
+		else if (!strcmp(k, "--method"))
+			g.method = v;
+		else if (!strcmp(k, "--body"))
+			g.body = v;
+		else if (!strcmp(k, "--rate"))
+			rate = atof(v);
+		else if (!strcmp(k, "--streams"))
+			streams = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--sse-path"))
+			sse_path = v;
+		else if (!strcmp(k, "--mqtt"))
+			parse_addr(v, &g.mq_addr);
+		else if (!strcmp(k, "--qos"))
+			g.qos = atoi(v);
+		else if (!strcmp(k, "--subs"))
+			subs = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--pubs"))
+			pubs = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--idle"))
+			idle = strtoul(v, NULL, 10);
+		else
+			usage();
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	if ((g.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		die("epoll: %s", strerror(errno));
+	fw_modules_default(&g.modules, 1512, 1512, NULL);
+	if (count > 0) {
+		if (dir == NULL || g.server_key == NULL)
+			die("devices need --dir, --server and --server-key");
+		devs_load(&g, dir, count);
+	}
+
+	if (!strcmp(mode, "handshake")) {
+		/* C devices at once; each ready one is replaced by the next */
+		hs_loop = true;
+		if (conc > count)
+			conc = count;
+		for (g.next_dev = 0; g.next_dev < conc; g.next_dev++)
+			dev_start(&g, &g.devs[g.next_dev]);
+		run_until(&g, now_us() + 1000000, 0, 0, NULL); /* warm-up */
+	} else if (count > 0) {
+		/* every device connected and ready first (this is also the
+		 * reconnect storm when they all start at once) */
+		size_t j;
+		uint64_t t = now_us();
+		cpu0 = proc_cpu(pid);
+		rss0 = proc_rss_kb(pid);
+		for (j = 0; j < count; j++)
+			dev_start(&g, &g.devs[j]);
+		if (!run_until(&g, now_us() + 600000000ull, 0, 0, all_ready))
+			die("only %zu of %zu devices ready", g.ready, count);
+		conn_s = (double)(now_us() - t) / 1e6;
+		conn_cpu = proc_cpu(pid) - cpu0;
+		rss_before = rss0;
+		rss_ready = proc_rss_kb(pid);
+	}
+
+	if (!strcmp(mode, "publish") || !strcmp(mode, "mqtt")) {
+		size_t j;
+		g.sse = calloc(streams ? streams : 1, sizeof(*g.sse));
+		for (j = 0; j < streams; j++)
+			sse_open(&g, &g.sse[j], sse_path);
+		g.nsse = streams;
+		if (!strcmp(mode, "mqtt")) {
+			size_t n = pubs + subs + idle;
+			rss_before = proc_rss_kb(pid);
+			g.mqs = calloc(n, sizeof(*g.mqs));
+			for (j = 0; j < n; j++)
+				mq_open(&g, &g.mqs[j],
+					j < pubs	  ? MQ_PUB
+					: j < pubs + subs ? MQ_SUB
+							  : MQ_IDLE,
+					j);
+			g.nmq = n;
+		}
+		if (!run_until(&g, now_us() + 60000000ull, 0, 0, streams_up))
+			die("streams did not open");
+		run_until(&g, now_us() + 300000, 0, 0, NULL);
+		if (!strcmp(mode, "mqtt"))
+			rss_ready = proc_rss_kb(pid);
+	}
+	if (!strcmp(mode, "http")) {
+		size_t j;
+		g.http = calloc(conc, sizeof(*g.http));
+		g.nhttp = conc;
+		if (g.path == NULL)
+			die("http needs --path");
+		for (j = 0; j < conc; j++) {
+			g.http[j].kind = K_HTTP;
+			g.http[j].lg = &g;
+			g.http[j].fd = tcp_open(&g.api_addr);
+			ep_set(&g, g.http[j].fd, EPOLLIN, &g.http[j],
+			       EPOLL_CTL_ADD);
+		}
+		g.measuring = false; /* warm-up: 0.3 s */
+		for (j = 0; j < conc; j++)
+			http_send(&g, &g.http[j]);
+		run_until(&g, now_us() + 300000, 0, 0, NULL);
+	}
+
+	/* the measured phase */
+	g.measuring = true;
+	cpu0 = proc_cpu(pid);
+	me0 = self_cpu();
+	rss0 = proc_rss_kb(pid);
+	t_begin = now_us();
+	g.sent = g.busy = 0;
+	if (rate > 0) {
+		size_t j;
+		for (j = 0; j < g.nsse; j++)
+			g.sse[j].got = 0;
+		for (j = 0; j < g.nmq; j++)
+			g.mqs[j].got = 0;
+		run_until(&g, t_begin + (uint64_t)(seconds * 1e6), rate,
+			  t_begin, NULL);
+		/* drain: up to 5 s for the last events */
+		want_sse_events = g.sent;
+		ok = run_until(&g, now_us() + 5000000, 0, 0, streams_caught_up);
+	} else {
+		run_until(&g, t_begin + (uint64_t)(seconds * 1e6), 0, 0, NULL);
+	}
+	t_end = now_us();
+	cpu1 = proc_cpu(pid);
+	me1 = self_cpu();
+	rss1 = proc_rss_kb(pid);
+	if (g.lat.n > 0)
+		qsort(g.lat.v, g.lat.n, sizeof(*g.lat.v), cmp_u32);
+	{
+		double el = (double)(t_end - t_begin) / 1e6;
+		uint64_t recv = g.sse_got + g.mq_got;
+		size_t nsub = g.nsse;
+		for (size_t j = 0; j < g.nmq; j++)
+			nsub += g.mqs[j].role == MQ_SUB;
+		printf("{\"connect_s\":%.3f,\"connect_cpu_s\":%.3f,"
+		       "\"rss_before_kb\":%ld,\"rss_ready_kb\":%ld,",
+		       conn_s, conn_cpu, rss_before, rss_ready);
+		printf("\"mode\":\"%s\",\"elapsed_s\":%.3f,\"server_cpu_s\":%."
+		       "3f,"
+		       "\"gen_cpu_s\":%.3f,\"rss_start_kb\":%ld,"
+		       "\"rss_end_kb\":%ld,\"devices\":%zu,\"ready\":%zu,"
+		       "\"handshakes\":%" PRIu64
+		       ",\"dropped_sessions\":%" PRIu64 ",\"http_ok\":%" PRIu64
+		       ",\"http_err\":%" PRIu64 ",\"sent\":%" PRIu64
+		       ",\"gen_busy\":%" PRIu64 ",\"received\":%" PRIu64
+		       ",\"expected\":%" PRIu64
+		       ",\"complete\":%s,\"lat_n\":%zu,\"p50_ms\":%.3f,"
+		       "\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+		       mode, el, cpu1 - cpu0, me1 - me0, rss0, rss1, g.ndev,
+		       g.ready, g.handshakes, g.hs_failed, g.http_ok,
+		       g.http_err, g.sent, g.busy, recv, g.sent * nsub,
+		       ok ? "true" : "false", g.lat.n, lat_pct(&g.lat, 0.5),
+		       lat_pct(&g.lat, 0.99), lat_pct(&g.lat, 1.0));
+		fflush(stdout);
+	}
+	return 0;
+}
