@@ -89,6 +89,7 @@ struct events {
 	struct hmap *conns;		/* conn id -> evconn */
 	LIST_HEAD(, pending_q) queries; /* store queries in flight */
 	struct events_stats stats;	/* counters */
+	double rate, burst;		/* device publish limit (conf) */
 };
 
 static uint64_t
@@ -150,7 +151,7 @@ dev_get(struct events *ev, const char *device_id)
 		char c = device_id[i];
 		d->id[i] = (c >= 'A' && c <= 'F') ? c + 32 : c;
 	}
-	d->tokens = ev->d.cfg->publish_burst;
+	d->tokens = ev->burst;
 	d->sys_tokens = SYS_RATE_BURST;
 	d->refill_ms = mono_ms();
 	hmap_put(ev->devs, device_id, 24, d, NULL);
@@ -159,15 +160,15 @@ dev_get(struct events *ev, const char *device_id)
 
 /* Token buckets: true if the event may pass. */
 static bool
-rate_take(const struct conf *cfg, struct evdev *d, bool reserved)
+rate_take(const struct events *ev, struct evdev *d, bool reserved)
 {
 	uint64_t now = mono_ms();
 	double dt = (double)(now - d->refill_ms) / 1000.0;
 
 	d->refill_ms = now;
-	d->tokens += dt * cfg->publish_rate;
-	if (d->tokens > cfg->publish_burst)
-		d->tokens = cfg->publish_burst;
+	d->tokens += dt * ev->rate;
+	if (d->tokens > ev->burst)
+		d->tokens = ev->burst;
 	d->sys_tokens += dt * SYS_RATE_PER_S;
 	if (d->sys_tokens > SYS_RATE_BURST)
 		d->sys_tokens = SYS_RATE_BURST;
@@ -394,7 +395,7 @@ events_on_device_event(const char *device_id, int64_t owner_id,
 		return 0;
 	}
 	reserved = bus_name_reserved(name);
-	if (!rate_take(ev->d.cfg, d, reserved)) {
+	if (!rate_take(ev, d, reserved)) {
 		ev->stats.dropped_rate++;
 		if (d->dropped++ % 100 == 0)
 			log_ctx(LOG_LEVEL_DEBUG, d->id,
@@ -600,6 +601,9 @@ events_new(const struct events_deps *deps, struct events **out)
 
 	*out = NULL;
 	ev->d = *deps;
+	/* Particle's limit unless the configuration raises it */
+	ev->rate = deps->cfg != NULL ? deps->cfg->publish_rate : 1;
+	ev->burst = deps->cfg != NULL ? deps->cfg->publish_burst : 4;
 	ev->bus = bus_new(deps->base);
 	ev->sse = sse_new(deps->base, deps->http, ev->bus, NULL);
 	ev->devs = hmap_new();
