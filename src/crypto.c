@@ -1018,6 +1018,50 @@ crypto_channel_sealed_len(size_t len)
 	return (len & ~(size_t)(CRYPTO_AES_BLOCK - 1)) + CRYPTO_AES_BLOCK;
 }
 
+/*
+ * One cipher context per thread and direction, made once and re-keyed per
+ * message (EVP_*Init_ex2 with a NULL cipher keeps the provider context):
+ * no allocation, no provider lookup and no locks on the message path
+ * (perf showed the per-message context setup as a third of cinderd's CPU
+ * on publish -> SSE). Every call sets the key and IV of its own session,
+ * so nothing carries over from one session to the next; a context that
+ * failed is dropped and made again.
+ */
+static __thread EVP_CIPHER_CTX *aes_tl_ctx[2]; /* [0] seal, [1] open */
+
+static EVP_CIPHER_CTX *
+crypto_aes_ctx(int open)
+{
+	EVP_CIPHER_CTX *ctx = aes_tl_ctx[open];
+
+	if (ctx != NULL)
+		return ctx;
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return NULL;
+	if (EVP_CipherInit_ex2(ctx, crypto_aes(), NULL, NULL, !open, NULL) !=
+		    1 ||
+	    EVP_CIPHER_CTX_set_padding(ctx, !open) != 1) {
+		EVP_CIPHER_CTX_free(ctx);
+		return NULL;
+	}
+	aes_tl_ctx[open] = ctx;
+	return ctx;
+}
+
+static void
+crypto_aes_ctx_drop(int open)
+{
+	EVP_CIPHER_CTX_free(aes_tl_ctx[open]);
+	aes_tl_ctx[open] = NULL;
+}
+
+void
+crypto_thread_cleanup(void)
+{
+	crypto_aes_ctx_drop(0);
+	crypto_aes_ctx_drop(1);
+}
+
 int
 crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in, size_t len,
 		    uint8_t *out, size_t cap, size_t *out_len)
@@ -1036,13 +1080,13 @@ crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in, size_t len,
 	need = crypto_channel_sealed_len(len);
 	if (cap < need)
 		return CINDER_ERR_TOO_BIG;
-	if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
-	    EVP_EncryptInit_ex2(ctx, crypto_aes(), ch->key, ch->send_iv,
-				NULL) != 1 ||
+	if ((ctx = crypto_aes_ctx(0)) == NULL ||
+	    EVP_EncryptInit_ex2(ctx, NULL, ch->key, ch->send_iv, NULL) != 1 ||
 	    EVP_EncryptUpdate(ctx, out, &n1, in, (int)len) != 1 ||
 	    EVP_EncryptFinal_ex(ctx, out + n1, &n2) != 1 ||
 	    (size_t)n1 + (size_t)n2 != need) {
 		crypto_drain(LOG_LEVEL_ERR, "could not encrypt message");
+		crypto_aes_ctx_drop(0);
 		OPENSSL_cleanse(out, cap);
 		r = CINDER_ERR_CRYPTO;
 		goto out;
@@ -1052,7 +1096,6 @@ crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in, size_t len,
 	*out_len = need;
 	r = 0;
 out:
-	EVP_CIPHER_CTX_free(ctx);
 	return r;
 }
 
@@ -1075,14 +1118,13 @@ crypto_channel_open(struct crypto_channel *ch, const uint8_t *in, size_t len,
 	if (cap < len)
 		return CINDER_ERR_TOO_BIG;
 	/* Padding is checked below so that every pad byte is verified. */
-	if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
-	    EVP_DecryptInit_ex2(ctx, crypto_aes(), ch->key, ch->recv_iv,
-				NULL) != 1 ||
-	    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1 ||
+	if ((ctx = crypto_aes_ctx(1)) == NULL ||
+	    EVP_DecryptInit_ex2(ctx, NULL, ch->key, ch->recv_iv, NULL) != 1 ||
 	    EVP_DecryptUpdate(ctx, out, &n1, in, (int)len) != 1 ||
 	    EVP_DecryptFinal_ex(ctx, out + n1, &n2) != 1 ||
 	    (size_t)n1 + (size_t)n2 != len) {
 		crypto_drain(LOG_LEVEL_ERR, "could not decrypt message");
+		crypto_aes_ctx_drop(1);
 		r = CINDER_ERR_CRYPTO;
 		goto out;
 	}
@@ -1104,7 +1146,6 @@ crypto_channel_open(struct crypto_channel *ch, const uint8_t *in, size_t len,
 out:
 	if (r != 0)
 		OPENSSL_cleanse(out, cap < len ? cap : len);
-	EVP_CIPHER_CTX_free(ctx);
 	return r;
 }
 

@@ -290,6 +290,13 @@ void crypto_channel_init(struct crypto_channel *ch,
 /** Wipe a channel. */
 void crypto_channel_cleanup(struct crypto_channel *ch);
 
+/**
+ * Free the calling thread's cipher contexts (crypto_channel_seal/open
+ * keep one per thread and direction). Call before a thread that used a
+ * channel exits; they are made again on next use.
+ */
+void crypto_thread_cleanup(void);
+
 /** @return the ciphertext size for a plaintext of len bytes (len/16*16+16) */
 size_t crypto_channel_sealed_len(size_t len);
 

@@ -357,6 +357,7 @@ daemon_free(struct daemon *d)
 	cryptopool_free(d->pool);
 	store_free(d->store);
 	crypto_key_free(d->server_key);
+	crypto_thread_cleanup();
 	if (d->sig_term != NULL)
 		event_free(d->sig_term);
 	if (d->sig_int != NULL)
