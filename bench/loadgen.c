@@ -1206,7 +1206,9 @@ main(int argc, char **argv)
 		run_until(&g, now_us() + 300000, 0, 0, NULL);
 	}
 
-	/* the measured phase */
+	/* the measured phase (bench/run --perf starts perf on this line) */
+	printf("# measuring\n");
+	fflush(stdout);
 	g.measuring = true;
 	cpu0 = proc_cpu(pid);
 	me0 = self_cpu();

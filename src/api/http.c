@@ -587,7 +587,11 @@ req_resume(struct http_request *req)
 {
 	if (!req->suspended)
 		return;
-	req_watch_stop(req);
+	/* A stream is suspended and resumed once per event: its watch stays
+	 * (a stream's client sends nothing more, so readable means gone),
+	 * which saves an epoll_ctl pair per event and stream. */
+	if (!req->stream)
+		req_watch_stop(req);
 	req->suspended = false;
 	MHD_resume_connection(req->conn);
 	http_kick(req->h);
