@@ -484,6 +484,7 @@ rest_free(struct rest *r)
 	/* The HTTP server is gone already (see rest.h): no hooks to clear. */
 	auth_cache_free(r->cache);
 	ratelimit_free(r->rl);
+	h_devices_cache_free(r);
 	r->cache = NULL;
 	r->rl = NULL;
 	r->dead = true;

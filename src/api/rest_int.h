@@ -29,6 +29,7 @@ struct rest {
 	struct cryptopool *pool;
 	struct auth_cache *cache;
 	struct ratelimit *rl;
+	struct hmap *devrows; /* h_devices.c: call/read row cache */
 	char *dummy_hash; /* a password hash to verify unknown users against */
 	unsigned jobs;	  /* pool jobs not yet completed */
 	bool dead;	  /* rest_free() ran while jobs were out */
@@ -76,6 +77,9 @@ int rest_token_lookup(struct rest *r, const char *token, rest_token_cb cb,
 		      void *arg);
 
 /** Answer the OAuth error shape {error, error_description}. */
+/** Free h_devices.c's row cache (rest_free). NULL-safe. */
+void h_devices_cache_free(struct rest *r);
+
 int rest_oauth_error(struct http *h, uint64_t id, int status, const char *code,
 		     const char *desc);
 
