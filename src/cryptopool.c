@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "crypto.h"
 #include "cryptopool.h"
 #include "err.h"
 #include "log.h"
@@ -103,6 +104,7 @@ cryptopool_worker(void *ctx)
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
+	crypto_thread_cleanup(); /* the thread's cached OpenSSL contexts */
 	return NULL;
 }
 
