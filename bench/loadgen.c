@@ -101,6 +101,7 @@ struct lat {
 
 struct lg {
 	int ep;
+	unsigned nsrc; /* > 0: devices bind to 127.0.0.2 .. 127.0.0.(1+nsrc) */
 	struct sockaddr_in dev_addr, api_addr, mq_addr;
 	EVP_PKEY *server_key;
 	struct port_crypto crypto;
@@ -323,6 +324,19 @@ p_connect(void *ctx)
 		if (d->fd < 0)
 			return FW_ERR_IO;
 		setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (d->lg->nsrc > 0) {
+			/* more than one source address: past 28k connections
+			   to one port the ephemeral ports run out */
+			struct sockaddr_in src;
+			size_t k = (size_t)(d - d->lg->devs) % d->lg->nsrc;
+
+			memset(&src, 0, sizeof(src));
+			src.sin_family = AF_INET;
+			src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)k);
+			if (bind(d->fd, (struct sockaddr *)&src, sizeof(src)) !=
+			    0)
+				return FW_ERR_IO;
+		}
 		d->connected = d->writable = false;
 		d->mask = EPOLLIN | EPOLLOUT;
 		ep_set(d->lg, d->fd, d->mask, d, EPOLL_CTL_ADD);
@@ -508,6 +522,26 @@ read_key(const char *path, bool pub_der)
 	return k;
 }
 
+/* Keys shared by several device ids (symlinks, bench/run's 100k run) are
+ * parsed once: the last one read, by resolved path. */
+static EVP_PKEY *
+read_key_shared(const char *path)
+{
+	static char last[4096];
+	static EVP_PKEY *last_key;
+	char real[4096];
+
+	if (realpath(path, real) == NULL)
+		die("%s: %s", path, strerror(errno));
+	if (last_key != NULL && strcmp(real, last) == 0 &&
+	    EVP_PKEY_up_ref(last_key) == 1)
+		return last_key;
+	last_key = read_key(real, false);
+	snprintf(last, sizeof(last), "%s", real);
+	EVP_PKEY_up_ref(last_key); /* the cache's own reference */
+	return last_key;
+}
+
 static void
 devs_load(struct lg *g, const char *dir, size_t count)
 {
@@ -537,7 +571,7 @@ devs_load(struct lg *g, const char *dir, size_t count)
 		d->kind = K_DEV;
 		d->lg = g;
 		d->fd = -1;
-		d->key = read_key(path, false);
+		d->key = read_key_shared(path);
 		p = d->pub;
 		if ((n = i2d_PUBKEY(d->key, NULL)) <= 0 ||
 		    (size_t)n > sizeof(d->pub))
@@ -1055,7 +1089,8 @@ usage(void)
 	      "  --api H:P --token T --path P (\"{id}\" = a device id)\n"
 	      "  --method M --body B\n"
 	      "  --rate R --streams N --sse-path P   (publish)\n"
-	      "  --mqtt H:P --qos 0|1 --subs N --pubs N --idle N (mqtt)\n",
+	      "  --mqtt H:P --qos 0|1 --subs N --pubs N --idle N (mqtt)\n"
+	      "  --src-addrs N     devices connect from 127.0.0.2..N+1\n",
 	      stderr);
 	exit(2);
 }
@@ -1123,6 +1158,8 @@ main(int argc, char **argv)
 			pubs = strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--idle"))
 			idle = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--src-addrs"))
+			g.nsrc = (unsigned)strtoul(v, NULL, 10);
 		else
 			usage();
 	}
