@@ -1103,7 +1103,7 @@ main(int argc, char **argv)
 	size_t count = 0, conc = 1, streams = 0, subs = 1, pubs = 1, idle = 0;
 	double seconds = 5, rate = 0, cpu0, cpu1, me0, me1;
 	long rss0, rss1, rss_before = 0, rss_ready = 0;
-	double conn_s = 0, conn_cpu = 0;
+	double conn_s = 0, conn_cpu = 0, conn_gen = 0;
 	int pid = 0, i;
 	uint64_t t_begin, t_end;
 	bool ok = true;
@@ -1189,6 +1189,7 @@ main(int argc, char **argv)
 		size_t j;
 		uint64_t t = now_us();
 		cpu0 = proc_cpu(pid);
+		me0 = self_cpu();
 		rss0 = proc_rss_kb(pid);
 		for (j = 0; j < count; j++)
 			dev_start(&g, &g.devs[j]);
@@ -1196,6 +1197,7 @@ main(int argc, char **argv)
 			die("only %zu of %zu devices ready", g.ready, count);
 		conn_s = (double)(now_us() - t) / 1e6;
 		conn_cpu = proc_cpu(pid) - cpu0;
+		conn_gen = self_cpu() - me0;
 		rss_before = rss0;
 		rss_ready = proc_rss_kb(pid);
 	}
@@ -1279,8 +1281,9 @@ main(int argc, char **argv)
 		for (size_t j = 0; j < g.nmq; j++)
 			nsub += g.mqs[j].role == MQ_SUB;
 		printf("{\"connect_s\":%.3f,\"connect_cpu_s\":%.3f,"
+		       "\"connect_gen_cpu_s\":%.3f,"
 		       "\"rss_before_kb\":%ld,\"rss_ready_kb\":%ld,",
-		       conn_s, conn_cpu, rss_before, rss_ready);
+		       conn_s, conn_cpu, conn_gen, rss_before, rss_ready);
 		printf("\"mode\":\"%s\",\"elapsed_s\":%.3f,\"server_cpu_s\":%."
 		       "3f,"
 		       "\"gen_cpu_s\":%.3f,\"rss_start_kb\":%ld,"

@@ -683,6 +683,34 @@ crypto_spki_der_rsa(const uint8_t *buf, size_t len, int *bits)
 	return pkey;
 }
 
+/*
+ * The same for the PEM the database holds (the first handshake of every
+ * device after a start parses it): PEM_read_bio only undoes the base64,
+ * the DER goes the hand-read way. NULL sends it the generic way.
+ */
+static EVP_PKEY *
+crypto_spki_pem_rsa(const void *buf, size_t len, int *bits)
+{
+	BIO *bio;
+	char *name = NULL, *header = NULL;
+	unsigned char *der = NULL;
+	long dlen = 0;
+	EVP_PKEY *pkey = NULL;
+
+	if (len > INT_MAX || (bio = BIO_new_mem_buf(buf, (int)len)) == NULL)
+		return NULL;
+	ERR_set_mark();
+	if (PEM_read_bio(bio, &name, &header, &der, &dlen) == 1 &&
+	    strcmp(name, "PUBLIC KEY") == 0 && header[0] == '\0' && dlen > 0)
+		pkey = crypto_spki_der_rsa(der, (size_t)dlen, bits);
+	ERR_pop_to_mark(); /* a miss is not an error */
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(der);
+	BIO_free(bio);
+	return pkey;
+}
+
 /* Fast path: an RSA SubjectPublicKeyInfo in DER or "PUBLIC KEY" PEM. */
 static EVP_PKEY *
 crypto_spki_decode(const void *buf, size_t len)
@@ -722,8 +750,9 @@ crypto_pubkey_parse(const void *buf, size_t len, struct crypto_key **out)
 		return CINDER_ERR_INVAL;
 	if (len > CRYPTO_KEYFILE_MAX)
 		return CINDER_ERR_TOO_BIG;
-	if (!crypto_looks_pem(buf, len) &&
-	    (pub = crypto_spki_der_rsa(buf, len, &bits)) != NULL) {
+	if ((crypto_looks_pem(buf, len)
+		     ? (pub = crypto_spki_pem_rsa(buf, len, &bits))
+		     : (pub = crypto_spki_der_rsa(buf, len, &bits))) != NULL) {
 		if (bits < 1024 || bits > 2048) {
 			EVP_PKEY_free(pub);
 			return CINDER_ERR_INVAL;

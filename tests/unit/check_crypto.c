@@ -528,6 +528,29 @@ START_TEST(test_crypto_pubkey_parse_der_fast_path)
 }
 END_TEST
 
+/* The PEM path (crypto_spki_pem_rsa: base64 undone, then the DER
+ * reader) gives the same working key. */
+START_TEST(test_crypto_pubkey_parse_pem_fast_path)
+{
+	struct crypto_key *k = NULL;
+	uint8_t ct[256], pt[256], msg[40];
+	size_t n = 0, m = 0;
+	char *pem = NULL;
+
+	memset(msg, 0xa5, sizeof(msg));
+	ck_assert_int_eq(crypto_key_public_pem(device_pub, &pem), 0);
+	ck_assert_int_eq(crypto_pubkey_parse(pem, strlen(pem), &k), 0);
+	ck_assert(crypto_key_public_eq(k, device_pub));
+	ck_assert_int_eq(
+		crypto_rsa_encrypt(k, msg, sizeof(msg), ct, sizeof(ct), &n), 0);
+	ck_assert_int_eq(crypto_rsa_decrypt(device, ct, n, pt, sizeof(pt), &m),
+			 0);
+	ck_assert_mem_eq(pt, msg, sizeof(msg));
+	crypto_key_free(k);
+	free(pem);
+}
+END_TEST
+
 START_TEST(test_crypto_pubkey_parse_bad)
 {
 	struct crypto_key *k = (struct crypto_key *)1;
@@ -1406,6 +1429,7 @@ crypto_suite(void)
 	tcase_add_test(tc, test_crypto_privkey_parse_encrypted);
 	tcase_add_test(tc, test_crypto_pubkey_parse_formats);
 	tcase_add_test(tc, test_crypto_pubkey_parse_der_fast_path);
+	tcase_add_test(tc, test_crypto_pubkey_parse_pem_fast_path);
 	tcase_add_test(tc, test_crypto_pubkey_parse_bad);
 	tcase_add_test(tc, test_crypto_pubkey_parse_mutants);
 	tcase_add_test(tc, test_crypto_pubkey_der_pem_roundtrip);
