@@ -4,7 +4,8 @@
  * answers every request with a small JSON body from one internal thread
  * (epoll), as cinderd's API does. bench/run loads it with cinder-loadgen
  * and divides by its CPU.
- *   mhd_hello PORT     (prints "ready PORT", runs until SIGTERM)
+ *   mhd_hello PORT     (0 = any free port; prints "ready PORT", runs
+ *                       until SIGTERM)
  */
 #include "config.h"
 
@@ -54,7 +55,7 @@ main(int argc, char **argv)
 	sigset_t set;
 	int sig, port = argc > 1 ? atoi(argv[1]) : 0;
 
-	if (port <= 0 || port > 65535) {
+	if (argc < 2 || port < 0 || port > 65535) {
 		fputs("usage: mhd_hello PORT\n", stderr);
 		return 2;
 	}
@@ -69,6 +70,11 @@ main(int argc, char **argv)
 	if (d == NULL) {
 		fprintf(stderr, "mhd_hello: cannot listen on %d\n", port);
 		return 1;
+	}
+	if (port == 0) {
+		const union MHD_DaemonInfo *i =
+			MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+		port = i != NULL ? i->port : 0;
 	}
 	printf("ready %d\n", port);
 	fflush(stdout);
