@@ -67,33 +67,41 @@ step2_work(void *arg)
 static void key_lookup_done(int r, const struct store_result *res, void *arg);
 
 static void
-conn_have_key(struct devconn *c, const struct crypto_key *stored)
+conn_have_key(struct devconn *c, const struct key_entry *e)
 {
 	struct registry *reg = c->reg;
-	struct crypto_key *supplied = NULL;
+	struct crypto_key *supplied = NULL, *stored = NULL;
 
+	if (crypto_pubkey_parse(e->der, e->der_len, &stored) != 0) {
+		registry_conn_close(c, CINDER_ERR_CRYPTO,
+				    "refused: registered key does not parse");
+		return;
+	}
+	/* The same bytes are the same key; another encoding is compared as
+	   a key, as before. */
 	if (c->supplied_der_len > 0 &&
+	    (c->supplied_der_len != e->der_len ||
+	     memcmp(c->supplied_der, e->der, e->der_len) != 0) &&
 	    crypto_pubkey_parse(c->supplied_der, c->supplied_der_len,
 				&supplied) == 0 &&
 	    !crypto_key_public_eq(supplied, stored)) {
 		crypto_key_free(supplied);
+		crypto_key_free(stored);
 		reg->stats.key_mismatches++;
-		registry_conn_close(c, CINDER_ERR_AUTH,
-			   "refused: the key the device sent differs from its "
-			   "registered key");
+		registry_conn_close(
+			c, CINDER_ERR_AUTH,
+			"refused: the key the device sent differs from its "
+			"registered key");
 		return;
 	}
 	crypto_key_free(supplied);
 	if (crypto_key_bits(stored) != 1024) {
+		crypto_key_free(stored);
 		registry_conn_close(c, CINDER_ERR_CRYPTO,
-			   "refused: registered key is not RSA-1024");
+				    "refused: registered key is not RSA-1024");
 		return;
 	}
-	/* Keep our own reference: the cache may drop its copy. */
-	if ((c->dev_key = crypto_key_dup(stored)) == NULL) {
-		registry_conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
-		return;
-	}
+	c->dev_key = stored; /* until step 3 takes it */
 	conn_start_step3(c);
 }
 
@@ -125,10 +133,6 @@ record_pending_key(struct devconn *c)
 void
 registry_hs_key_entry_free(struct key_entry *e)
 {
-	if (e == NULL)
-		return;
-	crypto_key_free(e->key);
-	free(e->pem);
 	free(e);
 }
 
@@ -148,7 +152,7 @@ key_from_cache(struct devconn *c)
 	log_ctx(LOG_LEVEL_INFO, c->logctx,
 		"database unavailable: using the cached key");
 	c->owner_id = e->owner_id;
-	conn_have_key(c, e->key);
+	conn_have_key(c, e);
 	return true;
 }
 
@@ -160,6 +164,7 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 	struct devconn *c = registry_conn_get(reg, t->conn_id);
 	struct key_entry *e, *old = NULL;
 	const char *pem, *owner;
+	uint8_t sha[CRYPTO_SHA256_LEN];
 
 	free(t);
 	if (c == NULL)
@@ -173,30 +178,45 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 	if (store_result_ntuples(res) != 1 || store_result_is_null(res, 0, 0)) {
 		reg->stats.unknown_devices++;
 		record_pending_key(c);
-		registry_conn_close(c, CINDER_ERR_AUTH,
-			   "refused: unknown device (its key is kept for "
-			   "`cinderd device accept`)");
+		registry_conn_close(
+			c, CINDER_ERR_AUTH,
+			"refused: unknown device (its key is kept for "
+			"`cinderd device accept`)");
 		return;
 	}
 	pem = store_result_value(res, 0, 0);
 	owner = store_result_is_null(res, 0, 1) ? NULL
 						: store_result_value(res, 0, 1);
 	c->owner_id = owner ? strtoll(owner, NULL, 10) : 0;
-	/* Parsing is cheap but not free: reuse the parsed key while the
-	   stored PEM is unchanged. */
+	/* PEM parsing is not free: keep the DER while the stored PEM is
+	   unchanged. */
+	if (crypto_sha256(pem, strlen(pem), sha) != 0) {
+		registry_conn_close(c, CINDER_ERR_CRYPTO,
+				    "could not hash the key");
+		return;
+	}
 	e = hmap_get(reg->keys, c->idhex, DEVICE_ID_HEX);
-	if (e == NULL || strcmp(e->pem, pem) != 0) {
+	if (e == NULL || memcmp(e->pem_sha, sha, sizeof(sha)) != 0) {
 		struct crypto_key *key = NULL;
-		if (crypto_pubkey_parse(pem, strlen(pem), &key) != 0) {
-			registry_conn_close(c, CINDER_ERR_CRYPTO,
-				   "refused: registered key does not parse");
+		uint8_t der[CRYPTO_PUB_DER_MAX];
+		size_t dlen = 0;
+
+		if (crypto_pubkey_parse(pem, strlen(pem), &key) != 0 ||
+		    crypto_key_public_der(key, der, sizeof(der), &dlen) != 0) {
+			crypto_key_free(key);
+			registry_conn_close(
+				c, CINDER_ERR_CRYPTO,
+				"refused: registered key does not parse");
 			return;
 		}
-		e = xcalloc(1, sizeof(*e));
-		e->pem = xstrdup(pem);
-		e->key = key;
+		crypto_key_free(key);
+		e = xmalloc(sizeof(*e) + dlen);
+		memcpy(e->pem_sha, sha, sizeof(sha));
+		e->owner_id = c->owner_id;
+		e->der_len = dlen;
+		memcpy(e->der, der, dlen);
 		if (hmap_count(reg->keys) >= KEY_CACHE_MAX) {
-			conn_have_key(c, e->key);
+			conn_have_key(c, e);
 			registry_hs_key_entry_free(e);
 			return;
 		}
@@ -204,7 +224,7 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 		registry_hs_key_entry_free(old);
 	}
 	e->owner_id = c->owner_id;
-	conn_have_key(c, e->key);
+	conn_have_key(c, e);
 }
 
 static void
@@ -212,16 +232,18 @@ step2_done(void *arg, bool cancelled)
 {
 	struct step2_job *j = arg;
 	struct registry *reg = j->t.reg;
-	struct devconn *c = cancelled ? NULL : registry_conn_get(reg, j->t.conn_id);
+	struct devconn *c =
+		cancelled ? NULL : registry_conn_get(reg, j->t.conn_id);
 	struct ticket *t;
 	const char *params[1];
 
 	if (c == NULL)
 		goto out;
 	if (j->r != 0) {
-		registry_conn_close(c, CINDER_ERR_CRYPTO,
-			   "handshake: device block did not decrypt or did "
-			   "not echo the nonce");
+		registry_conn_close(
+			c, CINDER_ERR_CRYPTO,
+			"handshake: device block did not decrypt or did "
+			"not echo the nonce");
 		goto out;
 	}
 	hex_encode(j->out.device_id, sizeof(j->out.device_id), c->idhex);
@@ -239,8 +261,9 @@ step2_done(void *arg, bool cancelled)
 			1, params, key_lookup_done, t, NULL) != 0) {
 		free(t);
 		if (!key_from_cache(c))
-			registry_conn_close(c, CINDER_ERR_UNAVAILABLE,
-				   "database unavailable for the key lookup");
+			registry_conn_close(
+				c, CINDER_ERR_UNAVAILABLE,
+				"database unavailable for the key lookup");
 	}
 out:
 	crypto_wipe(j, sizeof(*j));
@@ -272,14 +295,16 @@ step3_done(void *arg, bool cancelled)
 {
 	struct step3_job *j = arg;
 	struct registry *reg = j->t.reg;
-	struct devconn *c = cancelled ? NULL : registry_conn_get(reg, j->t.conn_id);
+	struct devconn *c =
+		cancelled ? NULL : registry_conn_get(reg, j->t.conn_id);
 	uint16_t mid;
 
 	if (c == NULL)
 		goto out;
 	if (j->r != 0) {
-		registry_conn_close(c, CINDER_ERR_CRYPTO,
-			   "handshake: could not build the session key");
+		registry_conn_close(
+			c, CINDER_ERR_CRYPTO,
+			"handshake: could not build the session key");
 		goto out;
 	}
 	if (bufferevent_write(c->bev, j->block, sizeof(j->block)) != 0) {
@@ -317,9 +342,12 @@ conn_start_step3(struct devconn *c)
 	j->t.reg = reg;
 	j->t.conn_id = c->id;
 	j->server = reg->server_key;
-	if ((j->device = crypto_key_dup(c->dev_key)) == NULL) {
+	/* The job takes the key: a session does not keep it (~1.3 KB). */
+	j->device = c->dev_key;
+	c->dev_key = NULL;
+	if (j->device == NULL) {
 		free(j);
-		registry_conn_close(c, CINDER_ERR_CRYPTO, "could not copy device key");
+		registry_conn_close(c, CINDER_ERR_CRYPTO, "no device key");
 		return;
 	}
 	c->state = DC_STEP3;
