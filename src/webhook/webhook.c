@@ -516,7 +516,7 @@ finish(struct delivery *dl, int status, const char *errtext)
 			snprintf(msg, sizeof(msg), "error status %d from %s",
 				 status, dl->host);
 		else
-			snprintf(msg, sizeof(msg), "%s (%s)",
+			snprintf(msg, sizeof(msg), "%.250s (%.255s)",
 				 errtext[0] ? errtext : "request failed",
 				 dl->host);
 		h->c.failed++;
