@@ -960,8 +960,11 @@ h_device_put(struct http_request *req, void *arg)
 	const char *notes = http_request_arg(req, "notes");
 	char sbuf[32];
 	const char *sig = field_text(req, "signal", sbuf, sizeof(sbuf));
+	const struct json_files *files = http_request_files(req);
 	struct dreq *d;
 
+	if (files != NULL && files->n > 0)
+		return h_device_flash(req, arg);
 	if (name != NULL) {
 		if (!rest_device_name_ok(name))
 			return bad_request(
@@ -1219,7 +1222,8 @@ const struct route h_devices_routes[] = {
 	{"GET", "/v1/devices", ROUTE_AUTH_REQUIRED, h_devices_list},
 	{"POST", "/v1/devices", ROUTE_AUTH_REQUIRED, h_device_claim},
 	{"GET", "/v1/devices/:id", ROUTE_AUTH_REQUIRED, h_device_get},
-	{"PUT", "/v1/devices/:id", ROUTE_AUTH_REQUIRED, h_device_put},
+	{"PUT", "/v1/devices/:id", ROUTE_AUTH_REQUIRED | ROUTE_UPLOAD,
+	 h_device_put},
 	{"DELETE", "/v1/devices/:id", ROUTE_AUTH_REQUIRED, h_device_delete},
 	{"PUT", "/v1/devices/:id/ping", ROUTE_AUTH_REQUIRED, h_device_ping},
 	{"GET", "/v1/devices/:id/:name", ROUTE_AUTH_REQUIRED,

@@ -477,6 +477,12 @@ out:
 }
 
 void
+rest_set_healer(struct rest *r, struct healer *h)
+{
+	r->healer = h;
+}
+
+void
 rest_free(struct rest *r)
 {
 	if (r == NULL)
