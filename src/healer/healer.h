@@ -1,15 +1,34 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The healer's loop-side glue (docs/healer.md). Today: user-requested
- * flashes (PUT /v1/devices/:id with a file, src/api/h_flash.c) go through
- * healer_flash(), which starts the transfer on the device's session and
- * publishes spark/flash/status (started, success, failed) to the owner.
+ * The healer's loop-side glue (docs/healer.md).
+ *
+ * Flashes: user-requested flashes (PUT /v1/devices/:id with a file,
+ * src/api/h_flash.c) go through healer_flash(), which starts the
+ * transfer and publishes spark/flash/status (started, success, failed).
+ *
+ * Safe-mode healing: every Describe (registry describe hook) with unmet
+ * dependencies starts or continues a heal of that device: the platform's
+ * catalogue (cached; healer_catalogue_changed() after an import) goes
+ * through the planner (planner.h), and ONE module is sent per
+ * connection; the device reboots and its next Describe drives the next
+ * step. Events spark/status/safe-mode (the Describe) and
+ * spark/safe-mode-updater/updating (the module index); a catalogue
+ * without the needed part is reported once (log, event
+ * spark/safe-mode-updater/missing, history). Failed sends are retried
+ * healer_retries times per (device, module) with a doubling back-off
+ * from healer_backoff seconds; at most healer_max_concurrent devices
+ * heal at once, the others wait their turn. Each heal ends with a
+ * healer_history row (versions before and after, parts sent, outcome,
+ * duration) and a log line. Also publishes spark/device/app-hash when a
+ * device's application hash changes between two Describes.
  * Loop thread only.
  */
 #ifndef CINDER_HEALER_HEALER_H
 #define CINDER_HEALER_HEALER_H
 
 #include <stdint.h>
+
+#include <jansson.h>
 
 struct event_base;
 struct conf;
@@ -51,5 +70,18 @@ void healer_free(struct healer *h);
  */
 int healer_flash(struct healer *h, const char *device_id, int64_t owner_id,
 		 struct ota_image *img);
+
+/** The platform's catalogue changed (an import): reload it when needed. */
+void healer_catalogue_changed(struct healer *h);
+
+/**
+ * The heal in progress for a device, as JSON ({"state", "since",
+ * "parts", "missing", ...}), or NULL when there is none.
+ * @return a new reference or NULL
+ */
+json_t *healer_state_json(const struct healer *h, const char *device_id);
+
+/** Devices healing now (not counting those waiting). */
+unsigned healer_active(const struct healer *h);
 
 #endif
