@@ -267,3 +267,90 @@ h_device_flash(struct http_request *req, void *arg)
 	}
 	return http_request_suspend(req);
 }
+
+/*
+ * GET /v1/devices/:id/healer: the heal in progress ("current", or null)
+ * and the last 20 history rows, newest first.
+ */
+static const char healer_sql[] =
+	"SELECT d.device_id, COALESCE((SELECT json_agg(json_build_object("
+	"'at', to_char(x.at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'outcome', x.event, "
+	"'detail', x.detail) ORDER BY x.id DESC) FROM (SELECT * FROM "
+	"healer_history h WHERE h.device_id = d.device_id ORDER BY h.id DESC "
+	"LIMIT 20) x), '[]')::text FROM devices d "
+	"WHERE (d.owner_id = $1::bigint OR $2::bool) "
+	"AND (d.device_id = lower($3) OR d.name = $3) "
+	"ORDER BY (d.device_id = lower($3)) DESC LIMIT 1";
+
+struct hreq {
+	struct rest *r;
+	uint64_t id;
+};
+
+static void
+healer_row(int rc, const struct store_result *res, void *arg)
+{
+	struct hreq *q = arg;
+	const char *dev;
+	json_t *hist, *cur;
+
+	if (rc != 0) {
+		rest_fail_err(q->r->http, q->id, rc);
+		goto out;
+	}
+	if (store_result_ntuples(res) < 1) {
+		http_request_resume_with(
+			q->r->http, q->id, 404,
+			json_pack("{s:b, s:s}", "ok", 0, "error",
+				  "No device found"));
+		goto out;
+	}
+	dev = store_result_value(res, 0, 0);
+	hist = json_loads(store_result_value(res, 0, 1), 0, NULL);
+	cur = healer_state_json(q->r->healer, dev);
+	http_request_resume_with(
+		q->r->http, q->id, 200,
+		json_pack("{s:s, s:o, s:o}", "id", dev, "current",
+			  cur ? cur : json_null(), "history",
+			  hist ? hist : json_array()));
+out:
+	free(q);
+}
+
+static int
+h_device_healer(struct http_request *req, void *arg)
+{
+	struct rest *r = arg;
+	const struct auth_user *au = auth_user_of(req);
+	const char *key = http_request_param(req, "id");
+	const char *params[3];
+	struct hreq *q;
+	char uid[24];
+	int rc;
+
+	if (au == NULL)
+		return http_respond_error(req, CINDER_ERR_AUTH, NULL,
+					  "authentication required");
+	snprintf(uid, sizeof(uid), "%lld", (long long)au->id);
+	params[0] = uid;
+	params[1] = au->is_admin ? "t" : "f";
+	params[2] = key != NULL ? key : "";
+	q = xcalloc(1, sizeof(*q));
+	q->r = r;
+	q->id = http_request_id(req);
+	rc = store_query(r->store, STORE_Q_READ, healer_sql, 3, params,
+			 healer_row, q, NULL);
+	if (rc != 0) {
+		free(q);
+		return rc;
+	}
+	return http_request_suspend(req);
+}
+
+const struct route h_flash_routes[] = {
+	{"GET", "/v1/devices/:id/healer", ROUTE_AUTH_REQUIRED,
+	 h_device_healer},
+};
+const size_t h_flash_nroutes =
+	sizeof(h_flash_routes) / sizeof(h_flash_routes[0]);

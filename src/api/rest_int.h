@@ -42,6 +42,10 @@ struct rest {
  */
 int h_device_flash(struct http_request *req, void *arg);
 
+/* GET /v1/devices/:id/healer (h_flash.c); arg = struct rest. */
+extern const struct route h_flash_routes[];
+extern const size_t h_flash_nroutes;
+
 /** @return wall-clock milliseconds since the epoch */
 uint64_t rest_now_ms(void);
 

@@ -76,7 +76,7 @@ struct heal {
 	uint64_t started;  /* monotonic ms */
 	uint64_t last;	   /* last news, monotonic ms */
 	uint64_t seq;	   /* arrival order (waiting queue) */
-	char before[24];   /* system version at the start */
+	char before[96];   /* system modules at the start */
 	json_t *parts;	   /* modules sent */
 	char stuck[PLANNER_REASONLEN]; /* what was reported, "" none */
 	size_t n_tries;
@@ -475,18 +475,18 @@ heal_stuck(struct healer *h, struct heal *hl, const char *why,
 {
 	char data[256];
 
-	if (strcmp(hl->stuck, why) == 0)
-		return;
-	snprintf(hl->stuck, sizeof(hl->stuck), "%s", why);
-	log_warn("device %s: cannot heal: %s", hl->device_id, why);
-	snprintf(data, sizeof(data),
-		 "{\"function\":\"%s\",\"index\":%u,\"version\":%u,"
-		 "\"reason\":\"%s\"}",
-		 module_func_name(need->func), need->index,
-		 (unsigned)need->version, "missing from the catalogue");
-	publish(h, hl->device_id, hl->owner_id,
-		"spark/safe-mode-updater/missing", data);
-	heal_record(h, hl, "missing", hl->before, why);
+	if (strcmp(hl->stuck, why) != 0) {
+		snprintf(hl->stuck, sizeof(hl->stuck), "%s", why);
+		log_warn("device %s: cannot heal: %s", hl->device_id, why);
+		snprintf(data, sizeof(data),
+			 "{\"function\":\"%s\",\"index\":%u,"
+			 "\"version\":%u}",
+			 module_func_name(need->func), need->index,
+			 (unsigned)need->version);
+		publish(h, hl->device_id, hl->owner_id,
+			"spark/safe-mode-updater/missing", data);
+		heal_record(h, hl, "missing", hl->before, why);
+	}
 	if (hl->state == HEAL_ACTIVE) {
 		h->active--;
 		hl->state = HEAL_STUCK;
@@ -512,34 +512,6 @@ heal_try_for(struct heal *hl, const char *id)
 static void heal_send(struct healer *h, struct heal *hl,
 		      const struct planner_image *img);
 
-static void
-image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
-{
-	struct healer_op *op = arg;
-	struct planner_image pi = op->img;
-	char dev[HEALER_DEVICE_ID_MAX + 1];
-	struct healer *h;
-	struct heal *hl;
-	struct ota_image *img;
-
-	memcpy(dev, op->device_id, sizeof(dev));
-	if ((h = op_end(op)) == NULL || (hl = heal_get(h, dev)) == NULL)
-		return;
-	hl->busy = false;
-	if (err != 0) {
-		log_warn("device %s: heal: image %s not read: %s", dev, pi.id,
-			 err_str(err));
-		hl->retry_due = true;
-		return;
-	}
-	img = ota_image_new(bytes, len);
-	if (hmap_put(h->images, pi.id, strlen(pi.id), img, NULL) != 0) {
-		ota_image_unref(img);
-		return;
-	}
-	heal_send(h, hl, &pi);
-}
-
 static int
 hex_to_sha(const char *hex, uint8_t out[32])
 {
@@ -556,19 +528,50 @@ hex_to_sha(const char *hex, uint8_t out[32])
 	return 0;
 }
 
+static void
+image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
+{
+	struct healer_op *op = arg;
+	struct planner_image pi = op->img;
+	char dev[HEALER_DEVICE_ID_MAX + 1];
+	struct healer *h;
+	struct heal *hl;
+	struct ota_image *img;
+	uint8_t sha[32];
+
+	memcpy(dev, op->device_id, sizeof(dev));
+	if ((h = op_end(op)) == NULL || (hl = heal_get(h, dev)) == NULL)
+		return;
+	hl->busy = false;
+	if (err != 0) {
+		log_warn("device %s: heal: image %s not read: %s", dev, pi.id,
+			 err_str(err));
+		hl->retry_due = true;
+		return;
+	}
+	img = ota_image_new(bytes, len);
+	if (hex_to_sha(pi.id, sha) != 0 ||
+	    hmap_put(h->images, sha, sizeof(sha), img, NULL) != 0) {
+		ota_image_unref(img);
+		return;
+	}
+	heal_send(h, hl, &pi);
+}
+
 /* Send img (fetching its bytes first when not cached). */
 static void
 heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
 {
-	struct ota_image *img = hmap_get(h->images, pi->id, strlen(pi->id));
+	struct ota_image *img;
 	struct healer_op *op;
 	uint8_t sha[32];
 	char idx[8];
 	int rc;
 
+	if (hex_to_sha(pi->id, sha) != 0)
+		return;
+	img = hmap_get(h->images, sha, sizeof(sha));
 	if (img == NULL) {
-		if (hex_to_sha(pi->id, sha) != 0)
-			return;
 		op = op_new(h, hl);
 		op->img = *pi;
 		if (fwstore_image_fetch(h->d.store, sha, image_fetched, op) !=
@@ -653,10 +656,15 @@ heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
 	char err[DESCRIBE_ERRLEN];
 
 	if (describe_parse(hl->json, strlen(hl->json), &d, err, sizeof(err)) !=
-	    0)
+	    0) {
+		log_warn("device %s: heal: describe not understood: %s",
+			 hl->device_id, err);
 		return;
+	}
 	planner_next(d, hl->platform, cat, n, NULL, &res);
 	describe_free(d);
+	log_info("device %s: heal plan (%zu catalogue images): %s: %s",
+		 hl->device_id, n, planner_status_str(res.status), res.reason);
 	switch (res.status) {
 	case PLANNER_NOTHING:
 		return; /* the Describe hook ends it */
@@ -742,16 +750,24 @@ heal_plan(struct healer *h, struct heal *hl)
 	hl->busy = true;
 }
 
+/* The installed system modules, e.g. "b0:501 s1:1000 s2:1000". */
 static const char *
 system_version_of(const struct describe *d, char *buf, size_t cap)
 {
-	const char *v = describe_system_version(d);
-	uint32_t n;
+	size_t i, o = 0;
 
-	if (v != NULL)
-		return v;
-	n = describe_system_module_version(d);
-	snprintf(buf, cap, "%u", (unsigned)n);
+	buf[0] = '\0';
+	for (i = 0; i < d->n_modules && o + 16 < cap; i++) {
+		const struct describe_module *m = &d->modules[i];
+
+		if ((m->location != 0 && m->location != 'm') ||
+		    (m->func != 's' && m->func != 'b'))
+			continue;
+		o += (size_t)snprintf(buf + o, cap - o, "%s%c%d:%u",
+				      o ? " " : "", m->func,
+				      m->index < 0 ? 0 : m->index,
+				      (unsigned)m->version);
+	}
 	return buf;
 }
 
@@ -789,7 +805,7 @@ healer_on_describe(const char *device_id, int64_t owner_id,
 	struct healer *h = arg;
 	struct heal *hl = heal_get(h, device_id);
 	struct describe_missing miss[4];
-	char vbuf[24];
+	char vbuf[96];
 	size_t n;
 
 	apphash_check(h, device_id, owner_id, d);
