@@ -104,3 +104,14 @@ http GET "/v1/devices/$MISS/healer" "${A[@]}"
 expect 200 "healer route (missing)"
 [ "$(field '["current"]["state"]')" = stuck ] || fail "missing: current: $HTTP_BODY"
 note "no downgrade, missing reported once"
+
+# 20 devices at once under a cap of 4: some wait their turn, all heal.
+"$SIM" provision --count 20 --dir "$T_DIR/many" --cinderd "$CINDERD" \
+	--config "$T_DIR/cinder.conf" --owner alice@example.com --prefix 5e >/dev/null ||
+	fail "provision many"
+sim_run many "$T_DIR/many" --app testapp --system-version 1000 --app-requires 1512
+all_healed() { [ "$(sql "SELECT count(*) FROM healer_history WHERE device_id LIKE '5e%' AND event = 'healed'")" = 20 ]; }
+WAIT_S=90 wait_for all_healed || fail "not all healed: $(sql "SELECT count(*) FROM healer_history WHERE device_id LIKE '5e%'")"
+log_has "heal waits: 4 devices are healing" || fail "the cap never held a device back"
+! log_has "heal waits: [5-9] devices" || fail "more than 4 healing at once"
+note "20 devices healed under a cap of 4"
