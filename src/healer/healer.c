@@ -72,6 +72,7 @@ struct heal {
 	enum heal_state state;
 	bool busy;	   /* a store step or a flash is out */
 	bool retry_due;	   /* re-plan when the back-off ends */
+	bool plan_due;	   /* plan on the next kick */
 	char *json;	   /* the last Describe */
 	uint64_t started;  /* monotonic ms */
 	uint64_t last;	   /* last news, monotonic ms */
@@ -99,6 +100,7 @@ struct healer {
 	struct hmap *images;	      /* sha hex -> struct ota_image */
 	struct hmap *cats;	      /* platform -> struct healer_cat */
 	struct event *sweep;
+	struct event *kick; /* plans outside the registry's callbacks */
 	unsigned active;
 	uint64_t seq;
 	uint64_t cat_gen_ms; /* catalogue changed at (monotonic) */
@@ -115,6 +117,7 @@ mono_ms(void)
 
 static void heal_plan(struct healer *h, struct heal *hl);
 static void sweep_cb(evutil_socket_t fd, short what, void *arg);
+static void kick_cb(evutil_socket_t fd, short what, void *arg);
 static void healer_on_describe(const char *device_id, int64_t owner_id,
 			       const struct describe *d, const char *json,
 			       void *arg);
@@ -133,6 +136,7 @@ healer_new(const struct healer_deps *deps, struct healer **out)
 	if (h->d.base != NULL) {
 		h->sweep = event_new(h->d.base, -1, EV_PERSIST, sweep_cb, h);
 		event_add(h->sweep, &tv);
+		h->kick = event_new(h->d.base, -1, 0, kick_cb, h);
 	}
 	if (h->d.reg != NULL)
 		registry_set_describe_cb(h->d.reg, healer_on_describe, h);
@@ -203,6 +207,8 @@ healer_free(struct healer *h)
 		op->h = NULL;
 	if (h->sweep != NULL)
 		event_free(h->sweep);
+	if (h->kick != NULL)
+		event_free(h->kick);
 	hmap_foreach(h->heals, free_heal, NULL);
 	hmap_foreach(h->apphash, free_plain, NULL);
 	hmap_foreach(h->images, free_image, NULL);
@@ -405,7 +411,11 @@ heal_promote(struct healer *h)
 		return;
 	o.hl->state = HEAL_ACTIVE;
 	h->active++;
-	heal_plan(h, o.hl);
+	o.hl->plan_due = true;
+	if (h->kick != NULL)
+		event_active(h->kick, EV_TIMEOUT, 0);
+	else
+		heal_plan(h, o.hl);
 }
 
 static void
@@ -862,14 +872,24 @@ healer_on_describe(const char *device_id, int64_t owner_id,
 		hl->state = HEAL_ACTIVE;
 		h->active++;
 	}
-	heal_plan(h, hl);
+	/* Not from inside the session's input handling: on the next turn
+	   of the loop. */
+	hl->plan_due = true;
+	if (h->kick != NULL)
+		event_active(h->kick, EV_TIMEOUT, 0);
+	else
+		heal_plan(h, hl);
 }
+
+#define HEALER_BATCH 64 /* heals planned per timer or kick turn */
 
 struct sweep_ctx {
 	uint64_t now;
-	struct heal *idle; /* one idle heal to end */
-	struct heal *due[64];
+	bool kick;			 /* plan_due ones, not retries */
+	char idle[HEALER_DEVICE_ID_MAX + 1]; /* one idle heal to end */
+	char due[HEALER_BATCH][HEALER_DEVICE_ID_MAX + 1];
 	size_t n_due;
+	bool more; /* the batch was full */
 };
 
 static int
@@ -877,37 +897,70 @@ sweep_one(const void *k, size_t len, void *v, void *arg)
 {
 	struct heal *hl = v;
 	struct sweep_ctx *s = arg;
+	bool due;
 
 	(void)k;
 	(void)len;
 	if (hl->busy)
 		return 0;
-	if (hl->last + HEALER_IDLE_MS < s->now && s->idle == NULL)
-		s->idle = hl;
-	else if (hl->retry_due && hl->state == HEAL_ACTIVE &&
-		 s->n_due < sizeof(s->due) / sizeof(s->due[0]))
-		s->due[s->n_due++] = hl;
+	if (!s->kick && hl->last + HEALER_IDLE_MS < s->now &&
+	    s->idle[0] == '\0') {
+		memcpy(s->idle, hl->device_id, sizeof(s->idle));
+		return 0;
+	}
+	due = s->kick ? hl->plan_due
+		      : hl->retry_due || (hl->plan_due && hl->state ==
+							      HEAL_ACTIVE);
+	if (!due || hl->state != HEAL_ACTIVE)
+		return 0;
+	if (s->n_due == HEALER_BATCH) {
+		s->more = true;
+		return 1;
+	}
+	memcpy(s->due[s->n_due++], hl->device_id, sizeof(s->due[0]));
 	return 0;
+}
+
+/* Plan the heals due; ids, not pointers: a plan may end other heals. */
+static void
+sweep_run(struct healer *h, bool kick)
+{
+	struct sweep_ctx *s = xcalloc(1, sizeof(*s));
+	struct heal *hl;
+	size_t i;
+
+	s->now = mono_ms();
+	s->kick = kick;
+	hmap_foreach(h->heals, sweep_one, s);
+	for (i = 0; i < s->n_due; i++) {
+		if ((hl = heal_get(h, s->due[i])) == NULL)
+			continue;
+		hl->plan_due = false;
+		heal_plan(h, hl);
+	}
+	if (s->idle[0] != '\0' && (hl = heal_get(h, s->idle)) != NULL &&
+	    !hl->busy)
+		heal_end(h, hl, "abandoned", hl->before,
+			 "no news from the device for 10 minutes");
+	if (s->more && h->kick != NULL)
+		event_active(h->kick, EV_TIMEOUT, 0);
+	free(s);
 }
 
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct healer *h = arg;
-	struct sweep_ctx s;
-	size_t i;
-
 	(void)fd;
 	(void)what;
-	memset(&s, 0, sizeof(s));
-	s.now = mono_ms();
-	hmap_foreach(h->heals, sweep_one, &s);
-	for (i = 0; i < s.n_due; i++)
-		if (s.due[i] != s.idle)
-			heal_plan(h, s.due[i]);
-	if (s.idle != NULL)
-		heal_end(h, s.idle, "abandoned", s.idle->before,
-			 "no news from the device for 10 minutes");
+	sweep_run(arg, false);
+}
+
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sweep_run(arg, true);
 }
 
 json_t *
