@@ -231,8 +231,8 @@ struct describe;
    Called from inside the session's input handling: start nothing on the
    session from here (defer it). */
 typedef void (*registry_describe_cb)(const char *device_id, int64_t owner_id,
-				     const struct describe *d,
-				     const char *json, void *arg);
+				     const struct describe *d, const char *json,
+				     void *arg);
 
 /** Set the describe hook (NULL to clear). */
 void registry_set_describe_cb(struct registry *reg, registry_describe_cb cb,

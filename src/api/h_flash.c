@@ -41,8 +41,8 @@ static const char flash_dev_sql[] =
 struct flreq {
 	struct rest *r;
 	uint64_t id;
-	char *fname;		/* client's file name */
-	uint8_t *bytes;		/* the file, owned until the image takes it */
+	char *fname;	/* client's file name */
+	uint8_t *bytes; /* the file, owned until the image takes it */
 	size_t len;
 	struct module_info mi;
 	int64_t uid;
@@ -110,10 +110,10 @@ flash_stored(int err, bool created, const uint8_t sha256[32], void *arg)
 			   f->logctx, (long long)f->uid, f->fname,
 			   module_func_name(f->mi.func), f->mi.version, f->len,
 			   f->device_id);
-		http_request_resume_with(
-			f->r->http, f->id, 200,
-			json_pack("{s:s, s:s}", "id", f->device_id, "status",
-				  "Update started"));
+		http_request_resume_with(f->r->http, f->id, 200,
+					 json_pack("{s:s, s:s}", "id",
+						   f->device_id, "status",
+						   "Update started"));
 		break;
 	case CINDER_ERR_NOTFOUND:
 		refuse_later(f, 400, "offline",
@@ -153,10 +153,9 @@ flash_device_row(int rc, const struct store_result *res, void *arg)
 		goto fail;
 	}
 	if (store_result_ntuples(res) < 1) {
-		http_request_resume_with(
-			f->r->http, f->id, 404,
-			json_pack("{s:b, s:s}", "ok", 0, "error",
-				  "No device found"));
+		http_request_resume_with(f->r->http, f->id, 404,
+					 json_pack("{s:b, s:s}", "ok", 0,
+						   "error", "No device found"));
 		goto fail;
 	}
 	snprintf(f->device_id, sizeof(f->device_id), "%s",
@@ -169,16 +168,14 @@ flash_device_row(int rc, const struct store_result *res, void *arg)
 			 "%s: wrong platform: the binary is for platform %u "
 			 "(%s), the device is platform %ld (%s)",
 			 f->fname, f->mi.platform_id,
-			 module_platform_name(f->mi.platform_id)
-				 ?: "unknown",
+			 module_platform_name(f->mi.platform_id) ?: "unknown",
 			 platform,
-			 module_platform_name((uint16_t)platform)
-				 ?: "unknown");
+			 module_platform_name((uint16_t)platform) ?: "unknown");
 		refuse_later(f, 400, "wrong_platform", msg);
 		goto fail;
 	}
-	if (registry_ota_limits(f->r->reg, f->device_id, &max_binary,
-				&chunk) != 0) {
+	if (registry_ota_limits(f->r->reg, f->device_id, &max_binary, &chunk) !=
+	    0) {
 		refuse_later(f, 400, "offline",
 			     "Device is offline: it must be connected to be "
 			     "flashed");
@@ -253,8 +250,7 @@ h_device_flash(struct http_request *req, void *arg)
 	f->len = jf->len;
 	f->bytes = xmalloc(jf->len);
 	memcpy(f->bytes, jf->data, jf->len);
-	snprintf(f->logctx, sizeof(f->logctx), "%s",
-		 http_request_log_ctx(req));
+	snprintf(f->logctx, sizeof(f->logctx), "%s", http_request_log_ctx(req));
 	snprintf(uid, sizeof(uid), "%lld", (long long)au->id);
 	params[0] = uid;
 	params[1] = au->is_admin ? "t" : "f";
@@ -300,20 +296,19 @@ healer_row(int rc, const struct store_result *res, void *arg)
 		goto out;
 	}
 	if (store_result_ntuples(res) < 1) {
-		http_request_resume_with(
-			q->r->http, q->id, 404,
-			json_pack("{s:b, s:s}", "ok", 0, "error",
-				  "No device found"));
+		http_request_resume_with(q->r->http, q->id, 404,
+					 json_pack("{s:b, s:s}", "ok", 0,
+						   "error", "No device found"));
 		goto out;
 	}
 	dev = store_result_value(res, 0, 0);
 	hist = json_loads(store_result_value(res, 0, 1), 0, NULL);
 	cur = healer_state_json(q->r->healer, dev);
-	http_request_resume_with(
-		q->r->http, q->id, 200,
-		json_pack("{s:s, s:o, s:o}", "id", dev, "current",
-			  cur ? cur : json_null(), "history",
-			  hist ? hist : json_array()));
+	http_request_resume_with(q->r->http, q->id, 200,
+				 json_pack("{s:s, s:o, s:o}", "id", dev,
+					   "current", cur ? cur : json_null(),
+					   "history",
+					   hist ? hist : json_array()));
 out:
 	free(q);
 }
@@ -349,8 +344,7 @@ h_device_healer(struct http_request *req, void *arg)
 }
 
 const struct route h_flash_routes[] = {
-	{"GET", "/v1/devices/:id/healer", ROUTE_AUTH_REQUIRED,
-	 h_device_healer},
+	{"GET", "/v1/devices/:id/healer", ROUTE_AUTH_REQUIRED, h_device_healer},
 };
 const size_t h_flash_nroutes =
 	sizeof(h_flash_routes) / sizeof(h_flash_routes[0]);

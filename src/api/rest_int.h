@@ -29,7 +29,7 @@ struct rest {
 	struct cryptopool *pool;
 	struct auth_cache *cache;
 	struct ratelimit *rl;
-	struct hmap *devrows; /* h_devices.c: call/read row cache */
+	struct hmap *devrows;  /* h_devices.c: call/read row cache */
 	struct healer *healer; /* flashes (rest_set_healer()), or NULL */
 	char *dummy_hash; /* a password hash to verify unknown users against */
 	unsigned jobs;	  /* pool jobs not yet completed */

@@ -27,10 +27,10 @@
 #include "xmalloc.h"
 
 #define HEALER_DEVICE_ID_MAX 24
-#define HEALER_TRIES_MAX 16	      /* modules tracked per heal */
-#define HEALER_CAT_TTL_MS 30000	      /* catalogue cache lifetime */
-#define HEALER_IDLE_MS (10 * 60000)   /* a heal with no news ends */
-#define HEALER_SWEEP_MS 5000	      /* timer: retries, idle heals */
+#define HEALER_TRIES_MAX 16	    /* modules tracked per heal */
+#define HEALER_CAT_TTL_MS 30000	    /* catalogue cache lifetime */
+#define HEALER_IDLE_MS (10 * 60000) /* a heal with no news ends */
+#define HEALER_SWEEP_MS 5000	    /* timer: retries, idle heals */
 
 /* A user or heal flash in progress; freed by its final report. h is
    NULL once the healer is gone (the registry may report during its own
@@ -40,8 +40,8 @@ struct healer_flash {
 	struct healer_flash *next, *prev; /* h->flashes */
 	int64_t owner_id;
 	char device_id[HEALER_DEVICE_ID_MAX + 1];
-	bool heal;				/* sent by the healer */
-	struct planner_image img;		/* heal: what is sent */
+	bool heal;		  /* sent by the healer */
+	struct planner_image img; /* heal: what is sent */
 };
 
 /* An asynchronous store step of a heal; detached like a flash. */
@@ -70,15 +70,15 @@ struct heal {
 	int64_t owner_id;
 	uint16_t platform;
 	enum heal_state state;
-	bool busy;	   /* a store step or a flash is out */
-	bool retry_due;	   /* re-plan when the back-off ends */
-	bool plan_due;	   /* plan on the next kick */
-	char *json;	   /* the last Describe */
-	uint64_t started;  /* monotonic ms */
-	uint64_t last;	   /* last news, monotonic ms */
-	uint64_t seq;	   /* arrival order (waiting queue) */
-	char before[96];   /* system modules at the start */
-	json_t *parts;	   /* modules sent */
+	bool busy;		       /* a store step or a flash is out */
+	bool retry_due;		       /* re-plan when the back-off ends */
+	bool plan_due;		       /* plan on the next kick */
+	char *json;		       /* the last Describe */
+	uint64_t started;	       /* monotonic ms */
+	uint64_t last;		       /* last news, monotonic ms */
+	uint64_t seq;		       /* arrival order (waiting queue) */
+	char before[96];	       /* system modules at the start */
+	json_t *parts;		       /* modules sent */
 	char stuck[PLANNER_REASONLEN]; /* what was reported, "" none */
 	size_t n_tries;
 	struct heal_try tries[HEALER_TRIES_MAX];
@@ -279,8 +279,8 @@ flash_report(uint64_t flash_id, const char *device_id,
 		return;
 	case OTA_EV_SUCCESS:
 		log_notice("device %s: flash %llu: success (%u chunks, %s)",
-			   device_id, (unsigned long long)flash_id,
-			   r->n_chunks, r->fast ? "fast" : "normal");
+			   device_id, (unsigned long long)flash_id, r->n_chunks,
+			   r->fast ? "fast" : "normal");
 		break;
 	case OTA_EV_FAILED:
 		log_notice("device %s: flash %llu: failed: %s%s%s", device_id,
@@ -437,9 +437,9 @@ heal_record(struct healer *h, struct heal *hl, const char *outcome,
 	const char *params[3];
 	uint64_t ms = mono_ms() - hl->started;
 
-	o = json_pack("{s:s, s:s, s:s, s:O, s:I}", "outcome", outcome,
-		      "before", hl->before, "after", after ? after : "",
-		      "parts", hl->parts, "duration_ms", (json_int_t)ms);
+	o = json_pack("{s:s, s:s, s:s, s:O, s:I}", "outcome", outcome, "before",
+		      hl->before, "after", after ? after : "", "parts",
+		      hl->parts, "duration_ms", (json_int_t)ms);
 	if (reason != NULL && *reason)
 		json_object_set_new(o, "reason", json_string(reason));
 	detail = json_dumps(o, JSON_COMPACT);
@@ -457,8 +457,7 @@ heal_record(struct healer *h, struct heal *hl, const char *outcome,
 			"INSERT INTO healer_history (device_id, event, detail) "
 			"VALUES ($1, $2, $3::jsonb)",
 			3, params, history_done, NULL, NULL) != 0)
-		log_warn("device %s: heal history not stored",
-			 hl->device_id);
+		log_warn("device %s: heal history not stored", hl->device_id);
 	free(detail);
 }
 
@@ -695,8 +694,7 @@ heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
 }
 
 static void
-catalogue_loaded(int err, const struct planner_image *cat, size_t n,
-		 void *arg)
+catalogue_loaded(int err, const struct planner_image *cat, size_t n, void *arg)
 {
 	struct healer_op *op = arg;
 	char dev[HEALER_DEVICE_ID_MAX + 1];
@@ -773,10 +771,9 @@ system_version_of(const struct describe *d, char *buf, size_t cap)
 		if ((m->location != 0 && m->location != 'm') ||
 		    (m->func != 's' && m->func != 'b'))
 			continue;
-		o += (size_t)snprintf(buf + o, cap - o, "%s%c%d:%u",
-				      o ? " " : "", m->func,
-				      m->index < 0 ? 0 : m->index,
-				      (unsigned)m->version);
+		o += (size_t)snprintf(
+			buf + o, cap - o, "%s%c%d:%u", o ? " " : "", m->func,
+			m->index < 0 ? 0 : m->index, (unsigned)m->version);
 	}
 	return buf;
 }
@@ -794,8 +791,7 @@ apphash_check(struct healer *h, const char *device_id, int64_t owner_id,
 	if (prev != NULL && strcmp(prev, u->hash) == 0)
 		return;
 	if (prev != NULL) {
-		log_info("device %s: application hash %s", device_id,
-			 u->hash);
+		log_info("device %s: application hash %s", device_id, u->hash);
 		publish(h, device_id, owner_id, "spark/device/app-hash",
 			u->hash);
 		memcpy(prev, u->hash, sizeof(u->hash));
@@ -803,8 +799,7 @@ apphash_check(struct healer *h, const char *device_id, int64_t owner_id,
 	}
 	prev = xmalloc(sizeof(u->hash));
 	memcpy(prev, u->hash, sizeof(u->hash));
-	if (hmap_put(h->apphash, device_id, strlen(device_id), prev, NULL) !=
-	    0)
+	if (hmap_put(h->apphash, device_id, strlen(device_id), prev, NULL) != 0)
 		free(prev);
 }
 
@@ -885,7 +880,7 @@ healer_on_describe(const char *device_id, int64_t owner_id,
 
 struct sweep_ctx {
 	uint64_t now;
-	bool kick;			 /* plan_due ones, not retries */
+	bool kick;			     /* plan_due ones, not retries */
 	char idle[HEALER_DEVICE_ID_MAX + 1]; /* one idle heal to end */
 	char due[HEALER_BATCH][HEALER_DEVICE_ID_MAX + 1];
 	size_t n_due;
@@ -909,8 +904,8 @@ sweep_one(const void *k, size_t len, void *v, void *arg)
 		return 0;
 	}
 	due = s->kick ? hl->plan_due
-		      : hl->retry_due || (hl->plan_due && hl->state ==
-							      HEAL_ACTIVE);
+		      : hl->retry_due ||
+				(hl->plan_due && hl->state == HEAL_ACTIVE);
 	if (!due || hl->state != HEAL_ACTIVE)
 		return 0;
 	if (s->n_due == HEALER_BATCH) {
