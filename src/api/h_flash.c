@@ -137,6 +137,44 @@ out:
 	flreq_free(f);
 }
 
+/* The owner-scoped device row arrived: answer the failures (store
+   error, 404) and @return false, or true with a row to read. */
+static bool
+device_found(struct rest *r, uint64_t id, int rc,
+	     const struct store_result *res)
+{
+	if (rc != 0) {
+		rest_fail_err(r->http, id, rc);
+		return false;
+	}
+	if (store_result_ntuples(res) < 1) {
+		http_request_resume_with(r->http, id, 404,
+					 json_pack("{s:b, s:s}", "ok", 0,
+						   "error", "No device found"));
+		return false;
+	}
+	return true;
+}
+
+/* Queue an owner-scoped device query ($1 caller, $2 admin, $3 :id).
+   @return 0 (cb will run) or the store's error (it will not) */
+static int
+device_query(struct http_request *req, struct rest *r, const char *sql,
+	     store_done_cb cb, void *arg)
+{
+	const struct auth_user *au = auth_user_of(req);
+	const char *key = http_request_param(req, "id");
+	const char *params[3];
+	char uid[24];
+
+	snprintf(uid, sizeof(uid), "%lld", (long long)au->id);
+	params[0] = uid;
+	params[1] = au->is_admin ? "t" : "f";
+	params[2] = key != NULL ? key : "";
+	return store_query(r->store, STORE_Q_READ, sql, 3, params, cb, arg,
+			   NULL);
+}
+
 static void
 flash_device_row(int rc, const struct store_result *res, void *arg)
 {
@@ -148,16 +186,8 @@ flash_device_row(int rc, const struct store_result *res, void *arg)
 	long platform;
 	char msg[MODULE_ERRLEN + 80];
 
-	if (rc != 0) {
-		rest_fail_err(f->r->http, f->id, rc);
+	if (!device_found(f->r, f->id, rc, res))
 		goto fail;
-	}
-	if (store_result_ntuples(res) < 1) {
-		http_request_resume_with(f->r->http, f->id, 404,
-					 json_pack("{s:b, s:s}", "ok", 0,
-						   "error", "No device found"));
-		goto fail;
-	}
 	snprintf(f->device_id, sizeof(f->device_id), "%s",
 		 store_result_value(res, 0, 0));
 	pid = store_result_value(res, 0, 1);
@@ -223,12 +253,10 @@ h_device_flash(struct http_request *req, void *arg)
 	struct rest *r = arg;
 	const struct auth_user *au = auth_user_of(req);
 	const struct json_files *files = http_request_files(req);
-	const char *key = http_request_param(req, "id");
 	const struct json_file *jf;
 	struct module_error e;
 	struct flreq *f;
-	const char *params[3];
-	char uid[24], msg[MODULE_ERRLEN + 80];
+	char msg[MODULE_ERRLEN + 80];
 	const char *fname;
 	int rc;
 
@@ -251,12 +279,7 @@ h_device_flash(struct http_request *req, void *arg)
 	f->bytes = xmalloc(jf->len);
 	memcpy(f->bytes, jf->data, jf->len);
 	snprintf(f->logctx, sizeof(f->logctx), "%s", http_request_log_ctx(req));
-	snprintf(uid, sizeof(uid), "%lld", (long long)au->id);
-	params[0] = uid;
-	params[1] = au->is_admin ? "t" : "f";
-	params[2] = key != NULL ? key : "";
-	rc = store_query(r->store, STORE_Q_READ, flash_dev_sql, 3, params,
-			 flash_device_row, f, NULL);
+	rc = device_query(req, r, flash_dev_sql, flash_device_row, f);
 	if (rc != 0) {
 		flreq_free(f);
 		return rc;
@@ -291,16 +314,8 @@ healer_row(int rc, const struct store_result *res, void *arg)
 	const char *dev;
 	json_t *hist, *cur;
 
-	if (rc != 0) {
-		rest_fail_err(q->r->http, q->id, rc);
+	if (!device_found(q->r, q->id, rc, res))
 		goto out;
-	}
-	if (store_result_ntuples(res) < 1) {
-		http_request_resume_with(q->r->http, q->id, 404,
-					 json_pack("{s:b, s:s}", "ok", 0,
-						   "error", "No device found"));
-		goto out;
-	}
 	dev = store_result_value(res, 0, 0);
 	hist = json_loads(store_result_value(res, 0, 1), 0, NULL);
 	cur = healer_state_json(q->r->healer, dev);
@@ -318,24 +333,16 @@ h_device_healer(struct http_request *req, void *arg)
 {
 	struct rest *r = arg;
 	const struct auth_user *au = auth_user_of(req);
-	const char *key = http_request_param(req, "id");
-	const char *params[3];
 	struct hreq *q;
-	char uid[24];
 	int rc;
 
 	if (au == NULL)
 		return http_respond_error(req, CINDER_ERR_AUTH, NULL,
 					  "authentication required");
-	snprintf(uid, sizeof(uid), "%lld", (long long)au->id);
-	params[0] = uid;
-	params[1] = au->is_admin ? "t" : "f";
-	params[2] = key != NULL ? key : "";
 	q = xcalloc(1, sizeof(*q));
 	q->r = r;
 	q->id = http_request_id(req);
-	rc = store_query(r->store, STORE_Q_READ, healer_sql, 3, params,
-			 healer_row, q, NULL);
+	rc = device_query(req, r, healer_sql, healer_row, q);
 	if (rc != 0) {
 		free(q);
 		return rc;
