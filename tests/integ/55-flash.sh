@@ -121,4 +121,5 @@ wait_for newapp || fail "describe does not show the new app: $(sql "SELECT last_
 http GET "/v1/devices/$D" "${A[@]}"
 expect 200 "get after flash"
 [ "$(field '["connected"]')" = True ] || fail "not connected after flash"
+stop_cinderd # a clean exit (ASan: nothing leaked)
 note "flash ok"

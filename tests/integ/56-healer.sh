@@ -115,3 +115,4 @@ WAIT_S=90 wait_for all_healed || fail "not all healed: $(sql "SELECT count(*) FR
 log_has "heal waits: 4 devices are healing" || fail "the cap never held a device back"
 ! log_has "heal waits: [5-9] devices" || fail "more than 4 healing at once"
 note "20 devices healed under a cap of 4"
+stop_cinderd # a clean exit (ASan: nothing leaked) with heals and images held
