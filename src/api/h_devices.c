@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "describe.h"
 #include "err.h"
+#include "healer/healer.h"
 #include "hmap.h"
 #include "log.h"
 #include "registry.h"
@@ -216,7 +217,7 @@ int_or_null(const char *s)
 static json_t *
 device_json(struct rest *r, const struct store_result *res, int row)
 {
-	json_t *o = json_object(), *fns, *vars;
+	json_t *o = json_object(), *fns, *vars, *hs;
 	bool online = row_online(r, res, row);
 	const char *s;
 
@@ -258,6 +259,10 @@ device_json(struct rest *r, const struct store_result *res, int row)
 	row_app(res, row, &fns, &vars);
 	json_object_set_new(o, "functions", fns);
 	json_object_set_new(o, "variables", vars);
+	/* A heal in progress (docs/healer.md); absent otherwise. */
+	if ((hs = healer_state_json(
+		     r->healer, store_result_value(res, row, C_ID))) != NULL)
+		json_object_set_new(o, "healer", hs);
 	return o;
 }
 

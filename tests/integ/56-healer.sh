@@ -103,6 +103,10 @@ sleep 1 # a settle window for an OTA that must not happen
 http GET "/v1/devices/$MISS/healer" "${A[@]}"
 expect 200 "healer route (missing)"
 [ "$(field '["current"]["state"]')" = stuck ] || fail "missing: current: $HTTP_BODY"
+http GET "/v1/devices/$MISS" "${A[@]}"
+[ "$(field '["healer"]["state"]')" = stuck ] || fail "missing: device JSON: $HTTP_BODY"
+http GET "/v1/devices/$OLD" "${A[@]}"
+[ "$(field '.get("healer")')" = None ] || fail "healer field without a heal: $HTTP_BODY"
 note "no downgrade, missing reported once"
 
 # 20 devices at once under a cap of 4: some wait their turn, all heal.
