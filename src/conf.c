@@ -105,6 +105,12 @@ static const struct key_def keys[] = {
 	 1000000, "consecutive failures before a host is skipped; 0 = never"},
 	{"webhook_host_sleep", KEY_INT, OFF(webhook_host_sleep), "10", 1, 3600,
 	 "seconds a failing host is skipped"},
+	{"healer_max_concurrent", KEY_INT, OFF(healer_max_concurrent), "50", 1,
+	 100000, "devices the safe-mode healer updates at once"},
+	{"healer_retries", KEY_INT, OFF(healer_retries), "3", 1, 100,
+	 "failed sends of one module to one device before giving up"},
+	{"healer_backoff", KEY_INT, OFF(healer_backoff), "10", 1, 3600,
+	 "seconds before a failed module is sent again (doubles per try)"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

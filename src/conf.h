@@ -47,6 +47,9 @@ struct conf {
 	int webhook_user_inflight; /* requests in flight per user */
 	int webhook_host_errors;   /* failures before a host is skipped */
 	int webhook_host_sleep;	   /* seconds a failing host is skipped */
+	int healer_max_concurrent; /* devices healing at once */
+	int healer_retries;	   /* failed sends per (device, module) */
+	int healer_backoff;	   /* seconds before a resend, doubling */
 	char *config_file;	   /* path it was loaded from, or NULL */
 };
 

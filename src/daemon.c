@@ -31,6 +31,7 @@
 #include "log.h"
 #include "registry.h"
 #include "store.h"
+#include "healer/healer.h"
 #include "webhook/webhook.h"
 #include "xmalloc.h"
 
@@ -53,6 +54,7 @@ struct daemon {
 	struct rest *rest;	       /* REST routes and auth */
 	struct events *events;	       /* event bus, SSE, subscriptions */
 	struct webhook *webhooks;      /* webhook definitions and delivery */
+	struct healer *healer;	       /* flashes and the safe-mode healer */
 	bool stopping;		       /* a stop is under way */
 	bool store_was_up;	       /* for outage log lines */
 	int exit_status;	       /* what daemon_run returns */
@@ -299,6 +301,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		struct events_deps ed = {d->base, cfg, d->http, d->store,
 					 d->reg};
 		struct webhook_deps wd;
+		struct healer_deps hd;
 
 		if ((r = rest_new(&rd, &d->rest)) != 0) {
 			log_err("could not set up the REST API: %s",
@@ -318,6 +321,16 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 			log_err("could not set up webhooks: %s", err_str(r));
 			goto out;
 		}
+		hd.base = d->base;
+		hd.cfg = cfg;
+		hd.store = d->store;
+		hd.reg = d->reg;
+		hd.events = d->events;
+		if ((r = healer_new(&hd, &d->healer)) != 0) {
+			log_err("could not set up the healer: %s", err_str(r));
+			goto out;
+		}
+		rest_set_healer(d->rest, d->healer);
 	}
 	log_notice("cinderd %s ready: devices on port %u, API on port %u, "
 		   "%u crypto threads",
@@ -349,6 +362,9 @@ daemon_free(struct daemon *d)
 		return;
 	/* Order: events and HTTP hold registry and store hooks; REST is
 	   freed after HTTP has closed its suspended requests. */
+	if (d->rest != NULL)
+		rest_set_healer(d->rest, NULL);
+	healer_free(d->healer);
 	webhook_free(d->webhooks);
 	events_free(d->events);
 	http_free(d->http);

@@ -430,6 +430,9 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 		"describe: %zu functions, %zu variables, %zu modules",
 		json_array_size(d->functions), json_object_size(d->variables),
 		d->n_modules);
+	if (c->reg->describe_cb != NULL)
+		c->reg->describe_cb(c->idhex, c->owner_id, d, c->describe,
+				    c->reg->describe_arg);
 	free(functions);
 	free(variables);
 	free(modules);
@@ -1307,4 +1310,12 @@ registry_flash(struct registry *reg, const char *device_id,
 		(unsigned long long)id, img->len);
 	registry_conn_timer_cb(-1, 0, c);
 	return 0;
+}
+
+void
+registry_set_describe_cb(struct registry *reg, registry_describe_cb cb,
+			 void *arg)
+{
+	reg->describe_cb = cb;
+	reg->describe_arg = arg;
 }

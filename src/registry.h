@@ -221,4 +221,21 @@ int registry_flash(struct registry *reg, const char *device_id,
 		   struct ota_image *img, const struct ota_params *p,
 		   registry_flash_cb cb, void *arg, uint64_t *flash_id);
 
+/*
+ * Describe hook (the healer, src/healer/healer.h).
+ */
+struct describe;
+
+/* Called after each Describe of a device was merged and parsed: d is
+   the merged Describe and json its text; both borrowed for the call.
+   Called from inside the session's input handling: start nothing on the
+   session from here (defer it). */
+typedef void (*registry_describe_cb)(const char *device_id, int64_t owner_id,
+				     const struct describe *d, const char *json,
+				     void *arg);
+
+/** Set the describe hook (NULL to clear). */
+void registry_set_describe_cb(struct registry *reg, registry_describe_cb cb,
+			      void *arg);
+
 #endif

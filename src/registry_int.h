@@ -121,7 +121,9 @@ struct registry {
 	registry_subscribe_cb sub_cb;	   /* device subscription hook */
 	registry_conn_closed_cb closed_cb; /* and its cleanup */
 	void *sub_arg;
-	char node_id[128]; /* this node's name */
+	char node_id[128];		  /* this node's name */
+	registry_describe_cb describe_cb; /* describe hook (healer) */
+	void *describe_arg;
 };
 
 /*

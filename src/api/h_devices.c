@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "describe.h"
 #include "err.h"
+#include "healer/healer.h"
 #include "hmap.h"
 #include "log.h"
 #include "registry.h"
@@ -216,7 +217,7 @@ int_or_null(const char *s)
 static json_t *
 device_json(struct rest *r, const struct store_result *res, int row)
 {
-	json_t *o = json_object(), *fns, *vars;
+	json_t *o = json_object(), *fns, *vars, *hs;
 	bool online = row_online(r, res, row);
 	const char *s;
 
@@ -258,6 +259,10 @@ device_json(struct rest *r, const struct store_result *res, int row)
 	row_app(res, row, &fns, &vars);
 	json_object_set_new(o, "functions", fns);
 	json_object_set_new(o, "variables", vars);
+	/* A heal in progress (docs/healer.md); absent otherwise. */
+	if ((hs = healer_state_json(
+		     r->healer, store_result_value(res, row, C_ID))) != NULL)
+		json_object_set_new(o, "healer", hs);
 	return o;
 }
 
@@ -960,8 +965,11 @@ h_device_put(struct http_request *req, void *arg)
 	const char *notes = http_request_arg(req, "notes");
 	char sbuf[32];
 	const char *sig = field_text(req, "signal", sbuf, sizeof(sbuf));
+	const struct json_files *files = http_request_files(req);
 	struct dreq *d;
 
+	if (files != NULL && files->n > 0)
+		return h_device_flash(req, arg);
 	if (name != NULL) {
 		if (!rest_device_name_ok(name))
 			return bad_request(
@@ -1219,7 +1227,8 @@ const struct route h_devices_routes[] = {
 	{"GET", "/v1/devices", ROUTE_AUTH_REQUIRED, h_devices_list},
 	{"POST", "/v1/devices", ROUTE_AUTH_REQUIRED, h_device_claim},
 	{"GET", "/v1/devices/:id", ROUTE_AUTH_REQUIRED, h_device_get},
-	{"PUT", "/v1/devices/:id", ROUTE_AUTH_REQUIRED, h_device_put},
+	{"PUT", "/v1/devices/:id", ROUTE_AUTH_REQUIRED | ROUTE_UPLOAD,
+	 h_device_put},
 	{"DELETE", "/v1/devices/:id", ROUTE_AUTH_REQUIRED, h_device_delete},
 	{"PUT", "/v1/devices/:id/ping", ROUTE_AUTH_REQUIRED, h_device_ping},
 	{"GET", "/v1/devices/:id/:name", ROUTE_AUTH_REQUIRED,

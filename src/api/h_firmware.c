@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "healer/fwstore.h"
+#include "healer/healer.h"
 #include "healer/module.h"
 #include "log.h"
 #include "store.h"
@@ -301,8 +302,10 @@ upload_stored(int err, bool created, const uint8_t sha256[32], void *arg)
 			json_object_set_new(m, "created",
 					    json_boolean(created));
 	}
-	if (--f->pending == 0)
+	if (--f->pending == 0) {
+		healer_catalogue_changed(f->r->healer);
 		upload_finish(f);
+	}
 }
 
 static int

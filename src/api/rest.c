@@ -453,7 +453,9 @@ rest_new(const struct rest_deps *deps, struct rest **out)
 	    (rc = http_add_routes(r->http, h_devices_routes, h_devices_nroutes,
 				  r)) != 0 ||
 	    (rc = http_add_routes(r->http, h_firmware_routes,
-				  h_firmware_nroutes, r)) != 0) {
+				  h_firmware_nroutes, r)) != 0 ||
+	    (rc = http_add_routes(r->http, h_flash_routes, h_flash_nroutes,
+				  r)) != 0) {
 		log_err("rest: cannot register routes: %s", err_str(rc));
 		goto out;
 	}
@@ -474,6 +476,12 @@ out:
 		free(r);
 	}
 	return rc;
+}
+
+void
+rest_set_healer(struct rest *r, struct healer *h)
+{
+	r->healer = h;
 }
 
 void

@@ -44,4 +44,12 @@ int rest_new(const struct rest_deps *deps, struct rest **out);
  */
 void rest_free(struct rest *r);
 
+struct healer;
+
+/**
+ * Give the API the healer that sends flashes (PUT /v1/devices/:id with a
+ * file); NULL (the default, and before freeing the healer) refuses them.
+ */
+void rest_set_healer(struct rest *r, struct healer *h);
+
 #endif

@@ -29,11 +29,22 @@ struct rest {
 	struct cryptopool *pool;
 	struct auth_cache *cache;
 	struct ratelimit *rl;
-	struct hmap *devrows; /* h_devices.c: call/read row cache */
+	struct hmap *devrows;  /* h_devices.c: call/read row cache */
+	struct healer *healer; /* flashes (rest_set_healer()), or NULL */
 	char *dummy_hash; /* a password hash to verify unknown users against */
 	unsigned jobs;	  /* pool jobs not yet completed */
 	bool dead;	  /* rest_free() ran while jobs were out */
 };
+
+/**
+ * PUT /v1/devices/:id with a multipart file: flash it (h_flash.c);
+ * h_device_put() dispatches here. arg = struct rest.
+ */
+int h_device_flash(struct http_request *req, void *arg);
+
+/* GET /v1/devices/:id/healer (h_flash.c); arg = struct rest. */
+extern const struct route h_flash_routes[];
+extern const size_t h_flash_nroutes;
 
 /** @return wall-clock milliseconds since the epoch */
 uint64_t rest_now_ms(void);

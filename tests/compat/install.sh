@@ -6,7 +6,9 @@
 # package-lock.json) unless they are there already. Install scripts are
 # not run: nothing may be fetched from outside the npm registry, and the
 # commands the tests use need no native module. Exits 77 (skip) without
-# node/npm, 1 when the install fails.
+# node/npm, 1 when the install fails. execa is pinned here because
+# particle-cli 3.43.1 requires it at run time (its `flash` command loads
+# it) but lists it only as a development dependency.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -15,7 +17,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 if [ -f "$here/node_modules/particle-cli/package.json" ] &&
 	[ -f "$here/node_modules/particle-api-js/package.json" ] &&
-	[ -f "$here/node_modules/binary-version-reader/package.json" ]; then
+	[ -f "$here/node_modules/binary-version-reader/package.json" ] &&
+	[ -f "$here/node_modules/execa/package.json" ]; then
 	exit 0
 fi
 cd "$here" || exit 1
@@ -23,6 +26,7 @@ cd "$here" || exit 1
 exec 9>"${TMPDIR:-/tmp}/cinder-compat-npm.lock"
 flock 9
 [ -f node_modules/particle-cli/package.json ] &&
-	[ -f node_modules/binary-version-reader/package.json ] && exit 0
+	[ -f node_modules/binary-version-reader/package.json ] &&
+	[ -f node_modules/execa/package.json ] && exit 0
 timeout 900 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error ||
 	{ echo "npm ci failed" >&2; exit 1; }

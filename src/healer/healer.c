@@ -1,0 +1,973 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The healer's loop-side glue: flashes with their spark/flash/status
+ * events, and the safe-mode healer around the pure planner. See
+ * healer.h and docs/healer.md.
+ */
+#include "config.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf.h"
+#include "describe.h"
+#include "err.h"
+#include "events.h"
+#include "healer/fwstore.h"
+#include "healer/healer.h"
+#include "healer/ota.h"
+#include "healer/planner.h"
+#include "hmap.h"
+#include "log.h"
+#include "registry.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define HEALER_DEVICE_ID_MAX 24
+#define HEALER_TRIES_MAX 16	    /* modules tracked per heal */
+#define HEALER_CAT_TTL_MS 30000	    /* catalogue cache lifetime */
+#define HEALER_IDLE_MS (10 * 60000) /* a heal with no news ends */
+#define HEALER_SWEEP_MS 5000	    /* timer: retries, idle heals */
+
+/* A user or heal flash in progress; freed by its final report. h is
+   NULL once the healer is gone (the registry may report during its own
+   shutdown). */
+struct healer_flash {
+	struct healer *h;
+	struct healer_flash *next, *prev; /* h->flashes */
+	int64_t owner_id;
+	char device_id[HEALER_DEVICE_ID_MAX + 1];
+	bool heal;		  /* sent by the healer */
+	struct planner_image img; /* heal: what is sent */
+};
+
+/* An asynchronous store step of a heal; detached like a flash. */
+struct healer_op {
+	struct healer *h;
+	struct healer_op *next, *prev; /* h->ops */
+	char device_id[HEALER_DEVICE_ID_MAX + 1];
+	uint16_t platform;
+	struct planner_image img; /* fetch: the image */
+};
+
+enum heal_state {
+	HEAL_WAITING, /* over the concurrency cap */
+	HEAL_ACTIVE,  /* planning, sending or waiting for the reboot */
+	HEAL_STUCK,   /* missing or blocked: reported, waits for news */
+};
+
+struct heal_try {
+	char id[PLANNER_ID_MAX];
+	unsigned fails;
+	uint64_t next_ms; /* not before (monotonic) */
+};
+
+struct heal {
+	char device_id[HEALER_DEVICE_ID_MAX + 1];
+	int64_t owner_id;
+	uint16_t platform;
+	enum heal_state state;
+	bool busy;		       /* a store step or a flash is out */
+	bool retry_due;		       /* re-plan when the back-off ends */
+	bool plan_due;		       /* plan on the next kick */
+	char *json;		       /* the last Describe */
+	uint64_t started;	       /* monotonic ms */
+	uint64_t last;		       /* last news, monotonic ms */
+	uint64_t seq;		       /* arrival order (waiting queue) */
+	char before[96];	       /* system modules at the start */
+	json_t *parts;		       /* modules sent */
+	char stuck[PLANNER_REASONLEN]; /* what was reported, "" none */
+	size_t n_tries;
+	struct heal_try tries[HEALER_TRIES_MAX];
+};
+
+struct healer_cat {
+	uint16_t platform;
+	struct planner_image *v;
+	size_t n;
+	uint64_t loaded; /* monotonic ms */
+};
+
+struct healer {
+	struct healer_deps d;
+	struct healer_flash *flashes; /* live transfers */
+	struct healer_op *ops;	      /* store steps out */
+	struct hmap *heals;	      /* device id -> struct heal */
+	struct hmap *apphash;	      /* device id -> char[65] */
+	struct hmap *images;	      /* sha hex -> struct ota_image */
+	struct hmap *cats;	      /* platform -> struct healer_cat */
+	struct event *sweep;
+	struct event *kick; /* plans outside the registry's callbacks */
+	unsigned active;
+	uint64_t seq;
+	uint64_t cat_gen_ms; /* catalogue changed at (monotonic) */
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void heal_plan(struct healer *h, struct heal *hl);
+static void sweep_cb(evutil_socket_t fd, short what, void *arg);
+static void kick_cb(evutil_socket_t fd, short what, void *arg);
+static void healer_on_describe(const char *device_id, int64_t owner_id,
+			       const struct describe *d, const char *json,
+			       void *arg);
+
+int
+healer_new(const struct healer_deps *deps, struct healer **out)
+{
+	struct healer *h = xcalloc(1, sizeof(*h));
+	struct timeval tv = {HEALER_SWEEP_MS / 1000, 0};
+
+	h->d = *deps;
+	h->heals = hmap_new();
+	h->apphash = hmap_new();
+	h->images = hmap_new();
+	h->cats = hmap_new();
+	if (h->d.base != NULL) {
+		h->sweep = event_new(h->d.base, -1, EV_PERSIST, sweep_cb, h);
+		event_add(h->sweep, &tv);
+		h->kick = event_new(h->d.base, -1, 0, kick_cb, h);
+	}
+	if (h->d.reg != NULL)
+		registry_set_describe_cb(h->d.reg, healer_on_describe, h);
+	*out = h;
+	return 0;
+}
+
+static int
+free_heal(const void *k, size_t len, void *v, void *arg)
+{
+	struct heal *hl = v;
+
+	(void)k;
+	(void)len;
+	(void)arg;
+	free(hl->json);
+	json_decref(hl->parts);
+	free(hl);
+	return 0;
+}
+
+static int
+free_plain(const void *k, size_t len, void *v, void *arg)
+{
+	(void)k;
+	(void)len;
+	(void)arg;
+	free(v);
+	return 0;
+}
+
+static int
+free_image(const void *k, size_t len, void *v, void *arg)
+{
+	(void)k;
+	(void)len;
+	(void)arg;
+	ota_image_unref(v);
+	return 0;
+}
+
+static int
+free_cat(const void *k, size_t len, void *v, void *arg)
+{
+	struct healer_cat *c = v;
+
+	(void)k;
+	(void)len;
+	(void)arg;
+	free(c->v);
+	free(c);
+	return 0;
+}
+
+void
+healer_free(struct healer *h)
+{
+	struct healer_flash *f;
+	struct healer_op *op;
+
+	if (h == NULL)
+		return;
+	if (h->d.reg != NULL)
+		registry_set_describe_cb(h->d.reg, NULL, NULL);
+	for (f = h->flashes; f != NULL; f = f->next)
+		f->h = NULL;
+	for (op = h->ops; op != NULL; op = op->next)
+		op->h = NULL;
+	if (h->sweep != NULL)
+		event_free(h->sweep);
+	if (h->kick != NULL)
+		event_free(h->kick);
+	hmap_foreach(h->heals, free_heal, NULL);
+	hmap_foreach(h->apphash, free_plain, NULL);
+	hmap_foreach(h->images, free_image, NULL);
+	hmap_foreach(h->cats, free_cat, NULL);
+	hmap_free(h->heals);
+	hmap_free(h->apphash);
+	hmap_free(h->images);
+	hmap_free(h->cats);
+	free(h);
+}
+
+void
+healer_catalogue_changed(struct healer *h)
+{
+	if (h != NULL)
+		h->cat_gen_ms = mono_ms() + 1;
+}
+
+unsigned
+healer_active(const struct healer *h)
+{
+	return h->active;
+}
+
+static void
+publish(struct healer *h, const char *device_id, int64_t owner_id,
+	const char *name, const char *data)
+{
+	if (h->d.events == NULL)
+		return;
+	events_publish_internal(h->d.events, device_id, owner_id, name,
+				(const uint8_t *)data, strlen(data), 60, true,
+				0);
+}
+
+/* ---------------------------------------------------------------- */
+/* Flashes.                                                          */
+
+static void
+flash_unlink(struct healer_flash *f)
+{
+	if (f->h == NULL)
+		return;
+	if (f->prev != NULL)
+		f->prev->next = f->next;
+	else
+		f->h->flashes = f->next;
+	if (f->next != NULL)
+		f->next->prev = f->prev;
+}
+
+static void heal_sent(struct healer *h, const struct healer_flash *f,
+		      const struct ota_report *r);
+
+static void
+flash_report(uint64_t flash_id, const char *device_id,
+	     const struct ota_report *r, void *arg)
+{
+	struct healer_flash *f = arg;
+
+	switch (r->ev) {
+	case OTA_EV_STARTED:
+		if (f->h != NULL)
+			publish(f->h, f->device_id, f->owner_id,
+				"spark/flash/status", "started");
+		return;
+	case OTA_EV_PROGRESS:
+		return;
+	case OTA_EV_SUCCESS:
+		log_notice("device %s: flash %llu: success (%u chunks, %s)",
+			   device_id, (unsigned long long)flash_id, r->n_chunks,
+			   r->fast ? "fast" : "normal");
+		break;
+	case OTA_EV_FAILED:
+		log_notice("device %s: flash %llu: failed: %s%s%s", device_id,
+			   (unsigned long long)flash_id,
+			   ota_fail_str(r->reason), r->text ? ": " : "",
+			   r->text ? r->text : "");
+		break;
+	}
+	if (f->h != NULL) {
+		publish(f->h, f->device_id, f->owner_id, "spark/flash/status",
+			r->ev == OTA_EV_SUCCESS ? "success" : "failed");
+		if (f->heal)
+			heal_sent(f->h, f, r);
+	}
+	flash_unlink(f);
+	free(f);
+}
+
+static int
+flash_start(struct healer *h, const char *device_id, int64_t owner_id,
+	    struct ota_image *img, const struct planner_image *heal)
+{
+	struct healer_flash *f;
+	uint64_t id;
+	int rc;
+
+	if (strlen(device_id) > HEALER_DEVICE_ID_MAX)
+		return CINDER_ERR_INVAL;
+	f = xcalloc(1, sizeof(*f));
+	f->h = h;
+	f->owner_id = owner_id;
+	strcpy(f->device_id, device_id);
+	if (heal != NULL) {
+		f->heal = true;
+		f->img = *heal;
+	}
+	f->next = h->flashes;
+	if (h->flashes != NULL)
+		h->flashes->prev = f;
+	h->flashes = f;
+	rc = registry_flash(h->d.reg, device_id, img, NULL, flash_report, f,
+			    &id);
+	if (rc != 0) {
+		flash_unlink(f);
+		free(f);
+	}
+	/* On success f may be gone already (a final report). */
+	return rc;
+}
+
+int
+healer_flash(struct healer *h, const char *device_id, int64_t owner_id,
+	     struct ota_image *img)
+{
+	return flash_start(h, device_id, owner_id, img, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* Heals.                                                            */
+
+static struct healer_op *
+op_new(struct healer *h, const struct heal *hl)
+{
+	struct healer_op *op = xcalloc(1, sizeof(*op));
+
+	op->h = h;
+	memcpy(op->device_id, hl->device_id, sizeof(op->device_id));
+	op->platform = hl->platform;
+	op->next = h->ops;
+	if (h->ops != NULL)
+		h->ops->prev = op;
+	h->ops = op;
+	return op;
+}
+
+/* Unlink and free; @return the healer (NULL when it is gone). */
+static struct healer *
+op_end(struct healer_op *op)
+{
+	struct healer *h = op->h;
+
+	if (h != NULL) {
+		if (op->prev != NULL)
+			op->prev->next = op->next;
+		else
+			h->ops = op->next;
+		if (op->next != NULL)
+			op->next->prev = op->prev;
+	}
+	free(op);
+	return h;
+}
+
+static struct heal *
+heal_get(const struct healer *h, const char *device_id)
+{
+	return hmap_get(h->heals, device_id, strlen(device_id));
+}
+
+struct oldest {
+	struct heal *hl;
+};
+
+static int
+find_oldest(const void *k, size_t len, void *v, void *arg)
+{
+	struct heal *hl = v;
+	struct oldest *o = arg;
+
+	(void)k;
+	(void)len;
+	if (hl->state == HEAL_WAITING && !hl->busy &&
+	    (o->hl == NULL || hl->seq < o->hl->seq))
+		o->hl = hl;
+	return 0;
+}
+
+/* A slot freed: start the device that waited longest. */
+static void
+heal_promote(struct healer *h)
+{
+	struct oldest o = {NULL};
+
+	if (h->active >= (unsigned)h->d.cfg->healer_max_concurrent)
+		return;
+	hmap_foreach(h->heals, find_oldest, &o);
+	if (o.hl == NULL)
+		return;
+	o.hl->state = HEAL_ACTIVE;
+	h->active++;
+	o.hl->plan_due = true;
+	if (h->kick != NULL)
+		event_active(h->kick, EV_TIMEOUT, 0);
+	else
+		heal_plan(h, o.hl);
+}
+
+static void
+history_done(int r, const struct store_result *res, void *arg)
+{
+	(void)res;
+	(void)arg;
+	if (r != 0)
+		log_warn("healer: history row not stored: %s", err_str(r));
+}
+
+/* Write the history row and the log line. */
+static void
+heal_record(struct healer *h, struct heal *hl, const char *outcome,
+	    const char *after, const char *reason)
+{
+	json_t *o;
+	char *detail;
+	const char *params[3];
+	uint64_t ms = mono_ms() - hl->started;
+
+	o = json_pack("{s:s, s:s, s:s, s:O, s:I}", "outcome", outcome, "before",
+		      hl->before, "after", after ? after : "", "parts",
+		      hl->parts, "duration_ms", (json_int_t)ms);
+	if (reason != NULL && *reason)
+		json_object_set_new(o, "reason", json_string(reason));
+	detail = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	log_notice("device %s: heal %s after %llu ms: system %s -> %s, %zu "
+		   "part(s) sent%s%s",
+		   hl->device_id, outcome, (unsigned long long)ms, hl->before,
+		   after && *after ? after : "?", json_array_size(hl->parts),
+		   reason && *reason ? ": " : "", reason ? reason : "");
+	params[0] = hl->device_id;
+	params[1] = outcome;
+	params[2] = detail;
+	if (detail != NULL &&
+	    store_query(h->d.store, STORE_Q_WRITE,
+			"INSERT INTO healer_history (device_id, event, detail) "
+			"VALUES ($1, $2, $3::jsonb)",
+			3, params, history_done, NULL, NULL) != 0)
+		log_warn("device %s: heal history not stored", hl->device_id);
+	free(detail);
+}
+
+/* End a heal (outcome recorded) and free its slot. */
+static void
+heal_end(struct healer *h, struct heal *hl, const char *outcome,
+	 const char *after, const char *reason)
+{
+	bool was_active = hl->state == HEAL_ACTIVE;
+
+	heal_record(h, hl, outcome, after, reason);
+	hmap_remove(h->heals, hl->device_id, strlen(hl->device_id));
+	free_heal(NULL, 0, hl, NULL);
+	if (was_active) {
+		h->active--;
+		heal_promote(h);
+	}
+}
+
+/* Missing or blocked: say so once, keep no loop. */
+static void
+heal_stuck(struct healer *h, struct heal *hl, const char *why,
+	   const struct planner_need *need)
+{
+	char data[256];
+
+	if (strcmp(hl->stuck, why) != 0) {
+		snprintf(hl->stuck, sizeof(hl->stuck), "%s", why);
+		log_warn("device %s: cannot heal: %s", hl->device_id, why);
+		snprintf(data, sizeof(data),
+			 "{\"function\":\"%s\",\"index\":%u,"
+			 "\"version\":%u}",
+			 module_func_name(need->func), need->index,
+			 (unsigned)need->version);
+		publish(h, hl->device_id, hl->owner_id,
+			"spark/safe-mode-updater/missing", data);
+		heal_record(h, hl, "missing", hl->before, why);
+	}
+	if (hl->state == HEAL_ACTIVE) {
+		h->active--;
+		hl->state = HEAL_STUCK;
+		heal_promote(h);
+	}
+	hl->state = HEAL_STUCK;
+}
+
+static struct heal_try *
+heal_try_for(struct heal *hl, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < hl->n_tries; i++)
+		if (strcmp(hl->tries[i].id, id) == 0)
+			return &hl->tries[i];
+	if (hl->n_tries == HEALER_TRIES_MAX)
+		return &hl->tries[HEALER_TRIES_MAX - 1];
+	snprintf(hl->tries[hl->n_tries].id, PLANNER_ID_MAX, "%s", id);
+	return &hl->tries[hl->n_tries++];
+}
+
+static void heal_send(struct healer *h, struct heal *hl,
+		      const struct planner_image *img);
+
+static int
+hex_to_sha(const char *hex, uint8_t out[32])
+{
+	unsigned v;
+	size_t i;
+
+	if (strlen(hex) != 64)
+		return CINDER_ERR_INVAL;
+	for (i = 0; i < 32; i++) {
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return CINDER_ERR_INVAL;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static void
+image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
+{
+	struct healer_op *op = arg;
+	struct planner_image pi = op->img;
+	char dev[HEALER_DEVICE_ID_MAX + 1];
+	struct healer *h;
+	struct heal *hl;
+	struct ota_image *img;
+	uint8_t sha[32];
+
+	memcpy(dev, op->device_id, sizeof(dev));
+	if ((h = op_end(op)) == NULL || (hl = heal_get(h, dev)) == NULL)
+		return;
+	hl->busy = false;
+	if (err != 0) {
+		log_warn("device %s: heal: image %s not read: %s", dev, pi.id,
+			 err_str(err));
+		hl->retry_due = true;
+		return;
+	}
+	img = ota_image_new(bytes, len);
+	if (hex_to_sha(pi.id, sha) != 0 ||
+	    hmap_put(h->images, sha, sizeof(sha), img, NULL) != 0) {
+		ota_image_unref(img);
+		return;
+	}
+	heal_send(h, hl, &pi);
+}
+
+/* Send img (fetching its bytes first when not cached). */
+static void
+heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
+{
+	struct ota_image *img;
+	struct healer_op *op;
+	uint8_t sha[32];
+	char idx[8];
+	int rc;
+
+	if (hex_to_sha(pi->id, sha) != 0)
+		return;
+	img = hmap_get(h->images, sha, sizeof(sha));
+	if (img == NULL) {
+		op = op_new(h, hl);
+		op->img = *pi;
+		if (fwstore_image_fetch(h->d.store, sha, image_fetched, op) !=
+		    0) {
+			op_end(op);
+			hl->retry_due = true;
+			return;
+		}
+		hl->busy = true;
+		return;
+	}
+	snprintf(idx, sizeof(idx), "%u", pi->index);
+	publish(h, hl->device_id, hl->owner_id,
+		"spark/safe-mode-updater/updating", idx);
+	log_notice("device %s: heal: sending %s %u version %u (%s)",
+		   hl->device_id, module_func_name(pi->func), pi->index,
+		   pi->version, pi->id);
+	rc = flash_start(h, hl->device_id, hl->owner_id, img, pi);
+	if (rc == 0) {
+		hl->busy = true; /* until the final report */
+		return;
+	}
+	if (rc == CINDER_ERR_BUSY) {
+		hl->retry_due = true;
+		return;
+	}
+	/* Offline: the next Describe continues. */
+	log_info("device %s: heal: cannot send now: %s", hl->device_id,
+		 err_str(rc));
+}
+
+static void
+heal_sent(struct healer *h, const struct healer_flash *f,
+	  const struct ota_report *r)
+{
+	struct heal *hl = heal_get(h, f->device_id);
+	struct heal_try *t;
+	unsigned shift;
+
+	if (hl == NULL)
+		return;
+	hl->busy = false;
+	hl->last = mono_ms();
+	if (r->ev == OTA_EV_SUCCESS) {
+		json_array_append_new(
+			hl->parts,
+			json_pack("{s:s, s:i, s:i, s:s}", "function",
+				  module_func_name(f->img.func), "index",
+				  f->img.index, "version", f->img.version,
+				  "sha256", f->img.id));
+		return; /* the reboot's Describe continues */
+	}
+	t = heal_try_for(hl, f->img.id);
+	t->fails++;
+	if (t->fails >= (unsigned)h->d.cfg->healer_retries) {
+		char why[PLANNER_REASONLEN];
+
+		snprintf(why, sizeof(why),
+			 "%s %u version %u failed %u times: %s",
+			 module_func_name(f->img.func), f->img.index,
+			 f->img.version, t->fails, ota_fail_str(r->reason));
+		heal_end(h, hl, "failed", hl->before, why);
+		return;
+	}
+	shift = t->fails - 1 < 10 ? t->fails - 1 : 10;
+	t->next_ms = mono_ms() +
+		     ((uint64_t)h->d.cfg->healer_backoff * 1000u << shift);
+	hl->retry_due = true;
+	log_info("device %s: heal: send failed (%s), try %u of %d later",
+		 hl->device_id, ota_fail_str(r->reason), t->fails + 1,
+		 h->d.cfg->healer_retries);
+}
+
+/* Plan from the stored Describe with the catalogue. */
+static void
+heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
+	    size_t n)
+{
+	struct describe *d = NULL;
+	struct planner_result res;
+	struct heal_try *t;
+	char err[DESCRIBE_ERRLEN];
+
+	if (describe_parse(hl->json, strlen(hl->json), &d, err, sizeof(err)) !=
+	    0) {
+		log_warn("device %s: heal: describe not understood: %s",
+			 hl->device_id, err);
+		return;
+	}
+	planner_next(d, hl->platform, cat, n, NULL, &res);
+	describe_free(d);
+	log_info("device %s: heal plan (%zu catalogue images): %s: %s",
+		 hl->device_id, n, planner_status_str(res.status), res.reason);
+	switch (res.status) {
+	case PLANNER_NOTHING:
+		return; /* the Describe hook ends it */
+	case PLANNER_MISSING:
+	case PLANNER_BLOCKED:
+		heal_stuck(h, hl, res.reason, &res.need);
+		return;
+	case PLANNER_SEND:
+		break;
+	}
+	hl->stuck[0] = '\0';
+	t = heal_try_for(hl, res.image->id);
+	if (t->next_ms > mono_ms()) {
+		hl->retry_due = true;
+		return;
+	}
+	heal_send(h, hl, res.image);
+}
+
+static void
+catalogue_loaded(int err, const struct planner_image *cat, size_t n, void *arg)
+{
+	struct healer_op *op = arg;
+	char dev[HEALER_DEVICE_ID_MAX + 1];
+	uint16_t platform = op->platform;
+	struct healer_cat *c;
+	struct healer *h;
+	struct heal *hl;
+	uint64_t key = platform;
+
+	memcpy(dev, op->device_id, sizeof(dev));
+	if ((h = op_end(op)) == NULL)
+		return;
+	if (err == 0) {
+		c = hmap_get(h->cats, &key, sizeof(key));
+		if (c == NULL) {
+			c = xcalloc(1, sizeof(*c));
+			c->platform = platform;
+			hmap_put(h->cats, &key, sizeof(key), c, NULL);
+		}
+		free(c->v);
+		c->v = n ? xmalloc(n * sizeof(*cat)) : NULL;
+		if (n)
+			memcpy(c->v, cat, n * sizeof(*cat));
+		c->n = n;
+		c->loaded = mono_ms();
+	}
+	if ((hl = heal_get(h, dev)) == NULL)
+		return;
+	hl->busy = false;
+	if (err != 0) {
+		log_warn("device %s: heal: catalogue not loaded: %s", dev,
+			 err_str(err));
+		hl->retry_due = true;
+		return;
+	}
+	heal_decide(h, hl, cat, n);
+}
+
+static void
+heal_plan(struct healer *h, struct heal *hl)
+{
+	uint64_t key = hl->platform;
+	struct healer_cat *c = hmap_get(h->cats, &key, sizeof(key));
+	struct healer_op *op;
+
+	hl->retry_due = false;
+	if (hl->busy)
+		return;
+	if (c != NULL && c->loaded + HEALER_CAT_TTL_MS > mono_ms() &&
+	    c->loaded > h->cat_gen_ms) {
+		heal_decide(h, hl, c->v, c->n);
+		return;
+	}
+	op = op_new(h, hl);
+	if (fwstore_catalogue_load(h->d.store, hl->platform, catalogue_loaded,
+				   op) != 0) {
+		op_end(op);
+		hl->retry_due = true;
+		return;
+	}
+	hl->busy = true;
+}
+
+/* The installed system modules, e.g. "b0:501 s1:1000 s2:1000". */
+static const char *
+system_version_of(const struct describe *d, char *buf, size_t cap)
+{
+	size_t i, o = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < d->n_modules && o + 16 < cap; i++) {
+		const struct describe_module *m = &d->modules[i];
+
+		if ((m->location != 0 && m->location != 'm') ||
+		    (m->func != 's' && m->func != 'b'))
+			continue;
+		o += (size_t)snprintf(
+			buf + o, cap - o, "%s%c%d:%u", o ? " " : "", m->func,
+			m->index < 0 ? 0 : m->index, (unsigned)m->version);
+	}
+	return buf;
+}
+
+static void
+apphash_check(struct healer *h, const char *device_id, int64_t owner_id,
+	      const struct describe *d)
+{
+	const struct describe_module *u = describe_user_module(d);
+	char *prev;
+
+	if (u == NULL || u->hash[0] == '\0')
+		return;
+	prev = hmap_get(h->apphash, device_id, strlen(device_id));
+	if (prev != NULL && strcmp(prev, u->hash) == 0)
+		return;
+	if (prev != NULL) {
+		log_info("device %s: application hash %s", device_id, u->hash);
+		publish(h, device_id, owner_id, "spark/device/app-hash",
+			u->hash);
+		memcpy(prev, u->hash, sizeof(u->hash));
+		return;
+	}
+	prev = xmalloc(sizeof(u->hash));
+	memcpy(prev, u->hash, sizeof(u->hash));
+	if (hmap_put(h->apphash, device_id, strlen(device_id), prev, NULL) != 0)
+		free(prev);
+}
+
+static void
+healer_on_describe(const char *device_id, int64_t owner_id,
+		   const struct describe *d, const char *json, void *arg)
+{
+	struct healer *h = arg;
+	struct heal *hl = heal_get(h, device_id);
+	struct describe_missing miss[4];
+	char vbuf[96];
+	size_t n;
+
+	apphash_check(h, device_id, owner_id, d);
+	if (!d->has_system || d->n_modules == 0)
+		return;
+	n = describe_missing_dependencies(d, miss, 4);
+	if (n == 0) {
+		if (hl != NULL) {
+			if (hl->state == HEAL_STUCK)
+				hl->state = HEAL_WAITING; /* not counted */
+			heal_end(h, hl,
+				 json_array_size(hl->parts) ? "healed"
+							    : "resolved",
+				 system_version_of(d, vbuf, sizeof(vbuf)),
+				 NULL);
+		}
+		return;
+	}
+	if (d->platform_id < 0 || strlen(device_id) > HEALER_DEVICE_ID_MAX)
+		return;
+	if (hl == NULL) {
+		hl = xcalloc(1, sizeof(*hl));
+		snprintf(hl->device_id, sizeof(hl->device_id), "%s", device_id);
+		hl->started = mono_ms();
+		hl->seq = ++h->seq;
+		hl->state = HEAL_WAITING;
+		hl->parts = json_array();
+		snprintf(hl->before, sizeof(hl->before), "%s",
+			 system_version_of(d, vbuf, sizeof(vbuf)));
+		hmap_put(h->heals, hl->device_id, strlen(hl->device_id), hl,
+			 NULL);
+		log_notice("device %s: needs %zu module(s) it does not have "
+			   "(system %s): healing",
+			   device_id, n, hl->before);
+	}
+	if (describe_is_safe_mode(d))
+		publish(h, device_id, owner_id, "spark/status/safe-mode", json);
+	free(hl->json);
+	hl->json = xstrdup(json);
+	hl->owner_id = owner_id;
+	hl->platform = (uint16_t)d->platform_id;
+	hl->last = mono_ms();
+	if (hl->state == HEAL_STUCK) {
+		/* Re-plan quietly: a new catalogue may have the part. */
+		hl->state = HEAL_WAITING;
+	}
+	if (hl->state == HEAL_WAITING) {
+		if (h->active >= (unsigned)h->d.cfg->healer_max_concurrent) {
+			log_info("device %s: heal waits: %u devices are "
+				 "healing",
+				 device_id, h->active);
+			return;
+		}
+		hl->state = HEAL_ACTIVE;
+		h->active++;
+	}
+	/* Not from inside the session's input handling: on the next turn
+	   of the loop. */
+	hl->plan_due = true;
+	if (h->kick != NULL)
+		event_active(h->kick, EV_TIMEOUT, 0);
+	else
+		heal_plan(h, hl);
+}
+
+#define HEALER_BATCH 64 /* heals planned per timer or kick turn */
+
+struct sweep_ctx {
+	uint64_t now;
+	bool kick;			     /* plan_due ones, not retries */
+	char idle[HEALER_DEVICE_ID_MAX + 1]; /* one idle heal to end */
+	char due[HEALER_BATCH][HEALER_DEVICE_ID_MAX + 1];
+	size_t n_due;
+	bool more; /* the batch was full */
+};
+
+static int
+sweep_one(const void *k, size_t len, void *v, void *arg)
+{
+	struct heal *hl = v;
+	struct sweep_ctx *s = arg;
+	bool due;
+
+	(void)k;
+	(void)len;
+	if (hl->busy)
+		return 0;
+	if (!s->kick && hl->last + HEALER_IDLE_MS < s->now &&
+	    s->idle[0] == '\0') {
+		memcpy(s->idle, hl->device_id, sizeof(s->idle));
+		return 0;
+	}
+	due = s->kick ? hl->plan_due
+		      : hl->retry_due ||
+				(hl->plan_due && hl->state == HEAL_ACTIVE);
+	if (!due || hl->state != HEAL_ACTIVE)
+		return 0;
+	if (s->n_due == HEALER_BATCH) {
+		s->more = true;
+		return 1;
+	}
+	memcpy(s->due[s->n_due++], hl->device_id, sizeof(s->due[0]));
+	return 0;
+}
+
+/* Plan the heals due; ids, not pointers: a plan may end other heals. */
+static void
+sweep_run(struct healer *h, bool kick)
+{
+	struct sweep_ctx *s = xcalloc(1, sizeof(*s));
+	struct heal *hl;
+	size_t i;
+
+	s->now = mono_ms();
+	s->kick = kick;
+	hmap_foreach(h->heals, sweep_one, s);
+	for (i = 0; i < s->n_due; i++) {
+		if ((hl = heal_get(h, s->due[i])) == NULL)
+			continue;
+		hl->plan_due = false;
+		heal_plan(h, hl);
+	}
+	if (s->idle[0] != '\0' && (hl = heal_get(h, s->idle)) != NULL &&
+	    !hl->busy)
+		heal_end(h, hl, "abandoned", hl->before,
+			 "no news from the device for 10 minutes");
+	if (s->more && h->kick != NULL)
+		event_active(h->kick, EV_TIMEOUT, 0);
+	free(s);
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sweep_run(arg, false);
+}
+
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sweep_run(arg, true);
+}
+
+json_t *
+healer_state_json(const struct healer *h, const char *device_id)
+{
+	const struct heal *hl;
+	static const char *const names[] = {"waiting", "healing", "stuck"};
+
+	if (h == NULL || (hl = heal_get(h, device_id)) == NULL)
+		return NULL;
+	return json_pack("{s:s, s:s, s:O, s:s?, s:I}", "state",
+			 names[hl->state], "before", hl->before, "parts",
+			 hl->parts, "problem", hl->stuck[0] ? hl->stuck : NULL,
+			 "running_ms", (json_int_t)(mono_ms() - hl->started));
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# `particle flash DEVICE app.bin` (particle-cli, cloud flash) against
+# cinderd and a cinder-sim device: the CLI says "Flash success!", the
+# device installs the application (made with `cinderd firmware
+# make-module`) and reconnects running it; a binary for another platform
+# fails with the server's message and the device sees no OTA. Run under
+# tests/with-pg; skips (77) without PostgreSQL or node.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../integ/lib.sh"
+T_NAME=compat-flash
+T_DIR=$top_builddir/tmp/$T_NAME.$$
+[ -n "${CINDER_TEST_PGHOST:-}" ] || { echo "SKIP: needs PostgreSQL: run under tests/with-pg" >&2; exit 77; }
+"$here/install.sh"
+rc=$?
+[ "$rc" = 0 ] || exit "$rc"
+NM=$here/node_modules
+SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
+[ -x "$SIM" ] || fail "no $SIM"
+integ_init
+
+cinderd_cmd migrate >/dev/null || fail "migrate"
+printf 'carolpass123\n' | cinderd_cmd user add carol@example.com >/dev/null || fail "user add"
+start_cinderd
+"$SIM" provision --count 1 --dir "$T_DIR/sim" --cinderd "$CINDERD" \
+	--config "$T_DIR/cinder.conf" --owner carol@example.com --prefix 7d >/dev/null ||
+	fail "provision"
+sim_run sim "$T_DIR/sim" --app testapp
+DEV=$(head -1 "$T_DIR/sim/devices.txt")
+wait_for grep -q "^ready $DEV" "$T_DIR/sim.out" || fail "simulated device not ready"
+
+"$CINDERD" firmware make-module -o "$T_DIR/app.bin" --platform 3 \
+	--function user_part --index 1 --version 7 --dep system_part:2:1512 \
+	--size 8192 --seed 3 >/dev/null || fail "make-module app"
+"$CINDERD" firmware make-module -o "$T_DIR/photon.bin" --platform 6 \
+	--function user_part --index 1 --version 7 --dep system_part:2:1512 \
+	--size 8192 >/dev/null || fail "make-module photon"
+
+export HOME=$T_DIR/home PARTICLE_DISABLE_UPDATE=true NO_COLOR=1
+mkdir -p "$HOME/.particle"
+printf '{"apiUrl":"%s"}\n' "$API" >"$HOME/.particle/particle.config.json"
+CLI() { timeout 60 node "$NM/particle-cli/src/index.js" "$@" </dev/null; }
+strip() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+
+CLI login --username carol@example.com --password carolpass123 >/dev/null 2>&1 ||
+	fail "login"
+if OUT=$(CLI flash "$DEV" "$T_DIR/photon.bin" 2>&1 | strip; exit "${PIPESTATUS[0]}"); then
+	fail "flash of a photon binary succeeded: $OUT"
+fi
+echo "$OUT" | grep -q "wrong platform" || fail "the CLI does not show why: $OUT"
+[ "$(sim_count sim ota)" = 0 ] || fail "a refused binary reached the device"
+
+OUT=$(CLI flash "$DEV" "$T_DIR/app.bin" 2>&1 | strip; exit "${PIPESTATUS[0]}") ||
+	fail "particle flash: $OUT"
+echo "$OUT" | grep -q "Flash success" || fail "particle flash output: $OUT"
+wait_for grep -q "^ota $DEV installed" "$T_DIR/sim.out" ||
+	fail "not installed: $(cat "$T_DIR/sim.out")"
+reconnected() { [ "$(grep -c "^ready $DEV" "$T_DIR/sim.out")" -ge 2 ]; }
+wait_for reconnected || fail "no reconnect"
+newapp() { [ "$(sql "SELECT (m->>'v')::int FROM devices, jsonb_array_elements(last_describe->'m') m WHERE device_id = '$DEV' AND m->>'f' = 'u'")" = 7 ]; }
+wait_for newapp || fail "describe does not show the new app"
+note "particle flash ok"
