@@ -261,11 +261,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		goto out;
 	}
 	/* Sessions this node held before a crash are gone. */
-	if (cfg->node_id[0] != '\0')
-		snprintf(host, sizeof(host), "%s", cfg->node_id);
-	else if (gethostname(host, sizeof(host) - 1) != 0)
-		snprintf(host, sizeof(host), "cinderd");
-	host[sizeof(host) - 1] = '\0';
+	conf_node_name(cfg, host, sizeof(host));
 	params[0] = host;
 	store_query(d->store, STORE_Q_WRITE,
 		    "UPDATE devices SET online = false "

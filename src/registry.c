@@ -895,11 +895,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
 	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
 	event_add(reg->flush_ev, &flush);
-	if (cfg->node_id[0] != '\0')
-		snprintf(reg->node_id, sizeof(reg->node_id), "%s",
-			 cfg->node_id);
-	else if (gethostname(reg->node_id, sizeof(reg->node_id) - 1) != 0)
-		snprintf(reg->node_id, sizeof(reg->node_id), "cinderd");
+	conf_node_name(cfg, reg->node_id, sizeof(reg->node_id));
 	reg->listener = evconnlistener_new_bind(
 		base, accept_cb, reg,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
