@@ -435,6 +435,7 @@ describe_parse_system(struct describe *d, const json_t *root, char *err,
 				return r;
 			d->n_modules++;
 		}
+		d->modules_json = json_incref((json_t *)m);
 	}
 	/* Other string keys of the system part (Electron: imei, iccid). */
 	json_object_foreach((json_t *)root, key, val)
@@ -528,6 +529,7 @@ describe_free(struct describe *d)
 	json_decref(d->functions);
 	json_decref(d->variables);
 	json_decref(d->extra);
+	json_decref(d->modules_json);
 	free(d);
 }
 

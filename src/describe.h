@@ -56,15 +56,17 @@ struct describe_module {
 
 /** A parsed describe. Free with describe_free(). */
 struct describe {
-	bool has_app;	   /* "f" or "v" was present */
-	bool has_system;   /* "p" or "m" was present */
-	json_t *functions; /* array of function names; owned, never NULL */
-	json_t *variables; /* object name -> "bool"|"int32"|"string"|
-			      "double"; owned, never NULL */
-	int platform_id;   /* "p"; -1 when absent */
-	json_t *extra;	   /* object of other string keys (imei, iccid);
-			      owned, never NULL */
-	size_t n_modules;  /* entries used in modules */
+	bool has_app;	      /* "f" or "v" was present */
+	bool has_system;      /* "p" or "m" was present */
+	json_t *functions;    /* array of function names; owned, never NULL */
+	json_t *variables;    /* object name -> "bool"|"int32"|"string"|
+				 "double"; owned, never NULL */
+	int platform_id;      /* "p"; -1 when absent */
+	json_t *extra;	      /* object of other string keys (imei, iccid);
+				 owned, never NULL */
+	json_t *modules_json; /* the "m" array as sent; owned, NULL when
+				 absent */
+	size_t n_modules;     /* entries used in modules */
 	struct describe_module modules[DESCRIBE_MAX_MODULES]; /* "m" */
 };
 

@@ -360,7 +360,6 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 	char *merged = NULL, *functions = NULL, *variables = NULL;
 	char *modules = NULL;
 	const char *params[9];
-	json_t *root = NULL;
 	uint32_t modver;
 	int r;
 
@@ -390,9 +389,8 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 		functions = json_dumps(d->functions, JSON_COMPACT);
 		variables = json_dumps(d->variables, JSON_COMPACT);
 	}
-	if (d->has_system && (root = json_loads(merged, 0, NULL)) != NULL &&
-	    json_object_get(root, "m") != NULL)
-		modules = json_dumps(json_object_get(root, "m"), JSON_COMPACT);
+	if (d->has_system && d->modules_json != NULL)
+		modules = json_dumps(d->modules_json, JSON_COMPACT);
 	/* The running system's version: from its modules, else from a
 	   Device OS 3.0+ Hello; unknown stays NULL, never a guess. */
 	modver = describe_system_module_version(d);
@@ -436,7 +434,6 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 	free(functions);
 	free(variables);
 	free(modules);
-	json_decref(root);
 	describe_free(d);
 }
 
