@@ -8,13 +8,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integ/lib.sh"
-NM=$here/node_modules
-"$here/install.sh" || exit $?
-if ! command -v node >/dev/null || [ ! -d "$NM/particle-cli" ] || [ ! -d "$NM/particle-api-js" ]; then
-	echo "SKIP: node and tests/compat/node_modules are needed" >&2
-	exit 77
-fi
-integ_init
+compat_init
 start_cinderd
 
 printf 'danpass1234\n' | cinderd_cmd user add dan@example.com >/dev/null || fail "user add"
@@ -24,11 +18,7 @@ http POST /oauth/token -u particle:particle -d grant_type=password \
 TOK=$(json_get "$HTTP_BODY" '["access_token"]')
 
 # The CLI reads its API URL and token from $HOME/.particle.
-export HOME=$T_DIR/home PARTICLE_DISABLE_UPDATE=true
-mkdir -p "$HOME/.particle"
-printf '{"apiUrl":"%s","access_token":"%s","username":"dan@example.com"}\n' \
-	"$API" "$TOK" >"$HOME/.particle/particle.config.json"
-CLI() { node "$NM/particle-cli/src/index.js" "$@"; }
+particle_cli "$TOK" dan@example.com
 
 # particle subscribe (the "mine" stream) sees particle publish.
 CLI subscribe --max 1 cli/ >"$T_DIR/sub.out" 2>&1 &

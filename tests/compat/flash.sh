@@ -9,16 +9,9 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integ/lib.sh"
-T_NAME=compat-flash
-T_DIR=$top_builddir/tmp/$T_NAME.$$
-[ -n "${CINDER_TEST_PGHOST:-}" ] || { echo "SKIP: needs PostgreSQL: run under tests/with-pg" >&2; exit 77; }
-"$here/install.sh"
-rc=$?
-[ "$rc" = 0 ] || exit "$rc"
-NM=$here/node_modules
 SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 [ -x "$SIM" ] || fail "no $SIM"
-integ_init
+compat_init compat-flash
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
 printf 'carolpass123\n' | cinderd_cmd user add carol@example.com >/dev/null || fail "user add"
@@ -37,10 +30,7 @@ wait_for grep -q "^ready $DEV" "$T_DIR/sim.out" || fail "simulated device not re
 	--function user_part --index 1 --version 7 --dep system_part:2:1512 \
 	--size 8192 >/dev/null || fail "make-module photon"
 
-export HOME=$T_DIR/home PARTICLE_DISABLE_UPDATE=true NO_COLOR=1
-mkdir -p "$HOME/.particle"
-printf '{"apiUrl":"%s"}\n' "$API" >"$HOME/.particle/particle.config.json"
-CLI() { timeout 60 node "$NM/particle-cli/src/index.js" "$@" </dev/null; }
+particle_cli
 strip() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
 
 CLI login --username carol@example.com --password carolpass123 >/dev/null 2>&1 ||

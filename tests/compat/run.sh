@@ -10,16 +10,9 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integ/lib.sh"
-T_NAME=compat-rest
-T_DIR=$top_builddir/tmp/$T_NAME.$$
-[ -n "${CINDER_TEST_PGHOST:-}" ] || { echo "SKIP: needs PostgreSQL: run under tests/with-pg" >&2; exit 77; }
-"$here/install.sh"
-rc=$?
-[ "$rc" = 0 ] || exit "$rc"
-NM=$here/node_modules
 SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 [ -x "$SIM" ] || fail "no $SIM"
-integ_init
+compat_init compat-rest
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
 printf 'carolpass123\n' | cinderd_cmd user add carol@example.com >/dev/null || fail "user add"
@@ -39,10 +32,7 @@ DEV=$(head -1 "$T_DIR/sim/devices.txt")
 
 # The CLI keeps its settings in $HOME/.particle/<profile>.config.json;
 # apiUrl there points it at this cinderd.
-export HOME=$T_DIR/home PARTICLE_DISABLE_UPDATE=true NO_COLOR=1
-mkdir -p "$HOME/.particle"
-printf '{"apiUrl":"%s"}\n' "$API" >"$HOME/.particle/particle.config.json"
-CLI() { timeout 60 node "$NM/particle-cli/src/index.js" "$@" </dev/null; }
+particle_cli
 strip() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; } # spinner and colour codes
 run() { # run WHAT CMD...: run a CLI command, keep its output in $OUT
 	OUT=$(CLI "$@" 2>&1 | strip; exit "${PIPESTATUS[0]}") ||

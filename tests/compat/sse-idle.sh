@@ -8,9 +8,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integ/lib.sh"
-NM=$here/node_modules
-"$here/install.sh" || exit $?
-integ_init
+compat_init
 start_cinderd
 
 login() {

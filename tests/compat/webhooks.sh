@@ -11,24 +11,14 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integ/lib.sh"
 . "$here/../integ/webhook_lib.sh"
-NM=$here/node_modules
-"$here/install.sh" || exit $?
-if ! command -v node >/dev/null || [ ! -d "$NM/particle-cli" ] || [ ! -d "$NM/particle-api-js" ]; then
-	echo "SKIP: node and tests/compat/node_modules are needed" >&2
-	exit 77
-fi
-integ_init
+compat_init
 echo "webhook_allow_nets 127.0.0.1/32" >>"$T_DIR/cinder.conf"
 start_cinderd
 TOK=$(user_token dan) || fail "token"
 sink_start plain
 P="http://127.0.0.1:$SINK_plain"
 
-export HOME=$T_DIR/home PARTICLE_DISABLE_UPDATE=true
-mkdir -p "$HOME/.particle"
-printf '{"apiUrl":"%s","access_token":"%s","username":"dan@example.com"}\n' \
-	"$API" "$TOK" >"$HOME/.particle/particle.config.json"
-CLI() { node "$NM/particle-cli/src/index.js" "$@"; }
+particle_cli "$TOK" dan@example.com
 
 # particle webhook create EVENT URL
 CLI webhook create cli/ev "$P/cli" >"$T_DIR/create.out" 2>&1 || fail "create: $(cat "$T_DIR/create.out")"

@@ -53,6 +53,39 @@ log_level info
 CONF
 }
 
+# compat_init [NAME]: the start of a tests/compat script: skip (77)
+# without the harness PostgreSQL or without node; install the npm
+# packages from the lock file (tests/compat/install.sh); integ_init.
+# NM is the node_modules folder.
+compat_init() {
+	if [ -n "${1:-}" ]; then
+		T_NAME=$1
+		T_DIR=$top_builddir/tmp/$T_NAME.$$
+	fi
+	if [ -z "${CINDER_TEST_PGHOST:-}" ]; then
+		echo "SKIP: $T_NAME needs PostgreSQL: run under tests/with-pg" >&2
+		exit 77
+	fi
+	NM=$top_srcdir/tests/compat/node_modules
+	"$top_srcdir/tests/compat/install.sh" || exit $?
+	integ_init
+}
+
+# particle_cli [TOKEN USER]: a private $HOME whose particle-cli profile
+# points at this cinderd (logged in as USER when a TOKEN is given), and
+# CLI, which runs that particle-cli (60 s at most, no stdin).
+particle_cli() {
+	export HOME=$T_DIR/home PARTICLE_DISABLE_UPDATE=true NO_COLOR=1
+	mkdir -p "$HOME/.particle"
+	if [ -n "${1:-}" ]; then
+		printf '{"apiUrl":"%s","access_token":"%s","username":"%s"}\n' \
+			"$API" "$1" "${2:-}" >"$HOME/.particle/particle.config.json"
+	else
+		printf '{"apiUrl":"%s"}\n' "$API" >"$HOME/.particle/particle.config.json"
+	fi
+}
+CLI() { timeout 60 node "$NM/particle-cli/src/index.js" "$@" </dev/null; }
+
 # sql QUERY: run a query on the test database, print tuples unaligned.
 sql() {
 	psql -X -q -At -h "$CINDER_TEST_PGHOST" -p "$CINDER_TEST_PGPORT" \
