@@ -244,7 +244,7 @@ forced_send(struct events *ev, struct evdev *d, bool force_change)
 {
 	const char *v = d->forced ? "true" : "false";
 
-	if (!d->online || !d->forced_sub)
+	if (!d->online || !d->forced_sub || ev->d.reg == NULL)
 		return;
 	if (!force_change && (!d->forced || d->forced_sent))
 		return;
