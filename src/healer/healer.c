@@ -277,8 +277,8 @@ enabled_done(int r, const struct store_result *res, void *arg)
 
 /* The device refused an update with 5.03 (protocol.md §5.3): its
    application disabled updates. Record that (firmware_updates_enabled
-   false until the device says otherwise) and mark the update pending,
-   as the Particle cloud does. */
+   false until the device says otherwise) and mark the update pending
+   (the owner's stream and the device), as the Particle cloud does. */
 static void
 flash_refused(struct healer *h, const char *device_id, int64_t owner_id)
 {
@@ -289,6 +289,11 @@ flash_refused(struct healer *h, const char *device_id, int64_t owner_id)
 		   device_id);
 	publish(h, device_id, owner_id, "particle/device/updates/pending",
 		"true");
+	/* and to the device: System.updatesPending() becomes true */
+	if (h->d.reg != NULL)
+		(void)registry_send_event(h->d.reg, device_id,
+					  "particle/device/updates/pending",
+					  (const uint8_t *)"true", 4, 60, true);
 	if (h->d.store != NULL &&
 	    store_query(h->d.store, STORE_Q_WRITE,
 			"UPDATE devices SET firmware_updates_enabled = false "

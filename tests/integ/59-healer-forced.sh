@@ -72,6 +72,8 @@ wait_for grep -q "^ota $F rejected disabled" "$T_DIR/flash.out" ||
 flash_failed() { grep -A1 "^event: spark/flash/status" "$T_DIR/sse.out" | grep -q '"data":"failed"'; }
 wait_for flash_failed || fail "no spark/flash/status failed: $(cat "$T_DIR/sse.out")"
 wait_for grep -q "particle/device/updates/pending" "$T_DIR/sse.out" || fail "no updates/pending event"
+wait_for grep -q "^event $F particle/device/updates/pending true" "$T_DIR/flash.out" ||
+	fail "the device was not told an update is pending"
 wait_for log_has "device $F: flash .*updates are disabled (5.03)" || fail "no refusal in the log"
 log_has "device $F: updates are disabled by its application; PUT firmware_updates_forced=true" ||
 	fail "the log does not say how to force it"
