@@ -41,6 +41,10 @@ struct evdev {
 	double sys_tokens;   /* reserved-name event bucket */
 	uint64_t refill_ms;  /* last bucket refill (monotonic) */
 	uint64_t dropped;    /* events dropped by the rate limit */
+	bool forced;	     /* devices.firmware_updates_forced */
+	bool forced_sub;     /* this session subscribed to a prefix of
+				EVENTS_UPDATES_FORCED */
+	bool forced_sent;    /* "true" sent on this session */
 };
 
 struct evconn;
@@ -230,7 +234,30 @@ devq_new(struct events *ev, const char *device_id, const char *name)
 	return q;
 }
 
-/* Device info after it came online: its product. */
+/*
+ * particle/device/updates/forced to the device (protocol.md §5.3): sent
+ * once the device is online and subscribed to it, when forced ("true"
+ * once per session) and on every change (force_change).
+ */
+static void
+forced_send(struct events *ev, struct evdev *d, bool force_change)
+{
+	const char *v = d->forced ? "true" : "false";
+
+	if (!d->online || !d->forced_sub || ev->d.reg == NULL)
+		return;
+	if (!force_change && (!d->forced || d->forced_sent))
+		return;
+	if (registry_send_event(ev->d.reg, d->id, EVENTS_UPDATES_FORCED,
+				(const uint8_t *)v, strlen(v), 60, true) != 0)
+		return;
+	d->forced_sent = d->forced;
+	ev->stats.sent_to_devices++;
+	log_ctx(LOG_LEVEL_INFO, d->id, "sent %s = %s", EVENTS_UPDATES_FORCED,
+		v);
+}
+
+/* Device info after it came online: its product, forced updates. */
 static void
 devinfo_done(int r, const struct store_result *res, void *arg)
 {
@@ -242,6 +269,9 @@ devinfo_done(int r, const struct store_result *res, void *arg)
 	    (d = hmap_get(q->ev->devs, q->device_id, 24)) != NULL) {
 		v = store_result_value(res, 0, 0);
 		d->product_id = v != NULL ? (uint32_t)strtoul(v, NULL, 10) : 0;
+		v = store_result_value(res, 0, 1);
+		d->forced = v != NULL && v[0] == 't';
+		forced_send(q->ev, d, false);
 	}
 	free(q);
 }
@@ -253,7 +283,8 @@ devinfo_fetch(struct events *ev, const char *device_id)
 	const char *params[1] = {q->device_id};
 
 	if (events_query(ev,
-			 "SELECT coalesce(d.product_id, p.id) FROM devices d "
+			 "SELECT coalesce(d.product_id, p.id), "
+			 "d.firmware_updates_forced FROM devices d "
 			 "LEFT JOIN products p ON p.id = d.hello_product_id "
 			 "WHERE d.device_id = $1",
 			 1, params, devinfo_done, q) != 0)
@@ -289,6 +320,41 @@ devname_answer(struct events *ev, const char *device_id, const char *name)
 	if (events_query(ev, "SELECT name FROM devices WHERE device_id = $1", 1,
 			 params, devname_done, q) != 0)
 		free(q);
+}
+
+static void
+enabled_done(int r, const struct store_result *res, void *arg)
+{
+	(void)res;
+	(void)arg;
+	if (r != 0)
+		log_info("could not store firmware_updates_enabled: %s",
+			 err_str(r));
+}
+
+/* particle/device/updates/enabled from the device (Device OS 1.2+): its
+   application enabled or disabled updates; the REST device shows it. */
+static void
+updates_enabled_store(struct events *ev, const char *device_id,
+		      const uint8_t *data, size_t len)
+{
+	const char *params[2];
+
+	if (ev->d.store == NULL)
+		return;
+	if (len == 4 && memcmp(data, "true", 4) == 0)
+		params[1] = "t";
+	else if (len == 5 && memcmp(data, "false", 5) == 0)
+		params[1] = "f";
+	else
+		return;
+	params[0] = device_id;
+	if (store_query(ev->d.store, STORE_Q_WRITE,
+			"UPDATE devices SET firmware_updates_enabled = "
+			"$2::boolean WHERE device_id = $1",
+			2, params, enabled_done, NULL, NULL) != 0)
+		log_ctx(LOG_LEVEL_INFO, device_id,
+			"could not store firmware_updates_enabled");
 }
 
 /* ---- publishing ---- */
@@ -410,6 +476,8 @@ events_on_device_event(const char *device_id, int64_t owner_id,
 		if (strcmp(name, "spark/device/name") == 0 ||
 		    strcmp(name, "particle/device/name") == 0)
 			devname_answer(ev, d->id, name);
+		else if (strcmp(name, "particle/device/updates/enabled") == 0)
+			updates_enabled_store(ev, d->id, data, data_len);
 		if (!events_system_forwarded(name))
 			sp.flags |= BUS_EV_HIDDEN;
 	}
@@ -437,12 +505,37 @@ events_on_presence(const struct registry_presence *p, void *arg)
 		if (d->online) /* an offline was missed */
 			status_event(ev, d->id, p->owner_id, "offline");
 		d->online = true;
+		d->forced_sub = false;
+		d->forced_sent = false;
 		status_event(ev, d->id, p->owner_id, "online");
 		devinfo_fetch(ev, d->id);
 	} else if (d->online) {
 		d->online = false;
 		status_event(ev, d->id, p->owner_id, "offline");
 	}
+}
+
+void
+events_updates_forced_set(struct events *ev, const char *device_id, bool forced)
+{
+	struct evdev *d;
+
+	if (ev == NULL || strlen(device_id) != 24)
+		return;
+	d = dev_get(ev, device_id);
+	d->forced = forced;
+	forced_send(ev, d, true);
+}
+
+bool
+events_updates_forced(const struct events *ev, const char *device_id)
+{
+	const struct evdev *d;
+
+	if (ev == NULL || strlen(device_id) != 24)
+		return false;
+	d = hmap_get(ev->devs, device_id, 24);
+	return d != NULL && d->forced;
 }
 
 /* ---- device subscriptions ---- */
@@ -538,6 +631,14 @@ on_subscribe(uint64_t conn_id, const char *device_id, int64_t owner_id,
 		   system events do not walk every device's subscriptions */
 		log_ctx(LOG_LEVEL_DEBUG, device_id,
 			"subscribed to \"%s\" (cloud events only)", filter);
+		if (strlen(device_id) == 24 &&
+		    strncmp(filter, EVENTS_UPDATES_FORCED, strlen(filter)) ==
+			    0) {
+			struct evdev *d = dev_get(ev, device_id);
+
+			d->forced_sub = true;
+			forced_send(ev, d, false);
+		}
 		return;
 	}
 	if (c == NULL) {

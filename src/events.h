@@ -153,6 +153,22 @@ int events_on_device_event(const char *device_id, int64_t owner_id,
 
 struct registry_presence;
 
+/* The cloud's forced-update signal to a device (protocol.md §5.3). */
+#define EVENTS_UPDATES_FORCED "particle/device/updates/forced"
+
+/**
+ * The device's firmware_updates_forced flag changed (REST): remember it
+ * and, when the device is online and subscribed, send it
+ * particle/device/updates/forced ("true"/"false"). At connect the flag
+ * is read with the device's product and "true" is sent once the device
+ * subscribed to "particle". NULL-safe.
+ */
+void events_updates_forced_set(struct events *ev, const char *device_id,
+			       bool forced);
+
+/** @return the device's forced-update flag as last read or set */
+bool events_updates_forced(const struct events *ev, const char *device_id);
+
 /**
  * The registry's presence hook (exported for unit tests): spark/status
  * online/offline, with an offline first when one was missed.

@@ -40,6 +40,9 @@ struct sim_opts {
 			     Device OS does: setup() after the cloud
 			     connection is up (and after every reboot) */
 	bool devos3;	  /* speak as Device OS 3.0+ (fw_app_config) */
+	/* --updates-disabled: the app disabled updates; UpdateBegin gets
+	   5.03 unless the cloud sent particle/device/updates/forced */
+	bool updates_disabled;
 };
 
 /** Per-device application state (both apps use the same fields). */

@@ -37,7 +37,7 @@ sim_usage(FILE *f)
 		   "[--system-version V] [--app-requires V] "
 		   "[--behaviour normal|silent|garbage] "
 		   "[--reconnect|--no-reconnect] [--startup devos|early] "
-		   "[--devos3]\n"
+		   "[--devos3] [--updates-disabled]\n"
 		   "       cinder-sim --help\n"
 		   "\n"
 		   "--startup devos (testapp's default): the app registers its "
@@ -49,7 +49,11 @@ sim_usage(FILE *f)
 		   "--devos3: speak as Device OS 3.0+ (20-byte Hello, describe "
 		   "posted at\n"
 		   "  connect, Goodbye before a reset); default: the 8-byte "
-		   "Hello of 2.x.\n");
+		   "Hello of 2.x.\n"
+		   "--updates-disabled: the app disabled updates; UpdateBegin "
+		   "is refused\n"
+		   "  (5.03) unless the cloud forced updates "
+		   "(particle/device/updates/forced).\n");
 }
 
 static void
@@ -310,6 +314,10 @@ run(int argc, char **argv)
 		}
 		if (strcmp(opt, "--devos3") == 0) {
 			o.devos3 = true;
+			continue;
+		}
+		if (strcmp(opt, "--updates-disabled") == 0) {
+			o.updates_disabled = true;
 			continue;
 		}
 		if (v == NULL)

@@ -855,7 +855,7 @@ init_dev(struct sim *s, struct sim_dev *d, const char *id)
 	cfg.dev.product_version = 0xffff;
 	cfg.dev.platform_id = 3;
 	cfg.modules = &s->modules;
-	cfg.updates_enabled = true;
+	cfg.updates_enabled = !o->updates_disabled;
 	cfg.fast_ota = true;
 	cfg.devos3 = o->devos3;
 	cfg.notify = on_note;

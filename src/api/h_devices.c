@@ -81,6 +81,7 @@ enum dev_op {
 	OP_PING,
 	OP_RENAME,
 	OP_NOTES,
+	OP_FORCED,
 	OP_SIGNAL,
 	OP_UNCLAIM,
 	OP_VARIABLE,
@@ -774,6 +775,14 @@ simple_done(int rc, const struct store_result *res, void *arg)
 			body = json_pack("{s:b, s:s, s:s}", "ok", 1, "id",
 					 d->device_id, "notes", d->arg);
 			break;
+		case OP_FORCED:
+			/* tell the device (online) and resume a refused heal */
+			healer_updates_forced(d->r->healer, d->device_id,
+					      d->arg[0] == 't');
+			body = json_pack(
+				"{s:b, s:s, s:b}", "ok", 1, "id", d->device_id,
+				"firmware_updates_forced", d->arg[0] == 't');
+			break;
 		default:
 			registry_set_owner(d->reg, d->device_id, 0);
 			body = json_pack("{s:b, s:s}", "ok", 1, "id",
@@ -831,6 +840,17 @@ row_done(int rc, const struct store_result *res, void *arg)
 				: "UPDATE devices SET notes = $2 WHERE "
 				  "device_id = $1 RETURNING 1",
 			2, params, simple_done, d, NULL);
+		if (rc != 0) {
+			rest_fail_err(d->http, d->id, rc);
+			goto out;
+		}
+		return;
+	case OP_FORCED:
+		params[1] = d->arg;
+		rc = store_query(r->store, STORE_Q_WRITE,
+				 "UPDATE devices SET firmware_updates_forced = "
+				 "$2::boolean WHERE device_id = $1 RETURNING 1",
+				 2, params, simple_done, d, NULL);
 		if (rc != 0) {
 			rest_fail_err(d->http, d->id, rc);
 			goto out;
@@ -965,6 +985,9 @@ h_device_put(struct http_request *req, void *arg)
 	const char *notes = http_request_arg(req, "notes");
 	char sbuf[32];
 	const char *sig = field_text(req, "signal", sbuf, sizeof(sbuf));
+	char fbuf[32];
+	const char *forced =
+		field_text(req, "firmware_updates_forced", fbuf, sizeof(fbuf));
 	const struct json_files *files = http_request_files(req);
 	struct dreq *d;
 
@@ -982,14 +1005,25 @@ h_device_put(struct http_request *req, void *arg)
 			return bad_request(req, "notes are too long");
 		d = dreq_for(arg, req, OP_NOTES);
 		d->arg = xstrdup(notes);
+	} else if (forced != NULL) {
+		if (strcmp(forced, "true") == 0 || strcmp(forced, "1") == 0)
+			forced = "t";
+		else if (strcmp(forced, "false") == 0 ||
+			 strcmp(forced, "0") == 0)
+			forced = "f";
+		else
+			return bad_request(req, "firmware_updates_forced must "
+						"be true or false");
+		d = dreq_for(arg, req, OP_FORCED);
+		d->arg = xstrdup(forced);
 	} else if (sig != NULL) {
 		if (strcmp(sig, "1") != 0 && strcmp(sig, "0") != 0)
 			return bad_request(req, "signal must be 1 or 0");
 		d = dreq_for(arg, req, OP_SIGNAL);
 		d->arg = xstrdup(sig);
 	} else {
-		return bad_request(req, "Nothing to do: give name, notes or "
-					"signal");
+		return bad_request(req, "Nothing to do: give name, notes, "
+					"signal or firmware_updates_forced");
 	}
 	return dreq_start(req, d);
 }

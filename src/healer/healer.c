@@ -18,6 +18,7 @@
 #include "events.h"
 #include "healer/fwstore.h"
 #include "healer/healer.h"
+#include "healer/healstep.h"
 #include "healer/ota.h"
 #include "healer/planner.h"
 #include "hmap.h"
@@ -61,8 +62,7 @@ enum heal_state {
 
 struct heal_try {
 	char id[PLANNER_ID_MAX];
-	unsigned fails;
-	uint64_t next_ms; /* not before (monotonic) */
+	struct healstep_try t; /* failures, back-off */
 };
 
 struct heal {
@@ -73,6 +73,8 @@ struct heal {
 	bool busy;		       /* a store step or a flash is out */
 	bool retry_due;		       /* re-plan when the back-off ends */
 	bool plan_due;		       /* plan on the next kick */
+	bool refused;		       /* 5.03: updates disabled, not forced */
+	uint64_t refused_at;	       /* monotonic ms */
 	char *json;		       /* the last Describe */
 	uint64_t started;	       /* monotonic ms */
 	uint64_t last;		       /* last news, monotonic ms */
@@ -264,6 +266,44 @@ static void heal_sent(struct healer *h, const struct healer_flash *f,
 		      const struct ota_report *r);
 
 static void
+enabled_done(int r, const struct store_result *res, void *arg)
+{
+	(void)res;
+	(void)arg;
+	if (r != 0)
+		log_warn("healer: firmware_updates_enabled not stored: %s",
+			 err_str(r));
+}
+
+/* The device refused an update with 5.03 (protocol.md §5.3): its
+   application disabled updates. Record that (firmware_updates_enabled
+   false until the device says otherwise) and mark the update pending
+   (the owner's stream and the device), as the Particle cloud does. */
+static void
+flash_refused(struct healer *h, const char *device_id, int64_t owner_id)
+{
+	const char *params[1] = {device_id};
+
+	log_notice("device %s: updates are disabled by its application; "
+		   "PUT firmware_updates_forced=true to flash it anyway",
+		   device_id);
+	publish(h, device_id, owner_id, "particle/device/updates/pending",
+		"true");
+	/* and to the device: System.updatesPending() becomes true */
+	if (h->d.reg != NULL)
+		(void)registry_send_event(h->d.reg, device_id,
+					  "particle/device/updates/pending",
+					  (const uint8_t *)"true", 4, 60, true);
+	if (h->d.store != NULL &&
+	    store_query(h->d.store, STORE_Q_WRITE,
+			"UPDATE devices SET firmware_updates_enabled = false "
+			"WHERE device_id = $1",
+			1, params, enabled_done, NULL, NULL) != 0)
+		log_warn("device %s: firmware_updates_enabled not stored",
+			 device_id);
+}
+
+static void
 flash_report(uint64_t flash_id, const char *device_id,
 	     const struct ota_report *r, void *arg)
 {
@@ -287,6 +327,8 @@ flash_report(uint64_t flash_id, const char *device_id,
 			   (unsigned long long)flash_id,
 			   ota_fail_str(r->reason), r->text ? ": " : "",
 			   r->text ? r->text : "");
+		if (r->reason == OTA_FAIL_DISABLED && f->h != NULL)
+			flash_refused(f->h, f->device_id, f->owner_id);
 		break;
 	}
 	if (f->h != NULL) {
@@ -477,24 +519,28 @@ heal_end(struct healer *h, struct heal *hl, const char *outcome,
 	}
 }
 
-/* Missing or blocked: say so once, keep no loop. */
+/* Missing, blocked or refused: say so once (report), keep no loop.
+   need: what is missing (published), or NULL. */
 static void
-heal_stuck(struct healer *h, struct heal *hl, const char *why,
+heal_stuck(struct healer *h, struct heal *hl, const char *why, bool report,
 	   const struct planner_need *need)
 {
 	char data[256];
 
-	if (strcmp(hl->stuck, why) != 0) {
+	if (report) {
 		snprintf(hl->stuck, sizeof(hl->stuck), "%s", why);
 		log_warn("device %s: cannot heal: %s", hl->device_id, why);
-		snprintf(data, sizeof(data),
-			 "{\"function\":\"%s\",\"index\":%u,"
-			 "\"version\":%u}",
-			 module_func_name(need->func), need->index,
-			 (unsigned)need->version);
-		publish(h, hl->device_id, hl->owner_id,
-			"spark/safe-mode-updater/missing", data);
-		heal_record(h, hl, "missing", hl->before, why);
+		if (need != NULL) {
+			snprintf(data, sizeof(data),
+				 "{\"function\":\"%s\",\"index\":%u,"
+				 "\"version\":%u}",
+				 module_func_name(need->func), need->index,
+				 (unsigned)need->version);
+			publish(h, hl->device_id, hl->owner_id,
+				"spark/safe-mode-updater/missing", data);
+		}
+		heal_record(h, hl, need != NULL ? "missing" : "stuck",
+			    hl->before, why);
 	}
 	if (hl->state == HEAL_ACTIVE) {
 		h->active--;
@@ -618,13 +664,13 @@ heal_sent(struct healer *h, const struct healer_flash *f,
 {
 	struct heal *hl = heal_get(h, f->device_id);
 	struct heal_try *t;
-	unsigned shift;
 
 	if (hl == NULL)
 		return;
 	hl->busy = false;
 	hl->last = mono_ms();
 	if (r->ev == OTA_EV_SUCCESS) {
+		hl->stuck[0] = '\0';
 		json_array_append_new(
 			hl->parts,
 			json_pack("{s:s, s:i, s:i, s:s}", "function",
@@ -633,24 +679,35 @@ heal_sent(struct healer *h, const struct healer_flash *f,
 				  "sha256", f->img.id));
 		return; /* the reboot's Describe continues */
 	}
+	if (r->reason == OTA_FAIL_DISABLED &&
+	    !events_updates_forced(h->d.events, hl->device_id)) {
+		/* Not a failure of the image: the device says no until its
+		   application enables updates or the owner forces them.
+		   Wait for news (a Describe, healer_updates_forced()). */
+		hl->refused = true;
+		hl->refused_at = hl->last;
+		hl->plan_due = true; /* the kick reports it */
+		if (h->kick != NULL)
+			event_active(h->kick, EV_TIMEOUT, 0);
+		else
+			heal_plan(h, hl);
+		return;
+	}
 	t = heal_try_for(hl, f->img.id);
-	t->fails++;
-	if (t->fails >= (unsigned)h->d.cfg->healer_retries) {
+	if (healstep_failed(&t->t, (unsigned)h->d.cfg->healer_retries,
+			    (unsigned)h->d.cfg->healer_backoff, mono_ms())) {
 		char why[PLANNER_REASONLEN];
 
 		snprintf(why, sizeof(why),
 			 "%s %u version %u failed %u times: %s",
 			 module_func_name(f->img.func), f->img.index,
-			 f->img.version, t->fails, ota_fail_str(r->reason));
+			 f->img.version, t->t.fails, ota_fail_str(r->reason));
 		heal_end(h, hl, "failed", hl->before, why);
 		return;
 	}
-	shift = t->fails - 1 < 10 ? t->fails - 1 : 10;
-	t->next_ms = mono_ms() +
-		     ((uint64_t)h->d.cfg->healer_backoff * 1000u << shift);
 	hl->retry_due = true;
 	log_info("device %s: heal: send failed (%s), try %u of %d later",
-		 hl->device_id, ota_fail_str(r->reason), t->fails + 1,
+		 hl->device_id, ota_fail_str(r->reason), t->t.fails + 1,
 		 h->d.cfg->healer_retries);
 }
 
@@ -661,7 +718,9 @@ heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
 {
 	struct describe *d = NULL;
 	struct planner_result res;
-	struct heal_try *t;
+	struct healstep_in in;
+	struct healstep_out out;
+	struct heal_try *t = NULL;
 	char err[DESCRIBE_ERRLEN];
 
 	if (describe_parse(hl->json, strlen(hl->json), &d, err, sizeof(err)) !=
@@ -674,23 +733,42 @@ heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
 	describe_free(d);
 	log_info("device %s: heal plan (%zu catalogue images): %s: %s",
 		 hl->device_id, n, planner_status_str(res.status), res.reason);
-	switch (res.status) {
-	case PLANNER_NOTHING:
-		return; /* the Describe hook ends it */
-	case PLANNER_MISSING:
-	case PLANNER_BLOCKED:
-		heal_stuck(h, hl, res.reason, &res.need);
+	if (res.status == PLANNER_SEND && res.image != NULL)
+		t = heal_try_for(hl, res.image->id);
+	memset(&in, 0, sizeof(in));
+	in.plan = &res;
+	in.try = t != NULL ? &t->t : NULL;
+	in.has_slot = hl->state == HEAL_ACTIVE;
+	in.active = h->active;
+	in.cap = (unsigned)h->d.cfg->healer_max_concurrent;
+	in.retries = (unsigned)h->d.cfg->healer_retries;
+	in.updates_refused = hl->refused;
+	in.reported = hl->stuck;
+	in.now_ms = mono_ms();
+	healstep_decide(&in, &out);
+	switch (out.action) {
+	case HEALSTEP_DONE: /* the Describe hook ends it */
+	case HEALSTEP_QUEUE:
 		return;
-	case PLANNER_SEND:
-		break;
-	}
-	hl->stuck[0] = '\0';
-	t = heal_try_for(hl, res.image->id);
-	if (t->next_ms > mono_ms()) {
+	case HEALSTEP_STUCK:
+		heal_stuck(h, hl, out.reason, out.report,
+			   res.status == PLANNER_MISSING ||
+					   res.status == PLANNER_BLOCKED
+				   ? &res.need
+				   : NULL);
+		return;
+	case HEALSTEP_GIVE_UP:
+		heal_end(h, hl, "failed", hl->before, out.reason);
+		return;
+	case HEALSTEP_WAIT:
 		hl->retry_due = true;
 		return;
+	case HEALSTEP_SEND:
+		break;
 	}
-	heal_send(h, hl, res.image);
+	if (strcmp(hl->stuck, HEALSTEP_DISABLED_REASON) != 0)
+		hl->stuck[0] = '\0'; /* that one: until a send succeeds */
+	heal_send(h, hl, out.image);
 }
 
 static void
@@ -853,12 +931,20 @@ healer_on_describe(const char *device_id, int64_t owner_id,
 	hl->owner_id = owner_id;
 	hl->platform = (uint16_t)d->platform_id;
 	hl->last = mono_ms();
+	/* Its application may have enabled updates since a refusal: try
+	   again, once per back-off period at most. */
+	if (hl->refused &&
+	    hl->refused_at + (uint64_t)h->d.cfg->healer_backoff * 1000u <=
+		    mono_ms())
+		hl->refused = false;
 	if (hl->state == HEAL_STUCK) {
 		/* Re-plan quietly: a new catalogue may have the part. */
 		hl->state = HEAL_WAITING;
 	}
 	if (hl->state == HEAL_WAITING) {
-		if (h->active >= (unsigned)h->d.cfg->healer_max_concurrent) {
+		if (!healstep_may_start(
+			    h->active,
+			    (unsigned)h->d.cfg->healer_max_concurrent)) {
 			log_info("device %s: heal waits: %u devices are "
 				 "healing",
 				 device_id, h->active);
@@ -956,6 +1042,37 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	sweep_run(arg, true);
+}
+
+void
+healer_updates_forced(struct healer *h, const char *device_id, bool forced)
+{
+	struct heal *hl;
+
+	if (h == NULL)
+		return;
+	events_updates_forced_set(h->d.events, device_id, forced);
+	if (!forced || (hl = heal_get(h, device_id)) == NULL || !hl->refused)
+		return;
+	/* Refused before: go on now that the device is told. */
+	log_info("device %s: updates forced: the heal goes on", device_id);
+	hl->refused = false;
+	hl->last = mono_ms();
+	if (hl->state == HEAL_STUCK)
+		hl->state = HEAL_WAITING;
+	if (hl->state == HEAL_WAITING) {
+		if (!healstep_may_start(
+			    h->active,
+			    (unsigned)h->d.cfg->healer_max_concurrent))
+			return; /* heal_promote() starts it */
+		hl->state = HEAL_ACTIVE;
+		h->active++;
+	}
+	hl->plan_due = true;
+	if (h->kick != NULL)
+		event_active(h->kick, EV_TIMEOUT, 0);
+	else
+		heal_plan(h, hl);
 }
 
 json_t *

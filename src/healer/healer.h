@@ -26,6 +26,7 @@
 #ifndef CINDER_HEALER_HEALER_H
 #define CINDER_HEALER_HEALER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -80,6 +81,14 @@ void healer_catalogue_changed(struct healer *h);
  * @return a new reference or NULL
  */
 json_t *healer_state_json(const struct healer *h, const char *device_id);
+
+/**
+ * The device's firmware_updates_forced flag changed (REST): tell the
+ * device (events_updates_forced_set()) and, when forced, resume a heal
+ * the device refused (5.03, updates disabled). NULL-safe.
+ */
+void healer_updates_forced(struct healer *h, const char *device_id,
+			   bool forced);
 
 /** Devices healing now (not counting those waiting). */
 unsigned healer_active(const struct healer *h);

@@ -112,8 +112,15 @@ START_TEST(test_store_migrate_fresh)
 		     "'pending_device_keys', 'webhooks', "
 		     "'webhook_deliveries', 'firmware_images', "
 		     "'product_firmware', 'device_os_versions', "
-		     "'healer_jobs', 'healer_history')",
-		     "14");
+		     "'healer_history')",
+		     "13");
+	/* 0005 dropped the unused healer_jobs and its reference. */
+	assert_value(db,
+		     "SELECT count(*) FROM information_schema.columns "
+		     "WHERE table_schema = 'public' AND (table_name = "
+		     "'healer_jobs' OR (table_name = 'healer_history' AND "
+		     "column_name = 'job_id'))",
+		     "0");
 	/* Constraints hold: a device id must be 24 lowercase hex digits. */
 	char *v = testdb_query_value(
 		db, "SELECT count(*) FROM pg_constraint "
