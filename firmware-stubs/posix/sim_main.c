@@ -37,7 +37,7 @@ sim_usage(FILE *f)
 		   "[--system-version V] [--app-requires V] "
 		   "[--behaviour normal|silent|garbage] "
 		   "[--reconnect|--no-reconnect] [--startup devos|early] "
-		   "[--devos3]\n"
+		   "[--devos3] [--ota-drop-after N[:K]]\n"
 		   "       cinder-sim --help\n"
 		   "\n"
 		   "--startup devos (testapp's default): the app registers its "
@@ -49,7 +49,12 @@ sim_usage(FILE *f)
 		   "--devos3: speak as Device OS 3.0+ (20-byte Hello, describe "
 		   "posted at\n"
 		   "  connect, Goodbye before a reset); default: the 8-byte "
-		   "Hello of 2.x.\n");
+		   "Hello of 2.x.\n"
+		   "--ota-drop-after N[:K]: a fault: close the connection once "
+		   "N chunks of an\n"
+		   "  update have arrived, for the first K updates of each "
+		   "device (default 1),\n"
+		   "  then reconnect; the partial image is dropped.\n");
 }
 
 static void
@@ -283,6 +288,29 @@ parse_u16(const char *v, uint16_t *out)
 	return 0;
 }
 
+/* N[:K], N >= 1, K >= 1 (default 1). */
+static int
+parse_drop(const char *v, uint32_t *n, uint32_t *k)
+{
+	char *end;
+	unsigned long a, b = 1;
+
+	a = strtoul(v, &end, 10);
+	if (end == v || a == 0 || a > 65535)
+		return -1;
+	if (*end == ':') {
+		v = end + 1;
+		b = strtoul(v, &end, 10);
+		if (end == v || b == 0 || b > 1000000)
+			return -1;
+	}
+	if (*end != '\0')
+		return -1;
+	*n = (uint32_t)a;
+	*k = (uint32_t)b;
+	return 0;
+}
+
 static int
 run(int argc, char **argv)
 {
@@ -346,6 +374,10 @@ run(int argc, char **argv)
 			if (parse_u16(v, &o.app_requires) != 0)
 				goto bad;
 			have_req = true;
+		} else if (strcmp(opt, "--ota-drop-after") == 0) {
+			if (parse_drop(v, &o.ota_drop_after,
+				       &o.ota_drop_times) != 0)
+				goto bad;
 		} else if (strcmp(opt, "--startup") == 0) {
 			if (strcmp(v, "devos") == 0)
 				o.setup_early = false;
