@@ -630,11 +630,17 @@ image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
 		hl->retry_due = true;
 		return;
 	}
-	img = ota_image_new(bytes, len);
-	if (hex_to_sha(pi.id, sha) != 0 ||
-	    hmap_put(h->images, sha, sizeof(sha), img, NULL) != 0) {
-		ota_image_unref(img);
+	if (hex_to_sha(pi.id, sha) != 0)
 		return;
+	/* Heals that started together read the same image at once: the
+	   first answer is kept, the others are dropped (putting them over
+	   it leaked the cached copy). */
+	if (hmap_get(h->images, sha, sizeof(sha)) == NULL) {
+		img = ota_image_new(bytes, len);
+		if (hmap_put(h->images, sha, sizeof(sha), img, NULL) != 0) {
+			ota_image_unref(img);
+			return;
+		}
 	}
 	heal_send(h, hl, &pi);
 }
