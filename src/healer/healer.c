@@ -724,9 +724,12 @@ heal_sent(struct healer *h, const struct healer_flash *f,
 		   the device is back (its next Describe, or now if it is
 		   already), without the back-off. */
 		t->next_ms = 0;
-		hl->plan_due = true;
-		if (h->kick != NULL)
-			event_active(h->kick, EV_TIMEOUT, 0);
+		if (h->d.reg != NULL &&
+		    registry_is_online(h->d.reg, hl->device_id)) {
+			hl->plan_due = true;
+			if (h->kick != NULL)
+				event_active(h->kick, EV_TIMEOUT, 0);
+		}
 		log_info("device %s: heal: transfer cut by a disconnect, try "
 			 "%u of %d when the device is back",
 			 hl->device_id, t->fails + 1, h->d.cfg->healer_retries);
