@@ -4,7 +4,8 @@
 # --ota-drop-after closes a device's connection mid-transfer):
 # - a device that drops once during its first system part reconnects
 #   and gets that part again at once (no back-off: healer_backoff is set
-#   far beyond the test's waits), then the second part, and is healed;
+#   far beyond the test's waits), then the second part, and is healed,
+#   with the Hello of Device OS 2.x and of 3.0+;
 # - a device that drops during every transfer is sent the part exactly
 #   healer_retries times, one "failed" history row is written, and its
 #   reconnects start no new transfer;
@@ -104,27 +105,35 @@ exec 3>&-
 note "the heal survives a PostgreSQL restart"
 
 # --- one drop: retried when the device is back, then healed ----------
-ONCE=$(provision once 57a)
-sim_run once "$T_DIR/once" --app testapp --system-version 1000 \
-	--app-requires 1512 --ota-drop-after 4
-wait_for grep -q "^drop $ONCE ota" "$T_DIR/once.out" || fail "once: no drop: $(cat "$T_DIR/once.out")"
-wait_for grep -q "^ota $ONCE installed s/2 1512" "$T_DIR/once.out" ||
-	fail "once: not healed after the drop: $(cat "$T_DIR/once.out")"
-[ "$(grep "^ota $ONCE installed" "$T_DIR/once.out" | cut -d' ' -f4 | tr '\n' ' ')" = "s/1 s/2 " ] ||
-	fail "once: order: $(grep "^ota" "$T_DIR/once.out")"
-[ "$(sim_count once drop)" = 1 ] || fail "once: dropped more than once"
-# Three transfers: s/1 cut, s/1 again, s/2.
-[ "$(grep -c "^ota $ONCE begin" "$T_DIR/once.out")" = 3 ] ||
-	fail "once: transfers: $(grep "^ota" "$T_DIR/once.out")"
-grep -q "^ota $ONCE rejected disconnected" "$T_DIR/once.out" ||
-	fail "once: the partial image was not dropped"
-log_has "device $ONCE: heal: transfer cut by a disconnect, try 2 of 3" ||
-	fail "once: the cut was not logged"
-healed_once() { [ "$(history "$ONCE")" = "healed " ]; }
-wait_for healed_once || fail "once: history: $(history "$ONCE")"
-[ "$(sql "SELECT jsonb_array_length(detail->'parts') FROM healer_history WHERE device_id = '$ONCE'")" = 2 ] ||
-	fail "once: parts: $(sql "SELECT detail FROM healer_history WHERE device_id = '$ONCE'")"
-note "a drop mid-transfer is retried on reconnect and the heal completes"
+# once NAME PREFIX [sim flags]: one device that drops during its first
+# transfer; both Hello generations.
+once() {
+	local n=$1 id
+	id=$(provision "$1" "$2")
+	shift 2
+	sim_run "$n" "$T_DIR/$n" --app testapp --system-version 1000 \
+		--app-requires 1512 --ota-drop-after 4 "$@"
+	wait_for grep -q "^drop $id ota" "$T_DIR/$n.out" || fail "$n: no drop: $(cat "$T_DIR/$n.out")"
+	wait_for grep -q "^ota $id installed s/2 1512" "$T_DIR/$n.out" ||
+		fail "$n: not healed after the drop: $(cat "$T_DIR/$n.out")"
+	[ "$(grep "^ota $id installed" "$T_DIR/$n.out" | cut -d' ' -f4 | tr '\n' ' ')" = "s/1 s/2 " ] ||
+		fail "$n: order: $(grep "^ota" "$T_DIR/$n.out")"
+	[ "$(sim_count "$n" drop)" = 1 ] || fail "$n: dropped more than once"
+	# Three transfers: s/1 cut, s/1 again, s/2.
+	[ "$(grep -c "^ota $id begin" "$T_DIR/$n.out")" = 3 ] ||
+		fail "$n: transfers: $(grep "^ota" "$T_DIR/$n.out")"
+	grep -q "^ota $id rejected disconnected" "$T_DIR/$n.out" ||
+		fail "$n: the partial image was not dropped"
+	log_has "device $id: heal: transfer cut by a disconnect, try 2 of 3" ||
+		fail "$n: the cut was not logged"
+	healed_once() { [ "$(history "$id")" = "healed " ]; }
+	wait_for healed_once || fail "$n: history: $(history "$id")"
+	[ "$(sql "SELECT jsonb_array_length(detail->'parts') FROM healer_history WHERE device_id = '$id'")" = 2 ] ||
+		fail "$n: parts: $(sql "SELECT detail FROM healer_history WHERE device_id = '$id'")"
+}
+once once 57a
+once once3 57e --devos3
+note "a drop mid-transfer is retried on reconnect and the heal completes (both Hello generations)"
 
 # --- drops every time: healer_retries transfers, then it stops -------
 ALWAYS=$(provision always 57b)
