@@ -104,6 +104,8 @@ status_cb(json_t *obj, void *arg)
 		events_status_fill(d->events, obj);
 	if (d->webhooks != NULL)
 		webhook_status_fill(d->webhooks, obj);
+	if (d->healer != NULL)
+		healer_status_fill(d->healer, obj);
 	if (d->stopping)
 		json_object_set_new(obj, "stopping", json_true());
 }

@@ -35,11 +35,13 @@ struct sim_opts {
 	uint16_t system_version;  /* system part module version */
 	uint16_t app_requires;	  /* user part's need on s/2 */
 	enum sim_behaviour behaviour;
-	bool reconnect;	  /* reconnect after a close */
-	bool setup_early; /* register the app before connecting; else as
-			     Device OS does: setup() after the cloud
-			     connection is up (and after every reboot) */
-	bool devos3;	  /* speak as Device OS 3.0+ (fw_app_config) */
+	bool reconnect;		 /* reconnect after a close */
+	bool setup_early;	 /* register the app before connecting; else as
+				    Device OS does: setup() after the cloud
+				    connection is up (and after every reboot) */
+	bool devos3;		 /* speak as Device OS 3.0+ (fw_app_config) */
+	uint32_t ota_drop_after; /* close after N OTA chunks; 0 = never */
+	uint32_t ota_drop_times; /* ... for the first K transfers */
 	/* --updates-disabled: the app disabled updates; UpdateBegin gets
 	   5.03 unless the cloud sent particle/device/updates/forced */
 	bool updates_disabled;

@@ -37,7 +37,7 @@ sim_usage(FILE *f)
 		   "[--system-version V] [--app-requires V] "
 		   "[--behaviour normal|silent|garbage] "
 		   "[--reconnect|--no-reconnect] [--startup devos|early] "
-		   "[--devos3] [--updates-disabled]\n"
+		   "[--devos3] [--updates-disabled] [--ota-drop-after N[:K]]\n"
 		   "       cinder-sim --help\n"
 		   "\n"
 		   "--startup devos (testapp's default): the app registers its "
@@ -53,7 +53,12 @@ sim_usage(FILE *f)
 		   "--updates-disabled: the app disabled updates; UpdateBegin "
 		   "is refused\n"
 		   "  (5.03) unless the cloud forced updates "
-		   "(particle/device/updates/forced).\n");
+		   "(particle/device/updates/forced).\n"
+		   "--ota-drop-after N[:K]: a fault: close the connection once "
+		   "N chunks of an\n"
+		   "  update have arrived, for the first K updates of each "
+		   "device (default 1),\n"
+		   "  then reconnect; the partial image is dropped.\n");
 }
 
 static void
@@ -287,6 +292,29 @@ parse_u16(const char *v, uint16_t *out)
 	return 0;
 }
 
+/* N[:K], N >= 1, K >= 1 (default 1). */
+static int
+parse_drop(const char *v, uint32_t *n, uint32_t *k)
+{
+	char *end;
+	unsigned long a, b = 1;
+
+	a = strtoul(v, &end, 10);
+	if (end == v || a == 0 || a > 65535)
+		return -1;
+	if (*end == ':') {
+		v = end + 1;
+		b = strtoul(v, &end, 10);
+		if (end == v || b == 0 || b > 1000000)
+			return -1;
+	}
+	if (*end != '\0')
+		return -1;
+	*n = (uint32_t)a;
+	*k = (uint32_t)b;
+	return 0;
+}
+
 static int
 run(int argc, char **argv)
 {
@@ -354,6 +382,10 @@ run(int argc, char **argv)
 			if (parse_u16(v, &o.app_requires) != 0)
 				goto bad;
 			have_req = true;
+		} else if (strcmp(opt, "--ota-drop-after") == 0) {
+			if (parse_drop(v, &o.ota_drop_after,
+				       &o.ota_drop_times) != 0)
+				goto bad;
 		} else if (strcmp(opt, "--startup") == 0) {
 			if (strcmp(v, "devos") == 0)
 				o.setup_early = false;

@@ -69,6 +69,8 @@ struct sim_dev {
 	unsigned describes_at_ready; /* Describes answered by then */
 	unsigned describes_said;     /* Describes reported on stdout */
 	uint8_t *flash;		     /* OTA area, allocated on first use */
+	uint32_t ota_chunks;	     /* chunks stored since UpdateBegin */
+	uint32_t ota_drops;	     /* --ota-drop-after faults done */
 	struct fifo_link tick, pub_tick;
 	struct sim_dev *again_next;
 	struct sim_appstate st;
@@ -292,6 +294,7 @@ p_flash_erase(void *ctx, uint32_t off, size_t len)
 	if (d->flash == NULL && (d->flash = malloc(FLASH_SIZE)) == NULL)
 		return FW_ERR_IO;
 	memset(d->flash + off, 0xff, len);
+	d->ota_chunks = 0; /* UpdateBegin: a new transfer */
 	return 0;
 }
 
@@ -303,6 +306,7 @@ p_flash_write(void *ctx, uint32_t off, const uint8_t *buf, size_t len)
 	if (d->flash == NULL || off > FLASH_SIZE || len > FLASH_SIZE - off)
 		return FW_ERR_INVAL;
 	memcpy(d->flash + off, buf, len);
+	d->ota_chunks++;
 	return 0;
 }
 
@@ -535,6 +539,17 @@ setup_due(const struct sim_dev *d, uint32_t now)
 	       (int32_t)(now - d->ready_at) >= SETUP_WAIT_MS;
 }
 
+/* --ota-drop-after: the link goes down mid-transfer (the library drops
+   the partial image when the next session is up). */
+static bool
+ota_drop_due(const struct sim_dev *d)
+{
+	const struct sim_opts *o = d->sim->o;
+
+	return o->ota_drop_after != 0 && d->ota_drops < o->ota_drop_times &&
+	       d->app.ota.active && d->ota_chunks >= o->ota_drop_after;
+}
+
 static void
 step_dev(struct sim_dev *d, uint32_t now)
 {
@@ -545,6 +560,12 @@ step_dev(struct sim_dev *d, uint32_t now)
 		return;
 	d->rx_more = false;
 	(void)fw_app_step(&d->app, now);
+	if (ota_drop_due(d)) {
+		d->ota_drops++;
+		sim_out("drop %s ota %u", d->id, (unsigned)d->ota_chunks);
+		d->ota_chunks = 0; /* this transfer is over */
+		fw_device_reconnect(&d->app.dev, now, FW_ERR_IO);
+	}
 	if (was_conn && d->app.dev.state == FW_DEVICE_IDLE)
 		after_close(d);
 	if (d->app.dev.describes != d->describes_said) {
@@ -709,6 +730,15 @@ control(struct sim *s, char *line)
 		fw_device_stop(&d->app.dev);
 		d->app.dev.last_err = 0;
 		after_close(d);
+	} else if (strcmp(argv[0], "start") == 0 && argc >= 2) {
+		/* a stopped device (stop, --no-reconnect) connects again */
+		struct sim_dev *d = find_dev(s, argv[1]);
+
+		if (d == NULL || !d->stopped)
+			return;
+		d->stopped = false;
+		fw_device_start(&d->app.dev, now_ms(s));
+		step_dev(d, now_ms(s));
 	} else {
 		sim_out("error - unknown command %s", argv[0]);
 	}

@@ -104,6 +104,7 @@ struct healer {
 	struct event *sweep;
 	struct event *kick; /* plans outside the registry's callbacks */
 	unsigned active;
+	unsigned peak; /* most heals active at once */
 	uint64_t seq;
 	uint64_t cat_gen_ms; /* catalogue changed at (monotonic) */
 };
@@ -233,6 +234,41 @@ unsigned
 healer_active(const struct healer *h)
 {
 	return h->active;
+}
+
+static int
+count_waiting(const void *k, size_t len, void *v, void *arg)
+{
+	const struct heal *hl = v;
+
+	(void)k;
+	(void)len;
+	if (hl->state == HEAL_WAITING)
+		++*(unsigned *)arg;
+	return 0;
+}
+
+void
+healer_status_fill(struct healer *h, json_t *obj)
+{
+	unsigned waiting = 0;
+
+	hmap_foreach(h->heals, count_waiting, &waiting);
+	json_object_set_new(
+		obj, "healer",
+		json_pack("{s:I, s:I, s:I, s:I}", "active",
+			  (json_int_t)h->active, "peak", (json_int_t)h->peak,
+			  "waiting", (json_int_t)waiting, "max_concurrent",
+			  (json_int_t)h->d.cfg->healer_max_concurrent));
+}
+
+/* A heal takes a slot under healer_max_concurrent. */
+static void
+heal_activate(struct healer *h, struct heal *hl)
+{
+	hl->state = HEAL_ACTIVE;
+	if (++h->active > h->peak)
+		h->peak = h->active;
 }
 
 static void
@@ -451,8 +487,7 @@ heal_promote(struct healer *h)
 	hmap_foreach(h->heals, find_oldest, &o);
 	if (o.hl == NULL)
 		return;
-	o.hl->state = HEAL_ACTIVE;
-	h->active++;
+	heal_activate(h, o.hl);
 	o.hl->plan_due = true;
 	if (h->kick != NULL)
 		event_active(h->kick, EV_TIMEOUT, 0);
@@ -567,6 +602,43 @@ heal_try_for(struct heal *hl, const char *id)
 static void heal_send(struct healer *h, struct heal *hl,
 		      const struct planner_image *img);
 
+/*
+ * A module failed healer_retries times: record the failure once and
+ * hold the device as stuck (its slot freed) instead of ending the heal,
+ * so that its next Describe (a reconnect) does not start the count
+ * again. A heal with no news for HEALER_IDLE_MS ends, and the next one
+ * starts afresh.
+ */
+static void
+heal_give_up(struct healer *h, struct heal *hl, const struct planner_image *pi,
+	     const struct heal_try *t, const char *reason)
+{
+	char why[80]; /* "system_part 2 version 1512 failed 3 times" */
+	int n;
+
+	/* "... failed N times" is what was reported; the reason after it
+	   is the last failure's. */
+	n = snprintf(why, sizeof(why), "%s %u version %u failed %u times",
+		     module_func_name(pi->func), pi->index, pi->version,
+		     t->t.fails);
+	if (n < 0 || (size_t)n >= sizeof(why) ||
+	    strncmp(hl->stuck, why, (size_t)n) != 0) {
+		snprintf(hl->stuck, sizeof(hl->stuck), "%s: %s", why, reason);
+		heal_record(h, hl, "failed", hl->before, hl->stuck);
+	} else {
+		log_info("device %s: heal: not sending %s %u version %u "
+			 "again (%u tries failed)",
+			 hl->device_id, module_func_name(pi->func), pi->index,
+			 pi->version, t->t.fails);
+	}
+	if (hl->state == HEAL_ACTIVE) {
+		h->active--;
+		hl->state = HEAL_STUCK;
+		heal_promote(h);
+	}
+	hl->state = HEAL_STUCK;
+}
+
 static int
 hex_to_sha(const char *hex, uint8_t out[32])
 {
@@ -604,11 +676,17 @@ image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
 		hl->retry_due = true;
 		return;
 	}
-	img = ota_image_new(bytes, len);
-	if (hex_to_sha(pi.id, sha) != 0 ||
-	    hmap_put(h->images, sha, sizeof(sha), img, NULL) != 0) {
-		ota_image_unref(img);
+	if (hex_to_sha(pi.id, sha) != 0)
 		return;
+	/* Heals that started together read the same image at once: the
+	   first answer is kept, the others are dropped (putting them over
+	   it leaked the cached copy). */
+	if (hmap_get(h->images, sha, sizeof(sha)) == NULL) {
+		img = ota_image_new(bytes, len);
+		if (hmap_put(h->images, sha, sizeof(sha), img, NULL) != 0) {
+			ota_image_unref(img);
+			return;
+		}
 	}
 	heal_send(h, hl, &pi);
 }
@@ -629,8 +707,10 @@ heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
 	if (img == NULL) {
 		op = op_new(h, hl);
 		op->img = *pi;
-		if (fwstore_image_fetch(h->d.store, sha, image_fetched, op) !=
-		    0) {
+		if ((rc = fwstore_image_fetch(h->d.store, sha, image_fetched,
+					      op)) != 0) {
+			log_info("device %s: heal: image %s not read: %s",
+				 hl->device_id, pi->id, err_str(rc));
 			op_end(op);
 			hl->retry_due = true;
 			return;
@@ -695,14 +775,25 @@ heal_sent(struct healer *h, const struct healer_flash *f,
 	}
 	t = heal_try_for(hl, f->img.id);
 	if (healstep_failed(&t->t, (unsigned)h->d.cfg->healer_retries,
-			    (unsigned)h->d.cfg->healer_backoff, mono_ms())) {
-		char why[PLANNER_REASONLEN];
-
-		snprintf(why, sizeof(why),
-			 "%s %u version %u failed %u times: %s",
-			 module_func_name(f->img.func), f->img.index,
-			 f->img.version, t->t.fails, ota_fail_str(r->reason));
-		heal_end(h, hl, "failed", hl->before, why);
+			    (unsigned)h->d.cfg->healer_backoff, mono_ms(),
+			    r->reason == OTA_FAIL_DISCONNECTED)) {
+		heal_give_up(h, hl, &f->img, t, ota_fail_str(r->reason));
+		return;
+	}
+	if (r->reason == OTA_FAIL_DISCONNECTED) {
+		/* The link went, not the transfer: send again as soon as
+		   the device is back (its next Describe, or now if it is
+		   already), without the back-off. */
+		if (h->d.reg != NULL &&
+		    registry_is_online(h->d.reg, hl->device_id)) {
+			hl->plan_due = true;
+			if (h->kick != NULL)
+				event_active(h->kick, EV_TIMEOUT, 0);
+		}
+		log_info("device %s: heal: transfer cut by a disconnect, try "
+			 "%u of %d when the device is back",
+			 hl->device_id, t->t.fails + 1,
+			 h->d.cfg->healer_retries);
 		return;
 	}
 	hl->retry_due = true;
@@ -758,7 +849,7 @@ heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
 				   : NULL);
 		return;
 	case HEALSTEP_GIVE_UP:
-		heal_end(h, hl, "failed", hl->before, out.reason);
+		heal_give_up(h, hl, res.image, t, "gave up");
 		return;
 	case HEALSTEP_WAIT:
 		hl->retry_due = true;
@@ -950,8 +1041,7 @@ healer_on_describe(const char *device_id, int64_t owner_id,
 				 device_id, h->active);
 			return;
 		}
-		hl->state = HEAL_ACTIVE;
-		h->active++;
+		heal_activate(h, hl);
 	}
 	/* Not from inside the session's input handling: on the next turn
 	   of the loop. */

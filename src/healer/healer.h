@@ -93,4 +93,11 @@ void healer_updates_forced(struct healer *h, const char *device_id,
 /** Devices healing now (not counting those waiting). */
 unsigned healer_active(const struct healer *h);
 
+/**
+ * Add "healer": {"active", "peak", "waiting", "max_concurrent"} to a
+ * status object (GET /v1/ping): heals running now, the most that ever
+ * ran at once, heals waiting for a slot, and the cap.
+ */
+void healer_status_fill(struct healer *h, json_t *obj);
+
 #endif

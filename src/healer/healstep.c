@@ -93,13 +93,17 @@ healstep_decide(const struct healstep_in *in, struct healstep_out *out)
 
 bool
 healstep_failed(struct healstep_try *t, unsigned retries, unsigned backoff_s,
-		uint64_t now_ms)
+		uint64_t now_ms, bool disconnected)
 {
 	unsigned shift;
 
 	t->fails++;
 	if (t->fails >= retries)
 		return true;
+	if (disconnected) {
+		t->next_ms = 0;
+		return false;
+	}
 	shift = t->fails - 1 < HEALSTEP_SHIFT_MAX ? t->fails - 1
 						  : HEALSTEP_SHIFT_MAX;
 	t->next_ms = now_ms + ((uint64_t)backoff_s * 1000u << shift);

@@ -27,7 +27,8 @@ enum healstep_action {
 	HEALSTEP_STUCK,	   /* cannot go on (missing or blocked part,
 			      updates disabled, a downgrade): wait for
 			      news; out->report says whether to tell */
-	HEALSTEP_GIVE_UP,  /* end the heal as failed (out->reason) */
+	HEALSTEP_GIVE_UP,  /* the image's sends are used up: record one
+			      "failed" and stop sending (out->reason) */
 };
 
 /** What the healer remembers about sending one image. */
@@ -77,11 +78,13 @@ bool healstep_may_start(unsigned active, unsigned cap);
 /**
  * Record a failed send of an image in t (fails counted, next_ms set to
  * now + backoff_s seconds doubled per earlier failure, at most
- * 2^HEALSTEP_SHIFT_MAX times).
+ * 2^HEALSTEP_SHIFT_MAX times). A transfer cut by a disconnect counts as
+ * a failure but has no back-off: the image goes again as soon as the
+ * device is back (next_ms = 0).
  * @return true when that was the last allowed send: give up
  */
 bool healstep_failed(struct healstep_try *t, unsigned retries,
-		     unsigned backoff_s, uint64_t now_ms);
+		     unsigned backoff_s, uint64_t now_ms, bool disconnected);
 
 /** "done", "send", "wait", "queue", "stuck", "give up" */
 const char *healstep_action_str(enum healstep_action a);

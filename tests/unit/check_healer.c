@@ -180,24 +180,40 @@ START_TEST(test_failed_backoff)
 	struct healstep_try t = {0, 0};
 	unsigned i;
 
-	ck_assert(!healstep_failed(&t, 4, 10, 1000));
+	ck_assert(!healstep_failed(&t, 4, 10, 1000, false));
 	ck_assert_uint_eq(t.fails, 1);
 	ck_assert_uint_eq(t.next_ms, 1000 + 10000);
-	ck_assert(!healstep_failed(&t, 4, 10, 2000));
+	ck_assert(!healstep_failed(&t, 4, 10, 2000, false));
 	ck_assert_uint_eq(t.next_ms, 2000 + 20000);
-	ck_assert(!healstep_failed(&t, 4, 10, 3000));
+	ck_assert(!healstep_failed(&t, 4, 10, 3000, false));
 	ck_assert_uint_eq(t.next_ms, 3000 + 40000);
-	ck_assert(healstep_failed(&t, 4, 10, 4000));
+	ck_assert(healstep_failed(&t, 4, 10, 4000, false));
 	ck_assert_uint_eq(t.fails, 4);
 
 	memset(&t, 0, sizeof(t));
 	for (i = 0; i < 30; i++)
-		ck_assert(!healstep_failed(&t, 100, 1, 0));
+		ck_assert(!healstep_failed(&t, 100, 1, 0, false));
 	ck_assert_uint_eq(t.next_ms, 1000u << HEALSTEP_SHIFT_MAX);
 
 	/* one allowed send: the first failure ends it */
 	memset(&t, 0, sizeof(t));
-	ck_assert(healstep_failed(&t, 1, 10, 0));
+	ck_assert(healstep_failed(&t, 1, 10, 0, false));
+}
+END_TEST
+
+/* A transfer cut by a disconnect counts against the retries but has no
+   back-off, even after a failure that had one. */
+START_TEST(test_failed_disconnected)
+{
+	struct healstep_try t = {0, 0};
+
+	ck_assert(!healstep_failed(&t, 3, 10, 1000, false));
+	ck_assert_uint_eq(t.next_ms, 11000);
+	ck_assert(!healstep_failed(&t, 3, 10, 2000, true));
+	ck_assert_uint_eq(t.fails, 2);
+	ck_assert_uint_eq(t.next_ms, 0);
+	ck_assert(healstep_failed(&t, 3, 10, 3000, true));
+	ck_assert_uint_eq(t.fails, 3);
 }
 END_TEST
 
@@ -218,7 +234,7 @@ START_TEST(test_failed_then_decide)
 	in.cap = 1;
 	in.retries = 2;
 	in.reported = "";
-	ck_assert(!healstep_failed(&t, 2, 5, 100));
+	ck_assert(!healstep_failed(&t, 2, 5, 100, false));
 	in.now_ms = 200;
 	healstep_decide(&in, &out);
 	ck_assert_int_eq(out.action, HEALSTEP_WAIT);
@@ -226,7 +242,7 @@ START_TEST(test_failed_then_decide)
 	in.now_ms = 5100;
 	healstep_decide(&in, &out);
 	ck_assert_int_eq(out.action, HEALSTEP_SEND);
-	ck_assert(healstep_failed(&t, 2, 5, 6000));
+	ck_assert(healstep_failed(&t, 2, 5, 6000, false));
 	healstep_decide(&in, &out);
 	ck_assert_int_eq(out.action, HEALSTEP_GIVE_UP);
 }
@@ -249,6 +265,7 @@ healer_suite(void)
 
 	tcase_add_loop_test(tc, test_table, 0, (int)NCASES);
 	tcase_add_test(tc, test_failed_backoff);
+	tcase_add_test(tc, test_failed_disconnected);
 	tcase_add_test(tc, test_failed_then_decide);
 	tcase_add_test(tc, test_may_start);
 	suite_add_tcase(s, tc);

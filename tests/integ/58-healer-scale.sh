@@ -1,0 +1,72 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# 200 cinder-sim devices (one process) on system 1000 whose app needs
+# 1512 connect at once and all heal (two small system parts each, a
+# reboot between them) under healer_max_concurrent 25: the daemon's own
+# high-water mark of heals at once (GET /v1/ping "healer": "peak") is 25,
+# never more, it is never seen above the cap while the heals run, some
+# devices waited their turn, and every device ends healed with one
+# history row (HEAL_SCALE_N overrides the count for manual runs).
+set -u
+. "$(dirname "$0")/lib.sh"
+integ_init
+SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
+[ -x "$SIM" ] || fail "no $SIM"
+N=${HEAL_SCALE_N:-200}
+CAP=25
+echo "healer_max_concurrent $CAP" >>"$T_DIR/cinder.conf"
+mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
+# hf FIELD: a field of the last GET /v1/ping's "healer" object.
+hf() { json_get "$HTTP_BODY" "[\"healer\"][\"$1\"]"; }
+
+cinderd_cmd migrate >/dev/null || fail "migrate"
+printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
+# 1 KB parts: two chunks each, the test is about concurrency.
+mk -o "$T_DIR/s1.bin" --platform 3 --function system_part --index 1 \
+	--version 1512 --dep bootloader:0:400 --seed 31
+mk -o "$T_DIR/s2.bin" --platform 3 --function system_part --index 2 \
+	--version 1512 --dep system_part:1:1512 --dep bootloader:0:400 --seed 32
+cinderd_cmd firmware import "$T_DIR/s1.bin" "$T_DIR/s2.bin" --release 1.5.2 \
+	>/dev/null || fail "import"
+"$SIM" provision --count "$N" --dir "$T_DIR/sim" --cinderd "$CINDERD" \
+	--config "$T_DIR/cinder.conf" --owner alice@example.com --prefix 58 \
+	>/dev/null || fail "provision"
+start_cinderd
+http GET /v1/ping
+[ "$(hf peak)" = 0 ] || fail "peak before any heal: $HTTP_BODY"
+[ "$(hf max_concurrent)" = $CAP ] || fail "cap not reported: $HTTP_BODY"
+
+start=$(date +%s)
+sim_run sim "$T_DIR/sim" --app testapp --system-version 1000 --app-requires 1512
+# While they heal, nobody sees more than the cap at once.
+over=""
+all_installed() {
+	local a
+	http GET /v1/ping
+	a=$(hf active)
+	[ "$a" -le $CAP ] || over="$over $a"
+	[ "$(grep -c ' installed s/2 1512$' "$T_DIR/sim.out")" -ge "$N" ]
+}
+WAIT_S=50 wait_for all_installed ||
+	fail "only $(grep -c ' installed s/2 1512$' "$T_DIR/sim.out") of $N healed; ping: $HTTP_BODY"
+[ -z "$over" ] || fail "more than $CAP heals at once:$over"
+all_rows() { [ "$(sql "SELECT count(*) FROM healer_history WHERE event = 'healed'")" = "$N" ]; }
+WAIT_S=30 wait_for all_rows ||
+	fail "history: $(sql "SELECT event, count(*) FROM healer_history GROUP BY 1")"
+note "$N devices healed in $(( $(date +%s) - start )) s under a cap of $CAP"
+[ "$(sql "SELECT count(*) FROM healer_history")" = "$N" ] ||
+	fail "extra history rows: $(sql "SELECT event, count(*) FROM healer_history GROUP BY 1")"
+[ "$(sql "SELECT count(DISTINCT device_id) FROM healer_history WHERE jsonb_array_length(detail->'parts') = 2")" = "$N" ] ||
+	fail "not two parts each"
+# Each device got each part once: no transfer was repeated.
+[ "$(grep -c ' begin ' "$T_DIR/sim.out")" = $((2 * N)) ] ||
+	fail "transfers: $(grep -c ' begin ' "$T_DIR/sim.out"), want $((2 * N))"
+idle() { http GET /v1/ping; [ "$(hf active)" = 0 ] && [ "$(hf waiting)" = 0 ]; }
+wait_for idle || fail "heals left: $HTTP_BODY"
+peak=$(hf peak)
+[ "$peak" -le $CAP ] || fail "peak $peak over the cap $CAP"
+[ "$peak" = $CAP ] || fail "peak $peak: the cap was never reached"
+log_has "heal waits: $CAP devices are healing" || fail "no device waited for a slot"
+note "peak $peak heals at once"
+kill -TERM "$SIM_PID_sim"
+stop_cinderd
