@@ -7,7 +7,8 @@
 # another user's device is a 404; a good application image is stored,
 # installed on a cinder-sim device, which resets and reconnects running
 # it (its describe carries the new app hash); spark/flash/status
-# started and success reach the owner's event stream.
+# started and success reach the owner's event stream. An administrator
+# may flash any device (the owner check lets it through).
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
@@ -29,11 +30,15 @@ mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*";
 cinderd_cmd migrate >/dev/null || fail "migrate"
 printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add alice"
 printf 'bobpass1234\n' | cinderd_cmd user add bob@example.com >/dev/null || fail "user add bob"
+printf 'rootpass123\n' | cinderd_cmd user add root@example.com --admin >/dev/null ||
+	fail "user add root"
 start_cinderd
 ALICE=$(login alice@example.com alicepass123)
 BOB=$(login bob@example.com bobpass1234)
 A=(-H "Authorization: Bearer $ALICE")
 B=(-H "Authorization: Bearer $BOB")
+ROOT=$(login root@example.com rootpass123)
+R=(-H "Authorization: Bearer $ROOT")
 
 "$SIM" provision --count 2 --dir "$T_DIR/sim" --cinderd "$CINDERD" \
 	--config "$T_DIR/cinder.conf" --owner alice@example.com --prefix 5f >/dev/null || fail "provision"
@@ -88,6 +93,15 @@ expect 404 "unknown device"
 http PUT "/v1/devices/$OFF" "${A[@]}" -F "file=@$APP"
 expect 400 "offline device"
 [ "$(field '["code"]')" = offline ] || fail "offline: $HTTP_BODY"
+# An administrator is not the owner but gets past the owner check: the
+# same answers as alice, not bob's 404.
+http PUT "/v1/devices/$OFF" "${R[@]}" -F "file=@$APP"
+expect 400 "admin flashes alice's offline device"
+[ "$(field '["code"]')" = offline ] || fail "admin offline: $HTTP_BODY"
+flash "$T_DIR/photon.bin" "${R[@]}"
+expect 400 "admin flashes a photon binary to alice's device"
+[ "$(field '["code"]')" = wrong_platform ] || fail "admin wrong platform: $HTTP_BODY"
+[ "$(sim_count sim ota)" = 0 ] || fail "a refused admin flash reached the device"
 # Rename still works on the same route (form and JSON).
 http PUT "/v1/devices/$D" "${A[@]}" -d name=flashee
 expect 200 "rename by form"
