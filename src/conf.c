@@ -111,6 +111,8 @@ static const struct key_def keys[] = {
 	 "failed sends of one module to one device before giving up"},
 	{"healer_backoff", KEY_INT, OFF(healer_backoff), "10", 1, 3600,
 	 "seconds before a failed module is sent again (doubles per try)"},
+	{"healer_prerelease", KEY_INT, OFF(healer_prerelease), "0", 0, 1,
+	 "1: the healer may send modules found only in -rc releases"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

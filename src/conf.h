@@ -50,6 +50,7 @@ struct conf {
 	int healer_max_concurrent; /* devices healing at once */
 	int healer_retries;	   /* failed sends per (device, module) */
 	int healer_backoff;	   /* seconds before a resend, doubling */
+	int healer_prerelease;	   /* 1: may send images only in -rc releases */
 	char *config_file;	   /* path it was loaded from, or NULL */
 };
 

@@ -808,6 +808,8 @@ heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
 	    size_t n)
 {
 	struct describe *d = NULL;
+	struct planner_opts opts = {.allow_prerelease =
+					    h->d.cfg->healer_prerelease != 0};
 	struct planner_result res;
 	struct healstep_in in;
 	struct healstep_out out;
@@ -820,7 +822,7 @@ heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
 			 hl->device_id, err);
 		return;
 	}
-	planner_next(d, hl->platform, cat, n, NULL, &res);
+	planner_next(d, hl->platform, cat, n, &opts, &res);
 	describe_free(d);
 	log_info("device %s: heal plan (%zu catalogue images): %s: %s",
 		 hl->device_id, n, planner_status_str(res.status), res.reason);
