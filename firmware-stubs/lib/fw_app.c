@@ -755,6 +755,7 @@ post_connect(struct fw_app *a)
 		case FW_SEQ_MAX_BINARY:
 			if (a->devos3)
 				break; /* said in the extended Hello */
+			len = 0;
 			(void)fw_buf_putu(num, sizeof(num), &len,
 					  a->dev.port->flash_size);
 			r = fw_app_publish(a, "spark/hardware/max_binary", num,
@@ -763,8 +764,11 @@ post_connect(struct fw_app *a)
 		case FW_SEQ_CHUNK_SIZE:
 			if (a->devos3)
 				break;
+			len = 0;
+			(void)fw_buf_putu(num, sizeof(num), &len,
+					  fw_device_chunk_size(&a->dev));
 			r = fw_app_publish(a, "spark/hardware/ota_chunk_size",
-					   "512", 60, FW_PUBLISH_PRIVATE);
+					   num, 60, FW_PUBLISH_PRIVATE);
 			break;
 		case FW_SEQ_SAFEMODE:
 			if (!a->safe_mode)

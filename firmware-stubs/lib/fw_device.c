@@ -119,6 +119,13 @@ fw_device_is_ready(const struct fw_device *d)
 }
 
 uint16_t
+fw_device_chunk_size(const struct fw_device *d)
+{
+	return d->cfg.ota_chunk_size != 0 ? d->cfg.ota_chunk_size
+					  : PCOAP_CHUNK_SIZE_DEFAULT;
+}
+
+uint16_t
 fw_device_next_mid(struct fw_device *d)
 {
 	return ++d->mid;
@@ -363,7 +370,7 @@ send_hello(struct fw_device *d)
 		h.system_version = d->cfg.system_version;
 		h.max_message_size = PCOAP_DEVICE_RX_MAX;
 		h.max_binary_size = d->cfg.max_binary;
-		h.ota_chunk_size = PCOAP_CHUNK_SIZE_DEFAULT;
+		h.ota_chunk_size = fw_device_chunk_size(d);
 	}
 	if ((r = tx_reserve(d, &plain, &cap)) != 0)
 		return r;
@@ -480,7 +487,8 @@ fw_device_goodbye(struct fw_device *d, uint32_t reset_reason)
 static int
 session_ready(struct fw_device *d, uint32_t now)
 {
-	static const uint8_t chunk[] = "512";
+	char chunk[8];
+	size_t len = 0;
 	int r;
 
 	d->state = FW_DEVICE_READY;
@@ -490,8 +498,9 @@ session_ready(struct fw_device *d, uint32_t now)
 		d->cfg.on_ready(d, d->cfg.cb_arg);
 		return 0;
 	}
+	(void)fw_buf_putu(chunk, sizeof(chunk), &len, fw_device_chunk_size(d));
 	if ((r = fw_device_publish(d, "spark/hardware/ota_chunk_size", true,
-				   chunk, sizeof(chunk) - 1)) != 0)
+				   (const uint8_t *)chunk, len)) != 0)
 		return r;
 	return fw_device_request_time(d);
 }

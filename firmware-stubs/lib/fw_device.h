@@ -89,6 +89,9 @@ struct fw_device_config {
 	uint16_t system_version;	 /* extended Hello: system module
 					    version */
 	uint32_t max_binary;		 /* extended Hello: largest image */
+	uint16_t ota_chunk_size;	 /* extended Hello and
+					    spark/hardware/ota_chunk_size;
+					    0 = 512 */
 	const char *describe;		 /* Describe JSON (borrowed for the
 					    device's lifetime); NULL = empty */
 	fw_device_message_cb on_message; /* may be NULL */
@@ -167,6 +170,11 @@ int fw_device_step(struct fw_device *d, uint32_t now);
  * Whether the session is established (server Hello received).
  */
 bool fw_device_is_ready(const struct fw_device *d);
+
+/**
+ * The OTA chunk size the device announces (cfg.ota_chunk_size, or 512).
+ */
+uint16_t fw_device_chunk_size(const struct fw_device *d);
 
 /**
  * Next CoAP message ID (the counter starts from the handshake salt).

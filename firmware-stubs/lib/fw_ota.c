@@ -90,7 +90,7 @@ update_begin(struct fw_app *a, const struct pcoap_msg *m)
 	struct fw_app_ota *o = &a->ota;
 	uint32_t chunks;
 	uint8_t tok;
-	char size[12];
+	char size[24];
 	size_t n, len = 0;
 	int r;
 
@@ -134,7 +134,10 @@ update_begin(struct fw_app *a, const struct pcoap_msg *m)
 				     o->fast ? 1 : 0);
 	if ((r = queue(a, r, n, true)) != 0)
 		return r;
+	/* "file size/chunk size" */
 	(void)fw_buf_putu(size, sizeof(size), &len, ub.file_size);
+	(void)fw_buf_put(size, sizeof(size), &len, "/", 1);
+	(void)fw_buf_putu(size, sizeof(size), &len, ub.chunk_size);
 	note(a, FW_NOTE_OTA_BEGIN, o->fast ? "fast" : "normal", size);
 	return 0;
 }

@@ -37,7 +37,8 @@ sim_usage(FILE *f)
 		   "[--system-version V] [--app-requires V] "
 		   "[--behaviour normal|silent|garbage] "
 		   "[--reconnect|--no-reconnect] [--startup devos|early] "
-		   "[--devos3] [--updates-disabled] [--ota-drop-after N[:K]]\n"
+		   "[--devos3] [--updates-disabled] [--ota-drop-after N[:K]] "
+		   "[--ota-chunk-size N]\n"
 		   "       cinder-sim --help\n"
 		   "\n"
 		   "--startup devos (testapp's default): the app registers its "
@@ -58,7 +59,11 @@ sim_usage(FILE *f)
 		   "N chunks of an\n"
 		   "  update have arrived, for the first K updates of each "
 		   "device (default 1),\n"
-		   "  then reconnect; the partial image is dropped.\n");
+		   "  then reconnect; the partial image is dropped.\n"
+		   "--ota-chunk-size N: the OTA chunk size the device "
+		   "announces (extended\n"
+		   "  Hello, or spark/hardware/ota_chunk_size), 64-751; "
+		   "default 512.\n");
 }
 
 static void
@@ -382,6 +387,10 @@ run(int argc, char **argv)
 			if (parse_u16(v, &o.app_requires) != 0)
 				goto bad;
 			have_req = true;
+		} else if (strcmp(opt, "--ota-chunk-size") == 0) {
+			if (parse_u16(v, &o.ota_chunk_size) != 0 ||
+			    o.ota_chunk_size < 64 || o.ota_chunk_size > 751)
+				goto bad;
 		} else if (strcmp(opt, "--ota-drop-after") == 0) {
 			if (parse_drop(v, &o.ota_drop_after,
 				       &o.ota_drop_times) != 0)

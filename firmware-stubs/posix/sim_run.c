@@ -888,6 +888,7 @@ init_dev(struct sim *s, struct sim_dev *d, const char *id)
 	cfg.updates_enabled = !o->updates_disabled;
 	cfg.fast_ota = true;
 	cfg.devos3 = o->devos3;
+	cfg.dev.ota_chunk_size = o->ota_chunk_size;
 	cfg.notify = on_note;
 	cfg.notify_arg = d;
 

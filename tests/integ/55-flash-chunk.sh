@@ -1,0 +1,48 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The OTA chunk size comes from the device (protocol.md §2.4, §5.2):
+# - a Device OS 2.x device (8-byte Hello) says it with the event
+#   spark/hardware/ota_chunk_size;
+# - a Device OS 3.0+ device (--devos3) says it in its extended Hello;
+# and the UpdateBegin of a flash uses it (the simulator prints the file
+# and chunk size it received: "ota ID begin fast 4096/256"). A device
+# announcing the usual 512 gets 512. The image installs in every case.
+set -u
+. "$(dirname "$0")/lib.sh"
+integ_init
+SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
+[ -x "$SIM" ] || fail "no $SIM"
+
+cinderd_cmd migrate >/dev/null || fail "migrate"
+printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
+start_cinderd
+http POST /oauth/token -u particle:particle -d grant_type=password \
+	-d username=alice@example.com -d password=alicepass123
+[ "$HTTP_STATUS" = 200 ] || fail "login: $HTTP_BODY"
+A=(-H "Authorization: Bearer $(json_get "$HTTP_BODY" '["access_token"]')")
+"$CINDERD" firmware make-module -o "$T_DIR/app.bin" --platform 3 \
+	--function user_part --index 1 --version 6 --dep system_part:2:1512 \
+	--size 4096 --seed 9 >/dev/null || fail "make-module"
+
+# check NAME PREFIX CHUNK [sim flags]: a device announcing CHUNK (stored
+# once online) gets UpdateBegin with CHUNK and installs the app.
+check() {
+	local name=$1 prefix=$2 chunk=$3 id
+	shift 3
+	sim_provision "$T_DIR/$name" 1 --register --owner alice@example.com --prefix "$prefix"
+	id=$(head -1 "$T_DIR/$name/devices.txt")
+	sim_run "$name" "$T_DIR/$name" --app testapp "$@"
+	said() { [ "$(sql "SELECT ota_chunk_size FROM devices WHERE device_id = '$id'")" = "$chunk" ]; }
+	WAIT_S=30 wait_for said || fail "$name: chunk size not stored: $(sql "SELECT ota_chunk_size FROM devices WHERE device_id = '$id'")"
+	http PUT "/v1/devices/$id" "${A[@]}" -F "file=@$T_DIR/app.bin;filename=app.bin"
+	[ "$HTTP_STATUS" = 200 ] || fail "$name: flash: $HTTP_STATUS $HTTP_BODY"
+	wait_for grep -q "^ota $id installed" "$T_DIR/$name.out" ||
+		fail "$name: not installed: $(grep ota "$T_DIR/$name.out")"
+	[ "$(grep "^ota $id begin" "$T_DIR/$name.out")" = "ota $id begin fast 4096/$chunk" ] ||
+		fail "$name: UpdateBegin: $(grep "^ota $id begin" "$T_DIR/$name.out")"
+	note "$name: chunk $chunk"
+}
+check gen2 5a 512
+check gen2_256 5b 256 --ota-chunk-size 256
+check gen3_384 5c 384 --devos3 --ota-chunk-size 384
+stop_cinderd
