@@ -7,7 +7,8 @@
 # another user's device is a 404; a good application image is stored,
 # installed on a cinder-sim device, which resets and reconnects running
 # it (its describe carries the new app hash); spark/flash/status
-# started and success reach the owner's event stream. An administrator
+# started and success reach the owner's event stream, and so does
+# spark/device/app-hash with the new app's hash. An administrator
 # may flash any device (the owner check lets it through).
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -132,6 +133,12 @@ reconnected() { [ "$(grep -c "^ready $D" "$T_DIR/sim.out")" -ge 2 ]; }
 wait_for reconnected || fail "no reconnect: $(cat "$T_DIR/sim.out")"
 newapp() { [ "$(sql "SELECT (m->>'v')::int FROM devices, jsonb_array_elements(last_describe->'m') m WHERE device_id = '$D' AND m->>'f' = 'u'")" = 6 ]; }
 wait_for newapp || fail "describe does not show the new app: $(sql "SELECT last_describe FROM devices WHERE device_id = '$D'")"
+# The application hash changed: spark/device/app-hash with the new one.
+apphash=$(sql "SELECT m->>'u' FROM devices, jsonb_array_elements(last_describe->'m') m WHERE device_id = '$D' AND m->>'f' = 'u'")
+[ -n "$apphash" ] || fail "no app hash in the describe"
+wait_for grep -q "\"data\":\"$apphash\"" "$T_DIR/sse.out" ||
+	fail "no spark/device/app-hash $apphash: $(grep -A1 app-hash "$T_DIR/sse.out")"
+grep -q "spark/device/app-hash" "$T_DIR/sse.out" || fail "app-hash event name"
 http GET "/v1/devices/$D" "${A[@]}"
 expect 200 "get after flash"
 [ "$(field '["connected"]')" = True ] || fail "not connected after flash"

@@ -100,6 +100,10 @@ sleep 1 # a settle window for an OTA that must not happen
 [ "$(sim_count old ota)" = 0 ] || fail "downgrade attempted: $(grep ota "$T_DIR/old.out")"
 [ "$(sim_count miss ota)" = 0 ] || fail "OTA to the missing device"
 [ "$(grep -c "cannot heal" "$T_DIR/cinderd.log")" = 1 ] || fail "missing reported more than once"
+[ "$(grep -c "^event: spark/safe-mode-updater/missing" "$T_DIR/sse.out")" = 1 ] ||
+	fail "missing event sent more than once: $(grep -c safe-mode-updater/missing "$T_DIR/sse.out")"
+[ "$(sql "SELECT count(*) FROM healer_history WHERE device_id = '$MISS'")" = 1 ] ||
+	fail "missing: more than one history row"
 http GET "/v1/devices/$MISS/healer" "${A[@]}"
 expect 200 "healer route (missing)"
 [ "$(field '["current"]["state"]')" = stuck ] || fail "missing: current: $HTTP_BODY"
