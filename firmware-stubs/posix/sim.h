@@ -41,6 +41,8 @@ struct sim_opts {
 				    connection is up (and after every reboot) */
 	bool devos3;		 /* speak as Device OS 3.0+ (fw_app_config) */
 	uint16_t ota_chunk_size; /* announced OTA chunk size; 0 = 512 */
+	uint32_t max_binary;	 /* OTA area / announced largest binary;
+				    0 = 256 KB */
 	uint32_t ota_drop_after; /* close after N OTA chunks; 0 = never */
 	uint32_t ota_drop_times; /* ... for the first K transfers */
 	/* --updates-disabled: the app disabled updates; UpdateBegin gets

@@ -38,7 +38,7 @@ sim_usage(FILE *f)
 		   "[--behaviour normal|silent|garbage] "
 		   "[--reconnect|--no-reconnect] [--startup devos|early] "
 		   "[--devos3] [--updates-disabled] [--ota-drop-after N[:K]] "
-		   "[--ota-chunk-size N]\n"
+		   "[--ota-chunk-size N] [--max-binary N]\n"
 		   "       cinder-sim --help\n"
 		   "\n"
 		   "--startup devos (testapp's default): the app registers its "
@@ -63,7 +63,11 @@ sim_usage(FILE *f)
 		   "--ota-chunk-size N: the OTA chunk size the device "
 		   "announces (extended\n"
 		   "  Hello, or spark/hardware/ota_chunk_size), 64-751; "
-		   "default 512.\n");
+		   "default 512.\n"
+		   "--max-binary N: the largest update the device takes and "
+		   "announces\n"
+		   "  (extended Hello, or spark/hardware/max_binary), "
+		   "1024-262144; default 262144.\n");
 }
 
 static void
@@ -390,6 +394,11 @@ run(int argc, char **argv)
 		} else if (strcmp(opt, "--ota-chunk-size") == 0) {
 			if (parse_u16(v, &o.ota_chunk_size) != 0 ||
 			    o.ota_chunk_size < 64 || o.ota_chunk_size > 751)
+				goto bad;
+		} else if (strcmp(opt, "--max-binary") == 0) {
+			o.max_binary = (uint32_t)strtoul(v, &colon, 10);
+			if (*v == '\0' || *colon != '\0' ||
+			    o.max_binary < 1024 || o.max_binary > 262144)
 				goto bad;
 		} else if (strcmp(opt, "--ota-drop-after") == 0) {
 			if (parse_drop(v, &o.ota_drop_after,

@@ -902,7 +902,7 @@ init_dev(struct sim *s, struct sim_dev *d, const char *id)
 	d->port.flash_read = p_flash_read;
 	d->port.flash_write = p_flash_write;
 	d->port.flash_erase = p_flash_erase;
-	d->port.flash_size = FLASH_SIZE;
+	d->port.flash_size = o->max_binary != 0 ? o->max_binary : FLASH_SIZE;
 	d->port.crypto = &s->crypto;
 	d->port.crypto_ctx = d;
 	fw_app_init(&d->app, &d->port, &cfg);

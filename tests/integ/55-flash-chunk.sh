@@ -7,6 +7,9 @@
 # and the UpdateBegin of a flash uses it (the simulator prints the file
 # and chunk size it received: "ota ID begin fast 4096/256"). A device
 # announcing the usual 512 gets 512. The image installs in every case.
+# The largest binary is announced the same way (spark/hardware/max_binary
+# or the extended Hello): a flash larger than it is a 400 too_big naming
+# the limit, and the device sees no OTA.
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
@@ -45,4 +48,24 @@ check() {
 check gen2 5a 512
 check gen2_256 5b 256 --ota-chunk-size 256
 check gen3_384 5c 384 --devos3 --ota-chunk-size 384
+
+# small NAME PREFIX [sim flags]: a device announcing a 3000-byte limit
+# refuses the 4096-byte app before any OTA.
+small() {
+	local name=$1 prefix=$2 id
+	shift 2
+	sim_provision "$T_DIR/$name" 1 --register --owner alice@example.com --prefix "$prefix"
+	id=$(head -1 "$T_DIR/$name/devices.txt")
+	sim_run "$name" "$T_DIR/$name" --app testapp --max-binary 3000 "$@"
+	said() { [ "$(sql "SELECT max_binary_size FROM devices WHERE device_id = '$id'")" = 3000 ]; }
+	WAIT_S=30 wait_for said || fail "$name: max binary not stored"
+	http PUT "/v1/devices/$id" "${A[@]}" -F "file=@$T_DIR/app.bin;filename=app.bin"
+	[ "$HTTP_STATUS" = 400 ] && [ "$(json_get "$HTTP_BODY" '["code"]')" = too_big ] ||
+		fail "$name: flash over the limit: $HTTP_STATUS $HTTP_BODY"
+	json_get "$HTTP_BODY" '["error"]' | grep -q "at most 3000" || fail "$name: message: $HTTP_BODY"
+	[ "$(sim_count "$name" ota)" = 0 ] || fail "$name: an OTA reached the device"
+	note "$name: too big refused"
+}
+small gen2_small 5d
+small gen3_small 5e --devos3
 stop_cinderd
