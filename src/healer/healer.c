@@ -19,6 +19,7 @@
 #include "healer/fwstore.h"
 #include "healer/healer.h"
 #include "healer/healstep.h"
+#include "bus.h"
 #include "healer/ota.h"
 #include "healer/planner.h"
 #include "hmap.h"
@@ -70,17 +71,18 @@ struct heal {
 	int64_t owner_id;
 	uint16_t platform;
 	enum heal_state state;
-	bool busy;		       /* a store step or a flash is out */
-	bool retry_due;		       /* re-plan when the back-off ends */
-	bool plan_due;		       /* plan on the next kick */
-	bool refused;		       /* 5.03: updates disabled, not forced */
-	uint64_t refused_at;	       /* monotonic ms */
-	char *json;		       /* the last Describe */
-	uint64_t started;	       /* monotonic ms */
-	uint64_t last;		       /* last news, monotonic ms */
-	uint64_t seq;		       /* arrival order (waiting queue) */
-	char before[96];	       /* system modules at the start */
-	json_t *parts;		       /* modules sent */
+	bool busy;	     /* a store step or a flash is out */
+	bool retry_due;	     /* re-plan when the back-off ends */
+	bool plan_due;	     /* plan on the next kick */
+	bool refused;	     /* 5.03: updates disabled, not forced */
+	bool describe_due;   /* spark/device/safemode: ask for a Describe */
+	uint64_t refused_at; /* monotonic ms */
+	char *json;	     /* the last Describe */
+	uint64_t started;    /* monotonic ms */
+	uint64_t last;	     /* last news, monotonic ms */
+	uint64_t seq;	     /* arrival order (waiting queue) */
+	char before[96];     /* system modules at the start */
+	json_t *parts;	     /* modules sent */
 	char stuck[PLANNER_REASONLEN]; /* what was reported, "" none */
 	size_t n_tries;
 	struct heal_try tries[HEALER_TRIES_MAX];
@@ -102,7 +104,8 @@ struct healer {
 	struct hmap *images;	      /* sha hex -> struct ota_image */
 	struct hmap *cats;	      /* platform -> struct healer_cat */
 	struct event *sweep;
-	struct event *kick; /* plans outside the registry's callbacks */
+	struct event *kick;	  /* plans outside the registry's callbacks */
+	struct bus_sub *safemode; /* spark/device/safemode from devices */
 	unsigned active;
 	unsigned peak; /* most heals active at once */
 	uint64_t seq;
@@ -124,6 +127,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg);
 static void healer_on_describe(const char *device_id, int64_t owner_id,
 			       const struct describe *d, const char *json,
 			       void *arg);
+static void on_safemode(const struct bus_event *ev, void *arg);
 
 int
 healer_new(const struct healer_deps *deps, struct healer **out)
@@ -143,6 +147,10 @@ healer_new(const struct healer_deps *deps, struct healer **out)
 	}
 	if (h->d.reg != NULL)
 		registry_set_describe_cb(h->d.reg, healer_on_describe, h);
+	if (h->d.events != NULL && h->d.reg != NULL)
+		h->safemode =
+			bus_subscribe(events_bus(h->d.events),
+				      "spark/device/safemode", on_safemode, h);
 	*out = h;
 	return 0;
 }
@@ -204,6 +212,8 @@ healer_free(struct healer *h)
 		return;
 	if (h->d.reg != NULL)
 		registry_set_describe_cb(h->d.reg, NULL, NULL);
+	if (h->safemode != NULL)
+		bus_unsubscribe(events_bus(h->d.events), h->safemode);
 	for (f = h->flashes; f != NULL; f = f->next)
 		f->h = NULL;
 	for (op = h->ops; op != NULL; op = op->next)
@@ -1056,7 +1066,57 @@ healer_on_describe(const char *device_id, int64_t owner_id,
 
 #define HEALER_BATCH 64 /* heals planned per timer or kick turn */
 
+static void
+describe_asked(uint64_t req_id, const struct session_result *res, void *arg)
+{
+	(void)req_id;
+	(void)res;
+	(void)arg; /* the Describe reaches healer_on_describe() */
+}
+
+/*
+ * Ask a device for a fresh Describe; the healer plans from it like from
+ * any other. The registry shares concurrent refreshes and starts one at
+ * most every 5 s: BUSY means one was asked just now (at connect,
+ * usually), and that one serves, except for a stuck heal, which may
+ * have planned from it before the catalogue changed: the sweep asks
+ * again.
+ */
+static void
+describe_ask(struct healer *h, const char *device_id)
+{
+	struct heal *hl = heal_get(h, device_id);
+	uint64_t id;
+	int rc;
+
+	rc = registry_request(h->d.reg, device_id, SESSION_REQ_DESCRIBE, NULL,
+			      NULL, 5000, describe_asked, NULL, &id);
+	if (hl != NULL)
+		hl->describe_due =
+			rc == CINDER_ERR_BUSY && hl->state == HEAL_STUCK;
+	if (rc != 0 && rc != CINDER_ERR_BUSY)
+		log_debug("device %s: heal: no describe asked: %s", device_id,
+			  err_str(rc));
+}
+
+/* §4.4, §4.5: a device says it booted into safe mode (after every
+   handshake while it is). Plan from a fresh Describe. */
+static void
+on_safemode(const struct bus_event *ev, void *arg)
+{
+	struct healer *h = arg;
+
+	if (ev->source != BUS_SRC_DEVICE ||
+	    strcmp(ev->name, "spark/device/safemode") != 0 ||
+	    strlen(ev->coreid) != 24)
+		return;
+	log_info("device %s: reports safe mode: asking for its describe",
+		 ev->coreid);
+	describe_ask(h, ev->coreid);
+}
+
 struct sweep_ctx {
+	struct healer *h;
 	uint64_t now;
 	bool kick;			     /* plan_due ones, not retries */
 	char idle[HEALER_DEVICE_ID_MAX + 1]; /* one idle heal to end */
@@ -1074,6 +1134,8 @@ sweep_one(const void *k, size_t len, void *v, void *arg)
 
 	(void)k;
 	(void)len;
+	if (!s->kick && hl->describe_due)
+		describe_ask(s->h, hl->device_id);
 	if (hl->busy)
 		return 0;
 	if (!s->kick && hl->last + HEALER_IDLE_MS < s->now &&
@@ -1102,6 +1164,7 @@ sweep_run(struct healer *h, bool kick)
 	struct heal *hl;
 	size_t i;
 
+	s->h = h;
 	s->now = mono_ms();
 	s->kick = kick;
 	hmap_foreach(h->heals, sweep_one, s);

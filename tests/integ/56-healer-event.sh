@@ -1,0 +1,66 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# spark/device/safemode triggers the healer (protocol.md §4.4, §4.5): a
+# safe-mode device whose parts the catalogue lacks is reported missing
+# and waits (stuck). An administrator uploads the parts; when the device
+# then publishes spark/device/safemode (as it does after every
+# handshake), cinderd asks it for a Describe and the heal starts on that
+# same connection, without waiting for a reconnect.
+set -u
+. "$(dirname "$0")/lib.sh"
+integ_init
+SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
+[ -x "$SIM" ] || fail "no $SIM"
+
+mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
+
+cinderd_cmd migrate >/dev/null || fail "migrate"
+printf 'rootpass123\n' | cinderd_cmd user add root@example.com --admin >/dev/null || fail "user add"
+mk -o "$T_DIR/s1.bin" --platform 3 --function system_part --index 1 \
+	--version 1512 --dep bootloader:0:400 --seed 31
+mk -o "$T_DIR/s2.bin" --platform 3 --function system_part --index 2 \
+	--version 1512 --dep system_part:1:1512 --dep bootloader:0:400 --seed 32
+start_cinderd
+http POST /oauth/token -u particle:particle -d grant_type=password \
+	-d username=root@example.com -d password=rootpass123
+[ "$HTTP_STATUS" = 200 ] || fail "login: $HTTP_BODY"
+A=(-H "Authorization: Bearer $(json_get "$HTTP_BODY" '["access_token"]')")
+
+sim_provision "$T_DIR/d" 1 --register --owner root@example.com --prefix 6c
+ID=$(head -1 "$T_DIR/d/devices.txt")
+mkfifo "$T_DIR/d.ctl"
+"$SIM" run --dir "$T_DIR/d" --server "127.0.0.1:$DEV_PORT" \
+	--server-key "$T_DIR/server_key.pub.der" --app testapp \
+	--system-version 1000 --app-requires 1512 \
+	<"$T_DIR/d.ctl" >"$T_DIR/d.out" 2>"$T_DIR/d.err" &
+T_PIDS+=("$!")
+exec 4>"$T_DIR/d.ctl"
+
+wait_for grep -q "^safemode $ID" "$T_DIR/d.out" || fail "no safe mode"
+missing() { [ "$(sql "SELECT count(*) FROM healer_history WHERE device_id = '$ID' AND event = 'missing'")" = 1 ]; }
+wait_for missing || fail "not reported missing: $(sql "SELECT event, detail FROM healer_history")"
+# The Describe after setup() is planned too (quietly, still missing):
+# from here on only a new Describe can start the heal.
+wait_for grep -q "^describe $ID 2" "$T_DIR/d.out" || fail "no second describe"
+planned_twice() { [ "$(grep -c "device $ID: heal plan" "$T_DIR/cinderd.log")" -ge 2 ]; }
+wait_for planned_twice || fail "second describe not planned: $(grep "$ID" "$T_DIR/cinderd.log")"
+
+http POST /v1/device-os/versions "${A[@]}" -F file=@"$T_DIR/s1.bin" \
+	-F file2=@"$T_DIR/s2.bin" -F version=1.5.2
+[ "$HTTP_STATUS" = 200 ] || fail "upload: $HTTP_STATUS $HTTP_BODY"
+[ "$(sim_count d ota)" = 0 ] || fail "an OTA before the event"
+
+echo "publish $ID spark/device/safemode" >&4
+WAIT_S=30 wait_for grep -q "^ota $ID installed s/1 1512" "$T_DIR/d.out" ||
+	fail "the event did not start the heal: $(cat "$T_DIR/d.out")"
+log_has "device $ID: reports safe mode" ||
+	fail "no log of the event"
+# The heal began on the first connection: one "ready" before it.
+[ "$(sed -n "1,/^ota $ID begin/p" "$T_DIR/d.out" | grep -c "^ready $ID")" = 1 ] ||
+	fail "the heal waited for a reconnect: $(cat "$T_DIR/d.out")"
+WAIT_S=40 wait_for grep -q "^ota $ID installed s/2 1512" "$T_DIR/d.out" ||
+	fail "not healed: $(cat "$T_DIR/d.out")"
+healed() { [ "$(sql "SELECT count(*) FROM healer_history WHERE device_id = '$ID' AND event = 'healed'")" = 1 ]; }
+wait_for healed || fail "no healed row: $(sql "SELECT event, detail FROM healer_history")"
+echo quit >&4
+stop_cinderd
