@@ -19,6 +19,7 @@
 
 #include "coap/pcoap.h"
 #include "crypto.h"
+#include "describe.h"
 #include "err.h"
 #include "xmalloc.h"
 
@@ -499,6 +500,38 @@ describe_json(struct frame *d, size_t nd)
 	return NULL;
 }
 
+/* The recorded describe through the daemon's parser: what the device
+   JSON's system_firmware_version and module list come from. Device OS
+   0.7.0 on the virtual platform lists no modules ("m":[]), so the
+   version is unknown (null), never a guess. */
+static void
+check_describe_parsed(struct frame *d, size_t nd, size_t n_functions)
+{
+	char err[DESCRIBE_ERRLEN];
+	struct describe *ds = NULL;
+	size_t i;
+
+	for (i = 0; i < nd; i++)
+		if (d[i].m.type == PCOAP_ACK &&
+		    d[i].m.code == PCOAP_CODE_CONTENT &&
+		    d[i].m.payload.len > 0 && d[i].m.payload.p[0] == '{')
+			break;
+	ck_assert_uint_lt(i, nd);
+	ck_assert_msg(describe_parse((const char *)d[i].m.payload.p,
+				     d[i].m.payload.len, &ds, err,
+				     sizeof(err)) == 0,
+		      "describe_parse: %s", err);
+	ck_assert(ds->has_app);
+	ck_assert(ds->has_system);
+	ck_assert_int_eq(ds->platform_id, 3);
+	ck_assert_uint_eq(json_array_size(ds->functions), n_functions);
+	ck_assert_uint_eq(ds->n_modules, 0);
+	ck_assert_ptr_null(describe_system_version(ds));
+	ck_assert_uint_eq(describe_system_module_version(ds), 0);
+	ck_assert(!describe_is_safe_mode(ds));
+	describe_free(ds);
+}
+
 static bool
 json_array_has(json_t *a, const char *s)
 {
@@ -542,6 +575,7 @@ START_TEST(test_vectors_tinker)
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "p")), 3);
 	ck_assert_uint_eq(json_object_size(json_object_get(j, "v")), 0);
 	json_decref(j);
+	check_describe_parsed(dframes, nd, 4);
 
 	/* analogread(A0): CON POST f, token 02; result NON 2.04 = 0. */
 	f = find(sframes, ns, PCOAP_KIND_FUNCTION_CALL, 0);
@@ -595,6 +629,7 @@ START_TEST(test_vectors_testapp)
 	ck_assert_int_eq(json_integer_value(json_object_get(vars, "greeting")),
 			 4);
 	json_decref(j);
+	check_describe_parsed(dframes, nd, 6);
 
 	/* Variable reads: int BE, double LE, string raw. */
 	f = find(sframes, ns, PCOAP_KIND_VARIABLE, 1);
