@@ -96,7 +96,11 @@ wait_for grep -q "spark/safe-mode-updater/missing" "$T_DIR/sse.out" || fail "no 
 wait_for grep -q "^describe $MISS 2" "$T_DIR/miss.out" || fail "miss: no second describe"
 described_old() { [ -n "$(sql "SELECT 1 FROM devices WHERE device_id = '$OLD' AND last_describe IS NOT NULL")" ]; }
 wait_for described_old || fail "old: no describe"
-sleep 1 # a settle window for an OTA that must not happen
+# The second Describe was planned (quietly): had it been reported or
+# sent anything, it would show by now. The old device's describe
+# created no heal (the hook runs before the describe is stored).
+miss_planned_twice() { [ "$(grep -c "device $MISS: heal plan" "$T_DIR/cinderd.log")" -ge 2 ]; }
+wait_for miss_planned_twice || fail "miss: second describe not planned: $(grep "$MISS" "$T_DIR/cinderd.log")"
 [ "$(sim_count old ota)" = 0 ] || fail "downgrade attempted: $(grep ota "$T_DIR/old.out")"
 [ "$(sim_count miss ota)" = 0 ] || fail "OTA to the missing device"
 [ "$(grep -c "cannot heal" "$T_DIR/cinderd.log")" = 1 ] || fail "missing reported more than once"
