@@ -503,6 +503,43 @@ START_TEST(test_ota_disconnect_mid_transfer)
 }
 END_TEST
 
+/* Fast mode: ACKs of chunks, duplicated, and late ones after the end,
+   change nothing: no resend, no failure, one success. */
+START_TEST(test_ota_fast_chunk_acks_duplicated_and_late)
+{
+	struct pcoap_chunk c;
+	struct pcoap_msg m;
+	uint16_t mids[4], mid;
+	uint8_t tok;
+	size_t i, before;
+
+	setup_ota(2048, &(struct ota_params){.fast = true});
+	start_accept(1);
+	ck_assert_uint_eq(n_sent, 1 + 4 + 1);
+	for (i = 0; i < 4; i++) {
+		get_chunk(1 + i, &m, &c);
+		mids[i] = m.mid;
+	}
+	before = n_sent;
+	for (i = 0; i < 4; i++) {
+		(void)dev_ack(mids[i], PCOAP_CODE_EMPTY, -1, NULL);
+		(void)dev_ack(mids[i], PCOAP_CODE_EMPTY, -1, NULL);
+	}
+	ck_assert_uint_eq(n_sent, before);
+	ck_assert_int_eq(n_failed, 0);
+	expect_done(&mid, &tok);
+	ck_assert(dev_ack(mid, PCOAP_CODE_CHANGED, tok, ok_json));
+	ck_assert_int_eq(n_success, 1);
+	/* late: after the end nothing is the machine's */
+	ck_assert(!dev_ack(mids[3], PCOAP_CODE_EMPTY, -1, NULL));
+	ck_assert(!dev_ack(mid, PCOAP_CODE_CHANGED, tok, ok_json));
+	ck_assert_uint_eq(n_sent, before);
+	ck_assert_int_eq(n_success, 1);
+	ck_assert_int_eq(n_failed, 0);
+	teardown_ota();
+}
+END_TEST
+
 /* A slow socket: never more than the budget queued; pump resumes. */
 START_TEST(test_ota_output_budget)
 {
@@ -1294,6 +1331,7 @@ ota_suite(void)
 	tcase_add_test(tc, test_ota_ready_never_comes);
 	tcase_add_test(tc, test_ota_late_ready_and_duplicates);
 	tcase_add_test(tc, test_ota_disconnect_mid_transfer);
+	tcase_add_test(tc, test_ota_fast_chunk_acks_duplicated_and_late);
 	tcase_add_test(tc, test_ota_output_budget);
 	tcase_add_test(tc, test_ota_normal_crc_resend);
 	tcase_add_test(tc, test_ota_normal_token_wrap);
