@@ -9,22 +9,14 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
-SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
-[ -x "$SIM" ] || fail "no $SIM"
-
-mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
+. "$(dirname "$0")/healer_lib.sh"
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'rootpass123\n' | cinderd_cmd user add root@example.com --admin >/dev/null || fail "user add"
-mk -o "$T_DIR/s1.bin" --platform 3 --function system_part --index 1 \
-	--version 1512 --dep bootloader:0:400 --seed 31
-mk -o "$T_DIR/s2.bin" --platform 3 --function system_part --index 2 \
-	--version 1512 --dep system_part:1:1512 --dep bootloader:0:400 --seed 32
+add_user root@example.com rootpass123 --admin
+make_parts 31
 start_cinderd
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=root@example.com -d password=rootpass123
-[ "$HTTP_STATUS" = 200 ] || fail "login: $HTTP_BODY"
-A=(-H "Authorization: Bearer $(json_get "$HTTP_BODY" '["access_token"]')")
+ROOT=$(login root@example.com rootpass123)
+A=(-H "Authorization: Bearer $ROOT")
 
 sim_provision "$T_DIR/d" 1 --register --owner root@example.com --prefix 6c
 ID=$(head -1 "$T_DIR/d/devices.txt")

@@ -9,25 +9,12 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
-SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
-[ -x "$SIM" ] || fail "no $SIM"
-
-mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
-provision() { # provision NAME PREFIX: one device of alice's; prints its id
-	"$SIM" provision --count 1 --dir "$T_DIR/$1" --cinderd "$CINDERD" \
-		--config "$T_DIR/cinder.conf" --owner alice@example.com \
-		--prefix "$2" >/dev/null || fail "provision $1"
-	head -1 "$T_DIR/$1/devices.txt"
-}
+. "$(dirname "$0")/healer_lib.sh"
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
-mk -o "$T_DIR/s1.bin" --platform 3 --function system_part --index 1 \
-	--version 1512 --dep bootloader:0:400 --seed 21
-mk -o "$T_DIR/s2.bin" --platform 3 --function system_part --index 2 \
-	--version 1512 --dep system_part:1:1512 --dep bootloader:0:400 --seed 22
-cinderd_cmd firmware import "$T_DIR/s1.bin" "$T_DIR/s2.bin" \
-	--release 1.5.2-rc.1 >/dev/null || fail "import"
+add_user alice@example.com alicepass123
+make_parts 21
+import_parts 1.5.2-rc.1
 [ "$(sql "SELECT prerelease FROM device_os_releases")" = t ] || fail "not a prerelease"
 
 # --- default: prereleases are not chosen ---

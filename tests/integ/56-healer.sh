@@ -15,26 +15,16 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
-SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
-[ -x "$SIM" ] || fail "no $SIM"
+. "$(dirname "$0")/healer_lib.sh"
 echo "healer_max_concurrent 4" >>"$T_DIR/cinder.conf"
 
-expect() { [ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"; }
-field() { json_get "$HTTP_BODY" "$1"; }
-mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
-mk -o "$T_DIR/s1.bin" --platform 3 --function system_part --index 1 \
-	--version 1512 --dep bootloader:0:400 --seed 11
-mk -o "$T_DIR/s2.bin" --platform 3 --function system_part --index 2 \
-	--version 1512 --dep system_part:1:1512 --dep bootloader:0:400 --seed 12
-cinderd_cmd firmware import "$T_DIR/s1.bin" "$T_DIR/s2.bin" --release 1.5.2 \
-	>/dev/null || fail "import"
+add_user alice@example.com alicepass123
+make_parts 11
+import_parts 1.5.2
 start_cinderd
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=alice@example.com -d password=alicepass123
-ALICE=$(field '["access_token"]')
+ALICE=$(login alice@example.com alicepass123)
 A=(-H "Authorization: Bearer $ALICE")
 curl -sS -N "${A[@]}" "$API/v1/devices/events/spark" >"$T_DIR/sse.out" 2>/dev/null &
 T_PIDS+=("$!")
@@ -44,10 +34,7 @@ T_PIDS+=("$!")
 heal() {
 	local name=$1 prefix=$2 id
 	shift 2
-	"$SIM" provision --count 1 --dir "$T_DIR/$name" --cinderd "$CINDERD" \
-		--config "$T_DIR/cinder.conf" --owner alice@example.com \
-		--prefix "$prefix" >/dev/null || fail "provision $name"
-	id=$(head -1 "$T_DIR/$name/devices.txt")
+	id=$(provision "$name" "$prefix")
 	sim_run "$name" "$T_DIR/$name" --app testapp --system-version 1000 \
 		--app-requires 1512 "$@"
 	wait_for grep -q "^safemode $id" "$T_DIR/$name.out" || fail "$name: no safe mode"

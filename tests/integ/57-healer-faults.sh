@@ -20,8 +20,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$top_srcdir/tests/pgcluster.sh"
 integ_init
-SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
-[ -x "$SIM" ] || fail "no $SIM"
+. "$(dirname "$0")/healer_lib.sh"
 
 pgdir=$T_DIR/pg
 pgcluster_start "$pgdir" || fail "private cluster did not start"
@@ -36,31 +35,15 @@ healer_retries 3
 healer_backoff 600
 CONF
 
-expect() { [ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"; }
-field() { json_get "$HTTP_BODY" "$1"; }
-mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
-provision() { # provision NAME PREFIX: one device of alice; prints its id
-	"$SIM" provision --count 1 --dir "$T_DIR/$1" --cinderd "$CINDERD" \
-		--config "$T_DIR/cinder.conf" --owner alice@example.com \
-		--prefix "$2" >/dev/null || fail "provision $1"
-	head -1 "$T_DIR/$1/devices.txt"
-}
 history() { sql "SELECT event FROM healer_history WHERE device_id = '$1' ORDER BY id" | tr '\n' ' '; }
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
+add_user alice@example.com alicepass123
 # 16 KB parts: 32 chunks of 512 bytes, so a drop after 4 is mid-transfer.
-mk -o "$T_DIR/s1.bin" --platform 3 --function system_part --index 1 \
-	--version 1512 --dep bootloader:0:400 --size 16384 --seed 21
-mk -o "$T_DIR/s2.bin" --platform 3 --function system_part --index 2 \
-	--version 1512 --dep system_part:1:1512 --dep bootloader:0:400 \
-	--size 16384 --seed 22
-cinderd_cmd firmware import "$T_DIR/s1.bin" "$T_DIR/s2.bin" --release 1.5.2 \
-	>/dev/null || fail "import"
+make_parts 21 --size 16384
+import_parts 1.5.2
 start_cinderd
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=alice@example.com -d password=alicepass123
-ALICE=$(field '["access_token"]')
+ALICE=$(login alice@example.com alicepass123)
 A=(-H "Authorization: Bearer $ALICE")
 curl -sS -N "${A[@]}" "$API/v1/devices/events/spark" >"$T_DIR/sse.out" 2>/dev/null &
 T_PIDS+=("$!")

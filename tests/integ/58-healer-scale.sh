@@ -10,24 +10,18 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
-SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
-[ -x "$SIM" ] || fail "no $SIM"
+. "$(dirname "$0")/healer_lib.sh"
 N=${HEAL_SCALE_N:-200}
 CAP=25
 echo "healer_max_concurrent $CAP" >>"$T_DIR/cinder.conf"
-mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
 # hf FIELD: a field of the last GET /v1/ping's "healer" object.
 hf() { json_get "$HTTP_BODY" "[\"healer\"][\"$1\"]"; }
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
+add_user alice@example.com alicepass123
 # 1 KB parts: two chunks each, the test is about concurrency.
-mk -o "$T_DIR/s1.bin" --platform 3 --function system_part --index 1 \
-	--version 1512 --dep bootloader:0:400 --seed 31
-mk -o "$T_DIR/s2.bin" --platform 3 --function system_part --index 2 \
-	--version 1512 --dep system_part:1:1512 --dep bootloader:0:400 --seed 32
-cinderd_cmd firmware import "$T_DIR/s1.bin" "$T_DIR/s2.bin" --release 1.5.2 \
-	>/dev/null || fail "import"
+make_parts 31
+import_parts 1.5.2
 "$SIM" provision --count "$N" --dir "$T_DIR/sim" --cinderd "$CINDERD" \
 	--config "$T_DIR/cinder.conf" --owner alice@example.com --prefix 58 \
 	>/dev/null || fail "provision"

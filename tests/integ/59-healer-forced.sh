@@ -16,42 +16,26 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
-SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
-[ -x "$SIM" ] || fail "no $SIM"
+. "$(dirname "$0")/healer_lib.sh"
 # A long back-off: a refused heal must not be tried again by the
 # device's later Describes within this test.
 echo "healer_backoff 120" >>"$T_DIR/cinder.conf"
 
-expect() { [ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"; }
-field() { json_get "$HTTP_BODY" "$1"; }
-mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
-mk -o "$T_DIR/s1.bin" --platform 3 --function system_part --index 1 \
-	--version 1512 --dep bootloader:0:400 --seed 11
-mk -o "$T_DIR/s2.bin" --platform 3 --function system_part --index 2 \
-	--version 1512 --dep system_part:1:1512 --dep bootloader:0:400 --seed 12
-cinderd_cmd firmware import "$T_DIR/s1.bin" "$T_DIR/s2.bin" --release 1.5.2 \
-	>/dev/null || fail "import"
+add_user alice@example.com alicepass123
+make_parts 11
+import_parts 1.5.2
 APP="$T_DIR/app.bin"
 mk -o "$APP" --platform 3 --function user_part --index 1 --version 6 \
 	--dep system_part:2:1512 --size 4096 --seed 7
 start_cinderd
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=alice@example.com -d password=alicepass123
-ALICE=$(field '["access_token"]')
+ALICE=$(login alice@example.com alicepass123)
 A=(-H "Authorization: Bearer $ALICE")
 curl -sS -N "${A[@]}" "$API/v1/devices/events" >"$T_DIR/sse.out" 2>/dev/null &
 T_PIDS+=("$!")
 wait_for grep -q ':ok' "$T_DIR/sse.out" || true
 
-provision() { # provision NAME PREFIX
-	"$SIM" provision --count 1 --dir "$T_DIR/$1" --cinderd "$CINDERD" \
-		--config "$T_DIR/cinder.conf" --owner alice@example.com \
-		--prefix "$2" >/dev/null || fail "provision $1"
-	head -1 "$T_DIR/$1/devices.txt"
-}
 forced() { # forced ID true|false
 	http PUT "/v1/devices/$1" "${A[@]}" -H 'Content-Type: application/json' \
 		-d "{\"firmware_updates_forced\": $2}"

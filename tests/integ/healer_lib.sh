@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+# Shared by the healer tests (56-*, 57-*, 58-*, 59-*); source it after
+# lib.sh. The simulator, system parts of a Device OS "1.5.2" for the
+# simulator's platform (3), provisioning and logging in.
+
+SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
+[ -x "$SIM" ] || fail "no $SIM"
+
+expect() { [ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"; }
+field() { json_get "$HTTP_BODY" "$1"; }
+mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
+
+# make_parts SEED [make-module options]: $T_DIR/s1.bin and s2.bin, system
+# parts 1 and 2 at module version 1512; part 2 needs part 1 at 1512 (the
+# dependency shape of real Device OS and of cinder-sim's module table).
+make_parts() {
+	local seed=$1
+	shift
+	mk -o "$T_DIR/s1.bin" --platform 3 --function system_part --index 1 \
+		--version 1512 --dep bootloader:0:400 --seed "$seed" "$@"
+	mk -o "$T_DIR/s2.bin" --platform 3 --function system_part --index 2 \
+		--version 1512 --dep system_part:1:1512 --dep bootloader:0:400 \
+		--seed $((seed + 1)) "$@"
+}
+
+# import_parts RELEASE: `cinderd firmware import` of the two parts.
+import_parts() {
+	cinderd_cmd firmware import "$T_DIR/s1.bin" "$T_DIR/s2.bin" \
+		--release "$1" >/dev/null || fail "import $1"
+}
+
+# add_user EMAIL PASSWORD [--admin]
+add_user() {
+	printf '%s\n' "$2" | cinderd_cmd user add "$1" ${3:-} >/dev/null ||
+		fail "user add $1"
+}
+
+# login EMAIL PASSWORD: prints an access token (cinderd must run).
+login() {
+	http POST /oauth/token -u particle:particle -d grant_type=password \
+		-d "username=$1" -d "password=$2"
+	expect 200 "login $1"
+	field '["access_token"]'
+}
+
+# provision NAME PREFIX: one device of alice@example.com in $T_DIR/NAME;
+# prints its id.
+provision() {
+	"$SIM" provision --count 1 --dir "$T_DIR/$1" --cinderd "$CINDERD" \
+		--config "$T_DIR/cinder.conf" --owner alice@example.com \
+		--prefix "$2" >/dev/null || fail "provision $1"
+	head -1 "$T_DIR/$1/devices.txt"
+}
