@@ -8,15 +8,9 @@
 # Uses a private cluster (it stops PostgreSQL), not the shared harness one.
 set -u
 . "$(dirname "$0")/lib.sh"
-. "$top_srcdir/tests/pgcluster.sh"
 integ_init
 
-pgdir=$T_DIR/pg
-pgcluster_start "$pgdir" || fail "private cluster did not start"
-trap 'pgcluster_stop "$pgdir" >/dev/null 2>&1; integ_cleanup' EXIT
-pgconn=$(pgcluster_conninfo "$pgdir")
-psql -X -q "$pgconn" -c "CREATE DATABASE outage" >/dev/null || fail "createdb"
-sed -i "s|^database_url .*|database_url \"${pgconn/dbname=postgres/dbname=outage}\"|" "$T_DIR/cinder.conf"
+private_pg outage
 
 start_cinderd
 http GET /v1/ping
@@ -48,7 +42,7 @@ http GET /v1/ping; body=$HTTP_BODY
 [ "$(json_get "$body" '["database"]')" = up ] || fail "database not up again: $body"
 [ "$(json_get "$body" '["store"]["reconnects"]')" -ge 1 ] || fail "no reconnect counted: $body"
 id=$(head -1 "$T_DIR/d/devices.txt")
-WAIT_S=30 wait_for test "$(psql -X -At "${pgconn/dbname=postgres/dbname=outage}" -c "SELECT online FROM devices WHERE device_id = '$id'")" = t ||
+WAIT_S=30 wait_for test "$(psql -X -At "$dbconn" -c "SELECT online FROM devices WHERE device_id = '$id'")" = t ||
 	fail "queued online write did not land after the outage"
 stop_cinderd
 note "outage and recovery ok"

@@ -10,23 +10,15 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/webhook_lib.sh"
-. "$top_srcdir/tests/pgcluster.sh"
 integ_init
 
-pgdir=$T_DIR/pg
-pgcluster_start "$pgdir" || fail "private cluster did not start"
-trap 'pgcluster_stop "$pgdir" >/dev/null 2>&1; integ_cleanup' EXIT
-pgconn=$(pgcluster_conninfo "$pgdir")
-psql -X -q "$pgconn" -c "CREATE DATABASE durable" >/dev/null || fail "createdb"
-dbconn=${pgconn/dbname=postgres/dbname=durable}
-sed -i "s|^database_url .*|database_url \"$dbconn\"|" "$T_DIR/cinder.conf"
+private_pg durable
 cat >>"$T_DIR/cinder.conf" <<CONF
 webhook_allow_nets 127.0.0.1/32
 webhook_retry 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2
 webhook_host_errors 0
 webhook_queue_max 20
 CONF
-psq() { psql -X -q -At "$dbconn" -c "$1"; }
 start_cinderd
 http GET /v1/webhooks
 [ "$HTTP_STATUS" = 404 ] && { echo "SKIP: webhook routes not wired into cinderd" >&2; exit 77; }
@@ -41,9 +33,9 @@ wait "$SINKPID_probe" 2>/dev/null
 hook "$TA" "{\"event\":\"d/\",\"url\":\"http://127.0.0.1:$PORT/d\",\"json\":{\"v\":\"{{{PARTICLE_EVENT_VALUE}}}\"}}"
 H=$HOOK_ID
 for i in 1 2 3 4 5; do publish "$TA" d/x "before-$i"; done
-tries() { [ "$(psq "SELECT count(*) FROM webhook_deliveries WHERE attempts >= 1 AND state = 'pending'")" = 5 ]; }
-wait_for tries || fail "failed deliveries not rescheduled: $(psq "SELECT state, attempts, last_error FROM webhook_deliveries")"
-psq "SELECT last_error FROM webhook_deliveries LIMIT 1" | grep -qi "connect" || fail "no connection error recorded"
+tries() { [ "$(sql "SELECT count(*) FROM webhook_deliveries WHERE attempts >= 1 AND state = 'pending'")" = 5 ]; }
+wait_for tries || fail "failed deliveries not rescheduled: $(sql "SELECT state, attempts, last_error FROM webhook_deliveries")"
+sql "SELECT last_error FROM webhook_deliveries LIMIT 1" | grep -qi "connect" || fail "no connection error recorded"
 
 # cinderd restarts with the receiver still down.
 stop_cinderd
@@ -68,8 +60,8 @@ all_there() {
 	done
 }
 WAIT_S=40 wait_for all_there || fail "not every delivery arrived: $(cat "$T_DIR/sink-back.log")"
-WAIT_S=20 wait_for out_is 0 psq "SELECT count(*) FROM webhook_deliveries" ||
-	fail "rows left: $(psq "SELECT state, attempts, last_error FROM webhook_deliveries")"
+WAIT_S=20 wait_for out_is 0 sql "SELECT count(*) FROM webhook_deliveries" ||
+	fail "rows left: $(sql "SELECT state, attempts, last_error FROM webhook_deliveries")"
 note "$(sink_count back True) requests for 10 events (at least once)"
 
 # A bounded queue: with the receiver down again, the 21st unfinished
@@ -82,6 +74,6 @@ wait_for grep -q '^:ok$' "$T_DIR/sse-err" || fail "stream did not start"
 for i in $(seq 1 25); do publish "$TA" d/q "q-$i"; done
 wait_for out_is 5 counter "$TA" "$H" overflow || fail "overflow counter: $(counter "$TA" "$H" overflow)"
 wait_for grep -q 'queue full' "$T_DIR/sse-err" || fail "no hook-error for the full queue"
-[ "$(psq "SELECT count(*) FROM webhook_deliveries")" = 20 ] || fail "queue is not 20 rows"
+[ "$(sql "SELECT count(*) FROM webhook_deliveries")" = 20 ] || fail "queue is not 20 rows"
 stop_cinderd
 echo "PASS: $T_NAME"

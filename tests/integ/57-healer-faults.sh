@@ -18,18 +18,10 @@
 # Uses a private cluster (it stops PostgreSQL), like 02-db-outage.sh.
 set -u
 . "$(dirname "$0")/lib.sh"
-. "$top_srcdir/tests/pgcluster.sh"
 integ_init
 . "$(dirname "$0")/healer_lib.sh"
 
-pgdir=$T_DIR/pg
-pgcluster_start "$pgdir" || fail "private cluster did not start"
-trap 'pgcluster_stop "$pgdir" >/dev/null 2>&1; integ_cleanup' EXIT
-pgconn=$(pgcluster_conninfo "$pgdir")
-psql -X -q "$pgconn" -c "CREATE DATABASE faults" >/dev/null || fail "createdb"
-dbconn=${pgconn/dbname=postgres/dbname=faults}
-sed -i "s|^database_url .*|database_url \"$dbconn\"|" "$T_DIR/cinder.conf"
-sql() { psql -X -q -At "$dbconn" -c "$1"; }
+private_pg faults
 cat >>"$T_DIR/cinder.conf" <<CONF
 healer_retries 3
 healer_backoff 600

@@ -86,6 +86,23 @@ particle_cli() {
 }
 CLI() { timeout 60 node "$NM/particle-cli/src/index.js" "$@" </dev/null; }
 
+# private_pg DBNAME: for tests that stop and start PostgreSQL: a
+# cluster of the test's own in $T_DIR/pg (tests/pgcluster.sh; stopped
+# on exit) with database DBNAME, which cinder.conf and sql now use.
+# Sets pgdir (for pgcluster_stop/pgcluster_start) and dbconn.
+private_pg() {
+	. "$top_srcdir/tests/pgcluster.sh"
+	pgdir=$T_DIR/pg
+	pgcluster_start "$pgdir" || fail "private cluster did not start"
+	trap 'pgcluster_stop "$pgdir" >/dev/null 2>&1; integ_cleanup' EXIT
+	local pgconn
+	pgconn=$(pgcluster_conninfo "$pgdir")
+	psql -X -q "$pgconn" -c "CREATE DATABASE $1" >/dev/null || fail "createdb $1"
+	dbconn=${pgconn/dbname=postgres/dbname=$1}
+	sed -i "s|^database_url .*|database_url \"$dbconn\"|" "$T_DIR/cinder.conf"
+	sql() { psql -X -q -At "$dbconn" -c "$1"; }
+}
+
 # sql QUERY: run a query on the test database, print tuples unaligned.
 sql() {
 	psql -X -q -At -h "$CINDER_TEST_PGHOST" -p "$CINDER_TEST_PGPORT" \
