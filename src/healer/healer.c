@@ -21,6 +21,7 @@
 #include "healer/healstep.h"
 #include "bus.h"
 #include "healer/ota.h"
+#include "healer/otacache.h"
 #include "healer/planner.h"
 #include "hmap.h"
 #include "log.h"
@@ -101,7 +102,7 @@ struct healer {
 	struct healer_op *ops;	      /* store steps out */
 	struct hmap *heals;	      /* device id -> struct heal */
 	struct hmap *apphash;	      /* device id -> char[65] */
-	struct hmap *images;	      /* sha hex -> struct ota_image */
+	struct ota_cache *images;     /* shared with the flash API */
 	struct hmap *cats;	      /* platform -> struct healer_cat */
 	struct event *sweep;
 	struct event *kick;	  /* plans outside the registry's callbacks */
@@ -138,7 +139,10 @@ healer_new(const struct healer_deps *deps, struct healer **out)
 	h->d = *deps;
 	h->heals = hmap_new();
 	h->apphash = hmap_new();
-	h->images = hmap_new();
+	h->images = ota_cache_new(
+		(size_t)(h->d.cfg != NULL ? h->d.cfg->ota_image_cache_mb
+					  : OTA_CACHE_MB_DEFAULT)
+		<< 20);
 	h->cats = hmap_new();
 	if (h->d.base != NULL) {
 		h->sweep = event_new(h->d.base, -1, EV_PERSIST, sweep_cb, h);
@@ -180,16 +184,6 @@ free_plain(const void *k, size_t len, void *v, void *arg)
 }
 
 static int
-free_image(const void *k, size_t len, void *v, void *arg)
-{
-	(void)k;
-	(void)len;
-	(void)arg;
-	ota_image_unref(v);
-	return 0;
-}
-
-static int
 free_cat(const void *k, size_t len, void *v, void *arg)
 {
 	struct healer_cat *c = v;
@@ -224,11 +218,10 @@ healer_free(struct healer *h)
 		event_free(h->kick);
 	hmap_foreach(h->heals, free_heal, NULL);
 	hmap_foreach(h->apphash, free_plain, NULL);
-	hmap_foreach(h->images, free_image, NULL);
 	hmap_foreach(h->cats, free_cat, NULL);
 	hmap_free(h->heals);
 	hmap_free(h->apphash);
-	hmap_free(h->images);
+	ota_cache_free(h->images);
 	hmap_free(h->cats);
 	free(h);
 }
@@ -417,6 +410,12 @@ flash_start(struct healer *h, const char *device_id, int64_t owner_id,
 	}
 	/* On success f may be gone already (a final report). */
 	return rc;
+}
+
+struct ota_cache *
+healer_images(struct healer *h)
+{
+	return h->images;
 }
 
 int
@@ -609,6 +608,9 @@ heal_try_for(struct heal *hl, const char *id)
 	return &hl->tries[hl->n_tries++];
 }
 
+static void heal_send_img(struct healer *h, struct heal *hl,
+			  const struct planner_image *pi,
+			  struct ota_image *img);
 static void heal_send(struct healer *h, struct heal *hl,
 		      const struct planner_image *img);
 
@@ -688,17 +690,19 @@ image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
 	}
 	if (hex_to_sha(pi.id, sha) != 0)
 		return;
-	/* Heals that started together read the same image at once: the
-	   first answer is kept, the others are dropped (putting them over
-	   it leaked the cached copy). */
-	if (hmap_get(h->images, sha, sizeof(sha)) == NULL) {
-		img = ota_image_new(bytes, len);
-		if (hmap_put(h->images, sha, sizeof(sha), img, NULL) != 0) {
-			ota_image_unref(img);
-			return;
-		}
+	/* Several heals may have fetched the same image at once: the
+	   first one is cached, the others get it and drop their bytes. */
+	if ((err = ota_cache_put(h->images, sha, (uint8_t *)bytes, len, false,
+				 &img)) != 0) {
+		log_warn("device %s: heal: image %s not sent: %s (%zu of "
+			 "%zu bytes of images being sent; ota_image_cache_mb)",
+			 dev, pi.id, err_str(err), ota_cache_bytes(h->images),
+			 ota_cache_max(h->images));
+		hl->retry_due = true;
+		return;
 	}
-	heal_send(h, hl, &pi);
+	heal_send_img(h, hl, &pi, img);
+	ota_image_unref(img);
 }
 
 /* Send img (fetching its bytes first when not cached). */
@@ -708,12 +712,11 @@ heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
 	struct ota_image *img;
 	struct healer_op *op;
 	uint8_t sha[32];
-	char idx[8];
 	int rc;
 
 	if (hex_to_sha(pi->id, sha) != 0)
 		return;
-	img = hmap_get(h->images, sha, sizeof(sha));
+	img = ota_cache_get(h->images, sha);
 	if (img == NULL) {
 		op = op_new(h, hl);
 		op->img = *pi;
@@ -728,6 +731,18 @@ heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
 		hl->busy = true;
 		return;
 	}
+	heal_send_img(h, hl, pi, img);
+	ota_image_unref(img);
+}
+
+/* Send a cached image (the transfer takes its own reference). */
+static void
+heal_send_img(struct healer *h, struct heal *hl, const struct planner_image *pi,
+	      struct ota_image *img)
+{
+	char idx[8];
+	int rc;
+
 	snprintf(idx, sizeof(idx), "%u", pi->index);
 	publish(h, hl->device_id, hl->owner_id,
 		"spark/safe-mode-updater/updating", idx);

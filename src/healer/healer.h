@@ -37,6 +37,7 @@ struct store;
 struct registry;
 struct events;
 struct ota_image;
+struct ota_cache;
 struct healer;
 
 /** What the healer needs from the daemon; all borrowed. */
@@ -71,6 +72,14 @@ void healer_free(struct healer *h);
  */
 int healer_flash(struct healer *h, const char *device_id, int64_t owner_id,
 		 struct ota_image *img);
+
+/**
+ * The image cache (otacache.h) shared by flashes and heals: the flash
+ * API puts an uploaded binary there and passes the image to
+ * healer_flash(), so every device receiving one binary shares one copy.
+ * Bounded by the config key ota_image_cache_mb.
+ */
+struct ota_cache *healer_images(struct healer *h);
 
 /** The platform's catalogue changed (an import): reload it when needed. */
 void healer_catalogue_changed(struct healer *h);

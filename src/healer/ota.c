@@ -138,6 +138,8 @@ ota_image_unref(struct ota_image *img)
 {
 	if (img == NULL || --img->refs > 0)
 		return;
+	if (img->on_free != NULL)
+		img->on_free(img->on_free_arg, img);
 	free((void *)img->data);
 	free(img->crcs);
 	free(img);
