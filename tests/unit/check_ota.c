@@ -24,6 +24,7 @@
 #include "fw_app.h"
 #include "fw_err.h"
 #include "fw_memdev.h"
+#include "healer/crc32.h"
 #include "healer/ota.h"
 #include "healer/otacache.h"
 #include "session.h"
@@ -1054,6 +1055,31 @@ START_TEST(test_ota_cache_bound)
 }
 END_TEST
 
+/* The server's sliced CRC-32 equals the shared codec's, at every
+   length and alignment, and continues a running value. */
+START_TEST(test_ota_crc32_fast)
+{
+	static uint8_t b[4200];
+	size_t off, len, i;
+	uint32_t x = 1;
+
+	for (i = 0; i < sizeof(b); i++) {
+		x = x * 1103515245u + 12345u;
+		b[i] = (uint8_t)(x >> 16);
+	}
+	ck_assert_uint_eq(crc32_fast(0, (const uint8_t *)"123456789", 9),
+			  0xcbf43926u);
+	ck_assert_uint_eq(crc32_fast(0, b, 0), 0);
+	for (off = 0; off < 9; off++)
+		for (len = 0; len < 70; len++)
+			ck_assert_uint_eq(crc32_fast(0, b + off, len),
+					  pcoap_crc32(0, b + off, len));
+	ck_assert_uint_eq(crc32_fast(0, b, 4096), pcoap_crc32(0, b, 4096));
+	ck_assert_uint_eq(crc32_fast(crc32_fast(0, b, 1001), b + 1001, 3000),
+			  pcoap_crc32(0, b, 4001));
+}
+END_TEST
+
 /* The CRC cache of a shared image serves only the same chunking. */
 START_TEST(test_ota_image_crc_cache)
 {
@@ -1446,6 +1472,7 @@ ota_suite(void)
 	tcase_add_test(tc, test_ota_image_shared);
 	tcase_add_test(tc, test_ota_cache_shared);
 	tcase_add_test(tc, test_ota_cache_bound);
+	tcase_add_test(tc, test_ota_crc32_fast);
 	tcase_add_test(tc, test_ota_image_crc_cache);
 	tcase_add_test(tc, test_ota_parse_result);
 	suite_add_tcase(s, tc);
