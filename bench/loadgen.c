@@ -134,7 +134,7 @@ struct lg {
 	int pid;
 	/* ota mode */
 	uint8_t *image;
-	size_t image_len, puts_next;
+	size_t image_len, puts_next, puts_limit, puts_base;
 	uint64_t flashed, ota_failed, ota_inflight, ota_inflight_max;
 	uint64_t t_last_flashed;
 	long rss_peak;
@@ -144,11 +144,10 @@ struct lg {
 #define OTA_FLASH (256u * 1024u)
 static uint8_t ota_flash[OTA_FLASH];
 #define OTA_BOUNDARY "cinderbenchboundary7e3f"
-static const char ota_pre[] =
-	"--" OTA_BOUNDARY "\r\n"
-	"Content-Disposition: form-data; name=\"file\"; "
-	"filename=\"bench.bin\"\r\n"
-	"Content-Type: application/octet-stream\r\n\r\n";
+static const char ota_pre[] = "--" OTA_BOUNDARY "\r\n"
+			      "Content-Disposition: form-data; name=\"file\"; "
+			      "filename=\"bench.bin\"\r\n"
+			      "Content-Type: application/octet-stream\r\n\r\n";
 static const char ota_post[] = "\r\n--" OTA_BOUNDARY "--\r\n";
 
 static volatile sig_atomic_t g_stop;
@@ -466,8 +465,8 @@ p_flash_wr(void *ctx, uint32_t off, const uint8_t *b, size_t len)
 
 /* ota mode: the device's OTA milestones */
 static void
-ota_note(struct fw_app *a, enum fw_app_note what, const char *x,
-	 const char *y, void *arg)
+ota_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
+	 void *arg)
 {
 	struct dev *d = arg;
 	struct lg *g = d->lg;
@@ -771,7 +770,7 @@ ota_put_send(struct lg *g, struct hc *c)
 	size_t tot = 0, k;
 	int n;
 
-	if (g->puts_next >= g->ndev) {
+	if (g->puts_next >= g->puts_limit) {
 		c->busy = false;
 		return;
 	}
@@ -780,8 +779,8 @@ ota_put_send(struct lg *g, struct hc *c)
 	n = snprintf(req, sizeof(req),
 		     "PUT /v1/devices/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 		     "Authorization: Bearer %s\r\n"
-		     "Content-Type: multipart/form-data; boundary="
-		     OTA_BOUNDARY "\r\nContent-Length: %zu\r\n\r\n",
+		     "Content-Type: multipart/form-data; boundary=" OTA_BOUNDARY
+		     "\r\nContent-Length: %zu\r\n\r\n",
 		     d->id, g->token ? g->token : "-",
 		     sizeof(ota_pre) - 1 + g->image_len + sizeof(ota_post) - 1);
 	iov[0] = (struct iovec){req, (size_t)n};
@@ -1187,7 +1186,8 @@ run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 static bool
 all_flashed(struct lg *g)
 {
-	return g->flashed + g->ota_failed + g->http_err >= g->ndev;
+	return g->flashed + g->ota_failed + g->http_err >=
+	       g->puts_limit - g->puts_base;
 }
 
 static bool
@@ -1242,7 +1242,8 @@ usage(void)
 	      "  --mqtt H:P --qos 0|1 --subs N --pubs N --idle N (mqtt)\n"
 	      "  --src-addrs N     devices connect from 127.0.0.2..N+1\n"
 	      "  --image FILE      (ota) the module every device is flashed;\n"
-	      "                    --concurrency: PUTs in flight\n",
+	      "                    --concurrency: PUTs in flight;\n"
+	      "                    --warmup K: the first K unmeasured\n",
 	      stderr);
 	exit(2);
 }
@@ -1260,6 +1261,7 @@ main(int argc, char **argv)
 	uint64_t t_begin, t_end, t_end_flash = 0;
 	bool ok = true;
 	const char *image = NULL;
+	size_t warm = 0;
 
 	memset(&g, 0, sizeof(g));
 	if (argc < 2)
@@ -1315,6 +1317,8 @@ main(int argc, char **argv)
 			g.nsrc = (unsigned)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--image"))
 			image = v;
+		else if (!strcmp(k, "--warmup"))
+			warm = strtoul(v, NULL, 10);
 		else
 			usage();
 	}
@@ -1412,6 +1416,27 @@ main(int argc, char **argv)
 		}
 		/* settle: the post-connect events of the storm */
 		run_until(&g, now_us() + 1000000, 0, 0, NULL);
+		/* warm-up: the first devices are flashed unmeasured, so the
+		 * upload path's buffers (HTTP, PostgreSQL, the allocator's
+		 * high-water marks) are not counted as transfer state */
+		if (warm > 0) {
+			if (warm >= count)
+				die("--warmup must be below --count");
+			g.puts_limit = warm;
+			for (j = 0; j < conc; j++)
+				ota_put_send(&g, &g.http[j]);
+			if (!run_until(&g, now_us() + 300000000ull, 0, 0,
+				       all_flashed) ||
+			    g.flashed != warm)
+				die("warm-up: %" PRIu64 " of %zu flashed",
+				    g.flashed, warm);
+			run_until(&g, now_us() + 500000, 0, 0, NULL);
+		}
+		g.flashed = g.ota_failed = g.http_ok = g.http_err = 0;
+		g.lat.n = 0;
+		g.ota_inflight_max = g.ota_inflight;
+		g.puts_base = warm;
+		g.puts_limit = count;
 	}
 	if (!strcmp(mode, "http")) {
 		size_t j;
@@ -1448,7 +1473,7 @@ main(int argc, char **argv)
 			ota_put_send(&g, &g.http[j]);
 		ok = run_until(&g, t_begin + (uint64_t)(seconds * 1e6), 0, 0,
 			       all_flashed) &&
-		     g.flashed == g.ndev;
+		     g.flashed == g.ndev - warm;
 		if (g.t_last_flashed > t_begin)
 			t_end_flash = g.t_last_flashed;
 	} else if (rate > 0) {
