@@ -54,6 +54,9 @@ struct healer_op {
 	char device_id[HEALER_DEVICE_ID_MAX + 1];
 	uint16_t platform;
 	struct planner_image img; /* fetch: the image */
+	/* Heals waiting for the same image (chained by wnext): one fetch
+	   per image however many devices need it. */
+	struct healer_op *waiters, *wnext;
 };
 
 enum heal_state {
@@ -103,6 +106,7 @@ struct healer {
 	struct hmap *heals;	      /* device id -> struct heal */
 	struct hmap *apphash;	      /* device id -> char[65] */
 	struct ota_cache *images;     /* shared with the flash API */
+	struct hmap *fetching;	      /* sha256 -> the op fetching it */
 	struct hmap *cats;	      /* platform -> struct healer_cat */
 	struct event *sweep;
 	struct event *kick;	  /* plans outside the registry's callbacks */
@@ -139,6 +143,7 @@ healer_new(const struct healer_deps *deps, struct healer **out)
 	h->d = *deps;
 	h->heals = hmap_new();
 	h->apphash = hmap_new();
+	h->fetching = hmap_new();
 	h->images = ota_cache_new(
 		(size_t)(h->d.cfg != NULL ? h->d.cfg->ota_image_cache_mb
 					  : OTA_CACHE_MB_DEFAULT)
@@ -222,6 +227,7 @@ healer_free(struct healer *h)
 	hmap_free(h->heals);
 	hmap_free(h->apphash);
 	ota_cache_free(h->images);
+	hmap_free(h->fetching);
 	hmap_free(h->cats);
 	free(h);
 }
@@ -667,50 +673,68 @@ hex_to_sha(const char *hex, uint8_t out[32])
 	return 0;
 }
 
+/* One heal's wait for an image ended: send it, or retry later (err). */
 static void
-image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
+fetch_done_one(struct healer_op *op, int err, struct ota_image *img)
 {
-	struct healer_op *op = arg;
 	struct planner_image pi = op->img;
 	char dev[HEALER_DEVICE_ID_MAX + 1];
 	struct healer *h;
 	struct heal *hl;
-	struct ota_image *img;
-	uint8_t sha[32];
 
 	memcpy(dev, op->device_id, sizeof(dev));
 	if ((h = op_end(op)) == NULL || (hl = heal_get(h, dev)) == NULL)
 		return;
 	hl->busy = false;
-	if (err != 0) {
-		log_warn("device %s: heal: image %s not read: %s", dev, pi.id,
-			 err_str(err));
-		hl->retry_due = true;
-		return;
-	}
-	if (hex_to_sha(pi.id, sha) != 0)
-		return;
-	/* Several heals may have fetched the same image at once: the
-	   first one is cached, the others get it and drop their bytes. */
-	if ((err = ota_cache_put(h->images, sha, (uint8_t *)bytes, len, false,
-				 &img)) != 0) {
-		log_warn("device %s: heal: image %s not sent: %s (%zu of "
-			 "%zu bytes of images being sent; ota_image_cache_mb)",
-			 dev, pi.id, err_str(err), ota_cache_bytes(h->images),
-			 ota_cache_max(h->images));
+	if (err != 0 || img == NULL) {
+		log_warn("device %s: heal: image %s not sent: %s", dev, pi.id,
+			 err_str(err != 0 ? err : CINDER_ERR_INTERNAL));
 		hl->retry_due = true;
 		return;
 	}
 	heal_send_img(h, hl, &pi, img);
+}
+
+/* The image's bytes arrived: cache them once, send to every waiter. */
+static void
+image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
+{
+	struct healer_op *op = arg, *w, *next;
+	struct healer *h = op->h;
+	struct ota_image *img = NULL;
+	uint8_t sha[32];
+
+	w = op->waiters;
+	op->waiters = NULL;
+	if (hex_to_sha(op->img.id, sha) != 0)
+		err = CINDER_ERR_INTERNAL;
+	else if (h != NULL)
+		hmap_remove(h->fetching, sha, sizeof(sha));
+	if (err == 0 && h != NULL &&
+	    (err = ota_cache_put(h->images, sha, (uint8_t *)bytes, len, false,
+				 &img)) != 0)
+		log_warn("heal: image %s not cached: %s (%zu of %zu bytes of "
+			 "images being sent; ota_image_cache_mb)",
+			 op->img.id, err_str(err), ota_cache_bytes(h->images),
+			 ota_cache_max(h->images));
+	else if (err != 0)
+		log_warn("heal: image %s not read: %s", op->img.id,
+			 err_str(err));
+	fetch_done_one(op, err, img);
+	for (; w != NULL; w = next) {
+		next = w->wnext;
+		fetch_done_one(w, err, img);
+	}
 	ota_image_unref(img);
 }
 
-/* Send img (fetching its bytes first when not cached). */
+/* Send img (fetching its bytes first when not cached, once however
+   many heals need it). */
 static void
 heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
 {
 	struct ota_image *img;
-	struct healer_op *op;
+	struct healer_op *op, *lead;
 	uint8_t sha[32];
 	int rc;
 
@@ -720,10 +744,16 @@ heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
 	if (img == NULL) {
 		op = op_new(h, hl);
 		op->img = *pi;
-		if ((rc = fwstore_image_fetch(h->d.store, sha, image_fetched,
-					      op)) != 0) {
+		if ((lead = hmap_get(h->fetching, sha, sizeof(sha))) != NULL) {
+			op->wnext = lead->waiters;
+			lead->waiters = op;
+		} else if ((rc = hmap_put(h->fetching, sha, sizeof(sha), op,
+					  NULL)) != 0 ||
+			   (rc = fwstore_image_fetch(h->d.store, sha,
+						     image_fetched, op)) != 0) {
 			log_info("device %s: heal: image %s not read: %s",
 				 hl->device_id, pi->id, err_str(rc));
+			hmap_remove(h->fetching, sha, sizeof(sha));
 			op_end(op);
 			hl->retry_due = true;
 			return;
