@@ -260,7 +260,9 @@ count_waiting(const void *k, size_t len, void *v, void *arg)
 void
 healer_status_fill(struct healer *h, json_t *obj)
 {
+	const struct healer_flash *f;
 	unsigned waiting = 0;
+	size_t n = 0;
 
 	hmap_foreach(h->heals, count_waiting, &waiting);
 	json_object_set_new(
@@ -269,6 +271,15 @@ healer_status_fill(struct healer *h, json_t *obj)
 			  (json_int_t)h->active, "peak", (json_int_t)h->peak,
 			  "waiting", (json_int_t)waiting, "max_concurrent",
 			  (json_int_t)h->d.cfg->healer_max_concurrent));
+	for (f = h->flashes; f != NULL; f = f->next)
+		n++;
+	json_object_set_new(
+		obj, "ota",
+		json_pack("{s:I, s:I, s:I, s:I}", "transfers", (json_int_t)n,
+			  "images", (json_int_t)ota_cache_count(h->images),
+			  "image_bytes", (json_int_t)ota_cache_bytes(h->images),
+			  "image_bytes_max",
+			  (json_int_t)ota_cache_max(h->images)));
 }
 
 /* A heal takes a slot under healer_max_concurrent. */

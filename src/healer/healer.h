@@ -105,7 +105,10 @@ unsigned healer_active(const struct healer *h);
 /**
  * Add "healer": {"active", "peak", "waiting", "max_concurrent"} to a
  * status object (GET /v1/ping): heals running now, the most that ever
- * ran at once, heals waiting for a slot, and the cap.
+ * ran at once, heals waiting for a slot, and the cap; and "ota":
+ * {"transfers", "images", "image_bytes", "image_bytes_max"}: transfers
+ * running (flashes and heals), the images in memory and their bytes
+ * (one copy per binary being sent), the bound.
  */
 void healer_status_fill(struct healer *h, json_t *obj);
 
