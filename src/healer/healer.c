@@ -102,6 +102,7 @@ struct healer_cat {
 struct healer {
 	struct healer_deps d;
 	struct healer_flash *flashes; /* live transfers */
+	size_t n_flashes;	      /* ... how many */
 	struct healer_op *ops;	      /* store steps out */
 	struct hmap *heals;	      /* device id -> struct heal */
 	struct hmap *apphash;	      /* device id -> char[65] */
@@ -260,9 +261,7 @@ count_waiting(const void *k, size_t len, void *v, void *arg)
 void
 healer_status_fill(struct healer *h, json_t *obj)
 {
-	const struct healer_flash *f;
 	unsigned waiting = 0;
-	size_t n = 0;
 
 	hmap_foreach(h->heals, count_waiting, &waiting);
 	json_object_set_new(
@@ -271,15 +270,14 @@ healer_status_fill(struct healer *h, json_t *obj)
 			  (json_int_t)h->active, "peak", (json_int_t)h->peak,
 			  "waiting", (json_int_t)waiting, "max_concurrent",
 			  (json_int_t)h->d.cfg->healer_max_concurrent));
-	for (f = h->flashes; f != NULL; f = f->next)
-		n++;
-	json_object_set_new(
-		obj, "ota",
-		json_pack("{s:I, s:I, s:I, s:I}", "transfers", (json_int_t)n,
-			  "images", (json_int_t)ota_cache_count(h->images),
-			  "image_bytes", (json_int_t)ota_cache_bytes(h->images),
-			  "image_bytes_max",
-			  (json_int_t)ota_cache_max(h->images)));
+	json_object_set_new(obj, "ota",
+			    json_pack("{s:I, s:I, s:I, s:I}", "transfers",
+				      (json_int_t)h->n_flashes, "images",
+				      (json_int_t)ota_cache_count(h->images),
+				      "image_bytes",
+				      (json_int_t)ota_cache_bytes(h->images),
+				      "image_bytes_max",
+				      (json_int_t)ota_cache_max(h->images)));
 }
 
 /* A heal takes a slot under healer_max_concurrent. */
@@ -316,6 +314,7 @@ flash_unlink(struct healer_flash *f)
 		f->h->flashes = f->next;
 	if (f->next != NULL)
 		f->next->prev = f->prev;
+	f->h->n_flashes--;
 }
 
 static void heal_sent(struct healer *h, const struct healer_flash *f,
@@ -419,6 +418,7 @@ flash_start(struct healer *h, const char *device_id, int64_t owner_id,
 	if (h->flashes != NULL)
 		h->flashes->prev = f;
 	h->flashes = f;
+	h->n_flashes++;
 	rc = registry_flash(h->d.reg, device_id, img, NULL, flash_report, f,
 			    &id);
 	if (rc != 0) {
