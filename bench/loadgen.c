@@ -14,7 +14,14 @@
  *   - keep-alive HTTP clients (function calls, variable reads, or any
  *     fixed request, e.g. against bench/mhd_hello);
  *   - a small MQTT 3.1.1 client (publishers, subscribers, idle
- *     connections) for the Mosquitto peer.
+ *     connections) for the Mosquitto peer;
+ *   - OTA (B6): every device is flashed one module image through the
+ *     flash API (a multipart PUT per device, what `particle flash`
+ *     sends, from a few keep-alive clients) and receives it as the
+ *     simulator does (fast OTA, chunk CRCs, validation); the devices
+ *     write into one shared flash area (the image is the same for all,
+ *     so the area converges to it) and stop once installed instead of
+ *     rebooting.
  * The server's CPU (utime + stime of --pid from /proc) and RSS are read at
  * the start and the end of the measured phase. Output: one JSON object.
  */
@@ -34,6 +41,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +75,7 @@ struct dev {
 	int fd;
 	uint32_t mask;
 	bool connected, writable, active, counted;
+	bool ota_begun, installed, stop_now, hold_tx;
 	uint64_t t_start;
 	int32_t var;
 };
@@ -122,7 +131,24 @@ struct lg {
 	struct lat lat;
 	bool measuring;
 	int qos;
+	int pid;
+	/* ota mode */
+	uint8_t *image;
+	size_t image_len, puts_next, puts_limit, puts_base;
+	uint64_t flashed, ota_failed, ota_inflight, ota_inflight_max;
+	uint64_t t_last_flashed;
+	long rss_peak;
 };
+
+/* ota mode: the devices' shared flash area (see the top comment) */
+#define OTA_FLASH (256u * 1024u)
+static uint8_t ota_flash[OTA_FLASH];
+#define OTA_BOUNDARY "cinderbenchboundary7e3f"
+static const char ota_pre[] = "--" OTA_BOUNDARY "\r\n"
+			      "Content-Disposition: form-data; name=\"file\"; "
+			      "filename=\"bench.bin\"\r\n"
+			      "Content-Type: application/octet-stream\r\n\r\n";
+static const char ota_post[] = "\r\n--" OTA_BOUNDARY "--\r\n";
 
 static volatile sig_atomic_t g_stop;
 
@@ -365,6 +391,8 @@ p_send(void *ctx, const uint8_t *buf, size_t len)
 
 	if (d->fd < 0)
 		return FW_ERR_IO;
+	if (d->hold_tx)
+		return 0; /* ota mode: see ota_note() */
 	n = send(d->fd, buf, len, MSG_NOSIGNAL);
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : FW_ERR_IO;
@@ -405,27 +433,76 @@ p_random(void *ctx, uint8_t *buf, size_t len)
 	return RAND_bytes(buf, (int)len) == 1 ? 0 : FW_ERR_CRYPTO;
 }
 
+/* Flash: only the ota mode has any (the shared area); erasing is a
+ * no-op there, as every device writes the same bytes. */
 static int
 p_flash(void *ctx, uint32_t off, size_t len)
 {
-	(void)ctx;
-	(void)off;
-	(void)len;
-	return FW_ERR_INVAL; /* no OTA in the benchmarks */
+	struct dev *d = ctx;
+
+	if (d->lg->image == NULL || off > OTA_FLASH || len > OTA_FLASH - off)
+		return FW_ERR_INVAL;
+	return 0;
 }
 
 static int
 p_flash_rd(void *ctx, uint32_t off, uint8_t *b, size_t len)
 {
-	(void)b;
-	return p_flash(ctx, off, len);
+	int r = p_flash(ctx, off, len);
+
+	if (r == 0)
+		memcpy(b, ota_flash + off, len);
+	return r;
 }
 
 static int
 p_flash_wr(void *ctx, uint32_t off, const uint8_t *b, size_t len)
 {
-	(void)b;
-	return p_flash(ctx, off, len);
+	int r = p_flash(ctx, off, len);
+
+	if (r == 0)
+		memcpy(ota_flash + off, b, len);
+	return r;
+}
+
+/* ota mode: the device's OTA milestones */
+static void
+ota_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
+	 void *arg)
+{
+	struct dev *d = arg;
+	struct lg *g = d->lg;
+
+	(void)y;
+	if (what == FW_NOTE_OTA_BEGIN && !d->ota_begun) {
+		d->ota_begun = true;
+		if (++g->ota_inflight > g->ota_inflight_max)
+			g->ota_inflight_max = g->ota_inflight;
+	} else if (what == FW_NOTE_OTA_INSTALLED && !d->installed) {
+		/* The device would reboot now (a reset once its output is
+		 * sent) and reconnect with a new handshake, whose RSA work
+		 * would land in the measured phase. It stays connected
+		 * instead, as the same session: a last event held back keeps
+		 * the output busy, so dev_step() can cancel the reset first. */
+		d->installed = true;
+		d->hold_tx = true;
+		(void)fw_app_publish(a, "bench/flashed", "", 60,
+				     FW_PUBLISH_PRIVATE);
+		g->flashed++;
+		g->ota_inflight--;
+		g->t_last_flashed = now_us();
+		lat_add(&g->lat, now_us() - d->t_start);
+	} else if (what == FW_NOTE_OTA_REJECTED) {
+		if (g->ota_failed++ < 3)
+			fprintf(stderr, "device %s refused the image: %s\n",
+				d->id, x != NULL ? x : "?");
+		if (d->ota_begun) {
+			d->ota_begun = false;
+			g->ota_inflight--;
+		}
+	} else if (what == FW_NOTE_RESET && d->installed) {
+		d->stop_now = true; /* flashed: no reboot, no new handshake */
+	}
 }
 
 /* One EVP_PKEY operation: kind 0 encrypt, 1 decrypt, 2 verify-recover. */
@@ -602,6 +679,13 @@ devs_load(struct lg *g, const char *dir, size_t count)
 		cfg.dev.product_version = 0xffff;
 		cfg.dev.platform_id = 3;
 		cfg.modules = &g->modules;
+		if (g->image != NULL) {
+			d->port.flash_size = OTA_FLASH;
+			cfg.updates_enabled = true;
+			cfg.fast_ota = true;
+			cfg.notify = ota_note;
+			cfg.notify_arg = d;
+		}
 		fw_app_init(&d->app, &d->port, &cfg);
 		fw_app_function(&d->app, "bench", fn_bench, d);
 		fw_app_variable(&d->app, "v", FW_VAR_INT, &d->var, NULL, NULL);
@@ -649,6 +733,20 @@ dev_step(struct lg *g, struct dev *d)
 	if (!d->active)
 		return;
 	(void)fw_app_step(&d->app, p_millis(NULL));
+	if (d->hold_tx) {
+		d->app.reset_pending = false;
+		d->hold_tx = false;
+	}
+	if (d->stop_now) {
+		/* flashed: leave (the reset's reconnect is cut short) */
+		fw_device_stop(&d->app.dev);
+		d->active = false;
+		g->active--;
+		if (d->counted)
+			g->ready--;
+		d->counted = false;
+		return;
+	}
 	if (!d->counted && fw_device_is_ready(&d->app.dev)) {
 		d->counted = true;
 		g->ready++;
@@ -674,6 +772,55 @@ dev_step(struct lg *g, struct dev *d)
 }
 
 /* ---- HTTP clients and SSE streams --------------------------------------- */
+
+/* ota mode: the next device's flash, a multipart PUT of the image */
+static void
+ota_put_send(struct lg *g, struct hc *c)
+{
+	char req[1024];
+	struct iovec iov[4];
+	struct dev *d;
+	size_t tot = 0, k;
+	int n;
+
+	if (g->puts_next >= g->puts_limit) {
+		c->busy = false;
+		return;
+	}
+	d = &g->devs[g->puts_next++];
+	d->t_start = now_us();
+	n = snprintf(req, sizeof(req),
+		     "PUT /v1/devices/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		     "Authorization: Bearer %s\r\n"
+		     "Content-Type: multipart/form-data; boundary=" OTA_BOUNDARY
+		     "\r\nContent-Length: %zu\r\n\r\n",
+		     d->id, g->token ? g->token : "-",
+		     sizeof(ota_pre) - 1 + g->image_len + sizeof(ota_post) - 1);
+	iov[0] = (struct iovec){req, (size_t)n};
+	iov[1] = (struct iovec){(void *)ota_pre, sizeof(ota_pre) - 1};
+	iov[2] = (struct iovec){g->image, g->image_len};
+	iov[3] = (struct iovec){(void *)ota_post, sizeof(ota_post) - 1};
+	c->t0 = now_us();
+	c->busy = true;
+	c->len = 0;
+	for (k = 0; k < 4; k++)
+		tot += iov[k].iov_len;
+	/* blocking socket: one writev normally sends it all */
+	for (k = 0; k < 4 && tot > 0;) {
+		ssize_t w = writev(c->fd, iov + k, (int)(4 - k));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			die("send: %s", strerror(errno));
+		tot -= (size_t)w;
+		while (k < 4 && (size_t)w >= iov[k].iov_len)
+			w -= (ssize_t)iov[k++].iov_len;
+		if (k < 4) {
+			iov[k].iov_base = (char *)iov[k].iov_base + w;
+			iov[k].iov_len -= (size_t)w;
+		}
+	}
+}
 
 static void
 http_send(struct lg *g, struct hc *c)
@@ -727,7 +874,8 @@ http_read(struct lg *g, struct hc *c)
 		if (g->measuring) {
 			if (strncmp(c->buf + 9, "200", 3) == 0) {
 				g->http_ok++;
-				lat_add(&g->lat, now_us() - c->t0);
+				if (g->image == NULL)
+					lat_add(&g->lat, now_us() - c->t0);
 			} else {
 				if (g->http_err++ < 3)
 					fprintf(stderr, "HTTP: %.60s\n",
@@ -735,7 +883,11 @@ http_read(struct lg *g, struct hc *c)
 			}
 		}
 		c->busy = false;
-		if (!g_stop)
+		if (g_stop)
+			return;
+		if (g->image != NULL)
+			ota_put_send(g, c);
+		else
 			http_send(g, c);
 		return;
 	}
@@ -1031,13 +1183,24 @@ run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 			publish_due(g, rate, t_begin);
 		if (now_us() - last_tick > 200000) { /* device timers */
 			size_t j;
+			long rss;
 			last_tick = now_us();
+			if (g->image != NULL && g->measuring &&
+			    (rss = proc_rss_kb(g->pid)) > g->rss_peak)
+				g->rss_peak = rss;
 			for (j = 0; j < g->ndev; j++)
 				if (g->devs[j].active)
 					dev_step(g, &g->devs[j]);
 		}
 	}
 	return cond != NULL && cond(g);
+}
+
+static bool
+all_flashed(struct lg *g)
+{
+	return g->flashed + g->ota_failed + g->http_err >=
+	       g->puts_limit - g->puts_base;
 }
 
 static bool
@@ -1080,7 +1243,7 @@ static void
 usage(void)
 {
 	fputs("usage: cinder-loadgen MODE [options]\n"
-	      "modes: handshake | idle | publish | http | mqtt\n"
+	      "modes: handshake | idle | publish | http | mqtt | ota\n"
 	      "  --dir DIR --server H:P --server-key FILE --count N\n"
 	      "  --concurrency C   (handshake: devices connecting at once;\n"
 	      "                     http: clients)\n"
@@ -1090,7 +1253,10 @@ usage(void)
 	      "  --method M --body B\n"
 	      "  --rate R --streams N --sse-path P   (publish)\n"
 	      "  --mqtt H:P --qos 0|1 --subs N --pubs N --idle N (mqtt)\n"
-	      "  --src-addrs N     devices connect from 127.0.0.2..N+1\n",
+	      "  --src-addrs N     devices connect from 127.0.0.2..N+1\n"
+	      "  --image FILE      (ota) the module every device is flashed;\n"
+	      "                    --concurrency: PUTs in flight;\n"
+	      "                    --warmup K: the first K unmeasured\n",
 	      stderr);
 	exit(2);
 }
@@ -1105,8 +1271,10 @@ main(int argc, char **argv)
 	long rss0, rss1, rss_before = 0, rss_ready = 0;
 	double conn_s = 0, conn_cpu = 0, conn_gen = 0;
 	int pid = 0, i;
-	uint64_t t_begin, t_end;
+	uint64_t t_begin, t_end, t_end_flash = 0;
 	bool ok = true;
+	const char *image = NULL;
+	size_t warm = 0;
 
 	memset(&g, 0, sizeof(g));
 	if (argc < 2)
@@ -1160,6 +1328,10 @@ main(int argc, char **argv)
 			idle = strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--src-addrs"))
 			g.nsrc = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--image"))
+			image = v;
+		else if (!strcmp(k, "--warmup"))
+			warm = strtoul(v, NULL, 10);
 		else
 			usage();
 	}
@@ -1169,6 +1341,24 @@ main(int argc, char **argv)
 	if ((g.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die("epoll: %s", strerror(errno));
 	fw_modules_default(&g.modules, 1512, 1512, NULL);
+	g.pid = pid;
+	if (!strcmp(mode, "ota")) {
+		FILE *f;
+		long sz;
+
+		if (image == NULL)
+			die("ota needs --image");
+		if ((f = fopen(image, "rb")) == NULL)
+			die("%s: %s", image, strerror(errno));
+		if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) <= 0 ||
+		    sz > (long)OTA_FLASH || fseek(f, 0, SEEK_SET) != 0)
+			die("%s: empty or over %u bytes", image, OTA_FLASH);
+		g.image_len = (size_t)sz;
+		if ((g.image = malloc(g.image_len)) == NULL ||
+		    fread(g.image, 1, g.image_len, f) != g.image_len)
+			die("%s: cannot read", image);
+		fclose(f);
+	}
 	if (count > 0) {
 		if (dir == NULL || g.server_key == NULL)
 			die("devices need --dir, --server and --server-key");
@@ -1226,6 +1416,41 @@ main(int argc, char **argv)
 		if (!strcmp(mode, "mqtt"))
 			rss_ready = proc_rss_kb(pid);
 	}
+	if (!strcmp(mode, "ota")) {
+		size_t j;
+		g.http = calloc(conc, sizeof(*g.http));
+		g.nhttp = conc;
+		for (j = 0; j < conc; j++) {
+			g.http[j].kind = K_HTTP;
+			g.http[j].lg = &g;
+			g.http[j].fd = tcp_open(&g.api_addr);
+			ep_set(&g, g.http[j].fd, EPOLLIN, &g.http[j],
+			       EPOLL_CTL_ADD);
+		}
+		/* settle: the post-connect events of the storm */
+		run_until(&g, now_us() + 1000000, 0, 0, NULL);
+		/* warm-up: the first devices are flashed unmeasured, so the
+		 * upload path's buffers (HTTP, PostgreSQL, the allocator's
+		 * high-water marks) are not counted as transfer state */
+		if (warm > 0) {
+			if (warm >= count)
+				die("--warmup must be below --count");
+			g.puts_limit = warm;
+			for (j = 0; j < conc; j++)
+				ota_put_send(&g, &g.http[j]);
+			if (!run_until(&g, now_us() + 300000000ull, 0, 0,
+				       all_flashed) ||
+			    g.flashed != warm)
+				die("warm-up: %" PRIu64 " of %zu flashed",
+				    g.flashed, warm);
+			run_until(&g, now_us() + 500000, 0, 0, NULL);
+		}
+		g.flashed = g.ota_failed = g.http_ok = g.http_err = 0;
+		g.lat.n = 0;
+		g.ota_inflight_max = g.ota_inflight;
+		g.puts_base = warm;
+		g.puts_limit = count;
+	}
 	if (!strcmp(mode, "http")) {
 		size_t j;
 		g.http = calloc(conc, sizeof(*g.http));
@@ -1248,13 +1473,25 @@ main(int argc, char **argv)
 	/* the measured phase (bench/run --perf starts perf on this line) */
 	printf("# measuring\n");
 	fflush(stdout);
+	if (g.image != NULL) /* bench/run reads cinderd's state first */
+		run_until(&g, now_us() + 300000, 0, 0, NULL);
 	g.measuring = true;
 	cpu0 = proc_cpu(pid);
 	me0 = self_cpu();
 	rss0 = proc_rss_kb(pid);
 	t_begin = now_us();
 	g.sent = g.busy = 0;
-	if (rate > 0) {
+	if (g.image != NULL) {
+		size_t j;
+		g.rss_peak = rss0;
+		for (j = 0; j < g.nhttp; j++)
+			ota_put_send(&g, &g.http[j]);
+		ok = run_until(&g, t_begin + (uint64_t)(seconds * 1e6), 0, 0,
+			       all_flashed) &&
+		     g.flashed == g.ndev - warm;
+		if (g.t_last_flashed > t_begin)
+			t_end_flash = g.t_last_flashed;
+	} else if (rate > 0) {
 		size_t j;
 		for (j = 0; j < g.nsse; j++)
 			g.sse[j].got = 0;
@@ -1280,7 +1517,18 @@ main(int argc, char **argv)
 		size_t nsub = g.nsse;
 		for (size_t j = 0; j < g.nmq; j++)
 			nsub += g.mqs[j].role == MQ_SUB;
-		printf("{\"connect_s\":%.3f,\"connect_cpu_s\":%.3f,"
+		putchar('{');
+		if (g.image != NULL)
+			printf("\"image_bytes\":%zu,\"flashed\":%" PRIu64
+			       ",\"ota_failed\":%" PRIu64
+			       ",\"flash_s\":%.3f,\"inflight_max\":%" PRIu64
+			       ",\"rss_peak_kb\":%ld,",
+			       g.image_len, g.flashed, g.ota_failed,
+			       t_end_flash > t_begin
+				       ? (double)(t_end_flash - t_begin) / 1e6
+				       : 0.0,
+			       g.ota_inflight_max, g.rss_peak);
+		printf("\"connect_s\":%.3f,\"connect_cpu_s\":%.3f,"
 		       "\"connect_gen_cpu_s\":%.3f,"
 		       "\"rss_before_kb\":%ld,\"rss_ready_kb\":%ld,",
 		       conn_s, conn_cpu, conn_gen, rss_before, rss_ready);

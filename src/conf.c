@@ -113,6 +113,11 @@ static const struct key_def keys[] = {
 	 "seconds before a failed module is sent again (doubles per try)"},
 	{"healer_prerelease", KEY_INT, OFF(healer_prerelease), "0", 0, 1,
 	 "1: the healer may send modules found only in -rc releases"},
+	{"ota_image_cache_mb", KEY_INT, OFF(ota_image_cache_mb), "256", 1,
+	 65536,
+	 "MB of distinct firmware images being sent at once (one copy "
+	 "each, shared by every device receiving it); past it a flash "
+	 "is refused"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -51,6 +51,7 @@ struct conf {
 	int healer_retries;	   /* failed sends per (device, module) */
 	int healer_backoff;	   /* seconds before a resend, doubling */
 	int healer_prerelease;	   /* 1: may send images only in -rc releases */
+	int ota_image_cache_mb;	   /* MB of OTA images in memory at once */
 	char *config_file;	   /* path it was loaded from, or NULL */
 };
 

@@ -71,20 +71,6 @@ xtime(uint8_t x)
 	return (uint8_t)((x << 1) ^ ((x & 0x80) ? 0x1b : 0x00));
 }
 
-static uint8_t
-gmul(uint8_t a, uint8_t b)
-{
-	uint8_t r = 0;
-
-	while (b) {
-		if (b & 1)
-			r ^= a;
-		a = xtime(a);
-		b >>= 1;
-	}
-	return r;
-}
-
 void
 fw_aes128_init(struct fw_aes128 *a, const uint8_t key[FW_AES_KEY])
 {
@@ -155,26 +141,28 @@ mix_columns(uint8_t s[16])
 	}
 }
 
+/*
+ * InvMixColumns as a cheap pre-step and MixColumns: the inverse matrix
+ * factors as MixColumns times {05 00 04 00} (FIPS 197's matrices; the
+ * factoring is in "The Design of Rijndael", 4.1.3). A few xtime()s per
+ * column instead of sixteen general products: decryption costs about
+ * what encryption does.
+ */
 static void
 inv_mix_columns(uint8_t s[16])
 {
-	uint8_t a0, a1, a2, a3;
+	uint8_t u, v;
 	int c;
 
 	for (c = 0; c < 4; c++) {
-		a0 = s[4 * c];
-		a1 = s[4 * c + 1];
-		a2 = s[4 * c + 2];
-		a3 = s[4 * c + 3];
-		s[4 * c] = gmul(a0, 14) ^ gmul(a1, 11) ^ gmul(a2, 13) ^
-			   gmul(a3, 9);
-		s[4 * c + 1] = gmul(a0, 9) ^ gmul(a1, 14) ^ gmul(a2, 11) ^
-			       gmul(a3, 13);
-		s[4 * c + 2] = gmul(a0, 13) ^ gmul(a1, 9) ^ gmul(a2, 14) ^
-			       gmul(a3, 11);
-		s[4 * c + 3] = gmul(a0, 11) ^ gmul(a1, 13) ^ gmul(a2, 9) ^
-			       gmul(a3, 14);
+		u = xtime(xtime((uint8_t)(s[4 * c] ^ s[4 * c + 2])));
+		v = xtime(xtime((uint8_t)(s[4 * c + 1] ^ s[4 * c + 3])));
+		s[4 * c] ^= u;
+		s[4 * c + 1] ^= v;
+		s[4 * c + 2] ^= u;
+		s[4 * c + 3] ^= v;
 	}
+	mix_columns(s);
 }
 
 void

@@ -10,7 +10,9 @@
  * is a 400 naming the check ("code") and the device is untouched. The
  * device must be online here; only its owner or an administrator may
  * flash it (another user's device is not found). The image is stored
- * (fwstore, by SHA-256), then sent (healer_flash(), which publishes
+ * (fwstore, by SHA-256), put in the shared image cache (otacache.h:
+ * one copy per binary; 503 ota_cache_full past ota_image_cache_mb),
+ * then sent (healer_flash(), which publishes
  * spark/flash/status); the answer comes as soon as the transfer started:
  * {"id":..., "status":"Update started"}.
  */
@@ -26,6 +28,7 @@
 #include "healer/healer.h"
 #include "healer/module.h"
 #include "healer/ota.h"
+#include "healer/otacache.h"
 #include "log.h"
 #include "registry.h"
 #include "store.h"
@@ -86,11 +89,11 @@ static void
 flash_stored(int err, bool created, const uint8_t sha256[32], void *arg)
 {
 	struct flreq *f = arg;
+	struct ota_cache *cache;
 	struct ota_image *img;
 	int rc;
 
 	(void)created;
-	(void)sha256;
 	if (err != 0) {
 		rest_fail_err(f->r->http, f->id, err);
 		goto out;
@@ -99,8 +102,23 @@ flash_stored(int err, bool created, const uint8_t sha256[32], void *arg)
 		rest_fail_err(f->r->http, f->id, CINDER_ERR_UNAVAILABLE);
 		goto out;
 	}
-	img = ota_image_new_take(f->bytes, f->len);
+	/* One copy per binary, shared by every device it is sent to. */
+	cache = healer_images(f->r->healer);
+	rc = ota_cache_put(cache, sha256, f->bytes, f->len, true, &img);
 	f->bytes = NULL;
+	if (rc != 0) {
+		log_warn("%s: flash refused: the OTA image cache is full (%zu "
+			 "of %zu bytes; ota_image_cache_mb)",
+			 f->logctx, ota_cache_bytes(cache),
+			 ota_cache_max(cache));
+		http_request_resume_with(
+			f->r->http, f->id, 503,
+			flash_refusal("ota_cache_full",
+				      "Too many different firmware images are "
+				      "being sent at once: try again when a "
+				      "running flash has finished"));
+		goto out;
+	}
 	rc = healer_flash(f->r->healer, f->device_id, f->owner_id, img);
 	ota_image_unref(img);
 	switch (rc) {

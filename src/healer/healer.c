@@ -21,6 +21,7 @@
 #include "healer/healstep.h"
 #include "bus.h"
 #include "healer/ota.h"
+#include "healer/otacache.h"
 #include "healer/planner.h"
 #include "hmap.h"
 #include "log.h"
@@ -53,6 +54,9 @@ struct healer_op {
 	char device_id[HEALER_DEVICE_ID_MAX + 1];
 	uint16_t platform;
 	struct planner_image img; /* fetch: the image */
+	/* Heals waiting for the same image (chained by wnext): one fetch
+	   per image however many devices need it. */
+	struct healer_op *waiters, *wnext;
 };
 
 enum heal_state {
@@ -98,10 +102,12 @@ struct healer_cat {
 struct healer {
 	struct healer_deps d;
 	struct healer_flash *flashes; /* live transfers */
+	size_t n_flashes;	      /* ... how many */
 	struct healer_op *ops;	      /* store steps out */
 	struct hmap *heals;	      /* device id -> struct heal */
 	struct hmap *apphash;	      /* device id -> char[65] */
-	struct hmap *images;	      /* sha hex -> struct ota_image */
+	struct ota_cache *images;     /* shared with the flash API */
+	struct hmap *fetching;	      /* sha256 -> the op fetching it */
 	struct hmap *cats;	      /* platform -> struct healer_cat */
 	struct event *sweep;
 	struct event *kick;	  /* plans outside the registry's callbacks */
@@ -138,7 +144,11 @@ healer_new(const struct healer_deps *deps, struct healer **out)
 	h->d = *deps;
 	h->heals = hmap_new();
 	h->apphash = hmap_new();
-	h->images = hmap_new();
+	h->fetching = hmap_new();
+	h->images = ota_cache_new(
+		(size_t)(h->d.cfg != NULL ? h->d.cfg->ota_image_cache_mb
+					  : OTA_CACHE_MB_DEFAULT)
+		<< 20);
 	h->cats = hmap_new();
 	if (h->d.base != NULL) {
 		h->sweep = event_new(h->d.base, -1, EV_PERSIST, sweep_cb, h);
@@ -180,16 +190,6 @@ free_plain(const void *k, size_t len, void *v, void *arg)
 }
 
 static int
-free_image(const void *k, size_t len, void *v, void *arg)
-{
-	(void)k;
-	(void)len;
-	(void)arg;
-	ota_image_unref(v);
-	return 0;
-}
-
-static int
 free_cat(const void *k, size_t len, void *v, void *arg)
 {
 	struct healer_cat *c = v;
@@ -224,11 +224,11 @@ healer_free(struct healer *h)
 		event_free(h->kick);
 	hmap_foreach(h->heals, free_heal, NULL);
 	hmap_foreach(h->apphash, free_plain, NULL);
-	hmap_foreach(h->images, free_image, NULL);
 	hmap_foreach(h->cats, free_cat, NULL);
 	hmap_free(h->heals);
 	hmap_free(h->apphash);
-	hmap_free(h->images);
+	ota_cache_free(h->images);
+	hmap_free(h->fetching);
 	hmap_free(h->cats);
 	free(h);
 }
@@ -270,6 +270,14 @@ healer_status_fill(struct healer *h, json_t *obj)
 			  (json_int_t)h->active, "peak", (json_int_t)h->peak,
 			  "waiting", (json_int_t)waiting, "max_concurrent",
 			  (json_int_t)h->d.cfg->healer_max_concurrent));
+	json_object_set_new(obj, "ota",
+			    json_pack("{s:I, s:I, s:I, s:I}", "transfers",
+				      (json_int_t)h->n_flashes, "images",
+				      (json_int_t)ota_cache_count(h->images),
+				      "image_bytes",
+				      (json_int_t)ota_cache_bytes(h->images),
+				      "image_bytes_max",
+				      (json_int_t)ota_cache_max(h->images)));
 }
 
 /* A heal takes a slot under healer_max_concurrent. */
@@ -306,6 +314,7 @@ flash_unlink(struct healer_flash *f)
 		f->h->flashes = f->next;
 	if (f->next != NULL)
 		f->next->prev = f->prev;
+	f->h->n_flashes--;
 }
 
 static void heal_sent(struct healer *h, const struct healer_flash *f,
@@ -409,6 +418,7 @@ flash_start(struct healer *h, const char *device_id, int64_t owner_id,
 	if (h->flashes != NULL)
 		h->flashes->prev = f;
 	h->flashes = f;
+	h->n_flashes++;
 	rc = registry_flash(h->d.reg, device_id, img, NULL, flash_report, f,
 			    &id);
 	if (rc != 0) {
@@ -417,6 +427,12 @@ flash_start(struct healer *h, const char *device_id, int64_t owner_id,
 	}
 	/* On success f may be gone already (a final report). */
 	return rc;
+}
+
+struct ota_cache *
+healer_images(struct healer *h)
+{
+	return h->images;
 }
 
 int
@@ -609,6 +625,9 @@ heal_try_for(struct heal *hl, const char *id)
 	return &hl->tries[hl->n_tries++];
 }
 
+static void heal_send_img(struct healer *h, struct heal *hl,
+			  const struct planner_image *pi,
+			  struct ota_image *img);
 static void heal_send(struct healer *h, struct heal *hl,
 		      const struct planner_image *img);
 
@@ -665,62 +684,87 @@ hex_to_sha(const char *hex, uint8_t out[32])
 	return 0;
 }
 
+/* One heal's wait for an image ended: send it, or retry later (err). */
 static void
-image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
+fetch_done_one(struct healer_op *op, int err, struct ota_image *img)
 {
-	struct healer_op *op = arg;
 	struct planner_image pi = op->img;
 	char dev[HEALER_DEVICE_ID_MAX + 1];
 	struct healer *h;
 	struct heal *hl;
-	struct ota_image *img;
-	uint8_t sha[32];
 
 	memcpy(dev, op->device_id, sizeof(dev));
 	if ((h = op_end(op)) == NULL || (hl = heal_get(h, dev)) == NULL)
 		return;
 	hl->busy = false;
-	if (err != 0) {
-		log_warn("device %s: heal: image %s not read: %s", dev, pi.id,
-			 err_str(err));
+	if (err != 0 || img == NULL) {
+		log_warn("device %s: heal: image %s not sent: %s", dev, pi.id,
+			 err_str(err != 0 ? err : CINDER_ERR_INTERNAL));
 		hl->retry_due = true;
 		return;
 	}
-	if (hex_to_sha(pi.id, sha) != 0)
-		return;
-	/* Heals that started together read the same image at once: the
-	   first answer is kept, the others are dropped (putting them over
-	   it leaked the cached copy). */
-	if (hmap_get(h->images, sha, sizeof(sha)) == NULL) {
-		img = ota_image_new(bytes, len);
-		if (hmap_put(h->images, sha, sizeof(sha), img, NULL) != 0) {
-			ota_image_unref(img);
-			return;
-		}
-	}
-	heal_send(h, hl, &pi);
+	heal_send_img(h, hl, &pi, img);
 }
 
-/* Send img (fetching its bytes first when not cached). */
+/* The image's bytes arrived: cache them once, send to every waiter. */
+static void
+image_fetched(int err, const uint8_t *bytes, size_t len, void *arg)
+{
+	struct healer_op *op = arg, *w, *next;
+	struct healer *h = op->h;
+	struct ota_image *img = NULL;
+	uint8_t sha[32];
+
+	w = op->waiters;
+	op->waiters = NULL;
+	if (hex_to_sha(op->img.id, sha) != 0)
+		err = CINDER_ERR_INTERNAL;
+	else if (h != NULL)
+		hmap_remove(h->fetching, sha, sizeof(sha));
+	if (err == 0 && h != NULL &&
+	    (err = ota_cache_put(h->images, sha, (uint8_t *)bytes, len, false,
+				 &img)) != 0)
+		log_warn("heal: image %s not cached: %s (%zu of %zu bytes of "
+			 "images being sent; ota_image_cache_mb)",
+			 op->img.id, err_str(err), ota_cache_bytes(h->images),
+			 ota_cache_max(h->images));
+	else if (err != 0)
+		log_warn("heal: image %s not read: %s", op->img.id,
+			 err_str(err));
+	fetch_done_one(op, err, img);
+	for (; w != NULL; w = next) {
+		next = w->wnext;
+		fetch_done_one(w, err, img);
+	}
+	ota_image_unref(img);
+}
+
+/* Send img (fetching its bytes first when not cached, once however
+   many heals need it). */
 static void
 heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
 {
 	struct ota_image *img;
-	struct healer_op *op;
+	struct healer_op *op, *lead;
 	uint8_t sha[32];
-	char idx[8];
 	int rc;
 
 	if (hex_to_sha(pi->id, sha) != 0)
 		return;
-	img = hmap_get(h->images, sha, sizeof(sha));
+	img = ota_cache_get(h->images, sha);
 	if (img == NULL) {
 		op = op_new(h, hl);
 		op->img = *pi;
-		if ((rc = fwstore_image_fetch(h->d.store, sha, image_fetched,
-					      op)) != 0) {
+		if ((lead = hmap_get(h->fetching, sha, sizeof(sha))) != NULL) {
+			op->wnext = lead->waiters;
+			lead->waiters = op;
+		} else if ((rc = hmap_put(h->fetching, sha, sizeof(sha), op,
+					  NULL)) != 0 ||
+			   (rc = fwstore_image_fetch(h->d.store, sha,
+						     image_fetched, op)) != 0) {
 			log_info("device %s: heal: image %s not read: %s",
 				 hl->device_id, pi->id, err_str(rc));
+			hmap_remove(h->fetching, sha, sizeof(sha));
 			op_end(op);
 			hl->retry_due = true;
 			return;
@@ -728,6 +772,18 @@ heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
 		hl->busy = true;
 		return;
 	}
+	heal_send_img(h, hl, pi, img);
+	ota_image_unref(img);
+}
+
+/* Send a cached image (the transfer takes its own reference). */
+static void
+heal_send_img(struct healer *h, struct heal *hl, const struct planner_image *pi,
+	      struct ota_image *img)
+{
+	char idx[8];
+	int rc;
+
 	snprintf(idx, sizeof(idx), "%u", pi->index);
 	publish(h, hl->device_id, hl->owner_id,
 		"spark/safe-mode-updater/updating", idx);

@@ -37,6 +37,7 @@ struct store;
 struct registry;
 struct events;
 struct ota_image;
+struct ota_cache;
 struct healer;
 
 /** What the healer needs from the daemon; all borrowed. */
@@ -72,6 +73,14 @@ void healer_free(struct healer *h);
 int healer_flash(struct healer *h, const char *device_id, int64_t owner_id,
 		 struct ota_image *img);
 
+/**
+ * The image cache (otacache.h) shared by flashes and heals: the flash
+ * API puts an uploaded binary there and passes the image to
+ * healer_flash(), so every device receiving one binary shares one copy.
+ * Bounded by the config key ota_image_cache_mb.
+ */
+struct ota_cache *healer_images(struct healer *h);
+
 /** The platform's catalogue changed (an import): reload it when needed. */
 void healer_catalogue_changed(struct healer *h);
 
@@ -96,7 +105,10 @@ unsigned healer_active(const struct healer *h);
 /**
  * Add "healer": {"active", "peak", "waiting", "max_concurrent"} to a
  * status object (GET /v1/ping): heals running now, the most that ever
- * ran at once, heals waiting for a slot, and the cap.
+ * ran at once, heals waiting for a slot, and the cap; and "ota":
+ * {"transfers", "images", "image_bytes", "image_bytes_max"}: transfers
+ * running (flashes and heals), the images in memory and their bytes
+ * (one copy per binary being sent), the bound.
  */
 void healer_status_fill(struct healer *h, json_t *obj);
 

@@ -14,6 +14,7 @@
 #include "coap/pcoap.h"
 #include "crypto.h"
 #include "err.h"
+#include "healer/crc32.h"
 #include "healer/module.h"
 
 #define VECTOR_SP 0x20020000u /* initial stack pointer we write */
@@ -465,7 +466,7 @@ module_parse(const uint8_t *p, size_t len, const struct module_parse_opts *opts,
 	tail = len - MODULE_CRC_LEN;
 	mi->crc = (uint32_t)p[tail] << 24 | (uint32_t)p[tail + 1] << 16 |
 		  (uint32_t)p[tail + 2] << 8 | p[tail + 3];
-	crc = pcoap_crc32(0, p, tail);
+	crc = crc32_fast(0, p, tail);
 	if (crc != mi->crc) {
 		fail(e, MODULE_E_CRC,
 		     "CRC mismatch: the file says %08x, its contents give %08x",
@@ -596,7 +597,7 @@ module_build(const struct module_spec *s, uint8_t **out, size_t *lenp,
 		free(b);
 		return CINDER_ERR_CRYPTO;
 	}
-	x = pcoap_crc32(0, b, tail);
+	x = crc32_fast(0, b, tail);
 	b[tail] = (uint8_t)(x >> 24);
 	b[tail + 1] = (uint8_t)(x >> 16);
 	b[tail + 2] = (uint8_t)(x >> 8);

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "healer/crc32.h"
 #include "healer/ota.h"
 #include "xmalloc.h"
 
@@ -138,6 +139,8 @@ ota_image_unref(struct ota_image *img)
 {
 	if (img == NULL || --img->refs > 0)
 		return;
+	if (img->on_free != NULL)
+		img->on_free(img->on_free_arg, img);
 	free((void *)img->data);
 	free(img->crcs);
 	free(img);
@@ -287,7 +290,7 @@ ota_send_chunk(struct ota *o, uint32_t i, bool indexed, uint64_t now_ms)
 	data = ota_chunk_data(o, i, &len);
 	r = pcoap_build_chunk(o->msg, sizeof(o->msg), &n, 0, 0,
 			      o->crcs != NULL ? o->crcs[i]
-					      : pcoap_crc32(0, data, len),
+					      : crc32_fast(0, data, len),
 			      indexed ? (int32_t)i : -1, data, len);
 	if (r != PCOAP_OK || n > o->max_msg) {
 		ota_fail(o, OTA_FAIL_PROTO, "could not build a chunk");
@@ -809,7 +812,7 @@ ota_crc_cache(struct ota *o)
 		img->crc_padded = o->pad != NULL;
 		for (i = 0; i < o->n_chunks; i++) {
 			data = ota_chunk_data(o, i, &len);
-			img->crcs[i] = pcoap_crc32(0, data, len);
+			img->crcs[i] = crc32_fast(0, data, len);
 		}
 	}
 	if (img->crc_cs == o->cs && img->crc_padded == (o->pad != NULL))

@@ -39,6 +39,10 @@ struct ota_image {
 	uint32_t *crcs;	     /* CRC-32 per chunk, or NULL; owned */
 	uint16_t crc_cs;     /* the chunk size they are for */
 	bool crc_padded;     /* the last one over the padded chunk */
+	/* Called once at the last reference, before the image is freed
+	   (the image cache, otacache.h, forgets it there); NULL = none. */
+	void (*on_free)(void *arg, struct ota_image *img);
+	void *on_free_arg;
 };
 
 /**
@@ -53,7 +57,10 @@ struct ota_image *ota_image_new_take(uint8_t *data, size_t len);
 /** Add a reference. @return img */
 struct ota_image *ota_image_ref(struct ota_image *img);
 
-/** Drop a reference; frees the image at the last one. NULL-safe. */
+/**
+ * Drop a reference; at the last one calls img->on_free, then frees the
+ * image. NULL-safe.
+ */
 void ota_image_unref(struct ota_image *img);
 
 /* Why a transfer failed (struct ota_report.reason). */

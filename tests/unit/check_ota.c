@@ -24,7 +24,9 @@
 #include "fw_app.h"
 #include "fw_err.h"
 #include "fw_memdev.h"
+#include "healer/crc32.h"
 #include "healer/ota.h"
+#include "healer/otacache.h"
 #include "session.h"
 
 /* ==== the scripted device ============================================ */
@@ -956,6 +958,128 @@ START_TEST(test_ota_image_shared)
 }
 END_TEST
 
+static uint8_t *
+dup_img(size_t len)
+{
+	uint8_t *p = malloc(len);
+
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, img_buf, len);
+	return p;
+}
+
+/* Two transfers of one binary share one cached image; it leaves the
+   cache when the last transfer ends. */
+START_TEST(test_ota_cache_shared)
+{
+	struct ota_cache *c = ota_cache_new(1 << 20);
+	struct ota_image *i1, *i2;
+	struct ota *a, *b;
+	uint8_t sha[32];
+
+	reset_script();
+	memset(sha, 0xa5, sizeof(sha));
+	ck_assert_ptr_null(ota_cache_get(c, sha));
+	/* the first upload makes the image, the second finds it (and its
+	   own copy of the bytes is dropped) */
+	ck_assert_int_eq(ota_cache_put(c, sha, dup_img(5000), 5000, true, &i1),
+			 0);
+	ck_assert_int_eq(ota_cache_put(c, sha, dup_img(5000), 5000, true, &i2),
+			 0);
+	ck_assert_ptr_eq(i1, i2);
+	ck_assert_uint_eq(ota_cache_count(c), 1);
+	ck_assert_uint_eq(ota_cache_bytes(c), 5000);
+	ck_assert_int_eq(ota_new(&t_ops, NULL, i1, NULL, &a), 0);
+	ck_assert_int_eq(ota_new(&t_ops, NULL, i2, NULL, &b), 0);
+	ck_assert_uint_eq(i1->refs, 4);
+	/* the callers drop theirs: the transfers keep it alive */
+	ota_image_unref(i1);
+	ota_image_unref(i2);
+	ck_assert_ptr_eq(ota_cache_get(c, sha), i1);
+	ota_image_unref(i1);
+	ck_assert_uint_eq(i1->refs, 2);
+	ota_free(a);
+	ck_assert_uint_eq(ota_cache_count(c), 1);
+	ck_assert_uint_eq(i1->refs, 1);
+	ota_free(b); /* the last reference: freed and forgotten */
+	ck_assert_uint_eq(ota_cache_count(c), 0);
+	ck_assert_uint_eq(ota_cache_bytes(c), 0);
+	ck_assert_ptr_null(ota_cache_get(c, sha));
+	/* copied (not taken) bytes make a fresh entry again */
+	ck_assert_int_eq(ota_cache_put(c, sha, img_buf, 100, false, &i1), 0);
+	ck_assert_uint_eq(ota_cache_bytes(c), 100);
+	ota_image_unref(i1);
+	ck_assert_uint_eq(ota_cache_count(c), 0);
+	ota_cache_free(c);
+}
+END_TEST
+
+/* The bound: a new image that would pass it is refused, nothing
+   changes; room comes back when an image is freed. */
+START_TEST(test_ota_cache_bound)
+{
+	struct ota_cache *c = ota_cache_new(8000);
+	struct ota_image *ia, *ib, *ia2;
+	uint8_t sa[32], sb[32];
+
+	memset(sa, 1, sizeof(sa));
+	memset(sb, 2, sizeof(sb));
+	ck_assert_uint_eq(ota_cache_max(c), 8000);
+	ck_assert_int_eq(ota_cache_put(c, sa, dup_img(5000), 5000, true, &ia),
+			 0);
+	ck_assert_int_eq(ota_cache_put(c, sb, dup_img(5000), 5000, true, &ib),
+			 CINDER_ERR_BUSY);
+	ck_assert_ptr_null(ib);
+	ck_assert_int_eq(ota_cache_put(c, sb, img_buf, 9000, false, &ib),
+			 CINDER_ERR_BUSY);
+	ck_assert_int_eq(ota_cache_put(c, sb, img_buf, 0, false, &ib),
+			 CINDER_ERR_INVAL);
+	/* the cached one is still served at the bound */
+	ck_assert_int_eq(ota_cache_put(c, sa, dup_img(5000), 5000, true, &ia2),
+			 0);
+	ck_assert_ptr_eq(ia, ia2);
+	ck_assert_uint_eq(ota_cache_count(c), 1);
+	ck_assert_uint_eq(ota_cache_bytes(c), 5000);
+	ota_image_unref(ia2);
+	ota_image_unref(ia);
+	ck_assert_int_eq(ota_cache_put(c, sb, dup_img(3000), 3000, true, &ib),
+			 0);
+	ck_assert_int_eq(ota_cache_put(c, sa, dup_img(5000), 5000, true, &ia),
+			 0);
+	ck_assert_uint_eq(ota_cache_bytes(c), 8000);
+	ota_image_unref(ib);
+	/* an image outliving its cache is freed by its last reference */
+	ota_cache_free(c);
+	ck_assert_uint_eq(ia->refs, 1);
+	ota_image_unref(ia);
+}
+END_TEST
+
+/* The server's sliced CRC-32 equals the shared codec's, at every
+   length and alignment, and continues a running value. */
+START_TEST(test_ota_crc32_fast)
+{
+	static uint8_t b[4200];
+	size_t off, len, i;
+	uint32_t x = 1;
+
+	for (i = 0; i < sizeof(b); i++) {
+		x = x * 1103515245u + 12345u;
+		b[i] = (uint8_t)(x >> 16);
+	}
+	ck_assert_uint_eq(crc32_fast(0, (const uint8_t *)"123456789", 9),
+			  0xcbf43926u);
+	ck_assert_uint_eq(crc32_fast(0, b, 0), 0);
+	for (off = 0; off < 9; off++)
+		for (len = 0; len < 70; len++)
+			ck_assert_uint_eq(crc32_fast(0, b + off, len),
+					  pcoap_crc32(0, b + off, len));
+	ck_assert_uint_eq(crc32_fast(0, b, 4096), pcoap_crc32(0, b, 4096));
+	ck_assert_uint_eq(crc32_fast(crc32_fast(0, b, 1001), b + 1001, 3000),
+			  pcoap_crc32(0, b, 4001));
+}
+END_TEST
+
 /* The CRC cache of a shared image serves only the same chunking. */
 START_TEST(test_ota_image_crc_cache)
 {
@@ -1346,6 +1470,9 @@ ota_suite(void)
 	tcase_add_test(tc, test_ota_sizes);
 	tcase_add_test(tc, test_ota_send_failure);
 	tcase_add_test(tc, test_ota_image_shared);
+	tcase_add_test(tc, test_ota_cache_shared);
+	tcase_add_test(tc, test_ota_cache_bound);
+	tcase_add_test(tc, test_ota_crc32_fast);
 	tcase_add_test(tc, test_ota_image_crc_cache);
 	tcase_add_test(tc, test_ota_parse_result);
 	suite_add_tcase(s, tc);
