@@ -88,6 +88,8 @@ struct heal {
 	char before[96];     /* system modules at the start */
 	json_t *parts;	     /* modules sent */
 	char stuck[PLANNER_REASONLEN]; /* what was reported, "" none */
+	char sent_ok[PLANNER_ID_MAX];  /* the image just installed, until a
+					  Describe shows it or is skipped */
 	size_t n_tries;
 	struct heal_try tries[HEALER_TRIES_MAX];
 };
@@ -817,6 +819,11 @@ heal_sent(struct healer *h, const struct healer_flash *f,
 	hl->last = mono_ms();
 	if (r->ev == OTA_EV_SUCCESS) {
 		hl->stuck[0] = '\0';
+		/* A Describe that came during the transfer shows the device
+		   before it: only the one after the reboot counts. */
+		hl->plan_due = false;
+		hl->retry_due = false;
+		snprintf(hl->sent_ok, sizeof(hl->sent_ok), "%s", f->img.id);
 		json_array_append_new(
 			hl->parts,
 			json_pack("{s:s, s:i, s:i, s:s}", "function",
@@ -925,6 +932,18 @@ heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
 	case HEALSTEP_SEND:
 		break;
 	}
+	if (strcmp(out.image->id, hl->sent_ok) == 0) {
+		/* A Describe sent between the install and the reboot: skip
+		   it once; if the next one still lacks the module, the
+		   install did not take and the image goes again. */
+		hl->sent_ok[0] = '\0';
+		log_info("device %s: heal: its describe predates the install "
+			 "of %s %u version %u: waiting for the restart",
+			 hl->device_id, module_func_name(out.image->func),
+			 out.image->index, out.image->version);
+		return;
+	}
+	hl->sent_ok[0] = '\0';
 	if (strcmp(hl->stuck, HEALSTEP_DISABLED_REASON) != 0)
 		hl->stuck[0] = '\0'; /* that one: until a send succeeds */
 	heal_send(h, hl, out.image);
