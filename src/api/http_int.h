@@ -148,12 +148,12 @@ enum MHD_Result http_mhd_access(void *cls, struct MHD_Connection *conn,
 				const char *url, const char *method,
 				const char *version, const char *upload_data,
 				size_t *upload_data_size, void **con_cls);
-void http_mhd_completed(void *cls, struct MHD_Connection *conn,
-			void **con_cls, enum MHD_RequestTerminationCode toe);
+void http_mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			enum MHD_RequestTerminationCode toe);
 
 /* http_resp.c: answers */
-int http_respond_error_text(struct http_request *req, int err,
-			    const char *code, const char *desc);
+int http_respond_error_text(struct http_request *req, int err, const char *code,
+			    const char *desc);
 int http_respond_auth_error(struct http_request *req, int err);
 int http_respond_options(struct http_request *req);
 

@@ -194,7 +194,7 @@ http_conn_shutdown(struct MHD_Connection *c)
 
 void
 http_mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-	      enum MHD_RequestTerminationCode toe)
+		   enum MHD_RequestTerminationCode toe)
 {
 	struct http_request *req = *con_cls;
 
@@ -435,7 +435,7 @@ req_dispatch(struct http_request *req)
 				"authenticate hook is set",
 				req->match.route->pattern);
 			http_respond_error_text(req, CINDER_ERR_INTERNAL, NULL,
-					   NULL);
+						NULL);
 			return;
 		}
 		/*
@@ -543,7 +543,7 @@ req_begin(struct http_request *req)
 	}
 	if (h->stopping) {
 		http_respond_error_text(req, CINDER_ERR_UNAVAILABLE, NULL,
-				   "server is shutting down");
+					"server is shutting down");
 		return queue_answer(req);
 	}
 	n = MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, NULL,
@@ -552,7 +552,7 @@ req_begin(struct http_request *req)
 	    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
 				      query_iter, req) != n) {
 		http_respond_error_text(req, CINDER_ERR_MALFORMED, NULL,
-				   "malformed query string");
+					"malformed query string");
 		return queue_answer(req);
 	}
 	switch (router_match(h->router, req->method, req->path, &req->match)) {
@@ -569,7 +569,7 @@ req_begin(struct http_request *req)
 		return queue_answer(req);
 	case ROUTER_BAD_PATH:
 		http_respond_error_text(req, CINDER_ERR_MALFORMED, NULL,
-				   "malformed percent-escape in path");
+					"malformed percent-escape in path");
 		return queue_answer(req);
 	}
 	if (req->match.route->flags & ROUTE_UPLOAD)
@@ -585,7 +585,8 @@ req_begin(struct http_request *req)
 		errno = 0;
 		clen = strtoull(cl, &end, 10);
 		if (errno != 0 || clen > req->limit) {
-			http_respond_error_text(req, CINDER_ERR_TOO_BIG, NULL, NULL);
+			http_respond_error_text(req, CINDER_ERR_TOO_BIG, NULL,
+						NULL);
 			return queue_answer(req);
 		}
 		/*
@@ -627,8 +628,9 @@ req_body_append(struct http_request *req, const char *data, size_t n)
 
 enum MHD_Result
 http_mhd_access(void *cls, struct MHD_Connection *conn, const char *url,
-	   const char *method, const char *version, const char *upload_data,
-	   size_t *upload_data_size, void **con_cls)
+		const char *method, const char *version,
+		const char *upload_data, size_t *upload_data_size,
+		void **con_cls)
 {
 	struct http *h = cls;
 	struct http_request *req = *con_cls;
@@ -661,7 +663,7 @@ http_mhd_access(void *cls, struct MHD_Connection *conn, const char *url,
 			*upload_data_size = 0;
 			if (req->discarded > req->limit) {
 				http_respond_error_text(req, CINDER_ERR_TOO_BIG,
-						   NULL, NULL);
+							NULL, NULL);
 				return queue_answer(req);
 			}
 		}

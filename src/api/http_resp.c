@@ -118,7 +118,7 @@ http_respond_json(struct http_request *req, int status, json_t *body)
 
 int
 http_respond_error_text(struct http_request *req, int err, const char *code,
-		   const char *desc)
+			const char *desc)
 {
 	int status = json_err_status(err);
 
