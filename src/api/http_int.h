@@ -56,21 +56,21 @@ struct http_conn {
 };
 
 struct http_request {
-	struct http *h;			  /* owning server */
-	struct MHD_Connection *conn;	  /* MHD's connection */
-	struct http_conn *hc;		  /* its socket context */
-	uint64_t id;			  /* table key, never 0 */
-	struct http_request *next;	  /* hash chain */
-	bool in_table;			  /* listed in h->tab */
-	char ctx[32];			  /* "req <id>" */
-	char *method;			  /* owned copy */
-	char *path;			  /* owned copy, not decoded */
+	struct http *h;		     /* owning server */
+	struct MHD_Connection *conn; /* MHD's connection */
+	struct http_conn *hc;	     /* its socket context */
+	uint64_t id;		     /* table key, never 0 */
+	struct http_request *next;   /* hash chain */
+	bool in_table;		     /* listed in h->tab */
+	char ctx[32];		     /* "req <id>" */
+	char *method;		     /* copy, in req's block */
+	char *path;		     /* copy, not decoded, in req's block */
 	char client_ip[INET6_ADDRSTRLEN]; /* text address */
 	struct timespec started;	  /* monotonic, for the access log */
 	enum req_state state;		  /* see enum */
 
 	struct router_match match; /* route and params */
-	json_t *query;		   /* decoded query parameters */
+	json_t *query;		   /* decoded query parameters or NULL */
 	json_t *body;		   /* parsed body (object) */
 	struct json_files *files;  /* multipart files, views into buf */
 	uint8_t *buf;		   /* raw body */

@@ -97,18 +97,22 @@ static struct http_request *
 req_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	const char *method)
 {
-	struct http_request *req = xcalloc(1, sizeof(*req));
+	size_t mlen = strlen(method) + 1, ulen = strlen(url) + 1;
+	struct http_request *req;
 	const union MHD_ConnectionInfo *ci;
 
+	/* one block: the struct, then the method and the path */
+	req = xcalloc(1, sizeof(*req) + mlen + ulen);
+	req->method = (char *)(req + 1);
+	memcpy(req->method, method, mlen);
+	req->path = req->method + mlen;
+	memcpy(req->path, url, ulen);
 	req->h = h;
 	req->conn = conn;
 	req->id = ++h->next_id;
 	snprintf(req->ctx, sizeof(req->ctx), "req %llu",
 		 (unsigned long long)req->id);
-	req->method = xstrdup(method);
-	req->path = xstrdup(url);
 	clock_gettime(CLOCK_MONOTONIC, &req->started);
-	req->query = json_object();
 	req->limit = h->opts.max_body;
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci != NULL && (req->hc = ci->socket_context) != NULL)
@@ -171,8 +175,6 @@ req_free(struct http_request *req)
 	free(req->hdrs);
 	if (req->sbuf != NULL)
 		evbuffer_free(req->sbuf);
-	free(req->method);
-	free(req->path);
 	free(req);
 }
 
@@ -548,6 +550,8 @@ req_begin(struct http_request *req)
 	}
 	n = MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, NULL,
 				      NULL);
+	if (n > 0) /* most requests have none: no object then */
+		req->query = json_object();
 	if (n > JSON_DEFAULT_MAX_FIELDS ||
 	    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
 				      query_iter, req) != n) {
