@@ -24,27 +24,31 @@ auth_user_of(const struct http_request *req)
 	return req != NULL ? http_request_user(req) : NULL;
 }
 
+/* A copy is one block (struct, then its strings): every authenticated
+ * request makes one, so it costs one malloc instead of three. */
 void
 auth_user_free(void *p)
 {
-	struct auth_user *u = p;
-
-	if (u == NULL)
-		return;
-	free(u->username);
-	free(u->client_id);
-	free(u);
+	free(p);
 }
 
 struct auth_user *
 auth_user_dup(const struct auth_user *u)
 {
-	struct auth_user *n = xcalloc(1, sizeof(*n));
+	const char *name = u->username != NULL ? u->username : "";
+	size_t nlen = strlen(name) + 1;
+	size_t clen = u->client_id != NULL ? strlen(u->client_id) + 1 : 0;
+	struct auth_user *n = xcalloc(1, sizeof(*n) + nlen + clen);
+	char *p = (char *)(n + 1);
 
 	n->id = u->id;
 	n->is_admin = u->is_admin;
-	n->username = xstrdup(u->username ? u->username : "");
-	n->client_id = u->client_id ? xstrdup(u->client_id) : NULL;
+	memcpy(p, name, nlen);
+	n->username = p;
+	if (clen > 0) {
+		memcpy(p + nlen, u->client_id, clen);
+		n->client_id = p + nlen;
+	}
 	return n;
 }
 

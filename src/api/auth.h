@@ -20,7 +20,7 @@ struct store;
 /** The authenticated caller, attached with http_request_set_user(). */
 struct auth_user {
 	int64_t id;	 /* users.id */
-	char *username;	 /* owned */
+	char *username;	 /* in a copy: part of its block */
 	bool is_admin;	 /* users.is_admin */
 	char *client_id; /* OAuth client the token was issued to, or NULL */
 };
@@ -31,7 +31,8 @@ struct auth_user {
  */
 const struct auth_user *auth_user_of(const struct http_request *req);
 
-/** Free an auth_user (NULL-safe); usable as http_request_set_user free_fn. */
+/** Free a copy made by auth_user_dup (NULL-safe); usable as
+ * http_request_set_user free_fn. */
 void auth_user_free(void *u);
 
 /** @return a new copy of u (caller frees with auth_user_free) */

@@ -176,7 +176,8 @@ const char *http_request_param(const struct http_request *req,
  */
 const char *http_request_query(const struct http_request *req,
 			       const char *name);
-/** @return all query parameters as an object (borrowed) */
+/** @return all query parameters as an object (borrowed), NULL when the
+ *  request has none (jansson's getters take NULL) */
 json_t *http_request_query_all(const struct http_request *req);
 /** @return a request header value (borrowed; case-insensitive) or NULL */
 const char *http_request_header(const struct http_request *req,

@@ -34,6 +34,7 @@ struct crow {
 	const struct route *route;	     /* borrowed row */
 	void *arg;			     /* handler arg */
 	size_t nseg;			     /* used entries of seg */
+	bool wild;			     /* the last segment is "*rest" */
 	struct seg seg[ROUTER_MAX_SEGMENTS]; /* compiled segments */
 };
 
@@ -99,6 +100,7 @@ compile(const struct route *rt, void *arg, struct crow *c)
 			s->text = xstrndup(p + 1, len - 1);
 			if (s->kind == SEG_WILD && e != NULL)
 				goto bad; /* '*' only last */
+			c->wild = s->kind == SEG_WILD;
 		} else {
 			s->kind = SEG_LIT;
 			s->text = xstrndup(p, len);
@@ -266,6 +268,10 @@ router_match(const struct router *r, const char *method, const char *path,
 		return res;
 	for (i = 0; i < r->n; i++) {
 		c = &r->rows[i];
+		/* the segment count rules out most rows without a strcmp
+		 * (perf on bench/run B4: the scan was 2-3% of cinderd) */
+		if (c->wild ? pp.n < c->nseg : pp.n != c->nseg)
+			continue;
 		memset(score, 0, sizeof(score));
 		if (!row_matches(c, &pp, score))
 			continue;

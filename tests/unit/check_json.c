@@ -388,6 +388,31 @@ START_TEST(test_json_dump_compact)
 }
 END_TEST
 
+/* Answers past the stack buffer (2 KiB) are dumped straight into the
+ * result; NULL is refused. */
+START_TEST(test_json_dump_compact_large)
+{
+	char big[5001], *s;
+	json_t *o;
+	size_t n;
+
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	o = json_pack("{s:s}", "k", big);
+	s = json_dump_compact(o, &n);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(n, strlen(big) + 8); /* {"k":"..."} */
+	ck_assert_uint_eq(n, strlen(s));
+	ck_assert(strncmp(s, "{\"k\":\"zzz", 9) == 0);
+	ck_assert_str_eq(s + n - 3, "z\"}");
+	free(s);
+	json_decref(o);
+	n = 7;
+	ck_assert_ptr_null(json_dump_compact(NULL, &n));
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
 static Suite *
 json_suite(void)
 {
@@ -412,6 +437,7 @@ json_suite(void)
 	tc = tcase_create("helpers");
 	tcase_add_test(tc, test_json_fields);
 	tcase_add_test(tc, test_json_dump_compact);
+	tcase_add_test(tc, test_json_dump_compact_large);
 	suite_add_tcase(s, tc);
 	return s;
 }
