@@ -31,8 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -79,7 +77,7 @@ set_timer_ms(struct devconn *c, int64_t ms)
 		ms = 0;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(c->timer, &tv);
+	evtimer_add(&c->timer, &tv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -296,9 +294,9 @@ sess_send(void *arg, const uint8_t *msg, size_t len)
 		return r;
 	if (pcoap_frame_header_encode(ct_len, frame, 2) != PCOAP_OK)
 		return CINDER_ERR_INTERNAL;
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_MAX)
+	if (c->out_len > OUTPUT_MAX)
 		return CINDER_ERR_BUSY;
-	if (bufferevent_write(c->bev, frame, ct_len + 2) != 0)
+	if (registry_io_write(c, frame, ct_len + 2) != 0)
 		return CINDER_ERR_IO;
 	c->reg->stats.bytes_out += ct_len + 2;
 	return 0;
@@ -515,7 +513,8 @@ sess_ready(void *arg)
 {
 	struct devconn *c = arg;
 
-	log_ctx(LOG_LEVEL_NOTICE, c->logctx, "online from %s", c->peer);
+	log_ctx(LOG_LEVEL_NOTICE, c->logctx, "online from %s:%u", c->ip,
+		(unsigned)c->port);
 	presence_online(c);
 }
 
@@ -557,6 +556,7 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 		  const struct session_result *res)
 {
 	struct devconn *c = arg;
+	uint64_t *waiters;
 	size_t i, n;
 
 	if (kind != SESSION_REQ_DESCRIBE || req_id != c->refresh_req) {
@@ -567,11 +567,15 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 	c->refresh_req = 0;
 	if (res->status == 0)
 		conn_describe_apply(c, (const char *)res->data, res->data_len);
+	/* Detached first: a callback may start the next refresh. */
 	n = c->n_refresh_waiters;
+	waiters = c->refresh_waiters;
 	c->n_refresh_waiters = 0;
+	c->refresh_waiters = NULL;
 	req_finish(c->reg, req_id, res);
 	for (i = 0; i < n; i++)
-		req_finish(c->reg, c->refresh_waiters[i], res);
+		req_finish(c->reg, waiters[i], res);
+	free(waiters);
 }
 
 const struct session_ops registry_sess_ops = {
@@ -589,6 +593,16 @@ const struct session_ops registry_sess_ops = {
 /* ------------------------------------------------------------------ */
 /* Connection lifecycle.                                              */
 
+void
+registry_conn_hs_free(struct devconn *c)
+{
+	if (c->hs == NULL)
+		return;
+	crypto_wipe(c->hs, sizeof(*c->hs));
+	free(c->hs);
+	c->hs = NULL;
+}
+
 static void
 conn_free(struct devconn *c)
 {
@@ -596,14 +610,13 @@ conn_free(struct devconn *c)
 		session_abort_requests(c->session);
 		session_free(c->session);
 	}
-	if (c->bev != NULL)
-		bufferevent_free(c->bev);
-	if (c->timer != NULL)
-		event_free(c->timer);
+	registry_io_free(c);
+	event_del(&c->timer);
 	crypto_channel_cleanup(&c->ch);
-	crypto_wipe(c->nonce, sizeof(c->nonce));
+	registry_conn_hs_free(c);
 	crypto_key_free(c->dev_key);
 	free(c->describe);
+	free(c->refresh_waiters);
 	hmap_remove(c->reg->conns, &c->id, sizeof(c->id));
 	c->reg->stats.connections--;
 	free(c);
@@ -637,8 +650,9 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 		return;
 	if (!c->hello_seen && status != 0)
 		lvl = LOG_LEVEL_WARN; /* a failed handshake */
-	log_ctx(lvl, c->logctx, "closed: %s (peer %s%s%s, %.1f s)", reason,
-		c->peer, status ? ", " : "", status ? err_str(status) : "",
+	log_ctx(lvl, c->logctx, "closed: %s (peer %s:%u%s%s, %.1f s)", reason,
+		c->ip, (unsigned)c->port, status ? ", " : "",
+		status ? err_str(status) : "",
 		(double)(registry_now_ms() - c->opened_ms) / 1000.0);
 	registry_handshake_end(c, false);
 	c->state = DC_CLOSING;
@@ -649,9 +663,8 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 	presence_offline(c);
 	if (c->hello_seen && reg->closed_cb != NULL)
 		reg->closed_cb(c->id, c->idhex, reg->sub_arg);
-	if (c->bev != NULL)
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	evtimer_del(c->timer);
+	registry_io_stop(c);
+	evtimer_del(&c->timer);
 	TAILQ_INSERT_TAIL(&reg->reap_list, c, reap);
 	event_active(reg->reap_ev, EV_TIMEOUT, 0);
 }
@@ -688,22 +701,18 @@ registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	set_timer_ms(c, next);
 }
 
-/* Decrypt and dispatch every complete frame in the input buffer. */
-void
-registry_conn_read_frames(struct devconn *c)
+/* Decrypt and dispatch every complete frame in buf; @return bytes used. */
+static size_t
+conn_read_frames(struct devconn *c, const uint8_t *buf, size_t len)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
 	uint8_t plain[PCOAP_SERVER_RX_MAX_CT];
-	uint8_t *buf;
-	size_t avail, flen, plen;
+	size_t used = 0, flen, plen;
 	int r;
 
 	while (c->state == DC_FRAMED) {
-		avail = evbuffer_get_length(in);
-		if (avail < PCOAP_FRAME_HDR_LEN)
-			return;
-		buf = evbuffer_pullup(in, PCOAP_FRAME_HDR_LEN);
-		r = pcoap_frame_peek(buf, PCOAP_FRAME_HDR_LEN,
+		if (len - used < PCOAP_FRAME_HDR_LEN)
+			break;
+		r = pcoap_frame_peek(buf + used, PCOAP_FRAME_HDR_LEN,
 				     PCOAP_SERVER_RX_MAX_CT, &flen);
 		if (r == PCOAP_NEED_MORE)
 			r = PCOAP_OK; /* the header told us flen */
@@ -712,40 +721,35 @@ registry_conn_read_frames(struct devconn *c)
 					    r == PCOAP_TOO_BIG
 						    ? "frame too large"
 						    : "bad frame length");
-			return;
+			break;
 		}
-		if (avail < flen)
-			return;
-		buf = evbuffer_pullup(in, (ev_ssize_t)flen);
-		r = crypto_channel_open(&c->ch, buf + 2, flen - 2, plain,
+		if (len - used < flen)
+			break;
+		r = crypto_channel_open(&c->ch, buf + used + 2, flen - 2, plain,
 					sizeof(plain), &plen);
-		evbuffer_drain(in, flen);
+		used += flen;
 		if (r != 0) {
 			registry_conn_close(c, CINDER_ERR_CRYPTO,
 					    "frame did not decrypt");
-			return;
+			break;
 		}
 		session_input(c->session, plain, plen, c->last_rx_ms);
 		crypto_wipe(plain, plen);
 	}
+	return used;
 }
 
-static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+size_t
+registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len)
 {
-	struct devconn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t n = evbuffer_get_length(in);
+	size_t used;
 
-	if (n > c->in_counted)
-		c->reg->stats.bytes_in += n - c->in_counted;
-	c->in_counted = n;
 	switch (c->state) {
 	case DC_NONCE:
-		if (n < CRYPTO_STEP2_LEN)
-			return;
-		registry_hs_step2(c, in);
-		return;
+		if (len < CRYPTO_STEP2_LEN)
+			return 0;
+		registry_hs_step2(c, buf);
+		return CRYPTO_STEP2_LEN;
 	case DC_STEP2:
 	case DC_KEY:
 	case DC_STEP3:
@@ -753,35 +757,20 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		   384 bytes, so anything now is a protocol violation. */
 		registry_conn_close(c, CINDER_ERR_PROTO,
 				    "device sent data during the handshake");
-		return;
+		return len;
 	case DC_FRAMED:
 		c->last_rx_ms = registry_now_ms();
 		c->heard = true;
-		registry_conn_read_frames(c);
-		c->in_counted = evbuffer_get_length(in);
+		used = conn_read_frames(c, buf, len);
 		/* Input may have started requests with earlier deadlines
 		   (the describe after Hello); re-arm the timer. */
 		if (c->state == DC_FRAMED)
 			registry_conn_timer_cb(-1, 0, c);
-		return;
+		return used;
 	case DC_CLOSING:
-		evbuffer_drain(in, n);
-		return;
+		break;
 	}
-}
-
-static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct devconn *c = arg;
-
-	(void)bev;
-	if (what & BEV_EVENT_EOF)
-		registry_conn_close(c, 0, "device closed the connection");
-	else if (what & BEV_EVENT_ERROR)
-		registry_conn_close(
-			c, CINDER_ERR_IO,
-			evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	return len;
 }
 
 static void
@@ -791,7 +780,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct registry *reg = arg;
 	struct devconn *c;
 	int one = 1;
-	uint16_t port = 0;
 
 	(void)l;
 	(void)salen;
@@ -809,20 +797,21 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->reg = reg;
 	c->id = ++reg->next_conn_id;
 	c->opened_ms = registry_now_ms();
+	c->fd = -1;
+	c->hs = xcalloc(1, sizeof(*c->hs));
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)sa;
 		inet_ntop(AF_INET, &s4->sin_addr, c->ip, sizeof(c->ip));
-		port = ntohs(s4->sin_port);
+		c->port = ntohs(s4->sin_port);
 	} else if (sa->sa_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)sa;
 		inet_ntop(AF_INET6, &s6->sin6_addr, c->ip, sizeof(c->ip));
-		port = ntohs(s6->sin6_port);
+		c->port = ntohs(s6->sin6_port);
 	}
-	snprintf(c->peer, sizeof(c->peer), "%s:%u", c->ip, port);
 	snprintf(c->logctx, sizeof(c->logctx), "conn %llu",
 		 (unsigned long long)c->id);
-	c->bev = bufferevent_socket_new(reg->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->timer = evtimer_new(reg->base, registry_conn_timer_cb, c);
+	registry_io_start(c, fd);
+	evtimer_assign(&c->timer, reg->base, registry_conn_timer_cb, c);
 	hmap_put(reg->conns, &c->id, sizeof(c->id), c, NULL);
 	reg->stats.connections++;
 	reg->stats.accepted++;
@@ -834,18 +823,16 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		evconnlistener_disable(reg->listener);
 		reg->paused = true;
 	}
-	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, CRYPTO_STEP2_LEN, 0);
 	set_timer_ms(c, (int64_t)reg->cfg->handshake_timeout * 1000);
-	if (crypto_random(c->nonce, sizeof(c->nonce)) != 0 ||
-	    bufferevent_write(c->bev, c->nonce, sizeof(c->nonce)) != 0) {
+	if (crypto_random(c->hs->nonce, sizeof(c->hs->nonce)) != 0 ||
+	    registry_io_write(c, c->hs->nonce, sizeof(c->hs->nonce)) != 0) {
 		registry_conn_close(c, CINDER_ERR_CRYPTO,
 				    "could not send the nonce");
 		return;
 	}
-	reg->stats.bytes_out += sizeof(c->nonce);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "accepted from %s", c->peer);
+	reg->stats.bytes_out += sizeof(c->hs->nonce);
+	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "accepted from %s:%u", c->ip,
+		(unsigned)c->port);
 }
 
 static void
@@ -882,6 +869,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 		return CINDER_ERR_INVAL;
 	}
 	reg = xcalloc(1, sizeof(*reg));
+	reg->rbuf = xmalloc(REGISTRY_RBUF);
 	reg->base = base;
 	reg->cfg = cfg;
 	reg->store = st;
@@ -998,6 +986,7 @@ registry_free(struct registry *reg)
 	hmap_free(reg->reqs);
 	hmap_free(reg->devices);
 	hmap_free(reg->conns);
+	free(reg->rbuf);
 	free(reg);
 }
 
@@ -1070,6 +1059,11 @@ conn_refresh_describe(struct devconn *c, uint64_t id, uint64_t now)
 	if (c->refresh_req != 0) {
 		if (c->n_refresh_waiters >= REFRESH_WAITERS_MAX)
 			return CINDER_ERR_BUSY;
+		/* Allocated while a refresh has waiters only. */
+		if (c->refresh_waiters == NULL)
+			c->refresh_waiters =
+				xcalloc(REFRESH_WAITERS_MAX,
+					sizeof(*c->refresh_waiters));
 		c->refresh_waiters[c->n_refresh_waiters++] = id;
 		return 0;
 	}
@@ -1228,7 +1222,7 @@ flash_space(void *arg)
 
 	if (c == NULL || c->state != DC_FRAMED)
 		return 0;
-	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	queued = c->out_len;
 	if (queued + FLASH_FRAME_SLACK >= FLASH_OUT_BUDGET)
 		return 0;
 	return FLASH_OUT_BUDGET - queued - FLASH_FRAME_SLACK;
@@ -1245,13 +1239,12 @@ flash_report(void *arg, const struct ota_report *r)
 		free(f);
 }
 
-/* The socket drained below half the budget: send more chunks. */
-static void
-flash_write_cb(struct bufferevent *bev, void *arg)
+/* Queued output went out: below half the budget, send more chunks. */
+void
+registry_conn_drained(struct devconn *c)
 {
-	struct devconn *c = arg;
-
-	(void)bev;
+	if (!c->flashing || c->out_len > FLASH_OUT_BUDGET / 2)
+		return;
 	if (c->state != DC_FRAMED || c->session == NULL ||
 	    !session_ota_active(c->session))
 		return;
@@ -1290,9 +1283,7 @@ registry_flash(struct registry *reg, const char *device_id,
 	memcpy(f->device_id, c->idhex, sizeof(f->device_id));
 	f->cb = cb;
 	f->arg = arg;
-	bufferevent_setcb(c->bev, conn_read_cb, flash_write_cb, conn_event_cb,
-			  c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, FLASH_OUT_BUDGET / 2, 0);
+	c->flashing = true;
 	*flash_id = id;
 	r = session_ota_start(c->session, img, &par, flash_space, flash_report,
 			      f, registry_now_ms());

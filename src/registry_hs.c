@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "crypto.h"
@@ -79,10 +77,10 @@ conn_have_key(struct devconn *c, const struct key_entry *e)
 	}
 	/* The same bytes are the same key; another encoding is compared as
 	   a key, as before. */
-	if (c->supplied_der_len > 0 &&
-	    (c->supplied_der_len != e->der_len ||
-	     memcmp(c->supplied_der, e->der, e->der_len) != 0) &&
-	    crypto_pubkey_parse(c->supplied_der, c->supplied_der_len,
+	if (c->hs->supplied_der_len > 0 &&
+	    (c->hs->supplied_der_len != e->der_len ||
+	     memcmp(c->hs->supplied_der, e->der, e->der_len) != 0) &&
+	    crypto_pubkey_parse(c->hs->supplied_der, c->hs->supplied_der_len,
 				&supplied) == 0 &&
 	    !crypto_key_public_eq(supplied, stored)) {
 		crypto_key_free(supplied);
@@ -111,9 +109,9 @@ record_pending_key(struct devconn *c)
 	char *pem = NULL;
 	const char *params[3];
 
-	if (c->supplied_der_len == 0 ||
-	    crypto_pubkey_der_to_pem(c->supplied_der, c->supplied_der_len,
-				     &pem) != 0)
+	if (c->hs->supplied_der_len == 0 ||
+	    crypto_pubkey_der_to_pem(c->hs->supplied_der,
+				     c->hs->supplied_der_len, &pem) != 0)
 		return;
 	params[0] = c->idhex;
 	params[1] = pem;
@@ -248,8 +246,8 @@ step2_done(void *arg, bool cancelled)
 	}
 	hex_encode(j->out.device_id, sizeof(j->out.device_id), c->idhex);
 	snprintf(c->logctx, sizeof(c->logctx), "dev %s", c->idhex);
-	memcpy(c->supplied_der, j->out.key_der, j->out.key_der_len);
-	c->supplied_der_len = j->out.key_der_len;
+	memcpy(c->hs->supplied_der, j->out.key_der, j->out.key_der_len);
+	c->hs->supplied_der_len = j->out.key_der_len;
 	c->state = DC_KEY;
 	t = xmalloc(sizeof(*t));
 	t->reg = reg;
@@ -307,12 +305,13 @@ step3_done(void *arg, bool cancelled)
 			"handshake: could not build the session key");
 		goto out;
 	}
-	if (bufferevent_write(c->bev, j->block, sizeof(j->block)) != 0) {
+	if (registry_io_write(c, j->block, sizeof(j->block)) != 0) {
 		registry_conn_close(c, CINDER_ERR_IO, "write failed");
 		goto out;
 	}
 	reg->stats.bytes_out += sizeof(j->block);
 	crypto_channel_init(&c->ch, j->session);
+	registry_conn_hs_free(c);
 	crypto_random(&mid, sizeof(mid));
 	c->state = DC_FRAMED;
 	c->last_rx_ms = registry_now_ms();
@@ -321,8 +320,7 @@ step3_done(void *arg, bool cancelled)
 	registry_handshake_end(c, true);
 	/* The device has 4 s to send its Hello after this; keep the
 	   handshake deadline running until the session ticks. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	registry_conn_read_frames(c);
+	registry_io_resume(c);
 	/* Arm the keep-alive and the session's own deadlines. */
 	if (c->state == DC_FRAMED)
 		registry_conn_timer_cb(-1, 0, c);
@@ -360,7 +358,7 @@ conn_start_step3(struct devconn *c)
 }
 
 void
-registry_hs_step2(struct devconn *c, struct evbuffer *in)
+registry_hs_step2(struct devconn *c, const uint8_t block[CRYPTO_STEP2_LEN])
 {
 	struct step2_job *j = xcalloc(1, sizeof(*j));
 	int r;
@@ -368,9 +366,8 @@ registry_hs_step2(struct devconn *c, struct evbuffer *in)
 	j->t.reg = c->reg;
 	j->t.conn_id = c->id;
 	j->server = c->reg->server_key;
-	memcpy(j->nonce, c->nonce, sizeof(j->nonce));
-	evbuffer_remove(in, j->block, sizeof(j->block));
-	c->in_counted = evbuffer_get_length(in);
+	memcpy(j->nonce, c->hs->nonce, sizeof(j->nonce));
+	memcpy(j->block, block, sizeof(j->block));
 	c->state = DC_STEP2;
 	r = cryptopool_submit(c->reg->pool, step2_work, step2_done, j);
 	if (r != 0) {
