@@ -96,7 +96,8 @@ struct devconn {
 	bool want_write : 1;		/* io also watches EV_WRITE */
 	bool flashing : 1;		/* an OTA transfer paces on drains */
 	struct session_hello hello;	/* copied Hello fields */
-	char *describe;			/* last describe JSON (owned) */
+	const char *describe;		/* last describe JSON (a reference
+					   to a shared copy, registry.c) */
 	int64_t owner_id;		/* owning user id, 0 = unowned */
 	uint32_t max_binary;		/* largest OTA image, 0: not said */
 	uint16_t chunk_size;		/* OTA chunk size, 0: not said */
@@ -131,6 +132,7 @@ struct registry {
 	struct hmap *devices;		     /* idhex -> devconn (newest) */
 	struct hmap *keys;		     /* idhex -> struct key_entry */
 	struct hmap *reqs;		     /* req id -> pending_req */
+	struct hmap *descs;		     /* SHA-256 -> shared describe */
 	uint64_t next_conn_id;		     /* counter */
 	uint64_t next_req_id;		     /* counter */
 	struct devconn_list reap_list;	     /* closed, not yet freed */
