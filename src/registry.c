@@ -347,13 +347,19 @@ sess_hello(void *arg, const struct session_hello *h)
 
 /*
  * Describe texts are kept once per distinct text, shared by every
- * connection that reported it: a fleet runs a few firmware builds, and a
- * describe is ~0.6 KB of the ~2 KB an idle session may cost.
+ * connection that reported it, with what is derived from the text (the
+ * parsed describe, the columns written to PostgreSQL): a fleet runs a few
+ * firmware builds, and a describe is ~0.6 KB of the ~2 KB an idle session
+ * may cost and a jansson parse per handshake.
  */
 struct desc_blob {
 	uint8_t sha[CRYPTO_SHA256_LEN]; /* of text, the reg->descs key */
 	uint32_t refs;			/* connections holding it */
 	bool shared;			/* in reg->descs */
+	struct describe *d;		/* text parsed */
+	char *functions;		/* d's functions, JSON, or NULL */
+	char *variables;		/* d's variables, JSON, or NULL */
+	char *modules;			/* the text's "m", JSON, or NULL */
 	char text[];			/* NUL-terminated JSON */
 };
 
@@ -364,65 +370,88 @@ desc_of(const char *text)
 					    offsetof(struct desc_blob, text));
 }
 
-/* The shared copy of merged (which is taken). */
-static const char *
-desc_intern(struct registry *reg, char *merged)
+static void
+desc_blob_free(struct desc_blob *b)
+{
+	describe_free(b->d);
+	free(b->functions);
+	free(b->variables);
+	free(b->modules);
+	free(b);
+}
+
+/*
+ * The shared copy of merged (which is taken), parsed. NULL if the text
+ * does not parse (err says why).
+ */
+static struct desc_blob *
+desc_intern(struct registry *reg, char *merged, char *err, size_t errlen)
 {
 	size_t len = strlen(merged);
 	uint8_t sha[CRYPTO_SHA256_LEN];
 	struct desc_blob *b = NULL;
 	bool share = crypto_sha256(merged, len, sha) == 0;
+	json_t *root;
 
 	if (share) {
 		b = hmap_get(reg->descs, sha, sizeof(sha));
 		if (b != NULL && strcmp(b->text, merged) == 0) {
 			b->refs++;
 			free(merged);
-			return b->text;
+			return b;
 		}
 		share = b == NULL; /* a SHA-256 collision stays private */
 	}
-	b = xmalloc(sizeof(*b) + len + 1);
+	b = xcalloc(1, sizeof(*b) + len + 1);
+	memcpy(b->text, merged, len + 1);
+	free(merged);
+	if (describe_parse(b->text, len, &b->d, err, errlen) != 0) {
+		free(b);
+		return NULL;
+	}
 	memcpy(b->sha, sha, sizeof(sha));
 	b->refs = 1;
 	b->shared = share;
-	memcpy(b->text, merged, len + 1);
-	free(merged);
+	if (b->d->has_app) {
+		b->functions = json_dumps(b->d->functions, JSON_COMPACT);
+		b->variables = json_dumps(b->d->variables, JSON_COMPACT);
+	}
+	if (b->d->has_system && (root = json_loads(b->text, 0, NULL)) != NULL) {
+		if (json_object_get(root, "m") != NULL)
+			b->modules = json_dumps(json_object_get(root, "m"),
+						JSON_COMPACT);
+		json_decref(root);
+	}
 	if (share)
 		hmap_put(reg->descs, b->sha, sizeof(b->sha), b, NULL);
-	return b->text;
+	return b;
 }
 
-/* Drop a connection's reference. NULL-safe. */
+/* Drop a reference. NULL-safe. */
 static void
-desc_release(struct registry *reg, const char *text)
+desc_release(struct registry *reg, struct desc_blob *b)
 {
-	struct desc_blob *b;
-
-	if (text == NULL)
-		return;
-	b = desc_of(text);
-	if (--b->refs > 0)
+	if (b == NULL || --b->refs > 0)
 		return;
 	if (b->shared)
 		hmap_remove(reg->descs, b->sha, sizeof(b->sha));
-	free(b);
+	desc_blob_free(b);
 }
 
 /*
  * A describe arrived (the session's own, a device POST d, or an API
  * refresh): merge it with the previous one (a partial describe keeps
- * the other half), keep it and store it.
+ * the other half), keep it and store it. The same text again (the
+ * re-describe after the start-up burst, mostly) is not written again.
  */
 static void
 conn_describe_apply(struct devconn *c, const char *json, size_t len)
 {
-	struct describe *d = NULL;
+	const struct describe *d;
+	struct desc_blob *b, *old = c->describe ? desc_of(c->describe) : NULL;
 	char err[DESCRIBE_ERRLEN], platform[12], modnum[12];
-	char *merged = NULL, *functions = NULL, *variables = NULL;
-	char *modules = NULL;
+	char *merged = NULL;
 	const char *params[9];
-	json_t *root = NULL;
 	uint32_t modver;
 	int r;
 
@@ -434,29 +463,25 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 	}
 	r = describe_merge(c->describe, c->describe ? strlen(c->describe) : 0,
 			   json, len, &merged);
+	b = NULL;
 	if (r == 0)
-		r = describe_parse(merged, strlen(merged), &d, err,
-				   sizeof(err));
+		b = desc_intern(c->reg, merged, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "%s", err_str(r));
-	if (r != 0) {
+	if (b == NULL) {
 		log_ctx(LOG_LEVEL_WARN, c->logctx,
 			"describe not understood: %s", err);
-		free(merged);
 		return;
 	}
-	desc_release(c->reg, c->describe);
-	c->describe = desc_intern(c->reg, merged);
-	merged = NULL;
+	d = b->d;
+	c->describe = b->text;
 	c->safe_mode = describe_is_safe_mode(d);
-	if (d->has_app) {
-		functions = json_dumps(d->functions, JSON_COMPACT);
-		variables = json_dumps(d->variables, JSON_COMPACT);
+	if (b == old) {
+		desc_release(c->reg, b); /* the reference c already held */
+		log_ctx(LOG_LEVEL_DEBUG, c->logctx, "describe unchanged");
+		goto report;
 	}
-	if (d->has_system &&
-	    (root = json_loads(c->describe, 0, NULL)) != NULL &&
-	    json_object_get(root, "m") != NULL)
-		modules = json_dumps(json_object_get(root, "m"), JSON_COMPACT);
+	desc_release(c->reg, old);
 	/* The running system's version: from its modules, else from a
 	   Device OS 3.0+ Hello; unknown stays NULL, never a guess. */
 	modver = describe_system_module_version(d);
@@ -466,9 +491,9 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 	snprintf(modnum, sizeof(modnum), "%u", (unsigned)modver);
 	params[0] = c->idhex;
 	params[1] = c->describe;
-	params[2] = functions;
-	params[3] = variables;
-	params[4] = modules;
+	params[2] = b->functions;
+	params[3] = b->variables;
+	params[4] = b->modules;
 	params[5] = describe_release_str(modver);
 	params[6] = d->platform_id >= 0 ? platform : NULL;
 	params[7] = d->has_system || modver != 0 ? "t" : "f";
@@ -494,14 +519,10 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 		"describe: %zu functions, %zu variables, %zu modules",
 		json_array_size(d->functions), json_object_size(d->variables),
 		d->n_modules);
+report:
 	if (c->reg->describe_cb != NULL)
 		c->reg->describe_cb(c->idhex, c->owner_id, d, c->describe,
 				    c->reg->describe_arg);
-	free(functions);
-	free(variables);
-	free(modules);
-	json_decref(root);
-	describe_free(d);
 }
 
 static void
@@ -681,7 +702,8 @@ conn_free(struct devconn *c)
 	crypto_channel_cleanup(&c->ch);
 	registry_conn_hs_free(c);
 	crypto_key_free(c->dev_key);
-	desc_release(c->reg, c->describe);
+	if (c->describe != NULL)
+		desc_release(c->reg, desc_of(c->describe));
 	free(c->refresh_waiters);
 	hmap_remove(c->reg->conns, &c->id, sizeof(c->id));
 	c->reg->stats.connections--;
