@@ -439,6 +439,47 @@ desc_release(struct registry *reg, struct desc_blob *b)
 }
 
 /*
+ * Merges remembered: (the connection's describe before, the bytes the
+ * device sent) -> the shared result, so that a fleet's identical
+ * describes are parsed and merged once, not at every handshake. Direct
+ * mapped; an entry holds a reference to both blobs (the "before" one too,
+ * so that its address is never a different blob's while remembered).
+ */
+struct desc_memo {
+	uint8_t sha[CRYPTO_SHA256_LEN]; /* of the device's bytes */
+	size_t len;			/* their length */
+	struct desc_blob *from;		/* describe before, or NULL */
+	struct desc_blob *to;		/* the merge's result, or NULL */
+};
+
+static struct desc_memo *
+desc_memo_slot(struct registry *reg, const uint8_t sha[CRYPTO_SHA256_LEN],
+	       const struct desc_blob *from)
+{
+	size_t i = (sha[0] ^ (size_t)((uintptr_t)from >> 4)) % DESC_MEMO_SLOTS;
+
+	return &reg->desc_memo[i];
+}
+
+static void
+desc_memo_clear(struct registry *reg, struct desc_memo *m)
+{
+	desc_release(reg, m->from);
+	desc_release(reg, m->to);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Release every remembered merge (registry_free). */
+static void
+desc_memo_clear_all(struct registry *reg)
+{
+	size_t i;
+
+	for (i = 0; i < DESC_MEMO_SLOTS; i++)
+		desc_memo_clear(reg, &reg->desc_memo[i]);
+}
+
+/*
  * A describe arrived (the session's own, a device POST d, or an API
  * refresh): merge it with the previous one (a partial describe keeps
  * the other half), keep it and store it. The same text again (the
@@ -449,9 +490,11 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 {
 	const struct describe *d;
 	struct desc_blob *b, *old = c->describe ? desc_of(c->describe) : NULL;
+	struct desc_memo *m = NULL;
 	char err[DESCRIBE_ERRLEN], platform[12], modnum[12];
 	char *merged = NULL;
 	const char *params[9];
+	uint8_t sha[CRYPTO_SHA256_LEN];
 	uint32_t modver;
 	int r;
 
@@ -461,13 +504,33 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 			DESCRIBE_MAX);
 		return;
 	}
+	b = NULL;
+	if (crypto_sha256(json, len, sha) == 0) {
+		m = desc_memo_slot(c->reg, sha, old);
+		if (m->to != NULL && m->from == old && m->len == len &&
+		    memcmp(m->sha, sha, sizeof(sha)) == 0) {
+			b = m->to;
+			b->refs++;
+			goto have;
+		}
+	}
 	r = describe_merge(c->describe, c->describe ? strlen(c->describe) : 0,
 			   json, len, &merged);
-	b = NULL;
 	if (r == 0)
 		b = desc_intern(c->reg, merged, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "%s", err_str(r));
+	if (b != NULL && m != NULL) {
+		desc_memo_clear(c->reg, m);
+		memcpy(m->sha, sha, sizeof(sha));
+		m->len = len;
+		m->from = old;
+		m->to = b;
+		if (old != NULL)
+			old->refs++;
+		b->refs++;
+	}
+have:
 	if (b == NULL) {
 		log_ctx(LOG_LEVEL_WARN, c->logctx,
 			"describe not understood: %s", err);
@@ -968,6 +1031,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	reg->keys = hmap_new();
 	reg->reqs = hmap_new();
 	reg->descs = hmap_new();
+	reg->desc_memo = xcalloc(DESC_MEMO_SLOTS, sizeof(*reg->desc_memo));
 	TAILQ_INIT(&reg->reap_list);
 	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
 	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
@@ -1073,6 +1137,9 @@ registry_free(struct registry *reg)
 		hmap_foreach(reg->reqs, free_req, NULL);
 	hmap_free(reg->keys);
 	hmap_free(reg->reqs);
+	if (reg->desc_memo != NULL)
+		desc_memo_clear_all(reg);
+	free(reg->desc_memo);
 	hmap_free(reg->descs); /* empty: every connection is gone */
 	hmap_free(reg->devices);
 	hmap_free(reg->conns);

@@ -22,6 +22,7 @@
 #include "session.h"
 
 struct store_result;
+struct desc_memo;
 
 #define DEVICE_ID_HEX 24
 #define KEY_CACHE_MAX 100000	/* cached device keys */
@@ -41,6 +42,9 @@ struct store_result;
 /* One read's scratch: a partial frame carried over plus what the kernel
    has (a frame is at most 2 + PCOAP_SERVER_RX_MAX_CT bytes). */
 #define REGISTRY_RBUF (16 * 1024)
+/* Describe merges remembered (registry.c), each keeping up to two
+   describes alive. */
+#define DESC_MEMO_SLOTS 64
 
 enum dc_state {
 	DC_NONCE = 0, /* nonce sent, reading the 256-byte block */
@@ -133,6 +137,7 @@ struct registry {
 	struct hmap *keys;		     /* idhex -> struct key_entry */
 	struct hmap *reqs;		     /* req id -> pending_req */
 	struct hmap *descs;		     /* SHA-256 -> shared describe */
+	struct desc_memo *desc_memo;	     /* DESC_MEMO_SLOTS merges */
 	uint64_t next_conn_id;		     /* counter */
 	uint64_t next_req_id;		     /* counter */
 	struct devconn_list reap_list;	     /* closed, not yet freed */
