@@ -64,7 +64,7 @@ struct session {
 	struct session_req *q_tail; /* its last element */
 	size_t n_queued;	    /* its length */
 	struct session_stats stats; /* counters */
-	char *log_ctx;		    /* log context, owned; may be NULL */
+	const char *log_ctx;	    /* log context, borrowed; may be NULL */
 	uint64_t now_ms;	    /* time of the latest input or tick */
 	bool settle_armed;	    /* the settle re-describe is due ... */
 	uint64_t settle_at;	    /* ... at this time */
@@ -1103,8 +1103,7 @@ session_new(const struct session_ops *ops, void *arg, uint16_t server_mid,
 void
 session_set_log_ctx(struct session *s, const char *ctx)
 {
-	free(s->log_ctx);
-	s->log_ctx = ctx != NULL ? xstrdup(ctx) : NULL;
+	s->log_ctx = ctx;
 }
 
 void
@@ -1123,7 +1122,6 @@ session_free(struct session *s)
 		next = req->next;
 		free(req);
 	}
-	free(s->log_ctx);
 	free(s);
 }
 
