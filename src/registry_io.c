@@ -49,8 +49,9 @@ io_again(int e)
 void
 registry_io_start(struct devconn *c, evutil_socket_t fd)
 {
+	/* Already non-blocking: the listener accepts with SOCK_NONBLOCK
+	   (no LEV_OPT_LEAVE_SOCKETS_BLOCKING). */
 	c->fd = fd;
-	evutil_make_socket_nonblocking(fd);
 	event_assign(&c->io, c->reg->base, fd, EV_READ | EV_PERSIST, io_cb, c);
 	event_add(&c->io, NULL);
 }
