@@ -816,6 +816,7 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 		reg->closed_cb(c->id, c->idhex, reg->sub_arg);
 	registry_io_stop(c);
 	evtimer_del(&c->timer);
+	registry_conn_pool_unpark(c);
 	TAILQ_INSERT_TAIL(&reg->reap_list, c, reap);
 	event_active(reg->reap_ev, EV_TIMEOUT, 0);
 }
@@ -897,9 +898,10 @@ registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len)
 
 	switch (c->state) {
 	case DC_NONCE:
-		if (len < CRYPTO_STEP2_LEN)
+		if (len < CRYPTO_STEP2_LEN || c->pool_wait != 0)
 			return 0;
-		registry_hs_step2(c, buf);
+		if (!registry_hs_step2(c, buf))
+			return 0; /* waiting for the pool: the block stays */
 		return CRYPTO_STEP2_LEN;
 	case DC_STEP2:
 	case DC_KEY:
@@ -1033,6 +1035,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	reg->descs = hmap_new();
 	reg->desc_memo = xcalloc(DESC_MEMO_SLOTS, sizeof(*reg->desc_memo));
 	TAILQ_INIT(&reg->reap_list);
+	TAILQ_INIT(&reg->pool_waitq);
 	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
 	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
 	event_add(reg->flush_ev, &flush);

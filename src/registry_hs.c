@@ -30,6 +30,8 @@
 static char what_pending[] = "pending device key";
 
 static void conn_start_step3(struct devconn *c);
+static void pool_park(struct devconn *c, unsigned what);
+static void pool_retry(struct registry *reg);
 
 static void
 hex_encode(const uint8_t *in, size_t n, char *out)
@@ -266,6 +268,8 @@ step2_done(void *arg, bool cancelled)
 out:
 	crypto_wipe(j, sizeof(*j));
 	free(j);
+	if (!cancelled)
+		pool_retry(reg); /* the job's place in the queue is free */
 }
 
 struct step3_job {
@@ -328,6 +332,8 @@ out:
 	crypto_key_free(j->device);
 	crypto_wipe(j, sizeof(*j));
 	free(j);
+	if (!cancelled)
+		pool_retry(reg);
 }
 
 static void
@@ -349,15 +355,79 @@ conn_start_step3(struct devconn *c)
 		return;
 	}
 	c->state = DC_STEP3;
-	if ((r = cryptopool_submit(reg->pool, step3_work, step3_done, j)) !=
-	    0) {
+	if ((r = cryptopool_submit(reg->pool, step3_work, step3_done, j)) ==
+	    CINDER_ERR_BUSY) {
+		/* Queue full (a reconnect storm): wait for a place. */
+		c->dev_key = j->device;
+		c->state = DC_KEY;
+		free(j);
+		pool_park(c, POOL_WAIT_STEP3);
+	} else if (r != 0) {
 		crypto_key_free(j->device);
 		free(j);
 		registry_conn_close(c, r, "crypto pool refused the job");
 	}
 }
 
+/*
+ * A connection whose job the crypto pool's full queue refused waits, in
+ * order, for a place instead of being closed: in a reconnect storm a
+ * refused device would come back only after its own back-off. It stops
+ * reading meanwhile (the step-2 block stays in its input); the handshake
+ * deadline still runs.
+ */
+static void
+pool_park(struct devconn *c, unsigned what)
+{
+	struct registry *reg = c->reg;
+
+	/* Waiting with its block read: no more input until it is sent on
+	   (for step 3, input is a protocol error anyway and stays seen). */
+	if (what == POOL_WAIT_STEP2)
+		registry_io_stop(c);
+	c->pool_wait = what & 3;
+	if (reg->pool_retrying)
+		TAILQ_INSERT_HEAD(&reg->pool_waitq, c, reap);
+	else
+		TAILQ_INSERT_TAIL(&reg->pool_waitq, c, reap);
+}
+
+/* A pool job finished: start waiting handshakes while the queue takes them. */
+static void
+pool_retry(struct registry *reg)
+{
+	struct devconn *c;
+	unsigned what;
+
+	if (reg->pool_retrying)
+		return;
+	reg->pool_retrying = true;
+	while ((c = TAILQ_FIRST(&reg->pool_waitq)) != NULL) {
+		TAILQ_REMOVE(&reg->pool_waitq, c, reap);
+		what = c->pool_wait;
+		c->pool_wait = 0;
+		if (what == POOL_WAIT_STEP3) {
+			conn_start_step3(c);
+		} else {
+			registry_io_restart(c);
+			registry_io_resume(c);
+		}
+		if (c->pool_wait != 0)
+			break; /* parked again, at the head: still full */
+	}
+	reg->pool_retrying = false;
+}
+
 void
+registry_conn_pool_unpark(struct devconn *c)
+{
+	if (c->pool_wait == 0)
+		return;
+	TAILQ_REMOVE(&c->reg->pool_waitq, c, reap);
+	c->pool_wait = 0;
+}
+
+bool
 registry_hs_step2(struct devconn *c, const uint8_t block[CRYPTO_STEP2_LEN])
 {
 	struct step2_job *j = xcalloc(1, sizeof(*j));
@@ -370,8 +440,16 @@ registry_hs_step2(struct devconn *c, const uint8_t block[CRYPTO_STEP2_LEN])
 	memcpy(j->block, block, sizeof(j->block));
 	c->state = DC_STEP2;
 	r = cryptopool_submit(c->reg->pool, step2_work, step2_done, j);
+	if (r == CINDER_ERR_BUSY) {
+		crypto_wipe(j, sizeof(*j));
+		free(j);
+		c->state = DC_NONCE;
+		pool_park(c, POOL_WAIT_STEP2);
+		return false;
+	}
 	if (r != 0) {
 		free(j);
 		registry_conn_close(c, r, "crypto pool refused the job");
 	}
+	return true;
 }

@@ -99,6 +99,7 @@ struct devconn {
 	bool safe_mode : 1;		/* the describe shows safe mode */
 	bool want_write : 1;		/* io also watches EV_WRITE */
 	bool flashing : 1;		/* an OTA transfer paces on drains */
+	unsigned pool_wait : 2;		/* POOL_WAIT_*: in reg->pool_waitq */
 	struct session_hello hello;	/* copied Hello fields */
 	const char *describe;		/* last describe JSON (a reference
 					   to a shared copy, registry.c) */
@@ -109,7 +110,7 @@ struct devconn {
 	uint64_t refresh_req;		/* API describe in flight, 0: none */
 	uint64_t refresh_last_ms;	/* when the last one started */
 	uint64_t *refresh_waiters;	/* their ids (REFRESH_WAITERS_MAX) */
-	TAILQ_ENTRY(devconn) reap;	/* reap list link */
+	TAILQ_ENTRY(devconn) reap;	/* reap list or pool_waitq link */
 };
 
 TAILQ_HEAD(devconn_list, devconn);
@@ -141,6 +142,8 @@ struct registry {
 	uint64_t next_conn_id;		     /* counter */
 	uint64_t next_req_id;		     /* counter */
 	struct devconn_list reap_list;	     /* closed, not yet freed */
+	struct devconn_list pool_waitq;	     /* waiting for the pool */
+	bool pool_retrying;		     /* pool_retry() running */
 	struct event *reap_ev;		     /* deferred reaper */
 	struct event *flush_ev;		     /* last_heard coalescing */
 	struct registry_stats stats;	     /* counters */
@@ -207,8 +210,11 @@ void registry_io_start(struct devconn *c, evutil_socket_t fd);
  */
 int registry_io_write(struct devconn *c, const void *data, size_t len);
 
-/** Stop watching the socket (closing). */
+/** Stop watching the socket (closing, or waiting for the crypto pool). */
 void registry_io_stop(struct devconn *c);
+
+/** Watch it again after registry_io_stop() (not when closing). */
+void registry_io_restart(struct devconn *c);
 
 /** Stop, close the socket and free the buffers (conn_free). */
 void registry_io_free(struct devconn *c);
@@ -244,8 +250,15 @@ extern const struct session_ops registry_sess_ops;
  * look up the key and build the session key (the connection moves
  * through STEP2, KEY, STEP3 to FRAMED, or is closed).
  */
-void registry_hs_step2(struct devconn *c,
+bool registry_hs_step2(struct devconn *c,
 		       const uint8_t block[CRYPTO_STEP2_LEN]);
+
+/* What a connection in reg->pool_waitq waits to submit. */
+#define POOL_WAIT_STEP2 1 /* the step-2 block (kept in its input) */
+#define POOL_WAIT_STEP3 2 /* the session key */
+
+/** Take a closing connection out of the pool's wait queue. */
+void registry_conn_pool_unpark(struct devconn *c);
 
 /** Free a cached key entry. NULL-safe. */
 void registry_hs_key_entry_free(struct key_entry *e);

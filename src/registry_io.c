@@ -64,6 +64,13 @@ registry_io_stop(struct devconn *c)
 }
 
 void
+registry_io_restart(struct devconn *c)
+{
+	if (c->fd >= 0 && c->state != DC_CLOSING)
+		event_add(&c->io, NULL);
+}
+
+void
 registry_io_free(struct devconn *c)
 {
 	registry_io_stop(c);
