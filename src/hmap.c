@@ -9,12 +9,13 @@
 #include "hmap.h"
 #include "xmalloc.h"
 
+/* Sized to its key: the maps hold an entry per device or connection. */
 struct hmap_entry {
-	struct hmap_entry *next;   /* bucket chain */
-	uint64_t hash;		   /* full hash of the key */
-	size_t len;		   /* key length */
-	void *value;		   /* borrowed */
-	uint8_t key[HMAP_KEY_MAX]; /* copied key */
+	struct hmap_entry *next; /* bucket chain */
+	uint64_t hash;		 /* full hash of the key */
+	void *value;		 /* borrowed */
+	uint32_t len;		 /* key length, <= HMAP_KEY_MAX */
+	uint8_t key[];		 /* copied key */
 };
 
 struct hmap {
@@ -114,9 +115,10 @@ hmap_put(struct hmap *m, const void *key, size_t len, void *value, void **old)
 		(*pp)->value = value;
 		return 0;
 	}
-	e = xcalloc(1, sizeof(*e));
+	e = xmalloc(sizeof(*e) + len);
+	e->next = NULL;
 	e->hash = h;
-	e->len = len;
+	e->len = (uint32_t)len;
 	e->value = value;
 	memcpy(e->key, key, len);
 	*pp = e;

@@ -31,8 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -79,7 +77,7 @@ set_timer_ms(struct devconn *c, int64_t ms)
 		ms = 0;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(c->timer, &tv);
+	evtimer_add(&c->timer, &tv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -296,9 +294,9 @@ sess_send(void *arg, const uint8_t *msg, size_t len)
 		return r;
 	if (pcoap_frame_header_encode(ct_len, frame, 2) != PCOAP_OK)
 		return CINDER_ERR_INTERNAL;
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_MAX)
+	if (c->out_len > OUTPUT_MAX)
 		return CINDER_ERR_BUSY;
-	if (bufferevent_write(c->bev, frame, ct_len + 2) != 0)
+	if (registry_io_write(c, frame, ct_len + 2) != 0)
 		return CINDER_ERR_IO;
 	c->reg->stats.bytes_out += ct_len + 2;
 	return 0;
@@ -348,18 +346,150 @@ sess_hello(void *arg, const struct session_hello *h)
 }
 
 /*
+ * Describe texts are kept once per distinct text, shared by every
+ * connection that reported it, with what is derived from the text (the
+ * parsed describe, the columns written to PostgreSQL): a fleet runs a few
+ * firmware builds, and a describe is ~0.6 KB of the ~2 KB an idle session
+ * may cost and a jansson parse per handshake.
+ */
+struct desc_blob {
+	uint8_t sha[CRYPTO_SHA256_LEN]; /* of text, the reg->descs key */
+	uint32_t refs;			/* connections holding it */
+	bool shared;			/* in reg->descs */
+	struct describe *d;		/* text parsed */
+	char *functions;		/* d's functions, JSON, or NULL */
+	char *variables;		/* d's variables, JSON, or NULL */
+	char *modules;			/* the text's "m", JSON, or NULL */
+	char text[];			/* NUL-terminated JSON */
+};
+
+static struct desc_blob *
+desc_of(const char *text)
+{
+	return (struct desc_blob *)(void *)(text -
+					    offsetof(struct desc_blob, text));
+}
+
+static void
+desc_blob_free(struct desc_blob *b)
+{
+	describe_free(b->d);
+	free(b->functions);
+	free(b->variables);
+	free(b->modules);
+	free(b);
+}
+
+/*
+ * The shared copy of merged (which is taken), parsed. NULL if the text
+ * does not parse (err says why).
+ */
+static struct desc_blob *
+desc_intern(struct registry *reg, char *merged, char *err, size_t errlen)
+{
+	size_t len = strlen(merged);
+	uint8_t sha[CRYPTO_SHA256_LEN];
+	struct desc_blob *b = NULL;
+	bool share = crypto_sha256(merged, len, sha) == 0;
+
+	if (share) {
+		b = hmap_get(reg->descs, sha, sizeof(sha));
+		if (b != NULL && strcmp(b->text, merged) == 0) {
+			b->refs++;
+			free(merged);
+			return b;
+		}
+		share = b == NULL; /* a SHA-256 collision stays private */
+	}
+	b = xcalloc(1, sizeof(*b) + len + 1);
+	memcpy(b->text, merged, len + 1);
+	free(merged);
+	if (describe_parse(b->text, len, &b->d, err, errlen) != 0) {
+		free(b);
+		return NULL;
+	}
+	memcpy(b->sha, sha, sizeof(sha));
+	b->refs = 1;
+	b->shared = share;
+	if (b->d->has_app) {
+		b->functions = json_dumps(b->d->functions, JSON_COMPACT);
+		b->variables = json_dumps(b->d->variables, JSON_COMPACT);
+	}
+	if (b->d->has_system && b->d->modules_json != NULL)
+		b->modules = json_dumps(b->d->modules_json, JSON_COMPACT);
+	if (share)
+		hmap_put(reg->descs, b->sha, sizeof(b->sha), b, NULL);
+	return b;
+}
+
+/* Drop a reference. NULL-safe. */
+static void
+desc_release(struct registry *reg, struct desc_blob *b)
+{
+	if (b == NULL || --b->refs > 0)
+		return;
+	if (b->shared)
+		hmap_remove(reg->descs, b->sha, sizeof(b->sha));
+	desc_blob_free(b);
+}
+
+/*
+ * Merges remembered: (the connection's describe before, the bytes the
+ * device sent) -> the shared result, so that a fleet's identical
+ * describes are parsed and merged once, not at every handshake. Direct
+ * mapped; an entry holds a reference to both blobs (the "before" one too,
+ * so that its address is never a different blob's while remembered).
+ */
+struct desc_memo {
+	uint8_t sha[CRYPTO_SHA256_LEN]; /* of the device's bytes */
+	size_t len;			/* their length */
+	struct desc_blob *from;		/* describe before, or NULL */
+	struct desc_blob *to;		/* the merge's result, or NULL */
+};
+
+static struct desc_memo *
+desc_memo_slot(struct registry *reg, const uint8_t sha[CRYPTO_SHA256_LEN],
+	       const struct desc_blob *from)
+{
+	size_t i = (sha[0] ^ (size_t)((uintptr_t)from >> 4)) % DESC_MEMO_SLOTS;
+
+	return &reg->desc_memo[i];
+}
+
+static void
+desc_memo_clear(struct registry *reg, struct desc_memo *m)
+{
+	desc_release(reg, m->from);
+	desc_release(reg, m->to);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Release every remembered merge (registry_free). */
+static void
+desc_memo_clear_all(struct registry *reg)
+{
+	size_t i;
+
+	for (i = 0; i < DESC_MEMO_SLOTS; i++)
+		desc_memo_clear(reg, &reg->desc_memo[i]);
+}
+
+/*
  * A describe arrived (the session's own, a device POST d, or an API
  * refresh): merge it with the previous one (a partial describe keeps
- * the other half), keep it and store it.
+ * the other half), keep it and store it. The same text again (the
+ * re-describe after the start-up burst, mostly) is not written again.
  */
 static void
 conn_describe_apply(struct devconn *c, const char *json, size_t len)
 {
-	struct describe *d = NULL;
+	const struct describe *d;
+	struct desc_blob *b, *old = c->describe ? desc_of(c->describe) : NULL;
+	struct desc_memo *m = NULL;
 	char err[DESCRIBE_ERRLEN], platform[12], modnum[12];
-	char *merged = NULL, *functions = NULL, *variables = NULL;
-	char *modules = NULL;
+	char *merged = NULL;
 	const char *params[9];
+	uint8_t sha[CRYPTO_SHA256_LEN];
 	uint32_t modver;
 	int r;
 
@@ -369,28 +499,47 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 			DESCRIBE_MAX);
 		return;
 	}
+	b = NULL;
+	if (crypto_sha256(json, len, sha) == 0) {
+		m = desc_memo_slot(c->reg, sha, old);
+		if (m->to != NULL && m->from == old && m->len == len &&
+		    memcmp(m->sha, sha, sizeof(sha)) == 0) {
+			b = m->to;
+			b->refs++;
+			goto have;
+		}
+	}
 	r = describe_merge(c->describe, c->describe ? strlen(c->describe) : 0,
 			   json, len, &merged);
 	if (r == 0)
-		r = describe_parse(merged, strlen(merged), &d, err,
-				   sizeof(err));
+		b = desc_intern(c->reg, merged, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "%s", err_str(r));
-	if (r != 0) {
+	if (b != NULL && m != NULL) {
+		desc_memo_clear(c->reg, m);
+		memcpy(m->sha, sha, sizeof(sha));
+		m->len = len;
+		m->from = old;
+		m->to = b;
+		if (old != NULL)
+			old->refs++;
+		b->refs++;
+	}
+have:
+	if (b == NULL) {
 		log_ctx(LOG_LEVEL_WARN, c->logctx,
 			"describe not understood: %s", err);
-		free(merged);
 		return;
 	}
-	free(c->describe);
-	c->describe = merged;
+	d = b->d;
+	c->describe = b->text;
 	c->safe_mode = describe_is_safe_mode(d);
-	if (d->has_app) {
-		functions = json_dumps(d->functions, JSON_COMPACT);
-		variables = json_dumps(d->variables, JSON_COMPACT);
+	if (b == old) {
+		desc_release(c->reg, b); /* the reference c already held */
+		log_ctx(LOG_LEVEL_DEBUG, c->logctx, "describe unchanged");
+		goto report;
 	}
-	if (d->has_system && d->modules_json != NULL)
-		modules = json_dumps(d->modules_json, JSON_COMPACT);
+	desc_release(c->reg, old);
 	/* The running system's version: from its modules, else from a
 	   Device OS 3.0+ Hello; unknown stays NULL, never a guess. */
 	modver = describe_system_module_version(d);
@@ -400,9 +549,9 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 	snprintf(modnum, sizeof(modnum), "%u", (unsigned)modver);
 	params[0] = c->idhex;
 	params[1] = c->describe;
-	params[2] = functions;
-	params[3] = variables;
-	params[4] = modules;
+	params[2] = b->functions;
+	params[3] = b->variables;
+	params[4] = b->modules;
 	params[5] = describe_release_str(modver);
 	params[6] = d->platform_id >= 0 ? platform : NULL;
 	params[7] = d->has_system || modver != 0 ? "t" : "f";
@@ -428,13 +577,10 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 		"describe: %zu functions, %zu variables, %zu modules",
 		json_array_size(d->functions), json_object_size(d->variables),
 		d->n_modules);
+report:
 	if (c->reg->describe_cb != NULL)
 		c->reg->describe_cb(c->idhex, c->owner_id, d, c->describe,
 				    c->reg->describe_arg);
-	free(functions);
-	free(variables);
-	free(modules);
-	describe_free(d);
 }
 
 static void
@@ -512,7 +658,8 @@ sess_ready(void *arg)
 {
 	struct devconn *c = arg;
 
-	log_ctx(LOG_LEVEL_NOTICE, c->logctx, "online from %s", c->peer);
+	log_ctx(LOG_LEVEL_NOTICE, c->logctx, "online from %s:%u", c->ip,
+		(unsigned)c->port);
 	presence_online(c);
 }
 
@@ -554,6 +701,7 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 		  const struct session_result *res)
 {
 	struct devconn *c = arg;
+	uint64_t *waiters;
 	size_t i, n;
 
 	if (kind != SESSION_REQ_DESCRIBE || req_id != c->refresh_req) {
@@ -564,11 +712,15 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 	c->refresh_req = 0;
 	if (res->status == 0)
 		conn_describe_apply(c, (const char *)res->data, res->data_len);
+	/* Detached first: a callback may start the next refresh. */
 	n = c->n_refresh_waiters;
+	waiters = c->refresh_waiters;
 	c->n_refresh_waiters = 0;
+	c->refresh_waiters = NULL;
 	req_finish(c->reg, req_id, res);
 	for (i = 0; i < n; i++)
-		req_finish(c->reg, c->refresh_waiters[i], res);
+		req_finish(c->reg, waiters[i], res);
+	free(waiters);
 }
 
 const struct session_ops registry_sess_ops = {
@@ -586,6 +738,16 @@ const struct session_ops registry_sess_ops = {
 /* ------------------------------------------------------------------ */
 /* Connection lifecycle.                                              */
 
+void
+registry_conn_hs_free(struct devconn *c)
+{
+	if (c->hs == NULL)
+		return;
+	crypto_wipe(c->hs, sizeof(*c->hs));
+	free(c->hs);
+	c->hs = NULL;
+}
+
 static void
 conn_free(struct devconn *c)
 {
@@ -593,14 +755,14 @@ conn_free(struct devconn *c)
 		session_abort_requests(c->session);
 		session_free(c->session);
 	}
-	if (c->bev != NULL)
-		bufferevent_free(c->bev);
-	if (c->timer != NULL)
-		event_free(c->timer);
+	registry_io_free(c);
+	event_del(&c->timer);
 	crypto_channel_cleanup(&c->ch);
-	crypto_wipe(c->nonce, sizeof(c->nonce));
+	registry_conn_hs_free(c);
 	crypto_key_free(c->dev_key);
-	free(c->describe);
+	if (c->describe != NULL)
+		desc_release(c->reg, desc_of(c->describe));
+	free(c->refresh_waiters);
 	hmap_remove(c->reg->conns, &c->id, sizeof(c->id));
 	c->reg->stats.connections--;
 	free(c);
@@ -634,8 +796,9 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 		return;
 	if (!c->hello_seen && status != 0)
 		lvl = LOG_LEVEL_WARN; /* a failed handshake */
-	log_ctx(lvl, c->logctx, "closed: %s (peer %s%s%s, %.1f s)", reason,
-		c->peer, status ? ", " : "", status ? err_str(status) : "",
+	log_ctx(lvl, c->logctx, "closed: %s (peer %s:%u%s%s, %.1f s)", reason,
+		c->ip, (unsigned)c->port, status ? ", " : "",
+		status ? err_str(status) : "",
 		(double)(registry_now_ms() - c->opened_ms) / 1000.0);
 	registry_handshake_end(c, false);
 	c->state = DC_CLOSING;
@@ -646,9 +809,9 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 	presence_offline(c);
 	if (c->hello_seen && reg->closed_cb != NULL)
 		reg->closed_cb(c->id, c->idhex, reg->sub_arg);
-	if (c->bev != NULL)
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	evtimer_del(c->timer);
+	registry_io_stop(c);
+	evtimer_del(&c->timer);
+	registry_conn_pool_unpark(c);
 	TAILQ_INSERT_TAIL(&reg->reap_list, c, reap);
 	event_active(reg->reap_ev, EV_TIMEOUT, 0);
 }
@@ -685,22 +848,18 @@ registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	set_timer_ms(c, next);
 }
 
-/* Decrypt and dispatch every complete frame in the input buffer. */
-void
-registry_conn_read_frames(struct devconn *c)
+/* Decrypt and dispatch every complete frame in buf; @return bytes used. */
+static size_t
+conn_read_frames(struct devconn *c, const uint8_t *buf, size_t len)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
 	uint8_t plain[PCOAP_SERVER_RX_MAX_CT];
-	uint8_t *buf;
-	size_t avail, flen, plen;
+	size_t used = 0, flen, plen;
 	int r;
 
 	while (c->state == DC_FRAMED) {
-		avail = evbuffer_get_length(in);
-		if (avail < PCOAP_FRAME_HDR_LEN)
-			return;
-		buf = evbuffer_pullup(in, PCOAP_FRAME_HDR_LEN);
-		r = pcoap_frame_peek(buf, PCOAP_FRAME_HDR_LEN,
+		if (len - used < PCOAP_FRAME_HDR_LEN)
+			break;
+		r = pcoap_frame_peek(buf + used, PCOAP_FRAME_HDR_LEN,
 				     PCOAP_SERVER_RX_MAX_CT, &flen);
 		if (r == PCOAP_NEED_MORE)
 			r = PCOAP_OK; /* the header told us flen */
@@ -709,40 +868,36 @@ registry_conn_read_frames(struct devconn *c)
 					    r == PCOAP_TOO_BIG
 						    ? "frame too large"
 						    : "bad frame length");
-			return;
+			break;
 		}
-		if (avail < flen)
-			return;
-		buf = evbuffer_pullup(in, (ev_ssize_t)flen);
-		r = crypto_channel_open(&c->ch, buf + 2, flen - 2, plain,
+		if (len - used < flen)
+			break;
+		r = crypto_channel_open(&c->ch, buf + used + 2, flen - 2, plain,
 					sizeof(plain), &plen);
-		evbuffer_drain(in, flen);
+		used += flen;
 		if (r != 0) {
 			registry_conn_close(c, CINDER_ERR_CRYPTO,
 					    "frame did not decrypt");
-			return;
+			break;
 		}
 		session_input(c->session, plain, plen, c->last_rx_ms);
 		crypto_wipe(plain, plen);
 	}
+	return used;
 }
 
-static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+size_t
+registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len)
 {
-	struct devconn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t n = evbuffer_get_length(in);
+	size_t used;
 
-	if (n > c->in_counted)
-		c->reg->stats.bytes_in += n - c->in_counted;
-	c->in_counted = n;
 	switch (c->state) {
 	case DC_NONCE:
-		if (n < CRYPTO_STEP2_LEN)
-			return;
-		registry_hs_step2(c, in);
-		return;
+		if (len < CRYPTO_STEP2_LEN || c->pool_wait != 0)
+			return 0;
+		if (!registry_hs_step2(c, buf))
+			return 0; /* waiting for the pool: the block stays */
+		return CRYPTO_STEP2_LEN;
 	case DC_STEP2:
 	case DC_KEY:
 	case DC_STEP3:
@@ -750,35 +905,20 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		   384 bytes, so anything now is a protocol violation. */
 		registry_conn_close(c, CINDER_ERR_PROTO,
 				    "device sent data during the handshake");
-		return;
+		return len;
 	case DC_FRAMED:
 		c->last_rx_ms = registry_now_ms();
 		c->heard = true;
-		registry_conn_read_frames(c);
-		c->in_counted = evbuffer_get_length(in);
+		used = conn_read_frames(c, buf, len);
 		/* Input may have started requests with earlier deadlines
 		   (the describe after Hello); re-arm the timer. */
 		if (c->state == DC_FRAMED)
 			registry_conn_timer_cb(-1, 0, c);
-		return;
+		return used;
 	case DC_CLOSING:
-		evbuffer_drain(in, n);
-		return;
+		break;
 	}
-}
-
-static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct devconn *c = arg;
-
-	(void)bev;
-	if (what & BEV_EVENT_EOF)
-		registry_conn_close(c, 0, "device closed the connection");
-	else if (what & BEV_EVENT_ERROR)
-		registry_conn_close(
-			c, CINDER_ERR_IO,
-			evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	return len;
 }
 
 static void
@@ -788,7 +928,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct registry *reg = arg;
 	struct devconn *c;
 	int one = 1;
-	uint16_t port = 0;
 
 	(void)l;
 	(void)salen;
@@ -806,20 +945,21 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->reg = reg;
 	c->id = ++reg->next_conn_id;
 	c->opened_ms = registry_now_ms();
+	c->fd = -1;
+	c->hs = xcalloc(1, sizeof(*c->hs));
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)sa;
 		inet_ntop(AF_INET, &s4->sin_addr, c->ip, sizeof(c->ip));
-		port = ntohs(s4->sin_port);
+		c->port = ntohs(s4->sin_port);
 	} else if (sa->sa_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)sa;
 		inet_ntop(AF_INET6, &s6->sin6_addr, c->ip, sizeof(c->ip));
-		port = ntohs(s6->sin6_port);
+		c->port = ntohs(s6->sin6_port);
 	}
-	snprintf(c->peer, sizeof(c->peer), "%s:%u", c->ip, port);
 	snprintf(c->logctx, sizeof(c->logctx), "conn %llu",
 		 (unsigned long long)c->id);
-	c->bev = bufferevent_socket_new(reg->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->timer = evtimer_new(reg->base, registry_conn_timer_cb, c);
+	registry_io_start(c, fd);
+	evtimer_assign(&c->timer, reg->base, registry_conn_timer_cb, c);
 	hmap_put(reg->conns, &c->id, sizeof(c->id), c, NULL);
 	reg->stats.connections++;
 	reg->stats.accepted++;
@@ -831,18 +971,16 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		evconnlistener_disable(reg->listener);
 		reg->paused = true;
 	}
-	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, CRYPTO_STEP2_LEN, 0);
 	set_timer_ms(c, (int64_t)reg->cfg->handshake_timeout * 1000);
-	if (crypto_random(c->nonce, sizeof(c->nonce)) != 0 ||
-	    bufferevent_write(c->bev, c->nonce, sizeof(c->nonce)) != 0) {
+	if (crypto_random(c->hs->nonce, sizeof(c->hs->nonce)) != 0 ||
+	    registry_io_write(c, c->hs->nonce, sizeof(c->hs->nonce)) != 0) {
 		registry_conn_close(c, CINDER_ERR_CRYPTO,
 				    "could not send the nonce");
 		return;
 	}
-	reg->stats.bytes_out += sizeof(c->nonce);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "accepted from %s", c->peer);
+	reg->stats.bytes_out += sizeof(c->hs->nonce);
+	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "accepted from %s:%u", c->ip,
+		(unsigned)c->port);
 }
 
 static void
@@ -879,6 +1017,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 		return CINDER_ERR_INVAL;
 	}
 	reg = xcalloc(1, sizeof(*reg));
+	reg->rbuf = xmalloc(REGISTRY_RBUF);
 	reg->base = base;
 	reg->cfg = cfg;
 	reg->store = st;
@@ -888,7 +1027,10 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	reg->devices = hmap_new();
 	reg->keys = hmap_new();
 	reg->reqs = hmap_new();
+	reg->descs = hmap_new();
+	reg->desc_memo = xcalloc(DESC_MEMO_SLOTS, sizeof(*reg->desc_memo));
 	TAILQ_INIT(&reg->reap_list);
+	TAILQ_INIT(&reg->pool_waitq);
 	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
 	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
 	event_add(reg->flush_ev, &flush);
@@ -993,8 +1135,13 @@ registry_free(struct registry *reg)
 		hmap_foreach(reg->reqs, free_req, NULL);
 	hmap_free(reg->keys);
 	hmap_free(reg->reqs);
+	if (reg->desc_memo != NULL)
+		desc_memo_clear_all(reg);
+	free(reg->desc_memo);
+	hmap_free(reg->descs); /* empty: every connection is gone */
 	hmap_free(reg->devices);
 	hmap_free(reg->conns);
+	free(reg->rbuf);
 	free(reg);
 }
 
@@ -1067,6 +1214,11 @@ conn_refresh_describe(struct devconn *c, uint64_t id, uint64_t now)
 	if (c->refresh_req != 0) {
 		if (c->n_refresh_waiters >= REFRESH_WAITERS_MAX)
 			return CINDER_ERR_BUSY;
+		/* Allocated while a refresh has waiters only. */
+		if (c->refresh_waiters == NULL)
+			c->refresh_waiters =
+				xcalloc(REFRESH_WAITERS_MAX,
+					sizeof(*c->refresh_waiters));
 		c->refresh_waiters[c->n_refresh_waiters++] = id;
 		return 0;
 	}
@@ -1225,7 +1377,7 @@ flash_space(void *arg)
 
 	if (c == NULL || c->state != DC_FRAMED)
 		return 0;
-	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	queued = c->out_len;
 	if (queued + FLASH_FRAME_SLACK >= FLASH_OUT_BUDGET)
 		return 0;
 	return FLASH_OUT_BUDGET - queued - FLASH_FRAME_SLACK;
@@ -1242,13 +1394,12 @@ flash_report(void *arg, const struct ota_report *r)
 		free(f);
 }
 
-/* The socket drained below half the budget: send more chunks. */
-static void
-flash_write_cb(struct bufferevent *bev, void *arg)
+/* Queued output went out: below half the budget, send more chunks. */
+void
+registry_conn_drained(struct devconn *c)
 {
-	struct devconn *c = arg;
-
-	(void)bev;
+	if (!c->flashing || c->out_len > FLASH_OUT_BUDGET / 2)
+		return;
 	if (c->state != DC_FRAMED || c->session == NULL ||
 	    !session_ota_active(c->session))
 		return;
@@ -1287,9 +1438,7 @@ registry_flash(struct registry *reg, const char *device_id,
 	memcpy(f->device_id, c->idhex, sizeof(f->device_id));
 	f->cb = cb;
 	f->arg = arg;
-	bufferevent_setcb(c->bev, conn_read_cb, flash_write_cb, conn_event_cb,
-			  c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, FLASH_OUT_BUDGET / 2, 0);
+	c->flashing = true;
 	*flash_id = id;
 	r = session_ota_start(c->session, img, &par, flash_space, flash_report,
 			      f, registry_now_ms());

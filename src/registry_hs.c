@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "crypto.h"
@@ -32,6 +30,8 @@
 static char what_pending[] = "pending device key";
 
 static void conn_start_step3(struct devconn *c);
+static void pool_park(struct devconn *c, unsigned what);
+static void pool_retry(struct registry *reg);
 
 static void
 hex_encode(const uint8_t *in, size_t n, char *out)
@@ -79,10 +79,10 @@ conn_have_key(struct devconn *c, const struct key_entry *e)
 	}
 	/* The same bytes are the same key; another encoding is compared as
 	   a key, as before. */
-	if (c->supplied_der_len > 0 &&
-	    (c->supplied_der_len != e->der_len ||
-	     memcmp(c->supplied_der, e->der, e->der_len) != 0) &&
-	    crypto_pubkey_parse(c->supplied_der, c->supplied_der_len,
+	if (c->hs->supplied_der_len > 0 &&
+	    (c->hs->supplied_der_len != e->der_len ||
+	     memcmp(c->hs->supplied_der, e->der, e->der_len) != 0) &&
+	    crypto_pubkey_parse(c->hs->supplied_der, c->hs->supplied_der_len,
 				&supplied) == 0 &&
 	    !crypto_key_public_eq(supplied, stored)) {
 		crypto_key_free(supplied);
@@ -111,9 +111,9 @@ record_pending_key(struct devconn *c)
 	char *pem = NULL;
 	const char *params[3];
 
-	if (c->supplied_der_len == 0 ||
-	    crypto_pubkey_der_to_pem(c->supplied_der, c->supplied_der_len,
-				     &pem) != 0)
+	if (c->hs->supplied_der_len == 0 ||
+	    crypto_pubkey_der_to_pem(c->hs->supplied_der,
+				     c->hs->supplied_der_len, &pem) != 0)
 		return;
 	params[0] = c->idhex;
 	params[1] = pem;
@@ -248,8 +248,8 @@ step2_done(void *arg, bool cancelled)
 	}
 	hex_encode(j->out.device_id, sizeof(j->out.device_id), c->idhex);
 	snprintf(c->logctx, sizeof(c->logctx), "dev %s", c->idhex);
-	memcpy(c->supplied_der, j->out.key_der, j->out.key_der_len);
-	c->supplied_der_len = j->out.key_der_len;
+	memcpy(c->hs->supplied_der, j->out.key_der, j->out.key_der_len);
+	c->hs->supplied_der_len = j->out.key_der_len;
 	c->state = DC_KEY;
 	t = xmalloc(sizeof(*t));
 	t->reg = reg;
@@ -268,6 +268,8 @@ step2_done(void *arg, bool cancelled)
 out:
 	crypto_wipe(j, sizeof(*j));
 	free(j);
+	if (!cancelled)
+		pool_retry(reg); /* the job's place in the queue is free */
 }
 
 struct step3_job {
@@ -307,12 +309,13 @@ step3_done(void *arg, bool cancelled)
 			"handshake: could not build the session key");
 		goto out;
 	}
-	if (bufferevent_write(c->bev, j->block, sizeof(j->block)) != 0) {
+	if (registry_io_write(c, j->block, sizeof(j->block)) != 0) {
 		registry_conn_close(c, CINDER_ERR_IO, "write failed");
 		goto out;
 	}
 	reg->stats.bytes_out += sizeof(j->block);
 	crypto_channel_init(&c->ch, j->session);
+	registry_conn_hs_free(c);
 	crypto_random(&mid, sizeof(mid));
 	c->state = DC_FRAMED;
 	c->last_rx_ms = registry_now_ms();
@@ -321,8 +324,7 @@ step3_done(void *arg, bool cancelled)
 	registry_handshake_end(c, true);
 	/* The device has 4 s to send its Hello after this; keep the
 	   handshake deadline running until the session ticks. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	registry_conn_read_frames(c);
+	registry_io_resume(c);
 	/* Arm the keep-alive and the session's own deadlines. */
 	if (c->state == DC_FRAMED)
 		registry_conn_timer_cb(-1, 0, c);
@@ -330,6 +332,8 @@ out:
 	crypto_key_free(j->device);
 	crypto_wipe(j, sizeof(*j));
 	free(j);
+	if (!cancelled)
+		pool_retry(reg);
 }
 
 static void
@@ -351,16 +355,80 @@ conn_start_step3(struct devconn *c)
 		return;
 	}
 	c->state = DC_STEP3;
-	if ((r = cryptopool_submit(reg->pool, step3_work, step3_done, j)) !=
-	    0) {
+	if ((r = cryptopool_submit(reg->pool, step3_work, step3_done, j)) ==
+	    CINDER_ERR_BUSY) {
+		/* Queue full (a reconnect storm): wait for a place. */
+		c->dev_key = j->device;
+		c->state = DC_KEY;
+		free(j);
+		pool_park(c, POOL_WAIT_STEP3);
+	} else if (r != 0) {
 		crypto_key_free(j->device);
 		free(j);
 		registry_conn_close(c, r, "crypto pool refused the job");
 	}
 }
 
+/*
+ * A connection whose job the crypto pool's full queue refused waits, in
+ * order, for a place instead of being closed: in a reconnect storm a
+ * refused device would come back only after its own back-off. It stops
+ * reading meanwhile (the step-2 block stays in its input); the handshake
+ * deadline still runs.
+ */
+static void
+pool_park(struct devconn *c, unsigned what)
+{
+	struct registry *reg = c->reg;
+
+	/* Waiting with its block read: no more input until it is sent on
+	   (for step 3, input is a protocol error anyway and stays seen). */
+	if (what == POOL_WAIT_STEP2)
+		registry_io_stop(c);
+	c->pool_wait = what & 3;
+	if (reg->pool_retrying)
+		TAILQ_INSERT_HEAD(&reg->pool_waitq, c, reap);
+	else
+		TAILQ_INSERT_TAIL(&reg->pool_waitq, c, reap);
+}
+
+/* A pool job finished: start waiting handshakes while the queue takes them. */
+static void
+pool_retry(struct registry *reg)
+{
+	struct devconn *c;
+	unsigned what;
+
+	if (reg->pool_retrying)
+		return;
+	reg->pool_retrying = true;
+	while ((c = TAILQ_FIRST(&reg->pool_waitq)) != NULL) {
+		TAILQ_REMOVE(&reg->pool_waitq, c, reap);
+		what = c->pool_wait;
+		c->pool_wait = 0;
+		if (what == POOL_WAIT_STEP3) {
+			conn_start_step3(c);
+		} else {
+			registry_io_restart(c);
+			registry_io_resume(c);
+		}
+		if (c->pool_wait != 0)
+			break; /* parked again, at the head: still full */
+	}
+	reg->pool_retrying = false;
+}
+
 void
-registry_hs_step2(struct devconn *c, struct evbuffer *in)
+registry_conn_pool_unpark(struct devconn *c)
+{
+	if (c->pool_wait == 0)
+		return;
+	TAILQ_REMOVE(&c->reg->pool_waitq, c, reap);
+	c->pool_wait = 0;
+}
+
+bool
+registry_hs_step2(struct devconn *c, const uint8_t block[CRYPTO_STEP2_LEN])
 {
 	struct step2_job *j = xcalloc(1, sizeof(*j));
 	int r;
@@ -368,13 +436,20 @@ registry_hs_step2(struct devconn *c, struct evbuffer *in)
 	j->t.reg = c->reg;
 	j->t.conn_id = c->id;
 	j->server = c->reg->server_key;
-	memcpy(j->nonce, c->nonce, sizeof(j->nonce));
-	evbuffer_remove(in, j->block, sizeof(j->block));
-	c->in_counted = evbuffer_get_length(in);
+	memcpy(j->nonce, c->hs->nonce, sizeof(j->nonce));
+	memcpy(j->block, block, sizeof(j->block));
 	c->state = DC_STEP2;
 	r = cryptopool_submit(c->reg->pool, step2_work, step2_done, j);
+	if (r == CINDER_ERR_BUSY) {
+		crypto_wipe(j, sizeof(*j));
+		free(j);
+		c->state = DC_NONCE;
+		pool_park(c, POOL_WAIT_STEP2);
+		return false;
+	}
 	if (r != 0) {
 		free(j);
 		registry_conn_close(c, r, "crypto pool refused the job");
 	}
+	return true;
 }

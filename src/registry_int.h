@@ -13,14 +13,16 @@
 #include <sys/queue.h>
 
 #include <arpa/inet.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/util.h>
 
 #include "crypto.h"
 #include "registry.h"
 #include "session.h"
 
-struct evbuffer;
 struct store_result;
+struct desc_memo;
 
 #define DEVICE_ID_HEX 24
 #define KEY_CACHE_MAX 100000	/* cached device keys */
@@ -37,6 +39,12 @@ struct store_result;
    max_handshakes (capped by net.core.somaxconn): a reconnect storm waits
    there instead of in SYN retransmits. */
 #define LISTEN_BACKLOG 4096
+/* One read's scratch: a partial frame carried over plus what the kernel
+   has (a frame is at most 2 + PCOAP_SERVER_RX_MAX_CT bytes). */
+#define REGISTRY_RBUF (16 * 1024)
+/* Describe merges remembered (registry.c), each keeping up to two
+   describes alive. */
+#define DESC_MEMO_SLOTS 64
 
 enum dc_state {
 	DC_NONCE = 0, /* nonce sent, reading the 256-byte block */
@@ -47,41 +55,62 @@ enum dc_state {
 	DC_CLOSING,   /* closed, waiting to be reaped */
 };
 
-struct devconn {
-	struct registry *reg;		 /* owner */
-	uint64_t id;			 /* connection id (never reused) */
-	enum dc_state state;		 /* where in the lifecycle */
-	struct bufferevent *bev;	 /* the socket */
-	struct event *timer;		 /* handshake deadline / session tick */
-	char ip[INET6_ADDRSTRLEN];	 /* peer address */
-	char peer[INET6_ADDRSTRLEN + 8]; /* "ip:port" for logs */
-	char idhex[DEVICE_ID_HEX + 1];	 /* device id once known */
-	char logctx[40];		 /* "dev <id>" or "conn <n> <peer>" */
-	uint8_t nonce[CRYPTO_NONCE_LEN]; /* step 1 */
+/* What only the handshake needs; freed when the session starts. */
+struct devconn_hs {
+	uint8_t nonce[CRYPTO_NONCE_LEN];	    /* step 1 */
 	uint8_t supplied_der[CRYPTO_STEP2_KEY_MAX]; /* device's own key */
 	size_t supplied_der_len;		    /* 0: none sent */
-	struct crypto_key *dev_key; /* device public key (owned) */
-	struct crypto_channel ch;   /* AES state, FRAMED only */
-	struct session *session;    /* FRAMED only */
-	uint64_t last_rx_ms;	    /* last bytes from the device */
-	size_t in_counted;	    /* input bytes already counted */
-	uint64_t opened_ms;	    /* accept time */
-	bool in_handshake;	    /* counted in handshakes_active */
-	bool registered;	    /* reg->devices maps idhex to us */
-	bool online;		    /* presence said online */
-	bool heard;		    /* bytes since the last flush */
-	bool hello_seen;	    /* device authenticated by its Hello */
-	struct session_hello hello; /* copied Hello fields */
-	char *describe;		    /* last describe JSON (owned) */
-	int64_t owner_id;	    /* owning user id, 0 = unowned */
-	bool safe_mode;		    /* the describe shows safe mode */
-	uint32_t max_binary;	    /* largest OTA image, 0: not said */
-	uint16_t chunk_size;	    /* OTA chunk size, 0: not said */
-	uint64_t refresh_req;	    /* API describe in flight, 0: none */
-	uint64_t refresh_last_ms;   /* when the last one started */
-	size_t n_refresh_waiters;   /* requests sharing refresh_req */
-	uint64_t refresh_waiters[REFRESH_WAITERS_MAX]; /* their ids */
-	TAILQ_ENTRY(devconn) reap;		       /* reap list link */
+};
+
+/*
+ * One device connection. Sized for 100,000 idle sessions per node: no
+ * bufferevent (its two evbuffers and callbacks cost ~1 KB); the socket is
+ * watched by an embedded event and bytes are held only while a partial
+ * frame waits for its rest or the kernel refuses output (registry_io.c).
+ */
+struct devconn {
+	struct registry *reg;		/* owner */
+	uint64_t id;			/* connection id (never reused) */
+	enum dc_state state;		/* where in the lifecycle */
+	evutil_socket_t fd;		/* the socket (owned) */
+	struct event io;		/* EV_READ, + EV_WRITE while out */
+	struct event timer;		/* handshake deadline / session tick */
+	uint8_t *in;			/* partial input kept, or NULL */
+	uint32_t in_len;		/* bytes in in */
+	uint32_t out_len;		/* unsent bytes at out + out_off */
+	uint32_t out_off;		/* sent bytes at the start of out */
+	uint32_t out_cap;		/* bytes allocated at out */
+	uint8_t *out;			/* output the kernel refused, or NULL */
+	struct devconn_hs *hs;		/* handshake state, or NULL */
+	char ip[INET6_ADDRSTRLEN];	/* peer address */
+	uint16_t port;			/* peer port */
+	char idhex[DEVICE_ID_HEX + 1];	/* device id once known */
+	char logctx[DEVICE_ID_HEX + 5]; /* "dev <id>" or "conn <n>" */
+	struct crypto_key *dev_key;	/* device public key (owned) */
+	struct crypto_channel ch;	/* AES state, FRAMED only */
+	struct session *session;	/* FRAMED only */
+	uint64_t last_rx_ms;		/* last bytes from the device */
+	uint64_t opened_ms;		/* accept time */
+	bool in_handshake : 1;		/* counted in handshakes_active */
+	bool registered : 1;		/* reg->devices maps idhex to us */
+	bool online : 1;		/* presence said online */
+	bool heard : 1;			/* bytes since the last flush */
+	bool hello_seen : 1;		/* device authenticated by its Hello */
+	bool safe_mode : 1;		/* the describe shows safe mode */
+	bool want_write : 1;		/* io also watches EV_WRITE */
+	bool flashing : 1;		/* an OTA transfer paces on drains */
+	unsigned pool_wait : 2;		/* POOL_WAIT_*: in reg->pool_waitq */
+	struct session_hello hello;	/* copied Hello fields */
+	const char *describe;		/* last describe JSON (a reference
+					   to a shared copy, registry.c) */
+	int64_t owner_id;		/* owning user id, 0 = unowned */
+	uint32_t max_binary;		/* largest OTA image, 0: not said */
+	uint16_t chunk_size;		/* OTA chunk size, 0: not said */
+	uint16_t n_refresh_waiters;	/* requests sharing refresh_req */
+	uint64_t refresh_req;		/* API describe in flight, 0: none */
+	uint64_t refresh_last_ms;	/* when the last one started */
+	uint64_t *refresh_waiters;	/* their ids (REFRESH_WAITERS_MAX) */
+	TAILQ_ENTRY(devconn) reap;	/* reap list or pool_waitq link */
 };
 
 TAILQ_HEAD(devconn_list, devconn);
@@ -108,12 +137,17 @@ struct registry {
 	struct hmap *devices;		     /* idhex -> devconn (newest) */
 	struct hmap *keys;		     /* idhex -> struct key_entry */
 	struct hmap *reqs;		     /* req id -> pending_req */
+	struct hmap *descs;		     /* SHA-256 -> shared describe */
+	struct desc_memo *desc_memo;	     /* DESC_MEMO_SLOTS merges */
 	uint64_t next_conn_id;		     /* counter */
 	uint64_t next_req_id;		     /* counter */
 	struct devconn_list reap_list;	     /* closed, not yet freed */
+	struct devconn_list pool_waitq;	     /* waiting for the pool */
+	bool pool_retrying;		     /* pool_retry() running */
 	struct event *reap_ev;		     /* deferred reaper */
 	struct event *flush_ev;		     /* last_heard coalescing */
 	struct registry_stats stats;	     /* counters */
+	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
 	registry_presence_cb presence_cb;    /* presence hook */
 	void *presence_arg;
 	registry_event_cb event_cb; /* device event hook */
@@ -158,11 +192,46 @@ struct devconn *registry_conn_get(struct registry *reg, uint64_t id);
  */
 void registry_conn_close(struct devconn *c, int status, const char *reason);
 
+/** Free the handshake state (wiped). NULL-safe. */
+void registry_conn_hs_free(struct devconn *c);
+
 /** A handshake ended (ok or not): counters, and the listener's pacing. */
 void registry_handshake_end(struct devconn *c, bool ok);
 
-/** Decrypt and dispatch every complete frame in the input buffer. */
-void registry_conn_read_frames(struct devconn *c);
+/* registry_io.c */
+
+/** Watch the accepted socket fd (owned from now on) and start reading. */
+void registry_io_start(struct devconn *c, evutil_socket_t fd);
+
+/**
+ * Send bytes: written now when nothing is queued, the rest kept and sent
+ * when the socket takes it.
+ * @return 0 or CINDER_ERR_IO (the socket failed; the caller closes)
+ */
+int registry_io_write(struct devconn *c, const void *data, size_t len);
+
+/** Stop watching the socket (closing, or waiting for the crypto pool). */
+void registry_io_stop(struct devconn *c);
+
+/** Watch it again after registry_io_stop() (not when closing). */
+void registry_io_restart(struct devconn *c);
+
+/** Stop, close the socket and free the buffers (conn_free). */
+void registry_io_free(struct devconn *c);
+
+/** Feed input kept over from the handshake (after step 3). */
+void registry_io_resume(struct devconn *c);
+
+/* registry.c, called by registry_io.c */
+
+/**
+ * Bytes arrived: act on the complete units (the step-2 block, frames).
+ * @return the bytes consumed; the rest is kept for the next read
+ */
+size_t registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len);
+
+/** Queued output went out (an OTA transfer may send more). */
+void registry_conn_drained(struct devconn *c);
 
 /** The connection's timer: keep-alive, session deadlines (fd, what unused). */
 void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -181,7 +250,15 @@ extern const struct session_ops registry_sess_ops;
  * look up the key and build the session key (the connection moves
  * through STEP2, KEY, STEP3 to FRAMED, or is closed).
  */
-void registry_hs_step2(struct devconn *c, struct evbuffer *in);
+bool registry_hs_step2(struct devconn *c,
+		       const uint8_t block[CRYPTO_STEP2_LEN]);
+
+/* What a connection in reg->pool_waitq waits to submit. */
+#define POOL_WAIT_STEP2 1 /* the step-2 block (kept in its input) */
+#define POOL_WAIT_STEP3 2 /* the session key */
+
+/** Take a closing connection out of the pool's wait queue. */
+void registry_conn_pool_unpark(struct devconn *c);
 
 /** Free a cached key entry. NULL-safe. */
 void registry_hs_key_entry_free(struct key_entry *e);

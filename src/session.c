@@ -55,13 +55,16 @@ struct session {
 	uint16_t dev_mid_next;	       /* the device's expected next ID */
 	uint8_t next_token;	       /* next token to try, 1..255 */
 	int close_status;	       /* status given to ops->close */
-	struct session_req *slots[SESSION_SLOTS]; /* sent, unanswered */
-	size_t n_api_inflight;			  /* API requests in slots */
+	/* Sent, unanswered: SESSION_SLOTS entries, allocated only while
+	   one is used (an idle session holds none). */
+	struct session_req **slots;
+	uint8_t n_slots_used;	    /* non-NULL entries in slots */
+	size_t n_api_inflight;	    /* API requests in slots */
 	struct session_req *q_head; /* FIFO of requests not yet sent */
 	struct session_req *q_tail; /* its last element */
 	size_t n_queued;	    /* its length */
 	struct session_stats stats; /* counters */
-	char *log_ctx;		    /* log context, owned; may be NULL */
+	const char *log_ctx;	    /* log context, borrowed; may be NULL */
 	uint64_t now_ms;	    /* time of the latest input or tick */
 	bool settle_armed;	    /* the settle re-describe is due ... */
 	uint64_t settle_at;	    /* ... at this time */
@@ -201,12 +204,29 @@ session_req_new(enum session_req_kind kind, uint64_t req_id, const uint8_t *msg,
 	return req;
 }
 
+/* Entries to look at in s->slots. */
+static size_t
+session_nslots(const struct session *s)
+{
+	return s->slots != NULL ? SESSION_SLOTS : 0;
+}
+
+/* A slot went empty: the array goes when the last one does. */
+static void
+session_slot_cleared(struct session *s)
+{
+	if (--s->n_slots_used > 0)
+		return;
+	free(s->slots);
+	s->slots = NULL;
+}
+
 static bool
 session_token_in_use(const struct session *s, uint8_t tok)
 {
 	size_t i;
 
-	for (i = 0; i < SESSION_SLOTS; i++) {
+	for (i = 0; i < session_nslots(s); i++) {
 		if (s->slots[i] != NULL && s->slots[i]->token == tok)
 			return true;
 	}
@@ -235,7 +255,7 @@ session_free_slot(const struct session *s)
 {
 	size_t i;
 
-	for (i = 0; i < SESSION_SLOTS; i++) {
+	for (i = 0; i < session_nslots(s); i++) {
 		if (s->slots[i] == NULL)
 			return (int)i;
 	}
@@ -248,6 +268,8 @@ session_start(struct session *s, struct session_req *req)
 {
 	int slot;
 
+	if (s->slots == NULL)
+		s->slots = xcalloc(SESSION_SLOTS, sizeof(*s->slots));
 	if ((slot = session_free_slot(s)) < 0) {
 		free(req);
 		return CINDER_ERR_INTERNAL;
@@ -259,6 +281,7 @@ session_start(struct session *s, struct session_req *req)
 	req->msg[3] = (uint8_t)req->mid;
 	req->msg[4] = req->token;
 	s->slots[slot] = req;
+	s->n_slots_used++;
 	if (!req->internal)
 		s->n_api_inflight++;
 	/* On failure the session is closed; req stays for abort_requests. */
@@ -270,11 +293,12 @@ session_slot_remove(struct session *s, struct session_req *req)
 {
 	size_t i;
 
-	for (i = 0; i < SESSION_SLOTS; i++) {
+	for (i = 0; i < session_nslots(s); i++) {
 		if (s->slots[i] == req) {
 			s->slots[i] = NULL;
 			if (!req->internal)
 				s->n_api_inflight--;
+			session_slot_cleared(s);
 			return;
 		}
 	}
@@ -415,7 +439,7 @@ session_find_token(const struct session *s, const struct pcoap_view *tok)
 
 	if (tok->len != 1)
 		return NULL;
-	for (i = 0; i < SESSION_SLOTS; i++) {
+	for (i = 0; i < session_nslots(s); i++) {
 		if (s->slots[i] != NULL && s->slots[i]->token == tok->p[0])
 			return s->slots[i];
 	}
@@ -434,7 +458,7 @@ session_match_ack(const struct session *s, const struct pcoap_msg *m,
 	size_t i;
 
 	*by_token = false;
-	for (i = 0; i < SESSION_SLOTS; i++) {
+	for (i = 0; i < session_nslots(s); i++) {
 		req = s->slots[i];
 		if (req == NULL || req->mid != m->mid)
 			continue;
@@ -977,7 +1001,7 @@ session_internal_pending(const struct session *s)
 {
 	size_t i;
 
-	for (i = 0; i < SESSION_SLOTS; i++) {
+	for (i = 0; i < session_nslots(s); i++) {
 		if (s->slots[i] != NULL && s->slots[i]->internal)
 			return true;
 	}
@@ -1013,7 +1037,7 @@ session_tick(struct session *s, uint64_t now_ms)
 		if (s->state == SESSION_CLOSED)
 			return -1;
 		expired = NULL;
-		for (i = 0; i < SESSION_SLOTS && expired == NULL; i++) {
+		for (i = 0; i < session_nslots(s) && expired == NULL; i++) {
 			if (s->slots[i] != NULL &&
 			    s->slots[i]->deadline <= now_ms)
 				expired = s->slots[i];
@@ -1045,7 +1069,7 @@ session_tick(struct session *s, uint64_t now_ms)
 		return -1;
 	if (s->ota != NULL && (ota_next = session_ota_tick(s, now_ms)) >= 0)
 		next = now_ms + (uint64_t)ota_next;
-	for (i = 0; i < SESSION_SLOTS; i++) {
+	for (i = 0; i < session_nslots(s); i++) {
 		if (s->slots[i] != NULL && s->slots[i]->deadline < next)
 			next = s->slots[i]->deadline;
 	}
@@ -1079,8 +1103,7 @@ session_new(const struct session_ops *ops, void *arg, uint16_t server_mid,
 void
 session_set_log_ctx(struct session *s, const char *ctx)
 {
-	free(s->log_ctx);
-	s->log_ctx = ctx != NULL ? xstrdup(ctx) : NULL;
+	s->log_ctx = ctx;
 }
 
 void
@@ -1092,13 +1115,13 @@ session_free(struct session *s)
 	if (s == NULL)
 		return;
 	session_ota_abort(s, false);
-	for (i = 0; i < SESSION_SLOTS; i++)
+	for (i = 0; i < session_nslots(s); i++)
 		free(s->slots[i]);
+	free(s->slots);
 	for (req = s->q_head; req != NULL; req = next) {
 		next = req->next;
 		free(req);
 	}
-	free(s->log_ctx);
 	free(s);
 }
 
@@ -1110,7 +1133,7 @@ session_abort_requests(struct session *s)
 
 	session_ota_abort(s, true);
 	/* Detach everything first: callbacks may add new requests. */
-	for (i = 0; i < SESSION_SLOTS; i++) {
+	for (i = 0; i < session_nslots(s); i++) {
 		req = s->slots[i];
 		if (req == NULL)
 			continue;
@@ -1124,6 +1147,9 @@ session_abort_requests(struct session *s)
 		tail = &req->next;
 	}
 	s->n_api_inflight = 0;
+	free(s->slots);
+	s->slots = NULL;
+	s->n_slots_used = 0;
 	*tail = s->q_head;
 	s->q_head = s->q_tail = NULL;
 	s->n_queued = 0;

@@ -229,7 +229,8 @@ int session_request_describe(struct session *s, uint64_t req_id, uint8_t flags,
 
 /**
  * Set the context printed first in the session's log lines (e.g. the
- * device ID). ctx is copied; NULL clears it.
+ * device ID). ctx is borrowed and must outlive the session (the
+ * connection's own text: no copy per idle session); NULL clears it.
  */
 void session_set_log_ctx(struct session *s, const char *ctx);
 
