@@ -27,6 +27,11 @@ struct store_result;
 enum store_query_flags {
 	STORE_Q_READ = 0,	/* fails fast with UNAVAILABLE while down */
 	STORE_Q_WRITE = 1 << 0, /* kept queued while down, sent on reconnect */
+	/* A hot statement: prepared once per connection (its text is the
+	   key), then only executed, so PostgreSQL parses and plans it once.
+	   For fixed, known-good SQL only: if the prepare fails, that first
+	   execution fails with it and later ones go unprepared. */
+	STORE_Q_PREPARE = 1 << 1,
 };
 
 /** Tunables for store_new(); a zeroed struct (or NULL) means defaults. */

@@ -38,6 +38,9 @@
 /* LISTEN channels: at most this many, names as store_listen() says. */
 #define STORE_MAX_CHANNELS 64
 #define STORE_CHANNEL_MAX_LEN 63
+/* Statements prepared per connection (STORE_Q_PREPARE); more go out
+ * unprepared. */
+#define STORE_MAX_PREPARED 32
 
 /* One queued query. Parameters live in one allocation (blob). */
 struct store_query {
@@ -45,6 +48,7 @@ struct store_query {
 	uint64_t id;			/* handed to the caller */
 	unsigned flags;			/* STORE_Q_* */
 	bool cancelled;			/* callback must not run */
+	int prep;			/* prepare entry: 1 + its slot */
 	unsigned resends;		/* times re-queued after a drop */
 	store_done_cb cb;		/* may be NULL */
 	void *arg;			/* caller's, never dereferenced */
@@ -57,6 +61,12 @@ struct store_query {
 };
 
 TAILQ_HEAD(store_queue, store_query);
+
+/* A statement prepared on the current connection as "cinder_p<slot>". */
+struct store_prepared {
+	char *sql;   /* its text, the lookup key */
+	bool failed; /* the prepare failed: send it unprepared */
+};
 
 enum store_state {
 	STORE_DOWN,	  /* no connection; retry timer may be pending */
@@ -94,9 +104,11 @@ struct store {
 	int cb_depth;		     /* callbacks running (store_free check) */
 	char *channels[STORE_MAX_CHANNELS]; /* LISTENed, renewed on connect */
 	size_t nchannels;		    /* entries used in channels */
-	store_notify_cb notify_cb;	    /* NOTIFY receiver, may be NULL */
-	void *notify_arg;		    /* its argument */
-	struct store_stats stats; /* counters (up/queued filled on read) */
+	struct store_prepared prepared[STORE_MAX_PREPARED]; /* this conn */
+	size_t nprepared;				    /* used */
+	store_notify_cb notify_cb; /* NOTIFY receiver, may be NULL */
+	void *notify_arg;	   /* its argument */
+	struct store_stats stats;  /* counters (up/queued filled on read) */
 };
 
 static void store_connect_start(struct store *st);
@@ -155,9 +167,10 @@ store_query_finish(struct store *st, struct store_query *q, int r,
 	struct store_result wrap = {.res = res};
 
 	st->nqueued--;
-	if (r == 0)
+	/* The store's own prepares are not a caller's queries. */
+	if (q->prep == 0 && r == 0)
 		st->stats.queries_ok++;
-	else
+	else if (q->prep == 0)
 		st->stats.queries_failed++;
 	if (!q->cancelled && q->cb != NULL) {
 		st->cb_depth++;
@@ -194,10 +207,22 @@ store_events_close(struct store *st)
 	st->flush_pending = false;
 }
 
+/* Prepared statements live and die with their connection. */
+static void
+store_prepared_clear(struct store *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->nprepared; i++)
+		free(st->prepared[i].sql);
+	st->nprepared = 0;
+}
+
 static void
 store_conn_close(struct store *st)
 {
 	store_events_close(st);
+	store_prepared_clear(st);
 	if (st->head_res != NULL) {
 		PQclear(st->head_res);
 		st->head_res = NULL;
@@ -277,7 +302,8 @@ store_connection_lost_why(struct store *st, const char *why)
 	while ((q = TAILQ_LAST(&st->inflight, store_queue)) != NULL) {
 		TAILQ_REMOVE(&st->inflight, q, entry);
 		st->ninflight--;
-		if (q->cancelled) {
+		if (q->cancelled || q->prep != 0) {
+			/* a prepare is made again on the next connection */
 			st->nqueued--;
 			store_query_free(q);
 		} else if ((q->flags & STORE_Q_WRITE) &&
@@ -363,6 +389,12 @@ store_complete_head(struct store *st)
 	TAILQ_REMOVE(&st->inflight, q, entry);
 	st->ninflight--;
 	st->head_res = NULL;
+	if (r != 0 && q->prep != 0 && (size_t)q->prep <= st->nprepared) {
+		st->prepared[q->prep - 1].failed = true;
+		log_warn("could not prepare a statement, sending it "
+			 "unprepared: %s",
+			 PQresultErrorMessage(res));
+	}
 	if (r != 0)
 		log_debug("query %llu failed: %s", (unsigned long long)q->id,
 			  PQresultErrorMessage(res));
@@ -475,6 +507,49 @@ store_sock_write_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * The slot of q's statement prepared on this connection, sending the
+ * prepare (its own pipeline entry, with its own sync) the first time.
+ * @return the slot, -1 to send q unprepared, -2 if the connection was
+ *     lost (q is back at the head of the queue)
+ */
+static int
+store_prepare(struct store *st, struct store_query *q)
+{
+	struct store_query *p;
+	char name[24];
+	size_t i;
+	int ok;
+
+	for (i = 0; i < st->nprepared; i++) {
+		if (strcmp(st->prepared[i].sql, q->sql) == 0)
+			return st->prepared[i].failed ? -1 : (int)i;
+	}
+	if (st->nprepared >= STORE_MAX_PREPARED)
+		return -1;
+	snprintf(name, sizeof(name), "cinder_p%zu", i);
+	ok = PQsendPrepare(st->conn, name, q->sql, q->nparams, NULL);
+	if (ok && !PQpipelineSync(st->conn))
+		ok = -1;
+	if (ok <= 0 && (ok < 0 || PQstatus(st->conn) == CONNECTION_BAD)) {
+		TAILQ_INSERT_HEAD(&st->queue, q, entry);
+		store_connection_lost(st);
+		return -2;
+	}
+	if (ok == 0)
+		return -1;
+	st->prepared[i].sql = xstrdup(q->sql);
+	st->prepared[i].failed = false;
+	st->nprepared++;
+	p = xcalloc(1, sizeof(*p));
+	p->prep = (int)i + 1;
+	p->id = ++st->next_id;
+	TAILQ_INSERT_TAIL(&st->inflight, p, entry);
+	st->ninflight++;
+	st->nqueued++;
+	return (int)i;
+}
+
+/*
  * Send queued queries into the pipeline, each followed by a sync so that
  * it runs in its own implicit transaction and an error aborts only it.
  */
@@ -483,13 +558,25 @@ store_send_more(struct store *st)
 {
 	struct store_query *q;
 	bool sent = false;
-	int ok;
+	char name[24];
+	int ok, slot;
 
 	while (st->state == STORE_UP && st->ninflight < STORE_MAX_INFLIGHT &&
 	       (q = TAILQ_FIRST(&st->queue)) != NULL) {
 		TAILQ_REMOVE(&st->queue, q, entry);
-		ok = PQsendQueryParams(st->conn, q->sql, q->nparams, NULL,
-				       q->values, q->lengths, q->formats, 0);
+		slot = (q->flags & STORE_Q_PREPARE) ? store_prepare(st, q) : -1;
+		if (slot == -2)
+			return; /* the connection is gone */
+		if (slot >= 0) {
+			snprintf(name, sizeof(name), "cinder_p%d", slot);
+			ok = PQsendQueryPrepared(st->conn, name, q->nparams,
+						 q->values, q->lengths,
+						 q->formats, 0);
+		} else {
+			ok = PQsendQueryParams(st->conn, q->sql, q->nparams,
+					       NULL, q->values, q->lengths,
+					       q->formats, 0);
+		}
 		if (ok && !PQpipelineSync(st->conn))
 			ok = -1;
 		if (ok <= 0 &&
