@@ -1154,16 +1154,85 @@ out:
  * Hashes, MACs, randomness, memory
  */
 
+/* HMAC contexts per thread and digest ("SHA1", "SHA256"). */
+static __thread struct {
+	const char *md; /* the caller's digest name (a literal) */
+	EVP_MAC_CTX *ctx;
+} hmac_tl[2];
+
+static void
+crypto_hmac_drop(const char *md)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(hmac_tl) / sizeof(hmac_tl[0]); i++) {
+		if (md == NULL ||
+		    (hmac_tl[i].md != NULL && strcmp(hmac_tl[i].md, md) == 0)) {
+			EVP_MAC_CTX_free(hmac_tl[i].ctx);
+			hmac_tl[i].ctx = NULL;
+			hmac_tl[i].md = NULL;
+		}
+	}
+}
+
+static EVP_MAC_CTX *
+crypto_hmac_ctx(const char *md)
+{
+	OSSL_PARAM params[2];
+	EVP_MAC *mac;
+	EVP_MAC_CTX *ctx;
+	size_t i, slot = SIZE_MAX;
+
+	for (i = 0; i < sizeof(hmac_tl) / sizeof(hmac_tl[0]); i++) {
+		if (hmac_tl[i].md != NULL && strcmp(hmac_tl[i].md, md) == 0)
+			return hmac_tl[i].ctx;
+		if (hmac_tl[i].md == NULL && slot == SIZE_MAX)
+			slot = i;
+	}
+	if (slot == SIZE_MAX ||
+	    (mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL) {
+		ERR_clear_error();
+		return NULL;
+	}
+	ctx = EVP_MAC_CTX_new(mac);
+	EVP_MAC_free(mac); /* the context keeps its own reference */
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						     (char *)md, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (ctx == NULL || EVP_MAC_CTX_set_params(ctx, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		ERR_clear_error();
+		return NULL;
+	}
+	hmac_tl[slot].md = md;
+	hmac_tl[slot].ctx = ctx;
+	return ctx;
+}
+
 static int
 crypto_hmac(const char *md, const void *key, size_t key_len, const void *msg,
 	    size_t msg_len, uint8_t *out, size_t out_size)
 {
 	static const uint8_t empty[1];
+	EVP_MAC_CTX *ctx;
 	size_t n = 0;
 
 	if (out == NULL || (msg == NULL && msg_len != 0) ||
 	    (key == NULL && key_len != 0))
 		return CINDER_ERR_INVAL;
+	/* The handshake's HMAC-SHA1 (and webhook signatures) reuse the
+	   thread's context: EVP_Q_mac fetches HMAC and the digest per
+	   call. An empty key keeps the one-shot way. */
+	if (key_len > 0 && (ctx = crypto_hmac_ctx(md)) != NULL) {
+		if (EVP_MAC_init(ctx, key, key_len, NULL) == 1 &&
+		    EVP_MAC_update(ctx, msg ? msg : empty, msg_len) == 1 &&
+		    EVP_MAC_final(ctx, out, &n, out_size) == 1 && n == out_size)
+			return 0;
+		crypto_hmac_drop(md);
+		OPENSSL_cleanse(out, out_size);
+		crypto_drain(LOG_LEVEL_ERR, "could not compute HMAC");
+		return CINDER_ERR_CRYPTO;
+	}
 	if (EVP_Q_mac(NULL, "HMAC", NULL, md, NULL, key ? key : empty, key_len,
 		      msg ? msg : empty, msg_len, out, out_size, &n) == NULL ||
 	    n != out_size) {
@@ -1331,6 +1400,7 @@ crypto_thread_cleanup(void)
 	crypto_pk_drop(PK_SIGN);
 	EVP_PKEY_CTX_free(rsa_import_ctx);
 	rsa_import_ctx = NULL;
+	crypto_hmac_drop(NULL);
 }
 
 int
