@@ -253,7 +253,8 @@ step2_done(void *arg, bool cancelled)
 	t->reg = reg;
 	t->conn_id = c->id;
 	params[0] = c->idhex;
-	if (store_query(reg->store, STORE_Q_READ | STORE_Q_PREPARE,
+	if (store_query(reg->store,
+			STORE_Q_READ | STORE_Q_PREPARE | STORE_Q_URGENT,
 			"SELECT public_key, owner_id FROM devices "
 			"WHERE device_id = $1",
 			1, params, key_lookup_done, t, NULL) != 0) {

@@ -79,29 +79,30 @@ struct store_result {
 };
 
 struct store {
-	struct event_base *base;     /* borrowed */
-	char *conninfo;		     /* may hold a password: never logged */
-	struct store_opts opts;	     /* with defaults filled in */
-	PGconn *conn;		     /* NULL while down */
-	enum store_state state;	     /* see enum */
-	bool outage;		     /* a connection failed; reads fail fast */
-	bool ever_up;		     /* first connection made */
-	bool flush_pending;	     /* PQflush returned 1 */
-	struct event *ev_sock;	     /* connect poll, or persistent read */
-	struct event *ev_write;	     /* flush when writable */
-	struct event *ev_retry;	     /* reconnect backoff timer */
-	struct event *ev_ctimeout;   /* connect attempt deadline */
-	struct event *ev_kick;	     /* deferred send of the next query */
-	unsigned backoff_ms;	     /* next reconnect delay */
-	unsigned attempts;	     /* failed attempts in this outage */
-	struct store_queue queue;    /* waiting to be sent */
-	struct store_queue failing;  /* reads being failed after a drop */
-	struct store_queue inflight; /* sent, oldest first */
-	size_t ninflight;	     /* entries in inflight */
-	PGresult *head_res;	     /* result of the oldest in flight */
-	size_t nqueued;		     /* queue + failing + inflight */
-	uint64_t next_id;	     /* last id handed out */
-	int cb_depth;		     /* callbacks running (store_free check) */
+	struct event_base *base;   /* borrowed */
+	char *conninfo;		   /* may hold a password: never logged */
+	struct store_opts opts;	   /* with defaults filled in */
+	PGconn *conn;		   /* NULL while down */
+	enum store_state state;	   /* see enum */
+	bool outage;		   /* a connection failed; reads fail fast */
+	bool ever_up;		   /* first connection made */
+	bool flush_pending;	   /* PQflush returned 1 */
+	struct event *ev_sock;	   /* connect poll, or persistent read */
+	struct event *ev_write;	   /* flush when writable */
+	struct event *ev_retry;	   /* reconnect backoff timer */
+	struct event *ev_ctimeout; /* connect attempt deadline */
+	struct event *ev_kick;	   /* deferred send of the next query */
+	unsigned backoff_ms;	   /* next reconnect delay */
+	unsigned attempts;	   /* failed attempts in this outage */
+	struct store_queue queue;  /* waiting to be sent */
+	struct store_query *urgent_tail; /* last urgent read in queue */
+	struct store_queue failing;	 /* reads being failed after a drop */
+	struct store_queue inflight;	 /* sent, oldest first */
+	size_t ninflight;		 /* entries in inflight */
+	PGresult *head_res;		 /* result of the oldest in flight */
+	size_t nqueued;			 /* queue + failing + inflight */
+	uint64_t next_id;		 /* last id handed out */
+	int cb_depth; /* callbacks running (store_free check) */
 	char *channels[STORE_MAX_CHANNELS]; /* LISTENed, renewed on connect */
 	size_t nchannels;		    /* entries used in channels */
 	struct store_prepared prepared[STORE_MAX_PREPARED]; /* this conn */
@@ -113,6 +114,21 @@ struct store {
 
 static void store_connect_start(struct store *st);
 static void store_send_more(struct store *st);
+
+/* Take q out of the queue, keeping urgent_tail on a queued query. */
+static void
+store_queue_remove(struct store *st, struct store_query *q)
+{
+	struct store_query *prev;
+
+	if (q == st->urgent_tail) {
+		prev = TAILQ_PREV(q, store_queue, entry);
+		st->urgent_tail = prev != NULL && (prev->flags & STORE_Q_URGENT)
+					  ? prev
+					  : NULL;
+	}
+	TAILQ_REMOVE(&st->queue, q, entry);
+}
 
 static void
 store_query_free(struct store_query *q)
@@ -262,9 +278,10 @@ store_outage_begin(struct store *st)
 		next = TAILQ_NEXT(q, entry);
 		if (q->flags & STORE_Q_WRITE)
 			continue;
-		TAILQ_REMOVE(&st->queue, q, entry);
+		store_queue_remove(st, q);
 		TAILQ_INSERT_TAIL(&st->failing, q, entry);
 	}
+	st->urgent_tail = NULL; /* every read has left the queue */
 }
 
 /* A connect attempt failed (or timed out): back off and try again. */
@@ -563,7 +580,7 @@ store_send_more(struct store *st)
 
 	while (st->state == STORE_UP && st->ninflight < STORE_MAX_INFLIGHT &&
 	       (q = TAILQ_FIRST(&st->queue)) != NULL) {
-		TAILQ_REMOVE(&st->queue, q, entry);
+		store_queue_remove(st, q);
 		slot = (q->flags & STORE_Q_PREPARE) ? store_prepare(st, q) : -1;
 		if (slot == -2)
 			return; /* the connection is gone */
@@ -931,7 +948,16 @@ store_query_params(struct store *st, unsigned flags, const char *sql,
 		off += len;
 	}
 	q->id = ++st->next_id;
-	TAILQ_INSERT_TAIL(&st->queue, q, entry);
+	if ((flags & STORE_Q_URGENT) && !(flags & STORE_Q_WRITE)) {
+		if (st->urgent_tail != NULL)
+			TAILQ_INSERT_AFTER(&st->queue, st->urgent_tail, q,
+					   entry);
+		else
+			TAILQ_INSERT_HEAD(&st->queue, q, entry);
+		st->urgent_tail = q;
+	} else {
+		TAILQ_INSERT_TAIL(&st->queue, q, entry);
+	}
 	st->nqueued++;
 	if (idp != NULL)
 		*idp = q->id;
@@ -980,7 +1006,10 @@ store_queue_cancel(struct store *st, struct store_queue *qh, uint64_t id)
 	for (q = TAILQ_FIRST(qh); q != NULL; q = TAILQ_NEXT(q, entry)) {
 		if (q->id != id || q->cancelled)
 			continue;
-		TAILQ_REMOVE(qh, q, entry);
+		if (qh == &st->queue)
+			store_queue_remove(st, q);
+		else
+			TAILQ_REMOVE(qh, q, entry);
 		st->nqueued--;
 		store_query_free(q);
 		return true;

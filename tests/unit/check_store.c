@@ -500,6 +500,57 @@ START_TEST(test_store_query_prepared)
 }
 END_TEST
 
+/* STORE_Q_URGENT: a read goes before queued writes, after earlier urgent
+ * reads; plain queries keep their order. */
+START_TEST(test_store_query_urgent)
+{
+	static const char ins[] = "INSERT INTO users (username, "
+				  "password_hash) VALUES ($1, 'h')";
+	static const char cnt[] = "SELECT count(*) FROM users "
+				  "WHERE username LIKE 'u_'";
+	struct rec w1 = {0}, w2 = {0}, u1 = {0}, u2 = {0}, r = {0};
+	const char *a[1] = {"u1"}, *b[1] = {"u2"};
+	uint64_t id = 0;
+
+	/* Nothing is sent before the loop runs: all of these queue. */
+	ck_assert_int_eq(
+		store_query(st, STORE_Q_WRITE, ins, 1, a, rec_cb, &w1, NULL),
+		0);
+	ck_assert_int_eq(
+		store_query(st, STORE_Q_WRITE, ins, 1, b, rec_cb, &w2, NULL),
+		0);
+	ck_assert_int_eq(store_query(st, STORE_Q_READ | STORE_Q_URGENT, cnt, 0,
+				     NULL, rec_cb, &u1, NULL),
+			 0);
+	/* a cancelled urgent read leaves the others in place */
+	ck_assert_int_eq(store_query(st, STORE_Q_READ | STORE_Q_URGENT, cnt, 0,
+				     NULL, rec_cb, &r, &id),
+			 0);
+	ck_assert_int_eq(store_cancel(st, id), 0);
+	ck_assert_int_eq(
+		store_query(st, STORE_Q_READ | STORE_Q_URGENT | STORE_Q_PREPARE,
+			    cnt, 0, NULL, rec_cb, &u2, NULL),
+		0);
+	ck_assert_int_eq(
+		store_query(st, STORE_Q_READ, cnt, 0, NULL, rec_cb, &r, NULL),
+		0);
+	wait_done(&r);
+	ck_assert(w1.done && w2.done && u1.done && u2.done);
+	ck_assert_int_lt(u1.order, u2.order);
+	ck_assert_int_lt(u2.order, w1.order);
+	ck_assert_int_lt(w1.order, w2.order);
+	ck_assert_int_lt(w2.order, r.order);
+	ck_assert_str_eq(u1.v0, "0");
+	ck_assert_str_eq(u2.v0, "0");
+	ck_assert_str_eq(r.v0, "2");
+	rec_clear(&w1);
+	rec_clear(&w2);
+	rec_clear(&u1);
+	rec_clear(&u2);
+	rec_clear(&r);
+}
+END_TEST
+
 START_TEST(test_store_query_order)
 {
 	enum { N = 300 };
@@ -857,6 +908,7 @@ store_suite(void)
 	tcase_add_test(tc, test_store_query_conflict);
 	tcase_add_test(tc, test_store_query_order);
 	tcase_add_test(tc, test_store_query_prepared);
+	tcase_add_test(tc, test_store_query_urgent);
 	tcase_add_test(tc, test_store_query_error_isolated);
 	tcase_add_test(tc, test_store_query_copy);
 	tcase_add_test(tc, test_store_listen_notify);
