@@ -505,29 +505,62 @@ ota_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
 	}
 }
 
-/* One EVP_PKEY operation: kind 0 encrypt, 1 decrypt, 2 verify-recover. */
-static int
-pkey_op(EVP_PKEY *k, int kind, const uint8_t *in, size_t len, uint8_t *out,
-	size_t *outlen)
+/* An EVP_PKEY_CTX made ready for one kind: 0 encrypt, 1 decrypt, 2
+ * verify-recover. */
+static EVP_PKEY_CTX *
+pkey_ctx(EVP_PKEY *k, int kind)
 {
 	EVP_PKEY_CTX *x = EVP_PKEY_CTX_new(k, NULL);
-	int ok = 0;
+	int ok;
 
 	if (x == NULL)
-		return FW_ERR_CRYPTO;
+		return NULL;
 	if (kind == 0)
-		ok = EVP_PKEY_encrypt_init(x) == 1 &&
-		     EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING) == 1 &&
-		     EVP_PKEY_encrypt(x, out, outlen, in, len) == 1;
+		ok = EVP_PKEY_encrypt_init(x) == 1;
 	else if (kind == 1)
-		ok = EVP_PKEY_decrypt_init(x) == 1 &&
-		     EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING) == 1 &&
-		     EVP_PKEY_decrypt(x, out, outlen, in, len) == 1;
+		ok = EVP_PKEY_decrypt_init(x) == 1;
 	else
-		ok = EVP_PKEY_verify_recover_init(x) == 1 &&
-		     EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING) == 1 &&
-		     EVP_PKEY_verify_recover(x, out, outlen, in, len) == 1;
-	EVP_PKEY_CTX_free(x);
+		ok = EVP_PKEY_verify_recover_init(x) == 1;
+	if (!ok || EVP_PKEY_CTX_set_rsa_padding(x, RSA_PKCS1_PADDING) != 1) {
+		EVP_PKEY_CTX_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/*
+ * One EVP_PKEY operation. The server key's contexts (encrypt, verify) are
+ * made once: OpenSSL 3 fetches the implementation for every new context,
+ * which was a fifth of the generator's CPU in a storm, and the generator
+ * shares the box with the server it measures. Device keys differ per
+ * device, so theirs are made per use.
+ */
+static int
+pkey_op(EVP_PKEY *k, bool shared, int kind, const uint8_t *in, size_t len,
+	uint8_t *out, size_t *outlen)
+{
+	static EVP_PKEY_CTX *cache[3];
+	static EVP_PKEY *cache_key[3];
+	EVP_PKEY_CTX *x;
+	int ok;
+
+	if (shared && cache_key[kind] == k && cache[kind] != NULL) {
+		x = cache[kind];
+	} else if ((x = pkey_ctx(k, kind)) == NULL) {
+		return FW_ERR_CRYPTO;
+	} else if (shared) {
+		EVP_PKEY_CTX_free(cache[kind]);
+		cache[kind] = x;
+		cache_key[kind] = k; /* the run's server key, never freed */
+	}
+	if (kind == 0)
+		ok = EVP_PKEY_encrypt(x, out, outlen, in, len) == 1;
+	else if (kind == 1)
+		ok = EVP_PKEY_decrypt(x, out, outlen, in, len) == 1;
+	else
+		ok = EVP_PKEY_verify_recover(x, out, outlen, in, len) == 1;
+	if (!shared)
+		EVP_PKEY_CTX_free(x);
 	return ok ? 0 : FW_ERR_CRYPTO;
 }
 
@@ -536,7 +569,7 @@ c_enc(void *ctx, const uint8_t *in, size_t len, uint8_t *out, size_t outlen)
 {
 	struct dev *d = ctx;
 	size_t n = outlen;
-	int r = pkey_op(d->lg->server_key, 0, in, len, out, &n);
+	int r = pkey_op(d->lg->server_key, true, 0, in, len, out, &n);
 
 	return r == 0 && n == outlen ? 0 : FW_ERR_CRYPTO;
 }
@@ -548,7 +581,7 @@ c_dec(void *ctx, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
 	struct dev *d = ctx;
 
 	*outlen = cap;
-	return pkey_op(d->key, 1, in, len, out, outlen);
+	return pkey_op(d->key, false, 1, in, len, out, outlen);
 }
 
 static int
@@ -559,7 +592,7 @@ c_verify(void *ctx, const uint8_t *sig, size_t siglen, const uint8_t *msg,
 	uint8_t rec[256];
 	size_t n = sizeof(rec);
 
-	if (pkey_op(d->lg->server_key, 2, sig, siglen, rec, &n) != 0)
+	if (pkey_op(d->lg->server_key, true, 2, sig, siglen, rec, &n) != 0)
 		return FW_ERR_CRYPTO;
 	return n == mlen && memcmp(rec, msg, mlen) == 0 ? 0 : FW_ERR_CRYPTO;
 }

@@ -616,52 +616,70 @@ host_is_le(void)
 	return *(const uint8_t *)&one == 1;
 }
 
-static EVP_PKEY *
-crypto_spki_der_rsa(const uint8_t *buf, size_t len, int *bits)
+/*
+ * The strict shape check alone: on success *np, *nlp is the modulus
+ * (big-endian, no leading zero) and *bits its size.
+ */
+static bool
+crypto_spki_der_rsa_check(const uint8_t *buf, size_t len, const uint8_t **np,
+			  size_t *nlp, int *bits)
 {
 	static const uint8_t alg[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
 				      0x0d, 0x01, 0x01, 0x01, 0x05, 0x00};
 	const uint8_t *p = buf, *end = buf + len, *v, *n, *e;
-	size_t vl, nl, el;
-	OSSL_PARAM params[3];
-	EVP_PKEY *pkey = NULL;
-	uint8_t nle[CRYPTO_RSA_MAX_BYTES],
-		ele[3] = {0x01, 0x00, 0x01}; /* 65537 */
-	size_t i;
+	size_t vl, nl, el, i;
 
 	if (!der_take(&p, end, 0x30, &v, &vl) || p != end)
-		return NULL;
+		return false;
 	p = v;
 	end = v + vl;
 	if (!der_take(&p, end, 0x30, &v, &vl) || vl != sizeof(alg) ||
 	    memcmp(v, alg, sizeof(alg)) != 0 ||
 	    !der_take(&p, end, 0x03, &v, &vl) || p != end || vl < 1 ||
 	    v[0] != 0)
-		return NULL;
+		return false;
 	p = v + 1;
 	end = v + vl;
 	if (!der_take(&p, end, 0x30, &v, &vl) || p != end)
-		return NULL;
+		return false;
 	p = v;
 	end = v + vl;
 	if (!der_take(&p, end, 0x02, &n, &nl) ||
 	    !der_take(&p, end, 0x02, &e, &el) || p != end)
-		return NULL;
+		return false;
 	/* positive and minimal; e exactly 65537 */
 	if (nl < 2 || (n[0] & 0x80) != 0 || (n[0] == 0 && (n[1] & 0x80) == 0))
-		return NULL;
+		return false;
 	if (n[0] == 0) {
 		n++;
 		nl--;
 	}
-	if (nl > sizeof(nle) || el != 3 || memcmp(e, "\x01\x00\x01", 3) != 0)
+	if (nl > CRYPTO_RSA_MAX_BYTES || el != 3 ||
+	    memcmp(e, "\x01\x00\x01", 3) != 0)
+		return false;
+	*bits = (int)(nl * 8);
+	for (i = 0x80; i > 0 && (n[0] & i) == 0; i >>= 1)
+		(*bits)--;
+	*np = n;
+	*nlp = nl;
+	return true;
+}
+
+static EVP_PKEY *
+crypto_spki_der_rsa(const uint8_t *buf, size_t len, int *bits)
+{
+	const uint8_t *n;
+	size_t nl, i;
+	OSSL_PARAM params[3];
+	EVP_PKEY *pkey = NULL;
+	uint8_t nle[CRYPTO_RSA_MAX_BYTES],
+		ele[3] = {0x01, 0x00, 0x01}; /* 65537 */
+
+	if (!crypto_spki_der_rsa_check(buf, len, &n, &nl, bits))
 		return NULL;
 	/* OSSL_PARAM integers are in the host's byte order */
 	for (i = 0; i < nl; i++)
 		nle[i] = host_is_le() ? n[nl - 1 - i] : n[i];
-	*bits = (int)(nl * 8);
-	for (i = 0x80; i > 0 && (n[0] & i) == 0; i >>= 1)
-		(*bits)--;
 	params[0] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_N, nle, nl);
 	params[1] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_E, ele, 3);
 	params[2] = OSSL_PARAM_construct_end();
@@ -928,6 +946,47 @@ crypto_pubkey_der_to_pem(const uint8_t *der, size_t len, char **pem)
 	return r;
 }
 
+/*
+ * @return 0 with the DER copied out, CINDER_ERR_TOO_BIG, or 1: not that
+ *     shape, take the generic way
+ */
+static int
+crypto_spki_pem_der(const char *pem, size_t pem_len, uint8_t *der, size_t cap,
+		    size_t *lenp)
+{
+	BIO *bio;
+	char *name = NULL, *header = NULL;
+	unsigned char *d = NULL;
+	const uint8_t *n;
+	size_t nl;
+	long dlen = 0;
+	int bits, r = 1;
+
+	if (pem == NULL || pem_len > CRYPTO_KEYFILE_MAX || pem_len > INT_MAX ||
+	    !crypto_looks_pem(pem, pem_len) ||
+	    (bio = BIO_new_mem_buf(pem, (int)pem_len)) == NULL)
+		return 1;
+	ERR_set_mark();
+	if (PEM_read_bio(bio, &name, &header, &d, &dlen) == 1 &&
+	    strcmp(name, "PUBLIC KEY") == 0 && header[0] == '\0' && dlen > 0 &&
+	    crypto_spki_der_rsa_check(d, (size_t)dlen, &n, &nl, &bits) &&
+	    bits >= 1024 && bits <= 2048) {
+		if ((size_t)dlen > cap) {
+			r = CINDER_ERR_TOO_BIG;
+		} else {
+			memcpy(der, d, (size_t)dlen);
+			*lenp = (size_t)dlen;
+			r = 0;
+		}
+	}
+	ERR_pop_to_mark(); /* a miss is not an error */
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(d);
+	BIO_free(bio);
+	return r;
+}
+
 int
 crypto_pubkey_pem_to_der(const char *pem, size_t pem_len, uint8_t *der,
 			 size_t cap, size_t *len)
@@ -939,6 +998,11 @@ crypto_pubkey_pem_to_der(const char *pem, size_t pem_len, uint8_t *der,
 		*len = 0;
 	if (der == NULL || len == NULL)
 		return CINDER_ERR_INVAL;
+	/* A strict RSA SPKI in "PUBLIC KEY" PEM is already the DER that
+	   i2d_PUBKEY would write (OpenSSL 3.0 builds an encoder chain for
+	   that, per call): undo the base64 and check it. */
+	if ((r = crypto_spki_pem_der(pem, pem_len, der, cap, len)) <= 0)
+		return r;
 	if ((r = crypto_pubkey_parse(pem, pem_len, &k)) == 0)
 		r = crypto_key_public_der(k, der, cap, len);
 	crypto_key_free(k);
@@ -1090,16 +1154,85 @@ out:
  * Hashes, MACs, randomness, memory
  */
 
+/* HMAC contexts per thread and digest ("SHA1", "SHA256"). */
+static __thread struct {
+	const char *md; /* the caller's digest name (a literal) */
+	EVP_MAC_CTX *ctx;
+} hmac_tl[2];
+
+static void
+crypto_hmac_drop(const char *md)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(hmac_tl) / sizeof(hmac_tl[0]); i++) {
+		if (md == NULL ||
+		    (hmac_tl[i].md != NULL && strcmp(hmac_tl[i].md, md) == 0)) {
+			EVP_MAC_CTX_free(hmac_tl[i].ctx);
+			hmac_tl[i].ctx = NULL;
+			hmac_tl[i].md = NULL;
+		}
+	}
+}
+
+static EVP_MAC_CTX *
+crypto_hmac_ctx(const char *md)
+{
+	OSSL_PARAM params[2];
+	EVP_MAC *mac;
+	EVP_MAC_CTX *ctx;
+	size_t i, slot = SIZE_MAX;
+
+	for (i = 0; i < sizeof(hmac_tl) / sizeof(hmac_tl[0]); i++) {
+		if (hmac_tl[i].md != NULL && strcmp(hmac_tl[i].md, md) == 0)
+			return hmac_tl[i].ctx;
+		if (hmac_tl[i].md == NULL && slot == SIZE_MAX)
+			slot = i;
+	}
+	if (slot == SIZE_MAX ||
+	    (mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL) {
+		ERR_clear_error();
+		return NULL;
+	}
+	ctx = EVP_MAC_CTX_new(mac);
+	EVP_MAC_free(mac); /* the context keeps its own reference */
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						     (char *)md, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (ctx == NULL || EVP_MAC_CTX_set_params(ctx, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		ERR_clear_error();
+		return NULL;
+	}
+	hmac_tl[slot].md = md;
+	hmac_tl[slot].ctx = ctx;
+	return ctx;
+}
+
 static int
 crypto_hmac(const char *md, const void *key, size_t key_len, const void *msg,
 	    size_t msg_len, uint8_t *out, size_t out_size)
 {
 	static const uint8_t empty[1];
+	EVP_MAC_CTX *ctx;
 	size_t n = 0;
 
 	if (out == NULL || (msg == NULL && msg_len != 0) ||
 	    (key == NULL && key_len != 0))
 		return CINDER_ERR_INVAL;
+	/* The handshake's HMAC-SHA1 (and webhook signatures) reuse the
+	   thread's context: EVP_Q_mac fetches HMAC and the digest per
+	   call. An empty key keeps the one-shot way. */
+	if (key_len > 0 && (ctx = crypto_hmac_ctx(md)) != NULL) {
+		if (EVP_MAC_init(ctx, key, key_len, NULL) == 1 &&
+		    EVP_MAC_update(ctx, msg ? msg : empty, msg_len) == 1 &&
+		    EVP_MAC_final(ctx, out, &n, out_size) == 1 && n == out_size)
+			return 0;
+		crypto_hmac_drop(md);
+		OPENSSL_cleanse(out, out_size);
+		crypto_drain(LOG_LEVEL_ERR, "could not compute HMAC");
+		return CINDER_ERR_CRYPTO;
+	}
 	if (EVP_Q_mac(NULL, "HMAC", NULL, md, NULL, key ? key : empty, key_len,
 		      msg ? msg : empty, msg_len, out, out_size, &n) == NULL ||
 	    n != out_size) {
@@ -1299,6 +1432,7 @@ crypto_thread_cleanup(void)
 	crypto_pk_drop(PK_SIGN);
 	EVP_PKEY_CTX_free(rsa_import_ctx);
 	rsa_import_ctx = NULL;
+	crypto_hmac_drop(NULL);
 }
 
 int

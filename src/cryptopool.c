@@ -44,7 +44,7 @@ struct cryptopool {
 	size_t q_max;		       /* bound on q_len */
 	struct cryptopool_job *d_head; /* finished, not yet delivered */
 	struct cryptopool_job *d_tail;
-	size_t pending;	    /* accepted, not yet delivered */
+	size_t pending;	    /* accepted, not yet delivered (atomic) */
 	bool stopping;	    /* no new jobs, no new starts */
 	pthread_t *threads; /* workers */
 	unsigned n_threads; /* started workers */
@@ -120,9 +120,8 @@ cryptopool_deliver(struct cryptopool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (; j != NULL; j = next) {
 		next = j->next;
-		pthread_mutex_lock(&p->lock);
-		p->pending--;
-		pthread_mutex_unlock(&p->lock);
+		/* no lock per job: workers contend for it meanwhile */
+		__atomic_fetch_sub(&p->pending, 1, __ATOMIC_RELAXED);
 		j->done(j->arg, false);
 		free(j);
 	}
@@ -250,7 +249,7 @@ cryptopool_submit(struct cryptopool *p, cryptopool_work_cb work,
 			p->q_head = j;
 		p->q_tail = j;
 		p->q_len++;
-		p->pending++;
+		__atomic_fetch_add(&p->pending, 1, __ATOMIC_RELAXED);
 		j = NULL;
 		pthread_cond_signal(&p->cond);
 		r = 0;
@@ -291,7 +290,7 @@ cryptopool_free(struct cryptopool *p)
 	p->q_len = 0;
 	for (; j != NULL; j = next) {
 		next = j->next;
-		p->pending--;
+		__atomic_fetch_sub(&p->pending, 1, __ATOMIC_RELAXED);
 		j->done(j->arg, true);
 		free(j);
 	}
@@ -316,13 +315,7 @@ cryptopool_threads(const struct cryptopool *p)
 size_t
 cryptopool_pending(const struct cryptopool *p)
 {
-	struct cryptopool *q = (struct cryptopool *)p;
-	size_t n;
-
 	if (p == NULL)
 		return 0;
-	pthread_mutex_lock(&q->lock);
-	n = q->pending;
-	pthread_mutex_unlock(&q->lock);
-	return n;
+	return __atomic_load_n(&p->pending, __ATOMIC_RELAXED);
 }

@@ -213,8 +213,10 @@ events_query(struct events *ev, const char *sql, int nparams,
 	q->ev = ev;
 	q->cb = cb;
 	q->arg = arg;
-	r = store_query(ev->d.store, STORE_Q_READ, sql, nparams, params,
-			pq_done, q, &q->qid);
+	/* Every caller's SQL is a constant; the device-info read runs at
+	   each device's connect. */
+	r = store_query(ev->d.store, STORE_Q_READ | STORE_Q_PREPARE, sql,
+			nparams, params, pq_done, q, &q->qid);
 	if (r != 0) {
 		free(q);
 		return r;

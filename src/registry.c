@@ -168,7 +168,7 @@ presence_online(struct devconn *c)
 	params[6] = reg->node_id;
 	params[7] = c->hello.system_version != 0 ? sysver : NULL;
 	store_query(
-		reg->store, STORE_Q_WRITE,
+		reg->store, STORE_Q_WRITE | STORE_Q_PREPARE,
 		"UPDATE devices SET online = true, last_heard = now(), "
 		"last_handshake_at = now(), last_ip_address = $2, "
 		"platform_id = coalesce($3::int, platform_id), "
@@ -198,7 +198,7 @@ presence_offline(struct devconn *c)
 	reg->stats.sessions_ready--;
 	/* Only mark offline if no newer session (maybe on another node)
 	   took the device over in the meantime. */
-	store_query(reg->store, STORE_Q_WRITE,
+	store_query(reg->store, STORE_Q_WRITE | STORE_Q_PREPARE,
 		    "UPDATE devices SET online = false, last_heard = now() "
 		    "WHERE device_id = $1 AND node_id = $2",
 		    2, params, registry_store_write_done, what_offline, NULL);
@@ -556,7 +556,7 @@ have:
 	params[6] = d->platform_id >= 0 ? platform : NULL;
 	params[7] = d->has_system || modver != 0 ? "t" : "f";
 	params[8] = modver != 0 ? modnum : NULL;
-	store_query(c->reg->store, STORE_Q_WRITE,
+	store_query(c->reg->store, STORE_Q_WRITE | STORE_Q_PREPARE,
 		    "UPDATE devices SET last_describe = $2::jsonb, "
 		    "functions = coalesce($3::jsonb, functions), "
 		    "variables = coalesce($4::jsonb, variables), "

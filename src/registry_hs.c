@@ -197,19 +197,17 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 	}
 	e = hmap_get(reg->keys, c->idhex, DEVICE_ID_HEX);
 	if (e == NULL || memcmp(e->pem_sha, sha, sizeof(sha)) != 0) {
-		struct crypto_key *key = NULL;
 		uint8_t der[CRYPTO_PUB_DER_MAX];
 		size_t dlen = 0;
 
-		if (crypto_pubkey_parse(pem, strlen(pem), &key) != 0 ||
-		    crypto_key_public_der(key, der, sizeof(der), &dlen) != 0) {
-			crypto_key_free(key);
+		/* conn_have_key parses the DER: here only PEM to DER. */
+		if (crypto_pubkey_pem_to_der(pem, strlen(pem), der, sizeof(der),
+					     &dlen) != 0) {
 			registry_conn_close(
 				c, CINDER_ERR_CRYPTO,
 				"refused: registered key does not parse");
 			return;
 		}
-		crypto_key_free(key);
 		e = xmalloc(sizeof(*e) + dlen);
 		memcpy(e->pem_sha, sha, sizeof(sha));
 		e->owner_id = c->owner_id;
@@ -255,7 +253,8 @@ step2_done(void *arg, bool cancelled)
 	t->reg = reg;
 	t->conn_id = c->id;
 	params[0] = c->idhex;
-	if (store_query(reg->store, STORE_Q_READ,
+	if (store_query(reg->store,
+			STORE_Q_READ | STORE_Q_PREPARE | STORE_Q_URGENT,
 			"SELECT public_key, owner_id FROM devices "
 			"WHERE device_id = $1",
 			1, params, key_lookup_done, t, NULL) != 0) {

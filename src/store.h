@@ -27,6 +27,16 @@ struct store_result;
 enum store_query_flags {
 	STORE_Q_READ = 0,	/* fails fast with UNAVAILABLE while down */
 	STORE_Q_WRITE = 1 << 0, /* kept queued while down, sent on reconnect */
+	/* A hot statement: prepared once per connection (its text is the
+	   key), then only executed, so PostgreSQL parses and plans it once.
+	   For fixed, known-good SQL only: if the prepare fails, that first
+	   execution fails with it and later ones go unprepared. */
+	STORE_Q_PREPARE = 1 << 1,
+	/* A read that may go before queued (not yet sent) queries, after
+	   earlier urgent ones: it may not see writes queued before it. For
+	   lookups that must not wait behind a backlog of writes (the
+	   handshake's key lookup in a reconnect storm). Ignored on writes. */
+	STORE_Q_URGENT = 1 << 2,
 };
 
 /** Tunables for store_new(); a zeroed struct (or NULL) means defaults. */

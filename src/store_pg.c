@@ -38,6 +38,9 @@
 /* LISTEN channels: at most this many, names as store_listen() says. */
 #define STORE_MAX_CHANNELS 64
 #define STORE_CHANNEL_MAX_LEN 63
+/* Statements prepared per connection (STORE_Q_PREPARE); more go out
+ * unprepared. */
+#define STORE_MAX_PREPARED 32
 
 /* One queued query. Parameters live in one allocation (blob). */
 struct store_query {
@@ -45,6 +48,7 @@ struct store_query {
 	uint64_t id;			/* handed to the caller */
 	unsigned flags;			/* STORE_Q_* */
 	bool cancelled;			/* callback must not run */
+	int prep;			/* prepare entry: 1 + its slot */
 	unsigned resends;		/* times re-queued after a drop */
 	store_done_cb cb;		/* may be NULL */
 	void *arg;			/* caller's, never dereferenced */
@@ -58,6 +62,12 @@ struct store_query {
 
 TAILQ_HEAD(store_queue, store_query);
 
+/* A statement prepared on the current connection as "cinder_p<slot>". */
+struct store_prepared {
+	char *sql;   /* its text, the lookup key */
+	bool failed; /* the prepare failed: send it unprepared */
+};
+
 enum store_state {
 	STORE_DOWN,	  /* no connection; retry timer may be pending */
 	STORE_CONNECTING, /* PQconnectPoll in progress */
@@ -69,38 +79,56 @@ struct store_result {
 };
 
 struct store {
-	struct event_base *base;     /* borrowed */
-	char *conninfo;		     /* may hold a password: never logged */
-	struct store_opts opts;	     /* with defaults filled in */
-	PGconn *conn;		     /* NULL while down */
-	enum store_state state;	     /* see enum */
-	bool outage;		     /* a connection failed; reads fail fast */
-	bool ever_up;		     /* first connection made */
-	bool flush_pending;	     /* PQflush returned 1 */
-	struct event *ev_sock;	     /* connect poll, or persistent read */
-	struct event *ev_write;	     /* flush when writable */
-	struct event *ev_retry;	     /* reconnect backoff timer */
-	struct event *ev_ctimeout;   /* connect attempt deadline */
-	struct event *ev_kick;	     /* deferred send of the next query */
-	unsigned backoff_ms;	     /* next reconnect delay */
-	unsigned attempts;	     /* failed attempts in this outage */
-	struct store_queue queue;    /* waiting to be sent */
-	struct store_queue failing;  /* reads being failed after a drop */
-	struct store_queue inflight; /* sent, oldest first */
-	size_t ninflight;	     /* entries in inflight */
-	PGresult *head_res;	     /* result of the oldest in flight */
-	size_t nqueued;		     /* queue + failing + inflight */
-	uint64_t next_id;	     /* last id handed out */
-	int cb_depth;		     /* callbacks running (store_free check) */
+	struct event_base *base;   /* borrowed */
+	char *conninfo;		   /* may hold a password: never logged */
+	struct store_opts opts;	   /* with defaults filled in */
+	PGconn *conn;		   /* NULL while down */
+	enum store_state state;	   /* see enum */
+	bool outage;		   /* a connection failed; reads fail fast */
+	bool ever_up;		   /* first connection made */
+	bool flush_pending;	   /* PQflush returned 1 */
+	struct event *ev_sock;	   /* connect poll, or persistent read */
+	struct event *ev_write;	   /* flush when writable */
+	struct event *ev_retry;	   /* reconnect backoff timer */
+	struct event *ev_ctimeout; /* connect attempt deadline */
+	struct event *ev_kick;	   /* deferred send of the next query */
+	unsigned backoff_ms;	   /* next reconnect delay */
+	unsigned attempts;	   /* failed attempts in this outage */
+	struct store_queue queue;  /* waiting to be sent */
+	struct store_query *urgent_tail; /* last urgent read in queue */
+	struct store_queue failing;	 /* reads being failed after a drop */
+	struct store_queue inflight;	 /* sent, oldest first */
+	size_t ninflight;		 /* entries in inflight */
+	PGresult *head_res;		 /* result of the oldest in flight */
+	size_t nqueued;			 /* queue + failing + inflight */
+	uint64_t next_id;		 /* last id handed out */
+	int cb_depth; /* callbacks running (store_free check) */
 	char *channels[STORE_MAX_CHANNELS]; /* LISTENed, renewed on connect */
 	size_t nchannels;		    /* entries used in channels */
-	store_notify_cb notify_cb;	    /* NOTIFY receiver, may be NULL */
-	void *notify_arg;		    /* its argument */
-	struct store_stats stats; /* counters (up/queued filled on read) */
+	struct store_prepared prepared[STORE_MAX_PREPARED]; /* this conn */
+	size_t nprepared;				    /* used */
+	store_notify_cb notify_cb; /* NOTIFY receiver, may be NULL */
+	void *notify_arg;	   /* its argument */
+	struct store_stats stats;  /* counters (up/queued filled on read) */
 };
 
 static void store_connect_start(struct store *st);
 static void store_send_more(struct store *st);
+
+/* Take q out of the queue, keeping urgent_tail on a queued query. */
+static void
+store_queue_remove(struct store *st, struct store_query *q)
+{
+	struct store_query *prev;
+
+	if (q == st->urgent_tail) {
+		prev = TAILQ_PREV(q, store_queue, entry);
+		st->urgent_tail = prev != NULL && (prev->flags & STORE_Q_URGENT)
+					  ? prev
+					  : NULL;
+	}
+	TAILQ_REMOVE(&st->queue, q, entry);
+}
 
 static void
 store_query_free(struct store_query *q)
@@ -155,9 +183,10 @@ store_query_finish(struct store *st, struct store_query *q, int r,
 	struct store_result wrap = {.res = res};
 
 	st->nqueued--;
-	if (r == 0)
+	/* The store's own prepares are not a caller's queries. */
+	if (q->prep == 0 && r == 0)
 		st->stats.queries_ok++;
-	else
+	else if (q->prep == 0)
 		st->stats.queries_failed++;
 	if (!q->cancelled && q->cb != NULL) {
 		st->cb_depth++;
@@ -194,10 +223,22 @@ store_events_close(struct store *st)
 	st->flush_pending = false;
 }
 
+/* Prepared statements live and die with their connection. */
+static void
+store_prepared_clear(struct store *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->nprepared; i++)
+		free(st->prepared[i].sql);
+	st->nprepared = 0;
+}
+
 static void
 store_conn_close(struct store *st)
 {
 	store_events_close(st);
+	store_prepared_clear(st);
 	if (st->head_res != NULL) {
 		PQclear(st->head_res);
 		st->head_res = NULL;
@@ -237,9 +278,10 @@ store_outage_begin(struct store *st)
 		next = TAILQ_NEXT(q, entry);
 		if (q->flags & STORE_Q_WRITE)
 			continue;
-		TAILQ_REMOVE(&st->queue, q, entry);
+		store_queue_remove(st, q);
 		TAILQ_INSERT_TAIL(&st->failing, q, entry);
 	}
+	st->urgent_tail = NULL; /* every read has left the queue */
 }
 
 /* A connect attempt failed (or timed out): back off and try again. */
@@ -277,7 +319,8 @@ store_connection_lost_why(struct store *st, const char *why)
 	while ((q = TAILQ_LAST(&st->inflight, store_queue)) != NULL) {
 		TAILQ_REMOVE(&st->inflight, q, entry);
 		st->ninflight--;
-		if (q->cancelled) {
+		if (q->cancelled || q->prep != 0) {
+			/* a prepare is made again on the next connection */
 			st->nqueued--;
 			store_query_free(q);
 		} else if ((q->flags & STORE_Q_WRITE) &&
@@ -363,6 +406,12 @@ store_complete_head(struct store *st)
 	TAILQ_REMOVE(&st->inflight, q, entry);
 	st->ninflight--;
 	st->head_res = NULL;
+	if (r != 0 && q->prep != 0 && (size_t)q->prep <= st->nprepared) {
+		st->prepared[q->prep - 1].failed = true;
+		log_warn("could not prepare a statement, sending it "
+			 "unprepared: %s",
+			 PQresultErrorMessage(res));
+	}
 	if (r != 0)
 		log_debug("query %llu failed: %s", (unsigned long long)q->id,
 			  PQresultErrorMessage(res));
@@ -475,6 +524,49 @@ store_sock_write_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * The slot of q's statement prepared on this connection, sending the
+ * prepare (its own pipeline entry, with its own sync) the first time.
+ * @return the slot, -1 to send q unprepared, -2 if the connection was
+ *     lost (q is back at the head of the queue)
+ */
+static int
+store_prepare(struct store *st, struct store_query *q)
+{
+	struct store_query *p;
+	char name[24];
+	size_t i;
+	int ok;
+
+	for (i = 0; i < st->nprepared; i++) {
+		if (strcmp(st->prepared[i].sql, q->sql) == 0)
+			return st->prepared[i].failed ? -1 : (int)i;
+	}
+	if (st->nprepared >= STORE_MAX_PREPARED)
+		return -1;
+	snprintf(name, sizeof(name), "cinder_p%zu", i);
+	ok = PQsendPrepare(st->conn, name, q->sql, q->nparams, NULL);
+	if (ok && !PQpipelineSync(st->conn))
+		ok = -1;
+	if (ok <= 0 && (ok < 0 || PQstatus(st->conn) == CONNECTION_BAD)) {
+		TAILQ_INSERT_HEAD(&st->queue, q, entry);
+		store_connection_lost(st);
+		return -2;
+	}
+	if (ok == 0)
+		return -1;
+	st->prepared[i].sql = xstrdup(q->sql);
+	st->prepared[i].failed = false;
+	st->nprepared++;
+	p = xcalloc(1, sizeof(*p));
+	p->prep = (int)i + 1;
+	p->id = ++st->next_id;
+	TAILQ_INSERT_TAIL(&st->inflight, p, entry);
+	st->ninflight++;
+	st->nqueued++;
+	return (int)i;
+}
+
+/*
  * Send queued queries into the pipeline, each followed by a sync so that
  * it runs in its own implicit transaction and an error aborts only it.
  */
@@ -483,13 +575,25 @@ store_send_more(struct store *st)
 {
 	struct store_query *q;
 	bool sent = false;
-	int ok;
+	char name[24];
+	int ok, slot;
 
 	while (st->state == STORE_UP && st->ninflight < STORE_MAX_INFLIGHT &&
 	       (q = TAILQ_FIRST(&st->queue)) != NULL) {
-		TAILQ_REMOVE(&st->queue, q, entry);
-		ok = PQsendQueryParams(st->conn, q->sql, q->nparams, NULL,
-				       q->values, q->lengths, q->formats, 0);
+		store_queue_remove(st, q);
+		slot = (q->flags & STORE_Q_PREPARE) ? store_prepare(st, q) : -1;
+		if (slot == -2)
+			return; /* the connection is gone */
+		if (slot >= 0) {
+			snprintf(name, sizeof(name), "cinder_p%d", slot);
+			ok = PQsendQueryPrepared(st->conn, name, q->nparams,
+						 q->values, q->lengths,
+						 q->formats, 0);
+		} else {
+			ok = PQsendQueryParams(st->conn, q->sql, q->nparams,
+					       NULL, q->values, q->lengths,
+					       q->formats, 0);
+		}
 		if (ok && !PQpipelineSync(st->conn))
 			ok = -1;
 		if (ok <= 0 &&
@@ -844,7 +948,16 @@ store_query_params(struct store *st, unsigned flags, const char *sql,
 		off += len;
 	}
 	q->id = ++st->next_id;
-	TAILQ_INSERT_TAIL(&st->queue, q, entry);
+	if ((flags & STORE_Q_URGENT) && !(flags & STORE_Q_WRITE)) {
+		if (st->urgent_tail != NULL)
+			TAILQ_INSERT_AFTER(&st->queue, st->urgent_tail, q,
+					   entry);
+		else
+			TAILQ_INSERT_HEAD(&st->queue, q, entry);
+		st->urgent_tail = q;
+	} else {
+		TAILQ_INSERT_TAIL(&st->queue, q, entry);
+	}
 	st->nqueued++;
 	if (idp != NULL)
 		*idp = q->id;
@@ -893,7 +1006,10 @@ store_queue_cancel(struct store *st, struct store_queue *qh, uint64_t id)
 	for (q = TAILQ_FIRST(qh); q != NULL; q = TAILQ_NEXT(q, entry)) {
 		if (q->id != id || q->cancelled)
 			continue;
-		TAILQ_REMOVE(qh, q, entry);
+		if (qh == &st->queue)
+			store_queue_remove(st, q);
+		else
+			TAILQ_REMOVE(qh, q, entry);
 		st->nqueued--;
 		store_query_free(q);
 		return true;

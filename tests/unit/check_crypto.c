@@ -645,6 +645,42 @@ START_TEST(test_crypto_pubkey_der_pem_roundtrip)
 }
 END_TEST
 
+/* PEM to DER: the base64-only way for strict SPKI and the generic one for
+ * the rest give what crypto_pubkey_parse and i2d would. */
+START_TEST(test_crypto_pubkey_pem_to_der_forms)
+{
+	uint8_t der[CRYPTO_PUB_DER_MAX], der2[CRYPTO_PUB_DER_MAX];
+	size_t len = 0, len2 = 0;
+	struct crypto_key *k = NULL;
+	const char *bad[] = {e3_1024_pub_pem, rsa512_pub_pem, rsa3072_pub_pem};
+	size_t i;
+
+	ck_assert_int_eq(
+		crypto_key_public_der(device_pub, der, sizeof(der), &len), 0);
+	ck_assert_int_eq(crypto_pubkey_pem_to_der(device_pkcs1_pub_pem,
+						  strlen(device_pkcs1_pub_pem),
+						  der2, sizeof(der2), &len2),
+			 0);
+	ck_assert_uint_eq(len2, len);
+	ck_assert_mem_eq(der, der2, len);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = crypto_pubkey_parse(bad[i], strlen(bad[i]), &k);
+
+		crypto_key_free(k);
+		k = NULL;
+		ck_assert_int_ne(r, 0);
+		ck_assert_int_eq(crypto_pubkey_pem_to_der(bad[i],
+							  strlen(bad[i]), der2,
+							  sizeof(der2), &len2),
+				 r);
+		ck_assert_uint_eq(len2, 0);
+	}
+	ck_assert_int_eq(
+		crypto_pubkey_pem_to_der(NULL, 0, der2, sizeof(der2), &len2),
+		CINDER_ERR_INVAL);
+}
+END_TEST
+
 START_TEST(test_crypto_key_public_eq_cases)
 {
 	ck_assert(crypto_key_public_eq(device, device_pub));
@@ -1433,6 +1469,7 @@ crypto_suite(void)
 	tcase_add_test(tc, test_crypto_pubkey_parse_bad);
 	tcase_add_test(tc, test_crypto_pubkey_parse_mutants);
 	tcase_add_test(tc, test_crypto_pubkey_der_pem_roundtrip);
+	tcase_add_test(tc, test_crypto_pubkey_pem_to_der_forms);
 	tcase_add_test(tc, test_crypto_key_public_eq_cases);
 	tcase_add_test(tc, test_crypto_key_dup_shares);
 	tcase_add_test(tc, test_crypto_key_generate_sizes);

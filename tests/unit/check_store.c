@@ -442,6 +442,115 @@ START_TEST(test_store_query_error_isolated)
 }
 END_TEST
 
+/* STORE_Q_PREPARE: prepared once per connection, then executed; the
+ * results and errors are those of the unprepared statement. */
+START_TEST(test_store_query_prepared)
+{
+	static const char ins[] = "INSERT INTO users (username, "
+				  "password_hash) VALUES ($1, $2)";
+	static const char sel[] = "SELECT password_hash FROM users "
+				  "WHERE username = $1";
+	struct rec a = {0}, b = {0}, c = {0}, d = {0}, e = {0}, f = {0};
+	struct rec n = {0}, g = {0};
+	const char *p1[2] = {"p1", "$h1"}, *p2[2] = {"p2", "$h2"};
+	const char *s2[1] = {"p2"};
+	struct store_stats s0, s1;
+
+	run(STORE_Q_WRITE | STORE_Q_PREPARE, ins, 2, p1, &a);
+	store_stats_get(st, &s0); /* the connection's own setup is done */
+	run(STORE_Q_WRITE | STORE_Q_PREPARE, ins, 2, p2, &b);
+	run(STORE_Q_WRITE | STORE_Q_PREPARE, ins, 2, p2, &c);
+	ck_assert_int_eq(a.r, 0);
+	ck_assert_int_eq(b.r, 0);
+	ck_assert_int_eq(c.r, CINDER_ERR_CONFLICT);
+	ck_assert_str_eq(c.sqlstate, "23505");
+	run(STORE_Q_READ | STORE_Q_PREPARE, sel, 1, s2, &d);
+	ck_assert_int_eq(d.r, 0);
+	ck_assert_str_eq(d.v0, "$h2");
+	/* Two statements prepared on the store's one session. */
+	run(STORE_Q_READ,
+	    "SELECT count(*) FROM pg_prepared_statements "
+	    "WHERE name LIKE 'cinder_p%'",
+	    0, NULL, &n);
+	ck_assert_str_eq(n.v0, "2");
+	/* A statement that does not prepare fails as it would unprepared,
+	   and keeps failing so; the others go on. */
+	run(STORE_Q_READ | STORE_Q_PREPARE, "SELECT nope FROM users", 0, NULL,
+	    &e);
+	ck_assert_int_eq(e.r, CINDER_ERR_DB);
+	run(STORE_Q_READ | STORE_Q_PREPARE, "SELECT nope FROM users", 0, NULL,
+	    &f);
+	ck_assert_int_eq(f.r, CINDER_ERR_DB);
+	ck_assert_str_eq(f.sqlstate, "42703");
+	run(STORE_Q_READ | STORE_Q_PREPARE, sel, 1, s2, &g);
+	ck_assert_str_eq(g.v0, "$h2");
+	/* Only the callers' queries are counted. */
+	store_stats_get(st, &s1);
+	ck_assert_uint_eq(s1.queries_ok - s0.queries_ok, 4);
+	ck_assert_uint_eq(s1.queries_failed - s0.queries_failed, 3);
+	ck_assert_uint_eq(s1.queued, 0);
+	rec_clear(&a);
+	rec_clear(&b);
+	rec_clear(&c);
+	rec_clear(&d);
+	rec_clear(&e);
+	rec_clear(&f);
+	rec_clear(&g);
+	rec_clear(&n);
+}
+END_TEST
+
+/* STORE_Q_URGENT: a read goes before queued writes, after earlier urgent
+ * reads; plain queries keep their order. */
+START_TEST(test_store_query_urgent)
+{
+	static const char ins[] = "INSERT INTO users (username, "
+				  "password_hash) VALUES ($1, 'h')";
+	static const char cnt[] = "SELECT count(*) FROM users "
+				  "WHERE username LIKE 'u_'";
+	struct rec w1 = {0}, w2 = {0}, u1 = {0}, u2 = {0}, r = {0};
+	const char *a[1] = {"u1"}, *b[1] = {"u2"};
+	uint64_t id = 0;
+
+	/* Nothing is sent before the loop runs: all of these queue. */
+	ck_assert_int_eq(
+		store_query(st, STORE_Q_WRITE, ins, 1, a, rec_cb, &w1, NULL),
+		0);
+	ck_assert_int_eq(
+		store_query(st, STORE_Q_WRITE, ins, 1, b, rec_cb, &w2, NULL),
+		0);
+	ck_assert_int_eq(store_query(st, STORE_Q_READ | STORE_Q_URGENT, cnt, 0,
+				     NULL, rec_cb, &u1, NULL),
+			 0);
+	/* a cancelled urgent read leaves the others in place */
+	ck_assert_int_eq(store_query(st, STORE_Q_READ | STORE_Q_URGENT, cnt, 0,
+				     NULL, rec_cb, &r, &id),
+			 0);
+	ck_assert_int_eq(store_cancel(st, id), 0);
+	ck_assert_int_eq(
+		store_query(st, STORE_Q_READ | STORE_Q_URGENT | STORE_Q_PREPARE,
+			    cnt, 0, NULL, rec_cb, &u2, NULL),
+		0);
+	ck_assert_int_eq(
+		store_query(st, STORE_Q_READ, cnt, 0, NULL, rec_cb, &r, NULL),
+		0);
+	wait_done(&r);
+	ck_assert(w1.done && w2.done && u1.done && u2.done);
+	ck_assert_int_lt(u1.order, u2.order);
+	ck_assert_int_lt(u2.order, w1.order);
+	ck_assert_int_lt(w1.order, w2.order);
+	ck_assert_int_lt(w2.order, r.order);
+	ck_assert_str_eq(u1.v0, "0");
+	ck_assert_str_eq(u2.v0, "0");
+	ck_assert_str_eq(r.v0, "2");
+	rec_clear(&w1);
+	rec_clear(&w2);
+	rec_clear(&u1);
+	rec_clear(&u2);
+	rec_clear(&r);
+}
+END_TEST
+
 START_TEST(test_store_query_order)
 {
 	enum { N = 300 };
@@ -710,7 +819,7 @@ START_TEST(test_store_reconnect)
 	ck_assert_ptr_nonnull(st);
 	ck_assert_int_eq(store_listen(st, "cinder_rc"), 0);
 	p[0] = "before";
-	run(STORE_Q_WRITE,
+	run(STORE_Q_WRITE | STORE_Q_PREPARE,
 	    "INSERT INTO healer_history (device_id, event) "
 	    "VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', $1)",
 	    1, p, &a);
@@ -744,7 +853,8 @@ START_TEST(test_store_reconnect)
 				     rec_cb, &b, NULL),
 			 CINDER_ERR_UNAVAILABLE);
 	p[0] = "queued";
-	ck_assert_int_eq(store_query(st, STORE_Q_WRITE,
+	/* prepared again on the new connection */
+	ck_assert_int_eq(store_query(st, STORE_Q_WRITE | STORE_Q_PREPARE,
 				     "INSERT INTO healer_history (device_id, "
 				     "event) VALUES "
 				     "('aaaaaaaaaaaaaaaaaaaaaaaa', $1)",
@@ -797,6 +907,8 @@ store_suite(void)
 	tcase_add_test(tc, test_store_query_binary);
 	tcase_add_test(tc, test_store_query_conflict);
 	tcase_add_test(tc, test_store_query_order);
+	tcase_add_test(tc, test_store_query_prepared);
+	tcase_add_test(tc, test_store_query_urgent);
 	tcase_add_test(tc, test_store_query_error_isolated);
 	tcase_add_test(tc, test_store_query_copy);
 	tcase_add_test(tc, test_store_listen_notify);
