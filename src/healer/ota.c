@@ -227,14 +227,21 @@ ota_fail(struct ota *o, enum ota_fail reason, const char *text)
 	ota_finish(o, reason, text, NULL, 0);
 }
 
-/* Send a built message; a send error fails the transfer. */
+/* Send a built message; a send error fails the transfer. A socket
+   that refuses a write (CINDER_ERR_IO: reset, broken pipe) means the
+   device went, as a close seen on the read side does. */
 static int
 ota_send(struct ota *o, const uint8_t *msg, size_t len)
 {
 	int r;
 
 	if ((r = o->ops->send(o->arg, msg, len)) != 0) {
-		ota_fail(o, OTA_FAIL_PROTO, "could not send to the device");
+		if (r == CINDER_ERR_IO)
+			ota_fail(o, OTA_FAIL_DISCONNECTED,
+				 "the device disconnected");
+		else
+			ota_fail(o, OTA_FAIL_PROTO,
+				 "could not send to the device");
 		return r;
 	}
 	return 0;

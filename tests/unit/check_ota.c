@@ -45,6 +45,7 @@ static uint8_t tok_next;
 static bool budget_on;
 static size_t budget;
 static bool send_fails;
+static int send_fail_rc = CINDER_ERR_IO;
 static int n_started, n_progress, n_success, n_failed;
 static enum ota_fail last_reason;
 static char last_text[160], last_json[600];
@@ -54,7 +55,7 @@ t_send(void *arg, const uint8_t *msg, size_t len)
 {
 	(void)arg;
 	if (send_fails)
-		return CINDER_ERR_IO;
+		return send_fail_rc;
 	ck_assert_uint_lt(n_sent, MAX_SENT);
 	ck_assert_uint_le(len, sizeof(sent[0].b));
 	if (budget_on) {
@@ -924,8 +925,19 @@ START_TEST(test_ota_send_failure)
 	send_fails = true;
 	ck_assert_int_ne(ota_start(o, now_ms), 0);
 	ck_assert_int_eq(n_failed, 1);
-	ck_assert_int_eq(last_reason, OTA_FAIL_PROTO);
+	/* the socket refused the write: the device is gone */
+	ck_assert_int_eq(last_reason, OTA_FAIL_DISCONNECTED);
 	ck_assert_int_eq(ota_tick(o, now_ms), -1);
+	teardown_ota();
+
+	/* any other send error is ours */
+	setup_ota(1024, NULL);
+	send_fails = true;
+	send_fail_rc = CINDER_ERR_INTERNAL;
+	ck_assert_int_ne(ota_start(o, now_ms), 0);
+	ck_assert_int_eq(n_failed, 1);
+	ck_assert_int_eq(last_reason, OTA_FAIL_PROTO);
+	send_fail_rc = CINDER_ERR_IO;
 	teardown_ota();
 
 	/* the whole-transfer limit */
