@@ -580,8 +580,11 @@ step_dev(struct sim_dev *d, uint32_t now)
 	}
 	if (fw_device_is_ready(&d->app.dev) && d->app.seq == FW_SEQ_DONE &&
 	    d->setup_done && fw_device_tx_idle(&d->app.dev)) {
-		if (s->o->behaviour == SIM_SILENT)
-			d->silent = true; /* frozen: no reads, no pings */
+		/* Frozen (no reads, no pings) once the session is up on
+		   both sides: the server's Describe answered, else the
+		   server closes it for that, not for the silence. */
+		if (s->o->behaviour == SIM_SILENT && d->app.dev.describes > 0)
+			d->silent = true;
 		else if (d->garbage_due)
 			send_garbage(d);
 	}
