@@ -273,7 +273,12 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		log_err("could not apply database migrations: %s", err_str(r));
 		goto out;
 	}
-	d->store = store_new(d->base, cfg->database_url, NULL);
+	{
+		struct store_opts so = {0};
+
+		so.max_queue = (size_t)cfg->db_queue_max;
+		d->store = store_new(d->base, cfg->database_url, &so);
+	}
 	if (d->store == NULL) {
 		r = CINDER_ERR_INVAL;
 		goto out;

@@ -47,6 +47,11 @@
 #define POLL_MS 1000	    /* retry poll period */
 #define LOAD_RETRY_MS 2000  /* reload after a failed start-up read */
 #define MAX_HOSTS 4096	    /* failing hosts remembered */
+#define DEL_BATCH 2000	    /* rows per batched DELETE */
+#define WQ_BUSY_MS 50	    /* retry after the store queue was full */
+#define WQ_FAIL_MS 1000	    /* retry after a write failed */
+#define WQ_TRIES 5	    /* attempts of a row UPDATE */
+#define WQ_LOG_MS 10000	    /* at most one "queue full" line per period */
 
 /* One delivery of one event to one webhook. */
 struct delivery {
@@ -74,6 +79,27 @@ struct delivery {
 	TAILQ_ENTRY(delivery) qlink; /* in hook->ready */
 	TAILQ_ENTRY(delivery) alink; /* in w->all */
 	bool queued;		     /* in hook->ready */
+	TAILQ_ENTRY(delivery) ilink; /* in w->ins */
+	bool inserting;		     /* in w->ins */
+};
+
+/* A row UPDATE waiting for room in the store queue or in it. */
+struct pw {
+	TAILQ_ENTRY(pw) link;
+	struct webhook *w;
+	const char *sql; /* static */
+	int n;
+	char *p[4];
+	char hook_id[25]; /* final: the hook's queued count drops on commit */
+	bool final;
+	unsigned tries;
+};
+
+/* A batched DELETE in the store. */
+struct delb {
+	struct webhook *w;
+	size_t n;
+	struct fin f[];
 };
 
 /* A store query owned by the module. */
@@ -108,9 +134,13 @@ wq_done(int r, const struct store_result *res, void *arg)
 {
 	struct wq *q = arg;
 
+	struct webhook *w = q->w;
+
 	LIST_REMOVE(q, link);
+	w->nqs--;
 	q->cb(r, res, q->arg);
 	free(q);
+	webhook_wq_drain(w);
 }
 
 int
@@ -131,31 +161,264 @@ webhook_wq_submit(struct webhook *w, unsigned flags, const char *sql, int n,
 		return r;
 	}
 	LIST_INSERT_HEAD(&w->qs, q, link);
+	w->nqs++;
 	return 0;
 }
 
-/* A write whose outcome only matters for the log. */
 static void
-write_done(int r, const struct store_result *res, void *arg)
+wq_later(struct webhook *w, long ms)
 {
-	struct webhook *w = arg;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	if (!evtimer_pending(w->wq_ev, NULL))
+		evtimer_add(w->wq_ev, &tv);
+}
+
+/* The store refused a query (its queue is full): wait, and say so at
+   most once per WQ_LOG_MS. */
+static void
+wq_busy(struct webhook *w)
+{
+	uint64_t now = mono_ms();
+
+	w->wq_busy++;
+	if (w->wq_busy_ms == 0 || now - w->wq_busy_ms >= WQ_LOG_MS) {
+		log_warn("webhooks: the database queue was full (%llu times "
+			 "in %llu s); delivery rows wait for room",
+			 (unsigned long long)w->wq_busy,
+			 (unsigned long long)(w->wq_busy_ms == 0
+						      ? 0
+						      : (now - w->wq_busy_ms) /
+								1000));
+		w->wq_busy = 0;
+		w->wq_busy_ms = now;
+	}
+	wq_later(w, WQ_BUSY_MS);
+}
+
+static void
+pw_free(void *arg)
+{
+	struct pw *x = arg;
+	int i;
+
+	for (i = 0; i < x->n; i++)
+		free(x->p[i]);
+	free(x);
+}
+
+static void
+hook_unqueue(struct webhook *w, const char *hook_id)
+{
+	struct hook *h = webhook_hook_find(w, hook_id);
+
+	if (h != NULL && h->queued > 0)
+		h->queued--;
+}
+
+static void
+pw_done(int r, const struct store_result *res, void *arg)
+{
+	struct pw *x = arg;
+	struct webhook *w = x->w;
 
 	(void)res;
 	if (r != 0) {
 		w->stats.db_errors++;
-		log_warn("webhooks: could not update a delivery: %s",
-			 err_str(r));
+		if (++x->tries < WQ_TRIES) {
+			log_warn("webhooks: could not update a delivery: %s; "
+				 "retrying",
+				 err_str(r));
+			TAILQ_INSERT_TAIL(&w->writes, x, link);
+			wq_later(w, WQ_FAIL_MS);
+			return;
+		}
+		log_err("webhooks: could not update a delivery: %s; the row "
+			"is reset at the next start",
+			err_str(r));
 	}
+	if (x->final)
+		hook_unqueue(w, x->hook_id);
+	pw_free(x);
+}
+
+/* Queue a row UPDATE; final: the delivery ends with it. */
+static void
+write_q(struct webhook *w, struct hook *h, bool final, const char *sql, int n,
+	const char *const *p)
+{
+	struct pw *x = xcalloc(1, sizeof(*x));
+	int i;
+
+	x->w = w;
+	x->sql = sql;
+	x->n = n;
+	for (i = 0; i < n; i++)
+		x->p[i] = p[i] ? xstrdup(p[i]) : NULL;
+	x->final = final && h != NULL;
+	if (h != NULL)
+		snprintf(x->hook_id, sizeof(x->hook_id), "%s", h->id);
+	TAILQ_INSERT_TAIL(&w->writes, x, link);
+	webhook_wq_drain(w);
+}
+
+/* Queue the delete of a delivered row (batched). */
+static void
+delete_q(struct webhook *w, struct hook *h, int64_t id)
+{
+	struct fin *f;
+
+	if (w->ndel == w->del_cap) {
+		w->del_cap = w->del_cap ? w->del_cap * 2 : 256;
+		w->del = xreallocarray(w->del, w->del_cap, sizeof(*w->del));
+	}
+	f = &w->del[w->ndel++];
+	f->id = id;
+	snprintf(f->hook_id, sizeof(f->hook_id), "%s", h->id);
+	webhook_wq_drain(w);
 }
 
 static void
-write_q(struct webhook *w, const char *sql, int n, const char *const *p)
+del_done(int r, const struct store_result *res, void *arg)
 {
-	if (webhook_wq_submit(w, STORE_Q_WRITE, sql, n, p, write_done, w,
-			      NULL) != 0) {
+	struct delb *b = arg;
+	struct webhook *w = b->w;
+	size_t i;
+
+	(void)res;
+	w->del_out = false;
+	if (r != 0) { /* idempotent: put back and try again */
 		w->stats.db_errors++;
-		log_warn("webhooks: could not queue a delivery update");
+		log_warn("webhooks: could not delete %zu delivered rows: %s; "
+			 "retrying",
+			 b->n, err_str(r));
+		if (w->ndel + b->n > w->del_cap) {
+			w->del_cap = w->ndel + b->n;
+			w->del = xreallocarray(w->del, w->del_cap,
+					       sizeof(*w->del));
+		}
+		memcpy(w->del + w->ndel, b->f, b->n * sizeof(*b->f));
+		w->ndel += b->n;
+		wq_later(w, WQ_FAIL_MS);
+	} else {
+		for (i = 0; i < b->n; i++)
+			hook_unqueue(w, b->f[i].hook_id);
 	}
+	free(b);
+}
+
+static int
+del_submit(struct webhook *w)
+{
+	size_t n = w->ndel > DEL_BATCH ? DEL_BATCH : w->ndel, i, off = 0;
+	char *ids = xmalloc(n * 21 + 3);
+	struct delb *b;
+	const char *p[1];
+	int r;
+
+	ids[off++] = '{';
+	for (i = 0; i < n; i++)
+		off += (size_t)snprintf(ids + off, 22, "%s%lld", i ? "," : "",
+					(long long)w->del[i].id);
+	ids[off++] = '}';
+	ids[off] = '\0';
+	b = xmalloc(sizeof(*b) + n * sizeof(b->f[0]));
+	b->w = w;
+	b->n = n;
+	memcpy(b->f, w->del, n * sizeof(b->f[0]));
+	p[0] = ids;
+	r = webhook_wq_submit(w, STORE_Q_WRITE,
+			      "DELETE FROM webhook_deliveries WHERE id = "
+			      "ANY($1::bigint[])",
+			      1, p, del_done, b, free);
+	free(ids);
+	if (r != 0) {
+		free(b);
+		return r;
+	}
+	w->ndel -= n;
+	memmove(w->del, w->del + n, w->ndel * sizeof(*w->del));
+	w->del_out = true;
+	return 0;
+}
+
+static void insert_done(int r, const struct store_result *res, void *arg);
+static void delivery_free(struct delivery *dl);
+
+static int
+ins_submit(struct webhook *w, struct delivery *dl)
+{
+	char when[25];
+	const char *p[6];
+	int r;
+
+	sse_format_time(dl->published_ms, when);
+	p[0] = dl->hook_id;
+	p[1] = dl->name;
+	p[2] = dl->data;
+	p[3] = dl->coreid;
+	p[4] = when;
+	p[5] = w->node;
+	r = webhook_wq_submit(
+		w, STORE_Q_WRITE,
+		"INSERT INTO webhook_deliveries (webhook_id, event_name, "
+		"event_data, device_id, published_at, state, locked_by) "
+		"VALUES ($1, $2, $3, $4, $5::timestamptz, 'in_flight', "
+		"$6) RETURNING id",
+		6, p, insert_done, dl, NULL);
+	if (r == 0)
+		dl->qid = LIST_FIRST(&w->qs)->qid;
+	return r;
+}
+
+void
+webhook_wq_drain(struct webhook *w)
+{
+	struct pw *x;
+	struct delivery *dl;
+	int r;
+
+	while (w->nqs < WEBHOOK_WQ_MAX) {
+		if (w->ndel > 0 && !w->del_out) {
+			if ((r = del_submit(w)) != 0)
+				goto refused;
+		} else if ((x = TAILQ_FIRST(&w->writes)) != NULL) {
+			r = webhook_wq_submit(w, STORE_Q_WRITE, x->sql, x->n,
+					      (const char *const *)x->p,
+					      pw_done, x, pw_free);
+			if (r == CINDER_ERR_BUSY)
+				goto refused;
+			TAILQ_REMOVE(&w->writes, x, link);
+			if (r != 0) {
+				pw_done(r, NULL, x);
+				x = NULL;
+			}
+		} else if ((dl = TAILQ_FIRST(&w->ins)) != NULL) {
+			r = ins_submit(w, dl);
+			if (r == CINDER_ERR_BUSY)
+				goto refused;
+			TAILQ_REMOVE(&w->ins, dl, ilink);
+			dl->inserting = false;
+			if (r != 0)
+				insert_done(r, NULL, dl);
+		} else {
+			return;
+		}
+	}
+	return;
+refused:
+	if (r == CINDER_ERR_BUSY)
+		wq_busy(w);
+	else
+		wq_later(w, WQ_FAIL_MS);
+}
+
+static void
+wq_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	webhook_wq_drain(arg);
 }
 
 /* ---- hooks ---- */
@@ -272,6 +535,8 @@ delivery_free(struct delivery *dl)
 
 	if (dl->queued && (h = webhook_hook_find(w, dl->hook_id)) != NULL)
 		TAILQ_REMOVE(&h->ready, dl, qlink);
+	if (dl->inserting)
+		TAILQ_REMOVE(&w->ins, dl, ilink);
 	if (dl->qid != 0) {
 		struct wq *q;
 
@@ -279,6 +544,7 @@ delivery_free(struct delivery *dl)
 		if (q->arg == dl) {
 			store_cancel(w->d.store, q->qid);
 			LIST_REMOVE(q, link);
+			w->nqs--;
 			free(q);
 			break;
 		}
@@ -397,7 +663,8 @@ hook_sent_event(struct webhook *w, const struct delivery *dl)
 static void pump(struct webhook *w, struct hook *h);
 static void pump_owner(struct webhook *w, int64_t owner);
 
-/* The delivery ends here: the row is deleted or marked failed. */
+/* The delivery ends here: the row is deleted or marked failed. The
+   hook's queued count drops when that write has committed. */
 static void
 finish_final(struct webhook *w, struct hook *h, struct delivery *dl, bool ok,
 	     int status, const char *err)
@@ -409,12 +676,11 @@ finish_final(struct webhook *w, struct hook *h, struct delivery *dl, bool ok,
 	snprintf(st, sizeof(st), "%d", status);
 	p[0] = id;
 	if (ok) {
-		write_q(w, "DELETE FROM webhook_deliveries WHERE id = $1", 1,
-			p);
+		delete_q(w, h, dl->db_id);
 	} else {
 		p[1] = st;
 		p[2] = err;
-		write_q(w,
+		write_q(w, h, true,
 			"UPDATE webhook_deliveries SET state = 'failed', "
 			"attempts = attempts + 1, last_status = "
 			"nullif($2, '0')::int, last_error = $3, locked_by = "
@@ -423,8 +689,6 @@ finish_final(struct webhook *w, struct hook *h, struct delivery *dl, bool ok,
 		if (h != NULL)
 			h->c.given_up++;
 	}
-	if (h != NULL && h->queued > 0)
-		h->queued--;
 }
 
 /* Put the delivery back for a later attempt, or give up. */
@@ -448,7 +712,7 @@ finish_retry(struct webhook *w, struct hook *h, struct delivery *dl,
 	p[1] = st;
 	p[2] = err;
 	p[3] = ds;
-	write_q(w,
+	write_q(w, h, false,
 		"UPDATE webhook_deliveries SET state = 'pending', attempts = "
 		"attempts + 1, last_status = nullif($2, '0')::int, "
 		"last_error = $3, locked_by = NULL, next_attempt_at = now() + "
@@ -884,8 +1148,6 @@ static void
 accept_event(struct webhook *w, struct hook *h, const struct bus_event *be)
 {
 	struct delivery *dl;
-	char when[25];
-	const char *p[6];
 
 	if (h->queued >= (size_t)w->d.cfg->webhook_queue_max) {
 		h->c.overflow++;
@@ -923,29 +1185,10 @@ accept_event(struct webhook *w, struct hook *h, const struct bus_event *be)
 	dl = delivery_new(
 		w, h, be->name, be->data_len ? (const char *)be->data : NULL,
 		be->data_len, be->coreid, be->published_ms, be->product_id);
-	sse_format_time(be->published_ms, when);
-	p[0] = h->id;
-	p[1] = dl->name;
-	p[2] = dl->data;
-	p[3] = dl->coreid;
-	p[4] = when;
-	p[5] = w->node;
-	if (webhook_wq_submit(
-		    w, STORE_Q_WRITE,
-		    "INSERT INTO webhook_deliveries (webhook_id, event_name, "
-		    "event_data, device_id, published_at, state, locked_by) "
-		    "VALUES ($1, $2, $3, $4, $5::timestamptz, 'in_flight', "
-		    "$6) RETURNING id",
-		    6, p, insert_done, dl, NULL) != 0) {
-		h->c.overflow++;
-		w->stats.overflow++;
-		h->queued--;
-		snprintf(h->last_error, sizeof(h->last_error),
-			 "database queue full: event refused");
-		delivery_free(dl);
-		return;
-	}
-	dl->qid = LIST_FIRST(&w->qs)->qid;
+	/* the row is inserted when the store queue has room */
+	TAILQ_INSERT_TAIL(&w->ins, dl, ilink);
+	dl->inserting = true;
+	webhook_wq_drain(w);
 }
 
 static void
@@ -1113,7 +1356,7 @@ load_cb(evutil_socket_t fd, short what, void *arg)
 	/* what this node had on the wire when it stopped goes again (once:
 	   a write waits out an outage) */
 	if (!w->reset_sent)
-		write_q(w,
+		write_q(w, NULL, false,
 			"UPDATE webhook_deliveries SET state = 'pending', "
 			"locked_by = NULL WHERE state = 'in_flight' AND "
 			"(locked_by = $1 OR locked_by IS NULL)",
@@ -1146,6 +1389,8 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	TAILQ_INIT(&w->all);
 	LIST_INIT(&w->qs);
 	LIST_INIT(&w->socks);
+	TAILQ_INIT(&w->ins);
+	TAILQ_INIT(&w->writes);
 	if (policy_retry_parse(cfg->webhook_retry, &w->retry) != 0) {
 		log_err("webhook_retry: expected seconds like 30,60 (1-86400 "
 			"each, at most %d)",
@@ -1173,6 +1418,7 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	w->curl_timer = evtimer_new(deps->base, curl_timer_event, w);
 	w->poll_ev = evtimer_new(deps->base, poll_cb, w);
 	w->load_ev = evtimer_new(deps->base, load_cb, w);
+	w->wq_ev = evtimer_new(deps->base, wq_ev_cb, w);
 	if (deps->http != NULL && http_add_routes(deps->http, h_webhooks_routes,
 						  h_webhooks_nroutes, w) != 0) {
 		log_err("webhooks: could not add the routes");
@@ -1206,6 +1452,7 @@ webhook_free(struct webhook *w)
 	struct hook *h;
 	struct wq *q;
 	struct sockev *se;
+	struct pw *x;
 
 	if (w == NULL)
 		return;
@@ -1220,6 +1467,12 @@ webhook_free(struct webhook *w)
 			q->arg_free(q->arg);
 		free(q);
 	}
+	w->nqs = 0;
+	while ((x = TAILQ_FIRST(&w->writes)) != NULL) {
+		TAILQ_REMOVE(&w->writes, x, link);
+		pw_free(x);
+	}
+	free(w->del);
 	while ((h = TAILQ_FIRST(&w->hlist)) != NULL)
 		webhook_hook_remove(w, h);
 	while (w->neasy > 0)
@@ -1237,6 +1490,8 @@ webhook_free(struct webhook *w)
 		event_free(w->poll_ev);
 	if (w->load_ev != NULL)
 		event_free(w->load_ev);
+	if (w->wq_ev != NULL)
+		event_free(w->wq_ev);
 	hmap_foreach(w->users, free_value, NULL);
 	hmap_free(w->users);
 	hmap_foreach(w->hosts, free_value, NULL);
