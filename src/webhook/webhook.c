@@ -52,6 +52,8 @@
 #define WQ_FAIL_MS 1000	    /* retry after a write failed */
 #define WQ_TRIES 5	    /* attempts of a row UPDATE */
 #define WQ_LOG_MS 10000	    /* at most one "queue full" line per period */
+#define INS_BATCH 500	    /* rows per batched INSERT */
+#define INS_OUT 2	    /* batched INSERTs in the store at once */
 
 /* One delivery of one event to one webhook. */
 struct delivery {
@@ -81,6 +83,7 @@ struct delivery {
 	bool queued;		     /* in hook->ready */
 	TAILQ_ENTRY(delivery) ilink; /* in w->ins */
 	bool inserting;		     /* in w->ins */
+	struct insb *batch;	     /* in this INSERT in the store */
 };
 
 /* A row UPDATE waiting for room in the store queue or in it. */
@@ -342,33 +345,173 @@ del_submit(struct webhook *w)
 	return 0;
 }
 
-static void insert_done(int r, const struct store_result *res, void *arg);
-static void delivery_free(struct delivery *dl);
+static void insert_one(struct delivery *dl, int r, const char *id);
 
-static int
-ins_submit(struct webhook *w, struct delivery *dl)
+/* A growing string. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+sbuf_init(struct sbuf *b)
 {
-	char when[25];
+	b->cap = 1024;
+	b->p = xmalloc(b->cap);
+	b->len = 0;
+}
+
+static void
+sbuf_putc(struct sbuf *b, char c)
+{
+	if (b->len + 2 > b->cap) {
+		b->cap *= 2;
+		b->p = xreallocarray(b->p, b->cap, 1);
+	}
+	b->p[b->len++] = c;
+}
+
+static void
+sbuf_puts(struct sbuf *b, const char *s)
+{
+	for (; *s != '\0'; s++)
+		sbuf_putc(b, *s);
+}
+
+static const char *
+sbuf_str(struct sbuf *b)
+{
+	b->p[b->len] = '\0';
+	return b->p;
+}
+
+static void
+sbuf_free(struct sbuf *b)
+{
+	free(b->p);
+}
+
+/* Append s as an element of a PostgreSQL array literal ("..." with \ and
+   " escaped; NULL for NULL). */
+static void
+arr_add(struct sbuf *b, bool first, const char *s)
+{
+	if (!first)
+		sbuf_putc(b, ',');
+	if (s == NULL) {
+		sbuf_puts(b, "NULL");
+		return;
+	}
+	sbuf_putc(b, '"');
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			sbuf_putc(b, '\\');
+		sbuf_putc(b, *s);
+	}
+	sbuf_putc(b, '"');
+}
+
+/* A batched INSERT in the store. */
+struct insb {
+	struct webhook *w;
+	size_t n;
+	struct delivery *dl[];
+};
+
+static void
+insb_free(void *arg)
+{
+	struct insb *b = arg;
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (b->dl[i] != NULL)
+			b->dl[i]->batch = NULL;
+	free(b);
+}
+
+static void
+insb_done(int r, const struct store_result *res, void *arg)
+{
+	struct insb *b = arg;
+	size_t i;
+	bool ok = r == 0 && store_result_ntuples(res) == (int)b->n;
+
+	b->w->nins--;
+	if (r == 0 && !ok)
+		r = CINDER_ERR_INTERNAL;
+	for (i = 0; i < b->n; i++) {
+		if (b->dl[i] == NULL) /* freed meanwhile */
+			continue;
+		b->dl[i]->batch = NULL;
+		insert_one(b->dl[i], r,
+			   ok ? store_result_value(res, (int)i, 0) : NULL);
+	}
+	free(b);
+}
+
+/* Insert up to INS_BATCH waiting deliveries in one statement; the ids
+   come back in the deliveries' order. */
+static int
+ins_submit(struct webhook *w)
+{
+	struct sbuf a[5];
+	struct insb *b;
+	struct delivery *dl;
 	const char *p[6];
+	size_t n = 0, i;
+	char when[25];
 	int r;
 
-	sse_format_time(dl->published_ms, when);
-	p[0] = dl->hook_id;
-	p[1] = dl->name;
-	p[2] = dl->data;
-	p[3] = dl->coreid;
-	p[4] = when;
+	for (i = 0; i < 5; i++) {
+		sbuf_init(&a[i]);
+		sbuf_putc(&a[i], '{');
+	}
+	b = xmalloc(sizeof(*b) + INS_BATCH * sizeof(b->dl[0]));
+	b->w = w;
+	TAILQ_FOREACH(dl, &w->ins, ilink)
+	{
+		if (n == INS_BATCH)
+			break;
+		sse_format_time(dl->published_ms, when);
+		arr_add(&a[0], n == 0, dl->hook_id);
+		arr_add(&a[1], n == 0, dl->name);
+		arr_add(&a[2], n == 0, dl->data);
+		arr_add(&a[3], n == 0, dl->coreid);
+		arr_add(&a[4], n == 0, when);
+		b->dl[n++] = dl;
+	}
+	b->n = n;
+	for (i = 0; i < 5; i++) {
+		sbuf_putc(&a[i], '}');
+		p[i] = sbuf_str(&a[i]);
+	}
 	p[5] = w->node;
 	r = webhook_wq_submit(
 		w, STORE_Q_WRITE,
-		"INSERT INTO webhook_deliveries (webhook_id, event_name, "
-		"event_data, device_id, published_at, state, locked_by) "
-		"VALUES ($1, $2, $3, $4, $5::timestamptz, 'in_flight', "
-		"$6) RETURNING id",
-		6, p, insert_done, dl, NULL);
-	if (r == 0)
-		dl->qid = LIST_FIRST(&w->qs)->qid;
-	return r;
+		"WITH v AS (SELECT nextval(pg_get_serial_sequence("
+		"'webhook_deliveries', 'id')) AS id, u.* FROM unnest("
+		"$1::text[], $2::text[], $3::text[], $4::text[], "
+		"$5::timestamptz[]) WITH "
+		"ORDINALITY AS u(h, n, d, c, t, o)), i AS (INSERT INTO "
+		"webhook_deliveries (id, webhook_id, event_name, event_data, "
+		"device_id, published_at, state, locked_by) OVERRIDING SYSTEM "
+		"VALUE SELECT id, h, n, d, c, t, 'in_flight', $6 FROM v) "
+		"SELECT id FROM v ORDER BY o",
+		6, p, insb_done, b, insb_free);
+	for (i = 0; i < 5; i++)
+		sbuf_free(&a[i]);
+	if (r != 0) {
+		free(b);
+		return r;
+	}
+	for (i = 0; i < n; i++) {
+		TAILQ_REMOVE(&w->ins, b->dl[i], ilink);
+		b->dl[i]->inserting = false;
+		b->dl[i]->batch = b;
+	}
+	w->nins++;
+	return 0;
 }
 
 void
@@ -376,7 +519,7 @@ webhook_wq_drain(struct webhook *w)
 {
 	struct pw *x;
 	struct delivery *dl;
-	int r;
+	int r = 0;
 
 	while (w->nqs < WEBHOOK_WQ_MAX) {
 		if (w->ndel > 0 && !w->del_out) {
@@ -393,14 +536,17 @@ webhook_wq_drain(struct webhook *w)
 				pw_done(r, NULL, x);
 				x = NULL;
 			}
-		} else if ((dl = TAILQ_FIRST(&w->ins)) != NULL) {
-			r = ins_submit(w, dl);
+		} else if ((dl = TAILQ_FIRST(&w->ins)) != NULL &&
+			   w->nins < INS_OUT) {
+			r = ins_submit(w);
 			if (r == CINDER_ERR_BUSY)
 				goto refused;
-			TAILQ_REMOVE(&w->ins, dl, ilink);
-			dl->inserting = false;
-			if (r != 0)
-				insert_done(r, NULL, dl);
+			if (r !=
+			    0) { /* not storable: refused like a full queue */
+				TAILQ_REMOVE(&w->ins, dl, ilink);
+				dl->inserting = false;
+				insert_one(dl, r, NULL);
+			}
 		} else {
 			return;
 		}
@@ -537,6 +683,13 @@ delivery_free(struct delivery *dl)
 		TAILQ_REMOVE(&h->ready, dl, qlink);
 	if (dl->inserting)
 		TAILQ_REMOVE(&w->ins, dl, ilink);
+	if (dl->batch != NULL) {
+		size_t i;
+
+		for (i = 0; i < dl->batch->n; i++)
+			if (dl->batch->dl[i] == dl)
+				dl->batch->dl[i] = NULL;
+	}
 	if (dl->qid != 0) {
 		struct wq *q;
 
@@ -1114,21 +1267,18 @@ enqueue(struct webhook *w, struct hook *h, struct delivery *dl)
 
 /* ---- accepting events ---- */
 
+/* The delivery's row is stored (id) or not (r). */
 static void
-insert_done(int r, const struct store_result *res, void *arg)
+insert_one(struct delivery *dl, int r, const char *v)
 {
-	struct delivery *dl = arg;
 	struct webhook *w = dl->w;
 	struct hook *h = webhook_hook_find(w, dl->hook_id);
-	const char *v;
 
-	dl->qid = 0;
 	if (h == NULL) {
 		delivery_free(dl);
 		return;
 	}
-	if (r != 0 || store_result_ntuples(res) != 1 ||
-	    (v = store_result_value(res, 0, 0)) == NULL) {
+	if (r != 0 || v == NULL) {
 		w->stats.db_errors++;
 		h->c.failed++;
 		if (h->queued > 0)

@@ -92,6 +92,7 @@ struct webhook {
 	struct fin *del;      /* rows to delete, oldest first */
 	size_t ndel, del_cap;
 	bool del_out;	     /* a batched DELETE is in the store */
+	unsigned nins;	     /* batched INSERTs in the store */
 	struct event *wq_ev; /* retry after the store refused */
 	uint64_t wq_busy;    /* refusals since the last log line */
 	uint64_t wq_busy_ms; /* when that line was written */

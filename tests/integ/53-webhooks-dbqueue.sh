@@ -46,6 +46,15 @@ WAIT_S=120 wait_for rows_done || fail "rows not finished: $(sql "SELECT webhook_
 # Both hooks' queues are empty again: new events are accepted and sent.
 publish "$TA" b/y after
 wait_for sink_has s "r['path'] == '/ok' and 'after' in r['body']" || fail "hook stuck after the burst"
+# Data with array-literal syntax survives the batched INSERT verbatim.
+hook "$TA" "{\"event\":\"q/\",\"url\":\"http://127.0.0.1:$SINK_s/q\",\"body\":\"{{{PARTICLE_EVENT_VALUE}}}\",\"noDefaults\":true}"
+DATA='a"b\c,{NULL},'"'"'x'"'"' é'
+HEX=$(printf '%s' "$DATA" | od -An -tx1 | tr -d ' \n')
+publish "$TA" q/1 "$DATA"
+publish "$TA" q/2 NULL
+wait_for sink_has s "r['path'] == '/q' and r['body'] == 'NULL'" || fail "NULL data"
+wait_for sink_has s "r['path'] == '/q' and r['body'].encode().hex() == '$HEX'" ||
+	fail "data changed: $(sink_get s "r['path'] == '/q'" "r['body']")"
 lines=$(grep -c "could not queue\|database queue was full" "$T_DIR/cinderd.log" || true)
 [ "$lines" -le 20 ] || fail "$lines queue-full log lines (not rate-limited)"
 note "queue-full log lines: $lines"
