@@ -521,7 +521,13 @@ webhook_wq_drain(struct webhook *w)
 	struct delivery *dl;
 	int r = 0;
 
-	while (w->nqs < WEBHOOK_WQ_MAX) {
+	/* a quarter of the store queue at most (4 to WEBHOOK_WQ_MAX):
+	   other users' queries keep room */
+	size_t max = (size_t)w->d.cfg->db_queue_max / 4;
+
+	if (max > WEBHOOK_WQ_MAX || max < 4)
+		max = max < 4 ? 4 : WEBHOOK_WQ_MAX;
+	while (w->nqs < max) {
 		if (w->ndel > 0 && !w->del_out) {
 			if ((r = del_submit(w)) != 0)
 				goto refused;
