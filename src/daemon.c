@@ -137,6 +137,7 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	store_stats_get(d->store, &ss);
+	ss.queued += webhook_writes_waiting(d->webhooks);
 	if (ss.queued == 0 || !ss.up) {
 		if (ss.queued != 0)
 			log_warn("stopping with %zu database writes not done "

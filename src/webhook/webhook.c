@@ -1672,3 +1672,20 @@ webhook_status_fill(const struct webhook *w, json_t *obj)
 			  (json_int_t)w->stats.denied, "db_errors",
 			  (json_int_t)w->stats.db_errors, "loaded", w->loaded));
 }
+
+size_t
+webhook_writes_waiting(const struct webhook *w)
+{
+	const struct delivery *dl;
+	const struct pw *x;
+	size_t n;
+
+	if (w == NULL)
+		return 0;
+	n = w->ndel;
+	TAILQ_FOREACH(x, &w->writes, link)
+	n++;
+	TAILQ_FOREACH(dl, &w->ins, ilink)
+	n++;
+	return n;
+}
