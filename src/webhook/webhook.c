@@ -84,6 +84,8 @@ struct delivery {
 	TAILQ_ENTRY(delivery) ilink; /* in w->ins */
 	bool inserting;		     /* in w->ins */
 	struct insb *batch;	     /* in this INSERT in the store */
+	bool solo; /* its batch failed: inserted alone (a refused row fails
+		      only itself) */
 };
 
 /* A row UPDATE waiting for room in the store queue or in it. */
@@ -440,6 +442,20 @@ insb_done(int r, const struct store_result *res, void *arg)
 	b->w->nins--;
 	if (r == 0 && !ok)
 		r = CINDER_ERR_INTERNAL;
+	if (r != 0 && b->n > 1) { /* again one by one, in order */
+		for (i = b->n; i-- > 0;) {
+			struct delivery *dl = b->dl[i];
+
+			if (dl == NULL)
+				continue;
+			dl->batch = NULL;
+			dl->solo = true;
+			dl->inserting = true;
+			TAILQ_INSERT_HEAD(&b->w->ins, dl, ilink);
+		}
+		free(b);
+		return;
+	}
 	for (i = 0; i < b->n; i++) {
 		if (b->dl[i] == NULL) /* freed meanwhile */
 			continue;
@@ -471,7 +487,7 @@ ins_submit(struct webhook *w)
 	b->w = w;
 	TAILQ_FOREACH(dl, &w->ins, ilink)
 	{
-		if (n == INS_BATCH)
+		if (n == INS_BATCH || (n > 0 && dl->solo))
 			break;
 		sse_format_time(dl->published_ms, when);
 		arr_add(&a[0], n == 0, dl->hook_id);
@@ -480,6 +496,8 @@ ins_submit(struct webhook *w)
 		arr_add(&a[3], n == 0, dl->coreid);
 		arr_add(&a[4], n == 0, when);
 		b->dl[n++] = dl;
+		if (dl->solo)
+			break;
 	}
 	b->n = n;
 	for (i = 0; i < 5; i++) {

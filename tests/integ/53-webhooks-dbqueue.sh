@@ -55,6 +55,19 @@ publish "$TA" q/2 NULL
 wait_for sink_has s "r['path'] == '/q' and r['body'] == 'NULL'" || fail "NULL data"
 wait_for sink_has s "r['path'] == '/q' and r['body'].encode().hex() == '$HEX'" ||
 	fail "data changed: $(sink_get s "r['path'] == '/q'" "r['body']")"
+# A row PostgreSQL refuses (invalid UTF-8) fails alone, not its batch.
+pids=()
+for i in 1 2 3 4 5 6; do
+	http POST /v1/devices/events -H "Authorization: Bearer $TA" \
+		-d "name=q/bad" -d "data=%FF%FE$i" -d private=true &
+	pids+=("$!")
+	http POST /v1/devices/events -H "Authorization: Bearer $TA" \
+		-d "name=q/good" -d "data=good-$i" -d private=true &
+	pids+=("$!")
+done
+wait "${pids[@]}"
+good_all() { [ "$(sink_count s "r['path'] == '/q' and r['body'].startswith('good-')")" = 6 ]; }
+wait_for good_all || fail "good events lost with a bad one: $(sink_count s "r['path'] == '/q' and r['body'].startswith('good-')")"
 lines=$(grep -c "could not queue\|database queue was full" "$T_DIR/cinderd.log" || true)
 [ "$lines" -le 20 ] || fail "$lines queue-full log lines (not rate-limited)"
 note "queue-full log lines: $lines"
