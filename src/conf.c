@@ -42,6 +42,8 @@ struct key_def {
 static const struct key_def keys[] = {
 	{"database_url", KEY_STRING, OFF(database_url), "postgresql:///cinder",
 	 0, 0, "PostgreSQL conninfo or URL (secrets: prefer a .pgpass file)"},
+	{"db_queue_max", KEY_INT, OFF(db_queue_max), "10000", 16, 1000000,
+	 "database statements queued or in flight; more are refused"},
 	{"device_listen", KEY_ADDR, OFF(device_listen), "0.0.0.0:5683", 0, 0,
 	 "address:port for device sessions"},
 	{"api_listen", KEY_ADDR, OFF(api_listen), "0.0.0.0:8080", 0, 0,

@@ -18,6 +18,7 @@
 
 struct conf {
 	char *database_url;	  /* libpq conninfo or postgresql:// URL */
+	int db_queue_max;	  /* store statements queued + in flight */
 	char *device_listen;	  /* host:port for device TCP sessions */
 	char *api_listen;	  /* host:port for REST/SSE */
 	char *server_key;	  /* server RSA-2048 private key (PEM) */

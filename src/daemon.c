@@ -137,6 +137,7 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	store_stats_get(d->store, &ss);
+	ss.queued += webhook_writes_waiting(d->webhooks);
 	if (ss.queued == 0 || !ss.up) {
 		if (ss.queued != 0)
 			log_warn("stopping with %zu database writes not done "
@@ -273,7 +274,12 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		log_err("could not apply database migrations: %s", err_str(r));
 		goto out;
 	}
-	d->store = store_new(d->base, cfg->database_url, NULL);
+	{
+		struct store_opts so = {0};
+
+		so.max_queue = (size_t)cfg->db_queue_max;
+		d->store = store_new(d->base, cfg->database_url, &so);
+	}
 	if (d->store == NULL) {
 		r = CINDER_ERR_INVAL;
 		goto out;

@@ -47,6 +47,13 @@
 #define POLL_MS 1000	    /* retry poll period */
 #define LOAD_RETRY_MS 2000  /* reload after a failed start-up read */
 #define MAX_HOSTS 4096	    /* failing hosts remembered */
+#define DEL_BATCH 2000	    /* rows per batched DELETE */
+#define WQ_BUSY_MS 50	    /* retry after the store queue was full */
+#define WQ_FAIL_MS 1000	    /* retry after a write failed */
+#define WQ_TRIES 5	    /* attempts of a row UPDATE */
+#define WQ_LOG_MS 10000	    /* at most one "queue full" line per period */
+#define INS_BATCH 500	    /* rows per batched INSERT */
+#define INS_OUT 2	    /* batched INSERTs in the store at once */
 
 /* One delivery of one event to one webhook. */
 struct delivery {
@@ -74,6 +81,30 @@ struct delivery {
 	TAILQ_ENTRY(delivery) qlink; /* in hook->ready */
 	TAILQ_ENTRY(delivery) alink; /* in w->all */
 	bool queued;		     /* in hook->ready */
+	TAILQ_ENTRY(delivery) ilink; /* in w->ins */
+	bool inserting;		     /* in w->ins */
+	struct insb *batch;	     /* in this INSERT in the store */
+	bool solo; /* its batch failed: inserted alone (a refused row fails
+		      only itself) */
+};
+
+/* A row UPDATE waiting for room in the store queue or in it. */
+struct pw {
+	TAILQ_ENTRY(pw) link;
+	struct webhook *w;
+	const char *sql; /* static */
+	int n;
+	char *p[4];
+	char hook_id[25]; /* final: the hook's queued count drops on commit */
+	bool final;
+	unsigned tries;
+};
+
+/* A batched DELETE in the store. */
+struct delb {
+	struct webhook *w;
+	size_t n;
+	struct fin f[];
 };
 
 /* A store query owned by the module. */
@@ -108,9 +139,13 @@ wq_done(int r, const struct store_result *res, void *arg)
 {
 	struct wq *q = arg;
 
+	struct webhook *w = q->w;
+
 	LIST_REMOVE(q, link);
+	w->nqs--;
 	q->cb(r, res, q->arg);
 	free(q);
+	webhook_wq_drain(w);
 }
 
 int
@@ -131,31 +166,429 @@ webhook_wq_submit(struct webhook *w, unsigned flags, const char *sql, int n,
 		return r;
 	}
 	LIST_INSERT_HEAD(&w->qs, q, link);
+	w->nqs++;
 	return 0;
 }
 
-/* A write whose outcome only matters for the log. */
 static void
-write_done(int r, const struct store_result *res, void *arg)
+wq_later(struct webhook *w, long ms)
 {
-	struct webhook *w = arg;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	if (!evtimer_pending(w->wq_ev, NULL))
+		evtimer_add(w->wq_ev, &tv);
+}
+
+/* The store refused a query (its queue is full): wait, and say so at
+   most once per WQ_LOG_MS. */
+static void
+wq_busy(struct webhook *w)
+{
+	uint64_t now = mono_ms();
+
+	w->wq_busy++;
+	if (w->wq_busy_ms == 0 || now - w->wq_busy_ms >= WQ_LOG_MS) {
+		log_warn("webhooks: the database queue was full (%llu times "
+			 "in %llu s); delivery rows wait for room",
+			 (unsigned long long)w->wq_busy,
+			 (unsigned long long)(w->wq_busy_ms == 0
+						      ? 0
+						      : (now - w->wq_busy_ms) /
+								1000));
+		w->wq_busy = 0;
+		w->wq_busy_ms = now;
+	}
+	wq_later(w, WQ_BUSY_MS);
+}
+
+static void
+pw_free(void *arg)
+{
+	struct pw *x = arg;
+	int i;
+
+	for (i = 0; i < x->n; i++)
+		free(x->p[i]);
+	free(x);
+}
+
+static void
+hook_unqueue(struct webhook *w, const char *hook_id)
+{
+	struct hook *h = webhook_hook_find(w, hook_id);
+
+	if (h != NULL && h->queued > 0)
+		h->queued--;
+}
+
+static void
+pw_done(int r, const struct store_result *res, void *arg)
+{
+	struct pw *x = arg;
+	struct webhook *w = x->w;
 
 	(void)res;
 	if (r != 0) {
 		w->stats.db_errors++;
-		log_warn("webhooks: could not update a delivery: %s",
-			 err_str(r));
+		if (++x->tries < WQ_TRIES) {
+			log_warn("webhooks: could not update a delivery: %s; "
+				 "retrying",
+				 err_str(r));
+			TAILQ_INSERT_TAIL(&w->writes, x, link);
+			wq_later(w, WQ_FAIL_MS);
+			return;
+		}
+		log_err("webhooks: could not update a delivery: %s; the row "
+			"is reset at the next start",
+			err_str(r));
 	}
+	if (x->final)
+		hook_unqueue(w, x->hook_id);
+	pw_free(x);
+}
+
+/* Queue a row UPDATE; final: the delivery ends with it. */
+static void
+write_q(struct webhook *w, struct hook *h, bool final, const char *sql, int n,
+	const char *const *p)
+{
+	struct pw *x = xcalloc(1, sizeof(*x));
+	int i;
+
+	x->w = w;
+	x->sql = sql;
+	x->n = n;
+	for (i = 0; i < n; i++)
+		x->p[i] = p[i] ? xstrdup(p[i]) : NULL;
+	x->final = final && h != NULL;
+	if (h != NULL)
+		snprintf(x->hook_id, sizeof(x->hook_id), "%s", h->id);
+	TAILQ_INSERT_TAIL(&w->writes, x, link);
+	webhook_wq_drain(w);
+}
+
+/* Queue the delete of a delivered row (batched). */
+static void
+delete_q(struct webhook *w, struct hook *h, int64_t id)
+{
+	struct fin *f;
+
+	if (w->ndel == w->del_cap) {
+		w->del_cap = w->del_cap ? w->del_cap * 2 : 256;
+		w->del = xreallocarray(w->del, w->del_cap, sizeof(*w->del));
+	}
+	f = &w->del[w->ndel++];
+	f->id = id;
+	snprintf(f->hook_id, sizeof(f->hook_id), "%s", h->id);
+	webhook_wq_drain(w);
 }
 
 static void
-write_q(struct webhook *w, const char *sql, int n, const char *const *p)
+del_done(int r, const struct store_result *res, void *arg)
 {
-	if (webhook_wq_submit(w, STORE_Q_WRITE, sql, n, p, write_done, w,
-			      NULL) != 0) {
+	struct delb *b = arg;
+	struct webhook *w = b->w;
+	size_t i;
+
+	(void)res;
+	w->del_out = false;
+	if (r != 0) { /* idempotent: put back and try again */
 		w->stats.db_errors++;
-		log_warn("webhooks: could not queue a delivery update");
+		log_warn("webhooks: could not delete %zu delivered rows: %s; "
+			 "retrying",
+			 b->n, err_str(r));
+		if (w->ndel + b->n > w->del_cap) {
+			w->del_cap = w->ndel + b->n;
+			w->del = xreallocarray(w->del, w->del_cap,
+					       sizeof(*w->del));
+		}
+		memcpy(w->del + w->ndel, b->f, b->n * sizeof(*b->f));
+		w->ndel += b->n;
+		wq_later(w, WQ_FAIL_MS);
+	} else {
+		for (i = 0; i < b->n; i++)
+			hook_unqueue(w, b->f[i].hook_id);
 	}
+	free(b);
+}
+
+static int
+del_submit(struct webhook *w)
+{
+	size_t n = w->ndel > DEL_BATCH ? DEL_BATCH : w->ndel, i, off = 0;
+	char *ids = xmalloc(n * 21 + 3);
+	struct delb *b;
+	const char *p[1];
+	int r;
+
+	ids[off++] = '{';
+	for (i = 0; i < n; i++)
+		off += (size_t)snprintf(ids + off, 22, "%s%lld", i ? "," : "",
+					(long long)w->del[i].id);
+	ids[off++] = '}';
+	ids[off] = '\0';
+	b = xmalloc(sizeof(*b) + n * sizeof(b->f[0]));
+	b->w = w;
+	b->n = n;
+	memcpy(b->f, w->del, n * sizeof(b->f[0]));
+	p[0] = ids;
+	r = webhook_wq_submit(w, STORE_Q_WRITE,
+			      "DELETE FROM webhook_deliveries WHERE id = "
+			      "ANY($1::bigint[])",
+			      1, p, del_done, b, free);
+	free(ids);
+	if (r != 0) {
+		free(b);
+		return r;
+	}
+	w->ndel -= n;
+	memmove(w->del, w->del + n, w->ndel * sizeof(*w->del));
+	w->del_out = true;
+	return 0;
+}
+
+static void insert_one(struct delivery *dl, int r, const char *id);
+
+/* A growing string. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+sbuf_init(struct sbuf *b)
+{
+	b->cap = 1024;
+	b->p = xmalloc(b->cap);
+	b->len = 0;
+}
+
+static void
+sbuf_putc(struct sbuf *b, char c)
+{
+	if (b->len + 2 > b->cap) {
+		b->cap *= 2;
+		b->p = xreallocarray(b->p, b->cap, 1);
+	}
+	b->p[b->len++] = c;
+}
+
+static void
+sbuf_puts(struct sbuf *b, const char *s)
+{
+	for (; *s != '\0'; s++)
+		sbuf_putc(b, *s);
+}
+
+static const char *
+sbuf_str(struct sbuf *b)
+{
+	b->p[b->len] = '\0';
+	return b->p;
+}
+
+static void
+sbuf_free(struct sbuf *b)
+{
+	free(b->p);
+}
+
+/* Append s as an element of a PostgreSQL array literal ("..." with \ and
+   " escaped; NULL for NULL). */
+static void
+arr_add(struct sbuf *b, bool first, const char *s)
+{
+	if (!first)
+		sbuf_putc(b, ',');
+	if (s == NULL) {
+		sbuf_puts(b, "NULL");
+		return;
+	}
+	sbuf_putc(b, '"');
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			sbuf_putc(b, '\\');
+		sbuf_putc(b, *s);
+	}
+	sbuf_putc(b, '"');
+}
+
+/* A batched INSERT in the store. */
+struct insb {
+	struct webhook *w;
+	size_t n;
+	struct delivery *dl[];
+};
+
+static void
+insb_free(void *arg)
+{
+	struct insb *b = arg;
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (b->dl[i] != NULL)
+			b->dl[i]->batch = NULL;
+	free(b);
+}
+
+static void
+insb_done(int r, const struct store_result *res, void *arg)
+{
+	struct insb *b = arg;
+	size_t i;
+	bool ok = r == 0 && store_result_ntuples(res) == (int)b->n;
+
+	b->w->nins--;
+	if (r == 0 && !ok)
+		r = CINDER_ERR_INTERNAL;
+	if (r != 0 && b->n > 1) { /* again one by one, in order */
+		for (i = b->n; i-- > 0;) {
+			struct delivery *dl = b->dl[i];
+
+			if (dl == NULL)
+				continue;
+			dl->batch = NULL;
+			dl->solo = true;
+			dl->inserting = true;
+			TAILQ_INSERT_HEAD(&b->w->ins, dl, ilink);
+		}
+		free(b);
+		return;
+	}
+	for (i = 0; i < b->n; i++) {
+		if (b->dl[i] == NULL) /* freed meanwhile */
+			continue;
+		b->dl[i]->batch = NULL;
+		insert_one(b->dl[i], r,
+			   ok ? store_result_value(res, (int)i, 0) : NULL);
+	}
+	free(b);
+}
+
+/* Insert up to INS_BATCH waiting deliveries in one statement; the ids
+   come back in the deliveries' order. */
+static int
+ins_submit(struct webhook *w)
+{
+	struct sbuf a[5];
+	struct insb *b;
+	struct delivery *dl;
+	const char *p[6];
+	size_t n = 0, i;
+	char when[25];
+	int r;
+
+	for (i = 0; i < 5; i++) {
+		sbuf_init(&a[i]);
+		sbuf_putc(&a[i], '{');
+	}
+	b = xmalloc(sizeof(*b) + INS_BATCH * sizeof(b->dl[0]));
+	b->w = w;
+	TAILQ_FOREACH(dl, &w->ins, ilink)
+	{
+		if (n == INS_BATCH || (n > 0 && dl->solo))
+			break;
+		sse_format_time(dl->published_ms, when);
+		arr_add(&a[0], n == 0, dl->hook_id);
+		arr_add(&a[1], n == 0, dl->name);
+		arr_add(&a[2], n == 0, dl->data);
+		arr_add(&a[3], n == 0, dl->coreid);
+		arr_add(&a[4], n == 0, when);
+		b->dl[n++] = dl;
+		if (dl->solo)
+			break;
+	}
+	b->n = n;
+	for (i = 0; i < 5; i++) {
+		sbuf_putc(&a[i], '}');
+		p[i] = sbuf_str(&a[i]);
+	}
+	p[5] = w->node;
+	r = webhook_wq_submit(
+		w, STORE_Q_WRITE,
+		"WITH v AS (SELECT nextval(pg_get_serial_sequence("
+		"'webhook_deliveries', 'id')) AS id, u.* FROM unnest("
+		"$1::text[], $2::text[], $3::text[], $4::text[], "
+		"$5::timestamptz[]) WITH "
+		"ORDINALITY AS u(h, n, d, c, t, o)), i AS (INSERT INTO "
+		"webhook_deliveries (id, webhook_id, event_name, event_data, "
+		"device_id, published_at, state, locked_by) OVERRIDING SYSTEM "
+		"VALUE SELECT id, h, n, d, c, t, 'in_flight', $6 FROM v) "
+		"SELECT id FROM v ORDER BY o",
+		6, p, insb_done, b, insb_free);
+	for (i = 0; i < 5; i++)
+		sbuf_free(&a[i]);
+	if (r != 0) {
+		free(b);
+		return r;
+	}
+	for (i = 0; i < n; i++) {
+		TAILQ_REMOVE(&w->ins, b->dl[i], ilink);
+		b->dl[i]->inserting = false;
+		b->dl[i]->batch = b;
+	}
+	w->nins++;
+	return 0;
+}
+
+void
+webhook_wq_drain(struct webhook *w)
+{
+	struct pw *x;
+	struct delivery *dl;
+	int r = 0;
+
+	/* a quarter of the store queue at most (4 to WEBHOOK_WQ_MAX):
+	   other users' queries keep room */
+	size_t max = (size_t)w->d.cfg->db_queue_max / 4;
+
+	if (max > WEBHOOK_WQ_MAX || max < 4)
+		max = max < 4 ? 4 : WEBHOOK_WQ_MAX;
+	while (w->nqs < max) {
+		if (w->ndel > 0 && !w->del_out) {
+			if ((r = del_submit(w)) != 0)
+				goto refused;
+		} else if ((x = TAILQ_FIRST(&w->writes)) != NULL) {
+			r = webhook_wq_submit(w, STORE_Q_WRITE, x->sql, x->n,
+					      (const char *const *)x->p,
+					      pw_done, x, pw_free);
+			if (r == CINDER_ERR_BUSY)
+				goto refused;
+			TAILQ_REMOVE(&w->writes, x, link);
+			if (r != 0) {
+				pw_done(r, NULL, x);
+				x = NULL;
+			}
+		} else if ((dl = TAILQ_FIRST(&w->ins)) != NULL &&
+			   w->nins < INS_OUT) {
+			r = ins_submit(w);
+			if (r == CINDER_ERR_BUSY)
+				goto refused;
+			if (r !=
+			    0) { /* not storable: refused like a full queue */
+				TAILQ_REMOVE(&w->ins, dl, ilink);
+				dl->inserting = false;
+				insert_one(dl, r, NULL);
+			}
+		} else {
+			return;
+		}
+	}
+	return;
+refused:
+	if (r == CINDER_ERR_BUSY)
+		wq_busy(w);
+	else
+		wq_later(w, WQ_FAIL_MS);
+}
+
+static void
+wq_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	webhook_wq_drain(arg);
 }
 
 /* ---- hooks ---- */
@@ -272,6 +705,15 @@ delivery_free(struct delivery *dl)
 
 	if (dl->queued && (h = webhook_hook_find(w, dl->hook_id)) != NULL)
 		TAILQ_REMOVE(&h->ready, dl, qlink);
+	if (dl->inserting)
+		TAILQ_REMOVE(&w->ins, dl, ilink);
+	if (dl->batch != NULL) {
+		size_t i;
+
+		for (i = 0; i < dl->batch->n; i++)
+			if (dl->batch->dl[i] == dl)
+				dl->batch->dl[i] = NULL;
+	}
 	if (dl->qid != 0) {
 		struct wq *q;
 
@@ -279,6 +721,7 @@ delivery_free(struct delivery *dl)
 		if (q->arg == dl) {
 			store_cancel(w->d.store, q->qid);
 			LIST_REMOVE(q, link);
+			w->nqs--;
 			free(q);
 			break;
 		}
@@ -397,7 +840,8 @@ hook_sent_event(struct webhook *w, const struct delivery *dl)
 static void pump(struct webhook *w, struct hook *h);
 static void pump_owner(struct webhook *w, int64_t owner);
 
-/* The delivery ends here: the row is deleted or marked failed. */
+/* The delivery ends here: the row is deleted or marked failed. The
+   hook's queued count drops when that write has committed. */
 static void
 finish_final(struct webhook *w, struct hook *h, struct delivery *dl, bool ok,
 	     int status, const char *err)
@@ -409,12 +853,11 @@ finish_final(struct webhook *w, struct hook *h, struct delivery *dl, bool ok,
 	snprintf(st, sizeof(st), "%d", status);
 	p[0] = id;
 	if (ok) {
-		write_q(w, "DELETE FROM webhook_deliveries WHERE id = $1", 1,
-			p);
+		delete_q(w, h, dl->db_id);
 	} else {
 		p[1] = st;
 		p[2] = err;
-		write_q(w,
+		write_q(w, h, true,
 			"UPDATE webhook_deliveries SET state = 'failed', "
 			"attempts = attempts + 1, last_status = "
 			"nullif($2, '0')::int, last_error = $3, locked_by = "
@@ -423,8 +866,6 @@ finish_final(struct webhook *w, struct hook *h, struct delivery *dl, bool ok,
 		if (h != NULL)
 			h->c.given_up++;
 	}
-	if (h != NULL && h->queued > 0)
-		h->queued--;
 }
 
 /* Put the delivery back for a later attempt, or give up. */
@@ -448,7 +889,7 @@ finish_retry(struct webhook *w, struct hook *h, struct delivery *dl,
 	p[1] = st;
 	p[2] = err;
 	p[3] = ds;
-	write_q(w,
+	write_q(w, h, false,
 		"UPDATE webhook_deliveries SET state = 'pending', attempts = "
 		"attempts + 1, last_status = nullif($2, '0')::int, "
 		"last_error = $3, locked_by = NULL, next_attempt_at = now() + "
@@ -850,21 +1291,18 @@ enqueue(struct webhook *w, struct hook *h, struct delivery *dl)
 
 /* ---- accepting events ---- */
 
+/* The delivery's row is stored (id) or not (r). */
 static void
-insert_done(int r, const struct store_result *res, void *arg)
+insert_one(struct delivery *dl, int r, const char *v)
 {
-	struct delivery *dl = arg;
 	struct webhook *w = dl->w;
 	struct hook *h = webhook_hook_find(w, dl->hook_id);
-	const char *v;
 
-	dl->qid = 0;
 	if (h == NULL) {
 		delivery_free(dl);
 		return;
 	}
-	if (r != 0 || store_result_ntuples(res) != 1 ||
-	    (v = store_result_value(res, 0, 0)) == NULL) {
+	if (r != 0 || v == NULL) {
 		w->stats.db_errors++;
 		h->c.failed++;
 		if (h->queued > 0)
@@ -884,8 +1322,6 @@ static void
 accept_event(struct webhook *w, struct hook *h, const struct bus_event *be)
 {
 	struct delivery *dl;
-	char when[25];
-	const char *p[6];
 
 	if (h->queued >= (size_t)w->d.cfg->webhook_queue_max) {
 		h->c.overflow++;
@@ -923,29 +1359,10 @@ accept_event(struct webhook *w, struct hook *h, const struct bus_event *be)
 	dl = delivery_new(
 		w, h, be->name, be->data_len ? (const char *)be->data : NULL,
 		be->data_len, be->coreid, be->published_ms, be->product_id);
-	sse_format_time(be->published_ms, when);
-	p[0] = h->id;
-	p[1] = dl->name;
-	p[2] = dl->data;
-	p[3] = dl->coreid;
-	p[4] = when;
-	p[5] = w->node;
-	if (webhook_wq_submit(
-		    w, STORE_Q_WRITE,
-		    "INSERT INTO webhook_deliveries (webhook_id, event_name, "
-		    "event_data, device_id, published_at, state, locked_by) "
-		    "VALUES ($1, $2, $3, $4, $5::timestamptz, 'in_flight', "
-		    "$6) RETURNING id",
-		    6, p, insert_done, dl, NULL) != 0) {
-		h->c.overflow++;
-		w->stats.overflow++;
-		h->queued--;
-		snprintf(h->last_error, sizeof(h->last_error),
-			 "database queue full: event refused");
-		delivery_free(dl);
-		return;
-	}
-	dl->qid = LIST_FIRST(&w->qs)->qid;
+	/* the row is inserted when the store queue has room */
+	TAILQ_INSERT_TAIL(&w->ins, dl, ilink);
+	dl->inserting = true;
+	webhook_wq_drain(w);
 }
 
 static void
@@ -1113,7 +1530,7 @@ load_cb(evutil_socket_t fd, short what, void *arg)
 	/* what this node had on the wire when it stopped goes again (once:
 	   a write waits out an outage) */
 	if (!w->reset_sent)
-		write_q(w,
+		write_q(w, NULL, false,
 			"UPDATE webhook_deliveries SET state = 'pending', "
 			"locked_by = NULL WHERE state = 'in_flight' AND "
 			"(locked_by = $1 OR locked_by IS NULL)",
@@ -1146,6 +1563,8 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	TAILQ_INIT(&w->all);
 	LIST_INIT(&w->qs);
 	LIST_INIT(&w->socks);
+	TAILQ_INIT(&w->ins);
+	TAILQ_INIT(&w->writes);
 	if (policy_retry_parse(cfg->webhook_retry, &w->retry) != 0) {
 		log_err("webhook_retry: expected seconds like 30,60 (1-86400 "
 			"each, at most %d)",
@@ -1173,6 +1592,7 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	w->curl_timer = evtimer_new(deps->base, curl_timer_event, w);
 	w->poll_ev = evtimer_new(deps->base, poll_cb, w);
 	w->load_ev = evtimer_new(deps->base, load_cb, w);
+	w->wq_ev = evtimer_new(deps->base, wq_ev_cb, w);
 	if (deps->http != NULL && http_add_routes(deps->http, h_webhooks_routes,
 						  h_webhooks_nroutes, w) != 0) {
 		log_err("webhooks: could not add the routes");
@@ -1206,6 +1626,7 @@ webhook_free(struct webhook *w)
 	struct hook *h;
 	struct wq *q;
 	struct sockev *se;
+	struct pw *x;
 
 	if (w == NULL)
 		return;
@@ -1220,6 +1641,12 @@ webhook_free(struct webhook *w)
 			q->arg_free(q->arg);
 		free(q);
 	}
+	w->nqs = 0;
+	while ((x = TAILQ_FIRST(&w->writes)) != NULL) {
+		TAILQ_REMOVE(&w->writes, x, link);
+		pw_free(x);
+	}
+	free(w->del);
 	while ((h = TAILQ_FIRST(&w->hlist)) != NULL)
 		webhook_hook_remove(w, h);
 	while (w->neasy > 0)
@@ -1237,6 +1664,8 @@ webhook_free(struct webhook *w)
 		event_free(w->poll_ev);
 	if (w->load_ev != NULL)
 		event_free(w->load_ev);
+	if (w->wq_ev != NULL)
+		event_free(w->wq_ev);
 	hmap_foreach(w->users, free_value, NULL);
 	hmap_free(w->users);
 	hmap_foreach(w->hosts, free_value, NULL);
@@ -1260,4 +1689,21 @@ webhook_status_fill(const struct webhook *w, json_t *obj)
 			  (json_int_t)w->stats.overflow, "denied",
 			  (json_int_t)w->stats.denied, "db_errors",
 			  (json_int_t)w->stats.db_errors, "loaded", w->loaded));
+}
+
+size_t
+webhook_writes_waiting(const struct webhook *w)
+{
+	const struct delivery *dl;
+	const struct pw *x;
+	size_t n;
+
+	if (w == NULL)
+		return 0;
+	n = w->ndel;
+	TAILQ_FOREACH(x, &w->writes, link)
+	n++;
+	TAILQ_FOREACH(dl, &w->ins, ilink)
+	n++;
+	return n;
 }

@@ -62,6 +62,12 @@ void webhook_free(struct webhook *w);
 /** Add a "webhooks" object (counters) to the /v1/ping health object. */
 void webhook_status_fill(const struct webhook *w, json_t *obj);
 
+/**
+ * @return delivery row writes waiting in the module for room in the store
+ *     queue (a stop waits for them as for the store's). NULL-safe (0).
+ */
+size_t webhook_writes_waiting(const struct webhook *w);
+
 /* ---- for the routes (src/api/h_webhooks.c) ---- */
 
 /** @return the HTTP server (borrowed) */

@@ -25,10 +25,20 @@
 
 #define WEBHOOK_EASY_POOL 64 /* idle libcurl handles kept */
 
+#define WEBHOOK_WQ_MAX 64 /* module queries in the store at once */
+
 struct delivery;
 TAILQ_HEAD(dlist, delivery);
 struct wq;
 struct sockev;
+struct pw;
+TAILQ_HEAD(pwlist, pw);
+
+/* A finished delivery whose row is still to be deleted. */
+struct fin {
+	int64_t id;
+	char hook_id[25];
+};
 
 struct hook_counters {
 	uint64_t sent, ok, failed, skipped, overflow, retried, given_up;
@@ -73,6 +83,19 @@ struct webhook {
 	struct hmap *hosts; /* host -> policy_host */
 	struct dlist all;   /* every delivery */
 	LIST_HEAD(, wq) qs; /* store queries */
+	size_t nqs;	    /* entries in qs */
+	/* Row writes wait here for room (at most WEBHOOK_WQ_MAX queries of
+	   the module in the store); none is dropped. Deletes coalesce into
+	   one statement per batch. */
+	struct dlist ins;     /* deliveries waiting for their INSERT */
+	struct pwlist writes; /* UPDATEs waiting */
+	struct fin *del;      /* rows to delete, oldest first */
+	size_t ndel, del_cap;
+	bool del_out;	     /* a batched DELETE is in the store */
+	unsigned nins;	     /* batched INSERTs in the store */
+	struct event *wq_ev; /* retry after the store refused */
+	uint64_t wq_busy;    /* refusals since the last log line */
+	uint64_t wq_busy_ms; /* when that line was written */
 	LIST_HEAD(, sockev) socks;
 	CURL *easy_pool[WEBHOOK_EASY_POOL]; /* idle handles for reuse */
 	size_t neasy;			    /* entries in easy_pool */
@@ -93,6 +116,9 @@ struct webhook {
 int webhook_wq_submit(struct webhook *w, unsigned flags, const char *sql, int n,
 		      const char *const *params, store_done_cb cb, void *arg,
 		      void (*arg_free)(void *));
+
+/** Send the waiting row writes the module's share of the store allows. */
+void webhook_wq_drain(struct webhook *w);
 
 /** @return the counters of owner (created on first use) */
 struct user_count *webhook_user_get(struct webhook *w, int64_t owner);
