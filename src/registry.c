@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -68,16 +69,69 @@ registry_conn_get(struct registry *reg, uint64_t id)
 	return (c != NULL && c->state != DC_CLOSING) ? c : NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* Connection deadlines: one libevent timer for all of them (a struct    */
+/* event per connection cost 128 bytes of each idle session, B2).       */
+
+/* Arm the shared timer for the earliest deadline, if it is not already
+   armed for it or earlier. */
+static void
+timers_arm(struct registry *reg)
+{
+	struct timerq_node *first = timerq_first(&reg->timers);
+	uint64_t now, ms;
+	struct timeval tv;
+
+	if (first == NULL)
+		return; /* firing early for nothing is harmless */
+	if (reg->timer_armed_at != 0 && reg->timer_armed_at <= first->at)
+		return;
+	now = registry_now_ms();
+	ms = first->at > now ? first->at - now : 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(reg->timer_ev, &tv);
+	reg->timer_armed_at = first->at;
+}
+
+static void
+timers_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct registry *reg = arg;
+	struct timerq_node *node;
+	uint64_t now = registry_now_ms();
+
+	(void)fd;
+	(void)what;
+	reg->timer_armed_at = 0;
+	/* A callback may queue its connection again, always for later than
+	   now (set_timer_ms), so this ends. If libevent's coarser clock
+	   fired early, nothing is due yet and the timer is armed again. */
+	while ((node = timerq_pop_due(&reg->timers, now)) != NULL) {
+		struct devconn *c =
+			(struct devconn *)(void *)((char *)node -
+						   offsetof(struct devconn,
+							    timer));
+
+		registry_conn_timer_cb(-1, 0, c);
+	}
+	timers_arm(reg);
+}
+
 static void
 set_timer_ms(struct devconn *c, int64_t ms)
 {
-	struct timeval tv;
+	if (ms < 1)
+		ms = 1; /* the next pass of timers_cb, not the current one */
+	timerq_set(&c->reg->timers, &c->timer,
+		   registry_now_ms() + (uint64_t)ms);
+	timers_arm(c->reg);
+}
 
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(&c->timer, &tv);
+static void
+timer_stop(struct devconn *c)
+{
+	timerq_del(&c->reg->timers, &c->timer);
 }
 
 /* ------------------------------------------------------------------ */
@@ -756,7 +810,7 @@ conn_free(struct devconn *c)
 		session_free(c->session);
 	}
 	registry_io_free(c);
-	event_del(&c->timer);
+	timer_stop(c);
 	crypto_channel_cleanup(&c->ch);
 	registry_conn_hs_free(c);
 	crypto_key_free(c->dev_key);
@@ -810,7 +864,7 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 	if (c->hello_seen && reg->closed_cb != NULL)
 		reg->closed_cb(c->id, c->idhex, reg->sub_arg);
 	registry_io_stop(c);
-	evtimer_del(&c->timer);
+	timer_stop(c);
 	registry_conn_pool_unpark(c);
 	TAILQ_INSERT_TAIL(&reg->reap_list, c, reap);
 	event_active(reg->reap_ev, EV_TIMEOUT, 0);
@@ -959,7 +1013,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	snprintf(c->logctx, sizeof(c->logctx), "conn %llu",
 		 (unsigned long long)c->id);
 	registry_io_start(c, fd);
-	evtimer_assign(&c->timer, reg->base, registry_conn_timer_cb, c);
 	hmap_put(reg->conns, &c->id, sizeof(c->id), c, NULL);
 	reg->stats.connections++;
 	reg->stats.accepted++;
@@ -1034,6 +1087,8 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
 	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
 	event_add(reg->flush_ev, &flush);
+	timerq_init(&reg->timers);
+	reg->timer_ev = evtimer_new(base, timers_cb, reg);
 	conf_node_name(cfg, reg->node_id, sizeof(reg->node_id));
 	reg->listener = evconnlistener_new_bind(
 		base, accept_cb, reg,
@@ -1129,6 +1184,9 @@ registry_free(struct registry *reg)
 		event_free(reg->reap_ev);
 	if (reg->flush_ev != NULL)
 		event_free(reg->flush_ev);
+	if (reg->timer_ev != NULL)
+		event_free(reg->timer_ev);
+	timerq_cleanup(&reg->timers);
 	if (reg->keys != NULL)
 		hmap_foreach(reg->keys, free_key, NULL);
 	if (reg->reqs != NULL)

@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "registry.h"
 #include "session.h"
+#include "timerq.h"
 
 struct store_result;
 struct desc_memo;
@@ -74,7 +75,8 @@ struct devconn {
 	enum dc_state state;		/* where in the lifecycle */
 	evutil_socket_t fd;		/* the socket (owned) */
 	struct event io;		/* EV_READ, + EV_WRITE while out */
-	struct event timer;		/* handshake deadline / session tick */
+	struct timerq_node timer;	/* handshake deadline / session tick,
+					   in reg->timers */
 	uint8_t *in;			/* partial input kept, or NULL */
 	uint32_t in_len;		/* bytes in in */
 	uint32_t out_len;		/* unsent bytes at out + out_off */
@@ -146,6 +148,9 @@ struct registry {
 	bool pool_retrying;		     /* pool_retry() running */
 	struct event *reap_ev;		     /* deferred reaper */
 	struct event *flush_ev;		     /* last_heard coalescing */
+	struct timerq timers;		     /* every connection's deadline */
+	struct event *timer_ev;		     /* fires at the earliest one */
+	uint64_t timer_armed_at;	     /* timer_ev's deadline, 0: none */
 	struct registry_stats stats;	     /* counters */
 	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
 	registry_presence_cb presence_cb;    /* presence hook */
@@ -233,7 +238,10 @@ size_t registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len);
 /** Queued output went out (an OTA transfer may send more). */
 void registry_conn_drained(struct devconn *c);
 
-/** The connection's timer: keep-alive, session deadlines (fd, what unused). */
+/**
+ * The connection's deadline came (called from the shared timer, or
+ * directly to re-arm): keep-alive, session deadlines (fd, what unused).
+ */
 void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /** store_query callback for writes: logs a failure; arg names the write. */
