@@ -70,71 +70,6 @@ registry_conn_get(struct registry *reg, uint64_t id)
 }
 
 /* ------------------------------------------------------------------ */
-/* Connection deadlines: one libevent timer for all of them (a struct    */
-/* event per connection cost 128 bytes of each idle session, B2).       */
-
-/* Arm the shared timer for the earliest deadline, if it is not already
-   armed for it or earlier. */
-static void
-timers_arm(struct registry *reg)
-{
-	struct timerq_node *first = timerq_first(&reg->timers);
-	uint64_t now, ms;
-	struct timeval tv;
-
-	if (first == NULL)
-		return; /* firing early for nothing is harmless */
-	if (reg->timer_armed_at != 0 && reg->timer_armed_at <= first->at)
-		return;
-	now = registry_now_ms();
-	ms = first->at > now ? first->at - now : 0;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	evtimer_add(reg->timer_ev, &tv);
-	reg->timer_armed_at = first->at;
-}
-
-static void
-timers_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct registry *reg = arg;
-	struct timerq_node *node;
-	uint64_t now = registry_now_ms();
-
-	(void)fd;
-	(void)what;
-	reg->timer_armed_at = 0;
-	/* A callback may queue its connection again, always for later than
-	   now (set_timer_ms), so this ends. If libevent's coarser clock
-	   fired early, nothing is due yet and the timer is armed again. */
-	while ((node = timerq_pop_due(&reg->timers, now)) != NULL) {
-		struct devconn *c =
-			(struct devconn *)(void *)((char *)node -
-						   offsetof(struct devconn,
-							    timer));
-
-		registry_conn_timer_cb(-1, 0, c);
-	}
-	timers_arm(reg);
-}
-
-static void
-set_timer_ms(struct devconn *c, int64_t ms)
-{
-	if (ms < 1)
-		ms = 1; /* the next pass of timers_cb, not the current one */
-	timerq_set(&c->reg->timers, &c->timer,
-		   registry_now_ms() + (uint64_t)ms);
-	timers_arm(c->reg);
-}
-
-static void
-timer_stop(struct devconn *c)
-{
-	timerq_del(&c->reg->timers, &c->timer);
-}
-
-/* ------------------------------------------------------------------ */
 /* Listener pacing: at most max_handshakes in progress.                */
 
 void
@@ -155,6 +90,7 @@ registry_handshake_end(struct devconn *c, bool ok)
 		evconnlistener_enable(reg->listener);
 		reg->paused = false;
 	}
+	registry_trim_note_handshake(reg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -810,7 +746,7 @@ conn_free(struct devconn *c)
 		session_free(c->session);
 	}
 	registry_io_free(c);
-	timer_stop(c);
+	registry_timer_stop(c);
 	crypto_channel_cleanup(&c->ch);
 	registry_conn_hs_free(c);
 	crypto_key_free(c->dev_key);
@@ -864,42 +800,10 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 	if (c->hello_seen && reg->closed_cb != NULL)
 		reg->closed_cb(c->id, c->idhex, reg->sub_arg);
 	registry_io_stop(c);
-	timer_stop(c);
+	registry_timer_stop(c);
 	registry_conn_pool_unpark(c);
 	TAILQ_INSERT_TAIL(&reg->reap_list, c, reap);
 	event_active(reg->reap_ev, EV_TIMEOUT, 0);
-}
-
-void
-registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct devconn *c = arg;
-	uint64_t now = registry_now_ms();
-	int64_t next, idle_ms, limit_ms;
-
-	(void)fd;
-	(void)what;
-	if (c->state == DC_CLOSING)
-		return;
-	if (c->state != DC_FRAMED || c->session == NULL) {
-		registry_conn_close(c, CINDER_ERR_TIMEOUT,
-				    "handshake timed out");
-		return;
-	}
-	limit_ms = (int64_t)c->reg->cfg->keepalive_timeout * 1000;
-	idle_ms = (int64_t)(now - c->last_rx_ms);
-	if (idle_ms >= limit_ms) {
-		c->reg->stats.keepalive_timeouts++;
-		registry_conn_close(c, CINDER_ERR_TIMEOUT,
-				    "keep-alive timeout: device silent");
-		return;
-	}
-	next = session_tick(c->session, now);
-	if (c->state == DC_CLOSING)
-		return;
-	if (next < 0 || next > limit_ms - idle_ms)
-		next = limit_ms - idle_ms;
-	set_timer_ms(c, next);
 }
 
 /* Decrypt and dispatch every complete frame in buf; @return bytes used. */
@@ -1024,7 +928,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		evconnlistener_disable(reg->listener);
 		reg->paused = true;
 	}
-	set_timer_ms(c, (int64_t)reg->cfg->handshake_timeout * 1000);
+	registry_timer_set(c, (int64_t)reg->cfg->handshake_timeout * 1000);
 	if (crypto_random(c->hs->nonce, sizeof(c->hs->nonce)) != 0 ||
 	    registry_io_write(c, c->hs->nonce, sizeof(c->hs->nonce)) != 0) {
 		registry_conn_close(c, CINDER_ERR_CRYPTO,
@@ -1087,8 +991,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
 	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
 	event_add(reg->flush_ev, &flush);
-	timerq_init(&reg->timers);
-	reg->timer_ev = evtimer_new(base, timers_cb, reg);
+	registry_timers_init(reg);
 	conf_node_name(cfg, reg->node_id, sizeof(reg->node_id));
 	reg->listener = evconnlistener_new_bind(
 		base, accept_cb, reg,
@@ -1184,9 +1087,7 @@ registry_free(struct registry *reg)
 		event_free(reg->reap_ev);
 	if (reg->flush_ev != NULL)
 		event_free(reg->flush_ev);
-	if (reg->timer_ev != NULL)
-		event_free(reg->timer_ev);
-	timerq_cleanup(&reg->timers);
+	registry_timers_cleanup(reg);
 	if (reg->keys != NULL)
 		hmap_foreach(reg->keys, free_key, NULL);
 	if (reg->reqs != NULL)

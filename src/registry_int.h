@@ -151,6 +151,9 @@ struct registry {
 	struct timerq timers;		     /* every connection's deadline */
 	struct event *timer_ev;		     /* fires at the earliest one */
 	uint64_t timer_armed_at;	     /* timer_ev's deadline, 0: none */
+	struct event *trim_ev;		     /* allocator trim after a storm */
+	uint32_t hs_since_trim;		     /* handshakes ended since */
+	uint32_t trim_waits;		     /* trim_ev waits for the store */
 	struct registry_stats stats;	     /* counters */
 	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
 	registry_presence_cb presence_cb;    /* presence hook */
@@ -202,6 +205,28 @@ void registry_conn_hs_free(struct devconn *c);
 
 /** A handshake ended (ok or not): counters, and the listener's pacing. */
 void registry_handshake_end(struct devconn *c, bool ok);
+
+/* registry_timer.c */
+
+/** Create the shared deadline timer and the trim event (registry_new). */
+void registry_timers_init(struct registry *reg);
+
+/** Free them (registry_free, after every connection is gone). */
+void registry_timers_cleanup(struct registry *reg);
+
+/** Run the connection's timer callback in ms milliseconds (at least 1). */
+void registry_timer_set(struct devconn *c, int64_t ms);
+
+/** No deadline for the connection any more. */
+void registry_timer_stop(struct devconn *c);
+
+/**
+ * A handshake ended. After a burst of them (a connect storm), once no
+ * handshake is in progress and the store's write backlog has drained,
+ * the allocator gives its free pages back (malloc_trim): the storm's
+ * crypto jobs and queued queries were freed but kept RSS up.
+ */
+void registry_trim_note_handshake(struct registry *reg);
 
 /* registry_io.c */
 
