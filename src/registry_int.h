@@ -154,6 +154,7 @@ struct registry {
 	struct event *trim_ev;		     /* allocator trim after a storm */
 	uint32_t hs_since_trim;		     /* handshakes ended since */
 	uint32_t trim_waits;		     /* trim_ev waits for the store */
+	uint64_t last_hs_end_ms;	     /* when a handshake last ended */
 	struct registry_stats stats;	     /* counters */
 	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
 	registry_presence_cb presence_cb;    /* presence hook */

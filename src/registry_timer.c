@@ -22,7 +22,6 @@
 #include "session.h"
 #include "store.h"
 
-
 /* Arm the shared timer for the earliest deadline, if it is not already
    armed for it or earlier. */
 static void
@@ -116,7 +115,6 @@ registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	registry_timer_set(c, next);
 }
 
-
 /* ------------------------------------------------------------------ */
 /* Giving the storm's memory back.                                     */
 
@@ -139,6 +137,14 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 	if (reg->stats.handshakes_active > 0)
 		return; /* the next handshake to end schedules it again */
 	store_stats_get(reg->store, &ss);
+	/* wait for a quiet second (a paced storm has gaps with no
+	   handshake in progress), then for the store's backlog, for a
+	   while (the database may be down) */
+	if (registry_now_ms() - reg->last_hs_end_ms < TRIM_CHECK_S * 1000) {
+		reg->trim_waits = 0;
+		evtimer_add(reg->trim_ev, &tv);
+		return;
+	}
 	if (ss.queued > 0 && ++reg->trim_waits < TRIM_WAITS_MAX) {
 		evtimer_add(reg->trim_ev, &tv);
 		return;
@@ -159,9 +165,10 @@ registry_trim_note_handshake(struct registry *reg)
 
 	if (reg->hs_since_trim < UINT32_MAX)
 		reg->hs_since_trim++;
+	reg->last_hs_end_ms = registry_now_ms();
 	if (reg->stats.handshakes_active > 0 ||
-	    reg->hs_since_trim < TRIM_AFTER_HANDSHAKES || reg->trim_ev == NULL ||
-	    evtimer_pending(reg->trim_ev, NULL))
+	    reg->hs_since_trim < TRIM_AFTER_HANDSHAKES ||
+	    reg->trim_ev == NULL || evtimer_pending(reg->trim_ev, NULL))
 		return;
 	reg->trim_waits = 0;
 	evtimer_add(reg->trim_ev, &tv);
