@@ -694,19 +694,20 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 	uint64_t *waiters;
 	size_t i, n;
 
-	if (kind != SESSION_REQ_DESCRIBE || req_id != c->refresh_req) {
+	if (kind != SESSION_REQ_DESCRIBE || c->refresh == NULL ||
+	    req_id != c->refresh->req) {
 		req_finish(c->reg, req_id, res);
 		return;
 	}
 	/* A describe refresh: keep it, then answer everyone waiting. */
-	c->refresh_req = 0;
+	c->refresh->req = 0;
 	if (res->status == 0)
 		conn_describe_apply(c, (const char *)res->data, res->data_len);
 	/* Detached first: a callback may start the next refresh. */
-	n = c->n_refresh_waiters;
-	waiters = c->refresh_waiters;
-	c->n_refresh_waiters = 0;
-	c->refresh_waiters = NULL;
+	n = c->refresh->n_waiters;
+	waiters = c->refresh->waiters;
+	c->refresh->n_waiters = 0;
+	c->refresh->waiters = NULL;
 	req_finish(c->reg, req_id, res);
 	for (i = 0; i < n; i++)
 		req_finish(c->reg, waiters[i], res);
@@ -752,7 +753,10 @@ conn_free(struct devconn *c)
 	crypto_key_free(c->dev_key);
 	if (c->describe != NULL)
 		desc_release(c->reg, desc_of(c->describe));
-	free(c->refresh_waiters);
+	if (c->refresh != NULL) {
+		free(c->refresh->waiters);
+		free(c->refresh);
+	}
 	hmap_remove(c->reg->conns, &c->id, sizeof(c->id));
 	c->reg->stats.connections--;
 	free(c);
@@ -1168,28 +1172,30 @@ registry_is_online(const struct registry *reg, const char *device_id)
 static int
 conn_refresh_describe(struct devconn *c, uint64_t id, uint64_t now)
 {
+	struct devconn_refresh *rf;
 	int r;
 
-	if (c->refresh_req != 0) {
-		if (c->n_refresh_waiters >= REFRESH_WAITERS_MAX)
+	if (c->refresh == NULL)
+		c->refresh = xcalloc(1, sizeof(*c->refresh));
+	rf = c->refresh;
+	if (rf->req != 0) {
+		if (rf->n_waiters >= REFRESH_WAITERS_MAX)
 			return CINDER_ERR_BUSY;
 		/* Allocated while a refresh has waiters only. */
-		if (c->refresh_waiters == NULL)
-			c->refresh_waiters =
-				xcalloc(REFRESH_WAITERS_MAX,
-					sizeof(*c->refresh_waiters));
-		c->refresh_waiters[c->n_refresh_waiters++] = id;
+		if (rf->waiters == NULL)
+			rf->waiters = xcalloc(REFRESH_WAITERS_MAX,
+					      sizeof(*rf->waiters));
+		rf->waiters[rf->n_waiters++] = id;
 		return 0;
 	}
-	if (c->refresh_last_ms != 0 &&
-	    now - c->refresh_last_ms < REFRESH_INTERVAL_MS)
+	if (rf->last_ms != 0 && now - rf->last_ms < REFRESH_INTERVAL_MS)
 		return CINDER_ERR_BUSY;
 	r = session_request_describe(c->session, id, 0, now,
 				     REFRESH_TIMEOUT_MS);
 	if (r != 0)
 		return r;
-	c->refresh_req = id;
-	c->refresh_last_ms = now;
+	rf->req = id;
+	rf->last_ms = now;
 	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "refreshing the describe");
 	return 0;
 }

@@ -63,6 +63,15 @@ struct devconn_hs {
 	size_t supplied_der_len;		    /* 0: none sent */
 };
 
+/* A connection's describe refreshes asked by the API (rare: allocated at
+   the first one and kept for the connection's life). */
+struct devconn_refresh {
+	uint64_t req;	    /* describe in flight, 0: none */
+	uint64_t last_ms;   /* when the last one started */
+	uint64_t *waiters;  /* requests sharing req (REFRESH_WAITERS_MAX) */
+	uint16_t n_waiters; /* entries in waiters */
+};
+
 /*
  * One device connection. Sized for 100,000 idle sessions per node: no
  * bufferevent (its two evbuffers and callbacks cost ~1 KB); the socket is
@@ -108,11 +117,9 @@ struct devconn {
 	int64_t owner_id;		/* owning user id, 0 = unowned */
 	uint32_t max_binary;		/* largest OTA image, 0: not said */
 	uint16_t chunk_size;		/* OTA chunk size, 0: not said */
-	uint16_t n_refresh_waiters;	/* requests sharing refresh_req */
-	uint64_t refresh_req;		/* API describe in flight, 0: none */
-	uint64_t refresh_last_ms;	/* when the last one started */
-	uint64_t *refresh_waiters;	/* their ids (REFRESH_WAITERS_MAX) */
-	TAILQ_ENTRY(devconn) reap;	/* reap list or pool_waitq link */
+	struct devconn_refresh *refresh; /* API describe refreshes, NULL
+					    until the first one */
+	TAILQ_ENTRY(devconn) reap;	 /* reap list or pool_waitq link */
 };
 
 TAILQ_HEAD(devconn_list, devconn);
