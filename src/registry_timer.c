@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <malloc.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -125,6 +127,21 @@ registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 #define TRIM_CHECK_S 1
 #define TRIM_WAITS_MAX 30
 
+/* Resident KB (/proc/self/statm), -1 if unknown: for the log line. */
+static long
+rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long size, res = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld %ld", &size, &res) != 2)
+		res = -1;
+	fclose(f);
+	return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 static void
 trim_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -152,9 +169,14 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 	reg->hs_since_trim = 0;
 	reg->trim_waits = 0;
 #if defined(__GLIBC__)
-	malloc_trim(0);
-	log_debug("after %u connections, free memory given back",
-		  (unsigned)hmap_count(reg->conns));
+	{
+		long before = rss_kb();
+
+		malloc_trim(0);
+		log_info("connect burst settled (%u connections): RSS %ld -> "
+			 "%ld KB",
+			 (unsigned)hmap_count(reg->conns), before, rss_kb());
+	}
 #endif
 }
 
