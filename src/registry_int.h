@@ -222,7 +222,10 @@ void registry_timers_init(struct registry *reg);
 /** Free them (registry_free, after every connection is gone). */
 void registry_timers_cleanup(struct registry *reg);
 
-/** Run the connection's timer callback in ms milliseconds (at least 1). */
+/**
+ * Run the connection's timer callback in ms milliseconds (at least 1), or
+ * earlier if it is already due earlier (the callback re-arms itself).
+ */
 void registry_timer_set(struct devconn *c, int64_t ms);
 
 /** No deadline for the connection any more. */

@@ -72,10 +72,17 @@ timers_cb(evutil_socket_t fd, short what, void *arg)
 void
 registry_timer_set(struct devconn *c, int64_t ms)
 {
+	uint64_t at;
+
 	if (ms < 1)
 		ms = 1; /* the next pass of timers_cb, not the current one */
-	timerq_set(&c->reg->timers, &c->timer,
-		   registry_now_ms() + (uint64_t)ms);
+	at = registry_now_ms() + (uint64_t)ms;
+	/* Already due earlier: leave it there. The callback, run early,
+	   finds the real deadline and queues the connection for it; a
+	   device sending frames thus costs no heap move per frame (B3). */
+	if (timerq_queued(&c->timer) && c->timer.at <= at)
+		return;
+	timerq_set(&c->reg->timers, &c->timer, at);
 	timers_arm(c->reg);
 }
 
