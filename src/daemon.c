@@ -119,6 +119,10 @@ status_cb(json_t *obj, void *arg)
 		json_object_set_new(
 			obj, "heap_in_use",
 			json_integer((json_int_t)(mi.uordblks + mi.hblkhd)));
+		/* free bytes the allocator holds (fragmentation: part of
+		   RSS that is no live object) */
+		json_object_set_new(obj, "heap_free",
+				    json_integer((json_int_t)mi.fordblks));
 	}
 #endif
 #endif

@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -68,18 +69,6 @@ registry_conn_get(struct registry *reg, uint64_t id)
 	return (c != NULL && c->state != DC_CLOSING) ? c : NULL;
 }
 
-static void
-set_timer_ms(struct devconn *c, int64_t ms)
-{
-	struct timeval tv;
-
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(&c->timer, &tv);
-}
-
 /* ------------------------------------------------------------------ */
 /* Listener pacing: at most max_handshakes in progress.                */
 
@@ -101,6 +90,7 @@ registry_handshake_end(struct devconn *c, bool ok)
 		evconnlistener_enable(reg->listener);
 		reg->paused = false;
 	}
+	registry_trim_note_handshake(reg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -704,19 +694,20 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 	uint64_t *waiters;
 	size_t i, n;
 
-	if (kind != SESSION_REQ_DESCRIBE || req_id != c->refresh_req) {
+	if (kind != SESSION_REQ_DESCRIBE || c->refresh == NULL ||
+	    req_id != c->refresh->req) {
 		req_finish(c->reg, req_id, res);
 		return;
 	}
 	/* A describe refresh: keep it, then answer everyone waiting. */
-	c->refresh_req = 0;
+	c->refresh->req = 0;
 	if (res->status == 0)
 		conn_describe_apply(c, (const char *)res->data, res->data_len);
 	/* Detached first: a callback may start the next refresh. */
-	n = c->n_refresh_waiters;
-	waiters = c->refresh_waiters;
-	c->n_refresh_waiters = 0;
-	c->refresh_waiters = NULL;
+	n = c->refresh->n_waiters;
+	waiters = c->refresh->waiters;
+	c->refresh->n_waiters = 0;
+	c->refresh->waiters = NULL;
 	req_finish(c->reg, req_id, res);
 	for (i = 0; i < n; i++)
 		req_finish(c->reg, waiters[i], res);
@@ -756,13 +747,16 @@ conn_free(struct devconn *c)
 		session_free(c->session);
 	}
 	registry_io_free(c);
-	event_del(&c->timer);
+	registry_timer_stop(c);
 	crypto_channel_cleanup(&c->ch);
 	registry_conn_hs_free(c);
 	crypto_key_free(c->dev_key);
 	if (c->describe != NULL)
 		desc_release(c->reg, desc_of(c->describe));
-	free(c->refresh_waiters);
+	if (c->refresh != NULL) {
+		free(c->refresh->waiters);
+		free(c->refresh);
+	}
 	hmap_remove(c->reg->conns, &c->id, sizeof(c->id));
 	c->reg->stats.connections--;
 	free(c);
@@ -810,42 +804,10 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 	if (c->hello_seen && reg->closed_cb != NULL)
 		reg->closed_cb(c->id, c->idhex, reg->sub_arg);
 	registry_io_stop(c);
-	evtimer_del(&c->timer);
+	registry_timer_stop(c);
 	registry_conn_pool_unpark(c);
 	TAILQ_INSERT_TAIL(&reg->reap_list, c, reap);
 	event_active(reg->reap_ev, EV_TIMEOUT, 0);
-}
-
-void
-registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct devconn *c = arg;
-	uint64_t now = registry_now_ms();
-	int64_t next, idle_ms, limit_ms;
-
-	(void)fd;
-	(void)what;
-	if (c->state == DC_CLOSING)
-		return;
-	if (c->state != DC_FRAMED || c->session == NULL) {
-		registry_conn_close(c, CINDER_ERR_TIMEOUT,
-				    "handshake timed out");
-		return;
-	}
-	limit_ms = (int64_t)c->reg->cfg->keepalive_timeout * 1000;
-	idle_ms = (int64_t)(now - c->last_rx_ms);
-	if (idle_ms >= limit_ms) {
-		c->reg->stats.keepalive_timeouts++;
-		registry_conn_close(c, CINDER_ERR_TIMEOUT,
-				    "keep-alive timeout: device silent");
-		return;
-	}
-	next = session_tick(c->session, now);
-	if (c->state == DC_CLOSING)
-		return;
-	if (next < 0 || next > limit_ms - idle_ms)
-		next = limit_ms - idle_ms;
-	set_timer_ms(c, next);
 }
 
 /* Decrypt and dispatch every complete frame in buf; @return bytes used. */
@@ -959,7 +921,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	snprintf(c->logctx, sizeof(c->logctx), "conn %llu",
 		 (unsigned long long)c->id);
 	registry_io_start(c, fd);
-	evtimer_assign(&c->timer, reg->base, registry_conn_timer_cb, c);
 	hmap_put(reg->conns, &c->id, sizeof(c->id), c, NULL);
 	reg->stats.connections++;
 	reg->stats.accepted++;
@@ -971,7 +932,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		evconnlistener_disable(reg->listener);
 		reg->paused = true;
 	}
-	set_timer_ms(c, (int64_t)reg->cfg->handshake_timeout * 1000);
+	registry_timer_set(c, (int64_t)reg->cfg->handshake_timeout * 1000);
 	if (crypto_random(c->hs->nonce, sizeof(c->hs->nonce)) != 0 ||
 	    registry_io_write(c, c->hs->nonce, sizeof(c->hs->nonce)) != 0) {
 		registry_conn_close(c, CINDER_ERR_CRYPTO,
@@ -1034,6 +995,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
 	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
 	event_add(reg->flush_ev, &flush);
+	registry_timers_init(reg);
 	conf_node_name(cfg, reg->node_id, sizeof(reg->node_id));
 	reg->listener = evconnlistener_new_bind(
 		base, accept_cb, reg,
@@ -1129,6 +1091,7 @@ registry_free(struct registry *reg)
 		event_free(reg->reap_ev);
 	if (reg->flush_ev != NULL)
 		event_free(reg->flush_ev);
+	registry_timers_cleanup(reg);
 	if (reg->keys != NULL)
 		hmap_foreach(reg->keys, free_key, NULL);
 	if (reg->reqs != NULL)
@@ -1209,28 +1172,30 @@ registry_is_online(const struct registry *reg, const char *device_id)
 static int
 conn_refresh_describe(struct devconn *c, uint64_t id, uint64_t now)
 {
+	struct devconn_refresh *rf;
 	int r;
 
-	if (c->refresh_req != 0) {
-		if (c->n_refresh_waiters >= REFRESH_WAITERS_MAX)
+	if (c->refresh == NULL)
+		c->refresh = xcalloc(1, sizeof(*c->refresh));
+	rf = c->refresh;
+	if (rf->req != 0) {
+		if (rf->n_waiters >= REFRESH_WAITERS_MAX)
 			return CINDER_ERR_BUSY;
 		/* Allocated while a refresh has waiters only. */
-		if (c->refresh_waiters == NULL)
-			c->refresh_waiters =
-				xcalloc(REFRESH_WAITERS_MAX,
-					sizeof(*c->refresh_waiters));
-		c->refresh_waiters[c->n_refresh_waiters++] = id;
+		if (rf->waiters == NULL)
+			rf->waiters = xcalloc(REFRESH_WAITERS_MAX,
+					      sizeof(*rf->waiters));
+		rf->waiters[rf->n_waiters++] = id;
 		return 0;
 	}
-	if (c->refresh_last_ms != 0 &&
-	    now - c->refresh_last_ms < REFRESH_INTERVAL_MS)
+	if (rf->last_ms != 0 && now - rf->last_ms < REFRESH_INTERVAL_MS)
 		return CINDER_ERR_BUSY;
 	r = session_request_describe(c->session, id, 0, now,
 				     REFRESH_TIMEOUT_MS);
 	if (r != 0)
 		return r;
-	c->refresh_req = id;
-	c->refresh_last_ms = now;
+	rf->req = id;
+	rf->last_ms = now;
 	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "refreshing the describe");
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "registry.h"
 #include "session.h"
+#include "timerq.h"
 
 struct store_result;
 struct desc_memo;
@@ -62,6 +63,15 @@ struct devconn_hs {
 	size_t supplied_der_len;		    /* 0: none sent */
 };
 
+/* A connection's describe refreshes asked by the API (rare: allocated at
+   the first one and kept for the connection's life). */
+struct devconn_refresh {
+	uint64_t req;	    /* describe in flight, 0: none */
+	uint64_t last_ms;   /* when the last one started */
+	uint64_t *waiters;  /* requests sharing req (REFRESH_WAITERS_MAX) */
+	uint16_t n_waiters; /* entries in waiters */
+};
+
 /*
  * One device connection. Sized for 100,000 idle sessions per node: no
  * bufferevent (its two evbuffers and callbacks cost ~1 KB); the socket is
@@ -74,7 +84,8 @@ struct devconn {
 	enum dc_state state;		/* where in the lifecycle */
 	evutil_socket_t fd;		/* the socket (owned) */
 	struct event io;		/* EV_READ, + EV_WRITE while out */
-	struct event timer;		/* handshake deadline / session tick */
+	struct timerq_node timer;	/* handshake deadline / session tick,
+					   in reg->timers */
 	uint8_t *in;			/* partial input kept, or NULL */
 	uint32_t in_len;		/* bytes in in */
 	uint32_t out_len;		/* unsent bytes at out + out_off */
@@ -106,11 +117,9 @@ struct devconn {
 	int64_t owner_id;		/* owning user id, 0 = unowned */
 	uint32_t max_binary;		/* largest OTA image, 0: not said */
 	uint16_t chunk_size;		/* OTA chunk size, 0: not said */
-	uint16_t n_refresh_waiters;	/* requests sharing refresh_req */
-	uint64_t refresh_req;		/* API describe in flight, 0: none */
-	uint64_t refresh_last_ms;	/* when the last one started */
-	uint64_t *refresh_waiters;	/* their ids (REFRESH_WAITERS_MAX) */
-	TAILQ_ENTRY(devconn) reap;	/* reap list or pool_waitq link */
+	struct devconn_refresh *refresh; /* API describe refreshes, NULL
+					    until the first one */
+	TAILQ_ENTRY(devconn) reap;	 /* reap list or pool_waitq link */
 };
 
 TAILQ_HEAD(devconn_list, devconn);
@@ -146,6 +155,13 @@ struct registry {
 	bool pool_retrying;		     /* pool_retry() running */
 	struct event *reap_ev;		     /* deferred reaper */
 	struct event *flush_ev;		     /* last_heard coalescing */
+	struct timerq timers;		     /* every connection's deadline */
+	struct event *timer_ev;		     /* fires at the earliest one */
+	uint64_t timer_armed_at;	     /* timer_ev's deadline, 0: none */
+	struct event *trim_ev;		     /* allocator trim after a storm */
+	uint32_t hs_since_trim;		     /* handshakes ended since */
+	uint32_t trim_waits;		     /* trim_ev waits for the store */
+	uint64_t last_hs_end_ms;	     /* when a handshake last ended */
 	struct registry_stats stats;	     /* counters */
 	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
 	registry_presence_cb presence_cb;    /* presence hook */
@@ -198,6 +214,31 @@ void registry_conn_hs_free(struct devconn *c);
 /** A handshake ended (ok or not): counters, and the listener's pacing. */
 void registry_handshake_end(struct devconn *c, bool ok);
 
+/* registry_timer.c */
+
+/** Create the shared deadline timer and the trim event (registry_new). */
+void registry_timers_init(struct registry *reg);
+
+/** Free them (registry_free, after every connection is gone). */
+void registry_timers_cleanup(struct registry *reg);
+
+/**
+ * Run the connection's timer callback in ms milliseconds (at least 1), or
+ * earlier if it is already due earlier (the callback re-arms itself).
+ */
+void registry_timer_set(struct devconn *c, int64_t ms);
+
+/** No deadline for the connection any more. */
+void registry_timer_stop(struct devconn *c);
+
+/**
+ * A handshake ended. After a burst of them (a connect storm), once no
+ * handshake is in progress and the store's write backlog has drained,
+ * the allocator gives its free pages back (malloc_trim): the storm's
+ * crypto jobs and queued queries were freed but kept RSS up.
+ */
+void registry_trim_note_handshake(struct registry *reg);
+
 /* registry_io.c */
 
 /** Watch the accepted socket fd (owned from now on) and start reading. */
@@ -233,7 +274,10 @@ size_t registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len);
 /** Queued output went out (an OTA transfer may send more). */
 void registry_conn_drained(struct devconn *c);
 
-/** The connection's timer: keep-alive, session deadlines (fd, what unused). */
+/**
+ * The connection's deadline came (called from the shared timer, or
+ * directly to re-arm): keep-alive, session deadlines (fd, what unused).
+ */
 void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /** store_query callback for writes: logs a failure; arg names the write. */

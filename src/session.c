@@ -46,19 +46,23 @@ struct session_req {
 };
 
 struct session {
+	/* Ordered so that the small fields share words: 176 bytes, a
+	   smaller malloc size class per idle session (B2). */
 	const struct session_ops *ops; /* callbacks, borrowed */
 	void *arg;		       /* their argument */
 	enum session_state state;      /* where we are */
 	struct session_hello hello;    /* the device's Hello */
+	int close_status;	       /* status given to ops->close */
 	size_t hello_len;	       /* its payload length */
 	uint16_t next_mid;	       /* our next message ID */
 	uint16_t dev_mid_next;	       /* the device's expected next ID */
 	uint8_t next_token;	       /* next token to try, 1..255 */
-	int close_status;	       /* status given to ops->close */
+	uint8_t n_slots_used;	       /* non-NULL entries in slots */
+	bool settle_armed;	       /* the settle re-describe is due at
+					  settle_at */
 	/* Sent, unanswered: SESSION_SLOTS entries, allocated only while
 	   one is used (an idle session holds none). */
 	struct session_req **slots;
-	uint8_t n_slots_used;	    /* non-NULL entries in slots */
 	size_t n_api_inflight;	    /* API requests in slots */
 	struct session_req *q_head; /* FIFO of requests not yet sent */
 	struct session_req *q_tail; /* its last element */
@@ -66,8 +70,7 @@ struct session {
 	struct session_stats stats; /* counters */
 	const char *log_ctx;	    /* log context, borrowed; may be NULL */
 	uint64_t now_ms;	    /* time of the latest input or tick */
-	bool settle_armed;	    /* the settle re-describe is due ... */
-	uint64_t settle_at;	    /* ... at this time */
+	uint64_t settle_at;	    /* when the settle re-describe is due */
 	uint64_t settle_cap;	    /* latest settle_at allowed */
 	struct session_ota *ota;    /* attached transfer, or NULL */
 };

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connection deadlines (handshake timeout, keep-alive, session ticks):
+ * every connection's next deadline sits in one heap (timerq.c) under one
+ * libevent timer, where a struct event per connection cost 128 bytes of
+ * each idle session (B2). Also the allocator trim once a connect storm
+ * has settled. Loop thread only.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "err.h"
+#include "hmap.h"
+#include "log.h"
+#include "registry_int.h"
+#include "session.h"
+#include "store.h"
+
+/* Arm the shared timer for the earliest deadline, if it is not already
+   armed for it or earlier. */
+static void
+timers_arm(struct registry *reg)
+{
+	struct timerq_node *first = timerq_first(&reg->timers);
+	uint64_t now, ms;
+	struct timeval tv;
+
+	if (first == NULL)
+		return; /* firing early for nothing is harmless */
+	if (reg->timer_armed_at != 0 && reg->timer_armed_at <= first->at)
+		return;
+	now = registry_now_ms();
+	ms = first->at > now ? first->at - now : 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(reg->timer_ev, &tv);
+	reg->timer_armed_at = first->at;
+}
+
+static void
+timers_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct registry *reg = arg;
+	struct timerq_node *node;
+	uint64_t now = registry_now_ms();
+
+	(void)fd;
+	(void)what;
+	reg->timer_armed_at = 0;
+	/* A callback may queue its connection again, always for later than
+	   now (registry_timer_set), so this ends. If libevent's coarser clock
+	   fired early, nothing is due yet and the timer is armed again. */
+	while ((node = timerq_pop_due(&reg->timers, now)) != NULL) {
+		struct devconn *c =
+			(struct devconn *)(void *)((char *)node -
+						   offsetof(struct devconn,
+							    timer));
+
+		registry_conn_timer_cb(-1, 0, c);
+	}
+	timers_arm(reg);
+}
+
+void
+registry_timer_set(struct devconn *c, int64_t ms)
+{
+	uint64_t at;
+
+	if (ms < 1)
+		ms = 1; /* the next pass of timers_cb, not the current one */
+	at = registry_now_ms() + (uint64_t)ms;
+	/* Already due earlier: leave it there. The callback, run early,
+	   finds the real deadline and queues the connection for it; a
+	   device sending frames thus costs no heap move per frame (B3). */
+	if (timerq_queued(&c->timer) && c->timer.at <= at)
+		return;
+	timerq_set(&c->reg->timers, &c->timer, at);
+	timers_arm(c->reg);
+}
+
+void
+registry_timer_stop(struct devconn *c)
+{
+	timerq_del(&c->reg->timers, &c->timer);
+}
+
+void
+registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct devconn *c = arg;
+	uint64_t now = registry_now_ms();
+	int64_t next, idle_ms, limit_ms;
+
+	(void)fd;
+	(void)what;
+	if (c->state == DC_CLOSING)
+		return;
+	if (c->state != DC_FRAMED || c->session == NULL) {
+		registry_conn_close(c, CINDER_ERR_TIMEOUT,
+				    "handshake timed out");
+		return;
+	}
+	limit_ms = (int64_t)c->reg->cfg->keepalive_timeout * 1000;
+	idle_ms = (int64_t)(now - c->last_rx_ms);
+	if (idle_ms >= limit_ms) {
+		c->reg->stats.keepalive_timeouts++;
+		registry_conn_close(c, CINDER_ERR_TIMEOUT,
+				    "keep-alive timeout: device silent");
+		return;
+	}
+	next = session_tick(c->session, now);
+	if (c->state == DC_CLOSING)
+		return;
+	if (next < 0 || next > limit_ms - idle_ms)
+		next = limit_ms - idle_ms;
+	registry_timer_set(c, next);
+}
+
+/* ------------------------------------------------------------------ */
+/* Giving the storm's memory back.                                     */
+
+/* Handshakes that make a burst worth a trim. */
+#define TRIM_AFTER_HANDSHAKES 256
+/* Seconds between checks for a drained store, and how many checks
+   before trimming anyway (the database may be down). */
+#define TRIM_CHECK_S 1
+#define TRIM_WAITS_MAX 30
+
+/* Resident KB (/proc/self/statm), -1 if unknown: for the log line. */
+static long
+rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long size, res = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld %ld", &size, &res) != 2)
+		res = -1;
+	fclose(f);
+	return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void
+trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct registry *reg = arg;
+	struct store_stats ss;
+	struct timeval tv = {TRIM_CHECK_S, 0};
+
+	(void)fd;
+	(void)what;
+	if (reg->stats.handshakes_active > 0)
+		return; /* the next handshake to end schedules it again */
+	store_stats_get(reg->store, &ss);
+	/* wait for a quiet second (a paced storm has gaps with no
+	   handshake in progress), then for the store's backlog, for a
+	   while (the database may be down) */
+	if (registry_now_ms() - reg->last_hs_end_ms < TRIM_CHECK_S * 1000) {
+		reg->trim_waits = 0;
+		evtimer_add(reg->trim_ev, &tv);
+		return;
+	}
+	if (ss.queued > 0 && ++reg->trim_waits < TRIM_WAITS_MAX) {
+		evtimer_add(reg->trim_ev, &tv);
+		return;
+	}
+	reg->hs_since_trim = 0;
+	reg->trim_waits = 0;
+#if defined(__GLIBC__)
+	{
+		long before = rss_kb();
+
+		malloc_trim(0);
+		log_info("connect burst settled (%u connections): RSS %ld -> "
+			 "%ld KB",
+			 (unsigned)hmap_count(reg->conns), before, rss_kb());
+	}
+#endif
+}
+
+void
+registry_trim_note_handshake(struct registry *reg)
+{
+	struct timeval tv = {TRIM_CHECK_S, 0};
+
+	if (reg->hs_since_trim < UINT32_MAX)
+		reg->hs_since_trim++;
+	reg->last_hs_end_ms = registry_now_ms();
+	if (reg->stats.handshakes_active > 0 ||
+	    reg->hs_since_trim < TRIM_AFTER_HANDSHAKES ||
+	    reg->trim_ev == NULL || evtimer_pending(reg->trim_ev, NULL))
+		return;
+	reg->trim_waits = 0;
+	evtimer_add(reg->trim_ev, &tv);
+}
+
+void
+registry_timers_init(struct registry *reg)
+{
+	timerq_init(&reg->timers);
+	reg->timer_ev = evtimer_new(reg->base, timers_cb, reg);
+	reg->trim_ev = evtimer_new(reg->base, trim_cb, reg);
+}
+
+void
+registry_timers_cleanup(struct registry *reg)
+{
+	if (reg->timer_ev != NULL)
+		event_free(reg->timer_ev);
+	reg->timer_ev = NULL;
+	if (reg->trim_ev != NULL)
+		event_free(reg->trim_ev);
+	reg->trim_ev = NULL;
+	timerq_cleanup(&reg->timers);
+}
