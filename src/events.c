@@ -506,13 +506,16 @@ events_on_presence(const struct registry_presence *p, void *arg)
 	if (p->online) {
 		if (d->online) /* an offline was missed */
 			status_event(ev, d->id, p->owner_id, "offline");
+		/* forced_sub stays: a device may subscribe to "particle"
+		   while its session is still being described, before this
+		   online; the offline of its previous session reset it */
 		d->online = true;
-		d->forced_sub = false;
-		d->forced_sent = false;
 		status_event(ev, d->id, p->owner_id, "online");
 		devinfo_fetch(ev, d->id);
 	} else if (d->online) {
 		d->online = false;
+		d->forced_sub = false;
+		d->forced_sent = false;
 		status_event(ev, d->id, p->owner_id, "offline");
 	}
 }
