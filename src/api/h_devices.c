@@ -750,6 +750,27 @@ app_request(struct dreq *d, const struct devrow *e)
 /*
  * Handling the device row of a single-device request.
  */
+/* The UPDATE of a rename, a note, the forced-updates flag or an
+   unclaim; simple_done() answers it. */
+static const char *
+simple_sql(enum dev_op op)
+{
+	switch (op) {
+	case OP_RENAME:
+		return "UPDATE devices SET name = $2 WHERE device_id = $1 "
+		       "RETURNING 1";
+	case OP_NOTES:
+		return "UPDATE devices SET notes = $2 WHERE device_id = $1 "
+		       "RETURNING 1";
+	case OP_FORCED:
+		return "UPDATE devices SET firmware_updates_forced = "
+		       "$2::boolean WHERE device_id = $1 RETURNING 1";
+	default:
+		return "UPDATE devices SET owner_id = NULL WHERE device_id = "
+		       "$1 RETURNING 1";
+	}
+}
+
 static void
 simple_done(int rc, const struct store_result *res, void *arg)
 {
@@ -831,36 +852,12 @@ row_done(int rc, const struct store_result *res, void *arg)
 		goto out;
 	case OP_RENAME:
 	case OP_NOTES:
-		params[1] = d->op == OP_RENAME ? d->name : d->arg;
-		rc = store_query(
-			r->store, STORE_Q_WRITE,
-			d->op == OP_RENAME
-				? "UPDATE devices SET name = $2 WHERE "
-				  "device_id = $1 RETURNING 1"
-				: "UPDATE devices SET notes = $2 WHERE "
-				  "device_id = $1 RETURNING 1",
-			2, params, simple_done, d, NULL);
-		if (rc != 0) {
-			rest_fail_err(d->http, d->id, rc);
-			goto out;
-		}
-		return;
 	case OP_FORCED:
-		params[1] = d->arg;
-		rc = store_query(r->store, STORE_Q_WRITE,
-				 "UPDATE devices SET firmware_updates_forced = "
-				 "$2::boolean WHERE device_id = $1 RETURNING 1",
-				 2, params, simple_done, d, NULL);
-		if (rc != 0) {
-			rest_fail_err(d->http, d->id, rc);
-			goto out;
-		}
-		return;
 	case OP_UNCLAIM:
-		rc = store_query(r->store, STORE_Q_WRITE,
-				 "UPDATE devices SET owner_id = NULL WHERE "
-				 "device_id = $1 RETURNING 1",
-				 1, params, simple_done, d, NULL);
+		params[1] = d->op == OP_RENAME ? d->name : d->arg;
+		rc = store_query(r->store, STORE_Q_WRITE, simple_sql(d->op),
+				 d->op == OP_UNCLAIM ? 1 : 2, params,
+				 simple_done, d, NULL);
 		if (rc != 0) {
 			rest_fail_err(d->http, d->id, rc);
 			goto out;

@@ -229,8 +229,9 @@ http_stream_start(struct http_request *req, int status,
 	return req_set_response(req, status, resp);
 }
 
-int
-http_stream_write(struct http *h, uint64_t id, const void *data, size_t len)
+/* The open stream of request id that has room for len more bytes. */
+static int
+stream_room(struct http *h, uint64_t id, size_t len, struct http_request **out)
 {
 	struct http_request *req = http_request_lookup(h, id);
 
@@ -240,6 +241,18 @@ http_stream_write(struct http *h, uint64_t id, const void *data, size_t len)
 		return CINDER_ERR_INVAL;
 	if (evbuffer_get_length(req->sbuf) + len > h->opts.stream_max_buffered)
 		return CINDER_ERR_BUSY;
+	*out = req;
+	return 0;
+}
+
+int
+http_stream_write(struct http *h, uint64_t id, const void *data, size_t len)
+{
+	struct http_request *req;
+	int rc;
+
+	if ((rc = stream_room(h, id, len, &req)) != 0)
+		return rc;
 	if (evbuffer_add(req->sbuf, data, len) != 0)
 		return CINDER_ERR_NOMEM;
 	http_req_resume(req);
@@ -250,14 +263,11 @@ int
 http_stream_write_ref(struct http *h, uint64_t id, const void *data, size_t len,
 		      http_stream_unref_cb unref, void *arg)
 {
-	struct http_request *req = http_request_lookup(h, id);
+	struct http_request *req;
+	int rc;
 
-	if (req == NULL)
-		return CINDER_ERR_NOTFOUND;
-	if (!req->stream || req->stream_end)
-		return CINDER_ERR_INVAL;
-	if (evbuffer_get_length(req->sbuf) + len > h->opts.stream_max_buffered)
-		return CINDER_ERR_BUSY;
+	if ((rc = stream_room(h, id, len, &req)) != 0)
+		return rc;
 	/* libevent calls unref once the bytes are drained or dropped */
 	if (evbuffer_add_reference(req->sbuf, data, len, unref, arg) != 0)
 		return CINDER_ERR_NOMEM;
