@@ -782,13 +782,24 @@ publish_chunks(struct webhook *w, const struct delivery *dl, const char *topic,
 	} while (off < len);
 }
 
+/* The rendered topic field of def, or prefix + the event name when the
+   hook has none (what the default "<prefix>{{{PARTICLE_EVENT_NAME}}}"
+   renders to, without parsing a template per delivery). */
+static char *
+topic_render(const struct delivery *dl, const json_t *def, const char *field,
+	     const char *prefix, const char *dflt, const json_t *ctx)
+{
+	if (!json_is_string(json_object_get(def, field)))
+		return xasprintf("%s%s", prefix, dl->name);
+	return hookdef_render_field(def, field, dflt, ctx);
+}
+
 static void
 publish_error(struct webhook *w, struct delivery *dl, const json_t *def,
 	      const json_t *ctx, const char *msg)
 {
-	char *topic = hookdef_render_field(
-		def, "errorResponseTopic",
-		"hook-error/{{{PARTICLE_EVENT_NAME}}}", ctx);
+	char *topic = topic_render(dl, def, "errorResponseTopic", "hook-error/",
+				   "hook-error/{{{PARTICLE_EVENT_NAME}}}", ctx);
 
 	if (topic != NULL)
 		publish_chunks(w, dl, topic, msg, strlen(msg));
@@ -804,9 +815,8 @@ publish_response(struct webhook *w, struct delivery *dl, const json_t *def,
 	const char *out = dl->resp ? dl->resp : "";
 	size_t len = dl->resp_len;
 
-	topic = hookdef_render_field(def, "responseTopic",
-				     "hook-response/{{{PARTICLE_EVENT_NAME}}}",
-				     ctx);
+	topic = topic_render(dl, def, "responseTopic", "hook-response/",
+			     "hook-response/{{{PARTICLE_EVENT_NAME}}}", ctx);
 	if (topic == NULL)
 		return;
 	if (json_is_string(rt)) {
