@@ -79,7 +79,7 @@ struct heal {
 	bool retry_due;	     /* re-plan when the back-off ends */
 	bool plan_due;	     /* plan on the next kick */
 	bool refused;	     /* 5.03: updates disabled, not forced */
-	bool describe_due;   /* spark/device/safemode: ask for a Describe */
+	bool describe_due;   /* ask for a Describe (safemode, stale one) */
 	uint64_t refused_at; /* monotonic ms */
 	char *json;	     /* the last Describe */
 	uint64_t started;    /* monotonic ms */
@@ -935,8 +935,10 @@ heal_decide(struct healer *h, struct heal *hl, const struct planner_image *cat,
 	if (strcmp(out.image->id, hl->sent_ok) == 0) {
 		/* A Describe sent between the install and the reboot: skip
 		   it once; if the next one still lacks the module, the
-		   install did not take and the image goes again. */
+		   install did not take and the image goes again. The next
+		   sweep asks for that Describe, in case none comes. */
 		hl->sent_ok[0] = '\0';
+		hl->describe_due = true;
 		log_info("device %s: heal: its describe predates the install "
 			 "of %s %u version %u: waiting for the restart",
 			 hl->device_id, module_func_name(out.image->func),
