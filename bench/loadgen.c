@@ -319,6 +319,24 @@ tcp_open(const struct sockaddr_in *a)
 	return fd;
 }
 
+/* conc keep-alive clients of the HTTP API, watched for input. */
+static void
+http_clients_open(struct lg *g, size_t conc)
+{
+	size_t j;
+
+	g->http = calloc(conc, sizeof(*g->http));
+	if (g->http == NULL)
+		die("out of memory");
+	g->nhttp = conc;
+	for (j = 0; j < conc; j++) {
+		g->http[j].kind = K_HTTP;
+		g->http[j].lg = g;
+		g->http[j].fd = tcp_open(&g->api_addr);
+		ep_set(g, g->http[j].fd, EPOLLIN, &g->http[j], EPOLL_CTL_ADD);
+	}
+}
+
 static void
 write_all(int fd, const void *buf, size_t len)
 {
@@ -1451,15 +1469,7 @@ main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "ota")) {
 		size_t j;
-		g.http = calloc(conc, sizeof(*g.http));
-		g.nhttp = conc;
-		for (j = 0; j < conc; j++) {
-			g.http[j].kind = K_HTTP;
-			g.http[j].lg = &g;
-			g.http[j].fd = tcp_open(&g.api_addr);
-			ep_set(&g, g.http[j].fd, EPOLLIN, &g.http[j],
-			       EPOLL_CTL_ADD);
-		}
+		http_clients_open(&g, conc);
 		/* settle: the post-connect events of the storm */
 		run_until(&g, now_us() + 1000000, 0, 0, NULL);
 		/* warm-up: the first devices are flashed unmeasured, so the
@@ -1486,17 +1496,9 @@ main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "http")) {
 		size_t j;
-		g.http = calloc(conc, sizeof(*g.http));
-		g.nhttp = conc;
 		if (g.path == NULL)
 			die("http needs --path");
-		for (j = 0; j < conc; j++) {
-			g.http[j].kind = K_HTTP;
-			g.http[j].lg = &g;
-			g.http[j].fd = tcp_open(&g.api_addr);
-			ep_set(&g, g.http[j].fd, EPOLLIN, &g.http[j],
-			       EPOLL_CTL_ADD);
-		}
+		http_clients_open(&g, conc);
 		g.measuring = false; /* warm-up: 0.3 s */
 		for (j = 0; j < conc; j++)
 			http_send(&g, &g.http[j]);
