@@ -26,8 +26,7 @@ import_parts 1.5.2
 start_cinderd
 ALICE=$(login alice@example.com alicepass123)
 A=(-H "Authorization: Bearer $ALICE")
-curl -sS -N "${A[@]}" "$API/v1/devices/events/spark" >"$T_DIR/sse.out" 2>/dev/null &
-T_PIDS+=("$!")
+event_stream /v1/devices/events/spark
 
 # heal NAME PREFIX [sim flags]: provision one device, run it in safe
 # mode, wait for the two parts in order and the app's functions.

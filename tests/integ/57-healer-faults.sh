@@ -37,8 +37,7 @@ import_parts 1.5.2
 start_cinderd
 ALICE=$(login alice@example.com alicepass123)
 A=(-H "Authorization: Bearer $ALICE")
-curl -sS -N "${A[@]}" "$API/v1/devices/events/spark" >"$T_DIR/sse.out" 2>/dev/null &
-T_PIDS+=("$!")
+event_stream /v1/devices/events/spark
 
 # --- PostgreSQL restarts between two parts of a heal -------------------
 # First, while the healer holds no image yet: the second part must be

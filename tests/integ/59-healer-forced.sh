@@ -32,8 +32,7 @@ mk -o "$APP" --platform 3 --function user_part --index 1 --version 6 \
 start_cinderd
 ALICE=$(login alice@example.com alicepass123)
 A=(-H "Authorization: Bearer $ALICE")
-curl -sS -N "${A[@]}" "$API/v1/devices/events" >"$T_DIR/sse.out" 2>/dev/null &
-T_PIDS+=("$!")
+event_stream /v1/devices/events
 wait_for grep -q ':ok' "$T_DIR/sse.out" || true
 
 forced() { # forced ID true|false

@@ -51,3 +51,10 @@ provision() {
 		--prefix "$2" >/dev/null || fail "provision $1"
 	head -1 "$T_DIR/$1/devices.txt"
 }
+
+# event_stream PATH: the owner's event stream at PATH (with the token in
+# A), written to $T_DIR/sse.out until the test ends.
+event_stream() {
+	curl -sS -N "${A[@]}" "$API$1" >"$T_DIR/sse.out" 2>/dev/null &
+	T_PIDS+=("$!")
+}
