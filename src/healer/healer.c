@@ -582,6 +582,19 @@ heal_end(struct healer *h, struct heal *hl, const char *outcome,
 	}
 }
 
+/* The heal waits for news as stuck; its slot, if it held one, goes to
+   the next waiting heal. */
+static void
+heal_park(struct healer *h, struct heal *hl)
+{
+	if (hl->state == HEAL_ACTIVE) {
+		h->active--;
+		hl->state = HEAL_STUCK;
+		heal_promote(h);
+	}
+	hl->state = HEAL_STUCK;
+}
+
 /* Missing, blocked or refused: say so once (report), keep no loop.
    need: what is missing (published), or NULL. */
 static void
@@ -605,12 +618,7 @@ heal_stuck(struct healer *h, struct heal *hl, const char *why, bool report,
 		heal_record(h, hl, need != NULL ? "missing" : "stuck",
 			    hl->before, why);
 	}
-	if (hl->state == HEAL_ACTIVE) {
-		h->active--;
-		hl->state = HEAL_STUCK;
-		heal_promote(h);
-	}
-	hl->state = HEAL_STUCK;
+	heal_park(h, hl);
 }
 
 static struct heal_try *
@@ -662,12 +670,7 @@ heal_give_up(struct healer *h, struct heal *hl, const struct planner_image *pi,
 			 hl->device_id, module_func_name(pi->func), pi->index,
 			 pi->version, t->t.fails);
 	}
-	if (hl->state == HEAL_ACTIVE) {
-		h->active--;
-		hl->state = HEAL_STUCK;
-		heal_promote(h);
-	}
-	hl->state = HEAL_STUCK;
+	heal_park(h, hl);
 }
 
 static int
