@@ -43,6 +43,7 @@
 #include "xmalloc.h"
 
 #define RESPONSE_MAX 100000 /* response bytes used (cloud-api.md §3.4) */
+#define RESPONSE_MIN 256    /* first response buffer */
 #define CHUNK 512	    /* bytes per hook-response event */
 #define POLL_MS 1000	    /* retry poll period */
 #define LOAD_RETRY_MS 2000  /* reload after a failed start-up read */
@@ -77,7 +78,7 @@ struct delivery {
 	char errbuf[CURL_ERROR_SIZE];
 	bool denied; /* the address guard refused the connection */
 	char *resp;  /* response body (first RESPONSE_MAX bytes) */
-	size_t resp_len;
+	size_t resp_len, resp_cap;
 	TAILQ_ENTRY(delivery) qlink; /* in hook->ready */
 	TAILQ_ENTRY(delivery) alink; /* in w->all */
 	bool queued;		     /* in hook->ready */
@@ -1110,8 +1111,19 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 		return n;
 	take = n > RESPONSE_MAX - dl->resp_len ? RESPONSE_MAX - dl->resp_len
 					       : n;
-	if (dl->resp == NULL)
-		dl->resp = xmalloc(RESPONSE_MAX + 1);
+	if (dl->resp_len + take + 1 > dl->resp_cap) {
+		/* grown as the body arrives: most answers are a few bytes,
+		   and a 100 KB buffer per delivery costs more than the
+		   request */
+		size_t cap = dl->resp_cap ? dl->resp_cap : RESPONSE_MIN;
+
+		while (cap < dl->resp_len + take + 1)
+			cap *= 2;
+		if (cap > RESPONSE_MAX + 1)
+			cap = RESPONSE_MAX + 1;
+		dl->resp = xreallocarray(dl->resp, cap, 1);
+		dl->resp_cap = cap;
+	}
 	memcpy(dl->resp + dl->resp_len, ptr, take);
 	dl->resp_len += take;
 	dl->resp[dl->resp_len] = '\0';
