@@ -73,6 +73,7 @@ struct delivery {
 	CURL *easy;   /* while sending */
 	struct curl_slist *hdrs;
 	struct hookreq req;
+	struct hookplan *plan; /* the definition it is sent with */
 	json_t *ctx; /* template context, built once (delivery_context) */
 	char host[256];
 	char errbuf[CURL_ERROR_SIZE];
@@ -641,8 +642,19 @@ webhook_hook_remove(struct webhook *w, struct hook *h)
 	hmap_remove(w->hooks, h->id, strlen(h->id));
 	TAILQ_REMOVE(&w->hlist, h, link);
 	webhook_user_get(w, h->owner)->hooks--;
+	hookplan_unref(h->plan);
 	json_decref(h->def);
 	free(h);
+}
+
+struct hookplan *
+webhook_hook_plan(struct hook *h)
+{
+	if (h->plan == NULL || hookplan_def(h->plan) != h->def) {
+		hookplan_unref(h->plan);
+		h->plan = hookplan_new(h->def);
+	}
+	return h->plan;
 }
 
 struct hook *
@@ -730,6 +742,7 @@ delivery_free(struct delivery *dl)
 	if (dl->easy != NULL)
 		easy_put(w, dl->easy);
 	curl_slist_free_all(dl->hdrs);
+	hookplan_unref(dl->plan);
 	json_decref(dl->ctx);
 	hookreq_clear(&dl->req);
 	TAILQ_REMOVE(&w->all, dl, alink);
@@ -754,7 +767,8 @@ delivery_context(struct delivery *dl)
 	e.published_ms = dl->published_ms;
 	e.event_id = (uint64_t)dl->db_id;
 	e.product_id = dl->product_id;
-	dl->ctx = hookdef_context(&e);
+	dl->ctx = hookdef_context_some(&e, dl->plan ? hookplan_needs(dl->plan)
+						    : HOOKCTX_ALL);
 	return dl->ctx;
 }
 
@@ -787,19 +801,20 @@ publish_chunks(struct webhook *w, const struct delivery *dl, const char *topic,
    hook has none (what the default "<prefix>{{{PARTICLE_EVENT_NAME}}}"
    renders to, without parsing a template per delivery). */
 static char *
-topic_render(const struct delivery *dl, const json_t *def, const char *field,
-	     const char *prefix, const char *dflt, const json_t *ctx)
+topic_render(const struct delivery *dl, const struct hookplan *p,
+	     const char *field, const char *prefix, const char *dflt,
+	     const json_t *ctx)
 {
-	if (!json_is_string(json_object_get(def, field)))
+	if (!json_is_string(json_object_get(hookplan_def(p), field)))
 		return xasprintf("%s%s", prefix, dl->name);
-	return hookdef_render_field(def, field, dflt, ctx);
+	return hookplan_render_field(p, field, dflt, ctx);
 }
 
 static void
-publish_error(struct webhook *w, struct delivery *dl, const json_t *def,
+publish_error(struct webhook *w, struct delivery *dl, const struct hookplan *p,
 	      const json_t *ctx, const char *msg)
 {
-	char *topic = topic_render(dl, def, "errorResponseTopic", "hook-error/",
+	char *topic = topic_render(dl, p, "errorResponseTopic", "hook-error/",
 				   "hook-error/{{{PARTICLE_EVENT_NAME}}}", ctx);
 
 	if (topic != NULL)
@@ -808,15 +823,15 @@ publish_error(struct webhook *w, struct delivery *dl, const json_t *def,
 }
 
 static void
-publish_response(struct webhook *w, struct delivery *dl, const json_t *def,
-		 const json_t *ctx)
+publish_response(struct webhook *w, struct delivery *dl,
+		 const struct hookplan *p, const json_t *ctx)
 {
-	const json_t *rt = json_object_get(def, "responseTemplate");
+	const json_t *rt = json_object_get(hookplan_def(p), "responseTemplate");
 	char *topic, *body = NULL;
 	const char *out = dl->resp ? dl->resp : "";
 	size_t len = dl->resp_len;
 
-	topic = topic_render(dl, def, "responseTopic", "hook-response/",
+	topic = topic_render(dl, p, "responseTopic", "hook-response/",
 			     "hook-response/{{{PARTICLE_EVENT_NAME}}}", ctx);
 	if (topic == NULL)
 		return;
@@ -825,8 +840,8 @@ publish_response(struct webhook *w, struct delivery *dl, const json_t *def,
 
 		if (json_is_object(rctx)) {
 			json_object_update_missing(rctx, (json_t *)ctx);
-			if (template_expand(json_string_value(rt), rctx, &body,
-					    NULL, 0) == 0) {
+			body = hookplan_render(p, json_string_value(rt), rctx);
+			if (body != NULL) {
 				out = body;
 				len = strlen(body);
 			}
@@ -957,11 +972,13 @@ finish(struct delivery *dl, int status, const char *errtext)
 		pump_owner(w, owner);
 		return;
 	}
+	if (dl->plan == NULL)
+		dl->plan = hookplan_ref(webhook_hook_plan(h));
 	ctx = delivery_context(dl);
 	if (ok) {
 		h->c.ok++;
 		w->stats.ok++;
-		publish_response(w, dl, h->def, ctx);
+		publish_response(w, dl, dl->plan, ctx);
 		finish_final(w, h, dl, true, status, "");
 	} else {
 		if (status != 0)
@@ -976,7 +993,7 @@ finish(struct delivery *dl, int status, const char *errtext)
 		snprintf(h->last_error, sizeof(h->last_error), "%s", msg);
 		log_ctx(LOG_LEVEL_INFO, h->id, "delivery %lld attempt %u: %s",
 			(long long)dl->db_id, dl->attempts, msg);
-		publish_error(w, dl, h->def, ctx, msg);
+		publish_error(w, dl, dl->plan, ctx, msg);
 		finish_retry(w, h, dl, policy_retryable(status), status, msg);
 	}
 	delivery_free(dl);
@@ -1178,7 +1195,7 @@ start_skipped(struct webhook *w, struct hook *h, struct delivery *dl,
 	h->c.skipped++;
 	w->stats.skipped++;
 	snprintf(h->last_error, sizeof(h->last_error), "%s", msg);
-	publish_error(w, dl, h->def, ctx, msg);
+	publish_error(w, dl, dl->plan, ctx, msg);
 	dl->attempts++;
 	finish_retry(w, h, dl, true, 0, msg);
 	delivery_free(dl);
@@ -1190,17 +1207,20 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 {
 	const struct conf *cfg = w->d.cfg;
 	char err[HOOKDEF_ERRLEN];
-	const json_t *ctx = delivery_context(dl);
+	const json_t *ctx;
 	bool verify;
 	size_t i;
 	int r;
 
-	r = hookreq_build(h->def, ctx, &dl->req, err, sizeof(err));
+	if (dl->plan == NULL)
+		dl->plan = hookplan_ref(webhook_hook_plan(h));
+	ctx = delivery_context(dl);
+	r = hookreq_build_plan(dl->plan, ctx, &dl->req, err, sizeof(err));
 	if (r != 0) {
 		h->c.failed++;
 		w->stats.failed++;
 		snprintf(h->last_error, sizeof(h->last_error), "%s", err);
-		publish_error(w, dl, h->def, ctx, err);
+		publish_error(w, dl, dl->plan, ctx, err);
 		finish_final(w, h, dl, false, 0, err);
 		delivery_free(dl);
 		goto out;
@@ -1215,7 +1235,8 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 			goto out;
 		}
 	}
-	verify = !json_is_false(json_object_get(h->def, "rejectUnauthorized"));
+	verify = !json_is_false(
+		json_object_get(hookplan_def(dl->plan), "rejectUnauthorized"));
 	dl->easy = easy_get(w);
 	if (dl->easy == NULL) {
 		finish_retry(w, h, dl, true, 0, "could not start a request");
@@ -1367,7 +1388,8 @@ accept_event(struct webhook *w, struct hook *h, const struct bus_event *be)
 				e.coreid = be->coreid;
 				e.published_ms = be->published_ms;
 				ctx = hookdef_context(&e);
-				publish_error(w, &tmp, h->def, ctx,
+				publish_error(w, &tmp, webhook_hook_plan(h),
+					      ctx,
 					      "queue full: events are refused "
 					      "until deliveries drain");
 				json_decref(ctx);
