@@ -538,6 +538,8 @@ struct hookplan {
 	json_t *def;	   /* a reference */
 	struct hmap *tpls; /* template text address -> struct template */
 	unsigned needs;	   /* HOOKCTX_* */
+	size_t ntags;	   /* tag names in the templates parsed so far */
+	bool hdr_static;   /* no header template has a tag */
 	void *user;
 	void (*user_free)(void *);
 };
@@ -566,10 +568,12 @@ static const struct {
 static void
 name_needs(const char *name, size_t len, void *arg)
 {
-	unsigned *needs = arg;
+	struct hookplan *p = arg;
+	unsigned *needs = &p->needs;
 	const char *dot = memchr(name, '.', len);
 	size_t n = dot ? (size_t)(dot - name) : len, i;
 
+	p->ntags++;
 	if (n == 0) { /* "." : the whole context */
 		*needs |= HOOKCTX_ALL;
 		return;
@@ -593,9 +597,10 @@ plan_add(struct hookplan *p, const char *text)
 	if (template_parse(text, strlen(text), &t, NULL, 0) != 0) {
 		/* rendered (and refused) per request, as without a plan */
 		p->needs |= HOOKCTX_ALL;
+		p->ntags++;
 		return;
 	}
-	template_foreach_name(t, name_needs, &p->needs);
+	template_foreach_name(t, name_needs, p);
 	hmap_put(p->tpls, &text, sizeof(text), t, NULL);
 }
 
@@ -641,8 +646,13 @@ hookplan_new(json_t *def)
 	p->refs = 1;
 	p->def = json_incref(def);
 	p->tpls = hmap_new();
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		size_t before = p->ntags;
+
 		plan_walk(p, json_object_get(def, fields[i]));
+		if (strcmp(fields[i], "headers") == 0)
+			p->hdr_static = p->ntags == before;
+	}
 	if (!json_is_true(json_object_get(def, "noDefaults")))
 		p->needs |= HOOKCTX_DEFAULTS;
 	return p;
@@ -688,6 +698,12 @@ unsigned
 hookplan_needs(const struct hookplan *p)
 {
 	return p->needs;
+}
+
+bool
+hookplan_headers_static(const struct hookplan *p)
+{
+	return p->hdr_static;
 }
 
 void

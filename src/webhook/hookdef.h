@@ -110,6 +110,12 @@ const json_t *hookplan_def(const struct hookplan *p);
 unsigned hookplan_needs(const struct hookplan *p);
 
 /**
+ * @return true when no header template has a tag: every request of the
+ *     plan has the same header lines (hookreq.headers)
+ */
+bool hookplan_headers_static(const struct hookplan *p);
+
+/**
  * Attach data of the caller's (freed with fn when the plan is freed, or
  * replaced).
  */

@@ -1028,9 +1028,17 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 	(void)e;
 	if (what == CURL_POLL_REMOVE) {
 		if (se != NULL) {
-			event_free(se->ev);
+			/* kept for the next socket: a reused connection is
+			   removed after each request and added for the next */
+			event_del(se->ev);
 			LIST_REMOVE(se, link);
-			free(se);
+			if (w->nsock_idle < WEBHOOK_EASY_POOL) {
+				LIST_INSERT_HEAD(&w->socks_idle, se, link);
+				w->nsock_idle++;
+			} else {
+				event_free(se->ev);
+				free(se);
+			}
 			curl_multi_assign(w->multi, s, NULL);
 		}
 		return 0;
@@ -1039,7 +1047,13 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 		kind |= EV_READ;
 	if (what & CURL_POLL_OUT)
 		kind |= EV_WRITE;
-	if (se == NULL) {
+	if (se == NULL && (se = LIST_FIRST(&w->socks_idle)) != NULL) {
+		LIST_REMOVE(se, link);
+		w->nsock_idle--;
+		event_assign(se->ev, w->d.base, s, kind, sock_event_cb, w);
+		LIST_INSERT_HEAD(&w->socks, se, link);
+		curl_multi_assign(w->multi, s, se);
+	} else if (se == NULL) {
 		se = xcalloc(1, sizeof(*se));
 		se->ev = event_new(w->d.base, s, kind, sock_event_cb, w);
 		LIST_INSERT_HEAD(&w->socks, se, link);
@@ -1201,6 +1215,12 @@ start_skipped(struct webhook *w, struct hook *h, struct delivery *dl,
 	delivery_free(dl);
 }
 
+static void
+slist_free(void *l)
+{
+	curl_slist_free_all(l);
+}
+
 /* Send one delivery (it has left the ready queue). */
 static void
 start(struct webhook *w, struct hook *h, struct delivery *dl)
@@ -1208,6 +1228,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 	const struct conf *cfg = w->d.cfg;
 	char err[HOOKDEF_ERRLEN];
 	const json_t *ctx;
+	struct curl_slist *hdrs;
 	bool verify;
 	size_t i;
 	int r;
@@ -1243,13 +1264,24 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 		delivery_free(dl);
 		goto out;
 	}
-	for (i = 0; i < dl->req.nheaders; i++)
-		dl->hdrs = curl_slist_append(dl->hdrs, dl->req.headers[i]);
-	/* no Expect: 100-continue round trip, no default Accept */
-	dl->hdrs = curl_slist_append(dl->hdrs, "Expect:");
+	/* the same header lines for every request of a plan without header
+	   tags: its list is built once and kept with the plan (a delivery
+	   holds the plan until its transfer is removed) */
+	hdrs = hookplan_headers_static(dl->plan) ? hookplan_user(dl->plan)
+						 : NULL;
+	if (hdrs == NULL) {
+		for (i = 0; i < dl->req.nheaders; i++)
+			hdrs = curl_slist_append(hdrs, dl->req.headers[i]);
+		/* no Expect: 100-continue round trip, no default Accept */
+		hdrs = curl_slist_append(hdrs, "Expect:");
+		if (hookplan_headers_static(dl->plan))
+			hookplan_set_user(dl->plan, hdrs, slist_free);
+		else
+			dl->hdrs = hdrs;
+	}
 	curl_easy_setopt(dl->easy, CURLOPT_URL, dl->req.url);
 	curl_easy_setopt(dl->easy, CURLOPT_PRIVATE, dl);
-	curl_easy_setopt(dl->easy, CURLOPT_HTTPHEADER, dl->hdrs);
+	curl_easy_setopt(dl->easy, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(dl->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(dl->easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(dl->easy, CURLOPT_PROXY, "");
@@ -1607,6 +1639,7 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	TAILQ_INIT(&w->all);
 	LIST_INIT(&w->qs);
 	LIST_INIT(&w->socks);
+	LIST_INIT(&w->socks_idle);
 	TAILQ_INIT(&w->ins);
 	TAILQ_INIT(&w->writes);
 	if (policy_retry_parse(cfg->webhook_retry, &w->retry) != 0) {
@@ -1697,7 +1730,8 @@ webhook_free(struct webhook *w)
 		curl_easy_cleanup(w->easy_pool[--w->neasy]);
 	if (w->multi != NULL)
 		curl_multi_cleanup(w->multi);
-	while ((se = LIST_FIRST(&w->socks)) != NULL) {
+	while ((se = LIST_FIRST(&w->socks)) != NULL ||
+	       (se = LIST_FIRST(&w->socks_idle)) != NULL) {
 		LIST_REMOVE(se, link);
 		event_free(se->ev);
 		free(se);

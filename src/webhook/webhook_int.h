@@ -98,6 +98,8 @@ struct webhook {
 	uint64_t wq_busy;    /* refusals since the last log line */
 	uint64_t wq_busy_ms; /* when that line was written */
 	LIST_HEAD(, sockev) socks;
+	LIST_HEAD(, sockev) socks_idle;	    /* watchers kept for reuse */
+	size_t nsock_idle;		    /* entries in socks_idle */
 	CURL *easy_pool[WEBHOOK_EASY_POOL]; /* idle handles for reuse */
 	size_t neasy;			    /* entries in easy_pool */
 	bool reset_sent; /* the start-up in_flight reset is queued */

@@ -437,8 +437,38 @@ START_TEST(test_plan_render)
 	ck_assert_str_eq(s, "e/temp/x");
 	free(s);
 	ck_assert_ptr_null(hookplan_render(p, "{{#a}}", ctx));
+	ck_assert(hookplan_headers_static(p));
 	hookplan_unref(p);
 	json_decref(ctx);
+}
+END_TEST
+
+static bool
+headers_static(const char *def)
+{
+	char err[HOOKDEF_ERRLEN];
+	json_t *c;
+	struct hookplan *p;
+	bool r;
+
+	ck_assert_msg(validate(def, &c, err) == 0, "%s", err);
+	p = hookplan_new(c);
+	r = hookplan_headers_static(p);
+	hookplan_unref(p);
+	json_decref(c);
+	return r;
+}
+
+START_TEST(test_plan_headers)
+{
+	ck_assert(headers_static("{\"event\":\"t\",\"url\":\"http://h/{{a}}\","
+				 "\"body\":\"{{b}}\",\"headers\":"
+				 "{\"X-A\":\"1\",\"X-B\":\"2\"}}"));
+	ck_assert(!headers_static("{\"event\":\"t\",\"url\":\"http://h/\","
+				  "\"headers\":{\"X-A\":\"{{a}}\"}}"));
+	ck_assert(!headers_static("{\"event\":\"t\",\"url\":\"http://h/\","
+				  "\"headers\":{\"X-{{PARTICLE_EVENT_ID}}\":"
+				  "\"1\"}}"));
 }
 END_TEST
 
@@ -685,6 +715,7 @@ webhook_suite(void)
 		{"test_definition_valid", test_definition_valid},
 		{"test_plan_needs", test_plan_needs},
 		{"test_plan_render", test_plan_render},
+		{"test_plan_headers", test_plan_headers},
 		{"test_definition_refused", test_definition_refused},
 		{"test_request_defaults", test_request_defaults},
 		{"test_request_bodies", test_request_bodies},
