@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "err.h"
+#include "hmap.h"
 #include "sse.h"
 #include "webhook/hookdef.h"
 #include "webhook/template.h"
@@ -457,11 +458,19 @@ default_fields(const json_t *ctx)
 json_t *
 hookdef_context(const struct hookdef_event *e)
 {
+	return hookdef_context_some(e, HOOKCTX_ALL);
+}
+
+json_t *
+hookdef_context_some(const struct hookdef_event *e, unsigned needs)
+{
 	json_t *ctx = NULL, *data, *def;
 	char when[25], num[32];
 	char *s;
 
-	if (e->data != NULL && e->data_len > 0) {
+	if (needs & HOOKCTX_JSON)
+		needs |= HOOKCTX_DEFAULTS;
+	if ((needs & HOOKCTX_DATA) && e->data != NULL && e->data_len > 0) {
 		ctx = json_loadb(e->data, e->data_len, 0, NULL);
 		if (!json_is_object(ctx)) {
 			json_decref(ctx);
@@ -470,35 +479,259 @@ hookdef_context(const struct hookdef_event *e)
 	}
 	if (ctx == NULL)
 		ctx = json_object();
-	sse_format_time(e->published_ms, when);
+	if (needs & (HOOKCTX_PUBLISHED_AT | HOOKCTX_SPARK))
+		sse_format_time(e->published_ms, when);
 	data = e->data != NULL ? json_stringn_nocheck(e->data, e->data_len)
 			       : json_null();
 	if (data == NULL) /* NUL in data: take the text before it */
 		data = json_string_nocheck(e->data);
-	json_object_set_new(ctx, "PARTICLE_DEVICE_ID", json_string(e->coreid));
-	json_object_set_new(ctx, "PARTICLE_EVENT_NAME", json_string(e->name));
-	json_object_set(ctx, "PARTICLE_EVENT_VALUE", data);
-	json_object_set_new(ctx, "PARTICLE_PUBLISHED_AT", json_string(when));
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)e->event_id);
-	json_object_set_new(ctx, "PARTICLE_EVENT_ID", json_string(num));
-	if (e->product_id != 0)
+	if (needs & HOOKCTX_DEVICE_ID)
+		json_object_set_new(ctx, "PARTICLE_DEVICE_ID",
+				    json_string(e->coreid));
+	if (needs & HOOKCTX_EVENT_NAME)
+		json_object_set_new(ctx, "PARTICLE_EVENT_NAME",
+				    json_string(e->name));
+	if (needs & HOOKCTX_EVENT_VALUE)
+		json_object_set(ctx, "PARTICLE_EVENT_VALUE", data);
+	if (needs & HOOKCTX_PUBLISHED_AT)
+		json_object_set_new(ctx, "PARTICLE_PUBLISHED_AT",
+				    json_string(when));
+	if (needs & HOOKCTX_EVENT_ID) {
+		snprintf(num, sizeof(num), "%llu",
+			 (unsigned long long)e->event_id);
+		json_object_set_new(ctx, "PARTICLE_EVENT_ID", json_string(num));
+	}
+	if ((needs & HOOKCTX_PRODUCT_ID) && e->product_id != 0)
 		json_object_set_new(ctx, "PRODUCT_ID",
 				    json_integer(e->product_id));
-	json_object_set_new(ctx, "SPARK_CORE_ID", json_string(e->coreid));
-	json_object_set_new(ctx, "SPARK_EVENT_NAME", json_string(e->name));
-	json_object_set(ctx, "SPARK_EVENT_VALUE", data);
-	json_object_set_new(ctx, "SPARK_PUBLISHED_AT", json_string(when));
-	def = default_fields(ctx);
-	s = json_dumps(def, JSON_COMPACT);
-	json_object_set_new(ctx, "PARTICLE_EVENT_JSON", json_string(s));
-	free(s);
-	json_decref(def);
-	s = base64((const uint8_t *)(e->data ? e->data : ""),
-		   e->data ? e->data_len : 0);
-	json_object_set_new(ctx, "PARTICLE_EVENT_BASE64", json_string(s));
-	free(s);
+	if (needs & HOOKCTX_SPARK) {
+		json_object_set_new(ctx, "SPARK_CORE_ID",
+				    json_string(e->coreid));
+		json_object_set_new(ctx, "SPARK_EVENT_NAME",
+				    json_string(e->name));
+		json_object_set(ctx, "SPARK_EVENT_VALUE", data);
+		json_object_set_new(ctx, "SPARK_PUBLISHED_AT",
+				    json_string(when));
+	}
+	if (needs & HOOKCTX_JSON) {
+		def = default_fields(ctx);
+		s = json_dumps(def, JSON_COMPACT);
+		json_object_set_new(ctx, "PARTICLE_EVENT_JSON", json_string(s));
+		free(s);
+		json_decref(def);
+	}
+	if (needs & HOOKCTX_BASE64) {
+		s = base64((const uint8_t *)(e->data ? e->data : ""),
+			   e->data ? e->data_len : 0);
+		json_object_set_new(ctx, "PARTICLE_EVENT_BASE64",
+				    json_string(s));
+		free(s);
+	}
 	json_decref(data);
 	return ctx;
+}
+
+/* ---- plans: a definition's templates parsed once ---- */
+
+struct hookplan {
+	unsigned refs;
+	json_t *def;	   /* a reference */
+	struct hmap *tpls; /* template text address -> struct template */
+	unsigned needs;	   /* HOOKCTX_* */
+	size_t ntags;	   /* tag names in the templates parsed so far */
+	bool hdr_static;   /* no header template has a tag */
+	void *user;
+	void (*user_free)(void *);
+};
+
+/* The names of the context and their HOOKCTX_* bits. */
+static const struct {
+	const char *name;
+	unsigned bit;
+} ctx_names[] = {
+	{"PARTICLE_DEVICE_ID", HOOKCTX_DEVICE_ID},
+	{"PARTICLE_EVENT_NAME", HOOKCTX_EVENT_NAME},
+	{"PARTICLE_EVENT_VALUE", HOOKCTX_EVENT_VALUE},
+	{"PARTICLE_PUBLISHED_AT", HOOKCTX_PUBLISHED_AT},
+	{"PARTICLE_EVENT_ID", HOOKCTX_EVENT_ID},
+	{"PRODUCT_ID", HOOKCTX_PRODUCT_ID},
+	{"SPARK_CORE_ID", HOOKCTX_SPARK},
+	{"SPARK_EVENT_NAME", HOOKCTX_SPARK},
+	{"SPARK_EVENT_VALUE", HOOKCTX_SPARK},
+	{"SPARK_PUBLISHED_AT", HOOKCTX_SPARK},
+	{"PARTICLE_EVENT_JSON", HOOKCTX_JSON},
+	{"PARTICLE_EVENT_BASE64", HOOKCTX_BASE64},
+};
+
+/* What a tag name needs: its first path segment decides; any other name
+   may be a key of the data (also inside a section). */
+static void
+name_needs(const char *name, size_t len, void *arg)
+{
+	struct hookplan *p = arg;
+	unsigned *needs = &p->needs;
+	const char *dot = memchr(name, '.', len);
+	size_t n = dot ? (size_t)(dot - name) : len, i;
+
+	p->ntags++;
+	if (n == 0) { /* "." : the whole context */
+		*needs |= HOOKCTX_ALL;
+		return;
+	}
+	for (i = 0; i < sizeof(ctx_names) / sizeof(ctx_names[0]); i++)
+		if (strlen(ctx_names[i].name) == n &&
+		    memcmp(ctx_names[i].name, name, n) == 0) {
+			*needs |= ctx_names[i].bit;
+			return;
+		}
+	*needs |= HOOKCTX_DATA;
+}
+
+static void
+plan_add(struct hookplan *p, const char *text)
+{
+	struct template *t;
+
+	if (text == NULL || hmap_get(p->tpls, &text, sizeof(text)) != NULL)
+		return;
+	if (template_parse(text, strlen(text), &t, NULL, 0) != 0) {
+		/* rendered (and refused) per request, as without a plan */
+		p->needs |= HOOKCTX_ALL;
+		p->ntags++;
+		return;
+	}
+	template_foreach_name(t, name_needs, p);
+	hmap_put(p->tpls, &text, sizeof(text), t, NULL);
+}
+
+/* Every string and object key of v. */
+static void
+plan_walk(struct hookplan *p, const json_t *v)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+
+	if (json_is_string(v)) {
+		plan_add(p, json_string_value(v));
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, e)
+		{
+			plan_add(p, k);
+			plan_walk(p, e);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e) plan_walk(p, e);
+	}
+}
+
+struct hookplan *
+hookplan_new(json_t *def)
+{
+	static const char *const fields[] = {
+		"url",
+		"body",
+		"json",
+		"form",
+		"query",
+		"headers",
+		"auth",
+		"responseTopic",
+		"errorResponseTopic",
+		"responseTemplate",
+	};
+	struct hookplan *p = xcalloc(1, sizeof(*p));
+	size_t i;
+
+	p->refs = 1;
+	p->def = json_incref(def);
+	p->tpls = hmap_new();
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		size_t before = p->ntags;
+
+		plan_walk(p, json_object_get(def, fields[i]));
+		if (strcmp(fields[i], "headers") == 0)
+			p->hdr_static = p->ntags == before;
+	}
+	if (!json_is_true(json_object_get(def, "noDefaults")))
+		p->needs |= HOOKCTX_DEFAULTS;
+	return p;
+}
+
+struct hookplan *
+hookplan_ref(struct hookplan *p)
+{
+	p->refs++;
+	return p;
+}
+
+static int
+tpl_free(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	(void)arg;
+	template_free(value);
+	return 0;
+}
+
+void
+hookplan_unref(struct hookplan *p)
+{
+	if (p == NULL || --p->refs > 0)
+		return;
+	if (p->user_free != NULL)
+		p->user_free(p->user);
+	hmap_foreach(p->tpls, tpl_free, NULL);
+	hmap_free(p->tpls);
+	json_decref(p->def);
+	free(p);
+}
+
+const json_t *
+hookplan_def(const struct hookplan *p)
+{
+	return p->def;
+}
+
+unsigned
+hookplan_needs(const struct hookplan *p)
+{
+	return p->needs;
+}
+
+bool
+hookplan_headers_static(const struct hookplan *p)
+{
+	return p->hdr_static;
+}
+
+void
+hookplan_set_user(struct hookplan *p, void *user, void (*fn)(void *))
+{
+	if (p->user_free != NULL)
+		p->user_free(p->user);
+	p->user = user;
+	p->user_free = fn;
+}
+
+void *
+hookplan_user(const struct hookplan *p)
+{
+	return p->user;
+}
+
+char *
+hookplan_render(const struct hookplan *p, const char *tpl, const json_t *ctx)
+{
+	const struct template *t =
+		p != NULL ? hmap_get(p->tpls, &tpl, sizeof(tpl)) : NULL;
+	char *out = NULL;
+
+	if (t == NULL)
+		return template_expand(tpl, ctx, &out, NULL, 0) == 0 ? out
+								     : NULL;
+	return template_render(t, ctx, &out, NULL) == 0 ? out : NULL;
 }
 
 /* ---- request construction ---- */
@@ -526,23 +759,13 @@ hookdef_urlencode(const char *s)
 	return out;
 }
 
-static char *
-render(const char *tpl, const json_t *ctx)
-{
-	char *out = NULL;
-
-	if (template_expand(tpl, ctx, &out, NULL, 0) != 0)
-		return NULL;
-	return out;
-}
-
 /* Append k=v (both rendered templates, then encoded) to a form string. */
 static int
-form_add(char **acc, const char *k, const char *v, bool render_it,
-	 const json_t *ctx)
+form_add(const struct hookplan *p, char **acc, const char *k, const char *v,
+	 bool render_it, const json_t *ctx)
 {
-	char *rk = render_it ? render(k, ctx) : xstrdup(k);
-	char *rv = render_it ? render(v, ctx) : xstrdup(v);
+	char *rk = render_it ? hookplan_render(p, k, ctx) : xstrdup(k);
+	char *rv = render_it ? hookplan_render(p, v, ctx) : xstrdup(v);
 	char *ek, *evl, *n;
 	int r = 0;
 
@@ -564,7 +787,8 @@ out:
 }
 
 static int
-form_map(char **acc, const json_t *m, const json_t *ctx)
+form_map(const struct hookplan *p, char **acc, const json_t *m,
+	 const json_t *ctx)
 {
 	const char *k;
 	json_t *v;
@@ -572,8 +796,8 @@ form_map(char **acc, const json_t *m, const json_t *ctx)
 
 	json_object_foreach((json_t *)m, k, v)
 	{
-		if ((r = form_add(acc, k, json_string_value(v), true, ctx)) !=
-		    0)
+		if ((r = form_add(p, acc, k, json_string_value(v), true,
+				  ctx)) != 0)
 			return r;
 	}
 	return 0;
@@ -586,15 +810,15 @@ form_defaults(char **acc, const json_t *ctx)
 	json_t *d = default_fields(ctx), *v;
 	const char *k;
 
-	json_object_foreach(d, k, v)
-		form_add(acc, k, json_is_string(v) ? json_string_value(v) : "",
-			 false, ctx);
+	json_object_foreach(d, k, v) form_add(
+		NULL, acc, k, json_is_string(v) ? json_string_value(v) : "",
+		false, ctx);
 	json_decref(d);
 }
 
 /* Render every string (and key) of a json template tree. */
 static json_t *
-render_tree(const json_t *v, const json_t *ctx)
+render_tree(const struct hookplan *p, const json_t *v, const json_t *ctx)
 {
 	json_t *out, *e;
 	const char *k;
@@ -602,7 +826,7 @@ render_tree(const json_t *v, const json_t *ctx)
 	char *s, *rk;
 
 	if (json_is_string(v)) {
-		if ((s = render(json_string_value(v), ctx)) == NULL)
+		if ((s = hookplan_render(p, json_string_value(v), ctx)) == NULL)
 			return NULL;
 		out = json_string(s);
 		if (out == NULL) /* not UTF-8 */
@@ -614,9 +838,9 @@ render_tree(const json_t *v, const json_t *ctx)
 		out = json_object();
 		json_object_foreach((json_t *)v, k, e)
 		{
-			json_t *r = render_tree(e, ctx);
+			json_t *r = render_tree(p, e, ctx);
 
-			rk = render(k, ctx);
+			rk = hookplan_render(p, k, ctx);
 			if (r == NULL || rk == NULL) {
 				json_decref(r);
 				free(rk);
@@ -632,7 +856,7 @@ render_tree(const json_t *v, const json_t *ctx)
 		out = json_array();
 		json_array_foreach(v, i, e)
 		{
-			json_t *r = render_tree(e, ctx);
+			json_t *r = render_tree(p, e, ctx);
 
 			if (r == NULL) {
 				json_decref(out);
@@ -666,8 +890,8 @@ has_header(const struct hookreq *r, const char *name)
 }
 
 static int
-build_body(const json_t *def, const json_t *ctx, struct hookreq *out,
-	   bool defaults, const char **ctype)
+build_body(const struct hookplan *p, const json_t *def, const json_t *ctx,
+	   struct hookreq *out, bool defaults, const char **ctype)
 {
 	const json_t *j = json_object_get(def, "json");
 	const json_t *f = json_object_get(def, "form");
@@ -677,7 +901,7 @@ build_body(const json_t *def, const json_t *ctx, struct hookreq *out,
 	int r;
 
 	if (j != NULL) {
-		rj = render_tree(j, ctx);
+		rj = render_tree(p, j, ctx);
 		if (rj == NULL)
 			return CINDER_ERR_TOO_BIG;
 		if (json_is_string(rj)) {
@@ -707,10 +931,11 @@ build_body(const json_t *def, const json_t *ctx, struct hookreq *out,
 		json_decref(rj);
 		*ctype = "application/json";
 	} else if (b != NULL) {
-		if ((out->body = render(json_string_value(b), ctx)) == NULL)
+		if ((out->body = hookplan_render(p, json_string_value(b),
+						 ctx)) == NULL)
 			return CINDER_ERR_TOO_BIG;
 	} else if (strcmp(out->method, "GET") != 0 && (f != NULL || defaults)) {
-		if (f != NULL && (r = form_map(&acc, f, ctx)) != 0) {
+		if (f != NULL && (r = form_map(p, &acc, f, ctx)) != 0) {
 			free(acc);
 			return r;
 		}
@@ -722,7 +947,7 @@ build_body(const json_t *def, const json_t *ctx, struct hookreq *out,
 			json_object_foreach(
 				d, k, v) if (f == NULL ||
 					     json_object_get(f, k) == NULL)
-				form_add(&acc, k,
+				form_add(NULL, &acc, k,
 					 json_is_string(v)
 						 ? json_string_value(v)
 						 : "",
@@ -737,9 +962,9 @@ build_body(const json_t *def, const json_t *ctx, struct hookreq *out,
 	return 0;
 }
 
-int
-hookreq_build(const json_t *def, const json_t *ctx, struct hookreq *out,
-	      char *err, size_t errlen)
+static int
+build(const struct hookplan *p, const json_t *def, const json_t *ctx,
+      struct hookreq *out, char *err, size_t errlen)
 {
 	const json_t *q = json_object_get(def, "query");
 	const json_t *h = json_object_get(def, "headers");
@@ -755,7 +980,8 @@ hookreq_build(const json_t *def, const json_t *ctx, struct hookreq *out,
 	snprintf(out->method, sizeof(out->method), "%s",
 		 json_string_value(json_object_get(def, "requestType")));
 	is_get = strcmp(out->method, "GET") == 0;
-	url = render(json_string_value(json_object_get(def, "url")), ctx);
+	url = hookplan_render(p, json_string_value(json_object_get(def, "url")),
+			      ctx);
 	if (url == NULL)
 		return fail(err, errlen, CINDER_ERR_TOO_BIG,
 			    "url: rendering too long");
@@ -764,12 +990,12 @@ hookreq_build(const json_t *def, const json_t *ctx, struct hookreq *out,
 		return fail(err, errlen, CINDER_ERR_INVAL,
 			    "url: rendered URL is not an http(s) URL");
 	}
-	if (q != NULL && (r = form_map(&qs, q, ctx)) != 0)
+	if (q != NULL && (r = form_map(p, &qs, q, ctx)) != 0)
 		goto toobig;
 	if (is_get) {
 		const json_t *f = json_object_get(def, "form");
 
-		if (f != NULL && (r = form_map(&qs, f, ctx)) != 0)
+		if (f != NULL && (r = form_map(p, &qs, f, ctx)) != 0)
 			goto toobig;
 		if (defaults && json_object_get(def, "json") == NULL &&
 		    json_object_get(def, "body") == NULL)
@@ -785,12 +1011,12 @@ hookreq_build(const json_t *def, const json_t *ctx, struct hookreq *out,
 		out->url = url;
 	}
 	url = NULL;
-	if ((r = build_body(def, ctx, out, defaults, &ctype)) != 0)
+	if ((r = build_body(p, def, ctx, out, defaults, &ctype)) != 0)
 		goto toobig;
 	json_object_foreach((json_t *)h, k, v)
 	{
-		char *rk = render(k, ctx),
-		     *rv = render(json_string_value(v), ctx);
+		char *rk = hookplan_render(p, k, ctx),
+		     *rv = hookplan_render(p, json_string_value(v), ctx);
 
 		if (rk == NULL || rv == NULL || strpbrk(rk, "\r\n:") ||
 		    strpbrk(rv, "\r\n") || rk[0] == '\0') {
@@ -809,10 +1035,12 @@ hookreq_build(const json_t *def, const json_t *ctx, struct hookreq *out,
 	if (ctype != NULL && !has_header(out, "Content-Type"))
 		header_add(out, "Content-Type", ctype);
 	if (a != NULL) {
-		out->username = render(
-			json_string_value(json_object_get(a, "username")), ctx);
-		out->password = render(
-			json_string_value(json_object_get(a, "password")), ctx);
+		out->username = hookplan_render(
+			p, json_string_value(json_object_get(a, "username")),
+			ctx);
+		out->password = hookplan_render(
+			p, json_string_value(json_object_get(a, "password")),
+			ctx);
 		if (out->username == NULL || out->password == NULL)
 			return fail(err, errlen, CINDER_ERR_TOO_BIG,
 				    "auth: rendering too long");
@@ -823,6 +1051,20 @@ toobig:
 	free(qs);
 	return fail(err, errlen, CINDER_ERR_TOO_BIG,
 		    "a rendered field is too long");
+}
+
+int
+hookreq_build(const json_t *def, const json_t *ctx, struct hookreq *out,
+	      char *err, size_t errlen)
+{
+	return build(NULL, def, ctx, out, err, errlen);
+}
+
+int
+hookreq_build_plan(const struct hookplan *p, const json_t *ctx,
+		   struct hookreq *out, char *err, size_t errlen)
+{
+	return build(p, p->def, ctx, out, err, errlen);
 }
 
 void
@@ -849,5 +1091,15 @@ hookdef_render_field(const json_t *def, const char *field, const char *dflt,
 	const json_t *v = json_object_get(def, field);
 	const char *tpl = json_is_string(v) ? json_string_value(v) : dflt;
 
-	return render(tpl, ctx);
+	return hookplan_render(NULL, tpl, ctx);
+}
+
+char *
+hookplan_render_field(const struct hookplan *p, const char *field,
+		      const char *dflt, const json_t *ctx)
+{
+	const json_t *v = json_object_get(p->def, field);
+	const char *tpl = json_is_string(v) ? json_string_value(v) : dflt;
+
+	return hookplan_render(p, tpl, ctx);
 }

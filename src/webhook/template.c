@@ -498,6 +498,18 @@ template_expand(const char *text, const json_t *ctx, char **outp, char *err,
 	return r;
 }
 
+void
+template_foreach_name(const struct template *t,
+		      void (*fn)(const char *name, size_t len, void *arg),
+		      void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < t->ntoks; i++)
+		if (t->toks[i].type != T_TEXT && t->toks[i].type != T_CLOSE)
+			fn(t->toks[i].s, t->toks[i].len, arg);
+}
+
 int
 template_check(const char *text, char *err, size_t errlen)
 {

@@ -56,6 +56,14 @@ int template_expand(const char *text, const json_t *ctx, char **outp, char *err,
 int template_check(const char *text, char *err, size_t errlen);
 
 /**
+ * Call fn with the name of every tag of t (variables and sections, in
+ * order; comments have none).
+ */
+void template_foreach_name(const struct template *t,
+			   void (*fn)(const char *name, size_t len, void *arg),
+			   void *arg);
+
+/**
  * Look a dotted path up in v (objects by key, arrays by decimal index).
  * @return the value (borrowed) or NULL
  */

@@ -43,6 +43,7 @@
 #include "xmalloc.h"
 
 #define RESPONSE_MAX 100000 /* response bytes used (cloud-api.md §3.4) */
+#define RESPONSE_MIN 256    /* first response buffer */
 #define CHUNK 512	    /* bytes per hook-response event */
 #define POLL_MS 1000	    /* retry poll period */
 #define LOAD_RETRY_MS 2000  /* reload after a failed start-up read */
@@ -72,12 +73,13 @@ struct delivery {
 	CURL *easy;   /* while sending */
 	struct curl_slist *hdrs;
 	struct hookreq req;
+	struct hookplan *plan; /* the definition it is sent with */
 	json_t *ctx; /* template context, built once (delivery_context) */
 	char host[256];
 	char errbuf[CURL_ERROR_SIZE];
 	bool denied; /* the address guard refused the connection */
 	char *resp;  /* response body (first RESPONSE_MAX bytes) */
-	size_t resp_len;
+	size_t resp_len, resp_cap;
 	TAILQ_ENTRY(delivery) qlink; /* in hook->ready */
 	TAILQ_ENTRY(delivery) alink; /* in w->all */
 	bool queued;		     /* in hook->ready */
@@ -640,8 +642,19 @@ webhook_hook_remove(struct webhook *w, struct hook *h)
 	hmap_remove(w->hooks, h->id, strlen(h->id));
 	TAILQ_REMOVE(&w->hlist, h, link);
 	webhook_user_get(w, h->owner)->hooks--;
+	hookplan_unref(h->plan);
 	json_decref(h->def);
 	free(h);
+}
+
+struct hookplan *
+webhook_hook_plan(struct hook *h)
+{
+	if (h->plan == NULL || hookplan_def(h->plan) != h->def) {
+		hookplan_unref(h->plan);
+		h->plan = hookplan_new(h->def);
+	}
+	return h->plan;
 }
 
 struct hook *
@@ -729,6 +742,7 @@ delivery_free(struct delivery *dl)
 	if (dl->easy != NULL)
 		easy_put(w, dl->easy);
 	curl_slist_free_all(dl->hdrs);
+	hookplan_unref(dl->plan);
 	json_decref(dl->ctx);
 	hookreq_clear(&dl->req);
 	TAILQ_REMOVE(&w->all, dl, alink);
@@ -753,7 +767,8 @@ delivery_context(struct delivery *dl)
 	e.published_ms = dl->published_ms;
 	e.event_id = (uint64_t)dl->db_id;
 	e.product_id = dl->product_id;
-	dl->ctx = hookdef_context(&e);
+	dl->ctx = hookdef_context_some(&e, dl->plan ? hookplan_needs(dl->plan)
+						    : HOOKCTX_ALL);
 	return dl->ctx;
 }
 
@@ -786,19 +801,20 @@ publish_chunks(struct webhook *w, const struct delivery *dl, const char *topic,
    hook has none (what the default "<prefix>{{{PARTICLE_EVENT_NAME}}}"
    renders to, without parsing a template per delivery). */
 static char *
-topic_render(const struct delivery *dl, const json_t *def, const char *field,
-	     const char *prefix, const char *dflt, const json_t *ctx)
+topic_render(const struct delivery *dl, const struct hookplan *p,
+	     const char *field, const char *prefix, const char *dflt,
+	     const json_t *ctx)
 {
-	if (!json_is_string(json_object_get(def, field)))
+	if (!json_is_string(json_object_get(hookplan_def(p), field)))
 		return xasprintf("%s%s", prefix, dl->name);
-	return hookdef_render_field(def, field, dflt, ctx);
+	return hookplan_render_field(p, field, dflt, ctx);
 }
 
 static void
-publish_error(struct webhook *w, struct delivery *dl, const json_t *def,
+publish_error(struct webhook *w, struct delivery *dl, const struct hookplan *p,
 	      const json_t *ctx, const char *msg)
 {
-	char *topic = topic_render(dl, def, "errorResponseTopic", "hook-error/",
+	char *topic = topic_render(dl, p, "errorResponseTopic", "hook-error/",
 				   "hook-error/{{{PARTICLE_EVENT_NAME}}}", ctx);
 
 	if (topic != NULL)
@@ -807,15 +823,15 @@ publish_error(struct webhook *w, struct delivery *dl, const json_t *def,
 }
 
 static void
-publish_response(struct webhook *w, struct delivery *dl, const json_t *def,
-		 const json_t *ctx)
+publish_response(struct webhook *w, struct delivery *dl,
+		 const struct hookplan *p, const json_t *ctx)
 {
-	const json_t *rt = json_object_get(def, "responseTemplate");
+	const json_t *rt = json_object_get(hookplan_def(p), "responseTemplate");
 	char *topic, *body = NULL;
 	const char *out = dl->resp ? dl->resp : "";
 	size_t len = dl->resp_len;
 
-	topic = topic_render(dl, def, "responseTopic", "hook-response/",
+	topic = topic_render(dl, p, "responseTopic", "hook-response/",
 			     "hook-response/{{{PARTICLE_EVENT_NAME}}}", ctx);
 	if (topic == NULL)
 		return;
@@ -824,8 +840,8 @@ publish_response(struct webhook *w, struct delivery *dl, const json_t *def,
 
 		if (json_is_object(rctx)) {
 			json_object_update_missing(rctx, (json_t *)ctx);
-			if (template_expand(json_string_value(rt), rctx, &body,
-					    NULL, 0) == 0) {
+			body = hookplan_render(p, json_string_value(rt), rctx);
+			if (body != NULL) {
 				out = body;
 				len = strlen(body);
 			}
@@ -956,11 +972,13 @@ finish(struct delivery *dl, int status, const char *errtext)
 		pump_owner(w, owner);
 		return;
 	}
+	if (dl->plan == NULL)
+		dl->plan = hookplan_ref(webhook_hook_plan(h));
 	ctx = delivery_context(dl);
 	if (ok) {
 		h->c.ok++;
 		w->stats.ok++;
-		publish_response(w, dl, h->def, ctx);
+		publish_response(w, dl, dl->plan, ctx);
 		finish_final(w, h, dl, true, status, "");
 	} else {
 		if (status != 0)
@@ -975,7 +993,7 @@ finish(struct delivery *dl, int status, const char *errtext)
 		snprintf(h->last_error, sizeof(h->last_error), "%s", msg);
 		log_ctx(LOG_LEVEL_INFO, h->id, "delivery %lld attempt %u: %s",
 			(long long)dl->db_id, dl->attempts, msg);
-		publish_error(w, dl, h->def, ctx, msg);
+		publish_error(w, dl, dl->plan, ctx, msg);
 		finish_retry(w, h, dl, policy_retryable(status), status, msg);
 	}
 	delivery_free(dl);
@@ -1010,9 +1028,17 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 	(void)e;
 	if (what == CURL_POLL_REMOVE) {
 		if (se != NULL) {
-			event_free(se->ev);
+			/* kept for the next socket: a reused connection is
+			   removed after each request and added for the next */
+			event_del(se->ev);
 			LIST_REMOVE(se, link);
-			free(se);
+			if (w->nsock_idle < WEBHOOK_EASY_POOL) {
+				LIST_INSERT_HEAD(&w->socks_idle, se, link);
+				w->nsock_idle++;
+			} else {
+				event_free(se->ev);
+				free(se);
+			}
 			curl_multi_assign(w->multi, s, NULL);
 		}
 		return 0;
@@ -1021,7 +1047,13 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 		kind |= EV_READ;
 	if (what & CURL_POLL_OUT)
 		kind |= EV_WRITE;
-	if (se == NULL) {
+	if (se == NULL && (se = LIST_FIRST(&w->socks_idle)) != NULL) {
+		LIST_REMOVE(se, link);
+		w->nsock_idle--;
+		event_assign(se->ev, w->d.base, s, kind, sock_event_cb, w);
+		LIST_INSERT_HEAD(&w->socks, se, link);
+		curl_multi_assign(w->multi, s, se);
+	} else if (se == NULL) {
 		se = xcalloc(1, sizeof(*se));
 		se->ev = event_new(w->d.base, s, kind, sock_event_cb, w);
 		LIST_INSERT_HEAD(&w->socks, se, link);
@@ -1110,8 +1142,19 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 		return n;
 	take = n > RESPONSE_MAX - dl->resp_len ? RESPONSE_MAX - dl->resp_len
 					       : n;
-	if (dl->resp == NULL)
-		dl->resp = xmalloc(RESPONSE_MAX + 1);
+	if (dl->resp_len + take + 1 > dl->resp_cap) {
+		/* grown as the body arrives: most answers are a few bytes,
+		   and a 100 KB buffer per delivery costs more than the
+		   request */
+		size_t cap = dl->resp_cap ? dl->resp_cap : RESPONSE_MIN;
+
+		while (cap < dl->resp_len + take + 1)
+			cap *= 2;
+		if (cap > RESPONSE_MAX + 1)
+			cap = RESPONSE_MAX + 1;
+		dl->resp = xreallocarray(dl->resp, cap, 1);
+		dl->resp_cap = cap;
+	}
 	memcpy(dl->resp + dl->resp_len, ptr, take);
 	dl->resp_len += take;
 	dl->resp[dl->resp_len] = '\0';
@@ -1166,10 +1209,16 @@ start_skipped(struct webhook *w, struct hook *h, struct delivery *dl,
 	h->c.skipped++;
 	w->stats.skipped++;
 	snprintf(h->last_error, sizeof(h->last_error), "%s", msg);
-	publish_error(w, dl, h->def, ctx, msg);
+	publish_error(w, dl, dl->plan, ctx, msg);
 	dl->attempts++;
 	finish_retry(w, h, dl, true, 0, msg);
 	delivery_free(dl);
+}
+
+static void
+slist_free(void *l)
+{
+	curl_slist_free_all(l);
 }
 
 /* Send one delivery (it has left the ready queue). */
@@ -1178,17 +1227,21 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 {
 	const struct conf *cfg = w->d.cfg;
 	char err[HOOKDEF_ERRLEN];
-	const json_t *ctx = delivery_context(dl);
+	const json_t *ctx;
+	struct curl_slist *hdrs;
 	bool verify;
 	size_t i;
 	int r;
 
-	r = hookreq_build(h->def, ctx, &dl->req, err, sizeof(err));
+	if (dl->plan == NULL)
+		dl->plan = hookplan_ref(webhook_hook_plan(h));
+	ctx = delivery_context(dl);
+	r = hookreq_build_plan(dl->plan, ctx, &dl->req, err, sizeof(err));
 	if (r != 0) {
 		h->c.failed++;
 		w->stats.failed++;
 		snprintf(h->last_error, sizeof(h->last_error), "%s", err);
-		publish_error(w, dl, h->def, ctx, err);
+		publish_error(w, dl, dl->plan, ctx, err);
 		finish_final(w, h, dl, false, 0, err);
 		delivery_free(dl);
 		goto out;
@@ -1203,20 +1256,32 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 			goto out;
 		}
 	}
-	verify = !json_is_false(json_object_get(h->def, "rejectUnauthorized"));
+	verify = !json_is_false(
+		json_object_get(hookplan_def(dl->plan), "rejectUnauthorized"));
 	dl->easy = easy_get(w);
 	if (dl->easy == NULL) {
 		finish_retry(w, h, dl, true, 0, "could not start a request");
 		delivery_free(dl);
 		goto out;
 	}
-	for (i = 0; i < dl->req.nheaders; i++)
-		dl->hdrs = curl_slist_append(dl->hdrs, dl->req.headers[i]);
-	/* no Expect: 100-continue round trip, no default Accept */
-	dl->hdrs = curl_slist_append(dl->hdrs, "Expect:");
+	/* the same header lines for every request of a plan without header
+	   tags: its list is built once and kept with the plan (a delivery
+	   holds the plan until its transfer is removed) */
+	hdrs = hookplan_headers_static(dl->plan) ? hookplan_user(dl->plan)
+						 : NULL;
+	if (hdrs == NULL) {
+		for (i = 0; i < dl->req.nheaders; i++)
+			hdrs = curl_slist_append(hdrs, dl->req.headers[i]);
+		/* no Expect: 100-continue round trip, no default Accept */
+		hdrs = curl_slist_append(hdrs, "Expect:");
+		if (hookplan_headers_static(dl->plan))
+			hookplan_set_user(dl->plan, hdrs, slist_free);
+		else
+			dl->hdrs = hdrs;
+	}
 	curl_easy_setopt(dl->easy, CURLOPT_URL, dl->req.url);
 	curl_easy_setopt(dl->easy, CURLOPT_PRIVATE, dl);
-	curl_easy_setopt(dl->easy, CURLOPT_HTTPHEADER, dl->hdrs);
+	curl_easy_setopt(dl->easy, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(dl->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(dl->easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(dl->easy, CURLOPT_PROXY, "");
@@ -1355,7 +1420,8 @@ accept_event(struct webhook *w, struct hook *h, const struct bus_event *be)
 				e.coreid = be->coreid;
 				e.published_ms = be->published_ms;
 				ctx = hookdef_context(&e);
-				publish_error(w, &tmp, h->def, ctx,
+				publish_error(w, &tmp, webhook_hook_plan(h),
+					      ctx,
 					      "queue full: events are refused "
 					      "until deliveries drain");
 				json_decref(ctx);
@@ -1573,6 +1639,7 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	TAILQ_INIT(&w->all);
 	LIST_INIT(&w->qs);
 	LIST_INIT(&w->socks);
+	LIST_INIT(&w->socks_idle);
 	TAILQ_INIT(&w->ins);
 	TAILQ_INIT(&w->writes);
 	if (policy_retry_parse(cfg->webhook_retry, &w->retry) != 0) {
@@ -1663,7 +1730,8 @@ webhook_free(struct webhook *w)
 		curl_easy_cleanup(w->easy_pool[--w->neasy]);
 	if (w->multi != NULL)
 		curl_multi_cleanup(w->multi);
-	while ((se = LIST_FIRST(&w->socks)) != NULL) {
+	while ((se = LIST_FIRST(&w->socks)) != NULL ||
+	       (se = LIST_FIRST(&w->socks_idle)) != NULL) {
 		LIST_REMOVE(se, link);
 		event_free(se->ev);
 		free(se);

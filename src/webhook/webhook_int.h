@@ -47,7 +47,8 @@ struct hook_counters {
 struct hook {
 	char id[25];
 	int64_t owner;
-	json_t *def; /* canonical definition */
+	json_t *def;	       /* canonical definition */
+	struct hookplan *plan; /* def prepared (webhook_hook_plan) */
 	char event[HOOKDEF_EVENT_MAX + 1];
 	char device_id[25];
 	bool disabled;
@@ -97,6 +98,8 @@ struct webhook {
 	uint64_t wq_busy;    /* refusals since the last log line */
 	uint64_t wq_busy_ms; /* when that line was written */
 	LIST_HEAD(, sockev) socks;
+	LIST_HEAD(, sockev) socks_idle;	    /* watchers kept for reuse */
+	size_t nsock_idle;		    /* entries in socks_idle */
 	CURL *easy_pool[WEBHOOK_EASY_POOL]; /* idle handles for reuse */
 	size_t neasy;			    /* entries in easy_pool */
 	bool reset_sent; /* the start-up in_flight reset is queued */
@@ -132,6 +135,12 @@ struct hook *webhook_hook_add(struct webhook *w, const char *id, int64_t owner,
 
 /** @return the definition with that id, or NULL */
 struct hook *webhook_hook_find(struct webhook *w, const char *id);
+
+/**
+ * @return the plan of h's current definition (borrowed), made again when
+ *     the definition was replaced
+ */
+struct hookplan *webhook_hook_plan(struct hook *h);
 
 /** Drop a definition and its waiting deliveries from memory. */
 void webhook_hook_remove(struct webhook *w, struct hook *h);

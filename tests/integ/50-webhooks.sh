@@ -251,11 +251,17 @@ IID=$(json_get "$HTTP_BODY" '["id"]')
 http POST /v1/integrations "${AUTH[@]}" -H 'Content-Type: application/json' \
 	-d "{\"integration_type\":\"AzureIotHub\",\"event\":\"t/int\",\"url\":\"$P/int\"}"
 expect 400 "non-webhook integration"
+# a delivery before the edit: the engine has prepared (parsed) the old
+# definition, which the edit must replace for the same event
+publish "$TA" t/int x
+wait_for sink_has plain 'r["path"] == "/int"' || fail "integration not used"
 http PUT "/v1/integrations/$IID" "${AUTH[@]}" -H 'Content-Type: application/json' \
-	-d "{\"event\":\"t/int2\",\"url\":\"$P/int2\"}"
+	-d "{\"event\":\"t/int\",\"url\":\"$P/int2\",\"body\":\"v={{{PARTICLE_EVENT_VALUE}}}\"}"
 expect 200 "integration replace"
-publish "$TA" t/int2 x
-wait_for sink_has plain 'r["path"] == "/int2"' || fail "replaced integration not used"
+publish "$TA" t/int y
+wait_for sink_has plain 'r["path"] == "/int2" and r["body"] == "v=y"' ||
+	fail "replaced integration not used: $(sink_get plain 'r["path"] == "/int2"' 'r["body"]')"
+[ "$(sink_count plain 'r["path"] == "/int"')" = 1 ] || fail "the old definition was used after the edit"
 http DELETE "/v1/integrations/$IID" "${AUTH[@]}"
 expect 200 "integration delete"
 [ "$(sink_count plain 'r["path"].startswith("/json/")')" = 1 ] || fail "deleted webhook still fired"

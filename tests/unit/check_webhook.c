@@ -291,18 +291,186 @@ ctx_for(const char *data)
 	return hookdef_context(&e);
 }
 
+static json_t *
+ctx_some(const char *data, unsigned needs)
+{
+	struct hookdef_event e = {0};
+
+	e.name = "temp/x";
+	e.data = data;
+	e.data_len = data ? strlen(data) : 0;
+	e.coreid = "0123456789abcdef01234567";
+	e.published_ms = 1767323045678ULL;
+	e.event_id = 7;
+	return hookdef_context_some(&e, needs);
+}
+
+static void
+same_str(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		ck_assert_ptr_eq(a, b);
+	else
+		ck_assert_str_eq(a, b);
+}
+
+/* Every request is also built through a plan, with the context cut to
+   what the plan needs: the result must be the same. */
 static void
 build(const char *def, const char *data, struct hookreq *r)
 {
 	char err[HOOKDEF_ERRLEN];
-	json_t *c, *ctx = ctx_for(data);
+	json_t *c, *ctx = ctx_for(data), *pctx;
+	struct hookplan *p;
+	struct hookreq pr;
+	size_t i;
 
 	ck_assert_msg(validate(def, &c, err) == 0, "%s", err);
 	ck_assert_msg(hookreq_build(c, ctx, r, err, sizeof(err)) == 0, "%s",
 		      err);
+	p = hookplan_new(c);
+	pctx = ctx_some(data, hookplan_needs(p));
+	ck_assert_msg(hookreq_build_plan(p, pctx, &pr, err, sizeof(err)) == 0,
+		      "%s", err);
+	ck_assert_str_eq(pr.method, r->method);
+	ck_assert_str_eq(pr.url, r->url);
+	same_str(pr.body, r->body);
+	ck_assert_uint_eq(pr.body_len, r->body_len);
+	ck_assert_uint_eq(pr.nheaders, r->nheaders);
+	for (i = 0; i < pr.nheaders; i++)
+		ck_assert_str_eq(pr.headers[i], r->headers[i]);
+	same_str(pr.username, r->username);
+	same_str(pr.password, r->password);
+	hookreq_clear(&pr);
+	hookplan_unref(p);
+	json_decref(pctx);
 	json_decref(c);
 	json_decref(ctx);
 }
+
+static unsigned
+needs_of(const char *def)
+{
+	char err[HOOKDEF_ERRLEN];
+	json_t *c;
+	struct hookplan *p;
+	unsigned n;
+
+	ck_assert_msg(validate(def, &c, err) == 0, "%s", err);
+	p = hookplan_new(c);
+	ck_assert_ptr_eq(hookplan_def(p), c);
+	n = hookplan_needs(p);
+	hookplan_unref(p);
+	json_decref(c);
+	return n;
+}
+
+START_TEST(test_plan_needs)
+{
+	json_t *ctx;
+
+	ck_assert_uint_eq(
+		needs_of("{\"event\":\"t\",\"noDefaults\":true,"
+			 "\"url\":\"http://h/{{PARTICLE_DEVICE_ID}}\","
+			 "\"body\":\"{{{PARTICLE_EVENT_VALUE}}} "
+			 "{{SPARK_PUBLISHED_AT}}\"}"),
+		HOOKCTX_DEVICE_ID | HOOKCTX_EVENT_VALUE | HOOKCTX_SPARK);
+	/* the default fields */
+	ck_assert_uint_eq(needs_of("{\"event\":\"t\",\"url\":\"http://h/\"}"),
+			  HOOKCTX_DEFAULTS);
+	ck_assert_uint_eq(needs_of("{\"event\":\"t\",\"noDefaults\":true,"
+				   "\"url\":\"http://h/\",\"json\":{\"a\":"
+				   "\"{{PARTICLE_EVENT_JSON}}\"}}"),
+			  HOOKCTX_JSON);
+	ck_assert_uint_eq(needs_of("{\"event\":\"t\",\"noDefaults\":true,"
+				   "\"url\":\"http://h/\",\"headers\":{\"X-B\":"
+				   "\"{{PARTICLE_EVENT_BASE64}}\"}}"),
+			  HOOKCTX_BASE64);
+	/* a data key, also inside a section, in a key, in a topic */
+	ck_assert_uint_eq(needs_of("{\"event\":\"t\",\"noDefaults\":true,"
+				   "\"url\":\"http://h/\","
+				   "\"query\":{\"{{k}}\":\"v\"}}"),
+			  HOOKCTX_DATA);
+	ck_assert_uint_eq(needs_of("{\"event\":\"t\",\"noDefaults\":true,"
+				   "\"url\":\"http://h/\",\"responseTopic\":"
+				   "\"r/{{#a}}{{b.c}}{{/a}}\"}"),
+			  HOOKCTX_DATA);
+	ck_assert_uint_eq(needs_of("{\"event\":\"t\",\"url\":\"http://h/\","
+				   "\"body\":\"{{.}}\"}"),
+			  HOOKCTX_ALL);
+	/* what is not needed is not built */
+	ctx = ctx_some("{\"k\":1}", HOOKCTX_PUBLISHED_AT);
+	ck_assert_uint_eq(json_object_size(ctx), 1);
+	ck_assert_str_eq(json_string_value(
+				 json_object_get(ctx, "PARTICLE_PUBLISHED_AT")),
+			 "2026-01-02T03:04:05.678Z");
+	json_decref(ctx);
+	ctx = ctx_some("{\"k\":1}", HOOKCTX_ALL);
+	ck_assert_int_eq(json_integer_value(json_object_get(ctx, "k")), 1);
+	ck_assert_ptr_nonnull(json_object_get(ctx, "PARTICLE_EVENT_BASE64"));
+	ck_assert_ptr_nonnull(json_object_get(ctx, "SPARK_CORE_ID"));
+	json_decref(ctx);
+}
+END_TEST
+
+/* A plan renders a text it does not hold (parsed then), and its own
+   definition's after a reference taken and dropped. */
+START_TEST(test_plan_render)
+{
+	char err[HOOKDEF_ERRLEN];
+	json_t *c, *ctx = ctx_for("{\"k\":\"v\"}");
+	struct hookplan *p;
+	char *s;
+
+	ck_assert_msg(validate("{\"event\":\"t\",\"url\":\"http://h/\","
+			       "\"responseTopic\":\"r/{{k}}\"}",
+			       &c, err) == 0,
+		      "%s", err);
+	p = hookplan_new(c);
+	json_decref(c); /* the plan keeps the definition */
+	hookplan_unref(hookplan_ref(p));
+	s = hookplan_render_field(p, "responseTopic", "x", ctx);
+	ck_assert_str_eq(s, "r/v");
+	free(s);
+	s = hookplan_render_field(p, "errorResponseTopic",
+				  "e/{{{PARTICLE_EVENT_NAME}}}", ctx);
+	ck_assert_str_eq(s, "e/temp/x");
+	free(s);
+	ck_assert_ptr_null(hookplan_render(p, "{{#a}}", ctx));
+	ck_assert(hookplan_headers_static(p));
+	hookplan_unref(p);
+	json_decref(ctx);
+}
+END_TEST
+
+static bool
+headers_static(const char *def)
+{
+	char err[HOOKDEF_ERRLEN];
+	json_t *c;
+	struct hookplan *p;
+	bool r;
+
+	ck_assert_msg(validate(def, &c, err) == 0, "%s", err);
+	p = hookplan_new(c);
+	r = hookplan_headers_static(p);
+	hookplan_unref(p);
+	json_decref(c);
+	return r;
+}
+
+START_TEST(test_plan_headers)
+{
+	ck_assert(headers_static("{\"event\":\"t\",\"url\":\"http://h/{{a}}\","
+				 "\"body\":\"{{b}}\",\"headers\":"
+				 "{\"X-A\":\"1\",\"X-B\":\"2\"}}"));
+	ck_assert(!headers_static("{\"event\":\"t\",\"url\":\"http://h/\","
+				  "\"headers\":{\"X-A\":\"{{a}}\"}}"));
+	ck_assert(!headers_static("{\"event\":\"t\",\"url\":\"http://h/\","
+				  "\"headers\":{\"X-{{PARTICLE_EVENT_ID}}\":"
+				  "\"1\"}}"));
+}
+END_TEST
 
 static bool
 has_hdr(const struct hookreq *r, const char *line)
@@ -545,6 +713,9 @@ webhook_suite(void)
 		{"test_template_errors", test_template_errors},
 		{"test_template_huge", test_template_huge},
 		{"test_definition_valid", test_definition_valid},
+		{"test_plan_needs", test_plan_needs},
+		{"test_plan_render", test_plan_render},
+		{"test_plan_headers", test_plan_headers},
 		{"test_definition_refused", test_definition_refused},
 		{"test_request_defaults", test_request_defaults},
 		{"test_request_bodies", test_request_bodies},
