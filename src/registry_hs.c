@@ -211,7 +211,8 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 		e = xmalloc(sizeof(*e) + dlen);
 		memcpy(e->pem_sha, sha, sizeof(sha));
 		e->owner_id = c->owner_id;
-		e->der_len = dlen;
+		e->left_ms = 0;
+		e->der_len = (uint16_t)dlen;
 		memcpy(e->der, der, dlen);
 		if (hmap_count(reg->keys) >= KEY_CACHE_MAX) {
 			conn_have_key(c, e);
