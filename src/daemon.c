@@ -83,7 +83,7 @@ status_cb(json_t *obj, void *arg)
 		registry_stats_get(d->reg, &rs);
 		dev = json_pack(
 			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			"s:I, s:I, s:I, s:I, s:I, s:I}",
+			"s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			"connections", (json_int_t)rs.connections, "online",
 			(json_int_t)rs.sessions_ready, "handshakes_active",
 			(json_int_t)rs.handshakes_active, "accepted",
@@ -96,7 +96,8 @@ status_cb(json_t *obj, void *arg)
 			(json_int_t)rs.replaced, "bytes_in",
 			(json_int_t)rs.bytes_in, "bytes_out",
 			(json_int_t)rs.bytes_out, "key_cache",
-			(json_int_t)rs.key_cache, "lingering",
+			(json_int_t)rs.key_cache, "key_cache_hits",
+			(json_int_t)rs.key_cache_hits, "lingering",
 			(json_int_t)rs.lingering, "forgotten",
 			(json_int_t)rs.forgotten);
 		json_object_set_new(obj, "devices", dev);

@@ -180,8 +180,11 @@ events_forget(const char *device_id, void *arg)
 		return true; /* online: its offline queues it again */
 	dt = (double)(mono_ms() - d->refill_ms) / 1000.0;
 	if (d->tokens + dt * ev->rate < ev->burst ||
-	    d->sys_tokens + dt * SYS_RATE_PER_S < SYS_RATE_BURST)
+	    d->sys_tokens + dt * SYS_RATE_PER_S < SYS_RATE_BURST) {
+		log_ctx(LOG_LEVEL_DEBUG, d->id,
+			"gone: kept until its publish rate limit refills");
 		return false;
+	}
 	hmap_remove(ev->devs, device_id, 24);
 	free(d);
 	return true;

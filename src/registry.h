@@ -41,6 +41,7 @@ struct registry_stats {
 	uint64_t bytes_in;	     /* bytes read from devices */
 	uint64_t bytes_out;	     /* bytes written to devices */
 	uint64_t key_cache;	     /* device keys cached now */
+	uint64_t key_cache_hits;     /* handshakes that found theirs */
 	uint64_t lingering;	     /* gone devices whose state is kept */
 	uint64_t forgotten;	     /* gone devices whose state was dropped */
 };

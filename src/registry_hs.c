@@ -196,6 +196,8 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 		return;
 	}
 	e = hmap_get(reg->keys, c->idhex, DEVICE_ID_HEX);
+	if (e != NULL && memcmp(e->pem_sha, sha, sizeof(sha)) == 0)
+		reg->stats.key_cache_hits++;
 	if (e == NULL || memcmp(e->pem_sha, sha, sizeof(sha)) != 0) {
 		uint8_t der[CRYPTO_PUB_DER_MAX];
 		size_t dlen = 0;
