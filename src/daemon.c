@@ -28,6 +28,7 @@
 #include "daemon.h"
 #include "err.h"
 #include "events.h"
+#include "evmem.h"
 #include "log.h"
 #include "registry.h"
 #include "store.h"
@@ -238,6 +239,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 	*out = NULL;
 	d->cfg = cfg;
 	signal(SIGPIPE, SIG_IGN);
+	evmem_install();
 	if ((d->base = event_base_new()) == NULL) {
 		log_err("could not create the event loop");
 		goto out;
