@@ -17,24 +17,23 @@
 #include "log.h"
 
 struct conf {
-	char *database_url;	   /* libpq conninfo or postgresql:// URL */
-	int db_queue_max;	   /* store statements queued + in flight */
-	char *device_listen;	   /* host:port for device TCP sessions */
-	char *api_listen;	   /* host:port for REST/SSE */
-	char *server_key;	   /* server RSA-2048 private key (PEM) */
-	enum log_level log_level;  /* err warn notice info debug */
-	char *log_file;		   /* "" or "stderr" = stderr */
-	int crypto_threads;	   /* RSA worker threads, 0 = cores */
-	char *sql_dir;		   /* migration files */
-	char *node_id;		   /* this node's name in a cluster */
-	int handshake_timeout;	   /* seconds for a whole handshake */
-	int max_handshakes;	   /* handshakes in progress at once */
-	int keepalive_timeout;	   /* seconds of device silence before close */
-	int device_cache_linger_s; /* seconds a gone device's state is kept */
-	int request_timeout;	   /* seconds to wait for a device reply */
-	int max_sessions;	   /* device sessions at once */
-	int publish_rate;	   /* device user events per second */
-	int publish_burst;	   /* ... and the bucket size */
+	char *database_url;	  /* libpq conninfo or postgresql:// URL */
+	int db_queue_max;	  /* store statements queued + in flight */
+	char *device_listen;	  /* host:port for device TCP sessions */
+	char *api_listen;	  /* host:port for REST/SSE */
+	char *server_key;	  /* server RSA-2048 private key (PEM) */
+	enum log_level log_level; /* err warn notice info debug */
+	char *log_file;		  /* "" or "stderr" = stderr */
+	int crypto_threads;	  /* RSA worker threads, 0 = cores */
+	char *sql_dir;		  /* migration files */
+	char *node_id;		  /* this node's name in a cluster */
+	int handshake_timeout;	  /* seconds for a whole handshake */
+	int max_handshakes;	  /* handshakes in progress at once */
+	int keepalive_timeout;	  /* seconds of device silence before close */
+	int request_timeout;	  /* seconds to wait for a device reply */
+	int max_sessions;	  /* device sessions at once */
+	int publish_rate;	  /* device user events per second */
+	int publish_burst;	  /* ... and the bucket size */
 	char *tls_cert;	   /* PEM certificate chain: HTTPS on api_listen */
 	char *tls_key;	   /* PEM private key for tls_cert */
 	char *rate_limits; /* "all=N,token=N,lock=N" or "" */
@@ -54,6 +53,7 @@ struct conf {
 	int healer_backoff;	   /* seconds before a resend, doubling */
 	int healer_prerelease;	   /* 1: may send images only in -rc releases */
 	int ota_image_cache_mb;	   /* MB of OTA images in memory at once */
+	int device_cache_linger_s; /* seconds a gone device's state is kept */
 	char *config_file;	   /* path it was loaded from, or NULL */
 };
 
