@@ -202,8 +202,8 @@ struct registry_left {
 struct key_entry {
 	uint8_t pem_sha[CRYPTO_SHA256_LEN]; /* of the PEM it came from */
 	int64_t owner_id;		    /* owner at the last lookup */
-	uint64_t left_ms;		    /* its last connection closed at,
-					       0: none since it was queued
+	uint64_t left_ms;		    /* when its device's last
+					       connection closed; 0: not
 					       in reg->left (registry_linger.c) */
 	uint16_t der_len;		    /* bytes in der */
 	uint8_t der[];			    /* the public key, DER */
