@@ -137,9 +137,10 @@ registry_hs_key_entry_free(struct key_entry *e)
 }
 
 /*
- * The database cannot answer: a device seen before still gets in with the
- * key and owner of its last lookup, so that an outage does not lock out
- * devices that reconnect. Unknown devices wait for the database.
+ * The database cannot answer: a device whose key is still cached (online,
+ * or gone for less than device_cache_linger_s) gets in with the key and
+ * owner of its last lookup, so that an outage does not lock out devices
+ * that reconnect. Others wait for the database.
  * @return true if the handshake went on from the cache
  */
 static bool
