@@ -67,6 +67,11 @@ static const struct key_def keys[] = {
 	{"keepalive_timeout", KEY_INT, OFF(keepalive_timeout), "45", 3, 3600,
 	 "seconds of device silence before a session is closed (> 30: "
 	 "devices ping after 15 s of silence)"},
+	{"device_cache_linger_s", KEY_INT, OFF(device_cache_linger_s), "60", 0,
+	 86400,
+	 "seconds what is kept per device (cached key, rate-limit buckets, "
+	 "application hash) outlives its session; a reconnect within it "
+	 "finds them"},
 	{"request_timeout", KEY_INT, OFF(request_timeout), "30", 1, 600,
 	 "seconds to wait for a device to answer a function call or read"},
 	{"max_sessions", KEY_INT, OFF(max_sessions), "200000", 1, 10000000,

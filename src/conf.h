@@ -53,6 +53,7 @@ struct conf {
 	int healer_backoff;	   /* seconds before a resend, doubling */
 	int healer_prerelease;	   /* 1: may send images only in -rc releases */
 	int ota_image_cache_mb;	   /* MB of OTA images in memory at once */
+	int device_cache_linger_s; /* seconds a gone device's state is kept */
 	char *config_file;	   /* path it was loaded from, or NULL */
 };
 

@@ -28,6 +28,7 @@
 #include "daemon.h"
 #include "err.h"
 #include "events.h"
+#include "evmem.h"
 #include "log.h"
 #include "registry.h"
 #include "store.h"
@@ -83,7 +84,7 @@ status_cb(json_t *obj, void *arg)
 		registry_stats_get(d->reg, &rs);
 		dev = json_pack(
 			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			"s:I, s:I, s:I}",
+			"s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			"connections", (json_int_t)rs.connections, "online",
 			(json_int_t)rs.sessions_ready, "handshakes_active",
 			(json_int_t)rs.handshakes_active, "accepted",
@@ -95,7 +96,11 @@ status_cb(json_t *obj, void *arg)
 			(json_int_t)rs.keepalive_timeouts, "replaced",
 			(json_int_t)rs.replaced, "bytes_in",
 			(json_int_t)rs.bytes_in, "bytes_out",
-			(json_int_t)rs.bytes_out);
+			(json_int_t)rs.bytes_out, "key_cache",
+			(json_int_t)rs.key_cache, "key_cache_hits",
+			(json_int_t)rs.key_cache_hits, "lingering",
+			(json_int_t)rs.lingering, "forgotten",
+			(json_int_t)rs.forgotten);
 		json_object_set_new(obj, "devices", dev);
 		json_object_set_new(obj, "device_port",
 				    json_integer(registry_port(d->reg)));
@@ -234,6 +239,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 	*out = NULL;
 	d->cfg = cfg;
 	signal(SIGPIPE, SIG_IGN);
+	evmem_install();
 	if ((d->base = event_base_new()) == NULL) {
 		log_err("could not create the event loop");
 		goto out;

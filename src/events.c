@@ -32,7 +32,8 @@
 #define SYS_RATE_PER_S 4  /* reserved-name device events per second ... */
 #define SYS_RATE_BURST 64 /* ... with bursts (connect-time system events) */
 
-/* What we remember per device seen online since start. */
+/* What we remember per device seen online, until it has been gone for
+   device_cache_linger_s with its buckets full again (events_forget). */
 struct evdev {
 	char id[25];	     /* lowercase device id */
 	bool online;	     /* presence said online */
@@ -160,6 +161,33 @@ dev_get(struct events *ev, const char *device_id)
 	d->refill_ms = mono_ms();
 	hmap_put(ev->devs, device_id, 24, d, NULL);
 	return d;
+}
+
+/*
+ * Registry hook: the device has been gone for the linger. Its state goes
+ * when a new one would be the same: buckets full again (a device must
+ * not reset its rate limit by reconnecting); the product and the forced
+ * flag are read again at its next connect (devinfo_fetch).
+ */
+static bool
+events_forget(const char *device_id, void *arg)
+{
+	struct events *ev = arg;
+	struct evdev *d = hmap_get(ev->devs, device_id, 24);
+	double dt;
+
+	if (d == NULL || d->online)
+		return true; /* online: its offline queues it again */
+	dt = (double)(mono_ms() - d->refill_ms) / 1000.0;
+	if (d->tokens + dt * ev->rate < ev->burst ||
+	    d->sys_tokens + dt * SYS_RATE_PER_S < SYS_RATE_BURST) {
+		log_ctx(LOG_LEVEL_DEBUG, d->id,
+			"gone: kept until its publish rate limit refills");
+		return false;
+	}
+	hmap_remove(ev->devs, device_id, 24);
+	free(d);
+	return true;
 }
 
 /* Token buckets: true if the event may pass. */
@@ -726,6 +754,7 @@ events_new(const struct events_deps *deps, struct events **out)
 		registry_set_presence_cb(deps->reg, events_on_presence, ev);
 		registry_set_subscribe_cb(deps->reg, on_subscribe,
 					  on_conn_closed, ev);
+		registry_add_forget_cb(deps->reg, events_forget, ev);
 	}
 	*out = ev;
 	ev = NULL;
@@ -774,6 +803,7 @@ events_free(struct events *ev)
 		registry_set_event_cb(ev->d.reg, NULL, NULL);
 		registry_set_presence_cb(ev->d.reg, NULL, NULL);
 		registry_set_subscribe_cb(ev->d.reg, NULL, NULL, NULL);
+		registry_remove_forget_cb(ev->d.reg, events_forget, ev);
 	}
 	while ((q = LIST_FIRST(&ev->queries)) != NULL) {
 		store_cancel(ev->d.store, q->qid);
@@ -837,7 +867,7 @@ events_status_fill(const struct events *ev, json_t *obj)
 	json_object_set_new(
 		obj, "events",
 		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			  "s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+			  "s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 			  "published", (json_int_t)bs.published, "pending",
 			  (json_int_t)bs.pending, "device_events",
 			  (json_int_t)es->device_events, "api_events",
@@ -848,6 +878,7 @@ events_status_fill(const struct events *ev, json_t *obj)
 			  (json_int_t)es->sent_to_devices,
 			  "device_subscriptions", (json_int_t)es->device_subs,
 			  "bus_subscriptions", (json_int_t)bs.subscriptions,
+			  "devices_kept", (json_int_t)hmap_count(ev->devs),
 			  "streams", "open", (json_int_t)ss.streams, "opened",
 			  (json_int_t)ss.opened, "refused_per_ip",
 			  (json_int_t)ss.refused_ip, "cut_slow",

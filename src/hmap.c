@@ -9,6 +9,8 @@
 #include "hmap.h"
 #include "xmalloc.h"
 
+#define HMAP_MIN_BUCKETS 16 /* a new map's table, and the least kept */
+
 /* Sized to its key: the maps hold an entry per device or connection. */
 struct hmap_entry {
 	struct hmap_entry *next; /* bucket chain */
@@ -42,7 +44,7 @@ hmap_new(void)
 {
 	struct hmap *m = xcalloc(1, sizeof(*m));
 
-	m->nbuckets = 16;
+	m->nbuckets = HMAP_MIN_BUCKETS;
 	m->buckets = xcalloc(m->nbuckets, sizeof(*m->buckets));
 	return m;
 }
@@ -78,11 +80,12 @@ find_slot(const struct hmap *m, const void *key, size_t len, uint64_t h)
 	return pp;
 }
 
+/* Move every entry to a table of n buckets (a power of two). */
 static void
-grow(struct hmap *m)
+rehash(struct hmap *m, size_t n)
 {
-	size_t n = m->nbuckets * 2, i;
 	struct hmap_entry **b = xcalloc(n, sizeof(*b));
+	size_t i;
 
 	for (i = 0; i < m->nbuckets; i++) {
 		struct hmap_entry *e = m->buckets[i], *next;
@@ -123,7 +126,7 @@ hmap_put(struct hmap *m, const void *key, size_t len, void *value, void **old)
 	memcpy(e->key, key, len);
 	*pp = e;
 	if (++m->count > m->nbuckets)
-		grow(m);
+		rehash(m, m->nbuckets * 2);
 	return 0;
 }
 
@@ -152,7 +155,14 @@ hmap_remove(struct hmap *m, const void *key, size_t len)
 	*pp = e->next;
 	v = e->value;
 	free(e);
-	m->count--;
+	/* A map that held a crowd (a fleet's sessions) gives its table back
+	   once most have gone: below an eighth full, a quarter of the size
+	   (at most half full then, so a put does not grow it right back). */
+	if (--m->count < m->nbuckets / 8 && m->nbuckets > HMAP_MIN_BUCKETS) {
+		size_t n = m->nbuckets / 4;
+
+		rehash(m, n < HMAP_MIN_BUCKETS ? HMAP_MIN_BUCKETS : n);
+	}
 	return v;
 }
 
@@ -160,6 +170,12 @@ size_t
 hmap_count(const struct hmap *m)
 {
 	return m->count;
+}
+
+size_t
+hmap_nbuckets(const struct hmap *m)
+{
+	return m->nbuckets;
 }
 
 int

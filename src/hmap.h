@@ -2,7 +2,9 @@
 /*
  * A small hash map from byte-string keys (copied, at most HMAP_KEY_MAX
  * bytes) to borrowed pointers. Chained buckets, power-of-two table that
- * doubles when the load passes 1. Not thread-safe; loop thread only.
+ * doubles when the load passes 1 and shrinks to a quarter when it falls
+ * below 1/8 (a map that held a fleet gives its table back). Not
+ * thread-safe; loop thread only.
  */
 #ifndef CINDER_HMAP_H
 #define CINDER_HMAP_H
@@ -37,6 +39,9 @@ void *hmap_remove(struct hmap *m, const void *key, size_t len);
 
 /** @return the number of entries */
 size_t hmap_count(const struct hmap *m);
+
+/** @return the size of the bucket table (tests, memory figures) */
+size_t hmap_nbuckets(const struct hmap *m);
 
 /**
  * Call fn for every entry; fn must not change the map. Stops early when fn

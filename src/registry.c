@@ -758,6 +758,7 @@ conn_free(struct devconn *c)
 		free(c->refresh);
 	}
 	hmap_remove(c->reg->conns, &c->id, sizeof(c->id));
+	registry_linger_note(c);
 	c->reg->stats.connections--;
 	registry_trim_note_close(c->reg);
 	free(c);
@@ -1143,6 +1144,8 @@ void
 registry_stats_get(const struct registry *reg, struct registry_stats *out)
 {
 	*out = reg->stats;
+	out->key_cache = hmap_count(reg->keys);
+	out->lingering = reg->left_n;
 }
 
 static struct devconn *

@@ -24,6 +24,8 @@ struct cryptopool;
 struct crypto_key;
 struct registry;
 
+#define REGISTRY_FORGET_HOOKS 4 /* registry_add_forget_cb() slots */
+
 /** Counters for the health endpoint. */
 struct registry_stats {
 	uint64_t connections;	     /* TCP connections open now */
@@ -38,6 +40,10 @@ struct registry_stats {
 	uint64_t replaced;	     /* sessions replaced by a newer one */
 	uint64_t bytes_in;	     /* bytes read from devices */
 	uint64_t bytes_out;	     /* bytes written to devices */
+	uint64_t key_cache;	     /* device keys cached now */
+	uint64_t key_cache_hits;     /* handshakes that found theirs */
+	uint64_t lingering;	     /* gone devices whose state is kept */
+	uint64_t forgotten;	     /* gone devices whose state was dropped */
 };
 
 /** What a presence change says (passed to the presence hook). */
@@ -80,6 +86,15 @@ typedef void (*registry_subscribe_cb)(uint64_t conn_id, const char *device_id,
  */
 typedef void (*registry_conn_closed_cb)(uint64_t conn_id, const char *device_id,
 					void *arg);
+
+/**
+ * Called when a device has been gone (no connection) for
+ * device_cache_linger_s: drop what is kept for it.
+ * @return true when nothing of it is left, false to be asked again a
+ *	linger later (state that cannot be rebuilt yet, e.g. a rate-limit
+ *	bucket that is not full)
+ */
+typedef bool (*registry_forget_cb)(const char *device_id, void *arg);
 
 /** Called when an API request to a device finishes. */
 typedef void (*registry_done_cb)(uint64_t req_id,
@@ -124,6 +139,17 @@ void registry_set_event_cb(struct registry *reg, registry_event_cb cb,
 /** Set the subscription hooks (NULL to clear). */
 void registry_set_subscribe_cb(struct registry *reg, registry_subscribe_cb cb,
 			       registry_conn_closed_cb closed, void *arg);
+
+/**
+ * Add a hook called when a gone device's state is dropped (at most
+ * REGISTRY_FORGET_HOOKS). @return 0 or CINDER_ERR_BUSY (all taken)
+ */
+int registry_add_forget_cb(struct registry *reg, registry_forget_cb cb,
+			   void *arg);
+
+/** Remove a hook added with registry_add_forget_cb(). */
+void registry_remove_forget_cb(struct registry *reg, registry_forget_cb cb,
+			       void *arg);
 
 /** Fill *out with the current counters. */
 void registry_stats_get(const struct registry *reg, struct registry_stats *out);

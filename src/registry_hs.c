@@ -137,9 +137,10 @@ registry_hs_key_entry_free(struct key_entry *e)
 }
 
 /*
- * The database cannot answer: a device seen before still gets in with the
- * key and owner of its last lookup, so that an outage does not lock out
- * devices that reconnect. Unknown devices wait for the database.
+ * The database cannot answer: a device whose key is still cached (online,
+ * or gone for less than device_cache_linger_s) gets in with the key and
+ * owner of its last lookup, so that an outage does not lock out devices
+ * that reconnect. Others wait for the database.
  * @return true if the handshake went on from the cache
  */
 static bool
@@ -196,6 +197,8 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 		return;
 	}
 	e = hmap_get(reg->keys, c->idhex, DEVICE_ID_HEX);
+	if (e != NULL && memcmp(e->pem_sha, sha, sizeof(sha)) == 0)
+		reg->stats.key_cache_hits++;
 	if (e == NULL || memcmp(e->pem_sha, sha, sizeof(sha)) != 0) {
 		uint8_t der[CRYPTO_PUB_DER_MAX];
 		size_t dlen = 0;
@@ -211,7 +214,8 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 		e = xmalloc(sizeof(*e) + dlen);
 		memcpy(e->pem_sha, sha, sizeof(sha));
 		e->owner_id = c->owner_id;
-		e->der_len = dlen;
+		e->left_ms = 0;
+		e->der_len = (uint16_t)dlen;
 		memcpy(e->der, der, dlen);
 		if (hmap_count(reg->keys) >= KEY_CACHE_MAX) {
 			conn_have_key(c, e);

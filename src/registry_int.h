@@ -174,6 +174,22 @@ struct registry {
 	char node_id[128];		  /* this node's name */
 	registry_describe_cb describe_cb; /* describe hook (healer) */
 	void *describe_arg;
+	struct registry_left *left;	    /* ring of devices gone, oldest
+					       first (registry_linger.c) */
+	size_t left_head, left_n, left_cap; /* its start, length, size */
+	struct event *linger_ev;	    /* the one sweep of the ring */
+	uint64_t last_sweep_ms;		    /* when it last ran */
+	uint32_t forgot_since_trim;	    /* devices dropped since */
+	struct {
+		registry_forget_cb cb;
+		void *arg;
+	} forget[REGISTRY_FORGET_HOOKS]; /* what to tell when one goes */
+};
+
+/* A device whose last connection closed at `at` (registry_linger.c). */
+struct registry_left {
+	char id[DEVICE_ID_HEX]; /* its idhex, not NUL-terminated */
+	uint64_t at;		/* registry_now_ms() then */
 };
 
 /*
@@ -186,7 +202,10 @@ struct registry {
 struct key_entry {
 	uint8_t pem_sha[CRYPTO_SHA256_LEN]; /* of the PEM it came from */
 	int64_t owner_id;		    /* owner at the last lookup */
-	size_t der_len;			    /* bytes in der */
+	uint64_t left_ms;		    /* when its device's last
+					       connection closed; 0: not
+					       in reg->left (registry_linger.c) */
+	uint16_t der_len;		    /* bytes in der */
 	uint8_t der[];			    /* the public key, DER */
 };
 
@@ -240,6 +259,28 @@ void registry_timer_stop(struct devconn *c);
 void registry_trim_note_handshake(struct registry *reg);
 /* The same after a connection is freed (a mass disconnect). */
 void registry_trim_note_close(struct registry *reg);
+
+/* registry_linger.c */
+
+/** The ring of gone devices and its sweep (registry_timers_init). */
+void registry_linger_init(struct registry *reg);
+
+/** Free them (registry_timers_cleanup). */
+void registry_linger_cleanup(struct registry *reg);
+
+/**
+ * A connection whose device id is known is being freed: unless the device
+ * has another session, what is kept for it (its key here, the hooks'
+ * state) is dropped device_cache_linger_s later, if it has not come back.
+ */
+void registry_linger_note(struct devconn *c);
+
+/**
+ * Give the allocator's free pages back (glibc malloc_trim) now, logged at
+ * info as "what (n of): RSS before -> after KB".
+ */
+void registry_trim_now(struct registry *reg, const char *what, unsigned long n,
+		       const char *of);
 
 /* registry_io.c */
 

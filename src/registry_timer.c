@@ -175,15 +175,26 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	reg->hs_since_trim = 0;
 	reg->trim_waits = 0;
-#if defined(__GLIBC__)
-	{
-		long before = rss_kb();
+	registry_trim_now(reg, "connect burst settled",
+			  (unsigned long)hmap_count(reg->conns), "connections");
+}
 
-		malloc_trim(0);
-		log_info("connect burst settled (%u connections): RSS %ld -> "
-			 "%ld KB",
-			 (unsigned)hmap_count(reg->conns), before, rss_kb());
-	}
+void
+registry_trim_now(struct registry *reg, const char *what, unsigned long n,
+		  const char *of)
+{
+#if defined(__GLIBC__)
+	long before = rss_kb();
+
+	(void)reg;
+	malloc_trim(0);
+	log_info("%s (%lu %s): RSS %ld -> %ld KB", what, n, of, before,
+		 rss_kb());
+#else
+	(void)reg;
+	(void)what;
+	(void)n;
+	(void)of;
 #endif
 }
 
@@ -217,6 +228,7 @@ registry_timers_init(struct registry *reg)
 	timerq_init(&reg->timers);
 	reg->timer_ev = evtimer_new(reg->base, timers_cb, reg);
 	reg->trim_ev = evtimer_new(reg->base, trim_cb, reg);
+	registry_linger_init(reg);
 }
 
 void
@@ -228,5 +240,6 @@ registry_timers_cleanup(struct registry *reg)
 	if (reg->trim_ev != NULL)
 		event_free(reg->trim_ev);
 	reg->trim_ev = NULL;
+	registry_linger_cleanup(reg);
 	timerq_cleanup(&reg->timers);
 }

@@ -7,6 +7,8 @@
 #include "timerq.h"
 #include "xmalloc.h"
 
+#define TIMERQ_MIN_CAP 64 /* slots of the first array, and the least kept */
+
 void
 timerq_init(struct timerq *q)
 {
@@ -88,7 +90,7 @@ timerq_set(struct timerq *q, struct timerq_node *node, uint64_t at)
 		return;
 	}
 	if (q->n == q->cap) {
-		q->cap = q->cap ? q->cap * 2 : 64;
+		q->cap = q->cap ? q->cap * 2 : TIMERQ_MIN_CAP;
 		q->v = xreallocarray(q->v, q->cap, sizeof(*q->v));
 	}
 	node->at = at;
@@ -108,14 +110,19 @@ timerq_del(struct timerq *q, struct timerq_node *node)
 	i = node->pos - 1;
 	node->pos = 0;
 	last = q->v[--q->n];
-	if (i == q->n)
-		return;
-	/* the last node fills the hole, then goes up or down */
-	place(q, i, last);
-	if (i > 0 && q->v[(i - 1) / 2]->at > last->at)
-		sift_up(q, i);
-	else
-		sift_down(q, i);
+	if (i != q->n) {
+		/* the last node fills the hole, then goes up or down */
+		place(q, i, last);
+		if (i > 0 && q->v[(i - 1) / 2]->at > last->at)
+			sift_up(q, i);
+		else
+			sift_down(q, i);
+	}
+	/* a fleet gone: give the heap's array back, half at a time */
+	if (q->cap > TIMERQ_MIN_CAP && q->n < q->cap / 4) {
+		q->cap /= 2;
+		q->v = xreallocarray(q->v, q->cap, sizeof(*q->v));
+	}
 }
 
 struct timerq_node *

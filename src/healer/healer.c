@@ -137,6 +137,21 @@ static void healer_on_describe(const char *device_id, int64_t owner_id,
 			       void *arg);
 static void on_safemode(const struct bus_event *ev, void *arg);
 
+/*
+ * Registry hook: the device has been gone for device_cache_linger_s. Its
+ * application hash goes: when it comes back, its hash is taken as new,
+ * as after a restart (no spark/device/app-hash for that session). A heal
+ * in progress stays (it ends by itself after HEALER_IDLE_MS of silence).
+ */
+static bool
+healer_forget(const char *device_id, void *arg)
+{
+	struct healer *h = arg;
+
+	free(hmap_remove(h->apphash, device_id, strlen(device_id)));
+	return true;
+}
+
 int
 healer_new(const struct healer_deps *deps, struct healer **out)
 {
@@ -157,8 +172,10 @@ healer_new(const struct healer_deps *deps, struct healer **out)
 		event_add(h->sweep, &tv);
 		h->kick = event_new(h->d.base, -1, 0, kick_cb, h);
 	}
-	if (h->d.reg != NULL)
+	if (h->d.reg != NULL) {
 		registry_set_describe_cb(h->d.reg, healer_on_describe, h);
+		registry_add_forget_cb(h->d.reg, healer_forget, h);
+	}
 	if (h->d.events != NULL && h->d.reg != NULL)
 		h->safemode =
 			bus_subscribe(events_bus(h->d.events),
@@ -212,8 +229,10 @@ healer_free(struct healer *h)
 
 	if (h == NULL)
 		return;
-	if (h->d.reg != NULL)
+	if (h->d.reg != NULL) {
 		registry_set_describe_cb(h->d.reg, NULL, NULL);
+		registry_remove_forget_cb(h->d.reg, healer_forget, h);
+	}
 	if (h->safemode != NULL)
 		bus_unsubscribe(events_bus(h->d.events), h->safemode);
 	for (f = h->flashes; f != NULL; f = f->next)
@@ -268,10 +287,11 @@ healer_status_fill(struct healer *h, json_t *obj)
 	hmap_foreach(h->heals, count_waiting, &waiting);
 	json_object_set_new(
 		obj, "healer",
-		json_pack("{s:I, s:I, s:I, s:I}", "active",
+		json_pack("{s:I, s:I, s:I, s:I, s:I}", "active",
 			  (json_int_t)h->active, "peak", (json_int_t)h->peak,
 			  "waiting", (json_int_t)waiting, "max_concurrent",
-			  (json_int_t)h->d.cfg->healer_max_concurrent));
+			  (json_int_t)h->d.cfg->healer_max_concurrent,
+			  "app_hashes", (json_int_t)hmap_count(h->apphash)));
 	json_object_set_new(obj, "ota",
 			    json_pack("{s:I, s:I, s:I, s:I}", "transfers",
 				      (json_int_t)h->n_flashes, "images",

@@ -35,6 +35,7 @@ START_TEST(test_conf_defaults)
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_NOTICE);
 	ck_assert_int_eq(cfg->crypto_threads, 0);
 	ck_assert_int_eq(cfg->request_timeout, 30);
+	ck_assert_int_eq(cfg->device_cache_linger_s, 60);
 	conf_free(cfg);
 }
 END_TEST
@@ -51,6 +52,7 @@ START_TEST(test_conf_parse_good)
 			   "log_level debug\n"
 			   "rate_limits all=20000,token=50,lock=3\n"
 			   "crypto_threads 4\n"
+			   "device_cache_linger_s 0\n"
 			   "web_root \"\"\n"
 			   "log_file \"/var/log/cinder d.log\"\n";
 
@@ -60,6 +62,7 @@ START_TEST(test_conf_parse_good)
 	ck_assert_str_eq(cfg->api_listen, "[::1]:8081");
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_DEBUG);
 	ck_assert_int_eq(cfg->crypto_threads, 4);
+	ck_assert_int_eq(cfg->device_cache_linger_s, 0);
 	ck_assert_str_eq(cfg->rate_limits, "all=20000,token=50,lock=3");
 	ck_assert_str_eq(cfg->web_root, "");
 	ck_assert_str_eq(cfg->log_file, "/var/log/cinder d.log");
@@ -83,6 +86,8 @@ static const struct {
 	{"api_listen [::1]8080\n", "t.conf:1: api_listen"},
 	{"server_key\n", "t.conf:1: server_key: missing value"},
 	{"keepalive_timeout 2\n", "t.conf:1: keepalive_timeout"},
+	{"device_cache_linger_s -1\n", "t.conf:1: device_cache_linger_s"},
+	{"device_cache_linger_s 86401\n", "t.conf:1: device_cache_linger_s"},
 	{"rate_limits all=0\n", "t.conf:1: rate_limits"},
 	{"rate_limits all=5,tokens=3\n", "t.conf:1: rate_limits"},
 	{"rate_limits all=5,\n", "t.conf:1: rate_limits"},

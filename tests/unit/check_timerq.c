@@ -2,7 +2,8 @@
 /*
  * The deadline queue: pops in deadline order, moving a node earlier or
  * later, deleting from the middle and the end, deleting what is not
- * queued, and a randomised run checked against a plain array. Pure.
+ * queued, a randomised run checked against a plain array, and the array
+ * shrinking once most deadlines are gone. Pure.
  */
 #include "config.h"
 
@@ -105,6 +106,34 @@ START_TEST(test_timerq_random)
 }
 END_TEST
 
+/* A fleet's deadlines gone: the heap's array shrinks with them. */
+START_TEST(test_timerq_shrink)
+{
+	struct timerq q;
+	struct timerq_node *n = calloc(10000, sizeof(*n));
+	size_t i;
+
+	ck_assert_ptr_nonnull(n);
+	timerq_init(&q);
+	for (i = 0; i < 10000; i++)
+		timerq_set(&q, &n[i], 10000 - i);
+	ck_assert_uint_ge(q.cap, 10000);
+	for (i = 0; i < 9990; i++) {
+		struct timerq_node *x = timerq_pop_due(&q, 100000);
+
+		ck_assert_ptr_nonnull(x);
+		ck_assert_uint_ge(q.cap, q.n);
+	}
+	ck_assert_uint_eq(timerq_count(&q), 10);
+	ck_assert_uint_le(q.cap, 64);
+	for (i = 0; i < 10; i++)
+		ck_assert_ptr_nonnull(timerq_pop_due(&q, 100000));
+	ck_assert_ptr_null(timerq_first(&q));
+	timerq_cleanup(&q);
+	free(n);
+}
+END_TEST
+
 static Suite *
 timerq_suite(void)
 {
@@ -114,6 +143,7 @@ timerq_suite(void)
 	tcase_add_test(tc, test_timerq_order);
 	tcase_add_test(tc, test_timerq_move_and_del);
 	tcase_add_test(tc, test_timerq_random);
+	tcase_add_test(tc, test_timerq_shrink);
 	suite_add_tcase(s, tc);
 	return s;
 }
