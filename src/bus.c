@@ -368,13 +368,19 @@ bus_publish(struct bus *b, struct bus_event *ev)
 	b->pending[b->npending++] = ev;
 	b->stats.published++;
 	if (b->npending == 1) {
-		/* a zero timeout, not event_active(): libevent runs events
-		   activated during a callback in the same pass, so a
-		   subscriber that publishes could starve the loop; timers
-		   become active once per loop iteration */
+		/* Outside a delivery, event_active(): the batch goes out in
+		   this loop pass, after the reads already queued in it (a
+		   zero timer costs another epoll_wait per wake-up, B3 in
+		   docs/benchmarks.md). During one, a zero timeout: libevent
+		   runs events activated during a callback in the same pass,
+		   so a subscriber that publishes could starve the loop;
+		   timers become active once per loop iteration. */
 		struct timeval zero = {0, 0};
 
-		evtimer_add(b->ev, &zero);
+		if (b->dispatching > 0)
+			evtimer_add(b->ev, &zero);
+		else
+			event_active(b->ev, EV_TIMEOUT, 0);
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "xmalloc.h"
 #include "api/handlers.h"
 #include "api/http.h"
+#include "api/http_int.h" /* direct streams: req->direct */
 
 #define MAX_BODY (64 * 1024)
 
@@ -1215,6 +1217,259 @@ START_TEST(test_http_free_with_open_stream)
 }
 END_TEST
 
+/* ---- direct streams: the loop writes the socket once MHD is done ---- */
+
+/* What the raw client has read so far. */
+struct rbuf {
+	char *p;
+	size_t len, cap;
+	bool eof;
+};
+
+/* Run the loop once without blocking and read what the raw client has. */
+static void
+raw_pump(struct rbuf *b)
+{
+	ssize_t n;
+
+	ck_assert_int_eq(event_base_loop(F.base, EVLOOP_NONBLOCK), 0);
+	for (;;) {
+		if (b->cap - b->len < 4096) {
+			b->cap = b->cap ? b->cap * 2 : 65536;
+			b->p = xreallocarray(b->p, b->cap, 1);
+		}
+		n = recv(F.raw_fd, b->p + b->len, b->cap - b->len - 1,
+			 MSG_DONTWAIT);
+		if (n == 0)
+			b->eof = true;
+		if (n <= 0)
+			break;
+		b->len += (size_t)n;
+		b->p[b->len] = '\0';
+	}
+}
+
+/*
+ * Until the reply holds at least want or ends. The client is in this
+ * thread, so the loop must not block on a socket only it would drain:
+ * run the loop without blocking, read, and wait on the client's socket.
+ */
+static void
+raw_wait(struct rbuf *b, size_t want)
+{
+	struct pollfd pfd;
+	size_t before;
+
+	while (b->len < want && !b->eof) {
+		before = b->len;
+		raw_pump(b);
+		if (b->len == before && !b->eof) {
+			pfd.fd = F.raw_fd;
+			pfd.events = POLLIN;
+			ck_assert_int_ge(poll(&pfd, 1, 10), 0);
+		}
+	}
+}
+
+/* Open a held stream with version, wait until it is direct. */
+static struct http_request *
+direct_open(const char *version, struct rbuf *b)
+{
+	char req[128];
+	struct http_request *r;
+
+	snprintf(req, sizeof(req), "GET /t/stream-hold %s\r\nHost: x\r\n\r\n",
+		 version);
+	raw_send(req);
+	while (strstr(b->p != NULL ? b->p : "", "\r\n\r\n") == NULL) {
+		ck_assert_int_eq(event_base_loop(F.base, EVLOOP_ONCE), 0);
+		raw_pump(b);
+	}
+	r = http_request_lookup(F.h, F.held_id);
+	ck_assert_ptr_nonnull(r);
+	ck_assert(!r->direct);
+	/* the first bytes go through MHD; when it asks for more, ours */
+	ck_assert_int_eq(http_stream_write(F.h, F.held_id, ":ok\n\n", 5), 0);
+	while (!r->direct)
+		ck_assert_int_eq(event_base_loop(F.base, EVLOOP_ONCE), 0);
+	return r;
+}
+
+/* The body after the headers, chunks decoded when chunked. */
+static char *
+body_of(const struct rbuf *b, bool chunked, bool *last_chunk)
+{
+	const char *p = strstr(b->p, "\r\n\r\n") + 4;
+	char *out = xmalloc(b->len + 1), *end;
+	size_t n = 0, k;
+
+	*last_chunk = false;
+	if (!chunked) {
+		memcpy(out, p, (size_t)(b->p + b->len - p));
+		out[b->p + b->len - p] = '\0';
+		return out;
+	}
+	while (p < b->p + b->len) {
+		k = strtoul(p, &end, 16);
+		ck_assert_msg(end[0] == '\r' && end[1] == '\n', "bad chunk");
+		p = end + 2;
+		if (k == 0) {
+			*last_chunk = true;
+			break;
+		}
+		memcpy(out + n, p, k);
+		n += k;
+		p += k;
+		ck_assert_msg(p[0] == '\r' && p[1] == '\n', "bad chunk end");
+		p += 2;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* Frames with a sequence number: order and loss show in the text. */
+static void
+direct_frame(char *buf, size_t len, int i)
+{
+	snprintf(buf, len, "event: e\ndata: %06d %s\n\n", i,
+		 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+}
+
+static void
+direct_check(const char *version, bool chunked)
+{
+	struct rbuf b = {0};
+	struct http_request *r;
+	char frame_buf[128], *want, *got;
+	size_t wlen = 0;
+	bool last;
+	int i;
+
+	r = direct_open(version, &b);
+	want = xmalloc(2000 * sizeof(frame_buf) + 8);
+	memcpy(want, ":ok\n\n", 6);
+	wlen = 5;
+	for (i = 0; i < 2000; i++) {
+		direct_frame(frame_buf, sizeof(frame_buf), i);
+		ck_assert_int_eq(http_stream_write(F.h, F.held_id, frame_buf,
+						   strlen(frame_buf)),
+				 0);
+		memcpy(want + wlen, frame_buf, strlen(frame_buf) + 1);
+		wlen += strlen(frame_buf);
+		if (i % 50 == 0)
+			raw_pump(&b);
+		ck_assert(r->direct);
+	}
+	frame_refs++;
+	ck_assert_int_eq(http_stream_write_ref(F.h, F.held_id, frame,
+					       sizeof(frame) - 1, frame_unref,
+					       NULL),
+			 0);
+	memcpy(want + wlen, frame, sizeof(frame));
+	wlen += sizeof(frame) - 1;
+	/* ending hands the socket back to MHD, which ends the body */
+	ck_assert_int_eq(http_stream_end(F.h, F.held_id), 0);
+	if (chunked) {
+		while (strstr(b.p, "\r\n0\r\n\r\n") == NULL) {
+			ck_assert_int_eq(event_base_loop(F.base, EVLOOP_ONCE),
+					 0);
+			raw_pump(&b);
+		}
+	} else {
+		raw_wait(&b, SIZE_MAX); /* HTTP/1.0: closed at the end */
+	}
+	got = body_of(&b, chunked, &last);
+	ck_assert(last == chunked);
+	ck_assert_uint_eq(strlen(got), wlen);
+	ck_assert(strcmp(got, want) == 0);
+	ck_assert_int_eq(frame_refs, 0);
+	free(got);
+	free(want);
+	free(b.p);
+}
+
+START_TEST(test_http_stream_direct_http10)
+{
+	direct_check("HTTP/1.0", false);
+}
+END_TEST
+
+START_TEST(test_http_stream_direct_chunked)
+{
+	direct_check("HTTP/1.1", true);
+}
+END_TEST
+
+/* A reader that stops reading: the queue stays bounded, nothing is lost
+ * or reordered up to the refusal, and an end after it still drains. */
+START_TEST(test_http_stream_direct_slow_reader)
+{
+	struct rbuf b = {0};
+	struct http_request *r;
+	char frame_buf[128], *got, *want;
+	size_t wlen = 5, cap = 64 * HTTP_DEFAULT_STREAM_MAX;
+	int i = 0, rc;
+	bool last;
+
+	r = direct_open("HTTP/1.0", &b);
+	want = xmalloc(cap);
+	memcpy(want, ":ok\n\n", 6);
+	for (;;) {
+		direct_frame(frame_buf, sizeof(frame_buf), i++);
+		rc = http_stream_write(F.h, F.held_id, frame_buf,
+				       strlen(frame_buf));
+		if (rc == CINDER_ERR_BUSY)
+			break;
+		ck_assert_int_eq(rc, 0);
+		ck_assert_uint_lt(wlen + strlen(frame_buf), cap);
+		memcpy(want + wlen, frame_buf, strlen(frame_buf) + 1);
+		wlen += strlen(frame_buf);
+		ck_assert_int_eq(event_base_loop(F.base, EVLOOP_NONBLOCK), 0);
+		ck_assert_uint_le(http_stream_buffered(F.h, F.held_id),
+				  HTTP_DEFAULT_STREAM_MAX);
+	}
+	ck_assert(r->direct);
+	ck_assert(r->wait_write);
+	ck_assert_uint_gt(evbuffer_get_length(r->wbuf), 0);
+	/* ends after what is queued: the reader catches up and sees it all */
+	ck_assert_int_eq(http_stream_end(F.h, F.held_id), 0);
+	raw_wait(&b, SIZE_MAX);
+	got = body_of(&b, false, &last);
+	ck_assert_uint_eq(strlen(got), wlen);
+	ck_assert(strcmp(got, want) == 0);
+	free(got);
+	free(want);
+	free(b.p);
+}
+END_TEST
+
+/* The client of a direct stream hangs up: the close hook runs, writes
+ * are refused and every queued reference is released. */
+START_TEST(test_http_stream_direct_client_gone)
+{
+	struct rbuf b = {0};
+	struct http_request *r;
+
+	r = direct_open("HTTP/1.1", &b);
+	http_request_on_close(r, on_close, NULL);
+	frame_refs++;
+	ck_assert_int_eq(http_stream_write_ref(F.h, F.held_id, frame,
+					       sizeof(frame) - 1, frame_unref,
+					       NULL),
+			 0);
+	close(F.raw_fd);
+	F.raw_fd = -1;
+	while (!F.closed)
+		ck_assert_int_eq(event_base_dispatch(F.base), 0);
+	ck_assert(!F.closed_answered);
+	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
+			 CINDER_ERR_NOTFOUND);
+	drain();
+	ck_assert_int_eq(frame_refs, 0);
+	free(b.p);
+}
+END_TEST
+
 static Suite *
 http_suite(void)
 {
@@ -1253,6 +1508,10 @@ http_suite(void)
 	tcase_add_test(tc, test_http_stop_graceful);
 	tcase_add_test(tc, test_http_stop_idle_keepalive);
 	tcase_add_test(tc, test_http_free_with_open_stream);
+	tcase_add_test(tc, test_http_stream_direct_http10);
+	tcase_add_test(tc, test_http_stream_direct_chunked);
+	tcase_add_test(tc, test_http_stream_direct_slow_reader);
+	tcase_add_test(tc, test_http_stream_direct_client_gone);
 	suite_add_tcase(s, tc);
 	return s;
 }
