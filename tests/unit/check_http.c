@@ -1470,6 +1470,74 @@ START_TEST(test_http_stream_direct_client_gone)
 }
 END_TEST
 
+/* Stopping the server ends a direct stream cleanly: what was queued,
+ * then the last chunk, then the close. */
+START_TEST(test_http_stream_direct_stop)
+{
+	struct rbuf b = {0};
+	char *got;
+	bool last;
+
+	direct_open("HTTP/1.1", &b);
+	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "event: a\n\n", 10),
+			 0);
+	ck_assert_int_eq(http_stop(F.h, stopped_cb, NULL), 0);
+	while (!F.stopped || !b.eof) {
+		if (!F.stopped)
+			ck_assert_int_eq(
+				event_base_loop(F.base, EVLOOP_NONBLOCK), 0);
+		raw_wait(&b, b.len + 1);
+	}
+	got = body_of(&b, true, &last);
+	ck_assert(last);
+	ck_assert_str_eq(got, ":ok\n\nevent: a\n\n");
+	ck_assert_uint_eq(http_active_count(F.h), 0);
+	free(got);
+	free(b.p);
+}
+END_TEST
+
+/* A reader that never reads again is dropped after the connection
+ * timeout, like libmicrohttpd drops one, and its queue is freed. */
+START_TEST(test_http_stream_direct_stalled_reader)
+{
+	struct http_options o;
+	struct rbuf b = {0};
+	struct http_request *r;
+	char frame_buf[128];
+	int i = 0;
+
+	http_free(F.h);
+	memset(&o, 0, sizeof(o));
+	o.timeout_s = 1;
+	o.stream_max_buffered = 16 * 1024;
+	F.h = http_new(F.base, "127.0.0.1:0", &o);
+	ck_assert_ptr_nonnull(F.h);
+	ck_assert_int_eq(
+		http_add_routes(F.h, test_routes,
+				sizeof(test_routes) / sizeof(test_routes[0]),
+				NULL),
+		0);
+	r = direct_open("HTTP/1.0", &b);
+	http_request_on_close(r, on_close, NULL);
+	for (;;) {
+		direct_frame(frame_buf, sizeof(frame_buf), i++);
+		if (http_stream_write(F.h, F.held_id, frame_buf,
+				      strlen(frame_buf)) == CINDER_ERR_BUSY)
+			break;
+		ck_assert_int_eq(event_base_loop(F.base, EVLOOP_NONBLOCK), 0);
+	}
+	ck_assert(r->wait_write);
+	while (!F.closed)
+		ck_assert_int_eq(event_base_dispatch(F.base), 0);
+	ck_assert(!F.closed_answered);
+	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
+			 CINDER_ERR_NOTFOUND);
+	drain();
+	free(b.p);
+}
+END_TEST
+
 static Suite *
 http_suite(void)
 {
@@ -1512,6 +1580,8 @@ http_suite(void)
 	tcase_add_test(tc, test_http_stream_direct_chunked);
 	tcase_add_test(tc, test_http_stream_direct_slow_reader);
 	tcase_add_test(tc, test_http_stream_direct_client_gone);
+	tcase_add_test(tc, test_http_stream_direct_stop);
+	tcase_add_test(tc, test_http_stream_direct_stalled_reader);
 	suite_add_tcase(s, tc);
 	return s;
 }
