@@ -20,6 +20,9 @@
 #include "log.h"
 #include "xmalloc.h"
 
+/* a batch array above this many entries is freed, not kept */
+#define BUS_SPARE_MAX 1024
+
 /* One trie node: the subscriptions whose prefix ends here. */
 struct bus_node {
 	struct bus_node *parent;    /* NULL for the root */
@@ -47,6 +50,8 @@ struct bus {
 	struct bus_event **pending; /* events waiting for delivery */
 	size_t npending;	    /* used entries */
 	size_t cap;		    /* allocated entries */
+	struct bus_event **spare;   /* a delivered batch's array, reused */
+	size_t spare_cap;	    /* its allocated entries */
 	uint64_t next_seq;	    /* seq of the next published event */
 	unsigned dispatching;	    /* > 0 while delivering */
 	struct bus_sub *dead;	    /* ended during a delivery */
@@ -305,21 +310,31 @@ dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct bus *b = arg;
 	struct bus_event **batch;
-	size_t n, i;
+	size_t n, i, cap;
 
 	(void)fd;
 	(void)what;
 	batch = b->pending;
 	n = b->npending;
-	b->pending = NULL;
-	b->npending = b->cap = 0;
+	cap = b->cap;
+	/* the next batch fills the spare array: no allocation per batch */
+	b->pending = b->spare;
+	b->cap = b->spare_cap;
+	b->spare = NULL;
+	b->spare_cap = 0;
+	b->npending = 0;
 	b->dispatching++;
 	for (i = 0; i < n; i++) {
 		deliver(b, batch[i]);
 		bus_event_unref(batch[i]);
 	}
 	b->dispatching--;
-	free(batch);
+	if (b->spare == NULL && cap <= BUS_SPARE_MAX) {
+		b->spare = batch;
+		b->spare_cap = cap;
+	} else {
+		free(batch);
+	}
 	if (b->dispatching == 0)
 		reap_dead(b);
 }
@@ -351,6 +366,7 @@ bus_free(struct bus *b)
 	for (i = 0; i < b->npending; i++)
 		bus_event_unref(b->pending[i]);
 	free(b->pending);
+	free(b->spare);
 	b->dead = NULL; /* the subs are still linked in their nodes */
 	node_free_all(&b->root);
 	free(b);
