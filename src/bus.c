@@ -20,6 +20,9 @@
 #include "log.h"
 #include "xmalloc.h"
 
+/* a batch array above this many entries is freed, not kept */
+#define BUS_SPARE_MAX 1024
+
 /* One trie node: the subscriptions whose prefix ends here. */
 struct bus_node {
 	struct bus_node *parent;    /* NULL for the root */
@@ -47,6 +50,8 @@ struct bus {
 	struct bus_event **pending; /* events waiting for delivery */
 	size_t npending;	    /* used entries */
 	size_t cap;		    /* allocated entries */
+	struct bus_event **spare;   /* a delivered batch's array, reused */
+	size_t spare_cap;	    /* its allocated entries */
 	uint64_t next_seq;	    /* seq of the next published event */
 	unsigned dispatching;	    /* > 0 while delivering */
 	struct bus_sub *dead;	    /* ended during a delivery */
@@ -305,21 +310,31 @@ dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct bus *b = arg;
 	struct bus_event **batch;
-	size_t n, i;
+	size_t n, i, cap;
 
 	(void)fd;
 	(void)what;
 	batch = b->pending;
 	n = b->npending;
-	b->pending = NULL;
-	b->npending = b->cap = 0;
+	cap = b->cap;
+	/* the next batch fills the spare array: no allocation per batch */
+	b->pending = b->spare;
+	b->cap = b->spare_cap;
+	b->spare = NULL;
+	b->spare_cap = 0;
+	b->npending = 0;
 	b->dispatching++;
 	for (i = 0; i < n; i++) {
 		deliver(b, batch[i]);
 		bus_event_unref(batch[i]);
 	}
 	b->dispatching--;
-	free(batch);
+	if (b->spare == NULL && cap <= BUS_SPARE_MAX) {
+		b->spare = batch;
+		b->spare_cap = cap;
+	} else {
+		free(batch);
+	}
 	if (b->dispatching == 0)
 		reap_dead(b);
 }
@@ -351,6 +366,7 @@ bus_free(struct bus *b)
 	for (i = 0; i < b->npending; i++)
 		bus_event_unref(b->pending[i]);
 	free(b->pending);
+	free(b->spare);
 	b->dead = NULL; /* the subs are still linked in their nodes */
 	node_free_all(&b->root);
 	free(b);
@@ -368,13 +384,19 @@ bus_publish(struct bus *b, struct bus_event *ev)
 	b->pending[b->npending++] = ev;
 	b->stats.published++;
 	if (b->npending == 1) {
-		/* a zero timeout, not event_active(): libevent runs events
-		   activated during a callback in the same pass, so a
-		   subscriber that publishes could starve the loop; timers
-		   become active once per loop iteration */
+		/* Outside a delivery, event_active(): the batch goes out in
+		   this loop pass, after the reads already queued in it (a
+		   zero timer costs another epoll_wait per wake-up, B3 in
+		   docs/benchmarks.md). During one, a zero timeout: libevent
+		   runs events activated during a callback in the same pass,
+		   so a subscriber that publishes could starve the loop;
+		   timers become active once per loop iteration. */
 		struct timeval zero = {0, 0};
 
-		evtimer_add(b->ev, &zero);
+		if (b->dispatching > 0)
+			evtimer_add(b->ev, &zero);
+		else
+			event_active(b->ev, EV_TIMEOUT, 0);
 	}
 }
 

@@ -35,7 +35,7 @@ struct sse_frame {
 	unsigned refs; /* the cache's plus one per queued write */
 	uint64_t seq;  /* event it was made from */
 	size_t len;    /* bytes in buf */
-	char *buf;     /* the frame */
+	char buf[];    /* the frame */
 };
 
 struct sse_stream {
@@ -53,6 +53,12 @@ struct ip_count {
 	unsigned n;
 };
 
+/* Growable output buffer for the formatter. */
+struct obuf {
+	char *p;
+	size_t len, cap;
+};
+
 struct sse {
 	struct event_base *base;      /* borrowed */
 	struct http *http;	      /* borrowed */
@@ -63,6 +69,7 @@ struct sse {
 	TAILQ_HEAD(, sse_stream) lru; /* oldest write first */
 	struct event *timer;	      /* keep-alive timer */
 	struct sse_frame *cache[2];   /* last frame: [0] user, [1] product */
+	struct obuf scratch;	      /* where frames are formatted */
 	struct sse_stats stats;	      /* counters */
 };
 
@@ -146,12 +153,6 @@ sse_format_time(uint64_t ms, char buf[25])
 	memcpy(buf, cached, 25);
 	put_dec(buf + 20, (unsigned)(ms % 1000), 3);
 }
-
-/* Growable output buffer for the formatter. */
-struct obuf {
-	char *p;
-	size_t len, cap;
-};
 
 static void
 ob_add(struct obuf *o, const void *s, size_t n)
@@ -274,50 +275,64 @@ ob_json_str(struct obuf *o, const uint8_t *s, size_t n)
 	ob_add(o, "\"", 1);
 }
 
-size_t
-sse_format_frame(const struct bus_event *ev, bool product, char **out)
+/* Format ev's frame into o (emptied first). */
+static void
+frame_format(struct obuf *o, const struct bus_event *ev, bool product)
 {
-	struct obuf o = {NULL, 0, 0};
 	char num[48], when[25];
 	const char *p;
+	size_t want;
 
 	/* one allocation for the usual frame: the fixed text is < 160 bytes */
-	o.cap = 192 + strlen(ev->name) + ev->data_len + ev->data_len / 8;
-	o.p = xmalloc(o.cap);
-	ob_str(&o, "event: ");
+	want = 192 + strlen(ev->name) + ev->data_len + ev->data_len / 8;
+	if (o->cap < want) {
+		free(o->p);
+		o->cap = want;
+		o->p = xmalloc(o->cap);
+	}
+	o->len = 0;
+	ob_str(o, "event: ");
 	/* names are checked where events enter; never let one break a line */
 	for (p = ev->name; *p != '\0'; p++) {
 		char c = ((uint8_t)*p < 0x20 || *p == 0x7f) ? '_' : *p;
 
-		ob_add(&o, &c, 1);
+		ob_add(o, &c, 1);
 	}
-	ob_str(&o, "\ndata: {\"data\":");
+	ob_str(o, "\ndata: {\"data\":");
 	if (ev->data_len == 0)
-		ob_str(&o, "null");
+		ob_str(o, "null");
 	else
-		ob_json_str(&o, ev->data, ev->data_len);
+		ob_json_str(o, ev->data, ev->data_len);
 	snprintf(num, sizeof(num), ",\"ttl\":%u,\"published_at\":\"",
 		 (unsigned)ev->ttl);
-	ob_str(&o, num);
+	ob_str(o, num);
 	sse_format_time(ev->published_ms, when);
-	ob_str(&o, when);
-	ob_str(&o, "\",\"coreid\":");
-	ob_json_str(&o, (const uint8_t *)ev->coreid, strlen(ev->coreid));
+	ob_str(o, when);
+	ob_str(o, "\",\"coreid\":");
+	ob_json_str(o, (const uint8_t *)ev->coreid, strlen(ev->coreid));
 	if (product) {
 		if (ev->owner_id != 0)
 			snprintf(num, sizeof(num), "%lld",
 				 (long long)ev->owner_id);
 		else
 			num[0] = '\0';
-		ob_str(&o, ",\"userid\":\"");
-		ob_str(&o, num);
-		ob_str(&o, ev->is_private ? "\",\"public\":false"
-					  : "\",\"public\":true");
+		ob_str(o, ",\"userid\":\"");
+		ob_str(o, num);
+		ob_str(o, ev->is_private ? "\",\"public\":false"
+					 : "\",\"public\":true");
 		snprintf(num, sizeof(num), ",\"productID\":%u",
 			 (unsigned)ev->product_id);
-		ob_str(&o, num);
+		ob_str(o, num);
 	}
-	ob_str(&o, "}\n\n");
+	ob_str(o, "}\n\n");
+}
+
+size_t
+sse_format_frame(const struct bus_event *ev, bool product, char **out)
+{
+	struct obuf o = {NULL, 0, 0};
+
+	frame_format(&o, ev, product);
 	*out = o.p;
 	return o.len;
 }
@@ -327,10 +342,8 @@ sse_format_frame(const struct bus_event *ev, bool product, char **out)
 static void
 frame_unref(struct sse_frame *fr)
 {
-	if (fr != NULL && --fr->refs == 0) {
-		free(fr->buf);
+	if (fr != NULL && --fr->refs == 0)
 		free(fr);
-	}
 }
 
 static void
@@ -351,10 +364,13 @@ frame_get(struct sse *s, const struct bus_event *ev, bool product)
 	if (fr != NULL && fr->seq == ev->seq)
 		return fr;
 	frame_unref(fr);
-	fr = xcalloc(1, sizeof(*fr));
+	/* formatted in a buffer kept for it, then one allocation */
+	frame_format(&s->scratch, ev, product);
+	fr = xmalloc(sizeof(*fr) + s->scratch.len);
 	fr->refs = 1; /* the cache's */
 	fr->seq = ev->seq;
-	fr->len = sse_format_frame(ev, product, &fr->buf);
+	fr->len = s->scratch.len;
+	memcpy(fr->buf, s->scratch.p, fr->len);
 	*slot = fr;
 	s->stats.frames++;
 	return fr;
@@ -613,6 +629,7 @@ sse_free(struct sse *s)
 	event_free(s->timer);
 	frame_unref(s->cache[0]);
 	frame_unref(s->cache[1]);
+	free(s->scratch.p);
 	hmap_free(s->streams);
 	hmap_free(s->ips); /* empty: every stream gave its count back */
 	free(s);

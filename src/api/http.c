@@ -356,6 +356,7 @@ http_new(struct event_base *base, const char *listen_addr,
 		if (h->tls_cert == NULL || h->tls_key == NULL)
 			goto fail;
 	}
+	h->tls = tls;
 	h->opts.tls_cert_file = h->opts.tls_key_file = NULL;
 	if (listen_open(listen_addr, &h->listen_fd, &h->port) != 0)
 		goto fail;

@@ -303,7 +303,8 @@ int http_request_auth_done(struct http *h, uint64_t id, int r);
  * when it returns and the body is whatever http_stream_write() queues,
  * sent as it comes (chunked) until http_stream_end() or the client leaves
  * (close hook). When nothing is queued the connection is suspended, so an
- * idle stream costs no CPU.
+ * idle stream costs no CPU. Over plain HTTP, once MHD has sent the headers
+ * and the first bytes, the loop writes the socket itself (http_resp.c).
  */
 
 /**
@@ -334,8 +335,9 @@ typedef void (*http_stream_unref_cb)(const void *data, size_t len, void *arg);
  * Queue bytes on a stream without copying them: one formatted SSE frame
  * can be shared by every stream that wants it (style O6).
  * @param data borrowed until unref(data, len, arg) is called, which
- *        happens once when the bytes have been handed to MHD or the stream
- *        ends; on a non-zero return unref is not called
+ *        happens once when the bytes have been handed to MHD or the
+ *        socket, or the stream ends; on a non-zero return unref is not
+ *        called
  * @return as http_stream_write()
  */
 int http_stream_write_ref(struct http *h, uint64_t id, const void *data,

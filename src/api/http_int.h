@@ -42,6 +42,13 @@ enum req_state {
 	REQ_HANDLED,  /* handler ran: answered, suspended or streaming */
 };
 
+/* How a stream's body goes on the wire (what MHD does for the version). */
+enum req_wire {
+	REQ_WIRE_MHD = 0, /* unknown or TLS: only MHD writes the socket */
+	REQ_WIRE_RAW,	  /* HTTP/1.0: bytes as they are, close at the end */
+	REQ_WIRE_CHUNKED, /* HTTP/1.1: chunked transfer coding */
+};
+
 /* One extra response header. */
 struct hdr {
 	char *name;  /* owned */
@@ -99,6 +106,15 @@ struct http_request {
 	bool stream;	       /* answer is a stream */
 	bool stream_end;       /* no more writes; end after drain */
 	struct evbuffer *sbuf; /* queued stream bytes */
+
+	/* direct streams (http_resp.c): the loop writes the socket itself */
+	enum req_wire wire;    /* body framing MHD chose, from the version */
+	bool direct;	       /* stream bytes go straight to the socket */
+	bool flush_soon;       /* wev activated for a flush */
+	bool wait_write;       /* wev added: the socket was full */
+	int fd;		       /* the socket, while direct */
+	struct evbuffer *wbuf; /* framed bytes the socket has not taken */
+	struct event *wev;     /* flush now / socket writable */
 };
 
 struct http {
@@ -114,6 +130,7 @@ struct http {
 	char *tls_cert, *tls_key;   /* PEM text kept for MHD */
 	size_t tls_key_len;	    /* for freezero */
 	struct router *router;	    /* routing table */
+	bool tls;		    /* MHD does TLS: no direct streams */
 	bool in_run;		    /* inside MHD_run */
 	bool stopping;		    /* http_stop() called */
 	bool freeing;		    /* inside http_free() */
@@ -143,6 +160,7 @@ void http_kick(struct http *h);
 void http_req_suspend(struct http_request *req);
 void http_req_resume(struct http_request *req);
 void http_req_notify_close(struct http_request *req, bool answered);
+void http_req_gone(struct http_request *req);
 void http_conn_shutdown(struct MHD_Connection *c);
 enum MHD_Result http_mhd_access(void *cls, struct MHD_Connection *conn,
 				const char *url, const char *method,
@@ -156,5 +174,6 @@ int http_respond_error_text(struct http_request *req, int err, const char *code,
 			    const char *desc);
 int http_respond_auth_error(struct http_request *req, int err);
 int http_respond_options(struct http_request *req);
+void http_stream_direct_leave(struct http_request *req);
 
 #endif

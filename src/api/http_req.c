@@ -155,6 +155,11 @@ req_free(struct http_request *req)
 	req_watch_stop(req);
 	if (req->watch_later != NULL)
 		event_free(req->watch_later);
+	http_stream_direct_leave(req);
+	if (req->wev != NULL)
+		event_free(req->wev);
+	if (req->wbuf != NULL)
+		evbuffer_free(req->wbuf);
 	if (req->hc != NULL)
 		req->hc->req = NULL;
 	if (req->resp != NULL)
@@ -221,8 +226,8 @@ http_mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* The client of a suspended request went away. */
-static void
-req_gone(struct http_request *req)
+void
+http_req_gone(struct http_request *req)
 {
 	log_ctx(LOG_LEVEL_DEBUG, req->ctx, "client went away while waiting");
 	req->gone = true;
@@ -250,7 +255,7 @@ req_watch_cb(evutil_socket_t fd, short what, void *arg)
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
 		       errno != EINTR)) {
 		req_watch_stop(req);
-		req_gone(req);
+		http_req_gone(req);
 	} else if (n > 0) {
 		req_watch_stop(req);
 	}
@@ -322,6 +327,8 @@ http_req_resume(struct http_request *req)
 		req_watch_stop(req);
 	if (req->watch_later != NULL)
 		evtimer_del(req->watch_later);
+	/* MHD owns the socket again */
+	http_stream_direct_leave(req);
 	req->suspended = false;
 	MHD_resume_connection(req->conn);
 	http_kick(req->h);
@@ -643,6 +650,10 @@ http_mhd_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_NO; /* http_free(): close everything */
 	if (req == NULL) {
 		req = req_new(h, conn, url, method);
+		if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+			req->wire = REQ_WIRE_CHUNKED;
+		else if (strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
+			req->wire = REQ_WIRE_RAW;
 		*con_cls = req;
 		return req_begin(req);
 	}

@@ -6,10 +6,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "err.h"
 #include "log.h"
@@ -184,6 +187,177 @@ http_respond_options(struct http_request *req)
 }
 /* ---- streams ---- */
 
+/*
+ * Direct streams. Once MHD has sent a stream's headers and first bytes it
+ * asks for more and finds none; from then on (plain HTTP only) the
+ * connection stays suspended for the stream's life and the loop writes
+ * the socket itself: one send per loop iteration for what was queued,
+ * instead of a resume, an MHD_run and a suspend per event (B3 in
+ * docs/benchmarks.md). wbuf holds framed bytes the socket did not take;
+ * wev flushes soon after a write and waits for room when the socket is
+ * full. Leaving (end of stream, client gone, http_free) gives the socket
+ * back to MHD between two chunks, so MHD frames what is left and ends
+ * the response as usual.
+ */
+
+#define STREAM_IOV_MAX 64
+
+static void stream_flush_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Whether MHD's framing of this stream is known and the loop can write. */
+static bool
+stream_direct_ok(struct http_request *req)
+{
+	const char *c;
+
+	if (req->h->tls || req->h->stopping || req->wire == REQ_WIRE_MHD)
+		return false;
+	if (req->wire == REQ_WIRE_CHUNKED) {
+		/* a 1.1 client asking to close may get an unchunked body */
+		c = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+						MHD_HTTP_HEADER_CONNECTION);
+		if (c != NULL && strcasestr(c, "close") != NULL)
+			return false;
+	}
+	return true;
+}
+
+/* Called when MHD has sent everything so far and wants more. */
+static void
+stream_direct_enter(struct http_request *req)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(req->conn,
+				     MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return;
+	if (req->wbuf == NULL && (req->wbuf = evbuffer_new()) == NULL)
+		return;
+	if (req->wev == NULL) {
+		req->wev = event_new(req->h->base, ci->connect_fd, EV_WRITE,
+				     stream_flush_cb, req);
+		if (req->wev == NULL)
+			return;
+	}
+	req->fd = ci->connect_fd;
+	req->direct = true;
+}
+
+void
+http_stream_direct_leave(struct http_request *req)
+{
+	if (!req->direct)
+		return;
+	req->direct = false;
+	req->flush_soon = false;
+	req->wait_write = false;
+	if (req->wev != NULL)
+		event_del(req->wev);
+	/* framed bytes MHD can't take over: only left on a broken stream */
+	if (req->wbuf != NULL)
+		evbuffer_drain(req->wbuf, evbuffer_get_length(req->wbuf));
+}
+
+/* Frame what was queued since the last flush into wbuf. */
+static int
+stream_frame(struct http_request *req)
+{
+	size_t n = evbuffer_get_length(req->sbuf);
+
+	if (n == 0)
+		return 0;
+	if (req->wire == REQ_WIRE_CHUNKED &&
+	    evbuffer_add_printf(req->wbuf, "%zx\r\n", n) < 0)
+		return CINDER_ERR_NOMEM;
+	if (evbuffer_add_buffer(req->wbuf, req->sbuf) != 0)
+		return CINDER_ERR_NOMEM;
+	if (req->wire == REQ_WIRE_CHUNKED &&
+	    evbuffer_add(req->wbuf, "\r\n", 2) != 0)
+		return CINDER_ERR_NOMEM;
+	return 0;
+}
+
+/* Write wbuf: 0 when all taken, 1 when the socket is full, or an error. */
+static int
+stream_send(struct http_request *req)
+{
+	struct iovec iov[STREAM_IOV_MAX];
+	struct msghdr msg;
+	ssize_t r;
+	int n;
+
+	while (evbuffer_get_length(req->wbuf) > 0) {
+		n = evbuffer_peek(req->wbuf, -1, NULL, iov, STREAM_IOV_MAX);
+		if (n > STREAM_IOV_MAX)
+			n = STREAM_IOV_MAX;
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)n;
+		r = sendmsg(req->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 1;
+			return CINDER_ERR_IO;
+		}
+		evbuffer_drain(req->wbuf, (size_t)r);
+	}
+	return 0;
+}
+
+static void
+stream_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_request *req = arg;
+	struct timeval tv;
+	int r;
+
+	(void)fd;
+	req->flush_soon = false;
+	req->wait_write = false;
+	if (!req->direct)
+		return;
+	if (what & EV_TIMEOUT && !(what & EV_WRITE)) {
+		log_ctx(LOG_LEVEL_INFO, req->ctx,
+			"stream: client read nothing for %us; closing",
+			req->h->opts.timeout_s);
+		http_stream_direct_leave(req);
+		http_req_gone(req);
+		return;
+	}
+	if ((r = stream_frame(req)) == 0)
+		r = stream_send(req);
+	if (r == 1) {
+		/* full: wait for room, as long as MHD would for a reader */
+		tv.tv_sec = (time_t)req->h->opts.timeout_s;
+		tv.tv_usec = 0;
+		req->wait_write = true;
+		event_add(req->wev, &tv);
+		return;
+	}
+	if (r != 0) {
+		log_ctx(LOG_LEVEL_DEBUG, req->ctx, "stream: could not send: %s",
+			strerror(errno));
+		http_stream_direct_leave(req);
+		http_req_gone(req);
+		return;
+	}
+	if (req->stream_end)
+		http_req_resume(req); /* MHD ends the response */
+}
+
+/* Bytes were queued on a direct stream: send them this loop iteration. */
+static void
+stream_direct_kick(struct http_request *req)
+{
+	if (req->flush_soon || req->wait_write)
+		return;
+	req->flush_soon = true;
+	event_active(req->wev, EV_WRITE, 0);
+}
+
 static ssize_t
 stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -202,6 +376,12 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	}
 	if (req->stream_end)
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	/*
+	 * MHD asks again only once what it had is on the wire, so after the
+	 * first bytes (pos > 0) the headers are out and the socket is ours.
+	 */
+	if (pos > 0 && stream_direct_ok(req))
+		stream_direct_enter(req);
 	/* nothing to send: park the connection until a write resumes it */
 	http_req_suspend(req);
 	return 0;
@@ -229,6 +409,13 @@ http_stream_start(struct http_request *req, int status,
 	return req_set_response(req, status, resp);
 }
 
+static size_t
+stream_queued(const struct http_request *req)
+{
+	return evbuffer_get_length(req->sbuf) +
+	       (req->wbuf != NULL ? evbuffer_get_length(req->wbuf) : 0);
+}
+
 /* The open stream of request id that has room for len more bytes. */
 static int
 stream_room(struct http *h, uint64_t id, size_t len, struct http_request **out)
@@ -239,10 +426,20 @@ stream_room(struct http *h, uint64_t id, size_t len, struct http_request **out)
 		return CINDER_ERR_NOTFOUND;
 	if (!req->stream || req->stream_end)
 		return CINDER_ERR_INVAL;
-	if (evbuffer_get_length(req->sbuf) + len > h->opts.stream_max_buffered)
+	if (stream_queued(req) + len > h->opts.stream_max_buffered)
 		return CINDER_ERR_BUSY;
 	*out = req;
 	return 0;
+}
+
+/* Bytes were queued: get them moving. */
+static void
+stream_wake(struct http_request *req)
+{
+	if (req->direct)
+		stream_direct_kick(req);
+	else
+		http_req_resume(req);
 }
 
 int
@@ -255,7 +452,7 @@ http_stream_write(struct http *h, uint64_t id, const void *data, size_t len)
 		return rc;
 	if (evbuffer_add(req->sbuf, data, len) != 0)
 		return CINDER_ERR_NOMEM;
-	http_req_resume(req);
+	stream_wake(req);
 	return 0;
 }
 
@@ -271,7 +468,7 @@ http_stream_write_ref(struct http *h, uint64_t id, const void *data, size_t len,
 	/* libevent calls unref once the bytes are drained or dropped */
 	if (evbuffer_add_reference(req->sbuf, data, len, unref, arg) != 0)
 		return CINDER_ERR_NOMEM;
-	http_req_resume(req);
+	stream_wake(req);
 	return 0;
 }
 
@@ -282,7 +479,7 @@ http_stream_buffered(struct http *h, uint64_t id)
 
 	if (req == NULL || req->sbuf == NULL)
 		return 0;
-	return evbuffer_get_length(req->sbuf);
+	return stream_queued(req);
 }
 
 int
@@ -295,6 +492,9 @@ http_stream_end(struct http *h, uint64_t id)
 	if (!req->stream)
 		return CINDER_ERR_INVAL;
 	req->stream_end = true;
+	/* a direct stream hands over once its framed bytes are out */
+	if (req->direct && evbuffer_get_length(req->wbuf) > 0)
+		return 0;
 	http_req_resume(req);
 	return 0;
 }
