@@ -46,6 +46,7 @@ struct evdev {
 	bool forced_sub;     /* this session subscribed to a prefix of
 				EVENTS_UPDATES_FORCED */
 	bool forced_sent;    /* "true" sent on this session */
+	uint32_t pins;	     /* connections caching this (dev_event_hook) */
 };
 
 struct evconn;
@@ -176,8 +177,9 @@ events_forget(const char *device_id, void *arg)
 	struct evdev *d = hmap_get(ev->devs, device_id, 24);
 	double dt;
 
-	if (d == NULL || d->online)
-		return true; /* online: its offline queues it again */
+	if (d == NULL || d->online || d->pins > 0)
+		return true; /* online: its offline queues it again; a
+				connection caching it: its end does */
 	dt = (double)(mono_ms() - d->refill_ms) / 1000.0;
 	if (d->tokens + dt * ev->rate < ev->burst ||
 	    d->sys_tokens + dt * SYS_RATE_PER_S < SYS_RATE_BURST) {
@@ -466,14 +468,12 @@ status_event(struct events *ev, const char *device_id, int64_t owner_id,
  * the rate limit dropped it, so that a confirmable publish is answered
  * with the 4.00 "slow down" reply; other drops are acknowledged.
  */
-int
-events_on_device_event(const char *device_id, int64_t owner_id,
-		       const char *name, const uint8_t *data, size_t data_len,
-		       uint32_t ttl, bool is_private, void *arg)
+static int
+device_event(struct events *ev, struct evdev *d, int64_t owner_id,
+	     const char *name, const uint8_t *data, size_t data_len,
+	     uint32_t ttl, bool is_private)
 {
-	struct events *ev = arg;
 	struct bus_event_spec sp = {0};
-	struct evdev *d = dev_get(ev, device_id);
 	bool reserved;
 
 	if (strnlen(name, EVENTS_NAME_MAX + 1) > EVENTS_NAME_MAX ||
@@ -522,6 +522,46 @@ events_on_device_event(const char *device_id, int64_t owner_id,
 	sp.product_id = d->product_id;
 	publish(ev, &sp);
 	return 0;
+}
+
+int
+events_on_device_event(const char *device_id, int64_t owner_id,
+		       const char *name, const uint8_t *data, size_t data_len,
+		       uint32_t ttl, bool is_private, void *arg)
+{
+	struct events *ev = arg;
+
+	return device_event(ev, dev_get(ev, device_id), owner_id, name, data,
+			    data_len, ttl, is_private);
+}
+
+/* The registry's hook: the device's state is found once per connection
+   and kept on it (pinned: events_forget leaves it while a connection
+   holds it), so an event costs no hash lookup. */
+static int
+dev_event_hook(void **conn_state, const char *device_id, int64_t owner_id,
+	       const char *name, const uint8_t *data, size_t data_len,
+	       uint32_t ttl, bool is_private, void *arg)
+{
+	struct events *ev = arg;
+	struct evdev *d = *conn_state;
+
+	if (d == NULL) {
+		d = dev_get(ev, device_id);
+		d->pins++;
+		*conn_state = d;
+	}
+	return device_event(ev, d, owner_id, name, data, data_len, ttl,
+			    is_private);
+}
+
+static void
+dev_event_release(void *conn_state, void *arg)
+{
+	struct evdev *d = conn_state;
+
+	(void)arg;
+	d->pins--;
 }
 
 /* Registry hook: online / offline. */
@@ -750,7 +790,8 @@ events_new(const struct events_deps *deps, struct events **out)
 		goto out;
 	}
 	if (deps->reg != NULL) {
-		registry_set_event_cb(deps->reg, events_on_device_event, ev);
+		registry_set_event_cb(deps->reg, dev_event_hook,
+				      dev_event_release, ev);
 		registry_set_presence_cb(deps->reg, events_on_presence, ev);
 		registry_set_subscribe_cb(deps->reg, on_subscribe,
 					  on_conn_closed, ev);
@@ -800,7 +841,7 @@ events_free(struct events *ev)
 	if (ev == NULL)
 		return;
 	if (ev->d.reg != NULL) {
-		registry_set_event_cb(ev->d.reg, NULL, NULL);
+		registry_set_event_cb(ev->d.reg, NULL, NULL, NULL);
 		registry_set_presence_cb(ev->d.reg, NULL, NULL);
 		registry_set_subscribe_cb(ev->d.reg, NULL, NULL, NULL);
 		registry_remove_forget_cb(ev->d.reg, events_forget, ev);

@@ -664,8 +664,9 @@ sess_event(void *arg, const char *name, const uint8_t *data, size_t data_len,
 	conn_hardware_event(c, name, data, data_len);
 	if (c->reg->event_cb == NULL)
 		return 0;
-	return c->reg->event_cb(c->idhex, c->owner_id, name, data, data_len,
-				ttl, is_private, c->reg->event_arg);
+	return c->reg->event_cb(&c->event_state, c->idhex, c->owner_id, name,
+				data, data_len, ttl, is_private,
+				c->reg->event_arg);
 }
 
 static void
@@ -751,6 +752,8 @@ conn_free(struct devconn *c)
 	crypto_channel_cleanup(&c->ch);
 	registry_conn_hs_free(c);
 	crypto_key_free(c->dev_key);
+	if (c->event_state != NULL && c->reg->event_release != NULL)
+		c->reg->event_release(c->event_state, c->reg->event_arg);
 	if (c->describe != NULL)
 		desc_release(c->reg, desc_of(c->describe));
 	if (c->refresh != NULL) {
@@ -1124,10 +1127,26 @@ registry_set_presence_cb(struct registry *reg, registry_presence_cb cb,
 	reg->presence_arg = arg;
 }
 
-void
-registry_set_event_cb(struct registry *reg, registry_event_cb cb, void *arg)
+static int
+event_state_clear(const void *key, size_t len, void *value, void *arg)
 {
+	struct devconn *c = value;
+
+	(void)key;
+	(void)len;
+	(void)arg;
+	c->event_state = NULL;
+	return 0;
+}
+
+void
+registry_set_event_cb(struct registry *reg, registry_event_cb cb,
+		      registry_event_release_cb release, void *arg)
+{
+	if (reg->event_cb != NULL && reg->conns != NULL)
+		hmap_foreach(reg->conns, event_state_clear, NULL);
 	reg->event_cb = cb;
+	reg->event_release = release;
 	reg->event_arg = arg;
 }
 

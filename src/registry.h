@@ -60,13 +60,20 @@ typedef void (*registry_presence_cb)(const struct registry_presence *p,
 
 /**
  * Called for every event a device publishes (name NUL-terminated).
+ * @param conn_state the connection's slot for the hook: NULL at its
+ *	first event; what the hook stores there is handed back at the next
+ *	ones (no lookup per event) and to the release hook when the
+ *	connection goes (registry_set_event_cb)
  * @return 0, or CINDER_ERR_BUSY to answer a confirmable publish with the
  *	4.00 "slow down" reply (the event was dropped by a rate limit)
  */
-typedef int (*registry_event_cb)(const char *device_id, int64_t owner_id,
-				 const char *name, const uint8_t *data,
-				 size_t data_len, uint32_t ttl, bool is_private,
-				 void *arg);
+typedef int (*registry_event_cb)(void **conn_state, const char *device_id,
+				 int64_t owner_id, const char *name,
+				 const uint8_t *data, size_t data_len,
+				 uint32_t ttl, bool is_private, void *arg);
+
+/** A connection with a non-NULL conn_state (see above) is freed. */
+typedef void (*registry_event_release_cb)(void *conn_state, void *arg);
 
 /**
  * Called when a device subscribes (after the session ACKed it).
@@ -132,9 +139,13 @@ uint16_t registry_port(const struct registry *reg);
 void registry_set_presence_cb(struct registry *reg, registry_presence_cb cb,
 			      void *arg);
 
-/** Set the device-event hook (NULL to clear). */
+/**
+ * Set the device-event hook and the release of what it keeps per
+ * connection (NULL to clear: every connection's conn_state is then
+ * forgotten without a release).
+ */
 void registry_set_event_cb(struct registry *reg, registry_event_cb cb,
-			   void *arg);
+			   registry_event_release_cb release, void *arg);
 
 /** Set the subscription hooks (NULL to clear). */
 void registry_set_subscribe_cb(struct registry *reg, registry_subscribe_cb cb,

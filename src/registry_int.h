@@ -119,6 +119,7 @@ struct devconn {
 	uint16_t chunk_size;		/* OTA chunk size, 0: not said */
 	struct devconn_refresh *refresh; /* API describe refreshes, NULL
 					    until the first one */
+	void *event_state;		 /* the event hook's, or NULL */
 	TAILQ_ENTRY(devconn) reap;	 /* reap list or pool_waitq link */
 };
 
@@ -166,7 +167,8 @@ struct registry {
 	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
 	registry_presence_cb presence_cb;    /* presence hook */
 	void *presence_arg;
-	registry_event_cb event_cb; /* device event hook */
+	registry_event_cb event_cb;		 /* device event hook */
+	registry_event_release_cb event_release; /* its conn_state's end */
 	void *event_arg;
 	registry_subscribe_cb sub_cb;	   /* device subscription hook */
 	registry_conn_closed_cb closed_cb; /* and its cleanup */
