@@ -29,8 +29,12 @@
 #define SSE_MAX_PER_IP 100
 #define SSE_PREAMBLE ":ok\n\n"
 #define SSE_KEEPALIVE "\n"
+/* Frames up to this size are copied into each stream's buffer (a chain
+   there holds several: no allocation per event); larger ones are shared
+   by reference. */
+#define SSE_COPY_MAX 2048
 
-/* A formatted frame shared by every stream that queues it. */
+/* A large formatted frame shared by every stream that queues it. */
 struct sse_frame {
 	unsigned refs; /* the cache's plus one per queued write */
 	uint64_t seq;  /* event it was made from */
@@ -68,8 +72,9 @@ struct sse {
 	struct hmap *ips;	      /* ip -> ip_count */
 	TAILQ_HEAD(, sse_stream) lru; /* oldest write first */
 	struct event *timer;	      /* keep-alive timer */
-	struct sse_frame *cache[2];   /* last frame: [0] user, [1] product */
-	struct obuf scratch;	      /* where frames are formatted */
+	struct obuf fmt[2];	      /* last frame: [0] user, [1] product */
+	uint64_t fmt_seq[2];	      /* the event of fmt[i] (len > 0) */
+	struct sse_frame *cache[2];   /* fmt[i] shared, if > SSE_COPY_MAX */
 	struct sse_stats stats;	      /* counters */
 };
 
@@ -354,25 +359,37 @@ frame_unref_cb(const void *data, size_t len, void *arg)
 	frame_unref(arg);
 }
 
-/* The frame for ev in the wanted format, from the cache or made now. */
-static struct sse_frame *
-frame_get(struct sse *s, const struct bus_event *ev, bool product)
+/* The frame for ev in the wanted format, formatted once per event. */
+static const struct obuf *
+frame_text(struct sse *s, const struct bus_event *ev, bool product)
 {
-	struct sse_frame **slot = &s->cache[product ? 1 : 0];
-	struct sse_frame *fr = *slot;
+	int i = product ? 1 : 0;
+
+	if (s->fmt[i].len == 0 || s->fmt_seq[i] != ev->seq) {
+		frame_format(&s->fmt[i], ev, product);
+		s->fmt_seq[i] = ev->seq;
+		s->stats.frames++;
+	}
+	return &s->fmt[i];
+}
+
+/* frame_text()'s frame as a shared copy (one allocation per event). */
+static struct sse_frame *
+frame_shared(struct sse *s, const struct bus_event *ev, bool product)
+{
+	int i = product ? 1 : 0;
+	struct sse_frame *fr = s->cache[i];
+	const struct obuf *o = &s->fmt[i];
 
 	if (fr != NULL && fr->seq == ev->seq)
 		return fr;
 	frame_unref(fr);
-	/* formatted in a buffer kept for it, then one allocation */
-	frame_format(&s->scratch, ev, product);
-	fr = xmalloc(sizeof(*fr) + s->scratch.len);
+	fr = xmalloc(sizeof(*fr) + o->len);
 	fr->refs = 1; /* the cache's */
 	fr->seq = ev->seq;
-	fr->len = s->scratch.len;
-	memcpy(fr->buf, s->scratch.p, fr->len);
-	*slot = fr;
-	s->stats.frames++;
+	fr->len = o->len;
+	memcpy(fr->buf, o->p, fr->len);
+	s->cache[i] = fr;
 	return fr;
 }
 
@@ -467,25 +484,34 @@ on_event(const struct bus_event *ev, void *arg)
 {
 	struct sse_stream *st = arg;
 	struct sse *s = st->s;
+	const struct obuf *o;
 	struct sse_frame *fr;
 	size_t queued;
+	bool product;
 	int r;
 
 	if (!sse_visible(&st->f, ev))
 		return;
-	fr = frame_get(s, ev, st->f.scope == SSE_SCOPE_PRODUCT);
+	product = st->f.scope == SSE_SCOPE_PRODUCT;
+	o = frame_text(s, ev, product);
 	if (s->opts.max_buffered != 0) {
 		queued = http_stream_buffered(s->http, st->id);
-		if (queued + fr->len > s->opts.max_buffered) {
+		if (queued + o->len > s->opts.max_buffered) {
 			stream_cut(s, st, queued);
 			return;
 		}
 	}
-	fr->refs++;
-	r = http_stream_write_ref(s->http, st->id, fr->buf, fr->len,
-				  frame_unref_cb, fr);
+	if (o->len <= SSE_COPY_MAX) {
+		r = http_stream_write(s->http, st->id, o->p, o->len);
+	} else {
+		fr = frame_shared(s, ev, product);
+		fr->refs++;
+		r = http_stream_write_ref(s->http, st->id, fr->buf, fr->len,
+					  frame_unref_cb, fr);
+		if (r != 0)
+			fr->refs--;
+	}
 	if (r != 0) {
-		fr->refs--;
 		if (r == CINDER_ERR_BUSY)
 			stream_cut(s, st,
 				   http_stream_buffered(s->http, st->id));
@@ -629,7 +655,8 @@ sse_free(struct sse *s)
 	event_free(s->timer);
 	frame_unref(s->cache[0]);
 	frame_unref(s->cache[1]);
-	free(s->scratch.p);
+	free(s->fmt[0].p);
+	free(s->fmt[1].p);
 	hmap_free(s->streams);
 	hmap_free(s->ips); /* empty: every stream gave its count back */
 	free(s);

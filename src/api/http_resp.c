@@ -263,12 +263,22 @@ http_stream_direct_leave(struct http_request *req)
 static int
 stream_frame(struct http_request *req)
 {
-	size_t n = evbuffer_get_length(req->sbuf);
+	size_t n = evbuffer_get_length(req->sbuf), v;
+	char hex[2 * sizeof(size_t) + 2];
+	int i = (int)sizeof(hex);
 
 	if (n == 0)
 		return 0;
+	/* the chunk size line, without a printf per flush */
+	hex[--i] = '\n';
+	hex[--i] = '\r';
+	v = n;
+	do {
+		hex[--i] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v != 0);
 	if (req->wire == REQ_WIRE_CHUNKED &&
-	    evbuffer_add_printf(req->wbuf, "%zx\r\n", n) < 0)
+	    evbuffer_add(req->wbuf, hex + i, sizeof(hex) - (size_t)i) != 0)
 		return CINDER_ERR_NOMEM;
 	if (evbuffer_add_buffer(req->wbuf, req->sbuf) != 0)
 		return CINDER_ERR_NOMEM;
