@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "api/http.h"
@@ -98,12 +99,17 @@ struct events {
 	double rate, burst;		/* device publish limit (conf) */
 };
 
+/*
+ * The rate-limit clock: the coarse monotonic clock (the kernel's last
+ * tick, a few ms; no TSC read) is plenty for buckets refilled at events
+ * per second, and never runs ahead of CLOCK_MONOTONIC.
+ */
 static uint64_t
 mono_ms(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
@@ -394,9 +400,20 @@ updates_enabled_store(struct events *ev, const char *device_id,
 static int
 publish(struct events *ev, const struct bus_event_spec *sp)
 {
+	struct bus_event_spec with_time;
 	struct bus_event *be;
+	struct timeval tv;
 	int r;
 
+	/* published_at: the time the loop woke up for this event (libevent
+	   reads it once per pass), not a clock read per event */
+	if (sp->published_ms == 0 && ev->d.base != NULL &&
+	    event_base_gettimeofday_cached(ev->d.base, &tv) == 0) {
+		with_time = *sp;
+		with_time.published_ms = (uint64_t)tv.tv_sec * 1000 +
+					 (uint64_t)tv.tv_usec / 1000;
+		sp = &with_time;
+	}
 	if ((r = bus_event_new(sp, &be)) != 0)
 		return r;
 	bus_publish(ev->bus, be);

@@ -856,6 +856,7 @@ conn_read_frames(struct devconn *c, const uint8_t *buf, size_t len)
 size_t
 registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len)
 {
+	uint64_t now;
 	size_t used;
 
 	switch (c->state) {
@@ -874,13 +875,14 @@ registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len)
 				    "device sent data during the handshake");
 		return len;
 	case DC_FRAMED:
-		c->last_rx_ms = registry_now_ms();
+		now = registry_now_ms(); /* one reading for the read */
+		c->last_rx_ms = now;
 		c->heard = true;
 		used = conn_read_frames(c, buf, len);
 		/* Input may have started requests with earlier deadlines
 		   (the describe after Hello); re-arm the timer. */
 		if (c->state == DC_FRAMED)
-			registry_conn_timer_cb(-1, 0, c);
+			registry_conn_tick(c, now);
 		return used;
 	case DC_CLOSING:
 		break;

@@ -325,6 +325,9 @@ void registry_conn_drained(struct devconn *c);
  */
 void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 
+/** registry_conn_timer_cb() with the caller's registry_now_ms() reading. */
+void registry_conn_tick(struct devconn *c, uint64_t now);
+
 /** store_query callback for writes: logs a failure; arg names the write. */
 void registry_store_write_done(int r, const struct store_result *res,
 			       void *arg);

@@ -69,14 +69,15 @@ timers_cb(evutil_socket_t fd, short what, void *arg)
 	timers_arm(reg);
 }
 
-void
-registry_timer_set(struct devconn *c, int64_t ms)
+/* registry_timer_set() from a clock reading the caller has. */
+static void
+timer_set_from(struct devconn *c, uint64_t now, int64_t ms)
 {
 	uint64_t at;
 
 	if (ms < 1)
 		ms = 1; /* the next pass of timers_cb, not the current one */
-	at = registry_now_ms() + (uint64_t)ms;
+	at = now + (uint64_t)ms;
 	/* Already due earlier: leave it there. The callback, run early,
 	   finds the real deadline and queues the connection for it; a
 	   device sending frames thus costs no heap move per frame (B3). */
@@ -84,6 +85,12 @@ registry_timer_set(struct devconn *c, int64_t ms)
 		return;
 	timerq_set(&c->reg->timers, &c->timer, at);
 	timers_arm(c->reg);
+}
+
+void
+registry_timer_set(struct devconn *c, int64_t ms)
+{
+	timer_set_from(c, registry_now_ms(), ms);
 }
 
 void
@@ -95,12 +102,16 @@ registry_timer_stop(struct devconn *c)
 void
 registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct devconn *c = arg;
-	uint64_t now = registry_now_ms();
-	int64_t next, idle_ms, limit_ms;
-
 	(void)fd;
 	(void)what;
+	registry_conn_tick(arg, registry_now_ms());
+}
+
+void
+registry_conn_tick(struct devconn *c, uint64_t now)
+{
+	int64_t next, idle_ms, limit_ms;
+
 	if (c->state == DC_CLOSING)
 		return;
 	if (c->state != DC_FRAMED || c->session == NULL) {
@@ -121,7 +132,7 @@ registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (next < 0 || next > limit_ms - idle_ms)
 		next = limit_ms - idle_ms;
-	registry_timer_set(c, next);
+	timer_set_from(c, now, next);
 }
 
 /* ------------------------------------------------------------------ */
