@@ -89,6 +89,40 @@ START_TEST(test_sse_format_frame_exact)
 }
 END_TEST
 
+START_TEST(test_sse_format_frame_numbers_and_names)
+{
+	struct bus_event_spec sp = {0};
+	struct bus_event *ev;
+	char *out;
+
+	sp.name = "a\x01"
+		  "b\x7f";
+	sp.source = BUS_SRC_API;
+	sp.owner_id = 9007199254740993LL;
+	sp.ttl = 4294967295u;
+	sp.published_ms = T0;
+	sp.product_id = 4294967295u;
+	ck_assert_int_eq(bus_event_new(&sp, &ev), 0);
+	sse_format_frame(ev, true, &out);
+	ck_assert_str_eq(out, "event: a_b_\n"
+			      "data: {\"data\":null,\"ttl\":4294967295,"
+			      "\"published_at\":\"2026-11-25T01:02:03.456Z\","
+			      "\"coreid\":\"api\",\"userid\":"
+			      "\"9007199254740993\",\"public\":true,"
+			      "\"productID\":4294967295}\n\n");
+	free(out);
+	bus_event_unref(ev);
+	sp.owner_id = -5;
+	sp.ttl = 0; /* the default */
+	ck_assert_int_eq(bus_event_new(&sp, &ev), 0);
+	sse_format_frame(ev, true, &out);
+	ck_assert_ptr_nonnull(strstr(out, "\"ttl\":60,"));
+	ck_assert_ptr_nonnull(strstr(out, "\"userid\":\"-5\""));
+	free(out);
+	bus_event_unref(ev);
+}
+END_TEST
+
 START_TEST(test_sse_format_frame_null_data)
 {
 	struct bus_event *ev = mkev("x/y", NULL, 0, BUS_SRC_API, 3, false);
@@ -575,6 +609,8 @@ sse_suite(void)
 		{"test_sse_format_frame_exact", test_sse_format_frame_exact},
 		{"test_sse_format_frame_null_data",
 		 test_sse_format_frame_null_data},
+		{"test_sse_format_frame_numbers_and_names",
+		 test_sse_format_frame_numbers_and_names},
 		{"test_sse_format_frame_escaping",
 		 test_sse_format_frame_escaping},
 		{"test_sse_visible_rules", test_sse_visible_rules},
