@@ -82,6 +82,49 @@ is_hex24(const char *s)
 	return s[24] == '\0';
 }
 
+/*
+ * Events that fit BUS_EVENT_BLOCK bytes (a name and data of a few hundred
+ * bytes, the usual device event) are recycled through a free list: no
+ * malloc and free per event. Loop thread only, like the bus.
+ */
+#define BUS_EVENT_BLOCK 512
+#define BUS_EVENT_POOL_MAX 256 /* blocks kept: 128 KiB */
+
+static void *ev_pool;	   /* free blocks, linked through their start */
+static unsigned ev_pool_n; /* blocks in ev_pool */
+
+static struct bus_event *
+event_alloc(size_t size)
+{
+	struct bus_event *ev;
+
+	if (size > BUS_EVENT_BLOCK)
+		return xcalloc(1, size);
+	if (ev_pool != NULL) {
+		ev = ev_pool;
+		memcpy(&ev_pool, ev, sizeof(ev_pool));
+		ev_pool_n--;
+	} else {
+		ev = xmalloc(BUS_EVENT_BLOCK);
+	}
+	/* the header only: bus_event_new writes every byte after it */
+	memset(ev, 0, sizeof(*ev));
+	ev->pooled = true;
+	return ev;
+}
+
+static void
+event_release(struct bus_event *ev)
+{
+	if (!ev->pooled || ev_pool_n >= BUS_EVENT_POOL_MAX) {
+		free(ev);
+		return;
+	}
+	memcpy(ev, &ev_pool, sizeof(ev_pool));
+	ev_pool = ev;
+	ev_pool_n++;
+}
+
 int
 bus_event_new(const struct bus_event_spec *spec, struct bus_event **out)
 {
@@ -100,7 +143,7 @@ bus_event_new(const struct bus_event_spec *spec, struct bus_event **out)
 		return CINDER_ERR_INVAL;
 	if (spec->source == BUS_SRC_DEVICE && !is_hex24(spec->device_id))
 		return CINDER_ERR_INVAL;
-	ev = xcalloc(1, sizeof(*ev) + nlen + 1 + spec->data_len + 1);
+	ev = event_alloc(sizeof(*ev) + nlen + 1 + spec->data_len + 1);
 	p = (char *)(ev + 1);
 	memcpy(p, spec->name, nlen);
 	p[nlen] = '\0';
@@ -157,7 +200,7 @@ bus_event_unref(const struct bus_event *cev)
 	if (ev == NULL)
 		return;
 	if (--ev->refs == 0)
-		free(ev);
+		event_release(ev);
 }
 
 bool

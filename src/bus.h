@@ -53,6 +53,7 @@ struct bus_event {
 	unsigned flags;	     /* BUS_EV_* */
 	uint64_t seq;	     /* set by bus_publish: 1, 2, 3, ... */
 	unsigned refs;	     /* reference count; use bus_event_ref/unref */
+	bool pooled;	     /* a BUS_EVENT_BLOCK block (bus.c's free list) */
 };
 
 /** What bus_event_new() copies into a new event. */
