@@ -318,6 +318,7 @@ step3_done(void *arg, bool cancelled)
 	}
 	reg->stats.bytes_out += sizeof(j->block);
 	crypto_channel_init(&c->ch, j->session);
+	crypto_channel_busy_cache(&c->ch); /* cleaned up in conn_free */
 	registry_conn_hs_free(c);
 	crypto_random(&mid, sizeof(mid));
 	c->state = DC_FRAMED;

@@ -1162,6 +1162,47 @@ craft(const struct crypto_channel *ch0, const uint8_t last16[16],
 	ck_assert_uint_eq(n, 48);
 }
 
+/* A busy channel decrypts on its own keyed context: same results. */
+START_TEST(test_crypto_channel_busy_cache)
+{
+	struct crypto_channel a, b;
+	uint8_t s[CRYPTO_SESSION_LEN], pt[100], ct[128], back[128], iv[16];
+	uint8_t zero16[16] = {0};
+	size_t len, n = 0, m = 0, round;
+
+	for (len = 0; len < sizeof(s); len++)
+		s[len] = (uint8_t)(len * 5 + 3);
+	crypto_channel_init(&a, s);
+	crypto_channel_init(&b, s);
+	crypto_channel_busy_cache(&b);
+	for (round = 0; round < 3; round++)
+		for (len = 0; len <= sizeof(pt); len++) {
+			memset(pt, (int)(len + round), sizeof(pt));
+			ck_assert_int_eq(crypto_channel_seal(&a, pt, len, ct,
+							     sizeof(ct), &n),
+					 0);
+			ck_assert_int_eq(crypto_channel_open(&b, ct, n, back,
+							     sizeof(back), &m),
+					 0);
+			ck_assert_uint_eq(m, len);
+			ck_assert_mem_eq(back, pt, len);
+			ck_assert_mem_eq(a.send_iv, b.recv_iv, 16);
+		}
+	/* 303 messages within at most two seconds: it is cached */
+	ck_assert_ptr_nonnull(b.rx_ecb);
+	/* a bad pad byte (0) is refused, the IV kept, the output wiped */
+	craft(&a, zero16, ct);
+	memcpy(iv, b.recv_iv, 16);
+	ck_assert_int_eq(
+		crypto_channel_open(&b, ct, 32, back, sizeof(back), &m),
+		CINDER_ERR_CRYPTO);
+	ck_assert_mem_eq(b.recv_iv, iv, 16);
+	ck_assert_mem_eq(back, zero16, 16);
+	crypto_channel_cleanup(&a);
+	crypto_channel_cleanup(&b);
+}
+END_TEST
+
 START_TEST(test_crypto_channel_open_bad_padding)
 {
 	struct crypto_channel ch;
@@ -1500,6 +1541,7 @@ crypto_suite(void)
 	tcase_add_test(tc, test_crypto_channel_seal_sp800_38a);
 	tcase_add_test(tc, test_crypto_channel_chain_roundtrip);
 	tcase_add_test(tc, test_crypto_channel_open_bad_padding);
+	tcase_add_test(tc, test_crypto_channel_busy_cache);
 	tcase_add_test(tc, test_crypto_channel_bad_sizes);
 	suite_add_tcase(s, tc);
 
