@@ -2,7 +2,8 @@
 /*
  * SSE streams. Every stream subscribes to the bus with its prefix; the
  * first stream that shows an event formats the frame and caches it (by
- * event seq), the others queue the same bytes by reference. Streams sit
+ * event seq); streams copy it (up to SSE_COPY_MAX) or queue the same
+ * bytes by reference (larger ones). Streams sit
  * in a list ordered by last write, so one timer armed at the oldest
  * stream's deadline finds exactly the streams that need a keep-alive.
  */
