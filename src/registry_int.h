@@ -155,6 +155,8 @@ struct registry {
 	bool pool_retrying;		     /* pool_retry() running */
 	struct event *reap_ev;		     /* deferred reaper */
 	struct event *flush_ev;		     /* last_heard coalescing */
+	struct hmap *pres;		     /* idhex -> presence to write */
+	struct event *pres_ev;		     /* writes pres (registry_pres.c) */
 	struct timerq timers;		     /* every connection's deadline */
 	struct event *timer_ev;		     /* fires at the earliest one */
 	uint64_t timer_armed_at;	     /* timer_ev's deadline, 0: none */
@@ -286,6 +288,30 @@ void registry_store_write_done(int r, const struct store_result *res,
 
 /** The session callbacks of every device connection. */
 extern const struct session_ops registry_sess_ops;
+
+/* registry_pres.c: presence, describe and OTA limits columns, written
+   in batches (one statement per few milliseconds) */
+
+/** The device is online: its Hello columns, online, node. */
+void registry_pres_online(struct devconn *c);
+
+/** The device went offline (written where no other node holds it). */
+void registry_pres_offline(struct devconn *c);
+
+/** The OTA limits the device stated (c->max_binary, c->chunk_size). */
+void registry_pres_ota(struct devconn *c);
+
+/** A changed describe's columns (strings copied; NULL: unchanged). */
+void registry_pres_describe(struct devconn *c, const char *text,
+			    const char *functions, const char *variables,
+			    const char *modules, const char *release,
+			    int32_t platform, bool sys, uint32_t modver);
+
+/** Queue what is pending as one store write now. */
+void registry_pres_flush(struct registry *reg);
+
+/** Flush, then free the batch state (registry_free). */
+void registry_pres_cleanup(struct registry *reg);
 
 /* registry_hs.c */
 
