@@ -115,7 +115,9 @@ static void
 presence_online(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {c->idhex, c->owner_id, true, c->ip};
+	struct registry_presence p = {
+		c->idhex, c->owner_id, true, c->ip,
+		c->hello.product_id != 0xffff ? c->hello.product_id : 0};
 
 	/* online, node, the Hello's columns and OTA limits: batched */
 	registry_pres_online(c);
@@ -129,7 +131,7 @@ static void
 presence_offline(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {c->idhex, c->owner_id, false, c->ip};
+	struct registry_presence p = {c->idhex, c->owner_id, false, c->ip, 0};
 
 	if (!c->online)
 		return;
