@@ -214,29 +214,67 @@ req_finish(struct registry *reg, uint64_t req_id,
 /* ------------------------------------------------------------------ */
 /* Session callbacks.                                                 */
 
+/* Send what gathered in the cork; false when the connection closed. */
+static bool
+cork_flush(struct registry *reg)
+{
+	struct devconn *c = reg->cork_c;
+	size_t len = reg->cork_len;
+
+	reg->cork_len = 0;
+	if (c == NULL || len == 0)
+		return true;
+	if (registry_io_write(c, reg->cork, len) != 0) {
+		reg->cork_c = NULL;
+		registry_conn_close(c, CINDER_ERR_IO, "send failed");
+		return false;
+	}
+	reg->stats.bytes_out += len;
+	return true;
+}
+
 static int
 sess_send(void *arg, const uint8_t *msg, size_t len)
 {
 	struct devconn *c = arg;
-	uint8_t frame[2 + PCOAP_FRAME_MAX_CT];
-	size_t ct_len = 0;
+	struct registry *reg = c->reg;
+	uint8_t frame[2 + PCOAP_FRAME_MAX_CT], *out = frame;
+	size_t ct_len = 0, room = sizeof(frame) - 2;
+	bool corked = false;
 	int r;
 
 	if (c->state != DC_FRAMED)
 		return CINDER_ERR_UNAVAILABLE;
 	if (crypto_channel_sealed_len(len) > PCOAP_FRAME_MAX_CT)
 		return CINDER_ERR_TOO_BIG;
-	r = crypto_channel_seal(&c->ch, msg, len, frame + 2, sizeof(frame) - 2,
-				&ct_len);
-	if (r != 0)
-		return r;
-	if (pcoap_frame_header_encode(ct_len, frame, 2) != PCOAP_OK)
-		return CINDER_ERR_INTERNAL;
 	if (c->out_len > OUTPUT_MAX)
 		return CINDER_ERR_BUSY;
+	/* While c's input is being read, its answers gather in the cork. */
+	if (reg->cork_c == c) {
+		if (reg->cork_len + 2 + crypto_channel_sealed_len(len) >
+		    REGISTRY_CORK) {
+			if (!cork_flush(reg))
+				return CINDER_ERR_IO;
+			reg->cork_c = c;
+		}
+		if (2 + crypto_channel_sealed_len(len) <= REGISTRY_CORK) {
+			out = reg->cork + reg->cork_len;
+			room = REGISTRY_CORK - reg->cork_len - 2;
+			corked = true;
+		}
+	}
+	r = crypto_channel_seal(&c->ch, msg, len, out + 2, room, &ct_len);
+	if (r != 0)
+		return r;
+	if (pcoap_frame_header_encode(ct_len, out, 2) != PCOAP_OK)
+		return CINDER_ERR_INTERNAL;
+	if (corked) {
+		reg->cork_len += ct_len + 2;
+		return 0;
+	}
 	if (registry_io_write(c, frame, ct_len + 2) != 0)
 		return CINDER_ERR_IO;
-	c->reg->stats.bytes_out += ct_len + 2;
+	reg->stats.bytes_out += ct_len + 2;
 	return 0;
 }
 
@@ -715,6 +753,13 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 
 	if (c->state == DC_CLOSING)
 		return;
+	if (reg->cork_c == c) {
+		/* answers gathered before the close go out first, as they
+		   did when each was sent at once */
+		if (!cork_flush(reg))
+			return; /* closed by the failed send */
+		reg->cork_c = NULL;
+	}
 	if (!c->hello_seen && status != 0)
 		lvl = LOG_LEVEL_WARN; /* a failed handshake */
 	log_ctx(lvl, c->logctx, "closed: %s (peer %s:%u%s%s, %.1f s)", reason,
@@ -741,10 +786,18 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 static size_t
 conn_read_frames(struct devconn *c, const uint8_t *buf, size_t len)
 {
+	struct registry *reg = c->reg;
 	uint8_t plain[PCOAP_SERVER_RX_MAX_CT];
 	size_t used = 0, flen, plen;
+	bool cork = reg->cork_c == NULL; /* not inside another's input */
 	int r;
 
+	if (cork) {
+		if (reg->cork == NULL)
+			reg->cork = xmalloc(REGISTRY_CORK);
+		reg->cork_c = c;
+		reg->cork_len = 0;
+	}
 	while (c->state == DC_FRAMED) {
 		if (len - used < PCOAP_FRAME_HDR_LEN)
 			break;
@@ -771,6 +824,11 @@ conn_read_frames(struct devconn *c, const uint8_t *buf, size_t len)
 		}
 		session_input(c->session, plain, plen, c->last_rx_ms);
 		crypto_wipe(plain, plen);
+	}
+	if (cork) {
+		if (reg->cork_c == c)
+			(void)cork_flush(reg);
+		reg->cork_c = NULL;
 	}
 	return used;
 }
@@ -1034,6 +1092,7 @@ registry_free(struct registry *reg)
 	hmap_free(reg->devices);
 	hmap_free(reg->conns);
 	free(reg->rbuf);
+	free(reg->cork);
 	free(reg);
 }
 

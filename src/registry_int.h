@@ -43,6 +43,9 @@ struct desc_memo;
 /* One read's scratch: a partial frame carried over plus what the kernel
    has (a frame is at most 2 + PCOAP_SERVER_RX_MAX_CT bytes). */
 #define REGISTRY_RBUF (16 * 1024)
+/* Answers to one read's frames (the Hello's ack and the server Hello,
+   mostly) are sent with one send() up to this many bytes. */
+#define REGISTRY_CORK 4096
 /* Describe merges remembered (registry.c), each keeping up to two
    describes alive. */
 #define DESC_MEMO_SLOTS 64
@@ -166,6 +169,10 @@ struct registry {
 	uint64_t last_hs_end_ms;	     /* when a handshake last ended */
 	struct registry_stats stats;	     /* counters */
 	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
+	struct devconn *cork_c;		     /* frames of its input's answers
+						gather in cork (registry.c) */
+	uint8_t *cork;			     /* REGISTRY_CORK bytes, or NULL */
+	size_t cork_len;		     /* bytes gathered */
 	registry_presence_cb presence_cb;    /* presence hook */
 	void *presence_arg;
 	registry_event_cb event_cb; /* device event hook */
