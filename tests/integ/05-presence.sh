@@ -4,8 +4,9 @@
 # database still ends with each device's last state. A connect writes the
 # Hello and describe columns; connect/disconnect churn ends offline with
 # last_heard after the last handshake; a device taking over its own older
-# connection (offline and online of one device in one batch) ends online;
-# changes made during a PostgreSQL outage land in order once it is back.
+# connection ends online; changes made during a PostgreSQL outage land in
+# order once it is back. What changes of one device inside one batch leave
+# is checked in tests/unit/check_registry_pres.
 # Uses a private cluster (it stops PostgreSQL).
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -43,7 +44,7 @@ all_are "(last_heard >= last_handshake_at)::text" "true,true,true" ||
 	fail "last_heard not after the last handshake"
 
 # takeover: a second simulator with the same keys replaces the first's
-# connections (offline of the old, online of the new, one batch)
+# connections (offline of the old, online of the new)
 sim_run t1 "$T_DIR/d" --count 3 --app tinker
 WAIT_S=30 wait_for sim_has_at_least t1 ready 3 || fail "t1 not ready"
 sim_run t2 "$T_DIR/d" --count 3 --app tinker
