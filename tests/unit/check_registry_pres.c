@@ -67,9 +67,8 @@ query(const char *sql, const char *id)
 	struct event *ev = evtimer_new(base, deadline_cb, &expired);
 	const char *params[1] = {id};
 
-	ck_assert_int_eq(store_query(st, STORE_Q_WRITE,
-				     sql, id ? 1 : 0, id ? params : NULL,
-				     rec_cb, &x, NULL),
+	ck_assert_int_eq(store_query(st, STORE_Q_WRITE, sql, id ? 1 : 0,
+				     id ? params : NULL, rec_cb, &x, NULL),
 			 0);
 	evtimer_add(ev, &tv);
 	while (!x.done && !expired)
@@ -85,8 +84,10 @@ assert_col(const char *id, const char *expr, const char *want)
 {
 	char sql[256], *v;
 
-	snprintf(sql, sizeof(sql), "SELECT (%s)::text FROM devices "
-		 "WHERE device_id = $1", expr);
+	snprintf(sql, sizeof(sql),
+		 "SELECT (%s)::text FROM devices "
+		 "WHERE device_id = $1",
+		 expr);
 	v = query(sql, id);
 	if (want == NULL)
 		ck_assert_msg(v == NULL, "%s: %s, want NULL", expr, v);
@@ -208,8 +209,8 @@ START_TEST(test_pres_describes_merge)
 	conn_init(&c, ID_B, "10.0.0.5");
 	registry_pres_online(&c);
 	registry_pres_describe(&c, "{\"f\":[\"a\"],\"m\":[]}", "[\"a\"]",
-			       "{\"v\":\"int32\"}", "[{\"n\":\"1\"}]",
-			       "4.0.0", 12, true, 4000);
+			       "{\"v\":\"int32\"}", "[{\"n\":\"1\"}]", "4.0.0",
+			       12, true, 4000);
 	registry_pres_describe(&c, "{\"f\":[\"a\"],\"v\":{\"w\":1}}", NULL,
 			       "{\"w\":\"int32\"}", NULL, NULL, -1, false, 0);
 	registry_pres_flush(&reg);
