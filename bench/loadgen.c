@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cinder-loadgen: the benchmark suite's load generator (bench/run drives
- * it). One process, one thread, one level-triggered epoll set, so its own
- * CPU stays small next to the server's; it prints that CPU with the result.
+ * it). One process and level-triggered epoll sets; it prints its own CPU
+ * (all threads) with the result. The handshake and idle modes split the
+ * devices over --threads workers (default: one per online CPU), each with
+ * its own epoll set and its own share of the devices, so that a storm's
+ * device-side RSA is not one thread's work; the other modes run in one
+ * thread, where it is enough.
  *
  * Simulated devices are the firmware library's fw_app (the same code as
  * cinder-sim) with OpenSSL doing the handshake's RSA. Around them:
@@ -45,6 +49,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -70,6 +77,7 @@ struct dev {
 	struct lg *lg;
 	char id[25];
 	EVP_PKEY *key;
+	EVP_PKEY_CTX *dec; /* decrypt context, made before the run */
 	uint8_t pub[200];
 	size_t pub_len;
 	int fd;
@@ -78,6 +86,10 @@ struct dev {
 	bool ota_begun, installed, stop_now, hold_tx;
 	uint64_t t_start;
 	int32_t var;
+	/* --ping-dir devices: the ping in flight */
+	bool ping_out;
+	unsigned ping_pongs;
+	uint64_t ping_t0;
 };
 
 struct hc { /* HTTP keep-alive client, or an SSE stream */
@@ -138,6 +150,20 @@ struct lg {
 	uint64_t flashed, ota_failed, ota_inflight, ota_inflight_max;
 	uint64_t t_last_flashed;
 	long rss_peak;
+	/* the server key's EVP contexts, per thread (pkey_op) */
+	EVP_PKEY_CTX *pk_ctx[3];
+	EVP_PKEY *pk_key[3];
+	/* a worker thread (handshake and idle modes) */
+	pthread_t thread;
+	size_t dev_base;  /* index of devs[0] in the whole set */
+	size_t conc;	  /* handshake: its devices connecting at once */
+	size_t pub_ready; /* ready as of its last loop turn (main reads) */
+	/* the pinger: ping each device every ping_us while pinging */
+	bool pinger;
+	uint64_t ping_us, ping_next_t;
+	size_t ping_next;
+	uint64_t pings, ping_lost, ping_busy;
+	size_t pub_ping_out; /* pings in flight as of the last turn */
 };
 
 /* ota mode: the devices' shared flash area (see the top comment) */
@@ -151,6 +177,9 @@ static const char ota_pre[] = "--" OTA_BOUNDARY "\r\n"
 static const char ota_post[] = "\r\n--" OTA_BOUNDARY "--\r\n";
 
 static volatile sig_atomic_t g_stop;
+
+/* the main thread's word to the workers */
+static atomic_bool w_quit, w_measure, w_ping;
 
 static void
 on_signal(int sig)
@@ -372,7 +401,9 @@ p_connect(void *ctx)
 			/* more than one source address: past 28k connections
 			   to one port the ephemeral ports run out */
 			struct sockaddr_in src;
-			size_t k = (size_t)(d - d->lg->devs) % d->lg->nsrc;
+			size_t k =
+				((size_t)(d - d->lg->devs) + d->lg->dev_base) %
+				d->lg->nsrc;
 
 			memset(&src, 0, sizeof(src));
 			src.sin_family = AF_INET;
@@ -550,16 +581,16 @@ pkey_ctx(EVP_PKEY *k, int kind)
  * One EVP_PKEY operation. The server key's contexts (encrypt, verify) are
  * made once: OpenSSL 3 fetches the implementation for every new context,
  * which was a fifth of the generator's CPU in a storm, and the generator
- * shares the box with the server it measures. Device keys differ per
- * device, so theirs are made per use.
+ * shares the box with the server it measures. They are per thread (an
+ * EVP_PKEY_CTX is not to be shared). Device keys have their decrypt
+ * context made before the run (devs_prepare).
  */
 static int
-pkey_op(EVP_PKEY *k, bool shared, int kind, const uint8_t *in, size_t len,
-	uint8_t *out, size_t *outlen)
+pkey_op(struct lg *g, EVP_PKEY *k, bool shared, int kind, const uint8_t *in,
+	size_t len, uint8_t *out, size_t *outlen)
 {
-	static EVP_PKEY_CTX *cache[3];
-	static EVP_PKEY *cache_key[3];
-	EVP_PKEY_CTX *x;
+	EVP_PKEY_CTX **cache = g->pk_ctx, *x;
+	EVP_PKEY **cache_key = g->pk_key;
 	int ok;
 
 	if (shared && cache_key[kind] == k && cache[kind] != NULL) {
@@ -587,7 +618,7 @@ c_enc(void *ctx, const uint8_t *in, size_t len, uint8_t *out, size_t outlen)
 {
 	struct dev *d = ctx;
 	size_t n = outlen;
-	int r = pkey_op(d->lg->server_key, true, 0, in, len, out, &n);
+	int r = pkey_op(d->lg, d->lg->server_key, true, 0, in, len, out, &n);
 
 	return r == 0 && n == outlen ? 0 : FW_ERR_CRYPTO;
 }
@@ -599,7 +630,11 @@ c_dec(void *ctx, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
 	struct dev *d = ctx;
 
 	*outlen = cap;
-	return pkey_op(d->key, false, 1, in, len, out, outlen);
+	if (d->dec != NULL)
+		return EVP_PKEY_decrypt(d->dec, out, outlen, in, len) == 1
+			       ? 0
+			       : FW_ERR_CRYPTO;
+	return pkey_op(d->lg, d->key, false, 1, in, len, out, outlen);
 }
 
 static int
@@ -610,7 +645,8 @@ c_verify(void *ctx, const uint8_t *sig, size_t siglen, const uint8_t *msg,
 	uint8_t rec[256];
 	size_t n = sizeof(rec);
 
-	if (pkey_op(d->lg->server_key, true, 2, sig, siglen, rec, &n) != 0)
+	if (pkey_op(d->lg, d->lg->server_key, true, 2, sig, siglen, rec, &n) !=
+	    0)
 		return FW_ERR_CRYPTO;
 	return n == mlen && memcmp(rec, msg, mlen) == 0 ? 0 : FW_ERR_CRYPTO;
 }
@@ -747,6 +783,28 @@ devs_load(struct lg *g, const char *dir, size_t count)
 	g->ndev = count;
 }
 
+/*
+ * Before the run, so that a storm measures handshakes rather than key
+ * handling: each device's RSA decrypt context (OpenSSL 3 fetches the
+ * implementation for every new context). Ids sharing a key (consecutive,
+ * see read_key_shared) share one context within a thread, never across.
+ */
+static void
+devs_prepare(struct lg *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->ndev; i++) {
+		struct dev *d = &g->devs[i];
+		if (i > 0 && d->key == d[-1].key) {
+			d->dec = d[-1].dec;
+			continue;
+		}
+		if ((d->dec = pkey_ctx(d->key, 1)) == NULL)
+			die("%s: no RSA decrypt context", d->id);
+	}
+}
+
 static void
 dev_rearm(struct dev *d)
 {
@@ -819,7 +877,42 @@ dev_step(struct lg *g, struct dev *d)
 		g->ready--;
 		g->hs_failed++;
 	}
+	if (d->ping_out) {
+		if (d->app.dev.pongs != d->ping_pongs) {
+			d->ping_out = false;
+			lat_add(&g->lat, now_us() - d->ping_t0);
+		} else if (!fw_device_is_ready(&d->app.dev)) {
+			d->ping_out = false; /* the session is gone */
+			g->ping_lost++;
+		}
+	}
 	dev_rearm(d);
+}
+
+/* The pinger: the pings due now, one device after the other, each every
+ * ping_us. A device whose last ping is still out skips its turn. */
+static void
+ping_due(struct lg *g)
+{
+	uint64_t now = now_us(), step = g->ping_us / g->ndev;
+
+	if (g->ping_next_t == 0 || g->ping_next_t + g->ping_us < now)
+		g->ping_next_t = now; /* first, or late by a round: no burst */
+	while (g->ping_next_t <= now) {
+		struct dev *d = &g->devs[g->ping_next++ % g->ndev];
+		g->ping_next_t += step ? step : 1;
+		if (d->ping_out || !fw_device_is_ready(&d->app.dev))
+			continue;
+		d->ping_pongs = d->app.dev.pongs;
+		if (fw_device_ping(&d->app.dev, p_millis(NULL)) != 0) {
+			g->ping_busy++;
+			continue;
+		}
+		d->ping_out = true;
+		d->ping_t0 = now_us();
+		g->pings++;
+		dev_step(g, d);
+	}
 }
 
 /* ---- HTTP clients and SSE streams --------------------------------------- */
@@ -1214,37 +1307,192 @@ dispatch(struct lg *g, struct epoll_event *e)
 	}
 }
 
+/* One turn of the loop: wait up to timeout ms, handle what came, run
+ * the device timers every 200 ms. */
+static void
+loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
+{
+	struct epoll_event evs[256];
+	int n, i;
+
+	n = epoll_wait(g->ep, evs, 256, timeout);
+	for (i = 0; i < n; i++)
+		dispatch(g, &evs[i]);
+	if (now_us() - *last_tick > 200000) { /* device timers */
+		size_t j;
+		long rss;
+		*last_tick = now_us();
+		if (g->image != NULL && g->measuring &&
+		    (rss = proc_rss_kb(g->pid)) > g->rss_peak)
+			g->rss_peak = rss;
+		for (j = 0; j < g->ndev; j++)
+			if (g->devs[j].active)
+				dev_step(g, &g->devs[j]);
+	}
+}
+
 /* Run the loop until cond() or the deadline; publish at rate when > 0. */
 static bool
 run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 	  bool (*cond)(struct lg *))
 {
-	struct epoll_event evs[256];
 	uint64_t last_tick = now_us();
 
 	while (!g_stop && now_us() < until) {
-		int n, i, timeout = rate > 0 ? 1 : 50;
-
 		if (cond != NULL && cond(g))
 			return true;
-		n = epoll_wait(g->ep, evs, 256, timeout);
-		for (i = 0; i < n; i++)
-			dispatch(g, &evs[i]);
+		loop_turn(g, rate > 0 ? 1 : 50, &last_tick);
 		if (rate > 0)
 			publish_due(g, rate, t_begin);
-		if (now_us() - last_tick > 200000) { /* device timers */
-			size_t j;
-			long rss;
-			last_tick = now_us();
-			if (g->image != NULL && g->measuring &&
-			    (rss = proc_rss_kb(g->pid)) > g->rss_peak)
-				g->rss_peak = rss;
-			for (j = 0; j < g->ndev; j++)
-				if (g->devs[j].active)
-					dev_step(g, &g->devs[j]);
-		}
 	}
 	return cond != NULL && cond(g);
+}
+
+/* ---- worker threads (handshake and idle modes) ---------------------------
+ *
+ * Each worker is a struct lg of its own: an epoll set, a slice of the
+ * devices, its counters and latencies, the server key's contexts. The
+ * main thread starts them, watches pub_ready, flips w_measure and w_ping,
+ * and merges the counters once they are joined. The library's scratch
+ * buffers are per thread (FW_SCRATCH in firmware-stubs/lib/fw_util.h).
+ */
+
+static void *
+worker_main(void *arg)
+{
+	struct lg *w = arg;
+	uint64_t last_tick = now_us();
+	size_t j, out;
+
+	if (hs_loop && !w->pinger) {
+		for (w->next_dev = 0; w->next_dev < w->conc; w->next_dev++)
+			dev_start(w, &w->devs[w->next_dev]);
+	} else {
+		for (j = 0; j < w->ndev; j++)
+			dev_start(w, &w->devs[j]);
+	}
+	while (!g_stop && !atomic_load(&w_quit)) {
+		bool ping = w->pinger && atomic_load(&w_ping);
+		int timeout = 50;
+
+		w->measuring = atomic_load(&w_measure);
+		if (ping) {
+			uint64_t now = now_us();
+			timeout = w->ping_next_t > now
+					  ? (int)((w->ping_next_t - now) / 1000)
+					  : 0;
+			if (timeout > 50)
+				timeout = 50;
+		}
+		loop_turn(w, timeout, &last_tick);
+		if (ping)
+			ping_due(w);
+		else
+			w->ping_next_t = 0;
+		for (j = out = 0; w->pinger && j < w->ndev; j++)
+			out += w->devs[j].ping_out;
+		__atomic_store_n(&w->pub_ping_out, out, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->pub_ready, w->ready, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* Split g's devices over n workers (conc devices connecting at once in
+ * the handshake mode) and prepare them; workers_run() starts them. */
+static struct lg *
+workers_make(struct lg *g, size_t n, size_t conc)
+{
+	struct lg *ws = calloc(n, sizeof(*ws));
+	size_t i, j, base = 0;
+
+	if (ws == NULL)
+		die("out of memory");
+	for (i = 0; i < n; i++) {
+		struct lg *w = &ws[i];
+		size_t share = g->ndev / n + (i < g->ndev % n);
+
+		*w = *g;
+		memset(&w->lat, 0, sizeof(w->lat));
+		memset(w->pk_ctx, 0, sizeof(w->pk_ctx));
+		memset(w->pk_key, 0, sizeof(w->pk_key));
+		w->ready = w->active = w->pub_ready = 0;
+		w->handshakes = w->hs_failed = 0;
+		w->devs = g->devs + base;
+		w->dev_base = g->dev_base + base;
+		w->ndev = share;
+		w->conc = conc / n + (i < conc % n);
+		if (w->conc > share)
+			w->conc = share;
+		base += share;
+		if ((w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+			die("epoll: %s", strerror(errno));
+		for (j = 0; j < w->ndev; j++)
+			w->devs[j].lg = w;
+		devs_prepare(w);
+	}
+	return ws;
+}
+
+static void
+workers_run(struct lg *ws, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) !=
+		    0)
+			die("pthread_create failed");
+}
+
+static size_t
+workers_ready(struct lg *ws, size_t n)
+{
+	size_t i, r = 0;
+
+	for (i = 0; i < n; i++)
+		r += __atomic_load_n(&ws[i].pub_ready, __ATOMIC_RELAXED);
+	return r;
+}
+
+/* Wait (polling every millisecond) until want devices are ready. */
+static bool
+workers_wait_ready(struct lg *ws, size_t n, size_t want, uint64_t until)
+{
+	struct timespec ms = {0, 1000000};
+
+	while (!g_stop && now_us() < until) {
+		if (workers_ready(ws, n) >= want)
+			return true;
+		nanosleep(&ms, NULL);
+	}
+	return workers_ready(ws, n) >= want;
+}
+
+static void
+sleep_until(uint64_t until)
+{
+	struct timespec ms = {0, 10000000};
+
+	while (!g_stop && now_us() < until)
+		nanosleep(&ms, NULL);
+}
+
+/* Join the workers (w_quit set) and add their counters into g. */
+static void
+workers_join(struct lg *g, struct lg *ws, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct lg *w = &ws[i];
+		size_t k;
+		pthread_join(w->thread, NULL);
+		g->ready += w->ready;
+		g->handshakes += w->handshakes;
+		g->hs_failed += w->hs_failed;
+		for (k = 0; k < w->lat.n; k++)
+			lat_add(&g->lat, w->lat.v[k]);
+	}
 }
 
 static bool
@@ -1305,6 +1553,13 @@ usage(void)
 	      "  --rate R --streams N --sse-path P   (publish)\n"
 	      "  --mqtt H:P --qos 0|1 --subs N --pubs N --idle N (mqtt)\n"
 	      "  --src-addrs N     devices connect from 127.0.0.2..N+1\n"
+	      "  --threads N       handshake, idle: worker threads, each\n"
+	      "                    with its share of the devices (default:\n"
+	      "                    online CPUs); other modes: 1\n"
+	      "  --ping-dir DIR --ping-count N --ping-period MS   (idle)\n"
+	      "                    N more devices connected before the\n"
+	      "                    others, each pinging every MS (1000)\n"
+	      "                    while those connect (ping_* figures)\n"
 	      "  --image FILE      (ota) the module every device is flashed;\n"
 	      "                    --concurrency: PUTs in flight;\n"
 	      "                    --warmup K: the first K unmeasured\n",
@@ -1324,8 +1579,10 @@ main(int argc, char **argv)
 	int pid = 0, i;
 	uint64_t t_begin, t_end, t_end_flash = 0;
 	bool ok = true;
-	const char *image = NULL;
-	size_t warm = 0;
+	const char *image = NULL, *ping_dir = NULL;
+	size_t warm = 0, nthreads = 0, ping_count = 0, ping_ms = 1000;
+	bool threaded;
+	struct lg *ws = NULL, *pws = NULL, pg;
 
 	memset(&g, 0, sizeof(g));
 	if (argc < 2)
@@ -1383,6 +1640,14 @@ main(int argc, char **argv)
 			image = v;
 		else if (!strcmp(k, "--warmup"))
 			warm = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--threads"))
+			nthreads = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--ping-dir"))
+			ping_dir = v;
+		else if (!strcmp(k, "--ping-count"))
+			ping_count = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--ping-period"))
+			ping_ms = strtoul(v, NULL, 10);
 		else
 			usage();
 	}
@@ -1410,10 +1675,34 @@ main(int argc, char **argv)
 			die("%s: cannot read", image);
 		fclose(f);
 	}
+	threaded = count > 0 &&
+		   (!strcmp(mode, "handshake") || !strcmp(mode, "idle"));
+	if (nthreads == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = threaded && cpus > 0 ? (size_t)cpus : 1;
+	}
+	if (nthreads > 1 && !threaded)
+		die("--threads: only the handshake and idle modes use threads");
+	if (nthreads > count && count > 0)
+		nthreads = count;
+	if (ping_count > 0 &&
+	    (strcmp(mode, "idle") != 0 || ping_dir == NULL || ping_ms == 0))
+		die("--ping-count needs the idle mode, --ping-dir and a "
+		    "--ping-period above 0");
+	memset(&pg, 0, sizeof(pg));
 	if (count > 0) {
 		if (dir == NULL || g.server_key == NULL)
 			die("devices need --dir, --server and --server-key");
+		pg = g; /* the pinger's settings, before g has devices */
 		devs_load(&g, dir, count);
+		if (!threaded)
+			devs_prepare(&g);
+	}
+	if (ping_count > 0) {
+		devs_load(&pg, ping_dir, ping_count);
+		pg.pinger = true;
+		pg.ping_us = (uint64_t)ping_ms * 1000u;
+		pws = workers_make(&pg, 1, 0);
 	}
 
 	if (!strcmp(mode, "handshake")) {
@@ -1421,9 +1710,39 @@ main(int argc, char **argv)
 		hs_loop = true;
 		if (conc > count)
 			conc = count;
-		for (g.next_dev = 0; g.next_dev < conc; g.next_dev++)
-			dev_start(&g, &g.devs[g.next_dev]);
-		run_until(&g, now_us() + 1000000, 0, 0, NULL); /* warm-up */
+		ws = workers_make(&g, nthreads, conc);
+		workers_run(ws, nthreads);
+		sleep_until(now_us() + 1000000); /* warm-up */
+	} else if (threaded) {
+		/* every device connected and ready first: the storm. The
+		 * ping devices connect before it and ping throughout. */
+		uint64_t t;
+		ws = workers_make(&g, nthreads, 0);
+		if (pws != NULL) {
+			workers_run(pws, 1);
+			if (!workers_wait_ready(pws, 1, ping_count,
+						now_us() + 300000000ull))
+				die("only %zu of %zu ping devices ready",
+				    workers_ready(pws, 1), ping_count);
+			/* their post-connect sequence (Describe, time) */
+			sleep_until(now_us() + 1000000);
+			atomic_store(&w_ping, true);
+		}
+		cpu0 = proc_cpu(pid);
+		me0 = self_cpu();
+		rss0 = proc_rss_kb(pid);
+		t = now_us();
+		workers_run(ws, nthreads);
+		if (!workers_wait_ready(ws, nthreads, count,
+					now_us() + 600000000ull))
+			die("only %zu of %zu devices ready",
+			    workers_ready(ws, nthreads), count);
+		conn_s = (double)(now_us() - t) / 1e6;
+		conn_cpu = proc_cpu(pid) - cpu0;
+		conn_gen = self_cpu() - me0;
+		atomic_store(&w_ping, false);
+		rss_before = rss0;
+		rss_ready = proc_rss_kb(pid);
 	} else if (count > 0) {
 		/* every device connected and ready first (this is also the
 		 * reconnect storm when they all start at once) */
@@ -1511,6 +1830,7 @@ main(int argc, char **argv)
 	if (g.image != NULL) /* bench/run reads cinderd's state first */
 		run_until(&g, now_us() + 300000, 0, 0, NULL);
 	g.measuring = true;
+	atomic_store(&w_measure, true);
 	cpu0 = proc_cpu(pid);
 	me0 = self_cpu();
 	rss0 = proc_rss_kb(pid);
@@ -1537,6 +1857,8 @@ main(int argc, char **argv)
 		/* drain: up to 5 s for the last events */
 		want_sse_events = g.sent;
 		ok = run_until(&g, now_us() + 5000000, 0, 0, streams_caught_up);
+	} else if (ws != NULL) {
+		sleep_until(t_begin + (uint64_t)(seconds * 1e6));
 	} else {
 		run_until(&g, t_begin + (uint64_t)(seconds * 1e6), 0, 0, NULL);
 	}
@@ -1544,6 +1866,19 @@ main(int argc, char **argv)
 	cpu1 = proc_cpu(pid);
 	me1 = self_cpu();
 	rss1 = proc_rss_kb(pid);
+	atomic_store(&w_measure, false);
+	atomic_store(&w_quit, true);
+	if (ws != NULL)
+		workers_join(&g, ws, nthreads);
+	if (pws != NULL) {
+		size_t j;
+		pthread_join(pws->thread, NULL);
+		for (j = 0; j < pws->ndev; j++)
+			pws->ping_lost += pws->devs[j].ping_out;
+		if (pws->lat.n > 0)
+			qsort(pws->lat.v, pws->lat.n, sizeof(*pws->lat.v),
+			      cmp_u32);
+	}
 	if (g.lat.n > 0)
 		qsort(g.lat.v, g.lat.n, sizeof(*g.lat.v), cmp_u32);
 	{
@@ -1563,6 +1898,19 @@ main(int argc, char **argv)
 				       ? (double)(t_end_flash - t_begin) / 1e6
 				       : 0.0,
 			       g.ota_inflight_max, g.rss_peak);
+		printf("\"threads\":%zu,", ws != NULL ? nthreads : 1);
+		if (pws != NULL)
+			printf("\"ping_devices\":%zu,\"pings\":%" PRIu64
+			       ",\"ping_answered\":%zu,\"ping_lost\":%" PRIu64
+			       ",\"ping_busy\":%" PRIu64
+			       ",\"ping_dropped\":%" PRIu64
+			       ",\"ping_p50_ms\":%.3f,\"ping_p99_ms\":%.3f,"
+			       "\"ping_max_ms\":%.3f,",
+			       pws->ndev, pws->pings, pws->lat.n,
+			       pws->ping_lost, pws->ping_busy, pws->hs_failed,
+			       lat_pct(&pws->lat, 0.5),
+			       lat_pct(&pws->lat, 0.99),
+			       lat_pct(&pws->lat, 1.0));
 		printf("\"connect_s\":%.3f,\"connect_cpu_s\":%.3f,"
 		       "\"connect_gen_cpu_s\":%.3f,"
 		       "\"rss_before_kb\":%ld,\"rss_ready_kb\":%ld,",
