@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include <openssl/evp.h>
@@ -160,7 +161,8 @@ struct lg {
 	size_t pub_ready; /* ready as of its last loop turn (main reads) */
 	/* the pinger: ping each device every ping_us while pinging */
 	bool pinger;
-	uint64_t ping_us, ping_next_t;
+	uint64_t ping_us, ping_next_t, ping_t_first;
+	struct lat ping_when; /* per answered ping (lat): sent at, ms */
 	size_t ping_next;
 	uint64_t pings, ping_lost, ping_busy;
 };
@@ -880,6 +882,9 @@ dev_step(struct lg *g, struct dev *d)
 		if (d->app.dev.pongs != d->ping_pongs) {
 			d->ping_out = false;
 			lat_add(&g->lat, now_us() - d->ping_t0);
+			/* when it was sent, in ms from the first ping */
+			lat_add(&g->ping_when,
+				(d->ping_t0 - g->ping_t_first) / 1000u);
 		} else if (!fw_device_is_ready(&d->app.dev)) {
 			d->ping_out = false; /* the session is gone */
 			g->ping_lost++;
@@ -909,6 +914,8 @@ ping_due(struct lg *g)
 		}
 		d->ping_out = true;
 		d->ping_t0 = now_us();
+		if (g->ping_t_first == 0)
+			g->ping_t_first = d->ping_t0;
 		g->pings++;
 		dev_step(g, d);
 	}
@@ -1467,6 +1474,55 @@ workers_wait_ready(struct lg *ws, size_t n, size_t want, uint64_t until)
 	return workers_ready(ws, n) >= want;
 }
 
+/*
+ * The pinger measures the server's answer time, not how long the
+ * scheduler keeps the generator's own pinger from running while the
+ * storm's workers and the server fill the cores: it runs SCHED_FIFO when
+ * allowed (it needs a few percent of a core). Whether it could is in
+ * the result (ping_rt).
+ */
+static bool
+ping_realtime(pthread_t t)
+{
+	struct sched_param sp;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.sched_priority = 1;
+	return pthread_setschedparam(t, SCHED_FIFO, &sp) == 0;
+}
+
+/* The answered pings' p99 for each second of the storm (sent in it),
+ * as a JSON array: where in the storm the slow answers were. */
+static char *
+ping_seconds_json(const struct lg *p)
+{
+	size_t k, i, nsec = 0, len = 0;
+	struct lat sec;
+	char *out = NULL;
+	FILE *f = open_memstream(&out, &len);
+
+	memset(&sec, 0, sizeof(sec));
+	for (i = 0; i < p->ping_when.n; i++)
+		if (p->ping_when.v[i] / 1000u + 1 > nsec)
+			nsec = p->ping_when.v[i] / 1000u + 1;
+	if (f == NULL)
+		die("out of memory");
+	fprintf(f, "\"ping_p99_ms_by_s\":[");
+	for (k = 0; k < nsec; k++) {
+		sec.n = 0;
+		for (i = 0; i < p->ping_when.n; i++)
+			if (p->ping_when.v[i] / 1000u == k)
+				lat_add(&sec, p->lat.v[i]);
+		if (sec.n > 0)
+			qsort(sec.v, sec.n, sizeof(*sec.v), cmp_u32);
+		fprintf(f, "%s%.1f", k ? "," : "", lat_pct(&sec, 0.99));
+	}
+	fprintf(f, "],");
+	fclose(f);
+	free(sec.v);
+	return out;
+}
+
 /* CPU seconds of one thread so far (the pinger's share of the storm) */
 static double
 thread_cpu(pthread_t t)
@@ -1592,7 +1648,8 @@ main(int argc, char **argv)
 	bool ok = true;
 	const char *image = NULL, *ping_dir = NULL;
 	size_t warm = 0, nthreads = 0, ping_count = 0, ping_ms = 1000;
-	bool threaded;
+	bool threaded, ping_rt = false;
+	char *ping_by_s = NULL;
 	struct lg *ws = NULL, *pws = NULL, pg;
 
 	memset(&g, 0, sizeof(g));
@@ -1731,6 +1788,7 @@ main(int argc, char **argv)
 		ws = workers_make(&g, nthreads, 0);
 		if (pws != NULL) {
 			workers_run(pws, 1);
+			ping_rt = ping_realtime(pws->thread);
 			if (!workers_wait_ready(pws, 1, ping_count,
 						now_us() + 300000000ull))
 				die("only %zu of %zu ping devices ready",
@@ -1889,6 +1947,7 @@ main(int argc, char **argv)
 		pthread_join(pws->thread, NULL);
 		for (j = 0; j < pws->ndev; j++)
 			pws->ping_lost += pws->devs[j].ping_out;
+		ping_by_s = ping_seconds_json(pws); /* before the sort */
 		if (pws->lat.n > 0)
 			qsort(pws->lat.v, pws->lat.n, sizeof(*pws->lat.v),
 			      cmp_u32);
@@ -1920,12 +1979,16 @@ main(int argc, char **argv)
 			       ",\"ping_dropped\":%" PRIu64
 			       ",\"ping_p50_ms\":%.3f,\"ping_p99_ms\":%.3f,"
 			       "\"ping_max_ms\":%.3f,\"connect_ping_cpu_s\":%."
-			       "3f,",
+			       "3f,"
+			       "\"ping_rt\":%s,",
 			       pws->ndev, pws->pings, pws->lat.n,
 			       pws->ping_lost, pws->ping_busy, pws->hs_failed,
 			       lat_pct(&pws->lat, 0.5),
 			       lat_pct(&pws->lat, 0.99),
-			       lat_pct(&pws->lat, 1.0), conn_ping);
+			       lat_pct(&pws->lat, 1.0), conn_ping,
+			       ping_rt ? "true" : "false");
+		if (ping_by_s != NULL)
+			fputs(ping_by_s, stdout);
 		printf("\"connect_s\":%.3f,\"connect_cpu_s\":%.3f,"
 		       "\"connect_gen_cpu_s\":%.3f,"
 		       "\"rss_before_kb\":%ld,\"rss_ready_kb\":%ld,",
