@@ -159,6 +159,8 @@ struct lg {
 	size_t dev_base;  /* index of devs[0] in the whole set */
 	size_t conc;	  /* handshake: its devices connecting at once */
 	size_t pub_ready; /* ready as of its last loop turn (main reads) */
+	bool pub_warm;	  /* its keys are warm (keys_warm), it waits */
+	bool go;	  /* set by the main thread: start the devices */
 	/* the pinger: ping each device every ping_us while pinging */
 	bool pinger;
 	uint64_t ping_us, ping_next_t, ping_t_first;
@@ -1363,13 +1365,50 @@ run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
  * buffers are per thread (FW_SCRATCH in firmware-stubs/lib/fw_util.h).
  */
 
+/*
+ * A device key's first RSA private operation costs about twice a later
+ * one (OpenSSL sets up the key's Montgomery contexts and its blinding
+ * then), and the blinding belongs to the thread that made it. So each
+ * worker decrypts once with each of its keys before the storm: the storm
+ * then costs the generator what a handshake costs, not key setup.
+ */
+static void
+keys_warm(struct lg *w)
+{
+	static const uint8_t msg[40] = "cinder-loadgen key warm-up";
+	uint8_t ct[512], pt[512];
+	size_t i, n, m;
+
+	for (i = 0; i < w->ndev; i++) {
+		struct dev *d = &w->devs[i];
+		EVP_PKEY_CTX *x;
+		if (i > 0 && d->dec == d[-1].dec)
+			continue;
+		if ((x = pkey_ctx(d->key, 0)) == NULL)
+			die("%s: no RSA encrypt context", d->id);
+		n = sizeof(ct);
+		m = sizeof(pt);
+		if (EVP_PKEY_encrypt(x, ct, &n, msg, sizeof(msg)) != 1 ||
+		    EVP_PKEY_decrypt(d->dec, pt, &m, ct, n) != 1 ||
+		    m != sizeof(msg))
+			die("%s: RSA warm-up failed", d->id);
+		EVP_PKEY_CTX_free(x);
+	}
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct lg *w = arg;
-	uint64_t last_tick = now_us();
+	struct timespec ms = {0, 1000000};
+	uint64_t last_tick;
 	size_t j;
 
+	keys_warm(w);
+	__atomic_store_n(&w->pub_warm, true, __ATOMIC_RELEASE);
+	while (!g_stop && !__atomic_load_n(&w->go, __ATOMIC_ACQUIRE))
+		nanosleep(&ms, NULL);
+	last_tick = now_us();
 	if (hs_loop && !w->pinger) {
 		for (w->next_dev = 0; w->next_dev < w->conc; w->next_dev++)
 			dev_start(w, &w->devs[w->next_dev]);
@@ -1448,6 +1487,29 @@ workers_run(struct lg *ws, size_t n)
 		if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) !=
 		    0)
 			die("pthread_create failed");
+}
+
+static void
+workers_wait_warm(struct lg *ws, size_t n)
+{
+	struct timespec ms = {0, 1000000};
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		while (!g_stop &&
+		       !__atomic_load_n(&ws[i].pub_warm, __ATOMIC_ACQUIRE))
+			nanosleep(&ms, NULL);
+}
+
+/* Wait until the workers' keys are warm, then let them start. */
+static void
+workers_go(struct lg *ws, size_t n)
+{
+	size_t i;
+
+	workers_wait_warm(ws, n);
+	for (i = 0; i < n; i++)
+		__atomic_store_n(&ws[i].go, true, __ATOMIC_RELEASE);
 }
 
 static size_t
@@ -1780,14 +1842,17 @@ main(int argc, char **argv)
 			conc = count;
 		ws = workers_make(&g, nthreads, conc);
 		workers_run(ws, nthreads);
+		workers_go(ws, nthreads);
 		sleep_until(now_us() + 1000000); /* warm-up */
 	} else if (threaded) {
 		/* every device connected and ready first: the storm. The
 		 * ping devices connect before it and ping throughout. */
 		uint64_t t;
 		ws = workers_make(&g, nthreads, 0);
+		workers_run(ws, nthreads); /* they warm their keys and wait */
 		if (pws != NULL) {
 			workers_run(pws, 1);
+			workers_go(pws, 1);
 			ping_rt = ping_realtime(pws->thread);
 			if (!workers_wait_ready(pws, 1, ping_count,
 						now_us() + 300000000ull))
@@ -1795,6 +1860,9 @@ main(int argc, char **argv)
 				    workers_ready(pws, 1), ping_count);
 			/* their post-connect sequence (Describe, time) */
 			sleep_until(now_us() + 1000000);
+		}
+		workers_wait_warm(ws, nthreads);
+		if (pws != NULL) {
 			atomic_store(&w_ping, true);
 			conn_ping = -thread_cpu(pws->thread);
 		}
@@ -1802,7 +1870,7 @@ main(int argc, char **argv)
 		me0 = self_cpu();
 		rss0 = proc_rss_kb(pid);
 		t = now_us();
-		workers_run(ws, nthreads);
+		workers_go(ws, nthreads);
 		if (!workers_wait_ready(ws, nthreads, count,
 					now_us() + 600000000ull))
 			die("only %zu of %zu devices ready",
