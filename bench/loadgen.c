@@ -49,10 +49,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -62,112 +58,7 @@
 #include "fw_app.h"
 #include "fw_err.h"
 
-enum kind { K_DEV = 1, K_HTTP, K_SSE, K_MQTT };
-enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
-
-#define EVENT_NAME "bench"
-#define EVENT_SIZE 64
-#define IOBUF 65536
-
-struct lg;
-
-struct dev {
-	enum kind kind;
-	struct fw_app app;
-	struct port port;
-	struct lg *lg;
-	char id[25];
-	EVP_PKEY *key;
-	EVP_PKEY_CTX *dec; /* decrypt context, made before the run */
-	uint8_t pub[200];
-	size_t pub_len;
-	int fd;
-	uint32_t mask;
-	bool connected, writable, active, counted;
-	bool ota_begun, installed, stop_now, hold_tx;
-	uint64_t t_start;
-	int32_t var;
-	/* --ping-dir devices: the ping in flight */
-	bool ping_out;
-	unsigned ping_pongs;
-	uint64_t ping_t0;
-};
-
-struct hc { /* HTTP keep-alive client, or an SSE stream */
-	enum kind kind;
-	struct lg *lg;
-	int fd;
-	bool busy, hdr_done;
-	int status;
-	uint64_t t0;
-	size_t len;
-	uint64_t got;
-	char buf[IOBUF];
-};
-
-struct mq {
-	enum kind kind;
-	enum mq_role role;
-	int fd;
-	bool connacked;
-	uint16_t pid;
-	size_t len;
-	uint64_t got;
-	uint8_t buf[IOBUF];
-};
-
-struct lat {
-	uint32_t *v; /* microseconds */
-	size_t n, cap;
-};
-
-struct lg {
-	int ep;
-	unsigned nsrc; /* > 0: devices bind to 127.0.0.2 .. 127.0.0.(1+nsrc) */
-	struct sockaddr_in dev_addr, api_addr, mq_addr;
-	EVP_PKEY *server_key;
-	struct port_crypto crypto;
-	struct fw_modules modules;
-	struct dev *devs;
-	size_t ndev, next_dev, rr;
-	size_t ready, active;
-	struct hc *http, *sse;
-	size_t nhttp, nsse;
-	struct mq *mqs;
-	size_t nmq;
-	const char *token, *path, *method, *body;
-	char *ids_for_path;
-	uint64_t t0;
-	/* counters */
-	uint64_t handshakes, hs_failed, sent, busy, http_ok, http_err;
-	uint64_t sse_got, mq_sent, mq_got;
-	struct lat lat;
-	bool measuring;
-	int qos;
-	int pid;
-	/* ota mode */
-	uint8_t *image;
-	size_t image_len, puts_next, puts_limit, puts_base;
-	uint64_t flashed, ota_failed, ota_inflight, ota_inflight_max;
-	uint64_t t_last_flashed;
-	long rss_peak;
-	/* the server key's EVP contexts, per thread (pkey_op) */
-	EVP_PKEY_CTX *pk_ctx[3];
-	EVP_PKEY *pk_key[3];
-	/* a worker thread (handshake and idle modes) */
-	pthread_t thread;
-	size_t dev_base;  /* index of devs[0] in the whole set */
-	size_t conc;	  /* handshake: its devices connecting at once */
-	size_t pub_ready; /* ready as of its last loop turn (main reads) */
-	bool pub_warm;	  /* its keys are warm (keys_warm), it waits */
-	bool go;	  /* set by the main thread: start the devices */
-	/* the pinger: ping each device every ping_us while pinging */
-	bool pinger;
-	uint64_t ping_us, ping_next_t, ping_t_first;
-	struct lat ping_when; /* per answered ping (lat): sent at, ms */
-	size_t ping_next;
-	uint64_t pings, ping_lost, ping_busy;
-};
+#include "loadgen.h"
 
 /* ota mode: the devices' shared flash area (see the top comment) */
 #define OTA_FLASH (256u * 1024u)
@@ -179,10 +70,10 @@ static const char ota_pre[] = "--" OTA_BOUNDARY "\r\n"
 			      "Content-Type: application/octet-stream\r\n\r\n";
 static const char ota_post[] = "\r\n--" OTA_BOUNDARY "--\r\n";
 
-static volatile sig_atomic_t g_stop;
+volatile sig_atomic_t g_stop;
 
-/* the main thread's word to the workers */
-static atomic_bool w_quit, w_measure, w_ping;
+/* the main thread's word to the workers (loadgen.h) */
+atomic_bool w_quit, w_measure, w_ping;
 
 static void
 on_signal(int sig)
@@ -191,7 +82,7 @@ on_signal(int sig)
 	g_stop = 1;
 }
 
-static void
+void
 die(const char *fmt, ...)
 {
 	va_list ap;
@@ -204,7 +95,7 @@ die(const char *fmt, ...)
 	exit(2);
 }
 
-static uint64_t
+uint64_t
 now_us(void)
 {
 	struct timespec t;
@@ -213,14 +104,14 @@ now_us(void)
 	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
-static uint32_t
+uint32_t
 p_millis(void *ctx)
 {
 	(void)ctx;
 	return (uint32_t)(now_us() / 1000u) + 1;
 }
 
-static void
+void
 lat_add(struct lat *l, uint64_t us)
 {
 	if (l->n == l->cap) {
@@ -232,7 +123,7 @@ lat_add(struct lat *l, uint64_t us)
 	l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
-static int
+int
 cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -240,7 +131,7 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static double
+double
 lat_pct(const struct lat *l, double p)
 {
 	size_t i;
@@ -559,7 +450,7 @@ ota_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
 
 /* An EVP_PKEY_CTX made ready for one kind: 0 encrypt, 1 decrypt, 2
  * verify-recover. */
-static EVP_PKEY_CTX *
+EVP_PKEY_CTX *
 pkey_ctx(EVP_PKEY *k, int kind)
 {
 	EVP_PKEY_CTX *x = EVP_PKEY_CTX_new(k, NULL);
@@ -786,28 +677,6 @@ devs_load(struct lg *g, const char *dir, size_t count)
 	g->ndev = count;
 }
 
-/*
- * Before the run, so that a storm measures handshakes rather than key
- * handling: each device's RSA decrypt context (OpenSSL 3 fetches the
- * implementation for every new context). Ids sharing a key (consecutive,
- * see read_key_shared) share one context within a thread, never across.
- */
-static void
-devs_prepare(struct lg *g)
-{
-	size_t i;
-
-	for (i = 0; i < g->ndev; i++) {
-		struct dev *d = &g->devs[i];
-		if (i > 0 && d->key == d[-1].key) {
-			d->dec = d[-1].dec;
-			continue;
-		}
-		if ((d->dec = pkey_ctx(d->key, 1)) == NULL)
-			die("%s: no RSA decrypt context", d->id);
-	}
-}
-
 static void
 dev_rearm(struct dev *d)
 {
@@ -824,7 +693,7 @@ dev_rearm(struct dev *d)
 	}
 }
 
-static void
+void
 dev_start(struct lg *g, struct dev *d)
 {
 	d->active = true;
@@ -837,9 +706,9 @@ dev_start(struct lg *g, struct dev *d)
 }
 
 /* handshake loop: a ready device is counted, closed and replaced */
-static bool hs_loop;
+bool hs_loop;
 
-static void
+void
 dev_step(struct lg *g, struct dev *d)
 {
 	if (!d->active)
@@ -893,34 +762,6 @@ dev_step(struct lg *g, struct dev *d)
 		}
 	}
 	dev_rearm(d);
-}
-
-/* The pinger: the pings due now, one device after the other, each every
- * ping_us. A device whose last ping is still out skips its turn. */
-static void
-ping_due(struct lg *g)
-{
-	uint64_t now = now_us(), step = g->ping_us / g->ndev;
-
-	if (g->ping_next_t == 0 || g->ping_next_t + g->ping_us < now)
-		g->ping_next_t = now; /* first, or late by a round: no burst */
-	while (g->ping_next_t <= now) {
-		struct dev *d = &g->devs[g->ping_next++ % g->ndev];
-		g->ping_next_t += step ? step : 1;
-		if (d->ping_out || !fw_device_is_ready(&d->app.dev))
-			continue;
-		d->ping_pongs = d->app.dev.pongs;
-		if (fw_device_ping(&d->app.dev, p_millis(NULL)) != 0) {
-			g->ping_busy++;
-			continue;
-		}
-		d->ping_out = true;
-		d->ping_t0 = now_us();
-		if (g->ping_t_first == 0)
-			g->ping_t_first = d->ping_t0;
-		g->pings++;
-		dev_step(g, d);
-	}
 }
 
 /* ---- HTTP clients and SSE streams --------------------------------------- */
@@ -1317,7 +1158,7 @@ dispatch(struct lg *g, struct epoll_event *e)
 
 /* One turn of the loop: wait up to timeout ms, handle what came, run
  * the device timers every 200 ms. */
-static void
+void
 loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
 {
 	struct epoll_event evs[256];
@@ -1354,274 +1195,6 @@ run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 			publish_due(g, rate, t_begin);
 	}
 	return cond != NULL && cond(g);
-}
-
-/* ---- worker threads (handshake and idle modes) ---------------------------
- *
- * Each worker is a struct lg of its own: an epoll set, a slice of the
- * devices, its counters and latencies, the server key's contexts. The
- * main thread starts them, watches pub_ready, flips w_measure and w_ping,
- * and merges the counters once they are joined. The library's scratch
- * buffers are per thread (FW_SCRATCH in firmware-stubs/lib/fw_util.h).
- */
-
-/*
- * A device key's first RSA private operation costs about twice a later
- * one (OpenSSL sets up the key's Montgomery contexts and its blinding
- * then), and the blinding belongs to the thread that made it. So each
- * worker decrypts once with each of its keys before the storm: the storm
- * then costs the generator what a handshake costs, not key setup.
- */
-static void
-keys_warm(struct lg *w)
-{
-	static const uint8_t msg[40] = "cinder-loadgen key warm-up";
-	uint8_t ct[512], pt[512];
-	size_t i, n, m;
-
-	for (i = 0; i < w->ndev; i++) {
-		struct dev *d = &w->devs[i];
-		EVP_PKEY_CTX *x;
-		if (i > 0 && d->dec == d[-1].dec)
-			continue;
-		if ((x = pkey_ctx(d->key, 0)) == NULL)
-			die("%s: no RSA encrypt context", d->id);
-		n = sizeof(ct);
-		m = sizeof(pt);
-		if (EVP_PKEY_encrypt(x, ct, &n, msg, sizeof(msg)) != 1 ||
-		    EVP_PKEY_decrypt(d->dec, pt, &m, ct, n) != 1 ||
-		    m != sizeof(msg))
-			die("%s: RSA warm-up failed", d->id);
-		EVP_PKEY_CTX_free(x);
-	}
-}
-
-static void *
-worker_main(void *arg)
-{
-	struct lg *w = arg;
-	struct timespec ms = {0, 1000000};
-	uint64_t last_tick;
-	size_t j;
-
-	keys_warm(w);
-	__atomic_store_n(&w->pub_warm, true, __ATOMIC_RELEASE);
-	while (!g_stop && !__atomic_load_n(&w->go, __ATOMIC_ACQUIRE))
-		nanosleep(&ms, NULL);
-	last_tick = now_us();
-	if (hs_loop && !w->pinger) {
-		for (w->next_dev = 0; w->next_dev < w->conc; w->next_dev++)
-			dev_start(w, &w->devs[w->next_dev]);
-	} else {
-		for (j = 0; j < w->ndev; j++)
-			dev_start(w, &w->devs[j]);
-	}
-	while (!g_stop && !atomic_load(&w_quit)) {
-		bool ping = w->pinger && atomic_load(&w_ping);
-		int timeout = 50;
-
-		w->measuring = atomic_load(&w_measure);
-		if (ping) {
-			/* the next ping, rounded up to a millisecond: pings
-			 * go out in small batches, none waits for a spin */
-			uint64_t now = now_us();
-			timeout = w->ping_next_t > now
-					  ? (int)((w->ping_next_t - now + 999) /
-						  1000)
-					  : 1;
-			if (timeout > 50)
-				timeout = 50;
-		}
-		loop_turn(w, timeout, &last_tick);
-		if (ping)
-			ping_due(w);
-		else
-			w->ping_next_t = 0;
-		__atomic_store_n(&w->pub_ready, w->ready, __ATOMIC_RELAXED);
-	}
-	return NULL;
-}
-
-/* Split g's devices over n workers (conc devices connecting at once in
- * the handshake mode) and prepare them; workers_run() starts them. */
-static struct lg *
-workers_make(struct lg *g, size_t n, size_t conc)
-{
-	struct lg *ws = calloc(n, sizeof(*ws));
-	size_t i, j, base = 0;
-
-	if (ws == NULL)
-		die("out of memory");
-	for (i = 0; i < n; i++) {
-		struct lg *w = &ws[i];
-		size_t share = g->ndev / n + (i < g->ndev % n);
-
-		*w = *g;
-		memset(&w->lat, 0, sizeof(w->lat));
-		memset(w->pk_ctx, 0, sizeof(w->pk_ctx));
-		memset(w->pk_key, 0, sizeof(w->pk_key));
-		w->ready = w->active = w->pub_ready = 0;
-		w->handshakes = w->hs_failed = 0;
-		w->devs = g->devs + base;
-		w->dev_base = g->dev_base + base;
-		w->ndev = share;
-		w->conc = conc / n + (i < conc % n);
-		if (w->conc > share)
-			w->conc = share;
-		base += share;
-		if ((w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
-			die("epoll: %s", strerror(errno));
-		for (j = 0; j < w->ndev; j++)
-			w->devs[j].lg = w;
-		devs_prepare(w);
-	}
-	return ws;
-}
-
-static void
-workers_run(struct lg *ws, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) !=
-		    0)
-			die("pthread_create failed");
-}
-
-static void
-workers_wait_warm(struct lg *ws, size_t n)
-{
-	struct timespec ms = {0, 1000000};
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		while (!g_stop &&
-		       !__atomic_load_n(&ws[i].pub_warm, __ATOMIC_ACQUIRE))
-			nanosleep(&ms, NULL);
-}
-
-/* Wait until the workers' keys are warm, then let them start. */
-static void
-workers_go(struct lg *ws, size_t n)
-{
-	size_t i;
-
-	workers_wait_warm(ws, n);
-	for (i = 0; i < n; i++)
-		__atomic_store_n(&ws[i].go, true, __ATOMIC_RELEASE);
-}
-
-static size_t
-workers_ready(struct lg *ws, size_t n)
-{
-	size_t i, r = 0;
-
-	for (i = 0; i < n; i++)
-		r += __atomic_load_n(&ws[i].pub_ready, __ATOMIC_RELAXED);
-	return r;
-}
-
-/* Wait (polling every millisecond) until want devices are ready. */
-static bool
-workers_wait_ready(struct lg *ws, size_t n, size_t want, uint64_t until)
-{
-	struct timespec ms = {0, 1000000};
-
-	while (!g_stop && now_us() < until) {
-		if (workers_ready(ws, n) >= want)
-			return true;
-		nanosleep(&ms, NULL);
-	}
-	return workers_ready(ws, n) >= want;
-}
-
-/*
- * The pinger measures the server's answer time, not how long the
- * scheduler keeps the generator's own pinger from running while the
- * storm's workers and the server fill the cores: it runs SCHED_FIFO when
- * allowed (it needs a few percent of a core). Whether it could is in
- * the result (ping_rt).
- */
-static bool
-ping_realtime(pthread_t t)
-{
-	struct sched_param sp;
-
-	memset(&sp, 0, sizeof(sp));
-	sp.sched_priority = 1;
-	return pthread_setschedparam(t, SCHED_FIFO, &sp) == 0;
-}
-
-/* The answered pings' p99 for each second of the storm (sent in it),
- * as a JSON array: where in the storm the slow answers were. */
-static char *
-ping_seconds_json(const struct lg *p)
-{
-	size_t k, i, nsec = 0, len = 0;
-	struct lat sec;
-	char *out = NULL;
-	FILE *f = open_memstream(&out, &len);
-
-	memset(&sec, 0, sizeof(sec));
-	for (i = 0; i < p->ping_when.n; i++)
-		if (p->ping_when.v[i] / 1000u + 1 > nsec)
-			nsec = p->ping_when.v[i] / 1000u + 1;
-	if (f == NULL)
-		die("out of memory");
-	fprintf(f, "\"ping_p99_ms_by_s\":[");
-	for (k = 0; k < nsec; k++) {
-		sec.n = 0;
-		for (i = 0; i < p->ping_when.n; i++)
-			if (p->ping_when.v[i] / 1000u == k)
-				lat_add(&sec, p->lat.v[i]);
-		if (sec.n > 0)
-			qsort(sec.v, sec.n, sizeof(*sec.v), cmp_u32);
-		fprintf(f, "%s%.1f", k ? "," : "", lat_pct(&sec, 0.99));
-	}
-	fprintf(f, "],");
-	fclose(f);
-	free(sec.v);
-	return out;
-}
-
-/* CPU seconds of one thread so far (the pinger's share of the storm) */
-static double
-thread_cpu(pthread_t t)
-{
-	clockid_t c;
-	struct timespec ts;
-
-	if (pthread_getcpuclockid(t, &c) != 0 || clock_gettime(c, &ts) != 0)
-		return 0;
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_until(uint64_t until)
-{
-	struct timespec ms = {0, 10000000};
-
-	while (!g_stop && now_us() < until)
-		nanosleep(&ms, NULL);
-}
-
-/* Join the workers (w_quit set) and add their counters into g. */
-static void
-workers_join(struct lg *g, struct lg *ws, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		struct lg *w = &ws[i];
-		size_t k;
-		pthread_join(w->thread, NULL);
-		g->ready += w->ready;
-		g->handshakes += w->handshakes;
-		g->hs_failed += w->hs_failed;
-		for (k = 0; k < w->lat.n; k++)
-			lat_add(&g->lat, w->lat.v[k]);
-	}
 }
 
 static bool
