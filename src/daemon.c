@@ -19,9 +19,6 @@
 
 #include <event2/event.h>
 #include <jansson.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include "api/http.h"
 #include "api/rest.h"
@@ -109,23 +106,6 @@ status_cb(json_t *obj, void *arg)
 		webhook_status_fill(d->webhooks, obj);
 	if (d->healer != NULL)
 		healer_status_fill(d->healer, obj);
-#if defined(__GLIBC__)
-#if __GLIBC_PREREQ(2, 33)
-	{
-		/* The allocator's bytes in use (not RSS, which keeps freed
-		   pages): what the benchmarks read for per-item memory. */
-		struct mallinfo2 mi = mallinfo2();
-
-		json_object_set_new(
-			obj, "heap_in_use",
-			json_integer((json_int_t)(mi.uordblks + mi.hblkhd)));
-		/* free bytes the allocator holds (fragmentation: part of
-		   RSS that is no live object) */
-		json_object_set_new(obj, "heap_free",
-				    json_integer((json_int_t)mi.fordblks));
-	}
-#endif
-#endif
 	if (d->stopping)
 		json_object_set_new(obj, "stopping", json_true());
 }

@@ -759,6 +759,7 @@ conn_free(struct devconn *c)
 	}
 	hmap_remove(c->reg->conns, &c->id, sizeof(c->id));
 	c->reg->stats.connections--;
+	registry_trim_note_close(c->reg);
 	free(c);
 }
 

@@ -238,6 +238,8 @@ void registry_timer_stop(struct devconn *c);
  * crypto jobs and queued queries were freed but kept RSS up.
  */
 void registry_trim_note_handshake(struct registry *reg);
+/* The same after a connection is freed (a mass disconnect). */
+void registry_trim_note_close(struct registry *reg);
 
 /* registry_io.c */
 

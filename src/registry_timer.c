@@ -204,6 +204,14 @@ registry_trim_note_handshake(struct registry *reg)
 }
 
 void
+registry_trim_note_close(struct registry *reg)
+{
+	/* a fleet leaving frees what its sessions held: the same burst
+	   rule, counted in the same way, so RSS returns to its baseline */
+	registry_trim_note_handshake(reg);
+}
+
+void
 registry_timers_init(struct registry *reg)
 {
 	timerq_init(&reg->timers);

@@ -42,6 +42,15 @@ http GET /v1/ping || fail "ping request"; body=$HTTP_BODY
 [ "$(json_get "$body" '["ok"]')" = True ] || fail "ping not ok: $body"
 [ "$(json_get "$body" '["database"]')" = up ] || fail "database not up: $body"
 [ "$(json_get "$body" '["devices"]["online"]')" = 0 ] || fail "devices online: $body"
+# the allocator's figures walk the heap: only when asked for
+[ "$(json_get "$body" '.get("heap_in_use", "none")')" = none ] ||
+	fail "heap figures without ?heap=1: $body"
+http GET '/v1/ping?heap=1' || fail "ping request"; body=$HTTP_BODY
+if ldd --version 2>&1 | grep -qi 'gnu libc\|glibc'; then
+	# (0 under AddressSanitizer, whose allocator glibc cannot see)
+	[ "$(json_get "$body" '.get("heap_in_use", "none")')" != none ] ||
+		fail "no heap_in_use with ?heap=1: $body"
+fi
 
 kill -HUP "$CINDERD_PID"
 wait_for log_has "log file reopened" || fail "no SIGHUP log line"
