@@ -25,6 +25,7 @@
 #include "log.h"
 #include "xmalloc.h"
 #include "api/http.h"
+#include "http_test.h"
 #include "api/http_int.h" /* req->direct, wait_write, wbuf */
 
 /* Per-test state (each test runs in its own forked child). */
@@ -120,28 +121,14 @@ teardown(void)
 static void
 raw_send(const char *text)
 {
-	struct sockaddr_in sin;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(http_port(F.h));
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	F.raw_fd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(F.raw_fd, 0);
-	ck_assert_int_eq(
-		connect(F.raw_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(write(F.raw_fd, text, strlen(text)),
-			 (ssize_t)strlen(text));
+	F.raw_fd = http_test_raw_send(F.h, text);
 }
 
 /* Stop the server and wait until every connection has closed. */
 static void
 drain(void)
 {
-	ck_assert_int_eq(http_stop(F.h, stopped_cb, NULL), 0);
-	while (!F.stopped)
-		ck_assert_int_eq(event_base_dispatch(F.base), 0);
-	ck_assert_uint_eq(http_active_count(F.h), 0);
+	http_test_drain(F.base, F.h, stopped_cb, &F.stopped);
 }
 
 /* ---- the raw client ---- */
