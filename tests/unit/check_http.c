@@ -219,17 +219,6 @@ stream_timer_cb(evutil_socket_t fd, short what, void *arg)
 	free(idp);
 }
 
-/* A shared frame: counts its references like a bus event would. */
-static int frame_refs;
-static const char frame[] = "event: shared\ndata: {}\n\n";
-
-static void
-frame_unref(const void *data, size_t len, void *arg)
-{
-	ck_assert_ptr_eq(data, frame);
-	frame_refs--;
-}
-
 static int
 h_stream(struct http_request *req, void *arg)
 {

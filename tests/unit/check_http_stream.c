@@ -41,17 +41,6 @@ struct fx {
 
 static struct fx F;
 
-/* A shared frame: counts its references like a bus event would. */
-static int frame_refs;
-static const char frame[] = "event: shared\ndata: {}\n\n";
-
-static void
-frame_unref(const void *data, size_t len, void *arg)
-{
-	ck_assert_ptr_eq(data, frame);
-	frame_refs--;
-}
-
 static int
 h_stream_hold(struct http_request *req, void *arg)
 {
@@ -129,6 +118,19 @@ static void
 drain(void)
 {
 	http_test_drain(F.base, F.h, stopped_cb, &F.stopped);
+}
+
+/* Wait for the stream's close hook (not answered), check the stream is
+   gone, then drain. */
+static void
+closed_then_drain(void)
+{
+	while (!F.closed)
+		ck_assert_int_eq(event_base_dispatch(F.base), 0);
+	ck_assert(!F.closed_answered);
+	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
+			 CINDER_ERR_NOTFOUND);
+	drain();
 }
 
 /* ---- the raw client ---- */
@@ -373,12 +375,7 @@ START_TEST(test_http_stream_direct_client_gone)
 			 0);
 	close(F.raw_fd);
 	F.raw_fd = -1;
-	while (!F.closed)
-		ck_assert_int_eq(event_base_dispatch(F.base), 0);
-	ck_assert(!F.closed_answered);
-	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
-			 CINDER_ERR_NOTFOUND);
-	drain();
+	closed_then_drain();
 	ck_assert_int_eq(frame_refs, 0);
 	free(b.p);
 }
@@ -436,12 +433,7 @@ START_TEST(test_http_stream_direct_stalled_reader)
 		ck_assert_int_eq(event_base_loop(F.base, EVLOOP_NONBLOCK), 0);
 	}
 	ck_assert(r->wait_write);
-	while (!F.closed)
-		ck_assert_int_eq(event_base_dispatch(F.base), 0);
-	ck_assert(!F.closed_answered);
-	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
-			 CINDER_ERR_NOTFOUND);
-	drain();
+	closed_then_drain();
 	free(b.p);
 }
 END_TEST

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the HTTP unit tests (check_http, check_http_stream):
- * a raw client socket that sends one request, and a drain that stops the
- * server and runs the loop until every connection has closed.
+ * a raw client socket that sends one request, a drain that stops the
+ * server and runs the loop until every connection has closed, and a
+ * frame whose references are counted.
  */
 #ifndef CINDER_TEST_HTTP_TEST_H
 #define CINDER_TEST_HTTP_TEST_H
@@ -32,8 +33,7 @@ http_test_raw_send(struct http *h, const char *text)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)),
-			 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
 	return fd;
 }
@@ -50,6 +50,17 @@ http_test_drain(struct event_base *base, struct http *h,
 	while (!*stopped)
 		ck_assert_int_eq(event_base_dispatch(base), 0);
 	ck_assert_uint_eq(http_active_count(h), 0);
+}
+
+/* A shared frame: counts its references like a bus event would. */
+static int frame_refs;
+static const char frame[] = "event: shared\ndata: {}\n\n";
+
+static inline void
+frame_unref(const void *data, size_t len, void *arg)
+{
+	ck_assert_ptr_eq(data, frame);
+	frame_refs--;
 }
 
 #endif
