@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cinder-loadgen: the benchmark suite's load generator (bench/run drives
- * it). One process, one thread, one level-triggered epoll set, so its own
- * CPU stays small next to the server's; it prints that CPU with the result.
+ * it). One process and level-triggered epoll sets; it prints its own CPU
+ * (all threads) with the result. The handshake and idle modes split the
+ * devices over --threads workers (default: one per online CPU), each with
+ * its own epoll set and its own share of the devices, so that a storm's
+ * device-side RSA is not one thread's work; the other modes run in one
+ * thread, where it is enough.
  *
  * Simulated devices are the firmware library's fw_app (the same code as
  * cinder-sim) with OpenSSL doing the handshake's RSA. Around them:
@@ -54,91 +58,7 @@
 #include "fw_app.h"
 #include "fw_err.h"
 
-enum kind { K_DEV = 1, K_HTTP, K_SSE, K_MQTT };
-enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
-
-#define EVENT_NAME "bench"
-#define EVENT_SIZE 64
-#define IOBUF 65536
-
-struct lg;
-
-struct dev {
-	enum kind kind;
-	struct fw_app app;
-	struct port port;
-	struct lg *lg;
-	char id[25];
-	EVP_PKEY *key;
-	uint8_t pub[200];
-	size_t pub_len;
-	int fd;
-	uint32_t mask;
-	bool connected, writable, active, counted;
-	bool ota_begun, installed, stop_now, hold_tx;
-	uint64_t t_start;
-	int32_t var;
-};
-
-struct hc { /* HTTP keep-alive client, or an SSE stream */
-	enum kind kind;
-	struct lg *lg;
-	int fd;
-	bool busy, hdr_done;
-	int status;
-	uint64_t t0;
-	size_t len;
-	uint64_t got;
-	char buf[IOBUF];
-};
-
-struct mq {
-	enum kind kind;
-	enum mq_role role;
-	int fd;
-	bool connacked;
-	uint16_t pid;
-	size_t len;
-	uint64_t got;
-	uint8_t buf[IOBUF];
-};
-
-struct lat {
-	uint32_t *v; /* microseconds */
-	size_t n, cap;
-};
-
-struct lg {
-	int ep;
-	unsigned nsrc; /* > 0: devices bind to 127.0.0.2 .. 127.0.0.(1+nsrc) */
-	struct sockaddr_in dev_addr, api_addr, mq_addr;
-	EVP_PKEY *server_key;
-	struct port_crypto crypto;
-	struct fw_modules modules;
-	struct dev *devs;
-	size_t ndev, next_dev, rr;
-	size_t ready, active;
-	struct hc *http, *sse;
-	size_t nhttp, nsse;
-	struct mq *mqs;
-	size_t nmq;
-	const char *token, *path, *method, *body;
-	char *ids_for_path;
-	uint64_t t0;
-	/* counters */
-	uint64_t handshakes, hs_failed, sent, busy, http_ok, http_err;
-	uint64_t sse_got, mq_sent, mq_got;
-	struct lat lat;
-	bool measuring;
-	int qos;
-	int pid;
-	/* ota mode */
-	uint8_t *image;
-	size_t image_len, puts_next, puts_limit, puts_base;
-	uint64_t flashed, ota_failed, ota_inflight, ota_inflight_max;
-	uint64_t t_last_flashed;
-	long rss_peak;
-};
+#include "loadgen.h"
 
 /* ota mode: the devices' shared flash area (see the top comment) */
 #define OTA_FLASH (256u * 1024u)
@@ -150,7 +70,10 @@ static const char ota_pre[] = "--" OTA_BOUNDARY "\r\n"
 			      "Content-Type: application/octet-stream\r\n\r\n";
 static const char ota_post[] = "\r\n--" OTA_BOUNDARY "--\r\n";
 
-static volatile sig_atomic_t g_stop;
+volatile sig_atomic_t g_stop;
+
+/* the main thread's word to the workers (loadgen.h) */
+atomic_bool w_quit, w_measure, w_ping;
 
 static void
 on_signal(int sig)
@@ -159,7 +82,7 @@ on_signal(int sig)
 	g_stop = 1;
 }
 
-static void
+void
 die(const char *fmt, ...)
 {
 	va_list ap;
@@ -172,7 +95,7 @@ die(const char *fmt, ...)
 	exit(2);
 }
 
-static uint64_t
+uint64_t
 now_us(void)
 {
 	struct timespec t;
@@ -181,14 +104,14 @@ now_us(void)
 	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
-static uint32_t
+uint32_t
 p_millis(void *ctx)
 {
 	(void)ctx;
 	return (uint32_t)(now_us() / 1000u) + 1;
 }
 
-static void
+void
 lat_add(struct lat *l, uint64_t us)
 {
 	if (l->n == l->cap) {
@@ -200,7 +123,7 @@ lat_add(struct lat *l, uint64_t us)
 	l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
-static int
+int
 cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -208,7 +131,7 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static double
+double
 lat_pct(const struct lat *l, double p)
 {
 	size_t i;
@@ -372,7 +295,9 @@ p_connect(void *ctx)
 			/* more than one source address: past 28k connections
 			   to one port the ephemeral ports run out */
 			struct sockaddr_in src;
-			size_t k = (size_t)(d - d->lg->devs) % d->lg->nsrc;
+			size_t k =
+				((size_t)(d - d->lg->devs) + d->lg->dev_base) %
+				d->lg->nsrc;
 
 			memset(&src, 0, sizeof(src));
 			src.sin_family = AF_INET;
@@ -525,7 +450,7 @@ ota_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
 
 /* An EVP_PKEY_CTX made ready for one kind: 0 encrypt, 1 decrypt, 2
  * verify-recover. */
-static EVP_PKEY_CTX *
+EVP_PKEY_CTX *
 pkey_ctx(EVP_PKEY *k, int kind)
 {
 	EVP_PKEY_CTX *x = EVP_PKEY_CTX_new(k, NULL);
@@ -550,16 +475,16 @@ pkey_ctx(EVP_PKEY *k, int kind)
  * One EVP_PKEY operation. The server key's contexts (encrypt, verify) are
  * made once: OpenSSL 3 fetches the implementation for every new context,
  * which was a fifth of the generator's CPU in a storm, and the generator
- * shares the box with the server it measures. Device keys differ per
- * device, so theirs are made per use.
+ * shares the box with the server it measures. They are per thread (an
+ * EVP_PKEY_CTX is not to be shared). Device keys have their decrypt
+ * context made before the run (devs_prepare).
  */
 static int
-pkey_op(EVP_PKEY *k, bool shared, int kind, const uint8_t *in, size_t len,
-	uint8_t *out, size_t *outlen)
+pkey_op(struct lg *g, EVP_PKEY *k, bool shared, int kind, const uint8_t *in,
+	size_t len, uint8_t *out, size_t *outlen)
 {
-	static EVP_PKEY_CTX *cache[3];
-	static EVP_PKEY *cache_key[3];
-	EVP_PKEY_CTX *x;
+	EVP_PKEY_CTX **cache = g->pk_ctx, *x;
+	EVP_PKEY **cache_key = g->pk_key;
 	int ok;
 
 	if (shared && cache_key[kind] == k && cache[kind] != NULL) {
@@ -587,7 +512,7 @@ c_enc(void *ctx, const uint8_t *in, size_t len, uint8_t *out, size_t outlen)
 {
 	struct dev *d = ctx;
 	size_t n = outlen;
-	int r = pkey_op(d->lg->server_key, true, 0, in, len, out, &n);
+	int r = pkey_op(d->lg, d->lg->server_key, true, 0, in, len, out, &n);
 
 	return r == 0 && n == outlen ? 0 : FW_ERR_CRYPTO;
 }
@@ -599,7 +524,11 @@ c_dec(void *ctx, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
 	struct dev *d = ctx;
 
 	*outlen = cap;
-	return pkey_op(d->key, false, 1, in, len, out, outlen);
+	if (d->dec != NULL)
+		return EVP_PKEY_decrypt(d->dec, out, outlen, in, len) == 1
+			       ? 0
+			       : FW_ERR_CRYPTO;
+	return pkey_op(d->lg, d->key, false, 1, in, len, out, outlen);
 }
 
 static int
@@ -610,7 +539,8 @@ c_verify(void *ctx, const uint8_t *sig, size_t siglen, const uint8_t *msg,
 	uint8_t rec[256];
 	size_t n = sizeof(rec);
 
-	if (pkey_op(d->lg->server_key, true, 2, sig, siglen, rec, &n) != 0)
+	if (pkey_op(d->lg, d->lg->server_key, true, 2, sig, siglen, rec, &n) !=
+	    0)
 		return FW_ERR_CRYPTO;
 	return n == mlen && memcmp(rec, msg, mlen) == 0 ? 0 : FW_ERR_CRYPTO;
 }
@@ -763,7 +693,7 @@ dev_rearm(struct dev *d)
 	}
 }
 
-static void
+void
 dev_start(struct lg *g, struct dev *d)
 {
 	d->active = true;
@@ -776,9 +706,9 @@ dev_start(struct lg *g, struct dev *d)
 }
 
 /* handshake loop: a ready device is counted, closed and replaced */
-static bool hs_loop;
+bool hs_loop;
 
-static void
+void
 dev_step(struct lg *g, struct dev *d)
 {
 	if (!d->active)
@@ -818,6 +748,18 @@ dev_step(struct lg *g, struct dev *d)
 		d->counted = false; /* dropped: it reconnects by itself */
 		g->ready--;
 		g->hs_failed++;
+	}
+	if (d->ping_out) {
+		if (d->app.dev.pongs != d->ping_pongs) {
+			d->ping_out = false;
+			lat_add(&g->lat, now_us() - d->ping_t0);
+			/* when it was sent, in ms from the first ping */
+			lat_add(&g->ping_when,
+				(d->ping_t0 - g->ping_t_first) / 1000u);
+		} else if (!fw_device_is_ready(&d->app.dev)) {
+			d->ping_out = false; /* the session is gone */
+			g->ping_lost++;
+		}
 	}
 	dev_rearm(d);
 }
@@ -1214,35 +1156,43 @@ dispatch(struct lg *g, struct epoll_event *e)
 	}
 }
 
+/* One turn of the loop: wait up to timeout ms, handle what came, run
+ * the device timers every 200 ms. */
+void
+loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
+{
+	struct epoll_event evs[256];
+	int n, i;
+
+	n = epoll_wait(g->ep, evs, 256, timeout);
+	for (i = 0; i < n; i++)
+		dispatch(g, &evs[i]);
+	if (now_us() - *last_tick > 200000) { /* device timers */
+		size_t j;
+		long rss;
+		*last_tick = now_us();
+		if (g->image != NULL && g->measuring &&
+		    (rss = proc_rss_kb(g->pid)) > g->rss_peak)
+			g->rss_peak = rss;
+		for (j = 0; j < g->ndev; j++)
+			if (g->devs[j].active)
+				dev_step(g, &g->devs[j]);
+	}
+}
+
 /* Run the loop until cond() or the deadline; publish at rate when > 0. */
 static bool
 run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 	  bool (*cond)(struct lg *))
 {
-	struct epoll_event evs[256];
 	uint64_t last_tick = now_us();
 
 	while (!g_stop && now_us() < until) {
-		int n, i, timeout = rate > 0 ? 1 : 50;
-
 		if (cond != NULL && cond(g))
 			return true;
-		n = epoll_wait(g->ep, evs, 256, timeout);
-		for (i = 0; i < n; i++)
-			dispatch(g, &evs[i]);
+		loop_turn(g, rate > 0 ? 1 : 50, &last_tick);
 		if (rate > 0)
 			publish_due(g, rate, t_begin);
-		if (now_us() - last_tick > 200000) { /* device timers */
-			size_t j;
-			long rss;
-			last_tick = now_us();
-			if (g->image != NULL && g->measuring &&
-			    (rss = proc_rss_kb(g->pid)) > g->rss_peak)
-				g->rss_peak = rss;
-			for (j = 0; j < g->ndev; j++)
-				if (g->devs[j].active)
-					dev_step(g, &g->devs[j]);
-		}
 	}
 	return cond != NULL && cond(g);
 }
@@ -1305,6 +1255,13 @@ usage(void)
 	      "  --rate R --streams N --sse-path P   (publish)\n"
 	      "  --mqtt H:P --qos 0|1 --subs N --pubs N --idle N (mqtt)\n"
 	      "  --src-addrs N     devices connect from 127.0.0.2..N+1\n"
+	      "  --threads N       handshake, idle: worker threads, each\n"
+	      "                    with its share of the devices (default:\n"
+	      "                    online CPUs); other modes: 1\n"
+	      "  --ping-dir DIR --ping-count N --ping-period MS   (idle)\n"
+	      "                    N more devices connected before the\n"
+	      "                    others, each pinging every MS (1000)\n"
+	      "                    while those connect (ping_* figures)\n"
 	      "  --image FILE      (ota) the module every device is flashed;\n"
 	      "                    --concurrency: PUTs in flight;\n"
 	      "                    --warmup K: the first K unmeasured\n",
@@ -1320,12 +1277,15 @@ main(int argc, char **argv)
 	size_t count = 0, conc = 1, streams = 0, subs = 1, pubs = 1, idle = 0;
 	double seconds = 5, rate = 0, cpu0, cpu1, me0, me1;
 	long rss0, rss1, rss_before = 0, rss_ready = 0;
-	double conn_s = 0, conn_cpu = 0, conn_gen = 0;
+	double conn_s = 0, conn_cpu = 0, conn_gen = 0, conn_ping = 0;
 	int pid = 0, i;
 	uint64_t t_begin, t_end, t_end_flash = 0;
 	bool ok = true;
-	const char *image = NULL;
-	size_t warm = 0;
+	const char *image = NULL, *ping_dir = NULL;
+	size_t warm = 0, nthreads = 0, ping_count = 0, ping_ms = 1000;
+	bool threaded, ping_rt = false;
+	char *ping_by_s = NULL;
+	struct lg *ws = NULL, *pws = NULL, pg;
 
 	memset(&g, 0, sizeof(g));
 	if (argc < 2)
@@ -1383,6 +1343,14 @@ main(int argc, char **argv)
 			image = v;
 		else if (!strcmp(k, "--warmup"))
 			warm = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--threads"))
+			nthreads = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--ping-dir"))
+			ping_dir = v;
+		else if (!strcmp(k, "--ping-count"))
+			ping_count = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--ping-period"))
+			ping_ms = strtoul(v, NULL, 10);
 		else
 			usage();
 	}
@@ -1410,10 +1378,34 @@ main(int argc, char **argv)
 			die("%s: cannot read", image);
 		fclose(f);
 	}
+	threaded = count > 0 &&
+		   (!strcmp(mode, "handshake") || !strcmp(mode, "idle"));
+	if (nthreads == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = threaded && cpus > 0 ? (size_t)cpus : 1;
+	}
+	if (nthreads > 1 && !threaded)
+		die("--threads: only the handshake and idle modes use threads");
+	if (nthreads > count && count > 0)
+		nthreads = count;
+	if (ping_count > 0 &&
+	    (strcmp(mode, "idle") != 0 || ping_dir == NULL || ping_ms == 0))
+		die("--ping-count needs the idle mode, --ping-dir and a "
+		    "--ping-period above 0");
+	memset(&pg, 0, sizeof(pg));
 	if (count > 0) {
 		if (dir == NULL || g.server_key == NULL)
 			die("devices need --dir, --server and --server-key");
+		pg = g; /* the pinger's settings, before g has devices */
 		devs_load(&g, dir, count);
+		if (!threaded)
+			devs_prepare(&g);
+	}
+	if (ping_count > 0) {
+		devs_load(&pg, ping_dir, ping_count);
+		pg.pinger = true;
+		pg.ping_us = (uint64_t)ping_ms * 1000u;
+		pws = workers_make(&pg, 1, 0);
 	}
 
 	if (!strcmp(mode, "handshake")) {
@@ -1421,9 +1413,49 @@ main(int argc, char **argv)
 		hs_loop = true;
 		if (conc > count)
 			conc = count;
-		for (g.next_dev = 0; g.next_dev < conc; g.next_dev++)
-			dev_start(&g, &g.devs[g.next_dev]);
-		run_until(&g, now_us() + 1000000, 0, 0, NULL); /* warm-up */
+		ws = workers_make(&g, nthreads, conc);
+		workers_run(ws, nthreads);
+		workers_go(ws, nthreads);
+		sleep_until(now_us() + 1000000); /* warm-up */
+	} else if (threaded) {
+		/* every device connected and ready first: the storm. The
+		 * ping devices connect before it and ping throughout. */
+		uint64_t t;
+		ws = workers_make(&g, nthreads, 0);
+		workers_run(ws, nthreads); /* they warm their keys and wait */
+		if (pws != NULL) {
+			workers_run(pws, 1);
+			workers_go(pws, 1);
+			ping_rt = ping_realtime(pws->thread);
+			if (!workers_wait_ready(pws, 1, ping_count,
+						now_us() + 300000000ull))
+				die("only %zu of %zu ping devices ready",
+				    workers_ready(pws, 1), ping_count);
+			/* their post-connect sequence (Describe, time) */
+			sleep_until(now_us() + 1000000);
+		}
+		workers_wait_warm(ws, nthreads);
+		if (pws != NULL) {
+			atomic_store(&w_ping, true);
+			conn_ping = -thread_cpu(pws->thread);
+		}
+		cpu0 = proc_cpu(pid);
+		me0 = self_cpu();
+		rss0 = proc_rss_kb(pid);
+		t = now_us();
+		workers_go(ws, nthreads);
+		if (!workers_wait_ready(ws, nthreads, count,
+					now_us() + 600000000ull))
+			die("only %zu of %zu devices ready",
+			    workers_ready(ws, nthreads), count);
+		conn_s = (double)(now_us() - t) / 1e6;
+		conn_cpu = proc_cpu(pid) - cpu0;
+		conn_gen = self_cpu() - me0;
+		atomic_store(&w_ping, false);
+		if (pws != NULL)
+			conn_ping += thread_cpu(pws->thread);
+		rss_before = rss0;
+		rss_ready = proc_rss_kb(pid);
 	} else if (count > 0) {
 		/* every device connected and ready first (this is also the
 		 * reconnect storm when they all start at once) */
@@ -1511,6 +1543,7 @@ main(int argc, char **argv)
 	if (g.image != NULL) /* bench/run reads cinderd's state first */
 		run_until(&g, now_us() + 300000, 0, 0, NULL);
 	g.measuring = true;
+	atomic_store(&w_measure, true);
 	cpu0 = proc_cpu(pid);
 	me0 = self_cpu();
 	rss0 = proc_rss_kb(pid);
@@ -1537,6 +1570,8 @@ main(int argc, char **argv)
 		/* drain: up to 5 s for the last events */
 		want_sse_events = g.sent;
 		ok = run_until(&g, now_us() + 5000000, 0, 0, streams_caught_up);
+	} else if (ws != NULL) {
+		sleep_until(t_begin + (uint64_t)(seconds * 1e6));
 	} else {
 		run_until(&g, t_begin + (uint64_t)(seconds * 1e6), 0, 0, NULL);
 	}
@@ -1544,6 +1579,20 @@ main(int argc, char **argv)
 	cpu1 = proc_cpu(pid);
 	me1 = self_cpu();
 	rss1 = proc_rss_kb(pid);
+	atomic_store(&w_measure, false);
+	atomic_store(&w_quit, true);
+	if (ws != NULL)
+		workers_join(&g, ws, nthreads);
+	if (pws != NULL) {
+		size_t j;
+		pthread_join(pws->thread, NULL);
+		for (j = 0; j < pws->ndev; j++)
+			pws->ping_lost += pws->devs[j].ping_out;
+		ping_by_s = ping_seconds_json(pws); /* before the sort */
+		if (pws->lat.n > 0)
+			qsort(pws->lat.v, pws->lat.n, sizeof(*pws->lat.v),
+			      cmp_u32);
+	}
 	if (g.lat.n > 0)
 		qsort(g.lat.v, g.lat.n, sizeof(*g.lat.v), cmp_u32);
 	{
@@ -1563,6 +1612,24 @@ main(int argc, char **argv)
 				       ? (double)(t_end_flash - t_begin) / 1e6
 				       : 0.0,
 			       g.ota_inflight_max, g.rss_peak);
+		printf("\"threads\":%zu,", ws != NULL ? nthreads : 1);
+		if (pws != NULL)
+			printf("\"ping_devices\":%zu,\"pings\":%" PRIu64
+			       ",\"ping_answered\":%zu,\"ping_lost\":%" PRIu64
+			       ",\"ping_busy\":%" PRIu64
+			       ",\"ping_dropped\":%" PRIu64
+			       ",\"ping_p50_ms\":%.3f,\"ping_p99_ms\":%.3f,"
+			       "\"ping_max_ms\":%.3f,\"connect_ping_cpu_s\":%."
+			       "3f,"
+			       "\"ping_rt\":%s,",
+			       pws->ndev, pws->pings, pws->lat.n,
+			       pws->ping_lost, pws->ping_busy, pws->hs_failed,
+			       lat_pct(&pws->lat, 0.5),
+			       lat_pct(&pws->lat, 0.99),
+			       lat_pct(&pws->lat, 1.0), conn_ping,
+			       ping_rt ? "true" : "false");
+		if (ping_by_s != NULL)
+			fputs(ping_by_s, stdout);
 		printf("\"connect_s\":%.3f,\"connect_cpu_s\":%.3f,"
 		       "\"connect_gen_cpu_s\":%.3f,"
 		       "\"rss_before_kb\":%ld,\"rss_ready_kb\":%ld,",

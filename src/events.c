@@ -314,18 +314,26 @@ devinfo_done(int r, const struct store_result *res, void *arg)
 	free(q);
 }
 
+/* The Hello's product id comes from the session: the device row gets it
+   in the next presence batch, after this read may have run. */
 static void
-devinfo_fetch(struct events *ev, const char *device_id)
+devinfo_fetch(struct events *ev, const char *device_id, uint32_t hello_product)
 {
 	struct devq *q = devq_new(ev, device_id, NULL);
-	const char *params[1] = {q->device_id};
+	char product[12];
+	const char *params[2] = {q->device_id, NULL};
 
+	if (hello_product != 0) {
+		snprintf(product, sizeof(product), "%u",
+			 (unsigned)hello_product);
+		params[1] = product;
+	}
 	if (events_query(ev,
 			 "SELECT coalesce(d.product_id, p.id), "
 			 "d.firmware_updates_forced FROM devices d "
-			 "LEFT JOIN products p ON p.id = d.hello_product_id "
+			 "LEFT JOIN products p ON p.id = $2::int "
 			 "WHERE d.device_id = $1",
-			 1, params, devinfo_done, q) != 0)
+			 2, params, devinfo_done, q) != 0)
 		free(q);
 }
 
@@ -596,7 +604,7 @@ events_on_presence(const struct registry_presence *p, void *arg)
 		   online; the offline of its previous session reset it */
 		d->online = true;
 		status_event(ev, d->id, p->owner_id, "online");
-		devinfo_fetch(ev, d->id);
+		devinfo_fetch(ev, d->id, p->hello_product);
 	} else if (d->online) {
 		d->online = false;
 		d->forced_sub = false;

@@ -98,12 +98,8 @@ registry_handshake_end(struct devconn *c, bool ok)
 
 /* Labels for registry_store_write_done's log line (mutable: store args are void
  * *). */
-static char what_online[] = "device online";
-static char what_offline[] = "device offline";
 static char what_heard[] = "last_heard";
-static char what_describe[] = "device describe";
 static char what_goodbye[] = "device goodbye";
-static char what_ota_limits[] = "device OTA limits";
 
 void
 registry_store_write_done(int r, const struct store_result *res, void *arg)
@@ -115,60 +111,16 @@ registry_store_write_done(int r, const struct store_result *res, void *arg)
 			 res ? ": " : "", res ? store_result_message(res) : "");
 }
 
-/* Record the OTA limits the device stated (Hello or spark/hardware/\*). */
-static void
-ota_limits_write(struct devconn *c)
-{
-	char maxbin[12], chunk[8];
-	const char *params[3];
-
-	snprintf(maxbin, sizeof(maxbin), "%u", (unsigned)c->max_binary);
-	snprintf(chunk, sizeof(chunk), "%u", (unsigned)c->chunk_size);
-	params[0] = c->idhex;
-	params[1] = c->max_binary != 0 ? maxbin : NULL;
-	params[2] = c->chunk_size != 0 ? chunk : NULL;
-	store_query(c->reg->store, STORE_Q_WRITE,
-		    "UPDATE devices SET "
-		    "max_binary_size = coalesce($2::bigint, max_binary_size), "
-		    "ota_chunk_size = coalesce($3::int, ota_chunk_size) "
-		    "WHERE device_id = $1",
-		    3, params, registry_store_write_done, what_ota_limits,
-		    NULL);
-}
-
 static void
 presence_online(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {c->idhex, c->owner_id, true, c->ip};
-	char platform[8], product[8], version[8], flags[8], sysver[8];
-	const char *params[8];
+	struct registry_presence p = {
+		c->idhex, c->owner_id, true, c->ip,
+		c->hello.product_id != 0xffff ? c->hello.product_id : 0};
 
-	snprintf(sysver, sizeof(sysver), "%u", c->hello.system_version);
-	snprintf(platform, sizeof(platform), "%u", c->hello.platform_id);
-	snprintf(product, sizeof(product), "%u", c->hello.product_id);
-	snprintf(version, sizeof(version), "%u", c->hello.product_version);
-	snprintf(flags, sizeof(flags), "%u", c->hello.flags);
-	params[0] = c->idhex;
-	params[1] = c->ip;
-	params[2] = c->hello.platform_id == 0xffff ? NULL : platform;
-	params[3] = c->hello.product_id == 0xffff ? NULL : product;
-	params[4] = c->hello.product_version == 0xffff ? NULL : version;
-	params[5] = flags;
-	params[6] = reg->node_id;
-	params[7] = c->hello.system_version != 0 ? sysver : NULL;
-	store_query(
-		reg->store, STORE_Q_WRITE | STORE_Q_PREPARE,
-		"UPDATE devices SET online = true, last_heard = now(), "
-		"last_handshake_at = now(), last_ip_address = $2, "
-		"platform_id = coalesce($3::int, platform_id), "
-		"hello_product_id = $4::int, "
-		"product_firmware_version = $5::int, hello_flags = $6::int, "
-		"node_id = $7, hello_system_version = $8::int "
-		"WHERE device_id = $1",
-		8, params, registry_store_write_done, what_online, NULL);
-	if (c->max_binary != 0 || c->chunk_size != 0)
-		ota_limits_write(c);
+	/* online, node, the Hello's columns and OTA limits: batched */
+	registry_pres_online(c);
 	c->online = true;
 	reg->stats.sessions_ready++;
 	if (reg->presence_cb != NULL)
@@ -179,19 +131,15 @@ static void
 presence_offline(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {c->idhex, c->owner_id, false, c->ip};
-	const char *params[2] = {c->idhex, reg->node_id};
+	struct registry_presence p = {c->idhex, c->owner_id, false, c->ip, 0};
 
 	if (!c->online)
 		return;
 	c->online = false;
 	reg->stats.sessions_ready--;
-	/* Only mark offline if no newer session (maybe on another node)
-	   took the device over in the meantime. */
-	store_query(reg->store, STORE_Q_WRITE | STORE_Q_PREPARE,
-		    "UPDATE devices SET online = false, last_heard = now() "
-		    "WHERE device_id = $1 AND node_id = $2",
-		    2, params, registry_store_write_done, what_offline, NULL);
+	/* Batched; only marks offline where no newer session (maybe on
+	   another node) took the device over in the meantime. */
+	registry_pres_offline(c);
 	if (reg->presence_cb != NULL)
 		reg->presence_cb(&p, reg->presence_arg);
 }
@@ -266,29 +214,67 @@ req_finish(struct registry *reg, uint64_t req_id,
 /* ------------------------------------------------------------------ */
 /* Session callbacks.                                                 */
 
+/* Send what gathered in the cork; false when the connection closed. */
+static bool
+cork_flush(struct registry *reg)
+{
+	struct devconn *c = reg->cork_c;
+	size_t len = reg->cork_len;
+
+	reg->cork_len = 0;
+	if (c == NULL || len == 0)
+		return true;
+	if (registry_io_write(c, reg->cork, len) != 0) {
+		reg->cork_c = NULL;
+		registry_conn_close(c, CINDER_ERR_IO, "send failed");
+		return false;
+	}
+	reg->stats.bytes_out += len;
+	return true;
+}
+
 static int
 sess_send(void *arg, const uint8_t *msg, size_t len)
 {
 	struct devconn *c = arg;
-	uint8_t frame[2 + PCOAP_FRAME_MAX_CT];
-	size_t ct_len = 0;
+	struct registry *reg = c->reg;
+	uint8_t frame[2 + PCOAP_FRAME_MAX_CT], *out = frame;
+	size_t ct_len = 0, room = sizeof(frame) - 2;
+	bool corked = false;
 	int r;
 
 	if (c->state != DC_FRAMED)
 		return CINDER_ERR_UNAVAILABLE;
 	if (crypto_channel_sealed_len(len) > PCOAP_FRAME_MAX_CT)
 		return CINDER_ERR_TOO_BIG;
-	r = crypto_channel_seal(&c->ch, msg, len, frame + 2, sizeof(frame) - 2,
-				&ct_len);
-	if (r != 0)
-		return r;
-	if (pcoap_frame_header_encode(ct_len, frame, 2) != PCOAP_OK)
-		return CINDER_ERR_INTERNAL;
 	if (c->out_len > OUTPUT_MAX)
 		return CINDER_ERR_BUSY;
+	/* While c's input is being read, its answers gather in the cork. */
+	if (reg->cork_c == c) {
+		if (reg->cork_len + 2 + crypto_channel_sealed_len(len) >
+		    REGISTRY_CORK) {
+			if (!cork_flush(reg))
+				return CINDER_ERR_IO;
+			reg->cork_c = c;
+		}
+		if (2 + crypto_channel_sealed_len(len) <= REGISTRY_CORK) {
+			out = reg->cork + reg->cork_len;
+			room = REGISTRY_CORK - reg->cork_len - 2;
+			corked = true;
+		}
+	}
+	r = crypto_channel_seal(&c->ch, msg, len, out + 2, room, &ct_len);
+	if (r != 0)
+		return r;
+	if (pcoap_frame_header_encode(ct_len, out, 2) != PCOAP_OK)
+		return CINDER_ERR_INTERNAL;
+	if (corked) {
+		reg->cork_len += ct_len + 2;
+		return 0;
+	}
 	if (registry_io_write(c, frame, ct_len + 2) != 0)
 		return CINDER_ERR_IO;
-	c->reg->stats.bytes_out += ct_len + 2;
+	reg->stats.bytes_out += ct_len + 2;
 	return 0;
 }
 
@@ -476,9 +462,8 @@ conn_describe_apply(struct devconn *c, const char *json, size_t len)
 	const struct describe *d;
 	struct desc_blob *b, *old = c->describe ? desc_of(c->describe) : NULL;
 	struct desc_memo *m = NULL;
-	char err[DESCRIBE_ERRLEN], platform[12], modnum[12];
+	char err[DESCRIBE_ERRLEN];
 	char *merged = NULL;
-	const char *params[9];
 	uint8_t sha[CRYPTO_SHA256_LEN];
 	uint32_t modver;
 	int r;
@@ -535,30 +520,10 @@ have:
 	modver = describe_system_module_version(d);
 	if (modver == 0 && c->hello.extended)
 		modver = c->hello.system_version;
-	snprintf(platform, sizeof(platform), "%d", d->platform_id);
-	snprintf(modnum, sizeof(modnum), "%u", (unsigned)modver);
-	params[0] = c->idhex;
-	params[1] = c->describe;
-	params[2] = b->functions;
-	params[3] = b->variables;
-	params[4] = b->modules;
-	params[5] = describe_release_str(modver);
-	params[6] = d->platform_id >= 0 ? platform : NULL;
-	params[7] = d->has_system || modver != 0 ? "t" : "f";
-	params[8] = modver != 0 ? modnum : NULL;
-	store_query(c->reg->store, STORE_Q_WRITE | STORE_Q_PREPARE,
-		    "UPDATE devices SET last_describe = $2::jsonb, "
-		    "functions = coalesce($3::jsonb, functions), "
-		    "variables = coalesce($4::jsonb, variables), "
-		    "system_modules = CASE WHEN $8::bool THEN $5::jsonb "
-		    "ELSE system_modules END, "
-		    "system_version = CASE WHEN $8::bool THEN $6 "
-		    "ELSE system_version END, "
-		    "system_module_version = CASE WHEN $8::bool THEN $9::int "
-		    "ELSE system_module_version END, "
-		    "platform_id = coalesce($7::int, platform_id) "
-		    "WHERE device_id = $1",
-		    9, params, registry_store_write_done, what_describe, NULL);
+	registry_pres_describe(c, c->describe, b->functions, b->variables,
+			       b->modules, describe_release_str(modver),
+			       d->platform_id, d->has_system || modver != 0,
+			       modver);
 	if (c->safe_mode)
 		log_ctx(LOG_LEVEL_NOTICE, c->logctx,
 			"in safe mode: the application needs system modules "
@@ -640,7 +605,7 @@ conn_hardware_event(struct devconn *c, const char *name, const uint8_t *data,
 	else
 		return;
 	if (c->online)
-		ota_limits_write(c);
+		registry_pres_ota(c);
 }
 
 static void
@@ -793,6 +758,13 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 
 	if (c->state == DC_CLOSING)
 		return;
+	if (reg->cork_c == c) {
+		/* answers gathered before the close go out first, as they
+		   did when each was sent at once */
+		if (!cork_flush(reg))
+			return; /* closed by the failed send */
+		reg->cork_c = NULL;
+	}
 	if (!c->hello_seen && status != 0)
 		lvl = LOG_LEVEL_WARN; /* a failed handshake */
 	log_ctx(lvl, c->logctx, "closed: %s (peer %s:%u%s%s, %.1f s)", reason,
@@ -819,10 +791,18 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 static size_t
 conn_read_frames(struct devconn *c, const uint8_t *buf, size_t len)
 {
+	struct registry *reg = c->reg;
 	uint8_t plain[PCOAP_SERVER_RX_MAX_CT];
 	size_t used = 0, flen, plen;
+	bool cork = reg->cork_c == NULL; /* not inside another's input */
 	int r;
 
+	if (cork) {
+		if (reg->cork == NULL)
+			reg->cork = xmalloc(REGISTRY_CORK);
+		reg->cork_c = c;
+		reg->cork_len = 0;
+	}
 	while (c->state == DC_FRAMED) {
 		if (len - used < PCOAP_FRAME_HDR_LEN)
 			break;
@@ -849,6 +829,11 @@ conn_read_frames(struct devconn *c, const uint8_t *buf, size_t len)
 		}
 		session_input(c->session, plain, plen, c->last_rx_ms);
 		crypto_wipe(plain, plen);
+	}
+	if (cork) {
+		if (reg->cork_c == c)
+			(void)cork_flush(reg);
+		reg->cork_c = NULL;
 	}
 	return used;
 }
@@ -1083,6 +1068,7 @@ registry_close_all(struct registry *reg)
 	registry_stop_accepting(reg);
 	hmap_foreach(reg->conns, close_each, NULL);
 	reap_cb(-1, 0, reg);
+	registry_pres_flush(reg); /* every device's offline, now */
 }
 
 void
@@ -1098,6 +1084,7 @@ registry_free(struct registry *reg)
 		event_free(reg->reap_ev);
 	if (reg->flush_ev != NULL)
 		event_free(reg->flush_ev);
+	registry_pres_cleanup(reg);
 	registry_timers_cleanup(reg);
 	if (reg->keys != NULL)
 		hmap_foreach(reg->keys, free_key, NULL);
@@ -1112,6 +1099,7 @@ registry_free(struct registry *reg)
 	hmap_free(reg->devices);
 	hmap_free(reg->conns);
 	free(reg->rbuf);
+	free(reg->cork);
 	free(reg);
 }
 

@@ -48,10 +48,13 @@ struct registry_stats {
 
 /** What a presence change says (passed to the presence hook). */
 struct registry_presence {
-	const char *device_id; /* 24 lowercase hex chars */
-	int64_t owner_id;      /* owning user id, 0 = unowned */
-	bool online;	       /* true: session READY; false: it ended */
-	const char *ip;	       /* peer address */
+	const char *device_id;	/* 24 lowercase hex chars */
+	int64_t owner_id;	/* owning user id, 0 = unowned */
+	bool online;		/* true: session READY; false: it ended */
+	const char *ip;		/* peer address */
+	uint32_t hello_product; /* online: the Hello's product id, 0: none
+				   (the database has it only a few ms later,
+				   registry_pres.c) */
 };
 
 /** Called when a device goes online or offline (e.g. spark/status). */

@@ -43,6 +43,9 @@ struct desc_memo;
 /* One read's scratch: a partial frame carried over plus what the kernel
    has (a frame is at most 2 + PCOAP_SERVER_RX_MAX_CT bytes). */
 #define REGISTRY_RBUF (16 * 1024)
+/* Answers to one read's frames (the Hello's ack and the server Hello,
+   mostly) are sent with one send() up to this many bytes. */
+#define REGISTRY_CORK 4096
 /* Describe merges remembered (registry.c), each keeping up to two
    describes alive. */
 #define DESC_MEMO_SLOTS 64
@@ -156,6 +159,8 @@ struct registry {
 	bool pool_retrying;		     /* pool_retry() running */
 	struct event *reap_ev;		     /* deferred reaper */
 	struct event *flush_ev;		     /* last_heard coalescing */
+	struct hmap *pres;		     /* idhex -> presence to write */
+	struct event *pres_ev;		     /* writes pres (registry_pres.c) */
 	struct timerq timers;		     /* every connection's deadline */
 	struct event *timer_ev;		     /* fires at the earliest one */
 	uint64_t timer_armed_at;	     /* timer_ev's deadline, 0: none */
@@ -165,6 +170,10 @@ struct registry {
 	uint64_t last_hs_end_ms;	     /* when a handshake last ended */
 	struct registry_stats stats;	     /* counters */
 	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
+	struct devconn *cork_c;		     /* frames of its input's answers
+						gather in cork (registry.c) */
+	uint8_t *cork;			     /* REGISTRY_CORK bytes, or NULL */
+	size_t cork_len;		     /* bytes gathered */
 	registry_presence_cb presence_cb;    /* presence hook */
 	void *presence_arg;
 	registry_event_cb event_cb;		 /* device event hook */
@@ -334,6 +343,30 @@ void registry_store_write_done(int r, const struct store_result *res,
 
 /** The session callbacks of every device connection. */
 extern const struct session_ops registry_sess_ops;
+
+/* registry_pres.c: presence, describe and OTA limits columns, written
+   in batches (one statement per few milliseconds) */
+
+/** The device is online: its Hello columns, online, node. */
+void registry_pres_online(struct devconn *c);
+
+/** The device went offline (written where no other node holds it). */
+void registry_pres_offline(struct devconn *c);
+
+/** The OTA limits the device stated (c->max_binary, c->chunk_size). */
+void registry_pres_ota(struct devconn *c);
+
+/** A changed describe's columns (strings copied; NULL: unchanged). */
+void registry_pres_describe(struct devconn *c, const char *text,
+			    const char *functions, const char *variables,
+			    const char *modules, const char *release,
+			    int32_t platform, bool sys, uint32_t modver);
+
+/** Queue what is pending as one store write now. */
+void registry_pres_flush(struct registry *reg);
+
+/** Flush, then free the batch state (registry_free). */
+void registry_pres_cleanup(struct registry *reg);
 
 /* registry_hs.c */
 

@@ -3,9 +3,10 @@
  * Application layer: functions, variables, Describe, publish with the
  * device-side rate limits, subscriptions, received events, the §2.5
  * post-connect sequence, spark/device/reset and safe mode. Messages are
- * built with the shared codec into one static scratch buffer and queued
- * with fw_device_send(); one device is handled at a time (the simulator
- * is single-threaded), so the scratch buffers need no locking.
+ * built with the shared codec into one scratch buffer and queued with
+ * fw_device_send(); a thread handles one device at a time, and the
+ * scratch buffers are per thread on a host (FW_SCRATCH), so they need no
+ * locking.
  */
 #include "config.h"
 
@@ -18,11 +19,11 @@
 
 #define PLAIN_MAX (FW_DEVICE_BUF - 2 - 16)
 
-static uint8_t msgbuf[PLAIN_MAX];
-static char namebuf[FW_APP_NAME_MAX + 2];
-static char argbuf[FW_APP_ARG_MAX + 1];
-static char evname[PCOAP_EVENT_NAME_MAX + 2];
-static char evdata[FW_APP_EVENT_DATA_MAX + 1];
+FW_SCRATCH uint8_t msgbuf[PLAIN_MAX];
+FW_SCRATCH char namebuf[FW_APP_NAME_MAX + 2];
+FW_SCRATCH char argbuf[FW_APP_ARG_MAX + 1];
+FW_SCRATCH char evname[PCOAP_EVENT_NAME_MAX + 2];
+FW_SCRATCH char evdata[FW_APP_EVENT_DATA_MAX + 1];
 
 static bool
 time_reached(uint32_t now, uint32_t t)

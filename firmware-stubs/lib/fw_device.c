@@ -62,6 +62,7 @@ drop(struct fw_device *d, uint32_t now, int err)
 	d->tx_len = 0;
 	d->tx_off = 0;
 	d->ping_pending = false;
+	d->ping_sent = false;
 	d->last_err = err;
 	d->state = FW_DEVICE_IDLE;
 	d->retry_at = now + d->retry_delay;
@@ -396,8 +397,8 @@ reply_empty_ack(struct fw_device *d, uint16_t mid)
 	return tx_commit(d, n);
 }
 
-/* Built Describe JSON; one device at a time builds it (no threads). */
-static char describe_buf[TX_PLAIN_MAX];
+/* Built Describe JSON; a thread builds one at a time (FW_SCRATCH). */
+FW_SCRATCH char describe_buf[TX_PLAIN_MAX];
 
 static int
 reply_describe(struct fw_device *d, const struct pcoap_msg *m)
@@ -533,6 +534,11 @@ dispatch(struct fw_device *d, const struct pcoap_msg *m, uint32_t now)
 	case PCOAP_KIND_DESCRIBE:
 		return reply_describe(d, m);
 	case PCOAP_KIND_EMPTY_ACK:
+		if (d->ping_sent && m->mid == d->ping_mid) {
+			d->ping_sent = false;
+			d->pongs++;
+		}
+		return 0;
 	case PCOAP_KIND_RST:
 		return 0;
 	case PCOAP_KIND_ACK:
@@ -611,11 +617,45 @@ session_rx(struct fw_device *d, uint32_t now)
 	return 0;
 }
 
+/* A CoAP ping into the reserved send space; its empty ACK counts in
+ * pongs. */
+static int
+send_ping(struct fw_device *d, uint8_t *plain, size_t cap, uint32_t now)
+{
+	size_t n;
+	uint16_t mid = fw_device_next_mid(d);
+	int r;
+
+	if ((r = pcoap_build_ping(plain, cap, &n, mid)) != PCOAP_OK)
+		return pcoap_to_fw(r, true);
+	if ((r = tx_commit(d, n)) != 0)
+		return r;
+	d->ping_pending = true;
+	d->ping_at = now;
+	d->ping_sent = true;
+	d->ping_mid = mid;
+	return 0;
+}
+
+int
+fw_device_ping(struct fw_device *d, uint32_t now)
+{
+	uint8_t *plain;
+	size_t cap;
+	int r;
+
+	if (d->state != FW_DEVICE_READY)
+		return FW_ERR_INVAL;
+	if ((r = tx_reserve(d, &plain, &cap)) != 0)
+		return r;
+	return send_ping(d, plain, cap, now);
+}
+
 static int
 keepalive(struct fw_device *d, uint32_t now)
 {
 	uint8_t *plain;
-	size_t cap, n;
+	size_t cap;
 	int r;
 
 	if (d->ping_pending) {
@@ -627,14 +667,7 @@ keepalive(struct fw_device *d, uint32_t now)
 		return 0;
 	if ((r = tx_reserve(d, &plain, &cap)) != 0)
 		return r == FW_ERR_BUSY ? 0 : r;
-	if ((r = pcoap_build_ping(plain, cap, &n, fw_device_next_mid(d))) !=
-	    PCOAP_OK)
-		return pcoap_to_fw(r, true);
-	if ((r = tx_commit(d, n)) != 0)
-		return r;
-	d->ping_pending = true;
-	d->ping_at = now;
-	return 0;
+	return send_ping(d, plain, cap, now);
 }
 
 static int

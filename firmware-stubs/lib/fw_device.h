@@ -112,6 +112,9 @@ struct fw_device {
 	uint32_t last_rx;	     /* last time bytes arrived */
 	uint32_t ping_at;	     /* when the pending ping went out */
 	bool ping_pending;	     /* a keep-alive ping is unanswered */
+	bool ping_sent;		     /* the last ping's ACK has not come */
+	uint16_t ping_mid;	     /* message ID of the last ping sent */
+	unsigned pongs;		     /* pings answered by their empty ACK */
 	uint16_t mid;		     /* last message ID used */
 	uint8_t token;		     /* last token used */
 	uint8_t time_token;	     /* token of the pending time request */
@@ -203,6 +206,14 @@ int fw_device_publish(struct fw_device *d, const char *name, bool is_private,
  * @return as fw_device_send
  */
 int fw_device_request_time(struct fw_device *d);
+
+/**
+ * Send a CoAP ping now (CON 0.00), as the keep-alive does after 15 s of
+ * silence; when its empty ACK (same message ID) arrives, pongs grows by
+ * one. A benchmark times pings with it.
+ * @return as fw_device_send, FW_ERR_INVAL when not ready
+ */
+int fw_device_ping(struct fw_device *d, uint32_t now);
 
 /**
  * Post the Describe without being asked (CON POST d with a flags query,

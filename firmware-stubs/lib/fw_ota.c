@@ -20,8 +20,8 @@
 
 #define PLAIN_MAX (FW_DEVICE_BUF - 2 - 16)
 
-static uint8_t otabuf[PLAIN_MAX];
-static char jsonbuf[256];
+FW_SCRATCH uint8_t otabuf[PLAIN_MAX];
+FW_SCRATCH char jsonbuf[256];
 
 static void
 note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y)
@@ -200,7 +200,7 @@ chunk(struct fw_app *a, const struct pcoap_msg *m)
 }
 
 /* Read the image in small blocks for the CRC. */
-static uint8_t readbuf[64];
+FW_SCRATCH uint8_t readbuf[64];
 
 int
 fw_ota_validate(struct fw_app *a, uint32_t file_size, struct fw_module *out)

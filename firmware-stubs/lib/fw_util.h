@@ -9,6 +9,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Storage class of the library's scratch buffers (messages and JSON being
+ * built). A microcontroller runs one thread: plain static. On a host the
+ * same library may drive devices from several threads at once
+ * (bench/cinder-loadgen), so each thread gets its own copy there.
+ */
+#if defined(__unix__)
+#define FW_SCRATCH static _Thread_local
+#else
+#define FW_SCRATCH static
+#endif
+
 /**
  * Read a big-endian 32-bit value.
  * @param p 4 readable bytes (borrowed)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internals shared by the webhook engine (webhook.c) and its API
- * operations (webhook_api.c): the module and definition structs and the
- * few helpers both use. Not for other modules. Loop thread only.
+ * Internals shared by the webhook engine (webhook.c, webhook_queue.c,
+ * webhook_send.c) and its API operations (webhook_api.c): the module,
+ * definition and delivery structs and the calls between those files.
+ * Not for other modules. Loop thread only.
  */
 #ifndef CINDER_WEBHOOK_WEBHOOK_INT_H
 #define CINDER_WEBHOOK_WEBHOOK_INT_H
@@ -12,6 +13,7 @@
 #include <sys/queue.h>
 
 #include <curl/curl.h>
+#include <event2/util.h>
 #include <jansson.h>
 
 #include "store.h"
@@ -29,6 +31,7 @@
 
 struct delivery;
 TAILQ_HEAD(dlist, delivery);
+struct insb;
 struct wq;
 struct sockev;
 struct pw;
@@ -111,6 +114,77 @@ struct webhook {
 	} stats;
 };
 
+/* One delivery of one event to one webhook. */
+struct delivery {
+	struct webhook *w;
+	char hook_id[25];
+	int64_t owner;
+	int64_t db_id;	   /* webhook_deliveries.id, 0 until inserted */
+	unsigned attempts; /* attempts made before this one */
+	char *name;
+	char *data; /* NUL-terminated, may be NULL */
+	size_t data_len;
+	char coreid[25];
+	uint64_t published_ms;
+	uint32_t product_id;
+	uint64_t qid; /* store query in flight, 0 = none */
+	CURL *easy;   /* while sending */
+	struct curl_slist *hdrs;
+	struct hookreq req;
+	struct hookplan *plan; /* the definition it is sent with */
+	json_t *ctx; /* template context, built once (delivery_context) */
+	char host[256];
+	char errbuf[CURL_ERROR_SIZE];
+	bool denied; /* the address guard refused the connection */
+	char *resp;  /* response body (first RESPONSE_MAX bytes) */
+	size_t resp_len, resp_cap;
+	TAILQ_ENTRY(delivery) qlink; /* in hook->ready */
+	TAILQ_ENTRY(delivery) alink; /* in w->all */
+	bool queued;		     /* in hook->ready */
+	TAILQ_ENTRY(delivery) ilink; /* in w->ins */
+	bool inserting;		     /* in w->ins */
+	struct insb *batch;	     /* in this INSERT in the store */
+	bool solo; /* its batch failed: inserted alone (a refused row fails
+		      only itself) */
+};
+
+/* A row UPDATE waiting for room in the store queue or in it. */
+struct pw {
+	TAILQ_ENTRY(pw) link;
+	struct webhook *w;
+	const char *sql; /* static */
+	int n;
+	char *p[4];
+	char hook_id[25]; /* final: the hook's queued count drops on commit */
+	bool final;
+	unsigned tries;
+};
+
+/* A store query owned by the module. */
+struct wq {
+	struct webhook *w;
+	uint64_t qid;
+	store_done_cb cb;
+	void *arg;
+	void (*arg_free)(void *);
+	LIST_ENTRY(wq) link;
+};
+
+/* A batched INSERT in the store. */
+struct insb {
+	struct webhook *w;
+	size_t n;
+	struct delivery *dl[];
+};
+
+/* A socket libcurl asked us to watch. */
+struct sockev {
+	struct event *ev;
+	LIST_ENTRY(sockev) link;
+};
+
+/* ---- webhook_queue.c: delivery rows, retry poll, start-up load ---- */
+
 /**
  * Queue a store query owned by the module: if the module is freed first,
  * the query is cancelled and arg_free (if not NULL) is called on arg.
@@ -122,6 +196,74 @@ int webhook_wq_submit(struct webhook *w, unsigned flags, const char *sql, int n,
 
 /** Send the waiting row writes the module's share of the store allows. */
 void webhook_wq_drain(struct webhook *w);
+
+/** Free a row UPDATE (struct pw) that was not sent. */
+void webhook_pw_free(void *arg);
+
+/**
+ * Queue a row UPDATE (sql with n parameters, copied).
+ * @param h the delivery's definition, or NULL
+ * @param final the delivery ends with it: h's queued count drops when it
+ *     has committed
+ */
+void webhook_write_q(struct webhook *w, struct hook *h, bool final,
+		     const char *sql, int n, const char *const *p);
+
+/** Queue the delete of delivered row id of h (batched). */
+void webhook_delete_q(struct webhook *w, struct hook *h, int64_t id);
+
+/** Timer (wq_ev): send the row writes that wait for room. */
+void webhook_wq_ev_cb(evutil_socket_t fd, short what, void *arg);
+
+/** Timer (poll_ev): pick up the retries that are due. */
+void webhook_poll_cb(evutil_socket_t fd, short what, void *arg);
+
+/** Timer (load_ev): reset this node's in-flight rows, load definitions. */
+void webhook_load_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- webhook_send.c: deliveries, libcurl on the loop, outcome ---- */
+
+/**
+ * @return a new delivery of an event to h, in w->all
+ * @param data data_len bytes (copied), or NULL
+ */
+struct delivery *webhook_delivery_new(struct webhook *w, const struct hook *h,
+				      const char *name, const char *data,
+				      size_t data_len, const char *coreid,
+				      uint64_t published_ms,
+				      uint32_t product_id);
+
+/** Free a delivery, taking it out of every list and query it is in. */
+void webhook_delivery_free(struct delivery *dl);
+
+/** Publish msg on the definition's error topic (hook-error/<event>). */
+void webhook_publish_error(struct webhook *w, struct delivery *dl,
+			   const struct hookplan *p, const json_t *ctx,
+			   const char *msg);
+
+/** Put a stored delivery on h's ready queue and send what the caps allow. */
+void webhook_enqueue(struct webhook *w, struct hook *h, struct delivery *dl);
+
+/** libcurl's CURLMOPT_SOCKETFUNCTION: watch s on the loop. */
+int webhook_curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
+			 void *socketp);
+
+/** libcurl's CURLMOPT_TIMERFUNCTION: arm or stop curl_timer. */
+int webhook_curl_timer_cb(CURLM *m, long timeout_ms, void *userp);
+
+/** Timer (curl_timer): let libcurl handle its timeouts. */
+void webhook_curl_timer_event(evutil_socket_t fd, short what, void *arg);
+
+/* ---- webhook.c ---- */
+
+/** @return the monotonic clock in milliseconds */
+uint64_t webhook_mono_ms(void);
+
+/**
+ * The delivery's row is stored (v: its id) or could not be (r != 0 or v
+ * NULL): queue it for sending, or count the failure and free it.
+ */
+void webhook_insert_one(struct delivery *dl, int r, const char *v);
 
 /** @return the counters of owner (created on first use) */
 struct user_count *webhook_user_get(struct webhook *w, int64_t owner);

@@ -780,6 +780,57 @@ START_TEST(test_fw_device_step_keepalive)
 }
 END_TEST
 
+/* fw_device_ping: a ping now; only its own empty ACK counts as a pong */
+START_TEST(test_fw_device_ping_pong)
+{
+	uint8_t msg[16];
+	size_t n;
+	uint16_t mid;
+
+	ck_assert_int_eq(fw_device_ping(&dev, tp.now), FW_ERR_INVAL);
+	run_to_ready();
+	while (srv_frame(&srv, &tp))
+		;
+	ck_assert_uint_eq(dev.pongs, 0);
+	ck_assert_int_eq(fw_device_ping(&dev, tp.now), 0);
+	ck_assert_int_eq(pump(), 0);
+	ck_assert(srv_frame(&srv, &tp));
+	ck_assert_int_eq(pcoap_particle_kind(&srv.last_msg), PCOAP_KIND_PING);
+	ck_assert_uint_eq(srv.last_msg.type, PCOAP_CON);
+	mid = srv.last_msg.mid;
+
+	/* an empty ACK with another message ID is not the answer */
+	ck_assert_int_eq(pcoap_build_empty_ack(msg, sizeof(msg), &n,
+					       (uint16_t)(mid + 1)),
+			 PCOAP_OK);
+	srv_send(&srv, &tp, msg, n);
+	ck_assert_int_eq(pump(), 0);
+	ck_assert_uint_eq(dev.pongs, 0);
+	ck_assert_int_eq(pcoap_build_empty_ack(msg, sizeof(msg), &n, mid),
+			 PCOAP_OK);
+	srv_send(&srv, &tp, msg, n);
+	ck_assert_int_eq(pump(), 0);
+	ck_assert_uint_eq(dev.pongs, 1);
+	/* a repeated ACK counts once */
+	srv_send(&srv, &tp, msg, n);
+	ck_assert_int_eq(pump(), 0);
+	ck_assert_uint_eq(dev.pongs, 1);
+
+	/* the keep-alive's ping is answered the same way */
+	tp.now += FW_DEVICE_PING_AFTER;
+	ck_assert_int_eq(pump(), 0);
+	ck_assert(srv_frame(&srv, &tp));
+	ck_assert_int_eq(pcoap_particle_kind(&srv.last_msg), PCOAP_KIND_PING);
+	ck_assert_int_eq(
+		pcoap_build_empty_ack(msg, sizeof(msg), &n, srv.last_msg.mid),
+		PCOAP_OK);
+	srv_send(&srv, &tp, msg, n);
+	ck_assert_int_eq(pump(), 0);
+	ck_assert_uint_eq(dev.pongs, 2);
+	ck_assert(fw_device_is_ready(&dev));
+}
+END_TEST
+
 START_TEST(test_fw_device_step_oversize_frame)
 {
 	run_to_ready();
@@ -922,6 +973,7 @@ fw_device_suite(void)
 	tcase_add_test(tc, test_fw_device_step_describe_and_ping);
 	tcase_add_test(tc, test_fw_device_step_publish);
 	tcase_add_test(tc, test_fw_device_step_keepalive);
+	tcase_add_test(tc, test_fw_device_ping_pong);
 	tcase_add_test(tc, test_fw_device_step_oversize_frame);
 	tcase_add_test(tc, test_fw_device_step_corrupt_frame);
 	tcase_add_test(tc, test_fw_device_step_peer_close);

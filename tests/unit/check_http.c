@@ -30,6 +30,7 @@
 #include "xmalloc.h"
 #include "api/handlers.h"
 #include "api/http.h"
+#include "http_test.h"
 
 #define MAX_BODY (64 * 1024)
 
@@ -216,17 +217,6 @@ stream_timer_cb(evutil_socket_t fd, short what, void *arg)
 	ck_assert_int_eq(http_stream_write(F.h, *idp, "x", 1),
 			 CINDER_ERR_INVAL);
 	free(idp);
-}
-
-/* A shared frame: counts its references like a bus event would. */
-static int frame_refs;
-static const char frame[] = "event: shared\ndata: {}\n\n";
-
-static void
-frame_unref(const void *data, size_t len, void *arg)
-{
-	ck_assert_ptr_eq(data, frame);
-	frame_refs--;
 }
 
 static int
@@ -536,18 +526,7 @@ resp_json(const struct creq *r)
 static void
 raw_send(const char *text)
 {
-	struct sockaddr_in sin;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(http_port(F.h));
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	F.raw_fd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(F.raw_fd, 0);
-	ck_assert_int_eq(
-		connect(F.raw_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(write(F.raw_fd, text, strlen(text)),
-			 (ssize_t)strlen(text));
+	F.raw_fd = http_test_raw_send(F.h, text);
 }
 
 /* ---- tests ---- */
@@ -1017,10 +996,7 @@ stopped_cb(void *arg)
 static void
 drain(void)
 {
-	ck_assert_int_eq(http_stop(F.h, stopped_cb, NULL), 0);
-	while (!F.stopped)
-		ck_assert_int_eq(event_base_dispatch(F.base), 0);
-	ck_assert_uint_eq(http_active_count(F.h), 0);
+	http_test_drain(F.base, F.h, stopped_cb, &F.stopped);
 }
 
 START_TEST(test_http_request_resume_timer)

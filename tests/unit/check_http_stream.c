@@ -25,6 +25,7 @@
 #include "log.h"
 #include "xmalloc.h"
 #include "api/http.h"
+#include "http_test.h"
 #include "api/http_int.h" /* req->direct, wait_write, wbuf */
 
 /* Per-test state (each test runs in its own forked child). */
@@ -39,17 +40,6 @@ struct fx {
 };
 
 static struct fx F;
-
-/* A shared frame: counts its references like a bus event would. */
-static int frame_refs;
-static const char frame[] = "event: shared\ndata: {}\n\n";
-
-static void
-frame_unref(const void *data, size_t len, void *arg)
-{
-	ck_assert_ptr_eq(data, frame);
-	frame_refs--;
-}
 
 static int
 h_stream_hold(struct http_request *req, void *arg)
@@ -120,28 +110,27 @@ teardown(void)
 static void
 raw_send(const char *text)
 {
-	struct sockaddr_in sin;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(http_port(F.h));
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	F.raw_fd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(F.raw_fd, 0);
-	ck_assert_int_eq(
-		connect(F.raw_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(write(F.raw_fd, text, strlen(text)),
-			 (ssize_t)strlen(text));
+	F.raw_fd = http_test_raw_send(F.h, text);
 }
 
 /* Stop the server and wait until every connection has closed. */
 static void
 drain(void)
 {
-	ck_assert_int_eq(http_stop(F.h, stopped_cb, NULL), 0);
-	while (!F.stopped)
+	http_test_drain(F.base, F.h, stopped_cb, &F.stopped);
+}
+
+/* Wait for the stream's close hook (not answered), check the stream is
+   gone, then drain. */
+static void
+closed_then_drain(void)
+{
+	while (!F.closed)
 		ck_assert_int_eq(event_base_dispatch(F.base), 0);
-	ck_assert_uint_eq(http_active_count(F.h), 0);
+	ck_assert(!F.closed_answered);
+	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
+			 CINDER_ERR_NOTFOUND);
+	drain();
 }
 
 /* ---- the raw client ---- */
@@ -386,12 +375,7 @@ START_TEST(test_http_stream_direct_client_gone)
 			 0);
 	close(F.raw_fd);
 	F.raw_fd = -1;
-	while (!F.closed)
-		ck_assert_int_eq(event_base_dispatch(F.base), 0);
-	ck_assert(!F.closed_answered);
-	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
-			 CINDER_ERR_NOTFOUND);
-	drain();
+	closed_then_drain();
 	ck_assert_int_eq(frame_refs, 0);
 	free(b.p);
 }
@@ -449,12 +433,7 @@ START_TEST(test_http_stream_direct_stalled_reader)
 		ck_assert_int_eq(event_base_loop(F.base, EVLOOP_NONBLOCK), 0);
 	}
 	ck_assert(r->wait_write);
-	while (!F.closed)
-		ck_assert_int_eq(event_base_dispatch(F.base), 0);
-	ck_assert(!F.closed_answered);
-	ck_assert_int_eq(http_stream_write(F.h, F.held_id, "x", 1),
-			 CINDER_ERR_NOTFOUND);
-	drain();
+	closed_then_drain();
 	free(b.p);
 }
 END_TEST

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cinder-loadgen's shared declarations: the devices, clients and the run
+ * (struct lg, one per worker thread in the handshake and idle modes), and
+ * what loadgen.c (the modes, the devices, the loop) and loadgen_workers.c
+ * (worker threads, the B1s pinger) call of each other.
+ */
+#ifndef CINDER_LOADGEN_H
+#define CINDER_LOADGEN_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "fw_app.h"
+
+enum kind { K_DEV = 1, K_HTTP, K_SSE, K_MQTT };
+enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
+
+#define EVENT_NAME "bench"
+#define EVENT_SIZE 64
+#define IOBUF 65536
+
+struct lg;
+
+struct dev {
+	enum kind kind;
+	struct fw_app app;
+	struct port port;
+	struct lg *lg;
+	char id[25];
+	EVP_PKEY *key;
+	EVP_PKEY_CTX *dec; /* decrypt context, made before the run */
+	uint8_t pub[200];
+	size_t pub_len;
+	int fd;
+	uint32_t mask;
+	bool connected, writable, active, counted;
+	bool ota_begun, installed, stop_now, hold_tx;
+	uint64_t t_start;
+	int32_t var;
+	/* --ping-dir devices: the ping in flight */
+	bool ping_out;
+	unsigned ping_pongs;
+	uint64_t ping_t0;
+};
+
+struct hc { /* HTTP keep-alive client, or an SSE stream */
+	enum kind kind;
+	struct lg *lg;
+	int fd;
+	bool busy, hdr_done;
+	int status;
+	uint64_t t0;
+	size_t len;
+	uint64_t got;
+	char buf[IOBUF];
+};
+
+struct mq {
+	enum kind kind;
+	enum mq_role role;
+	int fd;
+	bool connacked;
+	uint16_t pid;
+	size_t len;
+	uint64_t got;
+	uint8_t buf[IOBUF];
+};
+
+struct lat {
+	uint32_t *v; /* microseconds */
+	size_t n, cap;
+};
+
+struct lg {
+	int ep;
+	unsigned nsrc; /* > 0: devices bind to 127.0.0.2 .. 127.0.0.(1+nsrc) */
+	struct sockaddr_in dev_addr, api_addr, mq_addr;
+	EVP_PKEY *server_key;
+	struct port_crypto crypto;
+	struct fw_modules modules;
+	struct dev *devs;
+	size_t ndev, next_dev, rr;
+	size_t ready, active;
+	struct hc *http, *sse;
+	size_t nhttp, nsse;
+	struct mq *mqs;
+	size_t nmq;
+	const char *token, *path, *method, *body;
+	char *ids_for_path;
+	uint64_t t0;
+	/* counters */
+	uint64_t handshakes, hs_failed, sent, busy, http_ok, http_err;
+	uint64_t sse_got, mq_sent, mq_got;
+	struct lat lat;
+	bool measuring;
+	int qos;
+	int pid;
+	/* ota mode */
+	uint8_t *image;
+	size_t image_len, puts_next, puts_limit, puts_base;
+	uint64_t flashed, ota_failed, ota_inflight, ota_inflight_max;
+	uint64_t t_last_flashed;
+	long rss_peak;
+	/* the server key's EVP contexts, per thread (pkey_op) */
+	EVP_PKEY_CTX *pk_ctx[3];
+	EVP_PKEY *pk_key[3];
+	/* a worker thread (handshake and idle modes) */
+	pthread_t thread;
+	size_t dev_base;  /* index of devs[0] in the whole set */
+	size_t conc;	  /* handshake: its devices connecting at once */
+	size_t pub_ready; /* ready as of its last loop turn (main reads) */
+	bool pub_warm;	  /* its keys are warm (keys_warm), it waits */
+	bool go;	  /* set by the main thread: start the devices */
+	/* the pinger: ping each device every ping_us while pinging */
+	bool pinger;
+	uint64_t ping_us, ping_next_t, ping_t_first;
+	struct lat ping_when; /* per answered ping (lat): sent at, ms */
+	size_t ping_next;
+	uint64_t pings, ping_lost, ping_busy;
+};
+
+/* set by SIGTERM/SIGINT */
+extern volatile sig_atomic_t g_stop;
+/* the main thread's word to the workers */
+extern atomic_bool w_quit, w_measure, w_ping;
+/* handshake mode: a ready device is counted, closed and replaced */
+extern bool hs_loop;
+
+/* loadgen.c */
+void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+uint64_t now_us(void);
+uint32_t p_millis(void *ctx);
+void lat_add(struct lat *l, uint64_t us);
+int cmp_u32(const void *a, const void *b);
+double lat_pct(const struct lat *l, double p);
+/* kind: 0 encrypt, 1 decrypt, 2 verify-recover; NULL on failure */
+EVP_PKEY_CTX *pkey_ctx(EVP_PKEY *k, int kind);
+void dev_start(struct lg *g, struct dev *d);
+void dev_step(struct lg *g, struct dev *d);
+void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
+
+/* loadgen_workers.c */
+void devs_prepare(struct lg *g);
+struct lg *workers_make(struct lg *g, size_t n, size_t conc);
+void workers_run(struct lg *ws, size_t n);
+void workers_wait_warm(struct lg *ws, size_t n);
+void workers_go(struct lg *ws, size_t n);
+size_t workers_ready(struct lg *ws, size_t n);
+bool workers_wait_ready(struct lg *ws, size_t n, size_t want, uint64_t until);
+void workers_join(struct lg *g, struct lg *ws, size_t n);
+bool ping_realtime(pthread_t t);
+char *ping_seconds_json(const struct lg *p);
+double thread_cpu(pthread_t t);
+void sleep_until(uint64_t until);
+
+#endif

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests for the batched presence writes (registry_pres.c) against a real
+ * PostgreSQL: what several changes of one device in the same batch leave
+ * in its row must be what the separate statements, in their order, left
+ * (the last online/offline wins, an offline spares a device another node
+ * took over, a later describe keeps an earlier one's functions when it
+ * has none). A bare registry and connections are built by hand; the
+ * batch is flushed explicitly and a read queued behind it waits for it.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+#include <event2/event.h>
+
+#include "hmap.h"
+#include "log.h"
+#include "registry_int.h"
+#include "store.h"
+#include "testdb.h"
+#include "xmalloc.h"
+
+#define ID_A "aaaaaaaaaaaaaaaaaaaaaaaa"
+#define ID_B "bbbbbbbbbbbbbbbbbbbbbbbb"
+
+static struct event_base *base;
+static char *db;
+static struct store *st;
+static struct registry reg;
+
+struct rec {
+	bool done;
+	int r;
+	char *v; /* first row, first column, or NULL */
+};
+
+static void
+rec_cb(int r, const struct store_result *res, void *arg)
+{
+	struct rec *x = arg;
+	const char *v = store_result_value(res, 0, 0);
+
+	x->done = true;
+	x->r = r;
+	x->v = v != NULL ? xstrdup(v) : NULL;
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	*(bool *)arg = true;
+}
+
+/* Run one query behind everything queued; its first value (owned). */
+static char *
+query(const char *sql, const char *id)
+{
+	struct rec x = {0};
+	bool expired = false;
+	struct timeval tv = {30, 0};
+	struct event *ev = evtimer_new(base, deadline_cb, &expired);
+	const char *params[1] = {id};
+
+	ck_assert_int_eq(store_query(st, STORE_Q_WRITE, sql, id ? 1 : 0,
+				     id ? params : NULL, rec_cb, &x, NULL),
+			 0);
+	evtimer_add(ev, &tv);
+	while (!x.done && !expired)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(ev);
+	ck_assert_msg(!expired, "timed out waiting for %s", sql);
+	ck_assert_int_eq(x.r, 0);
+	return x.v;
+}
+
+static void
+assert_col(const char *id, const char *expr, const char *want)
+{
+	char sql[256], *v;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT (%s)::text FROM devices "
+		 "WHERE device_id = $1",
+		 expr);
+	v = query(sql, id);
+	if (want == NULL)
+		ck_assert_msg(v == NULL, "%s: %s, want NULL", expr, v);
+	else
+		ck_assert_msg(v != NULL && strcmp(v, want) == 0,
+			      "%s: %s, want %s", expr, v ? v : "NULL", want);
+	free(v);
+}
+
+static void
+conn_init(struct devconn *c, const char *id, const char *ip)
+{
+	memset(c, 0, sizeof(*c));
+	c->reg = &reg;
+	snprintf(c->idhex, sizeof(c->idhex), "%s", id);
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	c->hello.platform_id = 6;
+	c->hello.product_id = 0xffff;
+	c->hello.product_version = 3;
+	c->hello.flags = 1;
+}
+
+static void
+setup(void)
+{
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	db = testdb_create_migrated();
+	st = store_new(base, db, NULL);
+	ck_assert_ptr_nonnull(st);
+	memset(&reg, 0, sizeof(reg));
+	reg.base = base;
+	reg.store = st;
+	snprintf(reg.node_id, sizeof(reg.node_id), "node-1");
+	free(query("INSERT INTO devices (device_id, public_key) VALUES "
+		   "('" ID_A "', 'k'), ('" ID_B "', 'k')",
+		   NULL));
+}
+
+static void
+teardown(void)
+{
+	registry_pres_cleanup(&reg);
+	store_free(st);
+	st = NULL;
+	testdb_drop(db);
+	db = NULL;
+	event_base_free(base);
+	base = NULL;
+}
+
+/* A takeover in one batch: the old connection's offline, then the new
+   one's online: online, with the new connection's address. */
+START_TEST(test_pres_offline_then_online)
+{
+	struct devconn old, new;
+
+	conn_init(&old, ID_A, "10.0.0.1");
+	conn_init(&new, ID_A, "10.0.0.2");
+	registry_pres_online(&old);
+	old.online = true;
+	registry_pres_flush(&reg);
+	registry_pres_offline(&old);
+	registry_pres_online(&new);
+	registry_pres_flush(&reg);
+	assert_col(ID_A, "online", "true");
+	assert_col(ID_A, "last_ip_address", "10.0.0.2");
+	assert_col(ID_A, "node_id", "node-1");
+	assert_col(ID_A, "platform_id", "6");
+	assert_col(ID_A, "hello_product_id", NULL);
+	assert_col(ID_A, "product_firmware_version", "3");
+	assert_col(ID_B, "online", "false"); /* untouched */
+	assert_col(ID_B, "last_heard IS NULL", "true");
+}
+END_TEST
+
+/* Online then offline in one batch (a short session): offline, its
+   Hello columns written, last_heard not before the handshake. */
+START_TEST(test_pres_online_then_offline)
+{
+	struct devconn c;
+
+	conn_init(&c, ID_A, "10.0.0.3");
+	c.max_binary = 1048576;
+	registry_pres_online(&c);
+	registry_pres_offline(&c);
+	registry_pres_flush(&reg);
+	assert_col(ID_A, "online", "false");
+	assert_col(ID_A, "last_ip_address", "10.0.0.3");
+	assert_col(ID_A, "last_heard >= last_handshake_at", "true");
+	assert_col(ID_A, "max_binary_size", "1048576");
+	assert_col(ID_A, "ota_chunk_size", NULL);
+}
+END_TEST
+
+/* An offline spares a device another node holds now. */
+START_TEST(test_pres_offline_other_node)
+{
+	struct devconn c;
+
+	free(query("UPDATE devices SET online = true, node_id = 'node-2' "
+		   "WHERE device_id = $1",
+		   ID_A));
+	conn_init(&c, ID_A, "10.0.0.4");
+	registry_pres_offline(&c);
+	registry_pres_flush(&reg);
+	assert_col(ID_A, "online", "true");
+	assert_col(ID_A, "node_id", "node-2");
+	assert_col(ID_A, "last_heard IS NULL", "true");
+}
+END_TEST
+
+/* Two describes in one batch: the later text, the earlier functions
+   and system columns where the later has none. */
+START_TEST(test_pres_describes_merge)
+{
+	struct devconn c;
+
+	conn_init(&c, ID_B, "10.0.0.5");
+	registry_pres_online(&c);
+	registry_pres_describe(&c, "{\"f\":[\"a\"],\"m\":[]}", "[\"a\"]",
+			       "{\"v\":\"int32\"}", "[{\"n\":\"1\"}]", "4.0.0",
+			       12, true, 4000);
+	registry_pres_describe(&c, "{\"f\":[\"a\"],\"v\":{\"w\":1}}", NULL,
+			       "{\"w\":\"int32\"}", NULL, NULL, -1, false, 0);
+	registry_pres_flush(&reg);
+	assert_col(ID_B, "online", "true");
+	assert_col(ID_B, "last_describe->'v'->>'w'", "1");
+	assert_col(ID_B, "functions->>0", "a");
+	assert_col(ID_B, "variables->>'w'", "int32");
+	assert_col(ID_B, "system_modules->0->>'n'", "1");
+	assert_col(ID_B, "system_version", "4.0.0");
+	assert_col(ID_B, "system_module_version", "4000");
+	assert_col(ID_B, "platform_id", "12"); /* the describe's, later */
+}
+END_TEST
+
+/* Without an explicit flush the batch goes out by itself. */
+START_TEST(test_pres_timer)
+{
+	struct devconn c;
+	char *v = NULL;
+	bool expired = false;
+	struct timeval tv = {30, 0};
+	struct event *ev = evtimer_new(base, deadline_cb, &expired);
+
+	conn_init(&c, ID_A, "10.0.0.6");
+	registry_pres_online(&c);
+	evtimer_add(ev, &tv);
+	while (!expired && hmap_count(reg.pres) > 0)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(ev);
+	ck_assert(!expired);
+	v = query("SELECT online::text FROM devices WHERE device_id = $1",
+		  ID_A);
+	ck_assert_str_eq(v, "true");
+	free(v);
+}
+END_TEST
+
+static Suite *
+pres_suite(void)
+{
+	Suite *s = suite_create("registry_pres");
+	TCase *tc = tcase_create("batch");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pres_offline_then_online);
+	tcase_add_test(tc, test_pres_online_then_offline);
+	tcase_add_test(tc, test_pres_offline_other_node);
+	tcase_add_test(tc, test_pres_describes_merge);
+	tcase_add_test(tc, test_pres_timer);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	testdb_require();
+	log_open(LOG_LEVEL_WARN, NULL);
+	sr = srunner_create(pres_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
