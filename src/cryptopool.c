@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "crypto.h"
 #include "cryptopool.h"
 #include "err.h"
+#include "evprio.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -38,11 +40,14 @@ struct cryptopool_job {
 };
 
 struct cryptopool {
-	struct event_base *base;       /* borrowed loop */
-	struct event *wake_ev;	       /* read event on wake_fd[0] */
-	int wake_fd[2];		       /* worker -> loop doorbell */
-	struct cryptopool_job *done;   /* finished, not yet delivered:
-					  newest first (atomic) */
+	struct event_base *base;      /* borrowed loop */
+	struct event *wake_ev;	      /* read event on wake_fd[0] */
+	int wake_fd[2];		      /* worker -> loop doorbell */
+	struct cryptopool_job *done;  /* finished, not yet delivered:
+					 newest first (atomic) */
+	struct cryptopool_job *ready; /* taken from done, oldest first,
+					 not yet delivered (loop only) */
+	struct cryptopool_job *ready_tail;
 	pthread_mutex_t lock;	       /* guards everything below */
 	pthread_cond_t cond;	       /* signals queued work or stop */
 	struct cryptopool_job *q_head; /* jobs waiting for a worker */
@@ -136,25 +141,46 @@ cryptopool_worker(void *ctx)
 	return NULL;
 }
 
-/* Take the done stack and run its completions, oldest first (loop
+/* Move the done stack to the end of the ready list, oldest first (loop
    thread). */
 static void
-cryptopool_deliver(struct cryptopool *p)
+cryptopool_take(struct cryptopool *p)
 {
-	struct cryptopool_job *j, *next, *fifo = NULL;
+	struct cryptopool_job *j, *next, *fifo = NULL, *last;
 
 	j = __atomic_exchange_n(&p->done, NULL, __ATOMIC_ACQUIRE);
+	last = j;
 	for (; j != NULL; j = next) {
 		next = j->next;
 		j->next = fifo;
 		fifo = j;
 	}
-	for (j = fifo; j != NULL; j = next) {
-		next = j->next;
+	if (fifo == NULL)
+		return;
+	if (p->ready_tail != NULL)
+		p->ready_tail->next = fifo;
+	else
+		p->ready = fifo;
+	p->ready_tail = last;
+}
+
+/* Run up to max completions, oldest first (loop thread); true when some
+   are left. */
+static bool
+cryptopool_deliver(struct cryptopool *p, size_t max)
+{
+	struct cryptopool_job *j;
+
+	cryptopool_take(p);
+	while (max-- > 0 && (j = p->ready) != NULL) {
+		p->ready = j->next;
+		if (p->ready == NULL)
+			p->ready_tail = NULL;
 		__atomic_fetch_sub(&p->pending, 1, __ATOMIC_RELAXED);
 		j->done(j->arg, false);
 		free(j);
 	}
+	return p->ready != NULL;
 }
 
 static void
@@ -168,7 +194,11 @@ cryptopool_wake_cb(evutil_socket_t fd, short what, void *ctx)
 	do {
 		n = read(fd, buf, sizeof(buf));
 	} while (n > 0 || (n == -1 && errno == EINTR));
-	cryptopool_deliver(p);
+	/* A storm finishes handshakes by the thousand: deliver a batch,
+	   then let the loop poll (connected devices' frames first, see
+	   evprio.h) and come back for the rest. */
+	if (cryptopool_deliver(p, EVPRIO_BULK_BATCH))
+		event_active(p->wake_ev, EV_READ, 0);
 }
 
 static int
@@ -221,6 +251,8 @@ cryptopool_new(struct event_base *base, unsigned nthreads, size_t queue_max,
 	}
 	p->wake_ev = event_new(base, p->wake_fd[0], EV_READ | EV_PERSIST,
 			       cryptopool_wake_cb, p);
+	if (p->wake_ev != NULL)
+		(void)event_priority_set(p->wake_ev, EVPRIO_BULK);
 	if (p->wake_ev == NULL || event_add(p->wake_ev, NULL) == -1) {
 		log_err("could not watch crypto pool pipe");
 		r = CINDER_ERR_IO;
@@ -314,7 +346,7 @@ cryptopool_free(struct cryptopool *p)
 	p->n_threads = 0;
 
 	/* Workers are gone: no locking needed from here on. */
-	cryptopool_deliver(p);
+	(void)cryptopool_deliver(p, SIZE_MAX);
 	j = p->q_head;
 	p->q_head = p->q_tail = NULL;
 	p->q_len = 0;

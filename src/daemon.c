@@ -29,6 +29,7 @@
 #include "err.h"
 #include "events.h"
 #include "evmem.h"
+#include "evprio.h"
 #include "log.h"
 #include "registry.h"
 #include "store.h"
@@ -226,6 +227,30 @@ mark_offline_done(int r, const struct store_result *res, void *arg)
 	if (r != 0)
 		log_warn("could not reset stale online flags: %s", err_str(r));
 }
+/*
+ * The loop with priorities (evprio.h): EVPRIO_BULK callbacks at most
+ * EVPRIO_BULK_BATCH in a row before libevent polls again, so that a
+ * reconnect storm's accepts and handshakes cannot hold a connected
+ * device's frame for long.
+ */
+static struct event_base *
+daemon_base_new(void)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *base = NULL;
+
+	if (ec == NULL)
+		return NULL;
+	if (event_config_set_max_dispatch_interval(ec, NULL, EVPRIO_BULK_BATCH,
+						   EVPRIO_BULK) == 0)
+		base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (base != NULL && event_base_priority_init(base, EVPRIO_COUNT) != 0) {
+		event_base_free(base);
+		base = NULL;
+	}
+	return base;
+}
 
 int
 daemon_new(const struct conf *cfg, struct daemon **out)
@@ -240,7 +265,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 	d->cfg = cfg;
 	signal(SIGPIPE, SIG_IGN);
 	evmem_install();
-	if ((d->base = event_base_new()) == NULL) {
+	if ((d->base = daemon_base_new()) == NULL) {
 		log_err("could not create the event loop");
 		goto out;
 	}

@@ -42,6 +42,7 @@
 #include "cryptopool.h"
 #include "describe.h"
 #include "err.h"
+#include "evprio.h"
 #include "healer/ota.h"
 #include "hmap.h"
 #include "log.h"
@@ -85,9 +86,12 @@ registry_handshake_end(struct devconn *c, bool ok)
 		reg->stats.handshakes_ok++;
 	else
 		reg->stats.handshakes_failed++;
+	if (ok)
+		registry_io_settle(c);
 	if (reg->paused && !reg->stopping &&
 	    reg->stats.handshakes_active < (uint64_t)reg->cfg->max_handshakes) {
-		evconnlistener_enable(reg->listener);
+		if (!reg->accept_held)
+			evconnlistener_enable(reg->listener);
 		reg->paused = false;
 	}
 	registry_trim_note_handshake(reg);
@@ -875,6 +879,39 @@ registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len)
 	return len;
 }
 
+/*
+ * libevent's listener accepts until the backlog is empty, all in one
+ * callback: at a storm's start thousands of connections, each with its
+ * nonce to make and send, ahead of the connected devices' frames. So it
+ * is held after EVPRIO_BULK_BATCH accepts and let go by this bulk
+ * priority event (evprio.h), once the loop has polled and served the
+ * frames that were ready.
+ */
+static void
+accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct registry *reg = arg;
+
+	(void)fd;
+	(void)what;
+	reg->accept_batch = 0;
+	if (!reg->accept_held)
+		return;
+	reg->accept_held = false;
+	if (!reg->paused && !reg->stopping)
+		evconnlistener_enable(reg->listener);
+}
+
+static void
+accept_hold(struct registry *reg)
+{
+	if (++reg->accept_batch < EVPRIO_BULK_BATCH || reg->accept_held)
+		return;
+	reg->accept_held = true;
+	evconnlistener_disable(reg->listener);
+	event_active(reg->accept_ev, EV_TIMEOUT, 0);
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	  int salen, void *arg)
@@ -924,6 +961,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		evconnlistener_disable(reg->listener);
 		reg->paused = true;
 	}
+	accept_hold(reg);
 	registry_timer_set(c, (int64_t)reg->cfg->handshake_timeout * 1000);
 	if (crypto_random(c->hs->nonce, sizeof(c->hs->nonce)) != 0 ||
 	    registry_io_write(c, c->hs->nonce, sizeof(c->hs->nonce)) != 0) {
@@ -987,6 +1025,8 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
 	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
 	event_add(reg->flush_ev, &flush);
+	reg->accept_ev = event_new(base, -1, 0, accept_resume_cb, reg);
+	(void)event_priority_set(reg->accept_ev, EVPRIO_BULK);
 	registry_timers_init(reg);
 	conf_node_name(cfg, reg->node_id, sizeof(reg->node_id));
 	reg->listener = evconnlistener_new_bind(
@@ -1084,6 +1124,8 @@ registry_free(struct registry *reg)
 		event_free(reg->reap_ev);
 	if (reg->flush_ev != NULL)
 		event_free(reg->flush_ev);
+	if (reg->accept_ev != NULL)
+		event_free(reg->accept_ev);
 	registry_pres_cleanup(reg);
 	registry_timers_cleanup(reg);
 	if (reg->keys != NULL)

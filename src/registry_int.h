@@ -145,6 +145,10 @@ struct registry {
 	struct evconnlistener *listener;     /* device port */
 	uint16_t port;			     /* bound port */
 	bool paused;			     /* listener disabled by the cap */
+	bool accept_held;		     /* disabled for the pass, see
+						accept_ev */
+	unsigned accept_batch;		     /* accepts since accept_ev */
+	struct event *accept_ev;	     /* re-enables after a batch */
 	bool stopping;			     /* no new connections */
 	struct hmap *conns;		     /* conn id -> devconn */
 	struct hmap *devices;		     /* idhex -> devconn (newest) */
@@ -297,6 +301,9 @@ void registry_trim_now(struct registry *reg, const char *what, unsigned long n,
 
 /** Watch the accepted socket fd (owned from now on) and start reading. */
 void registry_io_start(struct devconn *c, evutil_socket_t fd);
+/* The handshake is over: the connection's I/O leaves the bulk priority
+   (evprio.h). */
+void registry_io_settle(struct devconn *c);
 
 /**
  * Send bytes: written now when nothing is queued, the rest kept and sent

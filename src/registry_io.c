@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "err.h"
+#include "evprio.h"
 #include "log.h"
 #include "registry_int.h"
 #include "xmalloc.h"
@@ -31,12 +32,15 @@ static void
 io_watch(struct devconn *c, bool want_write)
 {
 	short what = EV_READ | EV_PERSIST | (want_write ? EV_WRITE : 0);
+	int prio;
 
 	if (c->want_write == want_write)
 		return;
+	prio = event_get_priority(&c->io);
 	c->want_write = want_write;
 	event_del(&c->io);
 	event_assign(&c->io, c->reg->base, c->fd, what, io_cb, c);
+	(void)event_priority_set(&c->io, prio);
 	event_add(&c->io, NULL);
 }
 
@@ -53,7 +57,28 @@ registry_io_start(struct devconn *c, evutil_socket_t fd)
 	   (no LEV_OPT_LEAVE_SOCKETS_BLOCKING). */
 	c->fd = fd;
 	event_assign(&c->io, c->reg->base, fd, EV_READ | EV_PERSIST, io_cb, c);
+	/* A handshake is a storm's bulk work (evprio.h) until
+	   registry_io_settle(). */
+	(void)event_priority_set(&c->io, EVPRIO_BULK);
 	event_add(&c->io, NULL);
+}
+
+void
+registry_io_settle(struct devconn *c)
+{
+	bool added;
+
+	if (c->fd < 0 || c->state == DC_CLOSING ||
+	    event_get_priority(&c->io) == EVPRIO_NORMAL)
+		return;
+	added = event_pending(&c->io, EV_READ | EV_WRITE, NULL) != 0;
+
+	/* The priority of an active event cannot change: take it out (the
+	   socket stays ready, the next poll reports it again). */
+	event_del(&c->io);
+	(void)event_priority_set(&c->io, EVPRIO_NORMAL);
+	if (added)
+		event_add(&c->io, NULL);
 }
 
 void

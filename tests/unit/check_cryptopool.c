@@ -16,6 +16,7 @@
 
 #include "cryptopool.h"
 #include "err.h"
+#include "evprio.h"
 #include "xmalloc.h"
 
 /* A one-shot gate: jobs block in gate_wait() until gate_open(). */
@@ -250,6 +251,42 @@ START_TEST(test_cryptopool_submit_busy)
 }
 END_TEST
 
+/* A storm's completions go out EVPRIO_BULK_BATCH per callback, oldest
+   first, so the loop can poll between batches; all of them in the end. */
+START_TEST(test_cryptopool_delivers_in_batches)
+{
+	struct cryptopool *p = NULL;
+	const unsigned n = 3 * EVPRIO_BULK_BATCH + 5;
+	unsigned i;
+
+	results_init(n + 1, 1);
+	ck_assert_int_eq(cryptopool_new(base, 1, n + 1, &p), 0);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(cryptopool_submit(p, job_work, job_done,
+						   job_new(i, false)),
+				 0);
+	/* One worker, FIFO: when the last job reaches the gate, the n
+	   before it are all finished and waiting for the loop. */
+	ck_assert_int_eq(
+		cryptopool_submit(p, job_work, job_done, job_new(n, true)), 0);
+	gate_until_entered(1);
+	/* The break is taken when the callback returns: one batch. */
+	ck_assert_int_eq(event_base_dispatch(base), 0);
+	ck_assert_uint_eq(res.done, EVPRIO_BULK_BATCH);
+	for (i = 0; i < n; i++)
+		ck_assert_uint_eq(res.seen[i], i < EVPRIO_BULK_BATCH ? 1 : 0);
+	res.want = n + 1;
+	gate_open();
+	ck_assert_int_eq(event_base_dispatch(base), 0);
+	ck_assert_uint_eq(res.done, n + 1);
+	for (i = 0; i <= n; i++)
+		ck_assert_uint_eq(res.seen[i], 1);
+	ck_assert_uint_eq(cryptopool_pending(p), 0);
+	cryptopool_free(p);
+	free(res.seen);
+}
+END_TEST
+
 START_TEST(test_cryptopool_free_cancels_pending)
 {
 	struct cryptopool *p = NULL;
@@ -334,6 +371,7 @@ cryptopool_suite(void)
 	tcase_add_test(tc, test_cryptopool_submit_many);
 	tcase_add_test(tc, test_cryptopool_submit_from_completion);
 	tcase_add_test(tc, test_cryptopool_submit_busy);
+	tcase_add_test(tc, test_cryptopool_delivers_in_batches);
 	tcase_add_test(tc, test_cryptopool_free_cancels_pending);
 	tcase_add_test(tc, test_cryptopool_free_while_busy);
 	tcase_add_test(tc, test_cryptopool_new_args);
