@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "err.h"
-#include "events.h"
 #include "healer/apphash.h"
 #include "hmap.h"
 #include "log.h"
@@ -48,18 +47,20 @@ struct apphash_ent {
 
 struct apphash {
 	struct store *st;
-	struct events *ev;
+	apphash_publish_cb publish;
+	void *arg;
 	struct hmap *devs; /* device id -> struct apphash_ent */
 	struct apphash_q *qs;
 };
 
 struct apphash *
-apphash_new(struct store *st, struct events *ev)
+apphash_new(struct store *st, apphash_publish_cb publish, void *arg)
 {
 	struct apphash *a = xcalloc(1, sizeof(*a));
 
 	a->st = st;
-	a->ev = ev;
+	a->publish = publish;
+	a->arg = arg;
 	a->devs = hmap_new();
 	return a;
 }
@@ -102,10 +103,7 @@ publish(struct apphash *a, const char *device_id, int64_t owner_id,
 	const char *hash)
 {
 	log_info("device %s: application hash %s", device_id, hash);
-	if (a->ev != NULL)
-		events_publish_internal(
-			a->ev, device_id, owner_id, "spark/device/app-hash",
-			(const uint8_t *)hash, strlen(hash), 60, true, 0);
+	a->publish(device_id, owner_id, hash, a->arg);
 }
 
 /* Store a hash known to be new (the compare is already done). */

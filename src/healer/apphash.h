@@ -17,15 +17,19 @@
 #include <stdint.h>
 
 struct apphash;
-struct events;
 struct store;
 
+/** Publish spark/device/app-hash with hash as data (owner_id's event). */
+typedef void (*apphash_publish_cb)(const char *device_id, int64_t owner_id,
+				   const char *hash, void *arg);
+
 /**
- * @param st the store for devices.app_hash, or NULL (memory only)
- * @param ev where spark/device/app-hash goes, or NULL (nothing published)
- * Both borrowed; they must outlive the apphash.
+ * @param st the store for devices.app_hash, or NULL (memory only);
+ *     borrowed, must outlive the apphash
+ * @param publish called for each change, with arg
  */
-struct apphash *apphash_new(struct store *st, struct events *ev);
+struct apphash *apphash_new(struct store *st, apphash_publish_cb publish,
+			    void *arg);
 
 /** Free; statements still out are cancelled. NULL-safe. */
 void apphash_free(struct apphash *a);

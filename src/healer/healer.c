@@ -133,6 +133,8 @@ mono_ms(void)
 static void heal_plan(struct healer *h, struct heal *hl);
 static void sweep_cb(evutil_socket_t fd, short what, void *arg);
 static void kick_cb(evutil_socket_t fd, short what, void *arg);
+static void publish(struct healer *h, const char *device_id, int64_t owner_id,
+		    const char *name, const char *data);
 static void healer_on_describe(const char *device_id, int64_t owner_id,
 			       const struct describe *d, const char *json,
 			       void *arg);
@@ -154,6 +156,13 @@ healer_forget(const char *device_id, void *arg)
 	return true;
 }
 
+static void
+publish_app_hash(const char *device_id, int64_t owner_id, const char *hash,
+		 void *arg)
+{
+	publish(arg, device_id, owner_id, "spark/device/app-hash", hash);
+}
+
 int
 healer_new(const struct healer_deps *deps, struct healer **out)
 {
@@ -162,7 +171,7 @@ healer_new(const struct healer_deps *deps, struct healer **out)
 
 	h->d = *deps;
 	h->heals = hmap_new();
-	h->apphash = apphash_new(h->d.store, h->d.events);
+	h->apphash = apphash_new(h->d.store, publish_app_hash, h);
 	h->fetching = hmap_new();
 	h->images = ota_cache_new(
 		(size_t)(h->d.cfg != NULL ? h->d.cfg->ota_image_cache_mb
