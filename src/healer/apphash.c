@@ -31,7 +31,7 @@ static const char set_sql[] =
 
 /* A compare-and-store out to the store. */
 struct apphash_q {
-	struct apphash *a; /* NULL once the apphash is freed */
+	struct apphash *a;
 	struct apphash_q *next, *prev;
 	uint64_t id; /* for store_cancel() */
 	int64_t owner_id;
@@ -84,7 +84,7 @@ apphash_free(struct apphash *a)
 		return;
 	for (q = a->qs; q != NULL; q = next) {
 		next = q->next;
-		(void)store_cancel(a->st, q->id);
+		(void)store_cancel(a->st, q->id); /* cas_done() never runs */
 		free(q);
 	}
 	hmap_foreach(a->devs, free_ent, NULL);
@@ -127,8 +127,6 @@ q_unlink(struct apphash_q *q)
 {
 	struct apphash *a = q->a;
 
-	if (a == NULL)
-		return;
 	if (q->prev != NULL)
 		q->prev->next = q->next;
 	else
@@ -146,10 +144,6 @@ cas_done(int r, const struct store_result *res, void *arg)
 	const char *old = NULL;
 
 	q_unlink(q);
-	if (a == NULL) {
-		free(q);
-		return;
-	}
 	if (r != 0)
 		log_info("device %s: application hash not compared with the "
 			 "stored one (%s): no spark/device/app-hash for it",
