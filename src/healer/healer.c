@@ -171,7 +171,7 @@ healer_new(const struct healer_deps *deps, struct healer **out)
 
 	h->d = *deps;
 	h->heals = hmap_new();
-	h->apphash = apphash_new(h->d.store, publish_app_hash, h);
+	h->apphash = apphash_new(h->d.base, h->d.store, publish_app_hash, h);
 	h->fetching = hmap_new();
 	h->images = ota_cache_new(
 		(size_t)(h->d.cfg != NULL ? h->d.cfg->ota_image_cache_mb

@@ -12,6 +12,7 @@
 
 #include <check.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,15 +66,17 @@ done_cb(int r, const struct store_result *res, void *arg)
 	*(bool *)arg = true;
 }
 
-/* Run the loop until every statement queued so far has been answered
-   (the store answers in order). */
+/* Send a's batch, then run the loop until every statement queued so far
+   has been answered (the store answers in order). */
 static void
-settle(void)
+settle(struct apphash *a)
 {
 	bool done = false, expired = false;
 	struct timeval tv = {30, 0};
 	struct event *ev = evtimer_new(base, deadline_cb, &expired);
 
+	if (a != NULL)
+		apphash_flush(a);
 	ck_assert_int_eq(store_query(st, STORE_Q_WRITE, "SELECT 1", 0, NULL,
 				     done_cb, &done, NULL),
 			 0);
@@ -128,35 +131,35 @@ teardown(void)
 START_TEST(test_first_known_forgotten)
 {
 	struct pubs p = {0};
-	struct apphash *a = apphash_new(st, on_publish, &p);
+	struct apphash *a = apphash_new(base, st, on_publish, &p);
 
 	/* First Describe ever: stored, nothing published. */
 	apphash_check(a, ID_A, 7, H("A"));
 	ck_assert_uint_eq(apphash_count(a), 1);
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 0);
 	assert_stored(H("A"));
 	/* Known, unchanged: nothing. Changed: published at once, stored. */
 	apphash_check(a, ID_A, 7, H("A"));
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 0);
 	apphash_check(a, ID_A, 7, H("B"));
 	ck_assert_uint_eq(p.n, 1);
 	ck_assert_str_eq(p.last[0], H("B"));
 	ck_assert_int_eq(p.owner, 7);
-	settle();
+	settle(a);
 	assert_stored(H("B"));
 	/* Forgotten (the linger), back unchanged: nothing. */
 	apphash_forget(a, ID_A);
 	ck_assert_uint_eq(apphash_count(a), 0);
 	apphash_check(a, ID_A, 7, H("B"));
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 1);
 	/* Forgotten, back changed: published once the store answers. */
 	apphash_forget(a, ID_A);
 	apphash_check(a, ID_A, 8, H("C"));
 	ck_assert_uint_eq(p.n, 1);
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 2);
 	ck_assert_str_eq(p.last[1], H("C"));
 	ck_assert_int_eq(p.owner, 8);
@@ -165,14 +168,14 @@ START_TEST(test_first_known_forgotten)
 
 	/* A new process (a restart): compared with the stored hash. */
 	p.n = 0;
-	a = apphash_new(st, on_publish, &p);
+	a = apphash_new(base, st, on_publish, &p);
 	apphash_check(a, ID_A, 8, H("C"));
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 0);
 	apphash_free(a);
-	a = apphash_new(st, on_publish, &p);
+	a = apphash_new(base, st, on_publish, &p);
 	apphash_check(a, ID_A, 8, H("D"));
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 1);
 	ck_assert_str_eq(p.last[0], H("D"));
 	apphash_free(a);
@@ -182,7 +185,7 @@ END_TEST
 START_TEST(test_describes_while_out)
 {
 	struct pubs p = {0};
-	struct apphash *a = apphash_new(st, on_publish, &p);
+	struct apphash *a = apphash_new(base, st, on_publish, &p);
 
 	free(testdb_query_value(
 		db, "UPDATE devices SET app_hash = '" H("A") "' RETURNING 1"));
@@ -191,11 +194,11 @@ START_TEST(test_describes_while_out)
 	apphash_check(a, ID_A, 7, H("B"));
 	apphash_check(a, ID_A, 7, H("C"));
 	ck_assert_uint_eq(p.n, 0);
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 2);
 	ck_assert_str_eq(p.last[0], H("B"));
 	ck_assert_str_eq(p.last[1], H("C"));
-	settle(); /* C's UPDATE went out with the answer */
+	settle(a); /* C's UPDATE went out with the answer */
 	assert_stored(H("C"));
 	/* Forgotten at C, back at B, then C again before the answer:
 	   both changes, in order. */
@@ -203,11 +206,11 @@ START_TEST(test_describes_while_out)
 	apphash_forget(a, ID_A);
 	apphash_check(a, ID_A, 7, H("B"));
 	apphash_check(a, ID_A, 7, H("C"));
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 2);
 	ck_assert_str_eq(p.last[0], H("B"));
 	ck_assert_str_eq(p.last[1], H("C"));
-	settle();
+	settle(a);
 	assert_stored(H("C"));
 	/* Forgotten while out: the answer still publishes, memory is not
 	   touched by it. */
@@ -215,7 +218,7 @@ START_TEST(test_describes_while_out)
 	apphash_forget(a, ID_A);
 	apphash_check(a, ID_A, 7, H("D"));
 	apphash_forget(a, ID_A);
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 1);
 	ck_assert_uint_eq(apphash_count(a), 0);
 	assert_stored(H("D"));
@@ -226,7 +229,7 @@ END_TEST
 START_TEST(test_harmless)
 {
 	struct pubs p = {0};
-	struct apphash *a = apphash_new(st, on_publish, &p);
+	struct apphash *a = apphash_new(base, st, on_publish, &p);
 
 	/* Malformed: ignored. */
 	apphash_check(a, ID_A, 7, "");
@@ -238,18 +241,147 @@ START_TEST(test_harmless)
 	ck_assert_uint_eq(apphash_count(a), 0);
 	/* A device that is not in devices: nothing published. */
 	apphash_check(a, ID_X, 7, H("A"));
-	settle();
+	settle(a);
 	ck_assert_uint_eq(p.n, 0);
 	/* Freed with a statement out: cancelled, nothing leaks. */
 	apphash_check(a, ID_A, 7, H("B"));
 	apphash_free(a);
-	settle();
+	a = NULL;
+	settle(a);
 	ck_assert_uint_eq(p.n, 0);
 	/* Memory only (no store): a change is still published. */
-	a = apphash_new(NULL, on_publish, &p);
+	a = apphash_new(base, NULL, on_publish, &p);
 	apphash_check(a, ID_A, 7, H("A"));
 	apphash_check(a, ID_A, 7, H("B"));
 	ck_assert_uint_eq(p.n, 1);
+	apphash_free(a);
+}
+END_TEST
+
+/* Many devices in one batch. */
+#define NDEV 50
+
+struct order {
+	unsigned n;
+	char ids[NDEV][25];
+	char hashes[NDEV][65];
+	int64_t owners[NDEV];
+};
+
+static void
+on_publish_order(const char *device_id, int64_t owner_id, const char *hash,
+		 void *arg)
+{
+	struct order *o = arg;
+
+	ck_assert_uint_lt(o->n, NDEV);
+	ck_assert_uint_eq(strlen(device_id), 24);
+	memcpy(o->ids[o->n], device_id, 25);
+	memcpy(o->hashes[o->n], hash, 65);
+	o->owners[o->n] = owner_id;
+	o->n++;
+}
+
+/* Device i's id, and a hash with i in front and c after. */
+static void
+dev_id(char *out, unsigned i)
+{
+	snprintf(out, 25, "0b00000000000000000000%02x", i);
+}
+
+static void
+dev_hash(char *out, unsigned i, char c)
+{
+	snprintf(out, 3, "%02x", i);
+	memset(out + 2, c, 62);
+	out[64] = '\0';
+}
+
+/*
+ * 50 devices, stored hash NULL (i % 3 == 0), the same (1) or another
+ * (2), and one that is not in devices, Describe at once in reverse id
+ * order: one statement, sent by the timer, publishes the 16 changes in
+ * the order the Describes came, each with its owner, and stores all.
+ */
+START_TEST(test_batch)
+{
+	struct order o = {0};
+	struct apphash *a = apphash_new(base, st, on_publish_order, &o);
+	struct store_stats s0, s1;
+	struct timeval tv = {30, 0};
+	bool expired = false;
+	struct event *ev = evtimer_new(base, deadline_cb, &expired);
+	char id[25], h[65], sql[256], *v;
+	unsigned i, want = 0;
+
+	for (i = 0; i < NDEV; i++) {
+		dev_id(id, i);
+		dev_hash(h, i, i % 3 == 1 ? 'A' : 'B');
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO devices (device_id, public_key, "
+			 "app_hash) VALUES ('%s', 'k', %s%s%s) RETURNING 1",
+			 id, i % 3 ? "'" : "", i % 3 ? h : "NULL",
+			 i % 3 ? "'" : "");
+		free(testdb_query_value(db, sql));
+	}
+	settle(NULL);
+	store_stats_get(st, &s0);
+	for (i = NDEV; i-- > 0;) {
+		dev_id(id, i);
+		dev_hash(h, i, 'A');
+		apphash_check(a, id, 100 + i, h);
+		if (i == NDEV / 2)
+			apphash_check(a, ID_X, 7, h);
+	}
+	ck_assert_uint_eq(apphash_count(a), NDEV + 1);
+	ck_assert_uint_eq(o.n, 0);
+	evtimer_add(ev, &tv);
+	while (o.n < 16 && !expired)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(ev);
+	ck_assert_msg(!expired, "timed out");
+	store_stats_get(st, &s1);
+	ck_assert_uint_eq(s1.queries_ok, s0.queries_ok + 1);
+	for (i = NDEV; i-- > 0;) {
+		if (i % 3 != 2)
+			continue;
+		dev_id(id, i);
+		dev_hash(h, i, 'A');
+		ck_assert_str_eq(o.ids[want], id);
+		ck_assert_str_eq(o.hashes[want], h);
+		ck_assert_int_eq(o.owners[want], 100 + i);
+		want++;
+	}
+	ck_assert_uint_eq(o.n, want);
+	v = testdb_query_value(db, "SELECT count(*) FROM devices WHERE "
+				   "app_hash LIKE '%AAAAAAAAAAAAAAAAAAAAAAAAAAA"
+				   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'");
+	ck_assert_str_eq(v, "50");
+	free(v);
+
+	/* Known devices: each change is published at once; the stores
+	   gather, the later hash of a device replacing its earlier one. */
+	o.n = 0;
+	dev_id(id, 3);
+	dev_hash(h, 3, 'C');
+	apphash_check(a, id, 103, h);
+	dev_hash(h, 3, 'D');
+	apphash_check(a, id, 103, h);
+	dev_id(id, 4);
+	dev_hash(h, 4, 'E');
+	apphash_check(a, id, 104, h);
+	ck_assert_uint_eq(o.n, 3);
+	store_stats_get(st, &s0);
+	settle(a);
+	store_stats_get(st, &s1);
+	ck_assert_uint_eq(s1.queries_ok, s0.queries_ok + 2); /* + SELECT 1 */
+	v = testdb_query_value(db, "SELECT string_agg(substr(app_hash, 1, 3), "
+				   "',' ORDER BY device_id) FROM devices "
+				   "WHERE device_id IN ("
+				   "'0b00000000000000000000' || '03', "
+				   "'0b00000000000000000000' || '04')");
+	ck_assert_str_eq(v, "03D,04E");
+	free(v);
 	apphash_free(a);
 }
 END_TEST
@@ -264,7 +396,7 @@ START_TEST(test_outage)
 	struct apphash *a;
 
 	ck_assert_ptr_nonnull(down);
-	a = apphash_new(down, on_publish, &p);
+	a = apphash_new(base, down, on_publish, &p);
 	apphash_check(a, ID_A, 7, H("A"));
 	apphash_check(a, ID_A, 7, H("B"));
 	event_base_loop(base, EVLOOP_NONBLOCK);
@@ -285,6 +417,7 @@ apphash_suite(void)
 	tcase_add_test(tc, test_first_known_forgotten);
 	tcase_add_test(tc, test_describes_while_out);
 	tcase_add_test(tc, test_harmless);
+	tcase_add_test(tc, test_batch);
 	tcase_add_test(tc, test_outage);
 	suite_add_tcase(s, tc);
 	return s;
