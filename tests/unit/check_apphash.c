@@ -5,8 +5,10 @@
  * and stores the hash; a known device publishes a change at once and
  * stores it; a forgotten device is compared with the stored hash;
  * Describes that arrive while the comparison is out publish each change
- * once, in order; an unknown device, malformed input, freeing with a
- * statement out and a database that never answers are harmless.
+ * once, in order; 50 devices go out as one statement, sent by the batch
+ * timer, and publish their changes in the order of their Describes; an
+ * unknown device, malformed input, freeing with a statement out and a
+ * database that never answers are harmless.
  */
 #include "config.h"
 
@@ -239,12 +241,27 @@ START_TEST(test_harmless)
 	apphash_check(a, "0a00000000000000000000010", 7, H("A"));
 	apphash_check(a, "", 7, H("A"));
 	ck_assert_uint_eq(apphash_count(a), 0);
-	/* A device that is not in devices: nothing published. */
+	/* A device that is not in devices: nothing published. Nor for
+	   ids that JSON must escape, in the same batch as ID_A, whose
+	   compare still works (stored A, nothing published). */
 	apphash_check(a, ID_X, 7, H("A"));
+	apphash_check(a, "a\"b\\c\n", 7, H("A"));
+	apphash_check(a, ID_A, 7, H("A"));
 	settle(a);
 	ck_assert_uint_eq(p.n, 0);
+	assert_stored(H("A"));
+	ck_assert_uint_eq(apphash_count(a), 3);
+	apphash_forget(a, ID_A);
 	/* Freed with a statement out: cancelled, nothing leaks. */
 	apphash_check(a, ID_A, 7, H("B"));
+	apphash_flush(a);
+	apphash_free(a);
+	a = NULL;
+	settle(a);
+	ck_assert_uint_eq(p.n, 0);
+	/* Freed with a batch gathering: dropped. */
+	a = apphash_new(base, st, on_publish, &p);
+	apphash_check(a, ID_A, 7, H("C"));
 	apphash_free(a);
 	a = NULL;
 	settle(a);
