@@ -352,6 +352,7 @@ apphash_flush(struct apphash *a)
 	if (fclose(f) != 0)
 		abort();
 	p[0] = json;
+	log_debug("application hash: %zu devices in one statement", q->n);
 	r = store_query(a->st, STORE_Q_WRITE | STORE_Q_PREPARE, batch_sql, 1, p,
 			batch_done, q, &q->id);
 	free(json);
