@@ -48,6 +48,9 @@ struct sim_opts {
 	/* --updates-disabled: the app disabled updates; UpdateBegin gets
 	   5.03 unless the cloud sent particle/device/updates/forced */
 	bool updates_disabled;
+	/* --app-hash HEX: the user part's "u" (32 bytes); else all zero */
+	bool have_app_hash;
+	uint8_t app_hash[32];
 };
 
 /** Per-device application state (both apps use the same fields). */

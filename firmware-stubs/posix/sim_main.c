@@ -38,7 +38,7 @@ sim_usage(FILE *f)
 		   "[--behaviour normal|silent|garbage] "
 		   "[--reconnect|--no-reconnect] [--startup devos|early] "
 		   "[--devos3] [--updates-disabled] [--ota-drop-after N[:K]] "
-		   "[--ota-chunk-size N] [--max-binary N]\n"
+		   "[--ota-chunk-size N] [--max-binary N] [--app-hash HEX]\n"
 		   "       cinder-sim --help\n"
 		   "\n"
 		   "--startup devos (testapp's default): the app registers its "
@@ -55,6 +55,9 @@ sim_usage(FILE *f)
 		   "is refused\n"
 		   "  (5.03) unless the cloud forced updates "
 		   "(particle/device/updates/forced).\n"
+		   "--app-hash HEX: the application's hash (64 hex digits) in "
+		   "the Describe;\n"
+		   "  default all zero.\n"
 		   "--ota-drop-after N[:K]: a fault: close the connection once "
 		   "N chunks of an\n"
 		   "  update have arrived, for the first K updates of each "
@@ -301,6 +304,22 @@ parse_u16(const char *v, uint16_t *out)
 	return 0;
 }
 
+/* 64 hex digits into 32 bytes. */
+static int
+parse_hash(const char *v, uint8_t out[32])
+{
+	unsigned i, hi, lo;
+
+	if (strlen(v) != 64 || strspn(v, "0123456789abcdefABCDEF") != 64)
+		return -1;
+	for (i = 0; i < 32; i++) {
+		if (sscanf(v + 2 * i, "%1x%1x", &hi, &lo) != 2)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 /* N[:K], N >= 1, K >= 1 (default 1). */
 static int
 parse_drop(const char *v, uint32_t *n, uint32_t *k)
@@ -387,6 +406,10 @@ run(int argc, char **argv)
 		} else if (strcmp(opt, "--system-version") == 0) {
 			if (parse_u16(v, &o.system_version) != 0)
 				goto bad;
+		} else if (strcmp(opt, "--app-hash") == 0) {
+			if (parse_hash(v, o.app_hash) != 0)
+				goto bad;
+			o.have_app_hash = true;
 		} else if (strcmp(opt, "--app-requires") == 0) {
 			if (parse_u16(v, &o.app_requires) != 0)
 				goto bad;

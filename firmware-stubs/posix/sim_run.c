@@ -1005,7 +1005,7 @@ sim_run(const struct sim_opts *o)
 	s.ticks.delay = TICK_MS;
 	s.pubs.delay = o->publish_period;
 	fw_modules_default(&s.modules, o->system_version, o->app_requires,
-			   NULL);
+			   o->have_app_hash ? o->app_hash : NULL);
 	if (resolve(&s, o->server) != 0) {
 		fprintf(stderr, "cinder-sim: cannot resolve %s\n", o->server);
 		return 2;

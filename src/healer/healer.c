@@ -16,6 +16,7 @@
 #include "describe.h"
 #include "err.h"
 #include "events.h"
+#include "healer/apphash.h"
 #include "healer/fwstore.h"
 #include "healer/healer.h"
 #include "healer/healstep.h"
@@ -107,7 +108,7 @@ struct healer {
 	size_t n_flashes;	      /* ... how many */
 	struct healer_op *ops;	      /* store steps out */
 	struct hmap *heals;	      /* device id -> struct heal */
-	struct hmap *apphash;	      /* device id -> char[65] */
+	struct apphash *apphash;      /* last application hashes */
 	struct ota_cache *images;     /* shared with the flash API */
 	struct hmap *fetching;	      /* sha256 -> the op fetching it */
 	struct hmap *cats;	      /* platform -> struct healer_cat */
@@ -132,6 +133,8 @@ mono_ms(void)
 static void heal_plan(struct healer *h, struct heal *hl);
 static void sweep_cb(evutil_socket_t fd, short what, void *arg);
 static void kick_cb(evutil_socket_t fd, short what, void *arg);
+static void publish(struct healer *h, const char *device_id, int64_t owner_id,
+		    const char *name, const char *data);
 static void healer_on_describe(const char *device_id, int64_t owner_id,
 			       const struct describe *d, const char *json,
 			       void *arg);
@@ -139,17 +142,25 @@ static void on_safemode(const struct bus_event *ev, void *arg);
 
 /*
  * Registry hook: the device has been gone for device_cache_linger_s. Its
- * application hash goes: when it comes back, its hash is taken as new,
- * as after a restart (no spark/device/app-hash for that session). A heal
- * in progress stays (it ends by itself after HEALER_IDLE_MS of silence).
+ * application hash leaves memory; devices.app_hash keeps it, and the
+ * device's next Describe is compared with that (apphash.h), so a change
+ * while it was away still publishes spark/device/app-hash. A heal in
+ * progress stays (it ends by itself after HEALER_IDLE_MS of silence).
  */
 static bool
 healer_forget(const char *device_id, void *arg)
 {
 	struct healer *h = arg;
 
-	free(hmap_remove(h->apphash, device_id, strlen(device_id)));
+	apphash_forget(h->apphash, device_id);
 	return true;
+}
+
+static void
+publish_app_hash(const char *device_id, int64_t owner_id, const char *hash,
+		 void *arg)
+{
+	publish(arg, device_id, owner_id, "spark/device/app-hash", hash);
 }
 
 int
@@ -160,7 +171,7 @@ healer_new(const struct healer_deps *deps, struct healer **out)
 
 	h->d = *deps;
 	h->heals = hmap_new();
-	h->apphash = hmap_new();
+	h->apphash = apphash_new(h->d.base, h->d.store, publish_app_hash, h);
 	h->fetching = hmap_new();
 	h->images = ota_cache_new(
 		(size_t)(h->d.cfg != NULL ? h->d.cfg->ota_image_cache_mb
@@ -195,16 +206,6 @@ free_heal(const void *k, size_t len, void *v, void *arg)
 	free(hl->json);
 	json_decref(hl->parts);
 	free(hl);
-	return 0;
-}
-
-static int
-free_plain(const void *k, size_t len, void *v, void *arg)
-{
-	(void)k;
-	(void)len;
-	(void)arg;
-	free(v);
 	return 0;
 }
 
@@ -244,10 +245,9 @@ healer_free(struct healer *h)
 	if (h->kick != NULL)
 		event_free(h->kick);
 	hmap_foreach(h->heals, free_heal, NULL);
-	hmap_foreach(h->apphash, free_plain, NULL);
 	hmap_foreach(h->cats, free_cat, NULL);
 	hmap_free(h->heals);
-	hmap_free(h->apphash);
+	apphash_free(h->apphash);
 	ota_cache_free(h->images);
 	hmap_free(h->fetching);
 	hmap_free(h->cats);
@@ -291,7 +291,7 @@ healer_status_fill(struct healer *h, json_t *obj)
 			  (json_int_t)h->active, "peak", (json_int_t)h->peak,
 			  "waiting", (json_int_t)waiting, "max_concurrent",
 			  (json_int_t)h->d.cfg->healer_max_concurrent,
-			  "app_hashes", (json_int_t)hmap_count(h->apphash)));
+			  "app_hashes", (json_int_t)apphash_count(h->apphash)));
 	json_object_set_new(obj, "ota",
 			    json_pack("{s:I, s:I, s:I, s:I}", "transfers",
 				      (json_int_t)h->n_flashes, "images",
@@ -1060,28 +1060,13 @@ system_version_of(const struct describe *d, char *buf, size_t cap)
 }
 
 static void
-apphash_check(struct healer *h, const char *device_id, int64_t owner_id,
-	      const struct describe *d)
+check_app_hash(struct healer *h, const char *device_id, int64_t owner_id,
+	       const struct describe *d)
 {
 	const struct describe_module *u = describe_user_module(d);
-	char *prev;
 
-	if (u == NULL || u->hash[0] == '\0')
-		return;
-	prev = hmap_get(h->apphash, device_id, strlen(device_id));
-	if (prev != NULL && strcmp(prev, u->hash) == 0)
-		return;
-	if (prev != NULL) {
-		log_info("device %s: application hash %s", device_id, u->hash);
-		publish(h, device_id, owner_id, "spark/device/app-hash",
-			u->hash);
-		memcpy(prev, u->hash, sizeof(u->hash));
-		return;
-	}
-	prev = xmalloc(sizeof(u->hash));
-	memcpy(prev, u->hash, sizeof(u->hash));
-	if (hmap_put(h->apphash, device_id, strlen(device_id), prev, NULL) != 0)
-		free(prev);
+	if (u != NULL && u->hash[0] != '\0')
+		apphash_check(h->apphash, device_id, owner_id, u->hash);
 }
 
 static void
@@ -1094,7 +1079,7 @@ healer_on_describe(const char *device_id, int64_t owner_id,
 	char vbuf[96];
 	size_t n;
 
-	apphash_check(h, device_id, owner_id, d);
+	check_app_hash(h, device_id, owner_id, d);
 	if (!d->has_system || d->n_modules == 0)
 		return;
 	n = describe_missing_dependencies(d, miss, 4);

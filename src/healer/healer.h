@@ -58,7 +58,8 @@ int healer_new(const struct healer_deps *deps, struct healer **out);
 
 /**
  * Free the healer. Transfers still running go on; their reports no
- * longer publish anything. NULL-safe. Call before events_free().
+ * longer publish anything. NULL-safe. Call before events_free()
+ * and store_free() (it cancels its application-hash statements).
  */
 void healer_free(struct healer *h);
 

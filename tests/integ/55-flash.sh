@@ -139,6 +139,9 @@ apphash=$(sql "SELECT m->>'u' FROM devices, jsonb_array_elements(last_describe->
 wait_for grep -q "\"data\":\"$apphash\"" "$T_DIR/sse.out" ||
 	fail "no spark/device/app-hash $apphash: $(grep -A1 app-hash "$T_DIR/sse.out")"
 grep -q "spark/device/app-hash" "$T_DIR/sse.out" || fail "app-hash event name"
+# ... and stored, for after a restart or the linger (0006).
+apphash_stored() { [ "$(sql "SELECT app_hash FROM devices WHERE device_id = '$D'")" = "$apphash" ]; }
+wait_for apphash_stored || fail "app hash not stored: $(sql "SELECT app_hash FROM devices WHERE device_id = '$D'")"
 http GET "/v1/devices/$D" "${A[@]}"
 expect 200 "get after flash"
 [ "$(field '["connected"]')" = True ] || fail "not connected after flash"

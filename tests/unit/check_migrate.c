@@ -121,6 +121,12 @@ START_TEST(test_store_migrate_fresh)
 		     "'healer_jobs' OR (table_name = 'healer_history' AND "
 		     "column_name = 'job_id'))",
 		     "0");
+	/* 0006 keeps the last application hash seen per device. */
+	assert_value(db,
+		     "SELECT data_type FROM information_schema.columns "
+		     "WHERE table_schema = 'public' AND table_name = "
+		     "'devices' AND column_name = 'app_hash'",
+		     "text");
 	/* Constraints hold: a device id must be 24 lowercase hex digits. */
 	char *v = testdb_query_value(
 		db, "SELECT count(*) FROM pg_constraint "
