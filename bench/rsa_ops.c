@@ -29,6 +29,13 @@ cpu_us(void)
 	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
+static void
+die(const char *what)
+{
+	fprintf(stderr, "rsa_ops: %s failed\n", what);
+	exit(1);
+}
+
 static EVP_PKEY_CTX *
 op_ctx(EVP_PKEY *k, int sign, int pad)
 {
@@ -72,7 +79,7 @@ main(int argc, char **argv)
 	if (enc == NULL || EVP_PKEY_encrypt_init(enc) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_padding(enc, RSA_PKCS1_PADDING) != 1 ||
 	    EVP_PKEY_encrypt(enc, ct, &n, pt, 200) != 1)
-		return 1;
+		die("encrypting the test message");
 	dec = op_ctx(k, 0, RSA_PKCS1_PADDING);
 	sgn = op_ctx(k, 1, RSA_PKCS1_PADDING);
 	raw = op_ctx(k, 0, RSA_NO_PADDING);
@@ -82,27 +89,27 @@ main(int argc, char **argv)
 		for (long i = 0; i < n_ops; i++) {
 			n = sizeof(pt);
 			if (EVP_PKEY_decrypt(dec, pt, &n, ct, sizeof(ct)) != 1)
-				return 1;
+				die("decrypt");
 		}
 		dec_us = (cpu_us() - t0) / (double)n_ops;
 		t0 = cpu_us();
 		for (long i = 0; i < n_ops; i++) {
 			n = sizeof(sig);
 			if (EVP_PKEY_sign(sgn, sig, &n, mac, sizeof(mac)) != 1)
-				return 1;
+				die("sign");
 		}
 		sgn_us = (cpu_us() - t0) / (double)n_ops;
 		t0 = cpu_us();
 		for (long i = 0; i < n_ops; i++) {
 			n = sizeof(pt);
 			if (EVP_PKEY_decrypt(raw, pt, &n, ct, sizeof(ct)) != 1)
-				return 1;
+				die("raw private operation");
 		}
 		raw_us = (cpu_us() - t0) / (double)n_ops;
 		t0 = cpu_us();
 		for (long i = 0; i < n_ops; i++)
 			if (RAND_bytes(b, sizeof(b)) != 1)
-				return 1;
+				die("RAND_bytes");
 		rnd_us = (cpu_us() - t0) / (double)n_ops;
 		printf("decrypt %.1f us, sign %.1f us (handshake pair %.1f), "
 		       "raw private op %.1f us, RAND_bytes(32) %.2f us\n",
