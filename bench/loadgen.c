@@ -17,6 +17,10 @@
  *     send time) and SSE readers that time every event they get;
  *   - keep-alive HTTP clients (function calls, variable reads, or any
  *     fixed request, e.g. against bench/mhd_hello);
+ *   - B5's webhook pair: an API event publisher (events mode: N events
+ *     over keep-alive clients, each carrying its send time) and the
+ *     webhook target (sink mode, loadgen_hook.c), which times each
+ *     delivery from that send time;
  *   - a small MQTT 3.1.1 client (publishers, subscribers, idle
  *     connections) for the Mosquitto peer;
  *   - OTA (B6): every device is flashed one module image through the
@@ -188,7 +192,7 @@ proc_rss_kb(int pid)
 	return kb;
 }
 
-static double
+double
 self_cpu(void)
 {
 	struct rusage r;
@@ -217,7 +221,7 @@ parse_addr(const char *s, struct sockaddr_in *a)
 		die("bad address %s", s);
 }
 
-static void
+void
 ep_set(struct lg *g, int fd, uint32_t mask, void *ptr, int op)
 {
 	struct epoll_event ev;
@@ -815,13 +819,51 @@ ota_put_send(struct lg *g, struct hc *c)
 	}
 }
 
+/* 1 and *total: a whole message (head and Content-Length body); a
+ * Content-Length over what cap leaves after the head, or a head filling
+ * cap, is -1. */
+int
+http_framed(const char *buf, size_t len, size_t cap, size_t *hlen,
+	    size_t *total)
+{
+	const char *end = strstr(buf, "\r\n\r\n"), *cl;
+	unsigned long blen = 0;
+	size_t hl;
+
+	if (end == NULL)
+		return len >= cap ? -1 : 0;
+	hl = (size_t)(end + 4 - buf);
+	cl = strcasestr(buf, "\r\nContent-Length:");
+	if (cl != NULL && cl < end) {
+		errno = 0;
+		blen = strtoul(cl + 17, NULL, 10);
+		if (errno != 0 || hl > cap || blen > cap - hl)
+			return -1;
+	}
+	if (len < hl + blen)
+		return 0;
+	*hlen = hl;
+	*total = hl + blen;
+	return 1;
+}
+
 static void
 http_send(struct lg *g, struct hc *c)
 {
-	char req[2048], path[512];
-	const char *tpl = g->path, *at = strstr(tpl, "{id}");
+	char req[2048], path[512], ev[256];
+	const char *tpl = g->path, *at = strstr(tpl, "{id}"), *body = g->body;
 	int n;
 
+	if (g->ev_name != NULL) { /* events mode: data = the send time */
+		if (g->req_sent >= g->req_limit) {
+			c->busy = false;
+			return;
+		}
+		g->req_sent++;
+		snprintf(ev, sizeof(ev), "name=%s&private=true&data=%" PRIu64,
+			 g->ev_name, now_us());
+		body = ev;
+	}
 	if (at != NULL && g->ndev > 0) {
 		struct dev *d = &g->devs[g->rr++ % g->ndev];
 		snprintf(path, sizeof(path), "%.*s%s%s", (int)(at - tpl), tpl,
@@ -835,7 +877,7 @@ http_send(struct lg *g, struct hc *c)
 		     "Content-Type: application/x-www-form-urlencoded\r\n"
 		     "Content-Length: %zu\r\n\r\n%s",
 		     g->method, path, g->token ? g->token : "-",
-		     g->body ? strlen(g->body) : 0, g->body ? g->body : "");
+		     body ? strlen(body) : 0, body ? body : "");
 	c->t0 = now_us();
 	c->busy = true;
 	c->len = 0;
@@ -848,8 +890,8 @@ http_read(struct lg *g, struct hc *c)
 	for (;;) {
 		ssize_t n = recv(c->fd, c->buf + c->len,
 				 sizeof(c->buf) - 1 - c->len, MSG_DONTWAIT);
-		char *end, *cl;
-		size_t hl, blen;
+		size_t hl, tot;
+		int f;
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
@@ -857,12 +899,11 @@ http_read(struct lg *g, struct hc *c)
 			die("HTTP connection closed by the server");
 		c->len += (size_t)n;
 		c->buf[c->len] = '\0';
-		if ((end = strstr(c->buf, "\r\n\r\n")) == NULL)
-			continue;
-		hl = (size_t)(end + 4 - c->buf);
-		cl = strcasestr(c->buf, "\r\nContent-Length:");
-		blen = cl != NULL && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
-		if (c->len < hl + blen)
+		f = http_framed(c->buf, c->len, sizeof(c->buf) - 1, &hl, &tot);
+		if (f < 0)
+			die("HTTP: an answer over %zu bytes",
+			    sizeof(c->buf) - 1);
+		if (f == 0)
 			continue;
 		if (g->measuring) {
 			if (strncmp(c->buf + 9, "200", 3) == 0) {
@@ -876,7 +917,7 @@ http_read(struct lg *g, struct hc *c)
 			}
 		}
 		c->busy = false;
-		if (g_stop)
+		if (g_stop || g->paced)
 			return;
 		if (g->image != NULL)
 			ota_put_send(g, c);
@@ -1151,6 +1192,10 @@ dispatch(struct lg *g, struct epoll_event *e)
 		http_read(g, e->data.ptr);
 	} else if (k == K_SSE) {
 		sse_read(g, e->data.ptr);
+	} else if (k == K_SINK) {
+		sink_read(g, e->data.ptr);
+	} else if (k == K_LISTEN) {
+		sink_accept(g, e->data.ptr);
 	} else {
 		mq_read(g, e->data.ptr);
 	}
@@ -1240,11 +1285,43 @@ streams_up(struct lg *g)
 	return true;
 }
 
+static bool
+events_done(struct lg *g)
+{
+	return g->http_ok + g->http_err >= g->req_limit;
+}
+
+/* events mode: req_limit API events over the keep-alive clients, each
+ * client sending its next as its last is answered, or at rate events/s
+ * in all on whichever clients are free. */
+static bool
+events_run(struct lg *g, double rate, uint64_t until)
+{
+	uint64_t t0 = now_us(), tick = t0;
+	size_t j;
+
+	if (rate <= 0) {
+		for (j = 0; j < g->nhttp; j++)
+			http_send(g, &g->http[j]);
+		return run_until(g, until, 0, 0, events_done);
+	}
+	while (!g_stop && now_us() < until && !events_done(g)) {
+		uint64_t due =
+			(uint64_t)((double)(now_us() - t0) * rate / 1e6) + 1;
+		for (j = 0; j < g->nhttp && g->req_sent < due; j++)
+			if (!g->http[j].busy)
+				http_send(g, &g->http[j]);
+		loop_turn(g, 1, &tick);
+	}
+	return events_done(g);
+}
+
 static void
 usage(void)
 {
 	fputs("usage: cinder-loadgen MODE [options]\n"
-	      "modes: handshake | idle | publish | http | mqtt | ota\n"
+	      "modes: handshake | idle | publish | http | mqtt | ota |\n"
+	      "       events | sink\n"
 	      "  --dir DIR --server H:P --server-key FILE --count N\n"
 	      "  --concurrency C   (handshake: devices connecting at once;\n"
 	      "                     http: clients)\n"
@@ -1264,7 +1341,17 @@ usage(void)
 	      "                    while those connect (ping_* figures)\n"
 	      "  --image FILE      (ota) the module every device is flashed;\n"
 	      "                    --concurrency: PUTs in flight;\n"
-	      "                    --warmup K: the first K unmeasured\n",
+	      "                    --warmup K: the first K unmeasured\n"
+	      "  --name E --events N   (events) N API events named E from\n"
+	      "                    --concurrency keep-alive clients, at\n"
+	      "                    --rate R in all (0: at once), within\n"
+	      "                    --seconds; data = the send time (us)\n"
+	      "  --port-file F --stats-file F --stall 0|1   (sink) a\n"
+	      "                    webhook target on 127.0.0.1 (its port\n"
+	      "                    in F); SIGUSR1 or SIGTERM writes\n"
+	      "                    \"count p50_ms p99_ms cpu_s\" of the send\n"
+	      "                    time -> request delays; --stall 1:\n"
+	      "                    accept, never answer\n",
 	      stderr);
 	exit(2);
 }
@@ -1282,6 +1369,7 @@ main(int argc, char **argv)
 	uint64_t t_begin, t_end, t_end_flash = 0;
 	bool ok = true;
 	const char *image = NULL, *ping_dir = NULL;
+	const char *port_file = NULL, *stats_file = NULL;
 	size_t warm = 0, nthreads = 0, ping_count = 0, ping_ms = 1000;
 	bool threaded, ping_rt = false;
 	char *ping_by_s = NULL;
@@ -1351,6 +1439,16 @@ main(int argc, char **argv)
 			ping_count = strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--ping-period"))
 			ping_ms = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--name"))
+			g.ev_name = v;
+		else if (!strcmp(k, "--events"))
+			g.req_limit = strtoull(v, NULL, 10);
+		else if (!strcmp(k, "--port-file"))
+			port_file = v;
+		else if (!strcmp(k, "--stats-file"))
+			stats_file = v;
+		else if (!strcmp(k, "--stall"))
+			g.stall = atoi(v) != 0;
 		else
 			usage();
 	}
@@ -1361,6 +1459,25 @@ main(int argc, char **argv)
 		die("epoll: %s", strerror(errno));
 	fw_modules_default(&g.modules, 1512, 1512, NULL);
 	g.pid = pid;
+	if (!strcmp(mode, "sink")) {
+		if (port_file == NULL || stats_file == NULL)
+			die("sink needs --port-file and --stats-file");
+		return sink_main(&g, port_file, stats_file);
+	}
+	if (!strcmp(mode, "events")) {
+		if (g.ev_name == NULL || g.req_limit == 0 || g.token == NULL ||
+		    strlen(g.ev_name) > 64 ||
+		    strspn(g.ev_name, "abcdefghijklmnopqrstuvwxyz"
+				      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789/_-.") != strlen(g.ev_name))
+			die("events needs --token, --events N and --name (up "
+			    "to 64 of [A-Za-z0-9/_.-])");
+		g.path = "/v1/devices/events";
+		g.method = "POST";
+		g.paced = rate > 0;
+	} else {
+		g.ev_name = NULL;
+	}
 	if (!strcmp(mode, "ota")) {
 		FILE *f;
 		long sz;
@@ -1526,6 +1643,8 @@ main(int argc, char **argv)
 		g.puts_base = warm;
 		g.puts_limit = count;
 	}
+	if (g.ev_name != NULL)
+		http_clients_open(&g, conc);
 	if (!strcmp(mode, "http")) {
 		size_t j;
 		if (g.path == NULL)
@@ -1559,6 +1678,8 @@ main(int argc, char **argv)
 		     g.flashed == g.ndev - warm;
 		if (g.t_last_flashed > t_begin)
 			t_end_flash = g.t_last_flashed;
+	} else if (g.ev_name != NULL) {
+		ok = events_run(&g, rate, t_begin + (uint64_t)(seconds * 1e6));
 	} else if (rate > 0) {
 		size_t j;
 		for (j = 0; j < g.nsse; j++)
@@ -1651,6 +1772,12 @@ main(int argc, char **argv)
 		       ok ? "true" : "false", g.lat.n, lat_pct(&g.lat, 0.5),
 		       lat_pct(&g.lat, 0.99), lat_pct(&g.lat, 1.0));
 		fflush(stdout);
+	}
+	if (g.ev_name != NULL && (!ok || g.http_err > 0)) {
+		fprintf(stderr,
+			"events: %" PRIu64 " of %" PRIu64 " answered 200\n",
+			g.http_ok, g.req_limit);
+		return 1;
 	}
 	return 0;
 }

@@ -20,7 +20,7 @@
 
 #include "fw_app.h"
 
-enum kind { K_DEV = 1, K_HTTP, K_SSE, K_MQTT };
+enum kind { K_DEV = 1, K_HTTP, K_SSE, K_MQTT, K_SINK, K_LISTEN };
 enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
 
 #define EVENT_NAME "bench"
@@ -51,7 +51,7 @@ struct dev {
 	uint64_t ping_t0;
 };
 
-struct hc { /* HTTP keep-alive client, or an SSE stream */
+struct hc { /* HTTP keep-alive client, an SSE stream, a sink's peer */
 	enum kind kind;
 	struct lg *lg;
 	int fd;
@@ -74,6 +74,11 @@ struct mq {
 	uint8_t buf[IOBUF];
 };
 
+struct listener { /* the sink's listening socket */
+	enum kind kind;
+	int fd;
+};
+
 struct lat {
 	uint32_t *v; /* microseconds */
 	size_t n, cap;
@@ -94,6 +99,14 @@ struct lg {
 	struct mq *mqs;
 	size_t nmq;
 	const char *token, *path, *method, *body;
+	/* events mode: API events named ev_name, req_limit in all; paced:
+	 * sent on a schedule, not as each answer arrives */
+	const char *ev_name;
+	uint64_t req_sent, req_limit;
+	bool paced;
+	/* sink mode: answer nothing (stall); bodies that are no send time */
+	bool stall;
+	uint64_t sink_bad;
 	char *ids_for_path;
 	uint64_t t0;
 	/* counters */
@@ -141,11 +154,23 @@ uint32_t p_millis(void *ctx);
 void lat_add(struct lat *l, uint64_t us);
 int cmp_u32(const void *a, const void *b);
 double lat_pct(const struct lat *l, double p);
+double self_cpu(void);
+void ep_set(struct lg *g, int fd, uint32_t mask, void *ptr, int op);
+/* 1: a whole HTTP message heads buf (len bytes, NUL-terminated), *hlen
+ * its head's bytes, *total its bytes; 0: not yet; -1: it cannot fit in
+ * cap bytes */
+int http_framed(const char *buf, size_t len, size_t cap, size_t *hlen,
+		size_t *total);
 /* kind: 0 encrypt, 1 decrypt, 2 verify-recover; NULL on failure */
 EVP_PKEY_CTX *pkey_ctx(EVP_PKEY *k, int kind);
 void dev_start(struct lg *g, struct dev *d);
 void dev_step(struct lg *g, struct dev *d);
 void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
+
+/* loadgen_hook.c: sink mode (B5's webhook target) */
+int sink_main(struct lg *g, const char *port_file, const char *stats_file);
+void sink_accept(struct lg *g, struct listener *l);
+void sink_read(struct lg *g, struct hc *c);
 
 /* loadgen_workers.c */
 void devs_prepare(struct lg *g);
