@@ -21,7 +21,10 @@ if [ -z "${CINDER_TEST_PGHOST:-}" ]; then
 fi
 . "$top_srcdir/tests/integ/lib.sh"
 . "$top_srcdir/tests/integ/webhook_lib.sh"
-[ -x "$CINDERD" ] || { echo "webhooks bench: no $CINDERD: run it from a build directory" >&2; exit 2; }
+LOADGEN=$top_builddir/bench/cinder-loadgen
+for x in "$CINDERD" "$LOADGEN"; do
+	[ -x "$x" ] || { echo "webhooks bench: no $x: run it from a build directory" >&2; exit 2; }
+done
 integ_init
 cat >>"$T_DIR/cinder.conf" <<CONF
 log_level notice
@@ -39,13 +42,19 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$CINDERD_PID/status"; }
 bsink() { # bsink NAME [--stall]: sets BPORT_NAME, BPID_NAME
 	local name=$1
 	shift
-	python3 "$here/webhook_sink.py" "$T_DIR/$name.port" "$T_DIR/$name.stats" "$@" &
+	"$LOADGEN" sink --port-file "$T_DIR/$name.port" \
+		--stats-file "$T_DIR/$name.stats" "$@" &
 	T_PIDS+=("$!")
 	printf -v "BPID_$name" '%s' "$!"
 	wait_for test -s "$T_DIR/$name.port" || fail "sink $name"
 	printf -v "BPORT_$name" '%s' "$(cat "$T_DIR/$name.port")"
 }
-pub() { python3 "$here/webhook_pub.py" 127.0.0.1 "$API_PORT" "$TOK" "$@"; }
+pub() { # pub NAME N CONNS RATE: prints the wall time
+	"$LOADGEN" events --api "127.0.0.1:$API_PORT" --token "$TOK" \
+		--name "$1" --events "$2" --concurrency "$3" --rate "$4" \
+		--seconds 600 | sed -n 's/.*"elapsed_s":\([0-9.]*\).*/\1/p'
+	[ "${PIPESTATUS[0]}" = 0 ]
+}
 sink_stats() { # sink_stats NAME: "count p50 p99" so far
 	local pid="BPID_$1"
 	rm -f "$T_DIR/$1.stats"
@@ -70,7 +79,7 @@ WAIT_S=600 wait_for counter_at_least "$TOK" "$H" ok "$N" || fail "not all delive
 t1=$(date +%s.%N)
 c3=$(cpu)
 WAIT_S=60 wait_for out_is 0 rows || fail "rows left"
-read -r cnt p50 p99 < <(sink_stats fast)
+read -r cnt p50 p99 _ < <(sink_stats fast)
 base=$(( c1 - c0 ))
 with=$(( c3 - c2 ))
 per_s=$(awk -v n="$N" -v d="$(( with - base ))" -v hz="$hz" 'BEGIN { if (d <= 0) print "inf"; else printf "%d", n / (d / hz) }')
@@ -87,11 +96,11 @@ http DELETE "/v1/webhooks/$H" -H "Authorization: Bearer $TOK"
 hook "$TOK" "{\"event\":\"bench/light\",\"url\":\"http://127.0.0.1:$BPORT_light/in\",\"body\":\"{{{PARTICLE_EVENT_VALUE}}}\",\"noDefaults\":true}"
 pub bench/light 1000 1 100 >/dev/null || fail "publish"
 WAIT_S=60 wait_for counter_at_least "$TOK" "$HOOK_ID" ok 1000 || fail "light: not all delivered"
-read -r cnt p50 p99 < <(sink_stats light)
+read -r cnt p50 p99 _ < <(sink_stats light)
 echo "  event -> request at 100 events/s: p50 ${p50} ms, p99 ${p99} ms ($cnt requests)"
 
 # 4. a stalled sink: the queue grows in PostgreSQL, memory stays bounded
-bsink stall --stall
+bsink stall --stall 1
 hook "$TOK" "{\"event\":\"bench/stall\",\"url\":\"http://127.0.0.1:$BPORT_stall/in\",\"body\":\"{{{PARTICLE_EVENT_VALUE}}}\",\"noDefaults\":true}"
 r0=$(rss)
 pub bench/stall "$N" 4 0 >/dev/null || fail "publish"

@@ -28,7 +28,8 @@ HOK=$HOOK_ID
 hook "$TA" "{\"event\":\"b/\",\"url\":\"http://127.0.0.1:$SINK_s/status500/x\"}"
 HBAD=$HOOK_ID
 
-python3 "$top_srcdir/bench/webhook_pub.py" 127.0.0.1 "$API_PORT" "$TA" b/x $N 4 0 \
+"$top_builddir/bench/cinder-loadgen" events --api "127.0.0.1:$API_PORT" \
+	--token "$TA" --name b/x --events $N --concurrency 4 --seconds 120 \
 	>/dev/null || fail "publish burst"
 
 ok_all() { [ "$(sink_count s "r['path'] == '/ok'")" -ge $N ]; }
