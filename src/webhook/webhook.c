@@ -238,6 +238,7 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	w->hooks = hmap_new();
 	w->users = hmap_new();
 	w->hosts = hmap_new();
+	w->fds = hmap_new();
 	TAILQ_INIT(&w->hlist);
 	TAILQ_INIT(&w->all);
 	LIST_INIT(&w->qs);
@@ -354,6 +355,7 @@ webhook_free(struct webhook *w)
 	hmap_foreach(w->hosts, free_value, NULL);
 	hmap_free(w->hosts);
 	hmap_free(w->hooks);
+	hmap_free(w->fds);
 	free(w);
 }
 

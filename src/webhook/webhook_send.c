@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -380,12 +381,52 @@ finish(struct delivery *dl, int status, const char *errtext)
 
 static void check_done(struct webhook *w);
 
+/*
+ * Socket watchers. libcurl stops watching a kept-alive connection when a
+ * request ends (CURL_POLL_REMOVE) and watches it again for the next
+ * request on it: deleting and adding the event each time would be two
+ * epoll_ctl calls per delivery. The watcher of a connection socket stays
+ * added instead ("parked") until libcurl watches that socket again (no
+ * call when the flags are the same), until it fires (the peer closed or
+ * sent something unasked: it is deleted then, so it cannot spin), or
+ * until libcurl closes the socket (webhook_curl_close_cb, before the
+ * close, so that the descriptor never names another socket while its
+ * watcher is added). Only sockets opened by opensocket_cb, whose close
+ * goes through that callback, are parked (w->fds); any other is deleted
+ * as libcurl asks.
+ */
+
+static char fd_open; /* w->fds value: open, no parked watcher */
+
+/* A watcher leaves the added list for the idle one (or is freed). */
+static void
+sockev_idle(struct webhook *w, struct sockev *se)
+{
+	event_del(se->ev);
+	LIST_REMOVE(se, link);
+	if (w->nsock_idle < WEBHOOK_EASY_POOL) {
+		LIST_INSERT_HEAD(&w->socks_idle, se, link);
+		w->nsock_idle++;
+	} else {
+		event_free(se->ev);
+		free(se);
+	}
+}
+
 static void
 sock_event_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct webhook *w = arg;
+	struct sockev *se = arg;
+	struct webhook *w = se->w;
 	int running, action = 0;
 
+	if (se->parked) { /* the peer spoke between requests */
+		curl_socket_t s = (curl_socket_t)fd;
+
+		hmap_put(w->fds, &s, sizeof(s), &fd_open, NULL);
+		sockev_idle(w, se);
+		return;
+	}
 	if (what & EV_READ)
 		action |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
@@ -395,28 +436,35 @@ sock_event_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
+webhook_curl_close_cb(void *clientp, curl_socket_t s)
+{
+	struct webhook *w = clientp;
+	struct sockev *se = hmap_remove(w->fds, &s, sizeof(s));
+
+	if (se != NULL && se != (void *)&fd_open)
+		sockev_idle(w, se);
+	return close(s);
+}
+
+int
 webhook_curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
 		     void *socketp)
 {
 	struct webhook *w = userp;
 	struct sockev *se = socketp;
 	short kind = EV_PERSIST;
+	void *v;
 
 	(void)e;
 	if (what == CURL_POLL_REMOVE) {
 		if (se != NULL) {
-			/* kept for the next socket: a reused connection is
-			   removed after each request and added for the next */
-			event_del(se->ev);
-			LIST_REMOVE(se, link);
-			if (w->nsock_idle < WEBHOOK_EASY_POOL) {
-				LIST_INSERT_HEAD(&w->socks_idle, se, link);
-				w->nsock_idle++;
-			} else {
-				event_free(se->ev);
-				free(se);
-			}
 			curl_multi_assign(w->multi, s, NULL);
+			if (hmap_get(w->fds, &s, sizeof(s)) == &fd_open) {
+				se->parked = true;
+				hmap_put(w->fds, &s, sizeof(s), se, NULL);
+			} else {
+				sockev_idle(w, se);
+			}
 		}
 		return 0;
 	}
@@ -424,21 +472,35 @@ webhook_curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
 		kind |= EV_READ;
 	if (what & CURL_POLL_OUT)
 		kind |= EV_WRITE;
-	if (se == NULL && (se = LIST_FIRST(&w->socks_idle)) != NULL) {
-		LIST_REMOVE(se, link);
-		w->nsock_idle--;
-		event_assign(se->ev, w->d.base, s, kind, sock_event_cb, w);
-		LIST_INSERT_HEAD(&w->socks, se, link);
+	if (se == NULL && (v = hmap_get(w->fds, &s, sizeof(s))) != NULL &&
+	    v != (void *)&fd_open) {
+		se = v; /* parked: added with its last flags */
+		se->parked = false;
+		hmap_put(w->fds, &s, sizeof(s), &fd_open, NULL);
 		curl_multi_assign(w->multi, s, se);
+		if (se->kind == kind)
+			return 0;
+		event_del(se->ev);
 	} else if (se == NULL) {
-		se = xcalloc(1, sizeof(*se));
-		se->ev = event_new(w->d.base, s, kind, sock_event_cb, w);
+		if ((se = LIST_FIRST(&w->socks_idle)) != NULL) {
+			LIST_REMOVE(se, link);
+			w->nsock_idle--;
+		} else {
+			se = xcalloc(1, sizeof(*se));
+			se->ev = event_new(w->d.base, -1, 0, sock_event_cb, se);
+		}
+		se->w = w;
+		se->parked = false;
 		LIST_INSERT_HEAD(&w->socks, se, link);
 		curl_multi_assign(w->multi, s, se);
 	} else {
+		if (se->kind == kind)
+			return 0;
 		event_del(se->ev);
-		event_assign(se->ev, w->d.base, s, kind, sock_event_cb, w);
 	}
+	se->fd = s;
+	se->kind = kind;
+	event_assign(se->ev, w->d.base, s, kind, sock_event_cb, se);
 	event_add(se->ev, NULL);
 	return 0;
 }
@@ -545,11 +607,19 @@ opensocket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 	struct delivery *dl = arg;
 
 	(void)purpose;
+	curl_socket_t s;
+
 	if (!policy_addr_allowed(&a->addr, &dl->w->allow)) {
 		dl->denied = true;
 		return CURL_SOCKET_BAD;
 	}
-	return socket(a->family, a->socktype, a->protocol);
+	s = socket(a->family, a->socktype, a->protocol);
+	if (s != CURL_SOCKET_BAD &&
+	    hmap_put(dl->w->fds, &s, sizeof(s), &fd_open, NULL) != 0) {
+		close(s);
+		return CURL_SOCKET_BAD;
+	}
+	return s;
 }
 
 /* host[:port] of a URL, lower case. */
@@ -672,6 +742,9 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 	curl_easy_setopt(dl->easy, CURLOPT_WRITEDATA, dl);
 	curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 	curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETDATA, dl);
+	curl_easy_setopt(dl->easy, CURLOPT_CLOSESOCKETFUNCTION,
+			 webhook_curl_close_cb);
+	curl_easy_setopt(dl->easy, CURLOPT_CLOSESOCKETDATA, w);
 	curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
 	curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
 	if (cfg->webhook_ca_file[0] != '\0')
