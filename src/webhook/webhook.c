@@ -332,8 +332,11 @@ webhook_free(struct webhook *w)
 	free(w->del);
 	while ((h = TAILQ_FIRST(&w->hlist)) != NULL)
 		webhook_hook_remove(w, h);
-	while (w->neasy > 0)
-		curl_easy_cleanup(w->easy_pool[--w->neasy]);
+	while (w->neasy > 0) {
+		w->neasy--;
+		curl_easy_cleanup(w->easy_pool[w->neasy].e);
+		hookplan_unref(w->easy_pool[w->neasy].plan);
+	}
 	if (w->multi != NULL)
 		curl_multi_cleanup(w->multi);
 	while ((se = LIST_FIRST(&w->socks)) != NULL ||

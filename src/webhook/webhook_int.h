@@ -31,6 +31,17 @@
 
 struct delivery;
 TAILQ_HEAD(dlist, delivery);
+
+/* An idle libcurl handle. With plan set it still holds the options of a
+   request of that plan with that method and shape (EASY_BODY,
+   EASY_AUTH), so a request like it sets only what differs per delivery;
+   with plan NULL it is set up from scratch (curl_easy_reset). */
+struct easy_idle {
+	CURL *e;
+	struct hookplan *plan; /* a reference, or NULL */
+	char method[8];
+	unsigned shape;
+};
 struct insb;
 struct wq;
 struct sockev;
@@ -104,8 +115,8 @@ struct webhook {
 	LIST_HEAD(, sockev) socks_idle; /* watchers kept for reuse */
 	struct hmap *fds;  /* open connection sockets -> parked watcher */
 	size_t nsock_idle; /* entries in socks_idle */
-	CURL *easy_pool[WEBHOOK_EASY_POOL]; /* idle handles for reuse */
-	size_t neasy;			    /* entries in easy_pool */
+	struct easy_idle easy_pool[WEBHOOK_EASY_POOL]; /* for reuse */
+	size_t neasy;	 /* entries in easy_pool */
 	bool reset_sent; /* the start-up in_flight reset is queued */
 	bool loaded;	 /* definitions loaded */
 	bool polling;	 /* a poll query is out */

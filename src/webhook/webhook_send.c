@@ -63,24 +63,69 @@ webhook_delivery_new(struct webhook *w, const struct hook *h, const char *name,
 	return dl;
 }
 
-/* libcurl handles are reused (curl_easy_reset) rather than rebuilt. */
-static CURL *
-easy_get(struct webhook *w)
+#define EASY_BODY 1u /* the request has a body */
+#define EASY_AUTH 2u /* and HTTP Basic credentials */
+
+static unsigned
+easy_shape(const struct delivery *dl)
 {
-	if (w->neasy > 0)
-		return w->easy_pool[--w->neasy];
-	return curl_easy_init();
+	return (dl->req.body != NULL ? EASY_BODY : 0) |
+	       (dl->req.username != NULL ? EASY_AUTH : 0);
 }
 
-static void
-easy_put(struct webhook *w, CURL *e)
+/* libcurl handles are reused rather than rebuilt: one last used for a
+   request like dl's (same plan, method and shape) keeps its options
+   (*warm); any other is reset. */
+static CURL *
+easy_get(struct webhook *w, const struct delivery *dl, bool *warm)
 {
+	struct easy_idle *x;
+	CURL *e;
+	size_t i;
+
+	*warm = false;
+	for (i = w->neasy; i-- > 0;) {
+		x = &w->easy_pool[i];
+		if (x->plan == dl->plan && x->shape == easy_shape(dl) &&
+		    strcmp(x->method, dl->req.method) == 0) {
+			e = x->e;
+			hookplan_unref(x->plan);
+			*x = w->easy_pool[--w->neasy];
+			*warm = true;
+			return e;
+		}
+	}
+	if (w->neasy == 0)
+		return curl_easy_init();
+	x = &w->easy_pool[--w->neasy];
+	if (x->plan != NULL) {
+		hookplan_unref(x->plan);
+		curl_easy_reset(x->e);
+	}
+	return x->e;
+}
+
+/* dl: the delivery whose request ended normally (the handle keeps its
+   options for a request like it), or NULL (reset before reuse). */
+static void
+easy_put(struct webhook *w, CURL *e, const struct delivery *dl)
+{
+	struct easy_idle *x;
+
 	curl_multi_remove_handle(w->multi, e);
-	if (w->neasy < WEBHOOK_EASY_POOL) {
-		curl_easy_reset(e);
-		w->easy_pool[w->neasy++] = e;
-	} else {
+	if (w->neasy == WEBHOOK_EASY_POOL) {
 		curl_easy_cleanup(e);
+		return;
+	}
+	x = &w->easy_pool[w->neasy++];
+	x->e = e;
+	x->plan = NULL;
+	if (dl != NULL && dl->plan != NULL) {
+		x->plan = hookplan_ref(dl->plan);
+		x->shape = easy_shape(dl);
+		snprintf(x->method, sizeof(x->method), "%s", dl->req.method);
+	} else {
+		curl_easy_reset(e);
 	}
 }
 
@@ -114,7 +159,7 @@ webhook_delivery_free(struct delivery *dl)
 		}
 	}
 	if (dl->easy != NULL)
-		easy_put(w, dl->easy);
+		easy_put(w, dl->easy, NULL);
 	curl_slist_free_all(dl->hdrs);
 	hookplan_unref(dl->plan);
 	json_decref(dl->ctx);
@@ -565,7 +610,7 @@ check_done(struct webhook *w)
 			snprintf(err, sizeof(err), "no HTTP status");
 		if (dl->denied)
 			w->stats.denied++;
-		easy_put(w, dl->easy);
+		easy_put(w, dl->easy, dl);
 		dl->easy = NULL;
 		finish(dl, (int)code, code != 0 ? "" : err);
 	}
@@ -676,7 +721,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 	char err[HOOKDEF_ERRLEN];
 	const json_t *ctx;
 	struct curl_slist *hdrs;
-	bool verify;
+	bool verify, warm;
 	size_t i;
 	int r;
 
@@ -703,9 +748,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 			goto out;
 		}
 	}
-	verify = !json_is_false(
-		json_object_get(hookplan_def(dl->plan), "rejectUnauthorized"));
-	dl->easy = easy_get(w);
+	dl->easy = easy_get(w, dl, &warm);
 	if (dl->easy == NULL) {
 		finish_retry(w, h, dl, true, 0, "could not start a request");
 		webhook_delivery_free(dl);
@@ -726,41 +769,50 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 		else
 			dl->hdrs = hdrs;
 	}
+	if (!warm) { /* what a handle keeps for requests like this one */
+		verify = !json_is_false(json_object_get(hookplan_def(dl->plan),
+							"rejectUnauthorized"));
+		curl_easy_setopt(dl->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(dl->easy, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(dl->easy, CURLOPT_PROXY, "");
+		curl_easy_setopt(dl->easy, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(dl->easy, CURLOPT_TIMEOUT_MS,
+				 (long)cfg->webhook_timeout * 1000);
+		curl_easy_setopt(dl->easy, CURLOPT_CONNECTTIMEOUT_MS,
+				 (long)cfg->webhook_timeout * 1000);
+		curl_easy_setopt(dl->easy, CURLOPT_WRITEFUNCTION, write_cb);
+		curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETFUNCTION,
+				 opensocket_cb);
+		curl_easy_setopt(dl->easy, CURLOPT_CLOSESOCKETFUNCTION,
+				 webhook_curl_close_cb);
+		curl_easy_setopt(dl->easy, CURLOPT_CLOSESOCKETDATA, w);
+		curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYPEER,
+				 verify ? 1L : 0L);
+		curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYHOST,
+				 verify ? 2L : 0L);
+		if (cfg->webhook_ca_file[0] != '\0')
+			curl_easy_setopt(dl->easy, CURLOPT_CAINFO,
+					 cfg->webhook_ca_file);
+		curl_easy_setopt(dl->easy, CURLOPT_CUSTOMREQUEST,
+				 dl->req.method);
+		if (strcmp(dl->req.method, "GET") == 0)
+			curl_easy_setopt(dl->easy, CURLOPT_HTTPGET, 1L);
+		if (dl->req.username != NULL)
+			curl_easy_setopt(dl->easy, CURLOPT_HTTPAUTH,
+					 (long)CURLAUTH_BASIC);
+	}
 	curl_easy_setopt(dl->easy, CURLOPT_URL, dl->req.url);
 	curl_easy_setopt(dl->easy, CURLOPT_PRIVATE, dl);
 	curl_easy_setopt(dl->easy, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(dl->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(dl->easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(dl->easy, CURLOPT_PROXY, "");
-	curl_easy_setopt(dl->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(dl->easy, CURLOPT_TIMEOUT_MS,
-			 (long)cfg->webhook_timeout * 1000);
-	curl_easy_setopt(dl->easy, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)cfg->webhook_timeout * 1000);
 	curl_easy_setopt(dl->easy, CURLOPT_ERRORBUFFER, dl->errbuf);
-	curl_easy_setopt(dl->easy, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(dl->easy, CURLOPT_WRITEDATA, dl);
-	curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 	curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETDATA, dl);
-	curl_easy_setopt(dl->easy, CURLOPT_CLOSESOCKETFUNCTION,
-			 webhook_curl_close_cb);
-	curl_easy_setopt(dl->easy, CURLOPT_CLOSESOCKETDATA, w);
-	curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
-	curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-	if (cfg->webhook_ca_file[0] != '\0')
-		curl_easy_setopt(dl->easy, CURLOPT_CAINFO,
-				 cfg->webhook_ca_file);
-	curl_easy_setopt(dl->easy, CURLOPT_CUSTOMREQUEST, dl->req.method);
-	if (strcmp(dl->req.method, "GET") == 0)
-		curl_easy_setopt(dl->easy, CURLOPT_HTTPGET, 1L);
 	if (dl->req.body != NULL) {
 		curl_easy_setopt(dl->easy, CURLOPT_POSTFIELDS, dl->req.body);
 		curl_easy_setopt(dl->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)dl->req.body_len);
 	}
 	if (dl->req.username != NULL) {
-		curl_easy_setopt(dl->easy, CURLOPT_HTTPAUTH,
-				 (long)CURLAUTH_BASIC);
 		curl_easy_setopt(dl->easy, CURLOPT_USERNAME, dl->req.username);
 		curl_easy_setopt(dl->easy, CURLOPT_PASSWORD, dl->req.password);
 	}
