@@ -238,6 +238,7 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	w->hooks = hmap_new();
 	w->users = hmap_new();
 	w->hosts = hmap_new();
+	w->fds = hmap_new();
 	TAILQ_INIT(&w->hlist);
 	TAILQ_INIT(&w->all);
 	LIST_INIT(&w->qs);
@@ -331,8 +332,11 @@ webhook_free(struct webhook *w)
 	free(w->del);
 	while ((h = TAILQ_FIRST(&w->hlist)) != NULL)
 		webhook_hook_remove(w, h);
-	while (w->neasy > 0)
-		curl_easy_cleanup(w->easy_pool[--w->neasy]);
+	while (w->neasy > 0) {
+		w->neasy--;
+		curl_easy_cleanup(w->easy_pool[w->neasy].e);
+		hookplan_unref(w->easy_pool[w->neasy].plan);
+	}
 	if (w->multi != NULL)
 		curl_multi_cleanup(w->multi);
 	while ((se = LIST_FIRST(&w->socks)) != NULL ||
@@ -354,6 +358,7 @@ webhook_free(struct webhook *w)
 	hmap_foreach(w->hosts, free_value, NULL);
 	hmap_free(w->hosts);
 	hmap_free(w->hooks);
+	hmap_free(w->fds);
 	free(w);
 }
 

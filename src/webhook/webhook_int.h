@@ -31,6 +31,17 @@
 
 struct delivery;
 TAILQ_HEAD(dlist, delivery);
+
+/* An idle libcurl handle. With plan set it still holds the options of a
+   request of that plan with that method and shape (EASY_BODY,
+   EASY_AUTH), so a request like it sets only what differs per delivery;
+   with plan NULL it is set up from scratch (curl_easy_reset). */
+struct easy_idle {
+	CURL *e;
+	struct hookplan *plan; /* a reference, or NULL */
+	char method[8];
+	unsigned shape;
+};
 struct insb;
 struct wq;
 struct sockev;
@@ -95,16 +106,17 @@ struct webhook {
 	struct pwlist writes; /* UPDATEs waiting */
 	struct fin *del;      /* rows to delete, oldest first */
 	size_t ndel, del_cap;
-	bool del_out;	     /* a batched DELETE is in the store */
-	unsigned nins;	     /* batched INSERTs in the store */
-	struct event *wq_ev; /* retry after the store refused */
-	uint64_t wq_busy;    /* refusals since the last log line */
-	uint64_t wq_busy_ms; /* when that line was written */
-	LIST_HEAD(, sockev) socks;
-	LIST_HEAD(, sockev) socks_idle;	    /* watchers kept for reuse */
-	size_t nsock_idle;		    /* entries in socks_idle */
-	CURL *easy_pool[WEBHOOK_EASY_POOL]; /* idle handles for reuse */
-	size_t neasy;			    /* entries in easy_pool */
+	bool del_out;			/* a batched DELETE is in the store */
+	unsigned nins;			/* batched INSERTs in the store */
+	struct event *wq_ev;		/* retry after the store refused */
+	uint64_t wq_busy;		/* refusals since the last log line */
+	uint64_t wq_busy_ms;		/* when that line was written */
+	LIST_HEAD(, sockev) socks;	/* watchers added (or parked) */
+	LIST_HEAD(, sockev) socks_idle; /* watchers kept for reuse */
+	struct hmap *fds;  /* open connection sockets -> parked watcher */
+	size_t nsock_idle; /* entries in socks_idle */
+	struct easy_idle easy_pool[WEBHOOK_EASY_POOL]; /* for reuse */
+	size_t neasy;	 /* entries in easy_pool */
 	bool reset_sent; /* the start-up in_flight reset is queued */
 	bool loaded;	 /* definitions loaded */
 	bool polling;	 /* a poll query is out */
@@ -180,6 +192,10 @@ struct insb {
 /* A socket libcurl asked us to watch. */
 struct sockev {
 	struct event *ev;
+	struct webhook *w;
+	curl_socket_t fd;
+	short kind;  /* the event's flags while added */
+	bool parked; /* libcurl stopped watching it; still added */
 	LIST_ENTRY(sockev) link;
 };
 
@@ -250,6 +266,10 @@ int webhook_curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
 
 /** libcurl's CURLMOPT_TIMERFUNCTION: arm or stop curl_timer. */
 int webhook_curl_timer_cb(CURLM *m, long timeout_ms, void *userp);
+
+/** libcurl's CURLOPT_CLOSESOCKETFUNCTION (clientp w): drop the socket's
+    parked watcher, then close it. */
+int webhook_curl_close_cb(void *clientp, curl_socket_t s);
 
 /** Timer (curl_timer): let libcurl handle its timeouts. */
 void webhook_curl_timer_event(evutil_socket_t fd, short what, void *arg);

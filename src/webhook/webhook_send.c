@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -62,24 +63,69 @@ webhook_delivery_new(struct webhook *w, const struct hook *h, const char *name,
 	return dl;
 }
 
-/* libcurl handles are reused (curl_easy_reset) rather than rebuilt. */
-static CURL *
-easy_get(struct webhook *w)
+#define EASY_BODY 1u /* the request has a body */
+#define EASY_AUTH 2u /* and HTTP Basic credentials */
+
+static unsigned
+easy_shape(const struct delivery *dl)
 {
-	if (w->neasy > 0)
-		return w->easy_pool[--w->neasy];
-	return curl_easy_init();
+	return (dl->req.body != NULL ? EASY_BODY : 0) |
+	       (dl->req.username != NULL ? EASY_AUTH : 0);
 }
 
-static void
-easy_put(struct webhook *w, CURL *e)
+/* libcurl handles are reused rather than rebuilt: one last used for a
+   request like dl's (same plan, method and shape) keeps its options
+   (*warm); any other is reset. */
+static CURL *
+easy_get(struct webhook *w, const struct delivery *dl, bool *warm)
 {
+	struct easy_idle *x;
+	CURL *e;
+	size_t i;
+
+	*warm = false;
+	for (i = w->neasy; i-- > 0;) {
+		x = &w->easy_pool[i];
+		if (x->plan == dl->plan && x->shape == easy_shape(dl) &&
+		    strcmp(x->method, dl->req.method) == 0) {
+			e = x->e;
+			hookplan_unref(x->plan);
+			*x = w->easy_pool[--w->neasy];
+			*warm = true;
+			return e;
+		}
+	}
+	if (w->neasy == 0)
+		return curl_easy_init();
+	x = &w->easy_pool[--w->neasy];
+	if (x->plan != NULL) {
+		hookplan_unref(x->plan);
+		curl_easy_reset(x->e);
+	}
+	return x->e;
+}
+
+/* dl: the delivery whose request ended normally (the handle keeps its
+   options for a request like it), or NULL (reset before reuse). */
+static void
+easy_put(struct webhook *w, CURL *e, const struct delivery *dl)
+{
+	struct easy_idle *x;
+
 	curl_multi_remove_handle(w->multi, e);
-	if (w->neasy < WEBHOOK_EASY_POOL) {
-		curl_easy_reset(e);
-		w->easy_pool[w->neasy++] = e;
-	} else {
+	if (w->neasy == WEBHOOK_EASY_POOL) {
 		curl_easy_cleanup(e);
+		return;
+	}
+	x = &w->easy_pool[w->neasy++];
+	x->e = e;
+	x->plan = NULL;
+	if (dl != NULL && dl->plan != NULL) {
+		x->plan = hookplan_ref(dl->plan);
+		x->shape = easy_shape(dl);
+		snprintf(x->method, sizeof(x->method), "%s", dl->req.method);
+	} else {
+		curl_easy_reset(e);
 	}
 }
 
@@ -113,7 +159,7 @@ webhook_delivery_free(struct delivery *dl)
 		}
 	}
 	if (dl->easy != NULL)
-		easy_put(w, dl->easy);
+		easy_put(w, dl->easy, NULL);
 	curl_slist_free_all(dl->hdrs);
 	hookplan_unref(dl->plan);
 	json_decref(dl->ctx);
@@ -380,12 +426,52 @@ finish(struct delivery *dl, int status, const char *errtext)
 
 static void check_done(struct webhook *w);
 
+/*
+ * Socket watchers. libcurl stops watching a kept-alive connection when a
+ * request ends (CURL_POLL_REMOVE) and watches it again for the next
+ * request on it: deleting and adding the event each time would be two
+ * epoll_ctl calls per delivery. The watcher of a connection socket stays
+ * added instead ("parked") until libcurl watches that socket again (no
+ * call when the flags are the same), until it fires (the peer closed or
+ * sent something unasked: it is deleted then, so it cannot spin), or
+ * until libcurl closes the socket (webhook_curl_close_cb, before the
+ * close, so that the descriptor never names another socket while its
+ * watcher is added). Only sockets opened by opensocket_cb, whose close
+ * goes through that callback, are parked (w->fds); any other is deleted
+ * as libcurl asks.
+ */
+
+static char fd_open; /* w->fds value: open, no parked watcher */
+
+/* A watcher leaves the added list for the idle one (or is freed). */
+static void
+sockev_idle(struct webhook *w, struct sockev *se)
+{
+	event_del(se->ev);
+	LIST_REMOVE(se, link);
+	if (w->nsock_idle < WEBHOOK_EASY_POOL) {
+		LIST_INSERT_HEAD(&w->socks_idle, se, link);
+		w->nsock_idle++;
+	} else {
+		event_free(se->ev);
+		free(se);
+	}
+}
+
 static void
 sock_event_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct webhook *w = arg;
+	struct sockev *se = arg;
+	struct webhook *w = se->w;
 	int running, action = 0;
 
+	if (se->parked) { /* the peer spoke between requests */
+		curl_socket_t s = (curl_socket_t)fd;
+
+		hmap_put(w->fds, &s, sizeof(s), &fd_open, NULL);
+		sockev_idle(w, se);
+		return;
+	}
 	if (what & EV_READ)
 		action |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
@@ -395,28 +481,35 @@ sock_event_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
+webhook_curl_close_cb(void *clientp, curl_socket_t s)
+{
+	struct webhook *w = clientp;
+	struct sockev *se = hmap_remove(w->fds, &s, sizeof(s));
+
+	if (se != NULL && se != (void *)&fd_open)
+		sockev_idle(w, se);
+	return close(s);
+}
+
+int
 webhook_curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
 		     void *socketp)
 {
 	struct webhook *w = userp;
 	struct sockev *se = socketp;
 	short kind = EV_PERSIST;
+	void *v;
 
 	(void)e;
 	if (what == CURL_POLL_REMOVE) {
 		if (se != NULL) {
-			/* kept for the next socket: a reused connection is
-			   removed after each request and added for the next */
-			event_del(se->ev);
-			LIST_REMOVE(se, link);
-			if (w->nsock_idle < WEBHOOK_EASY_POOL) {
-				LIST_INSERT_HEAD(&w->socks_idle, se, link);
-				w->nsock_idle++;
-			} else {
-				event_free(se->ev);
-				free(se);
-			}
 			curl_multi_assign(w->multi, s, NULL);
+			if (hmap_get(w->fds, &s, sizeof(s)) == &fd_open) {
+				se->parked = true;
+				hmap_put(w->fds, &s, sizeof(s), se, NULL);
+			} else {
+				sockev_idle(w, se);
+			}
 		}
 		return 0;
 	}
@@ -424,21 +517,35 @@ webhook_curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
 		kind |= EV_READ;
 	if (what & CURL_POLL_OUT)
 		kind |= EV_WRITE;
-	if (se == NULL && (se = LIST_FIRST(&w->socks_idle)) != NULL) {
-		LIST_REMOVE(se, link);
-		w->nsock_idle--;
-		event_assign(se->ev, w->d.base, s, kind, sock_event_cb, w);
-		LIST_INSERT_HEAD(&w->socks, se, link);
+	if (se == NULL && (v = hmap_get(w->fds, &s, sizeof(s))) != NULL &&
+	    v != (void *)&fd_open) {
+		se = v; /* parked: added with its last flags */
+		se->parked = false;
+		hmap_put(w->fds, &s, sizeof(s), &fd_open, NULL);
 		curl_multi_assign(w->multi, s, se);
+		if (se->kind == kind)
+			return 0;
+		event_del(se->ev);
 	} else if (se == NULL) {
-		se = xcalloc(1, sizeof(*se));
-		se->ev = event_new(w->d.base, s, kind, sock_event_cb, w);
+		if ((se = LIST_FIRST(&w->socks_idle)) != NULL) {
+			LIST_REMOVE(se, link);
+			w->nsock_idle--;
+		} else {
+			se = xcalloc(1, sizeof(*se));
+			se->ev = event_new(w->d.base, -1, 0, sock_event_cb, se);
+		}
+		se->w = w;
+		se->parked = false;
 		LIST_INSERT_HEAD(&w->socks, se, link);
 		curl_multi_assign(w->multi, s, se);
 	} else {
+		if (se->kind == kind)
+			return 0;
 		event_del(se->ev);
-		event_assign(se->ev, w->d.base, s, kind, sock_event_cb, w);
 	}
+	se->fd = s;
+	se->kind = kind;
+	event_assign(se->ev, w->d.base, s, kind, sock_event_cb, se);
 	event_add(se->ev, NULL);
 	return 0;
 }
@@ -503,7 +610,7 @@ check_done(struct webhook *w)
 			snprintf(err, sizeof(err), "no HTTP status");
 		if (dl->denied)
 			w->stats.denied++;
-		easy_put(w, dl->easy);
+		easy_put(w, dl->easy, dl);
 		dl->easy = NULL;
 		finish(dl, (int)code, code != 0 ? "" : err);
 	}
@@ -545,11 +652,19 @@ opensocket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 	struct delivery *dl = arg;
 
 	(void)purpose;
+	curl_socket_t s;
+
 	if (!policy_addr_allowed(&a->addr, &dl->w->allow)) {
 		dl->denied = true;
 		return CURL_SOCKET_BAD;
 	}
-	return socket(a->family, a->socktype, a->protocol);
+	s = socket(a->family, a->socktype, a->protocol);
+	if (s != CURL_SOCKET_BAD &&
+	    hmap_put(dl->w->fds, &s, sizeof(s), &fd_open, NULL) != 0) {
+		close(s);
+		return CURL_SOCKET_BAD;
+	}
+	return s;
 }
 
 /* host[:port] of a URL, lower case. */
@@ -606,7 +721,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 	char err[HOOKDEF_ERRLEN];
 	const json_t *ctx;
 	struct curl_slist *hdrs;
-	bool verify;
+	bool verify, warm;
 	size_t i;
 	int r;
 
@@ -633,9 +748,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 			goto out;
 		}
 	}
-	verify = !json_is_false(
-		json_object_get(hookplan_def(dl->plan), "rejectUnauthorized"));
-	dl->easy = easy_get(w);
+	dl->easy = easy_get(w, dl, &warm);
 	if (dl->easy == NULL) {
 		finish_retry(w, h, dl, true, 0, "could not start a request");
 		webhook_delivery_free(dl);
@@ -656,38 +769,50 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 		else
 			dl->hdrs = hdrs;
 	}
+	if (!warm) { /* what a handle keeps for requests like this one */
+		verify = !json_is_false(json_object_get(hookplan_def(dl->plan),
+							"rejectUnauthorized"));
+		curl_easy_setopt(dl->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(dl->easy, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(dl->easy, CURLOPT_PROXY, "");
+		curl_easy_setopt(dl->easy, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(dl->easy, CURLOPT_TIMEOUT_MS,
+				 (long)cfg->webhook_timeout * 1000);
+		curl_easy_setopt(dl->easy, CURLOPT_CONNECTTIMEOUT_MS,
+				 (long)cfg->webhook_timeout * 1000);
+		curl_easy_setopt(dl->easy, CURLOPT_WRITEFUNCTION, write_cb);
+		curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETFUNCTION,
+				 opensocket_cb);
+		curl_easy_setopt(dl->easy, CURLOPT_CLOSESOCKETFUNCTION,
+				 webhook_curl_close_cb);
+		curl_easy_setopt(dl->easy, CURLOPT_CLOSESOCKETDATA, w);
+		curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYPEER,
+				 verify ? 1L : 0L);
+		curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYHOST,
+				 verify ? 2L : 0L);
+		if (cfg->webhook_ca_file[0] != '\0')
+			curl_easy_setopt(dl->easy, CURLOPT_CAINFO,
+					 cfg->webhook_ca_file);
+		curl_easy_setopt(dl->easy, CURLOPT_CUSTOMREQUEST,
+				 dl->req.method);
+		if (strcmp(dl->req.method, "GET") == 0)
+			curl_easy_setopt(dl->easy, CURLOPT_HTTPGET, 1L);
+		if (dl->req.username != NULL)
+			curl_easy_setopt(dl->easy, CURLOPT_HTTPAUTH,
+					 (long)CURLAUTH_BASIC);
+	}
 	curl_easy_setopt(dl->easy, CURLOPT_URL, dl->req.url);
 	curl_easy_setopt(dl->easy, CURLOPT_PRIVATE, dl);
 	curl_easy_setopt(dl->easy, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(dl->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(dl->easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(dl->easy, CURLOPT_PROXY, "");
-	curl_easy_setopt(dl->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(dl->easy, CURLOPT_TIMEOUT_MS,
-			 (long)cfg->webhook_timeout * 1000);
-	curl_easy_setopt(dl->easy, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)cfg->webhook_timeout * 1000);
 	curl_easy_setopt(dl->easy, CURLOPT_ERRORBUFFER, dl->errbuf);
-	curl_easy_setopt(dl->easy, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(dl->easy, CURLOPT_WRITEDATA, dl);
-	curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 	curl_easy_setopt(dl->easy, CURLOPT_OPENSOCKETDATA, dl);
-	curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
-	curl_easy_setopt(dl->easy, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-	if (cfg->webhook_ca_file[0] != '\0')
-		curl_easy_setopt(dl->easy, CURLOPT_CAINFO,
-				 cfg->webhook_ca_file);
-	curl_easy_setopt(dl->easy, CURLOPT_CUSTOMREQUEST, dl->req.method);
-	if (strcmp(dl->req.method, "GET") == 0)
-		curl_easy_setopt(dl->easy, CURLOPT_HTTPGET, 1L);
 	if (dl->req.body != NULL) {
 		curl_easy_setopt(dl->easy, CURLOPT_POSTFIELDS, dl->req.body);
 		curl_easy_setopt(dl->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)dl->req.body_len);
 	}
 	if (dl->req.username != NULL) {
-		curl_easy_setopt(dl->easy, CURLOPT_HTTPAUTH,
-				 (long)CURLAUTH_BASIC);
 		curl_easy_setopt(dl->easy, CURLOPT_USERNAME, dl->req.username);
 		curl_easy_setopt(dl->easy, CURLOPT_PASSWORD, dl->req.password);
 	}

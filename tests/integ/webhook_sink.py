@@ -6,6 +6,8 @@
 # listening. Answers: paths under /fail<N>/ get 503 for the first N
 # requests of that path and then 200; /status<NNN>/ always NNN; /big/
 # a 1200-byte body; anything else 200 with {"reply":"ok","path":...}.
+# Under /drop/ the connection is closed after the answer, which does not
+# say so (the client sees a kept-alive connection end while idle).
 # Usage: webhook_sink.py LOG PORTFILE [--port P] [--tls CERT KEY]
 import json
 import os
@@ -66,6 +68,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
         self.wfile.write(reply)
+        if self.path.startswith("/drop/"):
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = handle_any
 
