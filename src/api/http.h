@@ -284,6 +284,15 @@ int http_request_resume_with(struct http *h, uint64_t id, int status,
 			     json_t *body);
 
 /**
+ * Answer a suspended request by id with JSON text the caller already
+ * serialised compactly (a hot path's answer built without a json_t).
+ * @param text malloc'd, consumed in every case
+ * @return as http_request_resume_with()
+ */
+int http_request_resume_json_text(struct http *h, uint64_t id, int status,
+				  char *text, size_t len);
+
+/**
  * Answer a suspended request by id with the error envelope.
  * @param desc description or NULL for the default text
  * @return as http_request_resume_with()

@@ -172,6 +172,8 @@ void http_mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /* http_resp.c: answers */
 int http_respond_error_text(struct http_request *req, int err, const char *code,
 			    const char *desc);
+int http_respond_json_text(struct http_request *req, int status, char *text,
+			   size_t len);
 int http_respond_auth_error(struct http_request *req, int err);
 int http_respond_options(struct http_request *req);
 void http_stream_direct_leave(struct http_request *req);

@@ -357,6 +357,19 @@ http_request_resume_with(struct http *h, uint64_t id, int status, json_t *body)
 }
 
 int
+http_request_resume_json_text(struct http *h, uint64_t id, int status,
+			      char *text, size_t len)
+{
+	struct http_request *req = http_request_lookup(h, id);
+
+	if (req == NULL) {
+		free(text);
+		return CINDER_ERR_NOTFOUND;
+	}
+	return http_respond_json_text(req, status, text, len);
+}
+
+int
 http_request_resume_error(struct http *h, uint64_t id, int err,
 			  const char *desc)
 {

@@ -90,10 +90,30 @@ http_respond_raw(struct http_request *req, int status, const char *content_type,
 	return r;
 }
 
+/* Answer with serialised JSON; takes text (malloc'd) in every case. */
+int
+http_respond_json_text(struct http_request *req, int status, char *text,
+		       size_t len)
+{
+	struct MHD_Response *resp;
+
+	if (req->answered) {
+		free(text);
+		return CINDER_ERR_INVAL;
+	}
+	resp = MHD_create_response_from_buffer(len, text,
+					       MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return req_set_response(req, status, NULL);
+	}
+	MHD_add_response_header(resp, "Content-Type", JSON_CONTENT_TYPE);
+	return req_set_response(req, status, resp);
+}
+
 int
 http_respond_json(struct http_request *req, int status, json_t *body)
 {
-	struct MHD_Response *resp;
 	char *s;
 	size_t len;
 
@@ -110,13 +130,7 @@ http_respond_json(struct http_request *req, int status, json_t *body)
 		len = strlen(s);
 		status = 500;
 	}
-	resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
-		free(s);
-		return req_set_response(req, status, NULL);
-	}
-	MHD_add_response_header(resp, "Content-Type", JSON_CONTENT_TYPE);
-	return req_set_response(req, status, resp);
+	return http_respond_json_text(req, status, s, len);
 }
 
 int

@@ -76,6 +76,10 @@ expect 200 "setcounter"
 http POST "/v1/devices/$D/echo" "${A[@]}" -H 'Content-Type: application/json' -d '{"args":"hello"}'
 expect 200 "echo with args"
 [ "$(field '["return_value"]')" = 5 ] || fail "echo return_value: $HTTP_BODY"
+# The answer is written as text (h_devices.c): the keys and bytes of the
+# compact JSON it replaced.
+[ "$HTTP_BODY" = "{\"id\":\"$D\",\"last_app\":null,\"name\":\"echo\",\"connected\":true,\"return_value\":5}" ] ||
+	fail "function answer bytes: $HTTP_BODY"
 http POST "/v1/devices/$D/echo" "${A[@]}" -d access_token="$ALICE" -d arg=abc
 [ "$(field '["return_value"]')" = 3 ] || fail "access_token stripped from the form"
 
@@ -90,6 +94,16 @@ expect 200 "counter"
 [ "$(field '["result"]')" = 42 ] || fail "counter after setcounter: $HTTP_BODY"
 [ "$(field '["coreInfo"]["deviceID"]')" = "$D" ] || fail "coreInfo.deviceID"
 [ "$(field '["coreInfo"]["connected"]')" = True ] || fail "coreInfo.connected"
+python3 -c '
+import json, sys
+b = sys.argv[1]
+v = json.loads(b)
+assert list(v) == ["cmd", "name", "result", "coreInfo"], list(v)
+assert list(v["coreInfo"]) == ["last_app", "last_heard", "connected",
+    "last_handshake_at", "deviceID", "product_id"], list(v["coreInfo"])
+assert v["coreInfo"]["last_app"] is None
+assert b == json.dumps(v, separators=(",", ":"), ensure_ascii=False), b
+' "$HTTP_BODY" || fail "variable answer keys and bytes: $HTTP_BODY"
 http GET "/v1/devices/$D/ratio" "${A[@]}"
 expect 200 "ratio"
 [ "$(field '["result"].__class__.__name__')" = float ] || fail "double result: $HTTP_BODY"
