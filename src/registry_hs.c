@@ -320,7 +320,8 @@ step3_done(void *arg, bool cancelled)
 	crypto_channel_init(&c->ch, j->session);
 	crypto_channel_busy_cache(&c->ch); /* cleaned up in conn_free */
 	registry_conn_hs_free(c);
-	crypto_random(&mid, sizeof(mid));
+	mid = 0; /* a failed draw leaves 0: any id is valid */
+	(void)crypto_random_public(&mid, sizeof(mid));
 	c->state = DC_FRAMED;
 	c->last_rx_ms = registry_now_ms();
 	c->session = session_new(&registry_sess_ops, c, mid, c->last_rx_ms);
