@@ -148,6 +148,7 @@ struct registry {
 	bool accept_held;		     /* disabled for the pass, see
 						accept_ev */
 	unsigned accept_batch;		     /* accepts since accept_ev */
+	uint8_t sockopts;		     /* SOCKOPTS_*, see accept_cb */
 	struct event *accept_ev;	     /* re-enables after a batch */
 	bool stopping;			     /* no new connections */
 	struct hmap *conns;		     /* conn id -> devconn */
