@@ -119,9 +119,23 @@ static void
 presence_online(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {
-		c->idhex, c->owner_id, true, c->ip,
-		c->hello.product_id != 0xffff ? c->hello.product_id : 0};
+	struct registry_presence p = {.device_id = c->idhex,
+				      .owner_id = c->owner_id,
+				      .online = true,
+				      .ip = c->ip,
+				      .hello_product =
+					      c->hello.product_id != 0xffff
+						      ? c->hello.product_id
+						      : 0};
+
+	/* the key lookup read the row: it answers if the product is
+	   assigned, or comes from the same Hello product as stored */
+	if (c->info_known &&
+	    (c->info_assigned || c->info_hello == p.hello_product)) {
+		p.info_known = true;
+		p.forced = c->info_forced;
+		p.product_id = c->info_product;
+	}
 
 	/* online, node, the Hello's columns and OTA limits: batched */
 	registry_pres_online(c);
@@ -135,7 +149,10 @@ static void
 presence_offline(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {c->idhex, c->owner_id, false, c->ip, 0};
+	struct registry_presence p = {.device_id = c->idhex,
+				      .owner_id = c->owner_id,
+				      .online = false,
+				      .ip = c->ip};
 
 	if (!c->online)
 		return;
