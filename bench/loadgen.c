@@ -30,7 +30,8 @@
  *     write into one shared flash area (the image is the same for all,
  *     so the area converges to it) and stop once installed instead of
  *     rebooting.
- * The server's CPU (utime + stime of --pid from /proc) and RSS are read at
+ * The server's CPU (utime + stime of --pid from /proc; its main thread's
+ * alone as server_main_cpu_s, cinderd's event loop) and RSS are read at
  * the start and the end of the measured phase. Output: one JSON object.
  */
 #include "config.h"
@@ -148,8 +149,9 @@ lat_pct(const struct lat *l, double p)
 
 /* ---- the measured process: /proc ------------------------------------- */
 
+/* utime + stime of the process pid, or of its thread tid if tid > 0 */
 static double
-proc_cpu(int pid)
+proc_cpu_of(int pid, int tid)
 {
 	char path[64], buf[1024], *p;
 	unsigned long ut = 0, st = 0;
@@ -158,7 +160,10 @@ proc_cpu(int pid)
 
 	if (pid <= 0)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (tid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	if ((f = fopen(path, "r")) == NULL)
 		return 0;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -171,6 +176,12 @@ proc_cpu(int pid)
 		   &ut, &st) != 2)
 		return 0;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double
+proc_cpu(int pid)
+{
+	return proc_cpu_of(pid, 0);
 }
 
 static long
@@ -1362,7 +1373,7 @@ main(int argc, char **argv)
 	struct lg g;
 	const char *mode, *dir = NULL, *sse_path = "/v1/devices/events/bench";
 	size_t count = 0, conc = 1, streams = 0, subs = 1, pubs = 1, idle = 0;
-	double seconds = 5, rate = 0, cpu0, cpu1, me0, me1;
+	double seconds = 5, rate = 0, cpu0, cpu1, me0, me1, main0, main1;
 	long rss0, rss1, rss_before = 0, rss_ready = 0;
 	double conn_s = 0, conn_cpu = 0, conn_gen = 0, conn_ping = 0;
 	int pid = 0, i;
@@ -1664,6 +1675,7 @@ main(int argc, char **argv)
 	g.measuring = true;
 	atomic_store(&w_measure, true);
 	cpu0 = proc_cpu(pid);
+	main0 = proc_cpu_of(pid, pid);
 	me0 = self_cpu();
 	rss0 = proc_rss_kb(pid);
 	t_begin = now_us();
@@ -1698,6 +1710,7 @@ main(int argc, char **argv)
 	}
 	t_end = now_us();
 	cpu1 = proc_cpu(pid);
+	main1 = proc_cpu_of(pid, pid);
 	me1 = self_cpu();
 	rss1 = proc_rss_kb(pid);
 	atomic_store(&w_measure, false);
@@ -1755,6 +1768,7 @@ main(int argc, char **argv)
 		       "\"connect_gen_cpu_s\":%.3f,"
 		       "\"rss_before_kb\":%ld,\"rss_ready_kb\":%ld,",
 		       conn_s, conn_cpu, conn_gen, rss_before, rss_ready);
+		printf("\"server_main_cpu_s\":%.3f,", main1 - main0);
 		printf("\"mode\":\"%s\",\"elapsed_s\":%.3f,\"server_cpu_s\":%."
 		       "3f,"
 		       "\"gen_cpu_s\":%.3f,\"rss_start_kb\":%ld,"

@@ -1328,6 +1328,69 @@ crypto_random(void *buf, size_t len)
 	return 0;
 }
 
+/* crypto_random_public()'s bytes: buf[off..CRYPTO_RANDBUF) not yet
+   handed out (off == CRYPTO_RANDBUF, or 0 before the first fill: empty) */
+static __thread struct {
+	uint8_t buf[CRYPTO_RANDBUF];
+	size_t off;
+	bool filled;
+} randbuf_tl;
+static pthread_once_t randbuf_once = PTHREAD_ONCE_INIT;
+
+static void
+randbuf_drop(void)
+{
+	crypto_wipe(randbuf_tl.buf, sizeof(randbuf_tl.buf));
+	randbuf_tl.off = 0;
+	randbuf_tl.filled = false;
+}
+
+/* In the child of fork(), only the forking thread lives on, with a copy
+   of its buffer: empty it, or the child would repeat the parent's bytes. */
+static void
+randbuf_atfork_child(void)
+{
+	randbuf_drop();
+}
+
+static void
+randbuf_register(void)
+{
+	(void)pthread_atfork(NULL, NULL, randbuf_atfork_child);
+}
+
+int
+crypto_random_public(void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	size_t n;
+
+	if (buf == NULL && len != 0)
+		return CINDER_ERR_INVAL;
+	if (len > CRYPTO_RANDBUF / 4)
+		return crypto_random(buf, len);
+	while (len > 0) {
+		if (!randbuf_tl.filled || randbuf_tl.off == CRYPTO_RANDBUF) {
+			(void)pthread_once(&randbuf_once, randbuf_register);
+			randbuf_tl.filled = false;
+			if (crypto_random(randbuf_tl.buf,
+					  sizeof(randbuf_tl.buf)) != 0)
+				return CINDER_ERR_CRYPTO;
+			randbuf_tl.off = 0;
+			randbuf_tl.filled = true;
+		}
+		n = CRYPTO_RANDBUF - randbuf_tl.off;
+		if (n > len)
+			n = len;
+		memcpy(p, randbuf_tl.buf + randbuf_tl.off, n);
+		crypto_wipe(randbuf_tl.buf + randbuf_tl.off, n);
+		randbuf_tl.off += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
 bool
 crypto_mem_eq(const void *a, const void *b, size_t n)
 {
@@ -1490,6 +1553,7 @@ crypto_thread_cleanup(void)
 	EVP_PKEY_CTX_free(rsa_import_ctx);
 	rsa_import_ctx = NULL;
 	crypto_hmac_drop(NULL);
+	randbuf_drop();
 }
 
 int

@@ -258,6 +258,24 @@ int crypto_sha256(const void *msg, size_t len, uint8_t out[CRYPTO_SHA256_LEN]);
  */
 int crypto_random(void *buf, size_t len);
 
+/** Bytes crypto_random_public() draws from OpenSSL at a time. */
+#define CRYPTO_RANDBUF 1024
+
+/**
+ * Random bytes for values that go out in the clear (the handshake's
+ * nonce, a session's first message id), not for secrets: served from a
+ * per-thread buffer that one RAND_bytes call refills CRYPTO_RANDBUF bytes
+ * at a time (OpenSSL 3.0 makes a getpid() fork check per RAND_bytes
+ * call, a syscall that was two per handshake on the loop). Every byte is
+ * handed out once and wiped from the buffer. A child of fork() starts
+ * with an empty buffer in the forking thread (a pthread_atfork handler),
+ * so parent and child never hand out the same bytes; cinderd does not
+ * fork after start-up anyway. Requests over CRYPTO_RANDBUF / 4 bytes go
+ * to crypto_random() directly.
+ * @return 0, CINDER_ERR_INVAL or CINDER_ERR_CRYPTO
+ */
+int crypto_random_public(void *buf, size_t len);
+
 /**
  * Compare two buffers in time independent of their contents.
  * @return true if the n bytes are equal

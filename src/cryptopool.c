@@ -313,10 +313,17 @@ cryptopool_submit(struct cryptopool *p, cryptopool_work_cb work,
 		p->q_len++;
 		__atomic_fetch_add(&p->pending, 1, __ATOMIC_RELAXED);
 		j = NULL;
-		pthread_cond_signal(&p->cond);
 		r = 0;
 	}
 	pthread_mutex_unlock(&p->lock);
+	/* Signalled after the unlock: a worker woken inside it found the
+	   mutex still held and slept on it again, and the unlock had to
+	   wake it a second time (two futex calls on the loop per job in
+	   strace, and two context switches on the worker). A worker that
+	   takes the job before the signal just wakes another one for
+	   nothing; none can miss it, the queue is read under the lock. */
+	if (r == 0)
+		pthread_cond_signal(&p->cond);
 	free(j);
 	return r;
 }

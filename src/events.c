@@ -604,7 +604,13 @@ events_on_presence(const struct registry_presence *p, void *arg)
 		   online; the offline of its previous session reset it */
 		d->online = true;
 		status_event(ev, d->id, p->owner_id, "online");
-		devinfo_fetch(ev, d->id, p->hello_product);
+		if (p->info_known) { /* read with the device's key */
+			d->product_id = p->product_id;
+			d->forced = p->forced;
+			forced_send(ev, d, false);
+		} else {
+			devinfo_fetch(ev, d->id, p->hello_product);
+		}
 	} else if (d->online) {
 		d->online = false;
 		d->forced_sub = false;

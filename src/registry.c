@@ -119,9 +119,23 @@ static void
 presence_online(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {
-		c->idhex, c->owner_id, true, c->ip,
-		c->hello.product_id != 0xffff ? c->hello.product_id : 0};
+	struct registry_presence p = {.device_id = c->idhex,
+				      .owner_id = c->owner_id,
+				      .online = true,
+				      .ip = c->ip,
+				      .hello_product =
+					      c->hello.product_id != 0xffff
+						      ? c->hello.product_id
+						      : 0};
+
+	/* the key lookup read the row: it answers if the product is
+	   assigned, or comes from the same Hello product as stored */
+	if (c->info_known &&
+	    (c->info_assigned || c->info_hello == p.hello_product)) {
+		p.info_known = true;
+		p.forced = c->info_forced;
+		p.product_id = c->info_product;
+	}
 
 	/* online, node, the Hello's columns and OTA limits: batched */
 	registry_pres_online(c);
@@ -135,7 +149,10 @@ static void
 presence_offline(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {c->idhex, c->owner_id, false, c->ip, 0};
+	struct registry_presence p = {.device_id = c->idhex,
+				      .owner_id = c->owner_id,
+				      .online = false,
+				      .ip = c->ip};
 
 	if (!c->online)
 		return;
@@ -912,13 +929,60 @@ accept_hold(struct registry *reg)
 	event_active(reg->accept_ev, EV_TIMEOUT, 0);
 }
 
+/*
+ * TCP_NODELAY and SO_KEEPALIVE of a device socket. Linux copies both
+ * from the listening socket to the sockets it accepts, so they are set
+ * once on the listener (registry_new) instead of two setsockopt calls
+ * per connection; the first accepted socket is checked, and where the
+ * options did not come along every later one gets them by hand.
+ */
+enum {
+	SOCKOPTS_UNKNOWN = 0, /* no connection checked yet */
+	SOCKOPTS_INHERITED,   /* accepted sockets have them */
+	SOCKOPTS_PER_CONN     /* set on each accepted socket */
+};
+
+static void
+sockopts_set(evutil_socket_t fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+static bool
+sockopt_on(evutil_socket_t fd, int level, int name)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, level, name, &v, &len) == 0 && v != 0;
+}
+
+static void
+accept_sockopts(struct registry *reg, evutil_socket_t fd)
+{
+	if (reg->sockopts == SOCKOPTS_INHERITED)
+		return;
+	if (reg->sockopts == SOCKOPTS_UNKNOWN) {
+		reg->sockopts =
+			sockopt_on(fd, IPPROTO_TCP, TCP_NODELAY) &&
+					sockopt_on(fd, SOL_SOCKET, SO_KEEPALIVE)
+				? SOCKOPTS_INHERITED
+				: SOCKOPTS_PER_CONN;
+		if (reg->sockopts == SOCKOPTS_INHERITED)
+			return;
+	}
+	sockopts_set(fd);
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	  int salen, void *arg)
 {
 	struct registry *reg = arg;
 	struct devconn *c;
-	int one = 1;
 
 	(void)l;
 	(void)salen;
@@ -930,8 +994,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 				       : "max_sessions reached");
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	accept_sockopts(reg, fd);
 	c = xcalloc(1, sizeof(*c));
 	c->reg = reg;
 	c->id = ++reg->next_conn_id;
@@ -963,7 +1026,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	accept_hold(reg);
 	registry_timer_set(c, (int64_t)reg->cfg->handshake_timeout * 1000);
-	if (crypto_random(c->hs->nonce, sizeof(c->hs->nonce)) != 0 ||
+	if (crypto_random_public(c->hs->nonce, sizeof(c->hs->nonce)) != 0 ||
 	    registry_io_write(c, c->hs->nonce, sizeof(c->hs->nonce)) != 0) {
 		registry_conn_close(c, CINDER_ERR_CRYPTO,
 				    "could not send the nonce");
@@ -1041,6 +1104,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 		goto out;
 	}
 	evconnlistener_set_error_cb(reg->listener, accept_error_cb);
+	sockopts_set(evconnlistener_get_fd(reg->listener)); /* accept_cb */
 	if (getsockname(evconnlistener_get_fd(reg->listener),
 			(struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)

@@ -55,6 +55,13 @@ struct registry_presence {
 	uint32_t hello_product; /* online: the Hello's product id, 0: none
 				   (the database has it only a few ms later,
 				   registry_pres.c) */
+	/* online: the device row as the handshake's key lookup read it,
+	   when it answers for this Hello (its product is the assigned one,
+	   or the one its stored Hello names, and this Hello names the
+	   same); else info_known is false and a reader asks the database */
+	bool info_known;
+	bool forced;	     /* firmware_updates_forced */
+	uint32_t product_id; /* the device's product, 0: none */
 };
 
 /** Called when a device goes online or offline (e.g. spark/status). */

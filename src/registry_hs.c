@@ -157,6 +157,50 @@ key_from_cache(struct devconn *c)
 	return true;
 }
 
+/* An integer column of row 0 as 0..0xffff, NULL as 0; false if it is
+   out of that range (the presence hook then asks the database). */
+static bool
+col_u16(const struct store_result *res, int col, uint16_t *out)
+{
+	const char *v;
+	char *end;
+	long n;
+
+	*out = 0;
+	if (store_result_is_null(res, 0, col))
+		return true;
+	v = store_result_value(res, 0, col);
+	n = strtol(v, &end, 10);
+	if (end == v || *end != '\0' || n < 0 || n > 0xffff)
+		return false;
+	*out = (uint16_t)n;
+	return true;
+}
+
+/*
+ * The product facts of the device row, read with its key: the events
+ * module's device-info read at online used to be a second statement
+ * per handshake (registry_presence.info_known).
+ */
+static void
+key_lookup_info(struct devconn *c, const struct store_result *res)
+{
+	uint16_t product, hello;
+	const char *v;
+
+	c->info_known = false;
+	if (store_result_nfields(res) < 6 || !col_u16(res, 2, &product) ||
+	    !col_u16(res, 5, &hello))
+		return;
+	v = store_result_value(res, 0, 3);
+	c->info_assigned = v != NULL && v[0] == 't';
+	v = store_result_value(res, 0, 4);
+	c->info_forced = v != NULL && v[0] == 't';
+	c->info_product = product;
+	c->info_hello = hello;
+	c->info_known = true;
+}
+
 static void
 key_lookup_done(int r, const struct store_result *res, void *arg)
 {
@@ -189,6 +233,7 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 	owner = store_result_is_null(res, 0, 1) ? NULL
 						: store_result_value(res, 0, 1);
 	c->owner_id = owner ? strtoll(owner, NULL, 10) : 0;
+	key_lookup_info(c, res);
 	/* PEM parsing is not free: keep the DER while the stored PEM is
 	   unchanged. */
 	if (crypto_sha256(pem, strlen(pem), sha) != 0) {
@@ -259,8 +304,13 @@ step2_done(void *arg, bool cancelled)
 	params[0] = c->idhex;
 	if (store_query(reg->store,
 			STORE_Q_READ | STORE_Q_PREPARE | STORE_Q_URGENT,
-			"SELECT public_key, owner_id FROM devices "
-			"WHERE device_id = $1",
+			"SELECT d.public_key, d.owner_id, "
+			"coalesce(d.product_id, p.id), "
+			"d.product_id IS NOT NULL, "
+			"d.firmware_updates_forced, d.hello_product_id "
+			"FROM devices d LEFT JOIN products p "
+			"ON p.id = d.hello_product_id "
+			"WHERE d.device_id = $1",
 			1, params, key_lookup_done, t, NULL) != 0) {
 		free(t);
 		if (!key_from_cache(c))
@@ -320,7 +370,8 @@ step3_done(void *arg, bool cancelled)
 	crypto_channel_init(&c->ch, j->session);
 	crypto_channel_busy_cache(&c->ch); /* cleaned up in conn_free */
 	registry_conn_hs_free(c);
-	crypto_random(&mid, sizeof(mid));
+	mid = 0; /* a failed draw leaves 0: any id is valid */
+	(void)crypto_random_public(&mid, sizeof(mid));
 	c->state = DC_FRAMED;
 	c->last_rx_ms = registry_now_ms();
 	c->session = session_new(&registry_sess_ops, c, mid, c->last_rx_ms);

@@ -114,12 +114,21 @@ struct devconn {
 	bool want_write : 1;		/* io also watches EV_WRITE */
 	bool flashing : 1;		/* an OTA transfer paces on drains */
 	unsigned pool_wait : 2;		/* POOL_WAIT_*: in reg->pool_waitq */
-	struct session_hello hello;	/* copied Hello fields */
-	const char *describe;		/* last describe JSON (a reference
-					   to a shared copy, registry.c) */
-	int64_t owner_id;		/* owning user id, 0 = unowned */
-	uint32_t max_binary;		/* largest OTA image, 0: not said */
-	uint16_t chunk_size;		/* OTA chunk size, 0: not said */
+	/* the device row's product facts from the key lookup, for the
+	   presence hook (registry_presence): info_product is the product
+	   if the row has one assigned (info_assigned) or else for the
+	   Hello product info_hello (0: none) */
+	bool info_known : 1;
+	bool info_assigned : 1;
+	bool info_forced : 1;
+	struct session_hello hello;	 /* copied Hello fields */
+	const char *describe;		 /* last describe JSON (a reference
+					    to a shared copy, registry.c) */
+	int64_t owner_id;		 /* owning user id, 0 = unowned */
+	uint32_t max_binary;		 /* largest OTA image, 0: not said */
+	uint16_t chunk_size;		 /* OTA chunk size, 0: not said */
+	uint16_t info_product;		 /* see info_known */
+	uint16_t info_hello;		 /* see info_known */
 	struct devconn_refresh *refresh; /* API describe refreshes, NULL
 					    until the first one */
 	void *event_state;		 /* the event hook's, or NULL */
@@ -148,6 +157,7 @@ struct registry {
 	bool accept_held;		     /* disabled for the pass, see
 						accept_ev */
 	unsigned accept_batch;		     /* accepts since accept_ev */
+	uint8_t sockopts;		     /* SOCKOPTS_*, see accept_cb */
 	struct event *accept_ev;	     /* re-enables after a batch */
 	bool stopping;			     /* no new connections */
 	struct hmap *conns;		     /* conn id -> devconn */

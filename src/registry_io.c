@@ -71,6 +71,10 @@ registry_io_settle(struct devconn *c)
 	if (c->fd < 0 || c->state == DC_CLOSING ||
 	    event_get_priority(&c->io) == EVPRIO_NORMAL)
 		return;
+	/* The priority of an event that is not active changes in place: no
+	   epoll_ctl (two per handshake before). */
+	if (event_priority_set(&c->io, EVPRIO_NORMAL) == 0)
+		return;
 	added = event_pending(&c->io, EV_READ | EV_WRITE, NULL) != 0;
 
 	/* The priority of an active event cannot change: take it out (the

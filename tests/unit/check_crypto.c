@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <check.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -1047,6 +1048,62 @@ START_TEST(test_crypto_random_fills)
 }
 END_TEST
 
+/* Values drawn from the buffer across several refills never repeat and
+   are never the wiped zeros; large requests and bad arguments. */
+START_TEST(test_crypto_random_public)
+{
+	enum { N = 3 * CRYPTO_RANDBUF / 40 + 5 };
+	static uint8_t v[N][40];
+	uint8_t z[40], big[CRYPTO_RANDBUF], mid[2];
+	size_t i, j;
+
+	memset(z, 0, sizeof(z));
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(crypto_random_public(v[i], sizeof(v[i])), 0);
+		ck_assert_mem_ne(v[i], z, sizeof(z));
+		for (j = 0; j < i; j++)
+			ck_assert_mem_ne(v[i], v[j], sizeof(v[i]));
+	}
+	ck_assert_int_eq(crypto_random_public(mid, sizeof(mid)), 0);
+	memset(big, 0, sizeof(big));
+	ck_assert_int_eq(crypto_random_public(big, sizeof(big)), 0);
+	ck_assert_mem_ne(big, v[0], sizeof(v[0]));
+	ck_assert_int_eq(crypto_random_public(NULL, 0), 0);
+	ck_assert_int_eq(crypto_random_public(NULL, 1), CINDER_ERR_INVAL);
+	crypto_thread_cleanup();
+	ck_assert_int_eq(crypto_random_public(v[0], sizeof(v[0])), 0);
+	ck_assert_mem_ne(v[0], z, sizeof(z));
+}
+END_TEST
+
+/* A forked child does not hand out the bytes its parent will. */
+START_TEST(test_crypto_random_public_fork)
+{
+	uint8_t a[40], b[40];
+	int fds[2], st = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(crypto_random_public(a, sizeof(a)), 0); /* filled */
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		if (crypto_random_public(b, sizeof(b)) != 0 ||
+		    write(fds[1], b, sizeof(b)) != (ssize_t)sizeof(b))
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], b, sizeof(b)), (ssize_t)sizeof(b));
+	close(fds[0]);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(crypto_random_public(a, sizeof(a)), 0);
+	ck_assert_mem_ne(a, b, sizeof(a));
+}
+END_TEST
+
 START_TEST(test_crypto_mem_eq_and_wipe)
 {
 	uint8_t a[32], b[32];
@@ -1533,6 +1590,8 @@ crypto_suite(void)
 	tcase_add_test(tc, test_crypto_password_hash_verify);
 	tcase_add_test(tc, test_crypto_password_verify_malformed);
 	tcase_add_test(tc, test_crypto_random_fills);
+	tcase_add_test(tc, test_crypto_random_public);
+	tcase_add_test(tc, test_crypto_random_public_fork);
 	tcase_add_test(tc, test_crypto_mem_eq_and_wipe);
 	suite_add_tcase(s, tc);
 

@@ -164,8 +164,14 @@ END_TEST
 
 START_TEST(test_events_presence_status)
 {
-	struct registry_presence on = {DEV, 7, true, "127.0.0.1", 0};
-	struct registry_presence off = {DEV, 7, false, "127.0.0.1", 0};
+	struct registry_presence on = {.device_id = DEV,
+				       .owner_id = 7,
+				       .online = true,
+				       .ip = "127.0.0.1"};
+	struct registry_presence off = {.device_id = DEV,
+					.owner_id = 7,
+					.online = false,
+					.ip = "127.0.0.1"};
 
 	events_on_presence(&on, ev);
 	events_on_presence(&on, ev); /* the offline was missed */
