@@ -66,9 +66,9 @@ tmpmem_alloc(size_t n)
 	pthread_once(&once, region_init);
 	if (n == 0)
 		n = 1;
-	if (region == NULL || n > ((size_t)1 << (TMPMEM_MIN_SHIFT +
-						 TMPMEM_CLASSES - 1)) -
-					  TMPMEM_HDR)
+	if (region == NULL ||
+	    n > ((size_t)1 << (TMPMEM_MIN_SHIFT + TMPMEM_CLASSES - 1)) -
+			    TMPMEM_HDR)
 		return xmalloc(n);
 	while (((size_t)1 << (TMPMEM_MIN_SHIFT + k)) - TMPMEM_HDR < n)
 		k++;

@@ -25,10 +25,10 @@ void tmpmem_free(void *p);
 
 /* Counters, for tests. */
 struct tmpmem_stats {
-	size_t live;	  /* blocks allocated and not freed */
-	size_t resident;  /* bytes of the region handed out since the
-			     last release */
-	size_t releases;  /* times every page went back (live reached 0) */
+	size_t live;	 /* blocks allocated and not freed */
+	size_t resident; /* bytes of the region handed out since the
+			    last release */
+	size_t releases; /* times every page went back (live reached 0) */
 };
 
 /** @return the counters */
