@@ -119,14 +119,14 @@ static void
 presence_online(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct registry_presence p = {.device_id = c->idhex,
-				      .owner_id = c->owner_id,
-				      .online = true,
-				      .ip = c->ip,
-				      .hello_product =
-					      c->hello.product_id != 0xffff
-						      ? c->hello.product_id
-						      : 0};
+	const struct session_hello *h = registry_conn_hello(c);
+	char ip[INET6_ADDRSTRLEN];
+	struct registry_presence p = {
+		.device_id = c->idhex,
+		.owner_id = c->owner_id,
+		.online = true,
+		.ip = registry_conn_ip(c, ip),
+		.hello_product = h->product_id != 0xffff ? h->product_id : 0};
 
 	/* the key lookup read the row: it answers if the product is
 	   assigned, or comes from the same Hello product as stored */
@@ -138,7 +138,7 @@ presence_online(struct devconn *c)
 	}
 
 	/* online, node, the Hello's columns and OTA limits: batched */
-	registry_pres_online(c);
+	registry_pres_online(c, h);
 	c->online = true;
 	reg->stats.sessions_ready++;
 	if (reg->presence_cb != NULL)
@@ -149,10 +149,11 @@ static void
 presence_offline(struct devconn *c)
 {
 	struct registry *reg = c->reg;
+	char ip[INET6_ADDRSTRLEN];
 	struct registry_presence p = {.device_id = c->idhex,
 				      .owner_id = c->owner_id,
 				      .online = false,
-				      .ip = c->ip};
+				      .ip = registry_conn_ip(c, ip)};
 
 	if (!c->online)
 		return;
@@ -312,7 +313,6 @@ sess_hello(void *arg, const struct session_hello *h)
 	struct registry *reg = c->reg;
 	struct devconn *old = NULL;
 
-	c->hello = *h;
 	c->hello_seen = true;
 	if (h->extended) {
 		c->max_binary = h->max_binary_size;
@@ -539,8 +539,8 @@ have:
 	/* The running system's version: from its modules, else from a
 	   Device OS 3.0+ Hello; unknown stays NULL, never a guess. */
 	modver = describe_system_module_version(d);
-	if (modver == 0 && c->hello.extended)
-		modver = c->hello.system_version;
+	if (modver == 0 && registry_conn_hello(c)->extended)
+		modver = registry_conn_hello(c)->system_version;
 	registry_pres_describe(c, c->describe, b->functions, b->variables,
 			       b->modules, describe_release_str(modver),
 			       d->platform_id, d->has_system || modver != 0,
@@ -633,9 +633,11 @@ static void
 sess_ready(void *arg)
 {
 	struct devconn *c = arg;
+	char ip[INET6_ADDRSTRLEN];
 
-	log_ctx(LOG_LEVEL_NOTICE, c->logctx, "online from %s:%u", c->ip,
-		(unsigned)c->port);
+	if (log_enabled(LOG_LEVEL_NOTICE))
+		log_ctx(LOG_LEVEL_NOTICE, c->logctx, "online from %s:%u",
+			registry_conn_ip(c, ip), (unsigned)c->port);
 	presence_online(c);
 }
 
@@ -771,11 +773,22 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
  * Close a connection: log once, say offline, stop I/O, and hand it to the
  * reaper. Safe from inside any of the connection's callbacks.
  */
+const char *
+registry_conn_ip(const struct devconn *c, char *buf)
+{
+	/* kept as bytes: the text is wanted only for logs and presence */
+	if (inet_ntop(c->addr_v6 ? AF_INET6 : AF_INET, c->addr, buf,
+		      INET6_ADDRSTRLEN) == NULL)
+		buf[0] = '\0';
+	return buf;
+}
+
 void
 registry_conn_close(struct devconn *c, int status, const char *reason)
 {
 	struct registry *reg = c->reg;
 	enum log_level lvl = LOG_LEVEL_NOTICE;
+	char ip[INET6_ADDRSTRLEN];
 
 	if (c->state == DC_CLOSING)
 		return;
@@ -788,10 +801,11 @@ registry_conn_close(struct devconn *c, int status, const char *reason)
 	}
 	if (!c->hello_seen && status != 0)
 		lvl = LOG_LEVEL_WARN; /* a failed handshake */
-	log_ctx(lvl, c->logctx, "closed: %s (peer %s:%u%s%s, %.1f s)", reason,
-		c->ip, (unsigned)c->port, status ? ", " : "",
-		status ? err_str(status) : "",
-		(double)(registry_now_ms() - c->opened_ms) / 1000.0);
+	if (log_enabled(lvl))
+		log_ctx(lvl, c->logctx, "closed: %s (peer %s:%u%s%s, %.1f s)",
+			reason, registry_conn_ip(c, ip), (unsigned)c->port,
+			status ? ", " : "", status ? err_str(status) : "",
+			(double)(registry_now_ms() - c->opened_ms) / 1000.0);
 	registry_handshake_end(c, false);
 	c->state = DC_CLOSING;
 	if (c->registered) {
@@ -1003,11 +1017,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->hs = xcalloc(1, sizeof(*c->hs));
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, c->ip, sizeof(c->ip));
+		memcpy(c->addr, &s4->sin_addr, sizeof(s4->sin_addr));
 		c->port = ntohs(s4->sin_port);
 	} else if (sa->sa_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)sa;
-		inet_ntop(AF_INET6, &s6->sin6_addr, c->ip, sizeof(c->ip));
+		memcpy(c->addr, &s6->sin6_addr, sizeof(c->addr));
+		c->addr_v6 = true;
 		c->port = ntohs(s6->sin6_port);
 	}
 	snprintf(c->logctx, sizeof(c->logctx), "conn %llu",
@@ -1033,8 +1048,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	reg->stats.bytes_out += sizeof(c->hs->nonce);
-	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "accepted from %s:%u", c->ip,
-		(unsigned)c->port);
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char ip[INET6_ADDRSTRLEN];
+
+		log_ctx(LOG_LEVEL_DEBUG, c->logctx, "accepted from %s:%u",
+			registry_conn_ip(c, ip), (unsigned)c->port);
+	}
 }
 
 static void

@@ -109,6 +109,7 @@ static void
 record_pending_key(struct devconn *c)
 {
 	char *pem = NULL;
+	char ip[INET6_ADDRSTRLEN];
 	const char *params[3];
 
 	if (c->hs->supplied_der_len == 0 ||
@@ -117,7 +118,7 @@ record_pending_key(struct devconn *c)
 		return;
 	params[0] = c->idhex;
 	params[1] = pem;
-	params[2] = c->ip;
+	params[2] = registry_conn_ip(c, ip);
 	store_query(c->reg->store, STORE_Q_WRITE,
 		    "INSERT INTO pending_device_keys (device_id, public_key, "
 		    "last_ip) VALUES ($1, $2, $3) ON CONFLICT (device_id) DO "

@@ -84,7 +84,8 @@ struct devconn_refresh {
 struct devconn {
 	struct registry *reg;		/* owner */
 	uint64_t id;			/* connection id (never reused) */
-	enum dc_state state;		/* where in the lifecycle */
+	enum dc_state state : 8;	/* where in the lifecycle */
+	uint16_t chunk_size;		/* OTA chunk size, 0: not said */
 	evutil_socket_t fd;		/* the socket (owned) */
 	struct event io;		/* EV_READ, + EV_WRITE while out */
 	struct timerq_node timer;	/* handshake deadline / session tick,
@@ -96,7 +97,8 @@ struct devconn {
 	uint32_t out_cap;		/* bytes allocated at out */
 	uint8_t *out;			/* output the kernel refused, or NULL */
 	struct devconn_hs *hs;		/* handshake state, or NULL */
-	char ip[INET6_ADDRSTRLEN];	/* peer address */
+	uint8_t addr[16];		/* peer address (IPv4: first 4
+					   bytes), registry_conn_ip() */
 	uint16_t port;			/* peer port */
 	char idhex[DEVICE_ID_HEX + 1];	/* device id once known */
 	char logctx[DEVICE_ID_HEX + 5]; /* "dev <id>" or "conn <n>" */
@@ -113,6 +115,7 @@ struct devconn {
 	bool safe_mode : 1;		/* the describe shows safe mode */
 	bool want_write : 1;		/* io also watches EV_WRITE */
 	bool flashing : 1;		/* an OTA transfer paces on drains */
+	bool addr_v6 : 1;		/* addr is IPv6 */
 	unsigned pool_wait : 2;		/* POOL_WAIT_*: in reg->pool_waitq */
 	/* the device row's product facts from the key lookup, for the
 	   presence hook (registry_presence): info_product is the product
@@ -121,14 +124,12 @@ struct devconn {
 	bool info_known : 1;
 	bool info_assigned : 1;
 	bool info_forced : 1;
-	struct session_hello hello;	 /* copied Hello fields */
+	uint32_t max_binary;		 /* largest OTA image, 0: not said */
+	uint16_t info_product;		 /* see info_known */
+	uint16_t info_hello;		 /* see info_known */
 	const char *describe;		 /* last describe JSON (a reference
 					    to a shared copy, registry.c) */
 	int64_t owner_id;		 /* owning user id, 0 = unowned */
-	uint32_t max_binary;		 /* largest OTA image, 0: not said */
-	uint16_t chunk_size;		 /* OTA chunk size, 0: not said */
-	uint16_t info_product;		 /* see info_known */
-	uint16_t info_hello;		 /* see info_known */
 	struct devconn_refresh *refresh; /* API describe refreshes, NULL
 					    until the first one */
 	void *event_state;		 /* the event hook's, or NULL */
@@ -242,6 +243,16 @@ struct ticket {
 
 /* Monotonic milliseconds. */
 uint64_t registry_now_ms(void);
+
+/** The peer address as text in buf (INET6_ADDRSTRLEN bytes); @return buf */
+const char *registry_conn_ip(const struct devconn *c, char *buf);
+
+/** The device's Hello (FRAMED connections only: from the session). */
+static inline const struct session_hello *
+registry_conn_hello(const struct devconn *c)
+{
+	return session_hello(c->session);
+}
 
 /** The connection with this id, unless it is gone or closing. */
 struct devconn *registry_conn_get(struct registry *reg, uint64_t id);
@@ -364,8 +375,8 @@ extern const struct session_ops registry_sess_ops;
 /* registry_pres.c: presence, describe and OTA limits columns, written
    in batches (one statement per few milliseconds) */
 
-/** The device is online: its Hello columns, online, node. */
-void registry_pres_online(struct devconn *c);
+/** The device is online: its Hello columns (h), online, node. */
+void registry_pres_online(struct devconn *c, const struct session_hello *h);
 
 /** The device went offline (written where no other node holds it). */
 void registry_pres_offline(struct devconn *c);

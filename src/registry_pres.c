@@ -100,16 +100,16 @@ pres_get(struct devconn *c)
 }
 
 void
-registry_pres_online(struct devconn *c)
+registry_pres_online(struct devconn *c, const struct session_hello *h)
 {
 	struct pres_rec *r = pres_get(c);
 
 	r->online = true;
 	r->hs = true;
-	memcpy(r->ip, c->ip, sizeof(r->ip));
-	r->hello = c->hello;
-	if (c->hello.platform_id != 0xffff) {
-		r->hello_platform = c->hello.platform_id;
+	registry_conn_ip(c, r->ip);
+	r->hello = *h;
+	if (r->hello.platform_id != 0xffff) {
+		r->hello_platform = r->hello.platform_id;
 		r->desc_platform = -1; /* the later statement wins */
 	}
 	if (c->max_binary != 0 || c->chunk_size != 0)

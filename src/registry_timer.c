@@ -23,6 +23,7 @@
 #include "registry_int.h"
 #include "session.h"
 #include "store.h"
+#include "tmpmem.h"
 
 /* Arm the shared timer for the earliest deadline, if it is not already
    armed for it or earlier. */
@@ -196,11 +197,13 @@ registry_trim_now(struct registry *reg, const char *what, unsigned long n,
 {
 #if defined(__GLIBC__)
 	long before = rss_kb();
+	struct tmpmem_stats tm;
 
 	(void)reg;
 	malloc_trim(0);
-	log_info("%s (%lu %s): RSS %ld -> %ld KB", what, n, of, before,
-		 rss_kb());
+	tmpmem_stats_get(&tm);
+	log_info("%s (%lu %s): RSS %ld -> %ld KB; tmpmem %zu blocks, %zu KB",
+		 what, n, of, before, rss_kb(), tm.live, tm.resident / 1024);
 #else
 	(void)reg;
 	(void)what;

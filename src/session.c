@@ -46,20 +46,20 @@ struct session_req {
 };
 
 struct session {
-	/* Ordered so that the small fields share words: 176 bytes, a
-	   smaller malloc size class per idle session (B2). */
+	/* Ordered so that the small fields share words: 168 bytes, the
+	   176-byte malloc chunk per idle session (B2). */
 	const struct session_ops *ops; /* callbacks, borrowed */
 	void *arg;		       /* their argument */
-	enum session_state state;      /* where we are */
+	enum session_state state : 8;  /* where we are */
+	bool settle_armed;	       /* the settle re-describe is due at
+					  settle_at */
 	struct session_hello hello;    /* the device's Hello */
 	int close_status;	       /* status given to ops->close */
-	size_t hello_len;	       /* its payload length */
+	uint16_t hello_len;	       /* its payload length (capped) */
 	uint16_t next_mid;	       /* our next message ID */
 	uint16_t dev_mid_next;	       /* the device's expected next ID */
 	uint8_t next_token;	       /* next token to try, 1..255 */
 	uint8_t n_slots_used;	       /* non-NULL entries in slots */
-	bool settle_armed;	       /* the settle re-describe is due at
-					  settle_at */
 	/* Sent, unanswered: SESSION_SLOTS entries, allocated only while
 	   one is used (an idle session holds none). */
 	struct session_req **slots;
@@ -583,7 +583,8 @@ session_input_hello(struct session *s, const struct pcoap_msg *m, int kind,
 	s->hello.max_message_size = h.max_message_size;
 	s->hello.max_binary_size = h.max_binary_size;
 	s->hello.ota_chunk_size = h.ota_chunk_size;
-	s->hello_len = h.payload_len;
+	s->hello_len = (uint16_t)(h.payload_len < UINT16_MAX ? h.payload_len
+							     : UINT16_MAX);
 	/* The Hello sets the baseline of the device's counter (§2.3). */
 	s->dev_mid_next = (uint16_t)(m->mid + 1);
 	log_ctx(LOG_LEVEL_DEBUG, s->log_ctx,

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_int.h"
+#include "tmpmem.h"
 #include "xmalloc.h"
 
 #define STORE_DEFAULT_MAX_QUEUE 10000
@@ -135,12 +136,12 @@ store_query_free(struct store_query *q)
 {
 	if (q == NULL)
 		return;
-	free(q->sql);
-	free(q->values);
-	free(q->lengths);
-	free(q->formats);
-	free(q->blob);
-	free(q);
+	tmpmem_free(q->sql);
+	tmpmem_free(q->values);
+	tmpmem_free(q->lengths);
+	tmpmem_free(q->formats);
+	tmpmem_free(q->blob);
+	tmpmem_free(q);
 }
 
 /*
@@ -557,7 +558,7 @@ store_prepare(struct store *st, struct store_query *q)
 	st->prepared[i].sql = xstrdup(q->sql);
 	st->prepared[i].failed = false;
 	st->nprepared++;
-	p = xcalloc(1, sizeof(*p));
+	p = tmpmem_calloc(1, sizeof(*p));
 	p->prep = (int)i + 1;
 	p->id = ++st->next_id;
 	TAILQ_INSERT_TAIL(&st->inflight, p, entry);
@@ -629,10 +630,10 @@ store_kick_cb(evutil_socket_t fd, short what, void *arg)
 static struct store_query *
 store_query_internal(struct store *st, const char *sql)
 {
-	struct store_query *q = xcalloc(1, sizeof(*q));
+	struct store_query *q = tmpmem_calloc(1, sizeof(*q));
 
 	q->flags = STORE_Q_WRITE;
-	q->sql = xstrdup(sql);
+	q->sql = tmpmem_strdup(sql);
 	q->id = ++st->next_id;
 	return q;
 }
@@ -653,10 +654,10 @@ store_session_setup(struct store *st)
 	q = store_query_internal(
 		st, "SELECT set_config('statement_timeout', $1, false)");
 	q->nparams = 1;
-	q->values = xcalloc(1, sizeof(*q->values));
-	q->lengths = xcalloc(1, sizeof(*q->lengths));
-	q->formats = xcalloc(1, sizeof(*q->formats));
-	q->blob = xmalloc(len);
+	q->values = tmpmem_calloc(1, sizeof(*q->values));
+	q->lengths = tmpmem_calloc(1, sizeof(*q->lengths));
+	q->formats = tmpmem_calloc(1, sizeof(*q->formats));
+	q->blob = tmpmem_alloc(len);
 	memcpy(q->blob, ms, len);
 	q->values[0] = q->blob;
 	TAILQ_INSERT_HEAD(&st->queue, q, entry);
@@ -923,17 +924,18 @@ store_query_params(struct store *st, unsigned flags, const char *sql,
 		}
 		total += len;
 	}
-	q = xcalloc(1, sizeof(*q));
+	/* queued queries pile up in a storm: apart from the heap */
+	q = tmpmem_calloc(1, sizeof(*q));
 	q->flags = flags;
 	q->cb = cb;
 	q->arg = arg;
-	q->sql = xstrdup(sql);
+	q->sql = tmpmem_strdup(sql);
 	q->nparams = nparams;
 	if (nparams > 0) {
-		q->values = xcalloc(nparams, sizeof(*q->values));
-		q->lengths = xcalloc(nparams, sizeof(*q->lengths));
-		q->formats = xcalloc(nparams, sizeof(*q->formats));
-		q->blob = xmalloc(total > 0 ? total : 1);
+		q->values = tmpmem_calloc(nparams, sizeof(*q->values));
+		q->lengths = tmpmem_calloc(nparams, sizeof(*q->lengths));
+		q->formats = tmpmem_calloc(nparams, sizeof(*q->formats));
+		q->blob = tmpmem_alloc(total > 0 ? total : 1);
 	}
 	for (i = 0; i < nparams; i++) {
 		if (params[i].value == NULL)

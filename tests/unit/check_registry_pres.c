@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include <check.h>
 #include <event2/event.h>
 
@@ -103,12 +105,16 @@ conn_init(struct devconn *c, const char *id, const char *ip)
 	memset(c, 0, sizeof(*c));
 	c->reg = &reg;
 	snprintf(c->idhex, sizeof(c->idhex), "%s", id);
-	snprintf(c->ip, sizeof(c->ip), "%s", ip);
-	c->hello.platform_id = 6;
-	c->hello.product_id = 0xffff;
-	c->hello.product_version = 3;
-	c->hello.flags = 1;
+	ck_assert_int_eq(inet_pton(AF_INET, ip, c->addr), 1);
 }
+
+/* The Hello every test connection sent. */
+static const struct session_hello hello = {
+	.platform_id = 6,
+	.product_id = 0xffff,
+	.product_version = 3,
+	.flags = 1,
+};
 
 static void
 setup(void)
@@ -147,11 +153,11 @@ START_TEST(test_pres_offline_then_online)
 
 	conn_init(&old, ID_A, "10.0.0.1");
 	conn_init(&new, ID_A, "10.0.0.2");
-	registry_pres_online(&old);
+	registry_pres_online(&old, &hello);
 	old.online = true;
 	registry_pres_flush(&reg);
 	registry_pres_offline(&old);
-	registry_pres_online(&new);
+	registry_pres_online(&new, &hello);
 	registry_pres_flush(&reg);
 	assert_col(ID_A, "online", "true");
 	assert_col(ID_A, "last_ip_address", "10.0.0.2");
@@ -172,7 +178,7 @@ START_TEST(test_pres_online_then_offline)
 
 	conn_init(&c, ID_A, "10.0.0.3");
 	c.max_binary = 1048576;
-	registry_pres_online(&c);
+	registry_pres_online(&c, &hello);
 	registry_pres_offline(&c);
 	registry_pres_flush(&reg);
 	assert_col(ID_A, "online", "false");
@@ -207,7 +213,7 @@ START_TEST(test_pres_describes_merge)
 	struct devconn c;
 
 	conn_init(&c, ID_B, "10.0.0.5");
-	registry_pres_online(&c);
+	registry_pres_online(&c, &hello);
 	registry_pres_describe(&c, "{\"f\":[\"a\"],\"m\":[]}", "[\"a\"]",
 			       "{\"v\":\"int32\"}", "[{\"n\":\"1\"}]", "4.0.0",
 			       12, true, 4000);
@@ -235,7 +241,7 @@ START_TEST(test_pres_timer)
 	struct event *ev = evtimer_new(base, deadline_cb, &expired);
 
 	conn_init(&c, ID_A, "10.0.0.6");
-	registry_pres_online(&c);
+	registry_pres_online(&c, &hello);
 	evtimer_add(ev, &tv);
 	while (!expired && hmap_count(reg.pres) > 0)
 		event_base_loop(base, EVLOOP_ONCE);
