@@ -24,10 +24,7 @@ CONF
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T_DIR/trusted.key" -out "$T_DIR/trusted.crt" \
 	-days 1 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 ||
 	fail "openssl req"
-start_cinderd
-
-http GET /v1/webhooks
-[ "$HTTP_STATUS" = 404 ] && { echo "SKIP: webhook routes not wired into cinderd" >&2; exit 77; }
+webhooks_up
 expect 401 "webhooks without a token"
 
 TA=$(user_token alice) || fail "alice token"

@@ -14,9 +14,7 @@ webhook_retry 60
 webhook_host_errors 2
 webhook_host_sleep 60
 CONF
-start_cinderd
-http GET /v1/webhooks
-[ "$HTTP_STATUS" = 404 ] && { echo "SKIP: webhook routes not wired into cinderd" >&2; exit 77; }
+webhooks_up
 TA=$(user_token alice) || fail "token"
 sink_start plain
 curl -sN -H "Authorization: Bearer $TA" "$API/v1/devices/events/hook-error" >"$T_DIR/sse" 2>/dev/null &

@@ -10,15 +10,8 @@ set -u
 . "$(dirname "$0")/webhook_lib.sh"
 integ_init
 N=300
-cat >>"$T_DIR/cinder.conf" <<CONF
-webhook_allow_nets 127.0.0.0/8
-webhook_retry 1
-webhook_host_errors 0
-webhook_queue_max 100000
-CONF
-start_cinderd
-http GET /v1/webhooks
-[ "$HTTP_STATUS" = 404 ] && { echo "SKIP: webhook routes not wired into cinderd" >&2; exit 77; }
+bulk_webhook_conf
+webhooks_up
 TA=$(user_token alice) || fail "token"
 sink_start s
 hook "$TA" "{\"event\":\"k/\",\"url\":\"http://127.0.0.1:$SINK_s/keep\",\"body\":\"{{{PARTICLE_EVENT_VALUE}}}\",\"noDefaults\":true}"
@@ -28,7 +21,8 @@ HD=$HOOK_ID
 rows_gone() { [ "$(sql "SELECT count(*) FROM webhook_deliveries")" = 0 ]; }
 
 # --- a burst: many requests on few connections ---
-python3 "$top_srcdir/bench/webhook_pub.py" 127.0.0.1 "$API_PORT" "$TA" k/burst $N 4 0 \
+"$top_builddir/bench/cinder-loadgen" events --api "127.0.0.1:$API_PORT" \
+	--token "$TA" --name k/burst --events $N --concurrency 4 --seconds 120 \
 	>/dev/null || fail "publish burst"
 both_all() {
 	[ "$(sink_count s "r['path'] == '/keep'")" -ge $N ] &&

@@ -71,3 +71,24 @@ counter_at_least() { [ "$(counter "$1" "$2" "$3")" -ge "$4" ]; }
 # arguments again each time (a "$(...)" in them would be read only once).
 out_is() { local want=$1; shift; [ "$("$@")" = "$want" ]; }
 out_at_least() { local want=$1; shift; [ "$("$@")" -ge "$want" ]; }
+
+# Start cinderd and skip (77) if this build has no webhook routes.
+webhooks_up() {
+	start_cinderd
+	http GET /v1/webhooks
+	if [ "$HTTP_STATUS" = 404 ]; then
+		echo "SKIP: webhook routes not wired into cinderd" >&2
+		exit 77
+	fi
+}
+
+# Config for the bulk delivery tests: loopback targets, one quick retry,
+# no host back-off, room for many queued deliveries.
+bulk_webhook_conf() {
+	cat >>"$T_DIR/cinder.conf" <<CONF
+webhook_allow_nets 127.0.0.0/8
+webhook_retry 1
+webhook_host_errors 0
+webhook_queue_max 100000
+CONF
+}
