@@ -28,6 +28,17 @@ for line in open(sys.argv[1]):
 print(n)' "$T_DIR/sink-$1.log" "$2"
 }
 sink_has() { [ "$(sink_count "$1" "$2")" -ge "${3:-1}" ]; }
+# sink_values NAME PYEXPR: the distinct values of PYEXPR over the requests
+# r, sorted, on one line (one python3 run, however many values are awaited).
+sink_values() {
+	python3 -c '
+import json, sys
+vals = set()
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    vals.add(str(eval(sys.argv[2])))
+print(" ".join(sorted(vals)))' "$T_DIR/sink-$1.log" "$2"
+}
 # sink_get NAME PYEXPR FIELD-EXPR: FIELD-EXPR of the first matching request.
 sink_get() {
 	python3 -c '
