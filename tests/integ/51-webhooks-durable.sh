@@ -56,7 +56,7 @@ all_there() {
 	[ "$(sink_values back "json.loads(r['body'])['v']")" = \
 		"before-1 before-2 before-3 before-4 before-5 outage-1 outage-2 restart-1 restart-2 restart-3" ]
 }
-WAIT_S=40 wait_for all_there || fail "not every delivery arrived: $(cat "$T_DIR/sink-back.log")"
+WAIT_S=90 wait_for all_there || fail "not every delivery arrived: $(cat "$T_DIR/sink-back.log")"
 WAIT_S=20 wait_for out_is 0 sql "SELECT count(*) FROM webhook_deliveries" ||
 	fail "rows left: $(sql "SELECT state, attempts, last_error FROM webhook_deliveries")"
 note "$(sink_count back True) requests for 10 events (at least once)"

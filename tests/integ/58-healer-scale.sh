@@ -41,11 +41,11 @@ all_installed() {
 	[ "$a" -le $CAP ] || over="$over $a"
 	[ "$(grep -c ' installed s/2 1512$' "$T_DIR/sim.out")" -ge "$N" ]
 }
-WAIT_S=50 wait_for all_installed ||
+WAIT_S=150 wait_for all_installed ||
 	fail "only $(grep -c ' installed s/2 1512$' "$T_DIR/sim.out") of $N healed; ping: $HTTP_BODY"
 [ -z "$over" ] || fail "more than $CAP heals at once:$over"
 all_rows() { [ "$(sql "SELECT count(*) FROM healer_history WHERE event = 'healed'")" = "$N" ]; }
-WAIT_S=30 wait_for all_rows ||
+WAIT_S=60 wait_for all_rows ||
 	fail "history: $(sql "SELECT event, count(*) FROM healer_history GROUP BY 1")"
 note "$N devices healed in $(( $(date +%s) - start )) s under a cap of $CAP"
 [ "$(sql "SELECT count(*) FROM healer_history")" = "$N" ] ||
