@@ -161,8 +161,11 @@ req_free(struct http_request *req)
 
 	http_tab_remove(req->h, req);
 	req_watch_stop(req);
-	if (req->watch_later != NULL)
+	if (req->watch_later != NULL) {
 		event_del(req->watch_later);
+		/* its storage goes with req: forget it (debug mode) */
+		event_debug_unassign(req->watch_later);
+	}
 	http_stream_direct_leave(req);
 	if (req->wev != NULL)
 		event_free(req->wev);
