@@ -529,9 +529,21 @@ static void
 jt_str(struct jtext *t, const char *s)
 {
 	char buf[512];
-	json_t *j = json_string(s);
+	json_t *j;
 	size_t n = 0;
 
+	/* printable ASCII without '"' or '\\' is its own JSON text (what
+	 * jansson writes for it); other strings go through jansson */
+	while (s[n] >= 0x20 && s[n] < 0x7f && s[n] != '"' && s[n] != '\\')
+		n++;
+	if (s[n] == '\0') {
+		JT_LIT(t, "\"");
+		jt_add(t, s, n);
+		JT_LIT(t, "\"");
+		return;
+	}
+	n = 0;
+	j = json_string(s);
 	if (j != NULL)
 		n = json_dumpb(j, buf, sizeof(buf),
 			       JSON_COMPACT | JSON_ENCODE_ANY);

@@ -100,6 +100,7 @@ struct http_request {
 	bool closed_notified;	   /* close hook already ran */
 	struct event *watch;	   /* disconnect watch while suspended */
 	struct event *watch_later; /* arms the watch of a long suspension */
+	struct event *later_ev;	   /* its storage, in req's block */
 	http_close_cb close_cb;	   /* close hook */
 	void *close_arg;	   /* its arg */
 

@@ -98,12 +98,20 @@ req_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	const char *method)
 {
 	size_t mlen = strlen(method) + 1, ulen = strlen(url) + 1;
+	/* the event, rounded up to 16 bytes */
+	size_t evlen = (event_get_struct_event_size() + 15) & ~(size_t)15;
 	struct http_request *req;
 	const union MHD_ConnectionInfo *ci;
 
-	/* one block: the struct, then the method and the path */
-	req = xcalloc(1, sizeof(*req) + mlen + ulen);
-	req->method = (char *)(req + 1);
+	/*
+	 * One block: the struct, the suspension timer's event (assigned on
+	 * the first suspension: an event_new and event_free per held
+	 * request was one allocation of B4's calls), the method and the
+	 * path. sizeof(*req) is a multiple of its pointer alignment.
+	 */
+	req = xcalloc(1, sizeof(*req) + evlen + mlen + ulen);
+	req->later_ev = (struct event *)(void *)(req + 1);
+	req->method = (char *)(req + 1) + evlen;
 	memcpy(req->method, method, mlen);
 	req->path = req->method + mlen;
 	memcpy(req->path, url, ulen);
@@ -153,8 +161,11 @@ req_free(struct http_request *req)
 
 	http_tab_remove(req->h, req);
 	req_watch_stop(req);
-	if (req->watch_later != NULL)
-		event_free(req->watch_later);
+	if (req->watch_later != NULL) {
+		event_del(req->watch_later);
+		/* its storage goes with req: forget it (debug mode) */
+		event_debug_unassign(req->watch_later);
+	}
 	http_stream_direct_leave(req);
 	if (req->wev != NULL)
 		event_free(req->wev);
@@ -306,9 +317,10 @@ http_req_suspend(struct http_request *req)
 		req_watch_start(req);
 		return;
 	}
-	if (req->watch_later == NULL)
-		req->watch_later =
-			evtimer_new(req->h->base, req_watch_later_cb, req);
+	if (req->watch_later == NULL &&
+	    evtimer_assign(req->later_ev, req->h->base, req_watch_later_cb,
+			   req) == 0)
+		req->watch_later = req->later_ev;
 	if (req->watch_later == NULL)
 		req_watch_start(req);
 	else

@@ -53,34 +53,26 @@ hexval(char c)
 }
 
 int
-json_url_decode(const char *s, size_t len, bool plus_is_space, char **out,
-		size_t *outlen)
+json_url_decode_into(const char *s, size_t len, bool plus_is_space, char *buf,
+		     size_t *outlen)
 {
-	char *buf = NULL;
 	size_t i, n = 0;
-	int hi, lo, r = CINDER_ERR_INTERNAL;
+	int hi, lo;
 
-	*out = NULL;
 	if (outlen != NULL)
 		*outlen = 0;
-	buf = xmalloc(len + 1);
 	for (i = 0; i < len; i++) {
 		if (s[i] == '%') {
-			if (len - i < 3) {
-				r = CINDER_ERR_MALFORMED;
-				goto out;
-			}
+			if (len - i < 3)
+				return CINDER_ERR_MALFORMED;
 			hi = hexval(s[i + 1]);
 			lo = hexval(s[i + 2]);
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-				r = CINDER_ERR_MALFORMED;
-				goto out;
-			}
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return CINDER_ERR_MALFORMED;
 			buf[n++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else if (s[i] == '\0') {
-			r = CINDER_ERR_MALFORMED;
-			goto out;
+			return CINDER_ERR_MALFORMED;
 		} else if (s[i] == '+' && plus_is_space) {
 			buf[n++] = ' ';
 		} else {
@@ -88,14 +80,26 @@ json_url_decode(const char *s, size_t len, bool plus_is_space, char **out,
 		}
 	}
 	buf[n] = '\0';
-	r = 0;
-	*out = buf;
-	buf = NULL;
 	if (outlen != NULL)
 		*outlen = n;
-out:
-	free(buf);
-	return r;
+	return 0;
+}
+
+int
+json_url_decode(const char *s, size_t len, bool plus_is_space, char **out,
+		size_t *outlen)
+{
+	char *buf = xmalloc(len + 1);
+	int r;
+
+	*out = NULL;
+	if ((r = json_url_decode_into(s, len, plus_is_space, buf, outlen)) !=
+	    0) {
+		free(buf);
+		return r;
+	}
+	*out = buf;
+	return 0;
 }
 
 /*
@@ -112,15 +116,11 @@ json_form_add(json_t *obj, const char *key, const char *val, size_t vlen)
 		return CINDER_ERR_MALFORMED;
 	if ((v = json_stringn(val, vlen)) == NULL)
 		return CINDER_ERR_MALFORMED; /* not UTF-8 */
-	/* jansson object keys must be UTF-8 too; probe with a string */
-	if ((old = json_stringn(key, strlen(key))) == NULL) {
-		json_decref(v);
-		return CINDER_ERR_MALFORMED;
-	}
-	json_decref(old);
 	old = json_object_get(obj, key);
 	if (old == NULL) {
-		json_object_set_new(obj, key, v);
+		/* jansson refuses (and frees v) a key that is not UTF-8 */
+		if (json_object_set_new(obj, key, v) != 0)
+			return CINDER_ERR_MALFORMED;
 	} else if (json_is_array(old)) {
 		json_array_append_new(old, v);
 	} else {
@@ -132,16 +132,23 @@ json_form_add(json_t *obj, const char *key, const char *val, size_t vlen)
 	return 0;
 }
 
+/* Form bodies up to this size are decoded on the stack. */
+#define FORM_STACK_MAX 512
+
 int
 json_form_parse(const char *s, size_t len, json_t *obj, size_t max_fields)
 {
 	const char *p = s, *end = s + len, *amp, *eq;
-	char *key = NULL, *val = NULL;
+	char sbuf[FORM_STACK_MAX], *buf = sbuf, *key, *val;
 	size_t klen, vlen, nfields = 0;
 	int r = CINDER_ERR_INTERNAL;
 
 	if (max_fields == 0)
 		max_fields = JSON_DEFAULT_MAX_FIELDS;
+	/* one field's key and value, each NUL-terminated, fit in len + 2
+	 * (decoding never lengthens): one buffer for the whole body */
+	if (len + 2 > sizeof(sbuf))
+		buf = xmalloc(len + 2);
 	while (p < end) {
 		amp = memchr(p, '&', (size_t)(end - p));
 		if (amp == NULL)
@@ -156,27 +163,26 @@ json_form_parse(const char *s, size_t len, json_t *obj, size_t max_fields)
 		}
 		eq = memchr(p, '=', (size_t)(amp - p));
 		klen = (size_t)((eq != NULL ? eq : amp) - p);
-		if ((r = json_url_decode(p, klen, true, &key, NULL)) != 0)
+		key = buf;
+		if ((r = json_url_decode_into(p, klen, true, key, &klen)) != 0)
 			goto out;
+		val = key + klen + 1;
 		if (eq != NULL)
-			r = json_url_decode(eq + 1, (size_t)(amp - eq - 1),
-					    true, &val, &vlen);
+			r = json_url_decode_into(eq + 1, (size_t)(amp - eq - 1),
+						 true, val, &vlen);
 		else
-			r = json_url_decode("", 0, true, &val, &vlen);
+			r = json_url_decode_into("", 0, true, val, &vlen);
 		if (r != 0)
 			goto out;
 		if (*key != '\0' &&
 		    (r = json_form_add(obj, key, val, vlen)) != 0)
 			goto out;
-		free(key);
-		free(val);
-		key = val = NULL;
 		p = amp + 1;
 	}
 	r = 0;
 out:
-	free(key);
-	free(val);
+	if (buf != sbuf)
+		free(buf);
 	return r;
 }
 

@@ -122,6 +122,15 @@ int json_url_decode(const char *s, size_t len, bool plus_is_space, char **out,
 		    size_t *outlen);
 
 /**
+ * json_url_decode() into the caller's buffer, without an allocation.
+ * @param out at least len + 1 bytes; NUL-terminated on success
+ * @param outlen if not NULL, set to the decoded length
+ * @return 0 or CINDER_ERR_MALFORMED
+ */
+int json_url_decode_into(const char *s, size_t len, bool plus_is_space,
+			 char *out, size_t *outlen);
+
+/**
  * The HTTP status for an error code: INVAL/MALFORMED 400, AUTH 401,
  * FORBIDDEN 403, NOTFOUND 404, TIMEOUT 408, CONFLICT 409, TOO_BIG 413,
  * BUSY 429, UNAVAILABLE 503, 0 gives 200, anything else 500.

@@ -44,7 +44,7 @@ struct route {
 /** One extracted path parameter. */
 struct router_param {
 	const char *name; /* pattern's name without ':' or '*' (borrowed) */
-	char *value;	  /* percent-decoded value (owned by the match) */
+	char *value;	  /* percent-decoded value (in the match's buf) */
 };
 
 /** The outcome of router_match(). */
@@ -53,6 +53,8 @@ struct router_match {
 	void *arg;		   /* its handler arg */
 	size_t nparams;		   /* used entries of params */
 	struct router_param params[ROUTER_MAX_PARAMS]; /* path parameters */
+	char *buf;	/* decoded segments, NUL-separated (owned) */
+	char *rest;	/* a "*rest" value (owned) or NULL */
 	char allow[64]; /* for ROUTER_NO_METHOD: "GET, POST, OPTIONS" */
 };
 

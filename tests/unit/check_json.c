@@ -90,6 +90,34 @@ START_TEST(test_json_body_parse_form)
 }
 END_TEST
 
+/* Keys and values are decoded into one buffer: on the stack for small
+ * bodies, on the heap past that; a key that is not UTF-8 is refused. */
+START_TEST(test_json_body_parse_form_sizes)
+{
+	char body[2100], err[256];
+	json_t *o;
+	size_t i;
+
+	memcpy(body, "a=", 2);
+	for (i = 2; i < 2000; i++)
+		body[i] = (char)('a' + i % 26);
+	memcpy(body + 2000, "&k%41y=%2Bv", 12);
+	o = parse_ok("application/x-www-form-urlencoded", body);
+	ck_assert_uint_eq(strlen(json_field_str(o, "a")), 1998);
+	ck_assert_str_eq(json_field_str(o, "kAy"), "+v");
+	json_decref(o);
+	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded",
+				   "ok=1&%FF=x", err, sizeof(err)),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded",
+				   "%FF=x&%FF=y", err, sizeof(err)),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(parse_err("application/x-www-form-urlencoded", "x=%FF",
+				   err, sizeof(err)),
+			 CINDER_ERR_MALFORMED);
+}
+END_TEST
+
 START_TEST(test_json_body_parse_same_object)
 {
 	/* the same fields via JSON and form give equal objects */
@@ -308,6 +336,24 @@ START_TEST(test_json_url_decode)
 }
 END_TEST
 
+START_TEST(test_json_url_decode_into)
+{
+	char buf[16];
+	size_t n = 99;
+
+	ck_assert_int_eq(json_url_decode_into("x%2F+y", 6, true, buf, &n), 0);
+	ck_assert_str_eq(buf, "x/ y");
+	ck_assert_uint_eq(n, 4);
+	ck_assert_int_eq(json_url_decode_into("", 0, false, buf, &n), 0);
+	ck_assert_str_eq(buf, "");
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(json_url_decode_into("a%0", 3, false, buf, &n),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_int_eq(json_url_decode_into("%00", 3, false, buf, NULL),
+			 CINDER_ERR_MALFORMED);
+}
+END_TEST
+
 START_TEST(test_json_err_status_table)
 {
 	ck_assert_int_eq(json_err_status(0), 200);
@@ -422,6 +468,7 @@ json_suite(void)
 	tc = tcase_create("body_parse");
 	tcase_add_test(tc, test_json_body_parse_json);
 	tcase_add_test(tc, test_json_body_parse_form);
+	tcase_add_test(tc, test_json_body_parse_form_sizes);
 	tcase_add_test(tc, test_json_body_parse_same_object);
 	tcase_add_test(tc, test_json_body_parse_empty);
 	tcase_add_test(tc, test_json_body_parse_malformed);
@@ -429,6 +476,7 @@ json_suite(void)
 	tcase_add_test(tc, test_json_body_parse_multipart);
 	tcase_add_test(tc, test_json_body_parse_multipart_malformed);
 	tcase_add_test(tc, test_json_url_decode);
+	tcase_add_test(tc, test_json_url_decode_into);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("errors");
 	tcase_add_test(tc, test_json_err_status_table);
