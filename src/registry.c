@@ -51,6 +51,7 @@
 #include "registry_int.h"
 #include "session.h"
 #include "store.h"
+#include "tmpmem.h"
 #include "xmalloc.h"
 
 uint64_t
@@ -724,7 +725,7 @@ registry_conn_hs_free(struct devconn *c)
 	if (c->hs == NULL)
 		return;
 	crypto_wipe(c->hs, sizeof(*c->hs));
-	free(c->hs);
+	tmpmem_free(c->hs);
 	c->hs = NULL;
 }
 
@@ -739,7 +740,7 @@ conn_free(struct devconn *c)
 	registry_timer_stop(c);
 	crypto_channel_cleanup(&c->ch);
 	registry_conn_hs_free(c);
-	crypto_key_free(c->dev_key);
+	registry_hs_step3_free(c->step3);
 	if (c->event_state != NULL && c->reg->event_release != NULL)
 		c->reg->event_release(c->event_state, c->reg->event_arg);
 	if (c->describe != NULL)
@@ -1014,7 +1015,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->id = ++reg->next_conn_id;
 	c->opened_ms = registry_now_ms();
 	c->fd = -1;
-	c->hs = xcalloc(1, sizeof(*c->hs));
+	/* Handshake state lives only through a storm: kept apart from the
+	   sessions' long-lived objects (src/tmpmem.c). */
+	c->hs = tmpmem_calloc(1, sizeof(*c->hs));
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)sa;
 		memcpy(c->addr, &s4->sin_addr, sizeof(s4->sin_addr));

@@ -2,9 +2,10 @@
 /*
  * The device handshake of protocol.md §2.3, for the registry's connection
  * driver: the 256-byte device block decrypted on the crypto pool (STEP2),
- * the device's public key looked up (KEY: a parsed-key cache, then
+ * the device's public key looked up (KEY: a cache of its DER, then
  * PostgreSQL; an unknown device is refused and its key kept as pending),
- * the session key built and signed on the pool (STEP3), then the switch
+ * the key parsed and checked, the session key built and signed on the
+ * pool (STEP3), then the switch
  * to the framed AES session. Completions carry connection ids, never
  * pointers. Loop thread only, except the *_work functions, which run on
  * a pool thread and touch only their job.
@@ -25,6 +26,7 @@
 #include "registry_int.h"
 #include "session.h"
 #include "store.h"
+#include "tmpmem.h"
 #include "xmalloc.h"
 
 static char what_pending[] = "pending device key";
@@ -66,42 +68,64 @@ step2_work(void *arg)
 
 static void key_lookup_done(int r, const struct store_result *res, void *arg);
 
+/*
+ * Step 3's job, from the key lookup on: the device's registered key and
+ * the key it sent travel as DER and are parsed, compared and freed on the
+ * pool's worker. Parsed on the loop, each key was ~30 OpenSSL allocations
+ * that lived until step 3 ended, between the long-lived objects of the
+ * sessions a storm sets up meanwhile: their holes stayed in the heap
+ * (B2). The job itself comes from tmpmem for the same reason.
+ */
+enum step3_result {
+	S3_OK = 0,
+	S3_BUILD,    /* no session key or signature */
+	S3_PARSE,    /* the registered key does not parse */
+	S3_MISMATCH, /* the key the device sent is another one */
+	S3_BITS,     /* the registered key is not RSA-1024 */
+};
+
+struct step3_job {
+	struct ticket t;		     /* which connection */
+	const struct crypto_key *server;     /* borrowed, read-only */
+	uint8_t session[CRYPTO_SESSION_LEN]; /* output: key material */
+	uint8_t block[CRYPTO_STEP3_LEN];     /* output */
+	enum step3_result r;		     /* result */
+	uint16_t stored_len;		     /* registered key, der[0..] */
+	uint16_t supplied_len; /* the device's own, after it; 0: none sent,
+				  or the same bytes */
+	uint8_t der[];
+};
+
+void
+registry_hs_step3_free(struct step3_job *j)
+{
+	if (j == NULL)
+		return;
+	crypto_wipe(j, sizeof(*j));
+	tmpmem_free(j);
+}
+
 static void
 conn_have_key(struct devconn *c, const struct key_entry *e)
 {
-	struct registry *reg = c->reg;
-	struct crypto_key *supplied = NULL, *stored = NULL;
+	struct step3_job *j;
+	size_t supplied = c->hs->supplied_der_len;
 
-	if (crypto_pubkey_parse(e->der, e->der_len, &stored) != 0) {
-		registry_conn_close(c, CINDER_ERR_CRYPTO,
-				    "refused: registered key does not parse");
-		return;
-	}
 	/* The same bytes are the same key; another encoding is compared as
-	   a key, as before. */
-	if (c->hs->supplied_der_len > 0 &&
-	    (c->hs->supplied_der_len != e->der_len ||
-	     memcmp(c->hs->supplied_der, e->der, e->der_len) != 0) &&
-	    crypto_pubkey_parse(c->hs->supplied_der, c->hs->supplied_der_len,
-				&supplied) == 0 &&
-	    !crypto_key_public_eq(supplied, stored)) {
-		crypto_key_free(supplied);
-		crypto_key_free(stored);
-		reg->stats.key_mismatches++;
-		registry_conn_close(
-			c, CINDER_ERR_AUTH,
-			"refused: the key the device sent differs from its "
-			"registered key");
-		return;
-	}
-	crypto_key_free(supplied);
-	if (crypto_key_bits(stored) != 1024) {
-		crypto_key_free(stored);
-		registry_conn_close(c, CINDER_ERR_CRYPTO,
-				    "refused: registered key is not RSA-1024");
-		return;
-	}
-	c->dev_key = stored; /* until step 3 takes it */
+	   a key on the worker, as before. */
+	if (supplied == e->der_len &&
+	    memcmp(c->hs->supplied_der, e->der, e->der_len) == 0)
+		supplied = 0;
+	j = tmpmem_calloc(1, sizeof(*j) + e->der_len + supplied);
+	j->t.reg = c->reg;
+	j->t.conn_id = c->id;
+	j->server = c->reg->server_key;
+	j->stored_len = e->der_len;
+	j->supplied_len = (uint16_t)supplied;
+	memcpy(j->der, e->der, e->der_len);
+	memcpy(j->der + e->der_len, c->hs->supplied_der, supplied);
+	registry_hs_step3_free(c->step3);
+	c->step3 = j; /* until the pool takes it */
 	conn_start_step3(c);
 }
 
@@ -212,7 +236,7 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 	const char *pem, *owner;
 	uint8_t sha[CRYPTO_SHA256_LEN];
 
-	free(t);
+	tmpmem_free(t);
 	if (c == NULL)
 		return;
 	if (r != 0) {
@@ -299,7 +323,7 @@ step2_done(void *arg, bool cancelled)
 	memcpy(c->hs->supplied_der, j->out.key_der, j->out.key_der_len);
 	c->hs->supplied_der_len = j->out.key_der_len;
 	c->state = DC_KEY;
-	t = xmalloc(sizeof(*t));
+	t = tmpmem_alloc(sizeof(*t));
 	t->reg = reg;
 	t->conn_id = c->id;
 	params[0] = c->idhex;
@@ -313,7 +337,7 @@ step2_done(void *arg, bool cancelled)
 			"ON p.id = d.hello_product_id "
 			"WHERE d.device_id = $1",
 			1, params, key_lookup_done, t, NULL) != 0) {
-		free(t);
+		tmpmem_free(t);
 		if (!key_from_cache(c))
 			registry_conn_close(
 				c, CINDER_ERR_UNAVAILABLE,
@@ -321,29 +345,40 @@ step2_done(void *arg, bool cancelled)
 	}
 out:
 	crypto_wipe(j, sizeof(*j));
-	free(j);
+	tmpmem_free(j);
 	if (!cancelled)
 		pool_retry(reg); /* the job's place in the queue is free */
 }
-
-struct step3_job {
-	struct ticket t;		     /* which connection */
-	const struct crypto_key *server;     /* borrowed, read-only */
-	struct crypto_key *device;	     /* owned copy */
-	uint8_t session[CRYPTO_SESSION_LEN]; /* output: key material */
-	uint8_t block[CRYPTO_STEP3_LEN];     /* output */
-	int r;				     /* result */
-};
 
 static void
 step3_work(void *arg)
 {
 	struct step3_job *j = arg;
+	struct crypto_key *stored = NULL, *supplied = NULL;
 
-	j->r = crypto_random(j->session, sizeof(j->session));
-	if (j->r == 0)
-		j->r = crypto_handshake_step3_build(j->server, j->device,
-						    j->session, j->block);
+	j->r = S3_PARSE;
+	if (crypto_pubkey_parse(j->der, j->stored_len, &stored) != 0)
+		goto out;
+	/* a key the device sent that does not parse is not held against it */
+	if (j->supplied_len > 0 &&
+	    crypto_pubkey_parse(j->der + j->stored_len, j->supplied_len,
+				&supplied) == 0 &&
+	    !crypto_key_public_eq(supplied, stored)) {
+		j->r = S3_MISMATCH;
+		goto out;
+	}
+	if (crypto_key_bits(stored) != 1024) {
+		j->r = S3_BITS;
+		goto out;
+	}
+	j->r = S3_BUILD;
+	if (crypto_random(j->session, sizeof(j->session)) == 0 &&
+	    crypto_handshake_step3_build(j->server, stored, j->session,
+					 j->block) == 0)
+		j->r = S3_OK;
+out:
+	crypto_key_free(supplied);
+	crypto_key_free(stored);
 }
 
 static void
@@ -357,7 +392,25 @@ step3_done(void *arg, bool cancelled)
 
 	if (c == NULL)
 		goto out;
-	if (j->r != 0) {
+	switch (j->r) {
+	case S3_OK:
+		break;
+	case S3_PARSE:
+		registry_conn_close(c, CINDER_ERR_CRYPTO,
+				    "refused: registered key does not parse");
+		goto out;
+	case S3_MISMATCH:
+		reg->stats.key_mismatches++;
+		registry_conn_close(
+			c, CINDER_ERR_AUTH,
+			"refused: the key the device sent differs from its "
+			"registered key");
+		goto out;
+	case S3_BITS:
+		registry_conn_close(c, CINDER_ERR_CRYPTO,
+				    "refused: registered key is not RSA-1024");
+		goto out;
+	default:
 		registry_conn_close(
 			c, CINDER_ERR_CRYPTO,
 			"handshake: could not build the session key");
@@ -385,9 +438,7 @@ step3_done(void *arg, bool cancelled)
 	if (c->state == DC_FRAMED)
 		registry_conn_timer_cb(-1, 0, c);
 out:
-	crypto_key_free(j->device);
-	crypto_wipe(j, sizeof(*j));
-	free(j);
+	registry_hs_step3_free(j);
 	if (!cancelled)
 		pool_retry(reg);
 }
@@ -396,17 +447,10 @@ static void
 conn_start_step3(struct devconn *c)
 {
 	struct registry *reg = c->reg;
-	struct step3_job *j = xcalloc(1, sizeof(*j));
+	struct step3_job *j = c->step3;
 	int r;
 
-	j->t.reg = reg;
-	j->t.conn_id = c->id;
-	j->server = reg->server_key;
-	/* The job takes the key: a session does not keep it (~1.3 KB). */
-	j->device = c->dev_key;
-	c->dev_key = NULL;
-	if (j->device == NULL) {
-		free(j);
+	if (j == NULL) {
 		registry_conn_close(c, CINDER_ERR_CRYPTO, "no device key");
 		return;
 	}
@@ -414,14 +458,12 @@ conn_start_step3(struct devconn *c)
 	if ((r = cryptopool_submit(reg->pool, step3_work, step3_done, j)) ==
 	    CINDER_ERR_BUSY) {
 		/* Queue full (a reconnect storm): wait for a place. */
-		c->dev_key = j->device;
 		c->state = DC_KEY;
-		free(j);
 		pool_park(c, POOL_WAIT_STEP3);
 	} else if (r != 0) {
-		crypto_key_free(j->device);
-		free(j);
 		registry_conn_close(c, r, "crypto pool refused the job");
+	} else {
+		c->step3 = NULL; /* the pool's now */
 	}
 }
 
@@ -486,7 +528,7 @@ registry_conn_pool_unpark(struct devconn *c)
 bool
 registry_hs_step2(struct devconn *c, const uint8_t block[CRYPTO_STEP2_LEN])
 {
-	struct step2_job *j = xcalloc(1, sizeof(*j));
+	struct step2_job *j = tmpmem_calloc(1, sizeof(*j));
 	int r;
 
 	j->t.reg = c->reg;
@@ -498,13 +540,13 @@ registry_hs_step2(struct devconn *c, const uint8_t block[CRYPTO_STEP2_LEN])
 	r = cryptopool_submit(c->reg->pool, step2_work, step2_done, j);
 	if (r == CINDER_ERR_BUSY) {
 		crypto_wipe(j, sizeof(*j));
-		free(j);
+		tmpmem_free(j);
 		c->state = DC_NONCE;
 		pool_park(c, POOL_WAIT_STEP2);
 		return false;
 	}
 	if (r != 0) {
-		free(j);
+		tmpmem_free(j);
 		registry_conn_close(c, r, "crypto pool refused the job");
 	}
 	return true;

@@ -60,6 +60,8 @@ enum dc_state {
 };
 
 /* What only the handshake needs; freed when the session starts. */
+struct step3_job; /* registry_hs.c */
+
 struct devconn_hs {
 	uint8_t nonce[CRYPTO_NONCE_LEN];	    /* step 1 */
 	uint8_t supplied_der[CRYPTO_STEP2_KEY_MAX]; /* device's own key */
@@ -102,7 +104,8 @@ struct devconn {
 	uint16_t port;			/* peer port */
 	char idhex[DEVICE_ID_HEX + 1];	/* device id once known */
 	char logctx[DEVICE_ID_HEX + 5]; /* "dev <id>" or "conn <n>" */
-	struct crypto_key *dev_key;	/* device public key (owned) */
+	struct step3_job *step3;	/* step 3 waiting for a pool place
+					   (owned), registry_hs_step3_free() */
 	struct crypto_channel ch;	/* AES state, FRAMED only */
 	struct session *session;	/* FRAMED only */
 	uint64_t last_rx_ms;		/* last bytes from the device */
@@ -415,5 +418,8 @@ void registry_conn_pool_unpark(struct devconn *c);
 
 /** Free a cached key entry. NULL-safe. */
 void registry_hs_key_entry_free(struct key_entry *e);
+
+/** Free a step-3 job that never reached the pool. NULL is a no-op. */
+void registry_hs_step3_free(struct step3_job *j);
 
 #endif
