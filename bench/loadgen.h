@@ -60,6 +60,7 @@ struct hc { /* HTTP keep-alive client, an SSE stream, a sink's peer */
 	uint64_t t0;
 	size_t len;
 	uint64_t got;
+	size_t slot; /* a sink's peer: its index in the sink's peer list */
 	char buf[IOBUF];
 };
 

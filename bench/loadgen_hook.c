@@ -39,10 +39,16 @@ on_usr1(int sig)
 	want_stats = 1;
 }
 
+/* The peers connected now, so that the sink frees them when it stops. */
+static struct hc **peers;
+static size_t npeers, peers_cap;
+
 static void
 sink_close(struct hc *c)
 {
 	close(c->fd); /* leaves the epoll set with its only descriptor */
+	peers[c->slot] = peers[--npeers];
+	peers[c->slot]->slot = c->slot;
 	free(c);
 }
 
@@ -59,8 +65,18 @@ sink_accept(struct lg *g, struct listener *l)
 			return; /* EAGAIN, or out of descriptors for now */
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (npeers == peers_cap) {
+			size_t cap = peers_cap ? 2 * peers_cap : 64;
+			struct hc **p = realloc(peers, cap * sizeof(*p));
+			if (p == NULL)
+				die("out of memory");
+			peers = p;
+			peers_cap = cap;
+		}
 		if ((c = calloc(1, sizeof(*c))) == NULL)
 			die("out of memory");
+		c->slot = npeers;
+		peers[npeers++] = c;
 		c->kind = K_SINK;
 		c->lg = g;
 		c->fd = fd;
@@ -192,5 +208,11 @@ sink_main(struct lg *g, const char *port_file, const char *stats_file)
 		}
 	}
 	stats_write(g, stats_file);
+	while (npeers > 0)
+		sink_close(peers[npeers - 1]);
+	free(peers);
+	free(g->lat.v);
+	close(l.fd);
+	close(g->ep);
 	return 0;
 }

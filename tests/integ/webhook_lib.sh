@@ -105,11 +105,9 @@ CONF
 }
 
 # publish_burst TOKEN NAME COUNT: COUNT API events named NAME, published
-# by cinder-loadgen over 4 keep-alive connections. The generator exits
-# without freeing its buffers, so LeakSanitizer is off for it.
+# by cinder-loadgen over 4 keep-alive connections.
 publish_burst() {
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-		"$top_builddir/bench/cinder-loadgen" events \
+	"$top_builddir/bench/cinder-loadgen" events \
 		--api "127.0.0.1:$API_PORT" --token "$1" --name "$2" \
 		--events "$3" --concurrency 4 --seconds 120 >/dev/null
 }
