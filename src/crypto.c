@@ -1329,20 +1329,18 @@ crypto_random(void *buf, size_t len)
 }
 
 /* crypto_random_public()'s bytes: buf[off..CRYPTO_RANDBUF) not yet
-   handed out (off == CRYPTO_RANDBUF, or 0 before the first fill: empty) */
+   handed out (off == CRYPTO_RANDBUF: empty, as before the first fill) */
 static __thread struct {
 	uint8_t buf[CRYPTO_RANDBUF];
 	size_t off;
-	bool filled;
-} randbuf_tl;
+} randbuf_tl = {.off = CRYPTO_RANDBUF};
 static pthread_once_t randbuf_once = PTHREAD_ONCE_INIT;
 
 static void
 randbuf_drop(void)
 {
 	crypto_wipe(randbuf_tl.buf, sizeof(randbuf_tl.buf));
-	randbuf_tl.off = 0;
-	randbuf_tl.filled = false;
+	randbuf_tl.off = CRYPTO_RANDBUF;
 }
 
 /* In the child of fork(), only the forking thread lives on, with a copy
@@ -1370,14 +1368,12 @@ crypto_random_public(void *buf, size_t len)
 	if (len > CRYPTO_RANDBUF / 4)
 		return crypto_random(buf, len);
 	while (len > 0) {
-		if (!randbuf_tl.filled || randbuf_tl.off == CRYPTO_RANDBUF) {
+		if (randbuf_tl.off == CRYPTO_RANDBUF) {
 			(void)pthread_once(&randbuf_once, randbuf_register);
-			randbuf_tl.filled = false;
 			if (crypto_random(randbuf_tl.buf,
 					  sizeof(randbuf_tl.buf)) != 0)
 				return CINDER_ERR_CRYPTO;
 			randbuf_tl.off = 0;
-			randbuf_tl.filled = true;
 		}
 		n = CRYPTO_RANDBUF - randbuf_tl.off;
 		if (n > len)
