@@ -17,8 +17,8 @@
 
 START_TEST(test_tmpmem_sizes)
 {
-	static const size_t sizes[] = {1,   15,	  48,	49,   100,
-				       500, 2000, 4080, 4081, 100000};
+	static const size_t sizes[] = {1,   15,	  64,	65,   100,
+				       500, 2000, 4096, 4097, 100000};
 	void *p[sizeof(sizes) / sizeof(sizes[0])];
 	struct tmpmem_stats st0, st;
 	char *s;
