@@ -26,6 +26,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -37,7 +38,6 @@
 #include "hmap.h"
 #include "log.h"
 #include "store.h"
-#include "webhook/curl_dl.h"
 #include "webhook/hookdef.h"
 #include "webhook/policy.h"
 #include "webhook/webhook.h"
@@ -260,7 +260,18 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 	}
 	conf_node_name(cfg, w->node, sizeof(w->node));
 	r = CINDER_ERR_INTERNAL;
-	/* libcurl: at the first delivery (webhook_curl_start) */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (w->multi = curl_multi_init()) == NULL) {
+		log_err("webhooks: could not start libcurl");
+		goto out;
+	}
+	curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION,
+			  webhook_curl_sock_cb);
+	curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+	curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION,
+			  webhook_curl_timer_cb);
+	curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+	curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 256L);
 	w->curl_timer = evtimer_new(deps->base, webhook_curl_timer_event, w);
 	w->poll_ev = evtimer_new(deps->base, webhook_poll_cb, w);
 	w->load_ev = evtimer_new(deps->base, webhook_load_cb, w);
@@ -279,30 +290,6 @@ webhook_new(const struct webhook_deps *deps, struct webhook **out)
 out:
 	webhook_free(w);
 	return r;
-}
-
-int
-webhook_curl_start(struct webhook *w)
-{
-	if (w->multi != NULL)
-		return 0;
-	if (w->curl_failed)
-		return CINDER_ERR_UNAVAILABLE;
-	if (curl_dl_load() != 0 ||
-	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-	    (w->multi = curl_multi_init()) == NULL) {
-		log_err("webhooks: could not start libcurl: no deliveries");
-		w->curl_failed = true;
-		return CINDER_ERR_UNAVAILABLE;
-	}
-	curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION,
-			  webhook_curl_sock_cb);
-	curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-	curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION,
-			  webhook_curl_timer_cb);
-	curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
-	curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 256L);
-	return 0;
 }
 
 static int

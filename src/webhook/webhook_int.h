@@ -12,11 +12,11 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include <curl/curl.h>
 #include <event2/util.h>
 #include <jansson.h>
 
 #include "store.h"
-#include "webhook/curl_dl.h"
 #include "webhook/hookdef.h"
 #include "webhook/policy.h"
 #include "webhook/webhook.h"
@@ -87,8 +87,7 @@ struct webhook {
 	char node[128];
 	struct policy_retry retry;
 	struct policy_nets allow;
-	CURLM *multi;	  /* NULL until the first delivery */
-	bool curl_failed; /* libcurl could not be loaded or started */
+	CURLM *multi;
 	struct event *curl_timer;
 	struct event *poll_ev;
 	struct event *load_ev;
@@ -276,13 +275,6 @@ int webhook_curl_close_cb(void *clientp, curl_socket_t s);
 void webhook_curl_timer_event(evutil_socket_t fd, short what, void *arg);
 
 /* ---- webhook.c ---- */
-
-/**
- * Load libcurl (curl_dl.h) and make the multi handle, at the first
- * delivery. A failure is logged once and kept.
- * @return 0 or CINDER_ERR_UNAVAILABLE
- */
-int webhook_curl_start(struct webhook *w);
 
 /** @return the monotonic clock in milliseconds */
 uint64_t webhook_mono_ms(void);

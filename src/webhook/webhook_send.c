@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -25,7 +26,6 @@
 #include "hmap.h"
 #include "log.h"
 #include "store.h"
-#include "webhook/curl_dl.h"
 #include "webhook/hookdef.h"
 #include "webhook/policy.h"
 #include "webhook/webhook.h"
@@ -747,11 +747,6 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 			start_skipped(w, h, dl, ctx);
 			goto out;
 		}
-	}
-	if (webhook_curl_start(w) != 0) {
-		finish_retry(w, h, dl, true, 0, "could not start libcurl");
-		webhook_delivery_free(dl);
-		goto out;
 	}
 	dl->easy = easy_get(w, dl, &warm);
 	if (dl->easy == NULL) {
