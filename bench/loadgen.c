@@ -29,7 +29,12 @@
  *     simulator does (fast OTA, chunk CRCs, validation); the devices
  *     write into one shared flash area (the image is the same for all,
  *     so the area converges to it) and stop once installed instead of
- *     rebooting.
+ *     rebooting;
+ *   - B7's cold start (cold mode): one device, armed before the server
+ *     starts, probes the device port until it accepts, then handshakes;
+ *     it prints when each happened (CLOCK_MONOTONIC), so that the
+ *     caller, who timed the server's exec on the same clock, reads
+ *     exec -> listening and exec -> first handshake served.
  * The server's CPU (utime + stime of --pid from /proc; its main thread's
  * alone as server_main_cpu_s, cinderd's event loop) and RSS are read at
  * the start and the end of the measured phase. Output: one JSON object.
@@ -1336,7 +1341,7 @@ usage(void)
 {
 	fputs("usage: cinder-loadgen MODE [options]\n"
 	      "modes: handshake | idle | publish | http | mqtt | ota |\n"
-	      "       events | sink\n"
+	      "       events | sink | cold\n"
 	      "  --dir DIR --server H:P --server-key FILE --count N\n"
 	      "  --concurrency C   (handshake: devices connecting at once;\n"
 	      "                     http: clients)\n"
@@ -1366,7 +1371,11 @@ usage(void)
 	      "                    in F); SIGUSR1 or SIGTERM writes\n"
 	      "                    \"count p50_ms p99_ms cpu_s\" of the send\n"
 	      "                    time -> request delays; --stall 1:\n"
-	      "                    accept, never answer\n",
+	      "                    accept, never answer\n"
+	      "  cold: --count 1; prints \"# armed\", probes --server\n"
+	      "                    until it accepts (within --seconds),\n"
+	      "                    then handshakes: listen_us, ready_us\n"
+	      "                    (CLOCK_MONOTONIC)\n",
 	      stderr);
 	exit(2);
 }
@@ -1428,6 +1437,42 @@ lg_release(struct lg *g, struct lg *ws, size_t nws, struct lg *pws,
 	EVP_PKEY_free(g->server_key);
 	EVP_PKEY_free(last_key);
 	last_key = NULL;
+}
+
+/* cold mode: see the top comment. The probe is a blocking connect on
+ * loopback, refused at once until the server listens. */
+static int
+cold_main(struct lg *g, double seconds)
+{
+	uint64_t deadline = now_us() + (uint64_t)(seconds * 1e6), t_listen;
+	unsigned probes = 0;
+	int fd;
+
+	printf("# armed\n");
+	fflush(stdout);
+	for (;;) {
+		if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			die("socket: %s", strerror(errno));
+		probes++;
+		if (connect(fd, (struct sockaddr *)&g->dev_addr,
+			    sizeof(g->dev_addr)) == 0)
+			break;
+		close(fd);
+		if (errno != ECONNREFUSED)
+			die("probe: %s", strerror(errno));
+		if (g_stop || now_us() >= deadline)
+			die("the server did not listen within %.0f s", seconds);
+		sleep_until(now_us() + 200);
+	}
+	t_listen = now_us();
+	close(fd);
+	dev_start(g, &g->devs[0]);
+	if (!run_until(g, deadline, 0, 0, all_ready))
+		die("no handshake within %.0f s", seconds);
+	printf("{\"mode\":\"cold\",\"listen_us\":%" PRIu64
+	       ",\"ready_us\":%" PRIu64 ",\"probes\":%u}\n",
+	       t_listen, now_us(), probes);
+	return 0;
 }
 
 int
@@ -1599,6 +1644,13 @@ main(int argc, char **argv)
 		pws = workers_make(&pg, 1, 0);
 	}
 
+	if (!strcmp(mode, "cold")) {
+		if (count != 1)
+			die("cold needs --count 1");
+		i = cold_main(&g, seconds);
+		lg_release(&g, ws, nthreads, pws, &pg);
+		return i;
+	}
 	if (!strcmp(mode, "handshake")) {
 		/* C devices at once; each ready one is replaced by the next */
 		hs_loop = true;

@@ -196,6 +196,7 @@ cli_main(int argc, char **argv)
 	bool must_exist = true;
 	int argi = 1, rc = 1, r;
 
+	daemon_note_start();
 	memset(&a, 0, sizeof(a));
 	if (argc > 1 && argv[1][0] != '-') {
 		if (strcmp(argv[1], "help") == 0) {

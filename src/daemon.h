@@ -13,6 +13,14 @@
 struct daemon;
 
 /**
+ * Note the time the process reached main() and the CPU it had used until
+ * then (loading its libraries), for daemon_new()'s start-up log line.
+ * Call first thing in main (cli_main does); without it the line counts
+ * from daemon_new().
+ */
+void daemon_note_start(void);
+
+/**
  * Create the daemon: connect to PostgreSQL, apply migrations, load the
  * server key, bind the listeners. Logs the reason on failure.
  * @param cfg borrowed; must outlive the daemon

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 struct event_base;
+struct pg_conn; /* libpq's PGconn */
 struct store;
 struct store_result;
 
@@ -46,6 +47,10 @@ struct store_opts {
 	unsigned backoff_max_ms;       /* delay cap; 0 = 5000 */
 	unsigned connect_timeout_ms;   /* one connect attempt; 0 = 10000 */
 	unsigned statement_timeout_ms; /* per statement; 0 = 30000 */
+	/* A connected, idle connection to take over (store_migrate_keep()'s)
+	   instead of connecting; the store owns it from store_new() on, even
+	   when that fails. NULL: connect. */
+	struct pg_conn *adopt;
 };
 
 /** Counters for the health endpoint (store_stats_get()). */
@@ -56,6 +61,8 @@ struct store_stats {
 	uint64_t reconnects;	   /* successful connects after an outage */
 	uint64_t connect_failures; /* failed connect attempts */
 	size_t queued;		   /* queries waiting or in flight */
+	bool ever_up;		   /* the first connection was made */
+	bool first_pending;	   /* the first attempt has not ended yet */
 };
 
 /**
@@ -230,6 +237,27 @@ int store_sqlstate_to_err(const char *sqlstate);
  *     control in a file) or CINDER_ERR_DB (a migration failed)
  */
 int store_migrate(const char *conninfo, const char *sql_dir);
+
+/** What store_migrate_keep() took, for the start-up log line. */
+struct store_startup {
+	double connect_ms;    /* connecting and authenticating */
+	double check_ms;      /* the migration check, migrations included */
+	struct pg_conn *conn; /* the connection, idle; hand it to store_new()
+				 (store_opts.adopt) or store_startup_drop() */
+};
+
+/**
+ * store_migrate(), timed, keeping its connection for the asynchronous
+ * store so that start-up connects once. When every migration is recorded
+ * already, the check is one query (no transaction, no lock).
+ * @param out filled on success (zeroed on failure)
+ * @return as store_migrate()
+ */
+int store_migrate_keep(const char *conninfo, const char *sql_dir,
+		       struct store_startup *out);
+
+/** Close a store_startup's connection if nobody took it. NULL-safe. */
+void store_startup_drop(struct store_startup *s);
 
 /**
  * Add a user. password_hash is the KDF string (hashing is the caller's).

@@ -87,6 +87,7 @@ struct store {
 	enum store_state state;	   /* see enum */
 	bool outage;		   /* a connection failed; reads fail fast */
 	bool ever_up;		   /* first connection made */
+	bool adopting;		   /* conn is opts.adopt, taken on the loop */
 	bool flush_pending;	   /* PQflush returned 1 */
 	struct event *ev_sock;	   /* connect poll, or persistent read */
 	struct event *ev_write;	   /* flush when writable */
@@ -777,7 +778,19 @@ store_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 store_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-	store_connect_start(arg);
+	struct store *st = arg;
+
+	if (st->adopting) {
+		/* start-up's connection, idle after the migration check */
+		st->adopting = false;
+		if (PQstatus(st->conn) == CONNECTION_OK &&
+		    PQtransactionStatus(st->conn) == PQTRANS_IDLE) {
+			store_connected(st);
+			return;
+		}
+		store_conn_close(st);
+	}
+	store_connect_start(st);
 }
 
 static void
@@ -810,13 +823,18 @@ store_new(struct event_base *base, const char *conninfo,
 	PQconninfoOption *parsed;
 	char *perr = NULL;
 
-	if (base == NULL || conninfo == NULL)
+	if (base == NULL || conninfo == NULL) {
+		if (opts != NULL && opts->adopt != NULL)
+			PQfinish(opts->adopt);
 		return NULL;
+	}
 	/* Details are not logged: they may quote part of a password. */
 	parsed = PQconninfoParse(conninfo, &perr);
 	if (parsed == NULL) {
 		log_err("invalid database connection string");
 		PQfreemem(perr);
+		if (opts != NULL && opts->adopt != NULL)
+			PQfinish(opts->adopt);
 		return NULL;
 	}
 	PQconninfoFree(parsed);
@@ -825,6 +843,13 @@ store_new(struct event_base *base, const char *conninfo,
 	st->conninfo = xstrdup(conninfo);
 	if (opts != NULL)
 		st->opts = *opts;
+	if (st->opts.adopt != NULL) {
+		/* store_free() closes it if the events below fail */
+		st->conn = st->opts.adopt;
+		st->opts.adopt = NULL;
+		st->state = STORE_CONNECTING;
+		st->adopting = true;
+	}
 	if (st->opts.max_queue == 0)
 		st->opts.max_queue = STORE_DEFAULT_MAX_QUEUE;
 	if (st->opts.backoff_min_ms == 0)
@@ -851,7 +876,8 @@ store_new(struct event_base *base, const char *conninfo,
 		store_free(st);
 		return NULL;
 	}
-	/* First attempt on the loop, so store_new() never runs callbacks. */
+	/* First attempt (or the adopted connection taken) on the loop, so
+	   store_new() never runs callbacks. */
 	event_active(st->ev_retry, EV_TIMEOUT, 1);
 	return st;
 }
@@ -1098,6 +1124,8 @@ store_stats_get(const struct store *st, struct store_stats *out)
 	*out = st->stats;
 	out->up = st->state == STORE_UP;
 	out->queued = st->nqueued;
+	out->ever_up = st->ever_up;
+	out->first_pending = !st->ever_up && !st->outage;
 }
 
 int

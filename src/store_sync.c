@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -478,8 +479,79 @@ out:
 	return r;
 }
 
+static double
+store_ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * Is every one of the n migrations recorded already? One query, outside
+ * a transaction; a missing schema_migrations (a fresh database) is "no".
+ * @return 0 with *current set, or CINDER_ERR_UNAVAILABLE
+ */
+static int
+store_migrations_current(PGconn *c, char **names, size_t n, bool *current)
+{
+	PGresult *res = NULL;
+	const char *params[1];
+	char *list;
+	size_t i;
+	int r;
+
+	*current = false;
+	if (n == 0)
+		return 0;
+	/* versions are four digits (store_migration_name_ok) */
+	list = xmalloc(n * 5 + 2);
+	list[0] = '{';
+	for (i = 0; i < n; i++) {
+		memcpy(list + 1 + i * 5, names[i], 4);
+		list[1 + i * 5 + 4] = i + 1 < n ? ',' : '}';
+	}
+	list[1 + n * 5] = '\0';
+	params[0] = list;
+	r = store_sync_exec(c, "check schema_migrations", CINDER_ERR_DB,
+			    "SELECT count(*) FROM schema_migrations "
+			    "WHERE version = ANY($1::text[])",
+			    1, params, &res);
+	free(list);
+	if (r == CINDER_ERR_DB)
+		return 0; /* no table yet: the full path creates it */
+	if (r != 0)
+		return r;
+	*current = PQntuples(res) == 1 &&
+		   strtoull(PQgetvalue(res, 0, 0), NULL, 10) == n;
+	PQclear(res);
+	return 0;
+}
+
 int
 store_migrate(const char *conninfo, const char *sql_dir)
+{
+	struct store_startup s;
+	int r = store_migrate_keep(conninfo, sql_dir, &s);
+
+	store_startup_drop(&s);
+	return r;
+}
+
+void
+store_startup_drop(struct store_startup *s)
+{
+	if (s != NULL && s->conn != NULL) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+	}
+}
+
+int
+store_migrate_keep(const char *conninfo, const char *sql_dir,
+		   struct store_startup *out)
 {
 	PGconn *c = NULL;
 	PGresult *res = NULL;
@@ -487,16 +559,28 @@ store_migrate(const char *conninfo, const char *sql_dir)
 	const char *params[1];
 	char version[5];
 	size_t n = 0, i, applied = 0;
+	struct timespec t0;
+	bool current;
 	int r = CINDER_ERR_INTERNAL;
 
+	memset(out, 0, sizeof(*out));
 	if (conninfo == NULL || sql_dir == NULL) {
 		r = CINDER_ERR_INVAL;
 		goto out;
 	}
 	if ((r = store_migration_list(sql_dir, &names, &n)) != 0)
 		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((r = store_sync_connect(conninfo, &c)) != 0)
 		goto out;
+	out->connect_ms = store_ms_since(&t0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((r = store_migrations_current(c, names, n, &current)) != 0)
+		goto out;
+	if (current) {
+		log_info("database schema is up to date");
+		goto done;
+	}
 	if ((r = store_sync_exec(c, "begin migration", 0, "BEGIN", 0, NULL,
 				 NULL)) != 0)
 		goto out;
@@ -545,6 +629,10 @@ store_migrate(const char *conninfo, const char *sql_dir)
 	else
 		log_notice("applied %zu migration%s", applied,
 			   applied == 1 ? "" : "s");
+done:
+	out->check_ms = store_ms_since(&t0);
+	out->conn = c;
+	c = NULL;
 	r = 0;
 out:
 	PQclear(res);

@@ -16,6 +16,7 @@
 
 #include <check.h>
 #include <event2/event.h>
+#include <libpq-fe.h>
 
 #include "err.h"
 #include "log.h"
@@ -893,6 +894,57 @@ START_TEST(test_store_reconnect)
 }
 END_TEST
 
+/*
+ * Start-up connects once: store_migrate_keep() hands its connection (the
+ * check done in one query, the schema being current) to store_new(),
+ * which takes it on its first loop turn and sets it up like its own.
+ */
+START_TEST(test_store_adopt_migrate_conn)
+{
+	struct store_startup sst;
+	struct store_opts so = {0};
+	struct store_stats ss;
+	struct store *st2;
+	struct rec a = {0}, b = {0};
+	char pid[32];
+
+	ck_assert_int_eq(store_migrate_keep(db, testdb_sql_dir(), &sst), 0);
+	ck_assert_ptr_nonnull(sst.conn);
+	ck_assert(sst.connect_ms > 0 && sst.check_ms > 0);
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(sst.conn));
+	so.adopt = sst.conn;
+	so.statement_timeout_ms = 12345;
+	st2 = store_new(base, db, &so);
+	ck_assert_ptr_nonnull(st2);
+	store_stats_get(st2, &ss);
+	ck_assert(!ss.up && !ss.ever_up && ss.first_pending);
+	ck_assert_int_eq(store_query(st2, STORE_Q_READ,
+				     "SELECT pg_backend_pid()::text", 0, NULL,
+				     rec_cb, &a, NULL),
+			 0);
+	wait_done(&a);
+	ck_assert_int_eq(a.r, 0);
+	ck_assert_str_eq(a.v0, pid);
+	ck_assert_int_eq(store_query(st2, STORE_Q_READ,
+				     "SHOW statement_timeout", 0, NULL, rec_cb,
+				     &b, NULL),
+			 0);
+	wait_done(&b);
+	ck_assert_str_eq(b.v0, "12345ms");
+	store_stats_get(st2, &ss);
+	ck_assert(ss.up && ss.ever_up && !ss.first_pending);
+	ck_assert_uint_eq(ss.connect_failures, 0);
+	store_free(st2);
+	rec_clear(&a);
+	rec_clear(&b);
+	/* a connection nobody took is closed */
+	ck_assert_int_eq(store_migrate_keep(db, testdb_sql_dir(), &sst), 0);
+	store_startup_drop(&sst);
+	ck_assert_ptr_null(sst.conn);
+	store_startup_drop(NULL);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -915,6 +967,7 @@ store_suite(void)
 	tcase_add_test(tc, test_store_statement_timeout);
 	tcase_add_test(tc, test_store_query_from_callback);
 	tcase_add_test(tc, test_store_query_inval);
+	tcase_add_test(tc, test_store_adopt_migrate_conn);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cancel");
