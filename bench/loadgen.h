@@ -94,6 +94,7 @@ struct lg {
 	struct fw_modules modules;
 	struct dev *devs;
 	size_t ndev, next_dev, rr;
+	size_t targets; /* http: calls to the first N devices (0: all) */
 	size_t ready, active;
 	struct hc *http, *sse;
 	size_t nhttp, nsse;
