@@ -1071,6 +1071,8 @@ mq_packet(struct lg *g, struct mq *m, const uint8_t *p, size_t len)
 
 	if (type == 2) { /* CONNACK */
 		m->connacked = true;
+	} else if (type == 13) { /* PINGRESP */
+		g->mq_pongs++;
 	} else if (type == 3 && len >= 4) { /* PUBLISH */
 		/* p[0] is the type byte, then the variable header */
 		size_t tl = (size_t)p[1] << 8 | p[2], off = 3 + tl;
@@ -1150,6 +1152,29 @@ mq_publish(struct lg *g, struct mq *m, const char *data, size_t dl)
 	memcpy(pkt + n, data, dl);
 	n += dl;
 	return send(m->fd, pkt, n, MSG_NOSIGNAL) == (ssize_t)n;
+}
+
+/* The idle clients' PINGREQs due now (mqtt mode, measuring): ping k
+ * goes to idle client k mod N at mq_ping_t0 + k * mq_ping_us / N. Called
+ * on the 200 ms tick, so that they go out in batches as the devices' own
+ * keep-alive pings do (dev_step on the same tick). */
+static void
+mq_ping_due(struct lg *g)
+{
+	static const uint8_t req[2] = {0xc0, 0};
+	size_t nidle = g->nmq - g->mq_idle0;
+	uint64_t now = now_us();
+
+	if (nidle == 0 || now < g->mq_ping_t0)
+		return;
+	while (g->mq_ping_next < g->mq_ping_max &&
+	       g->mq_ping_t0 + g->mq_ping_next * g->mq_ping_us / nidle <= now) {
+		struct mq *m = &g->mqs[g->mq_idle0 + g->mq_ping_next % nidle];
+		g->mq_ping_next++;
+		if (send(m->fd, req, sizeof(req),
+			 MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(req))
+			g->mq_pings++;
+	}
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -1244,6 +1269,8 @@ loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
 		for (j = 0; j < g->ndev; j++)
 			if (g->devs[j].active)
 				dev_step(g, &g->devs[j]);
+		if (g->mq_ping_us > 0 && g->measuring)
+			mq_ping_due(g);
 	}
 }
 
@@ -1355,6 +1382,10 @@ usage(void)
 	      "                    --count devices only (default: all)\n"
 	      "  --rate R --streams N --sse-path P   (publish)\n"
 	      "  --mqtt H:P --qos 0|1 --subs N --pubs N --idle N (mqtt)\n"
+	      "  --mqtt-ping MS    (mqtt) each idle client sends a PINGREQ\n"
+	      "                    every MS, the clients staggered over it,\n"
+	      "                    in the whole periods that end 0.5 s\n"
+	      "                    before the measured phase does\n"
 	      "  --src-addrs N     devices connect from 127.0.0.2..N+1\n"
 	      "  --threads N       handshake, idle: worker threads, each\n"
 	      "                    with its share of the devices (default:\n"
@@ -1494,6 +1525,7 @@ main(int argc, char **argv)
 	const char *image = NULL, *ping_dir = NULL;
 	const char *port_file = NULL, *stats_file = NULL;
 	size_t warm = 0, nthreads = 0, ping_count = 0, ping_ms = 1000;
+	uint64_t mq_ping_ms = 0;
 	bool threaded, ping_rt = false;
 	char *ping_by_s = NULL;
 	struct lg *ws = NULL, *pws = NULL, pg;
@@ -1564,6 +1596,8 @@ main(int argc, char **argv)
 			ping_count = strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--ping-period"))
 			ping_ms = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--mqtt-ping"))
+			mq_ping_ms = strtoull(v, NULL, 10);
 		else if (!strcmp(k, "--name"))
 			g.ev_name = v;
 		else if (!strcmp(k, "--events"))
@@ -1741,6 +1775,7 @@ main(int argc, char **argv)
 							  : MQ_IDLE,
 					j);
 			g.nmq = n;
+			g.mq_idle0 = pubs + subs;
 		}
 		if (!run_until(&g, now_us() + 60000000ull, 0, 0, streams_up))
 			die("streams did not open");
@@ -1806,6 +1841,17 @@ main(int argc, char **argv)
 	rss0 = proc_rss_kb(pid);
 	t_begin = now_us();
 	g.sent = g.busy = 0;
+	if (mq_ping_ms > 0 && seconds > 0.5) {
+		/* whole periods only, the last ending 0.5 s before the phase
+		 * does (its answers in it too); none in a shorter phase */
+		uint64_t span = (uint64_t)((seconds - 0.5) * 1e6);
+		uint64_t per = mq_ping_ms * 1000u;
+		if (span >= per) {
+			g.mq_ping_us = per;
+			g.mq_ping_t0 = t_begin + span % per;
+			g.mq_ping_max = (g.nmq - g.mq_idle0) * (span / per);
+		}
+	}
 	if (g.image != NULL) {
 		size_t j;
 		g.rss_peak = rss0;
@@ -1895,6 +1941,11 @@ main(int argc, char **argv)
 		       "\"rss_before_kb\":%ld,\"rss_ready_kb\":%ld,",
 		       conn_s, conn_cpu, conn_gen, rss_before, rss_ready);
 		printf("\"server_main_cpu_s\":%.3f,", main1 - main0);
+		/* keep-alive pings answered in the measured phase: the
+		 * devices' own (idle), the idle clients' PINGREQs (mqtt) */
+		printf("\"idle_pings\":%" PRIu64 ",", g.pongs + g.mq_pongs);
+		if (mq_ping_ms > 0)
+			printf("\"mqtt_pings_sent\":%" PRIu64 ",", g.mq_pings);
 		printf("\"mode\":\"%s\",\"elapsed_s\":%.3f,\"server_cpu_s\":%."
 		       "3f,"
 		       "\"gen_cpu_s\":%.3f,\"rss_start_kb\":%ld,"

@@ -140,6 +140,16 @@ struct lg {
 	struct lat ping_when; /* per answered ping (lat): sent at, ms */
 	size_t ping_next;
 	uint64_t pings, ping_lost, ping_busy;
+	/* idle mode: the devices' own keep-alive pings (after 15 s of
+	 * silence) answered while measuring; pongs_at: their count when
+	 * the measured phase began */
+	uint64_t pongs, pongs_at;
+	/* mqtt mode: while measuring, each idle client (mqs[mq_idle0..])
+	 * sends a PINGREQ every mq_ping_us, the clients staggered evenly
+	 * over the period from mq_ping_t0, mq_ping_max in all; mq_pongs:
+	 * PINGRESPs */
+	uint64_t mq_ping_us, mq_ping_t0, mq_pings, mq_pongs;
+	size_t mq_idle0, mq_ping_next, mq_ping_max;
 };
 
 /* set by SIGTERM/SIGINT */

@@ -108,6 +108,32 @@ keys_warm(struct lg *w)
 	}
 }
 
+/* Keep-alive pings of w's devices answered so far. */
+static uint64_t
+devs_pongs(const struct lg *w)
+{
+	uint64_t n = 0;
+	size_t j;
+
+	for (j = 0; j < w->ndev; j++)
+		n += w->devs[j].app.dev.pongs;
+	return n;
+}
+
+/* The main thread flipped w_measure (or the worker quits while
+ * measuring): count the pings answered in the measured phase. */
+static void
+measure_flip(struct lg *w, bool on)
+{
+	uint64_t n = devs_pongs(w);
+
+	if (on)
+		w->pongs_at = n;
+	else
+		w->pongs += n - w->pongs_at;
+	w->measuring = on;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -132,7 +158,8 @@ worker_main(void *arg)
 		bool ping = w->pinger && atomic_load(&w_ping);
 		int timeout = 50;
 
-		w->measuring = atomic_load(&w_measure);
+		if (atomic_load(&w_measure) != w->measuring)
+			measure_flip(w, !w->measuring);
 		if (ping) {
 			/* the next ping, rounded up to a millisecond: pings
 			 * go out in small batches, none waits for a spin */
@@ -151,6 +178,8 @@ worker_main(void *arg)
 			w->ping_next_t = 0;
 		__atomic_store_n(&w->pub_ready, w->ready, __ATOMIC_RELAXED);
 	}
+	if (w->measuring)
+		measure_flip(w, false);
 	return NULL;
 }
 
@@ -331,6 +360,7 @@ workers_join(struct lg *g, struct lg *ws, size_t n)
 		g->ready += w->ready;
 		g->handshakes += w->handshakes;
 		g->hs_failed += w->hs_failed;
+		g->pongs += w->pongs;
 		for (k = 0; k < w->lat.n; k++)
 			lat_add(&g->lat, w->lat.v[k]);
 	}

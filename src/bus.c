@@ -125,6 +125,18 @@ event_release(struct bus_event *ev)
 	ev_pool_n++;
 }
 
+void
+bus_event_pool_drain(void)
+{
+	void *ev;
+
+	while ((ev = ev_pool) != NULL) {
+		memcpy(&ev_pool, ev, sizeof(ev_pool));
+		free(ev);
+	}
+	ev_pool_n = 0;
+}
+
 int
 bus_event_new(const struct bus_event_spec *spec, struct bus_event **out)
 {

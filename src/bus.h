@@ -89,6 +89,14 @@ struct bus_stats {
 };
 
 /**
+ * Free the blocks kept for reuse (small events recycle through a free
+ * list). Called before the allocator is trimmed: blocks freed after a
+ * burst of events lie between the sessions made in it and would keep
+ * their pages resident. Loop thread only.
+ */
+void bus_event_pool_drain(void);
+
+/**
  * Build an event with one reference (the caller's).
  * @param spec copied
  * @param out set to the event (free with bus_event_unref())

@@ -86,8 +86,8 @@ region_get(struct region *r, size_t n)
 	size_t sz;
 	uint8_t *b = NULL;
 
-	if (r->base == NULL || n > (size_t)1 << (r->min_shift +
-						 r->nclasses - 1))
+	if (r->base == NULL ||
+	    n > (size_t)1 << (r->min_shift + r->nclasses - 1))
 		return NULL;
 	while (((size_t)1 << (r->min_shift + k)) < n)
 		k++;
@@ -99,6 +99,8 @@ region_get(struct region *r, size_t n)
 	} else if (r->used[k] + sz <= r->slice) {
 		b = r->base + (size_t)k * r->slice + r->used[k];
 		r->used[k] += sz;
+		if (r->used[k] > r->touched[k])
+			r->touched[k] = r->used[k];
 	}
 	if (b != NULL)
 		r->live++;
@@ -123,12 +125,12 @@ region_put(struct region *r, void *p)
 			total += r->used[i];
 		if (total >= r->release) {
 			for (i = 0; i < r->nclasses; i++)
-				if (r->used[i] > 0)
-					(void)madvise(r->base + (size_t)i *
-								r->slice,
-						      r->used[i],
-						      MADV_DONTNEED);
+				if (r->touched[i] > 0)
+					(void)madvise(
+						r->base + (size_t)i * r->slice,
+						r->touched[i], MADV_DONTNEED);
 			r->releases++;
+			memset(r->touched, 0, sizeof(r->touched));
 		}
 		memset(r->used, 0, sizeof(r->used));
 		memset(r->free_list, 0, sizeof(r->free_list));
@@ -137,8 +139,40 @@ region_put(struct region *r, void *p)
 }
 
 void
-region_stats(struct region *r, size_t *live, size_t *resident,
-	     size_t *releases)
+region_trim(struct region *r)
+{
+	size_t total = 0;
+	unsigned i;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->nclasses; i++)
+		total += r->touched[i];
+	if (r->live == 0 && total > 0) {
+		for (i = 0; i < r->nclasses; i++)
+			if (r->touched[i] > 0)
+				(void)madvise(r->base + (size_t)i * r->slice,
+					      r->touched[i], MADV_DONTNEED);
+		r->releases++;
+		memset(r->touched, 0, sizeof(r->touched));
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+size_t
+region_touched(struct region *r)
+{
+	size_t total = 0;
+	unsigned i;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->nclasses; i++)
+		total += r->touched[i];
+	pthread_mutex_unlock(&r->lock);
+	return total;
+}
+
+void
+region_stats(struct region *r, size_t *live, size_t *resident, size_t *releases)
 {
 	size_t total = 0;
 	unsigned i;

@@ -25,9 +25,10 @@ struct region {
 	unsigned nclasses;  /* 1 .. REGION_MAX_CLASSES */
 	size_t release;	    /* bytes in use worth a madvise when empty */
 	size_t used[REGION_MAX_CLASSES];     /* bump offset in each slice */
+	size_t touched[REGION_MAX_CLASSES];  /* most used since a release */
 	void *free_list[REGION_MAX_CLASSES]; /* freed blocks, linked */
 	size_t live;			     /* blocks handed out */
-	size_t releases; /* times the pages went back */
+	size_t releases;		     /* times the pages went back */
 };
 
 /**
@@ -60,6 +61,17 @@ bool region_owns(const struct region *r, const void *p);
 
 /** The size of the class of a block of this region. */
 size_t region_block_size(const struct region *r, const void *p);
+
+/**
+ * When no block is in use, give back the pages that bursts under the
+ * release threshold left resident (each reuses them, so they stay at the
+ * most such a burst used in each class).
+ */
+void region_trim(struct region *r);
+
+/** Bytes of the region that may be resident (handed out since the pages
+ * last went back). */
+size_t region_touched(struct region *r);
 
 /** Blocks in use, bytes handed out since the last restart, releases. */
 void region_stats(struct region *r, size_t *live, size_t *resident,

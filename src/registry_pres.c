@@ -30,6 +30,12 @@
 
 /* How long presence changes gather before they are written. */
 #define PRES_BATCH_MS 5
+/* The JSON text of one statement: a flush with more (a fleet leaving in
+ * one turn of the loop, a storm's describes) writes several. libpq's
+ * output buffer grows to the largest statement it was given and never
+ * shrinks: one statement for 10,000 devices gone left ~1 MiB of it at
+ * the top of the heap (B2's RSS after they left). */
+#define PRES_BATCH_BYTES 16384
 
 static char what_presence[] = "device presence";
 
@@ -256,6 +262,8 @@ struct pres_build {
 	struct jbuf b;
 };
 
+static void pres_emit(struct pres_build *pb);
+
 static int
 pres_row(const void *key, size_t len, void *value, void *arg)
 {
@@ -265,6 +273,8 @@ pres_row(const void *key, size_t len, void *value, void *arg)
 	const struct session_hello *h = &r->hello;
 
 	(void)len;
+	if (b->len >= PRES_BATCH_BYTES)
+		pres_emit(pb);
 	if (b->len > 1)
 		jb_put(b, ",", 1);
 	jb_put(b, "{\"id\":\"", 7);
@@ -347,23 +357,33 @@ static const char pres_sql[] =
 	"WHERE d.device_id = v.id "
 	"AND (v.hs OR v.dsc OR v.ota OR d.node_id = v.node)";
 
+/* Write the records in pb's text as one statement; the text restarts. */
+static void
+pres_emit(struct pres_build *pb)
+{
+	const char *params[1];
+
+	jb_put(&pb->b, "]", 1);
+	params[0] = pb->b.p;
+	store_query(pb->reg->store, STORE_Q_WRITE | STORE_Q_PREPARE, pres_sql,
+		    1, params, registry_store_write_done, what_presence, NULL);
+	pb->b.len = 0;
+	jb_put(&pb->b, "[", 1);
+}
+
 void
 registry_pres_flush(struct registry *reg)
 {
 	struct pres_build pb = {reg, {NULL, 0, 0}};
-	const char *params[1];
 
 	if (reg->pres == NULL || hmap_count(reg->pres) == 0)
 		return;
 	evtimer_del(reg->pres_ev);
 	jb_put(&pb.b, "[", 1);
 	hmap_foreach(reg->pres, pres_row, &pb);
-	jb_put(&pb.b, "]", 1);
+	pres_emit(&pb);
 	hmap_free(reg->pres); /* the records went with pres_row */
 	reg->pres = hmap_new();
-	params[0] = pb.b.p;
-	store_query(reg->store, STORE_Q_WRITE | STORE_Q_PREPARE, pres_sql, 1,
-		    params, registry_store_write_done, what_presence, NULL);
 	free(pb.b.p);
 }
 

@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "bus.h"
 #include "conf.h"
 #include "err.h"
 #include "hmap.h"
@@ -200,7 +201,9 @@ registry_trim_now(struct registry *reg, const char *what, unsigned long n,
 	struct tmpmem_stats tm;
 
 	(void)reg;
+	bus_event_pool_drain();
 	malloc_trim(0);
+	tmpmem_trim();
 	tmpmem_stats_get(&tm);
 	log_info("%s (%lu %s): RSS %ld -> %ld KB; tmpmem %zu blocks, %zu KB",
 		 what, n, of, before, rss_kb(), tm.live, tm.resident / 1024);

@@ -36,6 +36,13 @@
 #define STORE_MAX_RESENDS 3
 /* Queries sent ahead in the pipeline before their results come back. */
 #define STORE_MAX_INFLIGHT 256
+/* Bytes of queries handed to libpq before they are flushed; while the
+ * socket takes no more, the rest waits in the queue. libpq's output
+ * buffer grows to the most it ever held unsent and never shrinks: with
+ * up to STORE_MAX_INFLIGHT queries handed over at once, a connect storm
+ * that outran the database left it at 1-2 MiB at the top of the heap,
+ * resident after the devices had gone (B2). */
+#define STORE_SEND_BYTES 16384
 /* LISTEN channels: at most this many, names as store_listen() says. */
 #define STORE_MAX_CHANNELS 64
 #define STORE_CHANNEL_MAX_LEN 63
@@ -523,6 +530,8 @@ store_sock_write_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (st->state == STORE_UP && st->flush_pending)
 		store_flush(st);
+	if (st->state == STORE_UP && !st->flush_pending)
+		store_send_more(st);
 }
 
 /*
@@ -568,19 +577,37 @@ store_prepare(struct store *st, struct store_query *q)
 	return (int)i;
 }
 
+/* About what q puts into libpq's output buffer (its parameters, and its
+ * text unless prepared). */
+static size_t
+store_query_bytes(const struct store_query *q, bool prepared)
+{
+	size_t n = prepared ? 0 : strlen(q->sql);
+	int i;
+
+	for (i = 0; i < q->nparams; i++)
+		if (q->values[i] != NULL)
+			n += (size_t)q->lengths[i];
+	return n;
+}
+
 /*
  * Send queued queries into the pipeline, each followed by a sync so that
  * it runs in its own implicit transaction and an error aborts only it.
+ * They are flushed every STORE_SEND_BYTES; once the socket takes no more
+ * (flush_pending), the rest waits until it does (store_sock_write_cb).
  */
 static void
 store_send_more(struct store *st)
 {
 	struct store_query *q;
 	bool sent = false;
+	size_t bytes = 0;
 	char name[24];
 	int ok, slot;
 
-	while (st->state == STORE_UP && st->ninflight < STORE_MAX_INFLIGHT &&
+	while (st->state == STORE_UP && !st->flush_pending &&
+	       st->ninflight < STORE_MAX_INFLIGHT &&
 	       (q = TAILQ_FIRST(&st->queue)) != NULL) {
 		store_queue_remove(st, q);
 		slot = (q->flags & STORE_Q_PREPARE) ? store_prepare(st, q) : -1;
@@ -616,6 +643,12 @@ store_send_more(struct store *st)
 		TAILQ_INSERT_TAIL(&st->inflight, q, entry);
 		st->ninflight++;
 		sent = true;
+		bytes += store_query_bytes(q, slot >= 0);
+		if (bytes >= STORE_SEND_BYTES) {
+			store_flush(st);
+			sent = false;
+			bytes = 0;
+		}
 	}
 	if (sent && st->state == STORE_UP)
 		store_flush(st);

@@ -85,8 +85,16 @@ tmpmem_free(void *p)
 }
 
 void
+tmpmem_trim(void)
+{
+	pthread_once(&once, region_setup);
+	region_trim(&reg);
+}
+
+void
 tmpmem_stats_get(struct tmpmem_stats *out)
 {
 	pthread_once(&once, region_setup);
 	region_stats(&reg, &out->live, &out->resident, &out->releases);
+	out->touched = region_touched(&reg);
 }

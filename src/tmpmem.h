@@ -23,12 +23,21 @@ char *tmpmem_strdup(const char *s);
 /** Free a tmpmem_alloc() block. NULL-safe. */
 void tmpmem_free(void *p);
 
+/**
+ * Give back the pages a burst below the release threshold left resident
+ * (each burst reuses them, so they stay at the most such a burst used),
+ * when nothing is in use. Called when the allocator is trimmed.
+ */
+void tmpmem_trim(void);
+
 /* Counters, for tests. */
 struct tmpmem_stats {
 	size_t live;	 /* blocks allocated and not freed */
 	size_t resident; /* bytes of the region handed out since the
 			    last release */
-	size_t releases; /* times every page went back (live reached 0) */
+	size_t touched;	 /* bytes of the region that may be resident */
+	size_t releases; /* times the pages went back (a burst's end, or
+			    tmpmem_trim) */
 };
 
 /** @return the counters */

@@ -28,9 +28,12 @@
 
 #define APPHASH_ID_MAX 24
 #define APPHASH_LEN 64
-/* How long compares gather, and how many devices a statement holds. */
+/* How long compares gather, and how many devices a statement holds:
+ * ~110 bytes of JSON each, so ~14 KB a statement. libpq's output buffer
+ * grows to the largest it was given and never shrinks (1,000 devices,
+ * ~110 KB, left it at 256 KiB after a connect storm, B2). */
 #define APPHASH_BATCH_MS 5
-#define APPHASH_BATCH_MAX 1000
+#define APPHASH_BATCH_MAX 128
 
 /*
  * Store each record's hash; return the one it replaced (NULL: none yet)

@@ -101,6 +101,20 @@ START_TEST(test_tmpmem_burst_released)
 	tmpmem_free(p[0]);
 	tmpmem_stats_get(&st);
 	ck_assert_uint_eq(st.releases, st0.releases + 1); /* small: kept */
+	ck_assert_uint_eq(st.touched, 1024);
+	/* the trim gives the small burst's page back */
+	tmpmem_trim();
+	tmpmem_stats_get(&st);
+	ck_assert_uint_eq(st.releases, st0.releases + 2);
+	ck_assert_uint_eq(st.touched, 0);
+	/* nothing more to give back, and not while a block is in use */
+	tmpmem_trim();
+	p[0] = tmpmem_alloc(1000);
+	tmpmem_trim();
+	tmpmem_stats_get(&st);
+	ck_assert_uint_eq(st.releases, st0.releases + 2);
+	ck_assert_uint_eq(st.touched, 1024);
+	tmpmem_free(p[0]);
 }
 END_TEST
 
