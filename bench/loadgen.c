@@ -178,7 +178,7 @@ proc_cpu_of(int pid, int tid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static double
+double
 proc_cpu(int pid)
 {
 	return proc_cpu_of(pid, 0);
@@ -258,7 +258,7 @@ tcp_open(const struct sockaddr_in *a)
 }
 
 /* conc keep-alive clients of the HTTP API, watched for input. */
-static void
+void
 http_clients_open(struct lg *g, size_t conc)
 {
 	size_t j;
@@ -862,7 +862,7 @@ http_framed(const char *buf, size_t len, size_t cap, size_t *hlen,
 	return 1;
 }
 
-static void
+void
 http_send(struct lg *g, struct hc *c)
 {
 	char req[2048], path[512], ev[256];
@@ -920,7 +920,9 @@ http_read(struct lg *g, struct hc *c)
 			    sizeof(c->buf) - 1);
 		if (f == 0)
 			continue;
-		if (g->measuring) {
+		if (g->on_answer != NULL) {
+			g->on_answer(g, c);
+		} else if (g->measuring) {
 			if (strncmp(c->buf + 9, "200", 3) == 0) {
 				g->http_ok++;
 				if (g->image == NULL)
@@ -942,7 +944,7 @@ http_read(struct lg *g, struct hc *c)
 	}
 }
 
-static void
+void
 sse_open(struct lg *g, struct hc *c, const char *path)
 {
 	char req[1024];
@@ -969,7 +971,9 @@ sse_line(struct lg *g, struct hc *c, const char *line)
 	    (p = strstr(line, "{\"data\":\"T")) == NULL)
 		return;
 	c->got++;
-	if (g->measuring) {
+	if (g->on_event != NULL) {
+		g->on_event(g, strtoull(p + 10, NULL, 10));
+	} else if (g->measuring) {
 		uint64_t t = strtoull(p + 10, NULL, 10);
 		g->sse_got++;
 		lat_add(&g->lat, now_us() - t);
@@ -1158,7 +1162,7 @@ make_event(char *out)
 
 /* Publish what is due at the aggregate rate: devices round-robin, or the
  * MQTT publishers. */
-static void
+void
 publish_due(struct lg *g, double rate, uint64_t t_begin)
 {
 	uint64_t due = (uint64_t)((double)(now_us() - t_begin) * rate / 1e6);
@@ -1241,7 +1245,7 @@ loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
 }
 
 /* Run the loop until cond() or the deadline; publish at rate when > 0. */
-static bool
+bool
 run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 	  bool (*cond)(struct lg *))
 {
@@ -1286,7 +1290,7 @@ streams_caught_up(struct lg *g)
 	return true;
 }
 
-static bool
+bool
 streams_up(struct lg *g)
 {
 	size_t i;
@@ -1336,7 +1340,7 @@ usage(void)
 {
 	fputs("usage: cinder-loadgen MODE [options]\n"
 	      "modes: handshake | idle | publish | http | mqtt | ota |\n"
-	      "       events | sink\n"
+	      "       events | sink | soak\n"
 	      "  --dir DIR --server H:P --server-key FILE --count N\n"
 	      "  --concurrency C   (handshake: devices connecting at once;\n"
 	      "                     http: clients)\n"
@@ -1366,7 +1370,14 @@ usage(void)
 	      "                    in F); SIGUSR1 or SIGTERM writes\n"
 	      "                    \"count p50_ms p99_ms cpu_s\" of the send\n"
 	      "                    time -> request delays; --stall 1:\n"
-	      "                    accept, never answer\n",
+	      "                    accept, never answer\n"
+	      "  --window S --calls R --churn P   (soak) the devices stay\n"
+	      "                    connected for --seconds, publishing\n"
+	      "                    --rate events/s to --streams SSE\n"
+	      "                    streams, answering R calls/s from\n"
+	      "                    --concurrency clients, P% of them\n"
+	      "                    reconnected a minute; a JSON line per\n"
+	      "                    window of S seconds (bench/soak)\n",
 	      stderr);
 	exit(2);
 }
@@ -1448,8 +1459,10 @@ main(int argc, char **argv)
 	bool threaded, ping_rt = false;
 	char *ping_by_s = NULL;
 	struct lg *ws = NULL, *pws = NULL, pg;
+	struct soak_opts so;
 
 	memset(&g, 0, sizeof(g));
+	memset(&so, 0, sizeof(so));
 	if (argc < 2)
 		usage();
 	mode = argv[1];
@@ -1523,6 +1536,12 @@ main(int argc, char **argv)
 			stats_file = v;
 		else if (!strcmp(k, "--stall"))
 			g.stall = atoi(v) != 0;
+		else if (!strcmp(k, "--window"))
+			so.window_s = atof(v);
+		else if (!strcmp(k, "--calls"))
+			so.calls = atof(v);
+		else if (!strcmp(k, "--churn"))
+			so.churn = atof(v);
 		else
 			usage();
 	}
@@ -1666,6 +1685,21 @@ main(int argc, char **argv)
 		rss_ready = proc_rss_kb(pid);
 	}
 
+	if (!strcmp(mode, "soak")) {
+		int rc;
+
+		if (count == 0)
+			die("soak needs devices (--count)");
+		so.seconds = seconds;
+		so.rate = rate;
+		so.streams = streams;
+		so.clients = conc;
+		so.sse_path = sse_path;
+		so.pid = pid;
+		rc = soak_main(&g, &so);
+		lg_release(&g, ws, nthreads, pws, &pg);
+		return rc;
+	}
 	if (!strcmp(mode, "publish") || !strcmp(mode, "mqtt")) {
 		size_t j;
 		g.sse = calloc(streams ? streams : 1, sizeof(*g.sse));
