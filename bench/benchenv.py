@@ -44,7 +44,6 @@ def wait_port(port, deadline_s=30.0):
     return False
 
 
-
 class Env:
     """The build, the database, cinderd and the peers of one run."""
 
@@ -265,7 +264,10 @@ device_cache_linger_s 1
             perf.wait()
 
     def loadgen(self, mode, *opts, devices=None, pid=None, timeout=900,
-                on_measure=None):
+                on_measure=None, on_line=None):
+        """Run cinder-loadgen MODE against this cinderd; its last JSON
+        line. on_measure(): when its measured phase begins; on_line(l):
+        each line it prints, as it prints it (bench/soak's windows)."""
         cmd = [self.lg_exe, mode]
         if devices is not None:
             cmd += ["--dir", devices, "--server",
@@ -282,6 +284,8 @@ device_cache_linger_s 1
         lines = []
         for line in lg.stdout:
             lines.append(line)
+            if on_line is not None:
+                on_line(line)
             if line.startswith("# measuring") and on_measure is not None:
                 on_measure()
             if line.startswith("# measuring") and (pid is None or
@@ -299,7 +303,6 @@ device_cache_linger_s 1
         res = json.loads(line)
         log("%s: %s" % (mode, line))
         return res
-
 
 
 def proc_cpu_s(pid):
@@ -331,7 +334,6 @@ def wrapped_pid(top, exe):
         except OSError:
             pass
     return top
-
 
 
 def proc_rss_kb(pid):

@@ -20,12 +20,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "fw_app.h"
 
 #include "loadgen.h"
 
 #define GRACE_US 5000000u /* a window's arrivals: up to 5 s after it */
+/* Nothing is sent in a window's last GUARD_US: what a loop turn sends
+ * then carries a send time in the window it is counted in (the sends
+ * due meanwhile go right after the boundary, timed from then). */
+#define GUARD_US 20000u
 
 struct win {
 	uint64_t ev_sent, ev_busy, ev_got;
@@ -42,7 +47,7 @@ struct soak {
 	size_t nwin;
 	uint64_t t_begin, win_us;
 	uint64_t late, calls_due_n, churn_n;
-	size_t call_rr, churn_rr;
+	size_t call_rr, churn_rr, client_rr;
 	char path[128];
 };
 
@@ -126,9 +131,13 @@ calls_due(struct lg *g, struct soak *s, struct win *w)
 		size_t j;
 
 		s->calls_due_n++;
-		for (j = 0; j < g->nhttp && c == NULL; j++)
-			if (!g->http[j].busy)
-				c = &g->http[j];
+		/* the clients in turn: none idles into the server's keep-alive
+		 * timeout (60 s), which would close it under a request */
+		for (j = 0; j < g->nhttp && c == NULL; j++) {
+			struct hc *h = &g->http[s->client_rr++ % g->nhttp];
+			if (!h->busy)
+				c = h;
+		}
 		if (c == NULL || (d = next_ready(g, &s->call_rr)) == NULL) {
 			w->call_skip++;
 			continue;
@@ -140,20 +149,31 @@ calls_due(struct lg *g, struct soak *s, struct win *w)
 	}
 }
 
-/* The devices due to be churned by now: closed (the server sees the
- * connection end) and started again, a full handshake. */
+/* The devices due to be churned by now: closed and started again, a
+ * full handshake. A device leaves with nothing of its own in flight and
+ * nothing unread, so that the close is a FIN after what it sent (a close
+ * with unread input is a reset, which can drop its last event). */
 static void
 churn_due(struct lg *g, struct soak *s, struct win *w)
 {
 	uint64_t due = (uint64_t)((double)(now_us() - s->t_begin) *
 				  s->o->churn / 100.0 * (double)g->ndev / 60e6);
+	char buf[4096];
 
 	while (s->churn_n < due) {
-		struct dev *d = next_ready(g, &s->churn_rr);
+		struct dev *d = NULL;
+		size_t i;
 
+		for (i = 0; i < g->ndev && d == NULL; i++) {
+			d = next_ready(g, &s->churn_rr);
+			if (d != NULL && !fw_device_tx_idle(&d->app.dev))
+				d = NULL;
+		}
 		s->churn_n++;
 		if (d == NULL)
 			continue;
+		while (recv(d->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+			;
 		fw_device_stop(&d->app.dev);
 		d->active = false;
 		g->active--;
@@ -273,9 +293,13 @@ soak_main(struct lg *g, const struct soak_opts *o)
 	s.w[0].cpu0 = proc_cpu(o->pid);
 	s.w[0].gen0 = self_cpu();
 	while (!g_stop && now_us() < t_end) {
-		size_t k = win_of(&s, now_us());
+		uint64_t now;
+		size_t k;
 		struct win *w;
 
+		loop_turn(g, 1, &tick);
+		now = now_us();
+		k = win_of(&s, now);
 		if (k >= s.nwin)
 			break;
 		if (k != cur) { /* a new window: the CPU from here on */
@@ -284,10 +308,11 @@ soak_main(struct lg *g, const struct soak_opts *o)
 			cur = k;
 		}
 		w = &s.w[cur];
-		loop_turn(g, 1, &tick);
-		publish_due(g, o->rate, s.t_begin);
-		calls_due(g, &s, w);
-		churn_due(g, &s, w);
+		if (now + GUARD_US < s.t_begin + (k + 1) * s.win_us) {
+			publish_due(g, o->rate, s.t_begin);
+			calls_due(g, &s, w);
+			churn_due(g, &s, w);
+		}
 		/* what the shared counters gained, to this window */
 		w->ev_sent += g->sent - sent;
 		w->ev_busy += g->busy - busy;
