@@ -293,7 +293,7 @@ device_cache_linger_s 1
                 # profile the measured phase only, not the connect phase;
                 # Mosquitto the same way (DIR/NN-mqtt.data)
                 perf = self.perf_start(mode, pid)
-        err = lg.stderr.read()
+        err = self.loadgen_err = lg.stderr.read()
         rc = lg.wait(timeout)
         self.perf_stop(perf)
         if rc != 0:

@@ -31,6 +31,8 @@
  * then carries a send time in the window it is counted in (the sends
  * due meanwhile go right after the boundary, timed from then). */
 #define GUARD_US 20000u
+/* connected devices looked at for one with nothing in flight */
+#define CHURN_TRIES 64
 
 struct win {
 	uint64_t ev_sent, ev_busy, ev_got;
@@ -48,6 +50,7 @@ struct soak {
 	uint64_t t_begin, win_us;
 	uint64_t late, calls_due_n, churn_n;
 	size_t call_rr, churn_rr, client_rr;
+	struct dev **call_dev; /* per HTTP client: its call's device */
 	char path[128];
 };
 
@@ -144,15 +147,29 @@ calls_due(struct lg *g, struct soak *s, struct win *w)
 		}
 		snprintf(s->path, sizeof(s->path), "/v1/devices/%s/bench",
 			 d->id);
+		s->call_dev[c - g->http] = d;
 		http_send(g, c);
 		w->call_sent++;
 	}
 }
 
+/* A call waits for d's answer. */
+static bool
+call_waits(struct lg *g, const struct soak *s, const struct dev *d)
+{
+	size_t j;
+
+	for (j = 0; j < g->nhttp; j++)
+		if (g->http[j].busy && s->call_dev[j] == d)
+			return true;
+	return false;
+}
+
 /* The devices due to be churned by now: closed and started again, a
- * full handshake. A device leaves with nothing of its own in flight and
- * nothing unread, so that the close is a FIN after what it sent (a close
- * with unread input is a reset, which can drop its last event). */
+ * full handshake. A device leaves with nothing of its own in flight, no
+ * call waiting for it and its input read, so that the close is a FIN
+ * after what it sent (a close with unread input is a reset, which can
+ * drop its last event) and no call is cut short. */
 static void
 churn_due(struct lg *g, struct soak *s, struct win *w)
 {
@@ -164,9 +181,10 @@ churn_due(struct lg *g, struct soak *s, struct win *w)
 		struct dev *d = NULL;
 		size_t i;
 
-		for (i = 0; i < g->ndev && d == NULL; i++) {
+		for (i = 0; i < CHURN_TRIES && d == NULL; i++) {
 			d = next_ready(g, &s->churn_rr);
-			if (d != NULL && !fw_device_tx_idle(&d->app.dev))
+			if (d != NULL && (!fw_device_tx_idle(&d->app.dev) ||
+					  call_waits(g, s, d)))
 				d = NULL;
 		}
 		s->churn_n++;
@@ -282,6 +300,8 @@ soak_main(struct lg *g, const struct soak_opts *o)
 	if (!run_until(g, now_us() + 60000000ull, 0, 0, streams_up))
 		die("SSE streams did not open");
 	http_clients_open(g, o->clients);
+	if ((s.call_dev = calloc(o->clients, sizeof(*s.call_dev))) == NULL)
+		die("out of memory");
 	g->on_event = on_event;
 	g->on_answer = on_answer;
 
@@ -347,6 +367,7 @@ soak_main(struct lg *g, const struct soak_opts *o)
 	       tot[2], tot[3], s.late);
 	fflush(stdout);
 	free(s.w);
+	free(s.call_dev);
 	g->soak = NULL;
 	g->on_event = NULL;
 	g->on_answer = NULL;
