@@ -183,7 +183,7 @@ proc_cpu_of(int pid, int tid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static double
+double
 proc_cpu(int pid)
 {
 	return proc_cpu_of(pid, 0);
@@ -263,7 +263,7 @@ tcp_open(const struct sockaddr_in *a)
 }
 
 /* conc keep-alive clients of the HTTP API, watched for input. */
-static void
+void
 http_clients_open(struct lg *g, size_t conc)
 {
 	size_t j;
@@ -867,7 +867,7 @@ http_framed(const char *buf, size_t len, size_t cap, size_t *hlen,
 	return 1;
 }
 
-static void
+void
 http_send(struct lg *g, struct hc *c)
 {
 	char req[2048], path[512], ev[256];
@@ -927,7 +927,9 @@ http_read(struct lg *g, struct hc *c)
 			    sizeof(c->buf) - 1);
 		if (f == 0)
 			continue;
-		if (g->measuring) {
+		if (g->on_answer != NULL) {
+			g->on_answer(g, c);
+		} else if (g->measuring) {
 			if (strncmp(c->buf + 9, "200", 3) == 0) {
 				g->http_ok++;
 				if (g->image == NULL)
@@ -949,7 +951,7 @@ http_read(struct lg *g, struct hc *c)
 	}
 }
 
-static void
+void
 sse_open(struct lg *g, struct hc *c, const char *path)
 {
 	char req[1024];
@@ -976,7 +978,9 @@ sse_line(struct lg *g, struct hc *c, const char *line)
 	    (p = strstr(line, "{\"data\":\"T")) == NULL)
 		return;
 	c->got++;
-	if (g->measuring) {
+	if (g->on_event != NULL) {
+		g->on_event(g, strtoull(p + 10, NULL, 10));
+	} else if (g->measuring) {
 		uint64_t t = strtoull(p + 10, NULL, 10);
 		g->sse_got++;
 		lat_add(&g->lat, now_us() - t);
@@ -1190,7 +1194,7 @@ make_event(char *out)
 
 /* Publish what is due at the aggregate rate: devices round-robin, or the
  * MQTT publishers. */
-static void
+void
 publish_due(struct lg *g, double rate, uint64_t t_begin)
 {
 	uint64_t due = (uint64_t)((double)(now_us() - t_begin) * rate / 1e6);
@@ -1275,7 +1279,7 @@ loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
 }
 
 /* Run the loop until cond() or the deadline; publish at rate when > 0. */
-static bool
+bool
 run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 	  bool (*cond)(struct lg *))
 {
@@ -1320,7 +1324,7 @@ streams_caught_up(struct lg *g)
 	return true;
 }
 
-static bool
+bool
 streams_up(struct lg *g)
 {
 	size_t i;
@@ -1370,7 +1374,7 @@ usage(void)
 {
 	fputs("usage: cinder-loadgen MODE [options]\n"
 	      "modes: handshake | idle | publish | http | mqtt | ota |\n"
-	      "       events | sink | cold\n"
+	      "       events | sink | cold | soak\n"
 	      "  --dir DIR --server H:P --server-key FILE --count N\n"
 	      "  --concurrency C   (handshake: devices connecting at once;\n"
 	      "                     http: clients)\n"
@@ -1410,7 +1414,14 @@ usage(void)
 	      "  cold: --count 1; prints \"# armed\", probes --server\n"
 	      "                    until it accepts (within --seconds),\n"
 	      "                    then handshakes: listen_us, ready_us\n"
-	      "                    (CLOCK_MONOTONIC)\n",
+	      "                    (CLOCK_MONOTONIC)\n"
+	      "  --window S --calls R --churn P   (soak) the devices stay\n"
+	      "                    connected for --seconds, publishing\n"
+	      "                    --rate events/s to --streams SSE\n"
+	      "                    streams, answering R calls/s from\n"
+	      "                    --concurrency clients, P% of them\n"
+	      "                    reconnected a minute; a JSON line per\n"
+	      "                    window of S seconds (bench/soak)\n",
 	      stderr);
 	exit(2);
 }
@@ -1529,8 +1540,10 @@ main(int argc, char **argv)
 	bool threaded, ping_rt = false;
 	char *ping_by_s = NULL;
 	struct lg *ws = NULL, *pws = NULL, pg;
+	struct soak_opts so;
 
 	memset(&g, 0, sizeof(g));
+	memset(&so, 0, sizeof(so));
 	if (argc < 2)
 		usage();
 	mode = argv[1];
@@ -1608,6 +1621,12 @@ main(int argc, char **argv)
 			stats_file = v;
 		else if (!strcmp(k, "--stall"))
 			g.stall = atoi(v) != 0;
+		else if (!strcmp(k, "--window"))
+			so.window_s = atof(v);
+		else if (!strcmp(k, "--calls"))
+			so.calls = atof(v);
+		else if (!strcmp(k, "--churn"))
+			so.churn = atof(v);
 		else
 			usage();
 	}
@@ -1758,6 +1777,21 @@ main(int argc, char **argv)
 		rss_ready = proc_rss_kb(pid);
 	}
 
+	if (!strcmp(mode, "soak")) {
+		int rc;
+
+		if (count == 0)
+			die("soak needs devices (--count)");
+		so.seconds = seconds;
+		so.rate = rate;
+		so.streams = streams;
+		so.clients = conc;
+		so.sse_path = sse_path;
+		so.pid = pid;
+		rc = soak_main(&g, &so);
+		lg_release(&g, ws, nthreads, pws, &pg);
+		return rc;
+	}
 	if (!strcmp(mode, "publish") || !strcmp(mode, "mqtt")) {
 		size_t j;
 		g.sse = calloc(streams ? streams : 1, sizeof(*g.sse));

@@ -150,6 +150,22 @@ struct lg {
 	 * PINGRESPs */
 	uint64_t mq_ping_us, mq_ping_t0, mq_pings, mq_pongs;
 	size_t mq_idle0, mq_ping_next, mq_ping_max;
+	/* soak mode (loadgen_soak.c): told of each timed event an SSE
+	 * stream reads (its send time, us) and of each HTTP answer, in
+	 * place of the counters and lat above; soak is its state */
+	void (*on_event)(struct lg *g, uint64_t t_sent);
+	void (*on_answer)(struct lg *g, const struct hc *c);
+	void *soak;
+};
+
+/* soak mode's settings (cinder-loadgen soak --help) */
+struct soak_opts {
+	double seconds, window_s; /* the run; one stats line per window */
+	double rate, calls;	  /* events/s, function calls/s in all */
+	double churn;		  /* % of the devices reconnected per minute */
+	size_t streams, clients;  /* SSE streams, HTTP keep-alive clients */
+	const char *sse_path;
+	int pid; /* the server (its CPU per window) */
 };
 
 /* set by SIGTERM/SIGINT */
@@ -178,6 +194,19 @@ EVP_PKEY_CTX *pkey_ctx(EVP_PKEY *k, int kind);
 void dev_start(struct lg *g, struct dev *d);
 void dev_step(struct lg *g, struct dev *d);
 void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
+bool run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
+	       bool (*cond)(struct lg *));
+bool streams_up(struct lg *g);
+void publish_due(struct lg *g, double rate, uint64_t t_begin);
+void http_clients_open(struct lg *g, size_t conc);
+/* the next request of g's kind on c (path g->path, "{id}": a device) */
+void http_send(struct lg *g, struct hc *c);
+void sse_open(struct lg *g, struct hc *c, const char *path);
+/* utime + stime of pid, seconds; 0 when pid <= 0 or gone */
+double proc_cpu(int pid);
+
+/* loadgen_soak.c: soak mode, once the devices are connected */
+int soak_main(struct lg *g, const struct soak_opts *o);
 
 /* loadgen_hook.c: sink mode (B5's webhook target) */
 int sink_main(struct lg *g, const char *port_file, const char *stats_file);
