@@ -714,6 +714,7 @@ struct devrow {
 	json_t *heard, *handshake, *product; /* coreInfo values */
 	char *core; /* coreInfo as JSON text, made on the first read */
 	uint64_t expires_ms;
+	uint64_t gen; /* registry_describe_now()'s, 0: offline when kept */
 };
 
 static void
@@ -766,6 +767,21 @@ devrow_key(const struct dreq *d, char *buf, size_t cap)
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
+/*
+ * Whether e's lists are still those of the describe the device's
+ * connection holds. An offline device is answered "not connected"
+ * whatever e says; it comes back on a new connection, another gen.
+ */
+static bool
+devrow_current(const struct rest *r, const struct devrow *e)
+{
+	const char *f, *v;
+	uint64_t gen;
+
+	return !registry_describe_now(r->reg, e->device_id, &gen, &f, &v) ||
+	       gen == e->gen;
+}
+
 static struct devrow *
 devrow_get(struct rest *r, const struct dreq *d)
 {
@@ -776,7 +792,7 @@ devrow_get(struct rest *r, const struct dreq *d)
 	if (len == 0 || r->devrows == NULL ||
 	    (e = hmap_get(r->devrows, key, len)) == NULL)
 		return NULL;
-	if (e->expires_ms > rest_now_ms())
+	if (e->expires_ms > rest_now_ms() && devrow_current(r, e))
 		return e;
 	devrow_free(hmap_remove(r->devrows, key, len));
 	return NULL;
@@ -930,6 +946,38 @@ simple_done(int rc, const struct store_result *res, void *arg)
 	dreq_unref(d);
 }
 
+/*
+ * For an online device, the lists of the describe its connection holds
+ * replace the row's: PostgreSQL gets a describe in the presence batch a
+ * little later, and a row read in between would cache the old lists.
+ */
+static void
+devrow_live_lists(const struct rest *r, const char *device_id, uint64_t *gen,
+		  json_t **fns, json_t **vars)
+{
+	const char *f, *v;
+	json_t *j;
+
+	if (!registry_describe_now(r->reg, device_id, gen, &f, &v))
+		return;
+	if (f != NULL && (j = json_loads(f, 0, NULL)) != NULL) {
+		if (json_is_array(j)) {
+			json_decref(*fns);
+			*fns = j;
+		} else {
+			json_decref(j);
+		}
+	}
+	if (v != NULL && (j = json_loads(v, 0, NULL)) != NULL) {
+		if (json_is_object(j)) {
+			json_decref(*vars);
+			*vars = j;
+		} else {
+			json_decref(j);
+		}
+	}
+}
+
 static void
 row_done(int rc, const struct store_result *res, void *arg)
 {
@@ -938,6 +986,7 @@ row_done(int rc, const struct store_result *res, void *arg)
 	const char *params[3];
 	json_t *fns = NULL, *vars = NULL;
 	struct devrow *e;
+	uint64_t gen = 0;
 	bool online, kept;
 
 	if (rc != 0) {
@@ -986,7 +1035,9 @@ row_done(int rc, const struct store_result *res, void *arg)
 		break;
 	}
 	row_app(res, 0, &fns, &vars);
+	devrow_live_lists(r, d->device_id, &gen, &fns, &vars);
 	e = devrow_put(r, d, res, fns, vars, &kept);
+	e->gen = gen;
 	app_request(d, e);
 	if (!kept)
 		devrow_free(e);
