@@ -537,6 +537,7 @@ have:
 		goto report;
 	}
 	desc_release(c->reg, old);
+	c->desc_gen++;
 	/* The running system's version: from its modules, else from a
 	   Device OS 3.0+ Hello; unknown stays NULL, never a guess. */
 	modver = describe_system_module_version(d);
@@ -1303,6 +1304,24 @@ bool
 registry_is_online(const struct registry *reg, const char *device_id)
 {
 	return ready_conn(reg, device_id) != NULL;
+}
+
+bool
+registry_describe_now(const struct registry *reg, const char *device_id,
+		      uint64_t *gen, const char **functions,
+		      const char **variables)
+{
+	const struct devconn *c = ready_conn(reg, device_id);
+	const struct desc_blob *b;
+
+	if (c == NULL)
+		return false;
+	/* connection ids are never reused and stay far below 2^48 */
+	*gen = c->id << 16 | c->desc_gen;
+	b = c->describe != NULL ? desc_of(c->describe) : NULL;
+	*functions = b != NULL ? b->functions : NULL;
+	*variables = b != NULL ? b->variables : NULL;
+	return true;
 }
 
 /*

@@ -179,6 +179,18 @@ void registry_stats_get(const struct registry *reg, struct registry_stats *out);
 bool registry_is_online(const struct registry *reg, const char *device_id);
 
 /**
+ * The describe an online device's connection holds now, for the API's
+ * caches: *gen changes whenever the device connects anew or a describe
+ * it sends changes what is kept; *functions and *variables are the kept
+ * lists as JSON texts (as stored in PostgreSQL), NULL before the first
+ * describe, valid until the next call into the registry.
+ * @return false (nothing set) if the device is not online
+ */
+bool registry_describe_now(const struct registry *reg, const char *device_id,
+			   uint64_t *gen, const char **functions,
+			   const char **variables);
+
+/**
  * Send a request to an online device.
  * @param kind SESSION_REQ_FUNCTION (name, arg), SESSION_REQ_VARIABLE (name),
  *	SESSION_REQ_SIGNAL (arg "1" on, "0" off) or SESSION_REQ_DESCRIBE

@@ -120,6 +120,8 @@ struct devconn {
 	bool flashing : 1;		/* an OTA transfer paces on drains */
 	bool addr_v6 : 1;		/* addr is IPv6 */
 	unsigned pool_wait : 2;		/* POOL_WAIT_*: in reg->pool_waitq */
+	uint16_t desc_gen;		/* bumped when describe changes
+					   (registry_describe_now) */
 	/* the device row's product facts from the key lookup, for the
 	   presence hook (registry_presence): info_product is the product
 	   if the row has one assigned (info_assigned) or else for the

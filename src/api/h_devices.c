@@ -698,22 +698,36 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 /*
  * Function calls and variable reads need only a little of the device row
  * (id, function and variable lists, coreInfo fields), and a busy client
- * asks for the same devices over and over. The row is kept for
- * DEVROW_TTL_MS under the query's own key (caller, admin flag, :id), so a
- * hit answers exactly what the query would have answered up to that age;
- * whether the device is connected is always asked of the registry. Any
- * change made through the API (rename, claim, unclaim, key) empties the
- * cache. perf: the PostgreSQL round trip was a third of a call's latency.
+ * asks for the same devices over and over. The row is kept under the
+ * query's own key (caller, admin flag, :id), so a hit answers what the
+ * query would have answered; whether the device is connected is always
+ * asked of the registry. The lists are those of the describe the
+ * device's connection holds (registry_describe_now()), and a hit whose
+ * device connected anew or sent a describe that changed them since is a
+ * miss. A row of a connected device then serves function calls for
+ * DEVROW_LIVE_MS (a safety net: what it holds changes only with a
+ * describe, a new connection, or an API change, which empties the cache;
+ * a non-admin hit also checks the registry's owner), but variable reads
+ * only for DEVROW_TTL_MS: their coreInfo (last heard, last handshake,
+ * product) comes from PostgreSQL and may change without any of those.
+ * A row of an offline device lives DEVROW_TTL_MS too. perf: the
+ * PostgreSQL round trip was a third of a call's latency, and with 10,000
+ * devices called in turn (B4) a 2 s row nearly always missed. memory:
+ * ~1 KB a row with a few functions and variables (the row, its key and
+ * the jansson lists; estimated), at most DEVROW_MAX rows.
  */
 #define DEVROW_TTL_MS 2000
+#define DEVROW_LIVE_MS (10 * 60 * 1000)
 #define DEVROW_MAX 16384
 
 struct devrow {
 	char device_id[25];
 	json_t *fns, *vars;		     /* lists from the describe */
 	json_t *heard, *handshake, *product; /* coreInfo values */
-	char *core; /* coreInfo as JSON text, made on the first read */
-	uint64_t expires_ms;
+	char *core;	     /* coreInfo as JSON text, made on the first read */
+	uint64_t expires_ms; /* for function calls */
+	uint64_t core_expires_ms; /* for variable reads (coreInfo) */
+	uint64_t gen; /* registry_describe_now()'s, 0: offline when kept */
 };
 
 static void
@@ -766,6 +780,24 @@ devrow_key(const struct dreq *d, char *buf, size_t cap)
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
+/*
+ * Whether e's lists are still those of the describe the device's
+ * connection holds. An offline device is answered "not connected"
+ * whatever e says; it comes back on a new connection, another gen.
+ */
+static bool
+devrow_current(const struct rest *r, const struct dreq *d,
+	       const struct devrow *e)
+{
+	const char *f, *v;
+	uint64_t gen;
+
+	if (!registry_describe_now(r->reg, e->device_id, &gen, &f, &v))
+		return true;
+	return gen == e->gen &&
+	       (d->admin || registry_owner(r->reg, e->device_id) == d->uid);
+}
+
 static struct devrow *
 devrow_get(struct rest *r, const struct dreq *d)
 {
@@ -776,7 +808,9 @@ devrow_get(struct rest *r, const struct dreq *d)
 	if (len == 0 || r->devrows == NULL ||
 	    (e = hmap_get(r->devrows, key, len)) == NULL)
 		return NULL;
-	if (e->expires_ms > rest_now_ms())
+	if ((d->op == OP_VARIABLE ? e->core_expires_ms : e->expires_ms) >
+		    rest_now_ms() &&
+	    devrow_current(r, d, e))
 		return e;
 	devrow_free(hmap_remove(r->devrows, key, len));
 	return NULL;
@@ -797,7 +831,8 @@ devrow_put(struct rest *r, const struct dreq *d, const struct store_result *res,
 	e->heard = str_or_null(store_result_value(res, 0, C_HEARD));
 	e->handshake = str_or_null(store_result_value(res, 0, C_HANDSHAKE));
 	e->product = int_or_null(store_result_value(res, 0, C_PRODUCT));
-	e->expires_ms = rest_now_ms() + DEVROW_TTL_MS;
+	e->core_expires_ms = rest_now_ms() + DEVROW_TTL_MS;
+	e->expires_ms = e->core_expires_ms;
 	*kept = len > 0;
 	if (len == 0)
 		return e; /* not kept: the caller frees it */
@@ -930,6 +965,38 @@ simple_done(int rc, const struct store_result *res, void *arg)
 	dreq_unref(d);
 }
 
+/*
+ * For an online device, the lists of the describe its connection holds
+ * replace the row's: PostgreSQL gets a describe in the presence batch a
+ * little later, and a row read in between would cache the old lists.
+ */
+static void
+devrow_live_lists(const struct rest *r, const char *device_id, uint64_t *gen,
+		  json_t **fns, json_t **vars)
+{
+	const char *f, *v;
+	json_t *j;
+
+	if (!registry_describe_now(r->reg, device_id, gen, &f, &v))
+		return;
+	if (f != NULL && (j = json_loads(f, 0, NULL)) != NULL) {
+		if (json_is_array(j)) {
+			json_decref(*fns);
+			*fns = j;
+		} else {
+			json_decref(j);
+		}
+	}
+	if (v != NULL && (j = json_loads(v, 0, NULL)) != NULL) {
+		if (json_is_object(j)) {
+			json_decref(*vars);
+			*vars = j;
+		} else {
+			json_decref(j);
+		}
+	}
+}
+
 static void
 row_done(int rc, const struct store_result *res, void *arg)
 {
@@ -938,6 +1005,7 @@ row_done(int rc, const struct store_result *res, void *arg)
 	const char *params[3];
 	json_t *fns = NULL, *vars = NULL;
 	struct devrow *e;
+	uint64_t gen = 0;
 	bool online, kept;
 
 	if (rc != 0) {
@@ -986,7 +1054,11 @@ row_done(int rc, const struct store_result *res, void *arg)
 		break;
 	}
 	row_app(res, 0, &fns, &vars);
+	devrow_live_lists(r, d->device_id, &gen, &fns, &vars);
 	e = devrow_put(r, d, res, fns, vars, &kept);
+	e->gen = gen;
+	if (gen != 0)
+		e->expires_ms = rest_now_ms() + DEVROW_LIVE_MS;
 	app_request(d, e);
 	if (!kept)
 		devrow_free(e);
