@@ -733,6 +733,17 @@ dev_start(struct lg *g, struct dev *d)
 bool hs_loop;
 
 void
+dev_leave(struct lg *g, struct dev *d)
+{
+	fw_device_stop(&d->app.dev);
+	d->active = false;
+	g->active--;
+	if (d->counted)
+		g->ready--;
+	d->counted = false;
+}
+
+void
 dev_step(struct lg *g, struct dev *d)
 {
 	if (!d->active)
@@ -744,12 +755,7 @@ dev_step(struct lg *g, struct dev *d)
 	}
 	if (d->stop_now) {
 		/* flashed: leave (the reset's reconnect is cut short) */
-		fw_device_stop(&d->app.dev);
-		d->active = false;
-		g->active--;
-		if (d->counted)
-			g->ready--;
-		d->counted = false;
+		dev_leave(g, d);
 		return;
 	}
 	if (!d->counted && fw_device_is_ready(&d->app.dev)) {

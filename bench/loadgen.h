@@ -192,6 +192,8 @@ int http_framed(const char *buf, size_t len, size_t cap, size_t *hlen,
 /* kind: 0 encrypt, 1 decrypt, 2 verify-recover; NULL on failure */
 EVP_PKEY_CTX *pkey_ctx(EVP_PKEY *k, int kind);
 void dev_start(struct lg *g, struct dev *d);
+/* d disconnects and stops (counted out of active and ready) */
+void dev_leave(struct lg *g, struct dev *d);
 void dev_step(struct lg *g, struct dev *d);
 void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
 bool run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,

@@ -192,12 +192,7 @@ churn_due(struct lg *g, struct soak *s, struct win *w)
 			continue;
 		while (recv(d->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
 			;
-		fw_device_stop(&d->app.dev);
-		d->active = false;
-		g->active--;
-		if (d->counted)
-			g->ready--;
-		d->counted = false;
+		dev_leave(g, d);
 		dev_start(g, d);
 		w->churned++;
 	}

@@ -43,14 +43,26 @@
 
 static const char body[] = "{\"ok\":true,\"return_value\":5}";
 
+/* The fixed answer, 200. */
+static enum MHD_Result
+send_body(struct MHD_Connection *c)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+					    MHD_RESPMEM_PERSISTENT);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result
 answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
        const char *version, const char *upload, size_t *upload_size,
        void **state)
 {
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
 	(void)cls;
 	(void)url;
 	(void)method;
@@ -64,12 +76,7 @@ answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
-					    MHD_RESPMEM_PERSISTENT);
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return send_body(c);
 }
 
 static int
@@ -306,8 +313,6 @@ held_answer(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct held *h = cls;
 	struct held_req *req = *state;
-	struct MHD_Response *r;
-	enum MHD_Result ret;
 
 	(void)url;
 	(void)method;
@@ -332,12 +337,7 @@ held_answer(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (req->phase != HELD_ANSWERED)
 		return MHD_YES;
-	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
-					    MHD_RESPMEM_PERSISTENT);
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return send_body(c);
 }
 
 static void

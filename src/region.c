@@ -108,12 +108,35 @@ region_get(struct region *r, size_t n)
 	return b;
 }
 
+/* Give back every page touched since the last release (lock held). */
+static void
+release_pages(struct region *r)
+{
+	unsigned i;
+
+	for (i = 0; i < r->nclasses; i++)
+		if (r->touched[i] > 0)
+			(void)madvise(r->base + (size_t)i * r->slice,
+				      r->touched[i], MADV_DONTNEED);
+	r->releases++;
+	memset(r->touched, 0, sizeof(r->touched));
+}
+
+static size_t
+sum(const size_t *v, unsigned n)
+{
+	size_t total = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		total += v[i];
+	return total;
+}
+
 void
 region_put(struct region *r, void *p)
 {
 	unsigned k = class_of(r, p);
-	size_t total = 0;
-	unsigned i;
 
 	pthread_mutex_lock(&r->lock);
 	memcpy(p, &r->free_list[k], sizeof(void *));
@@ -121,17 +144,8 @@ region_put(struct region *r, void *p)
 	if (--r->live == 0) {
 		/* nothing in use: every class starts over, and a burst's
 		   pages go back */
-		for (i = 0; i < r->nclasses; i++)
-			total += r->used[i];
-		if (total >= r->release) {
-			for (i = 0; i < r->nclasses; i++)
-				if (r->touched[i] > 0)
-					(void)madvise(
-						r->base + (size_t)i * r->slice,
-						r->touched[i], MADV_DONTNEED);
-			r->releases++;
-			memset(r->touched, 0, sizeof(r->touched));
-		}
+		if (sum(r->used, r->nclasses) >= r->release)
+			release_pages(r);
 		memset(r->used, 0, sizeof(r->used));
 		memset(r->free_list, 0, sizeof(r->free_list));
 	}
@@ -141,32 +155,19 @@ region_put(struct region *r, void *p)
 void
 region_trim(struct region *r)
 {
-	size_t total = 0;
-	unsigned i;
-
 	pthread_mutex_lock(&r->lock);
-	for (i = 0; i < r->nclasses; i++)
-		total += r->touched[i];
-	if (r->live == 0 && total > 0) {
-		for (i = 0; i < r->nclasses; i++)
-			if (r->touched[i] > 0)
-				(void)madvise(r->base + (size_t)i * r->slice,
-					      r->touched[i], MADV_DONTNEED);
-		r->releases++;
-		memset(r->touched, 0, sizeof(r->touched));
-	}
+	if (r->live == 0 && sum(r->touched, r->nclasses) > 0)
+		release_pages(r);
 	pthread_mutex_unlock(&r->lock);
 }
 
 size_t
 region_touched(struct region *r)
 {
-	size_t total = 0;
-	unsigned i;
+	size_t total;
 
 	pthread_mutex_lock(&r->lock);
-	for (i = 0; i < r->nclasses; i++)
-		total += r->touched[i];
+	total = sum(r->touched, r->nclasses);
 	pthread_mutex_unlock(&r->lock);
 	return total;
 }
@@ -174,12 +175,10 @@ region_touched(struct region *r)
 void
 region_stats(struct region *r, size_t *live, size_t *resident, size_t *releases)
 {
-	size_t total = 0;
-	unsigned i;
+	size_t total;
 
 	pthread_mutex_lock(&r->lock);
-	for (i = 0; i < r->nclasses; i++)
-		total += r->used[i];
+	total = sum(r->used, r->nclasses);
 	if (live != NULL)
 		*live = r->live;
 	if (resident != NULL)
