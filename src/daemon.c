@@ -67,16 +67,6 @@ struct daemon {
 static struct timespec start_t;
 static double start_cpu_ms = -1;
 
-static double
-ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
-	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 void
 daemon_note_start(void)
 {
@@ -330,7 +320,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		goto out;
 	}
 	/* connecting: with any waiting for PostgreSQL to come up */
-	db_ms = ms_since(&t_db) - sst.check_ms;
+	db_ms = log_ms_since(&t_db) - sst.check_ms;
 	{
 		struct store_opts so = {0};
 
@@ -373,7 +363,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		r = CINDER_ERR_IO;
 		goto out;
 	}
-	listen_ms = ms_since(&start_t);
+	listen_ms = log_ms_since(&start_t);
 	http_set_status_cb(d->http, status_cb, d);
 	{
 		struct rest_deps rd = {d->base,	 cfg,	 d->http,
@@ -420,7 +410,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 	log_notice("start-up: listening %.1f ms after main() (database "
 		   "connect %.1f ms, migration check %.1f ms), ready %.1f ms; "
 		   "%.1f ms of CPU before main() (loading libraries)",
-		   listen_ms, db_ms, sst.check_ms, ms_since(&start_t),
+		   listen_ms, db_ms, sst.check_ms, log_ms_since(&start_t),
 		   start_cpu_ms);
 	r = 0;
 	*out = d;

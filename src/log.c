@@ -134,3 +134,13 @@ log_write(enum log_level level, const char *ctx, const char *fmt, ...)
 		(int)(tv.tv_usec / 1000), log_level_name(level), ctx ? "[" : "",
 		ctx ? ctx : "", ctx ? "] " : "", msg);
 }
+
+double
+log_ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}

@@ -11,6 +11,7 @@
 #define CINDER_LOG_H
 
 #include <stdbool.h>
+#include <time.h>
 
 enum log_level {
 	LOG_LEVEL_ERR = 0,
@@ -42,6 +43,9 @@ int log_reopen(void);
 void log_close(void);
 
 /** Write one line. ctx may be NULL; it is printed in brackets first. */
+/** Milliseconds since *t0 (CLOCK_MONOTONIC), for durations in log lines. */
+double log_ms_since(const struct timespec *t0);
+
 void log_write(enum log_level level, const char *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -23,16 +23,6 @@
 
 /* ---- request objects ---- */
 
-static double
-ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
-	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 static void
 client_ip_set(struct http_request *req)
 {
@@ -220,8 +210,8 @@ http_mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	log_ctx(LOG_LEVEL_INFO, req->ctx, "%s %.200s %d %.1fms %s%s",
-		req->method, req->path, req->status, ms_since(&req->started),
-		req->client_ip,
+		req->method, req->path, req->status,
+		log_ms_since(&req->started), req->client_ip,
 		toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
 	http_tab_remove(req->h, req);
 	http_req_notify_close(
