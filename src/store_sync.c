@@ -479,16 +479,6 @@ out:
 	return r;
 }
 
-static double
-store_ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
-	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 /*
  * Is every one of the n migrations recorded already? One query, outside
  * a transaction; a missing schema_migrations (a fresh database) is "no".
@@ -573,7 +563,7 @@ store_migrate_keep(const char *conninfo, const char *sql_dir,
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((r = store_sync_connect(conninfo, &c)) != 0)
 		goto out;
-	out->connect_ms = store_ms_since(&t0);
+	out->connect_ms = log_ms_since(&t0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((r = store_migrations_current(c, names, n, &current)) != 0)
 		goto out;
@@ -630,7 +620,7 @@ store_migrate_keep(const char *conninfo, const char *sql_dir,
 		log_notice("applied %zu migration%s", applied,
 			   applied == 1 ? "" : "s");
 done:
-	out->check_ms = store_ms_since(&t0);
+	out->check_ms = log_ms_since(&t0);
 	out->conn = c;
 	c = NULL;
 	r = 0;
