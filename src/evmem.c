@@ -77,9 +77,9 @@ evmem_install(void)
 size_t
 evmem_slots(void)
 {
-	size_t n = 0;
+	struct region_stats st = {0};
 
 	if (installed)
-		region_stats(&reg, &n, NULL, NULL);
-	return n;
+		region_stats(&reg, &st);
+	return st.live;
 }

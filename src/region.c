@@ -161,29 +161,13 @@ region_trim(struct region *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
-size_t
-region_touched(struct region *r)
-{
-	size_t total;
-
-	pthread_mutex_lock(&r->lock);
-	total = sum(r->touched, r->nclasses);
-	pthread_mutex_unlock(&r->lock);
-	return total;
-}
-
 void
-region_stats(struct region *r, size_t *live, size_t *resident, size_t *releases)
+region_stats(struct region *r, struct region_stats *out)
 {
-	size_t total;
-
 	pthread_mutex_lock(&r->lock);
-	total = sum(r->used, r->nclasses);
-	if (live != NULL)
-		*live = r->live;
-	if (resident != NULL)
-		*resident = total;
-	if (releases != NULL)
-		*releases = r->releases;
+	out->live = r->live;
+	out->resident = sum(r->used, r->nclasses);
+	out->touched = sum(r->touched, r->nclasses);
+	out->releases = r->releases;
 	pthread_mutex_unlock(&r->lock);
 }

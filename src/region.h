@@ -69,12 +69,16 @@ size_t region_block_size(const struct region *r, const void *p);
  */
 void region_trim(struct region *r);
 
-/** Bytes of the region that may be resident (handed out since the pages
- * last went back). */
-size_t region_touched(struct region *r);
+/** What region_stats() reads, under one lock. */
+struct region_stats {
+	size_t live;	 /* blocks in use */
+	size_t resident; /* bytes handed out since the last restart */
+	size_t touched;	 /* bytes that may be resident (handed out since
+			    the pages last went back) */
+	size_t releases; /* times the pages went back */
+};
 
-/** Blocks in use, bytes handed out since the last restart, releases. */
-void region_stats(struct region *r, size_t *live, size_t *resident,
-		  size_t *releases);
+/** Read the region's counters. */
+void region_stats(struct region *r, struct region_stats *out);
 
 #endif

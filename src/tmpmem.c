@@ -94,7 +94,12 @@ tmpmem_trim(void)
 void
 tmpmem_stats_get(struct tmpmem_stats *out)
 {
+	struct region_stats st;
+
 	pthread_once(&once, region_setup);
-	region_stats(&reg, &out->live, &out->resident, &out->releases);
-	out->touched = region_touched(&reg);
+	region_stats(&reg, &st);
+	out->live = st.live;
+	out->resident = st.resident;
+	out->touched = st.touched;
+	out->releases = st.releases;
 }

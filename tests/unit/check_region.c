@@ -58,7 +58,8 @@ END_TEST
 START_TEST(test_region_full_and_reuse)
 {
 	struct region r;
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 0, live, res;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 0;
+	struct region_stats st;
 	static void *p[4096];
 	void *q;
 
@@ -75,14 +76,14 @@ START_TEST(test_region_full_and_reuse)
 	region_put(&r, q);
 	region_put(&r, p[7]);
 	ck_assert_ptr_eq(region_get(&r, 16), p[7]);
-	region_stats(&r, &live, &res, NULL);
-	ck_assert_uint_eq(live, n);
-	ck_assert_uint_eq(res, page + 32);
+	region_stats(&r, &st);
+	ck_assert_uint_eq(st.live, n);
+	ck_assert_uint_eq(st.resident, page + 32);
 	while (n > 0)
 		region_put(&r, p[--n]);
-	region_stats(&r, &live, &res, NULL);
-	ck_assert_uint_eq(live, 0);
-	ck_assert_uint_eq(res, 0); /* started over */
+	region_stats(&r, &st);
+	ck_assert_uint_eq(st.live, 0);
+	ck_assert_uint_eq(st.resident, 0); /* started over */
 	region_free(&r);
 }
 END_TEST
@@ -92,29 +93,30 @@ START_TEST(test_region_release)
 	enum { N = 600 };
 	static uint8_t *p[N];
 	struct region r;
-	size_t i, live, res, rel;
+	size_t i;
+	struct region_stats st;
 
 	ck_assert_int_eq(region_init(&r, 1 << 20, 6, 2, 64 * 1024), 0);
 	/* a small burst: starts over, keeps its pages */
 	p[0] = region_get(&r, 100);
 	memset(p[0], 0x77, 128);
 	region_put(&r, p[0]);
-	region_stats(&r, &live, &res, &rel);
-	ck_assert_uint_eq(rel, 0);
-	ck_assert_uint_eq(res, 0);
+	region_stats(&r, &st);
+	ck_assert_uint_eq(st.releases, 0);
+	ck_assert_uint_eq(st.resident, 0);
 	/* a large one: its pages go back and read zero */
 	for (i = 0; i < N; i++) {
 		p[i] = region_get(&r, 128);
 		memset(p[i], 0x5a, 128);
 	}
-	region_stats(&r, &live, &res, &rel);
-	ck_assert_uint_eq(live, N);
-	ck_assert_uint_eq(res, (size_t)N * 128);
+	region_stats(&r, &st);
+	ck_assert_uint_eq(st.live, N);
+	ck_assert_uint_eq(st.resident, (size_t)N * 128);
 	for (i = 0; i < N; i++)
 		region_put(&r, p[i]);
-	region_stats(&r, &live, &res, &rel);
-	ck_assert_uint_eq(live, 0);
-	ck_assert_uint_eq(rel, 1);
+	region_stats(&r, &st);
+	ck_assert_uint_eq(st.live, 0);
+	ck_assert_uint_eq(st.releases, 1);
 	p[0] = region_get(&r, 128);
 	ck_assert_uint_eq(p[0][0], 0);
 	ck_assert_uint_eq(p[0][127], 0);
@@ -163,15 +165,15 @@ START_TEST(test_region_threads)
 {
 	struct region r;
 	pthread_t t[2];
-	size_t live;
+	struct region_stats st;
 
 	ck_assert_int_eq(region_init(&r, 1 << 20, 4, 3, 4096), 0);
 	ck_assert_int_eq(pthread_create(&t[0], NULL, churn, &r), 0);
 	ck_assert_int_eq(pthread_create(&t[1], NULL, churn, &r), 0);
 	pthread_join(t[0], NULL);
 	pthread_join(t[1], NULL);
-	region_stats(&r, &live, NULL, NULL);
-	ck_assert_uint_eq(live, 0);
+	region_stats(&r, &st);
+	ck_assert_uint_eq(st.live, 0);
 	region_free(&r);
 }
 END_TEST
