@@ -11,11 +11,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 compat_init
 start_cinderd
 
-printf 'danpass1234\n' | cinderd_cmd user add dan@example.com >/dev/null || fail "user add"
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=dan@example.com -d password=danpass1234
-[ "$HTTP_STATUS" = 200 ] || fail "login: $HTTP_BODY"
-TOK=$(json_get "$HTTP_BODY" '["access_token"]')
+add_user dan@example.com danpass1234
+login dan@example.com danpass1234
+TOK=$TOKEN
 
 # The CLI reads its API URL and token from $HOME/.particle.
 particle_cli "$TOK" dan@example.com

@@ -16,7 +16,7 @@ SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 compat_init compat-flash
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'carolpass123\n' | cinderd_cmd user add carol@example.com >/dev/null || fail "user add"
+add_user carol@example.com carolpass123
 start_cinderd
 "$SIM" provision --count 1 --dir "$T_DIR/sim" --cinderd "$CINDERD" \
 	--config "$T_DIR/cinder.conf" --owner carol@example.com --prefix 7d >/dev/null ||

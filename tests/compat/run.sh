@@ -15,7 +15,7 @@ SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 compat_init compat-rest
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'carolpass123\n' | cinderd_cmd user add carol@example.com >/dev/null || fail "user add"
+add_user carol@example.com carolpass123
 start_cinderd
 "$SIM" provision --count 1 --dir "$T_DIR/sim" --cinderd "$CINDERD" \
 	--config "$T_DIR/cinder.conf" --owner carol@example.com --prefix 7c >/dev/null ||
@@ -68,9 +68,8 @@ WHAT="keys send" run keys send "$NEWDEV" "$T_DIR/k.pub.pem"
 	fail "keys send did not provision: $OUT"
 
 # token revoke (sends no credentials: holding the token is enough).
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=carol@example.com -d password=carolpass123
-EXTRA=$(json_get "$HTTP_BODY" '["access_token"]')
+login carol@example.com carolpass123
+EXTRA=$TOKEN
 WHAT="token revoke" run token revoke "$EXTRA"
 http GET /v1/user -H "Authorization: Bearer $EXTRA"
 [ "$HTTP_STATUS" = 401 ] || fail "token revoke left the token usable: $OUT"

@@ -11,15 +11,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 compat_init
 start_cinderd
 
-login() {
-	printf '%s\n' "$2" | cinderd_cmd user add "$1" >/dev/null || fail "user add $1"
-	http POST /oauth/token -u particle:particle -d grant_type=password \
-		-d "username=$1" -d "password=$2"
-	[ "$HTTP_STATUS" = 200 ] || fail "login $1: $HTTP_BODY"
-	json_get "$HTTP_BODY" '["access_token"]'
-}
-TOK_A=$(login alice@example.com alicepass123)
-TOK_B=$(login bob@example.com bobpass1234)
+add_user alice@example.com alicepass123
+add_user bob@example.com bobpass1234
+login alice@example.com alicepass123
+TOK_A=$TOKEN
+login bob@example.com bobpass1234
+TOK_B=$TOKEN
 
 cat >"$T_DIR/idle.js" <<'JS'
 const Particle = require(process.env.NM + '/particle-api-js');

@@ -14,7 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 compat_init
 echo "webhook_allow_nets 127.0.0.1/32" >>"$T_DIR/cinder.conf"
 start_cinderd
-TOK=$(user_token dan) || fail "token"
+user_token dan
+TOK=$TOKEN
 sink_start plain
 P="http://127.0.0.1:$SINK_plain"
 

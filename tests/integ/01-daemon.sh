@@ -31,7 +31,7 @@ grep -q "bad.conf:1: log_level" <<<"$err" || fail "config error does not name li
 "$CINDERD" check-config -c "$T_DIR/cinder.conf" | grep -q "configuration OK" || fail "check-config"
 
 # Users: password from stdin; a duplicate is refused.
-printf 'correct horse battery\n' | cinderd_cmd user add alice >/dev/null || fail "user add"
+add_user alice 'correct horse battery'
 printf 'correct horse battery\n' | cinderd_cmd user add alice >/dev/null 2>&1 && fail "duplicate user accepted"
 hash=$(sql "SELECT password_hash FROM users WHERE username = 'alice'")
 case "$hash" in '$pbkdf2-sha256$'*) ;; *) fail "password not stored hashed: $hash" ;; esac

@@ -10,11 +10,6 @@ set -u
 integ_init
 start_cinderd
 
-expect() { # expect STATUS WHAT
-	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
-}
-field() { json_get "$HTTP_BODY" "$1"; }
-
 # First user: sign-up is open while no user exists, and it becomes admin.
 http POST /v1/users -d username=Admin@Example.com -d password=adminpass1
 expect 200 "first sign-up"

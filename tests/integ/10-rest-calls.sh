@@ -13,23 +13,14 @@ SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 [ -x "$SIM" ] || fail "no $SIM"
 echo "request_timeout 2" >>"$T_DIR/cinder.conf"
 
-expect() { # expect STATUS WHAT
-	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
-}
-field() { json_get "$HTTP_BODY" "$1"; }
-login() {
-	http POST /oauth/token -u particle:particle -d grant_type=password \
-		-d username="$1" -d password="$2"
-	[ "$HTTP_STATUS" = 200 ] || fail "login $1: $HTTP_BODY"
-	field '["access_token"]'
-}
-
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add alice"
-printf 'bobpass1234\n' | cinderd_cmd user add bob@example.com >/dev/null || fail "user add bob"
+add_user alice@example.com alicepass123
+add_user bob@example.com bobpass1234
 start_cinderd
-ALICE=$(login alice@example.com alicepass123)
-BOB=$(login bob@example.com bobpass1234)
+login alice@example.com alicepass123
+ALICE=$TOKEN
+login bob@example.com bobpass1234
+BOB=$TOKEN
 A=(-H "Authorization: Bearer $ALICE")
 B=(-H "Authorization: Bearer $BOB")
 

@@ -15,12 +15,9 @@ integ_init
 [ -x "$SIM" ] || fail "no $SIM"
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
+add_user alice@example.com alicepass123
 start_cinderd
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=alice@example.com -d password=alicepass123
-[ "$HTTP_STATUS" = 200 ] || fail "login: $HTTP_BODY"
-TOKEN=$(json_get "$HTTP_BODY" '["access_token"]')
+login alice@example.com alicepass123
 sim_provision "$T_DIR/d" 1 --register --owner alice@example.com --prefix 6c --app testapp
 D=$(head -1 "$T_DIR/d/devices.txt")
 

@@ -10,27 +10,19 @@ set -u
 integ_init
 start_cinderd
 
-expect() { # expect STATUS WHAT
-	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
-}
-field() { json_get "$HTTP_BODY" "$1"; }
-login() { # login USER PASS -> prints token
-	http POST /oauth/token -u particle:particle -d grant_type=password \
-		-d username="$1" -d password="$2"
-	[ "$HTTP_STATUS" = 200 ] || fail "login $1: $HTTP_BODY"
-	field '["access_token"]'
-}
-
 http POST /v1/users -d username=admin@example.com -d password=adminpass1
 expect 200 "first user"
-ADMIN=$(login admin@example.com adminpass1)
+login admin@example.com adminpass1
+ADMIN=$TOKEN
 for u in alice bob; do
 	http POST /v1/users -H "Authorization: Bearer $ADMIN" \
 		-d username=$u@example.com -d password=${u}pass123
 	expect 200 "create $u"
 done
-ALICE=$(login alice@example.com alicepass123)
-BOB=$(login bob@example.com bobpass123)
+login alice@example.com alicepass123
+ALICE=$TOKEN
+login bob@example.com bobpass123
+BOB=$TOKEN
 A=(-H "Authorization: Bearer $ALICE")
 B=(-H "Authorization: Bearer $BOB")
 

@@ -10,33 +10,30 @@ set -u
 integ_init
 start_cinderd
 
-expect() { # expect STATUS WHAT
-	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
-}
-login() {
+try_login() { # try_login PASSWORD: the answer is in HTTP_STATUS
 	http POST /oauth/token -u particle:particle -d grant_type=password \
 		-d username=user@example.com -d password="$1"
 }
 
 http POST /v1/users -d username=user@example.com -d password=rightpass1
 expect 200 "first user"
-login rightpass1
+try_login rightpass1
 expect 200 "good login"
 TOKEN=$(json_get "$HTTP_BODY" '["access_token"]')
 
 # Nine failures, a success resets the count.
 for i in 1 2 3 4 5 6 7 8 9; do
-	login wrongpass
+	try_login wrongpass
 	expect 400 "failure $i"
 done
-login rightpass1
+try_login rightpass1
 expect 200 "success resets the failure count"
 # Ten consecutive failures lock the address out.
 for i in 1 2 3 4 5 6 7 8 9 10; do
-	login wrongpass
+	try_login wrongpass
 	expect 400 "failure $i of 10"
 done
-login rightpass1
+try_login rightpass1
 expect 429 "locked out even with the right password"
 http GET /v1/access_tokens -u user@example.com:rightpass1
 expect 429 "no password tries on Basic routes while locked"

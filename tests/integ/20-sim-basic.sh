@@ -12,7 +12,7 @@ SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 [ -x "$SIM" ] || fail "no $SIM"
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'pw-for-alice-123\n' | cinderd_cmd user add alice >/dev/null || fail "user add"
+add_user alice pw-for-alice-123
 start_cinderd
 
 "$SIM" provision --count 3 --dir "$T_DIR/sim" --cinderd "$CINDERD" \

@@ -11,7 +11,7 @@ integ_init
 
 SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'pw-for-carol-123\n' | cinderd_cmd user add carol >/dev/null || fail "user add"
+add_user carol pw-for-carol-123
 start_cinderd
 "$SIM" provision --count 1 --dir "$T_DIR/bad" --cinderd "$CINDERD" \
 	--config "$T_DIR/cinder.conf" --owner carol --prefix 7a >/dev/null || fail "provision bad"

@@ -17,18 +17,11 @@ set -u
 integ_init
 [ -x "$SIM" ] || fail "no $SIM"
 
-expect() { # expect STATUS WHAT
-	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
-}
-field() { json_get "$HTTP_BODY" "$1"; }
-
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
+add_user alice@example.com alicepass123
 start_cinderd
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=alice@example.com -d password=alicepass123
-expect 200 "login"
-A=(-H "Authorization: Bearer $(field '["access_token"]')")
+login alice@example.com alicepass123
+A=(-H "Authorization: Bearer $TOKEN")
 
 # --- Device OS start-up order (testapp's default) --------------------------
 sim_provision "$T_DIR/dos" 2 --register --owner alice@example.com --prefix 7a

@@ -11,25 +11,17 @@ integ_init
 sed -i 's/^log_level .*/log_level debug/' "$T_DIR/cinder.conf"
 start_cinderd
 
-expect() { # expect STATUS WHAT
-	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
-}
-
 http GET /v1/events/x
 [ "$HTTP_STATUS" = 404 ] && { echo "SKIP: event routes not wired into cinderd" >&2; exit 77; }
 
 # Two users with a token each.
 for u in alice bob; do
-	printf '%spass123\n' "$u" | cinderd_cmd user add "$u@example.com" >/dev/null || fail "user add $u"
+	add_user "$u@example.com" "${u}pass123"
 done
-login() {
-	http POST /oauth/token -u particle:particle -d grant_type=password \
-		-d username="$1@example.com" -d password="$1pass123"
-	expect 200 "login $1"
-	json_get "$HTTP_BODY" '["access_token"]'
-}
-TA=$(login alice) || fail "alice token"
-TB=$(login bob) || fail "bob token"
+login alice@example.com alicepass123
+TA=$TOKEN
+login bob@example.com bobpass123
+TB=$TOKEN
 
 # sse NAME PATH [curl args]: a background SSE client writing $T_DIR/sse-NAME.
 sse() {

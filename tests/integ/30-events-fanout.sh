@@ -14,11 +14,9 @@ http GET /v1/events/x
 
 N=200
 S=50
-printf 'erinpass123\n' | cinderd_cmd user add erin@example.com >/dev/null || fail "user add"
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=erin@example.com -d password=erinpass123
-[ "$HTTP_STATUS" = 200 ] || fail "login: $HTTP_BODY"
-TOK=$(json_get "$HTTP_BODY" '["access_token"]')
+add_user erin@example.com erinpass123
+login erin@example.com erinpass123
+TOK=$TOKEN
 
 sim_provision "$T_DIR/d" $N --register --owner erin@example.com
 mkfifo "$T_DIR/d.ctl"

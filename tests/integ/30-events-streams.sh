@@ -9,18 +9,12 @@ set -u
 integ_init
 start_cinderd
 
-expect() { # expect STATUS WHAT
-	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
-}
-
 http GET /v1/events/x
 [ "$HTTP_STATUS" = 404 ] && { echo "SKIP: event routes not wired into cinderd" >&2; exit 77; }
 
-printf 'carolpass123\n' | cinderd_cmd user add carol@example.com >/dev/null || fail "user add"
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=carol@example.com -d password=carolpass123
-expect 200 "login"
-TOK=$(json_get "$HTTP_BODY" '["access_token"]')
+add_user carol@example.com carolpass123
+login carol@example.com carolpass123
+TOK=$TOKEN
 
 # Headers and preamble.
 curl -sN -D "$T_DIR/hdr" "$API/v1/events/a%2Fb?access_token=$TOK" >"$T_DIR/sse-ab" &

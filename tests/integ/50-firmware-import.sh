@@ -84,9 +84,7 @@ out=$(cinderd_cmd firmware import "$T_DIR/p1.bin" --release 1.5.2 2>&1) || fail 
 start_cinderd
 http POST /v1/users -d username=admin@example.com -d password=adminpass1
 [ "$HTTP_STATUS" = 200 ] || fail "sign-up: $HTTP_STATUS"
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=admin@example.com -d password=adminpass1
-TOKEN=$(json_get "$HTTP_BODY" '["access_token"]')
+login admin@example.com adminpass1
 AUTH=(-H "Authorization: Bearer $TOKEN")
 
 http GET /v1/device-os/versions

@@ -15,11 +15,6 @@ mk() {
 	"$CINDERD" firmware make-module -o "$out" "$@" || fail "make-module $*"
 }
 count() { sql "SELECT count(*) FROM $1"; }
-login() { # login USER PASSWORD: print a token
-	http POST /oauth/token -u particle:particle -d grant_type=password \
-		-d username="$1" -d password="$2"
-	json_get "$HTTP_BODY" '["access_token"]'
-}
 
 mk b.bin --platform 10 --function bootloader --index 0 --version 1200 --size 2048
 mk s1.bin --platform 10 --function system_part --index 1 --version 2000 --size 8192
@@ -32,11 +27,13 @@ printf '\x00\x00' | dd of="$T_DIR/bad.bin" bs=1 seek=5000 conv=notrunc 2>/dev/nu
 start_cinderd
 http POST /v1/users -d username=admin@example.com -d password=adminpass1
 [ "$HTTP_STATUS" = 200 ] || fail "admin sign-up"
-ADMIN=$(login admin@example.com adminpass1)
+login admin@example.com adminpass1
+ADMIN=$TOKEN
 http POST /v1/users -H "Authorization: Bearer $ADMIN" \
 	-d username=bob@example.com -d password=bobpass123
 [ "$HTTP_STATUS" = 200 ] || fail "bob"
-BOB=$(login bob@example.com bobpass123)
+login bob@example.com bobpass123
+BOB=$TOKEN
 A=(-H "Authorization: Bearer $ADMIN")
 
 http POST /v1/device-os/versions -H "Authorization: Bearer $BOB" \

@@ -27,8 +27,10 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T_DIR/trusted.key" -out "$T_
 webhooks_up
 expect 401 "webhooks without a token"
 
-TA=$(user_token alice) || fail "alice token"
-TB=$(user_token bob) || fail "bob token"
+user_token alice
+TA=$TOKEN
+user_token bob
+TB=$TOKEN
 AUTH=(-H "Authorization: Bearer $TA")
 
 # --- definitions are checked when created ---

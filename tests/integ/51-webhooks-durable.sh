@@ -20,7 +20,8 @@ webhook_host_errors 0
 webhook_queue_max 20
 CONF
 webhooks_up
-TA=$(user_token alice) || fail "alice token"
+user_token alice
+TA=$TOKEN
 
 # A port with nobody listening (the sink comes up on it later).
 sink_start probe

@@ -15,7 +15,8 @@ webhook_host_errors 2
 webhook_host_sleep 60
 CONF
 webhooks_up
-TA=$(user_token alice) || fail "token"
+user_token alice
+TA=$TOKEN
 sink_start plain
 curl -sN -H "Authorization: Bearer $TA" "$API/v1/devices/events/hook-error" >"$T_DIR/sse" 2>/dev/null &
 T_PIDS+=("$!")

@@ -16,7 +16,8 @@ db_queue_max 16
 CONF
 bulk_webhook_conf
 webhooks_up
-TA=$(user_token alice) || fail "token"
+user_token alice
+TA=$TOKEN
 sink_start s
 hook "$TA" "{\"event\":\"b/\",\"url\":\"http://127.0.0.1:$SINK_s/ok\"}"
 HOK=$HOOK_ID

@@ -12,7 +12,8 @@ integ_init
 N=300
 bulk_webhook_conf
 webhooks_up
-TA=$(user_token alice) || fail "token"
+user_token alice
+TA=$TOKEN
 sink_start s
 hook "$TA" "{\"event\":\"k/\",\"url\":\"http://127.0.0.1:$SINK_s/keep\",\"body\":\"{{{PARTICLE_EVENT_VALUE}}}\",\"noDefaults\":true}"
 HK=$HOOK_ID

@@ -17,12 +17,10 @@ SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 [ -x "$SIM" ] || fail "no $SIM"
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
-printf 'alicepass123\n' | cinderd_cmd user add alice@example.com >/dev/null || fail "user add"
+add_user alice@example.com alicepass123
 start_cinderd
-http POST /oauth/token -u particle:particle -d grant_type=password \
-	-d username=alice@example.com -d password=alicepass123
-[ "$HTTP_STATUS" = 200 ] || fail "login: $HTTP_BODY"
-A=(-H "Authorization: Bearer $(json_get "$HTTP_BODY" '["access_token"]')")
+login alice@example.com alicepass123
+A=(-H "Authorization: Bearer $TOKEN")
 "$CINDERD" firmware make-module -o "$T_DIR/app.bin" --platform 3 \
 	--function user_part --index 1 --version 6 --dep system_part:2:1512 \
 	--size 4096 --seed 9 >/dev/null || fail "make-module"

@@ -17,7 +17,8 @@ printf 'device_cache_linger_s 1\n' >>"$T_DIR/cinder.conf"
 cinderd_cmd migrate >/dev/null || fail "migrate"
 add_user alice@example.com alicepass123
 start_cinderd
-A=(-H "Authorization: Bearer $(login alice@example.com alicepass123)")
+login alice@example.com alicepass123
+A=(-H "Authorization: Bearer $TOKEN")
 ID=$(provision d 7a)
 
 # stream N: the event stream into sse.out, ready when ':ok' shows.
@@ -77,7 +78,8 @@ leave b
 # Restart: the same app publishes nothing; the stored hash is kept.
 stop_cinderd
 start_cinderd
-A=(-H "Authorization: Bearer $(login alice@example.com alicepass123)")
+login alice@example.com alicepass123
+A=(-H "Authorization: Bearer $TOKEN")
 stream 2
 connect c "$HASH_B"
 wait_for compared 1 || fail "not compared after the restart"
@@ -87,7 +89,8 @@ leave c
 # Reflashed (app A) while cinderd was down: one event after the restart.
 stop_cinderd
 start_cinderd
-A=(-H "Authorization: Bearer $(login alice@example.com alicepass123)")
+login alice@example.com alicepass123
+A=(-H "Authorization: Bearer $TOKEN")
 stream 3
 connect e "$HASH_A"
 wait_for compared 1 || fail "not compared after the second restart"

@@ -18,13 +18,13 @@ integ_init
 . "$(dirname "$0")/healer_lib.sh"
 echo "healer_max_concurrent 4" >>"$T_DIR/cinder.conf"
 
-
 cinderd_cmd migrate >/dev/null || fail "migrate"
 add_user alice@example.com alicepass123
 make_parts 11
 import_parts 1.5.2
 start_cinderd
-ALICE=$(login alice@example.com alicepass123)
+login alice@example.com alicepass123
+ALICE=$TOKEN
 A=(-H "Authorization: Bearer $ALICE")
 event_stream /v1/devices/events/spark
 

@@ -35,7 +35,8 @@ add_user alice@example.com alicepass123
 make_parts 21 --size 16384
 import_parts 1.5.2
 start_cinderd
-ALICE=$(login alice@example.com alicepass123)
+login alice@example.com alicepass123
+ALICE=$TOKEN
 A=(-H "Authorization: Bearer $ALICE")
 event_stream /v1/devices/events/spark
 

@@ -21,7 +21,6 @@ integ_init
 # device's later Describes within this test.
 echo "healer_backoff 120" >>"$T_DIR/cinder.conf"
 
-
 cinderd_cmd migrate >/dev/null || fail "migrate"
 add_user alice@example.com alicepass123
 make_parts 11
@@ -30,7 +29,8 @@ APP="$T_DIR/app.bin"
 mk -o "$APP" --platform 3 --function user_part --index 1 --version 6 \
 	--dep system_part:2:1512 --size 4096 --seed 7
 start_cinderd
-ALICE=$(login alice@example.com alicepass123)
+login alice@example.com alicepass123
+ALICE=$TOKEN
 A=(-H "Authorization: Bearer $ALICE")
 event_stream /v1/devices/events
 wait_for grep -q ':ok' "$T_DIR/sse.out" || true

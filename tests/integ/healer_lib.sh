@@ -6,8 +6,6 @@
 SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 [ -x "$SIM" ] || fail "no $SIM"
 
-expect() { [ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"; }
-field() { json_get "$HTTP_BODY" "$1"; }
 mk() { "$CINDERD" firmware make-module "$@" >/dev/null || fail "make-module $*"; }
 
 # make_parts SEED [make-module options]: $T_DIR/s1.bin and s2.bin, system
@@ -27,20 +25,6 @@ make_parts() {
 import_parts() {
 	cinderd_cmd firmware import "$T_DIR/s1.bin" "$T_DIR/s2.bin" \
 		--release "$1" >/dev/null || fail "import $1"
-}
-
-# add_user EMAIL PASSWORD [--admin]
-add_user() {
-	printf '%s\n' "$2" | cinderd_cmd user add "$1" ${3:-} >/dev/null ||
-		fail "user add $1"
-}
-
-# login EMAIL PASSWORD: prints an access token (cinderd must run).
-login() {
-	http POST /oauth/token -u particle:particle -d grant_type=password \
-		-d "username=$1" -d "password=$2"
-	expect 200 "login $1"
-	field '["access_token"]'
 }
 
 # provision NAME PREFIX: one device of alice@example.com in $T_DIR/NAME;

@@ -161,6 +161,29 @@ json_get() {
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval("d"+sys.argv[2]))' "$1" "$2"
 }
 
+# expect STATUS WHAT: fail unless the last http call answered STATUS.
+expect() { [ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"; }
+
+# field EXPR: a field of the last http call's JSON body.
+field() { json_get "$HTTP_BODY" "$1"; }
+
+# --- users ---
+# add_user EMAIL PASSWORD [--admin]: create a user with `cinderd user add`.
+add_user() {
+	printf '%s\n' "$2" | cinderd_cmd user add "$1" ${3:-} >/dev/null ||
+		fail "user add $1"
+}
+
+# login EMAIL PASSWORD: log in as the particle CLI does (cinderd must run)
+# and set TOKEN to the access token. Call it directly, not as $(login ...),
+# so that a refused login fails the test itself rather than a subshell.
+login() {
+	http POST /oauth/token -u particle:particle -d grant_type=password \
+		-d "username=$1" -d "password=$2"
+	expect 200 "login $1"
+	TOKEN=$(field '["access_token"]')
+}
+
 # --- simulated devices (firmware-stubs/cinder-sim) ---
 SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 

@@ -49,15 +49,10 @@ for line in open(sys.argv[1]):
         print(eval(sys.argv[3]))
         break' "$T_DIR/sink-$1.log" "$2" "$3"
 }
-expect() { # expect STATUS WHAT
-	[ "$HTTP_STATUS" = "$1" ] || fail "$2: status $HTTP_STATUS, body $HTTP_BODY"
-}
-user_token() { # user_token NAME: create NAME@example.com, print a token
-	printf '%spass123\n' "$1" | cinderd_cmd user add "$1@example.com" >/dev/null || fail "user add $1"
-	http POST /oauth/token -u particle:particle -d grant_type=password \
-		-d username="$1@example.com" -d password="$1pass123"
-	expect 200 "login $1"
-	json_get "$HTTP_BODY" '["access_token"]'
+# user_token NAME: create NAME@example.com and log in (sets TOKEN).
+user_token() {
+	add_user "$1@example.com" "$1pass123"
+	login "$1@example.com" "$1pass123"
 }
 # hook TOKEN JSON: create a webhook, set HOOK_ID.
 hook() {
