@@ -15,7 +15,8 @@ cinderd_cmd migrate >/dev/null || fail "migrate"
 add_user root@example.com rootpass123 --admin
 make_parts 31
 start_cinderd
-ROOT=$(login root@example.com rootpass123)
+login root@example.com rootpass123
+ROOT=$TOKEN
 A=(-H "Authorization: Bearer $ROOT")
 
 sim_provision "$T_DIR/d" 1 --register --owner root@example.com --prefix 6c
@@ -31,11 +32,14 @@ exec 4>"$T_DIR/d.ctl"
 wait_for grep -q "^safemode $ID" "$T_DIR/d.out" || fail "no safe mode"
 missing() { [ "$(sql "SELECT count(*) FROM healer_history WHERE device_id = '$ID' AND event = 'missing'")" = 1 ]; }
 wait_for missing || fail "not reported missing: $(sql "SELECT event, detail FROM healer_history")"
-# The Describe after setup() is planned too (quietly, still missing):
-# from here on only a new Describe can start the heal.
-wait_for grep -q "^describe $ID 2" "$T_DIR/d.out" || fail "no second describe"
-planned_twice() { [ "$(grep -c "device $ID: heal plan" "$T_DIR/cinderd.log")" -ge 2 ]; }
-wait_for planned_twice || fail "second describe not planned: $(grep "$ID" "$T_DIR/cinderd.log")"
+# Three Describes come at start-up, and each is planned (quietly, still
+# missing): the handshake's, the one after setup(), and the one cinderd
+# asks for when the device publishes spark/device/safemode after the
+# handshake. From here on only a new Describe can start the heal; the
+# upload must wait for all three, or the last one starts it.
+wait_for grep -q "^describe $ID 3" "$T_DIR/d.out" || fail "no third describe"
+planned_thrice() { [ "$(grep -c "device $ID: heal plan" "$T_DIR/cinderd.log")" -ge 3 ]; }
+wait_for planned_thrice || fail "start-up describes not planned: $(grep "$ID" "$T_DIR/cinderd.log")"
 
 http POST /v1/device-os/versions "${A[@]}" -F file=@"$T_DIR/s1.bin" \
 	-F file2=@"$T_DIR/s2.bin" -F version=1.5.2
