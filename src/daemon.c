@@ -125,6 +125,8 @@ status_cb(json_t *obj, void *arg)
 		json_object_set_new(obj, "device_port",
 				    json_integer(registry_port(d->reg)));
 	}
+	if (d->rest != NULL)
+		rest_status_fill(d->rest, obj);
 	if (d->events != NULL)
 		events_status_fill(d->events, obj);
 	if (d->webhooks != NULL)

@@ -195,3 +195,36 @@ hmap_foreach(const struct hmap *m,
 	}
 	return 0;
 }
+
+size_t
+hmap_remove_if(struct hmap *m,
+	       bool (*fn)(const void *key, size_t len, void *value, void *arg),
+	       void *arg)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < m->nbuckets; i++) {
+		struct hmap_entry **pp = &m->buckets[i], *e;
+
+		while ((e = *pp) != NULL) {
+			if (fn(e->key, e->len, e->value, arg)) {
+				*pp = e->next;
+				free(e);
+				n++;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+	m->count -= n;
+	/* as hmap_remove(): a quarter (or less) when below an eighth full */
+	if (n > 0 && m->count < m->nbuckets / 8 &&
+	    m->nbuckets > HMAP_MIN_BUCKETS) {
+		size_t b = m->nbuckets;
+
+		while (b > HMAP_MIN_BUCKETS && m->count < b / 8)
+			b /= 4;
+		rehash(m, b < HMAP_MIN_BUCKETS ? HMAP_MIN_BUCKETS : b);
+	}
+	return n;
+}

@@ -51,6 +51,16 @@ int hmap_foreach(const struct hmap *m,
 		 int (*fn)(const void *key, size_t len, void *value, void *arg),
 		 void *arg);
 
+/**
+ * Remove every entry for which fn returns true; fn may free the value but
+ * must not change the map. The table shrinks at the end, as with
+ * hmap_remove(). @return the number of entries removed
+ */
+size_t hmap_remove_if(struct hmap *m,
+		      bool (*fn)(const void *key, size_t len, void *value,
+				 void *arg),
+		      void *arg);
+
 /* Convenience for 64-bit integer keys. */
 static inline void *
 hmap_get_u64(const struct hmap *m, uint64_t k)

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "api/rest_int.h"
 #include "conf.h"
 #include "crypto.h"
@@ -710,7 +712,12 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
  * a non-admin hit also checks the registry's owner), but variable reads
  * only for DEVROW_TTL_MS: their coreInfo (last heard, last handshake,
  * product) comes from PostgreSQL and may change without any of those.
- * A row of an offline device lives DEVROW_TTL_MS too. perf: the
+ * A row of an offline device lives DEVROW_TTL_MS too. Every
+ * DEVROW_SWEEP_MS while the cache has rows, a sweep frees those no
+ * request can use (expired, or kept for a connection that has ended or
+ * re-described), so the cache holds about the rows in use rather than
+ * one per device ever asked for (the soak's slow [heap] ramp); a key
+ * longer than HMAP_KEY_MAX (a long name) is not kept. perf: the
  * PostgreSQL round trip was a third of a call's latency, and with 10,000
  * devices called in turn (B4) a 2 s row nearly always missed. memory:
  * ~1 KB a row with a few functions and variables (the row, its key and
@@ -719,6 +726,7 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 #define DEVROW_TTL_MS 2000
 #define DEVROW_LIVE_MS (10 * 60 * 1000)
 #define DEVROW_MAX 16384
+#define DEVROW_SWEEP_MS 10000
 
 struct devrow {
 	char device_id[25];
@@ -757,11 +765,62 @@ devrow_free_cb(const void *key, size_t len, void *value, void *arg)
 static void
 devrow_clear(struct rest *r)
 {
+	if (r->devrow_sweep != NULL) {
+		event_free(r->devrow_sweep);
+		r->devrow_sweep = NULL;
+	}
 	if (r->devrows == NULL)
 		return;
 	hmap_foreach(r->devrows, devrow_free_cb, NULL);
 	hmap_free(r->devrows);
 	r->devrows = NULL;
+}
+
+struct sweep {
+	const struct rest *r;
+	uint64_t now;
+};
+
+/* Whether no request can use e any more (then freed): it expired, or the
+   connection it was kept for has ended or holds another describe. */
+static bool
+devrow_stale_cb(const void *key, size_t len, void *value, void *arg)
+{
+	const struct sweep *s = arg;
+	struct devrow *e = value;
+	const char *f, *v;
+	uint64_t gen;
+
+	(void)key;
+	(void)len;
+	if (e->expires_ms > s->now &&
+	    (e->gen == 0 ||
+	     (registry_describe_now(s->r->reg, e->device_id, &gen, &f, &v) &&
+	      gen == e->gen)))
+		return false;
+	devrow_free(e);
+	return true;
+}
+
+static void
+devrow_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rest *r = arg;
+	struct sweep s = {r, rest_now_ms()};
+
+	(void)fd;
+	(void)what;
+	if (r->devrows == NULL)
+		return;
+	r->devrows_swept += hmap_remove_if(r->devrows, devrow_stale_cb, &s);
+	if (hmap_count(r->devrows) == 0)
+		devrow_clear(r); /* the timer too, until the next row */
+}
+
+size_t
+h_devices_cache_count(const struct rest *r)
+{
+	return r->devrows != NULL ? hmap_count(r->devrows) : 0;
 }
 
 void
@@ -833,15 +892,23 @@ devrow_put(struct rest *r, const struct dreq *d, const struct store_result *res,
 	e->product = int_or_null(store_result_value(res, 0, C_PRODUCT));
 	e->core_expires_ms = rest_now_ms() + DEVROW_TTL_MS;
 	e->expires_ms = e->core_expires_ms;
-	*kept = len > 0;
-	if (len == 0)
-		return e; /* not kept: the caller frees it */
+	*kept = false; /* then the caller frees it */
+	if (len == 0 || len > HMAP_KEY_MAX)
+		return e; /* a long name: not kept */
 	if (r->devrows != NULL && hmap_count(r->devrows) >= DEVROW_MAX)
 		devrow_clear(r);
-	if (r->devrows == NULL)
+	if (r->devrows == NULL) {
+		struct timeval tv = {DEVROW_SWEEP_MS / 1000,
+				     DEVROW_SWEEP_MS % 1000 * 1000};
+
 		r->devrows = hmap_new();
+		if (r->base != NULL &&
+		    (r->devrow_sweep = event_new(r->base, -1, EV_PERSIST,
+						 devrow_sweep_cb, r)) != NULL)
+			event_add(r->devrow_sweep, &tv);
+	}
 	devrow_free(hmap_remove(r->devrows, key, len));
-	hmap_put(r->devrows, key, len, e, NULL);
+	*kept = hmap_put(r->devrows, key, len, e, NULL) == 0;
 	return e;
 }
 

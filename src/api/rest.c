@@ -485,6 +485,16 @@ rest_set_healer(struct rest *r, struct healer *h)
 }
 
 void
+rest_status_fill(const struct rest *r, json_t *obj)
+{
+	json_object_set_new(obj, "api",
+			    json_pack("{s:I, s:I}", "device_rows",
+				      (json_int_t)h_devices_cache_count(r),
+				      "device_rows_swept",
+				      (json_int_t)r->devrows_swept));
+}
+
+void
 rest_free(struct rest *r)
 {
 	if (r == NULL)

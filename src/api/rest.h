@@ -10,6 +10,8 @@
 #ifndef CINDER_API_REST_H
 #define CINDER_API_REST_H
 
+#include <jansson.h>
+
 struct event_base;
 struct conf;
 struct http;
@@ -51,5 +53,12 @@ struct healer;
  * file); NULL (the default, and before freeing the healer) refuses them.
  */
 void rest_set_healer(struct rest *r, struct healer *h);
+
+/**
+ * Add the API's figures to a status object (GET /v1/ping):
+ * "api": {"device_rows": rows in the call/read row cache,
+ * "device_rows_swept": rows its sweep has dropped}.
+ */
+void rest_status_fill(const struct rest *r, json_t *obj);
 
 #endif

@@ -18,6 +18,7 @@
 #include "api/http.h"
 #include "api/rest.h"
 
+struct event;
 struct ratelimit;
 
 struct rest {
@@ -29,8 +30,10 @@ struct rest {
 	struct cryptopool *pool;
 	struct auth_cache *cache;
 	struct ratelimit *rl;
-	struct hmap *devrows;  /* h_devices.c: call/read row cache */
-	struct healer *healer; /* flashes (rest_set_healer()), or NULL */
+	struct hmap *devrows;	    /* h_devices.c: call/read row cache */
+	struct event *devrow_sweep; /* its sweep timer, while it has rows */
+	uint64_t devrows_swept;	    /* rows the sweep dropped */
+	struct healer *healer;	    /* flashes (rest_set_healer()), or NULL */
 	char *dummy_hash; /* a password hash to verify unknown users against */
 	unsigned jobs;	  /* pool jobs not yet completed */
 	bool dead;	  /* rest_free() ran while jobs were out */
@@ -90,6 +93,9 @@ int rest_token_lookup(struct rest *r, const char *token, rest_token_cb cb,
 /** Answer the OAuth error shape {error, error_description}. */
 /** Free h_devices.c's row cache (rest_free). NULL-safe. */
 void h_devices_cache_free(struct rest *r);
+
+/** @return the rows in h_devices.c's row cache (the status hook) */
+size_t h_devices_cache_count(const struct rest *r);
 
 int rest_oauth_error(struct http *h, uint64_t id, int status, const char *code,
 		     const char *desc);

@@ -5,7 +5,8 @@
 # function calls with arg and args (form and JSON), unknown names (404),
 # another user's device (404), many concurrent calls to one device (all
 # answered), a silent device (408 after request_timeout), a client that
-# leaves while waiting (the daemon keeps serving), connected in the list.
+# leaves while waiting (the daemon keeps serving), connected in the list,
+# the row cache forgetting on an unclaim and sweeping rows no longer used.
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
@@ -37,6 +38,7 @@ run_sim() { # run_sim NAME DIR [flags]
 	T_PIDS+=("$!")
 }
 run_sim ok "$T_DIR/ok"
+OK_PID=${T_PIDS[-1]}
 # early: a frozen device would never answer the describe that follows setup()
 run_sim quiet "$T_DIR/quiet" --behaviour silent --startup early
 ready() { [ "$(grep -c '^ready ' "$T_DIR/ok.out")" -ge 2 ] && [ "$(grep -c '^ready ' "$T_DIR/quiet.out")" -ge 1 ]; }
@@ -161,6 +163,28 @@ http POST "/v1/devices/$D/echo" "${A[@]}" -d arg=xy
 expect 404 "call right after unclaim"
 http GET "/v1/devices/$D/counter" "${A[@]}"
 expect 404 "read right after unclaim"
+
+# The sweep drops rows no request can use (h_devices.c, every 10 s):
+# an offline device's row once its 2 s are over, then, once its device
+# has gone, the row of a connected one; /v1/ping counts them.
+api() { http GET /v1/ping; json_get "$HTTP_BODY" "[\"api\"][\"$1\"]"; }
+[ "$(api device_rows)" = 0 ] || fail "rows left after the unclaim: $HTTP_BODY"
+"$SIM" provision --count 1 --dir "$T_DIR/off" --cinderd "$CINDERD" \
+	--config "$T_DIR/cinder.conf" --owner alice@example.com --prefix 6c >/dev/null || fail "provision offline"
+D2=$(sed -n 2p "$T_DIR/ok/devices.txt")
+O=$(head -1 "$T_DIR/off/devices.txt")
+http POST "/v1/devices/$D2/echo" "${A[@]}" -d arg=xy
+expect 200 "call on the second device"
+http POST "/v1/devices/$O/echo" "${A[@]}" -d arg=xy
+expect 404 "call on an offline device"
+[ "$(api device_rows)" = 2 ] || fail "two rows kept: $HTTP_BODY"
+swept() { [ "$(api device_rows_swept)" -ge "$1" ] && [ "$(api device_rows)" = "$2" ]; }
+WAIT_S=30 wait_for swept 1 1 || fail "the offline device's row not swept: $HTTP_BODY"
+http POST "/v1/devices/$D2/echo" "${A[@]}" -d arg=xyz
+expect 200 "the connected device's row still serves"
+[ "$(api device_rows)" = 1 ] || fail "the connected device's row: $HTTP_BODY"
+kill "$OK_PID"
+WAIT_S=30 wait_for swept 2 0 || fail "the row of a device gone not swept: $HTTP_BODY"
 
 kill -0 "$CINDERD_PID" || fail "cinderd died"
 stop_cinderd

@@ -2,7 +2,8 @@
 /*
  * The hash map: put, replace, get, remove, keys too long, iteration, and
  * its table growing with a crowd and shrinking once the crowd has gone
- * (every entry still found on the way down). Pure.
+ * (every entry still found on the way down), and removing the entries
+ * a predicate picks in one pass. Pure.
  */
 #include "config.h"
 
@@ -98,6 +99,70 @@ START_TEST(test_hmap_grow_shrink)
 }
 END_TEST
 
+/* Odd values out: the h_devices.c row cache's sweep of expired rows. */
+static bool
+odd_cb(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	(*(size_t *)arg)++;
+	return (uintptr_t)value % 2 == 1;
+}
+
+static bool
+even_cb(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	(void)arg;
+	return (uintptr_t)value % 2 == 0;
+}
+
+static bool
+all_cb(const void *key, size_t len, void *value, void *arg)
+{
+	(void)key;
+	(void)len;
+	(void)value;
+	(void)arg;
+	return true;
+}
+
+START_TEST(test_hmap_remove_if)
+{
+	struct hmap *m = hmap_new();
+	size_t small = hmap_nbuckets(m), seen = 0, i;
+	char key[16];
+
+	ck_assert_uint_eq(hmap_remove_if(m, all_cb, NULL), 0);
+	for (i = 0; i < 10000; i++) {
+		snprintf(key, sizeof(key), "dev%zu", i);
+		hmap_put(m, key, strlen(key), (void *)(i + 1), NULL);
+	}
+	ck_assert_uint_eq(hmap_remove_if(m, odd_cb, &seen), 5000);
+	ck_assert_uint_eq(seen, 10000);
+	ck_assert_uint_eq(hmap_count(m), 5000);
+	for (i = 0; i < 10000; i++) {
+		snprintf(key, sizeof(key), "dev%zu", i);
+		if (i % 2 == 0)
+			ck_assert_ptr_null(hmap_get(m, key, strlen(key)));
+		else
+			ck_assert_ptr_eq(hmap_get(m, key, strlen(key)),
+					 (void *)(i + 1));
+	}
+	/* all but one: the table gives its room back in one go */
+	snprintf(key, sizeof(key), "dev%d", 3);
+	hmap_put(m, key, strlen(key), (void *)3, NULL);
+	ck_assert_uint_eq(hmap_remove_if(m, even_cb, NULL), 4999);
+	ck_assert_uint_eq(hmap_count(m), 1);
+	ck_assert_uint_eq(hmap_nbuckets(m), small);
+	ck_assert_ptr_eq(hmap_get(m, key, strlen(key)), (void *)3);
+	ck_assert_uint_eq(hmap_remove_if(m, all_cb, NULL), 1);
+	ck_assert_uint_eq(hmap_count(m), 0);
+	hmap_free(m);
+}
+END_TEST
+
 static Suite *
 hmap_suite(void)
 {
@@ -106,6 +171,7 @@ hmap_suite(void)
 
 	tcase_add_test(tc, test_hmap_basic);
 	tcase_add_test(tc, test_hmap_grow_shrink);
+	tcase_add_test(tc, test_hmap_remove_if);
 	suite_add_tcase(s, tc);
 	return s;
 }
