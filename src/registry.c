@@ -637,6 +637,7 @@ sess_ready(void *arg)
 	struct devconn *c = arg;
 	char ip[INET6_ADDRSTRLEN];
 
+	c->ready_ms = registry_now_ms();
 	if (log_enabled(LOG_LEVEL_NOTICE))
 		log_ctx(LOG_LEVEL_NOTICE, c->logctx, "online from %s:%u",
 			registry_conn_ip(c, ip), (unsigned)c->port);
@@ -1321,6 +1322,31 @@ registry_describe_now(const struct registry *reg, const char *device_id,
 	b = c->describe != NULL ? desc_of(c->describe) : NULL;
 	*functions = b != NULL ? b->functions : NULL;
 	*variables = b != NULL ? b->variables : NULL;
+	return true;
+}
+
+bool
+registry_device_now(const struct registry *reg, const char *device_id,
+		    struct registry_device_now *out)
+{
+	const struct devconn *c = ready_conn(reg, device_id);
+	const struct desc_blob *b;
+	struct timespec ts;
+	uint64_t wall, mono;
+
+	if (c == NULL)
+		return false;
+	out->gen = c->id << 16 | c->desc_gen;
+	b = c->describe != NULL ? desc_of(c->describe) : NULL;
+	out->functions = b != NULL ? b->functions : NULL;
+	out->variables = b != NULL ? b->variables : NULL;
+	out->owner_id = c->owner_id;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	mono = registry_now_ms();
+	out->heard_ms = wall - (mono - c->last_rx_ms);
+	out->handshake_ms =
+		wall - (mono - (c->ready_ms != 0 ? c->ready_ms : c->opened_ms));
 	return true;
 }
 

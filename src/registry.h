@@ -190,6 +190,26 @@ bool registry_describe_now(const struct registry *reg, const char *device_id,
 			   uint64_t *gen, const char **functions,
 			   const char **variables);
 
+/** What the API's row cache asks of an online device (one lookup). */
+struct registry_device_now {
+	uint64_t gen;	       /* as registry_describe_now() */
+	const char *functions; /* as registry_describe_now() */
+	const char *variables; /* as registry_describe_now() */
+	int64_t owner_id;      /* 0 = unowned */
+	uint64_t heard_ms;     /* wall clock (ms since the epoch) of the
+				  last bytes from the device */
+	uint64_t handshake_ms; /* wall clock of its session's start (the
+				  Hello after the handshake) */
+};
+
+/**
+ * registry_describe_now(), registry_owner() and the times the device's
+ * coreInfo gives (last_heard, last_handshake_at), in one lookup.
+ * @return false (nothing set) if the device is not online
+ */
+bool registry_device_now(const struct registry *reg, const char *device_id,
+			 struct registry_device_now *out);
+
 /**
  * Send a request to an online device.
  * @param kind SESSION_REQ_FUNCTION (name, arg), SESSION_REQ_VARIABLE (name),

@@ -110,6 +110,8 @@ struct devconn {
 	struct session *session;	/* FRAMED only */
 	uint64_t last_rx_ms;		/* last bytes from the device */
 	uint64_t opened_ms;		/* accept time */
+	uint64_t ready_ms;		/* session start (its Hello), 0:
+					   not yet */
 	bool in_handshake : 1;		/* counted in handshakes_active */
 	bool registered : 1;		/* reg->devices maps idhex to us */
 	bool online : 1;		/* presence said online */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -107,7 +108,7 @@ struct dreq {
 	char *arg;	    /* function argument, notes, signal "1"/"0" */
 	char device_id[25]; /* resolved id */
 	char vtype[8];	    /* variable type */
-	char *core;	    /* coreInfo of variable answers, as JSON text */
+	char core[192];	    /* coreInfo of variable answers, as JSON text */
 	int refs;
 	bool reg_done;
 	bool refreshing; /* a describe refresh is in flight for it */
@@ -122,7 +123,6 @@ dreq_unref(struct dreq *d)
 	free(d->name);
 	if (d->arg)
 		freezero(d->arg, strlen(d->arg));
-	free(d->core);
 	free(d);
 }
 
@@ -583,10 +583,9 @@ var_answer(struct dreq *d, json_t *v)
 	if (vt != NULL)
 		jt_add(&t, vt, vl);
 	JT_LIT(&t, ",\"coreInfo\":");
-	if (d->core != NULL)
-		jt_add(&t, d->core, strlen(d->core));
+	jt_add(&t, d->core, strlen(d->core));
 	JT_LIT(&t, "}");
-	t.bad = t.bad || vt == NULL || d->core == NULL;
+	t.bad = t.bad || vt == NULL || d->core[0] == '\0';
 	free(vt);
 	jt_answer(d, &t);
 }
@@ -657,21 +656,19 @@ dreq_device_done(uint64_t req_id, const struct session_result *res, void *arg)
 	dreq_unref(d); /* the registry's reference */
 }
 
-/* Send the request to the device; d is owned by the caller's reference. */
+/*
+ * Send the request to the device, known to be online; d is owned by
+ * the caller's reference.
+ */
 static void
-dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
-	  const char *arg)
+dreq_request(struct dreq *d, enum session_req_kind kind, const char *name,
+	     const char *arg)
 {
 	struct http_request *req = http_request_lookup(d->http, d->id);
 	uint32_t tmo = (uint32_t)(d->r->cfg ? d->r->cfg->request_timeout : 30);
 	int rc;
 
 	if (req == NULL) {
-		dreq_unref(d);
-		return;
-	}
-	if (!registry_is_online(d->reg, d->device_id)) {
-		dev_fail(d, 404, "Device is not connected");
 		dreq_unref(d);
 		return;
 	}
@@ -697,22 +694,37 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 	http_request_on_close(req, dreq_closed, d);
 }
 
+/* dreq_request() if the device is online, else 404. */
+static void
+dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
+	  const char *arg)
+{
+	if (!registry_is_online(d->reg, d->device_id)) {
+		dev_fail(d, 404, "Device is not connected");
+		dreq_unref(d);
+		return;
+	}
+	dreq_request(d, kind, name, arg);
+}
+
 /*
  * Function calls and variable reads need only a little of the device row
- * (id, function and variable lists, coreInfo fields), and a busy client
- * asks for the same devices over and over. The row is kept under the
- * query's own key (caller, admin flag, :id), so a hit answers what the
- * query would have answered; whether the device is connected is always
- * asked of the registry. The lists are those of the describe the
- * device's connection holds (registry_describe_now()), and a hit whose
- * device connected anew or sent a describe that changed them since is a
- * miss. A row of a connected device then serves function calls for
- * DEVROW_LIVE_MS (a safety net: what it holds changes only with a
- * describe, a new connection, or an API change, which empties the cache;
- * a non-admin hit also checks the registry's owner), but variable reads
- * only for DEVROW_TTL_MS: their coreInfo (last heard, last handshake,
- * product) comes from PostgreSQL and may change without any of those.
- * A row of an offline device lives DEVROW_TTL_MS too. Every
+ * (id, function and variable lists, product), and a busy client asks
+ * for the same devices over and over. The row is kept under the query's
+ * own key (caller, admin flag, :id), so a hit answers what the query
+ * would have answered; whether the device is connected is always asked
+ * of the registry, in the one lookup (registry_device_now()) that also
+ * gives the describe's generation, the owner and coreInfo's times. The
+ * lists are those of the describe the device's connection holds, and a
+ * hit whose device connected anew or sent a describe that changed them
+ * since is a miss. A row of a connected device then serves calls and
+ * reads for DEVROW_LIVE_MS (a safety net: what it holds changes only
+ * with a describe, a new connection, or an API change on this node,
+ * which empties the cache; a non-admin hit also checks the registry's
+ * owner). coreInfo's last_heard (the last bytes from the device) and
+ * last_handshake_at (its session's start) come from the registry, as
+ * fresh as they can be; its product_id from PostgreSQL, read on a miss.
+ * A row of an offline device lives DEVROW_TTL_MS. Every
  * DEVROW_SWEEP_MS while the cache has rows, a sweep frees those no
  * request can use (expired, or kept for a connection that has ended or
  * re-described), so the cache holds about the rows in use rather than
@@ -730,12 +742,11 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 
 struct devrow {
 	char device_id[25];
-	json_t *fns, *vars;		     /* lists from the describe */
-	json_t *heard, *handshake, *product; /* coreInfo values */
-	char *core;	     /* coreInfo as JSON text, made on the first read */
-	uint64_t expires_ms; /* for function calls */
-	uint64_t core_expires_ms; /* for variable reads (coreInfo) */
-	uint64_t gen; /* registry_describe_now()'s, 0: offline when kept */
+	bool has_product;    /* product is coreInfo's product_id, else null */
+	int64_t product;     /* from PostgreSQL */
+	json_t *fns, *vars;  /* lists from the describe */
+	uint64_t expires_ms; /* wall clock */
+	uint64_t gen;	     /* registry_device_now()'s, 0: offline when kept */
 };
 
 static void
@@ -745,10 +756,6 @@ devrow_free(struct devrow *e)
 		return;
 	json_decref(e->fns);
 	json_decref(e->vars);
-	json_decref(e->heard);
-	json_decref(e->handshake);
-	json_decref(e->product);
-	free(e->core);
 	free(e);
 }
 
@@ -840,36 +847,27 @@ devrow_key(const struct dreq *d, char *buf, size_t cap)
 }
 
 /*
- * Whether e's lists are still those of the describe the device's
- * connection holds. An offline device is answered "not connected"
- * whatever e says; it comes back on a new connection, another gen.
+ * The row kept for d's key if a request may use it: not expired and, if
+ * the device is online (*now filled, *online set), kept for the
+ * describe its connection holds and, unless d is an admin's, still
+ * owned by the caller. An offline device is answered "not connected"
+ * whatever the row says; it comes back on a new connection, another gen.
  */
-static bool
-devrow_current(const struct rest *r, const struct dreq *d,
-	       const struct devrow *e)
-{
-	const char *f, *v;
-	uint64_t gen;
-
-	if (!registry_describe_now(r->reg, e->device_id, &gen, &f, &v))
-		return true;
-	return gen == e->gen &&
-	       (d->admin || registry_owner(r->reg, e->device_id) == d->uid);
-}
-
 static struct devrow *
-devrow_get(struct rest *r, const struct dreq *d)
+devrow_get(struct rest *r, const struct dreq *d,
+	   struct registry_device_now *now, bool *online)
 {
 	char key[128];
 	size_t len = devrow_key(d, key, sizeof(key));
 	struct devrow *e;
 
-	if (len == 0 || r->devrows == NULL ||
+	if (len == 0 || len > HMAP_KEY_MAX || r->devrows == NULL ||
 	    (e = hmap_get(r->devrows, key, len)) == NULL)
 		return NULL;
-	if ((d->op == OP_VARIABLE ? e->core_expires_ms : e->expires_ms) >
-		    rest_now_ms() &&
-	    devrow_current(r, d, e))
+	*online = registry_device_now(r->reg, e->device_id, now);
+	if (e->expires_ms > rest_now_ms() &&
+	    (!*online ||
+	     (now->gen == e->gen && (d->admin || now->owner_id == d->uid))))
 		return e;
 	devrow_free(hmap_remove(r->devrows, key, len));
 	return NULL;
@@ -883,15 +881,15 @@ devrow_put(struct rest *r, const struct dreq *d, const struct store_result *res,
 	struct devrow *e = xcalloc(1, sizeof(*e));
 	char key[128];
 	size_t len = devrow_key(d, key, sizeof(key));
+	const char *p;
 
 	snprintf(e->device_id, sizeof(e->device_id), "%s", d->device_id);
 	e->fns = fns != NULL ? fns : json_array();
 	e->vars = vars != NULL ? vars : json_object();
-	e->heard = str_or_null(store_result_value(res, 0, C_HEARD));
-	e->handshake = str_or_null(store_result_value(res, 0, C_HANDSHAKE));
-	e->product = int_or_null(store_result_value(res, 0, C_PRODUCT));
-	e->core_expires_ms = rest_now_ms() + DEVROW_TTL_MS;
-	e->expires_ms = e->core_expires_ms;
+	p = store_result_value(res, 0, C_PRODUCT);
+	e->has_product = p != NULL;
+	e->product = p != NULL ? strtoll(p, NULL, 10) : 0;
+	e->expires_ms = rest_now_ms() + DEVROW_TTL_MS;
 	*kept = false; /* then the caller frees it */
 	if (len == 0 || len > HMAP_KEY_MAX)
 		return e; /* a long name: not kept */
@@ -912,43 +910,79 @@ devrow_put(struct rest *r, const struct dreq *d, const struct store_result *res,
 	return e;
 }
 
+/* A wall-clock time in ms as PostgreSQL's TS() writes it. */
+static void
+iso_ms(uint64_t ms, char *out, size_t cap)
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (gmtime_r(&sec, &tm) == NULL ||
+	    strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+		out[0] = '\0';
+		return;
+	}
+	snprintf(out + strlen(out), cap - strlen(out), ".%03uZ",
+		 (unsigned)(ms % 1000));
+}
+
 /*
- * A function call or variable read on a known row; consumes d's ref. A
+ * A variable answer's coreInfo, the keys and bytes of what
+ * json_dump_compact() made of the device row: the times from the
+ * registry (the device is online), the product from PostgreSQL.
+ */
+static void
+core_text(struct dreq *d, const struct devrow *e,
+	  const struct registry_device_now *now)
+{
+	char heard[32], hs[32], prod[24];
+	int n;
+
+	iso_ms(now->heard_ms, heard, sizeof(heard));
+	iso_ms(now->handshake_ms, hs, sizeof(hs));
+	if (e->has_product)
+		snprintf(prod, sizeof(prod), "%lld", (long long)e->product);
+	else
+		snprintf(prod, sizeof(prod), "null");
+	n = snprintf(d->core, sizeof(d->core),
+		     "{\"last_app\":null,\"last_heard\":\"%s\","
+		     "\"connected\":true,\"last_handshake_at\":\"%s\","
+		     "\"deviceID\":\"%s\",\"product_id\":%s}",
+		     heard, hs, e->device_id, prod);
+	if (n < 0 || (size_t)n >= sizeof(d->core) || heard[0] == '\0' ||
+	    hs[0] == '\0')
+		d->core[0] = '\0'; /* the answer is a 500 */
+}
+
+/*
+ * A function call or variable read on a known row; consumes d's ref.
+ * now: what the registry holds of the device, NULL if it is offline. A
  * name missing from the stored describe makes the device re-describe
  * first (dreq_refresh_done), as it may have registered it since.
  */
 static void
-app_request(struct dreq *d, struct devrow *e)
+app_request(struct dreq *d, const struct devrow *e,
+	    const struct registry_device_now *now)
 {
 	json_t *t;
 	size_t i;
 
 	snprintf(d->device_id, sizeof(d->device_id), "%s", e->device_id);
-	if (!registry_is_online(d->r->reg, d->device_id)) {
+	if (now == NULL) {
 		dev_fail(d, 404, "Device is not connected");
 		dreq_unref(d);
 		return;
 	}
 	if (d->op == OP_VARIABLE) {
-		if (e->core == NULL) {
-			json_t *c = json_pack(
-				"{s:n, s:O, s:b, s:O, s:s, s:O}", "last_app",
-				"last_heard", e->heard, "connected", 1,
-				"last_handshake_at", e->handshake, "deviceID",
-				e->device_id, "product_id", e->product);
-
-			e->core = json_dump_compact(c, NULL);
-			json_decref(c);
-		}
-		d->core = e->core != NULL ? xstrdup(e->core) : NULL;
+		core_text(d, e, now);
 		t = json_object_get(e->vars, d->name);
 		if (!json_is_string(t)) {
-			dreq_send(d, SESSION_REQ_DESCRIBE, NULL, NULL);
+			dreq_request(d, SESSION_REQ_DESCRIBE, NULL, NULL);
 			return;
 		}
 		snprintf(d->vtype, sizeof(d->vtype), "%s",
 			 json_string_value(t));
-		dreq_send(d, SESSION_REQ_VARIABLE, d->name, NULL);
+		dreq_request(d, SESSION_REQ_VARIABLE, d->name, NULL);
 		return;
 	}
 	for (i = 0; i < json_array_size(e->fns); i++) {
@@ -958,10 +992,10 @@ app_request(struct dreq *d, struct devrow *e)
 			break;
 	}
 	if (i == json_array_size(e->fns)) {
-		dreq_send(d, SESSION_REQ_DESCRIBE, NULL, NULL);
+		dreq_request(d, SESSION_REQ_DESCRIBE, NULL, NULL);
 		return;
 	}
-	dreq_send(d, SESSION_REQ_FUNCTION, d->name, d->arg ? d->arg : "");
+	dreq_request(d, SESSION_REQ_FUNCTION, d->name, d->arg ? d->arg : "");
 }
 
 /*
@@ -1038,14 +1072,12 @@ simple_done(int rc, const struct store_result *res, void *arg)
  * little later, and a row read in between would cache the old lists.
  */
 static void
-devrow_live_lists(const struct rest *r, const char *device_id, uint64_t *gen,
-		  json_t **fns, json_t **vars)
+devrow_live_lists(const struct registry_device_now *now, json_t **fns,
+		  json_t **vars)
 {
-	const char *f, *v;
+	const char *f = now->functions, *v = now->variables;
 	json_t *j;
 
-	if (!registry_describe_now(r->reg, device_id, gen, &f, &v))
-		return;
 	if (f != NULL && (j = json_loads(f, 0, NULL)) != NULL) {
 		if (json_is_array(j)) {
 			json_decref(*fns);
@@ -1071,9 +1103,9 @@ row_done(int rc, const struct store_result *res, void *arg)
 	struct rest *r = d->r;
 	const char *params[3];
 	json_t *fns = NULL, *vars = NULL;
+	struct registry_device_now now;
 	struct devrow *e;
-	uint64_t gen = 0;
-	bool online, kept;
+	bool online, live, kept;
 
 	if (rc != 0) {
 		rest_fail_err(d->http, d->id, rc);
@@ -1121,12 +1153,15 @@ row_done(int rc, const struct store_result *res, void *arg)
 		break;
 	}
 	row_app(res, 0, &fns, &vars);
-	devrow_live_lists(r, d->device_id, &gen, &fns, &vars);
+	live = registry_device_now(r->reg, d->device_id, &now);
+	if (live)
+		devrow_live_lists(&now, &fns, &vars);
 	e = devrow_put(r, d, res, fns, vars, &kept);
-	e->gen = gen;
-	if (gen != 0)
+	if (live) {
+		e->gen = now.gen;
 		e->expires_ms = rest_now_ms() + DEVROW_LIVE_MS;
-	app_request(d, e);
+	}
+	app_request(d, e, live ? &now : NULL);
 	if (!kept)
 		devrow_free(e);
 	return;
@@ -1149,12 +1184,14 @@ dreq_start(struct http_request *req, struct dreq *d)
 	params[1] = d->admin ? "t" : "f";
 	params[2] = d->key;
 	if (d->op == OP_FUNCTION || d->op == OP_VARIABLE) {
-		struct devrow *e = devrow_get(d->r, d);
+		struct registry_device_now now;
+		bool online = false;
+		struct devrow *e = devrow_get(d->r, d, &now, &online);
 
 		if (e != NULL) {
 			/* answered later by the device, or now on an error */
 			rc = http_request_suspend(req);
-			app_request(d, e);
+			app_request(d, e, online ? &now : NULL);
 			return rc;
 		}
 	}

@@ -57,6 +57,7 @@ expect 200 "list"
 	fail "device not connected in the list: $HTTP_BODY"
 http GET "/v1/devices/$D" "${A[@]}"
 expect 200 "get"
+DEV_PRODUCT=$(field '["product_id"]')
 [ "$(field '["variables"]["counter"]')" = int32 ] || fail "variables: $HTTP_BODY"
 [ "$(field '["variables"]["ratio"]')" = double ] || fail "double type"
 [ "$(field '["variables"]["greeting"]')" = string ] || fail "string type"
@@ -97,6 +98,20 @@ assert list(v["coreInfo"]) == ["last_app", "last_heard", "connected",
 assert v["coreInfo"]["last_app"] is None
 assert b == json.dumps(v, separators=(",", ":"), ensure_ascii=False), b
 ' "$HTTP_BODY" || fail "variable answer keys and bytes: $HTTP_BODY"
+# coreInfo's times come from the registry (the device is online), in
+# PostgreSQL's format; the product from the device row.
+python3 -c '
+import datetime, json, re, sys
+c = json.loads(sys.argv[1])["coreInfo"]
+now = datetime.datetime.now(datetime.timezone.utc)
+for k in ("last_heard", "last_handshake_at"):
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", c[k]), c
+    t = datetime.datetime.strptime(c[k], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc)
+    assert abs((now - t).total_seconds()) < 600, (k, c[k])
+assert c["last_handshake_at"] <= c["last_heard"], c
+assert str(c["product_id"]) == sys.argv[2], (c, sys.argv[2])
+' "$HTTP_BODY" "$DEV_PRODUCT" || fail "coreInfo values: $HTTP_BODY"
 http GET "/v1/devices/$D/ratio" "${A[@]}"
 expect 200 "ratio"
 [ "$(field '["result"].__class__.__name__')" = float ] || fail "double result: $HTTP_BODY"
