@@ -814,14 +814,46 @@ devrow_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rest *r = arg;
 	struct sweep s = {r, rest_now_ms()};
+	struct store_stats ss;
 
 	(void)fd;
 	(void)what;
 	if (r->devrows == NULL)
 		return;
+	/* notifications sent while the database was away are lost */
+	store_stats_get(r->store, &ss);
+	if (ss.reconnects != r->devrow_reconnects) {
+		r->devrow_reconnects = ss.reconnects;
+		devrow_clear(r);
+		return;
+	}
 	r->devrows_swept += hmap_remove_if(r->devrows, devrow_stale_cb, &s);
 	if (hmap_count(r->devrows) == 0)
 		devrow_clear(r); /* the timer too, until the next row */
+}
+
+/*
+ * A device row changed through this node's API: forget every kept row
+ * here, and tell the other nodes sharing the database to do the same
+ * (h_devices_notify(), a NOTIFY on REST_DEVICES_CHANNEL; it comes back
+ * here too, harmlessly).
+ */
+static void
+devrow_changed(struct rest *r, const char *device_id)
+{
+	const char *params[1] = {device_id};
+
+	devrow_clear(r);
+	store_query(r->store, STORE_Q_WRITE,
+		    "SELECT pg_notify('" REST_DEVICES_CHANNEL "', $1)", 1,
+		    params, NULL, NULL, NULL);
+}
+
+void
+h_devices_notify(struct rest *r, const char *payload)
+{
+	(void)payload; /* a device id; a change may rename or move any row */
+	devrow_clear(r);
 }
 
 size_t
@@ -899,6 +931,10 @@ devrow_put(struct rest *r, const struct dreq *d, const struct store_result *res,
 		struct timeval tv = {DEVROW_SWEEP_MS / 1000,
 				     DEVROW_SWEEP_MS % 1000 * 1000};
 
+		struct store_stats ss;
+
+		store_stats_get(r->store, &ss);
+		r->devrow_reconnects = ss.reconnects;
 		r->devrows = hmap_new();
 		if (r->base != NULL &&
 		    (r->devrow_sweep = event_new(r->base, -1, EV_PERSIST,
@@ -1028,7 +1064,7 @@ simple_done(int rc, const struct store_result *res, void *arg)
 	struct dreq *d = arg;
 	json_t *body;
 
-	devrow_clear(d->r); /* a rename, a note or an unclaim */
+	devrow_changed(d->r, d->device_id); /* a rename, note, unclaim */
 	if (rc == CINDER_ERR_CONFLICT && d->op == OP_RENAME) {
 		dev_fail(d, 400,
 			 "That name is already used by another of "
@@ -1360,7 +1396,7 @@ claim_done(int rc, const struct store_result *res, void *arg)
 	struct dreq *d = arg;
 	const char *owner;
 
-	devrow_clear(d->r); /* the owner may have changed */
+	devrow_changed(d->r, d->device_id); /* the owner may have changed */
 	if (rc != 0) {
 		rest_fail_err(d->http, d->id, rc);
 		goto out;
@@ -1445,7 +1481,7 @@ provision_done(int rc, const struct store_result *res, void *arg)
 	const char *owner;
 	const char *params[1] = {d->device_id};
 
-	devrow_clear(d->r); /* key and owner changed */
+	devrow_changed(d->r, d->device_id); /* key and owner changed */
 	if (rc != 0) {
 		rest_fail_err(d->http, d->id, rc);
 		goto fail;

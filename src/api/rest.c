@@ -428,6 +428,14 @@ limits_from_conf(struct rest *r, const char *spec)
 	return rc;
 }
 
+/* The store's notification hook: device-row changes on any node. */
+static void
+notify_cb(const char *channel, const char *payload, void *arg)
+{
+	if (strcmp(channel, REST_DEVICES_CHANNEL) == 0)
+		h_devices_notify(arg, payload);
+}
+
 int
 rest_new(const struct rest_deps *deps, struct rest **out)
 {
@@ -458,6 +466,10 @@ rest_new(const struct rest_deps *deps, struct rest **out)
 				  r)) != 0) {
 		log_err("rest: cannot register routes: %s", err_str(rc));
 		goto out;
+	}
+	if (r->store != NULL) {
+		store_notify_set(r->store, notify_cb, r);
+		store_listen(r->store, REST_DEVICES_CHANNEL);
 	}
 	http_set_auth_cb(r->http, auth_hook, r);
 	http_set_admit_cb(r->http, admit_hook, r);
@@ -499,7 +511,10 @@ rest_free(struct rest *r)
 {
 	if (r == NULL)
 		return;
-	/* The HTTP server is gone already (see rest.h): no hooks to clear. */
+	/* The HTTP server is gone already (see rest.h): no hooks to clear
+	   there; the store's notification hook is ours. */
+	if (r->store != NULL)
+		store_notify_set(r->store, NULL, NULL);
 	auth_cache_free(r->cache);
 	ratelimit_free(r->rl);
 	h_devices_cache_free(r);

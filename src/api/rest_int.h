@@ -33,6 +33,7 @@ struct rest {
 	struct hmap *devrows;	    /* h_devices.c: call/read row cache */
 	struct event *devrow_sweep; /* its sweep timer, while it has rows */
 	uint64_t devrows_swept;	    /* rows the sweep dropped */
+	uint64_t devrow_reconnects; /* the store's, when the cache began */
 	struct healer *healer;	    /* flashes (rest_set_healer()), or NULL */
 	char *dummy_hash; /* a password hash to verify unknown users against */
 	unsigned jobs;	  /* pool jobs not yet completed */
@@ -93,6 +94,16 @@ int rest_token_lookup(struct rest *r, const char *token, rest_token_cb cb,
 /** Answer the OAuth error shape {error, error_description}. */
 /** Free h_devices.c's row cache (rest_free). NULL-safe. */
 void h_devices_cache_free(struct rest *r);
+
+/*
+ * NOTIFY channel of device-row changes made through the API (rename,
+ * notes, claim, unclaim, key provisioning) or the CLI, payload the
+ * device id: every node sharing the database forgets its kept rows.
+ */
+#define REST_DEVICES_CHANNEL "cinder_devices"
+
+/** A notification on REST_DEVICES_CHANNEL arrived (rest.c). */
+void h_devices_notify(struct rest *r, const char *payload);
 
 /** @return the rows in h_devices.c's row cache (the status hook) */
 size_t h_devices_cache_count(const struct rest *r);

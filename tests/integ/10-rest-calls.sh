@@ -6,7 +6,8 @@
 # another user's device (404), many concurrent calls to one device (all
 # answered), a silent device (408 after request_timeout), a client that
 # leaves while waiting (the daemon keeps serving), connected in the list,
-# the row cache forgetting on an unclaim and sweeping rows no longer used.
+# the row cache forgetting on an unclaim here or elsewhere (a NOTIFY) and
+# sweeping rows no longer used.
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
@@ -198,6 +199,21 @@ WAIT_S=30 wait_for swept 1 1 || fail "the offline device's row not swept: $HTTP_
 http POST "/v1/devices/$D2/echo" "${A[@]}" -d arg=xyz
 expect 200 "the connected device's row still serves"
 [ "$(api device_rows)" = 1 ] || fail "the connected device's row: $HTTP_BODY"
+# A change made elsewhere (another node, the CLI) comes as a NOTIFY on
+# cinder_devices: the rows are forgotten, and the unclaim holds here
+# although this node's registry still names alice as the owner.
+OWNER=$(sql "SELECT owner_id FROM devices WHERE device_id = '$D2'")
+sql "UPDATE devices SET owner_id = NULL WHERE device_id = '$D2'" >/dev/null
+sql "SELECT pg_notify('cinder_devices', '$D2')" >/dev/null
+rows_are() { [ "$(api device_rows)" = "$1" ]; }
+wait_for rows_are 0 || fail "rows kept after a notification: $HTTP_BODY"
+http POST "/v1/devices/$D2/echo" "${A[@]}" -d arg=xy
+expect 404 "call after an unclaim made elsewhere"
+sql "UPDATE devices SET owner_id = $OWNER WHERE device_id = '$D2'" >/dev/null
+sql "SELECT pg_notify('cinder_devices', '$D2')" >/dev/null
+http POST "/v1/devices/$D2/echo" "${A[@]}" -d arg=xy
+expect 200 "call after the claim back"
+[ "$(api device_rows)" = 1 ] || fail "the row kept again: $HTTP_BODY"
 kill "$OK_PID"
 WAIT_S=30 wait_for swept 2 0 || fail "the row of a device gone not swept: $HTTP_BODY"
 
