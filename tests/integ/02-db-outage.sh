@@ -29,7 +29,7 @@ kill -0 "$CINDERD_PID" || fail "cinderd died during the outage"
 [ "$(health online)" = 1 ] || fail "the session did not survive the outage"
 # The device reconnects during the outage: its cached key lets it in.
 kill "$SIM_PID_a"
-wait_for test "$(health online)" = 0 || fail "device a did not leave"
+wait_for health_is online 0 || fail "device a did not leave"
 sim_run a2 "$T_DIR/d" --count 1 --app tinker
 WAIT_S=30 wait_for sim_has_at_least a2 ready 1 || fail "known device could not reconnect during the outage"
 log_has "database unavailable: using the cached key" || fail "no cached-key log line"
@@ -42,7 +42,8 @@ http GET /v1/ping; body=$HTTP_BODY
 [ "$(json_get "$body" '["database"]')" = up ] || fail "database not up again: $body"
 [ "$(json_get "$body" '["store"]["reconnects"]')" -ge 1 ] || fail "no reconnect counted: $body"
 id=$(head -1 "$T_DIR/d/devices.txt")
-WAIT_S=30 wait_for test "$(psql -X -At "$dbconn" -c "SELECT online FROM devices WHERE device_id = '$id'")" = t ||
+online_is_t() { [ "$(psql -X -At "$dbconn" -c "SELECT online FROM devices WHERE device_id = '$id'")" = t ]; }
+WAIT_S=30 wait_for online_is_t ||
 	fail "queued online write did not land after the outage"
 stop_cinderd
 note "outage and recovery ok"

@@ -16,7 +16,7 @@ sim_provision "$T_DIR/good" 3 --register
 sim_run good "$T_DIR/good" --app testapp
 WAIT_S=30 wait_for sim_has_at_least good ready 3 || fail "devices did not become ready: $(cat "$T_DIR/good.err")"
 wait_for health_at_least online 3 || fail "health does not count 3 online devices"
-wait_for test "$(sql "SELECT count(*) FROM devices WHERE online AND last_describe IS NOT NULL")" = 3 ||
+wait_for sql_is "SELECT count(*) FROM devices WHERE online AND last_describe IS NOT NULL" 3 ||
 	fail "devices not online with a describe in the database"
 id=$(head -1 "$T_DIR/good/devices.txt")
 # testapp registers its functions in setup(), after the first describe:
@@ -66,7 +66,7 @@ wait_for log_has "dev $id\] closed: replaced by a newer connection" || fail "no 
 
 # Devices that leave are marked offline.
 kill "$SIM_PID_good" "$SIM_PID_dup" "$SIM_PID_unknown"
-WAIT_S=30 wait_for test "$(sql "SELECT count(*) FROM devices WHERE online")" = 0 ||
+WAIT_S=30 wait_for sql_is "SELECT count(*) FROM devices WHERE online" 0 ||
 	fail "devices still online after they left: $(sql "SELECT device_id FROM devices WHERE online")"
 stop_cinderd
 note "sessions ok"

@@ -33,12 +33,12 @@ all_are "(last_handshake_at IS NOT NULL AND node_id IS NOT NULL AND platform_id 
 # churn: three connect/disconnect rounds end offline
 for round in 1 2 3; do
 	kill "$(eval echo "\$SIM_PID_$([ $round = 1 ] && echo a || echo c$((round - 1)))")"
-	wait_for test "$(health online)" = 0 || fail "round $round: devices did not leave"
+	wait_for health_is online 0 || fail "round $round: devices did not leave"
 	sim_run "c$round" "$T_DIR/d" --count 3 --app tinker
 	WAIT_S=30 wait_for sim_has_at_least "c$round" ready 3 || fail "round $round: not ready"
 done
 kill "$SIM_PID_c3"
-wait_for test "$(health online)" = 0 || fail "devices did not leave after the churn"
+wait_for health_is online 0 || fail "devices did not leave after the churn"
 wait_for all_are "online::text" "false,false,false" || fail "not offline after the churn: $(col online::text)"
 all_are "(last_heard >= last_handshake_at)::text" "true,true,true" ||
 	fail "last_heard not after the last handshake"
@@ -52,10 +52,10 @@ WAIT_S=30 wait_for sim_has_at_least t2 ready 3 || fail "t2 not ready"
 replaced() { http GET /v1/ping; [ "$(json_get "$HTTP_BODY" '["devices"]["replaced"]')" -ge 3 ]; }
 wait_for replaced || fail "no connection was replaced"
 kill "$SIM_PID_t1"
-wait_for test "$(health online)" = 3 || fail "takeover: $(health online) online"
+wait_for health_is online 3 || fail "takeover: $(health online) online"
 wait_for all_are "online::text" "true,true,true" || fail "not online after the takeover: $(col online::text)"
 kill "$SIM_PID_t2"
-wait_for test "$(health online)" = 0 || fail "t2 did not leave"
+wait_for health_is online 0 || fail "t2 did not leave"
 wait_for all_are "online::text" "false,false,false" || fail "not offline after t2 left"
 
 # outage: online and offline again while PostgreSQL is down; the final
@@ -67,11 +67,11 @@ pgcluster_stop "$pgdir" || fail "could not stop PostgreSQL"
 ping_down() { http GET /v1/ping; [ "$HTTP_STATUS" = 503 ]; }
 WAIT_S=30 wait_for ping_down || fail "health never reported the outage"
 kill "$SIM_PID_o1"
-wait_for test "$(health online)" = 0 || fail "o1 did not leave"
+wait_for health_is online 0 || fail "o1 did not leave"
 sim_run o2 "$T_DIR/d" --count 3 --app tinker
 WAIT_S=30 wait_for sim_has_at_least o2 ready 3 || fail "known devices could not reconnect during the outage"
 kill "$SIM_PID_o2"
-wait_for test "$(health online)" = 0 || fail "o2 did not leave"
+wait_for health_is online 0 || fail "o2 did not leave"
 pgcluster_start "$pgdir" || fail "could not restart PostgreSQL"
 ping_up() { http GET /v1/ping; [ "$HTTP_STATUS" = 200 ]; }
 WAIT_S=30 wait_for ping_up || fail "cinderd did not recover"

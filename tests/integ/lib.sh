@@ -222,3 +222,8 @@ health() {
 	json_get "$HTTP_BODY" "[\"devices\"][\"$1\"]"
 }
 health_at_least() { [ "$(health "$1")" -ge "$2" ]; }
+# health_is FIELD VALUE / sql_is QUERY VALUE: conditions for wait_for, which
+# runs them again on each try ("wait_for test "$(health x)" = 0" would
+# compare the value read once, before the first try).
+health_is() { [ "$(health "$1")" = "$2" ]; }
+sql_is() { [ "$(sql "$1")" = "$2" ]; }
