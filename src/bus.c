@@ -442,7 +442,7 @@ bus_publish(struct bus *b, struct bus_event *ev)
 		/* Outside a delivery, event_active(): the batch goes out in
 		   this loop pass, after the reads already queued in it (a
 		   zero timer costs another epoll_wait per wake-up, B3 in
-		   docs/benchmarks.md). During one, a zero timeout: libevent
+		   docs/benchmarks-log.md). During one, a zero timeout: libevent
 		   runs events activated during a callback in the same pass,
 		   so a subscriber that publishes could starve the loop;
 		   timers become active once per loop iteration. */

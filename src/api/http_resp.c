@@ -207,7 +207,7 @@ http_respond_options(struct http_request *req)
  * connection stays suspended for the stream's life and the loop writes
  * the socket itself: one send per loop iteration for what was queued,
  * instead of a resume, an MHD_run and a suspend per event (B3 in
- * docs/benchmarks.md). wbuf holds framed bytes the socket did not take;
+ * docs/benchmarks-log.md). wbuf holds framed bytes the socket did not take;
  * wev flushes soon after a write and waits for room when the socket is
  * full. Leaving (end of stream, client gone, http_free) gives the socket
  * back to MHD between two chunks, so MHD frames what is left and ends
