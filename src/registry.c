@@ -168,11 +168,30 @@ presence_offline(struct devconn *c)
 }
 
 struct flush_ctx {
-	char *buf;  /* "{id,id,...}" array literal being built */
-	size_t len; /* bytes used */
-	size_t cap; /* bytes allocated */
-	size_t n;   /* ids added */
+	struct registry *reg;
+	char buf[1 + HEARD_BATCH_IDS * (DEVICE_ID_HEX + 1) + 1]; /* "{id,..}" */
+	size_t len;	   /* bytes used */
+	size_t n;	   /* ids in buf */
+	size_t statements; /* UPDATEs queued */
 };
+
+static void
+flush_send(struct flush_ctx *f)
+{
+	const char *params[1] = {f->buf};
+
+	if (f->n == 0)
+		return;
+	f->buf[f->len++] = '}';
+	f->buf[f->len] = '\0';
+	store_query(f->reg->store, STORE_Q_WRITE,
+		    "UPDATE devices SET last_heard = now() "
+		    "WHERE device_id = ANY($1::text[])",
+		    1, params, registry_store_write_done, what_heard, NULL);
+	f->statements++;
+	f->len = 0;
+	f->n = 0;
+}
 
 static int
 flush_collect(const void *key, size_t len, void *value, void *arg)
@@ -185,38 +204,38 @@ flush_collect(const void *key, size_t len, void *value, void *arg)
 	if (!c->heard || c->state != DC_FRAMED)
 		return 0;
 	c->heard = false;
-	if (f->cap - f->len < DEVICE_ID_HEX + 4) {
-		f->cap = f->cap ? f->cap * 2 : 4096;
-		f->buf = xreallocarray(f->buf, f->cap, 1);
-	}
 	f->buf[f->len++] = f->n ? ',' : '{';
 	memcpy(f->buf + f->len, c->idhex, DEVICE_ID_HEX);
 	f->len += DEVICE_ID_HEX;
-	f->n++;
+	if (++f->n == HEARD_BATCH_IDS)
+		flush_send(f);
 	return 0;
 }
 
-/* One UPDATE for all devices heard from since the last flush. */
+size_t
+registry_heard_flush(struct registry *reg)
+{
+	struct flush_ctx *f = xmalloc(sizeof(*f));
+	size_t n;
+
+	f->reg = reg;
+	f->len = 0;
+	f->n = 0;
+	f->statements = 0;
+	hmap_foreach(reg->devices, flush_collect, f);
+	flush_send(f);
+	n = f->statements;
+	free(f);
+	return n;
+}
+
+/* UPDATEs of last_heard for the devices heard from since the last flush. */
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct registry *reg = arg;
-	struct flush_ctx f = {NULL, 0, 0, 0};
-	const char *params[1];
-
 	(void)fd;
 	(void)what;
-	hmap_foreach(reg->devices, flush_collect, &f);
-	if (f.n == 0)
-		return;
-	f.buf[f.len++] = '}';
-	f.buf[f.len] = '\0';
-	params[0] = f.buf;
-	store_query(reg->store, STORE_Q_WRITE,
-		    "UPDATE devices SET last_heard = now() "
-		    "WHERE device_id = ANY($1::text[])",
-		    1, params, registry_store_write_done, what_heard, NULL);
-	free(f.buf);
+	(void)registry_heard_flush(arg);
 }
 
 /* ------------------------------------------------------------------ */

@@ -30,6 +30,11 @@ struct desc_memo;
 #define OUTPUT_MAX (256 * 1024) /* unsent bytes before we give up */
 #define DESCRIBE_MAX 16384	/* largest describe JSON kept */
 #define FLUSH_INTERVAL_S 30	/* last_heard write interval */
+/* Devices per last_heard UPDATE (~12.5 KB of ids). libpq's output buffer
+ * grows to the largest statement it was given and never shrinks: one
+ * UPDATE for 10,000 devices left 256 KiB of it resident in the heap
+ * after they had gone (B2's RSS after they left). */
+#define HEARD_BATCH_IDS 500
 /* A describe refresh asked by the API (a function or variable the cached
    describe lacks) runs at most once per interval per connection; requests
    arriving meanwhile share the one in flight, up to this many. */
@@ -402,6 +407,12 @@ void registry_pres_flush(struct registry *reg);
 
 /** Flush, then free the batch state (registry_free). */
 void registry_pres_cleanup(struct registry *reg);
+
+/* registry.c */
+
+/** Queue last_heard = now() for the devices heard from since the last
+ * flush, HEARD_BATCH_IDS per UPDATE; returns the UPDATEs queued. */
+size_t registry_heard_flush(struct registry *reg);
 
 /* registry_hs.c */
 

@@ -254,6 +254,43 @@ START_TEST(test_pres_timer)
 }
 END_TEST
 
+/* The last_heard flush of 1,007 devices: statements of at most 16 KB of
+   ids (libpq's output buffer grows to the largest one and never
+   shrinks), and every device heard gets its last_heard. */
+START_TEST(test_heard_split)
+{
+	size_t i, n = 1007;
+	struct devconn *c = xcalloc(n, sizeof(*c));
+	char id[DEVICE_ID_HEX + 1], *v;
+
+	reg.devices = hmap_new();
+	free(query("INSERT INTO devices (device_id, public_key) "
+		   "SELECT repeat('c', 21) || lpad(to_hex(g), 3, '0'), 'k' "
+		   "FROM generate_series(1, $1::int) g",
+		   "1100"));
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "%s", "cccccccccccccccccccccccc");
+		snprintf(id + DEVICE_ID_HEX - 3, 4, "%03zx", i + 1);
+		conn_init(&c[i], id, "10.0.0.7");
+		c[i].state = DC_FRAMED;
+		c[i].heard = true;
+		hmap_put(reg.devices, c[i].idhex, DEVICE_ID_HEX, &c[i], NULL);
+	}
+	/* 25 KB of ids: at least two statements */
+	ck_assert_uint_ge(registry_heard_flush(&reg),
+			  (n * (DEVICE_ID_HEX + 1) + 16383) / 16384);
+	ck_assert_uint_eq(registry_heard_flush(&reg), 0); /* none heard */
+	v = query("SELECT count(*)::text FROM devices "
+		  "WHERE last_heard IS NOT NULL",
+		  NULL);
+	ck_assert_str_eq(v, "1007");
+	free(v);
+	hmap_free(reg.devices);
+	reg.devices = NULL;
+	free(c);
+}
+END_TEST
+
 static Suite *
 pres_suite(void)
 {
@@ -267,6 +304,7 @@ pres_suite(void)
 	tcase_add_test(tc, test_pres_offline_other_node);
 	tcase_add_test(tc, test_pres_describes_merge);
 	tcase_add_test(tc, test_pres_timer);
+	tcase_add_test(tc, test_heard_split);
 	suite_add_tcase(s, tc);
 	return s;
 }
