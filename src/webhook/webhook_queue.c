@@ -244,7 +244,7 @@ del_submit(struct webhook *w)
 	b->n = n;
 	memcpy(b->f, w->del, n * sizeof(b->f[0]));
 	p[0] = ids;
-	r = webhook_wq_submit(w, STORE_Q_WRITE,
+	r = webhook_wq_submit(w, STORE_Q_WRITE | STORE_Q_PREPARE,
 			      "DELETE FROM webhook_deliveries WHERE id = "
 			      "ANY($1::bigint[])",
 			      1, p, del_done, b, free);
@@ -410,7 +410,7 @@ ins_submit(struct webhook *w)
 	}
 	p[5] = w->node;
 	r = webhook_wq_submit(
-		w, STORE_Q_WRITE,
+		w, STORE_Q_WRITE | STORE_Q_PREPARE,
 		"WITH v AS (SELECT nextval(pg_get_serial_sequence("
 		"'webhook_deliveries', 'id')) AS id, u.* FROM unnest("
 		"$1::text[], $2::text[], $3::text[], $4::text[], "
