@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/queue.h>
 
 #include <curl/curl.h>
@@ -198,6 +199,40 @@ struct sockev {
 	bool parked; /* libcurl stopped watching it; still added */
 	LIST_ENTRY(sockev) link;
 };
+
+/* Copy src into dst of size n (n > 0), cut to fit and NUL-terminated:
+   snprintf(dst, n, "%s", src) without the format engine, for the copies
+   made per delivery. @return dst */
+static inline char *
+webhook_strcpy(char *dst, size_t n, const char *src)
+{
+	size_t len = strnlen(src, n - 1);
+
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return dst;
+}
+
+/* Write v in decimal at p (room for 21 bytes), NUL-terminated.
+   @return the number of digits (and sign) written */
+static inline size_t
+webhook_fmt_i64(char *p, int64_t v)
+{
+	char tmp[21];
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	size_t n = 0, i = 0;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		p[i++] = '-';
+	while (n > 0)
+		p[i++] = tmp[--n];
+	p[i] = '\0';
+	return i;
+}
 
 /* ---- webhook_queue.c: delivery rows, retry poll, start-up load ---- */
 

@@ -191,7 +191,7 @@ webhook_delete_q(struct webhook *w, struct hook *h, int64_t id)
 	}
 	f = &w->del[w->ndel++];
 	f->id = id;
-	snprintf(f->hook_id, sizeof(f->hook_id), "%s", h->id);
+	webhook_strcpy(f->hook_id, sizeof(f->hook_id), h->id);
 	webhook_wq_drain(w);
 }
 
@@ -234,9 +234,11 @@ del_submit(struct webhook *w)
 	int r;
 
 	ids[off++] = '{';
-	for (i = 0; i < n; i++)
-		off += (size_t)snprintf(ids + off, 22, "%s%lld", i ? "," : "",
-					(long long)w->del[i].id);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			ids[off++] = ',';
+		off += webhook_fmt_i64(ids + off, w->del[i].id);
+	}
 	ids[off++] = '}';
 	ids[off] = '\0';
 	b = xmalloc(sizeof(*b) + n * sizeof(b->f[0]));
@@ -244,7 +246,7 @@ del_submit(struct webhook *w)
 	b->n = n;
 	memcpy(b->f, w->del, n * sizeof(b->f[0]));
 	p[0] = ids;
-	r = webhook_wq_submit(w, STORE_Q_WRITE,
+	r = webhook_wq_submit(w, STORE_Q_WRITE | STORE_Q_PREPARE,
 			      "DELETE FROM webhook_deliveries WHERE id = "
 			      "ANY($1::bigint[])",
 			      1, p, del_done, b, free);
@@ -273,21 +275,36 @@ sbuf_init(struct sbuf *b)
 	b->len = 0;
 }
 
+/* Room for n more bytes and the NUL. */
+static void
+sbuf_room(struct sbuf *b, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		while (b->len + n + 1 > b->cap)
+			b->cap *= 2;
+		b->p = xreallocarray(b->p, b->cap, 1);
+	}
+}
+
 static void
 sbuf_putc(struct sbuf *b, char c)
 {
-	if (b->len + 2 > b->cap) {
-		b->cap *= 2;
-		b->p = xreallocarray(b->p, b->cap, 1);
-	}
+	sbuf_room(b, 1);
 	b->p[b->len++] = c;
+}
+
+static void
+sbuf_putn(struct sbuf *b, const char *s, size_t n)
+{
+	sbuf_room(b, n);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
 }
 
 static void
 sbuf_puts(struct sbuf *b, const char *s)
 {
-	for (; *s != '\0'; s++)
-		sbuf_putc(b, *s);
+	sbuf_putn(b, s, strlen(s));
 }
 
 static const char *
@@ -315,10 +332,15 @@ arr_add(struct sbuf *b, bool first, const char *s)
 		return;
 	}
 	sbuf_putc(b, '"');
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
+	while (*s != '\0') { /* runs without " or \ copied at once */
+		size_t n = strcspn(s, "\"\\");
+
+		sbuf_putn(b, s, n);
+		s += n;
+		if (*s != '\0') {
 			sbuf_putc(b, '\\');
-		sbuf_putc(b, *s);
+			sbuf_putc(b, *s++);
+		}
 	}
 	sbuf_putc(b, '"');
 }
@@ -410,7 +432,7 @@ ins_submit(struct webhook *w)
 	}
 	p[5] = w->node;
 	r = webhook_wq_submit(
-		w, STORE_Q_WRITE,
+		w, STORE_Q_WRITE | STORE_Q_PREPARE,
 		"WITH v AS (SELECT nextval(pg_get_serial_sequence("
 		"'webhook_deliveries', 'id')) AS id, u.* FROM unnest("
 		"$1::text[], $2::text[], $3::text[], $4::text[], "

@@ -47,7 +47,7 @@ webhook_delivery_new(struct webhook *w, const struct hook *h, const char *name,
 	struct delivery *dl = xcalloc(1, sizeof(*dl));
 
 	dl->w = w;
-	snprintf(dl->hook_id, sizeof(dl->hook_id), "%s", h->id);
+	webhook_strcpy(dl->hook_id, sizeof(dl->hook_id), h->id);
 	dl->owner = h->owner;
 	dl->name = xstrdup(name);
 	if (data != NULL) {
@@ -56,7 +56,7 @@ webhook_delivery_new(struct webhook *w, const struct hook *h, const char *name,
 		dl->data[data_len] = '\0';
 		dl->data_len = data_len;
 	}
-	snprintf(dl->coreid, sizeof(dl->coreid), "%s", coreid);
+	webhook_strcpy(dl->coreid, sizeof(dl->coreid), coreid);
 	dl->published_ms = published_ms;
 	dl->product_id = product_id;
 	TAILQ_INSERT_TAIL(&w->all, dl, alink);
@@ -123,7 +123,7 @@ easy_put(struct webhook *w, CURL *e, const struct delivery *dl)
 	if (dl != NULL && dl->plan != NULL) {
 		x->plan = hookplan_ref(dl->plan);
 		x->shape = easy_shape(dl);
-		snprintf(x->method, sizeof(x->method), "%s", dl->req.method);
+		webhook_strcpy(x->method, sizeof(x->method), dl->req.method);
 	} else {
 		curl_easy_reset(e);
 	}
@@ -197,13 +197,17 @@ static void
 publish_chunks(struct webhook *w, const struct delivery *dl, const char *topic,
 	       const char *data, size_t len)
 {
-	char name[BUS_NAME_MAX + 16];
-	size_t off = 0, i = 0;
+	char name[BUS_NAME_MAX + 24]; /* a name, '/', 20 digits, NUL */
+	size_t off = 0, i = 0, tl = strnlen(topic, BUS_NAME_MAX + 1);
 
+	/* "<topic>/" once, then the piece's number (the name is checked
+	   where it is published: a topic too long is refused there) */
+	memcpy(name, topic, tl);
+	name[tl++] = '/';
 	do {
 		size_t n = len - off > CHUNK ? CHUNK : len - off;
 
-		snprintf(name, sizeof(name), "%s/%zu", topic, i++);
+		webhook_fmt_i64(name + tl, (int64_t)i++);
 		if (events_publish_internal(w->d.events, NULL, dl->owner, name,
 					    (const uint8_t *)data + off, n, 60,
 					    true, 0) != 0) {
@@ -278,7 +282,8 @@ hook_sent_event(struct webhook *w, const struct delivery *dl)
 {
 	char name[BUS_NAME_MAX + 16];
 
-	snprintf(name, sizeof(name), "hook-sent/%s", dl->name);
+	memcpy(name, "hook-sent/", 10);
+	webhook_strcpy(name + 10, sizeof(name) - 10, dl->name);
 	(void)events_publish_internal(w->d.events, NULL, dl->owner, name, NULL,
 				      0, 60, true, 0);
 }
@@ -295,12 +300,12 @@ finish_final(struct webhook *w, struct hook *h, struct delivery *dl, bool ok,
 	char id[24], st[16];
 	const char *p[3];
 
-	snprintf(id, sizeof(id), "%lld", (long long)dl->db_id);
-	snprintf(st, sizeof(st), "%d", status);
-	p[0] = id;
 	if (ok) {
 		webhook_delete_q(w, h, dl->db_id);
 	} else {
+		snprintf(id, sizeof(id), "%lld", (long long)dl->db_id);
+		snprintf(st, sizeof(st), "%d", status);
+		p[0] = id;
 		p[1] = st;
 		p[2] = err;
 		webhook_write_q(
