@@ -342,6 +342,8 @@ sess_hello(void *arg, const struct session_hello *h)
 	   older connection of the same device. */
 	hmap_put(reg->devices, c->idhex, DEVICE_ID_HEX, c, (void **)&old);
 	c->registered = true;
+	if (c->owner_seq != reg->owner_seq)
+		c->owner_sure = false; /* a row changed since the key lookup */
 	if (old != NULL && old != c) {
 		old->registered = false;
 		reg->stats.replaced++;
@@ -1360,6 +1362,7 @@ registry_device_now(const struct registry *reg, const char *device_id,
 	out->functions = b != NULL ? b->functions : NULL;
 	out->variables = b != NULL ? b->variables : NULL;
 	out->owner_id = c->owner_id;
+	out->owner_sure = c->owner_sure;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	mono = registry_now_ms();
@@ -1493,6 +1496,17 @@ registry_set_owner(struct registry *reg, const char *device_id,
 		return;
 	if ((c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX)) != NULL)
 		c->owner_id = owner_id;
+}
+
+void
+registry_owner_unsure(struct registry *reg, const char *device_id)
+{
+	struct devconn *c;
+
+	reg->owner_seq++;
+	if (device_id != NULL && strlen(device_id) == DEVICE_ID_HEX &&
+	    (c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX)) != NULL)
+		c->owner_sure = false;
 }
 
 int64_t

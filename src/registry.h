@@ -196,6 +196,9 @@ struct registry_device_now {
 	const char *functions; /* as registry_describe_now() */
 	const char *variables; /* as registry_describe_now() */
 	int64_t owner_id;      /* 0 = unowned */
+	bool owner_sure;       /* owner_id is PostgreSQL's: read at the key
+				  lookup or set by a claim here, and no
+				  registry_owner_unsure() for the device since */
 	uint64_t heard_ms;     /* wall clock (ms since the epoch) of the
 				  last bytes from the device */
 	uint64_t handshake_ms; /* wall clock of its session's start (the
@@ -247,6 +250,14 @@ int registry_send_event(struct registry *reg, const char *device_id,
  */
 void registry_set_owner(struct registry *reg, const char *device_id,
 			int64_t owner_id);
+
+/**
+ * A device row may have changed elsewhere (another node's claim, unclaim
+ * or provisioning: a notification): the device's owner here is no longer
+ * sure (registry_device_now()), nor that of a device whose key lookup
+ * was in flight, until its next connection.
+ */
+void registry_owner_unsure(struct registry *reg, const char *device_id);
 
 /** @return the owner of an online device, 0 if unowned, -1 if offline */
 int64_t registry_owner(const struct registry *reg, const char *device_id);

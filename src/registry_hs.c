@@ -178,6 +178,7 @@ key_from_cache(struct devconn *c)
 	log_ctx(LOG_LEVEL_INFO, c->logctx,
 		"database unavailable: using the cached key");
 	c->owner_id = e->owner_id;
+	c->owner_sure = false;
 	conn_have_key(c, e);
 	return true;
 }
@@ -258,6 +259,7 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 	owner = store_result_is_null(res, 0, 1) ? NULL
 						: store_result_value(res, 0, 1);
 	c->owner_id = owner ? strtoll(owner, NULL, 10) : 0;
+	c->owner_sure = true;
 	key_lookup_info(c, res);
 	/* PEM parsing is not free: keep the DER while the stored PEM is
 	   unchanged. */
@@ -327,6 +329,7 @@ step2_done(void *arg, bool cancelled)
 	t->reg = reg;
 	t->conn_id = c->id;
 	params[0] = c->idhex;
+	c->owner_seq = reg->owner_seq;
 	if (store_query(reg->store,
 			STORE_Q_READ | STORE_Q_PREPARE | STORE_Q_URGENT,
 			"SELECT d.public_key, d.owner_id, "

@@ -136,6 +136,11 @@ struct devconn {
 	bool info_known : 1;
 	bool info_assigned : 1;
 	bool info_forced : 1;
+	/* owner_id is PostgreSQL's as the key lookup or a claim on this
+	   node left it: no device-row notification (another node's change)
+	   since, registry_owner_unsure() */
+	bool owner_sure : 1;
+	uint32_t owner_seq;		 /* reg->owner_seq at the key lookup */
 	uint32_t max_binary;		 /* largest OTA image, 0: not said */
 	uint16_t info_product;		 /* see info_known */
 	uint16_t info_hello;		 /* see info_known */
@@ -196,6 +201,7 @@ struct registry {
 	uint32_t trim_waits;		     /* trim_ev waits for the store */
 	uint64_t last_hs_end_ms;	     /* when a handshake last ended */
 	struct registry_stats stats;	     /* counters */
+	uint32_t owner_seq;		     /* registry_owner_unsure() calls */
 	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
 	struct devconn *cork_c;		     /* frames of its input's answers
 						gather in cork (registry.c) */

@@ -134,6 +134,14 @@ http GET "/v1/devices/$D/counter" "${B[@]}"
 expect 404 "bob reads alice's variable"
 http POST "/v1/devices/$D/echo" "${B[@]}" -d arg=x
 expect 404 "bob calls alice's function"
+# A call by an id the registry knows is answered without the device row
+# (h_devices.c, devrow_of_conn): the id in any case, the owner's only.
+http POST "/v1/devices/${D^^}/echo" "${A[@]}" -d arg=abcd
+expect 200 "call by the id in capitals"
+[ "$(field '["id"]')" = "$D" ] || fail "call id in capitals: $HTTP_BODY"
+[ "$(field '["return_value"]')" = 4 ] || fail "capitals return_value: $HTTP_BODY"
+http POST "/v1/devices/${D^^}/echo" "${B[@]}" -d arg=x
+expect 404 "bob calls alice's function by the id in capitals"
 
 # Signal.
 http PUT "/v1/devices/$D" "${A[@]}" -d signal=1
