@@ -1215,6 +1215,7 @@ registry_free(struct registry *reg)
 	if (reg->accept_ev != NULL)
 		event_free(reg->accept_ev);
 	registry_pres_cleanup(reg);
+	registry_row_cleanup(reg);
 	registry_timers_cleanup(reg);
 	if (reg->keys != NULL)
 		hmap_foreach(reg->keys, free_key, NULL);

@@ -217,6 +217,13 @@ struct registry {
 		registry_forget_cb cb;
 		void *arg;
 	} forget[REGISTRY_FORGET_HOOKS]; /* what to tell when one goes */
+	registry_row_cb row_cb;		 /* device-row hook (events) */
+	void *row_arg;
+	struct hmap *row_due; /* idhex -> reg: rows to read again, or NULL
+				 (registry_row.c) */
+	bool row_all;	      /* every device's row to read again */
+	struct event *row_ev; /* reads them, or NULL */
+	uint64_t row_q;	      /* the read in flight, 0: none */
 };
 
 /* A device whose last connection closed at `at` (registry_linger.c). */
@@ -302,6 +309,11 @@ void registry_timer_stop(struct devconn *c);
 void registry_trim_note_handshake(struct registry *reg);
 /* The same after a connection is freed (a mass disconnect). */
 void registry_trim_note_close(struct registry *reg);
+
+/* registry_row.c */
+
+/** Free what registry_row_refresh() keeps (registry_free). */
+void registry_row_cleanup(struct registry *reg);
 
 /* registry_linger.c */
 
