@@ -619,6 +619,30 @@ events_on_presence(const struct registry_presence *p, void *arg)
 	}
 }
 
+/*
+ * Registry hook: an online device's row was read again after a change
+ * elsewhere (registry_row_refresh()): product streams follow a product
+ * change at once, and the device hears of a forced-updates change.
+ */
+static void
+on_row(const struct registry_row *row, void *arg)
+{
+	struct events *ev = arg;
+	struct evdev *d = hmap_get(ev->devs, row->device_id, 24);
+
+	if (d == NULL || !d->online)
+		return;
+	if (d->product_id != row->product_id)
+		log_ctx(LOG_LEVEL_INFO, d->id,
+			"product changed elsewhere: %u -> %u",
+			(unsigned)d->product_id, (unsigned)row->product_id);
+	d->product_id = row->product_id;
+	if (d->forced != row->forced) {
+		d->forced = row->forced;
+		forced_send(ev, d, true);
+	}
+}
+
 void
 events_updates_forced_set(struct events *ev, const char *device_id, bool forced)
 {
@@ -827,6 +851,7 @@ events_new(const struct events_deps *deps, struct events **out)
 		registry_set_subscribe_cb(deps->reg, on_subscribe,
 					  on_conn_closed, ev);
 		registry_add_forget_cb(deps->reg, events_forget, ev);
+		registry_set_row_cb(deps->reg, on_row, ev);
 	}
 	*out = ev;
 	ev = NULL;
@@ -876,6 +901,7 @@ events_free(struct events *ev)
 		registry_set_presence_cb(ev->d.reg, NULL, NULL);
 		registry_set_subscribe_cb(ev->d.reg, NULL, NULL, NULL);
 		registry_remove_forget_cb(ev->d.reg, events_forget, ev);
+		registry_set_row_cb(ev->d.reg, NULL, NULL);
 	}
 	while ((q = LIST_FIRST(&ev->queries)) != NULL) {
 		store_cancel(ev->d.store, q->qid);

@@ -342,8 +342,13 @@ sess_hello(void *arg, const struct session_hello *h)
 	   older connection of the same device. */
 	hmap_put(reg->devices, c->idhex, DEVICE_ID_HEX, c, (void **)&old);
 	c->registered = true;
-	if (c->owner_seq != reg->owner_seq)
-		c->owner_sure = false; /* a row changed since the key lookup */
+	if (c->owner_seq != reg->owner_seq) {
+		/* a row changed since the key lookup read this one: read it
+		   again (registry_row.c), and until then calls ask the
+		   database */
+		c->owner_sure = false;
+		registry_row_refresh(reg, c->idhex);
+	}
 	if (old != NULL && old != c) {
 		old->registered = false;
 		reg->stats.replaced++;
@@ -1236,6 +1241,7 @@ registry_free(struct registry *reg)
 	if (reg->accept_ev != NULL)
 		event_free(reg->accept_ev);
 	registry_pres_cleanup(reg);
+	registry_row_cleanup(reg);
 	registry_timers_cleanup(reg);
 	if (reg->keys != NULL)
 		hmap_foreach(reg->keys, free_key, NULL);
@@ -1496,17 +1502,6 @@ registry_set_owner(struct registry *reg, const char *device_id,
 		return;
 	if ((c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX)) != NULL)
 		c->owner_id = owner_id;
-}
-
-void
-registry_owner_unsure(struct registry *reg, const char *device_id)
-{
-	struct devconn *c;
-
-	reg->owner_seq++;
-	if (device_id != NULL && strlen(device_id) == DEVICE_ID_HEX &&
-	    (c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX)) != NULL)
-		c->owner_sure = false;
 }
 
 int64_t

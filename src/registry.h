@@ -198,7 +198,7 @@ struct registry_device_now {
 	int64_t owner_id;      /* 0 = unowned */
 	bool owner_sure;       /* owner_id is PostgreSQL's: read at the key
 				  lookup or set by a claim here, and no
-				  registry_owner_unsure() for the device since */
+				  registry_row_refresh() read pending */
 	uint64_t heard_ms;     /* wall clock (ms since the epoch) of the
 				  last bytes from the device */
 	uint64_t handshake_ms; /* wall clock of its session's start (the
@@ -251,13 +251,38 @@ int registry_send_event(struct registry *reg, const char *device_id,
 void registry_set_owner(struct registry *reg, const char *device_id,
 			int64_t owner_id);
 
+/** What a device row says now (registry_row_refresh()). */
+struct registry_row {
+	const char *device_id; /* 24 lowercase hex chars */
+	int64_t owner_id;      /* 0 = unowned (or no row any more) */
+	uint32_t product_id;   /* assigned, else the Hello's if it is a
+				  product; 0: none */
+	bool forced;	       /* firmware_updates_forced */
+};
+
+/** Called for an online device after its row was read again. */
+typedef void (*registry_row_cb)(const struct registry_row *row, void *arg);
+
+/** Set the device-row hook (NULL to clear). */
+void registry_set_row_cb(struct registry *reg, registry_row_cb cb, void *arg);
+
 /**
- * A device row may have changed elsewhere (another node's claim, unclaim
- * or provisioning: a notification): the device's owner here is no longer
- * sure (registry_device_now()), nor that of a device whose key lookup
- * was in flight, until its next connection.
+ * A device row changed elsewhere (another node, the CLI, an operator's
+ * SQL; a NOTIFY on cinder_devices) or notifications may have been lost
+ * (a database reconnect): read again what the registry keeps of it.
+ * The owner of the device's connection here changes when the read comes
+ * back (events, calls and subscriptions follow it), and the row hook
+ * gets the product and forced flag of an online device. Requests
+ * gather: the next loop turn reads them in one query (at most
+ * REGISTRY_ROW_READ_MAX devices a query, one query in flight). A device
+ * not connected here has its cached key dropped (it kept the owner for
+ * a handshake during an outage).
+ * @param device_id the device (any case), or NULL: every device
+ *	connected here
  */
-void registry_owner_unsure(struct registry *reg, const char *device_id);
+void registry_row_refresh(struct registry *reg, const char *device_id);
+
+#define REGISTRY_ROW_READ_MAX 4096
 
 /** @return the owner of an online device, 0 if unowned, -1 if offline */
 int64_t registry_owner(const struct registry *reg, const char *device_id);

@@ -136,9 +136,9 @@ struct devconn {
 	bool info_known : 1;
 	bool info_assigned : 1;
 	bool info_forced : 1;
-	/* owner_id is PostgreSQL's as the key lookup or a claim on this
-	   node left it: no device-row notification (another node's change)
-	   since, registry_owner_unsure() */
+	/* owner_id is PostgreSQL's as the key lookup, a claim on this
+	   node or the last row read (registry_row.c) left it, and no
+	   device-row notification asks for another read */
 	bool owner_sure : 1;
 	uint32_t owner_seq;		 /* reg->owner_seq at the key lookup */
 	uint32_t max_binary;		 /* largest OTA image, 0: not said */
@@ -201,7 +201,7 @@ struct registry {
 	uint32_t trim_waits;		     /* trim_ev waits for the store */
 	uint64_t last_hs_end_ms;	     /* when a handshake last ended */
 	struct registry_stats stats;	     /* counters */
-	uint32_t owner_seq;		     /* registry_owner_unsure() calls */
+	uint32_t owner_seq;		     /* registry_row_refresh() calls */
 	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
 	struct devconn *cork_c;		     /* frames of its input's answers
 						gather in cork (registry.c) */
@@ -228,6 +228,13 @@ struct registry {
 		registry_forget_cb cb;
 		void *arg;
 	} forget[REGISTRY_FORGET_HOOKS]; /* what to tell when one goes */
+	registry_row_cb row_cb;		 /* device-row hook (events) */
+	void *row_arg;
+	struct hmap *row_due; /* idhex -> reg: rows to read again, or NULL
+				 (registry_row.c) */
+	bool row_all;	      /* every device's row to read again */
+	struct event *row_ev; /* reads them, or NULL */
+	uint64_t row_q;	      /* the read in flight, 0: none */
 };
 
 /* A device whose last connection closed at `at` (registry_linger.c). */
@@ -313,6 +320,11 @@ void registry_timer_stop(struct devconn *c);
 void registry_trim_note_handshake(struct registry *reg);
 /* The same after a connection is freed (a mass disconnect). */
 void registry_trim_note_close(struct registry *reg);
+
+/* registry_row.c */
+
+/** Free what registry_row_refresh() keeps (registry_free). */
+void registry_row_cleanup(struct registry *reg);
 
 /* registry_linger.c */
 

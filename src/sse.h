@@ -29,7 +29,8 @@ enum sse_scope {
 	SSE_SCOPE_MINE,	   /* /v1/devices/events: the caller's events
 			      (their devices and their API publishes) */
 	SSE_SCOPE_DEVICE,  /* /v1/devices/:id/events: one device; private
-			      ones only with see_private or same owner */
+			      ones only to the event's owner or with
+			      see_private */
 	SSE_SCOPE_PRODUCT, /* /v1/products/:p/events: every event of the
 			      product's devices (access checked at open) */
 };
@@ -38,7 +39,9 @@ enum sse_scope {
 struct sse_filter {
 	enum sse_scope scope;
 	int64_t user_id;     /* the caller (users.id) */
-	bool see_private;    /* DEVICE: caller owns the device or is admin */
+	bool see_private;    /* DEVICE: caller is an admin (the owner sees
+				private events as the owner of each one,
+				so that an unclaim ends it at once) */
 	char device_id[25];  /* DEVICE: lowercase id */
 	uint32_t product_id; /* PRODUCT: the product */
 };

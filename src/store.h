@@ -143,7 +143,10 @@ int store_query_params(struct store *st, unsigned flags, const char *sql,
 /**
  * NOTIFY receiver, run on the loop thread for each notification on a
  * channel given to store_listen(). channel and payload are borrowed for
- * the call. Must not call store_free().
+ * the call. Must not call store_free(). After a reconnect it runs once
+ * per channel with payload NULL: notifications sent while the store was
+ * down are lost, and a query queued from the call sees every change
+ * made up to the LISTEN renewed before it.
  */
 typedef void (*store_notify_cb)(const char *channel, const char *payload,
 				void *arg);
@@ -153,8 +156,8 @@ void store_notify_set(struct store *st, store_notify_cb cb, void *arg);
 
 /**
  * LISTEN on a channel, now and again after every reconnect. Notifications
- * sent while the store is down are lost: watch store_stats.reconnects to
- * know when to resynchronise. Send with store_query(...,
+ * sent while the store is down are lost: the receiver gets a NULL payload
+ * after the reconnect, the time to resynchronise. Send with store_query(...,
  * "SELECT pg_notify($1, $2)", ...).
  * @param channel 1..63 characters [a-z0-9_], starting with a letter;
  *     copied

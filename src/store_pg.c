@@ -719,6 +719,8 @@ static void
 store_connected(struct store *st)
 {
 	int fd = PQsocket(st->conn);
+	bool lost;
+	size_t i;
 
 	store_events_close(st);
 	if (PQsetnonblocking(st->conn, 1) != 0) {
@@ -749,12 +751,20 @@ store_connected(struct store *st)
 	} else {
 		log_info("connected to database");
 	}
+	lost = st->outage && st->ever_up;
 	st->outage = false;
 	st->ever_up = true;
 	st->attempts = 0;
 	store_listen_renew(st);
 	store_session_setup(st);
 	store_send_more(st);
+	/* What a subscriber queues now goes after the LISTENs: it sees
+	   every change that a lost notification told of. */
+	for (i = 0; lost && i < st->nchannels && st->notify_cb != NULL; i++) {
+		st->cb_depth++;
+		st->notify_cb(st->channels[i], NULL, st->notify_arg);
+		st->cb_depth--;
+	}
 }
 
 static void store_connect_poll_cb(evutil_socket_t fd, short what, void *arg);

@@ -890,12 +890,13 @@ store_sync_device_accept(const char *conninfo, const char *device_id,
 				 "WHERE device_id = $1",
 				 1, params, NULL)) != 0)
 		goto out;
-	/* owner and name may have changed: running nodes forget the rows
-	   they keep for calls and reads (REST_DEVICES_CHANNEL, sent at the
-	   commit) */
+	/* key, owner and name may have changed: running nodes forget the
+	   rows they keep for calls and reads and read the owner again
+	   (REST_DEVICES_CHANNEL, "<id> key", sent at the commit) */
 	if ((r = store_sync_exec(c, "notify", 0,
-				 "SELECT pg_notify('cinder_devices', $1)", 1,
-				 params, NULL)) != 0)
+				 "SELECT pg_notify('cinder_devices', "
+				 "$1 || ' key')",
+				 1, params, NULL)) != 0)
 		goto out;
 	r = store_sync_exec(c, "commit", 0, "COMMIT", 0, NULL, NULL);
 out:

@@ -816,19 +816,11 @@ devrow_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rest *r = arg;
 	struct sweep s = {r, rest_now_ms()};
-	struct store_stats ss;
 
 	(void)fd;
 	(void)what;
 	if (r->devrows == NULL)
 		return;
-	/* notifications sent while the database was away are lost */
-	store_stats_get(r->store, &ss);
-	if (ss.reconnects != r->devrow_reconnects) {
-		r->devrow_reconnects = ss.reconnects;
-		devrow_clear(r);
-		return;
-	}
 	r->devrows_swept += hmap_remove_if(r->devrows, devrow_stale_cb, &s);
 	if (hmap_count(r->devrows) == 0)
 		devrow_clear(r); /* the timer too, until the next row */
@@ -837,15 +829,21 @@ devrow_sweep_cb(evutil_socket_t fd, short what, void *arg)
 /*
  * A device row changed through this node's API: forget every kept row
  * here, and tell the other nodes sharing the database to do the same
- * (h_devices_notify(), a NOTIFY on REST_DEVICES_CHANNEL; it comes back
- * here too, harmlessly).
+ * and to read again what their registry keeps of the device
+ * (h_devices_notify(), a NOTIFY on REST_DEVICES_CHANNEL, payload "<device
+ * id> <what>", what one of REST_DEVICES_WHAT; it comes back here too,
+ * harmlessly: the registry reads the row it has just changed). Sent
+ * after the change committed, so that a node reading the row on it sees
+ * the change (or a later one).
  */
 static void
-devrow_changed(struct rest *r, const char *device_id)
+devrow_changed(struct rest *r, const char *device_id, const char *what)
 {
-	const char *params[1] = {device_id};
+	char payload[24 + 16];
+	const char *params[1] = {payload};
 
 	devrow_clear(r);
+	snprintf(payload, sizeof(payload), "%s %s", device_id, what);
 	store_query(r->store, STORE_Q_WRITE,
 		    "SELECT pg_notify('" REST_DEVICES_CHANNEL "', $1)", 1,
 		    params, NULL, NULL, NULL);
@@ -854,10 +852,30 @@ devrow_changed(struct rest *r, const char *device_id)
 void
 h_devices_notify(struct rest *r, const char *payload)
 {
-	/* a device id; a change may rename or move any row. The device's
-	   owner as its connection here holds it may be stale too. */
-	registry_owner_unsure(r->reg, payload);
+	char id[24 + 1];
+	const char *what;
+	size_t n;
+
+	/* any change may rename or move any row: forget them all */
 	devrow_clear(r);
+	if (payload == NULL) { /* reconnected: some may have been lost */
+		registry_row_refresh(r->reg, NULL);
+		return;
+	}
+	n = strcspn(payload, " ");
+	if (n != 24) { /* "*" or unknown: every device */
+		registry_row_refresh(r->reg, NULL);
+		return;
+	}
+	memcpy(id, payload, n);
+	id[n] = '\0';
+	what = payload[n] == ' ' ? payload + n + 1 : "";
+	/* a name or notes: nothing the registry keeps */
+	if (strcmp(what, "name") == 0 || strcmp(what, "notes") == 0)
+		return;
+	if (strcmp(what, "key") == 0)
+		registry_forget_key(r->reg, id);
+	registry_row_refresh(r->reg, id);
 }
 
 size_t
@@ -917,10 +935,7 @@ devrow_map(struct rest *r)
 {
 	struct timeval tv = {DEVROW_SWEEP_MS / 1000,
 			     DEVROW_SWEEP_MS % 1000 * 1000};
-	struct store_stats ss;
 
-	store_stats_get(r->store, &ss);
-	r->devrow_reconnects = ss.reconnects;
 	r->devrows = hmap_new();
 	if (r->base != NULL &&
 	    (r->devrow_sweep = event_new(r->base, -1, EV_PERSIST,
@@ -1069,13 +1084,29 @@ simple_sql(enum dev_op op)
 	}
 }
 
+/* What simple_sql(op) changes, for the NOTIFY (REST_DEVICES_CHANNEL). */
+static const char *
+simple_what(enum dev_op op)
+{
+	switch (op) {
+	case OP_RENAME:
+		return "name";
+	case OP_NOTES:
+		return "notes";
+	case OP_FORCED:
+		return "forced";
+	default:
+		return "owner";
+	}
+}
+
 static void
 simple_done(int rc, const struct store_result *res, void *arg)
 {
 	struct dreq *d = arg;
 	json_t *body;
 
-	devrow_changed(d->r, d->device_id); /* a rename, note, unclaim */
+	devrow_changed(d->r, d->device_id, simple_what(d->op));
 	if (rc == CINDER_ERR_CONFLICT && d->op == OP_RENAME) {
 		dev_fail(d, 400,
 			 "That name is already used by another of "
@@ -1462,7 +1493,7 @@ claim_done(int rc, const struct store_result *res, void *arg)
 	struct dreq *d = arg;
 	const char *owner;
 
-	devrow_changed(d->r, d->device_id); /* the owner may have changed */
+	devrow_changed(d->r, d->device_id, "owner"); /* it may have changed */
 	if (rc != 0) {
 		rest_fail_err(d->http, d->id, rc);
 		goto out;
@@ -1547,7 +1578,7 @@ provision_done(int rc, const struct store_result *res, void *arg)
 	const char *owner;
 	const char *params[1] = {d->device_id};
 
-	devrow_changed(d->r, d->device_id); /* key and owner changed */
+	devrow_changed(d->r, d->device_id, "key"); /* key and owner changed */
 	if (rc != 0) {
 		rest_fail_err(d->http, d->id, rc);
 		goto fail;

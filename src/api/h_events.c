@@ -190,7 +190,7 @@ static void
 device_found(int r, const struct store_result *res, void *arg)
 {
 	struct lookup *lk = arg;
-	const char *id, *owner;
+	const char *id;
 
 	if (r != 0) {
 		lookup_finish(lk, lookup_err(r), NULL);
@@ -198,11 +198,10 @@ device_found(int r, const struct store_result *res, void *arg)
 		   (id = store_result_value(res, 0, 0)) == NULL) {
 		lookup_finish(lk, CINDER_ERR_NOTFOUND, "device not found");
 	} else {
-		owner = store_result_value(res, 0, 1);
 		snprintf(lk->f.device_id, sizeof(lk->f.device_id), "%s", id);
-		lk->f.see_private = lk->is_admin ||
-				    (owner != NULL &&
-				     strtoll(owner, NULL, 10) == lk->user_id);
+		/* the owner sees private events as their owner, event by
+		   event: an unclaim ends it at once */
+		lk->f.see_private = lk->is_admin;
 		lookup_finish(lk, 0, NULL);
 	}
 	free(lk);

@@ -33,7 +33,6 @@ struct rest {
 	struct hmap *devrows;	    /* h_devices.c: call/read row cache */
 	struct event *devrow_sweep; /* its sweep timer, while it has rows */
 	uint64_t devrows_swept;	    /* rows the sweep dropped */
-	uint64_t devrow_reconnects; /* the store's, when the cache began */
 	struct healer *healer;	    /* flashes (rest_set_healer()), or NULL */
 	char *dummy_hash; /* a password hash to verify unknown users against */
 	unsigned jobs;	  /* pool jobs not yet completed */
@@ -97,12 +96,21 @@ void h_devices_cache_free(struct rest *r);
 
 /*
  * NOTIFY channel of device-row changes made through the API (rename,
- * notes, claim, unclaim, key provisioning) or the CLI, payload the
- * device id: every node sharing the database forgets its kept rows.
+ * notes, forced updates, claim, unclaim, key provisioning) or the CLI:
+ * every node sharing the database forgets its kept rows and reads again
+ * the owner, product and forced flag of the device if it is connected
+ * there. Payload "<device id> <what>" (at most 40 bytes), what one of
+ * "name", "notes" (nothing else to read again), "forced", "owner",
+ * "key" (key and owner); a bare device id or any other what reads the
+ * row again (an operator's change, e.g. a product). A payload that does
+ * not start with a device id ("*") reads every connected device's row.
  */
 #define REST_DEVICES_CHANNEL "cinder_devices"
 
-/** A notification on REST_DEVICES_CHANNEL arrived (rest.c). */
+/**
+ * A notification on REST_DEVICES_CHANNEL arrived (rest.c); payload NULL
+ * after a database reconnect (some may have been lost).
+ */
 void h_devices_notify(struct rest *r, const char *payload);
 
 /** @return the rows in h_devices.c's row cache (the status hook) */

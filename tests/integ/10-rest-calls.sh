@@ -208,8 +208,9 @@ http POST "/v1/devices/$D2/echo" "${A[@]}" -d arg=xyz
 expect 200 "the connected device's row still serves"
 [ "$(api device_rows)" = 1 ] || fail "the connected device's row: $HTTP_BODY"
 # A change made elsewhere (another node, the CLI) comes as a NOTIFY on
-# cinder_devices: the rows are forgotten, and the unclaim holds here
-# although this node's registry still names alice as the owner.
+# cinder_devices: the rows are forgotten and the unclaim holds here at
+# once (PostgreSQL is asked; the registry reads the owner again too,
+# 10-rest-cluster.sh).
 OWNER=$(sql "SELECT owner_id FROM devices WHERE device_id = '$D2'")
 sql "UPDATE devices SET owner_id = NULL WHERE device_id = '$D2'" >/dev/null
 sql "SELECT pg_notify('cinder_devices', '$D2')" >/dev/null

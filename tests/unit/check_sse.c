@@ -195,7 +195,7 @@ START_TEST(test_sse_visible_rules)
 	ck_assert(!sse_visible(&f, priv_other));
 	ck_assert(sse_visible(&f, priv_mine));
 	ck_assert(!sse_visible(&f, api_mine)); /* not from the device */
-	f.see_private = true;		       /* owner or admin */
+	f.see_private = true;		       /* an admin */
 	ck_assert(sse_visible(&f, priv_other));
 	strcpy(f.device_id, "ffffffffffffffffffffffff");
 	ck_assert(!sse_visible(&f, pub_other));

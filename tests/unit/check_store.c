@@ -306,7 +306,7 @@ note_cb(const char *channel, const char *payload, void *arg)
 	free(n->channel);
 	free(n->payload);
 	n->channel = xstrdup(channel);
-	n->payload = xstrdup(payload);
+	n->payload = payload != NULL ? xstrdup(payload) : NULL;
 }
 
 static bool
@@ -802,6 +802,7 @@ START_TEST(test_store_reconnect)
 	struct store_opts o = {.backoff_min_ms = 20, .backoff_max_ms = 200};
 	struct rec a = {0}, b = {0}, w = {0}, inflight = {0}, c = {0};
 	struct rec inflight2 = {0};
+	struct note lost = {0};
 	const char *p[1];
 	struct store_stats s;
 	char *path = xasprintf("%s/conninfo", pgdir);
@@ -865,7 +866,15 @@ START_TEST(test_store_reconnect)
 	ck_assert_uint_eq(s.queued, 3);
 	ck_assert(!s.up);
 
+	/* The reconnect tells the receiver that notifications were lost. */
+	store_notify_set(st, note_cb, &lost);
 	ck_assert_int_eq(pgcluster("pgcluster_start"), 0);
+	pump_until(pred_note, &lost, 60, "the lost-notifications call");
+	ck_assert_int_eq(lost.count, 1);
+	ck_assert_str_eq(lost.channel, "cinder_rc");
+	ck_assert_ptr_null(lost.payload);
+	store_notify_set(st, NULL, NULL);
+	note_clear(&lost);
 	pump_until(pred_done, &w, 60, "the queued write after restart");
 	ck_assert(store_is_up(st));
 	ck_assert(inflight.done);
