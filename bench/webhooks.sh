@@ -35,7 +35,7 @@ webhook_max_inflight 64
 webhook_user_inflight 256
 CONF
 start_cinderd
-TOK=$(user_token bench) || fail "token"
+user_token bench && TOK=$TOKEN || fail "token"
 cpu() { awk '{print $14 + $15}' "/proc/$CINDERD_PID/stat"; } # clock ticks
 hz=$(getconf CLK_TCK)
 rss() { awk '/VmRSS/ {print $2}' "/proc/$CINDERD_PID/status"; }
