@@ -1369,6 +1369,10 @@ registry_device_now(const struct registry *reg, const char *device_id,
 	out->variables = b != NULL ? b->variables : NULL;
 	out->owner_id = c->owner_id;
 	out->owner_sure = c->owner_sure;
+	out->product_sure = c->owner_sure && c->online &&
+			    registry_pres_product(c, &out->product_id);
+	if (!out->product_sure)
+		out->product_id = 0;
 	/* the clocks' offset in microseconds, so that a time read twice
 	   gives the same millisecond (both clocks read in milliseconds,
 	   it could be one off) */
