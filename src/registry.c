@@ -1369,12 +1369,22 @@ registry_device_now(const struct registry *reg, const char *device_id,
 	out->variables = b != NULL ? b->variables : NULL;
 	out->owner_id = c->owner_id;
 	out->owner_sure = c->owner_sure;
+	out->product_sure = c->owner_sure && c->online &&
+			    registry_pres_product(c, &out->product_id);
+	if (!out->product_sure)
+		out->product_id = 0;
+	/* the clocks' offset in microseconds, so that a time read twice
+	   gives the same millisecond (both clocks read in milliseconds,
+	   it could be one off) */
 	clock_gettime(CLOCK_REALTIME, &ts);
-	wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	mono = registry_now_ms();
-	out->heard_ms = wall - (mono - c->last_rx_ms);
+	wall = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	mono = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	out->heard_ms = (c->last_rx_ms * 1000 + wall - mono) / 1000;
 	out->handshake_ms =
-		wall - (mono - (c->ready_ms != 0 ? c->ready_ms : c->opened_ms));
+		((c->ready_ms != 0 ? c->ready_ms : c->opened_ms) * 1000 + wall -
+		 mono) /
+		1000;
 	return true;
 }
 

@@ -44,6 +44,8 @@ struct registry_stats {
 	uint64_t key_cache_hits;     /* handshakes that found theirs */
 	uint64_t lingering;	     /* gone devices whose state is kept */
 	uint64_t forgotten;	     /* gone devices whose state was dropped */
+	uint64_t rows_read;	     /* device rows read again after a
+					change (registry_row_refresh) */
 };
 
 /** What a presence change says (passed to the presence hook). */
@@ -203,6 +205,12 @@ struct registry_device_now {
 				  last bytes from the device */
 	uint64_t handshake_ms; /* wall clock of its session's start (the
 				  Hello after the handshake) */
+	bool product_sure;     /* product_id is what the device row's
+				  COALESCE(product_id, NULLIF(hello_product_id,
+				  65535), platform_id) reads once this
+				  connection's presence is written, and the
+				  assigned product is sure as owner_sure */
+	int64_t product_id;    /* if product_sure */
 };
 
 /**

@@ -179,6 +179,7 @@ key_from_cache(struct devconn *c)
 		"database unavailable: using the cached key");
 	c->owner_id = e->owner_id;
 	c->owner_sure = false;
+	c->row_known = false;
 	conn_have_key(c, e);
 	return true;
 }
@@ -215,6 +216,12 @@ key_lookup_info(struct devconn *c, const struct store_result *res)
 	const char *v;
 
 	c->info_known = false;
+	/* when assigned, column 2 is the assigned product */
+	v = store_result_value(res, 0, 3);
+	registry_row_product_set(c, store_result_nfields(res) >= 6,
+				 v != NULL && v[0] == 't'
+					 ? store_result_value(res, 0, 2)
+					 : NULL);
 	if (store_result_nfields(res) < 6 || !col_u16(res, 2, &product) ||
 	    !col_u16(res, 5, &hello))
 		return;

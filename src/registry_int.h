@@ -140,10 +140,23 @@ struct devconn {
 	   node or the last row read (registry_row.c) left it, and no
 	   device-row notification asks for another read */
 	bool owner_sure : 1;
+	/* the row's assigned product (product_id) as the key lookup or
+	   the last row read left it: row_assigned, row_product (row_known;
+	   sure while owner_sure is) */
+	bool row_known : 1;
+	bool row_assigned : 1;
+	/* hw_product is what this connection's presence writes made of
+	   NULLIF(hello_product_id, 65535) and platform_id: the Hello's
+	   product (hw_hello), else the last platform written
+	   (registry_pres.c, registry_pres_product()) */
+	bool hw_known : 1;
+	bool hw_hello : 1;
+	uint16_t hw_product;		 /* see hw_known */
 	uint32_t owner_seq;		 /* reg->owner_seq at the key lookup */
 	uint32_t max_binary;		 /* largest OTA image, 0: not said */
 	uint16_t info_product;		 /* see info_known */
 	uint16_t info_hello;		 /* see info_known */
+	int32_t row_product;		 /* see row_known */
 	const char *describe;		 /* last describe JSON (a reference
 					    to a shared copy, registry.c) */
 	int64_t owner_id;		 /* owning user id, 0 = unowned */
@@ -323,6 +336,14 @@ void registry_trim_note_close(struct registry *reg);
 
 /* registry_row.c */
 
+/**
+ * The device row's product_id as read (text, NULL: none assigned) for
+ * c's row_known facts; known false (or a value out of range) leaves
+ * them unknown.
+ */
+void registry_row_product_set(struct devconn *c, bool known,
+			      const char *product);
+
 /** Free what registry_row_refresh() keeps (registry_free). */
 void registry_row_cleanup(struct registry *reg);
 
@@ -419,6 +440,16 @@ void registry_pres_describe(struct devconn *c, const char *text,
 			    const char *functions, const char *variables,
 			    const char *modules, const char *release,
 			    int32_t platform, bool sys, uint32_t modver);
+
+/**
+ * What a read of the device row gives as coreInfo's product_id
+ * (COALESCE(product_id, NULLIF(hello_product_id, 65535), platform_id))
+ * once this connection's presence writes are in: the assigned product
+ * as the connection last read it (row_known), else the Hello's product,
+ * else the platform the Hello or a describe stated last.
+ * @return false if that is not known here (the row read answers)
+ */
+bool registry_pres_product(const struct devconn *c, int64_t *product);
 
 /** Queue what is pending as one store write now. */
 void registry_pres_flush(struct registry *reg);

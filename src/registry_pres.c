@@ -118,6 +118,10 @@ registry_pres_online(struct devconn *c, const struct session_hello *h)
 		r->hello_platform = r->hello.platform_id;
 		r->desc_platform = -1; /* the later statement wins */
 	}
+	/* what the row's product_id read falls back to, as written */
+	c->hw_hello = h->product_id != 0xffff;
+	c->hw_known = c->hw_hello || h->platform_id != 0xffff;
+	c->hw_product = c->hw_hello ? h->product_id : h->platform_id;
 	if (c->max_binary != 0 || c->chunk_size != 0)
 		registry_pres_ota(c);
 }
@@ -168,8 +172,27 @@ registry_pres_describe(struct devconn *c, const char *text,
 		r->release = release;
 		r->modver = modver;
 	}
-	if (platform >= 0)
+	if (platform >= 0) {
 		r->desc_platform = platform;
+		if (!c->hw_hello) {
+			c->hw_known = platform <= 0xffff;
+			c->hw_product = (uint16_t)platform;
+		}
+	}
+}
+
+bool
+registry_pres_product(const struct devconn *c, int64_t *product)
+{
+	if (!c->row_known)
+		return false;
+	if (c->row_assigned)
+		*product = c->row_product;
+	else if (c->hw_known)
+		*product = c->hw_product;
+	else
+		return false;
+	return true;
 }
 
 /* The batch's JSON text, built by hand: the describe texts are JSON

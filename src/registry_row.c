@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@
    the events module's read at connect (events.c devinfo_fetch). */
 static const char row_sql[] =
 	"SELECT v.id, d.owner_id, coalesce(d.product_id, p.id), "
-	"coalesce(d.firmware_updates_forced, false) "
+	"coalesce(d.firmware_updates_forced, false), d.product_id, "
+	"d.device_id IS NOT NULL "
 	"FROM unnest($1::text[], $2::int[]) AS v(id, hello) "
 	"LEFT JOIN devices d ON d.device_id = v.id "
 	"LEFT JOIN products p ON p.id = v.hello";
@@ -134,6 +136,10 @@ apply(struct registry *reg, const struct store_result *res, int i)
 	/* sure unless a change came after this read left */
 	c->owner_sure = !reg->row_all &&
 			hmap_get(reg->row_due, id, DEVICE_ID_HEX) == NULL;
+	v = store_result_value(res, i, 5);
+	registry_row_product_set(c, v != NULL && v[0] == 't',
+				 store_result_value(res, i, 4));
+	reg->stats.rows_read++;
 	if ((e = hmap_get(reg->keys, id, DEVICE_ID_HEX)) != NULL)
 		e->owner_id = row.owner_id;
 	if (!c->online) {
@@ -198,6 +204,27 @@ row_read(evutil_socket_t fd, short what, void *arg)
 	free(b.hellos);
 	if (reg->row_q == 0 && hmap_count(reg->row_due) > 0)
 		event_active(reg->row_ev, EV_TIMEOUT, 1);
+}
+
+void
+registry_row_product_set(struct devconn *c, bool known, const char *product)
+{
+	char *end;
+	long long n;
+
+	c->row_known = false;
+	if (!known)
+		return;
+	c->row_assigned = product != NULL;
+	c->row_product = 0;
+	if (product != NULL) {
+		n = strtoll(product, &end, 10);
+		if (end == product || *end != '\0' || n < INT32_MIN ||
+		    n > INT32_MAX)
+			return;
+		c->row_product = (int32_t)n;
+	}
+	c->row_known = true;
 }
 
 void

@@ -723,7 +723,8 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
  * which empties the cache; a non-admin hit also checks the registry's
  * owner). coreInfo's last_heard (the last bytes from the device) and
  * last_handshake_at (its session's start) come from the registry, as
- * fresh as they can be; its product_id from PostgreSQL, read on a miss.
+ * fresh as they can be; its product_id from PostgreSQL, read on a miss,
+ * or from the registry (devrow_of_conn).
  * A row of an offline device lives DEVROW_TTL_MS. Every
  * DEVROW_SWEEP_MS while the cache has rows, a sweep frees those no
  * request can use (expired, or kept for a connection that has ended or
@@ -743,12 +744,14 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 struct devrow {
 	char device_id[25];
 	bool has_product;    /* product is coreInfo's product_id, else null */
-	int64_t product;     /* from PostgreSQL */
+	int64_t product;     /* from PostgreSQL or the registry */
 	json_t *fns, *vars;  /* lists from the describe */
 	uint64_t expires_ms; /* wall clock */
 	uint64_t gen;	     /* registry_device_now()'s, 0: offline when kept */
-	bool no_product;     /* made from the registry (devrow_of_conn):
-				product unknown, a variable read misses */
+	/* made from the registry (devrow_of_conn) without what one kind
+	   of request needs: such a request misses */
+	bool no_call; /* function list unknown */
+	bool no_read; /* variable list or product unknown */
 };
 
 static void
@@ -919,8 +922,9 @@ devrow_get(struct rest *r, const struct dreq *d,
 	    (e = hmap_get(r->devrows, key, len)) == NULL)
 		return NULL;
 	*online = registry_device_now(r->reg, e->device_id, now);
-	if (e->no_product && d->op == OP_VARIABLE)
-		return NULL; /* row_done replaces it */
+	if ((e->no_read && d->op == OP_VARIABLE) ||
+	    (e->no_call && d->op == OP_FUNCTION))
+		return NULL; /* devrow_of_conn or row_done replaces it */
 	if (e->expires_ms > rest_now_ms() &&
 	    (!*online ||
 	     (now->gen == e->gen && (d->admin || now->owner_id == d->uid))))
@@ -991,7 +995,7 @@ iso_ms(uint64_t ms, char *out, size_t cap)
 /*
  * A variable answer's coreInfo, the keys and bytes of what
  * json_dump_compact() made of the device row: the times from the
- * registry (the device is online), the product from PostgreSQL.
+ * registry (the device is online), the product the row's.
  */
 static void
 core_text(struct dreq *d, const struct devrow *e,
@@ -1251,18 +1255,40 @@ out:
 
 static bool device_id_ok(const char *s, char out[25]);
 
+/* A describe list as JSON (type json_array or json_object), or NULL. */
+static json_t *
+live_list(const char *text, json_type type)
+{
+	json_t *j;
+
+	if (text == NULL || (j = json_loads(text, 0, NULL)) == NULL)
+		return NULL;
+	if (json_typeof(j) != type) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
 /*
- * A function call's row without PostgreSQL: when :id is the id of a
- * device connected here whose owner is sure (registry_device_now()) and
- * is the caller (or the caller is an admin), DEV_ONE's answer is that
- * device's row (an id match comes first, and a name cannot look like an
- * id), and of the row a call needs only the id and the function list,
- * which for a connected device is the registry's anyway (row_done). The
- * row is kept as row_done keeps a connected device's; without the
- * product, so a variable read on it goes to PostgreSQL. NULL if the
- * registry cannot answer for PostgreSQL. perf: with 10,000 devices
- * called in turn (B4) the first call to each after its connection was
- * a PostgreSQL round trip, most of a 5 s phase's calls.
+ * A function call's or variable read's row without PostgreSQL: when :id
+ * is the id of a device connected here whose owner is sure
+ * (registry_device_now()) and is the caller (or the caller is an
+ * admin), DEV_ONE's answer is that device's row (an id match comes
+ * first, and a name cannot look like an id). Of the row a call needs
+ * only the id and the function list, a read the id, the variable list
+ * and coreInfo's product_id; the lists of a connected device are the
+ * registry's anyway (row_done), and the registry knows the product
+ * when the assigned one is sure as the owner is and the Hello or a
+ * describe gave the rest (registry_pres_product()). The row is kept as
+ * row_done keeps a connected device's; a request of the other kind
+ * whose part the registry did not know misses it. NULL if the registry
+ * cannot answer for PostgreSQL. perf: with 10,000 devices called or
+ * read in turn (B4, B4v) the first request to each after its
+ * connection was a PostgreSQL round trip, most of a 5 s phase's.
+ * Between a connection's Hello and its presence batch's write (a few
+ * ms, longer behind a connect storm's writes) PostgreSQL still has the
+ * previous Hello's product; the row holds the new one, as the lists.
  */
 static struct devrow *
 devrow_of_conn(struct rest *r, const struct dreq *d,
@@ -1271,22 +1297,29 @@ devrow_of_conn(struct rest *r, const struct dreq *d,
 	char id[25], key[128];
 	size_t len = devrow_key(d, key, sizeof(key));
 	struct devrow *e;
-	json_t *fns;
+	json_t *fns, *vars;
 
 	if (len == 0 || len > HMAP_KEY_MAX || !device_id_ok(d->key, id) ||
 	    !registry_device_now(r->reg, id, now) || !now->owner_sure ||
-	    (!d->admin && now->owner_id != d->uid) || now->functions == NULL ||
-	    (fns = json_loads(now->functions, 0, NULL)) == NULL)
+	    (!d->admin && now->owner_id != d->uid))
 		return NULL;
-	if (!json_is_array(fns)) {
+	fns = live_list(now->functions, JSON_ARRAY);
+	vars = now->product_sure ? live_list(now->variables, JSON_OBJECT)
+				 : NULL;
+	if ((d->op == OP_FUNCTION && fns == NULL) ||
+	    (d->op == OP_VARIABLE && vars == NULL)) {
 		json_decref(fns);
+		json_decref(vars);
 		return NULL;
 	}
 	e = xcalloc(1, sizeof(*e));
 	snprintf(e->device_id, sizeof(e->device_id), "%s", id);
-	e->fns = fns;
-	e->vars = json_object();
-	e->no_product = true;
+	e->no_call = fns == NULL;
+	e->no_read = vars == NULL;
+	e->fns = fns != NULL ? fns : json_array();
+	e->vars = vars != NULL ? vars : json_object();
+	e->has_product = !e->no_read;
+	e->product = now->product_id;
 	e->gen = now->gen;
 	e->expires_ms = rest_now_ms() + DEVROW_LIVE_MS;
 	if (r->devrows != NULL && hmap_count(r->devrows) >= DEVROW_MAX)
@@ -1298,6 +1331,7 @@ devrow_of_conn(struct rest *r, const struct dreq *d,
 		devrow_free(e);
 		return NULL;
 	}
+	r->devrows_registry++;
 	return e;
 }
 
@@ -1318,8 +1352,7 @@ dreq_start(struct http_request *req, struct dreq *d)
 		bool online = false;
 		struct devrow *e = devrow_get(d->r, d, &now, &online);
 
-		if (e == NULL && d->op == OP_FUNCTION &&
-		    (e = devrow_of_conn(d->r, d, &now)) != NULL)
+		if (e == NULL && (e = devrow_of_conn(d->r, d, &now)) != NULL)
 			online = true;
 		if (e != NULL) {
 			/* answered later by the device, or now on an error */

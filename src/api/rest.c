@@ -500,10 +500,12 @@ void
 rest_status_fill(const struct rest *r, json_t *obj)
 {
 	json_object_set_new(obj, "api",
-			    json_pack("{s:I, s:I}", "device_rows",
+			    json_pack("{s:I, s:I, s:I}", "device_rows",
 				      (json_int_t)h_devices_cache_count(r),
 				      "device_rows_swept",
-				      (json_int_t)r->devrows_swept));
+				      (json_int_t)r->devrows_swept,
+				      "device_rows_registry",
+				      (json_int_t)r->devrows_registry));
 }
 
 void

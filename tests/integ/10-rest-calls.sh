@@ -6,7 +6,9 @@
 # another user's device (404), many concurrent calls to one device (all
 # answered), a silent device (408 after request_timeout), a client that
 # leaves while waiting (the daemon keeps serving), connected in the list,
-# the row cache forgetting on an unclaim here or elsewhere (a NOTIFY) and
+# a read by id answered from the registry in the bytes a read of the
+# row gives (the product from the Hello, or assigned elsewhere), the row
+# cache forgetting on an unclaim here or elsewhere (a NOTIFY) and
 # sweeping rows no longer used.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -176,6 +178,61 @@ curl -sS -m 0.5 -H "Authorization: Bearer $ALICE" "$API/v1/devices/$Q/counter" >
 http GET "/v1/devices/$D/counter" "${A[@]}"
 expect 200 "served after a client left"
 
+# A read by the id of a device connected here is answered without
+# PostgreSQL when the registry knows the row's product (h_devices.c,
+# devrow_of_conn); a read by the name reads the row. Both answers are
+# the same bytes, last_heard aside (the last bytes from the device: it
+# moves with each answer). Whatever the product comes from: the Hello
+# (the simulator's 3), or one assigned elsewhere (an UPDATE and a
+# NOTIFY), which the next read shows.
+api() { http GET /v1/ping; json_get "$HTTP_BODY" "[\"api\"][\"$1\"]"; }
+rows_read() { http GET /v1/ping; json_get "$HTTP_BODY" '["devices"]["rows_read"]'; }
+read_again() { [ "$(rows_read)" -gt "$1" ]; }
+rows_are() { [ "$(api device_rows)" = "$1" ]; }
+same_but_heard() { # same_but_heard BODY BODY
+	python3 -c '
+import re, sys
+a, b = (re.sub(r"\"last_heard\":\"[^\"]*\"", "\"last_heard\":T", x) for x in sys.argv[1:3])
+assert a == b, (a, b)
+' "$1" "$2"
+}
+# read_both PRODUCT: by id (from the registry) then by name (the row)
+read_both() {
+	local n body
+	n=$(api device_rows_registry)
+	http GET "/v1/devices/$D/greeting" "${A[@]}"
+	expect 200 "greeting by id"
+	body=$HTTP_BODY
+	[ "$(field '["coreInfo"]["product_id"]')" = "$1" ] || fail "product by id: $body, want $1"
+	[ "$(api device_rows_registry)" = $((n + 1)) ] || fail "read by id not from the registry: $HTTP_BODY"
+	http GET "/v1/devices/reader/greeting" "${A[@]}"
+	expect 200 "greeting by name"
+	[ "$(api device_rows_registry)" = $((n + 1)) ] || fail "read by name from the registry: $HTTP_BODY"
+	same_but_heard "$body" "$HTTP_BODY" || fail "by id and by name differ: $body vs $HTTP_BODY"
+}
+http PUT "/v1/devices/$D" "${A[@]}" -d name=reader
+expect 200 "rename"
+R0=$(rows_read)
+sql "SELECT pg_notify('cinder_devices', '$D')" >/dev/null # after the rename's
+wait_for read_again "$R0" || fail "the row not read again"
+read_both "$DEV_PRODUCT"
+PROD=$(sql "INSERT INTO products (name, slug, platform_id) VALUES ('p', 'p-calls', 3) RETURNING id" | head -1)
+sql "UPDATE devices SET product_id = $PROD WHERE device_id = '$D'" >/dev/null
+sql "SELECT pg_notify('cinder_devices', '$D owner')" >/dev/null
+wait_for rows_are 0 || fail "rows kept after the product notification"
+http GET "/v1/devices/$D/greeting" "${A[@]}"
+expect 200 "read after a product assigned elsewhere"
+[ "$(field '["coreInfo"]["product_id"]')" = "$PROD" ] || fail "assigned product not read: $HTTP_BODY"
+R0=$(rows_read)
+sql "SELECT pg_notify('cinder_devices', '$D')" >/dev/null
+wait_for read_again "$R0" || fail "the row not read again"
+read_both "$PROD"
+sql "UPDATE devices SET product_id = NULL WHERE device_id = '$D'" >/dev/null
+sql "SELECT pg_notify('cinder_devices', '$D owner')" >/dev/null
+wait_for rows_are 0 || fail "rows kept after the second product notification"
+http GET "/v1/devices/$D/greeting" "${A[@]}"
+[ "$(field '["coreInfo"]["product_id"]')" = "$DEV_PRODUCT" ] || fail "product unassigned elsewhere still read: $HTTP_BODY"
+
 # Calls and reads keep the device row for a moment (h_devices.c); a
 # change through the API forgets it: after an unclaim the same call,
 # answered from the cache just before, is refused.
@@ -191,7 +248,6 @@ expect 404 "read right after unclaim"
 # The sweep drops rows no request can use (h_devices.c, every 10 s):
 # an offline device's row once its 2 s are over, then, once its device
 # has gone, the row of a connected one; /v1/ping counts them.
-api() { http GET /v1/ping; json_get "$HTTP_BODY" "[\"api\"][\"$1\"]"; }
 [ "$(api device_rows)" = 0 ] || fail "rows left after the unclaim: $HTTP_BODY"
 "$SIM" provision --count 1 --dir "$T_DIR/off" --cinderd "$CINDERD" \
 	--config "$T_DIR/cinder.conf" --owner alice@example.com --prefix 6c >/dev/null || fail "provision offline"
@@ -214,7 +270,6 @@ expect 200 "the connected device's row still serves"
 OWNER=$(sql "SELECT owner_id FROM devices WHERE device_id = '$D2'")
 sql "UPDATE devices SET owner_id = NULL WHERE device_id = '$D2'" >/dev/null
 sql "SELECT pg_notify('cinder_devices', '$D2')" >/dev/null
-rows_are() { [ "$(api device_rows)" = "$1" ]; }
 wait_for rows_are 0 || fail "rows kept after a notification: $HTTP_BODY"
 http POST "/v1/devices/$D2/echo" "${A[@]}" -d arg=xy
 expect 404 "call after an unclaim made elsewhere"

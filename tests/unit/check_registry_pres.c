@@ -231,6 +231,93 @@ START_TEST(test_pres_describes_merge)
 }
 END_TEST
 
+/* What registry_pres_product() says of c must be what a read of the
+   row gives as coreInfo's product_id (h_devices.c DEV_COLS) once the
+   batch is in; NULL: it does not know. */
+static void
+assert_product(const struct devconn *c, const char *want)
+{
+	char got[24];
+	int64_t n = -1;
+	char *v;
+
+	registry_pres_flush(&reg);
+	if (registry_pres_product(c, &n))
+		snprintf(got, sizeof(got), "%lld", (long long)n);
+	v = query("SELECT COALESCE(product_id, NULLIF(hello_product_id, "
+		  "65535), platform_id)::text FROM devices "
+		  "WHERE device_id = $1",
+		  c->idhex);
+	if (want == NULL) {
+		ck_assert_msg(n == -1, "product %lld, want unknown",
+			      (long long)n);
+	} else {
+		ck_assert_msg(n != -1, "product unknown, want %s", want);
+		ck_assert_str_eq(got, want);
+		ck_assert_msg(v != NULL && strcmp(v, got) == 0,
+			      "the row reads %s, the registry %s",
+			      v ? v : "NULL", got);
+	}
+	free(v);
+}
+
+/* The product a read gives: the assigned one, else the Hello's, else
+   the platform the Hello or a later describe stated. */
+START_TEST(test_pres_product)
+{
+	struct devconn c, c2, c3;
+	struct session_hello h = hello; /* product 0xffff, platform 6 */
+	char *p;
+
+	conn_init(&c, ID_A, "10.0.1.1");
+	registry_pres_online(&c, &h);
+	assert_product(&c, NULL); /* the row's product not read */
+	registry_row_product_set(&c, true, NULL);
+	assert_product(&c, "6");
+	registry_pres_describe(&c, "{\"p\":12}", NULL, NULL, NULL, NULL, 12,
+			       false, 0);
+	assert_product(&c, "12");
+	registry_pres_describe(&c, "{\"f\":[]}", "[]", NULL, NULL, NULL, -1,
+			       false, 0);
+	assert_product(&c, "12"); /* no platform: kept */
+
+	/* a Hello product wins over the platform, a describe's too */
+	conn_init(&c2, ID_A, "10.0.1.2");
+	registry_row_product_set(&c2, true, NULL);
+	h.product_id = 7;
+	registry_pres_online(&c2, &h);
+	assert_product(&c2, "7");
+	registry_pres_describe(&c2, "{\"p\":13}", NULL, NULL, NULL, NULL, 13,
+			       false, 0);
+	assert_product(&c2, "7");
+
+	/* an assigned product wins over both */
+	p = query("INSERT INTO products (name, slug, platform_id) "
+		  "VALUES ('p', 'p', 6) RETURNING id::text",
+		  NULL);
+	free(query("UPDATE devices SET product_id = $1::int "
+		   "WHERE device_id = '" ID_A "'",
+		   p));
+	registry_row_product_set(&c2, true, p);
+	assert_product(&c2, p);
+	registry_row_product_set(&c2, true, "x");
+	ck_assert(!c2.row_known); /* not a number: unknown */
+	free(p);
+
+	/* neither a Hello product nor a platform: the row's old platform,
+	   which only PostgreSQL knows */
+	conn_init(&c3, ID_B, "10.0.1.3");
+	registry_row_product_set(&c3, true, NULL);
+	h.product_id = 0xffff;
+	h.platform_id = 0xffff;
+	registry_pres_online(&c3, &h);
+	assert_product(&c3, NULL);
+	registry_pres_describe(&c3, "{\"p\":10}", NULL, NULL, NULL, NULL, 10,
+			       false, 0);
+	assert_product(&c3, "10");
+}
+END_TEST
+
 /* Without an explicit flush the batch goes out by itself. */
 START_TEST(test_pres_timer)
 {
@@ -303,6 +390,7 @@ pres_suite(void)
 	tcase_add_test(tc, test_pres_online_then_offline);
 	tcase_add_test(tc, test_pres_offline_other_node);
 	tcase_add_test(tc, test_pres_describes_merge);
+	tcase_add_test(tc, test_pres_product);
 	tcase_add_test(tc, test_pres_timer);
 	tcase_add_test(tc, test_heard_split);
 	suite_add_tcase(s, tc);
