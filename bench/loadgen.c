@@ -635,7 +635,8 @@ devs_load(struct lg *g, const char *dir, size_t count)
 	if ((f = fopen(path, "r")) == NULL)
 		die("%s: %s", path, strerror(errno));
 	g->devs = calloc(count, sizeof(*g->devs));
-	if (g->devs == NULL)
+	g->due = calloc(count, sizeof(*g->due));
+	if (g->devs == NULL || g->due == NULL)
 		die("out of memory");
 	g->crypto = (struct port_crypto){c_enc, c_dec, c_verify, c_pub};
 	for (i = 0; i < count && fgets(line, sizeof(line), f) != NULL; i++) {
@@ -653,6 +654,7 @@ devs_load(struct lg *g, const char *dir, size_t count)
 		d->kind = K_DEV;
 		d->lg = g;
 		d->fd = -1;
+		g->due[i] = UINT64_MAX; /* not started */
 		d->key = read_key_shared(path);
 		p = d->pub;
 		if ((n = i2d_PUBKEY(d->key, NULL)) <= 0 ||
@@ -717,6 +719,67 @@ dev_rearm(struct dev *d)
 	}
 }
 
+/* d's port and app have nothing under way: no handshake or reconnect
+ * wait, no input or output queued, the post-connect sequence and its
+ * subscriptions done, no OTA, no reset pending. Only its input and its
+ * keep-alive timer can change it then. */
+static bool
+dev_quiet(const struct dev *d)
+{
+	const struct fw_app *a = &d->app;
+	const struct fw_device *fd = &a->dev;
+	size_t i;
+
+	if (fd->state != FW_DEVICE_READY || fd->rx_len > 0 ||
+	    !fw_device_tx_idle(fd) ||
+	    (a->seq != FW_SEQ_IDLE && a->seq != FW_SEQ_DONE) ||
+	    a->reset_pending || a->ota.active || d->hold_tx || d->stop_now)
+		return false;
+	for (i = 0; i < a->n_subs; i++)
+		if (!a->subs[i].sent && !(a->safe_mode && !a->subs[i].system))
+			return false;
+	return true;
+}
+
+/*
+ * When the 200 ms tick steps d next. The tick used to step every device,
+ * a recv each: 10,000 idle devices cost ~30 ms a tick, during which
+ * answers to the HTTP clients waited. Now a device is stepped by its
+ * input (epoll) and by the tick only when its timers need it: at every
+ * tick while anything is under way (dev_quiet), as before; when quiet,
+ * at the first tick at or after its keep-alive ping falls due (15 s of
+ * silence) or the ping's answer times out, the moment fw_device_step()
+ * would act on it. The library compares millis (p_millis: now_us() /
+ * 1000 + 1) with time_reached(), so its time `at` comes at
+ * now_us() >= (at - 1) * 1000.
+ */
+void
+dev_sched(struct lg *g, struct dev *d)
+{
+	const struct fw_device *fd = &d->app.dev;
+	uint64_t *due = &g->due[d - g->devs], now;
+	uint32_t at, ms;
+	int32_t left;
+
+	if (!d->active) {
+		*due = UINT64_MAX;
+		return;
+	}
+	if (!dev_quiet(d)) {
+		*due = 0;
+	} else {
+		at = fd->ping_pending ? fd->ping_at + FW_DEVICE_PING_TIMEOUT
+				      : fd->last_rx + FW_DEVICE_PING_AFTER;
+		now = now_us();
+		ms = (uint32_t)(now / 1000u) + 1;
+		left = (int32_t)(at - ms);
+		*due = left <= 0 ? 0
+				 : now - now % 1000u + (uint64_t)left * 1000u;
+	}
+	if (*due < g->due_min)
+		g->due_min = *due;
+}
+
 void
 dev_start(struct lg *g, struct dev *d)
 {
@@ -727,6 +790,7 @@ dev_start(struct lg *g, struct dev *d)
 	fw_app_start(&d->app, p_millis(NULL));
 	(void)fw_app_step(&d->app, p_millis(NULL));
 	dev_rearm(d);
+	dev_sched(g, d);
 }
 
 /* handshake loop: a ready device is counted, closed and replaced */
@@ -741,6 +805,7 @@ dev_leave(struct lg *g, struct dev *d)
 	if (d->counted)
 		g->ready--;
 	d->counted = false;
+	dev_sched(g, d);
 }
 
 void
@@ -771,6 +836,7 @@ dev_step(struct lg *g, struct dev *d)
 			d->active = false;
 			g->active--;
 			g->ready--;
+			dev_sched(g, d);
 			dev_start(g, &g->devs[g->next_dev++ % g->ndev]);
 			return;
 		}
@@ -792,6 +858,7 @@ dev_step(struct lg *g, struct dev *d)
 		}
 	}
 	dev_rearm(d);
+	dev_sched(g, d);
 }
 
 /* ---- HTTP clients and SSE streams --------------------------------------- */
@@ -1228,6 +1295,7 @@ publish_due(struct lg *g, double rate, uint64_t t_begin)
 				(void)fw_device_step(&d->app.dev,
 						     p_millis(NULL));
 				dev_rearm(d);
+				dev_sched(g, d);
 			} else {
 				g->busy++;
 			}
@@ -1258,8 +1326,27 @@ dispatch(struct lg *g, struct epoll_event *e)
 	}
 }
 
+/* The devices whose timers are due (dev_sched), stepped. */
+static void
+devs_due(struct lg *g, uint64_t now)
+{
+	size_t j;
+
+	if (now < g->due_min)
+		return;
+	g->due_min = UINT64_MAX; /* the steps and the others lower it */
+	for (j = 0; j < g->ndev; j++) {
+		if (g->due[j] > now) {
+			if (g->due[j] < g->due_min)
+				g->due_min = g->due[j];
+		} else if (g->devs[j].active) {
+			dev_step(g, &g->devs[j]);
+		}
+	}
+}
+
 /* One turn of the loop: wait up to timeout ms, handle what came, run
- * the device timers every 200 ms. */
+ * the device timers that are due every 200 ms. */
 void
 loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
 {
@@ -1270,15 +1357,13 @@ loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
 	for (i = 0; i < n; i++)
 		dispatch(g, &evs[i]);
 	if (now_us() - *last_tick > 200000) { /* device timers */
-		size_t j;
 		long rss;
 		*last_tick = now_us();
 		if (g->image != NULL && g->measuring &&
 		    (rss = proc_rss_kb(g->pid)) > g->rss_peak)
 			g->rss_peak = rss;
-		for (j = 0; j < g->ndev; j++)
-			if (g->devs[j].active)
-				dev_step(g, &g->devs[j]);
+		if (g->ndev > 0)
+			devs_due(g, *last_tick);
 		if (g->mq_ping_us > 0 && g->measuring)
 			mq_ping_due(g);
 	}
@@ -1462,6 +1547,7 @@ devs_free(struct lg *g)
 			close(g->devs[j].fd);
 	}
 	free(g->devs);
+	free(g->due);
 }
 
 /* Everything main() made, so that LeakSanitizer finds nothing at exit

@@ -204,6 +204,8 @@ workers_make(struct lg *g, size_t n, size_t conc)
 		w->ready = w->active = w->pub_ready = 0;
 		w->handshakes = w->hs_failed = 0;
 		w->devs = g->devs + base;
+		w->due = g->due + base;
+		w->due_min = 0;
 		w->dev_base = g->dev_base + base;
 		w->ndev = share;
 		w->conc = conc / n + (i < conc % n);
