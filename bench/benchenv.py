@@ -157,7 +157,9 @@ device_cache_linger_s 1
              "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         if lg.stdout.readline().strip() != "# armed":
-            sys.exit(PROG + ": cinder-loadgen cold: " + lg.stderr.read())
+            err = lg.stderr.read().strip()
+            sys.exit(PROG + ": cinder-loadgen cold (%s): %s" % (
+                exit_status(lg.wait()), err or "it printed no message"))
         t0 = time.monotonic()
         self.proc = subprocess.Popen([self.cinderd, "run", "-c", cfg],
                                      stdout=subprocess.DEVNULL,
@@ -168,8 +170,12 @@ device_cache_linger_s 1
         t_listen = time.monotonic() - t0
         out, err = lg.communicate(60)
         if not up or lg.returncode != 0 or self.proc.poll() is not None:
-            sys.exit(PROG + ": B7 start failed (cinder-loadgen: %s); see "
-                     "%s" % (err.strip(), logf))
+            sys.exit(PROG + ": B7 start failed (ports up: %s; cinderd: %s; "
+                     "cinder-loadgen %s: %s); see %s" % (
+                         up, "running" if self.proc.poll() is None else
+                         exit_status(self.proc.returncode),
+                         exit_status(lg.returncode),
+                         err.strip() or "no message", logf))
         res = json.loads([x for x in out.splitlines()
                           if x.startswith("{")][-1])
         self.stop()
@@ -349,12 +355,25 @@ device_cache_linger_s 1
         rc = lg.wait(timeout)
         self.perf_stop(perf)
         if rc != 0:
-            sys.exit(PROG + ": %s failed: %s" % (" ".join(cmd), err))
+            sys.exit(PROG + ": %s failed (%s): %s" % (
+                " ".join(cmd), exit_status(rc),
+                err.strip() or "it printed no message"))
         r = argparse.Namespace(stdout="".join(lines))
         line = [x for x in r.stdout.splitlines() if x.startswith("{")][-1]
         res = json.loads(line)
         log("%s: %s" % (mode, line))
         return res
+
+
+def exit_status(rc):
+    """A Popen returncode in words: the exit status or the signal."""
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = "signal %d" % -rc
+        return "killed by %s" % name
+    return "exit status %d" % rc
 
 
 def proc_cpu_s(pid):
