@@ -5,6 +5,7 @@ device keys registered with COPY, the bench user's token, and
 cinder-loadgen runs against them (class Env); /proc readings of cinderd.
 """
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -59,6 +60,23 @@ class Env:
             if not os.access(p, os.X_OK):
                 sys.exit(PROG + ": %s missing: build first (make -C %s)"
                          % (p, self.build))
+        # One bench/run per build directory at a time: a second one
+        # would remove this one's bench-tmp and make a new server key
+        # under its running cinderd, and every device handshake of this
+        # one's next cinder-loadgen would fail ("only 0 of 10000 devices
+        # ready"). The second waits.
+        self.lock = open(os.path.join(self.build, "bench-tmp.lock"), "a+")
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.seek(0)
+            log("waiting for the bench/run using %s (pid %s)" % (
+                self.build, self.lock.read().strip() or "?"))
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
+        self.lock.seek(0)
+        self.lock.truncate()
+        self.lock.write("%d\n" % os.getpid())
+        self.lock.flush()
         self.dir = os.path.join(self.build, "bench-tmp")
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
