@@ -5,6 +5,7 @@ device keys registered with COPY, the bench user's token, and
 cinder-loadgen runs against them (class Env); /proc readings of cinderd.
 """
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -59,6 +60,23 @@ class Env:
             if not os.access(p, os.X_OK):
                 sys.exit(PROG + ": %s missing: build first (make -C %s)"
                          % (p, self.build))
+        # One bench/run per build directory at a time: a second one
+        # would remove this one's bench-tmp and make a new server key
+        # under its running cinderd, and every device handshake of this
+        # one's next cinder-loadgen would fail ("only 0 of 10000 devices
+        # ready"). The second waits.
+        self.lock = open(os.path.join(self.build, "bench-tmp.lock"), "a+")
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.seek(0)
+            log("waiting for the bench/run using %s (pid %s)" % (
+                self.build, self.lock.read().strip() or "?"))
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
+        self.lock.seek(0)
+        self.lock.truncate()
+        self.lock.write("%d\n" % os.getpid())
+        self.lock.flush()
         self.dir = os.path.join(self.build, "bench-tmp")
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
@@ -157,7 +175,9 @@ device_cache_linger_s 1
              "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         if lg.stdout.readline().strip() != "# armed":
-            sys.exit(PROG + ": cinder-loadgen cold: " + lg.stderr.read())
+            err = lg.stderr.read().strip()
+            sys.exit(PROG + ": cinder-loadgen cold (%s): %s" % (
+                exit_status(lg.wait()), err or "it printed no message"))
         t0 = time.monotonic()
         self.proc = subprocess.Popen([self.cinderd, "run", "-c", cfg],
                                      stdout=subprocess.DEVNULL,
@@ -168,8 +188,12 @@ device_cache_linger_s 1
         t_listen = time.monotonic() - t0
         out, err = lg.communicate(60)
         if not up or lg.returncode != 0 or self.proc.poll() is not None:
-            sys.exit(PROG + ": B7 start failed (cinder-loadgen: %s); see "
-                     "%s" % (err.strip(), logf))
+            sys.exit(PROG + ": B7 start failed (ports up: %s; cinderd: %s; "
+                     "cinder-loadgen %s: %s); see %s" % (
+                         up, "running" if self.proc.poll() is None else
+                         exit_status(self.proc.returncode),
+                         exit_status(lg.returncode),
+                         err.strip() or "no message", logf))
         res = json.loads([x for x in out.splitlines()
                           if x.startswith("{")][-1])
         self.stop()
@@ -349,12 +373,25 @@ device_cache_linger_s 1
         rc = lg.wait(timeout)
         self.perf_stop(perf)
         if rc != 0:
-            sys.exit(PROG + ": %s failed: %s" % (" ".join(cmd), err))
+            sys.exit(PROG + ": %s failed (%s): %s" % (
+                " ".join(cmd), exit_status(rc),
+                err.strip() or "it printed no message"))
         r = argparse.Namespace(stdout="".join(lines))
         line = [x for x in r.stdout.splitlines() if x.startswith("{")][-1]
         res = json.loads(line)
         log("%s: %s" % (mode, line))
         return res
+
+
+def exit_status(rc):
+    """A Popen returncode in words: the exit status or the signal."""
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = "signal %d" % -rc
+        return "killed by %s" % name
+    return "exit status %d" % rc
 
 
 def proc_cpu_s(pid):

@@ -208,6 +208,25 @@ proc_rss_kb(int pid)
 	return kb;
 }
 
+bool
+server_gone(int pid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return true;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p != NULL && (p[2] == 'Z' || p[2] == 'X');
+}
+
 double
 self_cpu(void)
 {
@@ -298,6 +317,15 @@ write_all(int fd, const void *buf, size_t len)
 
 /* ---- device port -------------------------------------------------------- */
 
+/* A failed system call of d's port: kept for devs_why() */
+static int
+p_fail(struct dev *d, const char *op, int err)
+{
+	d->sys_op = op;
+	d->sys_errno = err;
+	return FW_ERR_IO;
+}
+
 static int
 p_connect(void *ctx)
 {
@@ -309,7 +337,7 @@ p_connect(void *ctx)
 		d->fd = socket(AF_INET,
 			       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (d->fd < 0)
-			return FW_ERR_IO;
+			return p_fail(d, "socket", errno);
 		setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (d->lg->nsrc > 0) {
 			/* more than one source address: past 28k connections
@@ -324,7 +352,7 @@ p_connect(void *ctx)
 			src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)k);
 			if (bind(d->fd, (struct sockaddr *)&src, sizeof(src)) !=
 			    0)
-				return FW_ERR_IO;
+				return p_fail(d, "bind", errno);
 		}
 		d->connected = d->writable = false;
 		d->mask = EPOLLIN | EPOLLOUT;
@@ -334,14 +362,17 @@ p_connect(void *ctx)
 			d->connected = true;
 			return 0;
 		}
-		return errno == EINPROGRESS ? FW_ERR_AGAIN : FW_ERR_IO;
+		return errno == EINPROGRESS ? FW_ERR_AGAIN
+					    : p_fail(d, "connect", errno);
 	}
 	if (d->connected)
 		return 0;
 	if (!d->writable)
 		return FW_ERR_AGAIN;
-	if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err)
-		return FW_ERR_IO;
+	if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+		return p_fail(d, "getsockopt", errno);
+	if (err != 0)
+		return p_fail(d, "connect", err);
 	d->connected = true;
 	return 0;
 }
@@ -358,7 +389,9 @@ p_send(void *ctx, const uint8_t *buf, size_t len)
 		return 0; /* ota mode: see ota_note() */
 	n = send(d->fd, buf, len, MSG_NOSIGNAL);
 	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : FW_ERR_IO;
+		return errno == EAGAIN || errno == EINTR
+			       ? 0
+			       : p_fail(d, "send", errno);
 	return (int)n;
 }
 
@@ -372,9 +405,11 @@ p_recv(void *ctx, uint8_t *buf, size_t cap)
 		return FW_ERR_IO;
 	n = recv(d->fd, buf, cap, 0);
 	if (n == 0)
-		return FW_ERR_IO;
+		return p_fail(d, "recv: closed by the server", 0);
 	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : FW_ERR_IO;
+		return errno == EAGAIN || errno == EINTR
+			       ? 0
+			       : p_fail(d, "recv", errno);
 	return (int)n;
 }
 
@@ -635,7 +670,8 @@ devs_load(struct lg *g, const char *dir, size_t count)
 	if ((f = fopen(path, "r")) == NULL)
 		die("%s: %s", path, strerror(errno));
 	g->devs = calloc(count, sizeof(*g->devs));
-	if (g->devs == NULL)
+	g->due = calloc(count, sizeof(*g->due));
+	if (g->devs == NULL || g->due == NULL)
 		die("out of memory");
 	g->crypto = (struct port_crypto){c_enc, c_dec, c_verify, c_pub};
 	for (i = 0; i < count && fgets(line, sizeof(line), f) != NULL; i++) {
@@ -653,6 +689,7 @@ devs_load(struct lg *g, const char *dir, size_t count)
 		d->kind = K_DEV;
 		d->lg = g;
 		d->fd = -1;
+		g->due[i] = UINT64_MAX; /* not started */
 		d->key = read_key_shared(path);
 		p = d->pub;
 		if ((n = i2d_PUBKEY(d->key, NULL)) <= 0 ||
@@ -717,6 +754,114 @@ dev_rearm(struct dev *d)
 	}
 }
 
+/* d's port and app have nothing under way: no handshake or reconnect
+ * wait, no input or output queued, the post-connect sequence and its
+ * subscriptions done, no OTA, no reset pending. Only its input and its
+ * keep-alive timer can change it then. */
+static bool
+dev_quiet(const struct dev *d)
+{
+	const struct fw_app *a = &d->app;
+	const struct fw_device *fd = &a->dev;
+	size_t i;
+
+	if (fd->state != FW_DEVICE_READY || fd->rx_len > 0 ||
+	    !fw_device_tx_idle(fd) ||
+	    (a->seq != FW_SEQ_IDLE && a->seq != FW_SEQ_DONE) ||
+	    a->reset_pending || a->ota.active || d->hold_tx || d->stop_now)
+		return false;
+	for (i = 0; i < a->n_subs; i++)
+		if (!a->subs[i].sent && !(a->safe_mode && !a->subs[i].system))
+			return false;
+	return true;
+}
+
+/*
+ * When the 200 ms tick steps d next. The tick used to step every device,
+ * a recv each: 10,000 idle devices cost ~30 ms a tick, during which
+ * answers to the HTTP clients waited. Now a device is stepped by its
+ * input (epoll) and by the tick only when its timers need it: at every
+ * tick while anything is under way (dev_quiet), as before; when quiet,
+ * at the first tick at or after its keep-alive ping falls due (15 s of
+ * silence) or the ping's answer times out, the moment fw_device_step()
+ * would act on it. The library compares millis (p_millis: now_us() /
+ * 1000 + 1) with time_reached(), so its time `at` comes at
+ * now_us() >= (at - 1) * 1000.
+ */
+void
+dev_sched(struct lg *g, struct dev *d)
+{
+	const struct fw_device *fd = &d->app.dev;
+	uint64_t *due = &g->due[d - g->devs], now;
+	uint32_t at, ms;
+	int32_t left;
+
+	if (!d->active) {
+		*due = UINT64_MAX;
+		return;
+	}
+	if (!dev_quiet(d)) {
+		*due = 0;
+	} else {
+		at = fd->ping_pending ? fd->ping_at + FW_DEVICE_PING_TIMEOUT
+				      : fd->last_rx + FW_DEVICE_PING_AFTER;
+		now = now_us();
+		ms = (uint32_t)(now / 1000u) + 1;
+		left = (int32_t)(at - ms);
+		*due = left <= 0 ? 0
+				 : now - now % 1000u + (uint64_t)left * 1000u;
+	}
+	if (*due < g->due_min)
+		g->due_min = *due;
+}
+
+void
+devs_why(const struct dev *devs, size_t n, char *buf, size_t cap)
+{
+	size_t st[FW_DEVICE_READY + 1] = {0}, off = 0, j, same = 0;
+	size_t stopped = 0;
+	const struct dev *e = NULL, *f = NULL;
+	int k;
+
+	for (j = 0; j < n; j++) {
+		const struct dev *d = &devs[j];
+		if (!d->active || !d->app.dev.running) {
+			stopped++;
+			continue;
+		}
+		if ((unsigned)d->app.dev.state <= FW_DEVICE_READY)
+			st[d->app.dev.state]++;
+		if (d->app.dev.state == FW_DEVICE_READY)
+			continue;
+		if (f == NULL)
+			f = d;
+		if (d->sys_op == NULL)
+			continue;
+		if (e == NULL)
+			e = d; /* the first failing one names the error */
+		if (d->sys_op == e->sys_op && d->sys_errno == e->sys_errno)
+			same++;
+	}
+	k = snprintf(buf, cap,
+		     "%zu ready, %zu handshaking, %zu connecting, %zu waiting "
+		     "to reconnect, %zu not started",
+		     st[FW_DEVICE_READY],
+		     st[FW_DEVICE_NONCE] + st[FW_DEVICE_KEYBLOCK] +
+			     st[FW_DEVICE_SESSION] + st[FW_DEVICE_HELLO],
+		     st[FW_DEVICE_CONNECTING], st[FW_DEVICE_IDLE], stopped);
+	if (k > 0 && (size_t)k < cap)
+		off = (size_t)k;
+	if (e != NULL)
+		snprintf(buf + off, cap - off,
+			 "; last failure of %zu not ready: %s%s%s", same,
+			 e->sys_op, e->sys_errno ? ": " : "",
+			 e->sys_errno ? strerror(e->sys_errno) : "");
+	else if (f != NULL && off < cap)
+		snprintf(buf + off, cap - off,
+			 "; no socket error; device %s's last error: FW_ERR %d",
+			 f->id, f->app.dev.last_err);
+}
+
 void
 dev_start(struct lg *g, struct dev *d)
 {
@@ -727,6 +872,7 @@ dev_start(struct lg *g, struct dev *d)
 	fw_app_start(&d->app, p_millis(NULL));
 	(void)fw_app_step(&d->app, p_millis(NULL));
 	dev_rearm(d);
+	dev_sched(g, d);
 }
 
 /* handshake loop: a ready device is counted, closed and replaced */
@@ -741,6 +887,7 @@ dev_leave(struct lg *g, struct dev *d)
 	if (d->counted)
 		g->ready--;
 	d->counted = false;
+	dev_sched(g, d);
 }
 
 void
@@ -771,6 +918,7 @@ dev_step(struct lg *g, struct dev *d)
 			d->active = false;
 			g->active--;
 			g->ready--;
+			dev_sched(g, d);
 			dev_start(g, &g->devs[g->next_dev++ % g->ndev]);
 			return;
 		}
@@ -792,6 +940,7 @@ dev_step(struct lg *g, struct dev *d)
 		}
 	}
 	dev_rearm(d);
+	dev_sched(g, d);
 }
 
 /* ---- HTTP clients and SSE streams --------------------------------------- */
@@ -1228,6 +1377,7 @@ publish_due(struct lg *g, double rate, uint64_t t_begin)
 				(void)fw_device_step(&d->app.dev,
 						     p_millis(NULL));
 				dev_rearm(d);
+				dev_sched(g, d);
 			} else {
 				g->busy++;
 			}
@@ -1258,8 +1408,27 @@ dispatch(struct lg *g, struct epoll_event *e)
 	}
 }
 
+/* The devices whose timers are due (dev_sched), stepped. */
+static void
+devs_due(struct lg *g, uint64_t now)
+{
+	size_t j;
+
+	if (now < g->due_min)
+		return;
+	g->due_min = UINT64_MAX; /* the steps and the others lower it */
+	for (j = 0; j < g->ndev; j++) {
+		if (g->due[j] > now) {
+			if (g->due[j] < g->due_min)
+				g->due_min = g->due[j];
+		} else if (g->devs[j].active) {
+			dev_step(g, &g->devs[j]);
+		}
+	}
+}
+
 /* One turn of the loop: wait up to timeout ms, handle what came, run
- * the device timers every 200 ms. */
+ * the device timers that are due every 200 ms. */
 void
 loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
 {
@@ -1270,15 +1439,13 @@ loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
 	for (i = 0; i < n; i++)
 		dispatch(g, &evs[i]);
 	if (now_us() - *last_tick > 200000) { /* device timers */
-		size_t j;
 		long rss;
 		*last_tick = now_us();
 		if (g->image != NULL && g->measuring &&
 		    (rss = proc_rss_kb(g->pid)) > g->rss_peak)
 			g->rss_peak = rss;
-		for (j = 0; j < g->ndev; j++)
-			if (g->devs[j].active)
-				dev_step(g, &g->devs[j]);
+		if (g->ndev > 0)
+			devs_due(g, *last_tick);
 		if (g->mq_ping_us > 0 && g->measuring)
 			mq_ping_due(g);
 	}
@@ -1312,6 +1479,50 @@ static bool
 all_ready(struct lg *g)
 {
 	return g->ready >= g->active;
+}
+
+/* Why want devices are not all ready: the reason (a signal, the
+ * server's exit, the deadline) and devs_why() of n devices; exits. */
+static void __attribute__((noreturn))
+die_not_ready(const char *what, const struct dev *devs, size_t n, size_t ready,
+	      size_t want, int pid, double waited_s)
+{
+	char why[512];
+
+	devs_why(devs, n, why, sizeof(why));
+	if (g_stop)
+		die("stopped by a signal while connecting: %zu of %zu %s "
+		    "ready (%s)",
+		    ready, want, what, why);
+	if (server_gone(pid))
+		die("the server (pid %d) exited while connecting: %zu of %zu "
+		    "%s ready (%s)",
+		    pid, ready, want, what, why);
+	die("only %zu of %zu %s ready after %.0f s (%s)", ready, want, what,
+	    waited_s, why);
+}
+
+/* The loop until every started device is ready; it dies (saying why)
+ * on a signal, when the server exits or after secs seconds. */
+static void
+wait_all_ready(struct lg *g, double secs)
+{
+	uint64_t t0 = now_us(), tick = t0, check = t0 + 1000000u;
+
+	while (!all_ready(g)) {
+		uint64_t now = now_us();
+		if (g_stop || now >= t0 + (uint64_t)(secs * 1e6))
+			break;
+		if (now >= check) {
+			check = now + 1000000u;
+			if (server_gone(g->pid))
+				break;
+		}
+		loop_turn(g, 50, &tick);
+	}
+	if (!all_ready(g))
+		die_not_ready("devices", g->devs, g->ndev, g->ready, g->active,
+			      g->pid, (double)(now_us() - t0) / 1e6);
 }
 
 static size_t want_sse_events;
@@ -1462,6 +1673,7 @@ devs_free(struct lg *g)
 			close(g->devs[j].fd);
 	}
 	free(g->devs);
+	free(g->due);
 }
 
 /* Everything main() made, so that LeakSanitizer finds nothing at exit
@@ -1728,17 +1940,24 @@ main(int argc, char **argv)
 	} else if (threaded) {
 		/* every device connected and ready first: the storm. The
 		 * ping devices connect before it and ping throughout. */
-		uint64_t t;
+		uint64_t t, tp;
 		ws = workers_make(&g, nthreads, 0);
 		workers_run(ws, nthreads); /* they warm their keys and wait */
 		if (pws != NULL) {
 			workers_run(pws, 1);
 			workers_go(pws, 1);
 			ping_rt = ping_realtime(pws->thread);
+			tp = now_us();
 			if (!workers_wait_ready(pws, 1, ping_count,
-						now_us() + 300000000ull))
-				die("only %zu of %zu ping devices ready",
-				    workers_ready(pws, 1), ping_count);
+						now_us() + 300000000ull)) {
+				size_t ready = workers_ready(pws, 1);
+				atomic_store(&w_quit, true);
+				pthread_join(pws->thread, NULL);
+				die_not_ready("ping devices", pws->devs,
+					      ping_count, ready, ping_count,
+					      pid,
+					      (double)(now_us() - tp) / 1e6);
+			}
 			/* their post-connect sequence (Describe, time) */
 			sleep_until(now_us() + 1000000);
 		}
@@ -1753,9 +1972,13 @@ main(int argc, char **argv)
 		t = now_us();
 		workers_go(ws, nthreads);
 		if (!workers_wait_ready(ws, nthreads, count,
-					now_us() + 600000000ull))
-			die("only %zu of %zu devices ready",
-			    workers_ready(ws, nthreads), count);
+					now_us() + 600000000ull)) {
+			size_t ready = workers_ready(ws, nthreads);
+			atomic_store(&w_quit, true);
+			workers_join(&g, ws, nthreads);
+			die_not_ready("devices", g.devs, count, ready, count,
+				      pid, (double)(now_us() - t) / 1e6);
+		}
 		conn_s = (double)(now_us() - t) / 1e6;
 		conn_cpu = proc_cpu(pid) - cpu0;
 		conn_gen = self_cpu() - me0;
@@ -1774,8 +1997,7 @@ main(int argc, char **argv)
 		rss0 = proc_rss_kb(pid);
 		for (j = 0; j < count; j++)
 			dev_start(&g, &g.devs[j]);
-		if (!run_until(&g, now_us() + 600000000ull, 0, 0, all_ready))
-			die("only %zu of %zu devices ready", g.ready, count);
+		wait_all_ready(&g, 600);
 		conn_s = (double)(now_us() - t) / 1e6;
 		conn_cpu = proc_cpu(pid) - cpu0;
 		conn_gen = self_cpu() - me0;

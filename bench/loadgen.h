@@ -45,6 +45,10 @@ struct dev {
 	bool ota_begun, installed, stop_now, hold_tx;
 	uint64_t t_start;
 	int32_t var;
+	/* the last system call of its port that failed (sys_op NULL:
+	 * none yet), for the message when devices do not get ready */
+	const char *sys_op;
+	int sys_errno;
 	/* --ping-dir devices: the ping in flight */
 	bool ping_out;
 	unsigned ping_pongs;
@@ -94,6 +98,10 @@ struct lg {
 	struct fw_modules modules;
 	struct dev *devs;
 	size_t ndev, next_dev, rr;
+	/* per device (devs[j]: due[j]): the tick steps it once now_us()
+	 * reaches this (0: at the next tick; UINT64_MAX: never); due_min:
+	 * at most the least of them (see dev_sched) */
+	uint64_t *due, due_min;
 	size_t targets; /* http: calls to the first N devices (0: all) */
 	size_t ready, active;
 	struct hc *http, *sse;
@@ -195,6 +203,13 @@ void dev_start(struct lg *g, struct dev *d);
 /* d disconnects and stops (counted out of active and ready) */
 void dev_leave(struct lg *g, struct dev *d);
 void dev_step(struct lg *g, struct dev *d);
+/* when the tick must step d next (g->due), after anything changed it */
+void dev_sched(struct lg *g, struct dev *d);
+/* why devices are not ready: their states and most common last error,
+ * into buf (for die) */
+void devs_why(const struct dev *devs, size_t n, char *buf, size_t cap);
+/* the server process pid > 0 has exited (gone or a zombie) */
+bool server_gone(int pid);
 void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
 bool run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 	       bool (*cond)(struct lg *));

@@ -367,5 +367,11 @@ soak_main(struct lg *g, const struct soak_opts *o)
 	g->on_event = NULL;
 	g->on_answer = NULL;
 	g->path = NULL;
-	return g_stop ? 1 : 0;
+	if (g_stop) {
+		fputs("cinder-loadgen: soak: stopped by a signal before its "
+		      "end\n",
+		      stderr);
+		return 1;
+	}
+	return 0;
 }

@@ -204,6 +204,8 @@ workers_make(struct lg *g, size_t n, size_t conc)
 		w->ready = w->active = w->pub_ready = 0;
 		w->handshakes = w->hs_failed = 0;
 		w->devs = g->devs + base;
+		w->due = g->due + base;
+		w->due_min = 0;
 		w->dev_base = g->dev_base + base;
 		w->ndev = share;
 		w->conc = conc / n + (i < conc % n);
@@ -268,10 +270,16 @@ bool
 workers_wait_ready(struct lg *ws, size_t n, size_t want, uint64_t until)
 {
 	struct timespec ms = {0, 1000000};
+	uint64_t check = now_us() + 1000000u;
 
 	while (!g_stop && now_us() < until) {
 		if (workers_ready(ws, n) >= want)
 			return true;
+		if (now_us() >= check) { /* the server exited: no point */
+			check = now_us() + 1000000u;
+			if (server_gone(ws->pid))
+				break;
+		}
 		nanosleep(&ms, NULL);
 	}
 	return workers_ready(ws, n) >= want;
