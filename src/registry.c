@@ -1072,6 +1072,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	accept_hold(reg);
 	registry_timer_set(c, (int64_t)reg->cfg->handshake_timeout * 1000);
+	c->timer_startup = true;
 	if (crypto_random_public(c->hs->nonce, sizeof(c->hs->nonce)) != 0 ||
 	    registry_io_write(c, c->hs->nonce, sizeof(c->hs->nonce)) != 0) {
 		registry_conn_close(c, CINDER_ERR_CRYPTO,

@@ -126,6 +126,9 @@ struct devconn {
 	bool want_write : 1;		/* io also watches EV_WRITE */
 	bool flashing : 1;		/* an OTA transfer paces on drains */
 	bool addr_v6 : 1;		/* addr is IPv6 */
+	bool timer_startup : 1;		/* timer may still be queued for a
+					   start-up deadline (handshake,
+					   describe), registry_conn_tick */
 	unsigned pool_wait : 2;		/* POOL_WAIT_*: in reg->pool_waitq */
 	uint16_t desc_gen;		/* bumped when describe changes
 					   (registry_describe_now) */

@@ -133,8 +133,26 @@ registry_conn_tick(struct devconn *c, uint64_t now)
 	next = session_tick(c->session, now);
 	if (c->state == DC_CLOSING)
 		return;
-	if (next < 0 || next > limit_ms - idle_ms)
+	if (next < 0 || next > limit_ms - idle_ms) {
 		next = limit_ms - idle_ms;
+		/*
+		 * Start-up is over (handshake, Hello, the describes): nothing
+		 * of the session is due before the keep-alive deadline. Move
+		 * the timer to it once, later, instead of letting it fire at
+		 * the last start-up deadline (the settle re-describe's, 15 s
+		 * on): a pop, a tick and a push per connection in the first
+		 * seconds after a connect storm, one heap move here (B2's
+		 * idle phase). Later requests keep the lazy rule below.
+		 */
+		if (c->timer_startup &&
+		    session_state(c->session) == SESSION_READY) {
+			c->timer_startup = false;
+			timerq_set(&c->reg->timers, &c->timer,
+				   now + (uint64_t)next);
+			timers_arm(c->reg);
+			return;
+		}
+	}
 	timer_set_from(c, now, next);
 }
 
