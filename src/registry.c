@@ -347,7 +347,7 @@ sess_hello(void *arg, const struct session_hello *h)
 		   again (registry_row.c), and until then calls ask the
 		   database */
 		c->owner_sure = false;
-		registry_row_refresh(reg, c->idhex);
+		registry_row_reread(reg, c);
 	}
 	if (old != NULL && old != c) {
 		old->registered = false;

@@ -347,6 +347,10 @@ void registry_trim_note_close(struct registry *reg);
 void registry_row_product_set(struct devconn *c, bool known,
 			      const char *product);
 
+/** Read c's row again (registry_row_refresh() for a connection here
+    whose key lookup may have read an old row), with no owner_seq step. */
+void registry_row_reread(struct registry *reg, struct devconn *c);
+
 /** Free what registry_row_refresh() keeps (registry_free). */
 void registry_row_cleanup(struct registry *reg);
 

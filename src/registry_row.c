@@ -234,6 +234,31 @@ registry_set_row_cb(struct registry *reg, registry_row_cb cb, void *arg)
 	reg->row_arg = arg;
 }
 
+/* Queue c's row (NULL: every connection's) for the next read. */
+static void
+row_queue(struct registry *reg, struct devconn *c)
+{
+	if (reg->row_ev == NULL) {
+		reg->row_due = hmap_new();
+		reg->row_ev = event_new(reg->base, -1, 0, row_read, reg);
+		if (reg->row_ev == NULL) {
+			log_err("registry: cannot create the row read event");
+			hmap_free(reg->row_due);
+			reg->row_due = NULL;
+			return;
+		}
+	}
+	if (c == NULL) {
+		reg->row_all = true;
+		hmap_foreach(reg->devices, unsure, NULL);
+	} else {
+		c->owner_sure = false; /* calls ask the database until read */
+		hmap_put(reg->row_due, c->idhex, DEVICE_ID_HEX, reg, NULL);
+	}
+	if (reg->row_q == 0)
+		event_active(reg->row_ev, EV_TIMEOUT, 1);
+}
+
 void
 registry_row_refresh(struct registry *reg, const char *device_id)
 {
@@ -259,25 +284,15 @@ registry_row_refresh(struct registry *reg, const char *device_id)
 			return;
 		}
 	}
-	if (reg->row_ev == NULL) {
-		reg->row_due = hmap_new();
-		reg->row_ev = event_new(reg->base, -1, 0, row_read, reg);
-		if (reg->row_ev == NULL) {
-			log_err("registry: cannot create the row read event");
-			hmap_free(reg->row_due);
-			reg->row_due = NULL;
-			return;
-		}
-	}
-	if (device_id == NULL) {
-		reg->row_all = true;
-		hmap_foreach(reg->devices, unsure, NULL);
-	} else {
-		c->owner_sure = false; /* calls ask the database until read */
-		hmap_put(reg->row_due, id, DEVICE_ID_HEX, reg, NULL);
-	}
-	if (reg->row_q == 0)
-		event_active(reg->row_ev, EV_TIMEOUT, 1);
+	row_queue(reg, c);
+}
+
+void
+registry_row_reread(struct registry *reg, struct devconn *c)
+{
+	/* no owner_seq step: it would send every handshake in flight to a
+	   read of its own, and in a storm each of those to the next */
+	row_queue(reg, c);
 }
 
 void

@@ -16,6 +16,9 @@ integ_init
 SIM=${SIM:-$top_builddir/firmware-stubs/cinder-sim}
 [ -x "$SIM" ] || fail "no $SIM"
 echo "request_timeout 2" >>"$T_DIR/cinder.conf"
+# the silent device sends nothing after its start-up: on a loaded box the
+# checks before its own took longer than the default 45 s keep-alive
+echo "keepalive_timeout 600" >>"$T_DIR/cinder.conf"
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
 add_user alice@example.com alicepass123
