@@ -344,9 +344,8 @@ sess_hello(void *arg, const struct session_hello *h)
 	c->registered = true;
 	if (c->owner_seq != reg->owner_seq) {
 		/* a row changed since the key lookup read this one: read it
-		   again (registry_row.c), and until then calls ask the
-		   database */
-		c->owner_sure = false;
+		   again (registry_row.c; the owner is unsure until then, and
+		   calls ask the database) */
 		registry_row_reread(reg, c);
 	}
 	if (old != NULL && old != c) {

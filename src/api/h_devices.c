@@ -933,18 +933,28 @@ devrow_get(struct rest *r, const struct dreq *d,
 	return NULL;
 }
 
-/* The row map and its sweep timer, for the first row. */
-static void
-devrow_map(struct rest *r)
+/*
+ * Keep e under key in place of any row there: the map and its sweep
+ * timer made for the first row, every row forgotten when the map is
+ * full. @return false if it could not be kept (the caller frees e)
+ */
+static bool
+devrow_keep(struct rest *r, const char *key, size_t len, struct devrow *e)
 {
 	struct timeval tv = {DEVROW_SWEEP_MS / 1000,
 			     DEVROW_SWEEP_MS % 1000 * 1000};
 
-	r->devrows = hmap_new();
-	if (r->base != NULL &&
-	    (r->devrow_sweep = event_new(r->base, -1, EV_PERSIST,
-					 devrow_sweep_cb, r)) != NULL)
-		event_add(r->devrow_sweep, &tv);
+	if (r->devrows != NULL && hmap_count(r->devrows) >= DEVROW_MAX)
+		devrow_clear(r);
+	if (r->devrows == NULL) {
+		r->devrows = hmap_new();
+		if (r->base != NULL &&
+		    (r->devrow_sweep = event_new(r->base, -1, EV_PERSIST,
+						 devrow_sweep_cb, r)) != NULL)
+			event_add(r->devrow_sweep, &tv);
+	}
+	devrow_free(hmap_remove(r->devrows, key, len));
+	return hmap_put(r->devrows, key, len, e, NULL) == 0;
 }
 
 /* Keep what row_app found for d's key; takes fns and vars. */
@@ -967,12 +977,7 @@ devrow_put(struct rest *r, const struct dreq *d, const struct store_result *res,
 	*kept = false; /* then the caller frees it */
 	if (len == 0 || len > HMAP_KEY_MAX)
 		return e; /* a long name: not kept */
-	if (r->devrows != NULL && hmap_count(r->devrows) >= DEVROW_MAX)
-		devrow_clear(r);
-	if (r->devrows == NULL)
-		devrow_map(r);
-	devrow_free(hmap_remove(r->devrows, key, len));
-	*kept = hmap_put(r->devrows, key, len, e, NULL) == 0;
+	*kept = devrow_keep(r, key, len, e);
 	return e;
 }
 
@@ -1322,12 +1327,7 @@ devrow_of_conn(struct rest *r, const struct dreq *d,
 	e->product = now->product_id;
 	e->gen = now->gen;
 	e->expires_ms = rest_now_ms() + DEVROW_LIVE_MS;
-	if (r->devrows != NULL && hmap_count(r->devrows) >= DEVROW_MAX)
-		devrow_clear(r);
-	if (r->devrows == NULL)
-		devrow_map(r);
-	devrow_free(hmap_remove(r->devrows, key, len));
-	if (hmap_put(r->devrows, key, len, e, NULL) != 0) {
+	if (!devrow_keep(r, key, len, e)) {
 		devrow_free(e);
 		return NULL;
 	}
