@@ -732,9 +732,12 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
  * one per device ever asked for (the soak's slow [heap] ramp); a key
  * longer than HMAP_KEY_MAX (a long name) is not kept. perf: the
  * PostgreSQL round trip was a third of a call's latency, and with 10,000
- * devices called in turn (B4) a 2 s row nearly always missed. memory:
- * ~1 KB a row with a few functions and variables (the row, its key and
- * the jansson lists; estimated), at most DEVROW_MAX rows.
+ * devices called in turn (B4) a 2 s row nearly always missed. The lists
+ * are packed into the row's own allocation (devrow_new()): with 10,000
+ * devices in turn every hit is a cache miss, and the jansson lists cost
+ * a few more per request (the array or object, its table, the strings).
+ * memory: the row (~70 bytes), its lists' names and types, and its key
+ * (~100 bytes in the map) a row, at most DEVROW_MAX rows.
  */
 #define DEVROW_TTL_MS 2000
 #define DEVROW_LIVE_MS (10 * 60 * 1000)
@@ -745,22 +748,119 @@ struct devrow {
 	char device_id[25];
 	bool has_product;    /* product is coreInfo's product_id, else null */
 	int64_t product;     /* from PostgreSQL or the registry */
-	json_t *fns, *vars;  /* lists from the describe */
 	uint64_t expires_ms; /* wall clock */
 	uint64_t gen;	     /* registry_device_now()'s, 0: offline when kept */
 	/* made from the registry (devrow_of_conn) without what one kind
 	   of request needs: such a request misses */
-	bool no_call; /* function list unknown */
-	bool no_read; /* variable list or product unknown */
+	bool no_call;	/* function list unknown */
+	bool no_read;	/* variable list or product unknown */
+	size_t vars_at; /* where the variables start in lists */
+	/* lists from the describe: each function's name, then each
+	   variable's name and type, NUL-terminated strings, each list ended
+	   by an empty string (names are never empty: a request's is not,
+	   and an empty one would only never match) */
+	char lists[];
 };
+
+/* Whether a string of n bytes is one C string (no NUL in it). */
+static bool
+cstr_whole(const char *s, size_t n)
+{
+	return memchr(s, '\0', n) == NULL;
+}
+
+/* A JSON string as a list name: not empty, one C string. */
+static bool
+name_ok(const char *s, size_t n)
+{
+	return n > 0 && cstr_whole(s, n);
+}
+
+/*
+ * A row holding the function names of fns (a JSON array, NULL: none)
+ * and the variables of vars (an object name -> type string, NULL:
+ * none), as devrow_fn() and devrow_var() find them: what
+ * json_array_get() and json_object_get() of the lists answered, bar
+ * names with a NUL (no request can name them). Takes fns and vars.
+ */
+static struct devrow *
+devrow_new(json_t *fns, json_t *vars)
+{
+	size_t n = 2, i, kl, at = 0;
+	const char *k;
+	json_t *v;
+	struct devrow *e;
+
+	for (i = 0; i < json_array_size(fns); i++) {
+		v = json_array_get(fns, i);
+		if (json_is_string(v) &&
+		    name_ok(json_string_value(v), json_string_length(v)))
+			n += json_string_length(v) + 1;
+	}
+	json_object_keylen_foreach(vars, k, kl, v)
+	{
+		if (json_is_string(v) && name_ok(k, kl) &&
+		    cstr_whole(json_string_value(v), json_string_length(v)))
+			n += kl + json_string_length(v) + 2;
+	}
+	e = xcalloc(1, sizeof(*e) + n);
+	for (i = 0; i < json_array_size(fns); i++) {
+		v = json_array_get(fns, i);
+		if (json_is_string(v) &&
+		    name_ok(json_string_value(v), json_string_length(v))) {
+			memcpy(e->lists + at, json_string_value(v),
+			       json_string_length(v) + 1);
+			at += json_string_length(v) + 1;
+		}
+	}
+	e->vars_at = ++at; /* after the empty string (calloc's) */
+	json_object_keylen_foreach(vars, k, kl, v)
+	{
+		if (json_is_string(v) && name_ok(k, kl) &&
+		    cstr_whole(json_string_value(v), json_string_length(v))) {
+			memcpy(e->lists + at, k, kl + 1);
+			at += kl + 1;
+			memcpy(e->lists + at, json_string_value(v),
+			       json_string_length(v) + 1);
+			at += json_string_length(v) + 1;
+		}
+	}
+	json_decref(fns);
+	json_decref(vars);
+	return e;
+}
+
+/* Whether the row's functions include name. */
+static bool
+devrow_fn(const struct devrow *e, const char *name)
+{
+	const char *p;
+
+	for (p = e->lists; *p != '\0'; p += strlen(p) + 1)
+		if (strcmp(p, name) == 0)
+			return true;
+	return false;
+}
+
+/* The type of the row's variable name, or NULL. */
+static const char *
+devrow_var(const struct devrow *e, const char *name)
+{
+	const char *p = e->lists + e->vars_at;
+
+	for (; *p != '\0'; p += strlen(p) + 1) {
+		const char *type = p + strlen(p) + 1;
+
+		if (strcmp(p, name) == 0)
+			return type;
+		p = type;
+	}
+	return NULL;
+}
 
 static void
 devrow_free(struct devrow *e)
 {
-	if (e == NULL)
-		return;
-	json_decref(e->fns);
-	json_decref(e->vars);
 	free(e);
 }
 
@@ -962,14 +1062,12 @@ static struct devrow *
 devrow_put(struct rest *r, const struct dreq *d, const struct store_result *res,
 	   json_t *fns, json_t *vars, bool *kept)
 {
-	struct devrow *e = xcalloc(1, sizeof(*e));
+	struct devrow *e = devrow_new(fns, vars);
 	char key[128];
 	size_t len = devrow_key(d, key, sizeof(key));
 	const char *p;
 
 	snprintf(e->device_id, sizeof(e->device_id), "%s", d->device_id);
-	e->fns = fns != NULL ? fns : json_array();
-	e->vars = vars != NULL ? vars : json_object();
 	p = store_result_value(res, 0, C_PRODUCT);
 	e->has_product = p != NULL;
 	e->product = p != NULL ? strtoll(p, NULL, 10) : 0;
@@ -1035,8 +1133,7 @@ static void
 app_request(struct dreq *d, const struct devrow *e,
 	    const struct registry_device_now *now)
 {
-	json_t *t;
-	size_t i;
+	const char *t;
 
 	snprintf(d->device_id, sizeof(d->device_id), "%s", e->device_id);
 	if (now == NULL) {
@@ -1046,23 +1143,15 @@ app_request(struct dreq *d, const struct devrow *e,
 	}
 	if (d->op == OP_VARIABLE) {
 		core_text(d, e, now);
-		t = json_object_get(e->vars, d->name);
-		if (!json_is_string(t)) {
+		if ((t = devrow_var(e, d->name)) == NULL) {
 			dreq_request(d, SESSION_REQ_DESCRIBE, NULL, NULL);
 			return;
 		}
-		snprintf(d->vtype, sizeof(d->vtype), "%s",
-			 json_string_value(t));
+		snprintf(d->vtype, sizeof(d->vtype), "%s", t);
 		dreq_request(d, SESSION_REQ_VARIABLE, d->name, NULL);
 		return;
 	}
-	for (i = 0; i < json_array_size(e->fns); i++) {
-		t = json_array_get(e->fns, i);
-		if (json_is_string(t) &&
-		    strcmp(json_string_value(t), d->name) == 0)
-			break;
-	}
-	if (i == json_array_size(e->fns)) {
+	if (!devrow_fn(e, d->name)) {
 		dreq_request(d, SESSION_REQ_DESCRIBE, NULL, NULL);
 		return;
 	}
@@ -1303,6 +1392,7 @@ devrow_of_conn(struct rest *r, const struct dreq *d,
 	size_t len = devrow_key(d, key, sizeof(key));
 	struct devrow *e;
 	json_t *fns, *vars;
+	bool no_call, no_read;
 
 	if (len == 0 || len > HMAP_KEY_MAX || !device_id_ok(d->key, id) ||
 	    !registry_device_now(r->reg, id, now) || !now->owner_sure ||
@@ -1317,12 +1407,12 @@ devrow_of_conn(struct rest *r, const struct dreq *d,
 		json_decref(vars);
 		return NULL;
 	}
-	e = xcalloc(1, sizeof(*e));
+	no_call = fns == NULL;
+	no_read = vars == NULL;
+	e = devrow_new(fns, vars);
 	snprintf(e->device_id, sizeof(e->device_id), "%s", id);
-	e->no_call = fns == NULL;
-	e->no_read = vars == NULL;
-	e->fns = fns != NULL ? fns : json_array();
-	e->vars = vars != NULL ? vars : json_object();
+	e->no_call = no_call;
+	e->no_read = no_read;
 	e->has_product = !e->no_read;
 	e->product = now->product_id;
 	e->gen = now->gen;
