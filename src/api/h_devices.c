@@ -776,6 +776,23 @@ name_ok(const char *s, size_t n)
 	return n > 0 && cstr_whole(s, n);
 }
 
+/* Whether a function list's entry v goes into a row. */
+static bool
+fn_kept(const json_t *v)
+{
+	return json_is_string(v) &&
+	       name_ok(json_string_value(v), json_string_length(v));
+}
+
+/* Whether a variable list's entry (name k of kl bytes, type v) goes into
+   a row. */
+static bool
+var_kept(const char *k, size_t kl, const json_t *v)
+{
+	return json_is_string(v) && name_ok(k, kl) &&
+	       cstr_whole(json_string_value(v), json_string_length(v));
+}
+
 /*
  * A row holding the function names of fns (a JSON array, NULL: none)
  * and the variables of vars (an object name -> type string, NULL:
@@ -793,21 +810,18 @@ devrow_new(json_t *fns, json_t *vars)
 
 	for (i = 0; i < json_array_size(fns); i++) {
 		v = json_array_get(fns, i);
-		if (json_is_string(v) &&
-		    name_ok(json_string_value(v), json_string_length(v)))
+		if (fn_kept(v))
 			n += json_string_length(v) + 1;
 	}
 	json_object_keylen_foreach(vars, k, kl, v)
 	{
-		if (json_is_string(v) && name_ok(k, kl) &&
-		    cstr_whole(json_string_value(v), json_string_length(v)))
+		if (var_kept(k, kl, v))
 			n += kl + json_string_length(v) + 2;
 	}
 	e = xcalloc(1, sizeof(*e) + n);
 	for (i = 0; i < json_array_size(fns); i++) {
 		v = json_array_get(fns, i);
-		if (json_is_string(v) &&
-		    name_ok(json_string_value(v), json_string_length(v))) {
+		if (fn_kept(v)) {
 			memcpy(e->lists + at, json_string_value(v),
 			       json_string_length(v) + 1);
 			at += json_string_length(v) + 1;
@@ -816,8 +830,7 @@ devrow_new(json_t *fns, json_t *vars)
 	e->vars_at = ++at; /* after the empty string (calloc's) */
 	json_object_keylen_foreach(vars, k, kl, v)
 	{
-		if (json_is_string(v) && name_ok(k, kl) &&
-		    cstr_whole(json_string_value(v), json_string_length(v))) {
+		if (var_kept(k, kl, v)) {
 			memcpy(e->lists + at, k, kl + 1);
 			at += kl + 1;
 			memcpy(e->lists + at, json_string_value(v),
