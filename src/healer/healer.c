@@ -794,7 +794,7 @@ heal_send(struct healer *h, struct heal *hl, const struct planner_image *pi)
 			hl->retry_due = true;
 			return;
 		}
-		hl->busy = true;
+		hl->busy = true; /* the store never calls back before */
 		return;
 	}
 	heal_send_img(h, hl, pi, img);
@@ -815,11 +815,15 @@ heal_send_img(struct healer *h, struct heal *hl, const struct planner_image *pi,
 	log_notice("device %s: heal: sending %s %u version %u (%s)",
 		   hl->device_id, module_func_name(pi->func), pi->index,
 		   pi->version, pi->id);
+	/* Busy until the final report, which may come before flash_start()
+	   returns (a write to a socket the device has just reset fails
+	   there): marked after, the heal would stay busy with nothing out
+	   and stall. After a 0, hl may be gone (heal_sent() gave up). */
+	hl->busy = true;
 	rc = flash_start(h, hl->device_id, hl->owner_id, img, pi);
-	if (rc == 0) {
-		hl->busy = true; /* until the final report */
+	if (rc == 0)
 		return;
-	}
+	hl->busy = false;
 	if (rc == CINDER_ERR_BUSY) {
 		hl->retry_due = true;
 		return;

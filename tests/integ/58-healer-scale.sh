@@ -41,8 +41,24 @@ all_installed() {
 	[ "$a" -le $CAP ] || over="$over $a"
 	[ "$(grep -c ' installed s/2 1512$' "$T_DIR/sim.out")" -ge "$N" ]
 }
-WAIT_S=150 wait_for all_installed ||
+# stuck: what the first three devices not healed did and what cinderd
+# logged about them (their last 15 lines), for a failure's report.
+stuck() {
+	local id k=0
+	for id in $(awk '$1 == "ready" { print $2 }' "$T_DIR/sim.out" | sort -u); do
+		grep -q "^ota $id installed s/2 " "$T_DIR/sim.out" && continue
+		echo "--- $id (cinder-sim):"
+		grep " $id\b" "$T_DIR/sim.out"
+		echo "--- $id (cinderd):"
+		grep "$id" "$T_DIR/cinderd.log" | tail -n 15
+		k=$((k + 1))
+		[ $k -lt 3 ] || break
+	done
+}
+WAIT_S=150 wait_for all_installed || {
+	stuck >&2
 	fail "only $(grep -c ' installed s/2 1512$' "$T_DIR/sim.out") of $N healed; ping: $HTTP_BODY"
+}
 [ -z "$over" ] || fail "more than $CAP heals at once:$over"
 all_rows() { [ "$(sql "SELECT count(*) FROM healer_history WHERE event = 'healed'")" = "$N" ]; }
 WAIT_S=60 wait_for all_rows ||
