@@ -824,6 +824,10 @@ do_reset(struct fw_app *a, uint32_t now)
 	if (a->reset_mode == PORT_RESET_OTA)
 		a->dev.cfg.hello_flags |= PCOAP_HELLO_F_OTA_DONE;
 	if (a->reset_mode != PORT_RESET_NETWORK) {
+		/* a staged update lands (its slot exists: validated) */
+		if (a->staged_set)
+			(void)fw_modules_set(&a->modules, &a->staged);
+		a->staged_set = false;
 		/* a reboot: the app starts again, safe mode re-evaluated */
 		a->safe_mode =
 			a->force_safe_mode || fw_modules_safe_mode(&a->modules);

@@ -169,6 +169,8 @@ struct fw_app {
 	bool updates_pending;	   /* set by the cloud */
 	bool fast_ota;		   /* accept fast OTA */
 	bool reset_pending;	   /* reset once the send queue drained */
+	bool staged_set;	   /* an update waits for the reset */
+	struct fw_module staged;   /* ... this module, installed then */
 	bool devos3;		   /* see fw_app_config */
 	bool goodbye_sent;	   /* before the pending reset */
 	const char *reset_reason;  /* for FW_NOTE_RESET */

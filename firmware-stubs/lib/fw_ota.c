@@ -330,11 +330,11 @@ update_done(struct fw_app *a, const struct pcoap_msg *m)
 	if ((r = ack(a, m->mid, PCOAP_CODE_CHANGED, m->token.p,
 		     jsonbuf[0] != '\0' ? jsonbuf : NULL)) != 0)
 		return r;
+	/* Installed by the reset, as Device OS's bootloader does: until
+	   then a Describe still lists the module it replaces. */
 	mod.loc = 'm';
-	if (fw_modules_set(&a->modules, &mod) != 0) {
-		abort_ota(a, "table");
-		return 0;
-	}
+	a->staged = mod;
+	a->staged_set = true;
 	memset(o, 0, sizeof(*o));
 	fn[0] = fw_module_func_char(mod.func);
 	fn[1] = '/';

@@ -1151,6 +1151,11 @@ static struct fw_modules mods;
 static const uint8_t e2e_key[16] = "0123456789abcdef";
 static const uint8_t e2e_iv[16] = "fedcba9876543210";
 static int drop_every, dropped, n_chunks_seen, n_installed;
+/* A Describe request sent right behind UpdateDone (token DESC_TOK), and
+   the device's answer to it. */
+#define DESC_TOK 0xee
+static bool describe_behind_done;
+static char describe_seen[2048];
 
 static void
 d_note(struct fw_app *a, enum fw_app_note what, const char *x, const char *y,
@@ -1181,6 +1186,16 @@ e2e_send(void *arg, const uint8_t *msg, size_t len)
 		}
 	}
 	fw_memdev_server_send(&md, msg, len);
+	if (describe_behind_done &&
+	    pcoap_particle_kind(&m) == PCOAP_KIND_UPDATE_DONE) {
+		uint8_t d[16];
+		size_t n;
+
+		ck_assert_int_eq(pcoap_build_describe(d, sizeof(d), &n, 0x7000,
+						      DESC_TOK, 0),
+				 PCOAP_OK);
+		fw_memdev_server_send(&md, d, n);
+	}
 	return 0;
 }
 
@@ -1271,6 +1286,15 @@ e2e_deliver(bool to_ota)
 
 	if (!fw_memdev_server_next(&md, &m))
 		return false;
+	if (m.token.len == 1 && m.token.p[0] == DESC_TOK && m.payload.len > 0) {
+		size_t n = m.payload.len < sizeof(describe_seen)
+				   ? m.payload.len
+				   : sizeof(describe_seen) - 1;
+
+		memcpy(describe_seen, m.payload.p, n);
+		describe_seen[n] = '\0';
+		return true;
+	}
 	if (to_ota)
 		(void)ota_input(o, &m, pcoap_particle_kind(&m), now_ms);
 	return true;
@@ -1332,6 +1356,45 @@ START_TEST(test_ota_e2e_normal)
 	ck_assert_int_eq(n_installed, 1);
 	ck_assert_uint_eq(
 		fw_modules_find(&app.modules, FW_MOD_USER, 1)->version, 22);
+	teardown_ota();
+}
+END_TEST
+
+static unsigned
+user_version(void)
+{
+	return fw_modules_find(&app.modules, FW_MOD_USER, 1)->version;
+}
+
+/* As Device OS's bootloader does, the device installs an update when it
+   resets: a Describe answered between UpdateDone and the reset lists
+   the module it replaces (the healer must not take it for the new
+   one), and the reset brings the new one in. */
+START_TEST(test_ota_e2e_describe_before_reset)
+{
+	/* the user part as the table had it before: version 5 */
+	static const char *const old_user = "\"f\":\"u\",\"n\":\"1\",\"v\":5,";
+	int i;
+
+	e2e_device(true);
+	describe_behind_done = true;
+	describe_seen[0] = '\0';
+	e2e_run(3000, 21, &(struct ota_params){.fast = true});
+	describe_behind_done = false;
+	ck_assert_msg(n_success == 1, "failed: %s", last_text);
+	ck_assert_int_eq(n_installed, 1);
+	for (i = 0; i < 8 && describe_seen[0] == '\0'; i++) {
+		(void)fw_app_step(&app, md.now);
+		while (e2e_deliver(false))
+			;
+	}
+	ck_assert_msg(describe_seen[0] != '\0', "no describe answered");
+	ck_assert_msg(strstr(describe_seen, old_user) != NULL,
+		      "describe before the reset: %s", describe_seen);
+	ck_assert_ptr_null(strstr(describe_seen, "\"v\":21,"));
+	for (i = 0; i < 8 && user_version() != 21; i++)
+		(void)fw_app_step(&app, md.now);
+	ck_assert_uint_eq(user_version(), 21);
 	teardown_ota();
 }
 END_TEST
@@ -1492,6 +1555,7 @@ ota_suite(void)
 	tc = tcase_create("device");
 	tcase_add_test(tc, test_ota_e2e_fast_with_drops);
 	tcase_add_test(tc, test_ota_e2e_normal);
+	tcase_add_test(tc, test_ota_e2e_describe_before_reset);
 	tcase_add_test(tc, test_ota_e2e_rejected_and_disabled);
 	tcase_add_test(tc, test_ota_e2e_through_session);
 	suite_add_tcase(s, tc);
