@@ -1367,6 +1367,7 @@ registry_device_now(const struct registry *reg, const char *device_id,
 	b = c->describe != NULL ? desc_of(c->describe) : NULL;
 	out->functions = b != NULL ? b->functions : NULL;
 	out->variables = b != NULL ? b->variables : NULL;
+	out->describe = b != NULL ? b->d : NULL;
 	out->owner_id = c->owner_id;
 	out->owner_sure = c->owner_sure;
 	out->product_sure = c->owner_sure && c->online &&

@@ -22,6 +22,7 @@ struct conf;
 struct store;
 struct cryptopool;
 struct crypto_key;
+struct describe;
 struct registry;
 
 #define REGISTRY_FORGET_HOOKS 4 /* registry_add_forget_cb() slots */
@@ -211,6 +212,11 @@ struct registry_device_now {
 				  connection's presence is written, and the
 				  assigned product is sure as owner_sure */
 	int64_t product_id;    /* if product_sure */
+
+	/* the describe parsed, or NULL: shared by the connections that
+	   sent the same text (so mostly in cache), borrowed until the
+	   loop runs again */
+	const struct describe *describe;
 };
 
 /**

@@ -710,7 +710,10 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 /*
  * Function calls and variable reads need only a little of the device row
  * (id, function and variable lists, product), and a busy client asks
- * for the same devices over and over. The row is kept under the query's
+ * for the same devices over and over. A request by the id of a device
+ * connected here whose owner the registry is sure of takes what it needs
+ * from the registry alone (dreq_live); the others (by name, or while
+ * the owner is not sure) read the row, which is kept under the query's
  * own key (caller, admin flag, :id), so a hit answers what the query
  * would have answered; whether the device is connected is always asked
  * of the registry, in the one lookup (registry_device_now()) that also
@@ -723,8 +726,7 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
  * which empties the cache; a non-admin hit also checks the registry's
  * owner). coreInfo's last_heard (the last bytes from the device) and
  * last_handshake_at (its session's start) come from the registry, as
- * fresh as they can be; its product_id from PostgreSQL, read on a miss,
- * or from the registry (devrow_of_conn).
+ * fresh as they can be; its product_id from PostgreSQL, read on a miss.
  * A row of an offline device lives DEVROW_TTL_MS. Every
  * DEVROW_SWEEP_MS while the cache has rows, a sweep frees those no
  * request can use (expired, or kept for a connection that has ended or
@@ -747,14 +749,10 @@ dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 struct devrow {
 	char device_id[25];
 	bool has_product;    /* product is coreInfo's product_id, else null */
-	int64_t product;     /* from PostgreSQL or the registry */
+	int64_t product;     /* from PostgreSQL */
 	uint64_t expires_ms; /* wall clock */
 	uint64_t gen;	     /* registry_device_now()'s, 0: offline when kept */
-	/* made from the registry (devrow_of_conn) without what one kind
-	   of request needs: such a request misses */
-	bool no_call;	/* function list unknown */
-	bool no_read;	/* variable list or product unknown */
-	size_t vars_at; /* where the variables start in lists */
+	size_t vars_at;	     /* where the variables start in lists */
 	/* lists from the describe: each function's name, then each
 	   variable's name and type, NUL-terminated strings, each list ended
 	   by an empty string (names are never empty: a request's is not,
@@ -1035,9 +1033,6 @@ devrow_get(struct rest *r, const struct dreq *d,
 	    (e = hmap_get(r->devrows, key, len)) == NULL)
 		return NULL;
 	*online = registry_device_now(r->reg, e->device_id, now);
-	if ((e->no_read && d->op == OP_VARIABLE) ||
-	    (e->no_call && d->op == OP_FUNCTION))
-		return NULL; /* devrow_of_conn or row_done replaces it */
 	if (e->expires_ms > rest_now_ms() &&
 	    (!*online ||
 	     (now->gen == e->gen && (d->admin || now->owner_id == d->uid))))
@@ -1110,11 +1105,12 @@ iso_ms(uint64_t ms, char *out, size_t cap)
 
 /*
  * A variable answer's coreInfo, the keys and bytes of what
- * json_dump_compact() made of the device row: the times from the
- * registry (the device is online), the product the row's.
+ * json_dump_compact() made of the device row (d->device_id's): the
+ * times from the registry (the device is online), the product the
+ * row's (has_product false: null).
  */
 static void
-core_text(struct dreq *d, const struct devrow *e,
+core_text(struct dreq *d, bool has_product, int64_t product,
 	  const struct registry_device_now *now)
 {
 	char heard[32], hs[32], prod[24];
@@ -1122,31 +1118,51 @@ core_text(struct dreq *d, const struct devrow *e,
 
 	iso_ms(now->heard_ms, heard, sizeof(heard));
 	iso_ms(now->handshake_ms, hs, sizeof(hs));
-	if (e->has_product)
-		snprintf(prod, sizeof(prod), "%lld", (long long)e->product);
+	if (has_product)
+		snprintf(prod, sizeof(prod), "%lld", (long long)product);
 	else
 		snprintf(prod, sizeof(prod), "null");
 	n = snprintf(d->core, sizeof(d->core),
 		     "{\"last_app\":null,\"last_heard\":\"%s\","
 		     "\"connected\":true,\"last_handshake_at\":\"%s\","
 		     "\"deviceID\":\"%s\",\"product_id\":%s}",
-		     heard, hs, e->device_id, prod);
+		     heard, hs, d->device_id, prod);
 	if (n < 0 || (size_t)n >= sizeof(d->core) || heard[0] == '\0' ||
 	    hs[0] == '\0')
 		d->core[0] = '\0'; /* the answer is a 500 */
 }
 
 /*
+ * Send a function call or variable read (d->device_id and, for a read,
+ * d->core set) to the online device; consumes d's ref. found: the
+ * describe the lists came from has d->name, vtype a variable's type. A
+ * name missing from it makes the device re-describe first
+ * (dreq_refresh_done), as it may have registered it since.
+ */
+static void
+app_send(struct dreq *d, bool found, const char *vtype)
+{
+	if (!found) {
+		dreq_request(d, SESSION_REQ_DESCRIBE, NULL, NULL);
+		return;
+	}
+	if (d->op == OP_VARIABLE) {
+		snprintf(d->vtype, sizeof(d->vtype), "%s", vtype);
+		dreq_request(d, SESSION_REQ_VARIABLE, d->name, NULL);
+		return;
+	}
+	dreq_request(d, SESSION_REQ_FUNCTION, d->name, d->arg ? d->arg : "");
+}
+
+/*
  * A function call or variable read on a known row; consumes d's ref.
- * now: what the registry holds of the device, NULL if it is offline. A
- * name missing from the stored describe makes the device re-describe
- * first (dreq_refresh_done), as it may have registered it since.
+ * now: what the registry holds of the device, NULL if it is offline.
  */
 static void
 app_request(struct dreq *d, const struct devrow *e,
 	    const struct registry_device_now *now)
 {
-	const char *t;
+	const char *t = NULL;
 
 	snprintf(d->device_id, sizeof(d->device_id), "%s", e->device_id);
 	if (now == NULL) {
@@ -1155,20 +1171,12 @@ app_request(struct dreq *d, const struct devrow *e,
 		return;
 	}
 	if (d->op == OP_VARIABLE) {
-		core_text(d, e, now);
-		if ((t = devrow_var(e, d->name)) == NULL) {
-			dreq_request(d, SESSION_REQ_DESCRIBE, NULL, NULL);
-			return;
-		}
-		snprintf(d->vtype, sizeof(d->vtype), "%s", t);
-		dreq_request(d, SESSION_REQ_VARIABLE, d->name, NULL);
+		core_text(d, e->has_product, e->product, now);
+		t = devrow_var(e, d->name);
+		app_send(d, t != NULL, t);
 		return;
 	}
-	if (!devrow_fn(e, d->name)) {
-		dreq_request(d, SESSION_REQ_DESCRIBE, NULL, NULL);
-		return;
-	}
-	dreq_request(d, SESSION_REQ_FUNCTION, d->name, d->arg ? d->arg : "");
+	app_send(d, devrow_fn(e, d->name), NULL);
 }
 
 /*
@@ -1362,80 +1370,71 @@ out:
 
 static bool device_id_ok(const char *s, char out[25]);
 
-/* A describe list as JSON (type json_array or json_object), or NULL. */
-static json_t *
-live_list(const char *text, json_type type)
-{
-	json_t *j;
-
-	if (text == NULL || (j = json_loads(text, 0, NULL)) == NULL)
-		return NULL;
-	if (json_typeof(j) != type) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
-}
-
 /*
- * A function call's or variable read's row without PostgreSQL: when :id
- * is the id of a device connected here whose owner is sure
- * (registry_device_now()) and is the caller (or the caller is an
- * admin), DEV_ONE's answer is that device's row (an id match comes
+ * A function call's or variable read's row without PostgreSQL or the
+ * row cache: when :id is the id of a device connected here whose owner
+ * is sure (registry_device_now()) and is the caller (or the caller is
+ * an admin), DEV_ONE's answer is that device's row (an id match comes
  * first, and a name cannot look like an id). Of the row a call needs
  * only the id and the function list, a read the id, the variable list
- * and coreInfo's product_id; the lists of a connected device are the
- * registry's anyway (row_done), and the registry knows the product
- * when the assigned one is sure as the owner is and the Hello or a
- * describe gave the rest (registry_pres_product()). The row is kept as
- * row_done keeps a connected device's; a request of the other kind
- * whose part the registry did not know misses it. NULL if the registry
- * cannot answer for PostgreSQL. perf: with 10,000 devices called or
- * read in turn (B4, B4v) the first request to each after its
- * connection was a PostgreSQL round trip, most of a 5 s phase's.
- * Between a connection's Hello and its presence batch's write (a few
- * ms, longer behind a connect storm's writes) PostgreSQL still has the
- * previous Hello's product; the row holds the new one, as the lists.
+ * and coreInfo's product_id; the lists of a connected device are those
+ * of the describe its connection holds (row_done takes them too), and
+ * the registry knows the product when the assigned one is sure as the
+ * owner is and the Hello or a describe gave the rest
+ * (registry_pres_product()). Sets d->device_id, *now, and whether the
+ * describe has d->name (*found; a variable's type in *vtype, borrowed
+ * from the registry until the loop runs again).
+ * @return false (d untouched) if the registry cannot answer for
+ * PostgreSQL: the device is not connected here, its owner is not sure
+ * or someone else, or the registry lacks the list (a describe without
+ * the application's part) or, for a read, the product
+ * perf: with 10,000 devices called or read in turn (B4, B4v), the
+ * first request to each after its connection was a PostgreSQL round
+ * trip, most of a 5 s phase's; and a row kept per device in the row
+ * cache cost every request a lookup of its own (the map's bucket and
+ * entry and the row, out of cache): the describe is shared by the
+ * connections that sent the same text, so mostly in cache, and its
+ * lists are those the row would hold.
  */
-static struct devrow *
-devrow_of_conn(struct rest *r, const struct dreq *d,
-	       struct registry_device_now *now)
+static bool
+dreq_live(struct dreq *d, struct registry_device_now *now, bool *found,
+	  const char **vtype)
 {
-	char id[25], key[128];
-	size_t len = devrow_key(d, key, sizeof(key));
-	struct devrow *e;
-	json_t *fns, *vars;
-	bool no_call, no_read;
+	const struct describe *desc;
+	const json_t *v;
+	char id[25];
+	size_t i;
 
-	if (len == 0 || len > HMAP_KEY_MAX || !device_id_ok(d->key, id) ||
-	    !registry_device_now(r->reg, id, now) || !now->owner_sure ||
-	    (!d->admin && now->owner_id != d->uid))
-		return NULL;
-	fns = live_list(now->functions, JSON_ARRAY);
-	vars = now->product_sure ? live_list(now->variables, JSON_OBJECT)
-				 : NULL;
-	if ((d->op == OP_FUNCTION && fns == NULL) ||
-	    (d->op == OP_VARIABLE && vars == NULL)) {
-		json_decref(fns);
-		json_decref(vars);
-		return NULL;
+	if (!device_id_ok(d->key, id) ||
+	    !registry_device_now(d->reg, id, now) || !now->owner_sure ||
+	    (!d->admin && now->owner_id != d->uid) ||
+	    (desc = now->describe) == NULL)
+		return false;
+	*found = false;
+	*vtype = NULL;
+	if (d->op == OP_FUNCTION) {
+		if (now->functions == NULL || !json_is_array(desc->functions))
+			return false;
+		json_array_foreach(desc->functions, i, v)
+		{
+			if (fn_kept(v) &&
+			    strcmp(json_string_value(v), d->name) == 0) {
+				*found = true;
+				break;
+			}
+		}
+	} else {
+		if (!now->product_sure || now->variables == NULL ||
+		    !json_is_object(desc->variables))
+			return false;
+		v = json_object_get(desc->variables, d->name);
+		if (var_kept(d->name, strlen(d->name), v)) {
+			*found = true;
+			*vtype = json_string_value(v);
+		}
 	}
-	no_call = fns == NULL;
-	no_read = vars == NULL;
-	e = devrow_new(fns, vars);
-	snprintf(e->device_id, sizeof(e->device_id), "%s", id);
-	e->no_call = no_call;
-	e->no_read = no_read;
-	e->has_product = !e->no_read;
-	e->product = now->product_id;
-	e->gen = now->gen;
-	e->expires_ms = rest_now_ms() + DEVROW_LIVE_MS;
-	if (!devrow_keep(r, key, len, e)) {
-		devrow_free(e);
-		return NULL;
-	}
-	r->devrows_registry++;
-	return e;
+	snprintf(d->device_id, sizeof(d->device_id), "%s", id);
+	return true;
 }
 
 /* Look the device up for d (key set), then row_done. */
@@ -1452,12 +1451,20 @@ dreq_start(struct http_request *req, struct dreq *d)
 	params[2] = d->key;
 	if (d->op == OP_FUNCTION || d->op == OP_VARIABLE) {
 		struct registry_device_now now;
-		bool online = false;
-		struct devrow *e = devrow_get(d->r, d, &now, &online);
+		bool online = false, found;
+		const char *vtype;
+		struct devrow *e;
 
-		if (e == NULL && (e = devrow_of_conn(d->r, d, &now)) != NULL)
-			online = true;
-		if (e != NULL) {
+		if (dreq_live(d, &now, &found, &vtype)) {
+			/* answered later by the device, or now on an error */
+			d->r->devrows_registry++;
+			rc = http_request_suspend(req);
+			if (d->op == OP_VARIABLE)
+				core_text(d, true, now.product_id, &now);
+			app_send(d, found, vtype);
+			return rc;
+		}
+		if ((e = devrow_get(d->r, d, &now, &online)) != NULL) {
 			/* answered later by the device, or now on an error */
 			rc = http_request_suspend(req);
 			app_request(d, e, online ? &now : NULL);

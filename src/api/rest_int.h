@@ -33,7 +33,8 @@ struct rest {
 	struct hmap *devrows;	    /* h_devices.c: call/read row cache */
 	struct event *devrow_sweep; /* its sweep timer, while it has rows */
 	uint64_t devrows_swept;	    /* rows the sweep dropped */
-	uint64_t devrows_registry;  /* rows made from the registry */
+	uint64_t devrows_registry;  /* calls and reads the registry
+				       answered (dreq_live) */
 	struct healer *healer;	    /* flashes (rest_set_healer()), or NULL */
 	char *dummy_hash; /* a password hash to verify unknown users against */
 	unsigned jobs;	  /* pool jobs not yet completed */
