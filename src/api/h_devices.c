@@ -1387,7 +1387,8 @@ static bool device_id_ok(const char *s, char out[25]);
  * @return false (d untouched) if the registry cannot answer for
  * PostgreSQL: the device is not connected here, its owner is not sure
  * or someone else, or the registry lacks the list (a describe without
- * the application's part) or, for a read, the product
+ * the application's part) or, for a read, the product.
+ *
  * perf: with 10,000 devices called or read in turn (B4, B4v), the
  * first request to each after its connection was a PostgreSQL round
  * trip, most of a 5 s phase's; and a row kept per device in the row
