@@ -65,12 +65,16 @@ struct sim_dev {
 	bool stopped;	   /* stop command or --no-reconnect */
 	bool in_again;	   /* on the again list */
 	bool setup_done;   /* the app's setup() ran since the last boot */
+	bool held;	   /* hold: neither read nor written until go */
+	bool held_input;   /* said "input" for this hold */
+	bool rst_armed;	   /* describe-reset: RST after the next Describe */
 	uint32_t ready_at; /* when the session became ready */
 	unsigned describes_at_ready; /* Describes answered by then */
 	unsigned describes_said;     /* Describes reported on stdout */
 	uint8_t *flash;		     /* OTA area, allocated on first use */
 	uint32_t ota_chunks;	     /* chunks stored since UpdateBegin */
 	uint32_t ota_drops;	     /* --ota-drop-after faults done */
+	unsigned rst_from;	     /* Describes answered when armed */
 	struct fifo_link tick, pub_tick;
 	struct sim_dev *again_next;
 	struct sim_appstate st;
@@ -550,13 +554,36 @@ ota_drop_due(const struct sim_dev *d)
 	       d->app.ota.active && d->ota_chunks >= o->ota_drop_after;
 }
 
+/* describe-reset: the Describe answered and out of the device, the
+   link goes at once with an RST (SO_LINGER 0), as when the device loses
+   power or resets right after answering; it reconnects. */
+static bool
+describe_rst_due(const struct sim_dev *d)
+{
+	return d->rst_armed && d->fd >= 0 &&
+	       d->app.dev.describes > d->rst_from &&
+	       fw_device_tx_idle(&d->app.dev);
+}
+
+static void
+describe_rst(struct sim_dev *d, uint32_t now)
+{
+	struct linger l = {1, 0};
+
+	d->rst_armed = false;
+	(void)setsockopt(d->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	sim_out("drop %s describe", d->id);
+	fw_device_reconnect(&d->app.dev, now, FW_ERR_IO);
+	after_close(d);
+}
+
 static void
 step_dev(struct sim_dev *d, uint32_t now)
 {
 	struct sim *s = d->sim;
 	bool was_conn = d->app.dev.state != FW_DEVICE_IDLE;
 
-	if (d->silent || d->stopped)
+	if (d->silent || d->stopped || d->held)
 		return;
 	d->rx_more = false;
 	(void)fw_app_step(&d->app, now);
@@ -572,6 +599,8 @@ step_dev(struct sim_dev *d, uint32_t now)
 		d->describes_said = d->app.dev.describes;
 		sim_out("describe %s %u", d->id, d->describes_said);
 	}
+	if (describe_rst_due(d))
+		describe_rst(d, now);
 	if (!d->setup_done && setup_due(d, now)) {
 		sim_app_setup(s->o->app, &d->app, &d->st, d->id);
 		d->setup_done = true;
@@ -597,6 +626,14 @@ on_socket(struct sim_dev *d, uint32_t events, uint32_t now)
 {
 	if (events & EPOLLOUT)
 		d->writable = true;
+	if (d->held) {
+		/* say once that the server wrote; it waits for go */
+		if ((events & EPOLLIN) && !d->held_input) {
+			d->held_input = true;
+			sim_out("input %s", d->id);
+		}
+		return;
+	}
 	if (d->silent) {
 		/* frozen, but notice when the server gives up on us */
 		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -733,6 +770,30 @@ control(struct sim *s, char *line)
 		fw_device_stop(&d->app.dev);
 		d->app.dev.last_err = 0;
 		after_close(d);
+	} else if (strcmp(argv[0], "hold") == 0 && argc >= 2) {
+		/* frozen with its connection open: nothing read or written
+		   (what arrives is read at go) */
+		struct sim_dev *d = find_dev(s, argv[1]);
+
+		if (d == NULL || d->held)
+			return;
+		d->held = true;
+		d->held_input = false;
+		sim_out("held %s", d->id);
+	} else if (strcmp(argv[0], "go") == 0 && argc >= 2) {
+		struct sim_dev *d = find_dev(s, argv[1]);
+
+		if (d == NULL || !d->held)
+			return;
+		d->held = false;
+		step_dev(d, now_ms(s));
+	} else if (strcmp(argv[0], "describe-reset") == 0 && argc >= 2) {
+		struct sim_dev *d = find_dev(s, argv[1]);
+
+		if (d == NULL)
+			return;
+		d->rst_armed = true;
+		d->rst_from = d->app.dev.describes;
 	} else if (strcmp(argv[0], "start") == 0 && argc >= 2) {
 		/* a stopped device (stop, --no-reconnect) connects again */
 		struct sim_dev *d = find_dev(s, argv[1]);
