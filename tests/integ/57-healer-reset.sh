@@ -9,6 +9,8 @@
 # report ("disconnected") thus comes before that call returns. The heal
 # must count it as one cut try and go on from the device's next
 # Describe; before 65c4dc5 it stayed busy, with nothing out, for good.
+# (keepalive_timeout 600: the held devices send no pings, and a slow
+# run under ASan must not lose them to the 45 s default.)
 #
 # Deterministic, without timing luck:
 # - the send needs no database: the catalogue is cached (loaded for the
@@ -38,6 +40,7 @@ integ_init
 cat >>"$T_DIR/cinder.conf" <<CONF
 healer_retries 3
 healer_backoff 3
+keepalive_timeout 600
 CONF
 
 cinderd_cmd migrate >/dev/null || fail "migrate"
@@ -64,8 +67,9 @@ ctl_sim() {
 # --- a transfer of system part 1 that stays out -------------------------
 # The cache holds an image while a transfer holds it: a user flash of
 # part 1 to a held device, which never answers its UpdateBegin (the
-# transfer lasts until cinderd gives up, 45 s or more), keeps part 1 in
-# memory for the heal below.
+# transfer lasts until cinderd gives up: four UpdateBegins 6 s apart,
+# then 30 s), keeps part 1 in memory for the heal below. The device is
+# held now; it is flashed just before the heal's send.
 K=$(provision keep 57b)
 ctl_sim keep
 exec 4>"$T_DIR/keep.ctl"
@@ -74,9 +78,6 @@ exec 4>"$T_DIR/keep.ctl"
 wait_for grep -q "^describe $K 2$" "$T_DIR/keep.out" || fail "keep: describes: $(cat "$T_DIR/keep.out")"
 echo "hold $K" >&4
 wait_for grep -q "^held $K" "$T_DIR/keep.out" || fail "keep: not held"
-http PUT "/v1/devices/$K" "${A[@]}" -F "file=@$T_DIR/s1.bin;filename=s1.bin"
-expect 200 "keep: flash"
-wait_for grep -q "^input $K" "$T_DIR/keep.out" || fail "keep: no UpdateBegin"
 
 # --- the device to reset: refused first, then stuck ----------------------
 R=$(provision rst 57f)
@@ -91,6 +92,12 @@ wait_for grep -q "^describe $R 3$" "$T_DIR/rst.out" ||
 	fail "rst: describes: $(cat "$T_DIR/rst.out")"
 stuck() { [ "$(sql "SELECT event FROM healer_history WHERE device_id = '$R'")" = stuck ]; }
 wait_for stuck || fail "rst: refusal not recorded"
+
+# The user flash starts only now, so that the transfer (its UpdateBegin
+# tries and the wait after them, 48 s) is still out when the heal sends.
+http PUT "/v1/devices/$K" "${A[@]}" -F "file=@$T_DIR/s1.bin;filename=s1.bin"
+expect 200 "keep: flash"
+wait_for grep -q "^input $K" "$T_DIR/keep.out" || fail "keep: no UpdateBegin"
 
 # --- a Describe, then an RST, both read in one turn ------------------
 echo "hold $R" >&3
