@@ -99,6 +99,15 @@ cryptopool_done_push(struct cryptopool *p, struct cryptopool_job *j)
  * SCHED_OTHER, still preempts a worker when it wakes). Each preemption
  * was two context switches on the loop thread, the largest part of its
  * CPU per handshake in perf. Best effort: the policy needs no privilege.
+ *
+ * Workers are not also nice'd or SCHED_IDLE. Both were measured in the
+ * B1s storm (2026-12-06, nice 5/10/19 and SCHED_IDLE against this): the
+ * loop thread waited less per wake-up and the pings' p50 fell, but their
+ * p99 did not: the loop also waits behind the load generator, PostgreSQL
+ * and other processes, which a worker's priority does not reorder. And
+ * on a host shared with a busy PostgreSQL a nice'd worker gets only its
+ * weight's share (nice 10: ~10% against one nice-0 process) and a
+ * SCHED_IDLE one next to nothing, so handshakes would stall behind it.
  */
 static void
 cryptopool_batch_policy(void)
