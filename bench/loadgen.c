@@ -315,6 +315,58 @@ write_all(int fd, const void *buf, size_t len)
 	}
 }
 
+/* The store's queued statements from GET /v1/ping ("store":{...,
+   "queued":N}), on a connection of its own, blocking (a few ms: the
+   devices wait that long); -1 when the answer has no such figure. */
+static long
+store_queued(struct lg *g)
+{
+	static const char req[] = "GET /v1/ping HTTP/1.0\r\n"
+				  "Host: 127.0.0.1\r\n\r\n";
+	char buf[8192];
+	size_t have = 0;
+	ssize_t n;
+	const char *p;
+	int fd = tcp_open(&g->api_addr);
+
+	write_all(fd, req, sizeof(req) - 1);
+	while (have < sizeof(buf) - 1 &&
+	       ((n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0)) > 0 ||
+		(n < 0 && errno == EINTR)))
+		if (n > 0)
+			have += (size_t)n;
+	close(fd);
+	buf[have] = '\0';
+	if ((p = strstr(buf, "\"store\"")) == NULL ||
+	    (p = strstr(p, "\"queued\":")) == NULL)
+		return -1;
+	return strtol(p + 9, NULL, 10);
+}
+
+/* The devices online, wait (serving them) until the store has written
+   what their connecting queued (presence and describes, batched every
+   few ms), at most limit_us: the measured phase is then the steady
+   state, not PostgreSQL catching up beside it. Empty at two polls 250 ms
+   apart, so that a gap between two batches does not count. Returns the
+   microseconds waited, or UINT64_MAX when it did not drain. */
+static uint64_t
+store_settle(struct lg *g, uint64_t limit_us)
+{
+	uint64_t t0 = now_us();
+	int empty = 0;
+
+	for (;;) {
+		long q = store_queued(g);
+
+		empty = q == 0 ? empty + 1 : 0;
+		if (empty == 2)
+			return now_us() - t0;
+		if (q < 0 || now_us() - t0 >= limit_us)
+			return UINT64_MAX;
+		run_until(g, now_us() + 250000, 0, 0, NULL);
+	}
+}
+
 /* ---- device port -------------------------------------------------------- */
 
 /* A failed system call of d's port: kept for devs_why() */
@@ -1750,6 +1802,8 @@ main(int argc, char **argv)
 	double conn_s = 0, conn_cpu = 0, conn_gen = 0, conn_ping = 0;
 	int pid = 0, i;
 	uint64_t t_begin, t_end, t_end_flash = 0;
+	uint64_t settle_us = 0; /* http mode: waited for the store */
+	bool settled = false;
 	bool ok = true;
 	const char *image = NULL, *ping_dir = NULL;
 	const char *port_file = NULL, *stats_file = NULL;
@@ -2078,11 +2132,15 @@ main(int argc, char **argv)
 		size_t j;
 		if (g.path == NULL)
 			die("http needs --path");
-		/* settle: the devices' post-connect sequence (Describe). A
-		 * call before cinderd has stored a device's function list
-		 * is a 404, and its 2 s row cache keeps that answer */
-		if (count > 0)
-			run_until(&g, now_us() + 500000, 0, 0, NULL);
+		/* settle: the devices' post-connect sequence (Describe, and
+		 * cinderd's second one 0.3-1 s after ready). A call before
+		 * cinderd has a device's function list is a 404, and its 2 s
+		 * row cache keeps that answer */
+		if (count > 0) {
+			run_until(&g, now_us() + 1000000, 0, 0, NULL);
+			settle_us = store_settle(&g, 60000000ull);
+			settled = true;
+		}
 		http_clients_open(&g, conc);
 		g.measuring = false; /* warm-up: 0.3 s */
 		for (j = 0; j < conc; j++)
@@ -2181,6 +2239,11 @@ main(int argc, char **argv)
 				       : 0.0,
 			       g.ota_inflight_max, g.rss_peak);
 		printf("\"threads\":%zu,", ws != NULL ? nthreads : 1);
+		if (settled)
+			printf("\"store_settle_s\":%.2f,",
+			       settle_us == UINT64_MAX
+				       ? -1.0
+				       : (double)settle_us / 1e6);
 		if (pws != NULL)
 			printf("\"ping_devices\":%zu,\"pings\":%" PRIu64
 			       ",\"ping_answered\":%zu,\"ping_lost\":%" PRIu64
