@@ -582,25 +582,66 @@ jt_answer(struct dreq *d, struct jtext *t)
 	http_request_resume_json_text(d->http, d->id, 200, t->p, t->len);
 }
 
+/*
+ * A variable's value as JSON text: integers, booleans and null written
+ * here as jansson writes them (a dump costs two allocations: jansson's
+ * loop-detection table and the text), the rest dumped by jansson.
+ */
+static void
+jt_value(struct jtext *t, const json_t *v)
+{
+	char num[32];
+	char *vt;
+	size_t vl = 0;
+	int n;
+
+	switch (json_typeof(v)) {
+	case JSON_INTEGER:
+		n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			     json_integer_value(v));
+		jt_add(t, num, (size_t)n);
+		return;
+	case JSON_TRUE:
+		JT_LIT(t, "true");
+		return;
+	case JSON_FALSE:
+		JT_LIT(t, "false");
+		return;
+	case JSON_NULL:
+		JT_LIT(t, "null");
+		return;
+	case JSON_OBJECT:
+	case JSON_ARRAY:
+	case JSON_STRING:
+	case JSON_REAL:
+		break;
+	}
+	vt = json_dump_compact(v, &vl);
+	if (vt != NULL)
+		jt_add(t, vt, vl);
+	else
+		t->bad = true;
+	free(vt);
+}
+
 /* {"cmd":"VarReturn","name":..,"result":..,"coreInfo":..}; takes v */
 static void
 var_answer(struct dreq *d, json_t *v)
 {
 	struct jtext t = {0};
-	size_t vl = 0;
-	char *vt = json_dump_compact(v, &vl);
 
-	json_decref(v);
 	JT_LIT(&t, "{\"cmd\":\"VarReturn\",\"name\":");
 	jt_str(&t, d->name);
 	JT_LIT(&t, ",\"result\":");
-	if (vt != NULL)
-		jt_add(&t, vt, vl);
+	if (v != NULL)
+		jt_value(&t, v);
+	else
+		t.bad = true;
+	json_decref(v);
 	JT_LIT(&t, ",\"coreInfo\":");
 	jt_add(&t, d->core, strlen(d->core));
 	JT_LIT(&t, "}");
-	t.bad = t.bad || vt == NULL || d->core[0] == '\0';
-	free(vt);
+	t.bad = t.bad || d->core[0] == '\0';
 	jt_answer(d, &t);
 }
 
