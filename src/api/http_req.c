@@ -436,10 +436,15 @@ req_dispatch(struct http_request *req)
 
 	ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 					 MHD_HTTP_HEADER_CONTENT_TYPE);
-	r = json_body_parse(
-		ct, req->buf, req->len, &lim, &req->body,
-		(req->match.route->flags & ROUTE_UPLOAD) ? &req->files : NULL,
-		errbuf, sizeof(errbuf));
+	/* no body: no object until a handler asks (http_request_body());
+	   most GETs never do, and an empty object is two allocations */
+	r = req->len == 0
+		    ? 0
+		    : json_body_parse(ct, req->buf, req->len, &lim, &req->body,
+				      (req->match.route->flags & ROUTE_UPLOAD)
+					      ? &req->files
+					      : NULL,
+				      errbuf, sizeof(errbuf));
 	if (r != 0) {
 		http_respond_error_text(req, r, NULL, errbuf);
 		return;
@@ -813,8 +818,10 @@ http_request_header(const struct http_request *req, const char *name)
 }
 
 json_t *
-http_request_body(const struct http_request *req)
+http_request_body(struct http_request *req)
 {
+	if (req->body == NULL)
+		req->body = json_object();
 	return req->body;
 }
 
