@@ -60,8 +60,12 @@ struct session {
 	uint16_t dev_mid_next;	       /* the device's expected next ID */
 	uint8_t next_token;	       /* next token to try, 1..255 */
 	uint8_t n_slots_used;	       /* non-NULL entries in slots */
-	/* Sent, unanswered: SESSION_SLOTS entries, allocated only while
-	   one is used (an idle session holds none). */
+	/* Sent, unanswered: SESSION_SLOTS entries, the first here (a
+	   device asked one thing at a time, most of them with many
+	   devices, allocates nothing: that was one allocation of every
+	   call and read, perf on bench B4), the others in an array
+	   allocated only while one of them is used; see SLOT(). */
+	struct session_req *slot0;
 	struct session_req **slots;
 	size_t n_api_inflight;	    /* API requests in slots */
 	struct session_req *q_head; /* FIFO of requests not yet sent */
@@ -207,11 +211,14 @@ session_req_new(enum session_req_kind kind, uint64_t req_id, const uint8_t *msg,
 	return req;
 }
 
-/* Entries to look at in s->slots. */
+/* Slot i of s (an lvalue): slot0, then the array. */
+#define SLOT(s, i) (*((i) == 0 ? &(s)->slot0 : &(s)->slots[(i)-1]))
+
+/* Slots to look at: slot0, and the array's while it exists. */
 static size_t
 session_nslots(const struct session *s)
 {
-	return s->slots != NULL ? SESSION_SLOTS : 0;
+	return s->slots != NULL ? SESSION_SLOTS : 1;
 }
 
 /* A slot went empty: the array goes when the last one does. */
@@ -220,7 +227,7 @@ session_slot_cleared(struct session *s)
 {
 	if (--s->n_slots_used > 0)
 		return;
-	free(s->slots);
+	free(s->slots); /* every slot is empty, slot0 too */
 	s->slots = NULL;
 }
 
@@ -230,7 +237,7 @@ session_token_in_use(const struct session *s, uint8_t tok)
 	size_t i;
 
 	for (i = 0; i < session_nslots(s); i++) {
-		if (s->slots[i] != NULL && s->slots[i]->token == tok)
+		if (SLOT(s, i) != NULL && SLOT(s, i)->token == tok)
 			return true;
 	}
 	return session_ota_token_used(s, tok);
@@ -259,7 +266,7 @@ session_free_slot(const struct session *s)
 	size_t i;
 
 	for (i = 0; i < session_nslots(s); i++) {
-		if (s->slots[i] == NULL)
+		if (SLOT(s, i) == NULL)
 			return (int)i;
 	}
 	return -1;
@@ -271,8 +278,8 @@ session_start(struct session *s, struct session_req *req)
 {
 	int slot;
 
-	if (s->slots == NULL)
-		s->slots = xcalloc(SESSION_SLOTS, sizeof(*s->slots));
+	if (s->slot0 != NULL && s->slots == NULL)
+		s->slots = xcalloc(SESSION_SLOTS - 1, sizeof(*s->slots));
 	if ((slot = session_free_slot(s)) < 0) {
 		free(req);
 		return CINDER_ERR_INTERNAL;
@@ -283,7 +290,7 @@ session_start(struct session *s, struct session_req *req)
 	req->msg[2] = (uint8_t)(req->mid >> 8);
 	req->msg[3] = (uint8_t)req->mid;
 	req->msg[4] = req->token;
-	s->slots[slot] = req;
+	SLOT(s, (size_t)slot) = req;
 	s->n_slots_used++;
 	if (!req->internal)
 		s->n_api_inflight++;
@@ -297,8 +304,8 @@ session_slot_remove(struct session *s, struct session_req *req)
 	size_t i;
 
 	for (i = 0; i < session_nslots(s); i++) {
-		if (s->slots[i] == req) {
-			s->slots[i] = NULL;
+		if (SLOT(s, i) == req) {
+			SLOT(s, i) = NULL;
 			if (!req->internal)
 				s->n_api_inflight--;
 			session_slot_cleared(s);
@@ -443,8 +450,8 @@ session_find_token(const struct session *s, const struct pcoap_view *tok)
 	if (tok->len != 1)
 		return NULL;
 	for (i = 0; i < session_nslots(s); i++) {
-		if (s->slots[i] != NULL && s->slots[i]->token == tok->p[0])
-			return s->slots[i];
+		if (SLOT(s, i) != NULL && SLOT(s, i)->token == tok->p[0])
+			return SLOT(s, i);
 	}
 	return NULL;
 }
@@ -462,7 +469,7 @@ session_match_ack(const struct session *s, const struct pcoap_msg *m,
 
 	*by_token = false;
 	for (i = 0; i < session_nslots(s); i++) {
-		req = s->slots[i];
+		req = SLOT(s, i);
 		if (req == NULL || req->mid != m->mid)
 			continue;
 		if (m->token.len == 1 && m->token.p[0] != req->token)
@@ -1006,7 +1013,7 @@ session_internal_pending(const struct session *s)
 	size_t i;
 
 	for (i = 0; i < session_nslots(s); i++) {
-		if (s->slots[i] != NULL && s->slots[i]->internal)
+		if (SLOT(s, i) != NULL && SLOT(s, i)->internal)
 			return true;
 	}
 	return false;
@@ -1042,9 +1049,9 @@ session_tick(struct session *s, uint64_t now_ms)
 			return -1;
 		expired = NULL;
 		for (i = 0; i < session_nslots(s) && expired == NULL; i++) {
-			if (s->slots[i] != NULL &&
-			    s->slots[i]->deadline <= now_ms)
-				expired = s->slots[i];
+			if (SLOT(s, i) != NULL &&
+			    SLOT(s, i)->deadline <= now_ms)
+				expired = SLOT(s, i);
 		}
 		if (expired != NULL) {
 			session_slot_remove(s, expired);
@@ -1074,8 +1081,8 @@ session_tick(struct session *s, uint64_t now_ms)
 	if (s->ota != NULL && (ota_next = session_ota_tick(s, now_ms)) >= 0)
 		next = now_ms + (uint64_t)ota_next;
 	for (i = 0; i < session_nslots(s); i++) {
-		if (s->slots[i] != NULL && s->slots[i]->deadline < next)
-			next = s->slots[i]->deadline;
+		if (SLOT(s, i) != NULL && SLOT(s, i)->deadline < next)
+			next = SLOT(s, i)->deadline;
 	}
 	for (req = s->q_head; req != NULL; req = req->next) {
 		if (req->deadline < next)
@@ -1120,7 +1127,7 @@ session_free(struct session *s)
 		return;
 	session_ota_abort(s, false);
 	for (i = 0; i < session_nslots(s); i++)
-		free(s->slots[i]);
+		free(SLOT(s, i));
 	free(s->slots);
 	for (req = s->q_head; req != NULL; req = next) {
 		next = req->next;
@@ -1138,10 +1145,10 @@ session_abort_requests(struct session *s)
 	session_ota_abort(s, true);
 	/* Detach everything first: callbacks may add new requests. */
 	for (i = 0; i < session_nslots(s); i++) {
-		req = s->slots[i];
+		req = SLOT(s, i);
 		if (req == NULL)
 			continue;
-		s->slots[i] = NULL;
+		SLOT(s, i) = NULL;
 		if (req->internal) {
 			free(req);
 			continue;

@@ -186,7 +186,7 @@ const char *http_request_header(const struct http_request *req,
  * @return the parsed body: always an object, empty when there was no
  *         body (borrowed; the handler may modify it)
  */
-json_t *http_request_body(const struct http_request *req);
+json_t *http_request_body(struct http_request *req);
 /** @return the multipart file parts, or NULL (borrowed) */
 const struct json_files *http_request_files(const struct http_request *req);
 /**

@@ -32,6 +32,8 @@
 #define HTTP_TLS_FILE_MAX (1024 * 1024)
 #define HTTP_STREAM_BLOCK 4096
 #define HTTP_BODY_PREALLOC (64 * 1024)
+#define HTTP_TOKEN_INLINE 64 /* tokens are 40 hex digits */
+#define HTTP_BODY_INLINE 128 /* a function call's form or JSON body */
 
 #define JSON_CONTENT_TYPE "application/json; charset=utf-8"
 
@@ -85,8 +87,12 @@ struct http_request {
 	bool too_big;		   /* body went over limit */
 	size_t discarded;	   /* bytes dropped since then */
 	char *token;		   /* access token found, or NULL */
-	void *user;		   /* authenticated caller */
-	void (*user_free)(void *); /* frees user */
+	/* a short token and a short body live in req itself: each was one
+	   allocation of every request (perf, bench/run B4 and B4v) */
+	char token_inl[HTTP_TOKEN_INLINE];  /* token, if it fits */
+	uint8_t body_inl[HTTP_BODY_INLINE]; /* buf, if the body fits */
+	void *user;			    /* authenticated caller */
+	void (*user_free)(void *);	    /* frees user */
 
 	struct MHD_Response *resp; /* built answer not yet queued */
 	int status;		   /* its status */

@@ -169,8 +169,11 @@ req_free(struct http_request *req)
 	json_decref(req->query);
 	json_decref(req->body);
 	json_files_free(req->files);
-	free(req->buf);
-	if (req->token != NULL)
+	if (req->buf != req->body_inl)
+		free(req->buf);
+	if (req->token == req->token_inl)
+		explicit_bzero(req->token_inl, sizeof(req->token_inl));
+	else if (req->token != NULL)
 		freezero(req->token, strlen(req->token));
 	if (req->user_free != NULL)
 		req->user_free(req->user);
@@ -406,6 +409,19 @@ req_run_handler(struct http_request *req)
 	}
 }
 
+/* req->token = the n bytes at s: in req if they fit, else a copy. */
+static void
+req_token_set(struct http_request *req, const char *s, size_t n)
+{
+	if (n < sizeof(req->token_inl)) {
+		memcpy(req->token_inl, s, n);
+		req->token_inl[n] = '\0';
+		req->token = req->token_inl;
+	} else {
+		req->token = xstrndup(s, n);
+	}
+}
+
 /* Parse query and body, find the token, authenticate, run the handler. */
 static void
 req_dispatch(struct http_request *req)
@@ -420,10 +436,15 @@ req_dispatch(struct http_request *req)
 
 	ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 					 MHD_HTTP_HEADER_CONTENT_TYPE);
-	r = json_body_parse(
-		ct, req->buf, req->len, &lim, &req->body,
-		(req->match.route->flags & ROUTE_UPLOAD) ? &req->files : NULL,
-		errbuf, sizeof(errbuf));
+	/* no body: no object until a handler asks (http_request_body());
+	   most GETs never do, and an empty object is two allocations */
+	r = req->len == 0
+		    ? 0
+		    : json_body_parse(ct, req->buf, req->len, &lim, &req->body,
+				      (req->match.route->flags & ROUTE_UPLOAD)
+					      ? &req->files
+					      : NULL,
+				      errbuf, sizeof(errbuf));
 	if (r != 0) {
 		http_respond_error_text(req, r, NULL, errbuf);
 		return;
@@ -439,12 +460,12 @@ req_dispatch(struct http_request *req)
 			auth++;
 		n = strcspn(auth, " \t");
 		if (n > 0)
-			req->token = xstrndup(auth, n);
+			req_token_set(req, auth, n);
 	}
 	if (req->token == NULL && btok != NULL && *btok != '\0')
-		req->token = xstrdup(btok);
+		req_token_set(req, btok, strlen(btok));
 	if (req->token == NULL && qtok != NULL && *qtok != '\0')
-		req->token = xstrdup(qtok);
+		req_token_set(req, qtok, strlen(qtok));
 	/* S and B strip it so function arguments never see it */
 	json_object_del(req->body, "access_token");
 
@@ -620,7 +641,10 @@ req_begin(struct http_request *req)
 		 * actually arrive, so that idle connections declaring big
 		 * bodies cost nothing.
 		 */
-		if (clen > 0) {
+		if (clen > 0 && clen <= sizeof(req->body_inl)) {
+			req->cap = sizeof(req->body_inl);
+			req->buf = req->body_inl;
+		} else if (clen > 0) {
 			req->cap = clen < HTTP_BODY_PREALLOC
 					   ? (size_t)clen
 					   : HTTP_BODY_PREALLOC;
@@ -644,7 +668,13 @@ req_body_append(struct http_request *req, const char *data, size_t n)
 			ncap *= 2;
 		if (ncap > req->limit)
 			ncap = req->limit;
-		req->buf = xreallocarray(req->buf, ncap, 1);
+		if (req->buf == req->body_inl) {
+			/* the body is longer than its Content-Length said */
+			req->buf = xmalloc(ncap);
+			memcpy(req->buf, req->body_inl, req->len);
+		} else {
+			req->buf = xreallocarray(req->buf, ncap, 1);
+		}
 		req->cap = ncap;
 	}
 	memcpy(req->buf + req->len, data, n);
@@ -788,8 +818,10 @@ http_request_header(const struct http_request *req, const char *name)
 }
 
 json_t *
-http_request_body(const struct http_request *req)
+http_request_body(struct http_request *req)
 {
+	if (req->body == NULL)
+		req->body = json_object();
 	return req->body;
 }
 

@@ -157,7 +157,8 @@ out:
  */
 struct path {
 	size_t n;			      /* segments */
-	char *buf;			      /* the decoded segments (owned) */
+	char *buf;			      /* the decoded segments */
+	bool owned;			      /* buf was allocated */
 	char *dec[ROUTER_MAX_SEGMENTS];	      /* each segment, in buf */
 	const char *raw[ROUTER_MAX_SEGMENTS]; /* start of each raw segment */
 	const char *end;		      /* end of the raw path */
@@ -166,14 +167,20 @@ struct path {
 static void
 path_cleanup(struct path *pp)
 {
-	free(pp->buf);
+	if (pp->owned)
+		free(pp->buf);
 	pp->buf = NULL;
+	pp->owned = false;
 	pp->n = 0;
 }
 
-/* Returns ROUTER_FOUND, ROUTER_NO_PATH (unmatchable) or ROUTER_BAD_PATH. */
+/*
+ * Returns ROUTER_FOUND, ROUTER_NO_PATH (unmatchable) or ROUTER_BAD_PATH.
+ * The segments go into inl (cap bytes) if they fit, else into an
+ * allocation (pp->owned).
+ */
 static enum router_result
-path_split(const char *path, struct path *pp)
+path_split(const char *path, struct path *pp, char *inl, size_t cap)
 {
 	const char *p = path, *e, *end;
 	char *out;
@@ -190,7 +197,12 @@ path_split(const char *path, struct path *pp)
 	if (end - path == 1)
 		return ROUTER_FOUND; /* "/" */
 	/* segments and their NULs fit in the path's bytes plus one */
-	out = pp->buf = xmalloc(len + 1);
+	if (len + 1 <= cap) {
+		out = pp->buf = inl;
+	} else {
+		out = pp->buf = xmalloc(len + 1);
+		pp->owned = true;
+	}
 	while (p < end && *p == '/') {
 		p++;
 		e = memchr(p, '/', (size_t)(end - p));
@@ -273,7 +285,8 @@ router_match(const struct router *r, const char *method, const char *path,
 	size_t i, k, len;
 
 	memset(m, 0, sizeof(*m));
-	if ((res = path_split(path, &pp)) != ROUTER_FOUND)
+	if ((res = path_split(path, &pp, m->inl, sizeof(m->inl))) !=
+	    ROUTER_FOUND)
 		return res;
 	for (i = 0; i < r->n; i++) {
 		c = &r->rows[i];
@@ -339,7 +352,7 @@ router_match(const struct router *r, const char *method, const char *path,
 		m->nparams++;
 	}
 	/* the parameters point into the decoded segments */
-	m->buf = pp.buf;
+	m->buf = pp.owned ? pp.buf : NULL;
 	return ROUTER_FOUND;
 }
 

@@ -40,6 +40,7 @@ struct route {
 
 #define ROUTER_MAX_SEGMENTS 16 /* longest pattern or path, in segments */
 #define ROUTER_MAX_PARAMS 8    /* ":params" per pattern */
+#define ROUTER_INLINE 128      /* path bytes a match holds without malloc */
 
 /** One extracted path parameter. */
 struct router_param {
@@ -53,8 +54,9 @@ struct router_match {
 	void *arg;		   /* its handler arg */
 	size_t nparams;		   /* used entries of params */
 	struct router_param params[ROUTER_MAX_PARAMS]; /* path parameters */
-	char *buf;	/* decoded segments, NUL-separated (owned) */
-	char *rest;	/* a "*rest" value (owned) or NULL */
+	char *buf; /* decoded segments of a long path (owned), else NULL */
+	char inl[ROUTER_INLINE]; /* decoded segments of a path that fits */
+	char *rest;		 /* a "*rest" value (owned) or NULL */
 	char allow[64]; /* for ROUTER_NO_METHOD: "GET, POST, OPTIONS" */
 };
 

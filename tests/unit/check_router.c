@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,6 +296,35 @@ START_TEST(test_router_match_limits)
 }
 END_TEST
 
+/* A path that fits is decoded into the match itself, a longer one into
+ * an allocation; both give the same parameters. */
+START_TEST(test_router_match_long_path)
+{
+	struct router *r = mk();
+	struct router_match m;
+	char name[ROUTER_INLINE + 1], path[2 * ROUTER_INLINE];
+
+	ck_assert_int_eq(router_match(r, "POST", "/v1/devices/x/led", &m),
+			 ROUTER_FOUND);
+	ck_assert_ptr_null(m.buf);
+	ck_assert_ptr_eq(router_match_param(&m, "fn"),
+			 m.inl + 13); /* "v1", "devices", "x" */
+	router_match_cleanup(&m);
+
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	snprintf(path, sizeof(path), "/v1/devices/x/%s", name);
+	ck_assert_int_eq(router_match(r, "POST", path, &m), ROUTER_FOUND);
+	ck_assert_ptr_eq(m.route, &table[9]);
+	ck_assert_ptr_nonnull(m.buf);
+	ck_assert_str_eq(router_match_param(&m, "id"), "x");
+	ck_assert_str_eq(router_match_param(&m, "fn"), name);
+	router_match_cleanup(&m);
+	ck_assert_ptr_null(m.buf);
+	router_free(r);
+}
+END_TEST
+
 static Suite *
 router_suite(void)
 {
@@ -314,6 +344,7 @@ router_suite(void)
 	tcase_add_test(tc, test_router_match_method);
 	tcase_add_test(tc, test_router_add_invalid);
 	tcase_add_test(tc, test_router_match_limits);
+	tcase_add_test(tc, test_router_match_long_path);
 	suite_add_tcase(s, tc);
 	return s;
 }
