@@ -1820,6 +1820,7 @@ provision_done(int rc, const struct store_result *res, void *arg)
 		   d->device_id, (long long)d->uid);
 	/* answer with the device info, as Brewskey's server does */
 	d->op = OP_GET;
+	/* d is dreq_new()'s (not dreq_for_with()'s): key is its own */
 	free(d->key);
 	d->key = xstrdup(d->device_id);
 	{
