@@ -29,7 +29,11 @@ auth_user_of(const struct http_request *req)
 void
 auth_user_free(void *p)
 {
-	free(p);
+	struct auth_user *u = p;
+
+	if (u == NULL || --u->refs > 0)
+		return;
+	free(u);
 }
 
 struct auth_user *
@@ -43,6 +47,7 @@ auth_user_dup(const struct auth_user *u)
 
 	n->id = u->id;
 	n->is_admin = u->is_admin;
+	n->refs = 1;
 	memcpy(p, name, nlen);
 	n->username = p;
 	if (clen > 0) {
@@ -184,6 +189,18 @@ auth_cache_get(struct auth_cache *c, const uint8_t hash[32], uint64_t now_ms)
 		centry_drop(c, e);
 		return NULL;
 	}
+	return e->user;
+}
+
+struct auth_user *
+auth_cache_ref(struct auth_cache *c, const uint8_t hash[32], uint64_t now_ms)
+{
+	struct auth_centry *e;
+
+	if (auth_cache_get(c, hash, now_ms) == NULL)
+		return NULL;
+	e = hmap_get(c->map, hash, 32);
+	e->user->refs++;
 	return e->user;
 }
 

@@ -23,6 +23,7 @@ struct auth_user {
 	char *username;	 /* in a copy: part of its block */
 	bool is_admin;	 /* users.is_admin */
 	char *client_id; /* OAuth client the token was issued to, or NULL */
+	int refs;	 /* in a copy: its holders (cache, requests) */
 };
 
 /**
@@ -31,7 +32,8 @@ struct auth_user {
  */
 const struct auth_user *auth_user_of(const struct http_request *req);
 
-/** Free a copy made by auth_user_dup (NULL-safe); usable as
+/** Drop a reference to a copy made by auth_user_dup or given by
+ * auth_cache_ref, freeing it with the last (NULL-safe); usable as
  * http_request_set_user free_fn. */
 void auth_user_free(void *u);
 
@@ -87,6 +89,16 @@ void auth_cache_put(struct auth_cache *c, const uint8_t hash[32],
  */
 const struct auth_user *auth_cache_get(struct auth_cache *c,
 				       const uint8_t hash[32], uint64_t now_ms);
+
+/**
+ * auth_cache_get(), as a reference of the caller's own: the copy stays
+ * valid after the entry is dropped, until the caller's auth_user_free.
+ * Every authenticated request took a copy of the cached user, one
+ * allocation (perf, bench/run B4); copies are never modified.
+ * @return the cached user (the caller frees with auth_user_free) or NULL
+ */
+struct auth_user *auth_cache_ref(struct auth_cache *c, const uint8_t hash[32],
+				 uint64_t now_ms);
 
 /** Drop one token (revocation). */
 void auth_cache_remove(struct auth_cache *c, const uint8_t hash[32]);

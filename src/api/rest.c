@@ -323,7 +323,7 @@ static int
 auth_hook(struct http_request *req, const char *token, void *arg)
 {
 	struct rest *r = arg;
-	const struct auth_user *u;
+	struct auth_user *u;
 	uint8_t hash[32];
 	uint64_t id = http_request_id(req);
 	int rc;
@@ -331,8 +331,8 @@ auth_hook(struct http_request *req, const char *token, void *arg)
 	if (!auth_token_wellformed(token))
 		return CINDER_ERR_AUTH;
 	auth_token_hash(token, hash);
-	if ((u = auth_cache_get(r->cache, hash, rest_now_ms())) != NULL) {
-		http_request_set_user(req, auth_user_dup(u), auth_user_free);
+	if ((u = auth_cache_ref(r->cache, hash, rest_now_ms())) != NULL) {
+		http_request_set_user(req, u, auth_user_free);
 		return 0;
 	}
 	rc = rest_token_lookup(r, token, auth_hook_done, (void *)(uintptr_t)id);

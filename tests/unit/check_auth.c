@@ -74,8 +74,39 @@ END_TEST
 
 static char alice_name[] = "alice@example.com", alice_client[] = "particle";
 static char root_name[] = "root@example.com";
-static struct auth_user alice = {7, alice_name, false, alice_client};
-static struct auth_user root = {1, root_name, true, NULL};
+static struct auth_user alice = {7, alice_name, false, alice_client, 0};
+static struct auth_user root = {1, root_name, true, NULL, 0};
+
+/* A reference outlives the entry: revoked, expired or the cache freed. */
+START_TEST(test_auth_cache_ref_outlives)
+{
+	struct auth_cache *c = auth_cache_new(1000, 10);
+	struct auth_user *u, *v;
+	uint8_t h[32];
+
+	hash_of("t1", h);
+	ck_assert_ptr_null(auth_cache_ref(c, h, 0));
+	auth_cache_put(c, h, &alice, 0, 5000);
+	u = auth_cache_ref(c, h, 5000);
+	v = auth_cache_ref(c, h, 5001);
+	ck_assert_ptr_nonnull(u);
+	ck_assert_ptr_eq(u, v);
+	ck_assert_ptr_eq(auth_cache_get(c, h, 5002), u);
+	auth_cache_remove(c, h);
+	ck_assert_uint_eq(auth_cache_count(c), 0);
+	ck_assert_int_eq(u->id, 7);
+	ck_assert_str_eq(u->username, "alice@example.com");
+	auth_user_free(v);
+	ck_assert_str_eq(u->client_id, "particle");
+	auth_user_free(u);
+	auth_cache_put(c, h, &alice, 0, 5000);
+	u = auth_cache_ref(c, h, 5000);
+	ck_assert_ptr_null(auth_cache_ref(c, h, 6000)); /* expired */
+	auth_cache_free(c);
+	ck_assert_str_eq(u->username, "alice@example.com");
+	auth_user_free(u);
+}
+END_TEST
 
 START_TEST(test_auth_cache_get_ttl)
 {
@@ -190,6 +221,7 @@ auth_suite(void)
 		{"token_wellformed", test_auth_token_wellformed_rejects},
 		{"token_hash", test_auth_token_hash_known},
 		{"cache_ttl", test_auth_cache_get_ttl},
+		{"cache_ref", test_auth_cache_ref_outlives},
 		{"cache_expiry", test_auth_cache_put_token_expiry},
 		{"cache_evict", test_auth_cache_put_evicts_oldest},
 		{"cache_revoke", test_auth_cache_remove_revokes},
