@@ -106,7 +106,6 @@ struct dreq {
 	char *key;	    /* :id as given (id or name) */
 	char *name;	    /* variable/function name, new name */
 	char *arg;	    /* function argument, notes, signal "1"/"0" */
-	bool inl;	    /* key, name and arg are in d's own block */
 	char device_id[25]; /* resolved id */
 	char vtype[8];	    /* variable type */
 	char core[192];	    /* coreInfo of variable answers, as JSON text */
@@ -120,15 +119,10 @@ dreq_unref(struct dreq *d)
 {
 	if (d == NULL || --d->refs > 0)
 		return;
-	if (d->inl) {
-		if (d->arg != NULL)
-			explicit_bzero(d->arg, strlen(d->arg));
-	} else {
-		free(d->key);
-		free(d->name);
-		if (d->arg)
-			freezero(d->arg, strlen(d->arg));
-	}
+	/* key, name and arg live in d's own block (dreq_for_with()) or in
+	   d itself (provision's key): none is freed apart from d */
+	if (d->arg != NULL)
+		explicit_bzero(d->arg, strlen(d->arg));
 	free(d);
 }
 
@@ -1557,7 +1551,6 @@ dreq_for_with(struct rest *r, struct http_request *req, enum dev_op op,
 	nl = name != NULL ? strlen(name) + 1 : 0;
 	al = arg != NULL ? strlen(arg) + 1 : 0;
 	d = dreq_new_extra(r, req, op, kl + nl + al);
-	d->inl = true;
 	p = (char *)(d + 1);
 	d->key = memcpy(p, k, kl);
 	p += kl;
@@ -1820,9 +1813,7 @@ provision_done(int rc, const struct store_result *res, void *arg)
 		   d->device_id, (long long)d->uid);
 	/* answer with the device info, as Brewskey's server does */
 	d->op = OP_GET;
-	/* d is dreq_new()'s (not dreq_for_with()'s): key is its own */
-	free(d->key);
-	d->key = xstrdup(d->device_id);
+	d->key = d->device_id;
 	{
 		char uid[24];
 		const char *p3[3];
