@@ -178,8 +178,9 @@ auth_cache_put(struct auth_cache *c, const uint8_t hash[32],
 	hmap_put(c->map, e->hash, sizeof(e->hash), e, NULL);
 }
 
-const struct auth_user *
-auth_cache_get(struct auth_cache *c, const uint8_t hash[32], uint64_t now_ms)
+/* The live entry of hash, or NULL (an expired one is dropped). */
+static struct auth_centry *
+centry_live(struct auth_cache *c, const uint8_t hash[32], uint64_t now_ms)
 {
 	struct auth_centry *e = hmap_get(c->map, hash, 32);
 
@@ -189,17 +190,24 @@ auth_cache_get(struct auth_cache *c, const uint8_t hash[32], uint64_t now_ms)
 		centry_drop(c, e);
 		return NULL;
 	}
-	return e->user;
+	return e;
+}
+
+const struct auth_user *
+auth_cache_get(struct auth_cache *c, const uint8_t hash[32], uint64_t now_ms)
+{
+	struct auth_centry *e = centry_live(c, hash, now_ms);
+
+	return e != NULL ? e->user : NULL;
 }
 
 struct auth_user *
 auth_cache_ref(struct auth_cache *c, const uint8_t hash[32], uint64_t now_ms)
 {
-	struct auth_centry *e;
+	struct auth_centry *e = centry_live(c, hash, now_ms);
 
-	if (auth_cache_get(c, hash, now_ms) == NULL)
+	if (e == NULL)
 		return NULL;
-	e = hmap_get(c->map, hash, 32);
 	e->user->refs++;
 	return e->user;
 }
