@@ -1596,19 +1596,21 @@ bad_request(struct http_request *req, const char *desc)
 
 /*
  * A body field as text: strings as they are, JSON numbers and booleans
- * converted (JSON clients send {"arg": 5} or {"signal": true}).
- * @param buf receives converted values
+ * converted (JSON clients send {"arg": 5} or {"signal": true}). A form
+ * body's field is decoded into buf without parsing the body.
+ * @param buf receives converted values and form fields
  * @return the text (borrowed from the request or buf) or NULL
  */
 static const char *
 field_text(struct http_request *req, const char *name, char *buf, size_t len)
 {
-	const char *v = http_request_arg(req, name);
+	const char *v = http_request_arg_into(req, name, buf, len);
 	json_t *j;
 
 	if (v != NULL)
 		return v;
-	j = json_object_get(http_request_body(req), name);
+	/* only a JSON body has numbers and booleans: a form is not parsed */
+	j = json_object_get(http_request_body_peek(req), name);
 	if (json_is_integer(j))
 		snprintf(buf, len, "%" JSON_INTEGER_FORMAT,
 			 json_integer_value(j));
@@ -1685,7 +1687,9 @@ static int
 h_device_function(struct http_request *req, void *arg)
 {
 	const char *name = http_request_param(req, "name");
-	char abuf[64];
+	/* a form's argument of up to DEV_ARG_MAX + 1 encoded bytes (one over
+	   the limit) is decoded here without parsing the body */
+	char abuf[DEV_ARG_MAX + 2];
 	const char *fa = field_text(req, "arg", abuf, sizeof(abuf));
 	struct dreq *d;
 

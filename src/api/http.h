@@ -184,17 +184,38 @@ const char *http_request_header(const struct http_request *req,
 				const char *name);
 /**
  * @return the parsed body: always an object, empty when there was no
- *         body (borrowed; the handler may modify it)
+ *         body (borrowed; the handler may modify it). A form body is
+ *         parsed on the first call (it was checked before the handler).
  */
 json_t *http_request_body(struct http_request *req);
+/**
+ * @return the body's object if it exists already (a JSON or multipart
+ *         body, or one http_request_body() built), else NULL: a form
+ *         body is not parsed for it (borrowed; jansson's getters take
+ *         NULL). For values only JSON carries (numbers, booleans).
+ */
+json_t *http_request_body_peek(const struct http_request *req);
 /** @return the multipart file parts, or NULL (borrowed) */
 const struct json_files *http_request_files(const struct http_request *req);
 /**
  * A field from the body (string values only), else the query string:
- * what S and B clients send as form, JSON or ?name=.
+ * what S and B clients send as form, JSON or ?name=. A form body is
+ * parsed into its object first (see http_request_arg_into()).
  * @return the value (borrowed) or NULL
  */
-const char *http_request_arg(const struct http_request *req, const char *name);
+const char *http_request_arg(struct http_request *req, const char *name);
+/**
+ * http_request_arg(), but a form body's field is decoded into buf
+ * without parsing the body into an object (a function call's hot path:
+ * five allocations fewer). The same answer in every case: a field given
+ * twice is no string (the query's is taken), access_token is never one.
+ * The object is still parsed when the value's encoded text does not fit
+ * in buf.
+ * @param buf receives a form field's value (NUL-terminated)
+ * @return buf, a borrowed value (JSON or multipart body, query) or NULL
+ */
+const char *http_request_arg_into(struct http_request *req, const char *name,
+				  char *buf, size_t cap);
 /**
  * HTTP Basic credentials (OAuth client id/secret on /oauth/token, legacy
  * username:password on /v1/access_tokens).

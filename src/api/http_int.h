@@ -81,6 +81,8 @@ struct http_request {
 	struct router_match match; /* route and params */
 	json_t *query;		   /* decoded query parameters or NULL */
 	json_t *body;		   /* parsed body (object) */
+	bool form;		   /* buf is a checked form body, parsed
+				      into body only when a handler asks */
 	struct json_files *files;  /* multipart files, views into buf */
 	uint8_t *buf;		   /* raw body */
 	size_t len, cap, limit;	   /* body length, capacity, limit */

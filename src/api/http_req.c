@@ -19,6 +19,7 @@
 #include "err.h"
 #include "log.h"
 #include "xmalloc.h"
+#include "api/form.h"
 #include "api/http_int.h"
 
 /* ---- request objects ---- */
@@ -422,6 +423,34 @@ req_token_set(struct http_request *req, const char *s, size_t n)
 	}
 }
 
+/*
+ * req->token = the access_token field of a form body, if given once and
+ * not empty (what json_field_str() gave on the parsed body), decoded
+ * straight into req.
+ */
+static void
+req_token_from_form(struct http_request *req)
+{
+	const char *v;
+	size_t vlen;
+	char *t;
+
+	if (form_find((const char *)req->buf, req->len, "access_token", &v,
+		      &vlen) != 1 ||
+	    vlen == 0)
+		return;
+	t = vlen < sizeof(req->token_inl) ? req->token_inl : xmalloc(vlen + 1);
+	if (form_decode(v, vlen, true, t, NULL) == 0) {
+		req->token = t;
+		return;
+	}
+	/* not after json_form_check() accepted the body */
+	if (t == req->token_inl)
+		explicit_bzero(t, sizeof(req->token_inl));
+	else
+		freezero(t, vlen + 1);
+}
+
 /* Parse query and body, find the token, authenticate, run the handler. */
 static void
 req_dispatch(struct http_request *req)
@@ -436,15 +465,27 @@ req_dispatch(struct http_request *req)
 
 	ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 					 MHD_HTTP_HEADER_CONTENT_TYPE);
-	/* no body: no object until a handler asks (http_request_body());
-	   most GETs never do, and an empty object is two allocations */
-	r = req->len == 0
-		    ? 0
-		    : json_body_parse(ct, req->buf, req->len, &lim, &req->body,
-				      (req->match.route->flags & ROUTE_UPLOAD)
-					      ? &req->files
-					      : NULL,
-				      errbuf, sizeof(errbuf));
+	/*
+	 * No body: no object until a handler asks (http_request_body());
+	 * most GETs never do, and an empty object is two allocations. A
+	 * form body is only checked (the same answers as parsing it): a
+	 * function call reads its argument and token from the bytes, and
+	 * the object (five allocations for "arg=x") is built if a handler
+	 * asks for it.
+	 */
+	if (req->len == 0) {
+		r = 0;
+	} else if (json_body_is_form(ct, req->buf, req->len)) {
+		r = json_form_check(req->buf, req->len, &lim, errbuf,
+				    sizeof(errbuf));
+		req->form = r == 0;
+	} else {
+		r = json_body_parse(ct, req->buf, req->len, &lim, &req->body,
+				    (req->match.route->flags & ROUTE_UPLOAD)
+					    ? &req->files
+					    : NULL,
+				    errbuf, sizeof(errbuf));
+	}
 	if (r != 0) {
 		http_respond_error_text(req, r, NULL, errbuf);
 		return;
@@ -452,7 +493,6 @@ req_dispatch(struct http_request *req)
 	/* the token: header, then body field, then query (cloud-api 1.0) */
 	auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 					   MHD_HTTP_HEADER_AUTHORIZATION);
-	btok = json_field_str(req->body, "access_token");
 	qtok = json_field_str(req->query, "access_token");
 	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
 		auth += 7;
@@ -462,11 +502,17 @@ req_dispatch(struct http_request *req)
 		if (n > 0)
 			req_token_set(req, auth, n);
 	}
-	if (req->token == NULL && btok != NULL && *btok != '\0')
-		req_token_set(req, btok, strlen(btok));
+	if (req->token == NULL && req->form) {
+		req_token_from_form(req);
+	} else if (req->token == NULL) {
+		btok = json_field_str(req->body, "access_token");
+		if (btok != NULL && *btok != '\0')
+			req_token_set(req, btok, strlen(btok));
+	}
 	if (req->token == NULL && qtok != NULL && *qtok != '\0')
 		req_token_set(req, qtok, strlen(qtok));
-	/* S and B strip it so function arguments never see it */
+	/* S and B strip it so function arguments never see it (a form's
+	   object is built without it, http_request_body()) */
 	json_object_del(req->body, "access_token");
 
 	if (req->match.route->flags & ROUTE_AUTH_REQUIRED) {
@@ -820,8 +866,23 @@ http_request_header(const struct http_request *req, const char *name)
 json_t *
 http_request_body(struct http_request *req)
 {
-	if (req->body == NULL)
-		req->body = json_object();
+	if (req->body != NULL)
+		return req->body;
+	req->body = json_object();
+	if (!req->form)
+		return req->body;
+	/* json_form_check() accepted it at dispatch: this cannot fail */
+	if (json_form_parse((const char *)req->buf, req->len, req->body, 0) !=
+	    0)
+		log_ctx(LOG_LEVEL_ERR, req->ctx,
+			"form body refused after it was checked");
+	json_object_del(req->body, "access_token");
+	return req->body;
+}
+
+json_t *
+http_request_body_peek(const struct http_request *req)
+{
 	return req->body;
 }
 
@@ -832,11 +893,34 @@ http_request_files(const struct http_request *req)
 }
 
 const char *
-http_request_arg(const struct http_request *req, const char *name)
+http_request_arg(struct http_request *req, const char *name)
 {
-	const char *v = json_field_str(req->body, name);
+	const char *v;
 
+	if (req->form && req->body == NULL)
+		http_request_body(req);
+	v = json_field_str(req->body, name);
 	return v != NULL ? v : http_request_query(req, name);
+}
+
+const char *
+http_request_arg_into(struct http_request *req, const char *name, char *buf,
+		      size_t cap)
+{
+	int n = 0;
+
+	if (!req->form || req->body != NULL)
+		return http_request_arg(req, name);
+	/* the object never holds access_token */
+	if (strcmp(name, "access_token") != 0)
+		n = form_get((const char *)req->buf, req->len, name, buf, cap,
+			     NULL);
+	if (n == 1)
+		return buf;
+	if (n < 0) /* longer than buf (or, never, undecodable) */
+		return http_request_arg(req, name);
+	/* absent, or given twice (an array in the object): the query's */
+	return http_request_query(req, name);
 }
 
 int

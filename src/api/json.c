@@ -18,7 +18,11 @@
 
 #include "err.h"
 #include "xmalloc.h"
+#include "api/form.h"
 #include "api/json.h"
+
+_Static_assert(JSON_DEFAULT_MAX_FIELDS == FORM_DEFAULT_MAX_FIELDS,
+	       "form_check() and json_form_parse() take as many fields");
 
 /* Longest multipart boundary RFC 2046 section 5.1.1 allows. */
 #define MULTIPART_BOUNDARY_MAX 70
@@ -40,49 +44,11 @@ set_err(char *errbuf, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 json_url_decode_into(const char *s, size_t len, bool plus_is_space, char *buf,
 		     size_t *outlen)
 {
-	size_t i, n = 0;
-	int hi, lo;
-
-	if (outlen != NULL)
-		*outlen = 0;
-	for (i = 0; i < len; i++) {
-		if (s[i] == '%') {
-			if (len - i < 3)
-				return CINDER_ERR_MALFORMED;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-				return CINDER_ERR_MALFORMED;
-			buf[n++] = (char)(hi << 4 | lo);
-			i += 2;
-		} else if (s[i] == '\0') {
-			return CINDER_ERR_MALFORMED;
-		} else if (s[i] == '+' && plus_is_space) {
-			buf[n++] = ' ';
-		} else {
-			buf[n++] = s[i];
-		}
-	}
-	buf[n] = '\0';
-	if (outlen != NULL)
-		*outlen = n;
-	return 0;
+	return form_decode(s, len, plus_is_space, buf, outlen);
 }
 
 int
@@ -472,6 +438,93 @@ out:
 	return r;
 }
 
+/* How json_body_parse() reads a body, from its Content-Type. */
+enum body_kind {
+	BODY_FORM,
+	BODY_JSON,
+	BODY_MULTIPART,
+	BODY_UNSUPPORTED,
+};
+
+static enum body_kind
+body_kind(const char *content_type, const uint8_t *body, size_t len)
+{
+	size_t i;
+
+	if (content_type != NULL &&
+	    media_type_is(content_type, "multipart/form-data"))
+		return BODY_MULTIPART;
+	if (content_type != NULL && media_type_is_json(content_type))
+		return BODY_JSON;
+	if (content_type == NULL || *content_type == '\0' ||
+	    media_type_is(content_type, "text/plain")) {
+		/* sniff: some clients post JSON as text/plain to skip CORS
+		 * preflight, curl -d without -H sends forms */
+		for (i = 0; i < len && isspace((unsigned char)body[i]); i++)
+			;
+		return i < len && body[i] == '{' ? BODY_JSON : BODY_FORM;
+	}
+	if (media_type_is(content_type, "application/x-www-form-urlencoded"))
+		return BODY_FORM;
+	return BODY_UNSUPPORTED;
+}
+
+bool
+json_body_is_form(const char *content_type, const uint8_t *body, size_t len)
+{
+	return len > 0 && body_kind(content_type, body, len) == BODY_FORM;
+}
+
+/* The message of a form body json_form_parse() or form_check() refused. */
+static void
+form_err(int r, char *errbuf, size_t errlen)
+{
+	if (r == CINDER_ERR_TOO_BIG)
+		set_err(errbuf, errlen, "too many form fields");
+	else
+		set_err(errbuf, errlen,
+			"malformed form body: bad percent-escape, NUL byte or "
+			"invalid UTF-8");
+}
+
+static void
+limits_get(const struct json_limits *lim, size_t *max_body, size_t *max_fields,
+	   size_t *max_files)
+{
+	*max_body = JSON_DEFAULT_MAX_BODY;
+	*max_fields = JSON_DEFAULT_MAX_FIELDS;
+	*max_files = JSON_DEFAULT_MAX_FILES;
+	if (lim == NULL)
+		return;
+	if (lim->max_body != 0)
+		*max_body = lim->max_body;
+	if (lim->max_fields != 0)
+		*max_fields = lim->max_fields;
+	if (lim->max_files != 0)
+		*max_files = lim->max_files;
+}
+
+int
+json_form_check(const uint8_t *body, size_t len, const struct json_limits *lim,
+		char *errbuf, size_t errlen)
+{
+	size_t max_body, max_fields, max_files;
+	int r;
+
+	if (errbuf != NULL && errlen > 0)
+		*errbuf = '\0';
+	limits_get(lim, &max_body, &max_fields, &max_files);
+	if (len > max_body) {
+		set_err(errbuf, errlen,
+			"request body is too large (limit %zu bytes)",
+			max_body);
+		return CINDER_ERR_TOO_BIG;
+	}
+	if ((r = form_check((const char *)body, len, max_fields)) != 0)
+		form_err(r, errbuf, errlen);
+	return r;
+}
+
 int
 json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 		const struct json_limits *lim, json_t **out,
@@ -479,11 +532,7 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 {
 	json_t *obj = NULL;
 	json_error_t jerr;
-	size_t max_body = JSON_DEFAULT_MAX_BODY;
-	size_t max_fields = JSON_DEFAULT_MAX_FIELDS;
-	size_t max_files = JSON_DEFAULT_MAX_FILES;
-	size_t i;
-	bool is_json;
+	size_t max_body, max_fields, max_files;
 	int r = CINDER_ERR_INTERNAL;
 
 	*out = NULL;
@@ -491,14 +540,7 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 		*files = NULL;
 	if (errbuf != NULL && errlen > 0)
 		*errbuf = '\0';
-	if (lim != NULL) {
-		if (lim->max_body != 0)
-			max_body = lim->max_body;
-		if (lim->max_fields != 0)
-			max_fields = lim->max_fields;
-		if (lim->max_files != 0)
-			max_files = lim->max_files;
-	}
+	limits_get(lim, &max_body, &max_fields, &max_files);
 	if (len > max_body) {
 		set_err(errbuf, errlen,
 			"request body is too large (limit %zu bytes)",
@@ -510,34 +552,15 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 		obj = json_object();
 		goto done;
 	}
-	if (content_type != NULL &&
-	    media_type_is(content_type, "multipart/form-data")) {
+	switch (body_kind(content_type, body, len)) {
+	case BODY_MULTIPART:
 		obj = json_object();
 		r = multipart_parse(content_type, body, len, max_fields,
 				    max_files, obj, files, errbuf, errlen);
 		if (r != 0)
 			goto out;
-		goto done;
-	}
-	if (content_type != NULL && media_type_is_json(content_type)) {
-		is_json = true;
-	} else if (content_type == NULL || *content_type == '\0' ||
-		   media_type_is(content_type, "text/plain")) {
-		/* sniff: some clients post JSON as text/plain to skip CORS
-		 * preflight, curl -d without -H sends forms */
-		for (i = 0; i < len && isspace((unsigned char)body[i]); i++)
-			;
-		is_json = i < len && body[i] == '{';
-	} else if (media_type_is(content_type,
-				 "application/x-www-form-urlencoded")) {
-		is_json = false;
-	} else {
-		set_err(errbuf, errlen, "unsupported content type %.64s",
-			content_type);
-		r = CINDER_ERR_INVAL;
-		goto out;
-	}
-	if (is_json) {
+		break;
+	case BODY_JSON:
 		obj = json_loadb((const char *)body, len, 0, &jerr);
 		if (obj == NULL) {
 			set_err(errbuf, errlen,
@@ -551,18 +574,20 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 			r = CINDER_ERR_MALFORMED;
 			goto out;
 		}
-	} else {
+		break;
+	case BODY_FORM:
 		obj = json_object();
 		r = json_form_parse((const char *)body, len, obj, max_fields);
-		if (r == CINDER_ERR_TOO_BIG) {
-			set_err(errbuf, errlen, "too many form fields");
-			goto out;
-		} else if (r != 0) {
-			set_err(errbuf, errlen,
-				"malformed form body: bad percent-escape, NUL "
-				"byte or invalid UTF-8");
+		if (r != 0) {
+			form_err(r, errbuf, errlen);
 			goto out;
 		}
+		break;
+	case BODY_UNSUPPORTED:
+		set_err(errbuf, errlen, "unsupported content type %.64s",
+			content_type);
+		r = CINDER_ERR_INVAL;
+		goto out;
 	}
 done:
 	r = 0;

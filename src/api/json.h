@@ -79,6 +79,24 @@ int json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 		    const struct json_limits *lim, json_t **out,
 		    struct json_files **files, char *errbuf, size_t errlen);
 
+/**
+ * @return true if json_body_parse() would read this body (not empty) as
+ *         an application/x-www-form-urlencoded form (by its Content-Type,
+ *         or sniffed)
+ */
+bool json_body_is_form(const char *content_type, const uint8_t *body,
+		       size_t len);
+
+/**
+ * json_body_parse()'s verdict and message on a form body, without the
+ * object (form_check()): a body it accepts, json_body_parse() parses.
+ * Read its fields with form_get() (api/form.h), or parse it later.
+ * @return 0, CINDER_ERR_TOO_BIG (over max_body or max_fields) or
+ *         CINDER_ERR_MALFORMED, with the same text in errbuf
+ */
+int json_form_check(const uint8_t *body, size_t len,
+		    const struct json_limits *lim, char *errbuf, size_t errlen);
+
 /** Free a file list and the strings it owns (not the data). NULL-safe. */
 void json_files_free(struct json_files *files);
 

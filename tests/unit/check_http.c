@@ -121,6 +121,52 @@ h_echo(struct http_request *req, void *arg)
 	return http_respond_json(req, 201, o);
 }
 
+/*
+ * http_request_arg_into() first (a form body stays unparsed), then
+ * http_request_arg() (which parses it): the same answers. ?cap=N sets
+ * the buffer size (default 64).
+ */
+static int
+h_arg(struct http_request *req, void *arg)
+{
+	static const char *const names[] = {"arg", "args", "access_token", "x"};
+	const char *cs = http_request_query(req, "cap");
+	size_t cap = cs != NULL ? strtoul(cs, NULL, 10) : 64, i;
+	char buf[4][64];
+	const char *into[4], *v;
+	json_t *o = json_object(), *a = json_object();
+
+	ck_assert_uint_le(cap, sizeof(buf[0]));
+	json_object_set_new(o, "parsed",
+			    json_boolean(http_request_body_peek(req) != NULL));
+	for (i = 0; i < 4; i++)
+		into[i] = http_request_arg_into(req, names[i], buf[i], cap);
+	json_object_set_new(o, "parsed_after",
+			    json_boolean(http_request_body_peek(req) != NULL));
+	for (i = 0; i < 4; i++) {
+		v = http_request_arg(req, names[i]);
+		if (into[i] == NULL)
+			ck_assert_msg(v == NULL, "%s: %s", names[i], v);
+		else
+			ck_assert_msg(v != NULL && strcmp(v, into[i]) == 0,
+				      "%s: %s vs %s", names[i], v, into[i]);
+		/* and again, from the object now */
+		v = http_request_arg_into(req, names[i], buf[i], cap);
+		if (into[i] == NULL)
+			ck_assert_ptr_null(v);
+		else
+			ck_assert_str_eq(v, into[i]);
+		if (v != NULL)
+			json_object_set_new(a, names[i], json_string(v));
+	}
+	json_object_set_new(o, "args", a);
+	json_object_set(o, "body", http_request_body(req));
+	if (http_request_token(req) != NULL)
+		json_object_set_new(o, "token",
+				    json_string(http_request_token(req)));
+	return http_respond_json(req, 200, o);
+}
+
 static void
 resume_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -249,6 +295,7 @@ h_stream_hold(struct http_request *req, void *arg)
 static const struct route test_routes[] = {
 	{"GET", "/t/hello", 0, h_hello},
 	{"POST", "/t/echo/:name", 0, h_echo},
+	{"POST", "/t/arg", 0, h_arg},
 	{"POST", "/t/upload", ROUTE_UPLOAD, h_echo},
 	{"GET", "/t/suspend", 0, h_suspend},
 	{"GET", "/t/hold", 0, h_hold},
@@ -847,6 +894,100 @@ START_TEST(test_http_body_parse)
 }
 END_TEST
 
+/*
+ * A form body is checked before the handler and parsed only when asked:
+ * its argument and token read from the bytes are what the object gives.
+ */
+START_TEST(test_http_form_lazy)
+{
+	static const struct {
+		const char *url, *body, *hdr, *want;
+	} t[] = {
+		{"/t/arg?x=qx&access_token=qt",
+		 "arg=a+b%26c&access_token=tok1&x=1&x=2", NULL,
+		 "{\"parsed\":false,\"parsed_after\":false,\"args\":{\"arg\":"
+		 "\"a b&c\",\"access_token\":\"qt\",\"x\":\"qx\"},\"body\":{"
+		 "\"arg\":\"a b&c\",\"x\":[\"1\",\"2\"]},\"token\":\"tok1\"}"},
+		/* the argument does not fit in 3 bytes: the object is made */
+		{"/t/arg?cap=3", "arg=a+b%26c&args=xy", NULL,
+		 "{\"parsed\":false,\"parsed_after\":true,\"args\":{\"arg\":"
+		 "\"a b&c\",\"args\":\"xy\"},\"body\":{\"arg\":\"a b&c\","
+		 "\"args\":\"xy\"}}"},
+		{"/t/arg", "{\"arg\":\"j\",\"args\":1}",
+		 "Content-Type: application/json",
+		 "{\"parsed\":true,\"parsed_after\":true,\"args\":{\"arg\":"
+		 "\"j\"},\"body\":{\"arg\":\"j\",\"args\":1}}"},
+		{"/t/arg?arg=q", NULL, NULL,
+		 "{\"parsed\":false,\"parsed_after\":false,\"args\":{\"arg\":"
+		 "\"q\"},\"body\":{}}"},
+		{"/t/arg", "arg=tp&=%FF", "Content-Type: text/plain",
+		 "{\"parsed\":false,\"parsed_after\":false,\"args\":{\"arg\":"
+		 "\"tp\"},\"body\":{\"arg\":\"tp\"}}"},
+		{"/t/arg", "access_token=body&arg=1",
+		 "Authorization: Bearer hdr",
+		 "{\"parsed\":false,\"parsed_after\":false,\"args\":{\"arg\":"
+		 "\"1\"},\"body\":{\"arg\":\"1\"},\"token\":\"hdr\"}"},
+		{"/t/arg", "access_token=%74o+k", NULL,
+		 "{\"parsed\":false,\"parsed_after\":false,\"args\":{},"
+		 "\"body\":{},\"token\":\"to k\"}"},
+		{"/t/arg?access_token=qt",
+		 "access_token=a&access_token=b&arg=", NULL,
+		 "{\"parsed\":false,\"parsed_after\":false,\"args\":{\"arg\":"
+		 "\"\",\"access_token\":\"qt\"},\"body\":{\"arg\":\"\"},"
+		 "\"token\":\"qt\"}"},
+		{"/t/arg?access_token=qt", "access_token=&arg", NULL,
+		 "{\"parsed\":false,\"parsed_after\":false,\"args\":{\"arg\":"
+		 "\"\",\"access_token\":\"qt\"},\"body\":{\"arg\":\"\"},"
+		 "\"token\":\"qt\"}"},
+		/* a token longer than the request's own 64 bytes */
+		{"/t/arg",
+		 "access_token="
+		 "0123456789012345678901234567890123456789012345678"
+		 "901234567890123456789%41",
+		 NULL,
+		 "{\"parsed\":false,\"parsed_after\":false,\"args\":{},"
+		 "\"body\":{},\"token\":\"012345678901234567890123456789012345"
+		 "6789012345678901234567890123456789A\"}"},
+	};
+	size_t n = sizeof(t) / sizeof(t[0]), i;
+	struct creq *r = creq_new(n + 2);
+
+	for (i = 0; i < n; i++) {
+		r[i].method = "POST";
+		creq_url(&r[i], t[i].url);
+		r[i].body = t[i].body != NULL ? t[i].body : "";
+		r[i].body_len = strlen(r[i].body);
+		r[i].hdr[0] = t[i].hdr;
+	}
+	/* refused before the handler, as when parsed */
+	r[n].method = "POST";
+	creq_url(&r[n], "/t/arg");
+	r[n].body = "arg=1&x=%C0%80";
+	r[n].body_len = strlen(r[n].body);
+	r[n + 1].method = "POST";
+	creq_url(&r[n + 1], "/t/arg");
+	r[n + 1].body = "arg=1&x=%";
+	r[n + 1].body_len = strlen(r[n + 1].body);
+	r[n + 1].hdr[0] = "Content-Type: application/x-www-form-urlencoded";
+	client_run(r, n + 2);
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(r[i].status, 200);
+		ck_assert_str_eq(r[i].resp, t[i].want);
+	}
+	for (i = n; i < n + 2; i++) {
+		ck_assert_int_eq(r[i].status, 400);
+		ck_assert_str_eq(
+			r[i].resp,
+			"{\"ok\":false,\"error\":\"malformed form body: "
+			"bad percent-escape, NUL byte or invalid "
+			"UTF-8\",\"error_description\":\"malformed "
+			"form body: bad percent-escape, NUL byte or "
+			"invalid UTF-8\"}");
+	}
+	creq_free(r, n + 2);
+}
+END_TEST
+
 START_TEST(test_http_body_limit)
 {
 	struct creq *r = creq_new(5);
@@ -1214,6 +1355,7 @@ http_suite(void)
 	tcase_add_test(tc, test_http_health);
 	tcase_add_test(tc, test_http_errors);
 	tcase_add_test(tc, test_http_body_parse);
+	tcase_add_test(tc, test_http_form_lazy);
 	tcase_add_test(tc, test_http_body_limit);
 	tcase_add_test(tc, test_http_header_limit);
 	tcase_add_test(tc, test_http_auth);

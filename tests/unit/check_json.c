@@ -459,6 +459,92 @@ START_TEST(test_json_dump_compact_large)
 }
 END_TEST
 
+/*
+ * json_body_is_form() picks the bodies json_body_parse() reads as forms,
+ * and json_form_check() gives their verdict and message without the
+ * object.
+ */
+START_TEST(test_json_form_check_same)
+{
+	static const char *const cts[] = {
+		NULL,
+		"",
+		"application/x-www-form-urlencoded",
+		"Application/X-WWW-Form-Urlencoded; charset=utf-8",
+		" text/plain",
+		"application/json",
+		"application/vnd.x+json",
+		"multipart/form-data; boundary=B",
+		"application/zip",
+	};
+	static const char *const bodies[] = {
+		"arg=hello", "access_token=t&arg=%E2%82%AC",
+		"arg=%zz",   "x=%FF",
+		"=%FF",	     " {\"arg\":1}",
+		"{",	     "arg=a&arg=b",
+		"\t\n",	     "a&&&b",
+		"--B\r\n",
+	};
+	struct json_limits lim = {0, 3, 0};
+	char e1[256], e2[256];
+	json_t *o;
+	size_t i, j;
+	int r1, r2;
+	bool form;
+
+	for (i = 0; i < sizeof(cts) / sizeof(cts[0]); i++) {
+		for (j = 0; j < sizeof(bodies) / sizeof(bodies[0]); j++) {
+			const uint8_t *b = (const uint8_t *)bodies[j];
+			size_t n = strlen(bodies[j]);
+
+			/* types 2 and 3 are forms; 0, 1 and 4 are sniffed */
+			form = json_body_is_form(cts[i], b, n);
+			ck_assert(form ==
+				  (i == 2 || i == 3 ||
+				   ((i == 0 || i == 1 || i == 4) &&
+				    bodies[j][strspn(bodies[j], " \t\n")] !=
+					    '{')));
+			if (!form)
+				continue;
+			r1 = json_body_parse(cts[i], b, n, &lim, &o, NULL, e1,
+					     sizeof(e1));
+			json_decref(o);
+			r2 = json_form_check(b, n, &lim, e2, sizeof(e2));
+			ck_assert_int_eq(r1, r2);
+			ck_assert_str_eq(e1, e2);
+		}
+	}
+	/* JSON, multipart, other types and empty bodies are not forms */
+	ck_assert(!json_body_is_form(NULL, (const uint8_t *)"\n {}", 4));
+	ck_assert(!json_body_is_form("application/json", (const uint8_t *)"a=1",
+				     3));
+	ck_assert(!json_body_is_form("application/zip", (const uint8_t *)"a=1",
+				     3));
+	ck_assert(!json_body_is_form("multipart/form-data; boundary=B",
+				     (const uint8_t *)"a=1", 3));
+	ck_assert(!json_body_is_form(NULL, (const uint8_t *)"", 0));
+	ck_assert(json_body_is_form("text/plain", (const uint8_t *)"a=1", 3));
+	/* the size limit, as json_body_parse() */
+	lim.max_body = 4;
+	ck_assert_int_eq(json_form_check((const uint8_t *)"arg=1", 5, &lim, e2,
+					 sizeof(e2)),
+			 CINDER_ERR_TOO_BIG);
+	ck_assert_int_eq(json_body_parse(NULL, (const uint8_t *)"arg=1", 5,
+					 &lim, &o, NULL, e1, sizeof(e1)),
+			 CINDER_ERR_TOO_BIG);
+	ck_assert_str_eq(e1, e2);
+	ck_assert_int_eq(json_form_check((const uint8_t *)"a=%z", 4, &lim, e2,
+					 sizeof(e2)),
+			 CINDER_ERR_MALFORMED);
+	ck_assert_str_eq(e2, "malformed form body: bad percent-escape, NUL "
+			     "byte or invalid UTF-8");
+	ck_assert_int_eq(json_form_check((const uint8_t *)"a=1", 3, NULL, e2,
+					 sizeof(e2)),
+			 0);
+	ck_assert_str_eq(e2, "");
+}
+END_TEST
+
 static Suite *
 json_suite(void)
 {
@@ -477,6 +563,7 @@ json_suite(void)
 	tcase_add_test(tc, test_json_body_parse_multipart_malformed);
 	tcase_add_test(tc, test_json_url_decode);
 	tcase_add_test(tc, test_json_url_decode_into);
+	tcase_add_test(tc, test_json_form_check_same);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("errors");
 	tcase_add_test(tc, test_json_err_status_table);
