@@ -291,7 +291,7 @@ daemon_base_new(void)
  * In the B1s storm (2026-12-06) nice -19 cut the connected devices'
  * ping p50 tenfold or more and kept their p99 under 50 ms in each run;
  * nice -10 did not. The price: the loop wakes three times as often, and
- * on a quiet host cinderd spent about a fifth more CPU per handshake
+ * on a quiet host cinderd spent about a quarter more CPU per handshake
  * (on a loaded one the storm was no slower). A nice
  * value only orders the loop against cinderd's own threads (they share
  * one autogroup or cgroup), not against PostgreSQL or other services.
