@@ -297,7 +297,7 @@ daemon_base_new(void)
  * one autogroup or cgroup), not against PostgreSQL or other services.
  * SCHED_RR/SCHED_FIFO for the loop held the p99 at 1-2 ms but is not
  * offered: the loop then woke for nearly every event, and cinderd's CPU
- * per handshake rose by a quarter; a loop that spun at real-time
+ * per handshake rose by a third; a loop that spun at real-time
  * priority could also starve the host.
  */
 static void
