@@ -56,6 +56,8 @@ static const struct key_def keys[] = {
 	 "log file path, or stderr; reopened on SIGHUP"},
 	{"crypto_threads", KEY_INT, OFF(crypto_threads), "0", 0, 256,
 	 "RSA worker threads; 0 = one per core"},
+	{"loop_nice", KEY_INT, OFF(loop_nice), "0", -20, 19,
+	 "nice value of the loop thread alone (-20..19); 0 = as started"},
 	{"sql_dir", KEY_STRING, OFF(sql_dir), CINDER_SQLDIR, 0, 0,
 	 "directory holding the sql/NNNN_*.sql migrations"},
 	{"node_id", KEY_STRING, OFF(node_id), "", 0, 0,

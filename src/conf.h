@@ -25,6 +25,7 @@ struct conf {
 	enum log_level log_level; /* err warn notice info debug */
 	char *log_file;		  /* "" or "stderr" = stderr */
 	int crypto_threads;	  /* RSA worker threads, 0 = cores */
+	int loop_nice;		  /* loop thread's nice, 0 = as started */
 	char *sql_dir;		  /* migration files */
 	char *node_id;		  /* this node's name in a cluster */
 	int handshake_timeout;	  /* seconds for a whole handshake */

@@ -58,4 +58,37 @@ kill -0 "$CINDERD_PID" || fail "cinderd died on SIGHUP"
 
 stop_cinderd
 log_has "stopped" || fail "no stop line in the log"
+
+# loop_nice: the loop (main) thread alone; the crypto workers keep theirs.
+# A higher value needs no privilege.
+thread_nice() { awk '{ sub(/.*\) /, ""); print $17 }' "/proc/$CINDERD_PID/task/$1/stat"; }
+start_cinderd --loop_nice=5
+[ "$(thread_nice "$CINDERD_PID")" = 5 ] || fail "loop thread not at nice 5"
+for t in /proc/"$CINDERD_PID"/task/*; do
+	t=${t##*/}
+	[ "$t" = "$CINDERD_PID" ] && continue
+	[ "$(thread_nice "$t")" = "$(nice)" ] || fail "worker $t took the loop's nice"
+done
+log_has "loop thread at nice 5" || fail "no loop_nice log line"
+stop_cinderd
+# A lower value without CAP_SYS_NICE (and RLIMIT_NICE 0) is refused with a
+# warning, and cinderd runs on.
+drop=()
+if [ "$(id -u)" = 0 ]; then
+	command -v setpriv >/dev/null && drop=(setpriv --bounding-set=-sys_nice --inh-caps=-sys_nice)
+fi
+if [ "$(id -u)" != 0 ] || [ ${#drop[@]} -gt 0 ]; then
+	CINDERD_REAL=$CINDERD
+	CINDERD=$T_DIR/cinderd-nocap
+	printf '#!/bin/sh\nulimit -e 0 2>/dev/null\nexec %s %s "$@"\n' "${drop[*]:-}" "$CINDERD_REAL" >"$CINDERD"
+	chmod +x "$CINDERD"
+	start_cinderd --loop_nice=-5
+	wait_for log_has "loop_nice -5 refused" || fail "no refusal line"
+	http GET /v1/ping || fail "ping request"
+	expect 200 "ping after a refused loop_nice"
+	stop_cinderd
+	CINDERD=$CINDERD_REAL
+else
+	note "loop_nice refusal not checked (root without setpriv)"
+fi
 note "lifecycle ok"

@@ -34,6 +34,7 @@ START_TEST(test_conf_defaults)
 	ck_assert_str_eq(cfg->api_listen, "0.0.0.0:8080");
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_NOTICE);
 	ck_assert_int_eq(cfg->crypto_threads, 0);
+	ck_assert_int_eq(cfg->loop_nice, 0);
 	ck_assert_int_eq(cfg->request_timeout, 30);
 	ck_assert_int_eq(cfg->device_cache_linger_s, 60);
 	conf_free(cfg);
@@ -52,6 +53,7 @@ START_TEST(test_conf_parse_good)
 			   "log_level debug\n"
 			   "rate_limits all=20000,token=50,lock=3\n"
 			   "crypto_threads 4\n"
+			   "loop_nice -10\n"
 			   "device_cache_linger_s 0\n"
 			   "web_root \"\"\n"
 			   "log_file \"/var/log/cinder d.log\"\n";
@@ -62,6 +64,7 @@ START_TEST(test_conf_parse_good)
 	ck_assert_str_eq(cfg->api_listen, "[::1]:8081");
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_DEBUG);
 	ck_assert_int_eq(cfg->crypto_threads, 4);
+	ck_assert_int_eq(cfg->loop_nice, -10);
 	ck_assert_int_eq(cfg->device_cache_linger_s, 0);
 	ck_assert_str_eq(cfg->rate_limits, "all=20000,token=50,lock=3");
 	ck_assert_str_eq(cfg->web_root, "");
@@ -79,6 +82,11 @@ static const struct {
 	{"\n\ncrypto_threads many\n", "t.conf:3: crypto_threads"},
 	{"crypto_threads 100000\n", "t.conf:1: crypto_threads"},
 	{"crypto_threads 4x\n", "t.conf:1: crypto_threads"},
+	{"loop_nice -21\n", "t.conf:1: loop_nice: \"-21\" is not a number "
+			    "from -20 to 19"},
+	{"loop_nice 20\n", "t.conf:1: loop_nice"},
+	{"loop_nice high\n", "t.conf:1: loop_nice"},
+	{"loop_nice -5.5\n", "t.conf:1: loop_nice"},
 	{"log_level loud\n", "t.conf:1: log_level"},
 	{"device_listen 5683\n", "t.conf:1: device_listen"},
 	{"device_listen host:99999\n", "t.conf:1: device_listen"},
