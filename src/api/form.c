@@ -161,35 +161,46 @@ key_is(const char *s, size_t len, const char *name)
 	return name[i] == '\0';
 }
 
+bool
+form_next(const char *s, size_t len, size_t *pos, struct form_field *f)
+{
+	const char *p = s + *pos, *end = s + len, *amp, *eq;
+
+	while (p < end && *p == '&')
+		p++;
+	if (p >= end) {
+		*pos = len;
+		return false;
+	}
+	amp = memchr(p, '&', (size_t)(end - p));
+	if (amp == NULL)
+		amp = end;
+	eq = memchr(p, '=', (size_t)(amp - p));
+	f->key = p;
+	f->klen = (size_t)((eq != NULL ? eq : amp) - p);
+	f->has_eq = eq != NULL;
+	f->val = eq != NULL ? eq + 1 : amp;
+	f->vlen = eq != NULL ? (size_t)(amp - eq - 1) : 0;
+	*pos = (size_t)(amp - s) + (amp < end);
+	return true;
+}
+
 int
 form_check(const char *s, size_t len, size_t max_fields)
 {
-	const char *p = s, *end = s + len, *amp, *eq;
-	size_t klen, n = 0;
+	struct form_field f;
+	size_t pos = 0, n = 0;
 
 	if (max_fields == 0)
 		max_fields = FORM_DEFAULT_MAX_FIELDS;
-	while (p < end) {
-		amp = memchr(p, '&', (size_t)(end - p));
-		if (amp == NULL)
-			amp = end;
-		if (amp == p) {
-			p++;
-			continue;
-		}
+	while (form_next(s, len, &pos, &f)) {
 		if (++n > max_fields)
 			return CINDER_ERR_TOO_BIG;
-		eq = memchr(p, '=', (size_t)(amp - p));
-		klen = (size_t)((eq != NULL ? eq : amp) - p);
 		/* an empty key is ignored, its value only decoded; a key
 		 * that is not empty decodes to at least one byte */
-		if (!dec_valid(p, klen, true) ||
-		    (eq != NULL &&
-		     !dec_valid(eq + 1, (size_t)(amp - eq - 1), klen > 0)))
+		if (!dec_valid(f.key, f.klen, true) ||
+		    (f.has_eq && !dec_valid(f.val, f.vlen, f.klen > 0)))
 			return CINDER_ERR_MALFORMED;
-		if (amp == end)
-			break;
-		p = amp + 1;
 	}
 	return 0;
 }
@@ -198,7 +209,8 @@ int
 form_find(const char *s, size_t len, const char *name, const char **val,
 	  size_t *vlen)
 {
-	const char *p = s, *end = s + len, *amp, *eq;
+	struct form_field f;
+	size_t pos = 0;
 	int n = 0;
 
 	if (val != NULL)
@@ -207,23 +219,15 @@ form_find(const char *s, size_t len, const char *name, const char **val,
 		*vlen = 0;
 	if (*name == '\0')
 		return 0;
-	while (p < end) {
-		amp = memchr(p, '&', (size_t)(end - p));
-		if (amp == NULL)
-			amp = end;
-		eq = memchr(p, '=', (size_t)(amp - p));
-		if (amp > p &&
-		    key_is(p, (size_t)((eq != NULL ? eq : amp) - p), name)) {
-			if (n == 0 && val != NULL)
-				*val = eq != NULL ? eq + 1 : amp;
-			if (n == 0 && vlen != NULL)
-				*vlen = eq != NULL ? (size_t)(amp - eq - 1) : 0;
-			if (++n == FORM_MANY)
-				break;
-		}
-		if (amp == end)
-			break;
-		p = amp + 1;
+	while (n < FORM_MANY && form_next(s, len, &pos, &f)) {
+		if (!key_is(f.key, f.klen, name))
+			continue;
+		if (n++ > 0)
+			continue;
+		if (val != NULL)
+			*val = f.val;
+		if (vlen != NULL)
+			*vlen = f.vlen;
 	}
 	return n;
 }

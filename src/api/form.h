@@ -23,6 +23,23 @@
 /** Fields form_check() takes when given 0 (JSON_DEFAULT_MAX_FIELDS). */
 #define FORM_DEFAULT_MAX_FIELDS 256
 
+/** One field of a form body, still encoded: pointers into the body. */
+struct form_field {
+	const char *key; /* klen bytes before '=' (or the whole field) */
+	const char *val; /* vlen bytes after '='; vlen 0 without one */
+	size_t klen, vlen;
+	bool has_eq; /* the field has a '=' */
+};
+
+/**
+ * The next field of s[*pos..len) that is not empty ("&&" is skipped).
+ * Every walk over a body's fields (form_check(), form_find(),
+ * json_form_parse()) splits it here, so they cannot split it apart.
+ * @param pos where to start (0 for the first); moved past the field
+ * @return true with *f set, false at the end
+ */
+bool form_next(const char *s, size_t len, size_t *pos, struct form_field *f);
+
 /**
  * Percent-decode s[0..len): %XX (either case) becomes its byte, '+'
  * becomes ' ' if plus_is_space. %00, a truncated or non-hex escape and

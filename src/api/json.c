@@ -104,9 +104,9 @@ json_form_add(json_t *obj, const char *key, const char *val, size_t vlen)
 int
 json_form_parse(const char *s, size_t len, json_t *obj, size_t max_fields)
 {
-	const char *p = s, *end = s + len, *amp, *eq;
+	struct form_field f;
 	char sbuf[FORM_STACK_MAX], *buf = sbuf, *key, *val;
-	size_t klen, vlen, nfields = 0;
+	size_t klen, vlen, pos = 0, nfields = 0;
 	int r = CINDER_ERR_INTERNAL;
 
 	if (max_fields == 0)
@@ -115,35 +115,20 @@ json_form_parse(const char *s, size_t len, json_t *obj, size_t max_fields)
 	 * (decoding never lengthens): one buffer for the whole body */
 	if (len + 2 > sizeof(sbuf))
 		buf = xmalloc(len + 2);
-	while (p < end) {
-		amp = memchr(p, '&', (size_t)(end - p));
-		if (amp == NULL)
-			amp = end;
-		if (amp == p) {
-			p++;
-			continue;
-		}
+	while (form_next(s, len, &pos, &f)) {
 		if (++nfields > max_fields) {
 			r = CINDER_ERR_TOO_BIG;
 			goto out;
 		}
-		eq = memchr(p, '=', (size_t)(amp - p));
-		klen = (size_t)((eq != NULL ? eq : amp) - p);
 		key = buf;
-		if ((r = json_url_decode_into(p, klen, true, key, &klen)) != 0)
+		if ((r = form_decode(f.key, f.klen, true, key, &klen)) != 0)
 			goto out;
 		val = key + klen + 1;
-		if (eq != NULL)
-			r = json_url_decode_into(eq + 1, (size_t)(amp - eq - 1),
-						 true, val, &vlen);
-		else
-			r = json_url_decode_into("", 0, true, val, &vlen);
-		if (r != 0)
+		if ((r = form_decode(f.val, f.vlen, true, val, &vlen)) != 0)
 			goto out;
 		if (*key != '\0' &&
 		    (r = json_form_add(obj, key, val, vlen)) != 0)
 			goto out;
-		p = amp + 1;
 	}
 	r = 0;
 out:
@@ -504,6 +489,17 @@ limits_get(const struct json_limits *lim, size_t *max_body, size_t *max_fields,
 		*max_files = lim->max_files;
 }
 
+/* A body within the route's limit, else CINDER_ERR_TOO_BIG and why. */
+static int
+body_fits(size_t len, size_t max_body, char *errbuf, size_t errlen)
+{
+	if (len <= max_body)
+		return 0;
+	set_err(errbuf, errlen, "request body is too large (limit %zu bytes)",
+		max_body);
+	return CINDER_ERR_TOO_BIG;
+}
+
 int
 json_form_check(const uint8_t *body, size_t len, const struct json_limits *lim,
 		char *errbuf, size_t errlen)
@@ -514,12 +510,8 @@ json_form_check(const uint8_t *body, size_t len, const struct json_limits *lim,
 	if (errbuf != NULL && errlen > 0)
 		*errbuf = '\0';
 	limits_get(lim, &max_body, &max_fields, &max_files);
-	if (len > max_body) {
-		set_err(errbuf, errlen,
-			"request body is too large (limit %zu bytes)",
-			max_body);
-		return CINDER_ERR_TOO_BIG;
-	}
+	if ((r = body_fits(len, max_body, errbuf, errlen)) != 0)
+		return r;
 	if ((r = form_check((const char *)body, len, max_fields)) != 0)
 		form_err(r, errbuf, errlen);
 	return r;
@@ -541,13 +533,8 @@ json_body_parse(const char *content_type, const uint8_t *body, size_t len,
 	if (errbuf != NULL && errlen > 0)
 		*errbuf = '\0';
 	limits_get(lim, &max_body, &max_fields, &max_files);
-	if (len > max_body) {
-		set_err(errbuf, errlen,
-			"request body is too large (limit %zu bytes)",
-			max_body);
-		r = CINDER_ERR_TOO_BIG;
+	if ((r = body_fits(len, max_body, errbuf, errlen)) != 0)
 		goto out;
-	}
 	if (len == 0) {
 		obj = json_object();
 		goto done;

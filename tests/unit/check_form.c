@@ -113,6 +113,44 @@ START_TEST(test_form_decode)
 }
 END_TEST
 
+/* form_next() splits a body the one way every walk over it uses */
+START_TEST(test_form_next)
+{
+	static const char body[] = "&a=1&&b&=c&d=e=f&";
+	static const struct {
+		const char *key, *val;
+		bool has_eq;
+	} want[] = {
+		{"a", "1", true},
+		{"b", "", false},
+		{"", "c", true},
+		{"d", "e=f", true},
+	};
+	struct form_field f;
+	size_t pos = 0, i;
+
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		ck_assert_msg(form_next(body, strlen(body), &pos, &f),
+			      "field %zu missing", i);
+		ck_assert_uint_eq(f.klen, strlen(want[i].key));
+		ck_assert(memcmp(f.key, want[i].key, f.klen) == 0);
+		ck_assert_uint_eq(f.vlen, strlen(want[i].val));
+		ck_assert(memcmp(f.val, want[i].val, f.vlen) == 0);
+		ck_assert(f.has_eq == want[i].has_eq);
+	}
+	ck_assert(!form_next(body, strlen(body), &pos, &f));
+	ck_assert_uint_eq(pos, strlen(body));
+	/* bounded by len, not by a NUL: "x=1" of "x=1&y=2" */
+	pos = 0;
+	ck_assert(form_next("x=1&y=2", 3, &pos, &f));
+	ck_assert_uint_eq(f.vlen, 1);
+	ck_assert(!form_next("x=1&y=2", 3, &pos, &f));
+	pos = 0;
+	ck_assert(!form_next("", 0, &pos, &f));
+	ck_assert(!form_next("&&&", 3, &pos, &f));
+}
+END_TEST
+
 START_TEST(test_form_find_get)
 {
 	const char *s = "arg=a+b%26c&access_token=tok&dup=1&dup=2&a%72gs=x&"
@@ -347,6 +385,7 @@ form_suite(void)
 
 	tc = tcase_create("decode_find");
 	tcase_add_test(tc, test_form_decode);
+	tcase_add_test(tc, test_form_next);
 	tcase_add_test(tc, test_form_find_get);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("same_as_json_form_parse");
