@@ -180,6 +180,7 @@ void http_kick(struct http *h);
 
 /* http_req.c: a request's life, MHD's per-request callbacks */
 void http_req_suspend(struct http_request *req);
+void http_req_block_free(void *block);
 void http_req_resume(struct http_request *req);
 void http_req_notify_close(struct http_request *req, bool answered);
 void http_req_gone(struct http_request *req);

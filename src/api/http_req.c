@@ -19,6 +19,15 @@
 #include "err.h"
 #include "log.h"
 #include "xmalloc.h"
+
+/* A pooled request block is poisoned while it waits for reuse, so that
+   AddressSanitizer still catches a use after the request's end. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#endif
 #include "api/form.h"
 #include "api/http_int.h"
 
@@ -120,6 +129,7 @@ req_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	if (sizeof(*req) + evlen + mlen + ulen <= HTTP_REQ_BLOCK) {
 		req = h->req_pool_n > 0 ? h->req_pool[--h->req_pool_n]
 					: xmalloc(HTTP_REQ_BLOCK);
+		ASAN_UNPOISON_MEMORY_REGION(req, HTTP_REQ_BLOCK);
 		memset(req, 0, sizeof(*req) + evlen);
 		req->pooled = true;
 	} else {
@@ -167,6 +177,14 @@ http_req_notify_close(struct http_request *req, bool answered)
 		cb(req->id, answered, req->close_arg);
 }
 
+/* Free a block of h->req_pool (http_free()). */
+void
+http_req_block_free(void *block)
+{
+	ASAN_UNPOISON_MEMORY_REGION(block, HTTP_REQ_BLOCK);
+	free(block);
+}
+
 /* Called from MHD when the request is over; the only place req is freed. */
 static void
 req_free(struct http_request *req)
@@ -208,10 +226,12 @@ req_free(struct http_request *req)
 	free(req->hdrs);
 	if (req->sbuf != NULL)
 		evbuffer_free(req->sbuf);
-	if (req->pooled && req->h->req_pool_n < HTTP_REQ_POOL)
+	if (req->pooled && req->h->req_pool_n < HTTP_REQ_POOL) {
 		req->h->req_pool[req->h->req_pool_n++] = req;
-	else
+		ASAN_POISON_MEMORY_REGION(req, HTTP_REQ_BLOCK);
+	} else {
 		free(req);
+	}
 }
 
 /*
