@@ -27,6 +27,17 @@ xmalloc(size_t n)
 	return p;
 }
 
+/*
+ * Up to this many bytes, xcalloc is malloc + memset. glibc's calloc
+ * (2.36, Debian 12's) never takes a block from the thread's cache (tcache,
+ * blocks of up to 1032 bytes) although free puts blocks there: each calloc
+ * went to the arena's bins, and after a large allocation had merged the
+ * fast bins, sorted its unsorted list first (perf of bench/run B4 at
+ * 10,000 devices: the 32-byte calloc of a device request 0.7 us). Above
+ * it calloc stays, for its fresh zero pages.
+ */
+#define XCALLOC_SMALL 1024
+
 void *
 xcalloc(size_t nmemb, size_t size)
 {
@@ -34,6 +45,11 @@ xcalloc(size_t nmemb, size_t size)
 
 	if (nmemb == 0 || size == 0)
 		nmemb = size = 1;
+	if (nmemb <= XCALLOC_SMALL / size) {
+		if ((p = malloc(nmemb * size)) == NULL)
+			oom(nmemb * size);
+		return memset(p, 0, nmemb * size);
+	}
 	p = calloc(nmemb, size);
 	if (p == NULL)
 		oom(nmemb * size);

@@ -622,6 +622,8 @@ http_free(struct http *h)
 	if (h->ev_stopped != NULL)
 		event_free(h->ev_stopped);
 	router_free(h->router);
+	while (h->req_pool_n > 0)
+		http_req_block_free(h->req_pool[--h->req_pool_n]);
 	free(h->tab);
 	free(h->tls_cert);
 	if (h->tls_key != NULL)

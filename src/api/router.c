@@ -298,10 +298,10 @@ router_match(const struct router *r, const char *method, const char *path,
 		if (!row_matches(c, &pp, score))
 			continue;
 		path_seen = true;
-		if (!method_matches(c->route->method, method)) {
-			allow_add(m->allow, sizeof(m->allow), c->route->method);
+		/* the Allow list is built below, only when no row matched
+		 * (a match's is empty) */
+		if (!method_matches(c->route->method, method))
 			continue;
-		}
 		/* GET rows serve HEAD, but an explicit HEAD row wins */
 		if (best != NULL) {
 			int cmp;
@@ -322,10 +322,21 @@ router_match(const struct router *r, const char *method, const char *path,
 		memcpy(best_score, score, sizeof(score));
 	}
 	if (best == NULL) {
-		path_cleanup(&pp);
-		if (!path_seen)
+		if (!path_seen) {
+			path_cleanup(&pp);
 			return ROUTER_NO_PATH;
+		}
+		for (i = 0; i < r->n; i++) {
+			c = &r->rows[i];
+			if (c->wild ? pp.n < c->nseg : pp.n != c->nseg)
+				continue;
+			memset(score, 0, sizeof(score));
+			if (row_matches(c, &pp, score))
+				allow_add(m->allow, sizeof(m->allow),
+					  c->route->method);
+		}
 		allow_add(m->allow, sizeof(m->allow), "OPTIONS");
+		path_cleanup(&pp);
 		return ROUTER_NO_METHOD;
 	}
 	m->route = best->route;

@@ -238,6 +238,23 @@ START_TEST(test_router_match_method)
 			 ROUTER_NO_METHOD);
 	ck_assert_str_eq(m.allow, "GET, OPTIONS");
 	router_match_cleanup(&m);
+	/* a path longer than the match's buffer (its segments allocated) */
+	{
+		char path[200];
+
+		memcpy(path, "/v1/devices/", 12);
+		memset(path + 12, 'a', 150);
+		path[162] = '\0';
+		ck_assert_int_eq(router_match(r, "PATCH", path, &m),
+				 ROUTER_NO_METHOD);
+		ck_assert_str_eq(m.allow, "GET, PUT, DELETE, OPTIONS");
+		router_match_cleanup(&m);
+	}
+	/* a match has no Allow list, though a GET row has its path too */
+	ck_assert_int_eq(router_match(r, "POST", "/v1/devices", &m),
+			 ROUTER_FOUND);
+	ck_assert_str_eq(m.allow, "");
+	router_match_cleanup(&m);
 	/* HEAD is served by GET rows */
 	ck_assert_int_eq(router_match(r, "HEAD", "/v1/devices", &m),
 			 ROUTER_FOUND);
