@@ -639,7 +639,6 @@ var_answer(struct dreq *d, json_t *v)
 	jt_answer(d, &t);
 }
 
-/* {"id":..,"last_app":null,"name":..,"connected":true,"return_value":N} */
 /* value as "%d" writes it, into num (>= 12 bytes); the length. snprintf's
    format parsing was a tenth of a microsecond per call (perf of bench/run
    B4). */
@@ -661,6 +660,7 @@ int_text(char *num, int value)
 	return k;
 }
 
+/* {"id":..,"last_app":null,"name":..,"connected":true,"return_value":N} */
 static void
 fn_answer(struct dreq *d, int value)
 {

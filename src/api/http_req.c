@@ -19,17 +19,26 @@
 #include "err.h"
 #include "log.h"
 #include "xmalloc.h"
+#include "api/form.h"
+#include "api/http_int.h"
 
 /* A pooled request block is poisoned while it waits for reuse, so that
-   AddressSanitizer still catches a use after the request's end. */
-#if defined(__SANITIZE_ADDRESS__)
+   AddressSanitizer still catches a use after the request's end (GCC
+   says so with __SANITIZE_ADDRESS__, clang with __has_feature). */
+#if !defined(CINDER_ASAN) && defined(__SANITIZE_ADDRESS__)
+#define CINDER_ASAN 1
+#endif
+#if !defined(CINDER_ASAN) && defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CINDER_ASAN 1
+#endif
+#endif
+#ifdef CINDER_ASAN
 #include <sanitizer/asan_interface.h>
 #else
 #define ASAN_POISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
 #define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
 #endif
-#include "api/form.h"
-#include "api/http_int.h"
 
 /* ---- request objects ---- */
 
@@ -213,6 +222,8 @@ req_free(struct http_request *req)
 	json_files_free(req->files);
 	if (req->buf != req->body_inl)
 		free(req->buf);
+	else /* it may hold a form's access_token; the block may be pooled */
+		explicit_bzero(req->body_inl, sizeof(req->body_inl));
 	if (req->token == req->token_inl)
 		explicit_bzero(req->token_inl, sizeof(req->token_inl));
 	else if (req->token != NULL)
