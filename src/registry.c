@@ -1242,6 +1242,7 @@ registry_free(struct registry *reg)
 		event_free(reg->accept_ev);
 	registry_pres_cleanup(reg);
 	registry_row_cleanup(reg);
+	registry_hs_cleanup(reg);
 	registry_timers_cleanup(reg);
 	if (reg->keys != NULL)
 		hmap_foreach(reg->keys, free_key, NULL);

@@ -66,7 +66,31 @@ step2_work(void *arg)
 					   sizeof(j->block), &j->out);
 }
 
-static void key_lookup_done(int r, const struct store_result *res, void *arg);
+/*
+ * The key lookups of one loop turn go to PostgreSQL as one statement.
+ * The store follows every statement in its pipeline with a sync, and
+ * libpq (before 17) flushes the connection at each sync: one lookup per
+ * handshake was one send() per handshake on the loop thread (strace of
+ * B1: 1.2 to PostgreSQL per handshake) and a wake-up of the backend
+ * each. The crypto pool hands its completions over several at a time
+ * (cryptopool.c), so the step-2 completions of one callback now share a
+ * statement, its send and its result.
+ */
+#define KEY_BATCH_MAX 64
+
+struct key_batch {
+	struct registry *reg;		  /* lives longer than any batch */
+	size_t n;			  /* entries in conn_ids */
+	uint64_t conn_ids[KEY_BATCH_MAX]; /* the connections asking */
+};
+
+/* Column 6 names the row's device: rows come in no particular order. */
+static const char key_lookup_sql[] =
+	"SELECT d.public_key, d.owner_id, coalesce(d.product_id, p.id), "
+	"d.product_id IS NOT NULL, d.firmware_updates_forced, "
+	"d.hello_product_id, d.device_id "
+	"FROM devices d LEFT JOIN products p ON p.id = d.hello_product_id "
+	"WHERE d.device_id = ANY ($1::text[])";
 
 /*
  * Step 3's job, from the key lookup on: the device's registered key and
@@ -184,19 +208,19 @@ key_from_cache(struct devconn *c)
 	return true;
 }
 
-/* An integer column of row 0 as 0..0xffff, NULL as 0; false if it is
+/* An integer column of a row as 0..0xffff, NULL as 0; false if it is
    out of that range (the presence hook then asks the database). */
 static bool
-col_u16(const struct store_result *res, int col, uint16_t *out)
+col_u16(const struct store_result *res, int row, int col, uint16_t *out)
 {
 	const char *v;
 	char *end;
 	long n;
 
 	*out = 0;
-	if (store_result_is_null(res, 0, col))
+	if (store_result_is_null(res, row, col))
 		return true;
-	v = store_result_value(res, 0, col);
+	v = store_result_value(res, row, col);
 	n = strtol(v, &end, 10);
 	if (end == v || *end != '\0' || n < 0 || n > 0xffff)
 		return false;
@@ -210,50 +234,66 @@ col_u16(const struct store_result *res, int col, uint16_t *out)
  * per handshake (registry_presence.info_known).
  */
 static void
-key_lookup_info(struct devconn *c, const struct store_result *res)
+key_lookup_info(struct devconn *c, const struct store_result *res, int row)
 {
 	uint16_t product, hello;
 	const char *v;
 
 	c->info_known = false;
 	/* when assigned, column 2 is the assigned product */
-	v = store_result_value(res, 0, 3);
+	v = store_result_value(res, row, 3);
 	registry_row_product_set(c, store_result_nfields(res) >= 6,
 				 v != NULL && v[0] == 't'
-					 ? store_result_value(res, 0, 2)
+					 ? store_result_value(res, row, 2)
 					 : NULL);
-	if (store_result_nfields(res) < 6 || !col_u16(res, 2, &product) ||
-	    !col_u16(res, 5, &hello))
+	if (store_result_nfields(res) < 6 || !col_u16(res, row, 2, &product) ||
+	    !col_u16(res, row, 5, &hello))
 		return;
-	v = store_result_value(res, 0, 3);
+	v = store_result_value(res, row, 3);
 	c->info_assigned = v != NULL && v[0] == 't';
-	v = store_result_value(res, 0, 4);
+	v = store_result_value(res, row, 4);
 	c->info_forced = v != NULL && v[0] == 't';
 	c->info_product = product;
 	c->info_hello = hello;
 	c->info_known = true;
 }
 
+/* The key lookup failed with r (before or after it was sent). */
 static void
-key_lookup_done(int r, const struct store_result *res, void *arg)
+key_lookup_failed(struct devconn *c, int r, const char *reason)
 {
-	struct ticket *t = arg;
-	struct registry *reg = t->reg;
-	struct devconn *c = registry_conn_get(reg, t->conn_id);
+	if (r == CINDER_ERR_UNAVAILABLE && key_from_cache(c))
+		return;
+	registry_conn_close(c, r, reason);
+}
+
+/* The batch's row of c's device, or -1 if it has none. */
+static int
+key_lookup_row(const struct store_result *res, const struct devconn *c)
+{
+	int i, n = store_result_ntuples(res);
+	const char *id;
+
+	if (store_result_nfields(res) < 7)
+		return -1;
+	for (i = 0; i < n; i++) {
+		id = store_result_value(res, i, 6);
+		if (id != NULL && strcmp(id, c->idhex) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* c's device row (row of res, -1: none) is in. */
+static void
+key_lookup_conn(struct devconn *c, const struct store_result *res, int row)
+{
+	struct registry *reg = c->reg;
 	struct key_entry *e, *old = NULL;
 	const char *pem, *owner;
 	uint8_t sha[CRYPTO_SHA256_LEN];
 
-	tmpmem_free(t);
-	if (c == NULL)
-		return;
-	if (r != 0) {
-		if (r == CINDER_ERR_UNAVAILABLE && key_from_cache(c))
-			return;
-		registry_conn_close(c, r, "could not look up the device key");
-		return;
-	}
-	if (store_result_ntuples(res) != 1 || store_result_is_null(res, 0, 0)) {
+	if (row < 0 || store_result_is_null(res, row, 0)) {
 		reg->stats.unknown_devices++;
 		record_pending_key(c);
 		registry_conn_close(
@@ -262,12 +302,13 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 			"`cinderd device accept`)");
 		return;
 	}
-	pem = store_result_value(res, 0, 0);
-	owner = store_result_is_null(res, 0, 1) ? NULL
-						: store_result_value(res, 0, 1);
+	pem = store_result_value(res, row, 0);
+	owner = store_result_is_null(res, row, 1)
+			? NULL
+			: store_result_value(res, row, 1);
 	c->owner_id = owner ? strtoll(owner, NULL, 10) : 0;
 	c->owner_sure = true;
-	key_lookup_info(c, res);
+	key_lookup_info(c, res, row);
 	/* PEM parsing is not free: keep the DER while the stored PEM is
 	   unchanged. */
 	if (crypto_sha256(pem, strlen(pem), sha) != 0) {
@@ -309,14 +350,116 @@ key_lookup_done(int r, const struct store_result *res, void *arg)
 }
 
 static void
+key_lookup_done(int r, const struct store_result *res, void *arg)
+{
+	struct key_batch *b = arg;
+	struct devconn *c;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		if ((c = registry_conn_get(b->reg, b->conn_ids[i])) == NULL)
+			continue;
+		if (r != 0)
+			key_lookup_failed(c, r,
+					  "could not look up the device key");
+		else
+			key_lookup_conn(c, res, key_lookup_row(res, c));
+	}
+	tmpmem_free(b);
+}
+
+/* Send the key lookups gathered so far as one statement. */
+static void
+key_batch_send(struct registry *reg)
+{
+	struct key_batch *b = reg->key_batch;
+	char ids[2 + KEY_BATCH_MAX * (DEVICE_ID_HEX + 1)], *p = ids;
+	const char *params[1];
+	struct devconn *c;
+	size_t i;
+
+	if (b == NULL)
+		return;
+	reg->key_batch = NULL;
+	*p++ = '{';
+	for (i = 0; i < b->n; i++) {
+		if ((c = registry_conn_get(reg, b->conn_ids[i])) == NULL)
+			continue;
+		if (p > ids + 1)
+			*p++ = ',';
+		memcpy(p, c->idhex, DEVICE_ID_HEX); /* hex: no quoting */
+		p += DEVICE_ID_HEX;
+		c->owner_seq = reg->owner_seq;
+	}
+	if (p == ids + 1) {
+		tmpmem_free(b); /* every one of them closed meanwhile */
+		return;
+	}
+	*p++ = '}';
+	*p = '\0';
+	params[0] = ids;
+	if (store_query(
+		    reg->store, STORE_Q_READ | STORE_Q_PREPARE | STORE_Q_URGENT,
+		    key_lookup_sql, 1, params, key_lookup_done, b, NULL) == 0)
+		return;
+	for (i = 0; i < b->n; i++) {
+		if ((c = registry_conn_get(reg, b->conn_ids[i])) != NULL)
+			key_lookup_failed(
+				c, CINDER_ERR_UNAVAILABLE,
+				"database unavailable for the key lookup");
+	}
+	tmpmem_free(b);
+}
+
+static void
+key_batch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	key_batch_send(arg);
+}
+
+/* Look c's key up with the others of this loop turn. */
+static void
+key_batch_add(struct devconn *c)
+{
+	struct registry *reg = c->reg;
+	struct key_batch *b = reg->key_batch;
+
+	if (b != NULL && b->n == KEY_BATCH_MAX) {
+		key_batch_send(reg);
+		b = NULL;
+	}
+	if (b == NULL) {
+		b = reg->key_batch = tmpmem_calloc(1, sizeof(*b));
+		b->reg = reg;
+	}
+	b->conn_ids[b->n++] = c->id;
+	if (reg->key_ev == NULL)
+		reg->key_ev = event_new(reg->base, -1, 0, key_batch_cb, reg);
+	if (reg->key_ev != NULL)
+		event_active(reg->key_ev, EV_TIMEOUT, 1);
+	else
+		key_batch_send(reg);
+}
+
+void
+registry_hs_cleanup(struct registry *reg)
+{
+	if (reg->key_ev != NULL)
+		event_free(reg->key_ev);
+	reg->key_ev = NULL;
+	tmpmem_free(reg->key_batch);
+	reg->key_batch = NULL;
+}
+
+static void
 step2_done(void *arg, bool cancelled)
 {
 	struct step2_job *j = arg;
 	struct registry *reg = j->t.reg;
 	struct devconn *c =
 		cancelled ? NULL : registry_conn_get(reg, j->t.conn_id);
-	struct ticket *t;
-	const char *params[1];
 
 	if (c == NULL)
 		goto out;
@@ -332,27 +475,7 @@ step2_done(void *arg, bool cancelled)
 	memcpy(c->hs->supplied_der, j->out.key_der, j->out.key_der_len);
 	c->hs->supplied_der_len = j->out.key_der_len;
 	c->state = DC_KEY;
-	t = tmpmem_alloc(sizeof(*t));
-	t->reg = reg;
-	t->conn_id = c->id;
-	params[0] = c->idhex;
-	c->owner_seq = reg->owner_seq;
-	if (store_query(reg->store,
-			STORE_Q_READ | STORE_Q_PREPARE | STORE_Q_URGENT,
-			"SELECT d.public_key, d.owner_id, "
-			"coalesce(d.product_id, p.id), "
-			"d.product_id IS NOT NULL, "
-			"d.firmware_updates_forced, d.hello_product_id "
-			"FROM devices d LEFT JOIN products p "
-			"ON p.id = d.hello_product_id "
-			"WHERE d.device_id = $1",
-			1, params, key_lookup_done, t, NULL) != 0) {
-		tmpmem_free(t);
-		if (!key_from_cache(c))
-			registry_conn_close(
-				c, CINDER_ERR_UNAVAILABLE,
-				"database unavailable for the key lookup");
-	}
+	key_batch_add(c);
 out:
 	crypto_wipe(j, sizeof(*j));
 	tmpmem_free(j);

@@ -24,6 +24,7 @@
 
 struct store_result;
 struct desc_memo;
+struct key_batch;
 
 #define DEVICE_ID_HEX 24
 #define KEY_CACHE_MAX 100000	/* cached device keys */
@@ -251,6 +252,9 @@ struct registry {
 	bool row_all;	      /* every device's row to read again */
 	struct event *row_ev; /* reads them, or NULL */
 	uint64_t row_q;	      /* the read in flight, 0: none */
+	struct key_batch *key_batch; /* key lookups not yet sent, or NULL
+					(registry_hs.c) */
+	struct event *key_ev;	     /* sends them, or NULL */
 };
 
 /* A device whose last connection closed at `at` (registry_linger.c). */
@@ -492,5 +496,8 @@ void registry_hs_key_entry_free(struct key_entry *e);
 
 /** Free a step-3 job that never reached the pool. NULL is a no-op. */
 void registry_hs_step3_free(struct step3_job *j);
+
+/** Free the key lookups not yet sent and their event (registry_free). */
+void registry_hs_cleanup(struct registry *reg);
 
 #endif

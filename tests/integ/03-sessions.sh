@@ -64,8 +64,24 @@ sim_run dup "$T_DIR/good" --count 1 --app testapp --no-reconnect
 wait_for health_at_least replaced 1 || fail "no replacement counted"
 wait_for log_has "dev $id\] closed: replaced by a newer connection" || fail "no replacement log line"
 
+# Known and unknown devices handshaking at once (key lookups of one loop
+# turn share a statement, src/registry_hs.c): each gets its own answer.
+sim_provision "$T_DIR/mixed" 8 --register
+mixed_unknown=$(sed -n '2p;5p;7p' "$T_DIR/mixed/devices.txt")
+for u in $mixed_unknown; do
+	sql "DELETE FROM devices WHERE device_id = '$u'" >/dev/null
+done
+sim_run mixed "$T_DIR/mixed" --app tinker --no-reconnect
+WAIT_S=30 wait_for sim_has_at_least mixed ready 5 ||
+	fail "known devices of a mixed fleet did not become ready: $(cat "$T_DIR/mixed.err")"
+for u in $mixed_unknown; do
+	wait_for log_has "dev $u\] closed: refused: unknown device" ||
+		fail "unknown device $u of a mixed fleet not refused"
+done
+[ "$(sim_count mixed ready)" = 5 ] || fail "an unknown device of a mixed fleet got a session"
+
 # Devices that leave are marked offline.
-kill "$SIM_PID_good" "$SIM_PID_dup" "$SIM_PID_unknown"
+kill "$SIM_PID_good" "$SIM_PID_dup" "$SIM_PID_unknown" "$SIM_PID_mixed"
 WAIT_S=30 wait_for sql_is "SELECT count(*) FROM devices WHERE online" 0 ||
 	fail "devices still online after they left: $(sql "SELECT device_id FROM devices WHERE online")"
 stop_cinderd
