@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "err.h"
+#include "fmt.h"
 #include "log.h"
 #include "xmalloc.h"
 #include "api/form.h"
@@ -107,16 +108,8 @@ client_ip_set(struct http_request *req)
 static void
 ctx_set(char *ctx, uint64_t id)
 {
-	char d[20];
-	size_t n = 0, i;
-
-	do
-		d[n++] = (char)('0' + id % 10);
-	while ((id /= 10) != 0);
 	memcpy(ctx, "req ", 4);
-	for (i = 0; i < n; i++)
-		ctx[4 + i] = d[n - 1 - i];
-	ctx[4 + n] = '\0';
+	fmt_u64(ctx + 4, id);
 }
 
 static struct http_request *

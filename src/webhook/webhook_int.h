@@ -213,27 +213,6 @@ webhook_strcpy(char *dst, size_t n, const char *src)
 	return dst;
 }
 
-/* Write v in decimal at p (room for 21 bytes), NUL-terminated.
-   @return the number of digits (and sign) written */
-static inline size_t
-webhook_fmt_i64(char *p, int64_t v)
-{
-	char tmp[21];
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	size_t n = 0, i = 0;
-
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
-	if (v < 0)
-		p[i++] = '-';
-	while (n > 0)
-		p[i++] = tmp[--n];
-	p[i] = '\0';
-	return i;
-}
-
 /* ---- webhook_queue.c: delivery rows, retry poll, start-up load ---- */
 
 /**

@@ -19,6 +19,7 @@
 
 #include "conf.h"
 #include "err.h"
+#include "fmt.h"
 #include "hmap.h"
 #include "log.h"
 #include "sse.h"
@@ -237,7 +238,7 @@ del_submit(struct webhook *w)
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			ids[off++] = ',';
-		off += webhook_fmt_i64(ids + off, w->del[i].id);
+		off += fmt_i64(ids + off, w->del[i].id);
 	}
 	ids[off++] = '}';
 	ids[off] = '\0';

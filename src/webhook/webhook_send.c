@@ -23,6 +23,7 @@
 #include "bus.h"
 #include "conf.h"
 #include "events.h"
+#include "fmt.h"
 #include "hmap.h"
 #include "log.h"
 #include "store.h"
@@ -207,7 +208,7 @@ publish_chunks(struct webhook *w, const struct delivery *dl, const char *topic,
 	do {
 		size_t n = len - off > CHUNK ? CHUNK : len - off;
 
-		webhook_fmt_i64(name + tl, (int64_t)i++);
+		fmt_i64(name + tl, (int64_t)i++);
 		if (events_publish_internal(w->d.events, NULL, dl->owner, name,
 					    (const uint8_t *)data + off, n, 60,
 					    true, 0) != 0) {

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fmt: fmt_u64() and fmt_i64() write what printf's "%llu" and "%lld"
+ * write, with the length, at the edges of their ranges and on a sweep
+ * of values. Pure.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "fmt.h"
+
+static void
+check_i64(int64_t v)
+{
+	char got[FMT_INT_MAX + 1], want[32];
+	size_t n;
+
+	memset(got, 'x', sizeof(got));
+	n = fmt_i64(got, v);
+	snprintf(want, sizeof(want), "%" PRId64, v);
+	ck_assert_str_eq(got, want);
+	ck_assert_uint_eq(n, strlen(want));
+	ck_assert_int_eq(got[FMT_INT_MAX], 'x'); /* stayed in its room */
+}
+
+static void
+check_u64(uint64_t u)
+{
+	char got[FMT_INT_MAX + 1], want[32];
+	size_t n;
+
+	memset(got, 'x', sizeof(got));
+	n = fmt_u64(got, u);
+	snprintf(want, sizeof(want), "%" PRIu64, u);
+	ck_assert_str_eq(got, want);
+	ck_assert_uint_eq(n, strlen(want));
+	ck_assert_int_eq(got[FMT_INT_MAX], 'x');
+}
+
+START_TEST(test_fmt_edges)
+{
+	static const int64_t iv[] = {
+		0,	   1,	      -1,	    9,	       10,
+		-10,	   99,	      100,	    INT32_MAX, INT32_MIN,
+		INT64_MAX, INT64_MIN, INT64_MIN + 1};
+	static const uint64_t uv[] = {0,
+				      1,
+				      9,
+				      10,
+				      UINT32_MAX,
+				      INT64_MAX,
+				      (uint64_t)INT64_MAX + 1,
+				      UINT64_MAX};
+	size_t i;
+
+	for (i = 0; i < sizeof(iv) / sizeof(iv[0]); i++)
+		check_i64(iv[i]);
+	for (i = 0; i < sizeof(uv) / sizeof(uv[0]); i++)
+		check_u64(uv[i]);
+}
+END_TEST
+
+START_TEST(test_fmt_sweep)
+{
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	int64_t v;
+	int i, shift;
+
+	/* every power of ten and its neighbours, both signs */
+	for (v = 1; v <= INT64_MAX / 10; v *= 10) {
+		check_i64(v - 1);
+		check_i64(v);
+		check_i64(v + 1);
+		check_i64(-v);
+		check_i64(-v - 1);
+		check_u64((uint64_t)v * 10 - 1);
+	}
+	/* pseudo-random values of every magnitude */
+	for (i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		shift = i % 64;
+		check_u64(x >> shift);
+		check_i64((int64_t)(x >> shift));
+		check_i64((int64_t)x);
+	}
+}
+END_TEST
+
+static Suite *
+fmt_suite(void)
+{
+	Suite *s = suite_create("fmt");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_fmt_edges);
+	tcase_add_test(tc, test_fmt_sweep);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(fmt_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
