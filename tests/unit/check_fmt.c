@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,33 +16,29 @@
 
 #include "fmt.h"
 
+/* v written by fmt_i64 (sign) or fmt_u64 is what printf writes, and
+   the room's last byte is untouched */
 static void
-check_i64(int64_t v)
+check_value(uint64_t v, bool sign)
 {
 	char got[FMT_INT_MAX + 1], want[32];
 	size_t n;
 
 	memset(got, 'x', sizeof(got));
-	n = fmt_i64(got, v);
-	snprintf(want, sizeof(want), "%" PRId64, v);
-	ck_assert_str_eq(got, want);
-	ck_assert_uint_eq(n, strlen(want));
-	ck_assert_int_eq(got[FMT_INT_MAX], 'x'); /* stayed in its room */
-}
-
-static void
-check_u64(uint64_t u)
-{
-	char got[FMT_INT_MAX + 1], want[32];
-	size_t n;
-
-	memset(got, 'x', sizeof(got));
-	n = fmt_u64(got, u);
-	snprintf(want, sizeof(want), "%" PRIu64, u);
+	if (sign) {
+		snprintf(want, sizeof(want), "%" PRId64, (int64_t)v);
+		n = fmt_i64(got, (int64_t)v);
+	} else {
+		snprintf(want, sizeof(want), "%" PRIu64, v);
+		n = fmt_u64(got, v);
+	}
 	ck_assert_str_eq(got, want);
 	ck_assert_uint_eq(n, strlen(want));
 	ck_assert_int_eq(got[FMT_INT_MAX], 'x');
 }
+
+#define check_i64(v) check_value((uint64_t)(int64_t)(v), true)
+#define check_u64(v) check_value((uint64_t)(v), false)
 
 START_TEST(test_fmt_edges)
 {
