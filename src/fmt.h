@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Decimal integers written without printf, for hot paths where
- * snprintf's format parsing showed in profiles (a request's log
- * context, a function's return value, webhook rows). Pure, no I/O.
+ * Decimal integers and timestamps written without printf, gmtime_r or
+ * strftime, for hot paths where those showed in profiles (a request's
+ * log context, a function's return value, webhook rows, SSE frames,
+ * coreInfo's times). Pure, no I/O.
  */
 #ifndef CINDER_FMT_H
 #define CINDER_FMT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,5 +43,26 @@ fmt_i64(char *p, int64_t v)
 	p[0] = '-';
 	return 1 + fmt_u64(p + 1, (uint64_t)0 - (uint64_t)v);
 }
+
+/* The width low decimal digits of v, zero-padded, at p (no NUL). */
+static inline void
+fmt_digits(char *p, unsigned v, int width)
+{
+	while (width-- > 0) {
+		p[width] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/* Length of fmt_time_ms()'s text, "YYYY-MM-DDTHH:MM:SS.mmmZ", and NUL. */
+#define FMT_TIME_LEN 25
+
+/**
+ * A wall-clock time in ms since the epoch, UTC, as
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (FMT_TIME_LEN bytes, NUL-
+ * terminated). A year past 9999 is written modulo 10000.
+ * @return false if the year is past 9999 (the text is then not the date)
+ */
+bool fmt_time_ms(uint64_t ms, char buf[FMT_TIME_LEN]);
 
 #endif /* CINDER_FMT_H */

@@ -21,6 +21,7 @@
 #include "api/http.h"
 #include "bus.h"
 #include "err.h"
+#include "fmt.h"
 #include "hmap.h"
 #include "log.h"
 #include "sse.h"
@@ -115,67 +116,15 @@ sse_visible(const struct sse_filter *f, const struct bus_event *ev)
 	return false;
 }
 
-/* The n low decimal digits of v, zero-padded, at p. */
-static void
-put_dec(char *p, unsigned v, int n)
-{
-	while (n-- > 0) {
-		p[n] = (char)('0' + v % 10);
-		v /= 10;
-	}
-}
-
-/* v in decimal at p (room for 20 digits); @return the digits written. */
-static size_t
-put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0, i;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
 /*
- * Every event is stamped: the date and time up to the second are made
- * once per second and per thread (gmtime_r and snprintf per event showed
- * in perf on bench/run B3), the milliseconds per call.
+ * Every event is stamped by fmt_time_ms(), no gmtime_r or snprintf per
+ * event (they showed in perf on bench/run B3). A year past 9999 is
+ * written modulo 10000.
  */
 void
 sse_format_time(uint64_t ms, char buf[25])
 {
-	static __thread uint64_t cached_s = UINT64_MAX;
-	static __thread char cached[25];
-	uint64_t sec = ms / 1000;
-
-	if (sec != cached_s) {
-		time_t t = (time_t)sec;
-		struct tm tm;
-
-		gmtime_r(&t, &tm);
-		put_dec(cached, (unsigned)((tm.tm_year + 1900) % 10000), 4);
-		cached[4] = '-';
-		put_dec(cached + 5, (unsigned)tm.tm_mon + 1, 2);
-		cached[7] = '-';
-		put_dec(cached + 8, (unsigned)tm.tm_mday, 2);
-		cached[10] = 'T';
-		put_dec(cached + 11, (unsigned)tm.tm_hour, 2);
-		cached[13] = ':';
-		put_dec(cached + 14, (unsigned)tm.tm_min, 2);
-		cached[16] = ':';
-		put_dec(cached + 17, (unsigned)tm.tm_sec, 2);
-		cached[19] = '.';
-		cached[23] = 'Z';
-		cached[24] = '\0';
-		cached_s = sec;
-	}
-	memcpy(buf, cached, 25);
-	put_dec(buf + 20, (unsigned)(ms % 1000), 3);
+	fmt_time_ms(ms, buf);
 }
 
 static void
@@ -337,7 +286,7 @@ frame_format(struct obuf *o, const struct bus_event *ev, bool product)
 		ob_json_str(o, ev->data, ev->data_len);
 	/* no printf per event: it showed in perf on bench/run B3 */
 	ob_str(o, ",\"ttl\":");
-	ob_add(o, num, put_u64(num, ev->ttl));
+	ob_add(o, num, fmt_u64(num, ev->ttl));
 	ob_str(o, ",\"published_at\":\"");
 	sse_format_time(ev->published_ms, when);
 	ob_str(o, when);
@@ -345,17 +294,12 @@ frame_format(struct obuf *o, const struct bus_event *ev, bool product)
 	ob_json_str(o, (const uint8_t *)ev->coreid, strlen(ev->coreid));
 	if (product) {
 		ob_str(o, ",\"userid\":\"");
-		if (ev->owner_id < 0)
-			ob_add(o, "-", 1);
 		if (ev->owner_id != 0)
-			ob_add(o, num,
-			       put_u64(num, ev->owner_id < 0
-						    ? 0 - (uint64_t)ev->owner_id
-						    : (uint64_t)ev->owner_id));
+			ob_add(o, num, fmt_i64(num, ev->owner_id));
 		ob_str(o, ev->is_private ? "\",\"public\":false"
 					 : "\",\"public\":true");
 		ob_str(o, ",\"productID\":");
-		ob_add(o, num, put_u64(num, ev->product_id));
+		ob_add(o, num, fmt_u64(num, ev->product_id));
 	}
 	ob_str(o, "}\n\n");
 }

@@ -1139,60 +1139,21 @@ devrow_put(struct rest *r, const struct dreq *d, const struct store_result *res,
 	return e;
 }
 
-/* n as width digits into p */
-static void
-put_digits(char *p, unsigned n, int width)
-{
-	while (width-- > 0) {
-		p[width] = (char)('0' + n % 10);
-		n /= 10;
-	}
-}
-
 /*
  * A wall-clock time in ms as PostgreSQL's TS() writes it
- * ("%Y-%m-%dT%H:%M:%S.mmmZ"). Years 1970-9999 by hand (the civil date
- * of a day count, H. Hinnant's algorithm): gmtime_r, strftime and
- * snprintf were 0.4 us of a variable read (perf of bench/run B4v);
- * others as before.
+ * ("%Y-%m-%dT%H:%M:%S.mmmZ"): fmt_time_ms() for years up to 9999
+ * (gmtime_r, strftime and snprintf were 0.4 us of a variable read, perf
+ * of bench/run B4v), others as before.
  */
 static void
 iso_ms(uint64_t ms, char *out, size_t cap)
 {
-	uint64_t sec = ms / 1000, z = sec / 86400 + 719468;
-	unsigned sod = (unsigned)(sec % 86400), era, doe, yoe, doy, mp, d, m;
-	uint64_t y;
-	time_t tsec = (time_t)sec;
+	time_t sec = (time_t)(ms / 1000);
 	struct tm tm;
 
-	era = (unsigned)(z / 146097);
-	doe = (unsigned)(z - (uint64_t)era * 146097);
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = (uint64_t)yoe + (uint64_t)era * 400;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = doy - (153 * mp + 2) / 5 + 1;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	y += m <= 2;
-	if (y <= 9999 && cap >= sizeof("YYYY-MM-DDTHH:MM:SS.mmmZ")) {
-		put_digits(out, (unsigned)y, 4);
-		out[4] = '-';
-		put_digits(out + 5, m, 2);
-		out[7] = '-';
-		put_digits(out + 8, d, 2);
-		out[10] = 'T';
-		put_digits(out + 11, sod / 3600, 2);
-		out[13] = ':';
-		put_digits(out + 14, sod / 60 % 60, 2);
-		out[16] = ':';
-		put_digits(out + 17, sod % 60, 2);
-		out[19] = '.';
-		put_digits(out + 20, (unsigned)(ms % 1000), 3);
-		out[23] = 'Z';
-		out[24] = '\0';
+	if (cap >= FMT_TIME_LEN && fmt_time_ms(ms, out))
 		return;
-	}
-	if (gmtime_r(&tsec, &tm) == NULL ||
+	if (gmtime_r(&sec, &tm) == NULL ||
 	    strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
 		out[0] = '\0';
 		return;

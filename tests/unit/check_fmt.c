@@ -2,7 +2,9 @@
 /*
  * fmt: fmt_u64() and fmt_i64() write what printf's "%llu" and "%lld"
  * write, with the length, at the edges of their ranges and on a sweep
- * of values. Pure.
+ * of values; fmt_time_ms() writes what gmtime_r and strftime make of a
+ * time, every day of 1970-2200 and a stride of days to 9999, and says
+ * when a year is past 9999. Pure.
  */
 #include "config.h"
 
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 
@@ -91,6 +94,50 @@ START_TEST(test_fmt_sweep)
 }
 END_TEST
 
+/* fmt_time_ms(ms) is gmtime_r + strftime's text (years up to 9999) */
+static void
+check_time(uint64_t ms)
+{
+	char got[FMT_TIME_LEN + 1], want[64];
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	memset(got, 'x', sizeof(got));
+	ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+	strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(want + 19, sizeof(want) - 19, ".%03uZ", (unsigned)(ms % 1000));
+	ck_assert(fmt_time_ms(ms, got));
+	ck_assert_str_eq(got, want);
+	ck_assert_int_eq(got[FMT_TIME_LEN], 'x');
+}
+
+START_TEST(test_fmt_time)
+{
+	const uint64_t day = 86400000;
+	uint64_t ms, x = 0x2545f4914f6cdd1du;
+	char buf[FMT_TIME_LEN];
+	int i;
+
+	check_time(0);
+	check_time(1764982800123u);   /* 2025-12-06T01:00:00.123Z */
+	check_time(253402300799999u); /* 9999-12-31T23:59:59.999Z */
+	/* every day to 2200 at a moving time of day, then a stride */
+	for (ms = 0, i = 0; ms < 7258118400000u; ms += day, i++)
+		check_time(ms + (uint64_t)i * 997 % day);
+	for (; ms < 253402300800000u; ms += 53 * day + 4321)
+		check_time(ms);
+	for (i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		check_time(x % 253402300800000u);
+	}
+	/* past 9999: refused, the year modulo 10000 */
+	ck_assert(!fmt_time_ms(253402300800000u, buf));
+	ck_assert_str_eq(buf, "0000-01-01T00:00:00.000Z");
+}
+END_TEST
+
 static Suite *
 fmt_suite(void)
 {
@@ -99,6 +146,7 @@ fmt_suite(void)
 
 	tcase_add_test(tc, test_fmt_edges);
 	tcase_add_test(tc, test_fmt_sweep);
+	tcase_add_test(tc, test_fmt_time);
 	suite_add_tcase(s, tc);
 	return s;
 }
