@@ -199,10 +199,14 @@ cryptopool_wake_cb(evutil_socket_t fd, short what, void *ctx)
 	char buf[64];
 	ssize_t n;
 
-	/* Drain before delivering so a byte written meanwhile re-arms us. */
+	/* Drain before delivering so a byte written meanwhile re-arms us.
+	   A short read took every byte rung so far, so the drain stops there
+	   instead of reading again into EAGAIN (a second syscall on every
+	   wake-up); a byte rung after it leaves the level-triggered event
+	   ready. */
 	do {
 		n = read(fd, buf, sizeof(buf));
-	} while (n > 0 || (n == -1 && errno == EINTR));
+	} while (n == (ssize_t)sizeof(buf) || (n == -1 && errno == EINTR));
 	/* A storm finishes handshakes by the thousand: deliver a batch,
 	   then let the loop poll (connected devices' frames first, see
 	   evprio.h) and come back for the rest. */
