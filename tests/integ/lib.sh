@@ -13,6 +13,23 @@ T_NAME=$(basename "$0" .sh)
 T_DIR=$top_builddir/tmp/$T_NAME.$$
 T_PIDS=()
 
+# python3 for the JSON helpers (json_get runs inside wait_for's loops), found
+# once: Debian's own when it is there (scripts/deps --test installs it), else
+# the interpreter behind `python3`. A version manager's shim (pyenv's runs
+# three bash scripts a call) cost ~0.45 CPU-s a call against ~0.04 for
+# /usr/bin/python3, and tests call it hundreds of times.
+if [ -z "${CINDER_PYTHON:-}" ]; then
+	if [ -x /usr/bin/python3 ]; then
+		CINDER_PYTHON=/usr/bin/python3
+	else
+		CINDER_PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) ||
+			CINDER_PYTHON=python3
+	fi
+	export CINDER_PYTHON
+fi
+# Not for a background job whose pid is kept: there $! would be a subshell's.
+python3() { "$CINDER_PYTHON" "$@"; }
+
 fail() { echo "FAIL: $T_NAME: $*" >&2; [ -f "$T_DIR/cinderd.log" ] && tail -n 30 "$T_DIR/cinderd.log" >&2; exit 1; }
 note() { echo "# $*"; }
 
@@ -112,10 +129,12 @@ sql() {
 cinderd_cmd() { "$CINDERD" "$@" -c "$T_DIR/cinder.conf"; }
 
 # wait_for CMD...: retry a command for up to WAIT_S (default 20) seconds.
+# The clock is bash's own $SECONDS: no process per try beyond the command
+# and the sleep.
 wait_for() {
-	local deadline=$(( $(date +%s) + ${WAIT_S:-20} ))
+	local deadline=$((SECONDS + ${WAIT_S:-20}))
 	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		[ "$SECONDS" -lt "$deadline" ] || return 1
 		sleep 0.05
 	done
 }
