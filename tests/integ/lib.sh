@@ -141,10 +141,29 @@ wait_for() {
 
 log_has() { grep -q -- "$1" "$T_DIR/cinderd.log"; }
 
-# start_cinderd [FLAGS...]: keygen if needed, start, wait for the ready line,
-# set CINDERD_PID, DEV_PORT and API_PORT.
+# server_key_copy: put the server key files in $T_DIR. The key is made
+# once per build directory and copied: an RSA-2048 keygen costs 0.2-0.7
+# CPU-s, and no test needs a key of its own (01-daemon.sh runs keygen
+# itself).
+server_key_copy() {
+	local cache=$top_builddir/tmp/server-key f
+	mkdir -p "$cache" || fail "mkdir $cache"
+	(
+		flock 9
+		[ -f "$cache/server_key.pub.pem" ] && exit 0
+		sed "s|^server_key .*|server_key $cache/server_key.pem|" \
+			"$T_DIR/cinder.conf" >"$cache/keygen.conf" &&
+			"$CINDERD" keygen -c "$cache/keygen.conf" >/dev/null
+	) 9>"$cache.lock" || fail "keygen"
+	for f in server_key.pem server_key.pub.der server_key.pub.pem; do
+		cp -p "$cache/$f" "$T_DIR/$f" || fail "copy $f"
+	done
+}
+
+# start_cinderd [FLAGS...]: the server key if there is none, start, wait for
+# the ready line, set CINDERD_PID, DEV_PORT and API_PORT.
 start_cinderd() {
-	[ -f "$T_DIR/server_key.pem" ] || cinderd_cmd keygen >/dev/null || fail "keygen"
+	[ -f "$T_DIR/server_key.pem" ] || server_key_copy
 	: >"$T_DIR/cinderd.log"
 	"$CINDERD" run -c "$T_DIR/cinder.conf" "$@" >>"$T_DIR/cinderd.log" 2>&1 &
 	CINDERD_PID=$!
