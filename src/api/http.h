@@ -29,7 +29,7 @@ struct http_options {
 	size_t max_body;	  /* JSON/form body bytes; 1 MiB */
 	size_t max_upload;	  /* body bytes on ROUTE_UPLOAD rows; 16 MiB */
 	size_t max_header;	  /* request line + headers per connection
-				     (MHD memory pool); 32 KiB */
+				     (MHD memory pool); 16 KiB */
 	unsigned max_connections; /* open connections; 1024 */
 	unsigned max_per_ip;	  /* connections per client IP; unlimited */
 	unsigned timeout_s;	  /* idle connection timeout; 60 s */

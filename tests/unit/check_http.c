@@ -1047,24 +1047,47 @@ START_TEST(test_http_body_limit)
 }
 END_TEST
 
+/* "X-Big: hhh...": a header line of n bytes with its NUL */
+static char *
+header_line(size_t n)
+{
+	char *h = malloc(n);
+
+	ck_assert_ptr_nonnull(h);
+	memcpy(h, "X-Big: ", 7);
+	memset(h + 7, 'h', n - 8);
+	h[n - 1] = '\0';
+	return h;
+}
+
 START_TEST(test_http_header_limit)
 {
-	struct creq *r = creq_new(2);
-	char *big = malloc(40000);
+	struct creq *r = creq_new(4);
+	char *big = header_line(40000);
+	/* an 8 KiB header line, what a Particle cloud front end takes */
+	char *line8k = header_line(8192);
+	/* just over HTTP_DEFAULT_MAX_HEADER (16 KiB) */
+	char *over = header_line(17000);
 
-	memcpy(big, "X-Big: ", 7);
-	memset(big + 7, 'h', 40000 - 8);
-	big[40000 - 1] = '\0';
 	creq_url(&r[0], "/t/hello");
 	r[0].hdr[0] = big;
 	creq_url(&r[1], "/t/hello");
-	client_run(r, 2);
+	creq_url(&r[2], "/t/hello");
+	r[2].hdr[0] = line8k;
+	creq_url(&r[3], "/t/hello");
+	r[3].hdr[0] = over;
+	client_run(r, 4);
 	/* MHD refuses it itself (431); the server carries on */
 	ck_assert_int_ge(r[0].status, 400);
 	ck_assert_int_lt(r[0].status, 500);
 	ck_assert_int_eq(r[1].status, 200);
-	creq_free(r, 2);
+	ck_assert_int_eq(r[2].status, 200);
+	ck_assert_int_ge(r[3].status, 400);
+	ck_assert_int_lt(r[3].status, 500);
+	creq_free(r, 4);
 	free(big);
+	free(line8k);
+	free(over);
 }
 END_TEST
 
