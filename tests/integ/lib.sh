@@ -13,22 +13,30 @@ T_NAME=$(basename "$0" .sh)
 T_DIR=$top_builddir/tmp/$T_NAME.$$
 T_PIDS=()
 
-# python3 for the JSON helpers (json_get runs inside wait_for's loops), found
-# once: Debian's own when it is there (scripts/deps --test installs it), else
-# the interpreter behind `python3`. A version manager's shim (pyenv's runs
-# three bash scripts a call) cost ~0.45 CPU-s a call against ~0.04 for
-# /usr/bin/python3, and tests call it hundreds of times.
+# python3 for the JSON helpers (json_get runs inside wait_for's loops) and
+# the test receivers, found once: Debian's own when it is there
+# (scripts/deps --test installs it), else the interpreter behind `python3`.
+# A version manager's shim (pyenv's runs three bash scripts a call) cost
+# ~0.45 CPU-s a call against ~0.04 for /usr/bin/python3, and tests call it
+# hundreds of times. It is put first on PATH as a link in the build
+# directory, so that every `python3`, in the background too ($! is the
+# interpreter's pid), is the interpreter itself.
 if [ -z "${CINDER_PYTHON:-}" ]; then
 	if [ -x /usr/bin/python3 ]; then
 		CINDER_PYTHON=/usr/bin/python3
 	else
 		CINDER_PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) ||
-			CINDER_PYTHON=python3
+			CINDER_PYTHON=$(command -v python3)
 	fi
 	export CINDER_PYTHON
 fi
-# Not for a background job whose pid is kept: there $! would be a subshell's.
-python3() { "$CINDER_PYTHON" "$@"; }
+T_BIN=$top_builddir/tmp/bin
+if [ "$(readlink "$T_BIN/python3" 2>/dev/null)" != "$CINDER_PYTHON" ]; then
+	mkdir -p "$T_BIN" && ln -sfn "$CINDER_PYTHON" "$T_BIN/python3.$$" &&
+		mv -f "$T_BIN/python3.$$" "$T_BIN/python3" ||
+		{ echo "FAIL: $T_NAME: could not link python3 into $T_BIN" >&2; exit 1; }
+fi
+PATH=$T_BIN:$PATH
 
 fail() { echo "FAIL: $T_NAME: $*" >&2; [ -f "$T_DIR/cinderd.log" ] && tail -n 30 "$T_DIR/cinderd.log" >&2; exit 1; }
 note() { echo "# $*"; }

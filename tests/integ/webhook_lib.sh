@@ -8,9 +8,7 @@ sink_start() {
 	local name=$1
 	shift
 	rm -f "$T_DIR/sink-$name.port"
-	# the interpreter itself, not lib.sh's python3 function: $! must be
-	# the receiver's pid, which the tests kill
-	"$CINDER_PYTHON" "$top_srcdir/tests/integ/webhook_sink.py" "$T_DIR/sink-$name.log" \
+	python3 "$top_srcdir/tests/integ/webhook_sink.py" "$T_DIR/sink-$name.log" \
 		"$T_DIR/sink-$name.port" "$@" 2>"$T_DIR/sink-$name.err" &
 	T_PIDS+=("$!")
 	printf -v "SINKPID_$name" '%s' "$!"
