@@ -9,7 +9,7 @@ set -u
 integ_init
 
 echo "node_id t-stop-node" >>"$T_DIR/cinder.conf"
-cinderd_cmd keygen >/dev/null || fail "keygen"
+server_key_copy
 cinderd_cmd migrate >/dev/null || fail "migrate"
 sim_provision "$T_DIR/d" 1 --register
 id=$(head -1 "$T_DIR/d/devices.txt")
