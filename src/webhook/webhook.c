@@ -62,6 +62,8 @@ webhook_user_get(struct webhook *w, int64_t owner)
 
 	if (u == NULL) {
 		u = xcalloc(1, sizeof(*u));
+		TAILQ_INIT(&u->all);
+		TAILQ_INIT(&u->waiting);
 		hmap_put(w->users, &owner, sizeof(owner), u, NULL);
 	}
 	return u;
@@ -86,7 +88,9 @@ webhook_hook_add(struct webhook *w, const char *id, int64_t owner, json_t *def,
 	TAILQ_INIT(&h->ready);
 	hmap_put(w->hooks, h->id, strlen(h->id), h, NULL);
 	TAILQ_INSERT_TAIL(&w->hlist, h, link);
-	webhook_user_get(w, owner)->hooks++;
+	h->user = webhook_user_get(w, owner);
+	TAILQ_INSERT_TAIL(&h->user->all, h, ulink);
+	h->user->hooks++;
 	return h;
 }
 
@@ -99,7 +103,10 @@ webhook_hook_remove(struct webhook *w, struct hook *h)
 		webhook_delivery_free(dl);
 	hmap_remove(w->hooks, h->id, strlen(h->id));
 	TAILQ_REMOVE(&w->hlist, h, link);
-	webhook_user_get(w, h->owner)->hooks--;
+	TAILQ_REMOVE(&h->user->all, h, ulink);
+	if (h->waiting)
+		TAILQ_REMOVE(&h->user->waiting, h, wlink);
+	h->user->hooks--;
 	hookplan_unref(h->plan);
 	json_decref(h->def);
 	free(h);
@@ -202,6 +209,7 @@ static void
 on_bus(const struct bus_event *be, void *arg)
 {
 	struct webhook *w = arg;
+	struct user_count *u;
 	struct hook *h, *next;
 	size_t n;
 
@@ -209,9 +217,12 @@ on_bus(const struct bus_event *be, void *arg)
 	if ((be->flags & BUS_EV_HIDDEN) || be->source == BUS_SRC_INTERNAL ||
 	    be->owner_id <= 0 || !w->loaded)
 		return;
-	for (h = TAILQ_FIRST(&w->hlist); h != NULL; h = next) {
-		next = TAILQ_NEXT(h, link);
-		if (h->disabled || h->owner != be->owner_id)
+	u = hmap_get(w->users, &be->owner_id, sizeof(be->owner_id));
+	if (u == NULL)
+		return; /* an owner with no webhook */
+	for (h = TAILQ_FIRST(&u->all); h != NULL; h = next) {
+		next = TAILQ_NEXT(h, ulink);
+		if (h->disabled)
 			continue;
 		n = strlen(h->event);
 		if (strncmp(be->name, h->event, n) != 0)

@@ -15,6 +15,7 @@
 
 #include "api/http.h"
 #include "err.h"
+#include "hmap.h"
 #include "log.h"
 #include "store.h"
 #include "webhook/webhook.h"
@@ -367,11 +368,13 @@ json_t *
 webhook_list_json(struct webhook *w, int64_t owner, enum webhook_style style)
 {
 	json_t *a = json_array();
+	struct user_count *u = hmap_get(w->users, &owner, sizeof(owner));
 	struct hook *h;
 
-	TAILQ_FOREACH(h, &w->hlist, link)
-	if (h->owner == owner)
-		json_array_append_new(a, hook_json(h, style, false));
+	if (u == NULL)
+		return a;
+	TAILQ_FOREACH(h, &u->all, ulink)
+	json_array_append_new(a, hook_json(h, style, false));
 	return a;
 }
 

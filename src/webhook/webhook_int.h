@@ -73,14 +73,26 @@ struct hook {
 	size_t queued;	 /* unfinished deliveries (rows) */
 	size_t inflight; /* requests on the wire */
 	bool overflowing;
+	bool waiting; /* on its owner's waiting list */
 	struct dlist ready;
-	TAILQ_ENTRY(hook) link;
+	struct user_count *user; /* its owner's entry in w->users */
+	TAILQ_ENTRY(hook) link;	 /* w->hlist */
+	TAILQ_ENTRY(hook) ulink; /* its owner's hooks */
+	TAILQ_ENTRY(hook) wlink; /* its owner's waiting list */
 };
 TAILQ_HEAD(hlist, hook);
 
+/*
+ * One per owner that has or had a webhook. An event and a finished
+ * request touch only their owner's hooks: walking every hook of every
+ * user cost each event and each delivery a pass over all tenants' hooks.
+ */
 struct user_count {
 	unsigned inflight;
 	size_t hooks;
+	struct hlist all;     /* the owner's hooks, in creation order (ulink) */
+	struct hlist waiting; /* those with ready deliveries a cap held back
+				 (wlink), in the order they first waited */
 };
 
 struct webhook {
@@ -94,7 +106,7 @@ struct webhook {
 	struct event *load_ev;
 	struct bus_sub *sub;
 	struct hmap *hooks; /* id -> hook */
-	struct hlist hlist; /* every hook, for matching */
+	struct hlist hlist; /* every hook (each owner's: user_count) */
 	struct hmap *users; /* owner id -> user_count */
 	struct hmap *hosts; /* host -> policy_host */
 	struct dlist all;   /* every delivery */

@@ -836,11 +836,12 @@ out:
 	return;
 }
 
-/* Send what the caps allow. */
+/* Send what the caps allow. A hook left with ready deliveries waits on
+   its owner's list for a request of that owner to end. */
 static void
 pump(struct webhook *w, struct hook *h)
 {
-	struct user_count *u = webhook_user_get(w, h->owner);
+	struct user_count *u = h->user;
 	struct delivery *dl;
 
 	while ((dl = TAILQ_FIRST(&h->ready)) != NULL &&
@@ -850,17 +851,31 @@ pump(struct webhook *w, struct hook *h)
 		dl->queued = false;
 		start(w, h, dl);
 	}
+	if (!TAILQ_EMPTY(&h->ready) && !h->waiting) {
+		TAILQ_INSERT_TAIL(&u->waiting, h, wlink);
+		h->waiting = true;
+	} else if (TAILQ_EMPTY(&h->ready) && h->waiting) {
+		TAILQ_REMOVE(&u->waiting, h, wlink);
+		h->waiting = false;
+	}
 }
 
+/* A request of owner's ended: its waiting hooks, first come first, until
+   the owner's cap is reached again (one hook, most often). */
 static void
 pump_owner(struct webhook *w, int64_t owner)
 {
+	struct user_count *u = hmap_get(w->users, &owner, sizeof(owner));
 	struct hook *h, *next;
 
-	for (h = TAILQ_FIRST(&w->hlist); h != NULL; h = next) {
-		next = TAILQ_NEXT(h, link);
-		if (h->owner == owner && !TAILQ_EMPTY(&h->ready))
-			pump(w, h);
+	if (u == NULL)
+		return;
+	for (h = TAILQ_FIRST(&u->waiting);
+	     h != NULL &&
+	     u->inflight < (unsigned)w->d.cfg->webhook_user_inflight;
+	     h = next) {
+		next = TAILQ_NEXT(h, wlink);
+		pump(w, h);
 	}
 }
 

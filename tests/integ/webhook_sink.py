@@ -7,7 +7,10 @@
 # requests of that path and then 200; /status<NNN>/ always NNN; /big/
 # a 1200-byte body; anything else 200 with {"reply":"ok","path":...}.
 # Under /drop/ the connection is closed after the answer, which does not
-# say so (the client sees a kept-alive connection end while idle).
+# say so (the client sees a kept-alive connection end while idle). Under
+# /slow/ each request is held 0.15 s, and its record says how many /slow/
+# requests were held at its arrival, in all ("held") and on its path
+# ("held_path"), itself included.
 # Usage: webhook_sink.py LOG PORTFILE [--port P] [--tls CERT KEY]
 import json
 import os
@@ -15,6 +18,7 @@ import re
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 log_path, port_path = sys.argv[1], sys.argv[2]
@@ -32,6 +36,7 @@ while args:
         sys.exit("unknown argument " + args[0])
 lock = threading.Lock()
 seen = {}
+held = {}  # /slow/ requests being held: "" all, else by path
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -47,10 +52,15 @@ class Handler(BaseHTTPRequestHandler):
                "headers": {k.lower(): v for k, v in self.headers.items()},
                "body": body}
         status, reply = 200, None
+        key = self.path.split("?")[0]
+        slow = self.path.startswith("/slow/")
         with lock:
+            if slow:
+                held[""] = held.get("", 0) + 1
+                held[key] = held.get(key, 0) + 1
+                rec["held"], rec["held_path"] = held[""], held[key]
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            key = self.path.split("?")[0]
             seen[key] = seen.get(key, 0) + 1
             m = re.match(r"^/fail(\d+)/", self.path)
             if m and seen[key] <= int(m.group(1)):
@@ -58,6 +68,11 @@ class Handler(BaseHTTPRequestHandler):
             m = re.match(r"^/status(\d+)/", self.path)
             if m:
                 status = int(m.group(1))
+        if slow:
+            time.sleep(0.15)
+            with lock:  # before the answer: the next request may follow it
+                held[""] -= 1
+                held[key] -= 1
         if self.path.startswith("/big/"):
             reply = ("0123456789" * 120).encode()
         else:
