@@ -10,7 +10,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/webhook_lib.sh"
 integ_init
-N=20
+N=40
 bulk_webhook_conf
 cat >>"$T_DIR/cinder.conf" <<CONF
 webhook_max_inflight 2
@@ -28,7 +28,7 @@ done
 hook "$TB" "{\"event\":\"cap/\",\"url\":\"http://127.0.0.1:$SINK_s/bob\",\"body\":\"{{{PARTICLE_EVENT_VALUE}}}\",\"noDefaults\":true}"
 HB=$HOOK_ID
 
-# alice's burst: 3 x N deliveries, 3 held at a time for 0.15 s (~3 s)
+# alice's burst: 3 x N deliveries, 3 held at a time for 0.15 s (~6 s)
 publish_burst "$TA" cap/a $N || fail "publish alice's burst"
 # bob's event while alice's backlog is being sent
 wait_for sink_has s "r['path'].startswith('/slow/')" || fail "no delivery of alice's started"
