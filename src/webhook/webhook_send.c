@@ -290,7 +290,7 @@ hook_sent_event(struct webhook *w, const struct delivery *dl)
 }
 
 static void pump(struct webhook *w, struct hook *h);
-static void pump_owner(struct webhook *w, int64_t owner);
+static void pump_owner(struct webhook *w, struct user_count *u);
 
 /* The delivery ends here: the row is deleted or marked failed. The
    hook's queued count drops when that write has committed. */
@@ -384,7 +384,6 @@ finish(struct delivery *dl, int status, const char *errtext)
 	struct webhook *w = dl->w;
 	struct hook *h = webhook_hook_find(w, dl->hook_id);
 	struct user_count *u = webhook_user_get(w, dl->owner);
-	int64_t owner = dl->owner;
 	bool ok = policy_success(status);
 	char msg[512];
 	const json_t *ctx;
@@ -397,7 +396,7 @@ finish(struct delivery *dl, int status, const char *errtext)
 	host_record(w, dl->host, ok);
 	if (h == NULL) { /* deleted meanwhile; its rows went with it */
 		webhook_delivery_free(dl);
-		pump_owner(w, owner);
+		pump_owner(w, u);
 		return;
 	}
 	if (dl->plan == NULL)
@@ -425,7 +424,7 @@ finish(struct delivery *dl, int status, const char *errtext)
 		finish_retry(w, h, dl, policy_retryable(status), status, msg);
 	}
 	webhook_delivery_free(dl);
-	pump_owner(w, owner);
+	pump_owner(w, u);
 }
 
 /* ---- libcurl on the loop ---- */
@@ -828,7 +827,7 @@ start(struct webhook *w, struct hook *h, struct delivery *dl)
 		goto out;
 	}
 	h->inflight++;
-	webhook_user_get(w, h->owner)->inflight++;
+	h->user->inflight++;
 	h->c.sent++;
 	w->stats.sent++;
 	hook_sent_event(w, dl);
@@ -860,16 +859,13 @@ pump(struct webhook *w, struct hook *h)
 	}
 }
 
-/* A request of owner's ended: its waiting hooks, first come first, until
-   the owner's cap is reached again (one hook, most often). */
+/* A request of u's owner ended: its waiting hooks, first come first,
+   until the owner's cap is reached again (one hook, most often). */
 static void
-pump_owner(struct webhook *w, int64_t owner)
+pump_owner(struct webhook *w, struct user_count *u)
 {
-	struct user_count *u = hmap_get(w->users, &owner, sizeof(owner));
 	struct hook *h, *next;
 
-	if (u == NULL)
-		return;
 	for (h = TAILQ_FIRST(&u->waiting);
 	     h != NULL &&
 	     u->inflight < (unsigned)w->d.cfg->webhook_user_inflight;
