@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Crypto worker pool. One mutex guards a FIFO of queued jobs; workers
- * wait on a condition variable. A finished job is pushed onto a lock-free
+ * sleep on a counting semaphore, posted once per queued job (and once
+ * per worker to stop). A finished job is pushed onto a lock-free
  * done stack and, when that stack was empty, one byte is written to a
  * non-blocking pipe whose read end is a persistent libevent read event:
  * the loop then takes the whole stack with one atomic exchange and runs
@@ -17,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,8 +50,9 @@ struct cryptopool {
 	struct cryptopool_job *ready; /* taken from done, oldest first,
 					 not yet delivered (loop only) */
 	struct cryptopool_job *ready_tail;
+	sem_t work;		       /* one post per queued job, and one
+					  per worker to stop */
 	pthread_mutex_t lock;	       /* guards everything below */
-	pthread_cond_t cond;	       /* signals queued work or stop */
 	struct cryptopool_job *q_head; /* jobs waiting for a worker */
 	struct cryptopool_job *q_tail;
 	size_t q_len;	    /* length of the queue */
@@ -120,6 +123,13 @@ cryptopool_batch_policy(void)
 #endif
 }
 
+/*
+ * A worker sleeps on the semaphore, not on a condition variable: glibc
+ * takes the mutex back after a condition wait marked as contended, so
+ * the worker's next unlock made a futex call that woke nobody, once per
+ * job (two per handshake in strace). The mutex is now only ever held for
+ * a few list operations, and a post wakes a worker only when one sleeps.
+ */
 static void *
 cryptopool_worker(void *ctx)
 {
@@ -127,25 +137,27 @@ cryptopool_worker(void *ctx)
 	struct cryptopool_job *j;
 
 	cryptopool_batch_policy();
-	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (!p->stopping && p->q_head == NULL)
-			pthread_cond_wait(&p->cond, &p->lock);
-		if (p->stopping)
+		while (sem_wait(&p->work) == -1 && errno == EINTR)
+			;
+		pthread_mutex_lock(&p->lock);
+		if (p->stopping) {
+			pthread_mutex_unlock(&p->lock);
 			break;
+		}
 		j = p->q_head;
-		p->q_head = j->next;
-		if (p->q_head == NULL)
-			p->q_tail = NULL;
-		p->q_len--;
+		if (j != NULL) {
+			p->q_head = j->next;
+			if (p->q_head == NULL)
+				p->q_tail = NULL;
+			p->q_len--;
+		}
 		pthread_mutex_unlock(&p->lock);
-
+		if (j == NULL)
+			continue; /* cannot happen: one post per job */
 		j->work(j->arg);
 		cryptopool_done_push(p, j);
-
-		pthread_mutex_lock(&p->lock);
 	}
-	pthread_mutex_unlock(&p->lock);
 	crypto_thread_cleanup(); /* the thread's cached OpenSSL contexts */
 	return NULL;
 }
@@ -253,7 +265,7 @@ cryptopool_new(struct event_base *base, unsigned nthreads, size_t queue_max,
 	p->q_max = queue_max;
 	p->wake_fd[0] = p->wake_fd[1] = -1;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
+	sem_init(&p->work, 0, 0);
 	p->threads = xcalloc(nthreads, sizeof(*p->threads));
 
 	if (cryptopool_pipe(p->wake_fd) == -1) {
@@ -329,14 +341,8 @@ cryptopool_submit(struct cryptopool *p, cryptopool_work_cb work,
 		r = 0;
 	}
 	pthread_mutex_unlock(&p->lock);
-	/* Signalled after the unlock: a worker woken inside it found the
-	   mutex still held and slept on it again, and the unlock had to
-	   wake it a second time (two futex calls on the loop per job in
-	   strace, and two context switches on the worker). A worker that
-	   takes the job before the signal just wakes another one for
-	   nothing; none can miss it, the queue is read under the lock. */
 	if (r == 0)
-		pthread_cond_signal(&p->cond);
+		sem_post(&p->work);
 	free(j);
 	return r;
 }
@@ -344,12 +350,18 @@ cryptopool_submit(struct cryptopool *p, cryptopool_work_cb work,
 void
 cryptopool_stop(struct cryptopool *p)
 {
+	unsigned i;
+	bool was;
+
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->lock);
+	was = p->stopping;
 	p->stopping = true;
-	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	/* one post per worker: each one wakes, sees stopping and ends */
+	for (i = 0; !was && i < p->n_threads; i++)
+		sem_post(&p->work);
 }
 
 void
@@ -382,7 +394,7 @@ cryptopool_free(struct cryptopool *p)
 		if (p->wake_fd[i] != -1)
 			close(p->wake_fd[i]);
 	}
-	pthread_cond_destroy(&p->cond);
+	sem_destroy(&p->work);
 	pthread_mutex_destroy(&p->lock);
 	free(p->threads);
 	free(p);
