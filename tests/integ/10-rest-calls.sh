@@ -341,7 +341,7 @@ expect 404 "read right after unclaim"
 
 # Calls and reads by a name keep the device row for a moment (those by
 # the id of a device connected here need none, dreq_live); the sweep
-# drops rows no request can use (h_devices.c, every 10 s): an offline
+# drops rows no request can use (devrow.c, every 10 s): an offline
 # device's row once its 2 s are over, then, once its device has gone,
 # the row of a connected one; /v1/ping counts them.
 [ "$(api device_rows)" = 0 ] || fail "rows left after the unclaim: $HTTP_BODY"
