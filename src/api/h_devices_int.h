@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the device route files share (h_devices.c: the handlers; devrow.c:
- * the row cache for function calls and variable reads): the columns of a
- * device query, the device request, the kept row. Internal to these
- * files: nothing else includes this.
+ * What the device route files share (h_devices.c: the handlers; devcall.c:
+ * a request sent to the device and its answer; devrow.c: the row cache
+ * for function calls and variable reads): the columns of a device query,
+ * the device request, the kept row. Internal to these files: nothing
+ * else includes this.
  */
 #ifndef CINDER_API_H_DEVICES_INT_H
 #define CINDER_API_H_DEVICES_INT_H
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -175,6 +177,63 @@ var_kept(const char *k, size_t kl, const json_t *v)
 	return json_is_string(v) && name_ok(k, kl) &&
 	       cstr_whole(json_string_value(v), json_string_length(v));
 }
+
+static inline int
+dev_fail(struct dreq *d, int status, const char *desc)
+{
+	return rest_fail(d->http, d->id, status, desc);
+}
+
+static inline bool
+device_id_ok(const char *s, char out[25])
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != 24)
+		return false;
+	for (i = 0; i < 24; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+		out[i] = (char)tolower((unsigned char)s[i]);
+	}
+	out[24] = '\0';
+	return true;
+}
+
+/* h_devices.c */
+
+/** Drop a reference to d; the last frees it. NULL-safe. */
+void dreq_unref(struct dreq *d);
+
+/* devcall.c */
+
+/** Send the request to the device if it is online, else 404. */
+void dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
+	       const char *arg);
+
+/** Set d->core, a variable answer's coreInfo (see devcall.c). */
+void core_text(struct dreq *d, bool has_product, int64_t product,
+	       const struct registry_device_now *now);
+
+/**
+ * Send a function call or variable read to the online device; consumes
+ * d's ref (see devcall.c).
+ */
+void app_send(struct dreq *d, bool found, const char *vtype);
+
+/**
+ * A function call or variable read on a known row; consumes d's ref.
+ * now: what the registry holds of the device, NULL if it is offline.
+ */
+void app_request(struct dreq *d, const struct devrow *e,
+		 const struct registry_device_now *now);
+
+/**
+ * A function call's or variable read's row from the registry alone
+ * (see devcall.c). @return false (d untouched) if it cannot answer.
+ */
+bool dreq_live(struct dreq *d, struct registry_device_now *now, bool *found,
+	       const char **vtype);
 
 /* devrow.c */
 
