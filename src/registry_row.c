@@ -3,7 +3,7 @@
  * What a connection keeps of its device row (owner, and for the events
  * module product and forced flag) is read at the handshake's key lookup.
  * A change made elsewhere (another node's API, the CLI, an operator)
- * arrives as a NOTIFY on cinder_devices (src/api/h_devices.c), and a
+ * arrives as a NOTIFY on cinder_devices (src/api/devrow.c), and a
  * database reconnect may have lost some: registry_row_refresh() reads
  * the rows again, gathered per loop turn into one query over unnest()
  * (at most REGISTRY_ROW_READ_MAX devices, one query in flight), and

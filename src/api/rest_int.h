@@ -30,7 +30,7 @@ struct rest {
 	struct cryptopool *pool;
 	struct auth_cache *cache;
 	struct ratelimit *rl;
-	struct hmap *devrows;	    /* h_devices.c: call/read row cache */
+	struct hmap *devrows;	    /* devrow.c: call/read row cache */
 	struct event *devrow_sweep; /* its sweep timer, while it has rows */
 	uint64_t devrows_swept;	    /* rows the sweep dropped */
 	uint64_t devrows_registry;  /* calls and reads the registry
@@ -93,7 +93,7 @@ int rest_token_lookup(struct rest *r, const char *token, rest_token_cb cb,
 		      void *arg);
 
 /** Answer the OAuth error shape {error, error_description}. */
-/** Free h_devices.c's row cache (rest_free). NULL-safe. */
+/** Free devrow.c's row cache (rest_free). NULL-safe. */
 void h_devices_cache_free(struct rest *r);
 
 /*
@@ -115,7 +115,7 @@ void h_devices_cache_free(struct rest *r);
  */
 void h_devices_notify(struct rest *r, const char *payload);
 
-/** @return the rows in h_devices.c's row cache (the status hook) */
+/** @return the rows in devrow.c's row cache (the status hook) */
 size_t h_devices_cache_count(const struct rest *r);
 
 int rest_oauth_error(struct http *h, uint64_t id, int status, const char *code,

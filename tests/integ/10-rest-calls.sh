@@ -76,7 +76,7 @@ expect 200 "setcounter"
 http POST "/v1/devices/$D/echo" "${A[@]}" -H 'Content-Type: application/json' -d '{"args":"hello"}'
 expect 200 "echo with args"
 [ "$(field '["return_value"]')" = 5 ] || fail "echo return_value: $HTTP_BODY"
-# The answer is written as text (h_devices.c): the keys and bytes of the
+# The answer is written as text (devcall.c): the keys and bytes of the
 # compact JSON it replaced.
 [ "$HTTP_BODY" = "{\"id\":\"$D\",\"last_app\":null,\"name\":\"echo\",\"connected\":true,\"return_value\":5}" ] ||
 	fail "function answer bytes: $HTTP_BODY"
@@ -232,7 +232,7 @@ expect 404 "bob reads alice's variable"
 http POST "/v1/devices/$D/echo" "${B[@]}" -d arg=x
 expect 404 "bob calls alice's function"
 # A call by an id the registry knows is answered without the device row
-# (h_devices.c, devrow_of_conn): the id in any case, the owner's only.
+# (devcall.c, devrow_of_conn): the id in any case, the owner's only.
 http POST "/v1/devices/${D^^}/echo" "${A[@]}" -d arg=abcd
 expect 200 "call by the id in capitals"
 [ "$(field '["id"]')" = "$D" ] || fail "call id in capitals: $HTTP_BODY"
@@ -274,7 +274,7 @@ http GET "/v1/devices/$D/counter" "${A[@]}"
 expect 200 "served after a client left"
 
 # A read by the id of a device connected here is answered without
-# PostgreSQL when the registry knows the row's product (h_devices.c,
+# PostgreSQL when the registry knows the row's product (devcall.c,
 # devrow_of_conn); a read by the name reads the row. Both answers are
 # the same bytes, last_heard aside (the last bytes from the device: it
 # moves with each answer). Whatever the product comes from: the Hello
@@ -341,7 +341,7 @@ expect 404 "read right after unclaim"
 
 # Calls and reads by a name keep the device row for a moment (those by
 # the id of a device connected here need none, dreq_live); the sweep
-# drops rows no request can use (h_devices.c, every 10 s): an offline
+# drops rows no request can use (devrow.c, every 10 s): an offline
 # device's row once its 2 s are over, then, once its device has gone,
 # the row of a connected one; /v1/ping counts them.
 [ "$(api device_rows)" = 0 ] || fail "rows left after the unclaim: $HTTP_BODY"

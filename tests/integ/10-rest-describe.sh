@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # A function call made right after a device connects, before the describe
 # that lists its functions is kept, must not leave a cached device row
-# that answers 404 once the describe is there (h_devices.c's devrow cache
+# that answers 404 once the describe is there (devrow.c's row cache
 # keys rows on the describe the connection holds). cinder-sim's testapp
 # with --startup devos registers its functions after the connection is
 # up, so its first describe lists none; calls run without pause from

@@ -99,7 +99,7 @@ START_TEST(test_hmap_grow_shrink)
 }
 END_TEST
 
-/* Odd values out: the h_devices.c row cache's sweep of expired rows. */
+/* Odd values out: the devrow.c row cache's sweep of expired rows. */
 static bool
 odd_cb(const void *key, size_t len, void *value, void *arg)
 {

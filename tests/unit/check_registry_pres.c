@@ -232,7 +232,7 @@ START_TEST(test_pres_describes_merge)
 END_TEST
 
 /* What registry_pres_product() says of c must be what a read of the
-   row gives as coreInfo's product_id (h_devices.c DEV_COLS) once the
+   row gives as coreInfo's product_id (h_devices_int.h DEV_COLS) once the
    batch is in; NULL: it does not know. */
 static void
 assert_product(const struct devconn *c, const char *want)
