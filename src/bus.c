@@ -495,3 +495,9 @@ bus_stats_get(const struct bus *b, struct bus_stats *out)
 	*out = b->stats;
 	out->pending = b->npending;
 }
+
+uint64_t
+bus_next_seq(const struct bus *b)
+{
+	return b->next_seq;
+}

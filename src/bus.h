@@ -156,6 +156,13 @@ void bus_unsubscribe(struct bus *b, struct bus_sub *sub);
 void bus_stats_get(const struct bus *b, struct bus_stats *out);
 
 /**
+ * @return the seq the next published event gets: a subscriber that
+ *         routes events further itself (sse.c's index) shows a listener
+ *         added now only events from this seq on, as bus_subscribe() does
+ */
+uint64_t bus_next_seq(const struct bus *b);
+
+/**
  * @return true if name is reserved for the cloud: it starts with "spark"
  *         or "particle" in any case (protocol.md §3.8)
  */

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * SSE streams. Every stream subscribes to the bus with its prefix; the
- * first stream that shows an event formats the frame and caches it (by
- * event seq); streams copy it (up to SSE_COPY_MAX) or queue the same
- * bytes by reference (larger ones). Streams sit
+ * SSE streams. A stream of every user's public events (scope all)
+ * subscribes to the bus with its prefix. The others can only show events
+ * of one owner, device or product: they sit in an index under that key,
+ * behind one bus subscription of the manager's, so an event costs a
+ * lookup per key it has and a check per stream of those keys, not a
+ * callback for every stream of every user on the server. The first
+ * stream that shows an event formats the frame and caches it (by event
+ * seq); streams copy it (up to SSE_COPY_MAX) or queue the same bytes by
+ * reference (larger ones). Streams sit
  * in a list ordered by last write, so one timer armed at the oldest
  * stream's deadline finds exactly the streams that need a keep-alive.
  */
@@ -44,14 +49,29 @@ struct sse_frame {
 	char buf[];    /* the frame */
 };
 
+/* Longest index key: a kind byte and a device id. */
+#define SSE_KEY_MAX 25
+
+/* The streams of one index key (one owner, device or product). */
+struct sse_list {
+	TAILQ_HEAD(, sse_stream) streams; /* in opening order */
+	size_t klen;			  /* bytes of key */
+	uint8_t key[SSE_KEY_MAX];	  /* the hmap key (index_key()) */
+};
+
 struct sse_stream {
-	struct sse *s;		     /* owner */
-	uint64_t id;		     /* HTTP request id */
-	struct bus_sub *sub;	     /* bus subscription */
-	struct sse_filter f;	     /* visibility */
-	uint64_t last_write;	     /* monotonic ms */
-	uint8_t ip[16];		     /* client address (v4-mapped) */
-	TAILQ_ENTRY(sse_stream) lru; /* by last_write, oldest first */
+	struct sse *s;		       /* owner */
+	uint64_t id;		       /* HTTP request id */
+	struct bus_sub *sub;	       /* scope all: its bus subscription */
+	struct sse_list *list;	       /* other scopes: its index entry */
+	TAILQ_ENTRY(sse_stream) link;  /* in list */
+	uint64_t min_seq;	       /* indexed: first event seq it sees */
+	size_t plen;		       /* indexed: bytes of prefix */
+	char prefix[BUS_NAME_MAX + 1]; /* indexed: event-name prefix */
+	struct sse_filter f;	       /* visibility */
+	uint64_t last_write;	       /* monotonic ms */
+	uint8_t ip[16];		       /* client address (v4-mapped) */
+	TAILQ_ENTRY(sse_stream) lru;   /* by last_write, oldest first */
 };
 
 struct ip_count {
@@ -66,12 +86,18 @@ struct obuf {
 };
 
 struct sse {
-	struct event_base *base;      /* borrowed */
-	struct http *http;	      /* borrowed */
-	struct bus *bus;	      /* borrowed */
-	struct sse_opts opts;	      /* tunables */
-	struct hmap *streams;	      /* request id -> sse_stream */
-	struct hmap *ips;	      /* ip -> ip_count */
+	struct event_base *base; /* borrowed */
+	struct http *http;	 /* borrowed */
+	struct bus *bus;	 /* borrowed */
+	struct sse_opts opts;	 /* tunables */
+	struct hmap *streams;	 /* request id -> sse_stream */
+	struct hmap *ips;	 /* ip -> ip_count */
+	struct hmap *index;	 /* index_key() -> sse_list */
+	size_t n_indexed;	 /* streams in the index */
+	struct bus_sub *root;	 /* the index's bus subscription,
+				    while it has streams */
+	uint64_t *ids;		 /* index_cb()'s matches */
+	size_t ids_cap;
 	TAILQ_HEAD(, sse_stream) lru; /* oldest write first */
 	struct event *timer;	      /* keep-alive timer */
 	struct obuf fmt[2];	      /* last frame: [0] user, [1] product */
@@ -410,6 +436,139 @@ touch(struct sse *s, struct sse_stream *st)
 	TAILQ_INSERT_TAIL(&s->lru, st, lru);
 }
 
+/* ---- the index of streams bound to one owner, device or product ---- */
+
+static void on_event(const struct bus_event *ev, void *arg);
+
+/* The key of a stream's filter; 0 for scope all (not indexed). */
+static size_t
+index_key(const struct sse_filter *f, uint8_t key[SSE_KEY_MAX])
+{
+	switch (f->scope) {
+	case SSE_SCOPE_MINE:
+		key[0] = 'u';
+		memcpy(key + 1, &f->user_id, sizeof(f->user_id));
+		return 1 + sizeof(f->user_id);
+	case SSE_SCOPE_DEVICE:
+		key[0] = 'd';
+		memcpy(key + 1, f->device_id, 24);
+		return 1 + 24;
+	case SSE_SCOPE_PRODUCT:
+		key[0] = 'p';
+		memcpy(key + 1, &f->product_id, sizeof(f->product_id));
+		return 1 + sizeof(f->product_id);
+	case SSE_SCOPE_ALL:
+		break;
+	}
+	return 0;
+}
+
+/* Add the ids of the streams under key that take ev to s->ids. */
+static void
+index_gather(struct sse *s, const uint8_t *key, size_t klen,
+	     const struct bus_event *ev, size_t *n)
+{
+	struct sse_list *l = hmap_get(s->index, key, klen);
+	struct sse_stream *st;
+
+	if (l == NULL)
+		return;
+	TAILQ_FOREACH(st, &l->streams, link)
+	{
+		if (ev->seq < st->min_seq ||
+		    strncmp(ev->name, st->prefix, st->plen) != 0)
+			continue;
+		if (*n == s->ids_cap) {
+			s->ids_cap = s->ids_cap != 0 ? s->ids_cap * 2 : 16;
+			s->ids = xreallocarray(s->ids, s->ids_cap,
+					       sizeof(*s->ids));
+		}
+		s->ids[(*n)++] = st->id;
+	}
+}
+
+/*
+ * The index's bus subscription: every event, matched to the streams of
+ * its owner, its device and its product. The matches are taken by id
+ * first and looked up again one by one, so a stream that writing to
+ * another one ends is skipped, never touched freed. The bus never
+ * re-enters a callback (delivery is deferred), so s->ids is free here.
+ */
+static void
+index_cb(const struct bus_event *ev, void *arg)
+{
+	struct sse *s = arg;
+	struct sse_stream *st;
+	uint8_t key[SSE_KEY_MAX];
+	size_t i, n = 0;
+
+	if (ev->flags & BUS_EV_HIDDEN)
+		return;
+	if (ev->owner_id != 0) {
+		key[0] = 'u';
+		memcpy(key + 1, &ev->owner_id, sizeof(ev->owner_id));
+		index_gather(s, key, 1 + sizeof(ev->owner_id), ev, &n);
+	}
+	if (ev->source == BUS_SRC_DEVICE) {
+		key[0] = 'd';
+		memcpy(key + 1, ev->coreid, 24);
+		index_gather(s, key, 1 + 24, ev, &n);
+	}
+	if (ev->product_id != 0) {
+		key[0] = 'p';
+		memcpy(key + 1, &ev->product_id, sizeof(ev->product_id));
+		index_gather(s, key, 1 + sizeof(ev->product_id), ev, &n);
+	}
+	for (i = 0; i < n; i++) {
+		st = hmap_get(s->streams, &s->ids[i], sizeof(s->ids[i]));
+		if (st != NULL)
+			on_event(ev, st);
+	}
+}
+
+/* Put a stream under its filter's key (klen > 0); it sees events from
+   the next one published on, as a bus subscription made now would. */
+static void
+index_add(struct sse *s, struct sse_stream *st, const uint8_t *key, size_t klen,
+	  const char *prefix)
+{
+	struct sse_list *l = hmap_get(s->index, key, klen);
+
+	if (l == NULL) {
+		l = xcalloc(1, sizeof(*l));
+		TAILQ_INIT(&l->streams);
+		memcpy(l->key, key, klen);
+		l->klen = klen;
+		hmap_put(s->index, l->key, l->klen, l, NULL);
+	}
+	/* the bus uses at most BUS_NAME_MAX bytes of a prefix too */
+	st->plen = strnlen(prefix, BUS_NAME_MAX);
+	memcpy(st->prefix, prefix, st->plen);
+	st->prefix[st->plen] = '\0';
+	st->min_seq = bus_next_seq(s->bus);
+	st->list = l;
+	TAILQ_INSERT_TAIL(&l->streams, st, link);
+	if (s->n_indexed++ == 0)
+		s->root = bus_subscribe(s->bus, "", index_cb, s);
+}
+
+static void
+index_remove(struct sse *s, struct sse_stream *st)
+{
+	struct sse_list *l = st->list;
+
+	TAILQ_REMOVE(&l->streams, st, link);
+	st->list = NULL;
+	if (TAILQ_EMPTY(&l->streams)) {
+		hmap_remove(s->index, l->key, l->klen);
+		free(l);
+	}
+	if (--s->n_indexed == 0) {
+		bus_unsubscribe(s->bus, s->root);
+		s->root = NULL;
+	}
+}
+
 /* Forget a stream (the HTTP request is ending or has ended). */
 static void
 stream_drop(struct sse *s, struct sse_stream *st)
@@ -418,7 +577,10 @@ stream_drop(struct sse *s, struct sse_stream *st)
 
 	hmap_remove(s->streams, &st->id, sizeof(st->id));
 	TAILQ_REMOVE(&s->lru, st, lru);
-	bus_unsubscribe(s->bus, st->sub);
+	if (st->list != NULL)
+		index_remove(s, st);
+	else
+		bus_unsubscribe(s->bus, st->sub);
 	if ((ic = hmap_get(s->ips, st->ip, sizeof(st->ip))) != NULL &&
 	    --ic->n == 0) {
 		hmap_remove(s->ips, st->ip, sizeof(st->ip));
@@ -545,7 +707,8 @@ sse_open(struct sse *s, struct http_request *req, const struct sse_filter *f,
 {
 	struct sse_stream *st;
 	struct ip_count *ic;
-	uint8_t ip[16];
+	uint8_t ip[16], key[SSE_KEY_MAX];
+	size_t klen;
 	int r;
 
 	ip_key(http_request_client_ip(req), ip);
@@ -577,8 +740,12 @@ sse_open(struct sse *s, struct http_request *req, const struct sse_filter *f,
 	s->stats.streams++;
 	s->stats.opened++;
 	http_request_on_close(req, on_close, s);
-	st->sub = bus_subscribe(s->bus, prefix != NULL ? prefix : "", on_event,
-				st);
+	klen = index_key(f, key);
+	if (klen > 0)
+		index_add(s, st, key, klen, prefix != NULL ? prefix : "");
+	else
+		st->sub = bus_subscribe(s->bus, prefix != NULL ? prefix : "",
+					on_event, st);
 	http_stream_write(s->http, st->id, SSE_PREAMBLE,
 			  sizeof(SSE_PREAMBLE) - 1);
 	if (TAILQ_FIRST(&s->lru) == st)
@@ -606,6 +773,7 @@ sse_new(struct event_base *base, struct http *h, struct bus *b,
 		s->opts.max_per_ip = SSE_MAX_PER_IP;
 	s->streams = hmap_new();
 	s->ips = hmap_new();
+	s->index = hmap_new();
 	TAILQ_INIT(&s->lru);
 	s->timer = evtimer_new(base, keepalive_cb, s);
 	if (s->timer == NULL) {
@@ -630,7 +798,9 @@ sse_free(struct sse *s)
 	free(s->fmt[0].p);
 	free(s->fmt[1].p);
 	hmap_free(s->streams);
-	hmap_free(s->ips); /* empty: every stream gave its count back */
+	hmap_free(s->ips);   /* empty: every stream gave its count back */
+	hmap_free(s->index); /* empty too, and the root unsubscribed */
+	free(s->ids);
 	free(s);
 }
 

@@ -256,12 +256,17 @@ h_stream(struct http_request *req, void *arg)
 	struct sse_filter f = {0};
 	const char *scope = http_request_query(req, "scope");
 	const char *prefix = http_request_query(req, "prefix");
+	const char *user = http_request_query(req, "user");
+	const char *device = http_request_query(req, "device");
+	const char *product = http_request_query(req, "product");
 	int r;
 
 	(void)arg;
 	f.scope = scope != NULL ? atoi(scope) : SSE_SCOPE_ALL;
-	f.user_id = 5;
-	strcpy(f.device_id, DEV);
+	f.user_id = user != NULL ? atoi(user) : 5;
+	snprintf(f.device_id, sizeof(f.device_id), "%s",
+		 device != NULL ? device : DEV);
+	f.product_id = product != NULL ? (uint32_t)atoi(product) : 0;
 	r = sse_open(F.sse, req, &f, prefix != NULL ? prefix : "");
 	if (r == CINDER_ERR_BUSY)
 		return http_respond_error(req, r, NULL, "too many");
@@ -428,7 +433,8 @@ client_read(struct client *c)
 	} while (0)
 
 static void
-publish(const char *name, const char *data, int64_t owner, bool priv)
+publish_from(const char *name, const char *data, int64_t owner, bool priv,
+	     const char *device, uint32_t product)
 {
 	struct bus_event_spec sp = {0};
 	struct bus_event *ev;
@@ -436,13 +442,42 @@ publish(const char *name, const char *data, int64_t owner, bool priv)
 	sp.name = name;
 	sp.data = (const uint8_t *)data;
 	sp.data_len = data ? strlen(data) : 0;
-	sp.source = BUS_SRC_DEVICE;
-	sp.device_id = DEV;
+	sp.source = device != NULL ? BUS_SRC_DEVICE : BUS_SRC_API;
+	sp.device_id = device;
 	sp.owner_id = owner;
 	sp.is_private = priv;
+	sp.product_id = product;
 	sp.published_ms = T0;
 	ck_assert_int_eq(bus_event_new(&sp, &ev), 0);
 	bus_publish(F.bus, ev);
+}
+
+static void
+publish(const char *name, const char *data, int64_t owner, bool priv)
+{
+	publish_from(name, data, owner, priv, DEV, 0);
+}
+
+/* The event names in c's body so far, comma-separated, into buf. */
+static const char *
+names_of(struct client *c, char *buf, size_t cap)
+{
+	const char *p = c->body;
+	size_t n = 0, k;
+
+	buf[0] = '\0';
+	while ((p = strstr(p, "event: ")) != NULL) {
+		p += 7;
+		k = strcspn(p, "\n");
+		if (n + k + 2 > cap)
+			break;
+		if (n > 0)
+			buf[n++] = ',';
+		memcpy(buf + n, p, k);
+		n += k;
+		buf[n] = '\0';
+	}
+	return buf;
 }
 
 #define FRAME_T                                                                \
@@ -503,6 +538,94 @@ START_TEST(test_sse_open_stream)
 }
 END_TEST
 
+/*
+ * Streams of one owner, device or product sit in an index behind one bus
+ * subscription (sse.c); each must get exactly what sse_visible() and its
+ * prefix let through, whoever else has streams open.
+ */
+#define OTHER "ffffffffffffffffffffffff"
+
+START_TEST(test_sse_index_routes)
+{
+	struct client *m5, *m6, *d5, *d6, *p42, *all6, *m5b;
+	struct sse_stats st;
+	char buf[256];
+
+	fx_start(60000, 0, 0);
+	m5 = client_open("/s?scope=1&user=5", 0);
+	m6 = client_open("/s?scope=1&user=6&prefix=t", 0);
+	d5 = client_open("/s?scope=2&user=5", 0);
+	d6 = client_open("/s?scope=2&user=6", 0);
+	p42 = client_open("/s?scope=3&user=6&product=42", 0);
+	all6 = client_open("/s?user=6", 0);
+	m5b = client_open("/s?scope=1&user=5&prefix=t/", 0);
+	RUN_UNTIL(m5, m5->nbody >= 5);
+	RUN_UNTIL(m6, m6->nbody >= 5);
+	RUN_UNTIL(d5, d5->nbody >= 5);
+	RUN_UNTIL(d6, d6->nbody >= 5);
+	RUN_UNTIL(p42, p42->nbody >= 5);
+	RUN_UNTIL(all6, all6->nbody >= 5);
+	RUN_UNTIL(m5b, m5b->nbody >= 5);
+
+	/* 5's private event from DEV in product 42 */
+	publish_from("t/a", "x", 5, true, DEV, 42);
+	/* 6's public event from another device */
+	publish_from("t/b", "x", 6, false, OTHER, 0);
+	/* 6's private API event (no device), outside m6's prefix */
+	publish_from("x", "x", 6, true, NULL, 0);
+	/* 5's public event from DEV, no product; "t" alone is not "t/" */
+	publish_from("t", "x", 5, false, DEV, 0);
+	/* unowned public event from DEV in product 42 */
+	publish_from("u", "x", 0, false, DEV, 42);
+	/* last: one each stream sees, so everything before it is in */
+	publish_from("t/end5", "x", 5, true, DEV, 42);
+	publish_from("t/end6", "x", 6, false, OTHER, 0);
+	RUN_UNTIL(m5, strstr(m5->body, "t/end5") != NULL);
+	RUN_UNTIL(m5b, strstr(m5b->body, "t/end5") != NULL);
+	RUN_UNTIL(d5, strstr(d5->body, "t/end5") != NULL);
+	RUN_UNTIL(p42, strstr(p42->body, "t/end5") != NULL);
+	RUN_UNTIL(m6, strstr(m6->body, "t/end6") != NULL);
+	RUN_UNTIL(all6, strstr(all6->body, "t/end6") != NULL);
+	/* d6 sees DEV's public events only: t/end5 is private, so wait for
+	   the public one after it */
+	publish_from("t/end-d", "x", 0, false, DEV, 0);
+	RUN_UNTIL(d6, strstr(d6->body, "t/end-d") != NULL);
+	RUN_UNTIL(all6, strstr(all6->body, "t/end-d") != NULL);
+
+	ck_assert_str_eq(names_of(m5, buf, sizeof(buf)), "t/a,t,t/end5");
+	ck_assert_str_eq(names_of(m5b, buf, sizeof(buf)), "t/a,t/end5");
+	ck_assert_str_eq(names_of(m6, buf, sizeof(buf)), "t/b,t/end6");
+	ck_assert_str_eq(names_of(d5, buf, sizeof(buf)), "t/a,t,u,t/end5");
+	ck_assert_str_eq(names_of(d6, buf, sizeof(buf)), "t,u,t/end-d");
+	ck_assert_str_eq(names_of(p42, buf, sizeof(buf)), "t/a,u,t/end5");
+	ck_assert_str_eq(names_of(all6, buf, sizeof(buf)),
+			 "t/b,x,t,u,t/end6,t/end-d");
+
+	/* closing streams empties the index; a new stream still works */
+	client_free(m5);
+	client_free(m5b);
+	client_free(d5);
+	client_free(d6);
+	client_free(p42);
+	client_free(m6);
+	for (int i = 0; i < 200; i++) {
+		sse_stats_get(F.sse, &st);
+		if (st.streams == 1)
+			break;
+		event_base_loop(F.base, EVLOOP_ONCE);
+	}
+	ck_assert_uint_eq(st.streams, 1);
+	m5 = client_open("/s?scope=1&user=5", 0);
+	RUN_UNTIL(m5, m5->nbody >= 5);
+	publish_from("again", "x", 5, true, NULL, 0);
+	RUN_UNTIL(m5, strstr(m5->body, "again") != NULL);
+	ck_assert_str_eq(names_of(m5, buf, sizeof(buf)), "again");
+	client_free(m5);
+	client_free(all6);
+	fx_stop();
+}
+END_TEST
+
 START_TEST(test_sse_keepalive)
 {
 	struct client *a;
@@ -559,8 +682,19 @@ START_TEST(test_sse_per_ip_limit)
 }
 END_TEST
 
+/*
+ * _i 0: two streams of every user's events (bus subscriptions). _i 1: a
+ * stream of user 7's events and one of DEV's (the index): the slow one is
+ * the only stream of its key, so the cut frees that key's entry while
+ * the event is still going to the other stream (ASan checks the rest).
+ */
 START_TEST(test_sse_slow_reader_cut)
 {
+	static const char *const paths[2][2] = {
+		{"/s?prefix=big", "/s?prefix=big"},
+		{"/s?scope=1&user=7&prefix=big",
+		 "/s?scope=2&user=7&prefix=big"},
+	};
 	struct client *slow, *fast;
 	struct sse_stats st;
 	char data[601];
@@ -569,13 +703,13 @@ START_TEST(test_sse_slow_reader_cut)
 	fx_start(60000, 0, 32 * 1024);
 	memset(data, 'd', sizeof(data) - 1);
 	data[sizeof(data) - 1] = '\0';
-	slow = client_open("/s?prefix=big", 2048);
-	fast = client_open("/s?prefix=big", 0);
+	slow = client_open(paths[_i][0], 2048);
+	fast = client_open(paths[_i][1], 0);
 	RUN_UNTIL(slow, slow->nbody >= 5);
 	RUN_UNTIL(fast, fast->nbody >= 5);
 	/* from now on the slow client never reads */
 	for (i = 0; i < 5000; i++) {
-		publish("big", data, 0, false);
+		publish("big", data, 7, false);
 		if (i % 20 == 0) {
 			event_base_loop(F.base, EVLOOP_NONBLOCK);
 			client_read(fast);
@@ -588,7 +722,7 @@ START_TEST(test_sse_slow_reader_cut)
 	ck_assert_uint_eq(st.cut_slow, 1);
 	ck_assert_uint_eq(st.streams, 1);
 	/* the fast reader still gets events after the cut */
-	publish("big", "after", 0, false);
+	publish("big", "after", 7, false);
 	RUN_UNTIL(fast, fast->total > 0 &&
 				memmem(fast->raw, fast->nraw, "\"after\"", 7));
 	client_free(slow);
@@ -615,6 +749,7 @@ sse_suite(void)
 		 test_sse_format_frame_escaping},
 		{"test_sse_visible_rules", test_sse_visible_rules},
 		{"test_sse_open_stream", test_sse_open_stream},
+		{"test_sse_index_routes", test_sse_index_routes},
 		{"test_sse_keepalive", test_sse_keepalive},
 		{"test_sse_per_ip_limit", test_sse_per_ip_limit},
 		{"test_sse_slow_reader_cut", test_sse_slow_reader_cut},
@@ -624,7 +759,10 @@ sse_suite(void)
 	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
 		TCase *tc = tcase_create(tests[i].name);
 
-		tcase_add_test(tc, tests[i].t);
+		if (tests[i].t == test_sse_slow_reader_cut)
+			tcase_add_loop_test(tc, tests[i].t, 0, 2);
+		else
+			tcase_add_test(tc, tests[i].t);
 		tcase_set_timeout(tc, 30);
 		suite_add_tcase(s, tc);
 	}
