@@ -2,11 +2,12 @@
 /*
  * Device-protocol cryptography (protocol.md §1.3, §1.4, §2): RSA keys, the
  * handshake blocks, the AES-128-CBC session channel with Particle's IV
- * chaining, HMAC, hashes, randomness and wiping. crypto.c is the only file
- * of the daemon that includes OpenSSL; everything here takes and returns
- * plain byte arrays. No I/O except the key-file helpers, no libevent.
- * Thread-safe: a struct crypto_key may be used by many threads at once as
- * long as nobody frees it; a struct crypto_channel belongs to one thread.
+ * chaining, HMAC, hashes, randomness and wiping. crypto.c, crypto_key.c
+ * and crypto_channel.c are the only files of the daemon that include
+ * OpenSSL; everything here takes and returns plain byte arrays. No I/O
+ * except the key-file helpers, no libevent. Thread-safe: a struct
+ * crypto_key may be used by many threads at once as long as nobody frees
+ * it; a struct crypto_channel belongs to one thread.
  */
 #ifndef CINDER_CRYPTO_H
 #define CINDER_CRYPTO_H

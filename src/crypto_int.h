@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal to the crypto module: what crypto.c (OpenSSL errors, RSA, HMAC,
+ * SHA-256, RNG, wiping, passwords, per-thread cleanup), crypto_key.c (keys
+ * and their encodings) and crypto_channel.c (the AES channel and the
+ * handshake blocks) share. Include it after the OPENSSL_API_COMPAT block
+ * of those files. Nothing outside those three files includes it.
+ */
+#ifndef CINDER_CRYPTO_INT_H
+#define CINDER_CRYPTO_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/evp.h>
+
+#include "crypto.h"
+#include "log.h"
+
+struct crypto_key {
+	EVP_PKEY *pkey; /* owned; RSA, private or public only */
+	bool priv;	/* has the private half (found once, at wrap) */
+	size_t size;	/* modulus bytes */
+};
+
+/*
+ * Empty the thread's OpenSSL error queue, logging each entry (crypto.c).
+ * Peer input failures log at debug so a noisy device cannot flood the log.
+ */
+void crypto_drain(enum log_level level, const char *what);
+
+/** @return k's modulus size in bytes (crypto.c) */
+size_t crypto_key_size(const struct crypto_key *k);
+
+/* Per-thread contexts, freed by crypto_thread_cleanup() (crypto.c). */
+void crypto_aes_ctx_drop(int open); /* crypto_channel.c: [0] seal, [1] open */
+void crypto_rsa_import_drop(void);  /* crypto_key.c: SPKI import context */
+
+#endif /* CINDER_CRYPTO_INT_H */
