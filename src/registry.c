@@ -40,7 +40,6 @@
 #include "conf.h"
 #include "crypto.h"
 #include "cryptopool.h"
-#include "describe.h"
 #include "err.h"
 #include "evprio.h"
 #include "healer/ota.h"
@@ -368,228 +367,10 @@ sess_hello(void *arg, const struct session_hello *h)
 			h->flags);
 }
 
-/*
- * Describe texts are kept once per distinct text, shared by every
- * connection that reported it, with what is derived from the text (the
- * parsed describe, the columns written to PostgreSQL): a fleet runs a few
- * firmware builds, and a describe is ~0.6 KB of the ~2 KB an idle session
- * may cost and a jansson parse per handshake.
- */
-struct desc_blob {
-	uint8_t sha[CRYPTO_SHA256_LEN]; /* of text, the reg->descs key */
-	uint32_t refs;			/* connections holding it */
-	bool shared;			/* in reg->descs */
-	struct describe *d;		/* text parsed */
-	char *functions;		/* d's functions, JSON, or NULL */
-	char *variables;		/* d's variables, JSON, or NULL */
-	char *modules;			/* the text's "m", JSON, or NULL */
-	char text[];			/* NUL-terminated JSON */
-};
-
-static struct desc_blob *
-desc_of(const char *text)
-{
-	return (struct desc_blob *)(void *)(text -
-					    offsetof(struct desc_blob, text));
-}
-
-static void
-desc_blob_free(struct desc_blob *b)
-{
-	describe_free(b->d);
-	free(b->functions);
-	free(b->variables);
-	free(b->modules);
-	free(b);
-}
-
-/*
- * The shared copy of merged (which is taken), parsed. NULL if the text
- * does not parse (err says why).
- */
-static struct desc_blob *
-desc_intern(struct registry *reg, char *merged, char *err, size_t errlen)
-{
-	size_t len = strlen(merged);
-	uint8_t sha[CRYPTO_SHA256_LEN];
-	struct desc_blob *b = NULL;
-	bool share = crypto_sha256(merged, len, sha) == 0;
-
-	if (share) {
-		b = hmap_get(reg->descs, sha, sizeof(sha));
-		if (b != NULL && strcmp(b->text, merged) == 0) {
-			b->refs++;
-			free(merged);
-			return b;
-		}
-		share = b == NULL; /* a SHA-256 collision stays private */
-	}
-	b = xcalloc(1, sizeof(*b) + len + 1);
-	memcpy(b->text, merged, len + 1);
-	free(merged);
-	if (describe_parse(b->text, len, &b->d, err, errlen) != 0) {
-		free(b);
-		return NULL;
-	}
-	memcpy(b->sha, sha, sizeof(sha));
-	b->refs = 1;
-	b->shared = share;
-	if (b->d->has_app) {
-		b->functions = json_dumps(b->d->functions, JSON_COMPACT);
-		b->variables = json_dumps(b->d->variables, JSON_COMPACT);
-	}
-	if (b->d->has_system && b->d->modules_json != NULL)
-		b->modules = json_dumps(b->d->modules_json, JSON_COMPACT);
-	if (share)
-		hmap_put(reg->descs, b->sha, sizeof(b->sha), b, NULL);
-	return b;
-}
-
-/* Drop a reference. NULL-safe. */
-static void
-desc_release(struct registry *reg, struct desc_blob *b)
-{
-	if (b == NULL || --b->refs > 0)
-		return;
-	if (b->shared)
-		hmap_remove(reg->descs, b->sha, sizeof(b->sha));
-	desc_blob_free(b);
-}
-
-/*
- * Merges remembered: (the connection's describe before, the bytes the
- * device sent) -> the shared result, so that a fleet's identical
- * describes are parsed and merged once, not at every handshake. Direct
- * mapped; an entry holds a reference to both blobs (the "before" one too,
- * so that its address is never a different blob's while remembered).
- */
-struct desc_memo {
-	uint8_t sha[CRYPTO_SHA256_LEN]; /* of the device's bytes */
-	size_t len;			/* their length */
-	struct desc_blob *from;		/* describe before, or NULL */
-	struct desc_blob *to;		/* the merge's result, or NULL */
-};
-
-static struct desc_memo *
-desc_memo_slot(struct registry *reg, const uint8_t sha[CRYPTO_SHA256_LEN],
-	       const struct desc_blob *from)
-{
-	size_t i = (sha[0] ^ (size_t)((uintptr_t)from >> 4)) % DESC_MEMO_SLOTS;
-
-	return &reg->desc_memo[i];
-}
-
-static void
-desc_memo_clear(struct registry *reg, struct desc_memo *m)
-{
-	desc_release(reg, m->from);
-	desc_release(reg, m->to);
-	memset(m, 0, sizeof(*m));
-}
-
-/* Release every remembered merge (registry_free). */
-static void
-desc_memo_clear_all(struct registry *reg)
-{
-	size_t i;
-
-	for (i = 0; i < DESC_MEMO_SLOTS; i++)
-		desc_memo_clear(reg, &reg->desc_memo[i]);
-}
-
-/*
- * A describe arrived (the session's own, a device POST d, or an API
- * refresh): merge it with the previous one (a partial describe keeps
- * the other half), keep it and store it. The same text again (the
- * re-describe after the start-up burst, mostly) is not written again.
- */
-static void
-conn_describe_apply(struct devconn *c, const char *json, size_t len)
-{
-	const struct describe *d;
-	struct desc_blob *b, *old = c->describe ? desc_of(c->describe) : NULL;
-	struct desc_memo *m = NULL;
-	char err[DESCRIBE_ERRLEN];
-	char *merged = NULL;
-	uint8_t sha[CRYPTO_SHA256_LEN];
-	uint32_t modver;
-	int r;
-
-	if (len > DESCRIBE_MAX) {
-		log_ctx(LOG_LEVEL_WARN, c->logctx,
-			"describe of %zu bytes not stored (limit %d)", len,
-			DESCRIBE_MAX);
-		return;
-	}
-	b = NULL;
-	if (crypto_sha256(json, len, sha) == 0) {
-		m = desc_memo_slot(c->reg, sha, old);
-		if (m->to != NULL && m->from == old && m->len == len &&
-		    memcmp(m->sha, sha, sizeof(sha)) == 0) {
-			b = m->to;
-			b->refs++;
-			goto have;
-		}
-	}
-	r = describe_merge(c->describe, c->describe ? strlen(c->describe) : 0,
-			   json, len, &merged);
-	if (r == 0)
-		b = desc_intern(c->reg, merged, err, sizeof(err));
-	else
-		snprintf(err, sizeof(err), "%s", err_str(r));
-	if (b != NULL && m != NULL) {
-		desc_memo_clear(c->reg, m);
-		memcpy(m->sha, sha, sizeof(sha));
-		m->len = len;
-		m->from = old;
-		m->to = b;
-		if (old != NULL)
-			old->refs++;
-		b->refs++;
-	}
-have:
-	if (b == NULL) {
-		log_ctx(LOG_LEVEL_WARN, c->logctx,
-			"describe not understood: %s", err);
-		return;
-	}
-	d = b->d;
-	c->describe = b->text;
-	c->safe_mode = describe_is_safe_mode(d);
-	if (b == old) {
-		desc_release(c->reg, b); /* the reference c already held */
-		log_ctx(LOG_LEVEL_DEBUG, c->logctx, "describe unchanged");
-		goto report;
-	}
-	desc_release(c->reg, old);
-	c->desc_gen++;
-	/* The running system's version: from its modules, else from a
-	   Device OS 3.0+ Hello; unknown stays NULL, never a guess. */
-	modver = describe_system_module_version(d);
-	if (modver == 0 && registry_conn_hello(c)->extended)
-		modver = registry_conn_hello(c)->system_version;
-	registry_pres_describe(c, c->describe, b->functions, b->variables,
-			       b->modules, describe_release_str(modver),
-			       d->platform_id, d->has_system || modver != 0,
-			       modver);
-	if (c->safe_mode)
-		log_ctx(LOG_LEVEL_NOTICE, c->logctx,
-			"in safe mode: the application needs system modules "
-			"the device does not have");
-	log_ctx(LOG_LEVEL_DEBUG, c->logctx,
-		"describe: %zu functions, %zu variables, %zu modules",
-		json_array_size(d->functions), json_object_size(d->variables),
-		d->n_modules);
-report:
-	if (c->reg->describe_cb != NULL)
-		c->reg->describe_cb(c->idhex, c->owner_id, d, c->describe,
-				    c->reg->describe_arg);
-}
-
 static void
 sess_describe(void *arg, const char *json, size_t len)
 {
-	conn_describe_apply(arg, json, len);
+	registry_desc_apply(arg, json, len);
 }
 
 /* Goodbye reasons, as Device OS numbers them, are kept as numbers. */
@@ -719,7 +500,7 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 	/* A describe refresh: keep it, then answer everyone waiting. */
 	c->refresh->req = 0;
 	if (res->status == 0)
-		conn_describe_apply(c, (const char *)res->data, res->data_len);
+		registry_desc_apply(c, (const char *)res->data, res->data_len);
 	/* Detached first: a callback may start the next refresh. */
 	n = c->refresh->n_waiters;
 	waiters = c->refresh->waiters;
@@ -771,7 +552,7 @@ conn_free(struct devconn *c)
 	if (c->event_state != NULL && c->reg->event_release != NULL)
 		c->reg->event_release(c->event_state, c->reg->event_arg);
 	if (c->describe != NULL)
-		desc_release(c->reg, desc_of(c->describe));
+		registry_desc_release(c->reg, registry_desc_of(c->describe));
 	if (c->refresh != NULL) {
 		free(c->refresh->waiters);
 		free(c->refresh);
@@ -1251,7 +1032,7 @@ registry_free(struct registry *reg)
 	hmap_free(reg->keys);
 	hmap_free(reg->reqs);
 	if (reg->desc_memo != NULL)
-		desc_memo_clear_all(reg);
+		registry_desc_memo_clear_all(reg);
 	free(reg->desc_memo);
 	hmap_free(reg->descs); /* empty: every connection is gone */
 	hmap_free(reg->devices);
@@ -1347,7 +1128,7 @@ registry_describe_now(const struct registry *reg, const char *device_id,
 		return false;
 	/* connection ids are never reused and stay far below 2^48 */
 	*gen = c->id << 16 | c->desc_gen;
-	b = c->describe != NULL ? desc_of(c->describe) : NULL;
+	b = c->describe != NULL ? registry_desc_of(c->describe) : NULL;
 	*functions = b != NULL ? b->functions : NULL;
 	*variables = b != NULL ? b->variables : NULL;
 	return true;
@@ -1365,7 +1146,7 @@ registry_device_now(const struct registry *reg, const char *device_id,
 	if (c == NULL)
 		return false;
 	out->gen = c->id << 16 | c->desc_gen;
-	b = c->describe != NULL ? desc_of(c->describe) : NULL;
+	b = c->describe != NULL ? registry_desc_of(c->describe) : NULL;
 	out->functions = b != NULL ? b->functions : NULL;
 	out->variables = b != NULL ? b->variables : NULL;
 	out->describe = b != NULL ? b->d : NULL;
