@@ -2,7 +2,8 @@
 /*
  * What the registry's files share (registry.c: listener, connection
  * driver, sessions, store writes, public API; registry_hs.c: the
- * handshake; registry_desc.c: shared describes; and the others, each
+ * handshake; registry_desc.c: shared describes; registry_api.c: what
+ * the API asks of a device's session; and the others, each
  * with its section below). Nothing outside them includes this.
  */
 #ifndef CINDER_REGISTRY_INT_H
@@ -418,9 +419,6 @@ void registry_io_resume(struct devconn *c);
  */
 size_t registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len);
 
-/** Queued output went out (an OTA transfer may send more). */
-void registry_conn_drained(struct devconn *c);
-
 /**
  * The connection's deadline came (called from the shared timer, or
  * directly to re-arm): keep-alive, session deadlines (fd, what unused).
@@ -476,6 +474,17 @@ void registry_pres_cleanup(struct registry *reg);
 /** Queue last_heard = now() for the devices heard from since the last
  * flush, HEARD_BATCH_IDS per UPDATE; returns the UPDATEs queued. */
 size_t registry_heard_flush(struct registry *reg);
+
+/* registry_api.c */
+
+/** An API request is answered: its callback runs, unless it was
+    cancelled (registry_request_cancel). */
+void registry_req_finish(struct registry *reg, uint64_t req_id,
+			 const struct session_result *res);
+
+/** Queued output went out (an OTA transfer may send more; called by
+    registry_io.c). */
+void registry_conn_drained(struct devconn *c);
 
 /* registry_desc.c */
 
