@@ -40,10 +40,8 @@
 #include "conf.h"
 #include "crypto.h"
 #include "cryptopool.h"
-#include "describe.h"
 #include "err.h"
 #include "evprio.h"
-#include "healer/ota.h"
 #include "hmap.h"
 #include "log.h"
 #include "netaddr.h"
@@ -239,21 +237,6 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
-/* Requests from the API.                                             */
-
-static void
-req_finish(struct registry *reg, uint64_t req_id,
-	   const struct session_result *res)
-{
-	struct pending_req *p = hmap_remove(reg->reqs, &req_id, sizeof(req_id));
-
-	if (p == NULL)
-		return; /* cancelled */
-	p->cb(req_id, res, p->arg);
-	free(p);
-}
-
-/* ------------------------------------------------------------------ */
 /* Session callbacks.                                                 */
 
 /* Send what gathered in the cork; false when the connection closed. */
@@ -368,228 +351,10 @@ sess_hello(void *arg, const struct session_hello *h)
 			h->flags);
 }
 
-/*
- * Describe texts are kept once per distinct text, shared by every
- * connection that reported it, with what is derived from the text (the
- * parsed describe, the columns written to PostgreSQL): a fleet runs a few
- * firmware builds, and a describe is ~0.6 KB of the ~2 KB an idle session
- * may cost and a jansson parse per handshake.
- */
-struct desc_blob {
-	uint8_t sha[CRYPTO_SHA256_LEN]; /* of text, the reg->descs key */
-	uint32_t refs;			/* connections holding it */
-	bool shared;			/* in reg->descs */
-	struct describe *d;		/* text parsed */
-	char *functions;		/* d's functions, JSON, or NULL */
-	char *variables;		/* d's variables, JSON, or NULL */
-	char *modules;			/* the text's "m", JSON, or NULL */
-	char text[];			/* NUL-terminated JSON */
-};
-
-static struct desc_blob *
-desc_of(const char *text)
-{
-	return (struct desc_blob *)(void *)(text -
-					    offsetof(struct desc_blob, text));
-}
-
-static void
-desc_blob_free(struct desc_blob *b)
-{
-	describe_free(b->d);
-	free(b->functions);
-	free(b->variables);
-	free(b->modules);
-	free(b);
-}
-
-/*
- * The shared copy of merged (which is taken), parsed. NULL if the text
- * does not parse (err says why).
- */
-static struct desc_blob *
-desc_intern(struct registry *reg, char *merged, char *err, size_t errlen)
-{
-	size_t len = strlen(merged);
-	uint8_t sha[CRYPTO_SHA256_LEN];
-	struct desc_blob *b = NULL;
-	bool share = crypto_sha256(merged, len, sha) == 0;
-
-	if (share) {
-		b = hmap_get(reg->descs, sha, sizeof(sha));
-		if (b != NULL && strcmp(b->text, merged) == 0) {
-			b->refs++;
-			free(merged);
-			return b;
-		}
-		share = b == NULL; /* a SHA-256 collision stays private */
-	}
-	b = xcalloc(1, sizeof(*b) + len + 1);
-	memcpy(b->text, merged, len + 1);
-	free(merged);
-	if (describe_parse(b->text, len, &b->d, err, errlen) != 0) {
-		free(b);
-		return NULL;
-	}
-	memcpy(b->sha, sha, sizeof(sha));
-	b->refs = 1;
-	b->shared = share;
-	if (b->d->has_app) {
-		b->functions = json_dumps(b->d->functions, JSON_COMPACT);
-		b->variables = json_dumps(b->d->variables, JSON_COMPACT);
-	}
-	if (b->d->has_system && b->d->modules_json != NULL)
-		b->modules = json_dumps(b->d->modules_json, JSON_COMPACT);
-	if (share)
-		hmap_put(reg->descs, b->sha, sizeof(b->sha), b, NULL);
-	return b;
-}
-
-/* Drop a reference. NULL-safe. */
-static void
-desc_release(struct registry *reg, struct desc_blob *b)
-{
-	if (b == NULL || --b->refs > 0)
-		return;
-	if (b->shared)
-		hmap_remove(reg->descs, b->sha, sizeof(b->sha));
-	desc_blob_free(b);
-}
-
-/*
- * Merges remembered: (the connection's describe before, the bytes the
- * device sent) -> the shared result, so that a fleet's identical
- * describes are parsed and merged once, not at every handshake. Direct
- * mapped; an entry holds a reference to both blobs (the "before" one too,
- * so that its address is never a different blob's while remembered).
- */
-struct desc_memo {
-	uint8_t sha[CRYPTO_SHA256_LEN]; /* of the device's bytes */
-	size_t len;			/* their length */
-	struct desc_blob *from;		/* describe before, or NULL */
-	struct desc_blob *to;		/* the merge's result, or NULL */
-};
-
-static struct desc_memo *
-desc_memo_slot(struct registry *reg, const uint8_t sha[CRYPTO_SHA256_LEN],
-	       const struct desc_blob *from)
-{
-	size_t i = (sha[0] ^ (size_t)((uintptr_t)from >> 4)) % DESC_MEMO_SLOTS;
-
-	return &reg->desc_memo[i];
-}
-
-static void
-desc_memo_clear(struct registry *reg, struct desc_memo *m)
-{
-	desc_release(reg, m->from);
-	desc_release(reg, m->to);
-	memset(m, 0, sizeof(*m));
-}
-
-/* Release every remembered merge (registry_free). */
-static void
-desc_memo_clear_all(struct registry *reg)
-{
-	size_t i;
-
-	for (i = 0; i < DESC_MEMO_SLOTS; i++)
-		desc_memo_clear(reg, &reg->desc_memo[i]);
-}
-
-/*
- * A describe arrived (the session's own, a device POST d, or an API
- * refresh): merge it with the previous one (a partial describe keeps
- * the other half), keep it and store it. The same text again (the
- * re-describe after the start-up burst, mostly) is not written again.
- */
-static void
-conn_describe_apply(struct devconn *c, const char *json, size_t len)
-{
-	const struct describe *d;
-	struct desc_blob *b, *old = c->describe ? desc_of(c->describe) : NULL;
-	struct desc_memo *m = NULL;
-	char err[DESCRIBE_ERRLEN];
-	char *merged = NULL;
-	uint8_t sha[CRYPTO_SHA256_LEN];
-	uint32_t modver;
-	int r;
-
-	if (len > DESCRIBE_MAX) {
-		log_ctx(LOG_LEVEL_WARN, c->logctx,
-			"describe of %zu bytes not stored (limit %d)", len,
-			DESCRIBE_MAX);
-		return;
-	}
-	b = NULL;
-	if (crypto_sha256(json, len, sha) == 0) {
-		m = desc_memo_slot(c->reg, sha, old);
-		if (m->to != NULL && m->from == old && m->len == len &&
-		    memcmp(m->sha, sha, sizeof(sha)) == 0) {
-			b = m->to;
-			b->refs++;
-			goto have;
-		}
-	}
-	r = describe_merge(c->describe, c->describe ? strlen(c->describe) : 0,
-			   json, len, &merged);
-	if (r == 0)
-		b = desc_intern(c->reg, merged, err, sizeof(err));
-	else
-		snprintf(err, sizeof(err), "%s", err_str(r));
-	if (b != NULL && m != NULL) {
-		desc_memo_clear(c->reg, m);
-		memcpy(m->sha, sha, sizeof(sha));
-		m->len = len;
-		m->from = old;
-		m->to = b;
-		if (old != NULL)
-			old->refs++;
-		b->refs++;
-	}
-have:
-	if (b == NULL) {
-		log_ctx(LOG_LEVEL_WARN, c->logctx,
-			"describe not understood: %s", err);
-		return;
-	}
-	d = b->d;
-	c->describe = b->text;
-	c->safe_mode = describe_is_safe_mode(d);
-	if (b == old) {
-		desc_release(c->reg, b); /* the reference c already held */
-		log_ctx(LOG_LEVEL_DEBUG, c->logctx, "describe unchanged");
-		goto report;
-	}
-	desc_release(c->reg, old);
-	c->desc_gen++;
-	/* The running system's version: from its modules, else from a
-	   Device OS 3.0+ Hello; unknown stays NULL, never a guess. */
-	modver = describe_system_module_version(d);
-	if (modver == 0 && registry_conn_hello(c)->extended)
-		modver = registry_conn_hello(c)->system_version;
-	registry_pres_describe(c, c->describe, b->functions, b->variables,
-			       b->modules, describe_release_str(modver),
-			       d->platform_id, d->has_system || modver != 0,
-			       modver);
-	if (c->safe_mode)
-		log_ctx(LOG_LEVEL_NOTICE, c->logctx,
-			"in safe mode: the application needs system modules "
-			"the device does not have");
-	log_ctx(LOG_LEVEL_DEBUG, c->logctx,
-		"describe: %zu functions, %zu variables, %zu modules",
-		json_array_size(d->functions), json_object_size(d->variables),
-		d->n_modules);
-report:
-	if (c->reg->describe_cb != NULL)
-		c->reg->describe_cb(c->idhex, c->owner_id, d, c->describe,
-				    c->reg->describe_arg);
-}
-
 static void
 sess_describe(void *arg, const char *json, size_t len)
 {
-	conn_describe_apply(arg, json, len);
+	registry_desc_apply(arg, json, len);
 }
 
 /* Goodbye reasons, as Device OS numbers them, are kept as numbers. */
@@ -713,21 +478,21 @@ sess_request_done(void *arg, uint64_t req_id, enum session_req_kind kind,
 
 	if (kind != SESSION_REQ_DESCRIBE || c->refresh == NULL ||
 	    req_id != c->refresh->req) {
-		req_finish(c->reg, req_id, res);
+		registry_req_finish(c->reg, req_id, res);
 		return;
 	}
 	/* A describe refresh: keep it, then answer everyone waiting. */
 	c->refresh->req = 0;
 	if (res->status == 0)
-		conn_describe_apply(c, (const char *)res->data, res->data_len);
+		registry_desc_apply(c, (const char *)res->data, res->data_len);
 	/* Detached first: a callback may start the next refresh. */
 	n = c->refresh->n_waiters;
 	waiters = c->refresh->waiters;
 	c->refresh->n_waiters = 0;
 	c->refresh->waiters = NULL;
-	req_finish(c->reg, req_id, res);
+	registry_req_finish(c->reg, req_id, res);
 	for (i = 0; i < n; i++)
-		req_finish(c->reg, waiters[i], res);
+		registry_req_finish(c->reg, waiters[i], res);
 	free(waiters);
 }
 
@@ -771,7 +536,7 @@ conn_free(struct devconn *c)
 	if (c->event_state != NULL && c->reg->event_release != NULL)
 		c->reg->event_release(c->event_state, c->reg->event_arg);
 	if (c->describe != NULL)
-		desc_release(c->reg, desc_of(c->describe));
+		registry_desc_release(c->reg, registry_desc_of(c->describe));
 	if (c->refresh != NULL) {
 		free(c->refresh->waiters);
 		free(c->refresh);
@@ -1251,7 +1016,7 @@ registry_free(struct registry *reg)
 	hmap_free(reg->keys);
 	hmap_free(reg->reqs);
 	if (reg->desc_memo != NULL)
-		desc_memo_clear_all(reg);
+		registry_desc_memo_clear_all(reg);
 	free(reg->desc_memo);
 	hmap_free(reg->descs); /* empty: every connection is gone */
 	hmap_free(reg->devices);
@@ -1313,336 +1078,6 @@ registry_stats_get(const struct registry *reg, struct registry_stats *out)
 	*out = reg->stats;
 	out->key_cache = hmap_count(reg->keys);
 	out->lingering = reg->left_n;
-}
-
-static struct devconn *
-ready_conn(const struct registry *reg, const char *device_id)
-{
-	struct devconn *c;
-
-	if (device_id == NULL || strlen(device_id) != DEVICE_ID_HEX)
-		return NULL;
-	c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX);
-	if (c == NULL || c->state != DC_FRAMED || c->session == NULL ||
-	    session_state(c->session) != SESSION_READY)
-		return NULL;
-	return c;
-}
-
-bool
-registry_is_online(const struct registry *reg, const char *device_id)
-{
-	return ready_conn(reg, device_id) != NULL;
-}
-
-bool
-registry_describe_now(const struct registry *reg, const char *device_id,
-		      uint64_t *gen, const char **functions,
-		      const char **variables)
-{
-	const struct devconn *c = ready_conn(reg, device_id);
-	const struct desc_blob *b;
-
-	if (c == NULL)
-		return false;
-	/* connection ids are never reused and stay far below 2^48 */
-	*gen = c->id << 16 | c->desc_gen;
-	b = c->describe != NULL ? desc_of(c->describe) : NULL;
-	*functions = b != NULL ? b->functions : NULL;
-	*variables = b != NULL ? b->variables : NULL;
-	return true;
-}
-
-bool
-registry_device_now(const struct registry *reg, const char *device_id,
-		    struct registry_device_now *out)
-{
-	const struct devconn *c = ready_conn(reg, device_id);
-	const struct desc_blob *b;
-	struct timespec ts;
-	uint64_t wall, mono;
-
-	if (c == NULL)
-		return false;
-	out->gen = c->id << 16 | c->desc_gen;
-	b = c->describe != NULL ? desc_of(c->describe) : NULL;
-	out->functions = b != NULL ? b->functions : NULL;
-	out->variables = b != NULL ? b->variables : NULL;
-	out->describe = b != NULL ? b->d : NULL;
-	out->owner_id = c->owner_id;
-	out->owner_sure = c->owner_sure;
-	out->product_sure = c->owner_sure && c->online &&
-			    registry_pres_product(c, &out->product_id);
-	if (!out->product_sure)
-		out->product_id = 0;
-	/* the clocks' offset in microseconds, so that a time read twice
-	   gives the same millisecond (both clocks read in milliseconds,
-	   it could be one off) */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	wall = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	mono = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-	out->heard_ms = (c->last_rx_ms * 1000 + wall - mono) / 1000;
-	out->handshake_ms =
-		((c->ready_ms != 0 ? c->ready_ms : c->opened_ms) * 1000 + wall -
-		 mono) /
-		1000;
-	return true;
-}
-
-/*
- * An API describe refresh: share the one in flight, start one if none
- * ran in the last REFRESH_INTERVAL_MS, else CINDER_ERR_BUSY (the caller
- * answers from what it has: a client cannot make us hammer the device).
- */
-static int
-conn_refresh_describe(struct devconn *c, uint64_t id, uint64_t now)
-{
-	struct devconn_refresh *rf;
-	int r;
-
-	if (c->refresh == NULL)
-		c->refresh = xcalloc(1, sizeof(*c->refresh));
-	rf = c->refresh;
-	if (rf->req != 0) {
-		if (rf->n_waiters >= REFRESH_WAITERS_MAX)
-			return CINDER_ERR_BUSY;
-		/* Allocated while a refresh has waiters only. */
-		if (rf->waiters == NULL)
-			rf->waiters = xcalloc(REFRESH_WAITERS_MAX,
-					      sizeof(*rf->waiters));
-		rf->waiters[rf->n_waiters++] = id;
-		return 0;
-	}
-	if (rf->last_ms != 0 && now - rf->last_ms < REFRESH_INTERVAL_MS)
-		return CINDER_ERR_BUSY;
-	r = session_request_describe(c->session, id, 0, now,
-				     REFRESH_TIMEOUT_MS);
-	if (r != 0)
-		return r;
-	rf->req = id;
-	rf->last_ms = now;
-	log_ctx(LOG_LEVEL_DEBUG, c->logctx, "refreshing the describe");
-	return 0;
-}
-
-int
-registry_request(struct registry *reg, const char *device_id,
-		 enum session_req_kind kind, const char *name, const char *arg,
-		 uint32_t timeout_ms, registry_done_cb cb, void *cbarg,
-		 uint64_t *req_id)
-{
-	struct devconn *c = ready_conn(reg, device_id);
-	struct pending_req *p;
-	uint64_t id, now = registry_now_ms();
-	int r;
-
-	*req_id = 0;
-	if (c == NULL)
-		return CINDER_ERR_NOTFOUND;
-	id = ++reg->next_req_id;
-	p = xcalloc(1, sizeof(*p));
-	p->req_id = id;
-	p->conn_id = c->id;
-	p->cb = cb;
-	p->arg = cbarg;
-	hmap_put(reg->reqs, &id, sizeof(id), p, NULL);
-	switch (kind) {
-	case SESSION_REQ_FUNCTION:
-		r = session_request_function(c->session, id, name,
-					     arg ? arg : "", now, timeout_ms);
-		break;
-	case SESSION_REQ_VARIABLE:
-		r = session_request_variable(c->session, id, name, now,
-					     timeout_ms);
-		break;
-	case SESSION_REQ_SIGNAL:
-		r = session_request_signal(c->session, id,
-					   arg != NULL && strcmp(arg, "0") != 0,
-					   now, timeout_ms);
-		break;
-	case SESSION_REQ_DESCRIBE:
-		r = conn_refresh_describe(c, id, now);
-		break;
-	default:
-		r = CINDER_ERR_INVAL;
-		break;
-	}
-	if (r != 0) {
-		hmap_remove(reg->reqs, &id, sizeof(id));
-		free(p);
-		return r;
-	}
-	/* The session's deadline may be earlier than the timer's. */
-	registry_conn_timer_cb(-1, 0, c);
-	*req_id = id;
-	return 0;
-}
-
-void
-registry_request_cancel(struct registry *reg, uint64_t req_id)
-{
-	free(hmap_remove(reg->reqs, &req_id, sizeof(req_id)));
-}
-
-int
-registry_send_event(struct registry *reg, const char *device_id,
-		    const char *name, const uint8_t *data, size_t len,
-		    uint32_t ttl, bool is_private)
-{
-	struct devconn *c = ready_conn(reg, device_id);
-
-	if (c == NULL)
-		return CINDER_ERR_NOTFOUND;
-	return session_send_event(c->session, name, data, len, ttl, is_private);
-}
-
-void
-registry_forget_key(struct registry *reg, const char *device_id)
-{
-	registry_hs_key_entry_free(
-		hmap_remove(reg->keys, device_id, DEVICE_ID_HEX));
-}
-
-void
-registry_set_owner(struct registry *reg, const char *device_id,
-		   int64_t owner_id)
-{
-	struct devconn *c;
-
-	if (device_id == NULL || strlen(device_id) != DEVICE_ID_HEX)
-		return;
-	if ((c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX)) != NULL)
-		c->owner_id = owner_id;
-}
-
-int64_t
-registry_owner(const struct registry *reg, const char *device_id)
-{
-	struct devconn *c = ready_conn(reg, device_id);
-
-	return c != NULL ? c->owner_id : -1;
-}
-
-int
-registry_ota_limits(const struct registry *reg, const char *device_id,
-		    uint32_t *max_binary, uint16_t *chunk_size)
-{
-	struct devconn *c = ready_conn(reg, device_id);
-
-	*max_binary = 0;
-	*chunk_size = 0;
-	if (c == NULL)
-		return CINDER_ERR_NOTFOUND;
-	*max_binary = c->max_binary;
-	*chunk_size = c->chunk_size;
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Firmware over the air (protocol.md §5).                            */
-
-/* Chunk bytes a transfer may have queued on one socket: enough to keep
-   the link busy, small enough that a slow device never buffers the
-   image (1,000 transfers hold at most 16 MB of output). */
-#define FLASH_OUT_BUDGET (16 * 1024)
-/* Framing and AES padding a plaintext message gains on the wire. */
-#define FLASH_FRAME_SLACK 64
-
-struct flash_ctx {
-	struct registry *reg;		   /* lives longer than any flash */
-	uint64_t flash_id;		   /* the id the caller holds */
-	uint64_t conn_id;		   /* the connection it runs on */
-	char device_id[DEVICE_ID_HEX + 1]; /* for the report */
-	registry_flash_cb cb;		   /* caller's callback */
-	void *arg;			   /* caller's argument */
-};
-
-/* The output budget: what the socket's buffer still takes. */
-static size_t
-flash_space(void *arg)
-{
-	struct flash_ctx *f = arg;
-	struct devconn *c = registry_conn_get(f->reg, f->conn_id);
-	size_t queued;
-
-	if (c == NULL || c->state != DC_FRAMED)
-		return 0;
-	queued = c->out_len;
-	if (queued + FLASH_FRAME_SLACK >= FLASH_OUT_BUDGET)
-		return 0;
-	return FLASH_OUT_BUDGET - queued - FLASH_FRAME_SLACK;
-}
-
-static void
-flash_report(void *arg, const struct ota_report *r)
-{
-	struct flash_ctx *f = arg;
-
-	if (f->cb != NULL)
-		f->cb(f->flash_id, f->device_id, r, f->arg);
-	if (r->ev == OTA_EV_SUCCESS || r->ev == OTA_EV_FAILED)
-		free(f);
-}
-
-/* Queued output went out: below half the budget, send more chunks. */
-void
-registry_conn_drained(struct devconn *c)
-{
-	if (!c->flashing || c->out_len > FLASH_OUT_BUDGET / 2)
-		return;
-	if (c->state != DC_FRAMED || c->session == NULL ||
-	    !session_ota_active(c->session))
-		return;
-	session_ota_pump(c->session, registry_now_ms());
-	registry_conn_timer_cb(-1, 0,
-			       c); /* a normal-mode reply deadline moved */
-}
-
-int
-registry_flash(struct registry *reg, const char *device_id,
-	       struct ota_image *img, const struct ota_params *p,
-	       registry_flash_cb cb, void *arg, uint64_t *flash_id)
-{
-	struct devconn *c = ready_conn(reg, device_id);
-	struct ota_params par = {.fast = true};
-	struct flash_ctx *f;
-	uint64_t id;
-	int r;
-
-	*flash_id = 0;
-	if (c == NULL)
-		return CINDER_ERR_NOTFOUND;
-	if (p != NULL)
-		par = *p;
-	/* What the device said (Hello or spark/hardware/\*), unless the
-	   caller knows better. */
-	if (par.chunk_size == 0)
-		par.chunk_size = c->chunk_size;
-	if (par.max_binary == 0)
-		par.max_binary = c->max_binary;
-	id = ++reg->next_req_id;
-	f = xcalloc(1, sizeof(*f));
-	f->reg = reg;
-	f->flash_id = id;
-	f->conn_id = c->id;
-	memcpy(f->device_id, c->idhex, sizeof(f->device_id));
-	f->cb = cb;
-	f->arg = arg;
-	c->flashing = true;
-	*flash_id = id;
-	r = session_ota_start(c->session, img, &par, flash_space, flash_report,
-			      f, registry_now_ms());
-	if (r != 0) {
-		*flash_id = 0;
-		free(f);
-		return r;
-	}
-	/* f may be gone already (a final report); c is still ours. */
-	log_ctx(LOG_LEVEL_INFO, c->logctx, "flash %llu: %zu bytes",
-		(unsigned long long)id, img->len);
-	registry_conn_timer_cb(-1, 0, c);
-	return 0;
 }
 
 void

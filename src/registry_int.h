@@ -2,13 +2,16 @@
 /*
  * What the registry's files share (registry.c: listener, connection
  * driver, sessions, store writes, public API; registry_hs.c: the
- * handshake). Nothing outside them includes this.
+ * handshake; registry_desc.c: shared describes; registry_api.c: what
+ * the API asks of a device's session; and the others, each
+ * with its section below). Nothing outside them includes this.
  */
 #ifndef CINDER_REGISTRY_INT_H
 #define CINDER_REGISTRY_INT_H
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -23,6 +26,7 @@
 #include "timerq.h"
 
 struct store_result;
+struct describe;
 struct desc_memo;
 struct key_batch;
 
@@ -52,7 +56,7 @@ struct key_batch;
 /* Answers to one read's frames (the Hello's ack and the server Hello,
    mostly) are sent with one send() up to this many bytes. */
 #define REGISTRY_CORK 4096
-/* Describe merges remembered (registry.c), each keeping up to two
+/* Describe merges remembered (registry_desc.c), each keeping up to two
    describes alive. */
 #define DESC_MEMO_SLOTS 64
 
@@ -162,7 +166,7 @@ struct devconn {
 	uint16_t info_hello;		 /* see info_known */
 	int32_t row_product;		 /* see row_known */
 	const char *describe;		 /* last describe JSON (a reference
-					    to a shared copy, registry.c) */
+					    to a shared copy, registry_desc.c) */
 	int64_t owner_id;		 /* owning user id, 0 = unowned */
 	struct devconn_refresh *refresh; /* API describe refreshes, NULL
 					    until the first one */
@@ -415,9 +419,6 @@ void registry_io_resume(struct devconn *c);
  */
 size_t registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len);
 
-/** Queued output went out (an OTA transfer may send more). */
-void registry_conn_drained(struct devconn *c);
-
 /**
  * The connection's deadline came (called from the shared timer, or
  * directly to re-arm): keep-alive, session deadlines (fd, what unused).
@@ -473,6 +474,73 @@ void registry_pres_cleanup(struct registry *reg);
 /** Queue last_heard = now() for the devices heard from since the last
  * flush, HEARD_BATCH_IDS per UPDATE; returns the UPDATEs queued. */
 size_t registry_heard_flush(struct registry *reg);
+
+/* registry_api.c */
+
+/** An API request is answered: its callback runs, unless it was
+    cancelled (registry_request_cancel). */
+void registry_req_finish(struct registry *reg, uint64_t req_id,
+			 const struct session_result *res);
+
+/** Queued output went out (an OTA transfer may send more; called by
+    registry_io.c). */
+void registry_conn_drained(struct devconn *c);
+
+/* registry_desc.c */
+
+/*
+ * Describe texts are kept once per distinct text, shared by every
+ * connection that reported it, with what is derived from the text (the
+ * parsed describe, the columns written to PostgreSQL): a fleet runs a few
+ * firmware builds, and a describe is ~0.6 KB of the ~2 KB an idle session
+ * may cost and a jansson parse per handshake.
+ */
+struct desc_blob {
+	uint8_t sha[CRYPTO_SHA256_LEN]; /* of text, the reg->descs key */
+	uint32_t refs;			/* connections holding it */
+	bool shared;			/* in reg->descs */
+	struct describe *d;		/* text parsed */
+	char *functions;		/* d's functions, JSON, or NULL */
+	char *variables;		/* d's variables, JSON, or NULL */
+	char *modules;			/* the text's "m", JSON, or NULL */
+	char text[];			/* NUL-terminated JSON */
+};
+
+/*
+ * Merges remembered: (the connection's describe before, the bytes the
+ * device sent) -> the shared result, so that a fleet's identical
+ * describes are parsed and merged once, not at every handshake. Direct
+ * mapped; an entry holds a reference to both blobs (the "before" one too,
+ * so that its address is never a different blob's while remembered).
+ */
+struct desc_memo {
+	uint8_t sha[CRYPTO_SHA256_LEN]; /* of the device's bytes */
+	size_t len;			/* their length */
+	struct desc_blob *from;		/* describe before, or NULL */
+	struct desc_blob *to;		/* the merge's result, or NULL */
+};
+
+/** The shared copy whose text is text (a devconn's describe). */
+static inline struct desc_blob *
+registry_desc_of(const char *text)
+{
+	return (struct desc_blob *)(void *)(text -
+					    offsetof(struct desc_blob, text));
+}
+
+/** Drop a reference. NULL-safe. */
+void registry_desc_release(struct registry *reg, struct desc_blob *b);
+
+/** Release every remembered merge (registry_free). */
+void registry_desc_memo_clear_all(struct registry *reg);
+
+/**
+ * A describe arrived (the session's own, a device POST d, or an API
+ * refresh): merge it with the previous one (a partial describe keeps
+ * the other half), keep it and store it. The same text again (the
+ * re-describe after the start-up burst, mostly) is not written again.
+ */
+void registry_desc_apply(struct devconn *c, const char *json, size_t len);
 
 /* registry_hs.c */
 
