@@ -190,7 +190,6 @@ uint32_t p_millis(void *ctx);
 void lat_add(struct lat *l, uint64_t us);
 int cmp_u32(const void *a, const void *b);
 double lat_pct(const struct lat *l, double p);
-double self_cpu(void);
 void ep_set(struct lg *g, int fd, uint32_t mask, void *ptr, int op);
 /* 1: a whole HTTP message heads buf (len bytes, NUL-terminated), *hlen
  * its head's bytes, *total its bytes; 0: not yet; -1: it cannot fit in
@@ -208,8 +207,6 @@ void dev_sched(struct lg *g, struct dev *d);
 /* why devices are not ready: their states and most common last error,
  * into buf (for die) */
 void devs_why(const struct dev *devs, size_t n, char *buf, size_t cap);
-/* the server process pid > 0 has exited (gone or a zombie) */
-bool server_gone(int pid);
 void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
 bool run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 	       bool (*cond)(struct lg *));
@@ -219,8 +216,32 @@ void http_clients_open(struct lg *g, size_t conc);
 /* the next request of g's kind on c (path g->path, "{id}": a device) */
 void http_send(struct lg *g, struct hc *c);
 void sse_open(struct lg *g, struct hc *c, const char *path);
+
+/* loadgen_proc.c: the measured process, from /proc */
+/*
+ * The measured phases' server CPU. /proc/PID/stat counts in clock ticks
+ * (10 ms), which is +-5% of a 20 s idle phase's 0.2 s (B2's idle CPU
+ * bar is 1% of a core). The threads' schedstat run time (ns) is exact,
+ * but a thread that exits takes its share with it; so the exact sum is
+ * used unless the two disagree by more than the ticks explain.
+ */
+struct cpu_mark {
+	double ticks_s; /* utime + stime, /proc/PID/stat */
+	double run_s;	/* sum of /proc/PID/task/TID/schedstat, or -1 */
+};
 /* utime + stime of pid, seconds; 0 when pid <= 0 or gone */
 double proc_cpu(int pid);
+/* utime + stime of the process pid, or of its thread tid if tid > 0 */
+double proc_cpu_of(int pid, int tid);
+struct cpu_mark cpu_mark(int pid);
+/* CPU seconds of pid since m (see struct cpu_mark) */
+double cpu_since(int pid, const struct cpu_mark *m);
+/* VmRSS of pid, kB; 0 when pid <= 0 or gone */
+long proc_rss_kb(int pid);
+/* the server process pid > 0 has exited (gone or a zombie) */
+bool server_gone(int pid);
+/* this process's CPU (all threads), seconds */
+double self_cpu(void);
 
 /* loadgen_soak.c: soak mode, once the devices are connected */
 int soak_main(struct lg *g, const struct soak_opts *o);
