@@ -26,6 +26,8 @@ enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
 #define EVENT_NAME "bench"
 #define EVENT_SIZE 64
 #define IOBUF 65536
+/* ota mode: the devices' shared flash area (loadgen_ota.c) */
+#define OTA_FLASH (256u * 1024u)
 
 struct lg;
 
@@ -242,6 +244,16 @@ long proc_rss_kb(int pid);
 bool server_gone(int pid);
 /* this process's CPU (all threads), seconds */
 double self_cpu(void);
+
+/* loadgen_ota.c: ota mode; the devices' flash (port calls, the shared
+ * area) and OTA milestones (fw_app notify), the API's flash PUTs */
+int p_flash(void *ctx, uint32_t off, size_t len);
+int p_flash_rd(void *ctx, uint32_t off, uint8_t *b, size_t len);
+int p_flash_wr(void *ctx, uint32_t off, const uint8_t *b, size_t len);
+void ota_note(struct fw_app *a, enum fw_app_note what, const char *x,
+	      const char *y, void *arg);
+/* the next device's flash on c, a multipart PUT of the image */
+void ota_put_send(struct lg *g, struct hc *c);
 
 /* loadgen_soak.c: soak mode, once the devices are connected */
 int soak_main(struct lg *g, const struct soak_opts *o);
