@@ -198,6 +198,24 @@ void ep_set(struct lg *g, int fd, uint32_t mask, void *ptr, int op);
  * cap bytes */
 int http_framed(const char *buf, size_t len, size_t cap, size_t *hlen,
 		size_t *total);
+void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
+bool run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
+	       bool (*cond)(struct lg *));
+bool streams_up(struct lg *g);
+void publish_due(struct lg *g, double rate, uint64_t t_begin);
+void http_clients_open(struct lg *g, size_t conc);
+/* the next request of g's kind on c (path g->path, "{id}": a device) */
+void http_send(struct lg *g, struct hc *c);
+void sse_open(struct lg *g, struct hc *c, const char *path);
+
+/* loadgen_dev.c: the simulated devices */
+/* an RSA key file: the public one DER (the server's), else PEM private */
+EVP_PKEY *read_key(const char *path, bool pub_der);
+/* the device key read last, kept for the ids sharing it (lg_release
+ * frees it) */
+extern EVP_PKEY *last_key;
+/* count devices of dir (devices.txt, ID.pem) into g->devs, not started */
+void devs_load(struct lg *g, const char *dir, size_t count);
 /* kind: 0 encrypt, 1 decrypt, 2 verify-recover; NULL on failure */
 EVP_PKEY_CTX *pkey_ctx(EVP_PKEY *k, int kind);
 void dev_start(struct lg *g, struct dev *d);
@@ -209,15 +227,8 @@ void dev_sched(struct lg *g, struct dev *d);
 /* why devices are not ready: their states and most common last error,
  * into buf (for die) */
 void devs_why(const struct dev *devs, size_t n, char *buf, size_t cap);
-void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
-bool run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
-	       bool (*cond)(struct lg *));
-bool streams_up(struct lg *g);
-void publish_due(struct lg *g, double rate, uint64_t t_begin);
-void http_clients_open(struct lg *g, size_t conc);
-/* the next request of g's kind on c (path g->path, "{id}": a device) */
-void http_send(struct lg *g, struct hc *c);
-void sse_open(struct lg *g, struct hc *c, const char *path);
+/* d's epoll mask after its step: output while it has any queued */
+void dev_rearm(struct dev *d);
 
 /* loadgen_proc.c: the measured process, from /proc */
 /*
