@@ -193,20 +193,36 @@ void lat_add(struct lat *l, uint64_t us);
 int cmp_u32(const void *a, const void *b);
 double lat_pct(const struct lat *l, double p);
 void ep_set(struct lg *g, int fd, uint32_t mask, void *ptr, int op);
-/* 1: a whole HTTP message heads buf (len bytes, NUL-terminated), *hlen
- * its head's bytes, *total its bytes; 0: not yet; -1: it cannot fit in
- * cap bytes */
-int http_framed(const char *buf, size_t len, size_t cap, size_t *hlen,
-		size_t *total);
+/* A blocking connect (clients of the HTTP API and MQTT), then
+ * non-blocking with Nagle off; dies on failure */
+int tcp_open(const struct sockaddr_in *a);
+/* all of buf to fd, blocking; dies on failure */
+void write_all(int fd, const void *buf, size_t len);
 void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
 bool run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
 	       bool (*cond)(struct lg *));
 bool streams_up(struct lg *g);
 void publish_due(struct lg *g, double rate, uint64_t t_begin);
+
+/* loadgen_http.c: HTTP API clients, SSE streams */
+/* conc keep-alive clients of the HTTP API, watched for input. */
 void http_clients_open(struct lg *g, size_t conc);
+/* the microseconds waited (serving the devices) until the store has no
+ * statements queued; UINT64_MAX when it did not drain within limit_us
+ * or /v1/ping has no such figure */
+uint64_t store_settle(struct lg *g, uint64_t limit_us);
+/* 1: a whole HTTP message heads buf (len bytes, NUL-terminated), *hlen
+ * its head's bytes, *total its bytes; 0: not yet; -1: it cannot fit in
+ * cap bytes */
+int http_framed(const char *buf, size_t len, size_t cap, size_t *hlen,
+		size_t *total);
 /* the next request of g's kind on c (path g->path, "{id}": a device) */
 void http_send(struct lg *g, struct hc *c);
 void sse_open(struct lg *g, struct hc *c, const char *path);
+/* what came on c, an HTTP client: the answer counted, the next sent */
+void http_read(struct lg *g, struct hc *c);
+/* what came on c, an SSE stream: each timed event counted */
+void sse_read(struct lg *g, struct hc *c);
 
 /* loadgen_dev.c: the simulated devices */
 /* an RSA key file: the public one DER (the server's), else PEM private */
