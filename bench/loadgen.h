@@ -2,8 +2,12 @@
 /*
  * cinder-loadgen's shared declarations: the devices, clients and the run
  * (struct lg, one per worker thread in the handshake and idle modes), and
- * what loadgen.c (the modes, the devices, the loop) and loadgen_workers.c
- * (worker threads, the B1s pinger) call of each other.
+ * what its files call of each other: loadgen.c (main and the modes, the
+ * loop), loadgen_dev.c (the simulated devices), loadgen_http.c (HTTP API
+ * clients, SSE streams), loadgen_mqtt.c (the MQTT client), loadgen_proc.c
+ * (the measured process), loadgen_ota.c (ota mode), loadgen_workers.c
+ * (worker threads, the B1s pinger), loadgen_soak.c and loadgen_hook.c
+ * (the soak and sink modes).
  */
 #ifndef CINDER_LOADGEN_H
 #define CINDER_LOADGEN_H
@@ -185,7 +189,7 @@ extern atomic_bool w_quit, w_measure, w_ping;
 /* handshake mode: a ready device is counted, closed and replaced */
 extern bool hs_loop;
 
-/* loadgen.c */
+/* loadgen.c: utilities, sockets, the loop */
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 uint64_t now_us(void);
 uint32_t p_millis(void *ctx);
@@ -224,6 +228,16 @@ void http_read(struct lg *g, struct hc *c);
 /* what came on c, an SSE stream: each timed event counted */
 void sse_read(struct lg *g, struct hc *c);
 
+/* loadgen_mqtt.c: the MQTT client */
+/* m, the client i, connected (and subscribed if role is MQ_SUB) */
+void mq_open(struct lg *g, struct mq *m, enum mq_role role, size_t i);
+/* what came on m: CONNACK, PINGRESP, PUBLISH (timed, acked at QoS 1) */
+void mq_read(struct lg *g, struct mq *m);
+/* one event of dl bytes published on m; false when it was not sent */
+bool mq_publish(struct lg *g, struct mq *m, const char *data, size_t dl);
+/* the idle clients' PINGREQs due now (mqtt mode, measuring) */
+void mq_ping_due(struct lg *g);
+
 /* loadgen_dev.c: the simulated devices */
 /* an RSA key file: the public one DER (the server's), else PEM private */
 EVP_PKEY *read_key(const char *path, bool pub_der);
@@ -243,7 +257,8 @@ void dev_sched(struct lg *g, struct dev *d);
 /* why devices are not ready: their states and most common last error,
  * into buf (for die) */
 void devs_why(const struct dev *devs, size_t n, char *buf, size_t cap);
-/* d's epoll mask after its step: output while it has any queued */
+/* d's epoll mask brought up to date: input, and output while it
+ * connects or has any queued */
 void dev_rearm(struct dev *d);
 
 /* loadgen_proc.c: the measured process, from /proc */
