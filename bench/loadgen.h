@@ -2,8 +2,12 @@
 /*
  * cinder-loadgen's shared declarations: the devices, clients and the run
  * (struct lg, one per worker thread in the handshake and idle modes), and
- * what loadgen.c (the modes, the devices, the loop) and loadgen_workers.c
- * (worker threads, the B1s pinger) call of each other.
+ * what its files call of each other: loadgen.c (main and the modes, the
+ * loop), loadgen_dev.c (the simulated devices), loadgen_http.c (HTTP API
+ * clients, SSE streams), loadgen_mqtt.c (the MQTT client), loadgen_proc.c
+ * (the measured process), loadgen_ota.c (ota mode), loadgen_workers.c
+ * (worker threads, the B1s pinger), loadgen_soak.c and loadgen_hook.c
+ * (the soak and sink modes).
  */
 #ifndef CINDER_LOADGEN_H
 #define CINDER_LOADGEN_H
@@ -26,6 +30,8 @@ enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
 #define EVENT_NAME "bench"
 #define EVENT_SIZE 64
 #define IOBUF 65536
+/* ota mode: the devices' shared flash area (loadgen_ota.c) */
+#define OTA_FLASH (256u * 1024u)
 
 struct lg;
 
@@ -183,20 +189,63 @@ extern atomic_bool w_quit, w_measure, w_ping;
 /* handshake mode: a ready device is counted, closed and replaced */
 extern bool hs_loop;
 
-/* loadgen.c */
+/* loadgen.c: utilities, sockets, the loop */
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 uint64_t now_us(void);
 uint32_t p_millis(void *ctx);
 void lat_add(struct lat *l, uint64_t us);
 int cmp_u32(const void *a, const void *b);
 double lat_pct(const struct lat *l, double p);
-double self_cpu(void);
 void ep_set(struct lg *g, int fd, uint32_t mask, void *ptr, int op);
+/* A blocking connect (clients of the HTTP API and MQTT), then
+ * non-blocking with Nagle off; dies on failure */
+int tcp_open(const struct sockaddr_in *a);
+/* all of buf to fd, blocking; dies on failure */
+void write_all(int fd, const void *buf, size_t len);
+void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
+bool run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
+	       bool (*cond)(struct lg *));
+bool streams_up(struct lg *g);
+void publish_due(struct lg *g, double rate, uint64_t t_begin);
+
+/* loadgen_http.c: HTTP API clients, SSE streams */
+/* conc keep-alive clients of the HTTP API, watched for input. */
+void http_clients_open(struct lg *g, size_t conc);
+/* the microseconds waited (serving the devices) until the store has no
+ * statements queued; UINT64_MAX when it did not drain within limit_us
+ * or /v1/ping has no such figure */
+uint64_t store_settle(struct lg *g, uint64_t limit_us);
 /* 1: a whole HTTP message heads buf (len bytes, NUL-terminated), *hlen
  * its head's bytes, *total its bytes; 0: not yet; -1: it cannot fit in
  * cap bytes */
 int http_framed(const char *buf, size_t len, size_t cap, size_t *hlen,
 		size_t *total);
+/* the next request of g's kind on c (path g->path, "{id}": a device) */
+void http_send(struct lg *g, struct hc *c);
+void sse_open(struct lg *g, struct hc *c, const char *path);
+/* what came on c, an HTTP client: the answer counted, the next sent */
+void http_read(struct lg *g, struct hc *c);
+/* what came on c, an SSE stream: each timed event counted */
+void sse_read(struct lg *g, struct hc *c);
+
+/* loadgen_mqtt.c: the MQTT client */
+/* m, the client i, connected (and subscribed if role is MQ_SUB) */
+void mq_open(struct lg *g, struct mq *m, enum mq_role role, size_t i);
+/* what came on m: CONNACK, PINGRESP, PUBLISH (timed, acked at QoS 1) */
+void mq_read(struct lg *g, struct mq *m);
+/* one event of dl bytes published on m; false when it was not sent */
+bool mq_publish(struct lg *g, struct mq *m, const char *data, size_t dl);
+/* the idle clients' PINGREQs due now (mqtt mode, measuring) */
+void mq_ping_due(struct lg *g);
+
+/* loadgen_dev.c: the simulated devices */
+/* an RSA key file: the public one DER (the server's), else PEM private */
+EVP_PKEY *read_key(const char *path, bool pub_der);
+/* the device key read last, kept for the ids sharing it (lg_release
+ * frees it) */
+extern EVP_PKEY *last_key;
+/* count devices of dir (devices.txt, ID.pem) into g->devs, not started */
+void devs_load(struct lg *g, const char *dir, size_t count);
 /* kind: 0 encrypt, 1 decrypt, 2 verify-recover; NULL on failure */
 EVP_PKEY_CTX *pkey_ctx(EVP_PKEY *k, int kind);
 void dev_start(struct lg *g, struct dev *d);
@@ -208,19 +257,45 @@ void dev_sched(struct lg *g, struct dev *d);
 /* why devices are not ready: their states and most common last error,
  * into buf (for die) */
 void devs_why(const struct dev *devs, size_t n, char *buf, size_t cap);
-/* the server process pid > 0 has exited (gone or a zombie) */
-bool server_gone(int pid);
-void loop_turn(struct lg *g, int timeout, uint64_t *last_tick);
-bool run_until(struct lg *g, uint64_t until, double rate, uint64_t t_begin,
-	       bool (*cond)(struct lg *));
-bool streams_up(struct lg *g);
-void publish_due(struct lg *g, double rate, uint64_t t_begin);
-void http_clients_open(struct lg *g, size_t conc);
-/* the next request of g's kind on c (path g->path, "{id}": a device) */
-void http_send(struct lg *g, struct hc *c);
-void sse_open(struct lg *g, struct hc *c, const char *path);
+/* d's epoll mask brought up to date: input, and output while it
+ * connects or has any queued */
+void dev_rearm(struct dev *d);
+
+/* loadgen_proc.c: the measured process, from /proc */
+/*
+ * The measured phases' server CPU. /proc/PID/stat counts in clock ticks
+ * (10 ms), which is +-5% of a 20 s idle phase's 0.2 s (B2's idle CPU
+ * bar is 1% of a core). The threads' schedstat run time (ns) is exact,
+ * but a thread that exits takes its share with it; so the exact sum is
+ * used unless the two disagree by more than the ticks explain.
+ */
+struct cpu_mark {
+	double ticks_s; /* utime + stime, /proc/PID/stat */
+	double run_s;	/* sum of /proc/PID/task/TID/schedstat, or -1 */
+};
 /* utime + stime of pid, seconds; 0 when pid <= 0 or gone */
 double proc_cpu(int pid);
+/* utime + stime of the process pid, or of its thread tid if tid > 0 */
+double proc_cpu_of(int pid, int tid);
+struct cpu_mark cpu_mark(int pid);
+/* CPU seconds of pid since m (see struct cpu_mark) */
+double cpu_since(int pid, const struct cpu_mark *m);
+/* VmRSS of pid, kB; 0 when pid <= 0 or gone */
+long proc_rss_kb(int pid);
+/* the server process pid > 0 has exited (gone or a zombie) */
+bool server_gone(int pid);
+/* this process's CPU (all threads), seconds */
+double self_cpu(void);
+
+/* loadgen_ota.c: ota mode; the devices' flash (port calls, the shared
+ * area) and OTA milestones (fw_app notify), the API's flash PUTs */
+int p_flash(void *ctx, uint32_t off, size_t len);
+int p_flash_rd(void *ctx, uint32_t off, uint8_t *b, size_t len);
+int p_flash_wr(void *ctx, uint32_t off, const uint8_t *b, size_t len);
+void ota_note(struct fw_app *a, enum fw_app_note what, const char *x,
+	      const char *y, void *arg);
+/* the next device's flash on c, a multipart PUT of the image */
+void ota_put_send(struct lg *g, struct hc *c);
 
 /* loadgen_soak.c: soak mode, once the devices are connected */
 int soak_main(struct lg *g, const struct soak_opts *o);
