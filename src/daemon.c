@@ -105,7 +105,7 @@ status_cb(json_t *obj, void *arg)
 		registry_stats_get(d->reg, &rs);
 		dev = json_pack(
 			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			"s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			"connections", (json_int_t)rs.connections, "online",
 			(json_int_t)rs.sessions_ready, "handshakes_active",
 			(json_int_t)rs.handshakes_active, "accepted",
@@ -122,7 +122,8 @@ status_cb(json_t *obj, void *arg)
 			(json_int_t)rs.key_cache_hits, "lingering",
 			(json_int_t)rs.lingering, "forgotten",
 			(json_int_t)rs.forgotten, "rows_read",
-			(json_int_t)rs.rows_read);
+			(json_int_t)rs.rows_read, "accept_errors",
+			(json_int_t)rs.accept_errors);
 		json_object_set_new(obj, "devices", dev);
 		json_object_set_new(obj, "device_port",
 				    json_integer(registry_port(d->reg)));

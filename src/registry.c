@@ -89,7 +89,7 @@ registry_handshake_end(struct devconn *c, bool ok)
 		registry_io_settle(c);
 	if (reg->paused && !reg->stopping &&
 	    reg->stats.handshakes_active < (uint64_t)reg->cfg->max_handshakes) {
-		if (!reg->accept_held)
+		if (!reg->accept_held && !reg->accept_starved)
 			evconnlistener_enable(reg->listener);
 		reg->paused = false;
 	}
@@ -722,7 +722,7 @@ accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 	if (!reg->accept_held)
 		return;
 	reg->accept_held = false;
-	if (!reg->paused && !reg->stopping)
+	if (!reg->paused && !reg->stopping && !reg->accept_starved)
 		evconnlistener_enable(reg->listener);
 }
 
@@ -793,6 +793,14 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 	(void)l;
 	(void)salen;
+	if (reg->starved_fails > 0) {
+		log_notice("device listener: accepting again, after %llu "
+			   "failed accepts in %llu ms",
+			   (unsigned long long)reg->starved_fails,
+			   (unsigned long long)(registry_now_ms() -
+						reg->starved_since));
+		reg->starved_fails = 0;
+	}
 	if (reg->stopping ||
 	    hmap_count(reg->conns) >= (size_t)reg->cfg->max_sessions) {
 		evutil_closesocket(fd);
@@ -852,17 +860,60 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 }
 
+/*
+ * An accept that fails for want of a descriptor or memory leaves the
+ * connection in the kernel's queue, so the listener would be ready again
+ * at once: the loop spun at full CPU and logged a line per try (39 MB in
+ * 3 s with the descriptors used up). The listener pauses instead and
+ * tries again every ACCEPT_RETRY_MS; the first failure is logged, and
+ * the first accept after it says how long it lasted. Meanwhile devices
+ * wait in the queue, and connected ones go on as before.
+ */
+#define ACCEPT_RETRY_MS 100
+
+static void
+accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct registry *reg = arg;
+
+	(void)fd;
+	(void)what;
+	reg->accept_starved = false;
+	if (!reg->paused && !reg->stopping && !reg->accept_held)
+		evconnlistener_enable(reg->listener);
+}
+
 static void
 accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct registry *reg = arg;
 	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
 
 	(void)l;
-	/* EMFILE and friends: pause briefly instead of spinning. */
-	log_err("device listener: accept failed: %s",
-		evutil_socket_error_to_string(e));
-	(void)reg;
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		/* one connection's failure: the next one is tried as usual */
+		log_err("device listener: accept failed: %s",
+			evutil_socket_error_to_string(e));
+		return;
+	}
+	reg->stats.accept_errors++;
+	if (reg->starved_fails++ == 0) {
+		reg->starved_since = registry_now_ms();
+		log_err("device listener: accept failed: %s, with %llu device "
+			"connections open; new devices wait until a "
+			"descriptor is free (raise the open-files limit, "
+			"ulimit -n, or lower max_sessions)",
+			evutil_socket_error_to_string(e),
+			(unsigned long long)reg->stats.connections);
+	} else {
+		log_debug("device listener: accept failed again (%llu in a "
+			  "row)",
+			  (unsigned long long)reg->starved_fails);
+	}
+	reg->accept_starved = true;
+	evconnlistener_disable(reg->listener);
+	evtimer_add(reg->accept_retry_ev, &tv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -903,6 +954,7 @@ registry_new(struct event_base *base, const struct conf *cfg, struct store *st,
 	reg->reap_ev = event_new(base, -1, 0, reap_cb, reg);
 	reg->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, reg);
 	event_add(reg->flush_ev, &flush);
+	reg->accept_retry_ev = evtimer_new(base, accept_retry_cb, reg);
 	reg->accept_ev = event_new(base, -1, 0, accept_resume_cb, reg);
 	(void)event_priority_set(reg->accept_ev, EVPRIO_BULK);
 	registry_timers_init(reg);
@@ -1005,6 +1057,8 @@ registry_free(struct registry *reg)
 		event_free(reg->flush_ev);
 	if (reg->accept_ev != NULL)
 		event_free(reg->accept_ev);
+	if (reg->accept_retry_ev != NULL)
+		event_free(reg->accept_retry_ev);
 	registry_pres_cleanup(reg);
 	registry_row_cleanup(reg);
 	registry_hs_cleanup(reg);

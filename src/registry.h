@@ -47,6 +47,9 @@ struct registry_stats {
 	uint64_t forgotten;	     /* gone devices whose state was dropped */
 	uint64_t rows_read;	     /* device rows read again after a
 					change (registry_row_refresh) */
+	uint64_t accept_errors;	     /* accepts that failed for want of a
+					descriptor or memory (the listener
+					then pauses 100 ms at a time) */
 };
 
 /** What a presence change says (passed to the presence hook). */

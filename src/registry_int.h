@@ -198,37 +198,42 @@ struct registry {
 	unsigned accept_batch;		     /* accepts since accept_ev */
 	uint8_t sockopts;		     /* SOCKOPTS_*, see accept_cb */
 	struct event *accept_ev;	     /* re-enables after a batch */
-	bool stopping;			     /* no new connections */
-	struct hmap *conns;		     /* conn id -> devconn */
-	struct hmap *devices;		     /* idhex -> devconn (newest) */
-	struct hmap *keys;		     /* idhex -> struct key_entry */
-	struct hmap *reqs;		     /* req id -> pending_req */
-	struct hmap *descs;		     /* SHA-256 -> shared describe */
-	struct desc_memo *desc_memo;	     /* DESC_MEMO_SLOTS merges */
-	uint64_t next_conn_id;		     /* counter */
-	uint64_t next_req_id;		     /* counter */
-	struct devconn_list reap_list;	     /* closed, not yet freed */
-	struct devconn_list pool_waitq;	     /* waiting for the pool */
-	bool pool_retrying;		     /* pool_retry() running */
-	struct event *reap_ev;		     /* deferred reaper */
-	struct event *flush_ev;		     /* last_heard coalescing */
-	struct hmap *pres;		     /* idhex -> presence to write */
-	struct event *pres_ev;		     /* writes pres (registry_pres.c) */
-	struct timerq timers;		     /* every connection's deadline */
-	struct event *timer_ev;		     /* fires at the earliest one */
-	uint64_t timer_armed_at;	     /* timer_ev's deadline, 0: none */
-	struct event *trim_ev;		     /* allocator trim after a storm */
-	uint32_t hs_since_trim;		     /* handshakes ended since */
-	uint32_t trim_waits;		     /* trim_ev waits for the store */
-	uint64_t last_hs_end_ms;	     /* when a handshake last ended */
-	struct registry_stats stats;	     /* counters */
-	uint32_t owner_seq;		     /* registry_row_refresh() calls */
-	uint8_t *rbuf;			     /* read scratch, REGISTRY_RBUF */
-	struct devconn *cork_c;		     /* frames of its input's answers
-						gather in cork (registry.c) */
-	uint8_t *cork;			     /* REGISTRY_CORK bytes, or NULL */
-	size_t cork_len;		     /* bytes gathered */
-	registry_presence_cb presence_cb;    /* presence hook */
+	bool accept_starved;		     /* disabled: accept found no
+						descriptor or memory */
+	struct event *accept_retry_ev;	     /* tries again after that */
+	uint64_t starved_fails;		     /* such failed accepts in a row */
+	uint64_t starved_since;		  /* registry_now_ms() of the first */
+	bool stopping;			  /* no new connections */
+	struct hmap *conns;		  /* conn id -> devconn */
+	struct hmap *devices;		  /* idhex -> devconn (newest) */
+	struct hmap *keys;		  /* idhex -> struct key_entry */
+	struct hmap *reqs;		  /* req id -> pending_req */
+	struct hmap *descs;		  /* SHA-256 -> shared describe */
+	struct desc_memo *desc_memo;	  /* DESC_MEMO_SLOTS merges */
+	uint64_t next_conn_id;		  /* counter */
+	uint64_t next_req_id;		  /* counter */
+	struct devconn_list reap_list;	  /* closed, not yet freed */
+	struct devconn_list pool_waitq;	  /* waiting for the pool */
+	bool pool_retrying;		  /* pool_retry() running */
+	struct event *reap_ev;		  /* deferred reaper */
+	struct event *flush_ev;		  /* last_heard coalescing */
+	struct hmap *pres;		  /* idhex -> presence to write */
+	struct event *pres_ev;		  /* writes pres (registry_pres.c) */
+	struct timerq timers;		  /* every connection's deadline */
+	struct event *timer_ev;		  /* fires at the earliest one */
+	uint64_t timer_armed_at;	  /* timer_ev's deadline, 0: none */
+	struct event *trim_ev;		  /* allocator trim after a storm */
+	uint32_t hs_since_trim;		  /* handshakes ended since */
+	uint32_t trim_waits;		  /* trim_ev waits for the store */
+	uint64_t last_hs_end_ms;	  /* when a handshake last ended */
+	struct registry_stats stats;	  /* counters */
+	uint32_t owner_seq;		  /* registry_row_refresh() calls */
+	uint8_t *rbuf;			  /* read scratch, REGISTRY_RBUF */
+	struct devconn *cork_c;		  /* frames of its input's answers
+					     gather in cork (registry.c) */
+	uint8_t *cork;			  /* REGISTRY_CORK bytes, or NULL */
+	size_t cork_len;		  /* bytes gathered */
+	registry_presence_cb presence_cb; /* presence hook */
 	void *presence_arg;
 	registry_event_cb event_cb;		 /* device event hook */
 	registry_event_release_cb event_release; /* its conn_state's end */

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# With its file descriptors used up, cinderd pauses the device port and
+# tries again every 100 ms instead of calling accept() again at once (it
+# spun at full CPU and logged a line per try, 39 MB in 3 s): the failure
+# is logged once, a device already online stays online, and once
+# descriptors are free the queued connections are taken and a new device
+# comes online.
+set -u
+. "$(dirname "$0")/lib.sh"
+integ_init
+command -v prlimit >/dev/null || fail "prlimit (util-linux) is missing"
+sed -i 's/^log_level .*/log_level debug/' "$T_DIR/cinder.conf"
+start_cinderd
+
+sim_provision "$T_DIR/a" 1 --register
+sim_provision "$T_DIR/b" 1 --register
+a=$(head -1 "$T_DIR/a/devices.txt")
+sim_run a "$T_DIR/a" --app testapp
+WAIT_S=30 wait_for sim_has_at_least a ready 1 || fail "device a did not come online"
+
+# Leave cinderd three descriptors more than it has open, then connect
+# eight times to the device port: three are accepted, five wait in the
+# kernel's queue and every accept() for them fails with EMFILE.
+nfd=$(ls "/proc/$CINDERD_PID/fd" | wc -l)
+lim=$((nfd + 3))
+prlimit --pid "$CINDERD_PID" --nofile="$lim:$lim" || fail "prlimit"
+held=()
+for i in 1 2 3 4 5 6 7 8; do
+	exec {fd}<>"/dev/tcp/127.0.0.1/$DEV_PORT" || fail "connect $i"
+	held+=("$fd")
+done
+failures_3() {
+	[ "$(grep -c "device listener: accept failed" "$T_DIR/cinderd.log")" -ge 3 ]
+}
+# Each retry logs a debug line: three lines mean 200 ms of retries at
+# the least. A listener that retried at once would have logged an error
+# per try by then.
+wait_for failures_3 ||
+	fail "no accept failure logged with the descriptors used up"
+n=$(grep -c "err device listener: accept failed: Too many open files" \
+	"$T_DIR/cinderd.log")
+[ "$n" = 1 ] || fail "the accept failure was logged $n times as an error"
+kill -0 "$CINDERD_PID" || fail "cinderd died"
+
+# Free them: the held connections close, the queued ones are accepted
+# and closed, and device b comes online. Device a never went offline.
+for fd in "${held[@]}"; do exec {fd}>&-; done
+wait_for log_has "device listener: accepting again" ||
+	fail "the device port did not accept again"
+sim_run b "$T_DIR/b" --app testapp
+WAIT_S=30 wait_for sim_has_at_least b ready 1 ||
+	fail "device b did not come online after the descriptors were freed"
+log_has "dev $a\] closed" && fail "device a lost its session"
+[ "$(health online)" = 2 ] || fail "online is not 2: $HTTP_BODY"
+[ "$(health accept_errors)" -ge 1 ] || fail "accept_errors not counted: $HTTP_BODY"
+stop_cinderd
+note "descriptors used up: one error line, retries every 100 ms, devices served after"
