@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internals shared by the REST API files (rest.c, h_oauth.c, h_user.c,
- * h_devices.c): the API object, password work on the crypto pool, token
- * lookup and issue, and small answer helpers. Not for other modules.
+ * Internals shared by the REST API files (rest.c, the h_*.c handlers,
+ * devcall.c and devrow.c): the API object, password work on the crypto
+ * pool, token lookup and issue, and small answer helpers. Not for other
+ * modules.
  * Loop thread only.
  */
 #ifndef CINDER_API_REST_INT_H
@@ -92,7 +93,6 @@ typedef void (*rest_token_cb)(struct rest *r, int err,
 int rest_token_lookup(struct rest *r, const char *token, rest_token_cb cb,
 		      void *arg);
 
-/** Answer the OAuth error shape {error, error_description}. */
 /** Free devrow.c's row cache (rest_free). NULL-safe. */
 void h_devices_cache_free(struct rest *r);
 
@@ -118,6 +118,7 @@ void h_devices_notify(struct rest *r, const char *payload);
 /** @return the rows in devrow.c's row cache (the status hook) */
 size_t h_devices_cache_count(const struct rest *r);
 
+/** Answer the OAuth error shape {error, error_description}. */
 int rest_oauth_error(struct http *h, uint64_t id, int status, const char *code,
 		     const char *desc);
 

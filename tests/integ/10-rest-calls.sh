@@ -232,7 +232,7 @@ expect 404 "bob reads alice's variable"
 http POST "/v1/devices/$D/echo" "${B[@]}" -d arg=x
 expect 404 "bob calls alice's function"
 # A call by an id the registry knows is answered without the device row
-# (devcall.c, devrow_of_conn): the id in any case, the owner's only.
+# (devcall.c, dreq_live): the id in any case, the owner's only.
 http POST "/v1/devices/${D^^}/echo" "${A[@]}" -d arg=abcd
 expect 200 "call by the id in capitals"
 [ "$(field '["id"]')" = "$D" ] || fail "call id in capitals: $HTTP_BODY"
@@ -275,7 +275,7 @@ expect 200 "served after a client left"
 
 # A read by the id of a device connected here is answered without
 # PostgreSQL when the registry knows the row's product (devcall.c,
-# devrow_of_conn); a read by the name reads the row. Both answers are
+# dreq_live); a read by the name reads the row. Both answers are
 # the same bytes, last_heard aside (the last bytes from the device: it
 # moves with each answer). Whatever the product comes from: the Hello
 # (the simulator's 3), or one assigned elsewhere (an UPDATE and a
