@@ -3,7 +3,7 @@
  * An in-memory device for the firmware-library tests: a port whose
  * network is two byte pipes and whose flash is an array, the server's
  * end of the AES channel over those pipes, and a generator of valid user
- * part images (§5.8). Shared by check_fw_app.c and check_ota.c.
+ * part images (§5.8). Shared by check_fw_app.c and check_ota_device.c.
  */
 #ifndef CINDER_TESTS_FW_MEMDEV_H
 #define CINDER_TESTS_FW_MEMDEV_H
