@@ -231,6 +231,13 @@ mhd_notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
 			h->nconns--;
 		if (h->nconns == 0 && h->stopping && h->stopped_cb != NULL)
 			event_active(h->ev_stopped, EV_TIMEOUT, 0);
+		/* MHD takes its listening socket out of its epoll set when
+		   accept() finds no descriptor (or the connection limit is
+		   reached), and puts it back only in the MHD_run after a
+		   connection has closed. With no connection left, nothing
+		   made that run: the API never accepted again. One more run
+		   on the next loop turn (several closes share it). */
+		event_active(h->ev_kick, EV_TIMEOUT, 0);
 	}
 }
 /* ---- creating and stopping the server ---- */

@@ -5,7 +5,9 @@
 # spun at full CPU and logged a line per try, 39 MB in 3 s): the failure
 # is logged once, a device already online stays online, and once
 # descriptors are free the queued connections are taken and a new device
-# comes online.
+# comes online. The API port's libmicrohttpd stops listening when it
+# runs out of descriptors, and listened again only when something else
+# ran it after a connection closed: with none left, never.
 set -u
 . "$(dirname "$0")/lib.sh"
 integ_init
@@ -24,7 +26,7 @@ WAIT_S=30 wait_for sim_has_at_least a ready 1 || fail "device a did not come onl
 # kernel's queue and every accept() for them fails with EMFILE.
 nfd=$(ls "/proc/$CINDERD_PID/fd" | wc -l)
 lim=$((nfd + 3))
-prlimit --pid "$CINDERD_PID" --nofile="$lim:$lim" || fail "prlimit"
+prlimit --pid "$CINDERD_PID" --nofile="$lim:" || fail "prlimit"
 held=()
 for i in 1 2 3 4 5 6 7 8; do
 	exec {fd}<>"/dev/tcp/127.0.0.1/$DEV_PORT" || fail "connect $i"
@@ -54,5 +56,26 @@ WAIT_S=30 wait_for sim_has_at_least b ready 1 ||
 log_has "dev $a\] closed" && fail "device a lost its session"
 [ "$(health online)" = 2 ] || fail "online is not 2: $HTTP_BODY"
 [ "$(health accept_errors)" -ge 1 ] || fail "accept_errors not counted: $HTTP_BODY"
+
+# The API port: the same shortage, then every connection closed.
+nfd=$(ls "/proc/$CINDERD_PID/fd" | wc -l)
+lim=$((nfd + 3))
+prlimit --pid "$CINDERD_PID" --nofile="$lim:" || fail "prlimit (API)"
+held=()
+for i in 1 2 3 4 5 6 7 8; do
+	exec {fd}<>"/dev/tcp/127.0.0.1/$API_PORT" || fail "API connect $i"
+	held+=("$fd")
+done
+wait_for log_has "resource limit" ||
+	fail "libmicrohttpd never ran out of descriptors"
+# Its connections close while cinderd is stopped, so that it reads every
+# close in one run and has none left after it: then nothing but the fix
+# runs libmicrohttpd again.
+kill -STOP "$CINDERD_PID" || fail "SIGSTOP"
+for fd in "${held[@]}"; do exec {fd}>&-; done
+kill -CONT "$CINDERD_PID" || fail "SIGCONT"
+out=$(curl -sS -m 10 "$API/v1/ping") ||
+	fail "the API did not answer once its connections had closed"
+case $out in *'"ok":true'*) ;; *) fail "ping after the shortage: $out" ;; esac
 stop_cinderd
 note "descriptors used up: one error line, retries every 100 ms, devices served after"
