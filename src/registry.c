@@ -562,10 +562,7 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/*
- * Close a connection: log once, say offline, stop I/O, and hand it to the
- * reaper. Safe from inside any of the connection's callbacks.
- */
+/* The peer's address as text, into buf (INET6_ADDRSTRLEN bytes). */
 const char *
 registry_conn_ip(const struct devconn *c, char *buf)
 {
@@ -576,6 +573,10 @@ registry_conn_ip(const struct devconn *c, char *buf)
 	return buf;
 }
 
+/*
+ * Close a connection: log once, say offline, stop I/O, and hand it to the
+ * reaper. Safe from inside any of the connection's callbacks.
+ */
 void
 registry_conn_close(struct devconn *c, int status, const char *reason)
 {

@@ -424,6 +424,8 @@ void registry_io_resume(struct devconn *c);
  */
 size_t registry_conn_input(struct devconn *c, const uint8_t *buf, size_t len);
 
+/* registry_timer.c, called by registry_io.c and the shared timer */
+
 /**
  * The connection's deadline came (called from the shared timer, or
  * directly to re-arm): keep-alive, session deadlines (fd, what unused).

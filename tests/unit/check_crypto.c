@@ -787,7 +787,7 @@ END_TEST
 START_TEST(test_crypto_handshake_step3_bad)
 {
 	uint8_t session[40], got[40], block[384], zero[40];
-	struct crypto_key *big = NULL, *other = NULL;
+	struct crypto_key *other = NULL;
 	size_t n = 0;
 
 	memset(zero, 0, sizeof(zero));
@@ -841,7 +841,6 @@ START_TEST(test_crypto_handshake_step3_bad)
 	ck_assert_int_eq(crypto_handshake_step3_open(device, server_pub, block,
 						     384, got),
 			 CINDER_ERR_CRYPTO);
-	(void)big;
 	crypto_key_free(other);
 }
 END_TEST
