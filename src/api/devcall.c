@@ -464,8 +464,8 @@ iso_ms(uint64_t ms, char *out, size_t cap)
  * row's (has_product false: null).
  */
 void
-core_text(struct dreq *d, bool has_product, int64_t product,
-	  const struct registry_device_now *now)
+dreq_core_text(struct dreq *d, bool has_product, int64_t product,
+	       const struct registry_device_now *now)
 {
 	char heard[32], hs[32], prod[24];
 	int n;
@@ -494,7 +494,7 @@ core_text(struct dreq *d, bool has_product, int64_t product,
  * (dreq_refresh_done), as it may have registered it since.
  */
 void
-app_send(struct dreq *d, bool found, const char *vtype)
+dreq_app_send(struct dreq *d, bool found, const char *vtype)
 {
 	if (!found) {
 		dreq_request(d, SESSION_REQ_DESCRIBE, NULL, NULL);
@@ -513,8 +513,8 @@ app_send(struct dreq *d, bool found, const char *vtype)
  * now: what the registry holds of the device, NULL if it is offline.
  */
 void
-app_request(struct dreq *d, const struct devrow *e,
-	    const struct registry_device_now *now)
+dreq_app_request(struct dreq *d, const struct devrow *e,
+		 const struct registry_device_now *now)
 {
 	const char *t = NULL;
 
@@ -525,12 +525,12 @@ app_request(struct dreq *d, const struct devrow *e,
 		return;
 	}
 	if (d->op == OP_VARIABLE) {
-		core_text(d, e->has_product, e->product, now);
+		dreq_core_text(d, e->has_product, e->product, now);
 		t = devrow_var(e, d->name);
-		app_send(d, t != NULL, t);
+		dreq_app_send(d, t != NULL, t);
 		return;
 	}
-	app_send(d, devrow_fn(e, d->name), NULL);
+	dreq_app_send(d, devrow_fn(e, d->name), NULL);
 }
 
 /*

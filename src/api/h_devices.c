@@ -416,7 +416,7 @@ row_done(int rc, const struct store_result *res, void *arg)
 		e->gen = now.gen;
 		e->expires_ms = rest_now_ms() + DEVROW_LIVE_MS;
 	}
-	app_request(d, e, live ? &now : NULL);
+	dreq_app_request(d, e, live ? &now : NULL);
 	if (!kept)
 		devrow_free(e);
 	return;
@@ -445,14 +445,14 @@ dreq_start(struct http_request *req, struct dreq *d)
 			d->r->devrows_registry++;
 			rc = http_request_suspend(req);
 			if (d->op == OP_VARIABLE)
-				core_text(d, true, now.product_id, &now);
-			app_send(d, found, vtype);
+				dreq_core_text(d, true, now.product_id, &now);
+			dreq_app_send(d, found, vtype);
 			return rc;
 		}
 		if ((e = devrow_get(d->r, d, &now, &online)) != NULL) {
 			/* answered later by the device, or now on an error */
 			rc = http_request_suspend(req);
-			app_request(d, e, online ? &now : NULL);
+			dreq_app_request(d, e, online ? &now : NULL);
 			return rc;
 		}
 	}

@@ -212,21 +212,21 @@ void dreq_send(struct dreq *d, enum session_req_kind kind, const char *name,
 	       const char *arg);
 
 /** Set d->core, a variable answer's coreInfo (see devcall.c). */
-void core_text(struct dreq *d, bool has_product, int64_t product,
-	       const struct registry_device_now *now);
+void dreq_core_text(struct dreq *d, bool has_product, int64_t product,
+		    const struct registry_device_now *now);
 
 /**
  * Send a function call or variable read to the online device; consumes
  * d's ref (see devcall.c).
  */
-void app_send(struct dreq *d, bool found, const char *vtype);
+void dreq_app_send(struct dreq *d, bool found, const char *vtype);
 
 /**
  * A function call or variable read on a known row; consumes d's ref.
  * now: what the registry holds of the device, NULL if it is offline.
  */
-void app_request(struct dreq *d, const struct devrow *e,
-		 const struct registry_device_now *now);
+void dreq_app_request(struct dreq *d, const struct devrow *e,
+		      const struct registry_device_now *now);
 
 /**
  * A function call's or variable read's row from the registry alone
