@@ -78,6 +78,10 @@ static const struct key_def keys[] = {
 	 "seconds to wait for a device to answer a function call or read"},
 	{"max_sessions", KEY_INT, OFF(max_sessions), "200000", 1, 10000000,
 	 "device sessions at once"},
+	{"api_max_connections", KEY_INT, OFF(api_max_connections), "1024", 16,
+	 1000000,
+	 "API connections at once, SSE streams included; more wait in the "
+	 "listen backlog"},
 	{"publish_rate", KEY_INT, OFF(publish_rate), "1", 1, 1000000,
 	 "device user events per second per device (Particle: 1)"},
 	{"publish_burst", KEY_INT, OFF(publish_burst), "4", 1, 1000000,

@@ -33,8 +33,9 @@ struct conf {
 	int keepalive_timeout;	  /* seconds of device silence before close */
 	int request_timeout;	  /* seconds to wait for a device reply */
 	int max_sessions;	  /* device sessions at once */
-	int publish_rate;	  /* device user events per second */
-	int publish_burst;	  /* ... and the bucket size */
+	int api_max_connections; /* API connections at once (SSE streams too) */
+	int publish_rate;	 /* device user events per second */
+	int publish_burst;	 /* ... and the bucket size */
 	char *tls_cert;	   /* PEM certificate chain: HTTPS on api_listen */
 	char *tls_key;	   /* PEM private key for tls_cert */
 	char *rate_limits; /* "all=N,token=N,lock=N" or "" */

@@ -319,6 +319,49 @@ loop_set_nice(int nice)
 	log_info("loop thread at nice %d; crypto workers at %d", nice, was);
 }
 
+/*
+ * Descriptors: one per device session and per API connection, plus a
+ * few dozen of cinderd's own (PostgreSQL, webhooks, pipes, the log). The
+ * soft open-files limit is often 1,024 (a login shell, systemd's
+ * default), so a fleet past ~1,000 devices found accept() failing.
+ * Raise the soft limit towards the hard one (no privilege needed), and
+ * say so when even that is short of what the configuration allows.
+ */
+#define DAEMON_FDS_OWN 256
+
+static void
+nofile_raise(const struct conf *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_sessions +
+		      (rlim_t)cfg->api_max_connections + DAEMON_FDS_OWN;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < want && rl.rlim_cur != RLIM_INFINITY) {
+		rlim_t old = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want
+				      ? want
+				      : rl.rlim_max;
+		if (rl.rlim_cur > old && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("open-files limit raised from %llu to %llu",
+				 (unsigned long long)old,
+				 (unsigned long long)rl.rlim_cur);
+		else
+			rl.rlim_cur = old;
+	}
+	if (rl.rlim_cur < want)
+		log_warn("open-files limit %llu is below the %llu that "
+			 "max_sessions (%d) and api_max_connections (%d) may "
+			 "need: raise it (ulimit -n, or LimitNOFILE= for a "
+			 "systemd service) or lower them; until then devices "
+			 "and clients past it wait",
+			 (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)want, cfg->max_sessions,
+			 cfg->api_max_connections);
+}
+
 int
 daemon_new(const struct conf *cfg, struct daemon **out)
 {
@@ -336,6 +379,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 		daemon_note_start();
 	d->cfg = cfg;
 	signal(SIGPIPE, SIG_IGN);
+	nofile_raise(cfg);
 	evmem_install();
 	if ((d->base = daemon_base_new()) == NULL) {
 		log_err("could not create the event loop");
@@ -404,6 +448,7 @@ daemon_new(const struct conf *cfg, struct daemon **out)
 	hopts.tls_cert_file = cfg->tls_cert[0] ? cfg->tls_cert : NULL;
 	hopts.tls_key_file = cfg->tls_key[0] ? cfg->tls_key : NULL;
 	hopts.trust_forwarded_for = cfg->trust_proxy != 0;
+	hopts.max_connections = (unsigned)cfg->api_max_connections;
 	if ((d->http = http_new(d->base, cfg->api_listen, &hopts)) == NULL) {
 		r = CINDER_ERR_IO;
 		goto out;

@@ -13,6 +13,37 @@ set -u
 integ_init
 command -v prlimit >/dev/null || fail "prlimit (util-linux) is missing"
 sed -i 's/^log_level .*/log_level debug/' "$T_DIR/cinder.conf"
+server_key_copy
+
+# At start cinderd raises its soft open-files limit towards the hard one,
+# as far as max_sessions + api_max_connections + 256 need, and warns
+# when the hard limit is short of that.
+nofile_soft() { awk '/^Max open files/ {print $4}' "/proc/$1/limits"; }
+start_limited() {
+	: >"$T_DIR/cinderd.log"
+	prlimit --nofile="$1" "$CINDERD" run -c "$T_DIR/cinder.conf" \
+		>>"$T_DIR/cinderd.log" 2>&1 &
+	CINDERD_PID=$!
+	T_PIDS+=("$CINDERD_PID")
+	wait_for log_has "ready: devices on port" ||
+		fail "cinderd did not become ready under prlimit $1"
+}
+start_limited 256:4096
+[ "$(nofile_soft "$CINDERD_PID")" = 4096 ] ||
+	fail "soft limit not raised to the hard 4096: $(nofile_soft "$CINDERD_PID")"
+log_has "open-files limit raised from 256 to 4096" || fail "no line for the raise"
+log_has "warn open-files limit 4096 is below the 201280" ||
+	fail "no warning for a hard limit below max_sessions' need"
+stop_cinderd
+cp "$T_DIR/cinder.conf" "$T_DIR/cinder.conf.orig"
+printf 'max_sessions 1000\napi_max_connections 100\n' >>"$T_DIR/cinder.conf"
+start_limited 256:4096
+[ "$(nofile_soft "$CINDERD_PID")" = 1356 ] ||
+	fail "soft limit not 1000 + 100 + 256: $(nofile_soft "$CINDERD_PID")"
+log_has "is below the" && fail "a warning with enough descriptors"
+stop_cinderd
+mv "$T_DIR/cinder.conf.orig" "$T_DIR/cinder.conf"
+
 start_cinderd
 
 sim_provision "$T_DIR/a" 1 --register
