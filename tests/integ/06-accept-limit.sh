@@ -52,17 +52,22 @@ a=$(head -1 "$T_DIR/a/devices.txt")
 sim_run a "$T_DIR/a" --app testapp
 WAIT_S=30 wait_for sim_has_at_least a ready 1 || fail "device a did not come online"
 
-# Leave cinderd three descriptors more than it has open, then connect
-# eight times to the device port: three are accepted, five wait in the
-# kernel's queue and every accept() for them fails with EMFILE.
-nfd=$(ls "/proc/$CINDERD_PID/fd" | wc -l)
-lim=$((nfd + 3))
-prlimit --pid "$CINDERD_PID" --nofile="$lim:" || fail "prlimit"
-held=()
-for i in 1 2 3 4 5 6 7 8; do
-	exec {fd}<>"/dev/tcp/127.0.0.1/$DEV_PORT" || fail "connect $i"
-	held+=("$fd")
-done
+# use_up PORT: leave cinderd three descriptors more than it has open,
+# then connect eight times to PORT: three are accepted, five wait in
+# the kernel's queue and every accept() for them fails with EMFILE. The
+# connections' descriptors go to the array held.
+use_up() {
+	local nfd lim i fd
+	nfd=$(ls "/proc/$CINDERD_PID/fd" | wc -l)
+	lim=$((nfd + 3))
+	prlimit --pid "$CINDERD_PID" --nofile="$lim:" || fail "prlimit"
+	held=()
+	for i in 1 2 3 4 5 6 7 8; do
+		exec {fd}<>"/dev/tcp/127.0.0.1/$1" || fail "connect $i to $1"
+		held+=("$fd")
+	done
+}
+use_up "$DEV_PORT"
 failures_3() {
 	[ "$(grep -c "device listener: accept failed" "$T_DIR/cinderd.log")" -ge 3 ]
 }
@@ -89,14 +94,7 @@ log_has "dev $a\] closed" && fail "device a lost its session"
 [ "$(health accept_errors)" -ge 1 ] || fail "accept_errors not counted: $HTTP_BODY"
 
 # The API port: the same shortage, then every connection closed.
-nfd=$(ls "/proc/$CINDERD_PID/fd" | wc -l)
-lim=$((nfd + 3))
-prlimit --pid "$CINDERD_PID" --nofile="$lim:" || fail "prlimit (API)"
-held=()
-for i in 1 2 3 4 5 6 7 8; do
-	exec {fd}<>"/dev/tcp/127.0.0.1/$API_PORT" || fail "API connect $i"
-	held+=("$fd")
-done
+use_up "$API_PORT"
 wait_for log_has "resource limit" ||
 	fail "libmicrohttpd never ran out of descriptors"
 # Its connections close while cinderd is stopped, so that it reads every

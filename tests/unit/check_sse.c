@@ -458,6 +458,21 @@ publish(const char *name, const char *data, int64_t owner, bool priv)
 	publish_from(name, data, owner, priv, DEV, 0);
 }
 
+/* Run the loop until n streams are left (the close hooks have run). */
+static void
+wait_streams(size_t n)
+{
+	struct sse_stats st;
+
+	for (int i = 0; i < 200; i++) {
+		sse_stats_get(F.sse, &st);
+		if (st.streams == n)
+			break;
+		event_base_loop(F.base, EVLOOP_ONCE);
+	}
+	ck_assert_uint_eq(st.streams, n);
+}
+
 /* The event names in c's body so far, comma-separated, into buf. */
 static const char *
 names_of(struct client *c, char *buf, size_t cap)
@@ -527,13 +542,7 @@ START_TEST(test_sse_open_stream)
 	client_free(b);
 	client_free(mine);
 	/* the close hooks drop the streams */
-	for (int i = 0; i < 200; i++) {
-		sse_stats_get(F.sse, &st);
-		if (st.streams == 0)
-			break;
-		event_base_loop(F.base, EVLOOP_ONCE);
-	}
-	ck_assert_uint_eq(st.streams, 0);
+	wait_streams(0);
 	fx_stop();
 }
 END_TEST
@@ -548,7 +557,6 @@ END_TEST
 START_TEST(test_sse_index_routes)
 {
 	struct client *m5, *m6, *d5, *d6, *p42, *all6, *m5b;
-	struct sse_stats st;
 	char buf[256];
 
 	fx_start(60000, 0, 0);
@@ -608,13 +616,7 @@ START_TEST(test_sse_index_routes)
 	client_free(d6);
 	client_free(p42);
 	client_free(m6);
-	for (int i = 0; i < 200; i++) {
-		sse_stats_get(F.sse, &st);
-		if (st.streams == 1)
-			break;
-		event_base_loop(F.base, EVLOOP_ONCE);
-	}
-	ck_assert_uint_eq(st.streams, 1);
+	wait_streams(1);
 	m5 = client_open("/s?scope=1&user=5", 0);
 	RUN_UNTIL(m5, m5->nbody >= 5);
 	publish_from("again", "x", 5, true, NULL, 0);
