@@ -323,7 +323,7 @@ loop_set_nice(int nice)
  * Descriptors: one per device session and per API connection, plus a
  * few dozen of cinderd's own (PostgreSQL, webhooks, pipes, the log). The
  * soft open-files limit is often 1,024 (a login shell, systemd's
- * default), so a fleet past ~1,000 devices found accept() failing.
+ * default), so a fleet past ~1,000 devices would find accept() failing.
  * Raise the soft limit towards the hard one (no privilege needed), and
  * say so when even that is short of what the configuration allows.
  */
