@@ -55,11 +55,37 @@ struct evconn;
 /* One device subscription. */
 struct devsub {
 	struct evconn *c;		  /* the connection */
-	struct bus_sub *sub;		  /* on the bus */
+	struct bus_sub *sub;		  /* ALL scope: on the bus */
+	struct subidx_list *list;	  /* other scopes: in the index */
+	TAILQ_ENTRY(devsub) ilink;	  /* in list */
 	int scope;			  /* enum pcoap_scope */
 	char scope_dev[25];		  /* PCOAP_SCOPE_DEVICE: the device */
 	char filter[EVENTS_NAME_MAX + 1]; /* prefix */
+	size_t flen;			  /* bytes of filter */
 	LIST_ENTRY(devsub) link;	  /* in c->subs */
+};
+
+/* Longest index key: a kind byte and a device id. */
+#define SUBIDX_KEY_MAX 25
+
+/*
+ * The device subscriptions under one key: MINE-scope ones by the owner
+ * of the subscribing device ('u'), DEVICE-scope ones by the device they
+ * name ('d'). They sit behind one bus subscription (subidx_cb), so an
+ * event costs a lookup per key it has and a check per subscription under
+ * those keys, not a callback for every device of every user subscribed
+ * to a prefix of its name.
+ */
+struct subidx_list {
+	TAILQ_HEAD(, devsub) subs;
+	size_t klen;
+	uint8_t key[SUBIDX_KEY_MAX];
+};
+
+/* A match of subidx_cb, checked again before it is used. */
+struct subidx_hit {
+	uint64_t conn_id;
+	struct devsub *s;
 };
 
 /* One device connection with subscriptions. */
@@ -89,11 +115,16 @@ struct devq {
 };
 
 struct events {
-	struct events_deps d;		/* borrowed pointers */
-	struct bus *bus;		/* owned */
-	struct sse *sse;		/* owned */
-	struct hmap *devs;		/* device id -> evdev */
-	struct hmap *conns;		/* conn id -> evconn */
+	struct events_deps d;	 /* borrowed pointers */
+	struct bus *bus;	 /* owned */
+	struct sse *sse;	 /* owned */
+	struct hmap *devs;	 /* device id -> evdev */
+	struct hmap *conns;	 /* conn id -> evconn */
+	struct hmap *subidx;	 /* key -> subidx_list */
+	size_t n_indexed;	 /* subscriptions in subidx */
+	struct bus_sub *subroot; /* subidx's bus subscription */
+	struct subidx_hit *hits; /* subidx_cb's matches */
+	size_t hits_cap;
 	LIST_HEAD(, pending_q) queries; /* store queries in flight */
 	struct events_stats stats;	/* counters */
 	double rate, burst;		/* device publish limit (conf) */
@@ -716,6 +747,153 @@ devsub_cb(const struct bus_event *be, void *arg)
 			err_str(r));
 }
 
+/* The index key of a MINE (owner) or DEVICE (device id) subscription. */
+static size_t
+subidx_key(int scope, int64_t owner, const char *dev,
+	   uint8_t key[SUBIDX_KEY_MAX])
+{
+	if (scope == PCOAP_SCOPE_MINE) {
+		key[0] = 'u';
+		memcpy(key + 1, &owner, sizeof(owner));
+		return 1 + sizeof(owner);
+	}
+	key[0] = 'd';
+	memcpy(key + 1, dev, 24);
+	return 1 + 24;
+}
+
+static void
+subidx_gather(struct events *ev, const uint8_t *key, size_t klen,
+	      const struct bus_event *be, size_t *n)
+{
+	struct subidx_list *l = hmap_get(ev->subidx, key, klen);
+	struct devsub *s;
+
+	if (l == NULL)
+		return;
+	TAILQ_FOREACH(s, &l->subs, ilink)
+	{
+		if (strncmp(be->name, s->filter, s->flen) != 0)
+			continue;
+		if (*n == ev->hits_cap) {
+			ev->hits_cap =
+				ev->hits_cap != 0 ? ev->hits_cap * 2 : 16;
+			ev->hits = xreallocarray(ev->hits, ev->hits_cap,
+						 sizeof(*ev->hits));
+		}
+		ev->hits[*n].conn_id = s->c->conn_id;
+		ev->hits[(*n)++].s = s;
+	}
+}
+
+/* Still a subscription of that connection (sending to one device may
+   close another's connection, and free its subscriptions). */
+static bool
+subidx_hit_live(struct events *ev, const struct subidx_hit *h)
+{
+	struct evconn *c = hmap_get(ev->conns, &h->conn_id, sizeof(h->conn_id));
+	struct devsub *s;
+
+	if (c == NULL)
+		return false;
+	LIST_FOREACH(s, &c->subs, link)
+	{
+		if (s == h->s)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The index's bus subscription: an event goes to the MINE subscriptions
+ * of its owner's devices and the DEVICE subscriptions naming its device;
+ * devsub_cb() then checks each as a bus subscription's callback did
+ * (the owner is read again there). The bus never re-enters a callback,
+ * so ev->hits is free here.
+ */
+static void
+subidx_cb(const struct bus_event *be, void *arg)
+{
+	struct events *ev = arg;
+	uint8_t key[SUBIDX_KEY_MAX];
+	size_t i, n = 0;
+
+	if ((be->flags & BUS_EV_HIDDEN) || bus_name_reserved(be->name))
+		return;
+	if (be->owner_id > 0)
+		subidx_gather(
+			ev, key,
+			subidx_key(PCOAP_SCOPE_MINE, be->owner_id, NULL, key),
+			be, &n);
+	if (be->source == BUS_SRC_DEVICE)
+		subidx_gather(
+			ev, key,
+			subidx_key(PCOAP_SCOPE_DEVICE, 0, be->coreid, key), be,
+			&n);
+	for (i = 0; i < n; i++) {
+		if (subidx_hit_live(ev, &ev->hits[i]))
+			devsub_cb(be, ev->hits[i].s);
+	}
+}
+
+static void
+subidx_add(struct events *ev, struct devsub *s, int64_t owner)
+{
+	uint8_t key[SUBIDX_KEY_MAX];
+	size_t klen = subidx_key(s->scope, owner, s->scope_dev, key);
+	struct subidx_list *l = hmap_get(ev->subidx, key, klen);
+
+	if (l == NULL) {
+		l = xcalloc(1, sizeof(*l));
+		TAILQ_INIT(&l->subs);
+		memcpy(l->key, key, klen);
+		l->klen = klen;
+		hmap_put(ev->subidx, l->key, l->klen, l, NULL);
+	}
+	s->list = l;
+	TAILQ_INSERT_TAIL(&l->subs, s, ilink);
+	if (ev->n_indexed++ == 0)
+		ev->subroot = bus_subscribe(ev->bus, "", subidx_cb, ev);
+}
+
+static void
+subidx_remove(struct events *ev, struct devsub *s)
+{
+	struct subidx_list *l = s->list;
+
+	TAILQ_REMOVE(&l->subs, s, ilink);
+	s->list = NULL;
+	if (TAILQ_EMPTY(&l->subs)) {
+		hmap_remove(ev->subidx, l->key, l->klen);
+		free(l);
+	}
+	if (--ev->n_indexed == 0) {
+		bus_unsubscribe(ev->bus, ev->subroot);
+		ev->subroot = NULL;
+	}
+}
+
+/* Registry hook: the device's owner changed; its MINE subscriptions
+   move to the new owner's key. */
+static void
+on_owner(uint64_t conn_id, const char *device_id, int64_t owner_id, void *arg)
+{
+	struct events *ev = arg;
+	struct evconn *c = hmap_get(ev->conns, &conn_id, sizeof(conn_id));
+	struct devsub *s;
+
+	(void)device_id;
+	if (c == NULL)
+		return;
+	LIST_FOREACH(s, &c->subs, link)
+	{
+		if (s->list == NULL || s->scope != PCOAP_SCOPE_MINE)
+			continue;
+		subidx_remove(ev, s);
+		subidx_add(ev, s, owner_id);
+	}
+}
+
 static void
 conn_free(struct events *ev, struct evconn *c)
 {
@@ -723,7 +901,10 @@ conn_free(struct events *ev, struct evconn *c)
 
 	while ((s = LIST_FIRST(&c->subs)) != NULL) {
 		LIST_REMOVE(s, link);
-		bus_unsubscribe(ev->bus, s->sub);
+		if (s->list != NULL)
+			subidx_remove(ev, s);
+		else
+			bus_unsubscribe(ev->bus, s->sub);
 		ev->stats.device_subs--;
 		free(s);
 	}
@@ -742,7 +923,8 @@ on_subscribe(uint64_t conn_id, const char *device_id, int64_t owner_id,
 	struct devsub *s;
 	size_t i;
 
-	(void)owner_id; /* read at delivery: a claim may change it */
+	/* the owner files a MINE subscription in the index; devsub_cb()
+	   still reads it at delivery, and on_owner() follows a change */
 	if (!events_name_valid(filter, true) ||
 	    (filter[0] == '\0' && scope == PCOAP_SCOPE_ALL) ||
 	    (scope == PCOAP_SCOPE_DEVICE &&
@@ -800,7 +982,11 @@ on_subscribe(uint64_t conn_id, const char *device_id, int64_t owner_id,
 			s->scope_dev[i] =
 				(ch >= 'A' && ch <= 'F') ? ch + 32 : ch;
 		}
-	s->sub = bus_subscribe(ev->bus, s->filter, devsub_cb, s);
+	s->flen = strlen(s->filter);
+	if (scope == PCOAP_SCOPE_MINE || scope == PCOAP_SCOPE_DEVICE)
+		subidx_add(ev, s, owner_id);
+	else
+		s->sub = bus_subscribe(ev->bus, s->filter, devsub_cb, s);
 	LIST_INSERT_HEAD(&c->subs, s, link);
 	c->nsubs++;
 	ev->stats.device_subs++;
@@ -837,6 +1023,7 @@ events_new(const struct events_deps *deps, struct events **out)
 	ev->sse = sse_new(deps->base, deps->http, ev->bus, NULL);
 	ev->devs = hmap_new();
 	ev->conns = hmap_new();
+	ev->subidx = hmap_new();
 	LIST_INIT(&ev->queries);
 	if (deps->http != NULL &&
 	    (r = http_add_routes(deps->http, h_events_routes, h_events_nroutes,
@@ -852,6 +1039,7 @@ events_new(const struct events_deps *deps, struct events **out)
 					  on_conn_closed, ev);
 		registry_add_forget_cb(deps->reg, events_forget, ev);
 		registry_set_row_cb(deps->reg, on_row, ev);
+		registry_set_owner_cb(deps->reg, on_owner, ev);
 	}
 	*out = ev;
 	ev = NULL;
@@ -902,6 +1090,7 @@ events_free(struct events *ev)
 		registry_set_subscribe_cb(ev->d.reg, NULL, NULL, NULL);
 		registry_remove_forget_cb(ev->d.reg, events_forget, ev);
 		registry_set_row_cb(ev->d.reg, NULL, NULL);
+		registry_set_owner_cb(ev->d.reg, NULL, NULL);
 	}
 	while ((q = LIST_FIRST(&ev->queries)) != NULL) {
 		store_cancel(ev->d.store, q->qid);
@@ -920,6 +1109,8 @@ events_free(struct events *ev)
 	hmap_foreach(ev->devs, free_dev, NULL);
 	hmap_free(ev->devs);
 	hmap_free(ev->conns);
+	hmap_free(ev->subidx); /* empty: every connection was freed */
+	free(ev->hits);
 	free(ev);
 }
 

@@ -284,6 +284,20 @@ typedef void (*registry_row_cb)(const struct registry_row *row, void *arg);
 void registry_set_row_cb(struct registry *reg, registry_row_cb cb, void *arg);
 
 /**
+ * Called when the owner of a device's connection here changes: a claim
+ * or unclaim through this node's API (registry_set_owner()), or a row
+ * read again (registry_row_refresh()).
+ * @param conn_id the connection (as the subscription hooks name it)
+ * @param owner_id the new owner, 0 = unowned
+ */
+typedef void (*registry_owner_cb)(uint64_t conn_id, const char *device_id,
+				  int64_t owner_id, void *arg);
+
+/** Set the owner hook (NULL to clear). */
+void registry_set_owner_cb(struct registry *reg, registry_owner_cb cb,
+			   void *arg);
+
+/**
  * A device row changed elsewhere (another node, the CLI, an operator's
  * SQL; a NOTIFY on cinder_devices) or notifications may have been lost
  * (a database reconnect): read again what the registry keeps of it.

@@ -236,8 +236,12 @@ registry_set_owner(struct registry *reg, const char *device_id,
 
 	if (device_id == NULL || strlen(device_id) != DEVICE_ID_HEX)
 		return;
-	if ((c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX)) != NULL)
-		c->owner_id = owner_id;
+	if ((c = hmap_get(reg->devices, device_id, DEVICE_ID_HEX)) == NULL ||
+	    c->owner_id == owner_id)
+		return;
+	c->owner_id = owner_id;
+	if (reg->owner_cb != NULL)
+		reg->owner_cb(c->id, c->idhex, owner_id, reg->owner_arg);
 }
 
 int64_t

@@ -256,6 +256,8 @@ struct registry {
 	} forget[REGISTRY_FORGET_HOOKS]; /* what to tell when one goes */
 	registry_row_cb row_cb;		 /* device-row hook (events) */
 	void *row_arg;
+	registry_owner_cb owner_cb; /* owner-change hook (events) */
+	void *owner_arg;
 	struct hmap *row_due; /* idhex -> reg: rows to read again, or NULL
 				 (registry_row.c) */
 	bool row_all;	      /* every device's row to read again */

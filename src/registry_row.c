@@ -128,11 +128,15 @@ apply(struct registry *reg, const struct store_result *res, int i)
 	row.product_id = v != NULL ? (uint32_t)strtoul(v, NULL, 10) : 0;
 	v = store_result_value(res, i, 3);
 	row.forced = v != NULL && v[0] == 't';
-	if (c->owner_id != row.owner_id)
+	if (c->owner_id != row.owner_id) {
 		log_ctx(LOG_LEVEL_INFO, c->logctx,
 			"owner changed elsewhere: %lld -> %lld",
 			(long long)c->owner_id, (long long)row.owner_id);
-	c->owner_id = row.owner_id;
+		c->owner_id = row.owner_id;
+		if (reg->owner_cb != NULL)
+			reg->owner_cb(c->id, c->idhex, row.owner_id,
+				      reg->owner_arg);
+	}
 	/* sure unless a change came after this read left */
 	c->owner_sure = !reg->row_all &&
 			hmap_get(reg->row_due, id, DEVICE_ID_HEX) == NULL;
@@ -232,6 +236,13 @@ registry_set_row_cb(struct registry *reg, registry_row_cb cb, void *arg)
 {
 	reg->row_cb = cb;
 	reg->row_arg = arg;
+}
+
+void
+registry_set_owner_cb(struct registry *reg, registry_owner_cb cb, void *arg)
+{
+	reg->owner_cb = cb;
+	reg->owner_arg = arg;
 }
 
 /* Queue c's row (NULL: every connection's) for the next read. */
