@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -24,6 +25,7 @@
 #include "err.h"
 #include "events.h"
 #include "hmap.h"
+#include "keyidx.h"
 #include "log.h"
 #include "registry.h"
 #include "sse.h"
@@ -56,8 +58,7 @@ struct evconn;
 struct devsub {
 	struct evconn *c;		  /* the connection */
 	struct bus_sub *sub;		  /* ALL scope: on the bus */
-	struct subidx_list *list;	  /* other scopes: in the index */
-	TAILQ_ENTRY(devsub) ilink;	  /* in list */
+	struct keyidx_entry ix;		  /* other scopes: in ev->subidx */
 	int scope;			  /* enum pcoap_scope */
 	char scope_dev[25];		  /* PCOAP_SCOPE_DEVICE: the device */
 	char filter[EVENTS_NAME_MAX + 1]; /* prefix */
@@ -69,18 +70,13 @@ struct devsub {
 #define SUBIDX_KEY_MAX 25
 
 /*
- * The device subscriptions under one key: MINE-scope ones by the owner
- * of the subscribing device ('u'), DEVICE-scope ones by the device they
- * name ('d'). They sit behind one bus subscription (subidx_cb), so an
- * event costs a lookup per key it has and a check per subscription under
- * those keys, not a callback for every device of every user subscribed
- * to a prefix of its name.
+ * The index of device subscriptions (ev->subidx): MINE-scope ones by the
+ * owner of the subscribing device ('u'), DEVICE-scope ones by the device
+ * they name ('d'). They sit behind one bus subscription (subidx_cb), so
+ * an event costs a lookup per key it has and a check per subscription
+ * under those keys, not a callback for every device of every user
+ * subscribed to a prefix of its name.
  */
-struct subidx_list {
-	TAILQ_HEAD(, devsub) subs;
-	size_t klen;
-	uint8_t key[SUBIDX_KEY_MAX];
-};
 
 /* A match of subidx_cb, checked again before it is used. */
 struct subidx_hit {
@@ -120,8 +116,7 @@ struct events {
 	struct sse *sse;	 /* owned */
 	struct hmap *devs;	 /* device id -> evdev */
 	struct hmap *conns;	 /* conn id -> evconn */
-	struct hmap *subidx;	 /* key -> subidx_list */
-	size_t n_indexed;	 /* subscriptions in subidx */
+	struct keyidx *subidx;	 /* device subscriptions by owner, device */
 	struct bus_sub *subroot; /* subidx's bus subscription */
 	struct subidx_hit *hits; /* subidx_cb's matches */
 	size_t hits_cap;
@@ -766,13 +761,13 @@ static void
 subidx_gather(struct events *ev, const uint8_t *key, size_t klen,
 	      const struct bus_event *be, size_t *n)
 {
-	struct subidx_list *l = hmap_get(ev->subidx, key, klen);
+	struct keyidx_entry *e;
 	struct devsub *s;
 
-	if (l == NULL)
-		return;
-	TAILQ_FOREACH(s, &l->subs, ilink)
-	{
+	for (e = keyidx_first(ev->subidx, key, klen); e != NULL;
+	     e = keyidx_next(e)) {
+		s = (struct devsub *)(void *)((char *)e -
+					      offsetof(struct devsub, ix));
 		if (strncmp(be->name, s->filter, s->flen) != 0)
 			continue;
 		if (*n == ev->hits_cap) {
@@ -821,10 +816,10 @@ subidx_cb(const struct bus_event *be, void *arg)
 	if ((be->flags & BUS_EV_HIDDEN) || bus_name_reserved(be->name))
 		return;
 	if (be->owner_id > 0)
-		subidx_gather(
-			ev, key,
-			subidx_key(PCOAP_SCOPE_MINE, be->owner_id, NULL, key),
-			be, &n);
+		subidx_gather(ev, key,
+			      subidx_key(PCOAP_SCOPE_MINE, be->owner_id,
+					 be->coreid, key),
+			      be, &n);
 	if (be->source == BUS_SRC_DEVICE)
 		subidx_gather(
 			ev, key,
@@ -840,34 +835,18 @@ static void
 subidx_add(struct events *ev, struct devsub *s, int64_t owner)
 {
 	uint8_t key[SUBIDX_KEY_MAX];
-	size_t klen = subidx_key(s->scope, owner, s->scope_dev, key);
-	struct subidx_list *l = hmap_get(ev->subidx, key, klen);
 
-	if (l == NULL) {
-		l = xcalloc(1, sizeof(*l));
-		TAILQ_INIT(&l->subs);
-		memcpy(l->key, key, klen);
-		l->klen = klen;
-		hmap_put(ev->subidx, l->key, l->klen, l, NULL);
-	}
-	s->list = l;
-	TAILQ_INSERT_TAIL(&l->subs, s, ilink);
-	if (ev->n_indexed++ == 0)
+	keyidx_add(ev->subidx, &s->ix, key,
+		   subidx_key(s->scope, owner, s->scope_dev, key));
+	if (keyidx_count(ev->subidx) == 1)
 		ev->subroot = bus_subscribe(ev->bus, "", subidx_cb, ev);
 }
 
 static void
 subidx_remove(struct events *ev, struct devsub *s)
 {
-	struct subidx_list *l = s->list;
-
-	TAILQ_REMOVE(&l->subs, s, ilink);
-	s->list = NULL;
-	if (TAILQ_EMPTY(&l->subs)) {
-		hmap_remove(ev->subidx, l->key, l->klen);
-		free(l);
-	}
-	if (--ev->n_indexed == 0) {
+	keyidx_remove(ev->subidx, &s->ix);
+	if (keyidx_count(ev->subidx) == 0) {
 		bus_unsubscribe(ev->bus, ev->subroot);
 		ev->subroot = NULL;
 	}
@@ -880,6 +859,7 @@ on_owner(uint64_t conn_id, const char *device_id, int64_t owner_id, void *arg)
 {
 	struct events *ev = arg;
 	struct evconn *c = hmap_get(ev->conns, &conn_id, sizeof(conn_id));
+	uint8_t key[SUBIDX_KEY_MAX];
 	struct devsub *s;
 
 	(void)device_id;
@@ -887,10 +867,13 @@ on_owner(uint64_t conn_id, const char *device_id, int64_t owner_id, void *arg)
 		return;
 	LIST_FOREACH(s, &c->subs, link)
 	{
-		if (s->list == NULL || s->scope != PCOAP_SCOPE_MINE)
+		if (s->ix.list == NULL || s->scope != PCOAP_SCOPE_MINE)
 			continue;
-		subidx_remove(ev, s);
-		subidx_add(ev, s, owner_id);
+		/* moved, not removed and added: the index's bus
+		   subscription stays, with the events it has pending */
+		keyidx_remove(ev->subidx, &s->ix);
+		keyidx_add(ev->subidx, &s->ix, key,
+			   subidx_key(s->scope, owner_id, s->scope_dev, key));
 	}
 }
 
@@ -901,7 +884,7 @@ conn_free(struct events *ev, struct evconn *c)
 
 	while ((s = LIST_FIRST(&c->subs)) != NULL) {
 		LIST_REMOVE(s, link);
-		if (s->list != NULL)
+		if (s->ix.list != NULL)
 			subidx_remove(ev, s);
 		else
 			bus_unsubscribe(ev->bus, s->sub);
@@ -1023,7 +1006,7 @@ events_new(const struct events_deps *deps, struct events **out)
 	ev->sse = sse_new(deps->base, deps->http, ev->bus, NULL);
 	ev->devs = hmap_new();
 	ev->conns = hmap_new();
-	ev->subidx = hmap_new();
+	ev->subidx = keyidx_new();
 	LIST_INIT(&ev->queries);
 	if (deps->http != NULL &&
 	    (r = http_add_routes(deps->http, h_events_routes, h_events_nroutes,
@@ -1109,7 +1092,7 @@ events_free(struct events *ev)
 	hmap_foreach(ev->devs, free_dev, NULL);
 	hmap_free(ev->devs);
 	hmap_free(ev->conns);
-	hmap_free(ev->subidx); /* empty: every connection was freed */
+	keyidx_free(ev->subidx); /* empty: every connection was freed */
 	free(ev->hits);
 	free(ev);
 }

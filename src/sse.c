@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "err.h"
 #include "fmt.h"
 #include "hmap.h"
+#include "keyidx.h"
 #include "log.h"
 #include "sse.h"
 #include "xmalloc.h"
@@ -52,19 +54,11 @@ struct sse_frame {
 /* Longest index key: a kind byte and a device id. */
 #define SSE_KEY_MAX 25
 
-/* The streams of one index key (one owner, device or product). */
-struct sse_list {
-	TAILQ_HEAD(, sse_stream) streams; /* in opening order */
-	size_t klen;			  /* bytes of key */
-	uint8_t key[SSE_KEY_MAX];	  /* the hmap key (index_key()) */
-};
-
 struct sse_stream {
 	struct sse *s;		       /* owner */
 	uint64_t id;		       /* HTTP request id */
 	struct bus_sub *sub;	       /* scope all: its bus subscription */
-	struct sse_list *list;	       /* other scopes: its index entry */
-	TAILQ_ENTRY(sse_stream) link;  /* in list */
+	struct keyidx_entry ix;	       /* other scopes: in s->index */
 	uint64_t min_seq;	       /* indexed: first event seq it sees */
 	size_t plen;		       /* indexed: bytes of prefix */
 	char prefix[BUS_NAME_MAX + 1]; /* indexed: event-name prefix */
@@ -92,8 +86,7 @@ struct sse {
 	struct sse_opts opts;	 /* tunables */
 	struct hmap *streams;	 /* request id -> sse_stream */
 	struct hmap *ips;	 /* ip -> ip_count */
-	struct hmap *index;	 /* index_key() -> sse_list */
-	size_t n_indexed;	 /* streams in the index */
+	struct keyidx *index;	 /* streams by index_key() */
 	struct bus_sub *root;	 /* the index's bus subscription,
 				    while it has streams */
 	uint64_t *ids;		 /* index_cb()'s matches */
@@ -468,13 +461,14 @@ static void
 index_gather(struct sse *s, const uint8_t *key, size_t klen,
 	     const struct bus_event *ev, size_t *n)
 {
-	struct sse_list *l = hmap_get(s->index, key, klen);
+	struct keyidx_entry *e;
 	struct sse_stream *st;
 
-	if (l == NULL)
-		return;
-	TAILQ_FOREACH(st, &l->streams, link)
-	{
+	for (e = keyidx_first(s->index, key, klen); e != NULL;
+	     e = keyidx_next(e)) {
+		st = (struct sse_stream *)(void *)((char *)e -
+						   offsetof(struct sse_stream,
+							    ix));
 		if (ev->seq < st->min_seq ||
 		    strncmp(ev->name, st->prefix, st->plen) != 0)
 			continue;
@@ -532,38 +526,21 @@ static void
 index_add(struct sse *s, struct sse_stream *st, const uint8_t *key, size_t klen,
 	  const char *prefix)
 {
-	struct sse_list *l = hmap_get(s->index, key, klen);
-
-	if (l == NULL) {
-		l = xcalloc(1, sizeof(*l));
-		TAILQ_INIT(&l->streams);
-		memcpy(l->key, key, klen);
-		l->klen = klen;
-		hmap_put(s->index, l->key, l->klen, l, NULL);
-	}
 	/* the bus uses at most BUS_NAME_MAX bytes of a prefix too */
 	st->plen = strnlen(prefix, BUS_NAME_MAX);
 	memcpy(st->prefix, prefix, st->plen);
 	st->prefix[st->plen] = '\0';
 	st->min_seq = bus_next_seq(s->bus);
-	st->list = l;
-	TAILQ_INSERT_TAIL(&l->streams, st, link);
-	if (s->n_indexed++ == 0)
+	keyidx_add(s->index, &st->ix, key, klen);
+	if (keyidx_count(s->index) == 1)
 		s->root = bus_subscribe(s->bus, "", index_cb, s);
 }
 
 static void
 index_remove(struct sse *s, struct sse_stream *st)
 {
-	struct sse_list *l = st->list;
-
-	TAILQ_REMOVE(&l->streams, st, link);
-	st->list = NULL;
-	if (TAILQ_EMPTY(&l->streams)) {
-		hmap_remove(s->index, l->key, l->klen);
-		free(l);
-	}
-	if (--s->n_indexed == 0) {
+	keyidx_remove(s->index, &st->ix);
+	if (keyidx_count(s->index) == 0) {
 		bus_unsubscribe(s->bus, s->root);
 		s->root = NULL;
 	}
@@ -577,7 +554,7 @@ stream_drop(struct sse *s, struct sse_stream *st)
 
 	hmap_remove(s->streams, &st->id, sizeof(st->id));
 	TAILQ_REMOVE(&s->lru, st, lru);
-	if (st->list != NULL)
+	if (st->ix.list != NULL)
 		index_remove(s, st);
 	else
 		bus_unsubscribe(s->bus, st->sub);
@@ -773,7 +750,7 @@ sse_new(struct event_base *base, struct http *h, struct bus *b,
 		s->opts.max_per_ip = SSE_MAX_PER_IP;
 	s->streams = hmap_new();
 	s->ips = hmap_new();
-	s->index = hmap_new();
+	s->index = keyidx_new();
 	TAILQ_INIT(&s->lru);
 	s->timer = evtimer_new(base, keepalive_cb, s);
 	if (s->timer == NULL) {
@@ -798,8 +775,8 @@ sse_free(struct sse *s)
 	free(s->fmt[0].p);
 	free(s->fmt[1].p);
 	hmap_free(s->streams);
-	hmap_free(s->ips);   /* empty: every stream gave its count back */
-	hmap_free(s->index); /* empty too, and the root unsubscribed */
+	hmap_free(s->ips);     /* empty: every stream gave its count back */
+	keyidx_free(s->index); /* empty too, and the root unsubscribed */
 	free(s->ids);
 	free(s);
 }
