@@ -66,17 +66,16 @@ struct devsub {
 	LIST_ENTRY(devsub) link;	  /* in c->subs */
 };
 
-/* Longest index key: a kind byte and a device id. */
-#define SUBIDX_KEY_MAX 25
-
 /*
  * The index of device subscriptions (ev->subidx): MINE-scope ones by the
  * owner of the subscribing device ('u'), DEVICE-scope ones by the device
  * they name ('d'). They sit behind one bus subscription (subidx_cb), so
  * an event costs a lookup per key it has and a check per subscription
  * under those keys, not a callback for every device of every user
- * subscribed to a prefix of its name.
+ * subscribed to a prefix of its name. The longest key: a kind byte and a
+ * device id.
  */
+#define SUBIDX_KEY_MAX 25
 
 /* A match of subidx_cb, checked again before it is used. */
 struct subidx_hit {
