@@ -19,6 +19,7 @@
 
 #include "coap/pcoap.h"
 #include "crypto.h"
+#include "crypto_test.h"
 #include "describe.h"
 #include "err.h"
 #include "xmalloc.h"
@@ -41,16 +42,6 @@ struct rec {
 	char *lines_s2d[LINES_MAX]; /* "S->D frame" lines, in order */
 	size_t n_s2d;
 };
-
-static struct crypto_key *server, *server_pub, *device, *device_pub;
-
-static char *
-vec_path(const char *name)
-{
-	const char *top = getenv("top_srcdir");
-
-	return xasprintf("%s/tests/data/vectors/%s", top ? top : ".", name);
-}
 
 static char *
 slurp(const char *name)
@@ -156,35 +147,6 @@ rec_free(struct rec *r)
 	for (i = 0; i < r->n_s2d; i++)
 		free(r->lines_s2d[i]);
 	free(r->decoded);
-}
-
-static void
-load_keys(void)
-{
-	char *p;
-
-	p = vec_path("server_key.pem");
-	ck_assert_int_eq(crypto_server_key_load(p, &server), 0);
-	free(p);
-	p = vec_path("server_pub.pem");
-	ck_assert_int_eq(crypto_pubkey_load(p, &server_pub), 0);
-	free(p);
-	p = vec_path("device_key.pem");
-	ck_assert_int_eq(crypto_privkey_load(p, &device), 0);
-	free(p);
-	p = vec_path("device_pub.pem");
-	ck_assert_int_eq(crypto_pubkey_load(p, &device_pub), 0);
-	free(p);
-}
-
-static void
-free_keys(void)
-{
-	crypto_key_free(server);
-	crypto_key_free(server_pub);
-	crypto_key_free(device);
-	crypto_key_free(device_pub);
-	server = server_pub = device = device_pub = NULL;
 }
 
 /* The key/iv/salt the decoded listing shows, as 40 session bytes. */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the crypto unit tests (check_crypto, check_crypto_key):
- * the recorded sessions' keys from tests/data/vectors ($top_srcdir), loaded
- * by a fixture, and a throwaway RSA-2048 private key.
+ * Helpers shared by the crypto unit tests (check_crypto, check_crypto_key,
+ * check_vectors): the recorded sessions' keys from tests/data/vectors
+ * ($top_srcdir), loaded by a fixture, and a throwaway RSA-2048 private key
+ * (unused by check_vectors).
  */
 #ifndef CINDER_TEST_CRYPTO_TEST_H
 #define CINDER_TEST_CRYPTO_TEST_H
@@ -16,7 +17,7 @@
 
 /* Throwaway keys generated with openssl for these tests only. */
 /* RSA-2048, e=65537, PKCS#8 "PRIVATE KEY". */
-static const char pkcs8_2048_pem[] =
+static const char pkcs8_2048_pem[] __attribute__((unused)) =
 	"-----BEGIN PRIVATE KEY-----\n"
 	"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCu7KxxAFzTejo7\n"
 	"W16lc5LK7yLspptaOy38oCq0RK4489tYN15KtkFYGILANc8QvnymZNGBrjzwHbgr\n"
