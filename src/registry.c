@@ -72,6 +72,19 @@ registry_conn_get(struct registry *reg, uint64_t id)
 /* ------------------------------------------------------------------ */
 /* Listener pacing: at most max_handshakes in progress.                */
 
+/*
+ * Listen again unless something still holds the listener off: the
+ * handshake cap (paused), a stop, a batch's hold (accept_held) or a
+ * shortage of descriptors (the retry timer is pending, accept_error_cb).
+ */
+static void
+accept_enable(struct registry *reg)
+{
+	if (!reg->paused && !reg->stopping && !reg->accept_held &&
+	    !evtimer_pending(reg->accept_retry_ev, NULL))
+		evconnlistener_enable(reg->listener);
+}
+
 void
 registry_handshake_end(struct devconn *c, bool ok)
 {
@@ -89,9 +102,8 @@ registry_handshake_end(struct devconn *c, bool ok)
 		registry_io_settle(c);
 	if (reg->paused && !reg->stopping &&
 	    reg->stats.handshakes_active < (uint64_t)reg->cfg->max_handshakes) {
-		if (!reg->accept_held && !reg->accept_starved)
-			evconnlistener_enable(reg->listener);
 		reg->paused = false;
+		accept_enable(reg);
 	}
 	registry_trim_note_handshake(reg);
 }
@@ -723,8 +735,7 @@ accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 	if (!reg->accept_held)
 		return;
 	reg->accept_held = false;
-	if (!reg->paused && !reg->stopping && !reg->accept_starved)
-		evconnlistener_enable(reg->listener);
+	accept_enable(reg);
 }
 
 static void
@@ -879,9 +890,7 @@ accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	reg->accept_starved = false;
-	if (!reg->paused && !reg->stopping && !reg->accept_held)
-		evconnlistener_enable(reg->listener);
+	accept_enable(reg); /* this timer is no longer pending */
 }
 
 static void
@@ -912,7 +921,6 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 			  "row)",
 			  (unsigned long long)reg->starved_fails);
 	}
-	reg->accept_starved = true;
 	evconnlistener_disable(reg->listener);
 	evtimer_add(reg->accept_retry_ev, &tv);
 }

@@ -198,10 +198,9 @@ struct registry {
 	unsigned accept_batch;		     /* accepts since accept_ev */
 	uint8_t sockopts;		     /* SOCKOPTS_*, see accept_cb */
 	struct event *accept_ev;	     /* re-enables after a batch */
-	bool accept_starved;		     /* disabled: accept found no
-						descriptor or memory */
-	struct event *accept_retry_ev;	     /* tries again after that */
-	uint64_t starved_fails;		     /* such failed accepts in a row */
+	struct event *accept_retry_ev;	  /* pending: accept found no descriptor
+					   or memory; tries again when it fires */
+	uint64_t starved_fails;		  /* such failed accepts in a row */
 	uint64_t starved_since;		  /* registry_now_ms() of the first */
 	bool stopping;			  /* no new connections */
 	struct hmap *conns;		  /* conn id -> devconn */
