@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Event bus: refcounted immutable events, a byte trie of subscription
- * prefixes, and deferred delivery through one zero-timeout libevent timer
- * armed by bus_publish(). Subscriptions ended during a delivery are only marked
- * dead and unlinked after it, so iteration never sees freed memory.
+ * prefixes, lists of subscriptions bound to one owner, device or product
+ * under that key, and deferred delivery through one zero-timeout libevent
+ * timer armed by bus_publish(). Subscriptions ended during a delivery are
+ * only marked dead and unlinked after it, so iteration never sees freed
+ * memory.
  */
 #include "config.h"
 
@@ -17,6 +19,7 @@
 
 #include "bus.h"
 #include "err.h"
+#include "hmap.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -33,20 +36,35 @@ struct bus_node {
 	TAILQ_HEAD(, bus_sub) subs; /* subscriptions at this node */
 };
 
+/* The longest key: a kind byte and a device id. */
+#define BUS_KEY_MAX 25
+
+/* The subscriptions bound to one key ('u' owner, 'd' device, 'p'
+   product, then its bytes), in the order they were made. */
+struct bus_klist {
+	TAILQ_HEAD(, bus_sub) subs;
+	size_t klen;		  /* bytes of key */
+	uint8_t key[BUS_KEY_MAX]; /* the map's key */
+};
+
 struct bus_sub {
-	TAILQ_ENTRY(bus_sub) link; /* in node->subs */
-	struct bus_node *node;	   /* where the prefix ends */
+	TAILQ_ENTRY(bus_sub) link; /* in node->subs or klist->subs */
+	struct bus_node *node;	   /* by prefix: where the prefix ends */
+	struct bus_klist *klist;   /* by key: its key's list */
 	bus_cb cb;		   /* callback */
 	void *arg;		   /* its argument */
 	uint64_t min_seq;	   /* first event seq it may see */
 	bool dead;		   /* unsubscribed during a delivery */
 	struct bus_sub *next_dead; /* in bus->dead */
+	size_t plen;		   /* by key: bytes of prefix */
+	char prefix[];		   /* by key: the prefix, NUL-terminated */
 };
 
 struct bus {
 	struct event_base *base;    /* borrowed */
 	struct event *ev;	    /* deferred delivery */
 	struct bus_node root;	    /* prefix "" */
+	struct hmap *klists;	    /* key -> bus_klist */
 	struct bus_event **pending; /* events waiting for delivery */
 	size_t npending;	    /* used entries */
 	size_t cap;		    /* allocated entries */
@@ -331,10 +349,31 @@ deliver_node(struct bus *b, struct bus_node *n, const struct bus_event *ev)
 	}
 }
 
+/* The subscriptions under one key whose prefix the event's name has. */
+static void
+deliver_key(struct bus *b, const uint8_t *key, size_t klen,
+	    const struct bus_event *ev)
+{
+	struct bus_klist *l = hmap_get(b->klists, key, klen);
+	struct bus_sub *s;
+
+	if (l == NULL)
+		return;
+	TAILQ_FOREACH(s, &l->subs, link)
+	{
+		if (s->dead || ev->seq < s->min_seq ||
+		    strncmp(ev->name, s->prefix, s->plen) != 0)
+			continue;
+		b->stats.delivered++;
+		s->cb(ev, s->arg);
+	}
+}
+
 static void
 deliver(struct bus *b, const struct bus_event *ev)
 {
 	struct bus_node *n = &b->root;
+	uint8_t key[BUS_KEY_MAX];
 	const char *p;
 
 	deliver_node(b, n, ev);
@@ -343,20 +382,54 @@ deliver(struct bus *b, const struct bus_event *ev)
 			break;
 		deliver_node(b, n, ev);
 	}
+	if (hmap_count(b->klists) == 0)
+		return;
+	if (ev->owner_id != 0) {
+		key[0] = 'u';
+		memcpy(key + 1, &ev->owner_id, sizeof(ev->owner_id));
+		deliver_key(b, key, 1 + sizeof(ev->owner_id), ev);
+	}
+	if (ev->source == BUS_SRC_DEVICE) {
+		key[0] = 'd';
+		memcpy(key + 1, ev->coreid, 24);
+		deliver_key(b, key, 1 + 24, ev);
+	}
+	if (ev->product_id != 0) {
+		key[0] = 'p';
+		memcpy(key + 1, &ev->product_id, sizeof(ev->product_id));
+		deliver_key(b, key, 1 + sizeof(ev->product_id), ev);
+	}
+}
+
+/* Unlink and free s, and its node or key list if it was the last. */
+static void
+sub_free(struct bus *b, struct bus_sub *s)
+{
+	struct bus_klist *l = s->klist;
+	struct bus_node *n = s->node;
+
+	if (l != NULL) {
+		TAILQ_REMOVE(&l->subs, s, link);
+		if (TAILQ_EMPTY(&l->subs)) {
+			hmap_remove(b->klists, l->key, l->klen);
+			free(l);
+		}
+		free(s);
+		return;
+	}
+	TAILQ_REMOVE(&n->subs, s, link);
+	free(s);
+	node_prune(n);
 }
 
 static void
 reap_dead(struct bus *b)
 {
 	struct bus_sub *s;
-	struct bus_node *n;
 
 	while ((s = b->dead) != NULL) {
 		b->dead = s->next_dead;
-		n = s->node;
-		TAILQ_REMOVE(&n->subs, s, link);
-		free(s);
-		node_prune(n);
+		sub_free(b, s);
 	}
 }
 
@@ -401,6 +474,7 @@ bus_new(struct event_base *base)
 
 	b->base = base;
 	TAILQ_INIT(&b->root.subs);
+	b->klists = hmap_new();
 	b->next_seq = 1;
 	b->ev = evtimer_new(base, dispatch_cb, b);
 	if (b->ev == NULL) {
@@ -408,6 +482,23 @@ bus_new(struct event_base *base)
 		abort();
 	}
 	return b;
+}
+
+static int
+klist_free(const void *key, size_t len, void *value, void *arg)
+{
+	struct bus_klist *l = value;
+	struct bus_sub *s;
+
+	(void)key;
+	(void)len;
+	(void)arg;
+	while ((s = TAILQ_FIRST(&l->subs)) != NULL) {
+		TAILQ_REMOVE(&l->subs, s, link);
+		free(s);
+	}
+	free(l);
+	return 0;
 }
 
 void
@@ -424,6 +515,8 @@ bus_free(struct bus *b)
 	free(b->spare);
 	b->dead = NULL; /* the subs are still linked in their nodes */
 	node_free_all(&b->root);
+	hmap_foreach(b->klists, klist_free, NULL);
+	hmap_free(b->klists);
 	free(b);
 }
 
@@ -469,11 +562,96 @@ bus_subscribe(struct bus *b, const char *prefix, bus_cb cb, void *arg)
 	return s;
 }
 
+/* A subscription under key, seeing events from min_seq on. */
+static struct bus_sub *
+sub_keyed(struct bus *b, const uint8_t *key, size_t klen, const char *prefix,
+	  bus_cb cb, void *arg, uint64_t min_seq)
+{
+	size_t plen = strnlen(prefix != NULL ? prefix : "", BUS_NAME_MAX);
+	struct bus_klist *l = hmap_get(b->klists, key, klen);
+	struct bus_sub *s = xcalloc(1, sizeof(*s) + plen + 1);
+
+	if (l == NULL) {
+		l = xcalloc(1, sizeof(*l));
+		TAILQ_INIT(&l->subs);
+		memcpy(l->key, key, klen);
+		l->klen = klen;
+		hmap_put(b->klists, l->key, l->klen, l, NULL);
+	}
+	s->klist = l;
+	s->cb = cb;
+	s->arg = arg;
+	s->min_seq = min_seq;
+	s->plen = plen;
+	memcpy(s->prefix, prefix != NULL ? prefix : "", plen);
+	s->prefix[plen] = '\0';
+	TAILQ_INSERT_TAIL(&l->subs, s, link);
+	b->stats.subscriptions++;
+	return s;
+}
+
+static size_t
+key_owner(uint8_t key[BUS_KEY_MAX], int64_t owner_id)
+{
+	key[0] = 'u';
+	memcpy(key + 1, &owner_id, sizeof(owner_id));
+	return 1 + sizeof(owner_id);
+}
+
+struct bus_sub *
+bus_subscribe_owner(struct bus *b, int64_t owner_id, const char *prefix,
+		    bus_cb cb, void *arg)
+{
+	uint8_t key[BUS_KEY_MAX];
+
+	return sub_keyed(b, key, key_owner(key, owner_id), prefix, cb, arg,
+			 b->next_seq);
+}
+
+struct bus_sub *
+bus_subscribe_device(struct bus *b, const char *device_id, const char *prefix,
+		     bus_cb cb, void *arg)
+{
+	uint8_t key[BUS_KEY_MAX] = {'d'};
+	size_t i, n = strnlen(device_id, 24);
+
+	/* events carry the id in lowercase (bus_event_new); a shorter
+	   one is zero-padded and never matches */
+	for (i = 0; i < n; i++) {
+		char c = device_id[i];
+
+		key[1 + i] = (uint8_t)((c >= 'A' && c <= 'F') ? c + 32 : c);
+	}
+	return sub_keyed(b, key, 1 + 24, prefix, cb, arg, b->next_seq);
+}
+
+struct bus_sub *
+bus_subscribe_product(struct bus *b, uint32_t product_id, const char *prefix,
+		      bus_cb cb, void *arg)
+{
+	uint8_t key[BUS_KEY_MAX];
+
+	key[0] = 'p';
+	memcpy(key + 1, &product_id, sizeof(product_id));
+	return sub_keyed(b, key, 1 + sizeof(product_id), prefix, cb, arg,
+			 b->next_seq);
+}
+
+struct bus_sub *
+bus_resubscribe_owner(struct bus *b, struct bus_sub *old, int64_t owner_id)
+{
+	uint8_t key[BUS_KEY_MAX];
+	struct bus_sub *s;
+
+	s = sub_keyed(b, key, key_owner(key, owner_id), old->prefix, old->cb,
+		      old->arg, old->min_seq);
+	bus_unsubscribe(b, old);
+	return s;
+}
+
 void
 bus_unsubscribe(struct bus *b, struct bus_sub *s)
 {
-	struct bus_node *n;
-
 	if (s == NULL || s->dead)
 		return;
 	b->stats.subscriptions--;
@@ -483,10 +661,7 @@ bus_unsubscribe(struct bus *b, struct bus_sub *s)
 		b->dead = s;
 		return;
 	}
-	n = s->node;
-	TAILQ_REMOVE(&n->subs, s, link);
-	free(s);
-	node_prune(n);
+	sub_free(b, s);
 }
 
 void
@@ -494,10 +669,4 @@ bus_stats_get(const struct bus *b, struct bus_stats *out)
 {
 	*out = b->stats;
 	out->pending = b->npending;
-}
-
-uint64_t
-bus_next_seq(const struct bus *b)
-{
-	return b->next_seq;
 }

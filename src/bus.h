@@ -6,6 +6,8 @@
  * Subscribers register an event-name prefix; matching walks a byte trie
  * along the event name, so the cost per event is the name length plus the
  * number of matching subscribers, whatever the number of subscriptions.
+ * A subscription may also be bound to one owner, device or product: those
+ * sit in lists under that key, and an event reads only its own keys'.
  * Loop thread only. See docs/internals/bus.md.
  */
 #ifndef CINDER_BUS_H
@@ -147,6 +149,36 @@ struct bus_sub *bus_subscribe(struct bus *b, const char *prefix, bus_cb cb,
 			      void *arg);
 
 /**
+ * Subscribe to the events of one owner (ev->owner_id), one device (an
+ * event a device published, ev->coreid) or one product (ev->product_id)
+ * whose name starts with prefix. A keyed subscription costs an event of
+ * another owner, device or product nothing: each event looks up its own
+ * keys, so many streams or devices each bound to one user do not all run
+ * for every event of every user. Same delivery rules as bus_subscribe().
+ * An owner or product of 0 never matches (events with none).
+ * @param device_id 24 hex characters (any case)
+ * @param prefix copied; at most BUS_NAME_MAX bytes are used
+ * @return the subscription handle (release with bus_unsubscribe())
+ */
+struct bus_sub *bus_subscribe_owner(struct bus *b, int64_t owner_id,
+				    const char *prefix, bus_cb cb, void *arg);
+struct bus_sub *bus_subscribe_device(struct bus *b, const char *device_id,
+				     const char *prefix, bus_cb cb, void *arg);
+struct bus_sub *bus_subscribe_product(struct bus *b, uint32_t product_id,
+				      const char *prefix, bus_cb cb, void *arg);
+
+/**
+ * Bind an owner subscription to another owner: the new subscription has
+ * sub's prefix, callback and argument and sees what sub would have seen
+ * (the events already published but not yet delivered too), and sub
+ * ends. Safe during a delivery.
+ * @param sub from bus_subscribe_owner(); consumed
+ * @return the new handle
+ */
+struct bus_sub *bus_resubscribe_owner(struct bus *b, struct bus_sub *sub,
+				      int64_t owner_id);
+
+/**
  * End a subscription: its callback does not run again, even for an event
  * being delivered right now. NULL-safe.
  */
@@ -154,13 +186,6 @@ void bus_unsubscribe(struct bus *b, struct bus_sub *sub);
 
 /** Fill *out with the counters. */
 void bus_stats_get(const struct bus *b, struct bus_stats *out);
-
-/**
- * @return the seq the next published event gets: a subscriber that
- *         routes events further itself (sse.c's index) shows a listener
- *         added now only events from this seq on, as bus_subscribe() does
- */
-uint64_t bus_next_seq(const struct bus *b);
 
 /**
  * @return true if name is reserved for the cloud: it starts with "spark"

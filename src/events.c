@@ -25,7 +25,6 @@
 #include "err.h"
 #include "events.h"
 #include "hmap.h"
-#include "keyidx.h"
 #include "log.h"
 #include "registry.h"
 #include "sse.h"
@@ -57,30 +56,11 @@ struct evconn;
 /* One device subscription. */
 struct devsub {
 	struct evconn *c;		  /* the connection */
-	struct bus_sub *sub;		  /* ALL scope: on the bus */
-	struct keyidx_entry ix;		  /* other scopes: in ev->subidx */
+	struct bus_sub *sub;		  /* on the bus */
 	int scope;			  /* enum pcoap_scope */
 	char scope_dev[25];		  /* PCOAP_SCOPE_DEVICE: the device */
 	char filter[EVENTS_NAME_MAX + 1]; /* prefix */
-	size_t flen;			  /* bytes of filter */
 	LIST_ENTRY(devsub) link;	  /* in c->subs */
-};
-
-/*
- * The index of device subscriptions (ev->subidx): MINE-scope ones by the
- * owner of the subscribing device ('u'), DEVICE-scope ones by the device
- * they name ('d'). They sit behind one bus subscription (subidx_cb), so
- * an event costs a lookup per key it has and a check per subscription
- * under those keys, not a callback for every device of every user
- * subscribed to a prefix of its name. The longest key: a kind byte and a
- * device id.
- */
-#define SUBIDX_KEY_MAX 25
-
-/* A match of subidx_cb, checked again before it is used. */
-struct subidx_hit {
-	uint64_t conn_id;
-	struct devsub *s;
 };
 
 /* One device connection with subscriptions. */
@@ -110,15 +90,11 @@ struct devq {
 };
 
 struct events {
-	struct events_deps d;	 /* borrowed pointers */
-	struct bus *bus;	 /* owned */
-	struct sse *sse;	 /* owned */
-	struct hmap *devs;	 /* device id -> evdev */
-	struct hmap *conns;	 /* conn id -> evconn */
-	struct keyidx *subidx;	 /* device subscriptions by owner, device */
-	struct bus_sub *subroot; /* subidx's bus subscription */
-	struct subidx_hit *hits; /* subidx_cb's matches */
-	size_t hits_cap;
+	struct events_deps d;		/* borrowed pointers */
+	struct bus *bus;		/* owned */
+	struct sse *sse;		/* owned */
+	struct hmap *devs;		/* device id -> evdev */
+	struct hmap *conns;		/* conn id -> evconn */
 	LIST_HEAD(, pending_q) queries; /* store queries in flight */
 	struct events_stats stats;	/* counters */
 	double rate, burst;		/* device publish limit (conf) */
@@ -741,116 +717,6 @@ devsub_cb(const struct bus_event *be, void *arg)
 			err_str(r));
 }
 
-/* The index key of a MINE (owner) or DEVICE (device id) subscription. */
-static size_t
-subidx_key(int scope, int64_t owner, const char *dev,
-	   uint8_t key[SUBIDX_KEY_MAX])
-{
-	if (scope == PCOAP_SCOPE_MINE) {
-		key[0] = 'u';
-		memcpy(key + 1, &owner, sizeof(owner));
-		return 1 + sizeof(owner);
-	}
-	key[0] = 'd';
-	memcpy(key + 1, dev, 24);
-	return 1 + 24;
-}
-
-static void
-subidx_gather(struct events *ev, const uint8_t *key, size_t klen,
-	      const struct bus_event *be, size_t *n)
-{
-	struct keyidx_entry *e;
-	struct devsub *s;
-
-	for (e = keyidx_first(ev->subidx, key, klen); e != NULL;
-	     e = keyidx_next(e)) {
-		s = (struct devsub *)(void *)((char *)e -
-					      offsetof(struct devsub, ix));
-		if (strncmp(be->name, s->filter, s->flen) != 0)
-			continue;
-		if (*n == ev->hits_cap) {
-			ev->hits_cap =
-				ev->hits_cap != 0 ? ev->hits_cap * 2 : 16;
-			ev->hits = xreallocarray(ev->hits, ev->hits_cap,
-						 sizeof(*ev->hits));
-		}
-		ev->hits[*n].conn_id = s->c->conn_id;
-		ev->hits[(*n)++].s = s;
-	}
-}
-
-/* Still a subscription of that connection (sending to one device may
-   close another's connection, and free its subscriptions). */
-static bool
-subidx_hit_live(struct events *ev, const struct subidx_hit *h)
-{
-	struct evconn *c = hmap_get(ev->conns, &h->conn_id, sizeof(h->conn_id));
-	struct devsub *s;
-
-	if (c == NULL)
-		return false;
-	LIST_FOREACH(s, &c->subs, link)
-	{
-		if (s == h->s)
-			return true;
-	}
-	return false;
-}
-
-/*
- * The index's bus subscription: an event goes to the MINE subscriptions
- * of its owner's devices and the DEVICE subscriptions naming its device;
- * devsub_cb() then checks each as a bus subscription's callback did
- * (the owner is read again there). The bus never re-enters a callback,
- * so ev->hits is free here.
- */
-static void
-subidx_cb(const struct bus_event *be, void *arg)
-{
-	struct events *ev = arg;
-	uint8_t key[SUBIDX_KEY_MAX];
-	size_t i, n = 0;
-
-	if ((be->flags & BUS_EV_HIDDEN) || bus_name_reserved(be->name))
-		return;
-	if (be->owner_id > 0)
-		subidx_gather(ev, key,
-			      subidx_key(PCOAP_SCOPE_MINE, be->owner_id,
-					 be->coreid, key),
-			      be, &n);
-	if (be->source == BUS_SRC_DEVICE)
-		subidx_gather(
-			ev, key,
-			subidx_key(PCOAP_SCOPE_DEVICE, 0, be->coreid, key), be,
-			&n);
-	for (i = 0; i < n; i++) {
-		if (subidx_hit_live(ev, &ev->hits[i]))
-			devsub_cb(be, ev->hits[i].s);
-	}
-}
-
-static void
-subidx_add(struct events *ev, struct devsub *s, int64_t owner)
-{
-	uint8_t key[SUBIDX_KEY_MAX];
-
-	keyidx_add(ev->subidx, &s->ix, key,
-		   subidx_key(s->scope, owner, s->scope_dev, key));
-	if (keyidx_count(ev->subidx) == 1)
-		ev->subroot = bus_subscribe(ev->bus, "", subidx_cb, ev);
-}
-
-static void
-subidx_remove(struct events *ev, struct devsub *s)
-{
-	keyidx_remove(ev->subidx, &s->ix);
-	if (keyidx_count(ev->subidx) == 0) {
-		bus_unsubscribe(ev->bus, ev->subroot);
-		ev->subroot = NULL;
-	}
-}
-
 /* Registry hook: the device's owner changed; its MINE subscriptions
    move to the new owner's key. */
 static void
@@ -858,7 +724,6 @@ on_owner(uint64_t conn_id, const char *device_id, int64_t owner_id, void *arg)
 {
 	struct events *ev = arg;
 	struct evconn *c = hmap_get(ev->conns, &conn_id, sizeof(conn_id));
-	uint8_t key[SUBIDX_KEY_MAX];
 	struct devsub *s;
 
 	(void)device_id;
@@ -866,13 +731,9 @@ on_owner(uint64_t conn_id, const char *device_id, int64_t owner_id, void *arg)
 		return;
 	LIST_FOREACH(s, &c->subs, link)
 	{
-		if (s->ix.list == NULL || s->scope != PCOAP_SCOPE_MINE)
-			continue;
-		/* moved, not removed and added: the index's bus
-		   subscription stays, with the events it has pending */
-		keyidx_remove(ev->subidx, &s->ix);
-		keyidx_add(ev->subidx, &s->ix, key,
-			   subidx_key(s->scope, owner_id, s->scope_dev, key));
+		if (s->scope == PCOAP_SCOPE_MINE)
+			s->sub = bus_resubscribe_owner(ev->bus, s->sub,
+						       owner_id);
 	}
 }
 
@@ -883,10 +744,7 @@ conn_free(struct events *ev, struct evconn *c)
 
 	while ((s = LIST_FIRST(&c->subs)) != NULL) {
 		LIST_REMOVE(s, link);
-		if (s->ix.list != NULL)
-			subidx_remove(ev, s);
-		else
-			bus_unsubscribe(ev->bus, s->sub);
+		bus_unsubscribe(ev->bus, s->sub);
 		ev->stats.device_subs--;
 		free(s);
 	}
@@ -905,8 +763,9 @@ on_subscribe(uint64_t conn_id, const char *device_id, int64_t owner_id,
 	struct devsub *s;
 	size_t i;
 
-	/* the owner files a MINE subscription in the index; devsub_cb()
-	   still reads it at delivery, and on_owner() follows a change */
+	/* a MINE subscription is bound to the owner on the bus (an event
+	   of another user costs it nothing); devsub_cb() still reads the
+	   owner at delivery, and on_owner() follows a change */
 	if (!events_name_valid(filter, true) ||
 	    (filter[0] == '\0' && scope == PCOAP_SCOPE_ALL) ||
 	    (scope == PCOAP_SCOPE_DEVICE &&
@@ -964,9 +823,12 @@ on_subscribe(uint64_t conn_id, const char *device_id, int64_t owner_id,
 			s->scope_dev[i] =
 				(ch >= 'A' && ch <= 'F') ? ch + 32 : ch;
 		}
-	s->flen = strlen(s->filter);
-	if (scope == PCOAP_SCOPE_MINE || scope == PCOAP_SCOPE_DEVICE)
-		subidx_add(ev, s, owner_id);
+	if (scope == PCOAP_SCOPE_MINE)
+		s->sub = bus_subscribe_owner(ev->bus, owner_id, s->filter,
+					     devsub_cb, s);
+	else if (scope == PCOAP_SCOPE_DEVICE)
+		s->sub = bus_subscribe_device(ev->bus, s->scope_dev, s->filter,
+					      devsub_cb, s);
 	else
 		s->sub = bus_subscribe(ev->bus, s->filter, devsub_cb, s);
 	LIST_INSERT_HEAD(&c->subs, s, link);
@@ -1005,7 +867,6 @@ events_new(const struct events_deps *deps, struct events **out)
 	ev->sse = sse_new(deps->base, deps->http, ev->bus, NULL);
 	ev->devs = hmap_new();
 	ev->conns = hmap_new();
-	ev->subidx = keyidx_new();
 	LIST_INIT(&ev->queries);
 	if (deps->http != NULL &&
 	    (r = http_add_routes(deps->http, h_events_routes, h_events_nroutes,
@@ -1091,8 +952,6 @@ events_free(struct events *ev)
 	hmap_foreach(ev->devs, free_dev, NULL);
 	hmap_free(ev->devs);
 	hmap_free(ev->conns);
-	keyidx_free(ev->subidx); /* empty: every connection was freed */
-	free(ev->hits);
 	free(ev);
 }
 

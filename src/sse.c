@@ -29,7 +29,6 @@
 #include "err.h"
 #include "fmt.h"
 #include "hmap.h"
-#include "keyidx.h"
 #include "log.h"
 #include "sse.h"
 #include "xmalloc.h"
@@ -51,21 +50,14 @@ struct sse_frame {
 	char buf[];    /* the frame */
 };
 
-/* Longest index key: a kind byte and a device id. */
-#define SSE_KEY_MAX 25
-
 struct sse_stream {
-	struct sse *s;		       /* owner */
-	uint64_t id;		       /* HTTP request id */
-	struct bus_sub *sub;	       /* scope all: its bus subscription */
-	struct keyidx_entry ix;	       /* other scopes: in s->index */
-	uint64_t min_seq;	       /* indexed: first event seq it sees */
-	size_t plen;		       /* indexed: bytes of prefix */
-	char prefix[BUS_NAME_MAX + 1]; /* indexed: event-name prefix */
-	struct sse_filter f;	       /* visibility */
-	uint64_t last_write;	       /* monotonic ms */
-	uint8_t ip[16];		       /* client address (v4-mapped) */
-	TAILQ_ENTRY(sse_stream) lru;   /* by last_write, oldest first */
+	struct sse *s;		     /* owner */
+	uint64_t id;		     /* HTTP request id */
+	struct bus_sub *sub;	     /* its bus subscription */
+	struct sse_filter f;	     /* visibility */
+	uint64_t last_write;	     /* monotonic ms */
+	uint8_t ip[16];		     /* client address (v4-mapped) */
+	TAILQ_ENTRY(sse_stream) lru; /* by last_write, oldest first */
 };
 
 struct ip_count {
@@ -80,17 +72,12 @@ struct obuf {
 };
 
 struct sse {
-	struct event_base *base; /* borrowed */
-	struct http *http;	 /* borrowed */
-	struct bus *bus;	 /* borrowed */
-	struct sse_opts opts;	 /* tunables */
-	struct hmap *streams;	 /* request id -> sse_stream */
-	struct hmap *ips;	 /* ip -> ip_count */
-	struct keyidx *index;	 /* streams by index_key() */
-	struct bus_sub *root;	 /* the index's bus subscription,
-				    while it has streams */
-	uint64_t *ids;		 /* index_cb()'s matches */
-	size_t ids_cap;
+	struct event_base *base;      /* borrowed */
+	struct http *http;	      /* borrowed */
+	struct bus *bus;	      /* borrowed */
+	struct sse_opts opts;	      /* tunables */
+	struct hmap *streams;	      /* request id -> sse_stream */
+	struct hmap *ips;	      /* ip -> ip_count */
 	TAILQ_HEAD(, sse_stream) lru; /* oldest write first */
 	struct event *timer;	      /* keep-alive timer */
 	struct obuf fmt[2];	      /* last frame: [0] user, [1] product */
@@ -429,123 +416,6 @@ touch(struct sse *s, struct sse_stream *st)
 	TAILQ_INSERT_TAIL(&s->lru, st, lru);
 }
 
-/* ---- the index of streams bound to one owner, device or product ---- */
-
-static void on_event(const struct bus_event *ev, void *arg);
-
-/* The key of a stream's filter; 0 for scope all (not indexed). */
-static size_t
-index_key(const struct sse_filter *f, uint8_t key[SSE_KEY_MAX])
-{
-	switch (f->scope) {
-	case SSE_SCOPE_MINE:
-		key[0] = 'u';
-		memcpy(key + 1, &f->user_id, sizeof(f->user_id));
-		return 1 + sizeof(f->user_id);
-	case SSE_SCOPE_DEVICE:
-		key[0] = 'd';
-		memcpy(key + 1, f->device_id, 24);
-		return 1 + 24;
-	case SSE_SCOPE_PRODUCT:
-		key[0] = 'p';
-		memcpy(key + 1, &f->product_id, sizeof(f->product_id));
-		return 1 + sizeof(f->product_id);
-	case SSE_SCOPE_ALL:
-		break;
-	}
-	return 0;
-}
-
-/* Add the ids of the streams under key that take ev to s->ids. */
-static void
-index_gather(struct sse *s, const uint8_t *key, size_t klen,
-	     const struct bus_event *ev, size_t *n)
-{
-	struct keyidx_entry *e;
-	struct sse_stream *st;
-
-	for (e = keyidx_first(s->index, key, klen); e != NULL;
-	     e = keyidx_next(e)) {
-		st = (struct sse_stream *)(void *)((char *)e -
-						   offsetof(struct sse_stream,
-							    ix));
-		if (ev->seq < st->min_seq ||
-		    strncmp(ev->name, st->prefix, st->plen) != 0)
-			continue;
-		if (*n == s->ids_cap) {
-			s->ids_cap = s->ids_cap != 0 ? s->ids_cap * 2 : 16;
-			s->ids = xreallocarray(s->ids, s->ids_cap,
-					       sizeof(*s->ids));
-		}
-		s->ids[(*n)++] = st->id;
-	}
-}
-
-/*
- * The index's bus subscription: every event, matched to the streams of
- * its owner, its device and its product. The matches are taken by id
- * first and looked up again one by one, so a stream that writing to
- * another one ends is skipped, never touched freed. The bus never
- * re-enters a callback (delivery is deferred), so s->ids is free here.
- */
-static void
-index_cb(const struct bus_event *ev, void *arg)
-{
-	struct sse *s = arg;
-	struct sse_stream *st;
-	uint8_t key[SSE_KEY_MAX];
-	size_t i, n = 0;
-
-	if (ev->flags & BUS_EV_HIDDEN)
-		return;
-	if (ev->owner_id != 0) {
-		key[0] = 'u';
-		memcpy(key + 1, &ev->owner_id, sizeof(ev->owner_id));
-		index_gather(s, key, 1 + sizeof(ev->owner_id), ev, &n);
-	}
-	if (ev->source == BUS_SRC_DEVICE) {
-		key[0] = 'd';
-		memcpy(key + 1, ev->coreid, 24);
-		index_gather(s, key, 1 + 24, ev, &n);
-	}
-	if (ev->product_id != 0) {
-		key[0] = 'p';
-		memcpy(key + 1, &ev->product_id, sizeof(ev->product_id));
-		index_gather(s, key, 1 + sizeof(ev->product_id), ev, &n);
-	}
-	for (i = 0; i < n; i++) {
-		st = hmap_get(s->streams, &s->ids[i], sizeof(s->ids[i]));
-		if (st != NULL)
-			on_event(ev, st);
-	}
-}
-
-/* Put a stream under its filter's key (klen > 0); it sees events from
-   the next one published on, as a bus subscription made now would. */
-static void
-index_add(struct sse *s, struct sse_stream *st, const uint8_t *key, size_t klen,
-	  const char *prefix)
-{
-	/* the bus uses at most BUS_NAME_MAX bytes of a prefix too */
-	st->plen = strnlen(prefix, BUS_NAME_MAX);
-	memcpy(st->prefix, prefix, st->plen);
-	st->prefix[st->plen] = '\0';
-	st->min_seq = bus_next_seq(s->bus);
-	keyidx_add(s->index, &st->ix, key, klen);
-	if (keyidx_count(s->index) == 1)
-		s->root = bus_subscribe(s->bus, "", index_cb, s);
-}
-
-static void
-index_remove(struct sse *s, struct sse_stream *st)
-{
-	keyidx_remove(s->index, &st->ix);
-	if (keyidx_count(s->index) == 0) {
-		bus_unsubscribe(s->bus, s->root);
-		s->root = NULL;
-	}
-}
-
 /* Forget a stream (the HTTP request is ending or has ended). */
 static void
 stream_drop(struct sse *s, struct sse_stream *st)
@@ -554,10 +424,7 @@ stream_drop(struct sse *s, struct sse_stream *st)
 
 	hmap_remove(s->streams, &st->id, sizeof(st->id));
 	TAILQ_REMOVE(&s->lru, st, lru);
-	if (st->ix.list != NULL)
-		index_remove(s, st);
-	else
-		bus_unsubscribe(s->bus, st->sub);
+	bus_unsubscribe(s->bus, st->sub);
 	if ((ic = hmap_get(s->ips, st->ip, sizeof(st->ip))) != NULL &&
 	    --ic->n == 0) {
 		hmap_remove(s->ips, st->ip, sizeof(st->ip));
@@ -678,14 +545,38 @@ on_close(uint64_t id, bool answered, void *arg)
 	}
 }
 
+/*
+ * A stream of one owner, device or product can only show that key's
+ * events, so it is bound to the key on the bus: an event of another user
+ * costs it nothing (a stream with no prefix at the bus's root ran for
+ * every event of every user). Public streams go by prefix alone.
+ */
+static struct bus_sub *
+stream_subscribe(struct sse *s, struct sse_stream *st, const char *prefix)
+{
+	switch (st->f.scope) {
+	case SSE_SCOPE_MINE:
+		return bus_subscribe_owner(s->bus, st->f.user_id, prefix,
+					   on_event, st);
+	case SSE_SCOPE_DEVICE:
+		return bus_subscribe_device(s->bus, st->f.device_id, prefix,
+					    on_event, st);
+	case SSE_SCOPE_PRODUCT:
+		return bus_subscribe_product(s->bus, st->f.product_id, prefix,
+					     on_event, st);
+	case SSE_SCOPE_ALL:
+		break;
+	}
+	return bus_subscribe(s->bus, prefix, on_event, st);
+}
+
 int
 sse_open(struct sse *s, struct http_request *req, const struct sse_filter *f,
 	 const char *prefix)
 {
 	struct sse_stream *st;
 	struct ip_count *ic;
-	uint8_t ip[16], key[SSE_KEY_MAX];
-	size_t klen;
+	uint8_t ip[16];
 	int r;
 
 	ip_key(http_request_client_ip(req), ip);
@@ -717,12 +608,7 @@ sse_open(struct sse *s, struct http_request *req, const struct sse_filter *f,
 	s->stats.streams++;
 	s->stats.opened++;
 	http_request_on_close(req, on_close, s);
-	klen = index_key(f, key);
-	if (klen > 0)
-		index_add(s, st, key, klen, prefix != NULL ? prefix : "");
-	else
-		st->sub = bus_subscribe(s->bus, prefix != NULL ? prefix : "",
-					on_event, st);
+	st->sub = stream_subscribe(s, st, prefix != NULL ? prefix : "");
 	http_stream_write(s->http, st->id, SSE_PREAMBLE,
 			  sizeof(SSE_PREAMBLE) - 1);
 	if (TAILQ_FIRST(&s->lru) == st)
@@ -750,7 +636,6 @@ sse_new(struct event_base *base, struct http *h, struct bus *b,
 		s->opts.max_per_ip = SSE_MAX_PER_IP;
 	s->streams = hmap_new();
 	s->ips = hmap_new();
-	s->index = keyidx_new();
 	TAILQ_INIT(&s->lru);
 	s->timer = evtimer_new(base, keepalive_cb, s);
 	if (s->timer == NULL) {
@@ -775,9 +660,7 @@ sse_free(struct sse *s)
 	free(s->fmt[0].p);
 	free(s->fmt[1].p);
 	hmap_free(s->streams);
-	hmap_free(s->ips);     /* empty: every stream gave its count back */
-	keyidx_free(s->index); /* empty too, and the root unsubscribed */
-	free(s->ids);
+	hmap_free(s->ips); /* empty: every stream gave its count back */
 	free(s);
 }
 

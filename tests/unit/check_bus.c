@@ -3,7 +3,9 @@
  * Event bus: prefix matching (also with many subscriptions sharing trie
  * nodes), deferred delivery (never inside bus_publish, events published
  * by a subscriber come on a later turn), unsubscribing during a delivery,
- * subscriptions seeing only later events, and event reference counts.
+ * subscriptions seeing only later events, event reference counts, and
+ * subscriptions bound to one owner, device or product (their routes, ends
+ * and owner changes during a delivery).
  * Runs a real libevent loop; no sockets.
  */
 #include "config.h"
@@ -311,13 +313,178 @@ START_TEST(test_bus_name_reserved)
 }
 END_TEST
 
+/* Publish name as owner's event, from device dev (NULL: the API) of
+   product. */
+static void
+pubk(const char *name, int64_t owner, const char *dev, uint32_t product)
+{
+	struct bus_event_spec sp = {0};
+	struct bus_event *ev;
+
+	sp.name = name;
+	sp.source = dev != NULL ? BUS_SRC_DEVICE : BUS_SRC_API;
+	sp.device_id = dev;
+	sp.owner_id = owner;
+	sp.product_id = product;
+	ck_assert_int_eq(bus_event_new(&sp, &ev), 0);
+	bus_publish(bus, ev);
+}
+
+/* "a,b,c" of what r got. */
+static const char *
+got(const struct rec *r)
+{
+	static char buf[512];
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < r->n; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s",
+					i ? "," : "", r->got[i]);
+	return buf;
+}
+
+#define DEV_A "0123456789abcdef01234567"
+#define DEV_B "0123456789abcdef0123456b"
+
+START_TEST(test_bus_keyed_routes)
+{
+	struct rec o7 = {0}, o7t = {0}, o8 = {0}, o0 = {0}, da = {0}, p5 = {0},
+		   all = {0};
+
+	bus_subscribe_owner(bus, 7, "", rec_cb, &o7);
+	bus_subscribe_owner(bus, 7, "t/", rec_cb, &o7t);
+	bus_subscribe_owner(bus, 8, "", rec_cb, &o8);
+	bus_subscribe_owner(bus, 0, "", rec_cb, &o0);
+	/* the id in capitals: events carry it in lowercase */
+	bus_subscribe_device(bus, "0123456789ABCDEF01234567", "", rec_cb, &da);
+	bus_subscribe_product(bus, 5, "", rec_cb, &p5);
+	bus_subscribe(bus, "", rec_cb, &all);
+	pubk("t/1", 7, NULL, 0);
+	pubk("x/2", 7, DEV_A, 5);
+	pubk("t/3", 8, DEV_B, 5);
+	pubk("t/4", 0, DEV_A, 0); /* no owner */
+	pubk("x/5", 9, DEV_B, 6);
+	run();
+	ck_assert_str_eq(got(&o7), "t/1,x/2");
+	ck_assert_str_eq(got(&o7t), "t/1");
+	ck_assert_str_eq(got(&o8), "t/3");
+	ck_assert_str_eq(got(&o0), "");
+	ck_assert_str_eq(got(&da), "x/2,t/4");
+	ck_assert_str_eq(got(&p5), "x/2,t/3");
+	ck_assert_str_eq(got(&all), "t/1,x/2,t/3,t/4,x/5");
+}
+END_TEST
+
+START_TEST(test_bus_keyed_unsubscribe_during_delivery)
+{
+	struct rec a = {0}, b = {0}, c = {0};
+	struct bus_stats st;
+
+	a.b = bus;
+	/* a ends itself and b, the only other one of its key: the key's
+	   list is freed after the delivery, not during it (ASan) */
+	a.self = bus_subscribe_owner(bus, 7, "", self_unsub_cb, &a);
+	b.self = bus_subscribe_owner(bus, 7, "", rec_cb, &b);
+	a.other = b.self;
+	pubk("x", 7, NULL, 0);
+	pubk("y", 7, NULL, 0);
+	run();
+	ck_assert_int_eq(a.n, 1);
+	ck_assert_int_eq(b.n, 0);
+	bus_stats_get(bus, &st);
+	ck_assert_uint_eq(st.subscriptions, 0);
+	/* the key works again */
+	bus_subscribe_owner(bus, 7, "", rec_cb, &c);
+	pubk("z", 7, NULL, 0);
+	run();
+	ck_assert_str_eq(got(&c), "z");
+}
+END_TEST
+
+static void
+sub_later_keyed_cb(const struct bus_event *ev, void *arg)
+{
+	struct rec *r = arg;
+
+	rec_cb(ev, arg);
+	if (r->other == NULL)
+		r->other = bus_subscribe_owner(r->b, 7, "", rec_cb, r + 1);
+}
+
+START_TEST(test_bus_keyed_sees_later_only)
+{
+	struct rec r[2];
+
+	memset(r, 0, sizeof(r));
+	r[0].b = bus;
+	pubk("before", 7, NULL, 0);
+	bus_subscribe_owner(bus, 7, "", sub_later_keyed_cb, &r[0]);
+	pubk("one", 7, NULL, 0);
+	pubk("two", 7, NULL, 0);
+	run();
+	/* r[1] was made under the same key while "one" was delivered: it
+	   is at the end of the list being walked, and must skip both */
+	ck_assert_str_eq(got(&r[0]), "one,two");
+	ck_assert_str_eq(got(&r[1]), "");
+	pubk("three", 7, NULL, 0);
+	run();
+	ck_assert_str_eq(got(&r[1]), "three");
+}
+END_TEST
+
+/* Moves its own subscription to owner 8 at the first event. */
+static void
+move_cb(const struct bus_event *ev, void *arg)
+{
+	struct rec *r = arg;
+
+	rec_cb(ev, arg);
+	if (r->turn++ == 0)
+		r->self = bus_resubscribe_owner(r->b, r->self, 8);
+}
+
+START_TEST(test_bus_resubscribe_owner)
+{
+	struct rec r = {0}, q = {0};
+	struct bus_stats st;
+
+	/* events published before the move but not yet delivered go by
+	   the new owner: the subscription keeps its place in the stream */
+	q.self = bus_subscribe_owner(bus, 7, "a/", rec_cb, &q);
+	pubk("a/7", 7, NULL, 0);
+	pubk("a/8", 8, NULL, 0);
+	pubk("b/8", 8, NULL, 0); /* not its prefix */
+	q.self = bus_resubscribe_owner(bus, q.self, 8);
+	run();
+	ck_assert_str_eq(got(&q), "a/8");
+	/* moved from its own callback: the old one gets nothing more */
+	r.b = bus;
+	r.self = bus_subscribe_owner(bus, 7, "", move_cb, &r);
+	pubk("x/7", 7, NULL, 0);
+	pubk("y/8", 8, NULL, 0);
+	pubk("z/7", 7, NULL, 0);
+	run();
+	ck_assert_str_eq(got(&r), "x/7,y/8");
+	bus_stats_get(bus, &st);
+	ck_assert_uint_eq(st.subscriptions, 2);
+	bus_unsubscribe(bus, q.self);
+	bus_unsubscribe(bus, r.self);
+	bus_stats_get(bus, &st);
+	ck_assert_uint_eq(st.subscriptions, 0);
+}
+END_TEST
+
 START_TEST(test_bus_free_pending)
 {
 	struct rec r = {0};
 
 	bus_subscribe(bus, "", rec_cb, &r);
+	bus_subscribe_owner(bus, 7, "", rec_cb, &r);
+	bus_subscribe_device(bus, DEV_A, "n", rec_cb, &r);
 	pub("never");
-	/* teardown frees the bus with the event still pending (ASan) */
+	/* teardown frees the bus with the event still pending and keyed
+	   subscriptions live (ASan) */
 	ck_assert_int_eq(r.n, 0);
 }
 END_TEST
@@ -340,6 +507,12 @@ bus_suite(void)
 		{"test_bus_event_refcount", test_bus_event_refcount},
 		{"test_bus_event_new_limits", test_bus_event_new_limits},
 		{"test_bus_name_reserved", test_bus_name_reserved},
+		{"test_bus_keyed_routes", test_bus_keyed_routes},
+		{"test_bus_keyed_unsubscribe_during_delivery",
+		 test_bus_keyed_unsubscribe_during_delivery},
+		{"test_bus_keyed_sees_later_only",
+		 test_bus_keyed_sees_later_only},
+		{"test_bus_resubscribe_owner", test_bus_resubscribe_owner},
 		{"test_bus_free_pending", test_bus_free_pending},
 	};
 	size_t i;

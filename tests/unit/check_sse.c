@@ -548,9 +548,9 @@ START_TEST(test_sse_open_stream)
 END_TEST
 
 /*
- * Streams of one owner, device or product sit in an index behind one bus
- * subscription (sse.c); each must get exactly what sse_visible() and its
- * prefix let through, whoever else has streams open.
+ * Streams of one owner, device or product are bus subscriptions bound to
+ * that key (sse.c, bus.c); each must get exactly what sse_visible() and
+ * its prefix let through, whoever else has streams open.
  */
 #define OTHER "ffffffffffffffffffffffff"
 
@@ -609,7 +609,8 @@ START_TEST(test_sse_index_routes)
 	ck_assert_str_eq(names_of(all6, buf, sizeof(buf)),
 			 "t/b,x,t,u,t/end6,t/end-d");
 
-	/* closing streams empties the index; a new stream still works */
+	/* closing streams empties their keys' lists; a new stream still
+	   works */
 	client_free(m5);
 	client_free(m5b);
 	client_free(d5);
@@ -685,10 +686,10 @@ START_TEST(test_sse_per_ip_limit)
 END_TEST
 
 /*
- * _i 0: two streams of every user's events (bus subscriptions). _i 1: a
- * stream of user 7's events and one of DEV's (the index): the slow one is
- * the only stream of its key, so the cut frees that key's entry while
- * the event is still going to the other stream (ASan checks the rest).
+ * _i 0: two streams of every user's events (by prefix). _i 1: a stream of
+ * user 7's events and one of DEV's (bound to those keys): the slow one is
+ * the only stream of its key, so the cut ends that key's list while the
+ * event is still going to the other stream (ASan checks the rest).
  */
 START_TEST(test_sse_slow_reader_cut)
 {
