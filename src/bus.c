@@ -643,6 +643,9 @@ bus_resubscribe_owner(struct bus *b, struct bus_sub *old, int64_t owner_id)
 	uint8_t key[BUS_KEY_MAX];
 	struct bus_sub *s;
 
+	/* a subscription by prefix alone has no key (and no prefix copy) */
+	if (old == NULL || old->klist == NULL || old->dead)
+		return old;
 	s = sub_keyed(b, key, key_owner(key, owner_id), old->prefix, old->cb,
 		      old->arg, old->min_seq);
 	bus_unsubscribe(b, old);

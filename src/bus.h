@@ -172,7 +172,8 @@ struct bus_sub *bus_subscribe_product(struct bus *b, uint32_t product_id,
  * sub's prefix, callback and argument and sees what sub would have seen
  * (the events already published but not yet delivered too), and sub
  * ends. Safe during a delivery.
- * @param sub from bus_subscribe_owner(); consumed
+ * @param sub from bus_subscribe_owner(); consumed (returned as it is if
+ *            it is NULL, ended, or a subscription by prefix alone)
  * @return the new handle
  */
 struct bus_sub *bus_resubscribe_owner(struct bus *b, struct bus_sub *sub,

@@ -468,6 +468,11 @@ START_TEST(test_bus_resubscribe_owner)
 	ck_assert_str_eq(got(&r), "x/7,y/8");
 	bus_stats_get(bus, &st);
 	ck_assert_uint_eq(st.subscriptions, 2);
+	/* not a keyed subscription: left as it is */
+	ck_assert_ptr_null(bus_resubscribe_owner(bus, NULL, 8));
+	r.other = bus_subscribe(bus, "", rec_cb, &r);
+	ck_assert_ptr_eq(bus_resubscribe_owner(bus, r.other, 8), r.other);
+	bus_unsubscribe(bus, r.other);
 	bus_unsubscribe(bus, q.self);
 	bus_unsubscribe(bus, r.self);
 	bus_stats_get(bus, &st);
