@@ -224,7 +224,8 @@ struct registry {
 	struct event *trim_ev;		  /* allocator trim after a storm */
 	uint32_t hs_since_trim;		  /* handshakes ended since */
 	uint32_t trim_waits;		  /* trim_ev waits for the store */
-	uint64_t last_hs_end_ms;	  /* when a handshake last ended */
+	uint32_t hs_recent;		  /* handshakes and closes since the
+					     last trim check */
 	struct registry_stats stats;	  /* counters */
 	uint32_t owner_seq;		  /* registry_row_refresh() calls */
 	uint8_t *rbuf;			  /* read scratch, REGISTRY_RBUF */

@@ -165,6 +165,12 @@ registry_conn_tick(struct devconn *c, uint64_t now)
    before trimming anyway (the database may be down). */
 #define TRIM_CHECK_S 1
 #define TRIM_WAITS_MAX 30
+/* Handshakes and closes in one check's second under which the burst
+   counts as over: a storm runs hundreds a second, a fleet's usual
+   reconnections a few (10,000 devices reconnecting 1% a minute: ~3).
+   It was zero, which such churn almost never leaves: the trim then never
+   ran and the storm's free heap stayed (~6 MB at 10,000, bench/soak). */
+#define TRIM_QUIET_MAX 16
 
 /* Resident KB (/proc/self/statm), -1 if unknown: for the log line. */
 static long
@@ -194,13 +200,15 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 		return; /* the next handshake to end schedules it again */
 	store_stats_get(reg->store, &ss);
 	/* wait for a quiet second (a paced storm has gaps with no
-	   handshake in progress), then for the store's backlog, for a
-	   while (the database may be down) */
-	if (registry_now_ms() - reg->last_hs_end_ms < TRIM_CHECK_S * 1000) {
+	   handshake in progress; a fleet's own reconnections go on), then
+	   for the store's backlog, for a while (the database may be down) */
+	if (reg->hs_recent > TRIM_QUIET_MAX) {
+		reg->hs_recent = 0;
 		reg->trim_waits = 0;
 		evtimer_add(reg->trim_ev, &tv);
 		return;
 	}
+	reg->hs_recent = 0;
 	if (ss.queued > 0 && ++reg->trim_waits < TRIM_WAITS_MAX) {
 		evtimer_add(reg->trim_ev, &tv);
 		return;
@@ -287,12 +295,14 @@ registry_trim_note_handshake(struct registry *reg)
 
 	if (reg->hs_since_trim < UINT32_MAX)
 		reg->hs_since_trim++;
-	reg->last_hs_end_ms = registry_now_ms();
+	if (reg->hs_recent < UINT32_MAX)
+		reg->hs_recent++;
 	if (reg->stats.handshakes_active > 0 ||
 	    reg->hs_since_trim < TRIM_AFTER_HANDSHAKES ||
 	    reg->trim_ev == NULL || evtimer_pending(reg->trim_ev, NULL))
 		return;
 	reg->trim_waits = 0;
+	reg->hs_recent = 0;
 	evtimer_add(reg->trim_ev, &tv);
 }
 
