@@ -100,6 +100,18 @@ is_hex24(const char *s)
 	return s[24] == '\0';
 }
 
+/* Copy n characters of a device id with A-F in lowercase, as events
+   carry it. */
+static void
+id_lower(char *out, const char *in, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		out[i] = (in[i] >= 'A' && in[i] <= 'F') ? (char)(in[i] + 32)
+							: in[i];
+}
+
 /*
  * Events that fit BUS_EVENT_BLOCK bytes (a name and data of a few hundred
  * bytes, the usual device event) are recycled through a free list: no
@@ -161,7 +173,6 @@ bus_event_new(const struct bus_event_spec *spec, struct bus_event **out)
 	struct bus_event *ev;
 	size_t nlen;
 	char *p;
-	size_t i;
 
 	*out = NULL;
 	if (spec->name == NULL || spec->name[0] == '\0')
@@ -190,10 +201,7 @@ bus_event_new(const struct bus_event_spec *spec, struct bus_event **out)
 	ev->source = spec->source;
 	switch (spec->source) {
 	case BUS_SRC_DEVICE:
-		for (i = 0; i < 24; i++) {
-			char c = spec->device_id[i];
-			ev->coreid[i] = (c >= 'A' && c <= 'F') ? c + 32 : c;
-		}
+		id_lower(ev->coreid, spec->device_id, 24);
 		ev->coreid[24] = '\0';
 		break;
 	case BUS_SRC_API:
@@ -349,6 +357,33 @@ deliver_node(struct bus *b, struct bus_node *n, const struct bus_event *ev)
 	}
 }
 
+/* The keys of the lists ('u' owner, 'd' device, 'p' product, then its
+   bytes): built the same way for a subscription and for an event. */
+static size_t
+key_owner(uint8_t key[BUS_KEY_MAX], int64_t owner_id)
+{
+	key[0] = 'u';
+	memcpy(key + 1, &owner_id, sizeof(owner_id));
+	return 1 + sizeof(owner_id);
+}
+
+/* id: 24 lowercase hex characters, as an event's coreid */
+static size_t
+key_device(uint8_t key[BUS_KEY_MAX], const char *id)
+{
+	key[0] = 'd';
+	memcpy(key + 1, id, 24);
+	return 1 + 24;
+}
+
+static size_t
+key_product(uint8_t key[BUS_KEY_MAX], uint32_t product_id)
+{
+	key[0] = 'p';
+	memcpy(key + 1, &product_id, sizeof(product_id));
+	return 1 + sizeof(product_id);
+}
+
 /* The subscriptions under one key whose prefix the event's name has. */
 static void
 deliver_key(struct bus *b, const uint8_t *key, size_t klen,
@@ -384,21 +419,12 @@ deliver(struct bus *b, const struct bus_event *ev)
 	}
 	if (hmap_count(b->klists) == 0)
 		return;
-	if (ev->owner_id != 0) {
-		key[0] = 'u';
-		memcpy(key + 1, &ev->owner_id, sizeof(ev->owner_id));
-		deliver_key(b, key, 1 + sizeof(ev->owner_id), ev);
-	}
-	if (ev->source == BUS_SRC_DEVICE) {
-		key[0] = 'd';
-		memcpy(key + 1, ev->coreid, 24);
-		deliver_key(b, key, 1 + 24, ev);
-	}
-	if (ev->product_id != 0) {
-		key[0] = 'p';
-		memcpy(key + 1, &ev->product_id, sizeof(ev->product_id));
-		deliver_key(b, key, 1 + sizeof(ev->product_id), ev);
-	}
+	if (ev->owner_id != 0)
+		deliver_key(b, key, key_owner(key, ev->owner_id), ev);
+	if (ev->source == BUS_SRC_DEVICE)
+		deliver_key(b, key, key_device(key, ev->coreid), ev);
+	if (ev->product_id != 0)
+		deliver_key(b, key, key_product(key, ev->product_id), ev);
 }
 
 /* Unlink and free s, and its node or key list if it was the last. */
@@ -567,9 +593,14 @@ static struct bus_sub *
 sub_keyed(struct bus *b, const uint8_t *key, size_t klen, const char *prefix,
 	  bus_cb cb, void *arg, uint64_t min_seq)
 {
-	size_t plen = strnlen(prefix != NULL ? prefix : "", BUS_NAME_MAX);
 	struct bus_klist *l = hmap_get(b->klists, key, klen);
-	struct bus_sub *s = xcalloc(1, sizeof(*s) + plen + 1);
+	struct bus_sub *s;
+	size_t plen;
+
+	if (prefix == NULL)
+		prefix = "";
+	plen = strnlen(prefix, BUS_NAME_MAX);
+	s = xcalloc(1, sizeof(*s) + plen + 1);
 
 	if (l == NULL) {
 		l = xcalloc(1, sizeof(*l));
@@ -583,19 +614,11 @@ sub_keyed(struct bus *b, const uint8_t *key, size_t klen, const char *prefix,
 	s->arg = arg;
 	s->min_seq = min_seq;
 	s->plen = plen;
-	memcpy(s->prefix, prefix != NULL ? prefix : "", plen);
+	memcpy(s->prefix, prefix, plen);
 	s->prefix[plen] = '\0';
 	TAILQ_INSERT_TAIL(&l->subs, s, link);
 	b->stats.subscriptions++;
 	return s;
-}
-
-static size_t
-key_owner(uint8_t key[BUS_KEY_MAX], int64_t owner_id)
-{
-	key[0] = 'u';
-	memcpy(key + 1, &owner_id, sizeof(owner_id));
-	return 1 + sizeof(owner_id);
 }
 
 struct bus_sub *
@@ -612,17 +635,14 @@ struct bus_sub *
 bus_subscribe_device(struct bus *b, const char *device_id, const char *prefix,
 		     bus_cb cb, void *arg)
 {
-	uint8_t key[BUS_KEY_MAX] = {'d'};
-	size_t i, n = strnlen(device_id, 24);
+	uint8_t key[BUS_KEY_MAX];
+	char id[24] = {0};
 
-	/* events carry the id in lowercase (bus_event_new); a shorter
-	   one is zero-padded and never matches */
-	for (i = 0; i < n; i++) {
-		char c = device_id[i];
-
-		key[1 + i] = (uint8_t)((c >= 'A' && c <= 'F') ? c + 32 : c);
-	}
-	return sub_keyed(b, key, 1 + 24, prefix, cb, arg, b->next_seq);
+	/* as events carry it; a shorter one is zero-padded and never
+	   matches */
+	id_lower(id, device_id, strnlen(device_id, 24));
+	return sub_keyed(b, key, key_device(key, id), prefix, cb, arg,
+			 b->next_seq);
 }
 
 struct bus_sub *
@@ -631,9 +651,7 @@ bus_subscribe_product(struct bus *b, uint32_t product_id, const char *prefix,
 {
 	uint8_t key[BUS_KEY_MAX];
 
-	key[0] = 'p';
-	memcpy(key + 1, &product_id, sizeof(product_id));
-	return sub_keyed(b, key, 1 + sizeof(product_id), prefix, cb, arg,
+	return sub_keyed(b, key, key_product(key, product_id), prefix, cb, arg,
 			 b->next_seq);
 }
 

@@ -193,6 +193,7 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 	struct registry *reg = arg;
 	struct store_stats ss;
 	struct timeval tv = {TRIM_CHECK_S, 0};
+	bool busy;
 
 	(void)fd;
 	(void)what;
@@ -202,13 +203,13 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 	/* wait for a quiet second (a paced storm has gaps with no
 	   handshake in progress; a fleet's own reconnections go on), then
 	   for the store's backlog, for a while (the database may be down) */
-	if (reg->hs_recent > TRIM_QUIET_MAX) {
-		reg->hs_recent = 0;
+	busy = reg->hs_recent > TRIM_QUIET_MAX;
+	reg->hs_recent = 0; /* each check counts its own second */
+	if (busy) {
 		reg->trim_waits = 0;
 		evtimer_add(reg->trim_ev, &tv);
 		return;
 	}
-	reg->hs_recent = 0;
 	if (ss.queued > 0 && ++reg->trim_waits < TRIM_WAITS_MAX) {
 		evtimer_add(reg->trim_ev, &tv);
 		return;

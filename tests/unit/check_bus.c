@@ -28,6 +28,7 @@ struct rec {
 	struct bus_sub *other;		/* for cross-unsubscribe tests */
 	const struct bus_event *kept;	/* a kept reference */
 	int turn;			/* loop turn seen at delivery */
+	bool keyed;			/* sub_later_cb: under owner 7 */
 };
 
 static struct event_base *base;
@@ -215,7 +216,9 @@ sub_later_cb(const struct bus_event *ev, void *arg)
 
 	rec_cb(ev, arg);
 	if (r->other == NULL)
-		r->other = bus_subscribe(r->b, "", rec_cb, r + 1);
+		r->other = r->keyed ? bus_subscribe_owner(r->b, 7, "", rec_cb,
+							  r + 1)
+				    : bus_subscribe(r->b, "", rec_cb, r + 1);
 }
 
 START_TEST(test_bus_subscribe_sees_later_only)
@@ -402,24 +405,15 @@ START_TEST(test_bus_keyed_unsubscribe_during_delivery)
 }
 END_TEST
 
-static void
-sub_later_keyed_cb(const struct bus_event *ev, void *arg)
-{
-	struct rec *r = arg;
-
-	rec_cb(ev, arg);
-	if (r->other == NULL)
-		r->other = bus_subscribe_owner(r->b, 7, "", rec_cb, r + 1);
-}
-
 START_TEST(test_bus_keyed_sees_later_only)
 {
 	struct rec r[2];
 
 	memset(r, 0, sizeof(r));
 	r[0].b = bus;
+	r[0].keyed = true;
 	pubk("before", 7, NULL, 0);
-	bus_subscribe_owner(bus, 7, "", sub_later_keyed_cb, &r[0]);
+	bus_subscribe_owner(bus, 7, "", sub_later_cb, &r[0]);
 	pubk("one", 7, NULL, 0);
 	pubk("two", 7, NULL, 0);
 	run();
