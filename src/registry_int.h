@@ -352,6 +352,13 @@ void registry_trim_note_handshake(struct registry *reg);
 /* The same after a connection is freed (a mass disconnect). */
 void registry_trim_note_close(struct registry *reg);
 
+/**
+ * Whether a second with `events` handshakes and closes, at `connections`
+ * connected, is quiet enough for the trim (the storm is over): at most
+ * 16, or one per 1,000 connections if that is more. Pure.
+ */
+bool registry_trim_quiet(uint64_t events, uint64_t connections);
+
 /* registry_row.c */
 
 /**

@@ -166,11 +166,24 @@ registry_conn_tick(struct devconn *c, uint64_t now)
 #define TRIM_CHECK_S 1
 #define TRIM_WAITS_MAX 30
 /* Handshakes and closes in one check's second under which the burst
-   counts as over: a storm runs hundreds a second, a fleet's usual
-   reconnections a few (10,000 devices reconnecting 1% a minute: ~3).
-   It was zero, which such churn almost never leaves: the trim then never
-   ran and the storm's free heap stayed (~6 MB at 10,000, bench/soak). */
-#define TRIM_QUIET_MAX 16
+   counts as over: 16, or one for every 1,000 devices connected if that
+   is more. A storm runs hundreds a second; a fleet's usual reconnections,
+   a handshake and a close each, make N/3,000 a second at 1% a minute, a
+   third of the allowance at any fleet size (10,000 devices: ~7 against
+   16; 100,000: ~33 against 100). It was zero, which such churn almost
+   never leaves: the trim then never ran and the storm's free heap stayed
+   (~6 MB at 10,000, bench/soak). A fixed 16 alone would have done the
+   same above ~48,000 devices. */
+#define TRIM_QUIET_MIN 16
+#define TRIM_QUIET_PER 1000
+
+bool
+registry_trim_quiet(uint64_t events, uint64_t connections)
+{
+	uint64_t max = connections / TRIM_QUIET_PER;
+
+	return events <= (max > TRIM_QUIET_MIN ? max : TRIM_QUIET_MIN);
+}
 
 /* Resident KB (/proc/self/statm), -1 if unknown: for the log line. */
 static long
@@ -203,7 +216,7 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 	/* wait for a quiet second (a paced storm has gaps with no
 	   handshake in progress; a fleet's own reconnections go on), then
 	   for the store's backlog, for a while (the database may be down) */
-	busy = reg->hs_recent > TRIM_QUIET_MAX;
+	busy = !registry_trim_quiet(reg->hs_recent, reg->stats.connections);
 	reg->hs_recent = 0; /* each check counts its own second */
 	if (busy) {
 		reg->trim_waits = 0;
