@@ -393,7 +393,7 @@ void registry_linger_note(struct devconn *c);
 
 /**
  * Give the allocator's free pages back (glibc malloc_trim) now, logged at
- * info as "what (n of): RSS before -> after KB".
+ * info as "what (n of): RSS before -> after KB in T ms".
  */
 void registry_trim_now(struct registry *reg, const char *what, unsigned long n,
 		       const char *of);

@@ -35,6 +35,7 @@ grep -q '"churned":[1-9]' "$T_DIR/loadgen.out" ||
 # the storm ended at least 10 s ago and the churn goes on: the trim ran
 log_has "connect burst settled (" ||
 	fail "no trim after the storm while devices kept reconnecting"
+note "$(grep -m1 -o 'connect burst settled (.*' "$T_DIR/cinderd.log")"
 wait "$LG" || fail "cinder-loadgen soak failed: $(tail -3 "$T_DIR/loadgen.out")"
 stop_cinderd
 note "trim under churn ok"
