@@ -35,8 +35,8 @@ END_TEST
 
 START_TEST(test_trim_churn_any_size)
 {
-	static const uint64_t sizes[] = {1000, 10000, 48000, 100000, 250000,
-					 1000000};
+	static const uint64_t sizes[] = {1000,	 10000,	 48000,
+					 100000, 250000, 1000000};
 	size_t i;
 
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
