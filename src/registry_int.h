@@ -353,6 +353,13 @@ void registry_trim_note_handshake(struct registry *reg);
 void registry_trim_note_close(struct registry *reg);
 
 /**
+ * Whether `events` handshakes and closes since the last trim make a
+ * burst worth one, at `connections` connected: at least 256, or one
+ * per 40 connections if that is more. Pure.
+ */
+bool registry_trim_due(uint64_t events, uint64_t connections);
+
+/**
  * Whether a second with `events` handshakes and closes, at `connections`
  * connected, is quiet enough for the trim (the storm is over): at most
  * 16, or one per 1,000 connections if that is more. Pure.

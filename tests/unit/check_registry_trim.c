@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * When the trim after a connect storm may run: a second counts as quiet
- * with up to 16 handshakes and closes, or one per 1,000 devices
- * connected. A fleet's usual reconnections (a handshake and a close each)
- * must read as quiet at any size, a storm as busy. Pure.
+ * When the trim after a connect storm may run: after 256 handshakes and
+ * closes, or one per 40 devices connected, in the first second with up
+ * to 16 of them, or one per 1,000 devices connected. A fleet's usual
+ * reconnections (a handshake and a close each) must read as quiet at
+ * any size, a storm as busy, and under those reconnections the trim
+ * must come back about as often at any size. Pure.
  */
 #include "config.h"
 
@@ -75,6 +77,46 @@ START_TEST(test_trim_storm_busy)
 }
 END_TEST
 
+/* the fewest handshakes and closes that make a trim due */
+static uint64_t
+due_at(uint64_t n)
+{
+	uint64_t e = 0;
+
+	while (!registry_trim_due(e, n))
+		e++;
+	return e;
+}
+
+START_TEST(test_trim_due)
+{
+	static const uint64_t sizes[] = {10000, 48000, 100000, 1000000};
+	size_t i;
+
+	ck_assert(!registry_trim_due(0, 0));
+	ck_assert(!registry_trim_due(255, 0));
+	ck_assert(registry_trim_due(256, 0));
+	ck_assert_uint_eq(due_at(300), 256);
+	ck_assert_uint_eq(due_at(10000), 256);
+	/* a fixed 256 ran it every ~8 s at 100,000 devices (1%/min) */
+	ck_assert(!registry_trim_due(256, 100000));
+	ck_assert(!registry_trim_due(2499, 100000));
+	ck_assert(registry_trim_due(2500, 100000));
+	/* a storm of the whole fleet is always due */
+	ck_assert(registry_trim_due(100000, 100000));
+	/* reconnecting 1% a minute (N/3,000 a second), the trim comes
+	   back every 60-90 s from 10,000 devices up */
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		double s = (double)due_at(sizes[i]) * 3000.0 / (double)sizes[i];
+
+		ck_assert_msg(s >= 60.0 && s <= 90.0,
+			      "%llu devices: a trim every %.1f s",
+			      (unsigned long long)sizes[i], s);
+	}
+	ck_assert(registry_trim_due(UINT64_MAX, UINT64_MAX));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -86,6 +128,7 @@ main(void)
 	tcase_add_test(tc, test_trim_small_fleet);
 	tcase_add_test(tc, test_trim_churn_any_size);
 	tcase_add_test(tc, test_trim_storm_busy);
+	tcase_add_test(tc, test_trim_due);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
