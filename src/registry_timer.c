@@ -177,9 +177,9 @@ registry_conn_tick(struct devconn *c, uint64_t now)
 /* Handshakes and closes in one check's second under which the burst
    counts as over: 16, or one for every 1,000 devices connected if that
    is more. A storm runs hundreds a second; a fleet's usual reconnections,
-   a handshake and a close each, make N/3,000 a second at 1% a minute, a
-   third of the allowance at any fleet size (10,000 devices: ~7 against
-   16; 100,000: ~33 against 100). It was zero, which such churn almost
+   a handshake and a close each, make N/3,000 a second at 1% a minute, at
+   most a third of the allowance at any fleet size (10,000 devices: ~3
+   against 16; 100,000: ~33 against 100). It was zero, which such churn almost
    never leaves: the trim then never ran and the storm's free heap stayed
    (~6 MB at 10,000, bench/soak). A fixed 16 alone would have done the
    same above ~48,000 devices. */

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * When the trim after a connect storm may run: after 256 handshakes and
- * closes, or one per 40 devices connected, in the first second with up
- * to 16 of them, or one per 1,000 devices connected. A fleet's usual
- * reconnections (a handshake and a close each) must read as quiet at
- * any size, a storm as busy, and under those reconnections the trim
- * must come back about as often at any size. Pure.
+ * closes (or one per 40 devices connected, if more), in the first second
+ * with at most 16 of them (or one per 1,000 devices connected, if more).
+ * A fleet's usual reconnections (a handshake and a close each) must read
+ * as quiet at any size, a storm as busy, and under those reconnections
+ * the trim must come back about as often at any size. Pure.
  */
 #include "config.h"
 
