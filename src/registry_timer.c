@@ -186,20 +186,24 @@ registry_conn_tick(struct devconn *c, uint64_t now)
 #define TRIM_QUIET_MIN 16
 #define TRIM_QUIET_PER 1000
 
+/* One per `per` connections, or `least` if that is more: both counts
+   above grow with the fleet this way. */
+static uint64_t
+per_fleet(uint64_t connections, uint64_t per, uint64_t least)
+{
+	return connections / per > least ? connections / per : least;
+}
+
 bool
 registry_trim_due(uint64_t events, uint64_t connections)
 {
-	uint64_t min = connections / TRIM_AFTER_PER;
-
-	return events >= (min > TRIM_AFTER_MIN ? min : TRIM_AFTER_MIN);
+	return events >= per_fleet(connections, TRIM_AFTER_PER, TRIM_AFTER_MIN);
 }
 
 bool
 registry_trim_quiet(uint64_t events, uint64_t connections)
 {
-	uint64_t max = connections / TRIM_QUIET_PER;
-
-	return events <= (max > TRIM_QUIET_MIN ? max : TRIM_QUIET_MIN);
+	return events <= per_fleet(connections, TRIM_QUIET_PER, TRIM_QUIET_MIN);
 }
 
 /* Resident KB (/proc/self/statm), -1 if unknown: for the log line. */
