@@ -56,31 +56,21 @@ client_ip_set(struct http_request *req)
 	memcpy(req->client_ip, "unknown", sizeof("unknown"));
 	ci = MHD_get_connection_info(req->conn,
 				     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci != NULL && (sa = ci->client_addr) != NULL) {
-		if (sa->sa_family == AF_INET)
-			inet_ntop(
-				AF_INET,
-				&((const struct sockaddr_in *)(const void *)sa)
-					 ->sin_addr,
-				req->client_ip, sizeof(req->client_ip));
-		else if (sa->sa_family == AF_INET6 &&
-			 IN6_IS_ADDR_V4MAPPED(
-				 &((const struct sockaddr_in6 *)(const void *)
-					   sa)
-					  ->sin6_addr))
+	sa = ci != NULL ? ci->client_addr : NULL;
+	if (sa != NULL && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		fmt_ipv4(req->client_ip, (const unsigned char *)&in->sin_addr);
+	} else if (sa != NULL && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
 			/* a dual-stack listener: show (and rate-limit) the
 			 * IPv4 address, not ::ffff:a.b.c.d */
-			inet_ntop(
-				AF_INET,
-				&((const struct sockaddr_in6 *)(const void *)sa)
-					 ->sin6_addr.s6_addr[12],
-				req->client_ip, sizeof(req->client_ip));
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(
-				AF_INET6,
-				&((const struct sockaddr_in6 *)(const void *)sa)
-					 ->sin6_addr,
-				req->client_ip, sizeof(req->client_ip));
+			fmt_ipv4(req->client_ip, &in6->sin6_addr.s6_addr[12]);
+		else
+			inet_ntop(AF_INET6, &in6->sin6_addr, req->client_ip,
+				  sizeof(req->client_ip));
 	}
 	if (!req->h->opts.trust_forwarded_for)
 		return;

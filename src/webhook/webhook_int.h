@@ -17,6 +17,7 @@
 #include <event2/util.h>
 #include <jansson.h>
 
+#include "fmt.h"
 #include "store.h"
 #include "webhook/hookdef.h"
 #include "webhook/policy.h"
@@ -211,19 +212,6 @@ struct sockev {
 	bool parked; /* libcurl stopped watching it; still added */
 	LIST_ENTRY(sockev) link;
 };
-
-/* Copy src into dst of size n (n > 0), cut to fit and NUL-terminated:
-   snprintf(dst, n, "%s", src) without the format engine, for the copies
-   made per delivery. @return dst */
-static inline char *
-webhook_strcpy(char *dst, size_t n, const char *src)
-{
-	size_t len = strnlen(src, n - 1);
-
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-	return dst;
-}
 
 /* ---- webhook_queue.c: delivery rows, retry poll, start-up load ---- */
 

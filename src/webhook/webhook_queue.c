@@ -192,7 +192,7 @@ webhook_delete_q(struct webhook *w, struct hook *h, int64_t id)
 	}
 	f = &w->del[w->ndel++];
 	f->id = id;
-	webhook_strcpy(f->hook_id, sizeof(f->hook_id), h->id);
+	fmt_strcpy(f->hook_id, sizeof(f->hook_id), h->id);
 	webhook_wq_drain(w);
 }
 

@@ -48,7 +48,7 @@ webhook_delivery_new(struct webhook *w, const struct hook *h, const char *name,
 	struct delivery *dl = xcalloc(1, sizeof(*dl));
 
 	dl->w = w;
-	webhook_strcpy(dl->hook_id, sizeof(dl->hook_id), h->id);
+	fmt_strcpy(dl->hook_id, sizeof(dl->hook_id), h->id);
 	dl->owner = h->owner;
 	dl->name = xstrdup(name);
 	if (data != NULL) {
@@ -57,7 +57,7 @@ webhook_delivery_new(struct webhook *w, const struct hook *h, const char *name,
 		dl->data[data_len] = '\0';
 		dl->data_len = data_len;
 	}
-	webhook_strcpy(dl->coreid, sizeof(dl->coreid), coreid);
+	fmt_strcpy(dl->coreid, sizeof(dl->coreid), coreid);
 	dl->published_ms = published_ms;
 	dl->product_id = product_id;
 	TAILQ_INSERT_TAIL(&w->all, dl, alink);
@@ -124,7 +124,7 @@ easy_put(struct webhook *w, CURL *e, const struct delivery *dl)
 	if (dl != NULL && dl->plan != NULL) {
 		x->plan = hookplan_ref(dl->plan);
 		x->shape = easy_shape(dl);
-		webhook_strcpy(x->method, sizeof(x->method), dl->req.method);
+		fmt_strcpy(x->method, sizeof(x->method), dl->req.method);
 	} else {
 		curl_easy_reset(e);
 	}
@@ -284,7 +284,7 @@ hook_sent_event(struct webhook *w, const struct delivery *dl)
 	char name[BUS_NAME_MAX + 16];
 
 	memcpy(name, "hook-sent/", 10);
-	webhook_strcpy(name + 10, sizeof(name) - 10, dl->name);
+	fmt_strcpy(name + 10, sizeof(name) - 10, dl->name);
 	(void)events_publish_internal(w->d.events, NULL, dl->owner, name, NULL,
 				      0, 60, true, 0);
 }

@@ -4,10 +4,12 @@
  * write, with the length, at the edges of their ranges and on a sweep
  * of values; fmt_time_ms() writes what gmtime_r and strftime make of a
  * time, every day of 1970-2200 and a stride of days to 9999, and says
- * when a year is past 9999. Pure.
+ * when a year is past 9999; fmt_ipv4() writes what inet_ntop() writes
+ * for every byte value in every position. Pure.
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -138,6 +140,48 @@ START_TEST(test_fmt_time)
 }
 END_TEST
 
+/* a written by fmt_ipv4 is inet_ntop's text, and the room's last byte
+   is untouched */
+static void
+check_ipv4(const unsigned char a[4])
+{
+	char got[FMT_IPV4_LEN + 1], want[INET_ADDRSTRLEN];
+	size_t n;
+
+	memset(got, 'x', sizeof(got));
+	ck_assert_ptr_nonnull(inet_ntop(AF_INET, a, want, sizeof(want)));
+	n = fmt_ipv4(got, a);
+	ck_assert_str_eq(got, want);
+	ck_assert_uint_eq(n, strlen(want));
+	ck_assert_int_eq(got[FMT_IPV4_LEN], 'x');
+}
+
+START_TEST(test_fmt_ipv4)
+{
+	unsigned char a[4];
+	unsigned v, pos, i;
+
+	/* every byte value in each position, the others at 0 and 255 */
+	for (pos = 0; pos < 4; pos++)
+		for (v = 0; v < 256; v++) {
+			memset(a, 0, sizeof(a));
+			a[pos] = (unsigned char)v;
+			check_ipv4(a);
+			memset(a, 255, sizeof(a));
+			a[pos] = (unsigned char)v;
+			check_ipv4(a);
+		}
+	/* and addresses with every byte different */
+	for (i = 0; i < 256; i++) {
+		a[0] = (unsigned char)i;
+		a[1] = (unsigned char)(i * 7 + 3);
+		a[2] = (unsigned char)(i * 13 + 99);
+		a[3] = (unsigned char)(255 - i);
+		check_ipv4(a);
+	}
+}
+END_TEST
+
 static Suite *
 fmt_suite(void)
 {
@@ -147,6 +191,7 @@ fmt_suite(void)
 	tcase_add_test(tc, test_fmt_edges);
 	tcase_add_test(tc, test_fmt_sweep);
 	tcase_add_test(tc, test_fmt_time);
+	tcase_add_test(tc, test_fmt_ipv4);
 	suite_add_tcase(s, tc);
 	return s;
 }
