@@ -197,8 +197,13 @@ registry_request(struct registry *reg, const char *device_id,
 		free(p);
 		return r;
 	}
-	/* The session's deadline may be earlier than the timer's. */
-	registry_conn_timer_cb(-1, 0, c);
+	/* The new request's deadline may be earlier than the timer's. A
+	   describe refresh has its own timeout (and may have been sent
+	   anyway): a full tick finds it. */
+	if (kind == SESSION_REQ_DESCRIBE)
+		registry_conn_timer_cb(-1, 0, c);
+	else
+		registry_timer_request(c, now, timeout_ms);
 	*req_id = id;
 	return 0;
 }

@@ -98,6 +98,16 @@ registry_timer_set(struct devconn *c, int64_t ms)
 }
 
 void
+registry_timer_request(struct devconn *c, uint64_t now, uint32_t ms)
+{
+	/* a failed send may have closed the connection (its timer is
+	   stopped for good then) */
+	if (c->state != DC_FRAMED || c->session == NULL)
+		return;
+	timer_set_from(c, now, (int64_t)ms);
+}
+
+void
 registry_timer_stop(struct devconn *c)
 {
 	timerq_del(&c->reg->timers, &c->timer);
