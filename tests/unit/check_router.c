@@ -203,6 +203,63 @@ START_TEST(test_router_match_wildcard)
 }
 END_TEST
 
+/* Rows of a second router_add() are matched with the first's, by the
+   same rules: a path of each length finds its rows, a "*rest" row
+   serves every longer path, and a 405's Allow list names the methods of
+   both tables. */
+START_TEST(test_router_add_twice)
+{
+	static const struct route more[] = {
+		{"PUT", "/v1/devices", 0, h_b},
+		{"GET", "/v1/files/*path", 0, h_b},
+		{"DELETE", "/v1/devices/:id/:var", 0, h_b},
+		{"GET", "/v1/a/b/c/d/e/f", 0, h_b},
+	};
+	struct router *r = mk();
+	struct router_match m;
+	const char *deep[] = {"/v1/files/x", "/v1/files/x/y",
+			      "/v1/files/x/y/z/w/v/u/t/s/r/q/p/o/n/m"};
+	size_t i;
+
+	ck_assert_int_eq(router_add(r, more, 4, NULL), 0);
+	ck_assert_int_eq(router_match(r, "PUT", "/v1/devices", &m),
+			 ROUTER_FOUND);
+	ck_assert_ptr_eq(m.route, &more[0]);
+	router_match_cleanup(&m);
+	ck_assert_int_eq(router_match(r, "GET", "/v1/devices", &m),
+			 ROUTER_FOUND);
+	ck_assert_ptr_eq(m.route, &table[0]);
+	router_match_cleanup(&m);
+	for (i = 0; i < sizeof(deep) / sizeof(deep[0]); i++) {
+		ck_assert_int_eq(router_match(r, "GET", deep[i], &m),
+				 ROUTER_FOUND);
+		ck_assert_ptr_eq(m.route, &more[1]);
+		ck_assert_str_eq(router_match_param(&m, "path"),
+				 deep[i] + strlen("/v1/files/"));
+		router_match_cleanup(&m);
+	}
+	ck_assert_int_eq(router_match(r, "GET", "/v1/files", &m),
+			 ROUTER_NO_PATH);
+	router_match_cleanup(&m);
+	ck_assert_int_eq(router_match(r, "GET", "/v1/a/b/c/d/e/f", &m),
+			 ROUTER_FOUND);
+	ck_assert_ptr_eq(m.route, &more[3]);
+	router_match_cleanup(&m);
+	ck_assert_int_eq(router_match(r, "PATCH", "/v1/devices/x/y", &m),
+			 ROUTER_NO_METHOD);
+	ck_assert_str_eq(m.allow, "GET, POST, DELETE, OPTIONS");
+	router_match_cleanup(&m);
+	ck_assert_int_eq(router_match(r, "PATCH", "/v1/devices", &m),
+			 ROUTER_NO_METHOD);
+	ck_assert_str_eq(m.allow, "GET, POST, PUT, OPTIONS");
+	router_match_cleanup(&m);
+	ck_assert_int_eq(router_match(r, "GET", "/", &m), ROUTER_FOUND);
+	ck_assert_ptr_eq(m.route, &table[12]);
+	router_match_cleanup(&m);
+	router_free(r);
+}
+END_TEST
+
 START_TEST(test_router_match_not_found)
 {
 	struct router *r = mk();
@@ -355,6 +412,7 @@ router_suite(void)
 	tcase_add_test(tc, test_router_match_trailing_slash);
 	tcase_add_test(tc, test_router_match_decode);
 	tcase_add_test(tc, test_router_match_wildcard);
+	tcase_add_test(tc, test_router_add_twice);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("errors");
 	tcase_add_test(tc, test_router_match_not_found);
