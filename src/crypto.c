@@ -489,8 +489,9 @@ crypto_wipe(void *p, size_t n)
 void
 crypto_thread_cleanup(void)
 {
-	crypto_aes_ctx_drop(0);
-	crypto_aes_ctx_drop(1);
+	crypto_aes_ctx_drop(AES_TL_SEAL);
+	crypto_aes_ctx_drop(AES_TL_OPEN);
+	crypto_aes_ctx_drop(AES_TL_OPEN_ECB);
 	crypto_sha256_ctx_drop();
 	crypto_pk_drop(PK_DECRYPT);
 	crypto_pk_drop(PK_SIGN);

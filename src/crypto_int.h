@@ -33,7 +33,12 @@ void crypto_drain(enum log_level level, const char *what);
 size_t crypto_key_size(const struct crypto_key *k);
 
 /* Per-thread contexts, freed by crypto_thread_cleanup() (crypto.c). */
-void crypto_aes_ctx_drop(int open); /* crypto_channel.c: [0] seal, [1] open */
-void crypto_rsa_import_drop(void);  /* crypto_key.c: SPKI import context */
+enum {			/* crypto_channel.c's AES contexts */
+       AES_TL_SEAL,	/* CBC encryption, keyed per message */
+       AES_TL_OPEN,	/* CBC decryption (in place), keyed per message */
+       AES_TL_OPEN_ECB, /* ECB decryption, keyed per message, CBC by hand */
+};
+void crypto_aes_ctx_drop(int which);
+void crypto_rsa_import_drop(void); /* crypto_key.c: SPKI import context */
 
 #endif /* CINDER_CRYPTO_INT_H */
