@@ -519,6 +519,56 @@ craft(const struct crypto_channel *ch0, const uint8_t last16[16],
 	ck_assert_uint_eq(n, 48);
 }
 
+/* Channels of three sessions opening in turn on one thread (its context
+   keyed once per run of one channel's messages): each message is its
+   own session's plaintext, and a key that only differs in its last byte
+   is a different key. */
+START_TEST(test_crypto_channel_interleaved)
+{
+	enum { NCH = 3 };
+	struct crypto_channel tx[NCH], rx[NCH];
+	uint8_t s[CRYPTO_SESSION_LEN], pt[40], ct[48], back[48];
+	/* which channel sends next: runs of one, two and three */
+	static const int order[] = {0, 1, 1, 2, 0, 0, 0, 2, 1, 0, 2, 2};
+	size_t i, n = 0, m = 0;
+	int c;
+
+	for (c = 0; c < NCH; c++) {
+		for (i = 0; i < sizeof(s); i++)
+			s[i] = (uint8_t)(i * 11 + 5);
+		s[CRYPTO_AES_KEY_LEN - 1] ^=
+			(uint8_t)c; /* the key's last byte */
+		crypto_channel_init(&tx[c], s);
+		crypto_channel_init(&rx[c], s);
+	}
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		c = order[i];
+		memset(pt, 'a' + c, sizeof(pt));
+		pt[0] = (uint8_t)i;
+		ck_assert_int_eq(crypto_channel_seal(&tx[c], pt, sizeof(pt), ct,
+						     sizeof(ct), &n),
+				 0);
+		ck_assert_int_eq(crypto_channel_open(&rx[c], ct, n, back,
+						     sizeof(back), &m),
+				 0);
+		ck_assert_uint_eq(m, sizeof(pt));
+		ck_assert_mem_eq(back, pt, sizeof(pt));
+	}
+	/* a message opened by another session's channel is refused (its
+	   padding does not check out) or is not the plaintext */
+	memset(pt, 'z', sizeof(pt));
+	ck_assert_int_eq(
+		crypto_channel_seal(&tx[0], pt, sizeof(pt), ct, sizeof(ct), &n),
+		0);
+	if (crypto_channel_open(&rx[1], ct, n, back, sizeof(back), &m) == 0)
+		ck_assert(m != sizeof(pt) || memcmp(back, pt, m) != 0);
+	for (c = 0; c < NCH; c++) {
+		crypto_channel_cleanup(&tx[c]);
+		crypto_channel_cleanup(&rx[c]);
+	}
+}
+END_TEST
+
 /* A busy channel decrypts on its own keyed context: same results. */
 START_TEST(test_crypto_channel_busy_cache)
 {
@@ -879,6 +929,7 @@ crypto_suite(void)
 	tcase_add_test(tc, test_crypto_channel_chain_roundtrip);
 	tcase_add_test(tc, test_crypto_channel_open_bad_padding);
 	tcase_add_test(tc, test_crypto_channel_busy_cache);
+	tcase_add_test(tc, test_crypto_channel_interleaved);
 	tcase_add_test(tc, test_crypto_channel_bad_sizes);
 	suite_add_tcase(s, tc);
 
