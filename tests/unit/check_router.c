@@ -203,6 +203,35 @@ START_TEST(test_router_match_wildcard)
 }
 END_TEST
 
+/* method path is found in r and matched to want; its param name (if
+   not NULL) is value. */
+static void
+expect_route(struct router *r, const char *method, const char *path,
+	     const struct route *want, const char *name, const char *value)
+{
+	struct router_match m;
+
+	ck_assert_int_eq(router_match(r, method, path, &m), ROUTER_FOUND);
+	ck_assert_ptr_eq(m.route, want);
+	if (name != NULL)
+		ck_assert_str_eq(router_match_param(&m, name), value);
+	router_match_cleanup(&m);
+}
+
+/* method path is a 405 in r with this Allow list (NULL: a 404). */
+static void
+expect_refused(struct router *r, const char *method, const char *path,
+	       const char *allow)
+{
+	struct router_match m;
+
+	ck_assert_int_eq(router_match(r, method, path, &m),
+			 allow != NULL ? ROUTER_NO_METHOD : ROUTER_NO_PATH);
+	if (allow != NULL)
+		ck_assert_str_eq(m.allow, allow);
+	router_match_cleanup(&m);
+}
+
 /* Rows of a second router_add() are matched with the first's, by the
    same rules: a path of each length finds its rows, a "*rest" row
    serves every longer path, and a 405's Allow list names the methods of
@@ -216,46 +245,23 @@ START_TEST(test_router_add_twice)
 		{"GET", "/v1/a/b/c/d/e/f", 0, h_b},
 	};
 	struct router *r = mk();
-	struct router_match m;
 	const char *deep[] = {"/v1/files/x", "/v1/files/x/y",
 			      "/v1/files/x/y/z/w/v/u/t/s/r/q/p/o/n/m"};
 	size_t i;
 
 	ck_assert_int_eq(router_add(r, more, 4, NULL), 0);
-	ck_assert_int_eq(router_match(r, "PUT", "/v1/devices", &m),
-			 ROUTER_FOUND);
-	ck_assert_ptr_eq(m.route, &more[0]);
-	router_match_cleanup(&m);
-	ck_assert_int_eq(router_match(r, "GET", "/v1/devices", &m),
-			 ROUTER_FOUND);
-	ck_assert_ptr_eq(m.route, &table[0]);
-	router_match_cleanup(&m);
-	for (i = 0; i < sizeof(deep) / sizeof(deep[0]); i++) {
-		ck_assert_int_eq(router_match(r, "GET", deep[i], &m),
-				 ROUTER_FOUND);
-		ck_assert_ptr_eq(m.route, &more[1]);
-		ck_assert_str_eq(router_match_param(&m, "path"),
-				 deep[i] + strlen("/v1/files/"));
-		router_match_cleanup(&m);
-	}
-	ck_assert_int_eq(router_match(r, "GET", "/v1/files", &m),
-			 ROUTER_NO_PATH);
-	router_match_cleanup(&m);
-	ck_assert_int_eq(router_match(r, "GET", "/v1/a/b/c/d/e/f", &m),
-			 ROUTER_FOUND);
-	ck_assert_ptr_eq(m.route, &more[3]);
-	router_match_cleanup(&m);
-	ck_assert_int_eq(router_match(r, "PATCH", "/v1/devices/x/y", &m),
-			 ROUTER_NO_METHOD);
-	ck_assert_str_eq(m.allow, "GET, POST, DELETE, OPTIONS");
-	router_match_cleanup(&m);
-	ck_assert_int_eq(router_match(r, "PATCH", "/v1/devices", &m),
-			 ROUTER_NO_METHOD);
-	ck_assert_str_eq(m.allow, "GET, POST, PUT, OPTIONS");
-	router_match_cleanup(&m);
-	ck_assert_int_eq(router_match(r, "GET", "/", &m), ROUTER_FOUND);
-	ck_assert_ptr_eq(m.route, &table[12]);
-	router_match_cleanup(&m);
+	expect_route(r, "PUT", "/v1/devices", &more[0], NULL, NULL);
+	expect_route(r, "GET", "/v1/devices", &table[0], NULL, NULL);
+	for (i = 0; i < sizeof(deep) / sizeof(deep[0]); i++)
+		expect_route(r, "GET", deep[i], &more[1], "path",
+			     deep[i] + strlen("/v1/files/"));
+	expect_refused(r, "GET", "/v1/files", NULL);
+	expect_route(r, "GET", "/v1/a/b/c/d/e/f", &more[3], NULL, NULL);
+	expect_route(r, "DELETE", "/v1/devices/x/y", &more[2], "var", "y");
+	expect_refused(r, "PATCH", "/v1/devices/x/y",
+		       "GET, POST, DELETE, OPTIONS");
+	expect_refused(r, "PATCH", "/v1/devices", "GET, POST, PUT, OPTIONS");
+	expect_route(r, "GET", "/", &table[12], NULL, NULL);
 	router_free(r);
 }
 END_TEST
