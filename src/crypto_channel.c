@@ -133,9 +133,10 @@ crypto_channel_sealed_len(size_t len)
  * provider context):
  * no allocation, no provider lookup and no locks on the message path
  * (perf showed the per-message context setup as a third of cinderd's CPU
- * on publish -> SSE). Every call sets the key and IV of its own session,
- * so nothing carries over from one session to the next; a context that
- * failed is dropped and made again.
+ * on publish -> SSE). Every call keys a context for its own session (the
+ * ECB one only when it holds another session's key) and gives its own
+ * IV, so nothing carries over from one session to the next; a context
+ * that failed is dropped and made again.
  */
 static __thread EVP_CIPHER_CTX *aes_tl_ctx[3]; /* AES_TL_SEAL... */
 
