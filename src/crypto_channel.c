@@ -58,6 +58,25 @@ crypto_ecb_fetch(void)
 	ERR_clear_error();
 }
 
+/* A new ECB decryption context without padding, keyed with key (or not
+   yet, if NULL); NULL if it cannot be made (OpenSSL's errors left for
+   the caller). Both kinds of ECB context below are made here. */
+static EVP_CIPHER_CTX *
+ecb_new(const uint8_t *key)
+{
+	EVP_CIPHER_CTX *ctx;
+
+	pthread_once(&ecb_once, crypto_ecb_fetch);
+	if (ecb_fetched == NULL || (ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return NULL;
+	if (EVP_CipherInit_ex2(ctx, ecb_fetched, key, NULL, 0, NULL) != 1 ||
+	    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
+		EVP_CIPHER_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 void
 crypto_channel_init(struct crypto_channel *ch,
 		    const uint8_t session[CRYPTO_SESSION_LEN])
@@ -107,13 +126,8 @@ channel_ecb(struct crypto_channel *ch)
 	}
 	if (++ch->rx_n < CRYPTO_BUSY_PER_S)
 		return NULL;
-	pthread_once(&ecb_once, crypto_ecb_fetch);
-	if (ecb_fetched == NULL || (ctx = EVP_CIPHER_CTX_new()) == NULL)
-		return NULL;
-	if (EVP_CipherInit_ex2(ctx, ecb_fetched, ch->key, NULL, 0, NULL) != 1 ||
-	    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
+	if ((ctx = ecb_new(ch->key)) == NULL) {
 		crypto_drain(LOG_LEVEL_ERR, "could not key a channel context");
-		EVP_CIPHER_CTX_free(ctx);
 		ch->may_cache = false; /* do not retry per message */
 		return NULL;
 	}
@@ -179,13 +193,7 @@ thread_ecb(const uint8_t key[CRYPTO_AES_KEY_LEN])
 	EVP_CIPHER_CTX *ctx = aes_tl_ctx[AES_TL_OPEN_ECB];
 
 	if (ctx == NULL) {
-		pthread_once(&ecb_once, crypto_ecb_fetch);
-		if (ecb_fetched == NULL || (ctx = EVP_CIPHER_CTX_new()) == NULL)
-			return NULL;
-		if (EVP_CipherInit_ex2(ctx, ecb_fetched, NULL, NULL, 0, NULL) !=
-			    1 ||
-		    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
-			EVP_CIPHER_CTX_free(ctx);
+		if ((ctx = ecb_new(NULL)) == NULL) {
 			ERR_clear_error();
 			return NULL;
 		}
