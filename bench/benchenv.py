@@ -356,6 +356,7 @@ device_cache_linger_s 1
         cmd += [str(o) for o in opts]
         lg = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
+        self.lg_proc = lg  # for on_line callbacks (bench/allocs stops it)
         perf = None
         lines = []
         for line in lg.stdout:
