@@ -38,15 +38,20 @@
 /*
  * Store each record's hash; return the one it replaced (NULL: none yet)
  * with the record's number. The rows are locked in device id order, so
- * two processes' batches cannot deadlock on each other.
+ * two processes' batches cannot deadlock on each other. A row whose hash
+ * is the same (a device back with the application it had, the usual
+ * case) is only locked, not rewritten: an update would be a new version
+ * of the whole row per reconnect.
  */
 static const char batch_sql[] =
 	"WITH v AS (SELECT * FROM jsonb_to_recordset($1::jsonb) "
 	"AS v(n int, id text, h text)), "
 	"o AS (SELECT d.device_id, d.app_hash AS old FROM devices d "
-	"JOIN v ON d.device_id = v.id ORDER BY d.device_id FOR UPDATE OF d) "
-	"UPDATE devices d SET app_hash = v.h FROM v, o "
-	"WHERE d.device_id = v.id AND o.device_id = v.id RETURNING v.n, o.old";
+	"JOIN v ON d.device_id = v.id ORDER BY d.device_id FOR UPDATE OF d), "
+	"u AS (UPDATE devices d SET app_hash = v.h FROM v, o "
+	"WHERE d.device_id = v.id AND o.device_id = v.id "
+	"AND o.old IS DISTINCT FROM v.h) "
+	"SELECT v.n, o.old FROM v JOIN o ON o.device_id = v.id";
 
 /* One device in a batch. */
 struct apphash_item {

@@ -98,6 +98,14 @@ stored(void)
 				  "FROM devices WHERE device_id = '" ID_A "'");
 }
 
+/* The transaction that wrote ID_A's row version; caller frees. */
+static char *
+row_xmin(void)
+{
+	return testdb_query_value(db, "SELECT xmin FROM devices "
+				      "WHERE device_id = '" ID_A "'");
+}
+
 static void
 assert_stored(const char *want)
 {
@@ -134,6 +142,7 @@ START_TEST(test_first_known_forgotten)
 {
 	struct pubs p = {0};
 	struct apphash *a = apphash_new(base, st, on_publish, &p);
+	char *xmin, *xmin2;
 
 	/* First Describe ever: stored, nothing published. */
 	apphash_check(a, ID_A, 7, H("A"));
@@ -151,12 +160,18 @@ START_TEST(test_first_known_forgotten)
 	ck_assert_int_eq(p.owner, 7);
 	settle(a);
 	assert_stored(H("B"));
-	/* Forgotten (the linger), back unchanged: nothing. */
+	/* Forgotten (the linger), back unchanged: nothing, and the row is
+	   not rewritten (the same version: the same xmin). */
 	apphash_forget(a, ID_A);
 	ck_assert_uint_eq(apphash_count(a), 0);
+	xmin = row_xmin();
 	apphash_check(a, ID_A, 7, H("B"));
 	settle(a);
 	ck_assert_uint_eq(p.n, 1);
+	xmin2 = row_xmin();
+	ck_assert_str_eq(xmin2, xmin);
+	free(xmin);
+	free(xmin2);
 	/* Forgotten, back changed: published once the store answers. */
 	apphash_forget(a, ID_A);
 	apphash_check(a, ID_A, 8, H("C"));

@@ -127,6 +127,31 @@ START_TEST(test_store_migrate_fresh)
 		     "WHERE table_schema = 'public' AND table_name = "
 		     "'devices' AND column_name = 'app_hash'",
 		     "text");
+	/* 0007: a connect or disconnect (online and last_heard changed, the
+	   node the same) is a HOT update, made in place without new index
+	   entries; it was not while an index predicate named online. The
+	   two statements run as one transaction, whose counter the second
+	   reads. */
+	free(testdb_query_value(db, "INSERT INTO devices (device_id, "
+				    "public_key, node_id) VALUES "
+				    "('0a0000000000000000000007', 'k', 'n1') "
+				    "RETURNING 1"));
+	for (int i = 0; i < 2; i++) {
+		char *sql = xasprintf(
+			"UPDATE devices SET online = %s, last_heard = now() "
+			"WHERE device_id = '0a0000000000000000000007'; "
+			"SELECT pg_stat_get_xact_tuples_hot_updated("
+			"'devices'::regclass)",
+			i == 0 ? "true" : "false");
+
+		assert_value(db, sql, "1");
+		free(sql);
+	}
+	/* the crash clean-up at start still has an index by node */
+	assert_value(db,
+		     "SELECT count(*) FROM pg_indexes WHERE tablename = "
+		     "'devices' AND indexdef LIKE '%(node_id)'",
+		     "1");
 	/* Constraints hold: a device id must be 24 lowercase hex digits. */
 	char *v = testdb_query_value(
 		db, "SELECT count(*) FROM pg_constraint "
