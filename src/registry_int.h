@@ -498,6 +498,10 @@ bool registry_pres_product(const struct devconn *c, int64_t *product);
 /** Queue what is pending as one store write now. */
 void registry_pres_flush(struct registry *reg);
 
+/** The batch's statement (its one parameter: the records' JSON array),
+    for the test that reads its plan. */
+const char *registry_pres_statement(void);
+
 /** Flush, then free the batch state (registry_free). */
 void registry_pres_cleanup(struct registry *reg);
 

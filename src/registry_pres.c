@@ -340,6 +340,11 @@ pres_row(const void *key, size_t len, void *value, void *arg)
 /*
  * One statement for the batch. Each CASE keeps a column as it is unless
  * the record has what the old per-event statement would have written.
+ * The rows are found by the primary key through "= ANY (ids)":
+ * PostgreSQL estimates jsonb_to_recordset() at 100 rows whatever the
+ * batch holds, and with the join alone it read the whole table in fleets
+ * of a few thousand to a few tens of thousands of devices (the plan is
+ * checked by check_registry_pres).
  */
 static const char pres_sql[] =
 	"UPDATE devices d SET "
@@ -378,7 +383,15 @@ static const char pres_sql[] =
 	"max_binary bigint, chunk int, ld jsonb, functions jsonb, "
 	"variables jsonb, modules jsonb, release text, modver int) "
 	"WHERE d.device_id = v.id "
+	"AND d.device_id = ANY (ARRAY(SELECT x->>'id' "
+	"FROM jsonb_array_elements($1::jsonb) x)) "
 	"AND (v.hs OR v.dsc OR v.ota OR d.node_id = v.node)";
+
+const char *
+registry_pres_statement(void)
+{
+	return pres_sql;
+}
 
 /* Write the records in pb's text as one statement; the text restarts. */
 static void

@@ -41,17 +41,28 @@
  * two processes' batches cannot deadlock on each other. A row whose hash
  * is the same (a device back with the application it had, the usual
  * case) is only locked, not rewritten: an update would be a new version
- * of the whole row per reconnect.
+ * of the whole row per reconnect. The rows are found by the primary key
+ * through "= ANY (ids)", as in registry_pres.c: a join on
+ * jsonb_to_recordset() alone read the whole table.
  */
 static const char batch_sql[] =
 	"WITH v AS (SELECT * FROM jsonb_to_recordset($1::jsonb) "
 	"AS v(n int, id text, h text)), "
 	"o AS (SELECT d.device_id, d.app_hash AS old FROM devices d "
-	"JOIN v ON d.device_id = v.id ORDER BY d.device_id FOR UPDATE OF d), "
+	"JOIN v ON d.device_id = v.id "
+	"WHERE d.device_id = ANY (ARRAY(SELECT id FROM v)) "
+	"ORDER BY d.device_id FOR UPDATE OF d), "
 	"u AS (UPDATE devices d SET app_hash = v.h FROM v, o "
 	"WHERE d.device_id = v.id AND o.device_id = v.id "
+	"AND d.device_id = ANY (ARRAY(SELECT device_id FROM o)) "
 	"AND o.old IS DISTINCT FROM v.h) "
 	"SELECT v.n, o.old FROM v JOIN o ON o.device_id = v.id";
+
+const char *
+apphash_batch_statement(void)
+{
+	return batch_sql;
+}
 
 /* One device in a batch. */
 struct apphash_item {

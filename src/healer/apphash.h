@@ -62,4 +62,8 @@ void apphash_forget(struct apphash *a, const char *device_id);
 /** @return how many devices memory holds a hash for */
 size_t apphash_count(const struct apphash *a);
 
+/** The batch's statement (its one parameter: the records' JSON array),
+    for the test that reads its plan. */
+const char *apphash_batch_statement(void);
+
 #endif

@@ -160,6 +160,50 @@ testdb_drop(char *conninfo)
 	free(conninfo);
 }
 
+void
+testdb_fill_devices(const char *conninfo, unsigned n)
+{
+	char *q = xasprintf("INSERT INTO devices (device_id, public_key) "
+			    "SELECT lpad(to_hex(1048576 + g), 24, '0'), 'k' "
+			    "FROM generate_series(0, %u) g; ANALYZE devices",
+			    n - 1);
+
+	free(testdb_query_value(conninfo, q));
+	free(q);
+}
+
+void
+testdb_fill_device_id(char out[25], unsigned i)
+{
+	snprintf(out, 25, "%024x", 1048576u + i);
+}
+
+bool
+testdb_plan_indexed(const char *conninfo, const char *sql, const char *arg,
+		    const char *index)
+{
+	char *q, *v;
+	bool ok;
+
+	if (strchr(arg, '\'') != NULL) {
+		fprintf(stderr, "testdb: a quote in a plan's argument\n");
+		abort();
+	}
+	/* one simple query: the last statement's result comes back */
+	q = xasprintf("PREPARE testdb_plan(text) AS %s; "
+		      "EXPLAIN (FORMAT JSON) EXECUTE testdb_plan('%s')",
+		      sql, arg);
+	v = testdb_query_value(conninfo, q);
+	free(q);
+	ok = v != NULL && strstr(v, "Seq Scan") == NULL &&
+	     strstr(v, index) != NULL;
+	if (!ok)
+		fprintf(stderr, "testdb: the plan of %s:\n%s\n", sql,
+			v != NULL ? v : "(null)");
+	free(v);
+	return ok;
+}
+
 char *
 testdb_query_value(const char *conninfo, const char *sql)
 {
