@@ -160,43 +160,50 @@ testdb_drop(char *conninfo)
 	free(conninfo);
 }
 
-void
-testdb_fill_devices(const char *conninfo, unsigned n)
-{
-	char *q = xasprintf("INSERT INTO devices (device_id, public_key) "
-			    "SELECT lpad(to_hex(1048576 + g), 24, '0'), 'k' "
-			    "FROM generate_series(0, %u) g; ANALYZE devices",
-			    n - 1);
-
-	free(testdb_query_value(conninfo, q));
-	free(q);
-}
-
-void
-testdb_fill_device_id(char out[25], unsigned i)
-{
-	snprintf(out, 25, "%024x", 1048576u + i);
-}
-
 bool
-testdb_plan_indexed(const char *conninfo, const char *sql, const char *arg,
-		    const char *index)
+testdb_batch_indexed(const char *conninfo, const char *sql,
+		     const char *record_fmt)
 {
-	char *q, *v;
+	char json[4096] = "[", id[25], *q, *v;
+	const char *mark;
+	size_t len = 1, n;
 	bool ok;
 
-	if (strchr(arg, '\'') != NULL) {
-		fprintf(stderr, "testdb: a quote in a plan's argument\n");
+	if (strchr(record_fmt, '\'') != NULL) {
+		fprintf(stderr, "testdb: a quote in a batch's record\n");
 		abort();
 	}
+	free(testdb_query_value(
+		conninfo, "INSERT INTO devices (device_id, public_key) "
+			  "SELECT lpad(to_hex(1048576 + g), 24, '0'), 'k' "
+			  "FROM generate_series(0, 11999) g; ANALYZE devices"));
+	/* the id goes where "%s" is (the record is not a printf format) */
+	if ((mark = strstr(record_fmt, "%s")) == NULL) {
+		fprintf(stderr, "testdb: no %%s in a batch's record\n");
+		abort();
+	}
+	for (unsigned i = 0; i < 9; i++) {
+		snprintf(id, sizeof(id), "%024x", 1048576u + i * 997);
+		n = (size_t)snprintf(json + len, sizeof(json) - len,
+				     "%s%.*s%s%s", i > 0 ? "," : "",
+				     (int)(mark - record_fmt), record_fmt, id,
+				     mark + 2);
+		if (n >= sizeof(json) - len - 1) {
+			fprintf(stderr, "testdb: a batch's records are too "
+					"long\n");
+			abort();
+		}
+		len += n;
+	}
+	memcpy(json + len, "]", 2);
 	/* one simple query: the last statement's result comes back */
 	q = xasprintf("PREPARE testdb_plan(text) AS %s; "
 		      "EXPLAIN (FORMAT JSON) EXECUTE testdb_plan('%s')",
-		      sql, arg);
+		      sql, json);
 	v = testdb_query_value(conninfo, q);
 	free(q);
 	ok = v != NULL && strstr(v, "Seq Scan") == NULL &&
-	     strstr(v, index) != NULL;
+	     strstr(v, "devices_pkey") != NULL;
 	if (!ok)
 		fprintf(stderr, "testdb: the plan of %s:\n%s\n", sql,
 			v != NULL ? v : "(null)");

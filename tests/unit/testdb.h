@@ -50,19 +50,15 @@ const char *testdb_sql_dir(void);
 char *testdb_query_value(const char *conninfo, const char *sql);
 
 /**
- * Whether PostgreSQL's plan for sql, a statement with one text parameter
- * ($1) given arg (a literal: no quote in it), reads through index and
- * scans no table whole. A plan that does not is written to stderr.
- * Aborts on error.
+ * Whether a batch statement over the devices table reads it by its
+ * primary key in a fleet: adds 12,000 devices (no owner, key 'k'),
+ * ANALYZEs the table, and reads PostgreSQL's plan for sql, a statement
+ * whose one text parameter ($1) is a JSON array of records, given 9
+ * records made from record_fmt (its one "%s" is a device's id; no quote
+ * in it). True if the plan uses devices_pkey and scans no table whole;
+ * a plan that does not is written to stderr. Aborts on error.
  */
-bool testdb_plan_indexed(const char *conninfo, const char *sql, const char *arg,
-			 const char *index);
-
-/** Add n devices (no owner, key 'k') and ANALYZE the table, so that
-    plans are made as for a fleet. */
-void testdb_fill_devices(const char *conninfo, unsigned n);
-
-/** The id of the i-th device testdb_fill_devices() added, into out. */
-void testdb_fill_device_id(char out[25], unsigned i);
+bool testdb_batch_indexed(const char *conninfo, const char *sql,
+			  const char *record_fmt);
 
 #endif
