@@ -114,12 +114,19 @@ CLI() { timeout 60 node "$NM/particle-cli/src/index.js" "$@" </dev/null; }
 # private_pg DBNAME: for tests that stop and start PostgreSQL: a
 # cluster of the test's own in $T_DIR/pg (tests/pgcluster.sh; stopped
 # on exit) with database DBNAME, which cinder.conf and sql now use.
-# Sets pgdir (for pgcluster_stop/pgcluster_start) and dbconn.
+# Sets pgdir (for pgcluster_stop/pgcluster_start) and dbconn. On exit
+# the cluster is destroyed, also where pgcluster.sh put its files in a
+# short directory of /tmp (a long $T_DIR: the socket path's limit), unless
+# T_KEEP=1 keeps the test's files.
 private_pg() {
 	. "$top_srcdir/tests/pgcluster.sh"
 	pgdir=$T_DIR/pg
 	pgcluster_start "$pgdir" || fail "private cluster did not start"
-	trap 'pgcluster_stop "$pgdir" >/dev/null 2>&1; integ_cleanup' EXIT
+	trap 'if [ "${T_KEEP:-0}" = 1 ]; then
+		pgcluster_stop "$pgdir" >/dev/null 2>&1
+	else
+		pgcluster_destroy "$pgdir" >/dev/null 2>&1
+	fi; integ_cleanup' EXIT
 	local pgconn
 	pgconn=$(pgcluster_conninfo "$pgdir")
 	psql -X -q "$pgconn" -c "CREATE DATABASE $1" >/dev/null || fail "createdb $1"
