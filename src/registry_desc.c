@@ -188,10 +188,10 @@ have:
 	modver = describe_system_module_version(d);
 	if (modver == 0 && registry_conn_hello(c)->extended)
 		modver = registry_conn_hello(c)->system_version;
-	registry_pres_describe(c, c->describe, b->functions, b->variables,
-			       b->modules, describe_release_str(modver),
-			       d->platform_id, d->has_system || modver != 0,
-			       modver);
+	registry_pres_describe(c, c->describe, b->sha, b->functions,
+			       b->variables, b->modules,
+			       describe_release_str(modver), d->platform_id,
+			       d->has_system || modver != 0, modver);
 	if (c->safe_mode)
 		log_ctx(LOG_LEVEL_NOTICE, c->logctx,
 			"in safe mode: the application needs system modules "

@@ -479,11 +479,16 @@ void registry_pres_offline(struct devconn *c);
 /** The OTA limits the device stated (c->max_binary, c->chunk_size). */
 void registry_pres_ota(struct devconn *c);
 
-/** A changed describe's columns (strings copied; NULL: unchanged). */
+/**
+ * A changed describe's columns (strings copied; NULL: unchanged). sha is
+ * text's SHA-256 (struct desc_blob's), or NULL when not known: the row
+ * is then written whatever it holds.
+ */
 void registry_pres_describe(struct devconn *c, const char *text,
-			    const char *functions, const char *variables,
-			    const char *modules, const char *release,
-			    int32_t platform, bool sys, uint32_t modver);
+			    const uint8_t *sha, const char *functions,
+			    const char *variables, const char *modules,
+			    const char *release, int32_t platform, bool sys,
+			    uint32_t modver);
 
 /**
  * What a read of the device row gives as coreInfo's product_id

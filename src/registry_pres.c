@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "crypto.h"
 #include "describe.h"
 #include "hmap.h"
 #include "log.h"
@@ -30,22 +31,30 @@
 
 /* How long presence changes gather before they are written. */
 #define PRES_BATCH_MS 5
-/* The JSON text of one statement: a flush with more (a fleet leaving in
- * one turn of the loop, a storm's describes) writes several. libpq's
- * output buffer grows to the largest statement it was given and never
- * shrinks: one statement for 10,000 devices gone left ~1 MiB of it at
- * the top of the heap (B2's RSS after they left). */
+/* The parameters of one statement, its records and describe texts: a
+ * flush with more (a fleet leaving in one turn of the loop, a storm's
+ * describes) writes several. libpq's output buffer grows to the largest
+ * statement it was given and never shrinks: one statement for 10,000
+ * devices gone left ~1 MiB of it at the top of the heap (B2's RSS after
+ * they left). */
 #define PRES_BATCH_BYTES 16384
+/* A describe's key: a format digit, 's' or 'a' (the system columns
+   written or not), and the text's SHA-256 in hex. */
+#define PRES_DKEY_LEN (2 + 2 * CRYPTO_SHA256_LEN)
+/* Texts a batch remembers, to name again instead of sending again. */
+#define PRES_TEXTS_SEEN 4
 
 static char what_presence[] = "device presence";
 
 /* One device's pending writes. */
 struct pres_rec {
-	bool online;		    /* the state to write */
-	bool hs;		    /* Hello columns below to write */
-	bool desc;		    /* describe columns below to write */
-	bool sys;		    /* the describe's system columns too */
-	bool ota;		    /* OTA limits to write */
+	bool online; /* the state to write */
+	bool hs;     /* Hello columns below to write */
+	bool desc;   /* describe columns below to write */
+	bool sys;    /* the describe's system columns too */
+	bool ota;    /* OTA limits to write */
+	bool keyed;  /* one describe: dkey names what it writes */
+	char dkey[PRES_DKEY_LEN + 1];
 	char ip[INET6_ADDRSTRLEN];  /* Hello: peer address */
 	struct session_hello hello; /* Hello fields */
 	uint32_t max_binary;	    /* 0: unchanged */
@@ -151,14 +160,43 @@ str_set(char **dst, const char *src)
 	*dst = src != NULL ? xstrdup(src) : NULL;
 }
 
+/*
+ * The key of what a record with one describe writes. The describe
+ * columns it writes are made from the text alone (the functions,
+ * variables and modules are parsed from it), except that the system
+ * columns are written only with sys: the key says which. A change to
+ * how the columns are made from a text bumps the format digit, so that
+ * rows written by the older code are written again.
+ */
+static void
+pres_key(char out[PRES_DKEY_LEN + 1], const uint8_t *sha, bool sys)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	out[0] = '1';
+	out[1] = sys ? 's' : 'a';
+	for (i = 0; i < CRYPTO_SHA256_LEN; i++) {
+		out[2 + 2 * i] = hex[sha[i] >> 4];
+		out[3 + 2 * i] = hex[sha[i] & 15];
+	}
+	out[PRES_DKEY_LEN] = '\0';
+}
+
 void
-registry_pres_describe(struct devconn *c, const char *text,
+registry_pres_describe(struct devconn *c, const char *text, const uint8_t *sha,
 		       const char *functions, const char *variables,
 		       const char *modules, const char *release,
 		       int32_t platform, bool sys, uint32_t modver)
 {
 	struct pres_rec *r = pres_get(c);
 
+	/* A second describe in the same record leaves columns of both (the
+	   functions of one, the text of the other): no key names that, and
+	   the row is written whatever it holds. */
+	r->keyed = !r->desc && sha != NULL;
+	if (r->keyed)
+		pres_key(r->dkey, sha, sys);
 	r->desc = true;
 	str_set(&r->last_describe, text);
 	/* coalesce(): a later NULL keeps an earlier text */
@@ -195,8 +233,7 @@ registry_pres_product(const struct devconn *c, int64_t *product)
 	return true;
 }
 
-/* The batch's JSON text, built by hand: the describe texts are JSON
-   already and go in as values, unescaped (jansson's dump escaped ~0.6 KB
+/* The batch's JSON text, built by hand (jansson's dump escaped ~0.6 KB
    per handshake, 2% of B1's CPU). */
 struct jbuf {
 	char *p;    /* text, NUL-terminated */
@@ -250,7 +287,7 @@ jb_str(struct jbuf *b, const char *k, const char *v)
 	jb_put(b, "\"", 1);
 }
 
-/* A JSON text of ours (a describe part) as the value, or null. */
+/* A JSON value of ours (a number, true or false), or null. */
 static void
 jb_raw(struct jbuf *b, const char *k, const char *json)
 {
@@ -282,10 +319,53 @@ jb_bool(struct jbuf *b, const char *k, bool v)
 
 struct pres_build {
 	struct registry *reg;
-	struct jbuf b;
+	struct jbuf b; /* $1: the records, a JSON array */
+	struct jbuf t; /* $2: the describe texts they name, back to back */
+	struct {
+		size_t at, len;
+	} seen[PRES_TEXTS_SEEN]; /* texts in t, to name again */
+	unsigned nseen, next;
 };
 
 static void pres_emit(struct pres_build *pb);
+
+/*
+ * A describe part: its bytes go into the texts ($2), where the record
+ * names them by "<k>_at" (1-based, as substring() counts) and "<k>_len";
+ * both are null for NULL. The texts are a bytea, which PostgreSQL takes
+ * as it is: inside the records' JSON, each was parsed into jsonb whether
+ * or not the row needed it, more than half of the statement's time. A
+ * fleet's devices send the same texts, so one of the last few a batch
+ * sent is named again instead of sent again.
+ */
+static void
+pres_text(struct pres_build *pb, const char *k, const char *text)
+{
+	char key[16];
+	size_t len = 0, at = 0;
+	unsigned i;
+
+	if (text != NULL) {
+		len = strlen(text);
+		for (i = 0; i < pb->nseen && at == 0; i++)
+			if (pb->seen[i].len == len &&
+			    memcmp(pb->t.p + pb->seen[i].at, text, len) == 0)
+				at = pb->seen[i].at + 1;
+		if (at == 0) {
+			i = pb->next++ % PRES_TEXTS_SEEN;
+			pb->seen[i].at = pb->t.len;
+			pb->seen[i].len = len;
+			if (pb->nseen < PRES_TEXTS_SEEN)
+				pb->nseen++;
+			at = pb->t.len + 1;
+			jb_put(&pb->t, text, len);
+		}
+	}
+	snprintf(key, sizeof(key), "%s_at", k);
+	jb_int(&pb->b, key, (long long)at, text == NULL);
+	snprintf(key, sizeof(key), "%s_len", k);
+	jb_int(&pb->b, key, (long long)len, text == NULL);
+}
 
 static int
 pres_row(const void *key, size_t len, void *value, void *arg)
@@ -296,7 +376,7 @@ pres_row(const void *key, size_t len, void *value, void *arg)
 	const struct session_hello *h = &r->hello;
 
 	(void)len;
-	if (b->len >= PRES_BATCH_BYTES)
+	if (b->len + pb->t.len >= PRES_BATCH_BYTES)
 		pres_emit(pb);
 	if (b->len > 1)
 		jb_put(b, ",", 1);
@@ -323,12 +403,13 @@ pres_row(const void *key, size_t len, void *value, void *arg)
 	jb_int(b, "max_binary", r->max_binary, r->max_binary == 0);
 	jb_int(b, "chunk", r->chunk_size, r->chunk_size == 0);
 	if (r->desc) {
-		jb_raw(b, "ld", r->last_describe);
-		jb_raw(b, "functions", r->functions);
-		jb_raw(b, "variables", r->variables);
+		jb_str(b, "dkey", r->keyed ? r->dkey : NULL);
+		pres_text(pb, "ld", r->last_describe);
+		pres_text(pb, "fn", r->functions);
+		pres_text(pb, "var", r->variables);
 	}
 	if (r->sys) {
-		jb_raw(b, "modules", r->modules);
+		pres_text(pb, "mod", r->modules);
 		jb_str(b, "release", r->release);
 		jb_int(b, "modver", r->modver, r->modver == 0);
 	}
@@ -344,8 +425,12 @@ pres_row(const void *key, size_t len, void *value, void *arg)
  * PostgreSQL estimates jsonb_to_recordset() at 100 rows whatever the
  * batch holds, and with the join alone it read the whole table in fleets
  * of a few thousand to a few tens of thousands of devices (the plan is
- * checked by check_registry_pres).
+ * checked by check_registry_pres). A describe's texts are read from $2
+ * and parsed only where the row does not hold the record's key already
+ * (NULL keys never match): a fleet reconnecting says again what its rows
+ * hold. DESC_NEW is that test.
  */
+#define DESC_NEW "v.dsc AND (v.dkey = d.describe_key) IS NOT TRUE"
 static const char pres_sql[] =
 	"UPDATE devices d SET "
 	"online = CASE WHEN v.hs OR d.node_id = v.node THEN v.online "
@@ -367,12 +452,21 @@ static const char pres_sql[] =
 	"platform_id = coalesce(v.platform, d.platform_id), "
 	"max_binary_size = coalesce(v.max_binary, d.max_binary_size), "
 	"ota_chunk_size = coalesce(v.chunk, d.ota_chunk_size), "
-	"last_describe = CASE WHEN v.dsc THEN v.ld "
-	"ELSE d.last_describe END, "
-	"functions = coalesce(v.functions, d.functions), "
-	"variables = coalesce(v.variables, d.variables), "
-	"system_modules = CASE WHEN v.sys THEN v.modules "
-	"ELSE d.system_modules END, "
+	"describe_key = CASE WHEN v.dsc THEN v.dkey "
+	"ELSE d.describe_key END, "
+	"last_describe = CASE WHEN " DESC_NEW " THEN "
+	"convert_from(substring($2::bytea FROM v.ld_at FOR v.ld_len), "
+	"'UTF8')::jsonb ELSE d.last_describe END, "
+	"functions = CASE WHEN " DESC_NEW " THEN "
+	"coalesce(convert_from(substring($2::bytea FROM v.fn_at "
+	"FOR v.fn_len), 'UTF8')::jsonb, d.functions) ELSE d.functions END, "
+	"variables = CASE WHEN " DESC_NEW " THEN "
+	"coalesce(convert_from(substring($2::bytea FROM v.var_at "
+	"FOR v.var_len), 'UTF8')::jsonb, d.variables) "
+	"ELSE d.variables END, "
+	"system_modules = CASE WHEN v.sys AND " DESC_NEW " THEN "
+	"convert_from(substring($2::bytea FROM v.mod_at FOR v.mod_len), "
+	"'UTF8')::jsonb ELSE d.system_modules END, "
 	"system_version = CASE WHEN v.sys THEN v.release "
 	"ELSE d.system_version END, "
 	"system_module_version = CASE WHEN v.sys THEN v.modver "
@@ -380,12 +474,14 @@ static const char pres_sql[] =
 	"FROM jsonb_to_recordset($1::jsonb) AS v(id text, online bool, "
 	"hs bool, dsc bool, sys bool, ota bool, node text, ip text, "
 	"product int, version int, flags int, sysver int, platform int, "
-	"max_binary bigint, chunk int, ld jsonb, functions jsonb, "
-	"variables jsonb, modules jsonb, release text, modver int) "
+	"max_binary bigint, chunk int, dkey text, ld_at int, ld_len int, "
+	"fn_at int, fn_len int, var_at int, var_len int, mod_at int, "
+	"mod_len int, release text, modver int) "
 	"WHERE d.device_id = v.id "
 	"AND d.device_id = ANY (ARRAY(SELECT x->>'id' "
 	"FROM jsonb_array_elements($1::jsonb) x)) "
 	"AND (v.hs OR v.dsc OR v.ota OR d.node_id = v.node)";
+#undef DESC_NEW
 
 const char *
 registry_pres_statement(void)
@@ -397,23 +493,31 @@ registry_pres_statement(void)
 static void
 pres_emit(struct pres_build *pb)
 {
-	const char *params[1];
+	struct store_param params[2] = {{NULL, 0, false}, {"", 0, true}};
 
 	jb_put(&pb->b, "]", 1);
-	params[0] = pb->b.p;
-	store_query(pb->reg->store, STORE_Q_WRITE | STORE_Q_PREPARE, pres_sql,
-		    1, params, registry_store_write_done, what_presence, NULL);
+	params[0].value = pb->b.p;
+	if (pb->t.len > 0) {
+		params[1].value = pb->t.p;
+		params[1].len = pb->t.len;
+	}
+	store_query_params(pb->reg->store, STORE_Q_WRITE | STORE_Q_PREPARE,
+			   pres_sql, 2, params, registry_store_write_done,
+			   what_presence, NULL);
 	pb->b.len = 0;
 	jb_put(&pb->b, "[", 1);
+	pb->t.len = 0;
+	pb->nseen = 0;
 }
 
 void
 registry_pres_flush(struct registry *reg)
 {
-	struct pres_build pb = {reg, {NULL, 0, 0}};
+	struct pres_build pb = {0};
 
 	if (reg->pres == NULL || hmap_count(reg->pres) == 0)
 		return;
+	pb.reg = reg;
 	evtimer_del(reg->pres_ev);
 	jb_put(&pb.b, "[", 1);
 	hmap_foreach(reg->pres, pres_row, &pb);
@@ -421,6 +525,7 @@ registry_pres_flush(struct registry *reg)
 	hmap_free(reg->pres); /* the records went with pres_row */
 	reg->pres = hmap_new();
 	free(pb.b.p);
+	free(pb.t.p);
 }
 
 void

@@ -425,7 +425,8 @@ START_TEST(test_batch_plan)
 {
 	ck_assert_msg(testdb_batch_indexed(db, apphash_batch_statement(),
 					   "{\"n\":0,\"id\":\"%s\","
-					   "\"h\":\"" H("e") "\"}"),
+					   "\"h\":\"" H("e") "\"}",
+					   NULL),
 		      "the batch reads the whole table (its plan on stderr)");
 }
 END_TEST

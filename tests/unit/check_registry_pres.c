@@ -19,6 +19,7 @@
 #include <check.h>
 #include <event2/event.h>
 
+#include "crypto.h"
 #include "hmap.h"
 #include "log.h"
 #include "registry_int.h"
@@ -214,11 +215,12 @@ START_TEST(test_pres_describes_merge)
 
 	conn_init(&c, ID_B, "10.0.0.5");
 	registry_pres_online(&c, &hello);
-	registry_pres_describe(&c, "{\"f\":[\"a\"],\"m\":[]}", "[\"a\"]",
+	registry_pres_describe(&c, "{\"f\":[\"a\"],\"m\":[]}", NULL, "[\"a\"]",
 			       "{\"v\":\"int32\"}", "[{\"n\":\"1\"}]", "4.0.0",
 			       12, true, 4000);
 	registry_pres_describe(&c, "{\"f\":[\"a\"],\"v\":{\"w\":1}}", NULL,
-			       "{\"w\":\"int32\"}", NULL, NULL, -1, false, 0);
+			       NULL, "{\"w\":\"int32\"}", NULL, NULL, -1, false,
+			       0);
 	registry_pres_flush(&reg);
 	assert_col(ID_B, "online", "true");
 	assert_col(ID_B, "last_describe->'v'->>'w'", "1");
@@ -228,6 +230,106 @@ START_TEST(test_pres_describes_merge)
 	assert_col(ID_B, "system_version", "4.0.0");
 	assert_col(ID_B, "system_module_version", "4000");
 	assert_col(ID_B, "platform_id", "12"); /* the describe's, later */
+}
+END_TEST
+
+/* The row holds a describe's key: the same describe at the next connect
+   leaves its columns alone (a fleet reconnecting says what its rows
+   hold); another key, the system columns asked for, or a record of two
+   describes writes them. The row is marked by hand between batches, so
+   that a write shows. */
+START_TEST(test_pres_describe_key)
+{
+	static const char t1[] = "{\"f\":[\"a\"],\"m\":[{\"n\":\"1\"}]}",
+			  t2[] = "{\"f\":[\"b\"]}";
+	static const char mark[] =
+		"UPDATE devices SET last_describe = '{\"mark\":1}', "
+		"functions = '[\"m\"]', system_modules = '[]' "
+		"WHERE device_id = $1";
+	uint8_t s1[CRYPTO_SHA256_LEN], s2[CRYPTO_SHA256_LEN];
+	struct devconn c;
+
+	ck_assert_int_eq(crypto_sha256(t1, strlen(t1), s1), 0);
+	ck_assert_int_eq(crypto_sha256(t2, strlen(t2), s2), 0);
+	conn_init(&c, ID_A, "10.0.0.1");
+	registry_pres_online(&c, &hello);
+	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, "[{\"n\":\"1\"}]",
+			       "4.0.0", 12, true, 4000);
+	registry_pres_flush(&reg);
+	assert_col(ID_A, "functions->>0", "a");
+	assert_col(ID_A, "system_modules->0->>'n'", "1");
+	assert_col(ID_A, "left(describe_key, 2)", "1s");
+
+	/* the same describe again: the Hello's columns only */
+	free(query(mark, ID_A));
+	registry_pres_offline(&c);
+	registry_pres_flush(&reg);
+	registry_pres_online(&c, &hello);
+	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, "[{\"n\":\"1\"}]",
+			       "4.0.0", 12, true, 4000);
+	registry_pres_flush(&reg);
+	assert_col(ID_A, "online", "true");
+	assert_col(ID_A, "last_describe->>'mark'", "1");
+	assert_col(ID_A, "functions->>0", "m");
+	assert_col(ID_A, "system_modules::text", "[]");
+	assert_col(ID_A, "system_version", "4.0.0");
+
+	/* the same text without the system columns is another key */
+	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, NULL, NULL, -1,
+			       false, 0);
+	registry_pres_flush(&reg);
+	assert_col(ID_A, "last_describe->'f'->>0", "a");
+	assert_col(ID_A, "functions->>0", "a");
+	assert_col(ID_A, "system_modules::text", "[]"); /* not written */
+	assert_col(ID_A, "left(describe_key, 2)", "1a");
+
+	/* two describes in one record, the last the row's key: no key,
+	   written */
+	free(query(mark, ID_A));
+	registry_pres_describe(&c, t2, s2, "[\"b\"]", NULL, NULL, NULL, -1,
+			       false, 0);
+	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, NULL, NULL, -1,
+			       false, 0);
+	registry_pres_flush(&reg);
+	assert_col(ID_A, "last_describe->'f'->>0", "a");
+	assert_col(ID_A, "functions->>0", "a");
+	assert_col(ID_A, "describe_key", NULL);
+
+	/* a row without a key takes the next describe */
+	free(query(mark, ID_A));
+	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, NULL, NULL, -1,
+			       false, 0);
+	registry_pres_flush(&reg);
+	assert_col(ID_A, "last_describe->'f'->>0", "a");
+	assert_col(ID_A, "left(describe_key, 2)", "1a");
+}
+END_TEST
+
+/* Devices of one batch share texts: a text sent for one record is named
+   again by the next (the functions and variables below), and the batch
+   remembers only its last few texts (the second record's new ones push
+   out the first's). Each row gets its own describe. */
+START_TEST(test_pres_texts_shared)
+{
+	static const char ta[] = "{\"f\":[\"x\"],\"m\":[{\"n\":\"a\"}]}",
+			  tb[] = "{\"f\":[\"x\"],\"m\":[{\"n\":\"b\"}]}";
+	struct devconn a, b;
+
+	conn_init(&a, ID_A, "10.0.0.1");
+	conn_init(&b, ID_B, "10.0.0.2");
+	registry_pres_describe(&a, ta, NULL, "[\"x\"]", "{\"v\":\"int32\"}",
+			       "[{\"n\":\"a\"}]", "4.0.0", 12, true, 4000);
+	registry_pres_describe(&b, tb, NULL, "[\"x\"]", "{\"v\":\"int32\"}",
+			       "[{\"n\":\"b\"}]", "4.0.1", 12, true, 4001);
+	registry_pres_flush(&reg);
+	assert_col(ID_A, "last_describe->'m'->0->>'n'", "a");
+	assert_col(ID_B, "last_describe->'m'->0->>'n'", "b");
+	assert_col(ID_A, "system_modules->0->>'n'", "a");
+	assert_col(ID_B, "system_modules->0->>'n'", "b");
+	assert_col(ID_A, "functions->>0", "x");
+	assert_col(ID_B, "functions->>0", "x");
+	assert_col(ID_A, "variables->>'v'", "int32");
+	assert_col(ID_B, "variables->>'v'", "int32");
 }
 END_TEST
 
@@ -274,11 +376,11 @@ START_TEST(test_pres_product)
 	assert_product(&c, NULL); /* the row's product not read */
 	registry_row_product_set(&c, true, NULL);
 	assert_product(&c, "6");
-	registry_pres_describe(&c, "{\"p\":12}", NULL, NULL, NULL, NULL, 12,
-			       false, 0);
+	registry_pres_describe(&c, "{\"p\":12}", NULL, NULL, NULL, NULL, NULL,
+			       12, false, 0);
 	assert_product(&c, "12");
-	registry_pres_describe(&c, "{\"f\":[]}", "[]", NULL, NULL, NULL, -1,
-			       false, 0);
+	registry_pres_describe(&c, "{\"f\":[]}", NULL, "[]", NULL, NULL, NULL,
+			       -1, false, 0);
 	assert_product(&c, "12"); /* no platform: kept */
 
 	/* a Hello product wins over the platform, a describe's too */
@@ -287,8 +389,8 @@ START_TEST(test_pres_product)
 	h.product_id = 7;
 	registry_pres_online(&c2, &h);
 	assert_product(&c2, "7");
-	registry_pres_describe(&c2, "{\"p\":13}", NULL, NULL, NULL, NULL, 13,
-			       false, 0);
+	registry_pres_describe(&c2, "{\"p\":13}", NULL, NULL, NULL, NULL, NULL,
+			       13, false, 0);
 	assert_product(&c2, "7");
 
 	/* an assigned product wins over both */
@@ -312,8 +414,8 @@ START_TEST(test_pres_product)
 	h.platform_id = 0xffff;
 	registry_pres_online(&c3, &h);
 	assert_product(&c3, NULL);
-	registry_pres_describe(&c3, "{\"p\":10}", NULL, NULL, NULL, NULL, 10,
-			       false, 0);
+	registry_pres_describe(&c3, "{\"p\":10}", NULL, NULL, NULL, NULL, NULL,
+			       10, false, 0);
 	assert_product(&c3, "10");
 }
 END_TEST
@@ -326,7 +428,8 @@ START_TEST(test_pres_plan)
 {
 	ck_assert_msg(testdb_batch_indexed(db, registry_pres_statement(),
 					   "{\"id\":\"%s\",\"online\":true,"
-					   "\"hs\":true,\"node\":\"node-1\"}"),
+					   "\"hs\":true,\"node\":\"node-1\"}",
+					   "''"),
 		      "the batch reads the whole table (its plan on stderr)");
 }
 END_TEST
@@ -403,6 +506,8 @@ pres_suite(void)
 	tcase_add_test(tc, test_pres_online_then_offline);
 	tcase_add_test(tc, test_pres_offline_other_node);
 	tcase_add_test(tc, test_pres_describes_merge);
+	tcase_add_test(tc, test_pres_describe_key);
+	tcase_add_test(tc, test_pres_texts_shared);
 	tcase_add_test(tc, test_pres_product);
 	tcase_add_test(tc, test_pres_timer);
 	tcase_add_test(tc, test_pres_plan);

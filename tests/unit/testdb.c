@@ -162,7 +162,7 @@ testdb_drop(char *conninfo)
 
 bool
 testdb_batch_indexed(const char *conninfo, const char *sql,
-		     const char *record_fmt)
+		     const char *record_fmt, const char *more)
 {
 	char json[4096] = "[", id[25], *q, *v;
 	const char *mark;
@@ -197,9 +197,11 @@ testdb_batch_indexed(const char *conninfo, const char *sql,
 	}
 	memcpy(json + len, "]", 2);
 	/* one simple query: the last statement's result comes back */
-	q = xasprintf("PREPARE testdb_plan(text) AS %s; "
-		      "EXPLAIN (FORMAT JSON) EXECUTE testdb_plan('%s')",
-		      sql, json);
+	/* the parameters' types are the statement's casts */
+	q = xasprintf("PREPARE testdb_plan AS %s; "
+		      "EXPLAIN (FORMAT JSON) EXECUTE testdb_plan('%s'%s%s)",
+		      sql, json, more != NULL ? ", " : "",
+		      more != NULL ? more : "");
 	v = testdb_query_value(conninfo, q);
 	free(q);
 	ok = v != NULL && strstr(v, "Seq Scan") == NULL &&

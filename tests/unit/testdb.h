@@ -53,12 +53,14 @@ char *testdb_query_value(const char *conninfo, const char *sql);
  * Whether a batch statement over the devices table reads it by its
  * primary key in a fleet: adds 12,000 devices (no owner, key 'k'),
  * ANALYZEs the table, and reads PostgreSQL's plan for sql, a statement
- * whose one text parameter ($1) is a JSON array of records, given 9
+ * whose first parameter ($1) is a JSON array of records, given 9
  * records made from record_fmt (its one "%s" is a device's id; no quote
- * in it). True if the plan uses devices_pkey and scans no table whole;
- * a plan that does not is written to stderr. Aborts on error.
+ * in it), and whose other parameters are the SQL literals in more
+ * ("''" for $2, say; NULL: none). True if the plan uses devices_pkey and
+ * scans no table whole; a plan that does not is written to stderr.
+ * Aborts on error.
  */
 bool testdb_batch_indexed(const char *conninfo, const char *sql,
-			  const char *record_fmt);
+			  const char *record_fmt, const char *more);
 
 #endif
