@@ -6,7 +6,8 @@
 # last_heard after the last handshake; a device taking over its own older
 # connection ends online; changes made during a PostgreSQL outage land in
 # order once it is back. What changes of one device inside one batch leave
-# is checked in tests/unit/check_registry_pres.
+# is checked in tests/unit/check_registry_pres. A reconnect with the same
+# describe leaves the describe columns as they are (describe_key, 0008).
 # Uses a private cluster (it stops PostgreSQL).
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -30,6 +31,13 @@ all_are "last_ip_address" "127.0.0.1,127.0.0.1,127.0.0.1" || fail "last_ip_addre
 all_are "(last_handshake_at IS NOT NULL AND node_id IS NOT NULL AND platform_id IS NOT NULL)::text" \
 	"true,true,true" || fail "Hello columns missing"
 
+# each row names the describe it holds (0008); the mark below stays
+# through the churn if reconnects with the same describe leave the
+# describe columns alone (their writes land before the last offline)
+wait_for all_are "(describe_key IS NOT NULL)::text" "true,true,true" ||
+	fail "describe_key not stored: $(col "coalesce(describe_key, 'NULL')")"
+sql "UPDATE devices SET last_describe = last_describe || '{\"mark\": 1}'" >/dev/null
+
 # churn: three connect/disconnect rounds end offline
 for round in 1 2 3; do
 	kill "$(eval echo "\$SIM_PID_$([ $round = 1 ] && echo a || echo c$((round - 1)))")"
@@ -42,6 +50,8 @@ wait_for health_is online 0 || fail "devices did not leave after the churn"
 wait_for all_are "online::text" "false,false,false" || fail "not offline after the churn: $(col online::text)"
 all_are "(last_heard >= last_handshake_at)::text" "true,true,true" ||
 	fail "last_heard not after the last handshake"
+all_are "coalesce(last_describe->>'mark', 'written')" "1,1,1" ||
+	fail "the same describe was written again: $(col "coalesce(last_describe->>'mark', 'written')")"
 
 # takeover: a second simulator with the same keys replaces the first's
 # connections (offline of the old, online of the new)

@@ -41,7 +41,7 @@ for round in 1 2; do
 	rm -f "$T_DIR/h$round.stop"
 	hammer "$T_DIR/h$round" &
 	hpid=$!
-	sql "UPDATE devices SET functions = NULL, variables = NULL, last_describe = NULL WHERE device_id = '$D'" >/dev/null
+	sql "UPDATE devices SET functions = NULL, variables = NULL, last_describe = NULL, describe_key = NULL WHERE device_id = '$D'" >/dev/null
 	sim_run "r$round" "$T_DIR/d" --app testapp --startup devos --no-reconnect
 	wait_for sim_has_at_least "r$round" ready 1 || fail "round $round: device not ready"
 	wait_for has_echo || fail "round $round: describe not stored"
@@ -56,7 +56,7 @@ for round in 1 2; do
 	# the unknown name spends the connection's describe refresh
 	http PUT "/v1/devices/$D" -H "Authorization: Bearer $TOKEN" -d name="dev$round"
 	[ "$HTTP_STATUS" = 200 ] || fail "round $round: rename: $HTTP_BODY"
-	sql "UPDATE devices SET functions = NULL, variables = NULL, last_describe = NULL WHERE device_id = '$D'" >/dev/null
+	sql "UPDATE devices SET functions = NULL, variables = NULL, last_describe = NULL, describe_key = NULL WHERE device_id = '$D'" >/dev/null
 	http POST "/v1/devices/$D/nosuchfn" -H "Authorization: Bearer $TOKEN" -d arg=x
 	[ "$HTTP_STATUS" = 404 ] || fail "round $round: nosuchfn: $HTTP_STATUS $HTTP_BODY"
 	http POST "/v1/devices/$D/echo" -H "Authorization: Bearer $TOKEN" -d arg=abcde
