@@ -503,9 +503,13 @@ bool registry_pres_product(const struct devconn *c, int64_t *product);
 /** Queue what is pending as one store write now. */
 void registry_pres_flush(struct registry *reg);
 
-/** The batch's statement (its one parameter: the records' JSON array),
-    for the test that reads its plan. */
+/** The batch's statement (its parameters: the records' JSON array and
+    the describe texts, a bytea), for the test that reads its plan. */
 const char *registry_pres_statement(void);
+
+/** The handshake's key lookup (its parameter: a text[] of device ids),
+    for the test that counts its plans. */
+const char *registry_key_lookup_statement(void);
 
 /** Flush, then free the batch state (registry_free). */
 void registry_pres_cleanup(struct registry *reg);

@@ -431,6 +431,19 @@ START_TEST(test_batch_plan)
 }
 END_TEST
 
+/* Planned once per connection: PostgreSQL takes the generic plan from
+   the sixth execution on. */
+START_TEST(test_batch_generic)
+{
+	long n = testdb_generic_plans(
+		db, apphash_batch_statement(),
+		"'[{\"n\":0,\"id\":\"aaaaaaaaaaaaaaaaaaaaaaaa\","
+		"\"h\":\"" H("e") "\"}]'");
+
+	ck_assert_msg(n == 5, "%ld generic plans of 10", n);
+}
+END_TEST
+
 /* A database that never answers: the statement waits in the write
    queue; Describes go on; freeing cancels it. */
 START_TEST(test_outage)
@@ -464,6 +477,7 @@ apphash_suite(void)
 	tcase_add_test(tc, test_harmless);
 	tcase_add_test(tc, test_batch);
 	tcase_add_test(tc, test_batch_plan);
+	tcase_add_test(tc, test_batch_generic);
 	tcase_add_test(tc, test_outage);
 	suite_add_tcase(s, tc);
 	return s;

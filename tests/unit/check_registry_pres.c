@@ -7,6 +7,8 @@
  * took over, a later describe keeps an earlier one's functions when it
  * has none). A bare registry and connections are built by hand; the
  * batch is flushed explicitly and a read queued behind it waits for it.
+ * Also the plans of the statements every handshake runs (this batch and
+ * the key lookup, registry_hs.c).
  */
 #include "config.h"
 
@@ -434,6 +436,57 @@ START_TEST(test_pres_plan)
 }
 END_TEST
 
+/* The key lookup's product: the assigned one, else the Hello's where
+   such a product exists. */
+START_TEST(test_key_lookup_product)
+{
+	char *q, *v;
+
+	free(query("INSERT INTO products (id, name, slug, platform_id) "
+		   "VALUES (77, 'p', 'p', 6)",
+		   NULL));
+	free(query("UPDATE devices SET hello_product_id = 77 "
+		   "WHERE device_id = '" ID_A "'",
+		   NULL));
+	free(query("UPDATE devices SET hello_product_id = 78 "
+		   "WHERE device_id = '" ID_B "'",
+		   NULL));
+	q = xasprintf("PREPARE kl AS %s; CREATE TEMP TABLE kl_rows AS "
+		      "EXECUTE kl('{" ID_A "," ID_B "}'); "
+		      "SELECT string_agg(device_id || '=' || "
+		      "coalesce(\"coalesce\"::text, 'none'), ',' "
+		      "ORDER BY device_id) FROM kl_rows",
+		      registry_key_lookup_statement());
+	v = testdb_query_value(db, q);
+	ck_assert_str_eq(v, ID_A "=77," ID_B "=none");
+	free(v);
+	free(query("UPDATE devices SET product_id = 77 "
+		   "WHERE device_id = '" ID_B "'",
+		   NULL));
+	v = testdb_query_value(db, q);
+	ck_assert_str_eq(v, ID_A "=77," ID_B "=77");
+	free(v);
+	free(q);
+}
+END_TEST
+
+/* The statements of every handshake are planned once per connection:
+   PostgreSQL takes their generic plan from the sixth execution on. The
+   key lookup was planned anew at each one (0 of 10). */
+START_TEST(test_plans_generic)
+{
+	long n;
+
+	n = testdb_generic_plans(db, registry_key_lookup_statement(),
+				 "'{" ID_A "," ID_B "}'");
+	ck_assert_msg(n == 5, "key lookup: %ld generic plans of 10", n);
+	n = testdb_generic_plans(db, registry_pres_statement(),
+				 "'[{\"id\":\"" ID_A "\",\"online\":true,"
+				 "\"hs\":true,\"node\":\"node-1\"}]', ''");
+	ck_assert_msg(n == 5, "presence: %ld generic plans of 10", n);
+}
+END_TEST
+
 /* Without an explicit flush the batch goes out by itself. */
 START_TEST(test_pres_timer)
 {
@@ -511,6 +564,8 @@ pres_suite(void)
 	tcase_add_test(tc, test_pres_product);
 	tcase_add_test(tc, test_pres_timer);
 	tcase_add_test(tc, test_pres_plan);
+	tcase_add_test(tc, test_key_lookup_product);
+	tcase_add_test(tc, test_plans_generic);
 	tcase_add_test(tc, test_heard_split);
 	suite_add_tcase(s, tc);
 	return s;

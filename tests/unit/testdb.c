@@ -213,6 +213,31 @@ testdb_batch_indexed(const char *conninfo, const char *sql,
 	return ok;
 }
 
+long
+testdb_generic_plans(const char *conninfo, const char *sql, const char *args)
+{
+	char *q = xasprintf("BEGIN; PREPARE testdb_g AS %s", sql), *t, *v;
+	long n;
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		t = xasprintf("%s; EXECUTE testdb_g(%s)", q, args);
+		free(q);
+		q = t;
+	}
+	/* the last result is the count; closing the connection rolls the
+	   transaction back */
+	t = xasprintf("%s; SELECT generic_plans FROM pg_prepared_statements "
+		      "WHERE name = 'testdb_g'",
+		      q);
+	free(q);
+	v = testdb_query_value(conninfo, t);
+	free(t);
+	n = v != NULL && *v != '\0' ? atol(v) : -1;
+	free(v);
+	return n;
+}
+
 char *
 testdb_query_value(const char *conninfo, const char *sql)
 {

@@ -63,4 +63,15 @@ char *testdb_query_value(const char *conninfo, const char *sql);
 bool testdb_batch_indexed(const char *conninfo, const char *sql,
 			  const char *record_fmt, const char *more);
 
+/*
+ * How many of 10 executions of sql, prepared and given the parameters
+ * in args (SQL literals: "'{}'"), ran PostgreSQL's generic plan, in a
+ * transaction that is not committed. PostgreSQL plans the first 5 for
+ * their parameters and then keeps the generic plan unless those looked
+ * cheaper: a statement whose plans for its parameters always look
+ * cheaper is planned at every execution (0 here). Aborts on error.
+ */
+long testdb_generic_plans(const char *conninfo, const char *sql,
+			  const char *args);
+
 #endif
