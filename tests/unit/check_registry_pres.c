@@ -235,6 +235,37 @@ START_TEST(test_pres_describes_merge)
 }
 END_TEST
 
+static const char key_t1[] = "{\"f\":[\"a\"],\"m\":[{\"n\":\"1\"}]}",
+		  key_t2[] = "{\"f\":[\"b\"]}";
+
+/* key_t1 (functions "a") or key_t2 ("b") as c's describe; sys: with
+   the system columns, as t1's. */
+static void
+describe_t(struct devconn *c, const char *t, bool sys)
+{
+	uint8_t sha[CRYPTO_SHA256_LEN];
+	bool one = t == key_t1;
+
+	ck_assert_int_eq(crypto_sha256(t, strlen(t), sha), 0);
+	registry_pres_describe(c, t, sha, one ? "[\"a\"]" : "[\"b\"]", NULL,
+			       sys ? "[{\"n\":\"1\"}]" : NULL,
+			       sys ? "4.0.0" : NULL, sys ? 12 : -1, sys,
+			       sys ? 4000 : 0);
+}
+
+/* ID_A's describe columns: the text's and the list's first function,
+   and the key's first two characters (NULL: no key). */
+static void
+assert_describe(const char *text_f, const char *f, const char *key)
+{
+	assert_col(ID_A,
+		   "coalesce(last_describe->'f'->>0, "
+		   "last_describe->>'mark')",
+		   text_f);
+	assert_col(ID_A, "functions->>0", f);
+	assert_col(ID_A, "left(describe_key, 2)", key);
+}
+
 /* The row holds a describe's key: the same describe at the next connect
    leaves its columns alone (a fleet reconnecting says what its rows
    hold); another key, the system columns asked for, or a record of two
@@ -242,68 +273,50 @@ END_TEST
    that a write shows. */
 START_TEST(test_pres_describe_key)
 {
-	static const char t1[] = "{\"f\":[\"a\"],\"m\":[{\"n\":\"1\"}]}",
-			  t2[] = "{\"f\":[\"b\"]}";
 	static const char mark[] =
-		"UPDATE devices SET last_describe = '{\"mark\":1}', "
+		"UPDATE devices SET last_describe = '{\"mark\":\"m\"}', "
 		"functions = '[\"m\"]', system_modules = '[]' "
 		"WHERE device_id = $1";
-	uint8_t s1[CRYPTO_SHA256_LEN], s2[CRYPTO_SHA256_LEN];
 	struct devconn c;
 
-	ck_assert_int_eq(crypto_sha256(t1, strlen(t1), s1), 0);
-	ck_assert_int_eq(crypto_sha256(t2, strlen(t2), s2), 0);
 	conn_init(&c, ID_A, "10.0.0.1");
 	registry_pres_online(&c, &hello);
-	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, "[{\"n\":\"1\"}]",
-			       "4.0.0", 12, true, 4000);
+	describe_t(&c, key_t1, true);
 	registry_pres_flush(&reg);
-	assert_col(ID_A, "functions->>0", "a");
+	assert_describe("a", "a", "1s");
 	assert_col(ID_A, "system_modules->0->>'n'", "1");
-	assert_col(ID_A, "left(describe_key, 2)", "1s");
 
 	/* the same describe again: the Hello's columns only */
 	free(query(mark, ID_A));
 	registry_pres_offline(&c);
 	registry_pres_flush(&reg);
 	registry_pres_online(&c, &hello);
-	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, "[{\"n\":\"1\"}]",
-			       "4.0.0", 12, true, 4000);
+	describe_t(&c, key_t1, true);
 	registry_pres_flush(&reg);
 	assert_col(ID_A, "online", "true");
-	assert_col(ID_A, "last_describe->>'mark'", "1");
-	assert_col(ID_A, "functions->>0", "m");
+	assert_describe("m", "m", "1s");
 	assert_col(ID_A, "system_modules::text", "[]");
 	assert_col(ID_A, "system_version", "4.0.0");
 
 	/* the same text without the system columns is another key */
-	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, NULL, NULL, -1,
-			       false, 0);
+	describe_t(&c, key_t1, false);
 	registry_pres_flush(&reg);
-	assert_col(ID_A, "last_describe->'f'->>0", "a");
-	assert_col(ID_A, "functions->>0", "a");
+	assert_describe("a", "a", "1a");
 	assert_col(ID_A, "system_modules::text", "[]"); /* not written */
-	assert_col(ID_A, "left(describe_key, 2)", "1a");
 
 	/* two describes in one record, the last the row's key: no key,
 	   written */
 	free(query(mark, ID_A));
-	registry_pres_describe(&c, t2, s2, "[\"b\"]", NULL, NULL, NULL, -1,
-			       false, 0);
-	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, NULL, NULL, -1,
-			       false, 0);
+	describe_t(&c, key_t2, false);
+	describe_t(&c, key_t1, false);
 	registry_pres_flush(&reg);
-	assert_col(ID_A, "last_describe->'f'->>0", "a");
-	assert_col(ID_A, "functions->>0", "a");
-	assert_col(ID_A, "describe_key", NULL);
+	assert_describe("a", "a", NULL);
 
 	/* a row without a key takes the next describe */
 	free(query(mark, ID_A));
-	registry_pres_describe(&c, t1, s1, "[\"a\"]", NULL, NULL, NULL, -1,
-			       false, 0);
+	describe_t(&c, key_t1, false);
 	registry_pres_flush(&reg);
-	assert_col(ID_A, "last_describe->'f'->>0", "a");
-	assert_col(ID_A, "left(describe_key, 2)", "1a");
+	assert_describe("a", "a", "1a");
 }
 END_TEST
 
@@ -315,23 +328,28 @@ START_TEST(test_pres_texts_shared)
 {
 	static const char ta[] = "{\"f\":[\"x\"],\"m\":[{\"n\":\"a\"}]}",
 			  tb[] = "{\"f\":[\"x\"],\"m\":[{\"n\":\"b\"}]}";
-	struct devconn a, b;
+	static const struct {
+		const char *id, *text, *modules, *n;
+	} dev[] = {
+		{ID_A, ta, "[{\"n\":\"a\"}]", "a"},
+		{ID_B, tb, "[{\"n\":\"b\"}]", "b"},
+	};
+	struct devconn c[2];
+	size_t i;
 
-	conn_init(&a, ID_A, "10.0.0.1");
-	conn_init(&b, ID_B, "10.0.0.2");
-	registry_pres_describe(&a, ta, NULL, "[\"x\"]", "{\"v\":\"int32\"}",
-			       "[{\"n\":\"a\"}]", "4.0.0", 12, true, 4000);
-	registry_pres_describe(&b, tb, NULL, "[\"x\"]", "{\"v\":\"int32\"}",
-			       "[{\"n\":\"b\"}]", "4.0.1", 12, true, 4001);
+	for (i = 0; i < 2; i++) {
+		conn_init(&c[i], dev[i].id, "10.0.0.1");
+		registry_pres_describe(&c[i], dev[i].text, NULL, "[\"x\"]",
+				       "{\"v\":\"int32\"}", dev[i].modules,
+				       "4.0.0", 12, true, 4000);
+	}
 	registry_pres_flush(&reg);
-	assert_col(ID_A, "last_describe->'m'->0->>'n'", "a");
-	assert_col(ID_B, "last_describe->'m'->0->>'n'", "b");
-	assert_col(ID_A, "system_modules->0->>'n'", "a");
-	assert_col(ID_B, "system_modules->0->>'n'", "b");
-	assert_col(ID_A, "functions->>0", "x");
-	assert_col(ID_B, "functions->>0", "x");
-	assert_col(ID_A, "variables->>'v'", "int32");
-	assert_col(ID_B, "variables->>'v'", "int32");
+	for (i = 0; i < 2; i++) {
+		assert_col(dev[i].id, "last_describe->'m'->0->>'n'", dev[i].n);
+		assert_col(dev[i].id, "system_modules->0->>'n'", dev[i].n);
+		assert_col(dev[i].id, "functions->>0", "x");
+		assert_col(dev[i].id, "variables->>'v'", "int32");
+	}
 }
 END_TEST
 
