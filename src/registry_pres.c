@@ -48,13 +48,11 @@ static char what_presence[] = "device presence";
 
 /* One device's pending writes. */
 struct pres_rec {
-	bool online; /* the state to write */
-	bool hs;     /* Hello columns below to write */
-	bool desc;   /* describe columns below to write */
-	bool sys;    /* the describe's system columns too */
-	bool ota;    /* OTA limits to write */
-	bool keyed;  /* one describe: dkey names what it writes */
-	char dkey[PRES_DKEY_LEN + 1];
+	bool online;		    /* the state to write */
+	bool hs;		    /* Hello columns below to write */
+	bool desc;		    /* describe columns below to write */
+	bool sys;		    /* the describe's system columns too */
+	bool ota;		    /* OTA limits to write */
 	char ip[INET6_ADDRSTRLEN];  /* Hello: peer address */
 	struct session_hello hello; /* Hello fields */
 	uint32_t max_binary;	    /* 0: unchanged */
@@ -67,6 +65,8 @@ struct pres_rec {
 	char *modules;		    /* sys: system modules, JSON */
 	const char *release;	    /* sys: static string or NULL */
 	uint32_t modver;	    /* sys: 0 = NULL */
+	bool keyed; /* one describe: dkey names what it writes */
+	char dkey[PRES_DKEY_LEN + 1];
 };
 
 static void
@@ -469,14 +469,12 @@ static const char pres_sql[] =
 	"last_describe = CASE WHEN " DESC_NEW " THEN "
 	"(SELECT t.j FROM t WHERE t.at = v.ld_at AND t.len = v.ld_len) "
 	"ELSE d.last_describe END, "
-	"functions = CASE WHEN " DESC_NEW " THEN "
-	"coalesce((SELECT t.j FROM t WHERE t.at = v.fn_at AND t.len = "
-	"v.fn_len), "
-	"d.functions) ELSE d.functions END, "
-	"variables = CASE WHEN " DESC_NEW " THEN "
-	"coalesce((SELECT t.j FROM t WHERE t.at = v.var_at AND t.len = "
-	"v.var_len), "
-	"d.variables) ELSE d.variables END, "
+	"functions = CASE WHEN " DESC_NEW " THEN coalesce((SELECT t.j "
+	"FROM t WHERE t.at = v.fn_at AND t.len = v.fn_len), d.functions) "
+	"ELSE d.functions END, "
+	"variables = CASE WHEN " DESC_NEW " THEN coalesce((SELECT t.j "
+	"FROM t WHERE t.at = v.var_at AND t.len = v.var_len), d.variables) "
+	"ELSE d.variables END, "
 	"system_modules = CASE WHEN v.sys AND " DESC_NEW " THEN "
 	"(SELECT t.j FROM t WHERE t.at = v.mod_at AND t.len = v.mod_len) "
 	"ELSE d.system_modules END, "
