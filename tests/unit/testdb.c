@@ -164,7 +164,7 @@ bool
 testdb_batch_indexed(const char *conninfo, const char *sql,
 		     const char *record_fmt, const char *more)
 {
-	char json[4096] = "[", id[25], *q, *v;
+	char json[4096] = "[", id[25], *q, *v, *args;
 	const char *mark;
 	size_t len = 1, n;
 	bool ok;
@@ -196,12 +196,20 @@ testdb_batch_indexed(const char *conninfo, const char *sql,
 		len += n;
 	}
 	memcpy(json + len, "]", 2);
-	/* one simple query: the last statement's result comes back */
-	/* the parameters' types are the statement's casts */
-	q = xasprintf("PREPARE testdb_plan AS %s; "
-		      "EXPLAIN (FORMAT JSON) EXECUTE testdb_plan('%s'%s%s)",
-		      sql, json, more != NULL ? ", " : "",
-		      more != NULL ? more : "");
+	/* One simple query: the last statement's result comes back. The
+	   parameters' types are the statement's casts. Five executions
+	   first, so that the plan read is the one PostgreSQL keeps for a
+	   prepared statement (the generic one, if it took it); closing the
+	   connection rolls their writes back. */
+	args = xasprintf("'%s'%s%s", json, more != NULL ? ", " : "",
+			 more != NULL ? more : "");
+	q = xasprintf("BEGIN; PREPARE testdb_plan AS %s; "
+		      "EXECUTE testdb_plan(%s); EXECUTE testdb_plan(%s); "
+		      "EXECUTE testdb_plan(%s); EXECUTE testdb_plan(%s); "
+		      "EXECUTE testdb_plan(%s); "
+		      "EXPLAIN (FORMAT JSON) EXECUTE testdb_plan(%s)",
+		      sql, args, args, args, args, args, args);
+	free(args);
 	v = testdb_query_value(conninfo, q);
 	free(q);
 	ok = v != NULL && strstr(v, "Seq Scan") == NULL &&

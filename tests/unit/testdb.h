@@ -56,7 +56,8 @@ char *testdb_query_value(const char *conninfo, const char *sql);
  * whose first parameter ($1) is a JSON array of records, given 9
  * records made from record_fmt (its one "%s" is a device's id; no quote
  * in it), and whose other parameters are the SQL literals in more
- * ("''" for $2, say; NULL: none). True if the plan uses devices_pkey and
+ * ("''" for $2, say; NULL: none); the plan of a sixth execution, after
+ * five, is the one PostgreSQL keeps. True if it uses devices_pkey and
  * scans no table whole; a plan that does not is written to stderr.
  * Aborts on error.
  */
