@@ -160,11 +160,30 @@ testdb_drop(char *conninfo)
 	free(conninfo);
 }
 
+/*
+ * The text of one simple query that opens a transaction, prepares sql as
+ * testdb_p (its parameters' types are its own casts) and executes it n
+ * times with args, SQL literals. The caller appends what reads the
+ * result; closing the connection rolls the executions' writes back.
+ */
+static char *
+prepared_runs(const char *sql, const char *args, int n)
+{
+	char *q = xasprintf("BEGIN; PREPARE testdb_p AS %s", sql), *t;
+
+	while (n-- > 0) {
+		t = xasprintf("%s; EXECUTE testdb_p(%s)", q, args);
+		free(q);
+		q = t;
+	}
+	return q;
+}
+
 bool
 testdb_batch_indexed(const char *conninfo, const char *sql,
 		     const char *record_fmt, const char *more)
 {
-	char json[4096] = "[", id[25], *q, *v, *args;
+	char json[4096] = "[", id[25], *q, *v, *args, *runs;
 	const char *mark;
 	size_t len = 1, n;
 	bool ok;
@@ -196,19 +215,15 @@ testdb_batch_indexed(const char *conninfo, const char *sql,
 		len += n;
 	}
 	memcpy(json + len, "]", 2);
-	/* One simple query: the last statement's result comes back. The
-	   parameters' types are the statement's casts. Five executions
-	   first, so that the plan read is the one PostgreSQL keeps for a
-	   prepared statement (the generic one, if it took it); closing the
-	   connection rolls their writes back. */
+	/* Five executions first, so that the plan read is the one
+	   PostgreSQL keeps for a prepared statement (the generic one, if
+	   it took it); the last statement's result comes back. */
 	args = xasprintf("'%s'%s%s", json, more != NULL ? ", " : "",
 			 more != NULL ? more : "");
-	q = xasprintf("BEGIN; PREPARE testdb_plan AS %s; "
-		      "EXECUTE testdb_plan(%s); EXECUTE testdb_plan(%s); "
-		      "EXECUTE testdb_plan(%s); EXECUTE testdb_plan(%s); "
-		      "EXECUTE testdb_plan(%s); "
-		      "EXPLAIN (FORMAT JSON) EXECUTE testdb_plan(%s)",
-		      sql, args, args, args, args, args, args);
+	runs = prepared_runs(sql, args, 5);
+	q = xasprintf("%s; EXPLAIN (FORMAT JSON) EXECUTE testdb_p(%s)", runs,
+		      args);
+	free(runs);
 	free(args);
 	v = testdb_query_value(conninfo, q);
 	free(q);
@@ -224,19 +239,12 @@ testdb_batch_indexed(const char *conninfo, const char *sql,
 long
 testdb_generic_plans(const char *conninfo, const char *sql, const char *args)
 {
-	char *q = xasprintf("BEGIN; PREPARE testdb_g AS %s", sql), *t, *v;
+	char *q = prepared_runs(sql, args, 10), *t, *v;
 	long n;
-	int i;
 
-	for (i = 0; i < 10; i++) {
-		t = xasprintf("%s; EXECUTE testdb_g(%s)", q, args);
-		free(q);
-		q = t;
-	}
-	/* the last result is the count; closing the connection rolls the
-	   transaction back */
+	/* the last result is the count */
 	t = xasprintf("%s; SELECT generic_plans FROM pg_prepared_statements "
-		      "WHERE name = 'testdb_g'",
+		      "WHERE name = 'testdb_p'",
 		      q);
 	free(q);
 	v = testdb_query_value(conninfo, t);
