@@ -324,7 +324,7 @@ struct pres_build {
 	struct {
 		size_t at, len;
 	} seen[PRES_TEXTS_SEEN]; /* texts in t, to name again */
-	unsigned nseen, next;
+	unsigned nsent;		 /* texts put in t; seen holds the last */
 };
 
 static void pres_emit(struct pres_build *pb);
@@ -347,16 +347,15 @@ pres_text(struct pres_build *pb, const char *k, const char *text)
 
 	if (text != NULL) {
 		len = strlen(text);
-		for (i = 0; i < pb->nseen && at == 0; i++)
+		for (i = 0; i < pb->nsent && i < PRES_TEXTS_SEEN && at == 0;
+		     i++)
 			if (pb->seen[i].len == len &&
 			    memcmp(pb->t.p + pb->seen[i].at, text, len) == 0)
 				at = pb->seen[i].at + 1;
 		if (at == 0) {
-			i = pb->next++ % PRES_TEXTS_SEEN;
+			i = pb->nsent++ % PRES_TEXTS_SEEN;
 			pb->seen[i].at = pb->t.len;
 			pb->seen[i].len = len;
-			if (pb->nseen < PRES_TEXTS_SEEN)
-				pb->nseen++;
 			at = pb->t.len + 1;
 			jb_put(&pb->t, text, len);
 		}
@@ -518,7 +517,7 @@ pres_emit(struct pres_build *pb)
 	pb->b.len = 0;
 	jb_put(&pb->b, "[", 1);
 	pb->t.len = 0;
-	pb->nseen = 0;
+	pb->nsent = 0;
 }
 
 void
