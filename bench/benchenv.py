@@ -83,6 +83,7 @@ class Env:
         self.pg = dict(host=os.environ["CINDER_TEST_PGHOST"],
                        port=os.environ["CINDER_TEST_PGPORT"],
                        user=os.environ["CINDER_TEST_PGUSER"])
+        self.pg_pid = postmaster_pid(self.pg["host"])
         self.proc = None
         self.db = None
         self.token = None
@@ -353,6 +354,8 @@ device_cache_linger_s 1
         if self.token:
             cmd += ["--token", self.token]
         cmd += ["--pid", str(pid if pid is not None else self.pid)]
+        if self.pg_pid:
+            cmd += ["--pg-pid", str(self.pg_pid)]
         cmd += [str(o) for o in opts]
         lg = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -393,6 +396,26 @@ def exit_status(rc):
             name = "signal %d" % -rc
         return "killed by %s" % name
     return "exit status %d" % rc
+
+
+def postmaster_pid(sock_dir):
+    """The pid of tests/with-pg's postmaster (the first line of
+    DIR/data/postmaster.pid beside DIR/sock), or None: cinder-loadgen
+    then leaves PostgreSQL's CPU out."""
+    path = os.path.join(os.path.dirname(os.path.abspath(sock_dir)),
+                        "data", "postmaster.pid")
+    try:
+        with open(path) as f:
+            return int(f.readline())
+    except (OSError, ValueError):
+        return None
+
+
+def pg_cpu_s(res):
+    """PostgreSQL's CPU over a loadgen result's measured phase, or None
+    when it was not read."""
+    v = res.get("pg_cpu_s", -1)
+    return v if v >= 0 else None
 
 
 def proc_cpu_s(pid):

@@ -459,6 +459,8 @@ usage(void)
 	      "                     http: clients)\n"
 	      "  --seconds S       measured phase\n"
 	      "  --pid PID         the server whose CPU and RSS are measured\n"
+	      "  --pg-pid PID      its database server's postmaster: the CPU\n"
+	      "                    of it and its backends is measured too\n"
 	      "  --api H:P --token T --path P (\"{id}\" = a device id)\n"
 	      "  --method M --body B\n"
 	      "  --targets N       http: calls go to the first N of the\n"
@@ -610,8 +612,9 @@ main(int argc, char **argv)
 	double seconds = 5, rate = 0, server_cpu, me0, me1, main0, main1;
 	long rss0, rss1, rss_before = 0, rss_ready = 0;
 	double conn_s = 0, conn_cpu = 0, conn_gen = 0, conn_ping = 0;
+	double pg0 = -1, pg_cpu = -1, conn_pg = -1;
 	struct cpu_mark cm0;
-	int pid = 0, i;
+	int pid = 0, pg_pid = 0, i;
 	uint64_t t_begin, t_end, t_end_flash = 0;
 	uint64_t settle_us = 0; /* http mode: waited for the store */
 	bool settled = false;
@@ -650,6 +653,8 @@ main(int argc, char **argv)
 			seconds = atof(v);
 		else if (!strcmp(k, "--pid"))
 			pid = atoi(v);
+		else if (!strcmp(k, "--pg-pid"))
+			pg_pid = atoi(v);
 		else if (!strcmp(k, "--api"))
 			parse_addr(v, &g.api_addr);
 		else if (!strcmp(k, "--token"))
@@ -833,6 +838,7 @@ main(int argc, char **argv)
 		}
 		cm0 = cpu_mark(pid);
 		me0 = self_cpu();
+		pg0 = tree_cpu(pg_pid);
 		rss0 = proc_rss_kb(pid);
 		t = now_us();
 		workers_go(ws, nthreads);
@@ -847,6 +853,7 @@ main(int argc, char **argv)
 		conn_s = (double)(now_us() - t) / 1e6;
 		conn_cpu = cpu_since(pid, &cm0);
 		conn_gen = self_cpu() - me0;
+		conn_pg = cpu_diff(pg0, tree_cpu(pg_pid));
 		atomic_store(&w_ping, false);
 		if (pws != NULL)
 			conn_ping += thread_cpu(pws->thread);
@@ -859,6 +866,7 @@ main(int argc, char **argv)
 		uint64_t t = now_us();
 		cm0 = cpu_mark(pid);
 		me0 = self_cpu();
+		pg0 = tree_cpu(pg_pid);
 		rss0 = proc_rss_kb(pid);
 		for (j = 0; j < count; j++)
 			dev_start(&g, &g.devs[j]);
@@ -866,6 +874,7 @@ main(int argc, char **argv)
 		conn_s = (double)(now_us() - t) / 1e6;
 		conn_cpu = cpu_since(pid, &cm0);
 		conn_gen = self_cpu() - me0;
+		conn_pg = cpu_diff(pg0, tree_cpu(pg_pid));
 		rss_before = rss0;
 		rss_ready = proc_rss_kb(pid);
 	}
@@ -968,6 +977,7 @@ main(int argc, char **argv)
 	atomic_store(&w_measure, true);
 	cm0 = cpu_mark(pid);
 	main0 = proc_cpu_of(pid, pid);
+	pg0 = tree_cpu(pg_pid);
 	me0 = self_cpu();
 	rss0 = proc_rss_kb(pid);
 	t_begin = now_us();
@@ -1014,6 +1024,7 @@ main(int argc, char **argv)
 	t_end = now_us();
 	server_cpu = cpu_since(pid, &cm0);
 	main1 = proc_cpu_of(pid, pid);
+	pg_cpu = cpu_diff(pg0, tree_cpu(pg_pid));
 	me1 = self_cpu();
 	rss1 = proc_rss_kb(pid);
 	atomic_store(&w_measure, false);
@@ -1077,6 +1088,9 @@ main(int argc, char **argv)
 		       "\"rss_before_kb\":%ld,\"rss_ready_kb\":%ld,",
 		       conn_s, conn_cpu, conn_gen, rss_before, rss_ready);
 		printf("\"server_main_cpu_s\":%.3f,", main1 - main0);
+		if (pg_pid > 0) /* -1: not readable */
+			printf("\"pg_cpu_s\":%.2f,\"connect_pg_cpu_s\":%.2f,",
+			       pg_cpu, conn_pg);
 		/* keep-alive pings answered in the measured phase: the
 		 * devices' own (idle), the idle clients' PINGREQs (mqtt) */
 		printf("\"idle_pings\":%" PRIu64 ",", g.pongs + g.mq_pongs);

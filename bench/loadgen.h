@@ -282,6 +282,11 @@ struct cpu_mark cpu_mark(int pid);
 double cpu_since(int pid, const struct cpu_mark *m);
 /* VmRSS of pid, kB; 0 when pid <= 0 or gone */
 long proc_rss_kb(int pid);
+/* CPU seconds of pid, its children and the children it reaped (the
+   database server's postmaster and backends); -1 if unreadable */
+double tree_cpu(int pid);
+/* after - before of two tree_cpu() readings; -1 if either is -1 */
+double cpu_diff(double before, double after);
 /* the server process pid > 0 has exited (gone or a zombie) */
 bool server_gone(int pid);
 /* this process's CPU (all threads), seconds */

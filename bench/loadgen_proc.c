@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cinder-loadgen's readings of the measured server from /proc (its CPU,
- * whole or one thread's, its RSS, whether it is still there) and of the
+ * whole or one thread's, its RSS, whether it is still there), of the
+ * database server beside it (a process tree's CPU) and of the
  * generator's own CPU.
  */
 #include "config.h"
@@ -14,14 +15,44 @@
 
 #include "loadgen.h"
 
+/* The CPU fields of a /proc stat file, in clock ticks: utime + stime,
+   and cutime + cstime (its reaped children's) in *reaped; false if the
+   file is gone or unreadable. */
+static bool
+stat_ticks(const char *path, unsigned long *own, unsigned long *reaped)
+{
+	char buf[1024], *p;
+	unsigned long ut, st;
+	long cut, cst;
+	FILE *f;
+	size_t n;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL)
+		return false;
+	/* after ") ": state is field 3; utime 14, stime 15, cutime 16,
+	   cstime 17 */
+	if (sscanf(p + 2,
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld "
+		   "%ld",
+		   &ut, &st, &cut, &cst) != 4)
+		return false;
+	*own = ut + st;
+	*reaped = (unsigned long)(cut > 0 ? cut : 0) +
+		  (unsigned long)(cst > 0 ? cst : 0);
+	return true;
+}
+
 /* utime + stime of the process pid, or of its thread tid if tid > 0 */
 double
 proc_cpu_of(int pid, int tid)
 {
-	char path[64], buf[1024], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	size_t n;
+	char path[64];
+	unsigned long own, reaped;
 
 	if (pid <= 0)
 		return 0;
@@ -29,24 +60,53 @@ proc_cpu_of(int pid, int tid)
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
 	else
 		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((f = fopen(path, "r")) == NULL)
+	if (!stat_ticks(path, &own, &reaped))
 		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if ((p = strrchr(buf, ')')) == NULL)
-		return 0;
-	/* after ") ": state is field 3; utime 14, stime 15 */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		   &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	return (double)own / (double)sysconf(_SC_CLK_TCK);
 }
 
 double
 proc_cpu(int pid)
 {
 	return proc_cpu_of(pid, 0);
+}
+
+/*
+ * CPU seconds of a process tree one level deep: pid (PostgreSQL's
+ * postmaster), its children as they run now (the backends), and those
+ * it has reaped (cutime + cstime: a backend or worker that exited keeps
+ * counting). -1 if pid cannot be read. Between two readings a child
+ * that exits moves from the second term to the third, so the difference
+ * stays its CPU in between (10 ms ticks).
+ */
+double
+tree_cpu(int pid)
+{
+	char path[64];
+	unsigned long own, reaped, sum;
+	FILE *f;
+	int child;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (pid <= 0 || !stat_ticks(path, &own, &reaped))
+		return -1;
+	sum = own + reaped;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fscanf(f, "%d", &child) == 1) {
+		snprintf(path, sizeof(path), "/proc/%d/stat", child);
+		if (stat_ticks(path, &own, &reaped))
+			sum += own; /* one gone since: in pid's reaped soon */
+	}
+	fclose(f);
+	return (double)sum / (double)sysconf(_SC_CLK_TCK);
+}
+
+double
+cpu_diff(double before, double after)
+{
+	return before >= 0 && after >= before ? after - before : -1;
 }
 
 static double
