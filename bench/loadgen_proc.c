@@ -77,7 +77,9 @@ proc_cpu(int pid)
  * it has reaped (cutime + cstime: a backend or worker that exited keeps
  * counting). -1 if pid cannot be read. Between two readings a child
  * that exits moves from the second term to the third, so the difference
- * stays its CPU in between (10 ms ticks).
+ * stays its CPU in between (10 ms ticks). A child reaped while one
+ * reading runs (after pid's line, before its own) is missed by that
+ * reading alone: a narrow race, against a phase's hundreds of ticks.
  */
 double
 tree_cpu(int pid)
@@ -97,7 +99,7 @@ tree_cpu(int pid)
 	while (fscanf(f, "%d", &child) == 1) {
 		snprintf(path, sizeof(path), "/proc/%d/stat", child);
 		if (stat_ticks(path, &own, &reaped))
-			sum += own; /* one gone since: in pid's reaped soon */
+			sum += own; /* gone: see above */
 	}
 	fclose(f);
 	return (double)sum / (double)sysconf(_SC_CLK_TCK);
