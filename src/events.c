@@ -23,6 +23,7 @@
 #include "conf.h"
 #include "err.h"
 #include "events.h"
+#include "evprio.h"
 #include "hmap.h"
 #include "log.h"
 #include "registry.h"
@@ -81,6 +82,24 @@ struct pending_q {
 	LIST_ENTRY(pending_q) link; /* in ev->queries */
 };
 
+/*
+ * The device-info reads of one loop pass (devinfo_fetch). Devices whose
+ * row does not answer at online (a first connect, another Hello product)
+ * were one statement each: 11,000 in a storm of 11,000 first connects.
+ * One flat block, so that events_free() frees a batch in flight as any
+ * query's argument.
+ */
+#define DEVINFO_BATCH_MAX 64
+
+struct devinfo_batch {
+	struct events *ev; /* owner */
+	size_t n;	   /* entries in e */
+	struct {
+		char id[25];	/* lowercase device id */
+		uint32_t hello; /* the Hello's product, 0: none */
+	} e[DEVINFO_BATCH_MAX];
+};
+
 /* Context of a device lookup (product id, name helper). */
 struct devq {
 	struct events *ev;		/* owner */
@@ -95,6 +114,8 @@ struct events {
 	struct hmap *devs;		/* device id -> evdev */
 	struct hmap *conns;		/* conn id -> evconn */
 	LIST_HEAD(, pending_q) queries; /* store queries in flight */
+	struct devinfo_batch *dib;	/* device-info reads to send */
+	struct event *dib_ev;		/* sends dib at the pass's end */
 	struct events_stats stats;	/* counters */
 	double rate, burst;		/* device publish limit (conf) */
 };
@@ -250,7 +271,7 @@ events_query(struct events *ev, const char *sql, int nparams,
 	q->cb = cb;
 	q->arg = arg;
 	/* Every caller's SQL is a constant; the device-info read runs at
-	   each device's connect. */
+	   connects (devinfo_fetch). */
 	r = store_query(ev->d.store, STORE_Q_READ | STORE_Q_PREPARE, sql,
 			nparams, params, pq_done, q, &q->qid);
 	if (r != 0) {
@@ -295,46 +316,136 @@ forced_send(struct events *ev, struct evdev *d, bool force_change)
 		v);
 }
 
-/* Device info after it came online: its product, forced updates. */
+/*
+ * Device info after it came online: its assigned product, else the
+ * Hello's if such a product exists; forced updates. The rows come by
+ * the devices' key, the products by theirs: the arrays go through
+ * sub-selects so that PostgreSQL keeps one generic plan (docs/database.md).
+ */
+static const char devinfo_sql[] =
+	"SELECT d.device_id, d.product_id, d.firmware_updates_forced, "
+	"NULL::int FROM devices d "
+	"WHERE d.device_id = ANY ((SELECT $1::text[])::text[]) "
+	"UNION ALL SELECT NULL, NULL, NULL, p.id FROM products p "
+	"WHERE p.id = ANY ((SELECT $2::int[])::int[])";
+
+const char *
+events_devinfo_statement(void)
+{
+	return devinfo_sql;
+}
+
+/* true if the result's product rows (column 0 NULL) hold product id */
+static bool
+devinfo_product_exists(const struct store_result *res, uint32_t id)
+{
+	int i, n = store_result_ntuples(res);
+
+	for (i = 0; i < n && id != 0; i++)
+		if (store_result_is_null(res, i, 0) &&
+		    !store_result_is_null(res, i, 3) &&
+		    strtoul(store_result_value(res, i, 3), NULL, 10) == id)
+			return true;
+	return false;
+}
+
+/* Apply one device row of the result to every entry of its device. */
+static void
+devinfo_apply(struct devinfo_batch *b, const struct store_result *res, int row)
+{
+	const char *id = store_result_value(res, row, 0);
+	struct evdev *d;
+	size_t k;
+
+	for (k = 0; k < b->n; k++) {
+		if (strcmp(b->e[k].id, id) != 0 ||
+		    (d = hmap_get(b->ev->devs, b->e[k].id, 24)) == NULL)
+			continue;
+		if (!store_result_is_null(res, row, 1))
+			d->product_id = (uint32_t)strtoul(
+				store_result_value(res, row, 1), NULL, 10);
+		else if (devinfo_product_exists(res, b->e[k].hello))
+			d->product_id = b->e[k].hello;
+		else
+			d->product_id = 0;
+		d->forced = !store_result_is_null(res, row, 2) &&
+			    store_result_value(res, row, 2)[0] == 't';
+		forced_send(b->ev, d, false);
+	}
+}
+
 static void
 devinfo_done(int r, const struct store_result *res, void *arg)
 {
-	struct devq *q = arg;
-	struct evdev *d;
-	const char *v;
+	struct devinfo_batch *b = arg;
+	int i, n = r == 0 ? store_result_ntuples(res) : 0;
 
-	if (r == 0 && store_result_ntuples(res) == 1 &&
-	    (d = hmap_get(q->ev->devs, q->device_id, 24)) != NULL) {
-		v = store_result_value(res, 0, 0);
-		d->product_id = v != NULL ? (uint32_t)strtoul(v, NULL, 10) : 0;
-		v = store_result_value(res, 0, 1);
-		d->forced = v != NULL && v[0] == 't';
-		forced_send(q->ev, d, false);
+	for (i = 0; i < n; i++)
+		if (!store_result_is_null(res, i, 0))
+			devinfo_apply(b, res, i);
+	free(b);
+}
+
+/* Send the pass's device-info reads as one statement. */
+static void
+devinfo_flush(struct events *ev)
+{
+	struct devinfo_batch *b = ev->dib;
+	/* "{" + 64 x (24 hex + ",") + "}" and 64 x (10 digits + ",") */
+	char ids[2 + DEVINFO_BATCH_MAX * 25],
+		products[2 + DEVINFO_BATCH_MAX * 11];
+	const char *params[2] = {ids, products};
+	size_t k, il = 0, pl = 0;
+
+	if (b == NULL)
+		return;
+	ev->dib = NULL;
+	ids[il++] = '{';
+	products[pl++] = '{';
+	for (k = 0; k < b->n; k++) {
+		if (k > 0)
+			ids[il++] = ',';
+		memcpy(ids + il, b->e[k].id, 24);
+		il += 24;
+		if (b->e[k].hello != 0)
+			pl += (size_t)snprintf(
+				products + pl, sizeof(products) - pl, "%s%u",
+				pl > 1 ? "," : "", (unsigned)b->e[k].hello);
 	}
-	free(q);
+	ids[il++] = '}';
+	ids[il] = '\0';
+	products[pl++] = '}';
+	products[pl] = '\0';
+	if (events_query(ev, devinfo_sql, 2, params, devinfo_done, b) != 0)
+		free(b);
+}
+
+static void
+devinfo_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	devinfo_flush(arg);
 }
 
 /* The Hello's product id comes from the session: the device row gets it
-   in the next presence batch, after this read may have run. */
+   in the next presence batch, after this read may have run. The reads
+   of one loop pass go as one statement, at the pass's end. */
 static void
 devinfo_fetch(struct events *ev, const char *device_id, uint32_t hello_product)
 {
-	struct devq *q = devq_new(ev, device_id, NULL);
-	char product[12];
-	const char *params[2] = {q->device_id, NULL};
+	struct devinfo_batch *b = ev->dib;
 
-	if (hello_product != 0) {
-		snprintf(product, sizeof(product), "%u",
-			 (unsigned)hello_product);
-		params[1] = product;
+	if (b == NULL) {
+		b = ev->dib = xcalloc(1, sizeof(*b));
+		b->ev = ev;
+		if (ev->dib_ev != NULL)
+			event_active(ev->dib_ev, EV_TIMEOUT, 1);
 	}
-	if (events_query(ev,
-			 "SELECT coalesce(d.product_id, p.id), "
-			 "d.firmware_updates_forced FROM devices d "
-			 "LEFT JOIN products p ON p.id = $2::int "
-			 "WHERE d.device_id = $1",
-			 2, params, devinfo_done, q) != 0)
-		free(q);
+	snprintf(b->e[b->n].id, sizeof(b->e[b->n].id), "%s", device_id);
+	b->e[b->n].hello = hello_product;
+	if (++b->n == DEVINFO_BATCH_MAX || ev->dib_ev == NULL)
+		devinfo_flush(ev);
 }
 
 /* spark/device/name: answer the asking device with its name. */
@@ -867,6 +978,11 @@ events_new(const struct events_deps *deps, struct events **out)
 	ev->devs = hmap_new();
 	ev->conns = hmap_new();
 	LIST_INIT(&ev->queries);
+	if (deps->base != NULL) {
+		ev->dib_ev = event_new(deps->base, -1, 0, devinfo_flush_cb, ev);
+		/* after the pass's Hellos, which come at EVPRIO_BULK */
+		(void)event_priority_set(ev->dib_ev, EVPRIO_BULK);
+	}
 	if (deps->http != NULL &&
 	    (r = http_add_routes(deps->http, h_events_routes, h_events_nroutes,
 				 ev)) != 0) {
@@ -934,6 +1050,9 @@ events_free(struct events *ev)
 		registry_set_row_cb(ev->d.reg, NULL, NULL);
 		registry_set_owner_cb(ev->d.reg, NULL, NULL);
 	}
+	if (ev->dib_ev != NULL)
+		event_free(ev->dib_ev);
+	free(ev->dib);
 	while ((q = LIST_FIRST(&ev->queries)) != NULL) {
 		store_cancel(ev->d.store, q->qid);
 		LIST_REMOVE(q, link);

@@ -94,6 +94,9 @@ int events_query(struct events *ev, const char *sql, int nparams,
 		 void (*cb)(int r, const struct store_result *res, void *arg),
 		 void *arg);
 
+/** The device-info read's SQL (for its plan check in the unit tests). */
+const char *events_devinfo_statement(void);
+
 /** Fill *out with the counters. */
 void events_stats_get(const struct events *ev, struct events_stats *out);
 
