@@ -21,6 +21,7 @@
 #include "healer/apphash.h"
 #include "store.h"
 #include "testdb.h"
+#include "teststore.h"
 #include "xmalloc.h"
 
 #define ID_A "0a0000000000000000000001"
@@ -60,33 +61,14 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	*(bool *)arg = true;
 }
 
-static void
-done_cb(int r, const struct store_result *res, void *arg)
-{
-	(void)res;
-	ck_assert_int_eq(r, 0);
-	*(bool *)arg = true;
-}
-
 /* Send a's batch, then run the loop until every statement queued so far
    has been answered (the store answers in order). */
 static void
 settle(struct apphash *a)
 {
-	bool done = false, expired = false;
-	struct timeval tv = {30, 0};
-	struct event *ev = evtimer_new(base, deadline_cb, &expired);
-
 	if (a != NULL)
 		apphash_flush(a);
-	ck_assert_int_eq(store_query(st, STORE_Q_WRITE, "SELECT 1", 0, NULL,
-				     done_cb, &done, NULL),
-			 0);
-	evtimer_add(ev, &tv);
-	while (!done && !expired)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(ev);
-	ck_assert_msg(!expired, "timed out");
+	teststore_settle(base, st);
 }
 
 /* devices.app_hash of ID_A, "none" for NULL; caller frees. */

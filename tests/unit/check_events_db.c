@@ -23,6 +23,7 @@
 #include "registry.h"
 #include "store.h"
 #include "testdb.h"
+#include "teststore.h"
 
 #define NMANY 70 /* more than one statement's 64 */
 
@@ -60,41 +61,6 @@ sql(const char *q)
 }
 
 static void
-deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(bool *)arg = true;
-}
-
-static void
-done_cb(int r, const struct store_result *res, void *arg)
-{
-	(void)res;
-	ck_assert_int_eq(r, 0);
-	*(bool *)arg = true;
-}
-
-/* Run the loop until the store has connected and answered a query: the
-   answers counted from then on are the module's. */
-static void
-store_ready(void)
-{
-	bool done = false, expired = false;
-	struct timeval tv = {30, 0};
-	struct event *t = evtimer_new(base, deadline_cb, &expired);
-
-	ck_assert_int_eq(store_query(st, STORE_Q_READ, "SELECT 1", 0, NULL,
-				     done_cb, &done, NULL),
-			 0);
-	evtimer_add(t, &tv);
-	while (!done && !expired)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(t);
-	ck_assert_msg(!expired, "the store did not answer");
-}
-
-static void
 setup(void)
 {
 	struct events_deps d = {0};
@@ -114,7 +80,7 @@ setup(void)
 	sql("INSERT INTO products (id, name, slug, platform_id, owner_id) "
 	    "VALUES (4242, 'a', 'a', 6, 7), (77, 'b', 'b', 6, 7) "
 	    "RETURNING 1");
-	store_ready();
+	teststore_settle(base, st);
 }
 
 static void
@@ -136,7 +102,7 @@ wait_answers(uint64_t base_ok, uint64_t want)
 
 	for (int i = 0; i < 4; i++) /* the pass's end sends the batch */
 		event_base_loop(base, EVLOOP_NONBLOCK);
-	store_ready();
+	teststore_settle(base, st);
 	store_stats_get(st, &s);
 	ck_assert_uint_eq(s.queries_failed, 0);
 	ck_assert_uint_eq(s.queries_ok, base_ok + want + 1);
@@ -166,8 +132,8 @@ publish_all(unsigned n)
 	for (i = 0; i < n; i++) {
 		dev_id(id, i);
 		ck_assert_int_eq(events_on_device_event(id, 7, "t/x",
-							(const uint8_t *)"d",
-							1, 60, false, ev),
+							(const uint8_t *)"d", 1,
+							60, false, ev),
 				 0);
 	}
 	for (i = 0; i < 8 && nseen < (int)n; i++)
@@ -221,10 +187,11 @@ START_TEST(test_devinfo_many)
 		char id[25];
 
 		dev_id(id, i);
-		snprintf(q, sizeof(q),
-			 "INSERT INTO devices (device_id, public_key, owner_id) "
-			 "VALUES ('%s', 'k', 7) RETURNING 1",
-			 id);
+		snprintf(
+			q, sizeof(q),
+			"INSERT INTO devices (device_id, public_key, owner_id) "
+			"VALUES ('%s', 'k', 7) RETURNING 1",
+			id);
 		sql(q);
 	}
 	store_stats_get(st, &s);
@@ -275,13 +242,5 @@ events_db_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	testdb_require();
-	sr = srunner_create(events_db_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return teststore_main(events_db_suite);
 }
