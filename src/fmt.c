@@ -9,6 +9,19 @@
 
 #include "fmt.h"
 
+void
+fmt_hex(const uint8_t *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 bool
 fmt_time_ms(uint64_t ms, char buf[FMT_TIME_LEN])
 {

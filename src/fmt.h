@@ -3,7 +3,8 @@
  * Decimal integers and timestamps written without printf, gmtime_r or
  * strftime, for hot paths where those showed in profiles (a request's
  * log context, a function's return value, webhook rows, SSE frames,
- * coreInfo's times, a client's address) and a bounded string copy.
+ * coreInfo's times, a client's address), a bounded string copy, and
+ * bytes as hex (digests, keys, device ids).
  * Pure, no I/O.
  */
 #ifndef CINDER_FMT_H
@@ -96,6 +97,10 @@ fmt_ipv4(char *p, const unsigned char a[4])
 	p[n] = '\0';
 	return n;
 }
+
+/* Write the n bytes at in as 2n lowercase hex digits at out, then a NUL
+   (out holds 2n + 1 bytes). */
+void fmt_hex(const uint8_t *in, size_t n, char *out);
 
 /* Length of fmt_time_ms()'s text, "YYYY-MM-DDTHH:MM:SS.mmmZ", and NUL. */
 #define FMT_TIME_LEN 25

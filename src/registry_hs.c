@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "cryptopool.h"
 #include "err.h"
+#include "fmt.h"
 #include "hmap.h"
 #include "log.h"
 #include "registry_int.h"
@@ -34,19 +35,6 @@ static char what_pending[] = "pending device key";
 static void conn_start_step3(struct devconn *c);
 static void pool_park(struct devconn *c, unsigned what);
 static void pool_retry(struct registry *reg);
-
-static void
-hex_encode(const uint8_t *in, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hx[in[i] >> 4];
-		out[2 * i + 1] = hx[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 struct step2_job {
 	struct ticket t;		 /* which connection */
@@ -485,7 +473,7 @@ step2_done(void *arg, bool cancelled)
 			"not echo the nonce");
 		goto out;
 	}
-	hex_encode(j->out.device_id, sizeof(j->out.device_id), c->idhex);
+	fmt_hex(j->out.device_id, sizeof(j->out.device_id), c->idhex);
 	snprintf(c->logctx, sizeof(c->logctx), "dev %s", c->idhex);
 	memcpy(c->hs->supplied_der, j->out.key_der, j->out.key_der_len);
 	c->hs->supplied_der_len = j->out.key_der_len;

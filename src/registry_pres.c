@@ -23,6 +23,7 @@
 
 #include "crypto.h"
 #include "describe.h"
+#include "fmt.h"
 #include "hmap.h"
 #include "log.h"
 #include "registry_int.h"
@@ -171,16 +172,9 @@ str_set(char **dst, const char *src)
 static void
 pres_key(char out[PRES_DKEY_LEN + 1], const uint8_t *sha, bool sys)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
 	out[0] = '1';
 	out[1] = sys ? 's' : 'a';
-	for (i = 0; i < CRYPTO_SHA256_LEN; i++) {
-		out[2 + 2 * i] = hex[sha[i] >> 4];
-		out[3 + 2 * i] = hex[sha[i] & 15];
-	}
-	out[PRES_DKEY_LEN] = '\0';
+	fmt_hex(sha, CRYPTO_SHA256_LEN, out + 2);
 }
 
 void

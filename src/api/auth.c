@@ -15,6 +15,7 @@
 #include "api/http.h"
 #include "crypto.h"
 #include "err.h"
+#include "fmt.h"
 #include "hmap.h"
 #include "xmalloc.h"
 
@@ -60,17 +61,11 @@ auth_user_dup(const struct auth_user *u)
 int
 auth_token_generate(char out[AUTH_TOKEN_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	uint8_t raw[AUTH_TOKEN_LEN / 2];
-	size_t i;
 
 	if (crypto_random(raw, sizeof(raw)) != 0)
 		return CINDER_ERR_INTERNAL;
-	for (i = 0; i < sizeof(raw); i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[AUTH_TOKEN_LEN] = '\0';
+	fmt_hex(raw, sizeof(raw), out);
 	crypto_wipe(raw, sizeof(raw));
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include "api/rest_int.h"
 #include "crypto.h"
 #include "err.h"
+#include "fmt.h"
 #include "healer/fwstore.h"
 #include "healer/healer.h"
 #include "healer/module.h"
@@ -291,7 +292,7 @@ upload_stored(int err, bool created, const uint8_t sha256[32], void *arg)
 	size_t i;
 	json_t *m;
 
-	rest_hex(sha256, 32, hex);
+	fmt_hex(sha256, 32, hex);
 	if (err != 0 && f->err == 0)
 		f->err = err;
 	json_array_foreach(f->modules, i, m)
@@ -380,7 +381,7 @@ h_versions_upload(struct http_request *req, void *arg)
 
 		if (crypto_sha256(jf->data, jf->len, sha) != 0)
 			continue;
-		rest_hex(sha, 32, hex);
+		fmt_hex(sha, 32, hex);
 		json_array_append_new(
 			f->modules,
 			json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}", "sha256",

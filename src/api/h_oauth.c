@@ -18,6 +18,7 @@
 #include "api/rest_int.h"
 #include "crypto.h"
 #include "err.h"
+#include "fmt.h"
 #include "log.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -131,14 +132,14 @@ issue_tokens(struct oreq *o)
 		return;
 	}
 	auth_token_hash(access, ah);
-	rest_hex(ah, 32, ahex);
+	fmt_hex(ah, 32, ahex);
 	if (!o->refresh) {
 		auth_token_hash(refresh, rh);
 		o->refresh_token = xstrdup(refresh);
 	} else {
 		auth_token_hash(o->refresh_token, rh);
 	}
-	rest_hex(rh, 32, rhex);
+	fmt_hex(rh, 32, rhex);
 	o->token = xstrdup(access);
 	snprintf(uid, sizeof(uid), "%lld", (long long)o->user_id);
 	snprintf(exp, sizeof(exp), "%lld", o->expires_in);
@@ -318,7 +319,7 @@ h_oauth_token(struct http_request *req, void *arg)
 		}
 		o->refresh_token = xstrdup(v);
 		auth_token_hash(v, h);
-		rest_hex(h, 32, hex);
+		fmt_hex(h, 32, hex);
 		params[1] = hex;
 	} else {
 		const char *u = http_request_arg(req, "username");
@@ -428,7 +429,7 @@ delete_token(struct oreq *o)
 
 	auth_token_hash(o->token, h);
 	auth_cache_remove(o->r->cache, h);
-	rest_hex(h, 32, hex);
+	fmt_hex(h, 32, hex);
 	if (o->user_id != 0 && n == 64) {
 		by_hash = true;
 		for (i = 0; i < n; i++)
@@ -640,7 +641,7 @@ h_token_current(struct http_request *req, void *arg)
 	if (tok == NULL)
 		return CINDER_ERR_AUTH;
 	auth_token_hash(tok, h);
-	rest_hex(h, 32, hex);
+	fmt_hex(h, 32, hex);
 	o = oreq_new(r, req);
 	if (del) {
 		auth_cache_remove(r->cache, h);

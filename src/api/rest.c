@@ -19,6 +19,7 @@
 #include "crypto.h"
 #include "cryptopool.h"
 #include "err.h"
+#include "fmt.h"
 #include "log.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -33,19 +34,6 @@ rest_now_ms(void)
 
 	gettimeofday(&tv, NULL);
 	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
-void
-rest_hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 15];
-	}
-	out[2 * n] = '\0';
 }
 
 int
@@ -254,7 +242,7 @@ tlookup_done(int rc, const struct store_result *res, void *arg)
 		exp_ms = strtoull(exp, NULL, 10);
 	auth_cache_put(t->r->cache, t->hash, &u, exp_ms, rest_now_ms());
 	/* last_used_at: at most once per cache lifetime per token */
-	rest_hex(t->hash, 32, hex);
+	fmt_hex(t->hash, 32, hex);
 	params[0] = hex;
 	store_query(t->r->store, STORE_Q_WRITE,
 		    "UPDATE access_tokens SET last_used_at = now() WHERE "
@@ -287,7 +275,7 @@ rest_token_lookup(struct rest *r, const char *token, rest_token_cb cb,
 	t->r = r;
 	t->cb = cb;
 	t->arg = arg;
-	rest_hex(t->hash, 32, hex);
+	fmt_hex(t->hash, 32, hex);
 	params[0] = hex;
 	rc = store_query(
 		r->store, STORE_Q_READ,

@@ -55,9 +55,6 @@ extern const size_t h_flash_nroutes;
 /** @return wall-clock milliseconds since the epoch */
 uint64_t rest_now_ms(void);
 
-/** Lowercase hex of n bytes into out (2n + 1 bytes). */
-void rest_hex(const uint8_t *b, size_t n, char *out);
-
 /**
  * Password check done: client_r / user_r are 0 (match), CINDER_ERR_AUTH
  * (mismatch) or another error; cancelled jobs give CINDER_ERR_UNAVAILABLE.

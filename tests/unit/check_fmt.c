@@ -182,6 +182,30 @@ START_TEST(test_fmt_ipv4)
 }
 END_TEST
 
+/* Every byte value as two lowercase digits, as printf's "%02x" writes
+   it, and the NUL after the last; nothing written past it. */
+START_TEST(test_fmt_hex)
+{
+	uint8_t in[256];
+	char got[2 * sizeof(in) + 2], want[3];
+	unsigned i;
+
+	for (i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)i;
+	memset(got, 'x', sizeof(got));
+	fmt_hex(in, sizeof(in), got);
+	for (i = 0; i < sizeof(in); i++) {
+		snprintf(want, sizeof(want), "%02x", i);
+		ck_assert_int_eq(got[2 * i], want[0]);
+		ck_assert_int_eq(got[2 * i + 1], want[1]);
+	}
+	ck_assert_int_eq(got[2 * sizeof(in)], '\0');
+	ck_assert_int_eq(got[2 * sizeof(in) + 1], 'x');
+	fmt_hex(in, 0, got);
+	ck_assert_str_eq(got, "");
+}
+END_TEST
+
 static Suite *
 fmt_suite(void)
 {
@@ -192,6 +216,7 @@ fmt_suite(void)
 	tcase_add_test(tc, test_fmt_sweep);
 	tcase_add_test(tc, test_fmt_time);
 	tcase_add_test(tc, test_fmt_ipv4);
+	tcase_add_test(tc, test_fmt_hex);
 	suite_add_tcase(s, tc);
 	return s;
 }
