@@ -213,10 +213,7 @@ START_TEST(test_devinfo_plan)
 {
 	long n;
 
-	sql("INSERT INTO devices (device_id, public_key) "
-	    "SELECT lpad(to_hex(i), 24, '0'), 'k' "
-	    "FROM generate_series(1, 12000) i RETURNING 1");
-	sql("ANALYZE devices");
+	testdb_add_fleet(db);
 	n = testdb_generic_plans(db, events_devinfo_statement(),
 				 "'{000000000000000000000001}', '{77}'");
 

@@ -179,6 +179,15 @@ prepared_runs(const char *sql, const char *args, int n)
 	return q;
 }
 
+void
+testdb_add_fleet(const char *conninfo)
+{
+	free(testdb_query_value(
+		conninfo, "INSERT INTO devices (device_id, public_key) "
+			  "SELECT lpad(to_hex(1048576 + g), 24, '0'), 'k' "
+			  "FROM generate_series(0, 11999) g; ANALYZE devices"));
+}
+
 bool
 testdb_batch_indexed(const char *conninfo, const char *sql,
 		     const char *record_fmt, const char *more)
@@ -192,10 +201,7 @@ testdb_batch_indexed(const char *conninfo, const char *sql,
 		fprintf(stderr, "testdb: a quote in a batch's record\n");
 		abort();
 	}
-	free(testdb_query_value(
-		conninfo, "INSERT INTO devices (device_id, public_key) "
-			  "SELECT lpad(to_hex(1048576 + g), 24, '0'), 'k' "
-			  "FROM generate_series(0, 11999) g; ANALYZE devices"));
+	testdb_add_fleet(conninfo);
 	/* the id goes where "%s" is (the record is not a printf format) */
 	if ((mark = strstr(record_fmt, "%s")) == NULL) {
 		fprintf(stderr, "testdb: no %%s in a batch's record\n");

@@ -49,13 +49,20 @@ const char *testdb_sql_dir(void);
  */
 char *testdb_query_value(const char *conninfo, const char *sql);
 
+/*
+ * A fleet for plan checks: adds 12,000 devices (no owner, key 'k'; ids
+ * 000...100000 to 000...102edf in hex) and ANALYZEs the table. Aborts on
+ * error.
+ */
+void testdb_add_fleet(const char *conninfo);
+
 /**
  * Whether a batch statement over the devices table reads it by its
- * primary key in a fleet: adds 12,000 devices (no owner, key 'k'),
- * ANALYZEs the table, and reads PostgreSQL's plan for sql, a statement
- * whose first parameter ($1) is a JSON array of records, given 9
- * records made from record_fmt (its one "%s" is a device's id; no quote
- * in it), and whose other parameters are the SQL literals in more
+ * primary key in a fleet: adds the fleet (testdb_add_fleet()) and reads
+ * PostgreSQL's plan for sql, a statement whose first parameter ($1) is a
+ * JSON array of records, given 9 records made from record_fmt (its one "%s" is
+ * a device's id; no quote in it), and whose other parameters are the SQL
+ * literals in more
  * ("''" for $2, say; NULL: none); the plan of a sixth execution, after
  * five, is the one PostgreSQL keeps. True if it uses devices_pkey and
  * scans no table whole; a plan that does not is written to stderr.
