@@ -18,6 +18,7 @@
 #include "crypto.h"
 #include "describe.h"
 #include "err.h"
+#include "fmt.h"
 #include "healer/fwcli.h"
 #include "healer/fwstore.h"
 #include "healer/module.h"
@@ -84,19 +85,6 @@ read_file(const char *path, uint8_t **outp, size_t *lenp)
 	return 0;
 }
 
-static void
-hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static json_t *
 info_json(const struct module_info *mi, const uint8_t *file, size_t len)
 {
@@ -118,8 +106,8 @@ info_json(const struct module_info *mi, const uint8_t *file, size_t len)
 	}
 	sha[0] = '\0';
 	if (crypto_sha256(file, len, digest) == 0)
-		hex(digest, 32, sha);
-	hex(mi->sha256, 32, msha);
+		fmt_hex(digest, 32, sha);
+	fmt_hex(mi->sha256, 32, msha);
 	snprintf(crc, sizeof(crc), "%08x", mi->crc);
 	f[0] = module_func_char(mi->func);
 	o = json_pack("{s:b, s:I, s:s, s:I, s:I, s:I, s:i, s:i, s:i, s:s*, "
@@ -476,7 +464,7 @@ import_store(const struct conf *cfg, struct import_file *fl, size_t n,
 				cfg->database_url, fwstore_insert_sql,
 				FWSTORE_INSERT_NPARAMS, fp.p, &first, err,
 				sizeof(err));
-		hex(fp.sha, 32, sha);
+		fmt_hex(fp.sha, 32, sha);
 		fwstore_params_cleanup(&fp);
 		if (r != 0) {
 			fprintf(stderr,
