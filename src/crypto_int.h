@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/evp.h>
 
@@ -34,11 +35,16 @@ size_t crypto_key_size(const struct crypto_key *k);
 
 /* Per-thread contexts, freed by crypto_thread_cleanup() (crypto.c). */
 enum {			/* crypto_channel.c's AES contexts */
-       AES_TL_SEAL,	/* CBC encryption, keyed per message */
+       AES_TL_SEAL,	/* ECB encryption, keyed per key, CBC by hand */
        AES_TL_OPEN,	/* CBC decryption (in place), keyed per message */
        AES_TL_OPEN_ECB, /* ECB decryption, keyed per message, CBC by hand */
 };
 void crypto_aes_ctx_drop(int which);
 void crypto_rsa_import_drop(void); /* crypto_key.c: SPKI import context */
+
+/** The DER of a "PUBLIC KEY" PEM in the form OpenSSL writes (crypto_key.c).
+ * @return its length in out (at most cap), or 0: not that form */
+size_t crypto_spki_pem_body(const char *pem, size_t len, uint8_t *out,
+			    size_t cap);
 
 #endif /* CINDER_CRYPTO_INT_H */

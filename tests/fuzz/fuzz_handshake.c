@@ -66,7 +66,9 @@ check(bool ok)
 		abort();
 }
 
-/* A key that parsed must survive DER -> PEM -> DER unchanged. */
+/* A key that parsed must survive DER -> PEM -> DER unchanged, and the
+   stored key's PEM to DER (its base64-only way for the usual form) must
+   answer as the generic parse does. */
 static void
 key_roundtrip(const uint8_t *buf, size_t len)
 {
@@ -74,14 +76,18 @@ key_roundtrip(const uint8_t *buf, size_t len)
 	uint8_t der[CRYPTO_PUB_DER_MAX], der2[CRYPTO_PUB_DER_MAX];
 	size_t n = 0, n2 = 0;
 	char *pem = NULL;
+	int r = crypto_pubkey_pem_to_der((const char *)buf, len, der2,
+					 sizeof(der2), &n2);
 
 	if (crypto_pubkey_parse(buf, len, &k) != 0) {
 		check(k == NULL);
+		check(r != 0 && n2 == 0);
 		return;
 	}
 	check(crypto_key_bits(k) >= 1024 && crypto_key_bits(k) <= 2048);
 	check(!crypto_key_is_private(k));
 	check(crypto_key_public_der(k, der, sizeof(der), &n) == 0);
+	check(r == 0 && n2 == n && memcmp(der, der2, n) == 0);
 	check(crypto_pubkey_der_to_pem(der, n, &pem) == 0);
 	check(crypto_pubkey_pem_to_der(pem, strlen(pem), der2, sizeof(der2),
 				       &n2) == 0);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "crypto_int.h"
 #include "crypto_test.h"
 #include "err.h"
 #include "mutate.h"
@@ -599,6 +600,136 @@ START_TEST(test_crypto_pubkey_pem_to_der_forms)
 }
 END_TEST
 
+/* The PEM body decoder of the handshake's key lookup: the form OpenSSL
+ * writes, with LF or CRLF and any line length, and nothing else. */
+START_TEST(test_crypto_spki_pem_body_forms)
+{
+	static const struct {
+		const char *body; /* between the header and the footer */
+		const char *want; /* decoded, or NULL: not taken */
+	} cases[] = {
+		{"TWFu\n", "Man"},
+		{"TWE=\n", "Ma"},
+		{"TQ==\n", "M"},
+		{"TW\nFu\n", "Man"}, /* a digit group across lines */
+		{"TWFu\r\n", "Man"},
+		{"TR==\n", NULL}, /* bits left over */
+		{"TWF=\n", NULL},
+		{"TQ=\n", NULL}, /* padding short */
+		{"T===\n", NULL},
+		{"TQ==\nTWFu\n", NULL}, /* padding before the end */
+		{"TQ=\n=\n", NULL},
+		{"TW Fu\n", NULL},
+		{"TWFu\n\n", NULL}, /* an empty line */
+		{"TW-u\n", NULL},
+		{"TWFu\r", NULL},
+		{"", NULL},
+	};
+	static const char head[] = "-----BEGIN PUBLIC KEY-----\n",
+			  foot[] = "-----END PUBLIC KEY-----\n";
+	uint8_t der[CRYPTO_PUB_DER_MAX], out[CRYPTO_PUB_DER_MAX];
+	char pem[1024], *crlf, *one, *q;
+	const char *p, *stored;
+	size_t i, len = 0, slen;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n;
+
+		snprintf(pem, sizeof(pem), "%s%s%s", head, cases[i].body, foot);
+		n = crypto_spki_pem_body(pem, strlen(pem), out, sizeof(out));
+		if (cases[i].want == NULL) {
+			ck_assert_msg(n == 0, "case %zu taken", i);
+			continue;
+		}
+		ck_assert_uint_eq(n, strlen(cases[i].want));
+		ck_assert_mem_eq(out, cases[i].want, n);
+		/* no room for the last group */
+		ck_assert_uint_eq(
+			crypto_spki_pem_body(pem, strlen(pem), out, n - 1), 0);
+	}
+	/* the device key as cinderd stores it, and the same with CRLF line
+	   ends, as one line, and without the last line end */
+	ck_assert_int_eq(
+		crypto_key_public_der(device_pub, der, sizeof(der), &len), 0);
+	stored = (char *)vec_read("device_pub.pem", &slen);
+	crlf = xmalloc(2 * slen + 1);
+	one = xmalloc(slen + 1);
+	for (p = stored, q = crlf; *p != '\0'; p++) {
+		if (*p == '\n')
+			*q++ = '\r';
+		*q++ = *p;
+	}
+	*q = '\0';
+	memcpy(one, stored, strlen(head));
+	for (p = stored + strlen(head), q = one + strlen(head);
+	     strncmp(p, "-----END", 8) != 0; p++)
+		if (*p != '\n')
+			*q++ = *p;
+	snprintf(q, slen + 1 - (size_t)(q - one), "\n%s", p);
+	for (i = 0; i < 3; i++) {
+		const char *forms[] = {stored, crlf, one};
+
+		ck_assert_uint_eq(crypto_spki_pem_body(forms[i],
+						       strlen(forms[i]), out,
+						       sizeof(out)),
+				  len);
+		ck_assert_mem_eq(out, der, len);
+	}
+	ck_assert_uint_eq(
+		crypto_spki_pem_body(stored, slen - 1, out, sizeof(out)), len);
+	/* another label, a header line, text before it: not taken */
+	ck_assert_uint_eq(crypto_spki_pem_body(device_pkcs1_pub_pem,
+					       strlen(device_pkcs1_pub_pem),
+					       out, sizeof(out)),
+			  0);
+	snprintf(pem, sizeof(pem), "%sProc-Type: 4,ENCRYPTED\n%s", head,
+		 stored + strlen(head));
+	ck_assert_uint_eq(
+		crypto_spki_pem_body(pem, strlen(pem), out, sizeof(out)), 0);
+	snprintf(pem, sizeof(pem), "key:\n%s", stored);
+	ck_assert_uint_eq(
+		crypto_spki_pem_body(pem, strlen(pem), out, sizeof(out)), 0);
+	free(crlf);
+	free(one);
+	free((char *)stored);
+}
+END_TEST
+
+/* PEM to DER on mutants of the stored form: whatever the base64-only way
+ * takes, the generic parse takes too and gives the same DER, and what
+ * the generic parse refuses is refused. */
+static void
+pem_mutant(const uint8_t *buf, size_t len, void *arg)
+{
+	uint8_t der[CRYPTO_PUB_DER_MAX], der2[CRYPTO_PUB_DER_MAX];
+	size_t n = 0, n2 = 0;
+	struct crypto_key *k = NULL;
+	int r = crypto_pubkey_pem_to_der((const char *)buf, len, der,
+					 sizeof(der), &n);
+	int g = crypto_pubkey_parse(buf, len, &k);
+
+	if (g == 0)
+		g = crypto_key_public_der(k, der2, sizeof(der2), &n2);
+	crypto_key_free(k);
+	ck_assert_int_eq(r, g);
+	ck_assert_uint_eq(n, n2);
+	if (r == 0)
+		ck_assert_mem_eq(der, der2, n);
+	(*(unsigned *)arg)++;
+}
+
+START_TEST(test_crypto_pubkey_pem_to_der_mutants)
+{
+	unsigned n = 0;
+	size_t len = 0;
+	uint8_t *stored = vec_read("device_pub.pem", &len);
+
+	mutate_run(stored, len, 0x9e3, 2000, pem_mutant, &n);
+	ck_assert_uint_eq(n, 2000 + len);
+	free(stored);
+}
+END_TEST
+
 START_TEST(test_crypto_key_public_eq_cases)
 {
 	ck_assert(crypto_key_public_eq(device, device_pub));
@@ -675,6 +806,8 @@ crypto_key_suite(void)
 	tcase_add_test(tc, test_crypto_pubkey_parse_mutants);
 	tcase_add_test(tc, test_crypto_pubkey_der_pem_roundtrip);
 	tcase_add_test(tc, test_crypto_pubkey_pem_to_der_forms);
+	tcase_add_test(tc, test_crypto_spki_pem_body_forms);
+	tcase_add_test(tc, test_crypto_pubkey_pem_to_der_mutants);
 	tcase_add_test(tc, test_crypto_key_public_eq_cases);
 	tcase_add_test(tc, test_crypto_key_dup_shares);
 	tcase_add_test(tc, test_crypto_key_generate_sizes);
