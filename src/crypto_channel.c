@@ -58,18 +58,19 @@ crypto_ecb_fetch(void)
 	ERR_clear_error();
 }
 
-/* A new ECB decryption context without padding, keyed with key (or not
-   yet, if NULL); NULL if it cannot be made (OpenSSL's errors left for
-   the caller). Both kinds of ECB context below are made here. */
+/* A new ECB context without padding, to encrypt (enc 1) or decrypt,
+   keyed with key (or not yet, if NULL); NULL if it cannot be made
+   (OpenSSL's errors left for the caller). Every ECB context below is
+   made here. */
 static EVP_CIPHER_CTX *
-ecb_new(const uint8_t *key)
+ecb_new(const uint8_t *key, int enc)
 {
 	EVP_CIPHER_CTX *ctx;
 
 	pthread_once(&ecb_once, crypto_ecb_fetch);
 	if (ecb_fetched == NULL || (ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return NULL;
-	if (EVP_CipherInit_ex2(ctx, ecb_fetched, key, NULL, 0, NULL) != 1 ||
+	if (EVP_CipherInit_ex2(ctx, ecb_fetched, key, NULL, enc, NULL) != 1 ||
 	    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
 		EVP_CIPHER_CTX_free(ctx);
 		return NULL;
@@ -126,7 +127,7 @@ channel_ecb(struct crypto_channel *ch)
 	}
 	if (++ch->rx_n < CRYPTO_BUSY_PER_S)
 		return NULL;
-	if ((ctx = ecb_new(ch->key)) == NULL) {
+	if ((ctx = ecb_new(ch->key, 0)) == NULL) {
 		crypto_drain(LOG_LEVEL_ERR, "could not key a channel context");
 		ch->may_cache = false; /* do not retry per message */
 		return NULL;
@@ -143,8 +144,8 @@ crypto_channel_sealed_len(size_t len)
 
 /*
  * Cipher contexts per thread (one to seal, two to open), made once and
- * re-keyed per message (EVP_*Init_ex2 with a NULL cipher keeps the
- * provider context):
+ * keyed per message where the key changes (EVP_*Init_ex2 with a NULL
+ * cipher keeps the provider context):
  * no allocation, no provider lookup and no locks on the message path
  * (perf showed the per-message context setup as a third of cinderd's CPU
  * on publish -> SSE). Every call keys a context for its own session (the
@@ -173,44 +174,49 @@ crypto_aes_ctx(int open)
 	return ctx;
 }
 
-/* The key the thread's ECB context holds, if ecb_tl_keyed. */
-static __thread uint8_t ecb_tl_key[CRYPTO_AES_KEY_LEN];
-static __thread bool ecb_tl_keyed;
+/* The key each of the thread's contexts holds, if ecb_tl_keyed (the
+   ECB ones only: AES_TL_SEAL and AES_TL_OPEN_ECB). */
+static __thread uint8_t ecb_tl_key[3][CRYPTO_AES_KEY_LEN];
+static __thread bool ecb_tl_keyed[3];
 
 /*
- * The thread's ECB decryption context, keyed for this message; CBC is
- * then done by hand, as on a busy channel's own context. Keying it takes
- * the key alone: an IV given to EVP_DecryptInit_ex2 makes OpenSSL 3.0
- * ask the provider for the IV's length on every call, a parameter walk
- * of ~550 instructions, a third of the keying (callgrind of bench/run's
- * B4 calls to 1,000 devices that are not busy). A context that already
- * holds the key is not keyed again (~1,400 instructions): a device's
- * messages often come in one read, as a call's ACK and answer do.
+ * The thread's ECB context to encrypt (which: AES_TL_SEAL) or decrypt
+ * (AES_TL_OPEN_ECB), keyed for this message; CBC is then done by hand,
+ * as on a busy channel's own context. Keying it takes the key alone: an
+ * IV given to EVP_*Init_ex2 makes OpenSSL 3.0 ask the provider for the
+ * IV's length on every call, a parameter walk of ~550 instructions, a
+ * third of the keying (callgrind of bench/run's B4 calls to 1,000
+ * devices that are not busy). A context that already holds the key is
+ * not keyed again (~1,400 instructions): a device's messages often come
+ * in one read, as a call's ACK and answer do, and the answers to one
+ * read go out together (a handshake's post-Hello burst).
  */
 static EVP_CIPHER_CTX *
-thread_ecb(const uint8_t key[CRYPTO_AES_KEY_LEN])
+thread_ecb(const uint8_t key[CRYPTO_AES_KEY_LEN], int which)
 {
-	EVP_CIPHER_CTX *ctx = aes_tl_ctx[AES_TL_OPEN_ECB];
+	EVP_CIPHER_CTX *ctx = aes_tl_ctx[which];
+	int enc = which == AES_TL_SEAL;
 
 	if (ctx == NULL) {
-		if ((ctx = ecb_new(NULL)) == NULL) {
+		if ((ctx = ecb_new(NULL, enc)) == NULL) {
 			ERR_clear_error();
 			return NULL;
 		}
-		aes_tl_ctx[AES_TL_OPEN_ECB] = ctx;
+		aes_tl_ctx[which] = ctx;
 	}
-	if (ecb_tl_keyed &&
-	    CRYPTO_memcmp(ecb_tl_key, key, CRYPTO_AES_KEY_LEN) == 0)
+	if (ecb_tl_keyed[which] &&
+	    CRYPTO_memcmp(ecb_tl_key[which], key, CRYPTO_AES_KEY_LEN) == 0)
 		return ctx;
-	ecb_tl_keyed = false;
-	if (EVP_DecryptInit_ex2(ctx, NULL, key, NULL, NULL) != 1) {
+	ecb_tl_keyed[which] = false;
+	if (EVP_CipherInit_ex2(ctx, NULL, key, NULL, enc, NULL) != 1) {
 		crypto_drain(LOG_LEVEL_ERR,
-			     "could not key a decryption context");
-		crypto_aes_ctx_drop(AES_TL_OPEN_ECB);
+			     enc ? "could not key an encryption context"
+				 : "could not key a decryption context");
+		crypto_aes_ctx_drop(which);
 		return NULL;
 	}
-	memcpy(ecb_tl_key, key, CRYPTO_AES_KEY_LEN);
-	ecb_tl_keyed = true;
+	memcpy(ecb_tl_key[which], key, CRYPTO_AES_KEY_LEN);
+	ecb_tl_keyed[which] = true;
 	return ctx;
 }
 
@@ -219,47 +225,8 @@ crypto_aes_ctx_drop(int which)
 {
 	EVP_CIPHER_CTX_free(aes_tl_ctx[which]);
 	aes_tl_ctx[which] = NULL;
-	if (which == AES_TL_OPEN_ECB) {
-		OPENSSL_cleanse(ecb_tl_key, sizeof(ecb_tl_key));
-		ecb_tl_keyed = false;
-	}
-}
-
-int
-crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in, size_t len,
-		    uint8_t *out, size_t cap, size_t *out_len)
-{
-	EVP_CIPHER_CTX *ctx = NULL;
-	size_t need;
-	int n1 = 0, n2 = 0, r = CINDER_ERR_INTERNAL;
-
-	if (out_len != NULL)
-		*out_len = 0;
-	if (ch == NULL || (in == NULL && len != 0) || out == NULL ||
-	    out_len == NULL)
-		return CINDER_ERR_INVAL;
-	if (len > INT_MAX - CRYPTO_AES_BLOCK)
-		return CINDER_ERR_TOO_BIG;
-	need = crypto_channel_sealed_len(len);
-	if (cap < need)
-		return CINDER_ERR_TOO_BIG;
-	if ((ctx = crypto_aes_ctx(AES_TL_SEAL)) == NULL ||
-	    EVP_EncryptInit_ex2(ctx, NULL, ch->key, ch->send_iv, NULL) != 1 ||
-	    EVP_EncryptUpdate(ctx, out, &n1, in, (int)len) != 1 ||
-	    EVP_EncryptFinal_ex(ctx, out + n1, &n2) != 1 ||
-	    (size_t)n1 + (size_t)n2 != need) {
-		crypto_drain(LOG_LEVEL_ERR, "could not encrypt message");
-		crypto_aes_ctx_drop(AES_TL_SEAL);
-		OPENSSL_cleanse(out, cap);
-		r = CINDER_ERR_CRYPTO;
-		goto out;
-	}
-	/* §1.4: the next IV is the FIRST ciphertext block, not the last. */
-	memcpy(ch->send_iv, out, CRYPTO_AES_BLOCK);
-	*out_len = need;
-	r = 0;
-out:
-	return r;
+	OPENSSL_cleanse(ecb_tl_key[which], sizeof(ecb_tl_key[which]));
+	ecb_tl_keyed[which] = false;
 }
 
 /* dst ^= src, one AES block, a word at a time (the byte loop was half
@@ -274,6 +241,54 @@ xor_block(uint8_t *dst, const uint8_t *src)
 	d[0] ^= s[0];
 	d[1] ^= s[1];
 	memcpy(dst, d, sizeof(d));
+}
+
+int
+crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in, size_t len,
+		    uint8_t *out, size_t cap, size_t *out_len)
+{
+	EVP_CIPHER_CTX *ctx;
+	const uint8_t *prev;
+	size_t need, b;
+	int n = 0;
+
+	if (out_len != NULL)
+		*out_len = 0;
+	if (ch == NULL || (in == NULL && len != 0) || out == NULL ||
+	    out_len == NULL)
+		return CINDER_ERR_INVAL;
+	if (len > INT_MAX - CRYPTO_AES_BLOCK)
+		return CINDER_ERR_TOO_BIG;
+	need = crypto_channel_sealed_len(len);
+	if (cap < need)
+		return CINDER_ERR_TOO_BIG;
+	/* CBC by hand on the thread's ECB context, a block at a time in
+	   place: C[i] = E(P[i] xor C[i-1]), the IV before C[0], PKCS#7
+	   padding. Keying with the IV was ~2,500 instructions a message
+	   (callgrind of B1's loop thread, four messages a handshake). */
+	if (len > 0)
+		memmove(out, in, len);
+	memset(out + len, (int)(need - len), need - len);
+	if ((ctx = thread_ecb(ch->key, AES_TL_SEAL)) == NULL)
+		goto fail;
+	for (b = 0, prev = ch->send_iv; b < need; b += CRYPTO_AES_BLOCK) {
+		xor_block(out + b, prev);
+		if (EVP_EncryptUpdate(ctx, out + b, &n, out + b,
+				      CRYPTO_AES_BLOCK) != 1 ||
+		    n != CRYPTO_AES_BLOCK) {
+			crypto_aes_ctx_drop(AES_TL_SEAL);
+			goto fail;
+		}
+		prev = out + b;
+	}
+	/* §1.4: the next IV is the FIRST ciphertext block, not the last. */
+	memcpy(ch->send_iv, out, CRYPTO_AES_BLOCK);
+	*out_len = need;
+	return 0;
+fail:
+	crypto_drain(LOG_LEVEL_ERR, "could not encrypt message");
+	OPENSSL_cleanse(out, cap);
+	return CINDER_ERR_CRYPTO;
 }
 
 int
@@ -297,7 +312,7 @@ crypto_channel_open(struct crypto_channel *ch, const uint8_t *in, size_t len,
 	/* Padding is checked below so that every pad byte is verified. */
 	if ((out + len <= in || in + len <= out) &&
 	    ((ctx = channel_ecb(ch)) != NULL ||
-	     (ctx = thread_ecb(ch->key)) != NULL)) {
+	     (ctx = thread_ecb(ch->key, AES_TL_OPEN_ECB)) != NULL)) {
 		/* CBC by hand on the keyed ECB context: P[i] = D(C[i]) xor
 		   C[i-1], with the IV before C[0]; on a busy channel's own
 		   context, no setup per message */
