@@ -148,10 +148,10 @@ crypto_channel_sealed_len(size_t len)
  * cipher keeps the provider context):
  * no allocation, no provider lookup and no locks on the message path
  * (perf showed the per-message context setup as a third of cinderd's CPU
- * on publish -> SSE). Every call keys a context for its own session (the
- * ECB one only when it holds another session's key) and gives its own
- * IV, so nothing carries over from one session to the next; a context
- * that failed is dropped and made again.
+ * on publish -> SSE). Every call keys a context for its own session (an
+ * ECB one only when it holds another session's key) and uses its own
+ * session's IV, so nothing carries over from one session to the next; a
+ * context that failed is dropped and made again.
  */
 static __thread EVP_CIPHER_CTX *aes_tl_ctx[3]; /* AES_TL_SEAL... */
 
@@ -265,7 +265,7 @@ crypto_channel_seal(struct crypto_channel *ch, const uint8_t *in, size_t len,
 	/* CBC by hand on the thread's ECB context, a block at a time in
 	   place: C[i] = E(P[i] xor C[i-1]), the IV before C[0], PKCS#7
 	   padding. Keying with the IV was ~2,500 instructions a message
-	   (callgrind of B1's loop thread, four messages a handshake). */
+	   (callgrind of B1's loop thread, five messages a handshake). */
 	if (len > 0)
 		memmove(out, in, len);
 	memset(out + len, (int)(need - len), need - len);
