@@ -155,22 +155,23 @@ crypto_channel_sealed_len(size_t len)
  */
 static __thread EVP_CIPHER_CTX *aes_tl_ctx[3]; /* AES_TL_SEAL... */
 
+/* The thread's CBC decryption context (no padding: the caller checks
+   it), for a message decrypted in place; keyed by the caller. */
 static EVP_CIPHER_CTX *
-crypto_aes_ctx(int open)
+cbc_open_ctx(void)
 {
-	EVP_CIPHER_CTX *ctx = aes_tl_ctx[open];
+	EVP_CIPHER_CTX *ctx = aes_tl_ctx[AES_TL_OPEN];
 
 	if (ctx != NULL)
 		return ctx;
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return NULL;
-	if (EVP_CipherInit_ex2(ctx, crypto_aes(), NULL, NULL, !open, NULL) !=
-		    1 ||
-	    EVP_CIPHER_CTX_set_padding(ctx, !open) != 1) {
+	if (EVP_CipherInit_ex2(ctx, crypto_aes(), NULL, NULL, 0, NULL) != 1 ||
+	    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
 		EVP_CIPHER_CTX_free(ctx);
 		return NULL;
 	}
-	aes_tl_ctx[open] = ctx;
+	aes_tl_ctx[AES_TL_OPEN] = ctx;
 	return ctx;
 }
 
@@ -332,7 +333,7 @@ crypto_channel_open(struct crypto_channel *ch, const uint8_t *in, size_t len,
 			xor_block(out + b, prev);
 			prev = in + b;
 		}
-	} else if ((ctx = crypto_aes_ctx(AES_TL_OPEN)) == NULL ||
+	} else if ((ctx = cbc_open_ctx()) == NULL ||
 		   EVP_DecryptInit_ex2(ctx, NULL, ch->key, ch->recv_iv, NULL) !=
 			   1 ||
 		   EVP_DecryptUpdate(ctx, out, &n1, in, (int)len) != 1 ||
