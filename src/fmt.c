@@ -22,6 +22,29 @@ fmt_hex(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+size_t
+fmt_json_str(char *p, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	p[n++] = '"';
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\' || ch < 0x20) {
+			memcpy(p + n, "\\u00", 4);
+			p[n + 4] = hex[ch >> 4];
+			p[n + 5] = hex[ch & 15];
+			n += 6;
+		} else {
+			p[n++] = (char)ch;
+		}
+	}
+	p[n++] = '"';
+	return n;
+}
+
 bool
 fmt_time_ms(uint64_t ms, char buf[FMT_TIME_LEN])
 {

@@ -102,6 +102,15 @@ fmt_ipv4(char *p, const unsigned char a[4])
    (out holds 2n + 1 bytes). */
 void fmt_hex(const uint8_t *in, size_t n, char *out);
 
+/* Room fmt_json_str() needs for a string of len bytes: every byte
+   escaped, and the quotes. */
+#define FMT_JSON_STR_MAX(len) (6 * (size_t)(len) + 2)
+
+/* s as a JSON string at p: quoted, with '"', '\\' and the control
+   bytes as \u00XX and every other byte as it is (no NUL written).
+   @return the bytes written, at most FMT_JSON_STR_MAX(strlen(s)) */
+size_t fmt_json_str(char *p, const char *s);
+
 /* Length of fmt_time_ms()'s text, "YYYY-MM-DDTHH:MM:SS.mmmZ", and NUL. */
 #define FMT_TIME_LEN 25
 

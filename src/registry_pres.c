@@ -15,7 +15,6 @@
  */
 #include "config.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,14 +234,21 @@ struct jbuf {
 	size_t cap; /* bytes allocated */
 };
 
+/* Room for n more bytes and the NUL. */
 static void
-jb_put(struct jbuf *b, const char *s, size_t n)
+jb_reserve(struct jbuf *b, size_t n)
 {
 	if (b->cap - b->len <= n) {
 		while (b->cap - b->len <= n)
 			b->cap = b->cap ? b->cap * 2 : 4096;
 		b->p = xreallocarray(b->p, b->cap, 1);
 	}
+}
+
+static void
+jb_put(struct jbuf *b, const char *s, size_t n)
+{
+	jb_reserve(b, n);
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
@@ -260,25 +266,14 @@ jb_key(struct jbuf *b, const char *k)
 static void
 jb_str(struct jbuf *b, const char *k, const char *v)
 {
-	char esc[8];
-	const char *run;
-
 	jb_key(b, k);
 	if (v == NULL) {
 		jb_put(b, "null", 4);
 		return;
 	}
-	jb_put(b, "\"", 1);
-	for (run = v; *v != '\0'; v++) {
-		if (*v != '"' && *v != '\\' && (unsigned char)*v >= 0x20)
-			continue;
-		jb_put(b, run, (size_t)(v - run));
-		snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)*v);
-		jb_put(b, esc, 6);
-		run = v + 1;
-	}
-	jb_put(b, run, (size_t)(v - run));
-	jb_put(b, "\"", 1);
+	jb_reserve(b, FMT_JSON_STR_MAX(strlen(v)));
+	b->len += fmt_json_str(b->p + b->len, v);
+	b->p[b->len] = '\0';
 }
 
 /* A JSON value of ours (a number, true or false), or null. */

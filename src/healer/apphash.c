@@ -329,32 +329,6 @@ batch_done(int r, const struct store_result *res, void *arg)
 	q_free(q);
 }
 
-/* A string as JSON at p, quoted, escaped where JSON needs it (ids are
-   hex, but not checked here; at most 6 bytes a byte and 2).
-   @return the bytes written */
-static size_t
-json_str(char *p, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-
-	p[n++] = '"';
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\' || ch < 0x20) {
-			memcpy(p + n, "\\u00", 4);
-			p[n + 4] = hex[ch >> 4];
-			p[n + 5] = hex[ch & 0xf];
-			n += 6;
-		} else {
-			p[n++] = (char)ch;
-		}
-	}
-	p[n++] = '"';
-	return n;
-}
-
 void
 apphash_flush(struct apphash *a)
 {
@@ -373,7 +347,7 @@ apphash_flush(struct apphash *a)
 	   device (callgrind of B1's loop thread) */
 	for (i = 0; i < q->n; i++)
 		len += sizeof(",{\"n\":,\"id\":,\"h\":\"\"}") + FMT_INT_MAX +
-		       6 * strlen(q->items[i].device_id) + 2 +
+		       FMT_JSON_STR_MAX(strlen(q->items[i].device_id)) +
 		       strlen(q->items[i].hash);
 	json = xmalloc(len + 1);
 	len = 0;
@@ -386,7 +360,8 @@ apphash_flush(struct apphash *a)
 		len += fmt_u64(json + len, i);
 		memcpy(json + len, ",\"id\":", 6);
 		len += 6;
-		len += json_str(json + len, q->items[i].device_id);
+		/* ids are hex, but not checked here */
+		len += fmt_json_str(json + len, q->items[i].device_id);
 		memcpy(json + len, ",\"h\":\"", 6);
 		len += 6;
 		memcpy(json + len, q->items[i].hash, strlen(q->items[i].hash));

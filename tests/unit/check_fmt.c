@@ -206,6 +206,36 @@ START_TEST(test_fmt_hex)
 }
 END_TEST
 
+START_TEST(test_fmt_json_str)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{"", "\"\""},
+		{"0a1b", "\"0a1b\""},
+		{"a\"b\\c", "\"a\\u0022b\\u005cc\""},
+		{"\x01\n\x1f ~", "\"\\u0001\\u000a\\u001f ~\""},
+		{"\xc3\xa9\x7f",
+		 "\"\xc3\xa9\x7f\""}, /* UTF-8 and DEL as they are */
+	};
+	char got[64], all[11];
+	size_t i, n;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(got, 'x', sizeof(got));
+		n = fmt_json_str(got, cases[i].in);
+		ck_assert_uint_eq(n, strlen(cases[i].want));
+		ck_assert_mem_eq(got, cases[i].want, n);
+		ck_assert_int_eq(got[n], 'x'); /* no NUL */
+	}
+	/* every byte escaped: exactly the room FMT_JSON_STR_MAX says */
+	memset(all, '\x02', 10);
+	all[10] = '\0';
+	ck_assert_uint_le(FMT_JSON_STR_MAX(10), sizeof(got));
+	ck_assert_uint_eq(fmt_json_str(got, all), FMT_JSON_STR_MAX(10));
+}
+END_TEST
+
 static Suite *
 fmt_suite(void)
 {
@@ -217,6 +247,7 @@ fmt_suite(void)
 	tcase_add_test(tc, test_fmt_time);
 	tcase_add_test(tc, test_fmt_ipv4);
 	tcase_add_test(tc, test_fmt_hex);
+	tcase_add_test(tc, test_fmt_json_str);
 	suite_add_tcase(s, tc);
 	return s;
 }
