@@ -641,31 +641,17 @@ crypto_spki_der_rsa(const uint8_t *buf, size_t len, int *bits)
 }
 
 /*
- * The same for the PEM the database holds (the first handshake of every
- * device after a start parses it): PEM_read_bio only undoes the base64,
- * the DER goes the hand-read way. NULL sends it the generic way.
+ * The same for "PUBLIC KEY" PEM of the usual form (the API's and the
+ * CLI's keys, a stored key read back): crypto_spki_pem_body() undoes the
+ * base64, the DER goes the hand-read way. NULL sends it the generic way.
  */
 static EVP_PKEY *
 crypto_spki_pem_rsa(const void *buf, size_t len, int *bits)
 {
-	BIO *bio;
-	char *name = NULL, *header = NULL;
-	unsigned char *der = NULL;
-	long dlen = 0;
-	EVP_PKEY *pkey = NULL;
+	uint8_t der[CRYPTO_PUB_DER_MAX];
+	size_t dlen = crypto_spki_pem_body(buf, len, der, sizeof(der));
 
-	if (len > INT_MAX || (bio = BIO_new_mem_buf(buf, (int)len)) == NULL)
-		return NULL;
-	ERR_set_mark();
-	if (PEM_read_bio(bio, &name, &header, &der, &dlen) == 1 &&
-	    strcmp(name, "PUBLIC KEY") == 0 && header[0] == '\0' && dlen > 0)
-		pkey = crypto_spki_der_rsa(der, (size_t)dlen, bits);
-	ERR_pop_to_mark(); /* a miss is not an error */
-	OPENSSL_free(name);
-	OPENSSL_free(header);
-	OPENSSL_free(der);
-	BIO_free(bio);
-	return pkey;
+	return dlen == 0 ? NULL : crypto_spki_der_rsa(der, dlen, bits);
 }
 
 /* Fast path: an RSA SubjectPublicKeyInfo in DER or "PUBLIC KEY" PEM. */
