@@ -425,6 +425,33 @@ def proc_cpu_s(pid):
     return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid):
+    """CPU seconds of pid, its live children and the children it has
+    reaped (utime + stime + cutime + cstime from /proc, in clock ticks):
+    a postmaster's, with its backends and background workers. Raises
+    OSError when pid is gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def one(p, reaped):
+        with open("/proc/%d/stat" % p) as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        v = int(rest[11]) + int(rest[12])
+        return v + (int(rest[13]) + int(rest[14]) if reaped else 0)
+
+    total = one(pid, True)
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            kids = [int(k) for k in f.read().split()]
+    except OSError:
+        kids = []
+    for k in kids:
+        try:
+            total += one(k, True)
+        except OSError:
+            pass  # ended between the list and its read
+    return total / tick
+
+
 def wrapped_pid(top, exe):
     """The process running exe in top's process tree (top itself when it
     runs exe, or when none is found: a tool that does not fork)."""
