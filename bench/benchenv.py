@@ -426,30 +426,23 @@ def proc_cpu_s(pid):
 
 
 def tree_cpu_s(pid):
-    """CPU seconds of pid, its live children and the children it has
-    reaped (utime + stime + cutime + cstime from /proc, in clock ticks):
-    a postmaster's, with its backends and background workers. Raises
-    OSError when pid is gone."""
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def one(p, reaped):
-        with open("/proc/%d/stat" % p) as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-        v = int(rest[11]) + int(rest[12])
-        return v + (int(rest[13]) + int(rest[14]) if reaped else 0)
-
-    total = one(pid, True)
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            kids = [int(k) for k in f.read().split()]
-    except OSError:
-        kids = []
+    """CPU seconds of a process tree one level deep, as cinder-loadgen's
+    tree_cpu() (bench/loadgen_proc.c) reads it: pid (a postmaster) with
+    the children it has reaped (utime + stime + cutime + cstime), and
+    its children as they run now (proc_cpu_s()). Raises OSError when pid
+    or its list of children cannot be read."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    total = (sum(int(v) for v in rest[11:15]) /
+             os.sysconf("SC_CLK_TCK"))
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        kids = [int(k) for k in f.read().split()]
     for k in kids:
         try:
-            total += one(k, True)
+            total += proc_cpu_s(k)
         except OSError:
             pass  # ended between the list and its read
-    return total / tick
+    return total
 
 
 def wrapped_pid(top, exe):
