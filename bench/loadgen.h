@@ -30,6 +30,7 @@ enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
 #define EVENT_NAME "bench"
 #define EVENT_SIZE 64
 #define IOBUF 65536
+#define TICK_US 200000u /* the device timers' tick (loop_turn) */
 /* ota mode: the devices' shared flash area (loadgen_ota.c) */
 #define OTA_FLASH (256u * 1024u)
 
@@ -108,6 +109,10 @@ struct lg {
 	 * reaches this (0: at the next tick; UINT64_MAX: never); due_min:
 	 * at most the least of them (see dev_sched) */
 	uint64_t *due, due_min;
+	/* the last tick: the devices it stepped for their timers (a
+	 * keep-alive ping or its answer's time-out due); ticks so far */
+	size_t tick_timed;
+	uint64_t ticks;
 	size_t targets; /* http: calls to the first N devices (0: all) */
 	size_t ready, active;
 	struct hc *http, *sse;
