@@ -303,7 +303,10 @@ devs_due(struct lg *g, uint64_t now)
  * pings started evenly spread, the busiest ticks grew from 165 to 254
  * pings in 16 minutes (docs/benchmarks-log.md). On the grid, the devices
  * one tick pings are due again at one later tick together, never with
- * another tick's.
+ * another tick's. A grid of exactly 200 ms put a tick on every 20th of
+ * the soak's events (one each 10 ms from the same start), each then
+ * waiting behind the tick's pings, and doubled the soak's p99: hence
+ * TICK_US's odd length.
  */
 void
 loop_turn(struct lg *g, int timeout, uint64_t *last_tick)

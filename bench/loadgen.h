@@ -30,7 +30,10 @@ enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
 #define EVENT_NAME "bench"
 #define EVENT_SIZE 64
 #define IOBUF 65536
-#define TICK_US 200000u /* the device timers' tick (loop_turn) */
+/* the device timers' tick (loop_turn): about 200 ms, but no whole number
+ * of ms, so that a rate's send times (10 ms apart at 100/s) do not keep
+ * one place against the ticks and their bursts of pings */
+#define TICK_US 199937u
 /* ota mode: the devices' shared flash area (loadgen_ota.c) */
 #define OTA_FLASH (256u * 1024u)
 

@@ -292,11 +292,12 @@ calls_idle(struct lg *g)
  * calls and the churn move one device at a time to a moment of its own,
  * so over the first quarter hour (every device called once: 1,000 s at
  * 10 calls/s and 10,000 devices) the bursts thin and the ticks between
- * them fill, and the events' p99 moved with them (docs/benchmarks-log.md). A
- * fleet's devices ping at moments of their own, and the windows must be alike
- * to be compared: so before measuring, each connected device sends one ping at
- * its own moment, evenly over one keep-alive period; its answer sets when the
- * next falls due.
+ * them fill, and the events' p99 moved with them
+ * (docs/benchmarks-log.md). A fleet's devices ping at moments of their
+ * own, and the windows must be alike to be compared: so before
+ * measuring, each connected device sends one ping at its own moment,
+ * evenly over one keep-alive period; its answer sets when the next
+ * falls due.
  */
 static void
 pings_spread(struct lg *g)
