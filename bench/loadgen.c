@@ -119,12 +119,19 @@ lat_add(struct lat *l, uint64_t us)
 	l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
-int
+static int
 cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+void
+lat_sort(struct lat *l)
+{
+	if (l->n > 0)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_u32);
 }
 
 double
@@ -1056,12 +1063,9 @@ main(int argc, char **argv)
 		for (j = 0; j < pws->ndev; j++)
 			pws->ping_lost += pws->devs[j].ping_out;
 		ping_by_s = ping_seconds_json(pws); /* before the sort */
-		if (pws->lat.n > 0)
-			qsort(pws->lat.v, pws->lat.n, sizeof(*pws->lat.v),
-			      cmp_u32);
+		lat_sort(&pws->lat);
 	}
-	if (g.lat.n > 0)
-		qsort(g.lat.v, g.lat.n, sizeof(*g.lat.v), cmp_u32);
+	lat_sort(&g.lat);
 	{
 		double el = (double)(t_end - t_begin) / 1e6;
 		uint64_t recv = g.sse_got + g.mq_got;

@@ -202,8 +202,9 @@ void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 uint64_t now_us(void);
 uint32_t p_millis(void *ctx);
 void lat_add(struct lat *l, uint64_t us);
-int cmp_u32(const void *a, const void *b);
 double lat_pct(const struct lat *l, double p);
+/* sort l's values, as lat_pct needs */
+void lat_sort(struct lat *l);
 void ep_set(struct lg *g, int fd, uint32_t mask, void *ptr, int op);
 /* A blocking connect (clients of the HTTP API and MQTT), then
  * non-blocking with Nagle off; dies on failure */

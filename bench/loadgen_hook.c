@@ -159,7 +159,7 @@ stats_write(struct lg *g, const char *path)
 		if ((s.v = malloc(s.n * sizeof(*s.v))) == NULL)
 			die("out of memory");
 		memcpy(s.v, g->lat.v, s.n * sizeof(*s.v));
-		qsort(s.v, s.n, sizeof(*s.v), cmp_u32);
+		lat_sort(&s);
 	}
 	if ((f = fopen(tmp, "w")) == NULL)
 		die("%s: %s", tmp, strerror(errno));

@@ -212,13 +212,6 @@ count_pct(const struct lat *l, double p)
 }
 
 static void
-lat_sort(struct lat *l)
-{
-	if (l->n > 0)
-		qsort(l->v, l->n, sizeof(*l->v), cmp_u32);
-}
-
-static void
 win_print(struct lg *g, struct soak *s, size_t k)
 {
 	struct win *w = &s->w[k];

@@ -324,8 +324,7 @@ ping_seconds_json(const struct lg *p)
 		for (i = 0; i < p->ping_when.n; i++)
 			if (p->ping_when.v[i] / 1000u == k)
 				lat_add(&sec, p->lat.v[i]);
-		if (sec.n > 0)
-			qsort(sec.v, sec.n, sizeof(*sec.v), cmp_u32);
+		lat_sort(&sec);
 		fprintf(f, "%s%.1f", k ? "," : "", lat_pct(&sec, 0.99));
 	}
 	fprintf(f, "],");
