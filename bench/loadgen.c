@@ -304,16 +304,15 @@ devs_due(struct lg *g, uint64_t now)
  * One turn of the loop: wait up to timeout ms, handle what came, run the
  * device timers that are due every TICK_US. The ticks keep to a grid
  * from the first *last_tick, and a tick steps the devices due by its
- * grid time, not by when the loop came to it. Ticks that each restarted
- * from the moment they ran drifted by a little each, so the keep-alive
- * pings of devices a tick apart came to share a tick: in a soak whose
- * pings started evenly spread, the busiest ticks grew from 165 to 254
- * pings in 16 minutes (docs/benchmarks-log.md). On the grid, the devices
- * one tick pings are due again at one later tick together, never with
- * another tick's. A grid of exactly 200 ms put a tick on every 20th of
- * the soak's events (one each 10 ms from the same start), each then
- * waiting behind the tick's pings, and doubled the soak's p99: hence
- * TICK_US's odd length.
+ * grid time, not by when the loop came to it, so their period is TICK_US
+ * exactly. (They used to restart from whenever the loop came to them,
+ * 1-2 ms late, which made the period a little longer and its length
+ * depend on the load. The grid was made on a wrong guess that this drift
+ * bunched the soak's pings; it did not, see pings_spread(), but it makes
+ * the tick's period exact.) A grid of exactly 200 ms put a tick on every
+ * 20th of the soak's events (one each 10 ms from the same start), each
+ * then waiting behind the tick's pings, and doubled the soak's p99:
+ * hence TICK_US's odd length.
  */
 void
 loop_turn(struct lg *g, int timeout, uint64_t *last_tick)

@@ -278,39 +278,84 @@ calls_idle(struct lg *g)
 	return true;
 }
 
+/* Greatest common divisor, for spread_stride(). */
+static size_t
+gcd(size_t a, size_t b)
+{
+	while (b != 0) {
+		size_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* A step through n devices, prime to n, near n times the golden ratio's
+ * fraction: devices 0, 1, 2, ... at moments 0, k, 2k, ... (mod n) land
+ * far apart from one another whatever their number. */
+static size_t
+spread_stride(size_t n)
+{
+	size_t k = (size_t)((double)n * 0.6180339887);
+
+	while (k > 1 && gcd(k, n) != 1)
+		k--;
+	return k > 0 ? k : 1;
+}
+
 /*
  * Devices that connected in one storm have heard from the server last at
  * about the same moment, so their keep-alive pings fall due together
- * every 15 s: a few ticks a period with thousands of pings each. The
- * calls and the churn move one device at a time to a moment of its own,
- * so over the first quarter hour (every device called once: 1,000 s at
- * 10 calls/s and 10,000 devices) the bursts thin and the ticks between
- * them fill, and the events' p99 moved with them
- * (docs/benchmarks-log.md). A fleet's devices ping at moments of their
- * own, and the windows must be alike to be compared: so before
- * measuring, each connected device sends one ping at its own moment,
- * evenly over one keep-alive period; its answer sets when the next
- * falls due.
+ * every 15 s: a few ticks a period with thousands of pings each. A
+ * fleet's devices ping at moments of their own, and the windows must be
+ * alike to be compared: so before measuring, each connected device
+ * sends one ping at its own moment, evenly over one keep-alive period;
+ * its answer sets when its next falls due.
+ *
+ * The moments do not follow the devices' order. The calls go round the
+ * devices in that order (10 a second: each device once in 1,000 s), and
+ * a call moves its device's pings to the moment of the call. Spread in
+ * order, the first devices called were those whose pings came first in
+ * the period: the calls emptied one stretch of the period after another
+ * while the ticks elsewhere kept their spread devices and gained called
+ * ones, and the busiest ticks grew from ~165 to ~260 pings until every
+ * device had been called (docs/benchmarks-log.md). With moment (j * k)
+ * mod n for device j, the devices called in any stretch of time are
+ * spread over the whole period, and the ticks stay even.
+ *
+ * The ticks of the spread go on into the measured run (*tick is the
+ * soak's): a grid started afresh there would step, at its first tick,
+ * every device due since the spread's last, up to two ticks' worth, and
+ * those would ping together from then on.
  */
 static void
-pings_spread(struct lg *g)
+pings_spread(struct lg *g, uint64_t *tick)
 {
 	const uint64_t span = FW_DEVICE_PING_AFTER * 1000ull;
-	uint64_t t0 = now_us(), tick = t0, now;
-	size_t j = 0;
+	uint64_t t0 = now_us(), now;
+	size_t *order, k = spread_stride(g->ndev), j;
 
+	*tick = t0;
+	if (g->ndev == 0)
+		return;
+	if ((order = malloc(g->ndev * sizeof(*order))) == NULL)
+		die("out of memory");
+	for (j = 0; j < g->ndev; j++)
+		order[j * k % g->ndev] = j;
+	j = 0;
 	while (!g_stop && j < g->ndev) {
-		loop_turn(g, 1, &tick);
+		loop_turn(g, 1, tick);
 		now = now_us();
 		while (j < g->ndev && now >= t0 + span * j / g->ndev) {
-			struct dev *d = &g->devs[j++];
+			struct dev *d = &g->devs[order[j++]];
 			if (d->active && fw_device_is_ready(&d->app.dev) &&
 			    fw_device_ping(&d->app.dev, p_millis(NULL)) == 0)
 				dev_step(g, d);
 		}
 	}
+	free(order);
 	while (!g_stop && now_us() < t0 + span + 1000000u) /* answers */
-		loop_turn(g, 1, &tick);
+		loop_turn(g, 1, tick);
 }
 
 int
@@ -352,10 +397,10 @@ soak_main(struct lg *g, const struct soak_opts *o)
 	g->on_event = on_event;
 	g->on_answer = on_answer;
 
-	pings_spread(g);
+	pings_spread(g, &tick);
 	printf("# measuring\n");
 	fflush(stdout);
-	s.t_begin = tick = now_us();
+	s.t_begin = now_us();
 	ticks = g->ticks;
 	t_end = s.t_begin + (uint64_t)(o->seconds * 1e6);
 	g->sent = g->busy = g->handshakes = g->hs_failed = 0;
