@@ -302,32 +302,29 @@ devs_due(struct lg *g, uint64_t now)
 
 /*
  * One turn of the loop: wait up to timeout ms, handle what came, run the
- * device timers that are due every TICK_US. The ticks keep to a grid
- * from the first *last_tick, and a tick steps the devices due by its
- * grid time, not by when the loop came to it, so their period is TICK_US
- * exactly. (They used to restart from whenever the loop came to them,
- * 1-2 ms late, which made the period a little longer and its length
- * depend on the load. The grid was made on a wrong guess that this drift
- * bunched the soak's pings; it did not, see pings_spread(), but it makes
- * the tick's period exact.) A grid of exactly 200 ms put a tick on every
- * 20th of the soak's events (one each 10 ms from the same start), each
- * then waiting behind the tick's pings, and doubled the soak's p99:
- * hence TICK_US's odd length.
+ * device timers that are due every g->tick_us (TICK_US unless set; the
+ * soak's is SOAK_TICK_US). The ticks keep to a grid from the first
+ * *last_tick, and a tick steps the devices due by its grid time, not by
+ * when the loop came to it, so their period is exact and does not
+ * depend on the load. A period of a whole number of ms keeps a tick on
+ * the same sends of a paced rate (exactly 200 ms against the soak's
+ * events, one each 10 ms, put one in 20 behind the tick's pings and
+ * doubled their p99): hence the periods' odd lengths.
  */
 void
 loop_turn(struct lg *g, int timeout, uint64_t *last_tick)
 {
 	struct epoll_event evs[256];
-	uint64_t now;
+	uint64_t now, period = g->tick_us > 0 ? g->tick_us : TICK_US;
 	int n, i;
 
 	n = epoll_wait(g->ep, evs, 256, timeout);
 	for (i = 0; i < n; i++)
 		dispatch(g, &evs[i]);
 	now = now_us();
-	if (now - *last_tick >= TICK_US) { /* device timers */
+	if (now - *last_tick >= period) { /* device timers */
 		long rss;
-		*last_tick += (now - *last_tick) / TICK_US * TICK_US;
+		*last_tick += (now - *last_tick) / period * period;
 		if (g->image != NULL && g->measuring &&
 		    (rss = proc_rss_kb(g->pid)) > g->rss_peak)
 			g->rss_peak = rss;

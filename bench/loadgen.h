@@ -34,6 +34,12 @@ enum mq_role { MQ_PUB, MQ_SUB, MQ_IDLE };
  * of ms, so that a rate's send times (10 ms apart at 100/s) do not keep
  * one place against the ticks and their bursts of pings */
 #define TICK_US 199937u
+/* soak mode's tick (lg.tick_us), the same for every rate and count: a
+ * 10,000-device fleet's keep-alive pings, ~667 a second, in steps of
+ * ~7 and not bursts of ~130 that a call or event sent behind one waits
+ * for; and again no whole number of ms (neither 10 ms events nor 100 ms
+ * calls keep a place against it) */
+#define SOAK_TICK_US 9937u
 /* ota mode: the devices' shared flash area (loadgen_ota.c) */
 #define OTA_FLASH (256u * 1024u)
 
@@ -116,7 +122,8 @@ struct lg {
 	 * keep-alive ping or its answer's time-out due); ticks so far */
 	size_t tick_timed;
 	uint64_t ticks;
-	size_t targets; /* http: calls to the first N devices (0: all) */
+	uint64_t tick_us; /* the ticks' period (0: TICK_US) */
+	size_t targets;	  /* http: calls to the first N devices (0: all) */
 	size_t ready, active;
 	struct hc *http, *sse;
 	size_t nhttp, nsse;

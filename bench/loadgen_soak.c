@@ -13,7 +13,7 @@
  *     (pings_spread).
  * Every --window seconds of the run gets one JSON line on stdout: what
  * was sent in it and what of that arrived, with p50/p99 of each, and how
- * many keep-alive pings the 200 ms ticks sent (p50/p99/max), once
+ * many keep-alive pings the ~10 ms ticks sent (p50/p99/max), once
  * the window is GRACE past its end (a later arrival counts as lost, and
  * as late in the totals). A last line ("end") has the totals.
  */
@@ -319,9 +319,10 @@ spread_stride(size_t n)
  * the period: the calls emptied one stretch of the period after another
  * while the ticks elsewhere kept their spread devices and gained called
  * ones, and the busiest ticks grew from ~165 to ~260 pings until every
- * device had been called (docs/benchmarks-log.md). With moment (j * k)
- * mod n for device j, the devices called in any stretch of time are
- * spread over the whole period, and the ticks stay even.
+ * device had been called (with the 200 ms tick of then;
+ * docs/benchmarks-log.md). With moment (j * k) mod n for device j, the
+ * devices called in any stretch of time are spread over the whole
+ * period, and the ticks stay even.
  *
  * The ticks of the spread go on into the measured run (*tick is the
  * soak's): a grid started afresh there would step, at its first tick,
@@ -382,6 +383,7 @@ soak_main(struct lg *g, const struct soak_opts *o)
 	g->method = "POST";
 	g->body = "arg=soak";
 	g->paced = true;
+	g->tick_us = SOAK_TICK_US;
 	g->measuring = true; /* handshakes and drops are counted */
 
 	if ((g->sse = calloc(o->streams, sizeof(*g->sse))) == NULL)
